@@ -1,1 +1,57 @@
-//! kube-healer's custom resources: HealingPolicy and HealingAction (healing.kubehealer.io/v1alpha1)
+//! kube-healer's custom resources: HealingPolicy and HealingAction (healing.kubehealer.io/v1alpha1).
+//!
+//! Types only: no client, no logic beyond parsing and naming. The CRD manifests in crds/ are
+//! generated from these types (`kube-healer crd`), and a test fails when they drift.
+
+pub mod action;
+pub mod class;
+pub mod duration;
+pub mod policy;
+pub mod reasons;
+pub mod record;
+mod schema;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+pub use action::{ActionKind, HealingStep};
+pub use class::{FailureClass, TargetKind};
+pub use duration::Duration;
+pub use policy::{
+    FailureCondition, HealingPolicy, HealingPolicySpec, HealingPolicyStatus, PolicyTarget, Safety,
+};
+pub use record::{ActionPhase, Evidence, HealingAction, HealingActionSpec, HealingActionStatus, TargetRef};
+
+/// The API group of kube-healer's resources.
+pub const GROUP: &str = "healing.kubehealer.io";
+
+/// Set to "true" on a pod or node to keep kube-healer's hands off it (it is still diagnosed, and
+/// actions are recorded as Skipped with reason OptedOut).
+pub const OPT_OUT_ANNOTATION: &str = "healing.kubehealer.io/opt-out";
+
+/// On nodes kube-healer cordoned or tainted: the policy that did it, so that only those are
+/// reverted on recovery.
+pub const CORDONED_BY_ANNOTATION: &str = "healing.kubehealer.io/cordoned-by";
+pub const TAINTED_BY_ANNOTATION: &str = "healing.kubehealer.io/tainted-by";
+
+/// Labels on HealingActions, for selection.
+pub const POLICY_LABEL: &str = "healing.kubehealer.io/policy";
+pub const TARGET_UID_LABEL: &str = "healing.kubehealer.io/target-uid";
+
+/// The CRDs, in the order they are applied: (file name in crds/, definition).
+pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
+    vec![
+        ("healingpolicies.yaml", HealingPolicy::crd()),
+        ("healingactions.yaml", HealingAction::crd()),
+    ]
+}
+
+/// The header of every generated manifest in crds/.
+pub const GENERATED_HEADER: &str =
+    "# Generated from crates/kube-healer-api by `cargo run -p kube-healer -- crd --dir crds`. Do not edit.\n";
+
+/// A CRD as the YAML manifest committed in crds/.
+pub fn crd_manifest(crd: &CustomResourceDefinition) -> String {
+    let body = serde_yaml::to_string(crd).expect("a CustomResourceDefinition always serializes");
+    format!("{GENERATED_HEADER}{body}")
+}

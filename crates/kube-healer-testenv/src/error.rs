@@ -22,7 +22,7 @@ pub enum Error {
         status: String,
         tail: String,
     },
-    #[error("kube client: {0}")]
+    #[error(transparent)]
     Kube(#[from] kube::Error),
     #[error("kubeconfig: {0}")]
     Kubeconfig(#[from] kube::config::KubeconfigError),

@@ -164,7 +164,11 @@ pub fn run(options: ClusterOptions, tests: Vec<E2eTest>) -> ExitCode {
 
 fn selected(args: &Arguments, test: &E2eTest) -> bool {
     // --ignored runs only the ignored tests; --include-ignored runs all of them.
-    let ignored_ok = if args.ignored { test.ignored } else { !test.ignored || args.include_ignored };
+    let ignored_ok = if args.ignored {
+        test.ignored
+    } else {
+        !test.ignored || args.include_ignored
+    };
     let filter_ok = match &args.filter {
         Some(f) if args.exact => &test.name == f,
         Some(f) => test.name.contains(f.as_str()),

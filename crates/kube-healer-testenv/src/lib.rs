@@ -7,6 +7,7 @@
 
 pub mod binaries;
 pub mod cluster;
+pub mod crds;
 pub mod error;
 pub mod harness;
 pub mod nodes;

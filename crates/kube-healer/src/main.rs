@@ -1,1 +1,39 @@
-fn main() {}
+//! kube-healer: a cluster-wide self-healing operator for Kubernetes.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "kube-healer",
+    version,
+    about = "A cluster-wide self-healing operator for Kubernetes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions (HealingPolicy, HealingAction) as YAML, or write them
+    /// to a directory.
+    Crd(cmd::crd::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crd(args) => cmd::crd::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kube-healer: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The actions a policy's escalation ladder can take, with their parameters.
+
+use std::fmt;
+
+use kube::KubeSchema;
+use kube::core::Rule;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::class::TargetKind;
+use crate::duration::Duration;
+
+macro_rules! action_kinds {
+    ($($(#[doc = $doc:literal])* $name:ident: [$($kind:ident),*],)*) => {
+        /// What a ladder step does. On pods: Event, Evict, Delete, ForceDelete, Reschedule,
+        /// RestartOwner. On nodes: Event, Cordon, Taint, Drain, RunJob.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+        #[schemars(extend("maxLength" = 16))]
+        pub enum ActionKind {
+            $($(#[doc = $doc])* $name,)*
+        }
+
+        impl ActionKind {
+            pub const ALL: &'static [ActionKind] = &[$(ActionKind::$name,)*];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ActionKind::$name => stringify!($name),)*
+                }
+            }
+
+            /// Whether the action can be taken on objects of `kind`.
+            pub fn applies_to(self, kind: TargetKind) -> bool {
+                match self {
+                    $(ActionKind::$name => [$(TargetKind::$kind),*].contains(&kind),)*
+                }
+            }
+        }
+    };
+}
+
+action_kinds! {
+    /// Record only: a HealingAction and a Kubernetes Event on the target, nothing changed.
+    Event: [Pod, Node],
+    /// Evict the pod through the Eviction API, which honours PodDisruptionBudgets.
+    Evict: [Pod],
+    /// Delete the pod with its grace period (or the one given in `delete`).
+    Delete: [Pod],
+    /// Delete with grace period 0, only once the pod is past its deletionTimestamp; a StatefulSet
+    /// pod only when its node is gone (deleted, or tainted node.kubernetes.io/out-of-service).
+    ForceDelete: [Pod],
+    /// Evict or delete a controller-owned pod so that its controller recreates it, optionally away
+    /// from its current node.
+    Reschedule: [Pod],
+    /// Rollout-restart the pod's Deployment, StatefulSet or DaemonSet.
+    RestartOwner: [Pod],
+    /// Mark the node unschedulable. Reverted when the node recovers, if kube-healer cordoned it.
+    Cordon: [Node],
+    /// Add a taint to the node. Removed when the node recovers.
+    Taint: [Node],
+    /// Cordon, then evict every pod except DaemonSet and mirror pods, within a timeout.
+    Drain: [Node],
+    /// Run a Job pinned to the node from the template in `runJob`.
+    RunJob: [Node],
+}
+
+impl ActionKind {
+    /// Actions that change or remove objects (everything but Event).
+    pub fn is_destructive(self) -> bool {
+        self != ActionKind::Event
+    }
+
+    /// The names of the actions allowed on `kind`, as a CEL list literal.
+    pub fn cel_list_for(kind: TargetKind) -> String {
+        let names: Vec<String> = ActionKind::ALL
+            .iter()
+            .filter(|a| a.applies_to(kind))
+            .map(|a| format!("'{}'", a.as_str()))
+            .collect();
+        format!("[{}]", names.join(", "))
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One rung of the escalation ladder: an action, its parameters, and how long to wait for the
+/// failure to clear before moving to the next rung.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = params_rule("evict", ActionKind::Evict))]
+#[x_kube(validation = params_rule("delete", ActionKind::Delete))]
+#[x_kube(validation = params_rule("reschedule", ActionKind::Reschedule))]
+#[x_kube(validation = params_rule("taint", ActionKind::Taint))]
+#[x_kube(validation = params_rule("drain", ActionKind::Drain))]
+#[x_kube(validation = params_rule("runJob", ActionKind::RunJob))]
+#[x_kube(validation = Rule::new("self.action != 'Taint' || has(self.taint)")
+    .message("action Taint needs taint: {key, effect}, for example {key: kube-healer/unhealthy, effect: NoSchedule}"))]
+#[x_kube(validation = Rule::new("self.action != 'RunJob' || has(self.runJob)")
+    .message("action RunJob needs runJob: {namespace, podSpec}"))]
+pub struct HealingStep {
+    /// The action of this step. Pods: Event, Evict, Delete, ForceDelete, Reschedule, RestartOwner.
+    /// Nodes: Event, Cordon, Taint, Drain, RunJob.
+    pub action: ActionKind,
+    /// How long the failure may persist after this step acted before the next step runs
+    /// (default 10m). On the last step it is the wait before the step is tried again, within
+    /// spec.safety.maxAttempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_after: Option<Duration>,
+    /// Parameters of Evict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evict: Option<EvictParams>,
+    /// Parameters of Delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete: Option<DeleteParams>,
+    /// Parameters of Reschedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reschedule: Option<RescheduleParams>,
+    /// Parameters of Taint (required for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taint: Option<TaintParams>,
+    /// Parameters of Drain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainParams>,
+    /// Parameters of RunJob (required for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_job: Option<RunJobParams>,
+}
+
+fn params_rule(field: &str, action: ActionKind) -> Rule {
+    let action = action.as_str();
+    Rule::new(format!("!has(self.{field}) || self.action == '{action}'")).message(
+        format!("{field} parameters apply only to action {action}: remove them or set action: {action}")
+            .as_str(),
+    )
+}
+
+impl HealingStep {
+    pub fn new(action: ActionKind) -> Self {
+        HealingStep {
+            action,
+            escalate_after: None,
+            evict: None,
+            delete: None,
+            reschedule: None,
+            taint: None,
+            drain: None,
+            run_job: None,
+        }
+    }
+
+    pub const DEFAULT_ESCALATE_AFTER: Duration = Duration::from_secs(600);
+
+    pub fn escalate_after(&self) -> Duration {
+        self.escalate_after.unwrap_or(Self::DEFAULT_ESCALATE_AFTER)
+    }
+}
+
+/// Eviction through the Eviction API.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvictParams {
+    /// How long to keep retrying while a PodDisruptionBudget refuses the eviction (HTTP 429)
+    /// before giving up on this step (default 5m). The record then reads PDBBlocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdb_wait: Option<Duration>,
+}
+
+/// Deletion of the pod.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteParams {
+    /// Grace period for the deletion, in seconds; default: the pod's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub grace_period_seconds: Option<i64>,
+}
+
+/// How a pod is made to move.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RescheduleMethod {
+    /// Through the Eviction API (honours PodDisruptionBudgets).
+    #[default]
+    Evict,
+    /// Plain deletion (for pods whose budget is exhausted by the failure itself).
+    Delete,
+}
+
+/// Moving a controller-owned pod.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RescheduleParams {
+    /// Evict (default) or Delete.
+    #[serde(default)]
+    pub method: RescheduleMethod,
+    /// Keep the replacement off the current node by tainting it
+    /// healing.kubehealer.io/avoid=<pod-uid>:NoSchedule for a while (default false).
+    #[serde(default)]
+    pub avoid_node: bool,
+}
+
+/// A taint's effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TaintEffect {
+    NoSchedule,
+    PreferNoSchedule,
+    NoExecute,
+}
+
+impl TaintEffect {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TaintEffect::NoSchedule => "NoSchedule",
+            TaintEffect::PreferNoSchedule => "PreferNoSchedule",
+            TaintEffect::NoExecute => "NoExecute",
+        }
+    }
+}
+
+/// The taint to add.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaintParams {
+    /// Taint key, a qualified name such as kube-healer/unhealthy.
+    #[x_kube(validation = Rule::new(
+        "self.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$')"
+    ).message("must be a qualified name such as kube-healer/unhealthy"))]
+    #[schemars(length(min = 1, max = 316))]
+    pub key: String,
+    /// Taint value (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub value: Option<String>,
+    /// NoSchedule, PreferNoSchedule or NoExecute.
+    pub effect: TaintEffect,
+}
+
+/// Draining a node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainParams {
+    /// How long the drain may take before it stops, leaving the node cordoned and the record
+    /// Failed with reason Timeout (default 10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Grace period for the evicted pods, in seconds; default: each pod's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub grace_period_seconds: Option<i64>,
+}
+
+/// A Job pinned to the node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunJobParams {
+    /// Namespace the Job is created in; its Pod Security admission applies to the Job's pod.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
+        .message("must be a namespace name (lowercase letters, digits and '-')"))]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    /// The Job's pod spec (a core/v1 PodSpec). kube-healer sets nodeName to the node and
+    /// restartPolicy to Never; the API server validates the rest when the Job is created.
+    #[schemars(schema_with = "crate::schema::preserved_object")]
+    pub pod_spec: serde_json::Value,
+    /// Upper bound on the Job's run time, in seconds (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub active_deadline_seconds: Option<i64>,
+    /// How long a finished Job is kept, in seconds (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 604800))]
+    pub ttl_seconds_after_finished: Option<i32>,
+}

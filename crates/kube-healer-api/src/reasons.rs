@@ -1,0 +1,41 @@
+//! The reasons a HealingAction's status can give, one word each.
+
+/// Dry run: decided and recorded, nothing changed.
+pub const DRY_RUN: &str = "DryRun";
+/// The action was carried out.
+pub const COMPLETED: &str = "Completed";
+/// The policy's rate (actions per window) is used up.
+pub const RATE_LIMITED: &str = "RateLimited";
+/// The policy's maxConcurrent actions are in flight.
+pub const MAX_CONCURRENT: &str = "MaxConcurrent";
+/// The target was acted on within the policy's cooldown.
+pub const COOLDOWN: &str = "Cooldown";
+/// The target reached the policy's maxAttempts for this failure.
+pub const MAX_ATTEMPTS: &str = "MaxAttempts";
+/// More nodes are unhealthy than the policy's maxUnhealthy allows.
+pub const BUDGET_EXCEEDED: &str = "BudgetExceeded";
+/// A PodDisruptionBudget refused the eviction past the step's pdbWait.
+pub const PDB_BLOCKED: &str = "PDBBlocked";
+/// The target no longer exists (or was replaced: another UID).
+pub const TARGET_GONE: &str = "TargetGone";
+/// The failure cleared before the action.
+pub const RECOVERED: &str = "Recovered";
+/// The target carries the opt-out annotation.
+pub const OPTED_OUT: &str = "OptedOut";
+/// The policy is suspended.
+pub const SUSPENDED: &str = "Suspended";
+/// The operator is paused globally.
+pub const PAUSED: &str = "Paused";
+/// The target's namespace is protected (kube-system, the operator's own) and the policy does not name it.
+pub const PROTECTED: &str = "Protected";
+/// One cause hits many targets at once (a correlated finding); per-target actions are held.
+pub const CORRELATED: &str = "Correlated";
+/// A safety rule of the action itself refused it (for example ForceDelete of a StatefulSet pod
+/// whose node is not confirmed gone).
+pub const UNSAFE: &str = "Unsafe";
+/// The API call failed; see the message.
+pub const API_ERROR: &str = "APIError";
+/// The action did not finish within its timeout (a drain, a Job).
+pub const TIMEOUT: &str = "Timeout";
+/// The operator restarted between recording and acting; the action was not repeated.
+pub const INTERRUPTED: &str = "Interrupted";
