@@ -1,1 +1,15 @@
-//! kube-healer's pure logic: classify, match policies, gate and decide. No client, no clock.
+//! kube-healer's pure logic: classify, match policies, gate and decide. No client, no clock: time
+//! is a parameter (Unix seconds), and the cluster is whatever implements [`ClusterView`].
+
+pub mod classify;
+pub mod cluster;
+pub mod convert;
+pub mod events;
+pub mod finding;
+pub mod thresholds;
+pub mod view;
+
+pub use classify::{Report, classify_node, classify_pod, classify_snapshot};
+pub use cluster::{ClusterView, NodeLookup, Snapshot};
+pub use finding::{Correlated, CorrelatedCause, Finding, Subject};
+pub use thresholds::{Knobs, default_for};

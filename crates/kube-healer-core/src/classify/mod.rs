@@ -1,0 +1,88 @@
+//! Classification: from compact views and a given `now` to findings with evidence.
+
+pub mod correlate;
+pub mod node;
+pub mod pod;
+
+use regex::Regex;
+
+use kube_healer_api::FailureClass;
+
+use crate::cluster::{ClusterView, Snapshot};
+use crate::finding::{Correlated, Finding, Subject, event_evidence};
+use crate::thresholds::{Knobs, default_for};
+use crate::view::Secs;
+
+pub use correlate::correlate;
+pub use node::classify_node;
+pub use pod::classify_pod;
+
+/// Findings and correlated causes of a whole snapshot.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    pub correlated: Vec<Correlated>,
+}
+
+/// Classifies everything in `snapshot` with the default knobs.
+pub fn classify_snapshot(snapshot: &Snapshot, now: Secs) -> Report {
+    let knobs = Knobs::default();
+    let mut findings = Vec::new();
+    for node in &snapshot.nodes {
+        classify_node(node, snapshot, &knobs, now, &mut findings);
+    }
+    for pod in &snapshot.pods {
+        classify_pod(pod, snapshot, &knobs, now, &mut findings);
+    }
+    let correlated = correlate(&findings, snapshot.node_count(), &knobs);
+    Report { findings, correlated }
+}
+
+impl Report {
+    /// The findings that have held for at least their class's default threshold.
+    pub fn due(&self, now: Secs) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(move |f| f.due_at(default_for(f.class)) <= now)
+    }
+}
+
+/// An event pattern of a policy: reason and message regex, at least `count` within `window`.
+#[derive(Clone, Debug)]
+pub struct EventPattern {
+    pub reason: Option<String>,
+    pub message: Option<Regex>,
+    pub count: u32,
+    pub window: Secs,
+}
+
+impl EventPattern {
+    pub const DEFAULT_COUNT: u32 = 1;
+    pub const DEFAULT_WINDOW: Secs = 600;
+
+    /// The finding for `subject` (kind "Pod" or "Node") if its events match.
+    pub fn find(&self, subject: &Subject, cluster: &impl ClusterView, now: Secs) -> Option<Finding> {
+        let from = now - self.window;
+        let kind = subject.kind.as_str();
+        let mut count = 0u32;
+        let mut first = Secs::MAX;
+        let mut events = Vec::new();
+        for e in cluster.events(kind, subject.namespace.as_deref(), &subject.name) {
+            let reason_ok = self.reason.as_deref().is_none_or(|r| r == &*e.reason);
+            let message_ok = self.message.as_ref().is_none_or(|re| re.is_match(&e.message));
+            if reason_ok && message_ok && e.last_seen >= from {
+                let n = if e.first_seen >= from { e.count.max(1) } else { 1 };
+                count += n;
+                first = first.min(e.first_seen.max(from));
+                events.push(event_evidence(e, n));
+            }
+        }
+        (count >= self.count && count > 0).then(|| {
+            let mut evidence = pod::summary(format!(
+                "{count} matching events in the last {} (threshold {})",
+                pod::human(self.window),
+                self.count
+            ));
+            evidence.events = events;
+            Finding { class: FailureClass::EventPattern, subject: subject.clone(), since: first, evidence }
+        })
+    }
+}

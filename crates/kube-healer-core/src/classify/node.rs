@@ -1,0 +1,222 @@
+//! Node classes.
+
+use kube_healer_api::FailureClass;
+
+use super::pod::{human, rfc3339, summary};
+use crate::cluster::ClusterView;
+use crate::finding::{Finding, Subject, event_evidence, node_condition_evidence};
+use crate::thresholds::Knobs;
+use crate::view::{ContainerState, NodeView, PodPhase, PodView, Secs, Status};
+
+pub const PRESSURE_TYPES: &[&str] = &["MemoryPressure", "DiskPressure", "PIDPressure"];
+
+/// The substring of the kubelet's Ready message when the pod lifecycle event generator stalls.
+pub const PLEG_MESSAGE: &str = "PLEG is not healthy";
+
+/// Appends the findings of one node to `out`. Allocates nothing for a healthy node.
+pub fn classify_node(node: &NodeView, cluster: &impl ClusterView, knobs: &Knobs, now: Secs, out: &mut Vec<Finding>) {
+    let ready = node.condition("Ready");
+    let ready_status = node.ready();
+    match (ready_status, ready) {
+        (Status::False, Some(c)) => {
+            let since = c.since.unwrap_or(now);
+            let mut evidence = summary(format!("NotReady: {}", c.message.as_deref().unwrap_or("no message")));
+            evidence.conditions.push(node_condition_evidence(c));
+            if c.message.as_deref().is_some_and(|m| m.contains(PLEG_MESSAGE)) {
+                let mut pleg = evidence.clone();
+                pleg.summary = format!("the container runtime stopped answering: {}", c.message.as_deref().unwrap_or(""));
+                out.push(finding(FailureClass::PLEGUnhealthy, node, since, pleg));
+            }
+            out.push(finding(FailureClass::NodeNotReady, node, since, evidence));
+        }
+        (Status::Unknown, _) => {
+            let since = ready.and_then(|c| c.since).unwrap_or(now);
+            let mut evidence = summary(format!(
+                "unreachable: {}",
+                ready.and_then(|c| c.message.as_deref()).unwrap_or("the node reports no Ready condition")
+            ));
+            evidence.conditions.extend(ready.map(node_condition_evidence));
+            if let Some(heartbeat) = ready.and_then(|c| c.heartbeat) {
+                evidence.facts.insert("lastHeartbeatTime".into(), rfc3339(heartbeat));
+            }
+            add_lease(&mut evidence, cluster, node, now);
+            out.push(finding(FailureClass::NodeUnreachable, node, since, evidence));
+        }
+        _ => {}
+    }
+
+    classify_conditions(node, knobs, now, out);
+    classify_flapping(node, cluster, knobs, now, out);
+    if ready_status == Status::True {
+        classify_heartbeat_lag(node, cluster, knobs, now, out);
+        classify_black_hole(node, cluster, knobs, now, out);
+    }
+    classify_system_oom(node, cluster, knobs, now, out);
+}
+
+fn classify_conditions(node: &NodeView, knobs: &Knobs, now: Secs, out: &mut Vec<Finding>) {
+    let pressures = node.conditions.iter().filter(|c| {
+        PRESSURE_TYPES.contains(&&*c.type_)
+            && c.status == Status::True
+            && knobs.pressure_type.as_deref().is_none_or(|t| t == &*c.type_)
+    });
+    let mut pressure = None;
+    for c in pressures {
+        let (since, evidence) = pressure.get_or_insert_with(|| (Secs::MAX, summary(String::new())));
+        *since = (*since).min(c.since.unwrap_or(now));
+        evidence.conditions.push(node_condition_evidence(c));
+    }
+    if let Some((since, mut evidence)) = pressure {
+        let types: Vec<&str> = evidence.conditions.iter().map(|c| c.type_.as_str()).collect();
+        evidence.summary = format!("under pressure: {}", types.join(", "));
+        out.push(finding(FailureClass::NodePressure, node, since, evidence));
+    }
+
+    for c in node.conditions.iter() {
+        let standard = &*c.type_ == "Ready" || PRESSURE_TYPES.contains(&&*c.type_);
+        let wanted = match &knobs.node_condition_type {
+            Some(t) => t == &*c.type_,
+            // Without a type: any non-standard condition in its problem state. NetworkUnavailable
+            // and node-problem-detector's conditions are problems when True.
+            None => !standard,
+        };
+        if wanted && c.status == knobs.node_condition_status {
+            let mut evidence = summary(format!(
+                "{}={}: {}",
+                c.type_,
+                c.status.as_str(),
+                c.message.as_deref().or(c.reason.as_deref()).unwrap_or("no message")
+            ));
+            evidence.conditions.push(node_condition_evidence(c));
+            out.push(finding(FailureClass::NodeCondition, node, c.since.unwrap_or(now), evidence));
+        }
+    }
+}
+
+/// Ready transitions within the window: from the watcher's history of the Ready condition and
+/// from NodeReady/NodeNotReady events (which also catch blips shorter than a watch resync); the
+/// larger count wins, so one transition seen both ways is not counted twice.
+fn classify_flapping(node: &NodeView, cluster: &impl ClusterView, knobs: &Knobs, now: Secs, out: &mut Vec<Finding>) {
+    let from = now - knobs.flapping_window;
+    let history: Vec<Secs> = node.ready_transitions.iter().copied().filter(|&t| t >= from).collect();
+    let mut event_count = 0u32;
+    let mut event_first = Secs::MAX;
+    let mut events = Vec::new();
+    for e in cluster.events("Node", None, &node.name) {
+        if matches!(&*e.reason, "NodeReady" | "NodeNotReady") && e.last_seen >= from {
+            // A series' count covers first..last seen; only its part inside the window counts,
+            // approximated as the whole count when the series started inside it, else one.
+            let n = if e.first_seen >= from { e.count.max(1) } else { 1 };
+            event_count += n;
+            event_first = event_first.min(e.first_seen.max(from));
+            events.push(event_evidence(e, n));
+        }
+    }
+    let from_history = history.len() as u32;
+    let (count, since) =
+        if from_history >= event_count { (from_history, history.first().copied()) } else { (event_count, Some(event_first)) };
+    if count >= knobs.flapping_transitions {
+        let mut evidence = summary(format!(
+            "Ready changed {count} times in the last {} (threshold {})",
+            human(knobs.flapping_window),
+            knobs.flapping_transitions
+        ));
+        evidence.events = events;
+        evidence.facts.insert("readyTransitions".into(), count.to_string());
+        if let Some(c) = node.condition("Ready") {
+            evidence.conditions.push(node_condition_evidence(c));
+        }
+        out.push(finding(FailureClass::NodeFlapping, node, since.unwrap_or(now), evidence));
+    }
+}
+
+fn classify_heartbeat_lag(node: &NodeView, cluster: &impl ClusterView, knobs: &Knobs, now: Secs, out: &mut Vec<Finding>) {
+    let Some(renewed) = cluster.lease(&node.name).and_then(|l| l.renewed) else { return };
+    let age = now - renewed;
+    if age >= knobs.heartbeat_lease_age {
+        let mut evidence = summary(format!(
+            "node Lease last renewed {} ago (threshold {}) while the node still reads Ready",
+            human(age),
+            human(knobs.heartbeat_lease_age)
+        ));
+        add_lease(&mut evidence, cluster, node, now);
+        out.push(finding(FailureClass::HeartbeatLag, node, renewed + knobs.heartbeat_lease_age, evidence));
+    }
+}
+
+fn classify_system_oom(node: &NodeView, cluster: &impl ClusterView, knobs: &Knobs, now: Secs, out: &mut Vec<Finding>) {
+    let from = now - knobs.system_oom_window;
+    let mut count = 0u32;
+    let mut first = Secs::MAX;
+    let mut events = Vec::new();
+    for e in cluster.events("Node", None, &node.name) {
+        if &*e.reason == "SystemOOM" && e.last_seen >= from {
+            let n = if e.first_seen >= from { e.count.max(1) } else { 1 };
+            count += n;
+            first = first.min(e.first_seen.max(from));
+            events.push(event_evidence(e, n));
+        }
+    }
+    if count >= knobs.system_oom_count {
+        let mut evidence = summary(format!(
+            "{count} SystemOOM events in the last {} (threshold {})",
+            human(knobs.system_oom_window),
+            knobs.system_oom_count
+        ));
+        evidence.events = events;
+        out.push(finding(FailureClass::SystemOOM, node, first, evidence));
+    }
+}
+
+/// A pod bound to the node that has not started: Pending with no container status, or every
+/// container waiting in ContainerCreating. Returns since when.
+pub fn unstarted_since(pod: &PodView) -> Option<Secs> {
+    if pod.phase != PodPhase::Pending || pod.deletion.is_some() || pod.node.is_none() {
+        return None;
+    }
+    let creating = pod.containers.iter().all(|c| {
+        matches!(&c.state, ContainerState::Waiting { reason: Some(r), .. } if &**r == "ContainerCreating")
+            || c.state == ContainerState::Unknown
+    });
+    creating.then(|| pod.condition("PodScheduled").and_then(|c| c.since).unwrap_or(pod.created))
+}
+
+fn classify_black_hole(node: &NodeView, cluster: &impl ClusterView, knobs: &Knobs, now: Secs, out: &mut Vec<Finding>) {
+    let mut stuck: Vec<(Secs, &PodView)> = cluster
+        .pods_on(&node.name)
+        .filter_map(|p| unstarted_since(p).map(|s| (s, p)))
+        .filter(|(s, _)| now - s >= knobs.blackhole_pod_age)
+        .collect();
+    let min = knobs.blackhole_min_pods as usize;
+    if stuck.len() < min.max(1) {
+        return;
+    }
+    stuck.sort_by_key(|(s, _)| *s);
+    let since = stuck[min.max(1) - 1].0 + knobs.blackhole_pod_age;
+    let names: Vec<String> = stuck.iter().take(10).map(|(_, p)| format!("{}/{}", p.namespace, p.name)).collect();
+    let mut evidence = summary(format!(
+        "Ready, but {} pods bound to it have not started for {} or more: {}{}",
+        stuck.len(),
+        human(knobs.blackhole_pod_age),
+        names.join(", "),
+        if stuck.len() > 10 { ", ..." } else { "" }
+    ));
+    evidence.facts.insert("unstartedPods".into(), stuck.len().to_string());
+    out.push(finding(FailureClass::NodeBlackHole, node, since, evidence));
+}
+
+fn add_lease(evidence: &mut kube_healer_api::Evidence, cluster: &impl ClusterView, node: &NodeView, now: Secs) {
+    if let Some(lease) = cluster.lease(&node.name) {
+        if let Some(renewed) = lease.renewed {
+            evidence.facts.insert("leaseRenewTime".into(), rfc3339(renewed));
+            evidence.facts.insert("leaseAge".into(), human(now - renewed));
+        }
+        if let Some(d) = lease.duration_seconds {
+            evidence.facts.insert("leaseDurationSeconds".into(), d.to_string());
+        }
+    }
+}
+
+fn finding(class: FailureClass, node: &NodeView, since: Secs, evidence: kube_healer_api::Evidence) -> Finding {
+    Finding { class, subject: Subject::node(node), since, evidence }
+}

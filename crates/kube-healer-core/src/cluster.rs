@@ -1,0 +1,85 @@
+//! What classification may ask of the rest of the cluster, and a plain snapshot that answers it.
+
+use std::collections::HashMap;
+
+use crate::events::EventIndex;
+use crate::view::{EventView, LeaseView, NodeView, PodView, Secs, Shared};
+
+/// The node a pod is bound to, as far as the input knows.
+#[derive(Clone, Copy, Debug)]
+pub enum NodeLookup<'a> {
+    Present(&'a NodeView),
+    /// The node does not exist (since when, if known).
+    Gone { since: Option<Secs> },
+    /// The input holds no nodes: nothing can be said.
+    Unknown,
+}
+
+/// The cluster around the object being classified. The operator's stores implement it; so does
+/// [`Snapshot`], for offline input and tests.
+pub trait ClusterView {
+    fn node(&self, name: &str) -> NodeLookup<'_>;
+    fn events<'a>(&'a self, kind: &'a str, namespace: Option<&'a str>, name: &str) -> impl Iterator<Item = &'a EventView> + 'a;
+    fn lease(&self, node: &str) -> Option<&LeaseView>;
+    fn pods_on<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a PodView> + 'a;
+    fn node_count(&self) -> usize;
+}
+
+/// Everything in memory, as read from a file or built by a test.
+#[derive(Default, Debug, Clone)]
+pub struct Snapshot {
+    pub pods: Vec<PodView>,
+    pub nodes: Vec<NodeView>,
+    pub events: EventIndex,
+    pub leases: Vec<LeaseView>,
+    /// Whether the input holds nodes at all (Orphaned and NodeLost are only judged if so).
+    pub nodes_known: bool,
+    node_index: HashMap<Shared, usize>,
+    lease_index: HashMap<Shared, usize>,
+    pods_by_node: HashMap<Shared, Vec<usize>>,
+}
+
+impl Snapshot {
+    pub fn new(pods: Vec<PodView>, nodes: Vec<NodeView>, events: Vec<EventView>, leases: Vec<LeaseView>) -> Self {
+        let mut index = EventIndex::new(64, Secs::MAX / 4);
+        for e in events {
+            index.insert(e);
+        }
+        let nodes_known = !nodes.is_empty();
+        let node_index = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
+        let lease_index = leases.iter().enumerate().map(|(i, l)| (l.node.clone(), i)).collect();
+        let mut pods_by_node: HashMap<Shared, Vec<usize>> = HashMap::new();
+        for (i, p) in pods.iter().enumerate() {
+            if let Some(node) = &p.node {
+                pods_by_node.entry(node.clone()).or_default().push(i);
+            }
+        }
+        Snapshot { pods, nodes, events: index, leases, nodes_known, node_index, lease_index, pods_by_node }
+    }
+}
+
+impl ClusterView for Snapshot {
+    fn node(&self, name: &str) -> NodeLookup<'_> {
+        match self.node_index.get(name) {
+            Some(&i) => NodeLookup::Present(&self.nodes[i]),
+            None if self.nodes_known => NodeLookup::Gone { since: None },
+            None => NodeLookup::Unknown,
+        }
+    }
+
+    fn events<'a>(&'a self, kind: &'a str, namespace: Option<&'a str>, name: &str) -> impl Iterator<Item = &'a EventView> + 'a {
+        self.events.about(kind, namespace, name)
+    }
+
+    fn lease(&self, node: &str) -> Option<&LeaseView> {
+        self.lease_index.get(node).map(|&i| &self.leases[i])
+    }
+
+    fn pods_on<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a PodView> + 'a {
+        self.pods_by_node.get(node).into_iter().flatten().map(|&i| &self.pods[i])
+    }
+
+    fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+}

@@ -1,0 +1,285 @@
+//! From API objects to compact views, sharing repeated strings through an [`Interner`].
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+
+use crate::view::{
+    ContainerState, ContainerView, EventView, LeaseView, Labels, NodeCondition, NodeView, ObjectKey, OwnerKind, PodCondition,
+    PodPhase, PodView, Secs, Shared, Status,
+};
+
+/// Why an object could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} {name}: {problem}")]
+pub struct ConvertError {
+    pub kind: &'static str,
+    pub name: String,
+    pub problem: String,
+}
+
+/// Shares equal strings and label sets between views.
+#[derive(Default, Debug)]
+pub struct Interner {
+    strings: HashSet<Shared>,
+    label_sets: HashSet<Labels>,
+}
+
+impl Interner {
+    pub fn str(&mut self, s: &str) -> Shared {
+        if let Some(existing) = self.strings.get(s) {
+            return existing.clone();
+        }
+        let shared: Shared = Arc::from(s);
+        self.strings.insert(shared.clone());
+        shared
+    }
+
+    pub fn labels(&mut self, labels: Option<&std::collections::BTreeMap<String, String>>) -> Labels {
+        let pairs: Vec<(Shared, Shared)> =
+            labels.into_iter().flatten().map(|(k, v)| (self.str(k), self.str(v))).collect();
+        if let Some(existing) = self.label_sets.get(pairs.as_slice()) {
+            return existing.clone();
+        }
+        let set: Labels = Arc::from(pairs);
+        self.label_sets.insert(set.clone());
+        set
+    }
+
+    /// Forgets what no view uses any more.
+    pub fn prune(&mut self) {
+        self.label_sets.retain(|s| Arc::strong_count(s) > 1);
+        self.strings.retain(|s| Arc::strong_count(s) > 1);
+    }
+
+    pub fn len(&self) -> usize {
+        self.strings.len() + self.label_sets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub fn secs(t: &Time) -> Secs {
+    t.0.as_second()
+}
+
+pub fn micro_secs(t: &MicroTime) -> Secs {
+    t.0.as_second()
+}
+
+fn non_empty(s: Option<&String>) -> Option<&str> {
+    s.map(String::as_str).filter(|s| !s.is_empty())
+}
+
+fn opted_out(annotations: Option<&std::collections::BTreeMap<String, String>>) -> bool {
+    annotations.and_then(|a| a.get(kube_healer_api::OPT_OUT_ANNOTATION)).is_some_and(|v| v == "true")
+}
+
+pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertError> {
+    let meta = &pod.metadata;
+    let name = non_empty(meta.name.as_ref()).ok_or_else(|| ConvertError {
+        kind: "Pod",
+        name: "(unnamed)".into(),
+        problem: "metadata.name is missing".into(),
+    })?;
+    let status = pod.status.as_ref();
+    let spec = pod.spec.as_ref();
+    let controller = meta.owner_references.iter().flatten().find(|o| o.controller == Some(true));
+    let phase = match status.and_then(|s| s.phase.as_deref()) {
+        Some("Running") => PodPhase::Running,
+        Some("Succeeded") => PodPhase::Succeeded,
+        Some("Failed") => PodPhase::Failed,
+        Some("Unknown") => PodPhase::Unknown,
+        _ => PodPhase::Pending,
+    };
+    let conditions: Vec<PodCondition> = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|c| c.type_ == "PodScheduled" || c.status != "True")
+        .map(|c| PodCondition {
+            type_: interner.str(&c.type_),
+            status: Status::parse(&c.status),
+            reason: non_empty(c.reason.as_ref()).map(|r| interner.str(r)),
+            message: non_empty(c.message.as_ref()).map(Box::from),
+            since: c.last_transition_time.as_ref().map(secs),
+        })
+        .collect();
+    let mut containers = Vec::new();
+    for (init, list) in [
+        (true, status.and_then(|s| s.init_container_statuses.as_ref())),
+        (false, status.and_then(|s| s.container_statuses.as_ref())),
+    ] {
+        for c in list.into_iter().flatten() {
+            containers.push(container_view(c, init, interner));
+        }
+    }
+    Ok(PodView {
+        uid: meta.uid.as_deref().unwrap_or_default().into(),
+        namespace: interner.str(meta.namespace.as_deref().unwrap_or("default")),
+        name: name.into(),
+        labels: interner.labels(meta.labels.as_ref()),
+        owner: controller.map_or(OwnerKind::None, |o| OwnerKind::parse(&o.kind)),
+        owner_name: controller.map(|o| o.name.as_str().into()),
+        node: non_empty(spec.and_then(|s| s.node_name.as_ref())).map(|n| interner.str(n)),
+        phase,
+        reason: non_empty(status.and_then(|s| s.reason.as_ref())).map(|r| interner.str(r)),
+        message: non_empty(status.and_then(|s| s.message.as_ref())).map(Box::from),
+        created: meta.creation_timestamp.as_ref().map_or(0, secs),
+        started: status.and_then(|s| s.start_time.as_ref()).map(secs),
+        deletion: meta.deletion_timestamp.as_ref().map(secs),
+        grace_seconds: meta.deletion_grace_period_seconds.or(spec.and_then(|s| s.termination_grace_period_seconds)),
+        opted_out: opted_out(meta.annotations.as_ref()),
+        has_init_containers: spec.and_then(|s| s.init_containers.as_ref()).is_some_and(|i| !i.is_empty()),
+        conditions: conditions.into(),
+        containers: containers.into(),
+    })
+}
+
+fn container_view(c: &ContainerStatus, init: bool, interner: &mut Interner) -> ContainerView {
+    let (state, state_since) = match c.state.as_ref() {
+        Some(s) if s.waiting.is_some() => {
+            let w = s.waiting.as_ref().expect("checked");
+            (
+                ContainerState::Waiting {
+                    reason: non_empty(w.reason.as_ref()).map(|r| interner.str(r)),
+                    message: non_empty(w.message.as_ref()).map(Box::from),
+                },
+                None,
+            )
+        }
+        Some(s) if s.running.is_some() => {
+            let started = s.running.as_ref().and_then(|r| r.started_at.as_ref()).map(secs);
+            (ContainerState::Running { started }, started)
+        }
+        Some(s) if s.terminated.is_some() => {
+            let t = s.terminated.as_ref().expect("checked");
+            let finished = t.finished_at.as_ref().map(secs);
+            (
+                ContainerState::Terminated {
+                    reason: non_empty(t.reason.as_ref()).map(|r| interner.str(r)),
+                    exit_code: t.exit_code,
+                    finished,
+                },
+                finished,
+            )
+        }
+        _ => (ContainerState::Unknown, None),
+    };
+    let last_terminated_reason = c
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .and_then(|t| non_empty(t.reason.as_ref()))
+        .map(|r| interner.str(r));
+    ContainerView {
+        name: interner.str(&c.name),
+        image: interner.str(&c.image),
+        init,
+        ready: c.ready,
+        restarts: c.restart_count.max(0) as u32,
+        state,
+        last_terminated_reason,
+        state_since,
+    }
+}
+
+pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, ConvertError> {
+    let meta = &node.metadata;
+    let name = non_empty(meta.name.as_ref()).ok_or_else(|| ConvertError {
+        kind: "Node",
+        name: "(unnamed)".into(),
+        problem: "metadata.name is missing".into(),
+    })?;
+    let spec = node.spec.as_ref();
+    let taints: Vec<Shared> = spec
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|t| interner.str(&format!("{}:{}", t.key, t.effect)))
+        .collect();
+    let conditions: Vec<NodeCondition> = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|c| NodeCondition {
+            type_: interner.str(&c.type_),
+            status: Status::parse(&c.status),
+            reason: non_empty(c.reason.as_ref()).map(|r| interner.str(r)),
+            message: non_empty(c.message.as_ref()).map(Box::from),
+            since: c.last_transition_time.as_ref().map(secs),
+            heartbeat: c.last_heartbeat_time.as_ref().map(secs),
+        })
+        .collect();
+    Ok(NodeView {
+        uid: meta.uid.as_deref().unwrap_or_default().into(),
+        name: interner.str(name),
+        labels: interner.labels(meta.labels.as_ref()),
+        unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        opted_out: opted_out(meta.annotations.as_ref()),
+        taints: taints.into(),
+        conditions: conditions.into(),
+        ready_transitions: Box::new([]),
+    })
+}
+
+pub fn event_view(event: &Event, interner: &mut Interner) -> Result<EventView, ConvertError> {
+    let obj = &event.involved_object;
+    let name = non_empty(obj.name.as_ref()).ok_or_else(|| ConvertError {
+        kind: "Event",
+        name: event.metadata.name.clone().unwrap_or_else(|| "(unnamed)".into()),
+        problem: "involvedObject.name is missing".into(),
+    })?;
+    let created = event.metadata.creation_timestamp.as_ref().map(secs);
+    let first_seen = event
+        .first_timestamp
+        .as_ref()
+        .map(secs)
+        .or(event.event_time.as_ref().map(micro_secs))
+        .or(created)
+        .unwrap_or(0);
+    let last_seen = event
+        .series
+        .as_ref()
+        .and_then(|s| s.last_observed_time.as_ref())
+        .map(micro_secs)
+        .or(event.last_timestamp.as_ref().map(secs))
+        .or(event.event_time.as_ref().map(micro_secs))
+        .unwrap_or(first_seen)
+        .max(first_seen);
+    let count = event.series.as_ref().and_then(|s| s.count).or(event.count).unwrap_or(1).max(1) as u32;
+    Ok(EventView {
+        object: ObjectKey {
+            kind: interner.str(obj.kind.as_deref().unwrap_or("")),
+            namespace: non_empty(obj.namespace.as_ref()).map(|n| interner.str(n)),
+            name: interner.str(name),
+        },
+        object_uid: non_empty(obj.uid.as_ref()).map(Box::from),
+        reason: interner.str(event.reason.as_deref().unwrap_or("")),
+        message: event.message.as_deref().unwrap_or("").into(),
+        count,
+        first_seen,
+        last_seen,
+    })
+}
+
+pub fn lease_view(lease: &Lease, interner: &mut Interner) -> Result<LeaseView, ConvertError> {
+    let name = non_empty(lease.metadata.name.as_ref()).ok_or_else(|| ConvertError {
+        kind: "Lease",
+        name: "(unnamed)".into(),
+        problem: "metadata.name is missing".into(),
+    })?;
+    let spec = lease.spec.as_ref();
+    Ok(LeaseView {
+        node: interner.str(name),
+        renewed: spec.and_then(|s| s.renew_time.as_ref()).map(micro_secs),
+        duration_seconds: spec.and_then(|s| s.lease_duration_seconds),
+    })
+}

@@ -1,0 +1,156 @@
+//! Findings: a failure class found on a subject, since when, and the evidence.
+
+use kube_healer_api::record::{ConditionEvidence, ContainerEvidence, EventEvidence, TargetRef};
+use kube_healer_api::{Evidence, FailureClass, TargetKind};
+
+use crate::view::{ContainerState, ContainerView, EventView, NodeCondition, NodeView, PodCondition, PodView, Secs};
+
+/// The object a finding is about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Subject {
+    pub kind: TargetKind,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub uid: String,
+    /// The node itself, or the node the pod is bound to.
+    pub node: Option<String>,
+}
+
+impl Subject {
+    pub fn pod(pod: &PodView) -> Self {
+        Subject {
+            kind: TargetKind::Pod,
+            namespace: Some(pod.namespace.to_string()),
+            name: pod.name.to_string(),
+            uid: pod.uid.to_string(),
+            node: pod.node.as_deref().map(str::to_string),
+        }
+    }
+
+    pub fn node(node: &NodeView) -> Self {
+        Subject {
+            kind: TargetKind::Node,
+            namespace: None,
+            name: node.name.to_string(),
+            uid: node.uid.to_string(),
+            node: Some(node.name.to_string()),
+        }
+    }
+
+    pub fn target_ref(&self) -> TargetRef {
+        TargetRef::new(self.kind, self.namespace.as_deref(), &self.name, &self.uid, self.node.as_deref())
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{ns}/{}", self.kind.as_str().to_ascii_lowercase(), self.name),
+            None => write!(f, "{}/{}", self.kind.as_str().to_ascii_lowercase(), self.name),
+        }
+    }
+}
+
+/// A failure class found on a subject.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    pub class: FailureClass,
+    pub subject: Subject,
+    /// When the failure began (as far as the input tells).
+    pub since: Secs,
+    pub evidence: Evidence,
+}
+
+impl Finding {
+    /// When the finding becomes actionable for a condition holding `for_` seconds.
+    pub fn due_at(&self, for_: Secs) -> Secs {
+        self.since.saturating_add(for_)
+    }
+
+    pub fn age(&self, now: Secs) -> Secs {
+        now - self.since
+    }
+}
+
+/// What ties many findings to one cause.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CorrelatedCause {
+    /// Image pulls from one registry fail on many nodes: the registry, not the pods.
+    RegistryPullFailures { registry: String },
+    /// A large share of the nodes are NotReady or Unreachable together: a partition or a
+    /// control-plane fault, not node faults.
+    NodesDown,
+}
+
+/// One finding standing for many: policies hold per-target actions back while it lasts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Correlated {
+    pub cause: CorrelatedCause,
+    /// The classes of the member findings.
+    pub classes: Vec<FailureClass>,
+    pub members: Vec<Subject>,
+    pub since: Secs,
+    pub message: String,
+}
+
+impl Correlated {
+    /// Whether `finding` is one of the members (its per-target action should be held back).
+    pub fn covers(&self, finding: &Finding) -> bool {
+        self.classes.contains(&finding.class) && self.members.iter().any(|m| m.uid == finding.subject.uid)
+    }
+}
+
+/// Unix seconds as an API time.
+pub fn time(secs: Secs) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    let ts = k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts)
+}
+
+pub(crate) fn pod_condition_evidence(c: &PodCondition) -> ConditionEvidence {
+    ConditionEvidence {
+        type_: c.type_.to_string(),
+        status: c.status.as_str().to_string(),
+        reason: c.reason.as_deref().map(str::to_string),
+        message: c.message.as_deref().map(str::to_string),
+        last_transition_time: c.since.map(time),
+    }
+}
+
+pub(crate) fn node_condition_evidence(c: &NodeCondition) -> ConditionEvidence {
+    ConditionEvidence {
+        type_: c.type_.to_string(),
+        status: c.status.as_str().to_string(),
+        reason: c.reason.as_deref().map(str::to_string),
+        message: c.message.as_deref().map(str::to_string),
+        last_transition_time: c.since.map(time),
+    }
+}
+
+pub(crate) fn container_evidence(c: &ContainerView) -> ContainerEvidence {
+    let (state, reason, message, exit_code) = match &c.state {
+        ContainerState::Waiting { reason, message } => {
+            ("waiting", reason.as_deref(), message.as_deref().map(str::to_string), None)
+        }
+        ContainerState::Running { .. } => ("running", None, None, None),
+        ContainerState::Terminated { reason, exit_code, .. } => ("terminated", reason.as_deref(), None, Some(*exit_code)),
+        ContainerState::Unknown => ("unknown", None, None, None),
+    };
+    ContainerEvidence {
+        name: c.name.to_string(),
+        init: c.init,
+        state: state.to_string(),
+        reason: reason.map(str::to_string),
+        message,
+        restart_count: c.restarts.min(i32::MAX as u32) as i32,
+        exit_code,
+    }
+}
+
+pub(crate) fn event_evidence(e: &EventView, count: u32) -> EventEvidence {
+    EventEvidence {
+        reason: e.reason.to_string(),
+        message: Some(e.message.to_string()),
+        count: count.min(i32::MAX as u32) as i32,
+        last_seen: Some(time(e.last_seen)),
+    }
+}

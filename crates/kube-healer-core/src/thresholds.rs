@@ -1,0 +1,172 @@
+//! Default thresholds: the one table of how long, how many and how often. Policies override them
+//! per condition (`for`, `minRestarts`, `transitions`, `window`, `count`, `minPods`, `leaseAge`).
+//!
+//! | class | `for` | knobs |
+//! | --- | --- | --- |
+//! | Unschedulable | 10m | |
+//! | StuckPending | 5m | |
+//! | ImagePullFailure | 5m | |
+//! | StuckContainerCreating | 10m | |
+//! | StuckInitializing | 15m | |
+//! | ContainerStartFailure | 5m | |
+//! | CrashLoop | 10m | minRestarts 5 |
+//! | AdmissionRejected | 1m | |
+//! | StuckTerminating | 1m past the deletionTimestamp | |
+//! | Evicted | 10m | |
+//! | Failed | 1h | |
+//! | NodeLost | 5m | |
+//! | Orphaned | 1m | |
+//! | NodeNotReady | 5m | |
+//! | NodeUnreachable | 2m | |
+//! | PLEGUnhealthy | 3m | |
+//! | NodeFlapping | 0 | transitions 4 within window 1h |
+//! | NodePressure | 5m | |
+//! | NodeCondition | 5m | conditionStatus True |
+//! | HeartbeatLag | 0 | leaseAge 20s |
+//! | SystemOOM | 0 | count 3 within window 10m |
+//! | NodeBlackHole | 10m | minPods 3 |
+//! | EventPattern | 0 | count 1 within window 10m |
+//!
+//! Correlation: 5 pods with ImagePullFailure from one registry on 3 or more nodes make one
+//! correlated finding; so do NotReady or Unreachable nodes when they are at least 3 and at least
+//! 30% of the nodes.
+
+use kube_healer_api::{FailureClass, FailureCondition};
+
+use crate::view::{Secs, Status};
+
+const MINUTE: Secs = 60;
+
+/// How long a class must hold, by default, before it is acted on (and reported by `classify`).
+pub const fn default_for(class: FailureClass) -> Secs {
+    use FailureClass::*;
+    match class {
+        Unschedulable => 10 * MINUTE,
+        StuckPending => 5 * MINUTE,
+        ImagePullFailure => 5 * MINUTE,
+        StuckContainerCreating => 10 * MINUTE,
+        StuckInitializing => 15 * MINUTE,
+        ContainerStartFailure => 5 * MINUTE,
+        CrashLoop => 10 * MINUTE,
+        AdmissionRejected => MINUTE,
+        StuckTerminating => MINUTE,
+        Evicted => 10 * MINUTE,
+        Failed => 60 * MINUTE,
+        NodeLost => 5 * MINUTE,
+        Orphaned => MINUTE,
+        NodeNotReady => 5 * MINUTE,
+        NodeUnreachable => 2 * MINUTE,
+        PLEGUnhealthy => 3 * MINUTE,
+        NodeFlapping => 0,
+        NodePressure => 5 * MINUTE,
+        NodeCondition => 5 * MINUTE,
+        HeartbeatLag => 0,
+        SystemOOM => 0,
+        NodeBlackHole => 10 * MINUTE,
+        EventPattern => 0,
+    }
+}
+
+/// The knobs that decide whether a finding exists at all (as opposed to `for`, which decides when
+/// it is due).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Knobs {
+    pub crashloop_min_restarts: u32,
+    pub flapping_transitions: u32,
+    pub flapping_window: Secs,
+    pub system_oom_count: u32,
+    pub system_oom_window: Secs,
+    pub blackhole_min_pods: u32,
+    /// How long a pod bound to a Ready node may go without starting before it counts towards
+    /// NodeBlackHole.
+    pub blackhole_pod_age: Secs,
+    pub heartbeat_lease_age: Secs,
+    /// NodeCondition: only this type (None: any problem condition), with this status.
+    pub node_condition_type: Option<String>,
+    pub node_condition_status: Status,
+    /// NodePressure: only this type (None: any of the three).
+    pub pressure_type: Option<String>,
+    /// Correlation thresholds.
+    pub correlated_registry_pods: usize,
+    pub correlated_registry_nodes: usize,
+    pub correlated_nodes_min: usize,
+    pub correlated_nodes_percent: usize,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            crashloop_min_restarts: 5,
+            flapping_transitions: 4,
+            flapping_window: 60 * MINUTE,
+            system_oom_count: 3,
+            system_oom_window: 10 * MINUTE,
+            blackhole_min_pods: 3,
+            blackhole_pod_age: 5 * MINUTE,
+            heartbeat_lease_age: 20,
+            node_condition_type: None,
+            node_condition_status: Status::True,
+            pressure_type: None,
+            correlated_registry_pods: 5,
+            correlated_registry_nodes: 3,
+            correlated_nodes_min: 3,
+            correlated_nodes_percent: 30,
+        }
+    }
+}
+
+impl Knobs {
+    /// The defaults with a policy condition's overrides.
+    pub fn for_condition(condition: &FailureCondition) -> Self {
+        let mut knobs = Knobs::default();
+        let secs = |d: kube_healer_api::Duration| d.as_std().as_secs() as Secs;
+        let count = |n: i32| n.max(1) as u32;
+        match condition.class {
+            FailureClass::CrashLoop => {
+                if let Some(n) = condition.min_restarts {
+                    knobs.crashloop_min_restarts = count(n);
+                }
+            }
+            FailureClass::NodeFlapping => {
+                if let Some(n) = condition.transitions {
+                    knobs.flapping_transitions = count(n);
+                }
+                if let Some(w) = condition.window {
+                    knobs.flapping_window = secs(w);
+                }
+            }
+            FailureClass::SystemOOM => {
+                if let Some(n) = condition.count {
+                    knobs.system_oom_count = count(n);
+                }
+                if let Some(w) = condition.window {
+                    knobs.system_oom_window = secs(w);
+                }
+            }
+            FailureClass::NodeBlackHole => {
+                if let Some(n) = condition.min_pods {
+                    knobs.blackhole_min_pods = count(n);
+                }
+            }
+            FailureClass::HeartbeatLag => {
+                if let Some(d) = condition.lease_age {
+                    knobs.heartbeat_lease_age = secs(d);
+                }
+            }
+            FailureClass::NodeCondition => {
+                knobs.node_condition_type = condition.condition_type.clone();
+                if let Some(s) = condition.condition_status {
+                    knobs.node_condition_status = Status::parse(s.as_str());
+                }
+            }
+            FailureClass::NodePressure => knobs.pressure_type = condition.condition_type.clone(),
+            _ => {}
+        }
+        knobs
+    }
+}
+
+/// A condition's `for`, or the class default.
+pub fn for_of(condition: &FailureCondition) -> Secs {
+    condition.for_.map_or(default_for(condition.class), |d| d.as_std().as_secs() as Secs)
+}

@@ -1,0 +1,231 @@
+//! Compact views of Pods, Nodes, Events and Leases: only what classification and policy matching
+//! read. Strings shared by many objects (namespaces, node names, label sets) are interned by the
+//! caller, so a healthy pod costs a few hundred bytes. Times are Unix seconds.
+
+use std::sync::Arc;
+
+/// Unix time in seconds.
+pub type Secs = i64;
+
+/// An interned string.
+pub type Shared = Arc<str>;
+
+/// Label pairs, sorted by key and interned as a whole: replicas share one allocation.
+pub type Labels = Arc<[(Shared, Shared)]>;
+
+/// The pod phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PodPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+/// The kind of a pod's controller (its controller owner reference).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OwnerKind {
+    None,
+    ReplicaSet,
+    StatefulSet,
+    DaemonSet,
+    Job,
+    /// A static pod's mirror (owned by its Node).
+    Node,
+    Other,
+}
+
+impl OwnerKind {
+    pub fn parse(kind: &str) -> Self {
+        match kind {
+            "ReplicaSet" => OwnerKind::ReplicaSet,
+            "StatefulSet" => OwnerKind::StatefulSet,
+            "DaemonSet" => OwnerKind::DaemonSet,
+            "Job" => OwnerKind::Job,
+            "Node" => OwnerKind::Node,
+            _ => OwnerKind::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerKind::None => "None",
+            OwnerKind::ReplicaSet => "ReplicaSet",
+            OwnerKind::StatefulSet => "StatefulSet",
+            OwnerKind::DaemonSet => "DaemonSet",
+            OwnerKind::Job => "Job",
+            OwnerKind::Node => "Node",
+            OwnerKind::Other => "Other",
+        }
+    }
+}
+
+/// A condition's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    True,
+    False,
+    Unknown,
+}
+
+impl Status {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "True" => Status::True,
+            "False" => Status::False,
+            _ => Status::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::True => "True",
+            Status::False => "False",
+            Status::Unknown => "Unknown",
+        }
+    }
+}
+
+/// A container's state, reduced to what tells a failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Waiting, with the kubelet's reason (ImagePullBackOff, ContainerCreating, ...).
+    Waiting { reason: Option<Shared>, message: Option<Box<str>> },
+    Running { started: Option<Secs> },
+    Terminated { reason: Option<Shared>, exit_code: i32, finished: Option<Secs> },
+    /// No state reported yet.
+    Unknown,
+}
+
+/// One container's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerView {
+    pub name: Shared,
+    /// The image as the kubelet reports it (interned: replicas share it).
+    pub image: Shared,
+    pub init: bool,
+    pub ready: bool,
+    pub restarts: u32,
+    pub state: ContainerState,
+    /// The reason of the last termination (StartError, OOMKilled, Error, ...).
+    pub last_terminated_reason: Option<Shared>,
+    /// When the container was first seen in its current state, if the watcher knows (it does
+    /// when it sees the state change); otherwise classification falls back on the pod's times.
+    pub state_since: Option<Secs>,
+}
+
+/// A pod condition (PodScheduled, Initialized, Ready, ...), reduced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodCondition {
+    pub type_: Shared,
+    pub status: Status,
+    pub reason: Option<Shared>,
+    pub message: Option<Box<str>>,
+    pub since: Option<Secs>,
+}
+
+/// What classification and policy matching need of a Pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodView {
+    pub uid: Box<str>,
+    pub namespace: Shared,
+    pub name: Box<str>,
+    pub labels: Labels,
+    pub owner: OwnerKind,
+    pub owner_name: Option<Box<str>>,
+    pub node: Option<Shared>,
+    pub phase: PodPhase,
+    /// The pod-level reason (Evicted, OutOfcpu, NodeAffinity, ...), and its message.
+    pub reason: Option<Shared>,
+    pub message: Option<Box<str>>,
+    pub created: Secs,
+    pub started: Option<Secs>,
+    pub deletion: Option<Secs>,
+    pub grace_seconds: Option<i64>,
+    pub opted_out: bool,
+    pub has_init_containers: bool,
+    /// Only the conditions that are not True (a healthy pod keeps none) plus PodScheduled.
+    pub conditions: Box<[PodCondition]>,
+    pub containers: Box<[ContainerView]>,
+}
+
+impl PodView {
+    pub fn condition(&self, type_: &str) -> Option<&PodCondition> {
+        self.conditions.iter().find(|c| &*c.type_ == type_)
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.phase, PodPhase::Succeeded | PodPhase::Failed)
+    }
+}
+
+/// A node condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeCondition {
+    pub type_: Shared,
+    pub status: Status,
+    pub reason: Option<Shared>,
+    pub message: Option<Box<str>>,
+    pub since: Option<Secs>,
+    pub heartbeat: Option<Secs>,
+}
+
+/// What classification and policy matching need of a Node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeView {
+    pub uid: Box<str>,
+    pub name: Shared,
+    pub labels: Labels,
+    pub unschedulable: bool,
+    pub opted_out: bool,
+    /// Taint keys with their effects, `key:Effect`.
+    pub taints: Box<[Shared]>,
+    pub conditions: Box<[NodeCondition]>,
+    /// Times at which Ready changed, oldest first, as the watcher saw them (bounded by the
+    /// watcher; may be empty offline).
+    pub ready_transitions: Box<[Secs]>,
+}
+
+impl NodeView {
+    pub fn condition(&self, type_: &str) -> Option<&NodeCondition> {
+        self.conditions.iter().find(|c| &*c.type_ == type_)
+    }
+
+    /// Ready status; a node that reports no Ready condition is Unknown.
+    pub fn ready(&self) -> Status {
+        self.condition("Ready").map_or(Status::Unknown, |c| c.status)
+    }
+
+    pub fn has_taint(&self, key: &str) -> bool {
+        self.taints.iter().any(|t| t.split_once(':').map_or(&**t, |(k, _)| k) == key)
+    }
+}
+
+/// The object an event is about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub kind: Shared,
+    pub namespace: Option<Shared>,
+    pub name: Shared,
+}
+
+/// An event, reduced: one series (same object, reason and message) with its count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventView {
+    pub object: ObjectKey,
+    pub object_uid: Option<Box<str>>,
+    pub reason: Shared,
+    pub message: Box<str>,
+    pub count: u32,
+    pub first_seen: Secs,
+    pub last_seen: Secs,
+}
+
+/// A node Lease (kube-node-lease/<node>).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseView {
+    pub node: Shared,
+    pub renewed: Option<Secs>,
+    pub duration_seconds: Option<i32>,
+}

@@ -1,0 +1,448 @@
+//! Every class on real status and event texts, and the healthy look-alikes that must not match.
+
+use kube_healer_api::FailureClass::{self, *};
+use kube_healer_core::classify::EventPattern;
+use kube_healer_core::convert::{Interner, event_view, lease_view, node_view, pod_view};
+use kube_healer_core::view::Secs;
+use kube_healer_core::{CorrelatedCause, Finding, Report, Snapshot, Subject, classify_snapshot};
+use serde_json::{Value, json};
+
+const NOW: Secs = 1_800_000_000;
+
+fn at(offset: Secs) -> String {
+    k8s_openapi::jiff::Timestamp::from_second(NOW + offset).unwrap().to_string()
+}
+
+fn pod(name: &str, node: Option<&str>, status: Value) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"), "creationTimestamp": at(-3600)},
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "registry.example/app:1.0"}]},
+        "status": status,
+    })
+}
+
+fn node(name: &str, conditions: Value) -> Value {
+    json!({"metadata": {"name": name, "uid": format!("uid-{name}")}, "status": {"conditions": conditions}})
+}
+
+fn ready_node(name: &str) -> Value {
+    node(name, json!([{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastTransitionTime": at(-86400)}]))
+}
+
+fn event(kind: &str, name: &str, reason: &str, message: &str, count: i32, first: Secs, last: Secs) -> Value {
+    let ns = if kind == "Pod" { Some("shop") } else { None };
+    json!({
+        "metadata": {"name": format!("{name}.{reason}.{first}"), "namespace": ns.unwrap_or("default")},
+        "involvedObject": {"kind": kind, "name": name, "namespace": ns},
+        "reason": reason, "message": message, "count": count,
+        "firstTimestamp": at(first), "lastTimestamp": at(last), "type": "Warning",
+    })
+}
+
+fn lease(node: &str, renewed: Secs) -> Value {
+    json!({"metadata": {"name": node, "namespace": "kube-node-lease"}, "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": format!("{}", k8s_openapi::jiff::Timestamp::from_second(NOW + renewed).unwrap().strftime("%Y-%m-%dT%H:%M:%S.000000Z"))}})
+}
+
+struct Input {
+    pods: Vec<Value>,
+    nodes: Vec<Value>,
+    events: Vec<Value>,
+    leases: Vec<Value>,
+}
+
+fn input() -> Input {
+    Input { pods: vec![], nodes: vec![ready_node("n1")], events: vec![], leases: vec![] }
+}
+
+impl Input {
+    fn snapshot(&self) -> Snapshot {
+        let mut i = Interner::default();
+        let pods = self.pods.iter().map(|p| pod_view(&serde_json::from_value(p.clone()).unwrap(), &mut i).unwrap()).collect();
+        let nodes = self.nodes.iter().map(|n| node_view(&serde_json::from_value(n.clone()).unwrap(), &mut i).unwrap()).collect();
+        let events = self.events.iter().map(|e| event_view(&serde_json::from_value(e.clone()).unwrap(), &mut i).unwrap()).collect();
+        let leases = self.leases.iter().map(|l| lease_view(&serde_json::from_value(l.clone()).unwrap(), &mut i).unwrap()).collect();
+        Snapshot::new(pods, nodes, events, leases)
+    }
+
+    fn report(&self) -> Report {
+        classify_snapshot(&self.snapshot(), NOW)
+    }
+}
+
+/// The classes found for `name`, due or not.
+fn classes(report: &Report, name: &str) -> Vec<FailureClass> {
+    let mut c: Vec<_> = report.findings.iter().filter(|f| f.subject.name == name).map(|f| f.class).collect();
+    c.sort();
+    c
+}
+
+fn due_classes(report: &Report, name: &str) -> Vec<FailureClass> {
+    let mut c: Vec<_> = report.due(NOW).filter(|f| f.subject.name == name).map(|f| f.class).collect();
+    c.sort();
+    c
+}
+
+fn the(report: &Report, name: &str, class: FailureClass) -> Finding {
+    report.findings.iter().find(|f| f.subject.name == name && f.class == class).cloned().unwrap_or_else(|| {
+        panic!("no {class} for {name}; found {:?}", classes(report, name))
+    })
+}
+
+fn waiting(reason: &str, message: &str, restarts: i32) -> Value {
+    json!({"phase": "Pending", "startTime": at(-1800), "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": at(-1800)}],
+        "containerStatuses": [{"name": "app", "image": "registry.example/app:1.0", "imageID": "", "ready": false, "restartCount": restarts,
+        "state": {"waiting": {"reason": reason, "message": message}}}]})
+}
+
+fn running(restarts: i32, started: Secs) -> Value {
+    json!({"phase": "Running", "startTime": at(-7200), "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}],
+        "containerStatuses": [{"name": "app", "image": "registry.example/app:1.0", "imageID": "", "ready": true, "restartCount": restarts,
+        "state": {"running": {"startedAt": at(started)}}, "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]})
+}
+
+// ---- pods ----
+
+#[test]
+fn unschedulable_and_a_fresh_one_not_yet_due() {
+    let mut input = input();
+    let verdict = |since| json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.",
+        "lastTransitionTime": at(since)}]});
+    input.pods.push(pod("big", None, verdict(-900)));
+    input.pods.push(pod("fresh", None, verdict(-5)));
+    let report = input.report();
+    let f = the(&report, "big", Unschedulable);
+    assert!(f.evidence.summary.contains("3 Insufficient cpu"), "{}", f.evidence.summary);
+    assert_eq!(f.since, NOW - 900);
+    assert_eq!(due_classes(&report, "big"), [Unschedulable]);
+    assert_eq!(classes(&report, "fresh"), [Unschedulable]);
+    assert!(due_classes(&report, "fresh").is_empty(), "a pod refused seconds ago is not due");
+}
+
+#[test]
+fn stuck_pending_unbound_without_events_but_not_with_events() {
+    let mut input = input();
+    input.pods.push(pod("silent", None, json!({"phase": "Pending"})));
+    input.pods.push(pod("talking", None, json!({"phase": "Pending"})));
+    input.events.push(event("Pod", "talking", "FailedScheduling", "0/3 nodes are available: 3 node(s) had untolerated taint", 4, -600, -30));
+    let report = input.report();
+    assert_eq!(due_classes(&report, "silent"), [StuckPending]);
+    assert!(classes(&report, "talking").is_empty());
+}
+
+#[test]
+fn stuck_pending_bound_to_a_ready_node_that_never_reports() {
+    let mut input = input();
+    input.pods.push(pod("ghost", Some("n1"), json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": at(-900)}]})));
+    let mut fresh = pod("newborn", Some("n1"), json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": at(-3)}]}));
+    fresh["metadata"]["creationTimestamp"] = json!(at(-3));
+    input.pods.push(fresh);
+    let report = input.report();
+    assert_eq!(due_classes(&report, "ghost"), [StuckPending]);
+    assert!(due_classes(&report, "newborn").is_empty(), "a pod created seconds ago is not stuck");
+}
+
+#[test]
+fn image_pull_failures_including_corrupted_layers() {
+    let mut input = input();
+    input.pods.push(pod("backoff", Some("n1"), waiting("ImagePullBackOff", "Back-off pulling image \"registry.example/app:1.0\"", 0)));
+    input.pods.push(pod("errpull", Some("n1"), waiting("ErrImagePull", "rpc error: code = NotFound desc = failed to pull and unpack image \"registry.example/app:1.0\": not found", 0)));
+    input.pods.push(pod("inspect", Some("n1"), waiting("ImageInspectError", "Failed to inspect image \"registry.example/app:1.0\": rpc error: code = Unknown desc = layer does not exist", 0)));
+    input.pods.push(pod("badname", Some("n1"), waiting("InvalidImageName", "Failed to apply default image tag \"Registry.Example/App\": couldn't parse image name", 0)));
+    let report = input.report();
+    for name in ["backoff", "errpull", "inspect", "badname"] {
+        assert_eq!(due_classes(&report, name), [ImagePullFailure], "{name}");
+    }
+    let f = the(&report, "inspect", ImagePullFailure);
+    assert!(f.evidence.summary.contains("layer does not exist"));
+    assert_eq!(f.evidence.containers[0].reason.as_deref(), Some("ImageInspectError"));
+    assert_eq!(f.evidence.facts["image"], "registry.example/app:1.0");
+}
+
+#[test]
+fn stuck_container_creating_with_the_sandbox_event() {
+    let mut input = input();
+    input.pods.push(pod("sandbox", Some("n1"), waiting("ContainerCreating", "", 0)));
+    input.events.push(event("Pod", "sandbox", "FailedCreatePodSandBox",
+        "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to create containerd container: failed to prepare extraction snapshot: layer does not exist", 12, -1700, -20));
+    let report = input.report();
+    assert_eq!(due_classes(&report, "sandbox"), [StuckContainerCreating]);
+}
+
+#[test]
+fn stuck_initializing() {
+    let mut input = input();
+    input.pods.push(pod("init", Some("n1"), json!({"phase": "Pending", "startTime": at(-1800),
+        "conditions": [{"type": "Initialized", "status": "False", "reason": "ContainersNotInitialized", "message": "containers with incomplete status: [migrate]"}],
+        "initContainerStatuses": [{"name": "migrate", "image": "registry.example/migrate:1", "imageID": "", "ready": false, "restartCount": 0, "state": {"running": {"startedAt": at(-1790)}}}],
+        "containerStatuses": [{"name": "app", "image": "registry.example/app:1.0", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}]})));
+    let report = input.report();
+    assert_eq!(due_classes(&report, "init"), [StuckInitializing]);
+}
+
+#[test]
+fn container_start_failures() {
+    let mut input = input();
+    input.pods.push(pod("run", Some("n1"), waiting("RunContainerError", "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"/app\": permission denied", 3)));
+    input.pods.push(pod("config", Some("n1"), waiting("CreateContainerConfigError", "secret \"db-password\" not found", 0)));
+    let mut never_ran = waiting("CrashLoopBackOff", "back-off 5m0s restarting failed container=app", 7);
+    never_ran["containerStatuses"][0]["lastState"] = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": "failed to create containerd task"}});
+    input.pods.push(pod("never", Some("n1"), never_ran));
+    let report = input.report();
+    for name in ["run", "config", "never"] {
+        assert_eq!(due_classes(&report, name), [ContainerStartFailure], "{name}");
+    }
+}
+
+#[test]
+fn crash_loop_and_its_look_alikes() {
+    let mut input = input();
+    input.pods.push(pod("loop", Some("n1"), waiting("CrashLoopBackOff", "back-off 5m0s restarting failed container=app pod=loop_shop(uid-loop)", 12)));
+    input.pods.push(pod("twice", Some("n1"), waiting("CrashLoopBackOff", "back-off 20s restarting failed container=app", 2)));
+    input.pods.push(pod("recovered", Some("n1"), running(40, -86000)));
+    let report = input.report();
+    assert_eq!(due_classes(&report, "loop"), [CrashLoop]);
+    assert!(the(&report, "loop", CrashLoop).evidence.summary.contains("after 12 restarts"));
+    assert!(classes(&report, "twice").is_empty(), "below minRestarts");
+    assert!(classes(&report, "recovered").is_empty(), "old restarts, running fine now");
+}
+
+#[test]
+fn admission_rejections_evictions_and_failures() {
+    let mut input = input();
+    input.pods.push(pod("cpu", Some("n1"), json!({"phase": "Failed", "reason": "OutOfcpu", "message": "Pod was rejected: Node didn't have enough resource: cpu, requested: 2000, used: 3500, capacity: 4000"})));
+    input.pods.push(pod("affinity", Some("n1"), json!({"phase": "Failed", "reason": "NodeAffinity", "message": "Pod was rejected: Predicate NodeAffinity failed"})));
+    input.pods.push(pod("evicted", Some("n1"), json!({"phase": "Failed", "reason": "Evicted",
+        "message": "The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi, available: 9Gi. Container app was using 12Gi, request is 0, has larger consumption of ephemeral-storage.",
+        "conditions": [{"type": "Ready", "status": "False", "reason": "PodFailed", "lastTransitionTime": at(-1200)}]})));
+    input.pods.push(pod("failed", Some("n1"), json!({"phase": "Failed", "containerStatuses": [{"name": "app", "image": "registry.example/app:1.0", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": at(-7000)}}}]})));
+    let mut job_failed = pod("jobpod", Some("n1"), json!({"phase": "Failed", "containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 1, "finishedAt": at(-7000)}}}]}));
+    job_failed["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "migrate", "uid": "j", "controller": true}]);
+    input.pods.push(job_failed);
+    let mut job_done = pod("jobdone", Some("n1"), json!({"phase": "Succeeded"}));
+    job_done["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "migrate", "uid": "j", "controller": true}]);
+    input.pods.push(job_done);
+    let report = input.report();
+    assert_eq!(due_classes(&report, "cpu"), [AdmissionRejected]);
+    assert_eq!(due_classes(&report, "affinity"), [AdmissionRejected]);
+    let evicted = the(&report, "evicted", Evicted);
+    assert_eq!(evicted.since, NOW - 1200);
+    assert!(evicted.evidence.summary.contains("low on resource: ephemeral-storage"));
+    assert_eq!(due_classes(&report, "failed"), [Failed]);
+    assert!(classes(&report, "jobpod").is_empty(), "a failed Job pod belongs to the Job's backoffLimit");
+    assert!(classes(&report, "jobdone").is_empty(), "a completed Job pod is healthy");
+}
+
+#[test]
+fn stuck_terminating_only_past_the_deletion_timestamp() {
+    let mut input = input();
+    let mut stuck = pod("stuck", Some("n1"), running(0, -3600));
+    stuck["metadata"]["deletionTimestamp"] = json!(at(-180));
+    stuck["metadata"]["deletionGracePeriodSeconds"] = json!(30);
+    let mut graceful = pod("graceful", Some("n1"), running(0, -3600));
+    graceful["metadata"]["deletionTimestamp"] = json!(at(20));
+    input.pods.push(stuck);
+    input.pods.push(graceful);
+    let report = input.report();
+    let f = the(&report, "stuck", StuckTerminating);
+    assert_eq!(f.since, NOW - 180);
+    assert!(f.evidence.summary.contains("3m past its deletionTimestamp"), "{}", f.evidence.summary);
+    assert_eq!(due_classes(&report, "stuck"), [StuckTerminating]);
+    assert!(classes(&report, "graceful").is_empty(), "within its grace period");
+}
+
+#[test]
+fn node_lost_and_orphaned_only_when_nodes_are_known() {
+    let mut input = input();
+    input.nodes.push(node("gone-dark", json!([{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status.", "lastTransitionTime": at(-600)}])));
+    input.pods.push(pod("lost", Some("gone-dark"), running(0, -7200)));
+    input.pods.push(pod("orphan", Some("deleted-node"), running(0, -7200)));
+    let report = input.report();
+    assert_eq!(due_classes(&report, "lost"), [NodeLost]);
+    assert_eq!(the(&report, "lost", NodeLost).since, NOW - 600);
+    assert_eq!(due_classes(&report, "orphan"), [Orphaned]);
+
+    let mut no_nodes = input;
+    no_nodes.nodes.clear();
+    let report = no_nodes.report();
+    assert!(classes(&report, "orphan").is_empty(), "without nodes in the input, nothing is judged");
+    assert!(classes(&report, "lost").is_empty());
+}
+
+// ---- nodes ----
+
+#[test]
+fn not_ready_unreachable_and_pleg() {
+    let mut input = input();
+    input.nodes.push(node("cni", json!([{"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+        "message": "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized", "lastTransitionTime": at(-900)}])));
+    input.nodes.push(node("dark", json!([{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status.", "lastTransitionTime": at(-300), "lastHeartbeatTime": at(-340)}])));
+    input.nodes.push(node("pleg", json!([{"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+        "message": "PLEG is not healthy: pleg was last seen active 3m3.588s ago; threshold is 3m0s", "lastTransitionTime": at(-400)}])));
+    let report = input.report();
+    assert_eq!(due_classes(&report, "cni"), [NodeNotReady]);
+    assert_eq!(due_classes(&report, "dark"), [NodeUnreachable]);
+    assert!(the(&report, "dark", NodeUnreachable).evidence.summary.contains("Kubelet stopped posting node status."));
+    assert_eq!(classes(&report, "pleg"), [NodeNotReady, PLEGUnhealthy]);
+    assert_eq!(due_classes(&report, "pleg"), [NodeNotReady, PLEGUnhealthy]);
+}
+
+#[test]
+fn flapping_from_events_and_from_history() {
+    let mut input = input();
+    input.nodes.push(ready_node("flappy"));
+    input.nodes.push(ready_node("blip"));
+    input.events.push(event("Node", "flappy", "NodeNotReady", "Node flappy status is now: NodeNotReady", 3, -3000, -600));
+    input.events.push(event("Node", "flappy", "NodeReady", "Node flappy status is now: NodeReady", 3, -2950, -550));
+    input.events.push(event("Node", "blip", "NodeNotReady", "Node blip status is now: NodeNotReady", 1, -600, -600));
+    input.events.push(event("Node", "blip", "NodeReady", "Node blip status is now: NodeReady", 1, -580, -580));
+    let report = input.report();
+    let f = the(&report, "flappy", NodeFlapping);
+    assert!(f.evidence.summary.contains("6 times"), "{}", f.evidence.summary);
+    assert!(classes(&report, "blip").is_empty(), "one blip is not flapping");
+
+    let mut snapshot = input.snapshot();
+    let n = snapshot.nodes.iter_mut().find(|n| &*n.name == "blip").unwrap();
+    n.ready_transitions = vec![NOW - 7200, NOW - 1000, NOW - 900, NOW - 300, NOW - 200].into();
+    let report = classify_snapshot(&snapshot, NOW);
+    let f = the(&report, "blip", NodeFlapping);
+    assert_eq!(f.since, NOW - 1000, "only transitions within the window count");
+}
+
+#[test]
+fn pressure_and_problem_conditions_but_not_healthy_ones() {
+    let mut input = input();
+    input.nodes.push(node("disk", json!([
+        {"type": "Ready", "status": "True"},
+        {"type": "DiskPressure", "status": "True", "reason": "KubeletHasDiskPressure", "message": "kubelet has disk pressure", "lastTransitionTime": at(-600)},
+        {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"}])));
+    input.nodes.push(node("deadlock", json!([
+        {"type": "Ready", "status": "True"},
+        {"type": "KernelDeadlock", "status": "True", "reason": "DockerHung", "message": "kernel: INFO: task docker:20744 blocked for more than 120 seconds.", "lastTransitionTime": at(-400)}])));
+    input.nodes.push(node("npd-fine", json!([
+        {"type": "Ready", "status": "True"},
+        {"type": "KernelDeadlock", "status": "False", "reason": "KernelHasNoDeadlock"},
+        {"type": "ReadonlyFilesystem", "status": "False", "reason": "FilesystemIsNotReadOnly"},
+        {"type": "NetworkUnavailable", "status": "False", "reason": "RouteCreated"}])));
+    let mut cordoned = ready_node("cordoned");
+    cordoned["spec"] = json!({"unschedulable": true, "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]});
+    input.nodes.push(cordoned);
+    let report = input.report();
+    assert_eq!(due_classes(&report, "disk"), [NodePressure]);
+    assert_eq!(due_classes(&report, "deadlock"), [NodeCondition]);
+    assert!(classes(&report, "npd-fine").is_empty());
+    assert!(classes(&report, "cordoned").is_empty(), "a cordoned but healthy node is healthy");
+}
+
+#[test]
+fn heartbeat_lag_while_ready() {
+    let mut input = input();
+    input.nodes.push(ready_node("slow"));
+    input.nodes.push(ready_node("prompt"));
+    input.leases.push(lease("slow", -35));
+    input.leases.push(lease("prompt", -4));
+    let report = input.report();
+    let f = the(&report, "slow", HeartbeatLag);
+    assert_eq!(f.since, NOW - 15);
+    assert_eq!(f.evidence.facts["leaseAge"], "35s");
+    assert!(classes(&report, "prompt").is_empty());
+}
+
+#[test]
+fn system_oom_repeated_not_single() {
+    let mut input = input();
+    input.nodes.push(ready_node("oomy"));
+    input.nodes.push(ready_node("once"));
+    input.events.push(event("Node", "oomy", "SystemOOM", "System OOM encountered, victim process: java, pid: 18212", 4, -500, -20));
+    input.events.push(event("Node", "once", "SystemOOM", "System OOM encountered, victim process: java, pid: 1", 1, -100, -100));
+    let report = input.report();
+    assert_eq!(due_classes(&report, "oomy"), [SystemOOM]);
+    assert!(classes(&report, "once").is_empty());
+}
+
+#[test]
+fn black_hole_needs_several_pods() {
+    let mut input = input();
+    input.nodes.push(ready_node("hole"));
+    input.nodes.push(ready_node("one-off"));
+    let stuck = |name: &str, node: &str| {
+        let mut p = pod(name, Some(node), waiting("ContainerCreating", "", 0));
+        p["status"]["conditions"][0]["lastTransitionTime"] = json!(at(-1500));
+        p
+    };
+    for i in 0..3 {
+        input.pods.push(stuck(&format!("h{i}"), "hole"));
+    }
+    input.pods.push(stuck("lonely", "one-off"));
+    let report = input.report();
+    let f = the(&report, "hole", NodeBlackHole);
+    assert_eq!(f.evidence.facts["unstartedPods"], "3");
+    assert!(classes(&report, "one-off").is_empty(), "one pod is not a black hole");
+}
+
+// ---- any object, correlation ----
+
+#[test]
+fn event_pattern_counts_within_the_window() {
+    let mut input = input();
+    input.pods.push(pod("mounty", Some("n1"), waiting("ContainerCreating", "", 0)));
+    input.events.push(event("Pod", "mounty", "FailedMount",
+        "MountVolume.SetUp failed for volume \"data\" : rpc error: code = DeadlineExceeded desc = timed out waiting for the condition", 6, -500, -10));
+    let snapshot = input.snapshot();
+    let subject = Subject::pod(&snapshot.pods[0]);
+    let pattern = |count, window| EventPattern {
+        reason: Some("FailedMount".into()),
+        message: Some(regex::Regex::new("timed out waiting for the condition").unwrap()),
+        count,
+        window,
+    };
+    let f = pattern(5, 600).find(&subject, &snapshot, NOW).expect("6 within 10m");
+    assert_eq!(f.evidence.events[0].count, 6);
+    assert!(pattern(7, 600).find(&subject, &snapshot, NOW).is_none());
+    assert!(pattern(1, 5).find(&subject, &snapshot, NOW).is_none(), "last seen 10s ago, outside a 5s window");
+    let other = EventPattern { reason: Some("BackOff".into()), message: None, count: 1, window: 600 };
+    assert!(other.find(&subject, &snapshot, NOW).is_none());
+}
+
+#[test]
+fn correlated_registry_failure_and_nodes_down() {
+    let mut input = input();
+    for n in 0..10 {
+        input.nodes.push(ready_node(&format!("w{n}")));
+    }
+    for i in 0..6 {
+        input.pods.push(pod(&format!("p{i}"), Some(&format!("w{}", i % 3)), waiting("ErrImagePull", "failed to pull image: 503 Service Unavailable", 0)));
+    }
+    let report = input.report();
+    assert_eq!(report.correlated.len(), 1);
+    let c = &report.correlated[0];
+    assert_eq!(c.cause, CorrelatedCause::RegistryPullFailures { registry: "registry.example".into() });
+    assert_eq!(c.members.len(), 6);
+    assert!(c.covers(&the(&report, "p0", ImagePullFailure)));
+
+    let mut storm = input;
+    storm.pods.clear();
+    let down = json!([{"type": "Ready", "status": "Unknown", "message": "Kubelet stopped posting node status.", "lastTransitionTime": at(-120)}]);
+    for n in 0..4 {
+        storm.nodes[1 + n] = node(&format!("w{n}"), down.clone());
+    }
+    let report = storm.report();
+    assert_eq!(report.correlated.len(), 1, "{:?}", report.correlated);
+    assert_eq!(report.correlated[0].cause, CorrelatedCause::NodesDown);
+    assert!(report.correlated[0].message.contains("4 of 11 nodes"));
+
+    let mut two_down = storm;
+    two_down.nodes[3] = ready_node("w2");
+    two_down.nodes[4] = ready_node("w3");
+    assert!(two_down.report().correlated.is_empty(), "two nodes down are node faults");
+}
+
+#[test]
+fn opt_out_annotation_is_read() {
+    let mut input = input();
+    let mut p = pod("shy", Some("n1"), running(0, -100));
+    p["metadata"]["annotations"] = json!({"healing.kubehealer.io/opt-out": "true"});
+    input.pods.push(p);
+    assert!(input.snapshot().pods[0].opted_out);
+}
