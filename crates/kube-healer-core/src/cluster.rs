@@ -10,7 +10,9 @@ use crate::view::{EventView, LeaseView, NodeView, PodView, Secs, Shared};
 pub enum NodeLookup<'a> {
     Present(&'a NodeView),
     /// The node does not exist (since when, if known).
-    Gone { since: Option<Secs> },
+    Gone {
+        since: Option<Secs>,
+    },
     /// The input holds no nodes: nothing can be said.
     Unknown,
 }
@@ -19,7 +21,12 @@ pub enum NodeLookup<'a> {
 /// [`Snapshot`], for offline input and tests.
 pub trait ClusterView {
     fn node(&self, name: &str) -> NodeLookup<'_>;
-    fn events<'a>(&'a self, kind: &'a str, namespace: Option<&'a str>, name: &str) -> impl Iterator<Item = &'a EventView> + 'a;
+    fn events<'a>(
+        &'a self,
+        kind: &'a str,
+        namespace: Option<&'a str>,
+        name: &str,
+    ) -> impl Iterator<Item = &'a EventView> + 'a;
     fn lease(&self, node: &str) -> Option<&LeaseView>;
     fn pods_on<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a PodView> + 'a;
     fn node_count(&self) -> usize;
@@ -40,21 +47,43 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(pods: Vec<PodView>, nodes: Vec<NodeView>, events: Vec<EventView>, leases: Vec<LeaseView>) -> Self {
+    pub fn new(
+        pods: Vec<PodView>,
+        nodes: Vec<NodeView>,
+        events: Vec<EventView>,
+        leases: Vec<LeaseView>,
+    ) -> Self {
         let mut index = EventIndex::new(64, Secs::MAX / 4);
         for e in events {
             index.insert(e);
         }
         let nodes_known = !nodes.is_empty();
-        let node_index = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
-        let lease_index = leases.iter().enumerate().map(|(i, l)| (l.node.clone(), i)).collect();
+        let node_index = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
+        let lease_index = leases
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.node.clone(), i))
+            .collect();
         let mut pods_by_node: HashMap<Shared, Vec<usize>> = HashMap::new();
         for (i, p) in pods.iter().enumerate() {
             if let Some(node) = &p.node {
                 pods_by_node.entry(node.clone()).or_default().push(i);
             }
         }
-        Snapshot { pods, nodes, events: index, leases, nodes_known, node_index, lease_index, pods_by_node }
+        Snapshot {
+            pods,
+            nodes,
+            events: index,
+            leases,
+            nodes_known,
+            node_index,
+            lease_index,
+            pods_by_node,
+        }
     }
 }
 
@@ -67,7 +96,12 @@ impl ClusterView for Snapshot {
         }
     }
 
-    fn events<'a>(&'a self, kind: &'a str, namespace: Option<&'a str>, name: &str) -> impl Iterator<Item = &'a EventView> + 'a {
+    fn events<'a>(
+        &'a self,
+        kind: &'a str,
+        namespace: Option<&'a str>,
+        name: &str,
+    ) -> impl Iterator<Item = &'a EventView> + 'a {
         self.events.about(kind, namespace, name)
     }
 
@@ -76,7 +110,11 @@ impl ClusterView for Snapshot {
     }
 
     fn pods_on<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a PodView> + 'a {
-        self.pods_by_node.get(node).into_iter().flatten().map(|&i| &self.pods[i])
+        self.pods_by_node
+            .get(node)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.pods[i])
     }
 
     fn node_count(&self) -> usize {

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Event, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
 use crate::view::{
-    ContainerState, ContainerView, EventView, LeaseView, Labels, NodeCondition, NodeView, ObjectKey, OwnerKind, PodCondition,
-    PodPhase, PodView, Secs, Shared, Status,
+    ContainerState, ContainerView, EventView, Labels, LeaseView, NodeCondition, NodeView, ObjectKey,
+    OwnerKind, PodCondition, PodPhase, PodView, Secs, Shared, Status,
 };
 
 /// Why an object could not be read.
@@ -39,8 +39,11 @@ impl Interner {
     }
 
     pub fn labels(&mut self, labels: Option<&std::collections::BTreeMap<String, String>>) -> Labels {
-        let pairs: Vec<(Shared, Shared)> =
-            labels.into_iter().flatten().map(|(k, v)| (self.str(k), self.str(v))).collect();
+        let pairs: Vec<(Shared, Shared)> = labels
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (self.str(k), self.str(v)))
+            .collect();
         if let Some(existing) = self.label_sets.get(pairs.as_slice()) {
             return existing.clone();
         }
@@ -77,7 +80,9 @@ fn non_empty(s: Option<&String>) -> Option<&str> {
 }
 
 fn opted_out(annotations: Option<&std::collections::BTreeMap<String, String>>) -> bool {
-    annotations.and_then(|a| a.get(kube_healer_api::OPT_OUT_ANNOTATION)).is_some_and(|v| v == "true")
+    annotations
+        .and_then(|a| a.get(kube_healer_api::OPT_OUT_ANNOTATION))
+        .is_some_and(|v| v == "true")
 }
 
 pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertError> {
@@ -89,7 +94,11 @@ pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertEr
     })?;
     let status = pod.status.as_ref();
     let spec = pod.spec.as_ref();
-    let controller = meta.owner_references.iter().flatten().find(|o| o.controller == Some(true));
+    let controller = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
     let phase = match status.and_then(|s| s.phase.as_deref()) {
         Some("Running") => PodPhase::Running,
         Some("Succeeded") => PodPhase::Succeeded,
@@ -133,9 +142,13 @@ pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertEr
         created: meta.creation_timestamp.as_ref().map_or(0, secs),
         started: status.and_then(|s| s.start_time.as_ref()).map(secs),
         deletion: meta.deletion_timestamp.as_ref().map(secs),
-        grace_seconds: meta.deletion_grace_period_seconds.or(spec.and_then(|s| s.termination_grace_period_seconds)),
+        grace_seconds: meta
+            .deletion_grace_period_seconds
+            .or(spec.and_then(|s| s.termination_grace_period_seconds)),
         opted_out: opted_out(meta.annotations.as_ref()),
-        has_init_containers: spec.and_then(|s| s.init_containers.as_ref()).is_some_and(|i| !i.is_empty()),
+        has_init_containers: spec
+            .and_then(|s| s.init_containers.as_ref())
+            .is_some_and(|i| !i.is_empty()),
         conditions: conditions.into(),
         containers: containers.into(),
     })
@@ -254,7 +267,13 @@ pub fn event_view(event: &Event, interner: &mut Interner) -> Result<EventView, C
         .or(event.event_time.as_ref().map(micro_secs))
         .unwrap_or(first_seen)
         .max(first_seen);
-    let count = event.series.as_ref().and_then(|s| s.count).or(event.count).unwrap_or(1).max(1) as u32;
+    let count = event
+        .series
+        .as_ref()
+        .and_then(|s| s.count)
+        .or(event.count)
+        .unwrap_or(1)
+        .max(1) as u32;
     Ok(EventView {
         object: ObjectKey {
             kind: interner.str(obj.kind.as_deref().unwrap_or("")),

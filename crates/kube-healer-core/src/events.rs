@@ -22,7 +22,12 @@ impl Default for EventIndex {
 
 impl EventIndex {
     pub fn new(max_per_object: usize, max_age: Secs) -> Self {
-        EventIndex { by_name: HashMap::new(), max_per_object: max_per_object.max(1), max_age, len: 0 }
+        EventIndex {
+            by_name: HashMap::new(),
+            max_per_object: max_per_object.max(1),
+            max_age,
+            len: 0,
+        }
     }
 
     /// Adds an event, replacing the stored one of the same series (object, reason, message).
@@ -38,7 +43,12 @@ impl EventIndex {
         list.push(event);
         self.len += 1;
         if list.len() > self.max_per_object {
-            let oldest = list.iter().enumerate().min_by_key(|(_, e)| e.last_seen).map(|(i, _)| i).unwrap_or(0);
+            let oldest = list
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.last_seen)
+                .map(|(i, _)| i)
+                .unwrap_or(0);
             list.swap_remove(oldest);
             self.len -= 1;
         }
@@ -58,7 +68,12 @@ impl EventIndex {
     }
 
     /// The events about one object.
-    pub fn about<'a>(&'a self, kind: &'a str, namespace: Option<&'a str>, name: &str) -> impl Iterator<Item = &'a EventView> + 'a {
+    pub fn about<'a>(
+        &'a self,
+        kind: &'a str,
+        namespace: Option<&'a str>,
+        name: &str,
+    ) -> impl Iterator<Item = &'a EventView> + 'a {
         self.by_name
             .get(name)
             .into_iter()

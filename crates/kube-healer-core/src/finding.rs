@@ -3,7 +3,9 @@
 use kube_healer_api::record::{ConditionEvidence, ContainerEvidence, EventEvidence, TargetRef};
 use kube_healer_api::{Evidence, FailureClass, TargetKind};
 
-use crate::view::{ContainerState, ContainerView, EventView, NodeCondition, NodeView, PodCondition, PodView, Secs};
+use crate::view::{
+    ContainerState, ContainerView, EventView, NodeCondition, NodeView, PodCondition, PodView, Secs,
+};
 
 /// The object a finding is about.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -38,14 +40,25 @@ impl Subject {
     }
 
     pub fn target_ref(&self) -> TargetRef {
-        TargetRef::new(self.kind, self.namespace.as_deref(), &self.name, &self.uid, self.node.as_deref())
+        TargetRef::new(
+            self.kind,
+            self.namespace.as_deref(),
+            &self.name,
+            &self.uid,
+            self.node.as_deref(),
+        )
     }
 }
 
 impl std::fmt::Display for Subject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.namespace {
-            Some(ns) => write!(f, "{}/{ns}/{}", self.kind.as_str().to_ascii_lowercase(), self.name),
+            Some(ns) => write!(
+                f,
+                "{}/{ns}/{}",
+                self.kind.as_str().to_ascii_lowercase(),
+                self.name
+            ),
             None => write!(f, "{}/{}", self.kind.as_str().to_ascii_lowercase(), self.name),
         }
     }
@@ -102,7 +115,8 @@ impl Correlated {
 
 /// Unix seconds as an API time.
 pub fn time(secs: Secs) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
-    let ts = k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    let ts =
+        k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts)
 }
 
@@ -128,11 +142,16 @@ pub(crate) fn node_condition_evidence(c: &NodeCondition) -> ConditionEvidence {
 
 pub(crate) fn container_evidence(c: &ContainerView) -> ContainerEvidence {
     let (state, reason, message, exit_code) = match &c.state {
-        ContainerState::Waiting { reason, message } => {
-            ("waiting", reason.as_deref(), message.as_deref().map(str::to_string), None)
-        }
+        ContainerState::Waiting { reason, message } => (
+            "waiting",
+            reason.as_deref(),
+            message.as_deref().map(str::to_string),
+            None,
+        ),
         ContainerState::Running { .. } => ("running", None, None, None),
-        ContainerState::Terminated { reason, exit_code, .. } => ("terminated", reason.as_deref(), None, Some(*exit_code)),
+        ContainerState::Terminated {
+            reason, exit_code, ..
+        } => ("terminated", reason.as_deref(), None, Some(*exit_code)),
         ContainerState::Unknown => ("unknown", None, None, None),
     };
     ContainerEvidence {

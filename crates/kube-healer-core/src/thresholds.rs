@@ -168,5 +168,7 @@ impl Knobs {
 
 /// A condition's `for`, or the class default.
 pub fn for_of(condition: &FailureCondition) -> Secs {
-    condition.for_.map_or(default_for(condition.class), |d| d.as_std().as_secs() as Secs)
+    condition
+        .for_
+        .map_or(default_for(condition.class), |d| d.as_std().as_secs() as Secs)
 }

@@ -91,9 +91,18 @@ impl Status {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ContainerState {
     /// Waiting, with the kubelet's reason (ImagePullBackOff, ContainerCreating, ...).
-    Waiting { reason: Option<Shared>, message: Option<Box<str>> },
-    Running { started: Option<Secs> },
-    Terminated { reason: Option<Shared>, exit_code: i32, finished: Option<Secs> },
+    Waiting {
+        reason: Option<Shared>,
+        message: Option<Box<str>>,
+    },
+    Running {
+        started: Option<Secs>,
+    },
+    Terminated {
+        reason: Option<Shared>,
+        exit_code: i32,
+        finished: Option<Secs>,
+    },
     /// No state reported yet.
     Unknown,
 }
@@ -198,7 +207,9 @@ impl NodeView {
     }
 
     pub fn has_taint(&self, key: &str) -> bool {
-        self.taints.iter().any(|t| t.split_once(':').map_or(&**t, |(k, _)| k) == key)
+        self.taints
+            .iter()
+            .any(|t| t.split_once(':').map_or(&**t, |(k, _)| k) == key)
     }
 }
 

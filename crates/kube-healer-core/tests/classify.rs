@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 const NOW: Secs = 1_800_000_000;
 
 fn at(offset: Secs) -> String {
-    k8s_openapi::jiff::Timestamp::from_second(NOW + offset).unwrap().to_string()
+    k8s_openapi::jiff::Timestamp::from_second(NOW + offset)
+        .unwrap()
+        .to_string()
 }
 
 fn pod(name: &str, node: Option<&str>, status: Value) -> Value {
@@ -26,7 +28,10 @@ fn node(name: &str, conditions: Value) -> Value {
 }
 
 fn ready_node(name: &str) -> Value {
-    node(name, json!([{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastTransitionTime": at(-86400)}]))
+    node(
+        name,
+        json!([{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastTransitionTime": at(-86400)}]),
+    )
 }
 
 fn event(kind: &str, name: &str, reason: &str, message: &str, count: i32, first: Secs, last: Secs) -> Value {
@@ -51,16 +56,37 @@ struct Input {
 }
 
 fn input() -> Input {
-    Input { pods: vec![], nodes: vec![ready_node("n1")], events: vec![], leases: vec![] }
+    Input {
+        pods: vec![],
+        nodes: vec![ready_node("n1")],
+        events: vec![],
+        leases: vec![],
+    }
 }
 
 impl Input {
     fn snapshot(&self) -> Snapshot {
         let mut i = Interner::default();
-        let pods = self.pods.iter().map(|p| pod_view(&serde_json::from_value(p.clone()).unwrap(), &mut i).unwrap()).collect();
-        let nodes = self.nodes.iter().map(|n| node_view(&serde_json::from_value(n.clone()).unwrap(), &mut i).unwrap()).collect();
-        let events = self.events.iter().map(|e| event_view(&serde_json::from_value(e.clone()).unwrap(), &mut i).unwrap()).collect();
-        let leases = self.leases.iter().map(|l| lease_view(&serde_json::from_value(l.clone()).unwrap(), &mut i).unwrap()).collect();
+        let pods = self
+            .pods
+            .iter()
+            .map(|p| pod_view(&serde_json::from_value(p.clone()).unwrap(), &mut i).unwrap())
+            .collect();
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|n| node_view(&serde_json::from_value(n.clone()).unwrap(), &mut i).unwrap())
+            .collect();
+        let events = self
+            .events
+            .iter()
+            .map(|e| event_view(&serde_json::from_value(e.clone()).unwrap(), &mut i).unwrap())
+            .collect();
+        let leases = self
+            .leases
+            .iter()
+            .map(|l| lease_view(&serde_json::from_value(l.clone()).unwrap(), &mut i).unwrap())
+            .collect();
         Snapshot::new(pods, nodes, events, leases)
     }
 
@@ -71,21 +97,33 @@ impl Input {
 
 /// The classes found for `name`, due or not.
 fn classes(report: &Report, name: &str) -> Vec<FailureClass> {
-    let mut c: Vec<_> = report.findings.iter().filter(|f| f.subject.name == name).map(|f| f.class).collect();
+    let mut c: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.subject.name == name)
+        .map(|f| f.class)
+        .collect();
     c.sort();
     c
 }
 
 fn due_classes(report: &Report, name: &str) -> Vec<FailureClass> {
-    let mut c: Vec<_> = report.due(NOW).filter(|f| f.subject.name == name).map(|f| f.class).collect();
+    let mut c: Vec<_> = report
+        .due(NOW)
+        .filter(|f| f.subject.name == name)
+        .map(|f| f.class)
+        .collect();
     c.sort();
     c
 }
 
 fn the(report: &Report, name: &str, class: FailureClass) -> Finding {
-    report.findings.iter().find(|f| f.subject.name == name && f.class == class).cloned().unwrap_or_else(|| {
-        panic!("no {class} for {name}; found {:?}", classes(report, name))
-    })
+    report
+        .findings
+        .iter()
+        .find(|f| f.subject.name == name && f.class == class)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {class} for {name}; found {:?}", classes(report, name)))
 }
 
 fn waiting(reason: &str, message: &str, restarts: i32) -> Value {
@@ -105,18 +143,27 @@ fn running(restarts: i32, started: Secs) -> Value {
 #[test]
 fn unschedulable_and_a_fresh_one_not_yet_due() {
     let mut input = input();
-    let verdict = |since| json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+    let verdict = |since| {
+        json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
         "message": "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.",
-        "lastTransitionTime": at(since)}]});
+        "lastTransitionTime": at(since)}]})
+    };
     input.pods.push(pod("big", None, verdict(-900)));
     input.pods.push(pod("fresh", None, verdict(-5)));
     let report = input.report();
     let f = the(&report, "big", Unschedulable);
-    assert!(f.evidence.summary.contains("3 Insufficient cpu"), "{}", f.evidence.summary);
+    assert!(
+        f.evidence.summary.contains("3 Insufficient cpu"),
+        "{}",
+        f.evidence.summary
+    );
     assert_eq!(f.since, NOW - 900);
     assert_eq!(due_classes(&report, "big"), [Unschedulable]);
     assert_eq!(classes(&report, "fresh"), [Unschedulable]);
-    assert!(due_classes(&report, "fresh").is_empty(), "a pod refused seconds ago is not due");
+    assert!(
+        due_classes(&report, "fresh").is_empty(),
+        "a pod refused seconds ago is not due"
+    );
 }
 
 #[test]
@@ -124,7 +171,15 @@ fn stuck_pending_unbound_without_events_but_not_with_events() {
     let mut input = input();
     input.pods.push(pod("silent", None, json!({"phase": "Pending"})));
     input.pods.push(pod("talking", None, json!({"phase": "Pending"})));
-    input.events.push(event("Pod", "talking", "FailedScheduling", "0/3 nodes are available: 3 node(s) had untolerated taint", 4, -600, -30));
+    input.events.push(event(
+        "Pod",
+        "talking",
+        "FailedScheduling",
+        "0/3 nodes are available: 3 node(s) had untolerated taint",
+        4,
+        -600,
+        -30,
+    ));
     let report = input.report();
     assert_eq!(due_classes(&report, "silent"), [StuckPending]);
     assert!(classes(&report, "talking").is_empty());
@@ -134,35 +189,63 @@ fn stuck_pending_unbound_without_events_but_not_with_events() {
 fn stuck_pending_bound_to_a_ready_node_that_never_reports() {
     let mut input = input();
     input.pods.push(pod("ghost", Some("n1"), json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": at(-900)}]})));
-    let mut fresh = pod("newborn", Some("n1"), json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": at(-3)}]}));
+    let mut fresh = pod(
+        "newborn",
+        Some("n1"),
+        json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": at(-3)}]}),
+    );
     fresh["metadata"]["creationTimestamp"] = json!(at(-3));
     input.pods.push(fresh);
     let report = input.report();
     assert_eq!(due_classes(&report, "ghost"), [StuckPending]);
-    assert!(due_classes(&report, "newborn").is_empty(), "a pod created seconds ago is not stuck");
+    assert!(
+        due_classes(&report, "newborn").is_empty(),
+        "a pod created seconds ago is not stuck"
+    );
 }
 
 #[test]
 fn image_pull_failures_including_corrupted_layers() {
     let mut input = input();
-    input.pods.push(pod("backoff", Some("n1"), waiting("ImagePullBackOff", "Back-off pulling image \"registry.example/app:1.0\"", 0)));
+    input.pods.push(pod(
+        "backoff",
+        Some("n1"),
+        waiting(
+            "ImagePullBackOff",
+            "Back-off pulling image \"registry.example/app:1.0\"",
+            0,
+        ),
+    ));
     input.pods.push(pod("errpull", Some("n1"), waiting("ErrImagePull", "rpc error: code = NotFound desc = failed to pull and unpack image \"registry.example/app:1.0\": not found", 0)));
     input.pods.push(pod("inspect", Some("n1"), waiting("ImageInspectError", "Failed to inspect image \"registry.example/app:1.0\": rpc error: code = Unknown desc = layer does not exist", 0)));
-    input.pods.push(pod("badname", Some("n1"), waiting("InvalidImageName", "Failed to apply default image tag \"Registry.Example/App\": couldn't parse image name", 0)));
+    input.pods.push(pod(
+        "badname",
+        Some("n1"),
+        waiting(
+            "InvalidImageName",
+            "Failed to apply default image tag \"Registry.Example/App\": couldn't parse image name",
+            0,
+        ),
+    ));
     let report = input.report();
     for name in ["backoff", "errpull", "inspect", "badname"] {
         assert_eq!(due_classes(&report, name), [ImagePullFailure], "{name}");
     }
     let f = the(&report, "inspect", ImagePullFailure);
     assert!(f.evidence.summary.contains("layer does not exist"));
-    assert_eq!(f.evidence.containers[0].reason.as_deref(), Some("ImageInspectError"));
+    assert_eq!(
+        f.evidence.containers[0].reason.as_deref(),
+        Some("ImageInspectError")
+    );
     assert_eq!(f.evidence.facts["image"], "registry.example/app:1.0");
 }
 
 #[test]
 fn stuck_container_creating_with_the_sandbox_event() {
     let mut input = input();
-    input.pods.push(pod("sandbox", Some("n1"), waiting("ContainerCreating", "", 0)));
+    input
+        .pods
+        .push(pod("sandbox", Some("n1"), waiting("ContainerCreating", "", 0)));
     input.events.push(event("Pod", "sandbox", "FailedCreatePodSandBox",
         "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to create containerd container: failed to prepare extraction snapshot: layer does not exist", 12, -1700, -20));
     let report = input.report();
@@ -184,8 +267,20 @@ fn stuck_initializing() {
 fn container_start_failures() {
     let mut input = input();
     input.pods.push(pod("run", Some("n1"), waiting("RunContainerError", "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"/app\": permission denied", 3)));
-    input.pods.push(pod("config", Some("n1"), waiting("CreateContainerConfigError", "secret \"db-password\" not found", 0)));
-    let mut never_ran = waiting("CrashLoopBackOff", "back-off 5m0s restarting failed container=app", 7);
+    input.pods.push(pod(
+        "config",
+        Some("n1"),
+        waiting(
+            "CreateContainerConfigError",
+            "secret \"db-password\" not found",
+            0,
+        ),
+    ));
+    let mut never_ran = waiting(
+        "CrashLoopBackOff",
+        "back-off 5m0s restarting failed container=app",
+        7,
+    );
     never_ran["containerStatuses"][0]["lastState"] = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": "failed to create containerd task"}});
     input.pods.push(pod("never", Some("n1"), never_ran));
     let report = input.report();
@@ -197,14 +292,38 @@ fn container_start_failures() {
 #[test]
 fn crash_loop_and_its_look_alikes() {
     let mut input = input();
-    input.pods.push(pod("loop", Some("n1"), waiting("CrashLoopBackOff", "back-off 5m0s restarting failed container=app pod=loop_shop(uid-loop)", 12)));
-    input.pods.push(pod("twice", Some("n1"), waiting("CrashLoopBackOff", "back-off 20s restarting failed container=app", 2)));
+    input.pods.push(pod(
+        "loop",
+        Some("n1"),
+        waiting(
+            "CrashLoopBackOff",
+            "back-off 5m0s restarting failed container=app pod=loop_shop(uid-loop)",
+            12,
+        ),
+    ));
+    input.pods.push(pod(
+        "twice",
+        Some("n1"),
+        waiting(
+            "CrashLoopBackOff",
+            "back-off 20s restarting failed container=app",
+            2,
+        ),
+    ));
     input.pods.push(pod("recovered", Some("n1"), running(40, -86000)));
     let report = input.report();
     assert_eq!(due_classes(&report, "loop"), [CrashLoop]);
-    assert!(the(&report, "loop", CrashLoop).evidence.summary.contains("after 12 restarts"));
+    assert!(
+        the(&report, "loop", CrashLoop)
+            .evidence
+            .summary
+            .contains("after 12 restarts")
+    );
     assert!(classes(&report, "twice").is_empty(), "below minRestarts");
-    assert!(classes(&report, "recovered").is_empty(), "old restarts, running fine now");
+    assert!(
+        classes(&report, "recovered").is_empty(),
+        "old restarts, running fine now"
+    );
 }
 
 #[test]
@@ -217,21 +336,38 @@ fn admission_rejections_evictions_and_failures() {
         "conditions": [{"type": "Ready", "status": "False", "reason": "PodFailed", "lastTransitionTime": at(-1200)}]})));
     input.pods.push(pod("failed", Some("n1"), json!({"phase": "Failed", "containerStatuses": [{"name": "app", "image": "registry.example/app:1.0", "imageID": "", "ready": false, "restartCount": 0,
         "state": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": at(-7000)}}}]})));
-    let mut job_failed = pod("jobpod", Some("n1"), json!({"phase": "Failed", "containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 1, "finishedAt": at(-7000)}}}]}));
-    job_failed["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "migrate", "uid": "j", "controller": true}]);
+    let mut job_failed = pod(
+        "jobpod",
+        Some("n1"),
+        json!({"phase": "Failed", "containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 1, "finishedAt": at(-7000)}}}]}),
+    );
+    job_failed["metadata"]["ownerReferences"] =
+        json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "migrate", "uid": "j", "controller": true}]);
     input.pods.push(job_failed);
     let mut job_done = pod("jobdone", Some("n1"), json!({"phase": "Succeeded"}));
-    job_done["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "migrate", "uid": "j", "controller": true}]);
+    job_done["metadata"]["ownerReferences"] =
+        json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "migrate", "uid": "j", "controller": true}]);
     input.pods.push(job_done);
     let report = input.report();
     assert_eq!(due_classes(&report, "cpu"), [AdmissionRejected]);
     assert_eq!(due_classes(&report, "affinity"), [AdmissionRejected]);
     let evicted = the(&report, "evicted", Evicted);
     assert_eq!(evicted.since, NOW - 1200);
-    assert!(evicted.evidence.summary.contains("low on resource: ephemeral-storage"));
+    assert!(
+        evicted
+            .evidence
+            .summary
+            .contains("low on resource: ephemeral-storage")
+    );
     assert_eq!(due_classes(&report, "failed"), [Failed]);
-    assert!(classes(&report, "jobpod").is_empty(), "a failed Job pod belongs to the Job's backoffLimit");
-    assert!(classes(&report, "jobdone").is_empty(), "a completed Job pod is healthy");
+    assert!(
+        classes(&report, "jobpod").is_empty(),
+        "a failed Job pod belongs to the Job's backoffLimit"
+    );
+    assert!(
+        classes(&report, "jobdone").is_empty(),
+        "a completed Job pod is healthy"
+    );
 }
 
 #[test]
@@ -247,7 +383,11 @@ fn stuck_terminating_only_past_the_deletion_timestamp() {
     let report = input.report();
     let f = the(&report, "stuck", StuckTerminating);
     assert_eq!(f.since, NOW - 180);
-    assert!(f.evidence.summary.contains("3m past its deletionTimestamp"), "{}", f.evidence.summary);
+    assert!(
+        f.evidence.summary.contains("3m past its deletionTimestamp"),
+        "{}",
+        f.evidence.summary
+    );
     assert_eq!(due_classes(&report, "stuck"), [StuckTerminating]);
     assert!(classes(&report, "graceful").is_empty(), "within its grace period");
 }
@@ -257,7 +397,9 @@ fn node_lost_and_orphaned_only_when_nodes_are_known() {
     let mut input = input();
     input.nodes.push(node("gone-dark", json!([{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status.", "lastTransitionTime": at(-600)}])));
     input.pods.push(pod("lost", Some("gone-dark"), running(0, -7200)));
-    input.pods.push(pod("orphan", Some("deleted-node"), running(0, -7200)));
+    input
+        .pods
+        .push(pod("orphan", Some("deleted-node"), running(0, -7200)));
     let report = input.report();
     assert_eq!(due_classes(&report, "lost"), [NodeLost]);
     assert_eq!(the(&report, "lost", NodeLost).since, NOW - 600);
@@ -266,7 +408,10 @@ fn node_lost_and_orphaned_only_when_nodes_are_known() {
     let mut no_nodes = input;
     no_nodes.nodes.clear();
     let report = no_nodes.report();
-    assert!(classes(&report, "orphan").is_empty(), "without nodes in the input, nothing is judged");
+    assert!(
+        classes(&report, "orphan").is_empty(),
+        "without nodes in the input, nothing is judged"
+    );
     assert!(classes(&report, "lost").is_empty());
 }
 
@@ -283,7 +428,12 @@ fn not_ready_unreachable_and_pleg() {
     let report = input.report();
     assert_eq!(due_classes(&report, "cni"), [NodeNotReady]);
     assert_eq!(due_classes(&report, "dark"), [NodeUnreachable]);
-    assert!(the(&report, "dark", NodeUnreachable).evidence.summary.contains("Kubelet stopped posting node status."));
+    assert!(
+        the(&report, "dark", NodeUnreachable)
+            .evidence
+            .summary
+            .contains("Kubelet stopped posting node status.")
+    );
     assert_eq!(classes(&report, "pleg"), [NodeNotReady, PLEGUnhealthy]);
     assert_eq!(due_classes(&report, "pleg"), [NodeNotReady, PLEGUnhealthy]);
 }
@@ -293,10 +443,42 @@ fn flapping_from_events_and_from_history() {
     let mut input = input();
     input.nodes.push(ready_node("flappy"));
     input.nodes.push(ready_node("blip"));
-    input.events.push(event("Node", "flappy", "NodeNotReady", "Node flappy status is now: NodeNotReady", 3, -3000, -600));
-    input.events.push(event("Node", "flappy", "NodeReady", "Node flappy status is now: NodeReady", 3, -2950, -550));
-    input.events.push(event("Node", "blip", "NodeNotReady", "Node blip status is now: NodeNotReady", 1, -600, -600));
-    input.events.push(event("Node", "blip", "NodeReady", "Node blip status is now: NodeReady", 1, -580, -580));
+    input.events.push(event(
+        "Node",
+        "flappy",
+        "NodeNotReady",
+        "Node flappy status is now: NodeNotReady",
+        3,
+        -3000,
+        -600,
+    ));
+    input.events.push(event(
+        "Node",
+        "flappy",
+        "NodeReady",
+        "Node flappy status is now: NodeReady",
+        3,
+        -2950,
+        -550,
+    ));
+    input.events.push(event(
+        "Node",
+        "blip",
+        "NodeNotReady",
+        "Node blip status is now: NodeNotReady",
+        1,
+        -600,
+        -600,
+    ));
+    input.events.push(event(
+        "Node",
+        "blip",
+        "NodeReady",
+        "Node blip status is now: NodeReady",
+        1,
+        -580,
+        -580,
+    ));
     let report = input.report();
     let f = the(&report, "flappy", NodeFlapping);
     assert!(f.evidence.summary.contains("6 times"), "{}", f.evidence.summary);
@@ -320,11 +502,14 @@ fn pressure_and_problem_conditions_but_not_healthy_ones() {
     input.nodes.push(node("deadlock", json!([
         {"type": "Ready", "status": "True"},
         {"type": "KernelDeadlock", "status": "True", "reason": "DockerHung", "message": "kernel: INFO: task docker:20744 blocked for more than 120 seconds.", "lastTransitionTime": at(-400)}])));
-    input.nodes.push(node("npd-fine", json!([
+    input.nodes.push(node(
+        "npd-fine",
+        json!([
         {"type": "Ready", "status": "True"},
         {"type": "KernelDeadlock", "status": "False", "reason": "KernelHasNoDeadlock"},
         {"type": "ReadonlyFilesystem", "status": "False", "reason": "FilesystemIsNotReadOnly"},
-        {"type": "NetworkUnavailable", "status": "False", "reason": "RouteCreated"}])));
+        {"type": "NetworkUnavailable", "status": "False", "reason": "RouteCreated"}]),
+    ));
     let mut cordoned = ready_node("cordoned");
     cordoned["spec"] = json!({"unschedulable": true, "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]});
     input.nodes.push(cordoned);
@@ -332,7 +517,10 @@ fn pressure_and_problem_conditions_but_not_healthy_ones() {
     assert_eq!(due_classes(&report, "disk"), [NodePressure]);
     assert_eq!(due_classes(&report, "deadlock"), [NodeCondition]);
     assert!(classes(&report, "npd-fine").is_empty());
-    assert!(classes(&report, "cordoned").is_empty(), "a cordoned but healthy node is healthy");
+    assert!(
+        classes(&report, "cordoned").is_empty(),
+        "a cordoned but healthy node is healthy"
+    );
 }
 
 #[test]
@@ -354,8 +542,24 @@ fn system_oom_repeated_not_single() {
     let mut input = input();
     input.nodes.push(ready_node("oomy"));
     input.nodes.push(ready_node("once"));
-    input.events.push(event("Node", "oomy", "SystemOOM", "System OOM encountered, victim process: java, pid: 18212", 4, -500, -20));
-    input.events.push(event("Node", "once", "SystemOOM", "System OOM encountered, victim process: java, pid: 1", 1, -100, -100));
+    input.events.push(event(
+        "Node",
+        "oomy",
+        "SystemOOM",
+        "System OOM encountered, victim process: java, pid: 18212",
+        4,
+        -500,
+        -20,
+    ));
+    input.events.push(event(
+        "Node",
+        "once",
+        "SystemOOM",
+        "System OOM encountered, victim process: java, pid: 1",
+        1,
+        -100,
+        -100,
+    ));
     let report = input.report();
     assert_eq!(due_classes(&report, "oomy"), [SystemOOM]);
     assert!(classes(&report, "once").is_empty());
@@ -378,7 +582,10 @@ fn black_hole_needs_several_pods() {
     let report = input.report();
     let f = the(&report, "hole", NodeBlackHole);
     assert_eq!(f.evidence.facts["unstartedPods"], "3");
-    assert!(classes(&report, "one-off").is_empty(), "one pod is not a black hole");
+    assert!(
+        classes(&report, "one-off").is_empty(),
+        "one pod is not a black hole"
+    );
 }
 
 // ---- any object, correlation ----
@@ -386,7 +593,9 @@ fn black_hole_needs_several_pods() {
 #[test]
 fn event_pattern_counts_within_the_window() {
     let mut input = input();
-    input.pods.push(pod("mounty", Some("n1"), waiting("ContainerCreating", "", 0)));
+    input
+        .pods
+        .push(pod("mounty", Some("n1"), waiting("ContainerCreating", "", 0)));
     input.events.push(event("Pod", "mounty", "FailedMount",
         "MountVolume.SetUp failed for volume \"data\" : rpc error: code = DeadlineExceeded desc = timed out waiting for the condition", 6, -500, -10));
     let snapshot = input.snapshot();
@@ -397,11 +606,21 @@ fn event_pattern_counts_within_the_window() {
         count,
         window,
     };
-    let f = pattern(5, 600).find(&subject, &snapshot, NOW).expect("6 within 10m");
+    let f = pattern(5, 600)
+        .find(&subject, &snapshot, NOW)
+        .expect("6 within 10m");
     assert_eq!(f.evidence.events[0].count, 6);
     assert!(pattern(7, 600).find(&subject, &snapshot, NOW).is_none());
-    assert!(pattern(1, 5).find(&subject, &snapshot, NOW).is_none(), "last seen 10s ago, outside a 5s window");
-    let other = EventPattern { reason: Some("BackOff".into()), message: None, count: 1, window: 600 };
+    assert!(
+        pattern(1, 5).find(&subject, &snapshot, NOW).is_none(),
+        "last seen 10s ago, outside a 5s window"
+    );
+    let other = EventPattern {
+        reason: Some("BackOff".into()),
+        message: None,
+        count: 1,
+        window: 600,
+    };
     assert!(other.find(&subject, &snapshot, NOW).is_none());
 }
 
@@ -412,12 +631,21 @@ fn correlated_registry_failure_and_nodes_down() {
         input.nodes.push(ready_node(&format!("w{n}")));
     }
     for i in 0..6 {
-        input.pods.push(pod(&format!("p{i}"), Some(&format!("w{}", i % 3)), waiting("ErrImagePull", "failed to pull image: 503 Service Unavailable", 0)));
+        input.pods.push(pod(
+            &format!("p{i}"),
+            Some(&format!("w{}", i % 3)),
+            waiting("ErrImagePull", "failed to pull image: 503 Service Unavailable", 0),
+        ));
     }
     let report = input.report();
     assert_eq!(report.correlated.len(), 1);
     let c = &report.correlated[0];
-    assert_eq!(c.cause, CorrelatedCause::RegistryPullFailures { registry: "registry.example".into() });
+    assert_eq!(
+        c.cause,
+        CorrelatedCause::RegistryPullFailures {
+            registry: "registry.example".into()
+        }
+    );
     assert_eq!(c.members.len(), 6);
     assert!(c.covers(&the(&report, "p0", ImagePullFailure)));
 
@@ -435,7 +663,10 @@ fn correlated_registry_failure_and_nodes_down() {
     let mut two_down = storm;
     two_down.nodes[3] = ready_node("w2");
     two_down.nodes[4] = ready_node("w3");
-    assert!(two_down.report().correlated.is_empty(), "two nodes down are node faults");
+    assert!(
+        two_down.report().correlated.is_empty(),
+        "two nodes down are node faults"
+    );
 }
 
 #[test]

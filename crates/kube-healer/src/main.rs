@@ -1,6 +1,7 @@
 //! kube-healer: a cluster-wide self-healing operator for Kubernetes.
 
 mod cmd;
+mod input;
 
 use std::process::ExitCode;
 
@@ -22,12 +23,16 @@ enum Command {
     /// Print the CustomResourceDefinitions (HealingPolicy, HealingAction) as YAML, or write them
     /// to a directory.
     Crd(cmd::crd::Args),
+    /// Diagnose Pods, Nodes, Events and Leases offline, for example
+    /// `kubectl get pods,nodes,events -A -o yaml | kube-healer classify -f -`.
+    Classify(cmd::classify::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crd(args) => cmd::crd::run(args),
+        Command::Classify(args) => cmd::classify::run(args),
     };
     match result {
         Ok(code) => code,

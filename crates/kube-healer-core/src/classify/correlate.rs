@@ -21,7 +21,10 @@ pub fn correlate(findings: &[Finding], node_count: usize, knobs: &Knobs) -> Vec<
 
     // One registry failing pulls on many nodes.
     let mut by_registry: HashMap<&str, Vec<&Finding>> = HashMap::new();
-    for f in findings.iter().filter(|f| f.class == FailureClass::ImagePullFailure) {
+    for f in findings
+        .iter()
+        .filter(|f| f.class == FailureClass::ImagePullFailure)
+    {
         if let Some(image) = f.evidence.facts.get("image") {
             by_registry.entry(registry_of(image)).or_default().push(f);
         }
@@ -32,7 +35,9 @@ pub fn correlate(findings: &[Finding], node_count: usize, knobs: &Knobs) -> Vec<
         let nodes: HashSet<&str> = members.iter().filter_map(|f| f.subject.node.as_deref()).collect();
         if members.len() >= knobs.correlated_registry_pods && nodes.len() >= knobs.correlated_registry_nodes {
             out.push(Correlated {
-                cause: CorrelatedCause::RegistryPullFailures { registry: registry.to_string() },
+                cause: CorrelatedCause::RegistryPullFailures {
+                    registry: registry.to_string(),
+                },
                 classes: vec![FailureClass::ImagePullFailure],
                 since: members.iter().map(|f| f.since).min().unwrap_or_default(),
                 message: format!(
@@ -48,7 +53,12 @@ pub fn correlate(findings: &[Finding], node_count: usize, knobs: &Knobs) -> Vec<
     // Many nodes down together.
     let down: Vec<&Finding> = findings
         .iter()
-        .filter(|f| matches!(f.class, FailureClass::NodeNotReady | FailureClass::NodeUnreachable))
+        .filter(|f| {
+            matches!(
+                f.class,
+                FailureClass::NodeNotReady | FailureClass::NodeUnreachable
+            )
+        })
         .collect();
     let down_nodes: HashSet<&str> = down.iter().map(|f| f.subject.name.as_str()).collect();
     if node_count > 0

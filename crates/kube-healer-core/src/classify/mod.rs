@@ -41,7 +41,9 @@ pub fn classify_snapshot(snapshot: &Snapshot, now: Secs) -> Report {
 impl Report {
     /// The findings that have held for at least their class's default threshold.
     pub fn due(&self, now: Secs) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(move |f| f.due_at(default_for(f.class)) <= now)
+        self.findings
+            .iter()
+            .filter(move |f| f.due_at(default_for(f.class)) <= now)
     }
 }
 
@@ -82,7 +84,12 @@ impl EventPattern {
                 self.count
             ));
             evidence.events = events;
-            Finding { class: FailureClass::EventPattern, subject: subject.clone(), since: first, evidence }
+            Finding {
+                class: FailureClass::EventPattern,
+                subject: subject.clone(),
+                since: first,
+                evidence,
+            }
         })
     }
 }

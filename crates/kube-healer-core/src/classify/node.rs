@@ -14,17 +14,29 @@ pub const PRESSURE_TYPES: &[&str] = &["MemoryPressure", "DiskPressure", "PIDPres
 pub const PLEG_MESSAGE: &str = "PLEG is not healthy";
 
 /// Appends the findings of one node to `out`. Allocates nothing for a healthy node.
-pub fn classify_node(node: &NodeView, cluster: &impl ClusterView, knobs: &Knobs, now: Secs, out: &mut Vec<Finding>) {
+pub fn classify_node(
+    node: &NodeView,
+    cluster: &impl ClusterView,
+    knobs: &Knobs,
+    now: Secs,
+    out: &mut Vec<Finding>,
+) {
     let ready = node.condition("Ready");
     let ready_status = node.ready();
     match (ready_status, ready) {
         (Status::False, Some(c)) => {
             let since = c.since.unwrap_or(now);
-            let mut evidence = summary(format!("NotReady: {}", c.message.as_deref().unwrap_or("no message")));
+            let mut evidence = summary(format!(
+                "NotReady: {}",
+                c.message.as_deref().unwrap_or("no message")
+            ));
             evidence.conditions.push(node_condition_evidence(c));
             if c.message.as_deref().is_some_and(|m| m.contains(PLEG_MESSAGE)) {
                 let mut pleg = evidence.clone();
-                pleg.summary = format!("the container runtime stopped answering: {}", c.message.as_deref().unwrap_or(""));
+                pleg.summary = format!(
+                    "the container runtime stopped answering: {}",
+                    c.message.as_deref().unwrap_or("")
+                );
                 out.push(finding(FailureClass::PLEGUnhealthy, node, since, pleg));
             }
             out.push(finding(FailureClass::NodeNotReady, node, since, evidence));
@@ -33,11 +45,15 @@ pub fn classify_node(node: &NodeView, cluster: &impl ClusterView, knobs: &Knobs,
             let since = ready.and_then(|c| c.since).unwrap_or(now);
             let mut evidence = summary(format!(
                 "unreachable: {}",
-                ready.and_then(|c| c.message.as_deref()).unwrap_or("the node reports no Ready condition")
+                ready
+                    .and_then(|c| c.message.as_deref())
+                    .unwrap_or("the node reports no Ready condition")
             ));
             evidence.conditions.extend(ready.map(node_condition_evidence));
             if let Some(heartbeat) = ready.and_then(|c| c.heartbeat) {
-                evidence.facts.insert("lastHeartbeatTime".into(), rfc3339(heartbeat));
+                evidence
+                    .facts
+                    .insert("lastHeartbeatTime".into(), rfc3339(heartbeat));
             }
             add_lease(&mut evidence, cluster, node, now);
             out.push(finding(FailureClass::NodeUnreachable, node, since, evidence));
@@ -85,10 +101,18 @@ fn classify_conditions(node: &NodeView, knobs: &Knobs, now: Secs, out: &mut Vec<
                 "{}={}: {}",
                 c.type_,
                 c.status.as_str(),
-                c.message.as_deref().or(c.reason.as_deref()).unwrap_or("no message")
+                c.message
+                    .as_deref()
+                    .or(c.reason.as_deref())
+                    .unwrap_or("no message")
             ));
             evidence.conditions.push(node_condition_evidence(c));
-            out.push(finding(FailureClass::NodeCondition, node, c.since.unwrap_or(now), evidence));
+            out.push(finding(
+                FailureClass::NodeCondition,
+                node,
+                c.since.unwrap_or(now),
+                evidence,
+            ));
         }
     }
 }
@@ -96,9 +120,20 @@ fn classify_conditions(node: &NodeView, knobs: &Knobs, now: Secs, out: &mut Vec<
 /// Ready transitions within the window: from the watcher's history of the Ready condition and
 /// from NodeReady/NodeNotReady events (which also catch blips shorter than a watch resync); the
 /// larger count wins, so one transition seen both ways is not counted twice.
-fn classify_flapping(node: &NodeView, cluster: &impl ClusterView, knobs: &Knobs, now: Secs, out: &mut Vec<Finding>) {
+fn classify_flapping(
+    node: &NodeView,
+    cluster: &impl ClusterView,
+    knobs: &Knobs,
+    now: Secs,
+    out: &mut Vec<Finding>,
+) {
     let from = now - knobs.flapping_window;
-    let history: Vec<Secs> = node.ready_transitions.iter().copied().filter(|&t| t >= from).collect();
+    let history: Vec<Secs> = node
+        .ready_transitions
+        .iter()
+        .copied()
+        .filter(|&t| t >= from)
+        .collect();
     let mut event_count = 0u32;
     let mut event_first = Secs::MAX;
     let mut events = Vec::new();
@@ -113,8 +148,11 @@ fn classify_flapping(node: &NodeView, cluster: &impl ClusterView, knobs: &Knobs,
         }
     }
     let from_history = history.len() as u32;
-    let (count, since) =
-        if from_history >= event_count { (from_history, history.first().copied()) } else { (event_count, Some(event_first)) };
+    let (count, since) = if from_history >= event_count {
+        (from_history, history.first().copied())
+    } else {
+        (event_count, Some(event_first))
+    };
     if count >= knobs.flapping_transitions {
         let mut evidence = summary(format!(
             "Ready changed {count} times in the last {} (threshold {})",
@@ -122,16 +160,31 @@ fn classify_flapping(node: &NodeView, cluster: &impl ClusterView, knobs: &Knobs,
             knobs.flapping_transitions
         ));
         evidence.events = events;
-        evidence.facts.insert("readyTransitions".into(), count.to_string());
+        evidence
+            .facts
+            .insert("readyTransitions".into(), count.to_string());
         if let Some(c) = node.condition("Ready") {
             evidence.conditions.push(node_condition_evidence(c));
         }
-        out.push(finding(FailureClass::NodeFlapping, node, since.unwrap_or(now), evidence));
+        out.push(finding(
+            FailureClass::NodeFlapping,
+            node,
+            since.unwrap_or(now),
+            evidence,
+        ));
     }
 }
 
-fn classify_heartbeat_lag(node: &NodeView, cluster: &impl ClusterView, knobs: &Knobs, now: Secs, out: &mut Vec<Finding>) {
-    let Some(renewed) = cluster.lease(&node.name).and_then(|l| l.renewed) else { return };
+fn classify_heartbeat_lag(
+    node: &NodeView,
+    cluster: &impl ClusterView,
+    knobs: &Knobs,
+    now: Secs,
+    out: &mut Vec<Finding>,
+) {
+    let Some(renewed) = cluster.lease(&node.name).and_then(|l| l.renewed) else {
+        return;
+    };
     let age = now - renewed;
     if age >= knobs.heartbeat_lease_age {
         let mut evidence = summary(format!(
@@ -140,11 +193,22 @@ fn classify_heartbeat_lag(node: &NodeView, cluster: &impl ClusterView, knobs: &K
             human(knobs.heartbeat_lease_age)
         ));
         add_lease(&mut evidence, cluster, node, now);
-        out.push(finding(FailureClass::HeartbeatLag, node, renewed + knobs.heartbeat_lease_age, evidence));
+        out.push(finding(
+            FailureClass::HeartbeatLag,
+            node,
+            renewed + knobs.heartbeat_lease_age,
+            evidence,
+        ));
     }
 }
 
-fn classify_system_oom(node: &NodeView, cluster: &impl ClusterView, knobs: &Knobs, now: Secs, out: &mut Vec<Finding>) {
+fn classify_system_oom(
+    node: &NodeView,
+    cluster: &impl ClusterView,
+    knobs: &Knobs,
+    now: Secs,
+    out: &mut Vec<Finding>,
+) {
     let from = now - knobs.system_oom_window;
     let mut count = 0u32;
     let mut first = Secs::MAX;
@@ -178,10 +242,20 @@ pub fn unstarted_since(pod: &PodView) -> Option<Secs> {
         matches!(&c.state, ContainerState::Waiting { reason: Some(r), .. } if &**r == "ContainerCreating")
             || c.state == ContainerState::Unknown
     });
-    creating.then(|| pod.condition("PodScheduled").and_then(|c| c.since).unwrap_or(pod.created))
+    creating.then(|| {
+        pod.condition("PodScheduled")
+            .and_then(|c| c.since)
+            .unwrap_or(pod.created)
+    })
 }
 
-fn classify_black_hole(node: &NodeView, cluster: &impl ClusterView, knobs: &Knobs, now: Secs, out: &mut Vec<Finding>) {
+fn classify_black_hole(
+    node: &NodeView,
+    cluster: &impl ClusterView,
+    knobs: &Knobs,
+    now: Secs,
+    out: &mut Vec<Finding>,
+) {
     let mut stuck: Vec<(Secs, &PodView)> = cluster
         .pods_on(&node.name)
         .filter_map(|p| unstarted_since(p).map(|s| (s, p)))
@@ -193,7 +267,11 @@ fn classify_black_hole(node: &NodeView, cluster: &impl ClusterView, knobs: &Knob
     }
     stuck.sort_by_key(|(s, _)| *s);
     let since = stuck[min.max(1) - 1].0 + knobs.blackhole_pod_age;
-    let names: Vec<String> = stuck.iter().take(10).map(|(_, p)| format!("{}/{}", p.namespace, p.name)).collect();
+    let names: Vec<String> = stuck
+        .iter()
+        .take(10)
+        .map(|(_, p)| format!("{}/{}", p.namespace, p.name))
+        .collect();
     let mut evidence = summary(format!(
         "Ready, but {} pods bound to it have not started for {} or more: {}{}",
         stuck.len(),
@@ -201,22 +279,41 @@ fn classify_black_hole(node: &NodeView, cluster: &impl ClusterView, knobs: &Knob
         names.join(", "),
         if stuck.len() > 10 { ", ..." } else { "" }
     ));
-    evidence.facts.insert("unstartedPods".into(), stuck.len().to_string());
+    evidence
+        .facts
+        .insert("unstartedPods".into(), stuck.len().to_string());
     out.push(finding(FailureClass::NodeBlackHole, node, since, evidence));
 }
 
-fn add_lease(evidence: &mut kube_healer_api::Evidence, cluster: &impl ClusterView, node: &NodeView, now: Secs) {
+fn add_lease(
+    evidence: &mut kube_healer_api::Evidence,
+    cluster: &impl ClusterView,
+    node: &NodeView,
+    now: Secs,
+) {
     if let Some(lease) = cluster.lease(&node.name) {
         if let Some(renewed) = lease.renewed {
             evidence.facts.insert("leaseRenewTime".into(), rfc3339(renewed));
             evidence.facts.insert("leaseAge".into(), human(now - renewed));
         }
         if let Some(d) = lease.duration_seconds {
-            evidence.facts.insert("leaseDurationSeconds".into(), d.to_string());
+            evidence
+                .facts
+                .insert("leaseDurationSeconds".into(), d.to_string());
         }
     }
 }
 
-fn finding(class: FailureClass, node: &NodeView, since: Secs, evidence: kube_healer_api::Evidence) -> Finding {
-    Finding { class, subject: Subject::node(node), since, evidence }
+fn finding(
+    class: FailureClass,
+    node: &NodeView,
+    since: Secs,
+    evidence: kube_healer_api::Evidence,
+) -> Finding {
+    Finding {
+        class,
+        subject: Subject::node(node),
+        since,
+        evidence,
+    }
 }

@@ -3,17 +3,31 @@
 use kube_healer_api::{Evidence, FailureClass};
 
 use crate::cluster::{ClusterView, NodeLookup};
-use crate::finding::{Finding, Subject, container_evidence, node_condition_evidence, pod_condition_evidence, time};
+use crate::finding::{
+    Finding, Subject, container_evidence, node_condition_evidence, pod_condition_evidence, time,
+};
 use crate::thresholds::Knobs;
 use crate::view::{ContainerState, ContainerView, OwnerKind, PodPhase, PodView, Secs, Status};
 
 /// Waiting reasons of a container that cannot get its image.
-pub const IMAGE_PULL_REASONS: &[&str] =
-    &["ImagePullBackOff", "ErrImagePull", "ImageInspectError", "ErrImageNeverPull", "InvalidImageName", "RegistryUnavailable"];
+pub const IMAGE_PULL_REASONS: &[&str] = &[
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "ImageInspectError",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "RegistryUnavailable",
+];
 
 /// Waiting reasons of a container that cannot be created or started.
-pub const START_FAILURE_REASONS: &[&str] =
-    &["RunContainerError", "CreateContainerError", "CreateContainerConfigError", "StartError", "PreStartHookError", "PostStartHookError"];
+pub const START_FAILURE_REASONS: &[&str] = &[
+    "RunContainerError",
+    "CreateContainerError",
+    "CreateContainerConfigError",
+    "StartError",
+    "PreStartHookError",
+    "PostStartHookError",
+];
 
 /// Termination reasons that mean the container never ran.
 const NEVER_RAN_REASONS: &[&str] = &["StartError", "ContainerCannotRun"];
@@ -23,12 +37,24 @@ pub fn is_admission_reason(reason: &str) -> bool {
     reason.starts_with("OutOf")
         || matches!(
             reason,
-            "UnexpectedAdmissionError" | "NodeAffinity" | "NodeSelectorMismatch" | "InvalidNodeInfo" | "Taint" | "NodePorts" | "UnknownReason"
+            "UnexpectedAdmissionError"
+                | "NodeAffinity"
+                | "NodeSelectorMismatch"
+                | "InvalidNodeInfo"
+                | "Taint"
+                | "NodePorts"
+                | "UnknownReason"
         )
 }
 
 /// Appends the findings of one pod to `out`. Allocates nothing for a healthy pod.
-pub fn classify_pod(pod: &PodView, cluster: &impl ClusterView, knobs: &Knobs, now: Secs, out: &mut Vec<Finding>) {
+pub fn classify_pod(
+    pod: &PodView,
+    cluster: &impl ClusterView,
+    knobs: &Knobs,
+    now: Secs,
+    out: &mut Vec<Finding>,
+) {
     if let Some(deadline) = pod.deletion {
         if now >= deadline {
             let mut evidence = summary(format!(
@@ -36,7 +62,9 @@ pub fn classify_pod(pod: &PodView, cluster: &impl ClusterView, knobs: &Knobs, no
                 human(now - deadline),
                 pod.grace_seconds.unwrap_or(30)
             ));
-            evidence.facts.insert("deletionTimestamp".into(), rfc3339(deadline));
+            evidence
+                .facts
+                .insert("deletionTimestamp".into(), rfc3339(deadline));
             add_containers(&mut evidence, pod, |_| true);
             out.push(finding(FailureClass::StuckTerminating, pod, deadline, evidence));
         }
@@ -54,22 +82,41 @@ pub fn classify_pod(pod: &PodView, cluster: &impl ClusterView, knobs: &Knobs, no
         NodeLookup::Gone { since } => {
             let mut evidence = summary(format!("bound to node {node}, which no longer exists"));
             evidence.facts.insert("node".into(), node.to_string());
-            out.push(finding(FailureClass::Orphaned, pod, since.unwrap_or(pod.created), evidence));
+            out.push(finding(
+                FailureClass::Orphaned,
+                pod,
+                since.unwrap_or(pod.created),
+                evidence,
+            ));
         }
         NodeLookup::Present(n) if n.ready() != Status::True => {
             let ready = n.condition("Ready");
-            let mut evidence =
-                summary(format!("bound to node {node}, which is {}", if ready.is_some_and(|c| c.status == Status::False) { "NotReady" } else { "unreachable (Ready=Unknown)" }));
+            let mut evidence = summary(format!(
+                "bound to node {node}, which is {}",
+                if ready.is_some_and(|c| c.status == Status::False) {
+                    "NotReady"
+                } else {
+                    "unreachable (Ready=Unknown)"
+                }
+            ));
             evidence.conditions.extend(ready.map(node_condition_evidence));
-            let since = ready.and_then(|c| c.since).unwrap_or(pod.created).max(pod.created);
+            let since = ready
+                .and_then(|c| c.since)
+                .unwrap_or(pod.created)
+                .max(pod.created);
             out.push(finding(FailureClass::NodeLost, pod, since, evidence));
         }
         NodeLookup::Present(_) | NodeLookup::Unknown => {}
     }
     classify_containers(pod, knobs, out);
     if pod.phase == PodPhase::Pending && pod.containers.is_empty() && !has_events(pod, cluster) {
-        let since = pod.condition("PodScheduled").and_then(|c| c.since).unwrap_or(pod.created);
-        let mut evidence = summary(format!("bound to {node} but the kubelet reported no container status and no event"));
+        let since = pod
+            .condition("PodScheduled")
+            .and_then(|c| c.since)
+            .unwrap_or(pod.created);
+        let mut evidence = summary(format!(
+            "bound to {node} but the kubelet reported no container status and no event"
+        ));
         evidence.facts.insert("phase".into(), "Pending".into());
         out.push(finding(FailureClass::StuckPending, pod, since, evidence));
     }
@@ -97,7 +144,11 @@ fn classify_failed(pod: &PodView, out: &mut Vec<Finding>) {
         .or_else(|| pod.condition("Ready").and_then(|c| c.since))
         .or(pod.started)
         .unwrap_or(pod.created);
-    let what = if reason.is_empty() { "Failed".to_string() } else { format!("Failed ({reason})") };
+    let what = if reason.is_empty() {
+        "Failed".to_string()
+    } else {
+        format!("Failed ({reason})")
+    };
     let mut evidence = summary(match pod.message.as_deref() {
         Some(m) => format!("{what}: {m}"),
         None => what,
@@ -106,7 +157,9 @@ fn classify_failed(pod: &PodView, out: &mut Vec<Finding>) {
     if !reason.is_empty() {
         evidence.facts.insert("reason".into(), reason.to_string());
     }
-    add_containers(&mut evidence, pod, |c| matches!(c.state, ContainerState::Terminated { .. }));
+    add_containers(&mut evidence, pod, |c| {
+        matches!(c.state, ContainerState::Terminated { .. })
+    });
     out.push(finding(class, pod, finished, evidence));
 }
 
@@ -118,14 +171,22 @@ fn classify_unbound(pod: &PodView, cluster: &impl ClusterView, out: &mut Vec<Fin
         Some(c) if c.status == Status::False && c.reason.as_deref() == Some("Unschedulable") => {
             let mut evidence = summary(format!(
                 "not schedulable: {}",
-                c.message.as_deref().unwrap_or("the scheduler found no fitting node")
+                c.message
+                    .as_deref()
+                    .unwrap_or("the scheduler found no fitting node")
             ));
             evidence.conditions.push(pod_condition_evidence(c));
-            out.push(finding(FailureClass::Unschedulable, pod, c.since.unwrap_or(pod.created), evidence));
+            out.push(finding(
+                FailureClass::Unschedulable,
+                pod,
+                c.since.unwrap_or(pod.created),
+                evidence,
+            ));
         }
         Some(c) if c.status == Status::False => {}
         _ if !has_events(pod, cluster) => {
-            let evidence = summary("Pending, not bound to a node, with no scheduling verdict and no event".to_string());
+            let evidence =
+                summary("Pending, not bound to a node, with no scheduling verdict and no event".to_string());
             out.push(finding(FailureClass::StuckPending, pod, pod.created, evidence));
         }
         _ => {}
@@ -135,7 +196,9 @@ fn classify_unbound(pod: &PodView, cluster: &impl ClusterView, out: &mut Vec<Fin
 fn classify_containers(pod: &PodView, knobs: &Knobs, out: &mut Vec<Finding>) {
     let mut seen: [bool; 5] = [false; 5];
     for c in pod.containers.iter() {
-        let Some(class) = container_class(pod, c, knobs) else { continue };
+        let Some(class) = container_class(pod, c, knobs) else {
+            continue;
+        };
         let slot = match class {
             FailureClass::ImagePullFailure => 0,
             FailureClass::StuckContainerCreating => 1,
@@ -148,7 +211,9 @@ fn classify_containers(pod: &PodView, knobs: &Knobs, out: &mut Vec<Finding>) {
         }
         let since = c.state_since.or(pod.started).unwrap_or(pod.created);
         let mut evidence = summary(container_summary(class, c));
-        add_containers(&mut evidence, pod, |other| container_class(pod, other, knobs) == Some(class));
+        add_containers(&mut evidence, pod, |other| {
+            container_class(pod, other, knobs) == Some(class)
+        });
         if let Some(image) = Some(&c.image).filter(|i| !i.is_empty()) {
             evidence.facts.insert("image".into(), image.to_string());
         }
@@ -159,12 +224,17 @@ fn classify_containers(pod: &PodView, knobs: &Knobs, out: &mut Vec<Finding>) {
 /// The class a container's state signals, if any.
 fn container_class(pod: &PodView, c: &ContainerView, knobs: &Knobs) -> Option<FailureClass> {
     match &c.state {
-        ContainerState::Waiting { reason: Some(reason), .. } => {
+        ContainerState::Waiting {
+            reason: Some(reason), ..
+        } => {
             let reason = &**reason;
             if IMAGE_PULL_REASONS.contains(&reason) {
                 Some(FailureClass::ImagePullFailure)
             } else if START_FAILURE_REASONS.contains(&reason)
-                || (reason == "CrashLoopBackOff" && c.last_terminated_reason.as_deref().is_some_and(|r| NEVER_RAN_REASONS.contains(&r)))
+                || (reason == "CrashLoopBackOff"
+                    && c.last_terminated_reason
+                        .as_deref()
+                        .is_some_and(|r| NEVER_RAN_REASONS.contains(&r)))
             {
                 Some(FailureClass::ContainerStartFailure)
             } else if reason == "CrashLoopBackOff" {
@@ -178,7 +248,9 @@ fn container_class(pod: &PodView, c: &ContainerView, knobs: &Knobs) -> Option<Fa
             }
         }
         // An init container still running keeps the pod initializing; it counts once `for` passes.
-        ContainerState::Running { .. } if c.init && pod.phase == PodPhase::Pending => Some(FailureClass::StuckInitializing),
+        ContainerState::Running { .. } if c.init && pod.phase == PodPhase::Pending => {
+            Some(FailureClass::StuckInitializing)
+        }
         _ => None,
     }
 }
@@ -188,30 +260,50 @@ fn container_summary(class: FailureClass, c: &ContainerView) -> String {
     match &c.state {
         ContainerState::Waiting { reason, message } => {
             let reason = reason.as_deref().unwrap_or("Waiting");
-            let restarts = if class == FailureClass::CrashLoop { format!(" after {} restarts", c.restarts) } else { String::new() };
+            let restarts = if class == FailureClass::CrashLoop {
+                format!(" after {} restarts", c.restarts)
+            } else {
+                String::new()
+            };
             match message {
                 Some(m) => format!("{kind} {} waiting in {reason}{restarts}: {m}", c.name),
                 None => format!("{kind} {} waiting in {reason}{restarts}", c.name),
             }
         }
-        _ => format!("{kind} {} still running; the pod has not finished initializing", c.name),
+        _ => format!(
+            "{kind} {} still running; the pod has not finished initializing",
+            c.name
+        ),
     }
 }
 
 fn has_events(pod: &PodView, cluster: &impl ClusterView) -> bool {
-    cluster.events("Pod", Some(&pod.namespace), &pod.name).next().is_some()
+    cluster
+        .events("Pod", Some(&pod.namespace), &pod.name)
+        .next()
+        .is_some()
 }
 
 fn add_containers(evidence: &mut Evidence, pod: &PodView, keep: impl Fn(&ContainerView) -> bool) {
-    evidence.containers.extend(pod.containers.iter().filter(|c| keep(c)).map(container_evidence));
+    evidence
+        .containers
+        .extend(pod.containers.iter().filter(|c| keep(c)).map(container_evidence));
 }
 
 fn finding(class: FailureClass, pod: &PodView, since: Secs, evidence: Evidence) -> Finding {
-    Finding { class, subject: Subject::pod(pod), since, evidence }
+    Finding {
+        class,
+        subject: Subject::pod(pod),
+        since,
+        evidence,
+    }
 }
 
 pub(crate) fn summary(text: String) -> Evidence {
-    Evidence { summary: text, ..Default::default() }
+    Evidence {
+        summary: text,
+        ..Default::default()
+    }
 }
 
 pub(crate) fn rfc3339(secs: Secs) -> String {

@@ -1,0 +1,122 @@
+//! `kube-healer classify` as a user runs it: exit codes, errors and output formats.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn classify(input: &str, args: &[&str]) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-healer"))
+        .arg("classify")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kube-healer runs");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+const INPUT: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: stuck, namespace: shop, uid: u1, creationTimestamp: "2026-11-22T09:00:00Z", deletionTimestamp: "2026-11-22T09:50:00Z"}
+  spec: {nodeName: n1, containers: [{name: app, image: app:1}]}
+  status: {phase: Running}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: fine, namespace: shop, uid: u2, creationTimestamp: "2026-11-22T09:00:00Z"}
+  spec: {nodeName: n1, containers: [{name: app, image: app:1}]}
+  status:
+    phase: Running
+    conditions: [{type: Ready, status: "True"}]
+    containerStatuses: [{name: app, image: app:1, imageID: "", ready: true, restartCount: 0, state: {running: {startedAt: "2026-11-22T09:00:05Z"}}}]
+- apiVersion: v1
+  kind: Service
+  metadata: {name: web, namespace: shop}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n1, uid: n1}
+status:
+  conditions: [{type: Ready, status: "Unknown", reason: NodeStatusUnknown, message: "Kubelet stopped posting node status.", lastTransitionTime: "2026-11-22T09:40:00Z"}]
+"#;
+
+#[test]
+fn json_lines_carry_the_documented_keys() {
+    let (code, stdout, stderr) = classify(INPUT, &["-f", "-", "-o", "json", "--now", "2026-11-22T10:00:00Z"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("warning: skipping Service shop/web"), "{stderr}");
+    let findings: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let mut classes: Vec<&str> = findings.iter().map(|f| f["class"].as_str().unwrap()).collect();
+    classes.sort();
+    assert_eq!(classes, ["NodeLost", "NodeUnreachable", "StuckTerminating"]);
+    let stuck = findings
+        .iter()
+        .find(|f| f["class"] == "StuckTerminating")
+        .unwrap();
+    assert_eq!(stuck["kind"], "Pod");
+    assert_eq!(stuck["namespace"], "shop");
+    assert_eq!(stuck["name"], "stuck");
+    assert_eq!(stuck["since"], "2026-11-22T09:50:00Z");
+    assert!(
+        stuck["message"]
+            .as_str()
+            .unwrap()
+            .contains("10m past its deletionTimestamp")
+    );
+    let node = findings.iter().find(|f| f["class"] == "NodeUnreachable").unwrap();
+    assert!(node.get("namespace").is_none(), "nodes have no namespace key");
+}
+
+#[test]
+fn findings_younger_than_their_threshold_are_not_reported() {
+    // 30 s past the deletionTimestamp: StuckTerminating's threshold is 1m.
+    let (code, stdout, _) = classify(INPUT, &["-o", "json", "--now", "2026-11-22T09:50:30Z"]);
+    assert_eq!(code, 0);
+    assert!(!stdout.contains("StuckTerminating"), "{stdout}");
+}
+
+#[test]
+fn table_output_for_people() {
+    let (code, stdout, _) = classify(INPUT, &["--now", "2026-11-22T10:00:00Z"]);
+    assert_eq!(code, 0);
+    let header = stdout.lines().next().unwrap();
+    assert!(
+        header.starts_with("CLASS") && header.contains("TARGET") && header.contains("EVIDENCE"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("pod/shop/stuck"), "{stdout}");
+    let (code, stdout, _) = classify("kind: List\nitems: []\n", &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("No findings"), "{stdout}");
+}
+
+#[test]
+fn unreadable_input_fails_naming_line_or_field() {
+    let (code, _, stderr) = classify("kind: Pod\nmetadata:\n  name: [oops\n", &[]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("stdin: line "), "{stderr}");
+    let (code, _, stderr) = classify(
+        "kind: Node\nmetadata: {name: n}\nstatus: {conditions: [{type: Ready, status: 3, lastTransitionTime: yesterday}]}\n",
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("Node n: field `status.conditions[0]"), "{stderr}");
+    let (code, _, stderr) = classify("{}", &["--now", "soon"]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("--now \"soon\" is not an RFC 3339 time"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,142 @@
+//! `kube-healer classify` on what a real cluster prints: failures made by kwok stages and the
+//! node lifecycle controller, dumped with kubectl, diagnosed offline.
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube_healer_testenv::harness::{Ctx, test};
+use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
+
+fn main() -> std::process::ExitCode {
+    kube_healer_testenv::harness::run(
+        ClusterOptions::default(),
+        vec![test(
+            "classify_diagnoses_a_kubectl_dump_of_the_real_cluster",
+            classify_dump,
+        )],
+    )
+}
+
+async fn classify_dump(ctx: Ctx) -> anyhow::Result<()> {
+    let healthy = ctx.name("ok");
+    let lost = ctx.name("lost");
+    nodes::add_node(&ctx.client, &healthy).await?;
+    nodes::add_node(&ctx.client, &lost).await?;
+    let ns = ctx.namespace("shop").await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let pp = PostParams::default();
+    pods.create(
+        &pp,
+        &scenario_pod(
+            &ns,
+            "pull",
+            Some(&healthy),
+            &Scenario::image_pull_backoff("registry.example/app:2"),
+        ),
+    )
+    .await?;
+    pods.create(
+        &pp,
+        &scenario_pod(&ns, "loop", Some(&healthy), &Scenario::crash_loop(9)),
+    )
+    .await?;
+    pods.create(
+        &pp,
+        &scenario_pod(&ns, "evicted", Some(&healthy), &Scenario::evicted()),
+    )
+    .await?;
+    pods.create(
+        &pp,
+        &scenario_pod(&ns, "stuck", Some(&healthy), &Scenario::StuckTerminating),
+    )
+    .await?;
+    pods.create(
+        &pp,
+        &scenario_pod(&ns, "fine", Some(&healthy), &Scenario::Running),
+    )
+    .await?;
+    pods.create(
+        &pp,
+        &scenario_pod(&ns, "stranded", Some(&lost), &Scenario::Running),
+    )
+    .await?;
+    wait::until(
+        "stuck and stranded pods running",
+        Duration::from_secs(30),
+        || async {
+            let ready =
+                |p: Option<Pod>| p.and_then(|p| p.status).and_then(|s| s.phase).as_deref() == Some("Running");
+            Ok((ready(pods.get_opt("stuck").await?) && ready(pods.get_opt("stranded").await?)).then_some(()))
+        },
+    )
+    .await?;
+    pods.delete(
+        "stuck",
+        &DeleteParams {
+            grace_period_seconds: Some(1),
+            ..Default::default()
+        },
+    )
+    .await?;
+    nodes::stop_heartbeats(&ctx.client, &lost).await?;
+    nodes::wait_node_ready_status(&ctx.client, &lost, "Unknown", Duration::from_secs(90)).await?;
+
+    let kubectl = ctx.cluster.binaries().path("kubectl");
+    let dump = tokio::task::block_in_place(|| {
+        std::process::Command::new(&kubectl)
+            .args([
+                "--kubeconfig",
+                &ctx.cluster.kubeconfig_path().display().to_string(),
+            ])
+            .args(["get", "pods,nodes,events,leases", "-A", "-o", "yaml"])
+            .output()
+    })?;
+    ensure!(
+        dump.status.success(),
+        "kubectl get failed: {}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    // Judge two hours later, when every failure is past its threshold.
+    let later = k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_hours(2);
+    let out = tokio::task::block_in_place(|| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kube-healer"))
+            .args(["classify", "-f", "-", "-o", "json", "--now", &later.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        child.stdin.take().context("stdin")?.write_all(&dump.stdout)?;
+        anyhow::Ok(child.wait_with_output()?)
+    })?;
+    let stdout = String::from_utf8(out.stdout)?;
+    ensure!(
+        out.status.success(),
+        "classify failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let has = |class: &str, name: &str| findings.iter().any(|f| f["class"] == class && f["name"] == name);
+    for (class, name) in [
+        ("ImagePullFailure", "pull"),
+        ("CrashLoop", "loop"),
+        ("Evicted", "evicted"),
+        ("StuckTerminating", "stuck"),
+        ("NodeLost", "stranded"),
+        ("NodeUnreachable", lost.as_str()),
+    ] {
+        ensure!(has(class, name), "no {class} for {name} in:\n{stdout}");
+    }
+    // Two hours on, every lease in the dump is late: HeartbeatLag is the one finding a healthy
+    // node may carry here.
+    let healthy_flagged = findings
+        .iter()
+        .any(|f| f["name"] == "fine" || (f["name"] == healthy.as_str() && f["class"] != "HeartbeatLag"));
+    ensure!(!healthy_flagged, "healthy objects reported:\n{stdout}");
+    Ok(())
+}
