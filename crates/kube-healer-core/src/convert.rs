@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
 use crate::view::{
     ContainerState, ContainerView, EventView, Labels, LeaseView, NodeCondition, NodeView, ObjectKey,
-    OwnerKind, PodCondition, PodPhase, PodView, Secs, Shared, Status,
+    OwnerKind, PodCondition, PodPhase, PodView, Secs, Shared, Status, Uid,
 };
 
 /// Why an object could not be read.
@@ -110,7 +110,7 @@ pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertEr
         .and_then(|s| s.conditions.as_ref())
         .into_iter()
         .flatten()
-        .filter(|c| c.type_ == "PodScheduled" || c.status != "True")
+        .filter(|c| c.status != "True")
         .map(|c| PodCondition {
             type_: interner.str(&c.type_),
             status: Status::parse(&c.status),
@@ -129,17 +129,25 @@ pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertEr
         }
     }
     Ok(PodView {
-        uid: meta.uid.as_deref().unwrap_or_default().into(),
+        uid: Uid::parse(meta.uid.as_deref().unwrap_or_default()),
         namespace: interner.str(meta.namespace.as_deref().unwrap_or("default")),
         name: name.into(),
         labels: interner.labels(meta.labels.as_ref()),
         owner: controller.map_or(OwnerKind::None, |o| OwnerKind::parse(&o.kind)),
-        owner_name: controller.map(|o| o.name.as_str().into()),
+        owner_name: controller.map(|o| interner.str(&o.name)),
         node: non_empty(spec.and_then(|s| s.node_name.as_ref())).map(|n| interner.str(n)),
         phase,
         reason: non_empty(status.and_then(|s| s.reason.as_ref())).map(|r| interner.str(r)),
         message: non_empty(status.and_then(|s| s.message.as_ref())).map(Box::from),
         created: meta.creation_timestamp.as_ref().map_or(0, secs),
+        scheduled: status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.type_ == "PodScheduled" && c.status == "True")
+            })
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(secs),
         started: status.and_then(|s| s.start_time.as_ref()).map(secs),
         deletion: meta.deletion_timestamp.as_ref().map(secs),
         grace_seconds: meta
@@ -232,7 +240,7 @@ pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, Conve
         })
         .collect();
     Ok(NodeView {
-        uid: meta.uid.as_deref().unwrap_or_default().into(),
+        uid: Uid::parse(meta.uid.as_deref().unwrap_or_default()),
         name: interner.str(name),
         labels: interner.labels(meta.labels.as_ref()),
         unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),

@@ -13,6 +13,51 @@ pub type Shared = Arc<str>;
 /// Label pairs, sorted by key and interned as a whole: replicas share one allocation.
 pub type Labels = Arc<[(Shared, Shared)]>;
 
+/// An object UID: 16 bytes when it is a UUID (as the API server makes them), else the text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Uid {
+    Uuid([u8; 16]),
+    Other(Box<str>),
+}
+
+impl Uid {
+    pub fn parse(s: &str) -> Self {
+        let hex: Vec<u8> = s.bytes().filter(|&b| b != b'-').collect();
+        let dashes_ok = s.len() == 36 && [8, 13, 18, 23].iter().all(|&i| s.as_bytes()[i] == b'-');
+        if dashes_ok
+            && hex.len() == 32
+            && hex.iter().all(u8::is_ascii_hexdigit)
+            && hex.iter().all(|b| !b.is_ascii_uppercase())
+        {
+            let mut out = [0u8; 16];
+            for (i, pair) in hex.chunks(2).enumerate() {
+                let text = std::str::from_utf8(pair).unwrap_or("00");
+                out[i] = u8::from_str_radix(text, 16).unwrap_or(0);
+            }
+            Uid::Uuid(out)
+        } else {
+            Uid::Other(s.into())
+        }
+    }
+}
+
+impl std::fmt::Display for Uid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Uid::Other(s) => f.write_str(s),
+            Uid::Uuid(b) => {
+                for (i, byte) in b.iter().enumerate() {
+                    if matches!(i, 4 | 6 | 8 | 10) {
+                        f.write_str("-")?;
+                    }
+                    write!(f, "{byte:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The pod phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PodPhase {
@@ -137,24 +182,26 @@ pub struct PodCondition {
 /// What classification and policy matching need of a Pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodView {
-    pub uid: Box<str>,
+    pub uid: Uid,
     pub namespace: Shared,
     pub name: Box<str>,
     pub labels: Labels,
     pub owner: OwnerKind,
-    pub owner_name: Option<Box<str>>,
+    pub owner_name: Option<Shared>,
     pub node: Option<Shared>,
     pub phase: PodPhase,
     /// The pod-level reason (Evicted, OutOfcpu, NodeAffinity, ...), and its message.
     pub reason: Option<Shared>,
     pub message: Option<Box<str>>,
     pub created: Secs,
+    /// When the pod was bound to its node (PodScheduled=True).
+    pub scheduled: Option<Secs>,
     pub started: Option<Secs>,
     pub deletion: Option<Secs>,
     pub grace_seconds: Option<i64>,
     pub opted_out: bool,
     pub has_init_containers: bool,
-    /// Only the conditions that are not True (a healthy pod keeps none) plus PodScheduled.
+    /// Only the conditions that are not True: a healthy pod keeps none.
     pub conditions: Box<[PodCondition]>,
     pub containers: Box<[ContainerView]>,
 }
@@ -183,7 +230,7 @@ pub struct NodeCondition {
 /// What classification and policy matching need of a Node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeView {
-    pub uid: Box<str>,
+    pub uid: Uid,
     pub name: Shared,
     pub labels: Labels,
     pub unschedulable: bool,
@@ -239,4 +286,26 @@ pub struct LeaseView {
     pub node: Shared,
     pub renewed: Option<Secs>,
     pub duration_seconds: Option<i32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Uid;
+
+    #[test]
+    fn uids_round_trip() {
+        for text in [
+            "4e4a1616-36d6-43d9-9bde-091091403faf",
+            "uid-x",
+            "",
+            "4E4A1616-36D6-43D9-9BDE-091091403FAF",
+            "4e4a1616x36d6-43d9-9bde-091091403faf",
+        ] {
+            assert_eq!(Uid::parse(text).to_string(), text);
+        }
+        assert!(matches!(
+            Uid::parse("4e4a1616-36d6-43d9-9bde-091091403faf"),
+            Uid::Uuid(_)
+        ));
+    }
 }

@@ -242,11 +242,7 @@ pub fn unstarted_since(pod: &PodView) -> Option<Secs> {
         matches!(&c.state, ContainerState::Waiting { reason: Some(r), .. } if &**r == "ContainerCreating")
             || c.state == ContainerState::Unknown
     });
-    creating.then(|| {
-        pod.condition("PodScheduled")
-            .and_then(|c| c.since)
-            .unwrap_or(pod.created)
-    })
+    creating.then(|| pod.scheduled.unwrap_or(pod.created))
 }
 
 fn classify_black_hole(

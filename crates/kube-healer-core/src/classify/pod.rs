@@ -110,10 +110,7 @@ pub fn classify_pod(
     }
     classify_containers(pod, knobs, out);
     if pod.phase == PodPhase::Pending && pod.containers.is_empty() && !has_events(pod, cluster) {
-        let since = pod
-            .condition("PodScheduled")
-            .and_then(|c| c.since)
-            .unwrap_or(pod.created);
+        let since = pod.scheduled.unwrap_or(pod.created);
         let mut evidence = summary(format!(
             "bound to {node} but the kubelet reported no container status and no event"
         ));
