@@ -1,1 +1,46 @@
-//! kube-healer's I/O shell: watches, stores, timers, executors, records, metrics, leader election
+//! kube-healer's I/O shell: watches into compact stores, due-time timers, metrics and probes.
+//! Decisions are the core's; this crate only feeds it and carries out what it says.
+
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod store;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kube::Client;
+use tokio::sync::{mpsc, watch as tokio_watch};
+
+/// How the operator runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where /metrics, /healthz and /readyz are served.
+    pub http_addr: SocketAddr,
+}
+
+/// Runs the operator until the engine stops (which only happens when every watch ends).
+pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (synced_tx, synced_rx) = tokio_watch::channel(engine::Synced::default());
+    let (alive_tx, alive_rx) = tokio_watch::channel(true);
+    let (tx, rx) = mpsc::channel(1024);
+    watch::spawn(&client, tx, metrics.clone());
+    let http = tokio::spawn(http::serve(
+        config.http_addr,
+        metrics.clone(),
+        synced_rx,
+        alive_rx,
+    ));
+    let engine = engine::Engine::new(metrics, synced_tx);
+    tokio::select! {
+        () = engine.run(rx) => {
+            alive_tx.send_replace(false);
+            anyhow::bail!("the engine stopped: every watch ended")
+        }
+        served = http => {
+            anyhow::bail!("the HTTP server stopped: {:?}", served)
+        }
+    }
+}

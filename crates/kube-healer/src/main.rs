@@ -23,6 +23,8 @@ enum Command {
     /// Print the CustomResourceDefinitions (HealingPolicy, HealingAction) as YAML, or write them
     /// to a directory.
     Crd(cmd::crd::Args),
+    /// Run the operator: watch the cluster, classify failures, heal them as policies say.
+    Run(cmd::run::Args),
     /// Diagnose Pods, Nodes, Events and Leases offline, for example
     /// `kubectl get pods,nodes,events -A -o yaml | kube-healer classify -f -`.
     Classify(cmd::classify::Args),
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crd(args) => cmd::crd::run(args),
+        Command::Run(args) => cmd::run::run(args),
         Command::Classify(args) => cmd::classify::run(args),
     };
     match result {

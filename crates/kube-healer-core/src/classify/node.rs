@@ -41,7 +41,8 @@ pub fn classify_node(
             }
             out.push(finding(FailureClass::NodeNotReady, node, since, evidence));
         }
-        (Status::Unknown, _) => {
+        // A node that has not reported a Ready condition yet is registering, not lost.
+        (Status::Unknown, Some(_)) => {
             let since = ready.and_then(|c| c.since).unwrap_or(now);
             let mut evidence = summary(format!(
                 "unreachable: {}",

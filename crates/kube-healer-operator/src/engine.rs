@@ -1,0 +1,439 @@
+//! The engine: owns the stores, applies watch changes, classifies what changed, and wakes at the
+//! exact time a finding becomes due (no polling).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::watcher::Event as W;
+use kube_healer_api::FailureClass;
+use kube_healer_core::classify::node::unstarted_since;
+use kube_healer_core::convert::{event_view, lease_view, node_view, pod_view};
+use kube_healer_core::thresholds::{Knobs, default_for};
+use kube_healer_core::view::{Secs, Shared};
+use kube_healer_core::{ClusterView, Finding, classify_node, classify_pod};
+use tokio::sync::{mpsc, watch};
+
+use crate::metrics::Metrics;
+use crate::store::{PodKey, Stores};
+use crate::watch::Change;
+
+/// What classification is done on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    Pod(Shared, Box<str>),
+    Node(Shared),
+}
+
+impl Target {
+    fn pod(key: &PodKey) -> Self {
+        Target::Pod(key.namespace.clone(), key.name.clone())
+    }
+}
+
+/// A finding the engine is tracking on a target.
+#[derive(Clone, Debug)]
+struct Tracked {
+    class: FailureClass,
+    since: Secs,
+    due_reported: bool,
+}
+
+/// Which watches have completed their initial list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Synced {
+    pub pods: bool,
+    pub nodes: bool,
+    pub events: bool,
+    pub leases: bool,
+}
+
+impl Synced {
+    pub fn all(self) -> bool {
+        self.pods && self.nodes && self.events && self.leases
+    }
+}
+
+pub struct Engine {
+    stores: Stores,
+    knobs: Knobs,
+    tracked: HashMap<Target, Vec<Tracked>>,
+    timers: BinaryHeap<Reverse<(Secs, Target)>>,
+    scheduled: HashMap<Target, Secs>,
+    relist_pods: Option<HashSet<PodKey>>,
+    relist_nodes: Option<HashSet<Shared>>,
+    relist_leases: Option<HashSet<Shared>>,
+    synced: Synced,
+    synced_tx: watch::Sender<Synced>,
+    metrics: Arc<Metrics>,
+    clock: fn() -> Secs,
+}
+
+/// The wall clock, in Unix seconds.
+pub fn wall_clock() -> Secs {
+    k8s_openapi::jiff::Timestamp::now().as_second()
+}
+
+impl Engine {
+    pub fn new(metrics: Arc<Metrics>, synced_tx: watch::Sender<Synced>) -> Self {
+        Engine {
+            stores: Stores::default(),
+            knobs: Knobs::default(),
+            tracked: HashMap::new(),
+            timers: BinaryHeap::new(),
+            scheduled: HashMap::new(),
+            relist_pods: None,
+            relist_nodes: None,
+            relist_leases: None,
+            synced: Synced::default(),
+            synced_tx,
+            metrics,
+            clock: wall_clock,
+        }
+    }
+
+    /// Applies changes and fires timers until the change channel closes.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Change>) {
+        loop {
+            let next = self.timers.peek().map(|Reverse((at, _))| *at);
+            let sleep = async {
+                match next {
+                    Some(at) => {
+                        let wait = (at - (self.clock)()).max(0) as u64;
+                        tokio::time::sleep(Duration::from_secs(wait)).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                change = rx.recv() => match change {
+                    Some(change) => self.apply(change),
+                    None => return,
+                },
+                () = sleep => self.fire_timers(),
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = (self.clock)();
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((at, target))) = self.timers.pop() else {
+                break;
+            };
+            if self.scheduled.get(&target) == Some(&at) {
+                self.scheduled.remove(&target);
+                self.evaluate(&target, now);
+            }
+        }
+    }
+
+    pub fn apply(&mut self, change: Change) {
+        let now = (self.clock)();
+        match change {
+            Change::Pod(event) => self.apply_pod(*event, now),
+            Change::Node(event) => self.apply_node(*event, now),
+            Change::Event(event) => self.apply_event(*event, now),
+            Change::Lease(event) => self.apply_lease(*event, now),
+        }
+        self.metrics
+            .store_objects
+            .get_or_create(&Metrics::resource("pods"))
+            .set(self.stores.pod_count() as i64);
+        self.metrics
+            .store_objects
+            .get_or_create(&Metrics::resource("nodes"))
+            .set(ClusterView::node_count(&self.stores) as i64);
+        self.metrics
+            .store_objects
+            .get_or_create(&Metrics::resource("events"))
+            .set(self.stores.events.len() as i64);
+    }
+
+    fn apply_pod(&mut self, event: W<k8s_openapi::api::core::v1::Pod>, now: Secs) {
+        match event {
+            W::Apply(pod) | W::InitApply(pod) => {
+                let view = match pod_view(&pod, &mut self.stores.interner) {
+                    Ok(v) => v,
+                    Err(e) => return tracing::warn!(error = %e, "skipping an unreadable pod"),
+                };
+                let key = self.stores.upsert_pod(view, now);
+                if let Some(seen) = &mut self.relist_pods {
+                    seen.insert(key.clone());
+                }
+                self.evaluate(&Target::pod(&key), now);
+            }
+            W::Delete(pod) => {
+                let key = PodKey {
+                    namespace: self
+                        .stores
+                        .interner
+                        .str(pod.metadata.namespace.as_deref().unwrap_or_default()),
+                    name: pod.metadata.name.as_deref().unwrap_or_default().into(),
+                };
+                self.stores.remove_pod(&key);
+                self.clear(&Target::pod(&key));
+            }
+            W::Init => self.relist_pods = Some(HashSet::new()),
+            W::InitDone => {
+                if let Some(seen) = self.relist_pods.take() {
+                    for key in self.stores.retain_pods(&seen) {
+                        self.clear(&Target::pod(&key));
+                    }
+                }
+                self.synced.pods = true;
+                self.publish_synced();
+            }
+        }
+    }
+
+    fn apply_node(&mut self, event: W<k8s_openapi::api::core::v1::Node>, now: Secs) {
+        match event {
+            W::Apply(node) | W::InitApply(node) => {
+                let view = match node_view(&node, &mut self.stores.interner) {
+                    Ok(v) => v,
+                    Err(e) => return tracing::warn!(error = %e, "skipping an unreadable node"),
+                };
+                let name = view.name.clone();
+                let ready_changed = self.stores.upsert_node(view, now);
+                if let Some(seen) = &mut self.relist_nodes {
+                    seen.insert(name.clone());
+                }
+                self.evaluate(&Target::Node(name.clone()), now);
+                if ready_changed {
+                    self.evaluate_pods_on(&name, now);
+                }
+            }
+            W::Delete(node) => {
+                let name = self
+                    .stores
+                    .interner
+                    .str(node.metadata.name.as_deref().unwrap_or_default());
+                self.stores.remove_node(&name, now);
+                self.clear(&Target::Node(name.clone()));
+                self.evaluate_pods_on(&name, now);
+            }
+            W::Init => self.relist_nodes = Some(HashSet::new()),
+            W::InitDone => {
+                if let Some(seen) = self.relist_nodes.take() {
+                    for name in self.stores.retain_nodes(&seen, now) {
+                        self.clear(&Target::Node(name.clone()));
+                        self.evaluate_pods_on(&name, now);
+                    }
+                }
+                let first = !self.stores.nodes_synced;
+                self.stores.nodes_synced = true;
+                if first {
+                    // Orphaned pods can only be judged once the nodes are known.
+                    let targets: Vec<Target> = self
+                        .stores
+                        .pods()
+                        .map(|p| Target::Pod(p.namespace.clone(), p.name.clone()))
+                        .collect();
+                    for t in targets {
+                        self.evaluate(&t, now);
+                    }
+                }
+                self.synced.nodes = true;
+                self.publish_synced();
+            }
+        }
+    }
+
+    fn apply_event(&mut self, event: W<k8s_openapi::api::core::v1::Event>, now: Secs) {
+        match event {
+            W::Apply(e) | W::InitApply(e) => {
+                let view = match event_view(&e, &mut self.stores.interner) {
+                    Ok(v) => v,
+                    Err(err) => return tracing::debug!(error = %err, "skipping an unreadable event"),
+                };
+                let target = match &*view.object.kind {
+                    "Pod" => view
+                        .object
+                        .namespace
+                        .clone()
+                        .map(|ns| Target::Pod(ns, Box::from(&*view.object.name))),
+                    "Node" => Some(Target::Node(view.object.name.clone())),
+                    _ => None,
+                };
+                let Some(target) = target else { return };
+                self.stores.add_event(view);
+                self.evaluate(&target, now);
+            }
+            W::Delete(_) | W::Init => {}
+            W::InitDone => {
+                self.stores.events.prune(now);
+                self.synced.events = true;
+                self.publish_synced();
+            }
+        }
+    }
+
+    fn apply_lease(&mut self, event: W<k8s_openapi::api::coordination::v1::Lease>, now: Secs) {
+        match event {
+            W::Apply(l) | W::InitApply(l) => {
+                let Ok(view) = lease_view(&l, &mut self.stores.interner) else {
+                    return;
+                };
+                let node = view.node.clone();
+                if let Some(seen) = &mut self.relist_leases {
+                    seen.insert(node.clone());
+                }
+                self.stores.upsert_lease(view);
+                self.evaluate(&Target::Node(node), now);
+            }
+            W::Delete(l) => {
+                if let Some(name) = l.metadata.name.as_deref() {
+                    self.stores.remove_lease(name);
+                }
+            }
+            W::Init => self.relist_leases = Some(HashSet::new()),
+            W::InitDone => {
+                if let Some(seen) = self.relist_leases.take() {
+                    self.stores.retain_leases(&seen);
+                }
+                self.synced.leases = true;
+                self.publish_synced();
+            }
+        }
+    }
+
+    fn publish_synced(&self) {
+        self.synced_tx.send_replace(self.synced);
+        if self.synced.all() {
+            tracing::info!(
+                pods = self.stores.pod_count(),
+                nodes = ClusterView::node_count(&self.stores),
+                "stores synced"
+            );
+        }
+    }
+
+    fn evaluate_pods_on(&mut self, node: &str, now: Secs) {
+        for key in self.stores.pod_keys_on(node) {
+            self.evaluate(&Target::pod(&key), now);
+        }
+    }
+
+    /// Classifies one target at `now`, updates the tracked findings, and schedules the next wake.
+    pub fn evaluate(&mut self, target: &Target, now: Secs) {
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut next_change: Option<Secs> = None;
+        match target {
+            Target::Pod(ns, name) => {
+                let key = PodKey {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                };
+                let Some(pod) = self.stores.pod(&key) else {
+                    return self.clear(target);
+                };
+                classify_pod(pod, &self.stores, &self.knobs, now, &mut findings);
+                if let Some(deadline) = pod.deletion.filter(|d| *d > now) {
+                    next_change = Some(deadline);
+                }
+                // A pod that stops starting may make its node a black hole.
+                if let (Some(node), Some(since)) = (pod.node.clone(), unstarted_since(pod)) {
+                    let at = since + self.knobs.blackhole_pod_age;
+                    if at > now {
+                        self.schedule(Target::Node(node), at);
+                    } else if !self
+                        .tracked
+                        .get(&Target::Node(node.clone()))
+                        .is_some_and(|t| t.iter().any(|f| f.class == FailureClass::NodeBlackHole))
+                    {
+                        self.schedule(Target::Node(node), now);
+                    }
+                }
+            }
+            Target::Node(name) => {
+                let Some(node) = self.stores.node_view(name) else {
+                    return self.clear(target);
+                };
+                classify_node(node, &self.stores, &self.knobs, now, &mut findings);
+                if let Some(renewed) = self.stores.lease_renewed(name) {
+                    let late_at = renewed + self.knobs.heartbeat_lease_age;
+                    if late_at > now {
+                        next_change = Some(late_at);
+                    }
+                }
+            }
+        }
+
+        let previous = self.tracked.remove(target).unwrap_or_default();
+        let mut current: Vec<Tracked> = Vec::with_capacity(findings.len());
+        for f in &findings {
+            let old = previous.iter().find(|t| t.class == f.class);
+            if old.is_none() {
+                self.metrics
+                    .findings
+                    .get_or_create(&Metrics::class(f.class))
+                    .inc();
+                tracing::debug!(class = %f.class, target = %f.subject, since = f.since, evidence = %f.evidence.summary, "finding detected");
+            }
+            let mut tracked = Tracked {
+                class: f.class,
+                since: f.since,
+                due_reported: old.is_some_and(|o| o.due_reported && o.since == f.since),
+            };
+            let due = f.due_at(default_for(f.class));
+            if due <= now {
+                if !tracked.due_reported {
+                    tracked.due_reported = true;
+                    self.metrics
+                        .findings_due
+                        .get_or_create(&Metrics::class(f.class))
+                        .inc();
+                    tracing::info!(class = %f.class, target = %f.subject, since = f.since, evidence = %f.evidence.summary, "finding due");
+                }
+            } else {
+                next_change = Some(next_change.map_or(due, |n| n.min(due)));
+            }
+            current.push(tracked);
+        }
+        for old in &previous {
+            if !current.iter().any(|t| t.class == old.class) {
+                self.metrics
+                    .findings
+                    .get_or_create(&Metrics::class(old.class))
+                    .dec();
+                tracing::debug!(class = %old.class, target = ?target, "finding cleared");
+            }
+        }
+        if !current.is_empty() {
+            self.tracked.insert(target.clone(), current);
+        }
+        if let Some(at) = next_change {
+            self.schedule(target.clone(), at);
+        }
+    }
+
+    fn schedule(&mut self, target: Target, at: Secs) {
+        if self
+            .scheduled
+            .get(&target)
+            .is_some_and(|&existing| existing <= at)
+        {
+            return;
+        }
+        self.scheduled.insert(target.clone(), at);
+        self.timers.push(Reverse((at, target)));
+    }
+
+    fn clear(&mut self, target: &Target) {
+        if let Some(previous) = self.tracked.remove(target) {
+            for old in previous {
+                self.metrics
+                    .findings
+                    .get_or_create(&Metrics::class(old.class))
+                    .dec();
+                tracing::debug!(class = %old.class, target = ?target, "finding cleared: target gone");
+            }
+        }
+        self.scheduled.remove(target);
+    }
+}

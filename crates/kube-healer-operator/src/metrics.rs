@@ -1,0 +1,93 @@
+//! Prometheus metrics of the operator.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabel {
+    pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabel {
+    pub resource: String,
+}
+
+/// Every metric the operator exports, registered once.
+pub struct Metrics {
+    pub registry: Registry,
+    /// Findings present right now, by class (due or not).
+    pub findings: Family<ClassLabel, Gauge>,
+    /// Findings that reached their threshold, by class.
+    pub findings_due: Family<ClassLabel, Counter>,
+    /// Objects held in the compact stores, by resource.
+    pub store_objects: Family<ResourceLabel, Gauge>,
+    /// Watch events received, by resource.
+    pub watch_events: Family<ResourceLabel, Counter>,
+    /// Watch errors (each followed by a backoff and a resumed watch), by resource.
+    pub watch_errors: Family<ResourceLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("kube_healer");
+        let findings = Family::<ClassLabel, Gauge>::default();
+        let findings_due = Family::<ClassLabel, Counter>::default();
+        let store_objects = Family::<ResourceLabel, Gauge>::default();
+        let watch_events = Family::<ResourceLabel, Counter>::default();
+        let watch_errors = Family::<ResourceLabel, Counter>::default();
+        registry.register(
+            "findings",
+            "Findings present right now, by failure class",
+            findings.clone(),
+        );
+        registry.register(
+            "findings_due",
+            "Findings that reached their threshold, by failure class",
+            findings_due.clone(),
+        );
+        registry.register(
+            "store_objects",
+            "Objects held in the compact stores",
+            store_objects.clone(),
+        );
+        registry.register("watch_events", "Watch events received", watch_events.clone());
+        registry.register(
+            "watch_errors",
+            "Watch errors, each followed by a backoff",
+            watch_errors.clone(),
+        );
+        Metrics {
+            registry,
+            findings,
+            findings_due,
+            store_objects,
+            watch_events,
+            watch_errors,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn class(class: kube_healer_api::FailureClass) -> ClassLabel {
+        ClassLabel {
+            class: class.as_str().to_string(),
+        }
+    }
+
+    pub fn resource(resource: &str) -> ResourceLabel {
+        ResourceLabel {
+            resource: resource.to_string(),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,244 @@
+//! Compact stores of Pods, Nodes, Events and Leases, fed by watches. Full objects are converted
+//! on arrival and dropped; only views are kept.
+
+use std::collections::{HashMap, HashSet};
+
+use kube_healer_core::cluster::{ClusterView, NodeLookup};
+use kube_healer_core::convert::Interner;
+use kube_healer_core::events::EventIndex;
+use kube_healer_core::view::{ContainerState, EventView, LeaseView, NodeView, PodView, Secs, Shared, Status};
+
+/// How many Ready transitions are remembered per node.
+const TRANSITIONS_KEPT: usize = 64;
+
+/// Identifies a pod in the store.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PodKey {
+    pub namespace: Shared,
+    pub name: Box<str>,
+}
+
+#[derive(Default)]
+pub struct Stores {
+    pub interner: Interner,
+    pods: HashMap<PodKey, PodView>,
+    pods_by_node: HashMap<Shared, HashSet<PodKey>>,
+    nodes: HashMap<Shared, NodeView>,
+    /// Nodes deleted while watched, and when.
+    gone_nodes: HashMap<Shared, Secs>,
+    pub events: EventIndex,
+    leases: HashMap<Shared, LeaseView>,
+    /// Whether the node watch has listed once (before that, Orphaned cannot be judged).
+    pub nodes_synced: bool,
+}
+
+impl Stores {
+    pub fn new(events: EventIndex) -> Self {
+        Stores {
+            events,
+            ..Default::default()
+        }
+    }
+
+    pub fn pod(&self, key: &PodKey) -> Option<&PodView> {
+        self.pods.get(key)
+    }
+
+    pub fn node_view(&self, name: &str) -> Option<&NodeView> {
+        self.nodes.get(name)
+    }
+
+    pub fn pods(&self) -> impl Iterator<Item = &PodView> {
+        self.pods.values()
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeView> {
+        self.nodes.values()
+    }
+
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    pub fn pod_keys_on(&self, node: &str) -> Vec<PodKey> {
+        self.pods_by_node
+            .get(node)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Stores a pod view, carrying over when each container entered its current state.
+    pub fn upsert_pod(&mut self, mut view: PodView, now: Secs) -> PodKey {
+        let key = PodKey {
+            namespace: view.namespace.clone(),
+            name: view.name.clone(),
+        };
+        if let Some(old) = self.pods.get(&key) {
+            if old.uid == view.uid {
+                for c in view.containers.iter_mut() {
+                    if c.state_since.is_some() {
+                        continue;
+                    }
+                    let previous = old
+                        .containers
+                        .iter()
+                        .find(|o| o.name == c.name && o.init == c.init);
+                    c.state_since = match previous {
+                        Some(o) if same_state(&o.state, &c.state) => o.state_since,
+                        _ => Some(now),
+                    };
+                }
+            }
+            if old.node != view.node {
+                self.unindex(&key, old.node.clone());
+            }
+        }
+        if let Some(node) = &view.node {
+            self.pods_by_node
+                .entry(node.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        self.pods.insert(key.clone(), view);
+        key
+    }
+
+    pub fn remove_pod(&mut self, key: &PodKey) -> Option<PodView> {
+        let old = self.pods.remove(key)?;
+        self.unindex(key, old.node.clone());
+        Some(old)
+    }
+
+    fn unindex(&mut self, key: &PodKey, node: Option<Shared>) {
+        if let Some(node) = node
+            && let Some(set) = self.pods_by_node.get_mut(&node)
+        {
+            set.remove(key);
+            if set.is_empty() {
+                self.pods_by_node.remove(&node);
+            }
+        }
+    }
+
+    /// Stores a node view, appending a Ready transition when the status changed. Returns whether
+    /// Ready changed (pods on the node must then be reclassified).
+    pub fn upsert_node(&mut self, mut view: NodeView, now: Secs) -> bool {
+        self.gone_nodes.remove(&view.name);
+        let old = self.nodes.get(&view.name);
+        let is_new = old.is_none();
+        let changed = old.is_some_and(|o| o.ready() != view.ready());
+        let mut transitions: Vec<Secs> = old.map(|o| o.ready_transitions.to_vec()).unwrap_or_default();
+        if changed {
+            let at = view.condition("Ready").and_then(|c| c.since).unwrap_or(now);
+            transitions.push(at);
+            if transitions.len() > TRANSITIONS_KEPT {
+                transitions.remove(0);
+            }
+        }
+        view.ready_transitions = transitions.into();
+        self.nodes.insert(view.name.clone(), view);
+        changed || is_new
+    }
+
+    pub fn remove_node(&mut self, name: &str, now: Secs) {
+        if let Some(node) = self.nodes.remove(name) {
+            self.gone_nodes.insert(node.name, now);
+        }
+    }
+
+    pub fn upsert_lease(&mut self, lease: LeaseView) {
+        self.leases.insert(lease.node.clone(), lease);
+    }
+
+    pub fn remove_lease(&mut self, node: &str) {
+        self.leases.remove(node);
+    }
+
+    pub fn add_event(&mut self, event: EventView) {
+        self.events.insert(event);
+    }
+
+    /// Drops what is not in `keep` (after a relist).
+    pub fn retain_pods(&mut self, keep: &HashSet<PodKey>) -> Vec<PodKey> {
+        let stale: Vec<PodKey> = self.pods.keys().filter(|k| !keep.contains(*k)).cloned().collect();
+        for key in &stale {
+            self.remove_pod(key);
+        }
+        stale
+    }
+
+    pub fn retain_nodes(&mut self, keep: &HashSet<Shared>, now: Secs) -> Vec<Shared> {
+        let stale: Vec<Shared> = self
+            .nodes
+            .keys()
+            .filter(|k| !keep.contains(*k))
+            .cloned()
+            .collect();
+        for name in &stale {
+            self.remove_node(name, now);
+        }
+        stale
+    }
+
+    pub fn retain_leases(&mut self, keep: &HashSet<Shared>) {
+        self.leases.retain(|k, _| keep.contains(k));
+    }
+
+    pub fn lease_renewed(&self, node: &str) -> Option<Secs> {
+        self.leases.get(node).and_then(|l| l.renewed)
+    }
+}
+
+fn same_state(a: &ContainerState, b: &ContainerState) -> bool {
+    match (a, b) {
+        (ContainerState::Waiting { reason: ra, .. }, ContainerState::Waiting { reason: rb, .. }) => ra == rb,
+        (ContainerState::Running { started: a }, ContainerState::Running { started: b }) => a == b,
+        (ContainerState::Terminated { finished: a, .. }, ContainerState::Terminated { finished: b, .. }) => {
+            a == b
+        }
+        (ContainerState::Unknown, ContainerState::Unknown) => true,
+        _ => false,
+    }
+}
+
+impl ClusterView for Stores {
+    fn node(&self, name: &str) -> NodeLookup<'_> {
+        match self.nodes.get(name) {
+            Some(n) => NodeLookup::Present(n),
+            None if self.nodes_synced => NodeLookup::Gone {
+                since: self.gone_nodes.get(name).copied(),
+            },
+            None => NodeLookup::Unknown,
+        }
+    }
+
+    fn events<'a>(
+        &'a self,
+        kind: &'a str,
+        namespace: Option<&'a str>,
+        name: &str,
+    ) -> impl Iterator<Item = &'a EventView> + 'a {
+        self.events.about(kind, namespace, name)
+    }
+
+    fn lease(&self, node: &str) -> Option<&LeaseView> {
+        self.leases.get(node)
+    }
+
+    fn pods_on<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a PodView> + 'a {
+        self.pods_by_node
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.pods.get(k))
+    }
+
+    fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+}
+
+/// Whether a node reads Ready.
+pub fn is_ready(node: &NodeView) -> bool {
+    node.ready() == Status::True
+}

@@ -1,0 +1,81 @@
+//! The four watches (Pods, Nodes, Events, node Leases), forwarded to the engine as changes. Each
+//! resumes on its own after errors (with backoff); start-up lists are paged.
+
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, watcher};
+use kube::{Api, Client};
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+
+/// A change seen by one of the watches.
+/// (Boxed: a Pod is kilobytes; the channel holds pointers.)
+pub enum Change {
+    Pod(Box<watcher::Event<Pod>>),
+    Node(Box<watcher::Event<Node>>),
+    Event(Box<watcher::Event<Event>>),
+    Lease(Box<watcher::Event<Lease>>),
+}
+
+/// Starts the watches; they run until the receiver is dropped.
+pub fn spawn(client: &Client, tx: mpsc::Sender<Change>, metrics: Arc<Metrics>) {
+    let config = watcher::Config::default().page_size(500);
+    forward(
+        "pods",
+        watcher(Api::<Pod>::all(client.clone()), config.clone()),
+        Change::Pod,
+        tx.clone(),
+        metrics.clone(),
+    );
+    forward(
+        "nodes",
+        watcher(Api::<Node>::all(client.clone()), config.clone()),
+        Change::Node,
+        tx.clone(),
+        metrics.clone(),
+    );
+    forward(
+        "events",
+        watcher(Api::<Event>::all(client.clone()), config.clone()),
+        Change::Event,
+        tx.clone(),
+        metrics.clone(),
+    );
+    let leases = Api::<Lease>::namespaced(client.clone(), "kube-node-lease");
+    forward("leases", watcher(leases, config), Change::Lease, tx, metrics);
+}
+
+fn forward<K, S>(
+    resource: &'static str,
+    stream: S,
+    wrap: fn(Box<watcher::Event<K>>) -> Change,
+    tx: mpsc::Sender<Change>,
+    metrics: Arc<Metrics>,
+) where
+    K: Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream.default_backoff());
+        let label = Metrics::resource(resource);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(event) => {
+                    metrics.watch_events.get_or_create(&label).inc();
+                    if tx.send(wrap(Box::new(event))).await.is_err() {
+                        return; // the engine stopped
+                    }
+                }
+                Err(e) => {
+                    metrics.watch_errors.get_or_create(&label).inc();
+                    tracing::warn!(resource, error = %e, "watch error; resuming after backoff");
+                }
+            }
+        }
+    });
+}

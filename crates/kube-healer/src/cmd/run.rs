@@ -1,0 +1,74 @@
+//! `kube-healer run`: the operator.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "KUBE_HEALER_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    http_addr: SocketAddr,
+    /// Kubeconfig to use; default: in-cluster configuration, then $KUBECONFIG, then ~/.kube/config.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Log filter, for example `info` or `info,kube_healer_operator=debug` (findings as they
+    /// appear and clear are logged at debug; findings that become due at info).
+    #[arg(long = "log", env = "KUBE_HEALER_LOG", default_value = "info")]
+    log_filter: String,
+    /// Log format.
+    #[arg(long, env = "KUBE_HEALER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_filter).with_context(|| {
+        format!(
+            "--log {:?} is not a log filter such as info or info,kube_healer_operator=debug",
+            args.log_filter
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let mut config = match &args.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                    .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
+            }
+            None => kube::Config::infer()
+                .await
+                .context("no Kubernetes configuration found")?,
+        };
+        // Retries are the operator's to decide (a 429 from the Eviction API is an answer).
+        config.default_retry = false;
+        let client = kube::Client::try_from(config)?;
+        let operator = kube_healer_operator::Config {
+            http_addr: args.http_addr,
+        };
+        tokio::select! {
+            result = kube_healer_operator::run(client, operator) => result,
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("interrupted; stopping");
+                Ok(())
+            }
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,367 @@
+//! The running operator detects every failure class on the real cluster: failures made by kwok
+//! stages, by the scheduler and the node lifecycle controller, or written through the API as a
+//! kubelet or node-problem-detector would. Detection shows as a "finding detected" log line naming
+//! the class and the target, and in the kube_healer_findings metric.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::ensure;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube_healer_testenv::harness::{Ctx, test};
+use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
+use serde_json::json;
+use support::Operator;
+
+fn main() -> std::process::ExitCode {
+    kube_healer_testenv::harness::run(
+        ClusterOptions::default(),
+        vec![
+            test("pod_failure_classes_are_detected", pod_classes),
+            test("node_failure_classes_are_detected", node_classes),
+            test("lost_and_orphaned_pods_are_detected", lost_and_orphaned),
+        ],
+    )
+}
+
+const DETECT: Duration = Duration::from_secs(60);
+const DEBUG: &[&str] = &["--log", "info,kube_healer_operator=debug"];
+
+async fn expect(op: &Operator, class: &str, target: &str) -> anyhow::Result<()> {
+    op.wait_log(
+        &[
+            "finding detected",
+            &format!("class={class}"),
+            &format!("target={target} "),
+        ],
+        DETECT,
+    )
+    .await?;
+    Ok(())
+}
+
+fn now_rfc3339(offset_secs: i64) -> String {
+    (k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(offset_secs))
+        .to_string()
+}
+
+async fn pod_classes(ctx: Ctx) -> anyhow::Result<()> {
+    let op = Operator::start(&ctx.cluster, "pods", DEBUG).await?;
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = ctx.namespace("p").await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let pp = PostParams::default();
+    let waiting = |reason: &str, message: &str, restarts| Scenario::ContainerWaiting {
+        reason: reason.into(),
+        message: message.into(),
+        restarts,
+    };
+    let cases: Vec<(&str, Scenario, &str)> = vec![
+        (
+            "pull",
+            Scenario::image_pull_backoff("registry.example/app:2"),
+            "ImagePullFailure",
+        ),
+        ("loop", Scenario::crash_loop(8), "CrashLoop"),
+        (
+            "start",
+            waiting(
+                "RunContainerError",
+                "failed to create containerd task: exec: \"/app\": permission denied",
+                2,
+            ),
+            "ContainerStartFailure",
+        ),
+        (
+            "creating",
+            waiting("ContainerCreating", "", 0),
+            "StuckContainerCreating",
+        ),
+        ("init", waiting("PodInitializing", "", 0), "StuckInitializing"),
+        ("evicted", Scenario::evicted(), "Evicted"),
+        (
+            "deadline",
+            Scenario::Failed {
+                reason: "DeadlineExceeded".into(),
+                message: "Pod was active on the node longer than the specified deadline".into(),
+            },
+            "Failed",
+        ),
+        (
+            "cpu",
+            Scenario::Failed {
+                reason: "OutOfcpu".into(),
+                message: "Pod was rejected: Node didn't have enough resource: cpu".into(),
+            },
+            "AdmissionRejected",
+        ),
+    ];
+    for (name, scenario, _) in &cases {
+        pods.create(&pp, &scenario_pod(&ns, name, Some(&node), scenario))
+            .await?;
+    }
+    // Unschedulable: the scheduler's verdict. StuckPending: no scheduler will ever look at it.
+    let mut picky = scenario_pod(&ns, "picky", None, &Scenario::Running);
+    picky.spec.as_mut().unwrap().node_selector =
+        Some(BTreeMap::from([("no-such-label".to_string(), "x".to_string())]));
+    pods.create(&pp, &picky).await?;
+    let mut ignored = scenario_pod(&ns, "ignored", None, &Scenario::Running);
+    ignored.spec.as_mut().unwrap().scheduler_name = Some("no-such-scheduler".into());
+    pods.create(&pp, &ignored).await?;
+    // StuckTerminating: deleted with a 1 s grace period, never finishing.
+    pods.create(
+        &pp,
+        &scenario_pod(&ns, "stuck", Some(&node), &Scenario::StuckTerminating),
+    )
+    .await?;
+    wait::until("the stuck pod to run", Duration::from_secs(30), || async {
+        Ok(pods
+            .get("stuck")
+            .await?
+            .status
+            .and_then(|s| s.phase)
+            .filter(|p| p == "Running")
+            .map(|_| ()))
+    })
+    .await?;
+    pods.delete(
+        "stuck",
+        &DeleteParams {
+            grace_period_seconds: Some(1),
+            ..Default::default()
+        },
+    )
+    .await?;
+
+    for (name, _, class) in &cases {
+        expect(&op, class, &format!("pod/{ns}/{name}")).await?;
+    }
+    expect(&op, "Unschedulable", &format!("pod/{ns}/picky")).await?;
+    expect(&op, "StuckPending", &format!("pod/{ns}/ignored")).await?;
+    expect(&op, "StuckTerminating", &format!("pod/{ns}/stuck")).await?;
+    // The healthy look-alike on the same node: a pod seen seconds after creation may look
+    // pending for a moment, but nothing about it becomes due and nothing stays.
+    pods.create(&pp, &scenario_pod(&ns, "fine", Some(&node), &Scenario::Running))
+        .await?;
+    wait::until("the healthy pod to run", Duration::from_secs(30), || async {
+        Ok(pods
+            .get("fine")
+            .await?
+            .status
+            .and_then(|s| s.phase)
+            .filter(|p| p == "Running")
+            .map(|_| ()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = op.log();
+    let about_fine: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&format!("/{ns}/fine")) || l.contains(&format!("\"{ns}\", \"fine\"")))
+        .collect();
+    ensure!(
+        !about_fine.iter().any(|l| l.contains("finding due")),
+        "a healthy pod became due: {about_fine:#?}"
+    );
+    ensure!(
+        about_fine.last().is_none_or(|l| l.contains("finding cleared")),
+        "a finding stays on a healthy pod: {about_fine:#?}"
+    );
+
+    let (_, metrics) = op.get("/metrics").await?;
+    for class in [
+        "ImagePullFailure",
+        "CrashLoop",
+        "StuckTerminating",
+        "Unschedulable",
+    ] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("kube_healer_findings{{class=\"{class}\"}}")));
+        let value: f64 = line
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or(0.0);
+        ensure!(
+            value >= 1.0,
+            "kube_healer_findings for {class} is {value}:\n{metrics}"
+        );
+    }
+    Ok(())
+}
+
+/// A node no kwok manages: its status is whatever we write, as a kubelet would.
+async fn unmanaged_node(client: &Client, name: &str, conditions: serde_json::Value) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    nodes.create(&PostParams::default(), &node).await?;
+    nodes
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": conditions}})),
+        )
+        .await?;
+    Ok(())
+}
+
+fn ready(status: &str, message: &str) -> serde_json::Value {
+    json!({"type": "Ready", "status": status, "reason": "KubeletNotReady", "message": message,
+        "lastTransitionTime": now_rfc3339(-60), "lastHeartbeatTime": now_rfc3339(0)})
+}
+
+async fn node_event(
+    client: &Client,
+    node: &str,
+    reason: &str,
+    message: &str,
+    count: i32,
+) -> anyhow::Result<()> {
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let event: Event = serde_json::from_value(json!({
+        "metadata": {"generateName": format!("{node}.")},
+        "involvedObject": {"kind": "Node", "name": node, "uid": node},
+        "reason": reason, "message": message, "count": count, "type": "Warning",
+        "firstTimestamp": now_rfc3339(-120), "lastTimestamp": now_rfc3339(0),
+        "source": {"component": "kubelet", "host": node},
+    }))?;
+    events.create(&PostParams::default(), &event).await?;
+    Ok(())
+}
+
+async fn node_classes(ctx: Ctx) -> anyhow::Result<()> {
+    let op = Operator::start(&ctx.cluster, "nodes", DEBUG).await?;
+    let c = &ctx.client;
+    let (not_ready, pleg, pressure, deadlock) =
+        (ctx.name("nr"), ctx.name("pleg"), ctx.name("disk"), ctx.name("kd"));
+    unmanaged_node(
+        c,
+        &not_ready,
+        json!([ready(
+            "False",
+            "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady"
+        )]),
+    )
+    .await?;
+    unmanaged_node(
+        c,
+        &pleg,
+        json!([ready(
+            "False",
+            "PLEG is not healthy: pleg was last seen active 3m3.588s ago; threshold is 3m0s"
+        )]),
+    )
+    .await?;
+    unmanaged_node(c, &pressure, json!([ready("True", "kubelet is posting ready status"),
+        {"type": "DiskPressure", "status": "True", "reason": "KubeletHasDiskPressure", "message": "kubelet has disk pressure", "lastTransitionTime": now_rfc3339(-30)}])).await?;
+    unmanaged_node(c, &deadlock, json!([ready("True", "kubelet is posting ready status"),
+        {"type": "KernelDeadlock", "status": "True", "reason": "DockerHung", "message": "kernel: INFO: task docker:20744 blocked for more than 120 seconds.", "lastTransitionTime": now_rfc3339(-30)}])).await?;
+    expect(&op, "NodeNotReady", &format!("node/{not_ready}")).await?;
+    expect(&op, "PLEGUnhealthy", &format!("node/{pleg}")).await?;
+    expect(&op, "NodePressure", &format!("node/{pressure}")).await?;
+    expect(&op, "NodeCondition", &format!("node/{deadlock}")).await?;
+
+    // Events: flapping and repeated system OOMs.
+    let (flappy, oomy) = (ctx.name("flap"), ctx.name("oom"));
+    nodes::add_node(c, &flappy).await?;
+    nodes::add_node(c, &oomy).await?;
+    node_event(
+        c,
+        &flappy,
+        "NodeNotReady",
+        &format!("Node {flappy} status is now: NodeNotReady"),
+        2,
+    )
+    .await?;
+    node_event(
+        c,
+        &flappy,
+        "NodeReady",
+        &format!("Node {flappy} status is now: NodeReady"),
+        2,
+    )
+    .await?;
+    node_event(
+        c,
+        &oomy,
+        "SystemOOM",
+        "System OOM encountered, victim process: java, pid: 18212",
+        3,
+    )
+    .await?;
+    expect(&op, "NodeFlapping", &format!("node/{flappy}")).await?;
+    expect(&op, "SystemOOM", &format!("node/{oomy}")).await?;
+
+    // HeartbeatLag: the node reads Ready but its Lease was last renewed 30 s ago.
+    let laggy = ctx.name("lag");
+    unmanaged_node(
+        c,
+        &laggy,
+        json!([ready("True", "kubelet is posting ready status")]),
+    )
+    .await?;
+    let leases: Api<Lease> = Api::namespaced(c.clone(), "kube-node-lease");
+    let renew = (k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(30))
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": laggy},
+        "spec": {"holderIdentity": laggy, "leaseDurationSeconds": 40, "renewTime": renew}}))?;
+    leases.create(&PostParams::default(), &lease).await?;
+    expect(&op, "HeartbeatLag", &format!("node/{laggy}")).await?;
+
+    // NodeBlackHole: a Ready node whose three bound pods were scheduled 10 minutes ago and never started.
+    let hole = ctx.name("hole");
+    unmanaged_node(
+        c,
+        &hole,
+        json!([ready("True", "kubelet is posting ready status")]),
+    )
+    .await?;
+    let ns = ctx.namespace("bh").await?;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
+    for i in 0..3 {
+        let name = format!("p{i}");
+        pods.create(
+            &PostParams::default(),
+            &scenario_pod(&ns, &name, Some(&hole), &Scenario::Running),
+        )
+        .await?;
+        pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339(-600)}]}})))
+            .await?;
+    }
+    expect(&op, "NodeBlackHole", &format!("node/{hole}")).await?;
+    Ok(())
+}
+
+async fn lost_and_orphaned(ctx: Ctx) -> anyhow::Result<()> {
+    let op = Operator::start(&ctx.cluster, "lost", DEBUG).await?;
+    let (lost, doomed) = (ctx.name("lost"), ctx.name("doomed"));
+    nodes::add_node(&ctx.client, &lost).await?;
+    nodes::add_node(&ctx.client, &doomed).await?;
+    let ns = ctx.namespace("l").await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    pods.create(
+        &PostParams::default(),
+        &scenario_pod(&ns, "stranded", Some(&lost), &Scenario::Running),
+    )
+    .await?;
+    pods.create(
+        &PostParams::default(),
+        &scenario_pod(&ns, "orphan", Some(&doomed), &Scenario::Running),
+    )
+    .await?;
+    nodes::stop_heartbeats(&ctx.client, &lost).await?;
+    expect(&op, "NodeUnreachable", &format!("node/{lost}")).await?;
+    expect(&op, "NodeLost", &format!("pod/{ns}/stranded")).await?;
+    Api::<Node>::all(ctx.client.clone())
+        .delete(&doomed, &DeleteParams::default())
+        .await?;
+    expect(&op, "Orphaned", &format!("pod/{ns}/orphan")).await?;
+    Ok(())
+}
