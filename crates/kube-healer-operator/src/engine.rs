@@ -95,6 +95,9 @@ impl Engine {
 
     /// Applies changes and fires timers until the change channel closes.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Change>) {
+        // Events age out of the index locally: no list, no get.
+        let mut prune = tokio::time::interval(Duration::from_secs(60));
+        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
             let sleep = async {
@@ -112,6 +115,10 @@ impl Engine {
                     None => return,
                 },
                 () = sleep => self.fire_timers(),
+                _ = prune.tick() => {
+                    self.stores.events.prune((self.clock)());
+                    self.metrics.store_objects.get_or_create(&Metrics::resource("events")).set(self.stores.events.len() as i64);
+                }
             }
         }
     }
@@ -130,6 +137,34 @@ impl Engine {
                 self.evaluate(&target, now);
             }
         }
+    }
+
+    /// Replaces the clock (tests drive time by hand).
+    pub fn with_clock(mut self, clock: fn() -> Secs) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The findings tracked on a target: (class, since, due reported).
+    pub fn tracked(&self, target: &Target) -> Vec<(FailureClass, Secs, bool)> {
+        self.tracked
+            .get(target)
+            .map(|v| v.iter().map(|t| (t.class, t.since, t.due_reported)).collect())
+            .unwrap_or_default()
+    }
+
+    /// When the target is next evaluated, if a timer is set.
+    pub fn next_wake(&self, target: &Target) -> Option<Secs> {
+        self.scheduled.get(target).copied()
+    }
+
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    /// Fires the timers due at the clock's time (the run loop calls it when it wakes).
+    pub fn fire_due_timers(&mut self) {
+        self.fire_timers();
     }
 
     pub fn apply(&mut self, change: Change) {

@@ -64,11 +64,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         tokio::select! {
             result = kube_healer_operator::run(client, operator) => result,
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!("interrupted; stopping");
+            signal = shutdown_signal() => {
+                tracing::info!(signal, "stopping");
                 Ok(())
             }
         }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (the kubelet stopping the pod).
+async fn shutdown_signal() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }

@@ -1,0 +1,147 @@
+//! The engine on hand-fed watch events and a hand-driven clock: timers fire at the due time, Ready
+//! transitions are remembered, container states keep the time they began.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::watcher::Event;
+use kube_healer_api::FailureClass;
+use kube_healer_core::view::Secs;
+use kube_healer_operator::engine::{Engine, Synced, Target};
+use kube_healer_operator::metrics::Metrics;
+use kube_healer_operator::watch::Change;
+use serde_json::json;
+
+const T0: Secs = 1_800_000_000;
+
+fn at(secs: Secs) -> String {
+    k8s_openapi::jiff::Timestamp::from_second(secs)
+        .unwrap()
+        .to_string()
+}
+
+/// Each test binary runs tests on threads: one clock per test, chosen by a slot.
+static CLOCKS: [AtomicI64; 4] = [const { AtomicI64::new(T0) }; 4];
+
+fn engine(slot: usize) -> Engine {
+    let (tx, _rx) = tokio::sync::watch::channel(Synced::default());
+    let clock: fn() -> Secs = match slot {
+        0 => || CLOCKS[0].load(Ordering::SeqCst),
+        1 => || CLOCKS[1].load(Ordering::SeqCst),
+        2 => || CLOCKS[2].load(Ordering::SeqCst),
+        _ => || CLOCKS[3].load(Ordering::SeqCst),
+    };
+    Engine::new(Arc::new(Metrics::default()), tx).with_clock(clock)
+}
+
+fn set_clock(slot: usize, t: Secs) {
+    CLOCKS[slot].store(t, Ordering::SeqCst);
+}
+
+fn pod(value: serde_json::Value) -> Change {
+    Change::Pod(Box::new(Event::Apply(
+        serde_json::from_value::<Pod>(value).unwrap(),
+    )))
+}
+
+fn node(name: &str, ready: &str, since: Secs) -> Change {
+    let n: Node = serde_json::from_value(json!({"metadata": {"name": name, "uid": name},
+        "status": {"conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": at(since)}]}}))
+    .unwrap();
+    Change::Node(Box::new(Event::Apply(n)))
+}
+
+fn target(ns: &str, name: &str) -> Target {
+    Target::Pod(ns.into(), name.into())
+}
+
+#[test]
+fn a_terminating_pod_is_found_at_its_deadline_and_due_a_minute_later() {
+    let mut e = engine(0);
+    set_clock(0, T0);
+    e.apply(pod(json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u", "creationTimestamp": at(T0 - 600), "deletionTimestamp": at(T0 + 10)},
+        "spec": {"containers": []}, "status": {"phase": "Running"}})));
+    let t = target("ns", "p");
+    assert!(e.tracked(&t).is_empty(), "within its grace period");
+    assert_eq!(
+        e.next_wake(&t),
+        Some(T0 + 10),
+        "woken exactly at the deletionTimestamp"
+    );
+
+    set_clock(0, T0 + 10);
+    e.fire_due_timers();
+    assert_eq!(e.tracked(&t), [(FailureClass::StuckTerminating, T0 + 10, false)]);
+    assert_eq!(
+        e.next_wake(&t),
+        Some(T0 + 70),
+        "due after the class's 1m threshold"
+    );
+
+    set_clock(0, T0 + 70);
+    e.fire_due_timers();
+    assert_eq!(e.tracked(&t), [(FailureClass::StuckTerminating, T0 + 10, true)]);
+}
+
+#[test]
+fn ready_flips_are_counted_as_flapping() {
+    let mut e = engine(1);
+    for (i, status) in ["True", "False", "True", "False", "True"].iter().enumerate() {
+        let t = T0 + 60 * i as Secs;
+        set_clock(1, t);
+        e.apply(node("n", status, t));
+    }
+    let flapping = e.tracked(&Target::Node("n".into()));
+    assert!(
+        flapping
+            .iter()
+            .any(|(c, since, _)| *c == FailureClass::NodeFlapping && *since == T0 + 60),
+        "{flapping:?}"
+    );
+    assert_eq!(e.stores().node_view("n").unwrap().ready_transitions.len(), 4);
+}
+
+#[test]
+fn a_container_state_keeps_the_time_it_began() {
+    let mut e = engine(2);
+    let waiting = |reason: &str| {
+        pod(
+            json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u", "creationTimestamp": at(T0 - 3600)},
+            "spec": {"nodeName": "n", "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Pending", "startTime": at(T0 - 3600),
+                "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": reason}}}]}}),
+        )
+    };
+    set_clock(2, T0);
+    e.apply(node("n", "True", T0 - 86400));
+    e.apply(waiting("ContainerCreating"));
+    set_clock(2, T0 + 50);
+    e.apply(waiting("ImagePullBackOff"));
+    set_clock(2, T0 + 80);
+    e.apply(waiting("ImagePullBackOff"));
+    assert_eq!(
+        e.tracked(&target("ns", "p")),
+        [(FailureClass::ImagePullFailure, T0 + 50, false)]
+    );
+    assert_eq!(e.next_wake(&target("ns", "p")), Some(T0 + 50 + 300));
+}
+
+#[test]
+fn deleting_a_node_orphans_its_pods() {
+    let mut e = engine(3);
+    set_clock(3, T0);
+    e.apply(node("gone", "True", T0 - 86400));
+    e.apply(Change::Node(Box::new(Event::InitDone)));
+    e.apply(pod(json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u", "creationTimestamp": at(T0 - 600)},
+        "spec": {"nodeName": "gone", "containers": []},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": true, "restartCount": 0, "state": {"running": {}}}]}})));
+    assert!(e.tracked(&target("ns", "p")).is_empty());
+    set_clock(3, T0 + 5);
+    let n: Node = serde_json::from_value(json!({"metadata": {"name": "gone"}})).unwrap();
+    e.apply(Change::Node(Box::new(Event::Delete(n))));
+    assert_eq!(
+        e.tracked(&target("ns", "p")),
+        [(FailureClass::Orphaned, T0 + 5, false)]
+    );
+}
