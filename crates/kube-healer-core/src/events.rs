@@ -2,7 +2,37 @@
 
 use std::collections::HashMap;
 
+use kube_healer_api::record::EventEvidence;
+
+use crate::finding::event_evidence;
 use crate::view::{EventView, Secs};
+
+/// Occurrences of some events within a window: how many, since when, and their evidence.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub count: u32,
+    pub first: Option<Secs>,
+    pub events: Vec<EventEvidence>,
+}
+
+/// Counts the occurrences of the events that `keep` accepts and that were last seen at or after
+/// `from`. A series counts whole when it began inside the window, else once (its earlier
+/// occurrences fall outside).
+pub fn tally<'a>(
+    events: impl Iterator<Item = &'a EventView>,
+    from: Secs,
+    keep: impl Fn(&EventView) -> bool,
+) -> Tally {
+    let mut t = Tally::default();
+    for e in events.filter(|e| e.last_seen >= from && keep(e)) {
+        let n = if e.first_seen >= from { e.count.max(1) } else { 1 };
+        t.count += n;
+        let start = e.first_seen.max(from);
+        t.first = Some(t.first.map_or(start, |f| f.min(start)));
+        t.events.push(event_evidence(e, n));
+    }
+    t
+}
 
 /// Events by involved object. Bounded: at most `max_per_object` series per object (the most
 /// recent kept) and none older than `max_age` after [`EventIndex::prune`].

@@ -4,7 +4,7 @@ use kube_healer_api::record::{ConditionEvidence, ContainerEvidence, EventEvidenc
 use kube_healer_api::{Evidence, FailureClass, TargetKind};
 
 use crate::view::{
-    ContainerState, ContainerView, EventView, NodeCondition, NodeView, PodCondition, PodView, Secs,
+    ContainerState, ContainerView, EventView, NodeCondition, NodeView, PodCondition, PodView, Secs, Status,
 };
 
 /// The object a finding is about.
@@ -121,22 +121,38 @@ pub fn time(secs: Secs) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time 
 }
 
 pub(crate) fn pod_condition_evidence(c: &PodCondition) -> ConditionEvidence {
-    ConditionEvidence {
-        type_: c.type_.to_string(),
-        status: c.status.as_str().to_string(),
-        reason: c.reason.as_deref().map(str::to_string),
-        message: c.message.as_deref().map(str::to_string),
-        last_transition_time: c.since.map(time),
-    }
+    condition_evidence(
+        &c.type_,
+        c.status,
+        c.reason.as_deref(),
+        c.message.as_deref(),
+        c.since,
+    )
 }
 
 pub(crate) fn node_condition_evidence(c: &NodeCondition) -> ConditionEvidence {
+    condition_evidence(
+        &c.type_,
+        c.status,
+        c.reason.as_deref(),
+        c.message.as_deref(),
+        c.since,
+    )
+}
+
+fn condition_evidence(
+    type_: &str,
+    status: Status,
+    reason: Option<&str>,
+    message: Option<&str>,
+    since: Option<Secs>,
+) -> ConditionEvidence {
     ConditionEvidence {
-        type_: c.type_.to_string(),
-        status: c.status.as_str().to_string(),
-        reason: c.reason.as_deref().map(str::to_string),
-        message: c.message.as_deref().map(str::to_string),
-        last_transition_time: c.since.map(time),
+        type_: type_.to_string(),
+        status: status.as_str().to_string(),
+        reason: reason.map(str::to_string),
+        message: message.map(str::to_string),
+        last_transition_time: since.map(time),
     }
 }
 

@@ -24,3 +24,21 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Waits until the pod `name` reports `phase` (Running, Failed, ...).
+pub async fn pod_phase(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    name: &str,
+    phase: &str,
+    timeout: Duration,
+) -> Result<()> {
+    until(&format!("pod {name} to be {phase}"), timeout, || async {
+        let current = pods
+            .get_opt(name)
+            .await?
+            .and_then(|p| p.status)
+            .and_then(|s| s.phase);
+        Ok((current.as_deref() == Some(phase)).then_some(()))
+    })
+    .await
+}

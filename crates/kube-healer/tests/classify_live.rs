@@ -62,16 +62,8 @@ async fn classify_dump(ctx: Ctx) -> anyhow::Result<()> {
         &scenario_pod(&ns, "stranded", Some(&lost), &Scenario::Running),
     )
     .await?;
-    wait::until(
-        "stuck and stranded pods running",
-        Duration::from_secs(30),
-        || async {
-            let ready =
-                |p: Option<Pod>| p.and_then(|p| p.status).and_then(|s| s.phase).as_deref() == Some("Running");
-            Ok((ready(pods.get_opt("stuck").await?) && ready(pods.get_opt("stranded").await?)).then_some(()))
-        },
-    )
-    .await?;
+    wait::pod_phase(&pods, "stuck", "Running", Duration::from_secs(30)).await?;
+    wait::pod_phase(&pods, "stranded", "Running", Duration::from_secs(30)).await?;
     pods.delete(
         "stuck",
         &DeleteParams {
@@ -83,21 +75,10 @@ async fn classify_dump(ctx: Ctx) -> anyhow::Result<()> {
     nodes::stop_heartbeats(&ctx.client, &lost).await?;
     nodes::wait_node_ready_status(&ctx.client, &lost, "Unknown", Duration::from_secs(90)).await?;
 
-    let kubectl = ctx.cluster.binaries().path("kubectl");
     let dump = tokio::task::block_in_place(|| {
-        std::process::Command::new(&kubectl)
-            .args([
-                "--kubeconfig",
-                &ctx.cluster.kubeconfig_path().display().to_string(),
-            ])
-            .args(["get", "pods,nodes,events,leases", "-A", "-o", "yaml"])
-            .output()
+        ctx.cluster
+            .kubectl(&["get", "pods,nodes,events,leases", "-A", "-o", "yaml"])
     })?;
-    ensure!(
-        dump.status.success(),
-        "kubectl get failed: {}",
-        String::from_utf8_lossy(&dump.stderr)
-    );
     // Judge two hours later, when every failure is past its threshold.
     let later = k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_hours(2);
     let out = tokio::task::block_in_place(|| {
@@ -108,7 +89,7 @@ async fn classify_dump(ctx: Ctx) -> anyhow::Result<()> {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()?;
-        child.stdin.take().context("stdin")?.write_all(&dump.stdout)?;
+        child.stdin.take().context("stdin")?.write_all(dump.as_bytes())?;
         anyhow::Ok(child.wait_with_output()?)
     })?;
     let stdout = String::from_utf8(out.stdout)?;

@@ -120,16 +120,7 @@ async fn pod_classes(ctx: Ctx) -> anyhow::Result<()> {
         &scenario_pod(&ns, "stuck", Some(&node), &Scenario::StuckTerminating),
     )
     .await?;
-    wait::until("the stuck pod to run", Duration::from_secs(30), || async {
-        Ok(pods
-            .get("stuck")
-            .await?
-            .status
-            .and_then(|s| s.phase)
-            .filter(|p| p == "Running")
-            .map(|_| ()))
-    })
-    .await?;
+    wait::pod_phase(&pods, "stuck", "Running", Duration::from_secs(30)).await?;
     pods.delete(
         "stuck",
         &DeleteParams {
@@ -149,16 +140,7 @@ async fn pod_classes(ctx: Ctx) -> anyhow::Result<()> {
     // pending for a moment, but nothing about it becomes due and nothing stays.
     pods.create(&pp, &scenario_pod(&ns, "fine", Some(&node), &Scenario::Running))
         .await?;
-    wait::until("the healthy pod to run", Duration::from_secs(30), || async {
-        Ok(pods
-            .get("fine")
-            .await?
-            .status
-            .and_then(|s| s.phase)
-            .filter(|p| p == "Running")
-            .map(|_| ()))
-    })
-    .await?;
+    wait::pod_phase(&pods, "fine", "Running", Duration::from_secs(30)).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let log = op.log();
     let about_fine: Vec<&str> = log

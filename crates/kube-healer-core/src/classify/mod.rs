@@ -9,7 +9,8 @@ use regex::Regex;
 use kube_healer_api::FailureClass;
 
 use crate::cluster::{ClusterView, Snapshot};
-use crate::finding::{Correlated, Finding, Subject, event_evidence};
+use crate::events::tally;
+use crate::finding::{Correlated, Finding, Subject};
 use crate::thresholds::{Knobs, default_for};
 use crate::view::Secs;
 
@@ -64,19 +65,16 @@ impl EventPattern {
     pub fn find(&self, subject: &Subject, cluster: &impl ClusterView, now: Secs) -> Option<Finding> {
         let from = now - self.window;
         let kind = subject.kind.as_str();
-        let mut count = 0u32;
-        let mut first = Secs::MAX;
-        let mut events = Vec::new();
-        for e in cluster.events(kind, subject.namespace.as_deref(), &subject.name) {
-            let reason_ok = self.reason.as_deref().is_none_or(|r| r == &*e.reason);
-            let message_ok = self.message.as_ref().is_none_or(|re| re.is_match(&e.message));
-            if reason_ok && message_ok && e.last_seen >= from {
-                let n = if e.first_seen >= from { e.count.max(1) } else { 1 };
-                count += n;
-                first = first.min(e.first_seen.max(from));
-                events.push(event_evidence(e, n));
-            }
-        }
+        let t = tally(
+            cluster.events(kind, subject.namespace.as_deref(), &subject.name),
+            from,
+            |e| {
+                self.reason.as_deref().is_none_or(|r| r == &*e.reason)
+                    && self.message.as_ref().is_none_or(|re| re.is_match(&e.message))
+            },
+        );
+        let (count, events) = (t.count, t.events);
+        let first = t.first.unwrap_or(now);
         (count >= self.count && count > 0).then(|| {
             let mut evidence = pod::summary(format!(
                 "{count} matching events in the last {} (threshold {})",

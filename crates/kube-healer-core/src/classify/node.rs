@@ -4,7 +4,8 @@ use kube_healer_api::FailureClass;
 
 use super::pod::{human, rfc3339, summary};
 use crate::cluster::ClusterView;
-use crate::finding::{Finding, Subject, event_evidence, node_condition_evidence};
+use crate::events::tally;
+use crate::finding::{Finding, Subject, node_condition_evidence};
 use crate::thresholds::Knobs;
 use crate::view::{ContainerState, NodeView, PodPhase, PodView, Secs, Status};
 
@@ -135,24 +136,14 @@ fn classify_flapping(
         .copied()
         .filter(|&t| t >= from)
         .collect();
-    let mut event_count = 0u32;
-    let mut event_first = Secs::MAX;
-    let mut events = Vec::new();
-    for e in cluster.events("Node", None, &node.name) {
-        if matches!(&*e.reason, "NodeReady" | "NodeNotReady") && e.last_seen >= from {
-            // A series' count covers first..last seen; only its part inside the window counts,
-            // approximated as the whole count when the series started inside it, else one.
-            let n = if e.first_seen >= from { e.count.max(1) } else { 1 };
-            event_count += n;
-            event_first = event_first.min(e.first_seen.max(from));
-            events.push(event_evidence(e, n));
-        }
-    }
+    let events = tally(cluster.events("Node", None, &node.name), from, |e| {
+        matches!(&*e.reason, "NodeReady" | "NodeNotReady")
+    });
     let from_history = history.len() as u32;
-    let (count, since) = if from_history >= event_count {
+    let (count, since) = if from_history >= events.count {
         (from_history, history.first().copied())
     } else {
-        (event_count, Some(event_first))
+        (events.count, events.first)
     };
     if count >= knobs.flapping_transitions {
         let mut evidence = summary(format!(
@@ -160,7 +151,7 @@ fn classify_flapping(
             human(knobs.flapping_window),
             knobs.flapping_transitions
         ));
-        evidence.events = events;
+        evidence.events = events.events;
         evidence
             .facts
             .insert("readyTransitions".into(), count.to_string());
@@ -211,25 +202,23 @@ fn classify_system_oom(
     out: &mut Vec<Finding>,
 ) {
     let from = now - knobs.system_oom_window;
-    let mut count = 0u32;
-    let mut first = Secs::MAX;
-    let mut events = Vec::new();
-    for e in cluster.events("Node", None, &node.name) {
-        if &*e.reason == "SystemOOM" && e.last_seen >= from {
-            let n = if e.first_seen >= from { e.count.max(1) } else { 1 };
-            count += n;
-            first = first.min(e.first_seen.max(from));
-            events.push(event_evidence(e, n));
-        }
-    }
-    if count >= knobs.system_oom_count {
+    let t = tally(cluster.events("Node", None, &node.name), from, |e| {
+        &*e.reason == "SystemOOM"
+    });
+    if t.count >= knobs.system_oom_count {
         let mut evidence = summary(format!(
-            "{count} SystemOOM events in the last {} (threshold {})",
+            "{} SystemOOM events in the last {} (threshold {})",
+            t.count,
             human(knobs.system_oom_window),
             knobs.system_oom_count
         ));
-        evidence.events = events;
-        out.push(finding(FailureClass::SystemOOM, node, first, evidence));
+        evidence.events = t.events;
+        out.push(finding(
+            FailureClass::SystemOOM,
+            node,
+            t.first.unwrap_or(now),
+            evidence,
+        ));
     }
 }
 
