@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod convert;
 pub mod events;
 pub mod finding;
+pub mod policy;
 pub mod thresholds;
 pub mod view;
 

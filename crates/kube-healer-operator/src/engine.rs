@@ -16,6 +16,7 @@ use kube_healer_core::{ClusterView, Finding, classify_node, classify_pod};
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::Metrics;
+use crate::policies::PolicySet;
 use crate::store::{PodKey, Stores};
 use crate::watch::Change;
 
@@ -47,11 +48,13 @@ pub struct Synced {
     pub nodes: bool,
     pub events: bool,
     pub leases: bool,
+    pub namespaces: bool,
+    pub policies: bool,
 }
 
 impl Synced {
     pub fn all(self) -> bool {
-        self.pods && self.nodes && self.events && self.leases
+        self.pods && self.nodes && self.events && self.leases && self.namespaces && self.policies
     }
 }
 
@@ -61,6 +64,8 @@ pub struct Engine {
     tracked: HashMap<Target, Vec<Tracked>>,
     timers: BinaryHeap<Reverse<(Secs, Target)>>,
     scheduled: HashMap<Target, Secs>,
+    policies: PolicySet,
+    relist_policies: Option<HashSet<String>>,
     relist_pods: Option<HashSet<PodKey>>,
     relist_nodes: Option<HashSet<Shared>>,
     relist_leases: Option<HashSet<Shared>>,
@@ -83,6 +88,8 @@ impl Engine {
             tracked: HashMap::new(),
             timers: BinaryHeap::new(),
             scheduled: HashMap::new(),
+            policies: PolicySet::default(),
+            relist_policies: None,
             relist_pods: None,
             relist_nodes: None,
             relist_leases: None,
@@ -174,6 +181,8 @@ impl Engine {
             Change::Node(event) => self.apply_node(*event, now),
             Change::Event(event) => self.apply_event(*event, now),
             Change::Lease(event) => self.apply_lease(*event, now),
+            Change::Policy(event) => self.apply_policy(*event, now),
+            Change::Namespace(event) => self.apply_namespace(*event, now),
         }
         self.metrics
             .store_objects
@@ -337,6 +346,94 @@ impl Engine {
         }
     }
 
+    fn apply_policy(&mut self, event: W<kube_healer_api::HealingPolicy>, now: Secs) {
+        match event {
+            W::Apply(policy) | W::InitApply(policy) => {
+                let name = policy.metadata.name.clone().unwrap_or_default();
+                if let Some(seen) = &mut self.relist_policies {
+                    seen.insert(name.clone());
+                }
+                match self.policies.upsert(&policy) {
+                    Ok(kind) => {
+                        tracing::info!(policy = %name, generation = ?policy.metadata.generation, "policy loaded");
+                        self.evaluate_kind(kind, now);
+                    }
+                    Err(e) => tracing::warn!(policy = %name, error = %e, "policy refused"),
+                }
+            }
+            W::Delete(policy) => {
+                let name = policy.metadata.name.unwrap_or_default();
+                if let Some(kind) = self.policies.remove(&name) {
+                    tracing::info!(policy = %name, "policy removed");
+                    self.evaluate_kind(kind, now);
+                }
+            }
+            W::Init => self.relist_policies = Some(HashSet::new()),
+            W::InitDone => {
+                if let Some(seen) = self.relist_policies.take() {
+                    self.policies.retain(&seen);
+                }
+                self.synced.policies = true;
+                self.publish_synced();
+            }
+        }
+    }
+
+    fn apply_namespace(&mut self, event: W<k8s_openapi::api::core::v1::Namespace>, now: Secs) {
+        match event {
+            W::Apply(ns) | W::InitApply(ns) => {
+                let name = self
+                    .stores
+                    .interner
+                    .str(ns.metadata.name.as_deref().unwrap_or_default());
+                let labels = self.stores.interner.labels(ns.metadata.labels.as_ref());
+                if self.policies.set_namespace(name.clone(), labels) && !self.policies.is_empty() {
+                    let targets: Vec<Target> = self
+                        .stores
+                        .pods()
+                        .filter(|p| p.namespace == name)
+                        .map(|p| Target::Pod(p.namespace.clone(), p.name.clone()))
+                        .collect();
+                    for t in targets {
+                        self.evaluate(&t, now);
+                    }
+                }
+            }
+            W::Delete(ns) => self
+                .policies
+                .remove_namespace(ns.metadata.name.as_deref().unwrap_or_default()),
+            W::Init => {}
+            W::InitDone => {
+                self.synced.namespaces = true;
+                self.publish_synced();
+            }
+        }
+    }
+
+    /// Re-evaluates every target of a kind (after a policy change).
+    fn evaluate_kind(&mut self, kind: kube_healer_api::TargetKind, now: Secs) {
+        let targets: Vec<Target> = match kind {
+            kube_healer_api::TargetKind::Pod => self
+                .stores
+                .pods()
+                .map(|p| Target::Pod(p.namespace.clone(), p.name.clone()))
+                .collect(),
+            kube_healer_api::TargetKind::Node => self
+                .stores
+                .nodes()
+                .map(|n| Target::Node(n.name.clone()))
+                .collect(),
+        };
+        for t in targets {
+            self.evaluate(&t, now);
+        }
+    }
+
+    /// The policy conditions holding on a target.
+    pub fn policy_matches(&self, target: &Target) -> &[crate::policies::Match] {
+        self.policies.matches(target)
+    }
+
     fn publish_synced(&self) {
         self.synced_tx.send_replace(self.synced);
         if self.synced.all() {
@@ -442,6 +539,12 @@ impl Engine {
         if !current.is_empty() {
             self.tracked.insert(target.clone(), current);
         }
+        if let Some(due) = self
+            .policies
+            .evaluate(target, &findings, &self.stores, &self.metrics, now)
+        {
+            next_change = Some(next_change.map_or(due, |n| n.min(due)));
+        }
         if let Some(at) = next_change {
             self.schedule(target.clone(), at);
         }
@@ -460,6 +563,7 @@ impl Engine {
     }
 
     fn clear(&mut self, target: &Target) {
+        self.policies.forget(target);
         if let Some(previous) = self.tracked.remove(target) {
             for old in previous {
                 self.metrics

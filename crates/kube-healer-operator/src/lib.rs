@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod policies;
 pub mod store;
 pub mod watch;
 

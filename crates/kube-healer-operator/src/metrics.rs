@@ -23,6 +23,8 @@ pub struct Metrics {
     pub findings: Family<ClassLabel, Gauge>,
     /// Findings that reached their threshold, by class.
     pub findings_due: Family<ClassLabel, Counter>,
+    /// Policy conditions that reached their `for`, by failure class.
+    pub policy_due: Family<ClassLabel, Counter>,
     /// Objects held in the compact stores, by resource.
     pub store_objects: Family<ResourceLabel, Gauge>,
     /// Watch events received, by resource.
@@ -36,6 +38,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("kube_healer");
         let findings = Family::<ClassLabel, Gauge>::default();
         let findings_due = Family::<ClassLabel, Counter>::default();
+        let policy_due = Family::<ClassLabel, Counter>::default();
         let store_objects = Family::<ResourceLabel, Gauge>::default();
         let watch_events = Family::<ResourceLabel, Counter>::default();
         let watch_errors = Family::<ResourceLabel, Counter>::default();
@@ -60,10 +63,16 @@ impl Default for Metrics {
             "Watch errors, each followed by a backoff",
             watch_errors.clone(),
         );
+        registry.register(
+            "policy_conditions_due",
+            "Policy conditions that held for their duration, by failure class",
+            policy_due.clone(),
+        );
         Metrics {
             registry,
             findings,
             findings_due,
+            policy_due,
             store_objects,
             watch_events,
             watch_errors,

@@ -1,14 +1,15 @@
-//! The four watches (Pods, Nodes, Events, node Leases), forwarded to the engine as changes. Each
+//! The watches (Pods, Nodes, Events, node Leases, Namespaces, HealingPolicies), forwarded to the engine as changes. Each
 //! resumes on its own after errors (with backoff); start-up lists are paged.
 
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watcher};
 use kube::{Api, Client};
+use kube_healer_api::HealingPolicy;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
@@ -20,6 +21,8 @@ pub enum Change {
     Node(Box<watcher::Event<Node>>),
     Event(Box<watcher::Event<Event>>),
     Lease(Box<watcher::Event<Lease>>),
+    Policy(Box<watcher::Event<HealingPolicy>>),
+    Namespace(Box<watcher::Event<Namespace>>),
 }
 
 /// Starts the watches; they run until the receiver is dropped.
@@ -47,7 +50,28 @@ pub fn spawn(client: &Client, tx: mpsc::Sender<Change>, metrics: Arc<Metrics>) {
         metrics.clone(),
     );
     let leases = Api::<Lease>::namespaced(client.clone(), "kube-node-lease");
-    forward("leases", watcher(leases, config), Change::Lease, tx, metrics);
+    forward(
+        "leases",
+        watcher(leases, config.clone()),
+        Change::Lease,
+        tx.clone(),
+        metrics.clone(),
+    );
+    let namespaces = watcher(Api::<Namespace>::all(client.clone()), config.clone());
+    forward(
+        "namespaces",
+        namespaces,
+        Change::Namespace,
+        tx.clone(),
+        metrics.clone(),
+    );
+    forward(
+        "healingpolicies",
+        watcher(Api::<HealingPolicy>::all(client.clone()), config),
+        Change::Policy,
+        tx,
+        metrics,
+    );
 }
 
 fn forward<K, S>(

@@ -25,6 +25,7 @@ fn main() -> std::process::ExitCode {
             test("pod_failure_classes_are_detected", pod_classes),
             test("node_failure_classes_are_detected", node_classes),
             test("lost_and_orphaned_pods_are_detected", lost_and_orphaned),
+            test("event_patterns_are_detected_through_policies", event_pattern),
         ],
     )
 }
@@ -345,5 +346,67 @@ async fn lost_and_orphaned(ctx: Ctx) -> anyhow::Result<()> {
         .delete(&doomed, &DeleteParams::default())
         .await?;
     expect(&op, "Orphaned", &format!("pod/{ns}/orphan")).await?;
+    Ok(())
+}
+
+async fn event_pattern(ctx: Ctx) -> anyhow::Result<()> {
+    let op = Operator::start(&ctx.cluster, "events", DEBUG).await?;
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = ctx.namespace("ev").await?;
+    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+        "metadata": {"name": ctx.name("mounts")},
+        "spec": {"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+            "conditions": [{"class": "EventPattern", "reason": "FailedMount", "messagePattern": "timed out waiting for the condition", "count": 3, "window": "10m"}],
+            "actions": [{"action": "Event"}], "safety": {"dryRun": true}},
+    }))?;
+    Api::<kube_healer_api::HealingPolicy>::all(ctx.client.clone())
+        .create(&PostParams::default(), &policy)
+        .await?;
+    op.wait_log(&["policy loaded", &ctx.name("mounts")], DETECT)
+        .await?;
+
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    pods.create(
+        &PostParams::default(),
+        &scenario_pod(&ns, "mounty", Some(&node), &Scenario::Running),
+    )
+    .await?;
+    pods.create(
+        &PostParams::default(),
+        &scenario_pod(&ns, "quiet", Some(&node), &Scenario::Running),
+    )
+    .await?;
+    let events: Api<Event> = Api::namespaced(ctx.client.clone(), &ns);
+    for (pod, count) in [("mounty", 3), ("quiet", 1)] {
+        let event: Event = serde_json::from_value(json!({
+            "metadata": {"generateName": format!("{pod}.")},
+            "involvedObject": {"kind": "Pod", "namespace": ns, "name": pod},
+            "reason": "FailedMount", "type": "Warning", "count": count,
+            "message": "MountVolume.SetUp failed for volume \"data\" : rpc error: code = DeadlineExceeded desc = timed out waiting for the condition",
+            "firstTimestamp": now_rfc3339(-60), "lastTimestamp": now_rfc3339(0),
+        }))?;
+        events.create(&PostParams::default(), &event).await?;
+    }
+    op.wait_log(
+        &[
+            "policy condition due",
+            "class=EventPattern",
+            &format!("target=pod/{ns}/mounty "),
+        ],
+        DETECT,
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = op.log();
+    let quiet_due: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("policy condition due") && l.contains(&format!("target=pod/{ns}/quiet ")))
+        .collect();
+    ensure!(
+        quiet_due.is_empty(),
+        "one event is below the policy's count of 3: {quiet_due:#?}"
+    );
     Ok(())
 }

@@ -17,7 +17,10 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// Installs the CRDs (as the chart does) and starts the operator; returns once it is ready.
     pub async fn start(cluster: &TestCluster, name: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let crds: Vec<_> = kube_healer_api::crds().into_iter().map(|(_, crd)| crd).collect();
+        kube_healer_testenv::crds::install(&cluster.client()?, &crds).await?;
         let port = free_port()?;
         let log: PathBuf = cluster.dir().join(format!("operator-{name}.log"));
         let mut args = vec![

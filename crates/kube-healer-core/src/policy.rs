@@ -1,0 +1,266 @@
+//! Policies compiled for matching: which targets a HealingPolicy selects and which of their
+//! findings it acts on.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube_healer_api::policy::NameFilter;
+use kube_healer_api::{FailureClass, FailureCondition, HealingPolicy, TargetKind};
+use regex::Regex;
+
+use crate::classify::EventPattern;
+use crate::cluster::ClusterView;
+use crate::finding::{Finding, Subject};
+use crate::thresholds::{Knobs, for_of};
+use crate::view::{Labels, NodeView, PodView, Secs};
+use crate::{classify_node, classify_pod};
+
+/// Namespaces no policy touches unless it names them in spec.target.namespaces.include.
+pub const PROTECTED_NAMESPACES: &[&str] = &["kube-system"];
+
+/// Why a policy cannot be used (reported in its status, condition Invalid).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct PolicyError {
+    pub field: String,
+    pub problem: String,
+}
+
+/// A label selector, checked once.
+#[derive(Clone, Debug)]
+pub struct Selector {
+    requirements: Vec<Requirement>,
+}
+
+#[derive(Clone, Debug)]
+enum Requirement {
+    Equals(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    DoesNotExist(String),
+}
+
+impl Selector {
+    pub fn compile(selector: &LabelSelector, field: &str) -> Result<Self, PolicyError> {
+        let mut requirements: Vec<Requirement> = selector
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| Requirement::Equals(k.clone(), v.clone()))
+            .collect();
+        for (i, e) in selector.match_expressions.iter().flatten().enumerate() {
+            let values = e.values.clone().unwrap_or_default();
+            let err = |problem: &str| PolicyError {
+                field: format!("{field}.matchExpressions[{i}]"),
+                problem: problem.to_string(),
+            };
+            requirements.push(match e.operator.as_str() {
+                "In" if !values.is_empty() => Requirement::In(e.key.clone(), values),
+                "NotIn" if !values.is_empty() => Requirement::NotIn(e.key.clone(), values),
+                "In" | "NotIn" => return Err(err("operators In and NotIn need values")),
+                "Exists" if values.is_empty() => Requirement::Exists(e.key.clone()),
+                "DoesNotExist" if values.is_empty() => Requirement::DoesNotExist(e.key.clone()),
+                "Exists" | "DoesNotExist" => {
+                    return Err(err("operators Exists and DoesNotExist take no values"));
+                }
+                other => {
+                    return Err(err(&format!(
+                        "unknown operator {other:?}: use In, NotIn, Exists or DoesNotExist"
+                    )));
+                }
+            });
+        }
+        Ok(Selector { requirements })
+    }
+
+    pub fn everything() -> Self {
+        Selector {
+            requirements: Vec::new(),
+        }
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.requirements.is_empty()
+    }
+
+    pub fn matches(&self, labels: &Labels) -> bool {
+        let get = |key: &str| labels.iter().find(|(k, _)| &**k == key).map(|(_, v)| &**v);
+        self.requirements.iter().all(|r| match r {
+            Requirement::Equals(k, v) => get(k) == Some(v.as_str()),
+            Requirement::In(k, vs) => get(k).is_some_and(|v| vs.iter().any(|x| x == v)),
+            Requirement::NotIn(k, vs) => get(k).is_none_or(|v| !vs.iter().any(|x| x == v)),
+            Requirement::Exists(k) => get(k).is_some(),
+            Requirement::DoesNotExist(k) => get(k).is_none(),
+        })
+    }
+}
+
+/// One condition of a policy, ready to evaluate.
+#[derive(Clone, Debug)]
+pub struct CompiledCondition {
+    pub class: FailureClass,
+    /// Seconds the failure must hold.
+    pub for_secs: Secs,
+    pub knobs: Knobs,
+    /// Whether the knobs differ from the defaults (the target is then reclassified with them).
+    pub custom_knobs: bool,
+    pub pattern: Option<EventPattern>,
+}
+
+/// A HealingPolicy compiled for matching.
+#[derive(Clone, Debug)]
+pub struct CompiledPolicy {
+    pub name: String,
+    pub generation: Option<i64>,
+    pub policy: HealingPolicy,
+    pub kind: TargetKind,
+    pub selector: Selector,
+    pub namespace_selector: Option<Selector>,
+    pub conditions: Vec<CompiledCondition>,
+}
+
+impl CompiledPolicy {
+    pub fn compile(policy: &HealingPolicy) -> Result<Self, PolicyError> {
+        let spec = &policy.spec;
+        let selector = match &spec.target.selector {
+            Some(s) => Selector::compile(s, "spec.target.selector")?,
+            None => Selector::everything(),
+        };
+        let namespace_selector = spec
+            .target
+            .namespace_selector
+            .as_ref()
+            .map(|s| Selector::compile(s, "spec.target.namespaceSelector"))
+            .transpose()?;
+        let mut conditions = Vec::new();
+        for (i, c) in spec.conditions.iter().enumerate() {
+            conditions.push(compile_condition(c, &format!("spec.conditions[{i}]"))?);
+        }
+        Ok(CompiledPolicy {
+            name: policy.metadata.name.clone().unwrap_or_default(),
+            generation: policy.metadata.generation,
+            policy: policy.clone(),
+            kind: spec.target.kind,
+            selector,
+            namespace_selector,
+            conditions,
+        })
+    }
+
+    /// Whether the policy selects this pod (`namespace_labels`: the labels of its namespace, if
+    /// known; a namespaceSelector matches nothing while they are unknown).
+    pub fn selects_pod(&self, pod: &PodView, namespace_labels: Option<&Labels>) -> bool {
+        if self.kind != TargetKind::Pod || !self.selector.matches(&pod.labels) {
+            return false;
+        }
+        let target = &self.policy.spec.target;
+        let names_it = target
+            .namespaces
+            .as_ref()
+            .is_some_and(|n| n.include.iter().any(|i| *i == *pod.namespace));
+        if PROTECTED_NAMESPACES.contains(&&*pod.namespace) && !names_it {
+            return false;
+        }
+        if !target
+            .namespaces
+            .as_ref()
+            .is_none_or(|n| n.admits(&pod.namespace))
+        {
+            return false;
+        }
+        if let Some(ns_selector) = &self.namespace_selector
+            && !namespace_labels.is_some_and(|l| ns_selector.matches(l))
+        {
+            return false;
+        }
+        target
+            .owner_kinds
+            .as_ref()
+            .is_none_or(|o: &NameFilter| o.admits(pod.owner.as_str()))
+    }
+
+    pub fn selects_node(&self, node: &NodeView) -> bool {
+        self.kind == TargetKind::Node && self.selector.matches(&node.labels)
+    }
+
+    /// The findings of this policy's conditions on a target, each with its condition index.
+    /// `default_findings` are the target's findings with the default knobs; conditions with
+    /// their own knobs reclassify the target, and event patterns are evaluated here.
+    pub fn findings_for(
+        &self,
+        target: Target<'_>,
+        default_findings: &[Finding],
+        cluster: &impl ClusterView,
+        now: Secs,
+    ) -> Vec<(usize, Finding)> {
+        let mut out = Vec::new();
+        for (i, c) in self.conditions.iter().enumerate() {
+            if let Some(pattern) = &c.pattern {
+                let subject = match target {
+                    Target::Pod(p) => Subject::pod(p),
+                    Target::Node(n) => Subject::node(n),
+                };
+                out.extend(pattern.find(&subject, cluster, now).map(|f| (i, f)));
+                continue;
+            }
+            let wanted = |f: &Finding| f.class == c.class;
+            if c.custom_knobs {
+                let mut own = Vec::new();
+                match target {
+                    Target::Pod(p) => classify_pod(p, cluster, &c.knobs, now, &mut own),
+                    Target::Node(n) => classify_node(n, cluster, &c.knobs, now, &mut own),
+                }
+                out.extend(own.into_iter().filter(wanted).map(|f| (i, f)));
+            } else {
+                out.extend(
+                    default_findings
+                        .iter()
+                        .filter(|f| wanted(f))
+                        .cloned()
+                        .map(|f| (i, f)),
+                );
+            }
+        }
+        out
+    }
+}
+
+/// What a policy is matched against.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    Pod(&'a PodView),
+    Node(&'a NodeView),
+}
+
+fn compile_condition(c: &FailureCondition, field: &str) -> Result<CompiledCondition, PolicyError> {
+    let knobs = Knobs::for_condition(c);
+    let custom_knobs = knobs != Knobs::default();
+    let pattern = if c.class == FailureClass::EventPattern {
+        let message = c
+            .message_pattern
+            .as_deref()
+            .map(|p| {
+                Regex::new(p).map_err(|e| PolicyError {
+                    field: format!("{field}.messagePattern"),
+                    problem: format!("not a valid regular expression: {e}"),
+                })
+            })
+            .transpose()?;
+        Some(EventPattern {
+            reason: c.reason.clone(),
+            message,
+            count: c.count.map_or(EventPattern::DEFAULT_COUNT, |n| n.max(1) as u32),
+            window: c
+                .window
+                .map_or(EventPattern::DEFAULT_WINDOW, |w| w.as_std().as_secs() as Secs),
+        })
+    } else {
+        None
+    };
+    Ok(CompiledCondition {
+        class: c.class,
+        for_secs: for_of(c),
+        knobs,
+        custom_knobs,
+        pattern,
+    })
+}

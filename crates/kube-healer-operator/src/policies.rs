@@ -1,0 +1,150 @@
+//! The HealingPolicies in force, the namespace labels their selectors read, and which policy
+//! conditions hold on which targets.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kube_healer_api::{HealingPolicy, TargetKind};
+use kube_healer_core::Finding;
+use kube_healer_core::policy::{CompiledPolicy, PolicyError, Target as PolicyTarget};
+use kube_healer_core::view::{Labels, Secs, Shared};
+
+use crate::engine::Target;
+use crate::metrics::Metrics;
+use crate::store::Stores;
+
+/// A policy condition holding on a target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Match {
+    pub policy: String,
+    pub condition: usize,
+    pub since: Secs,
+    pub due: Secs,
+    pub due_reported: bool,
+}
+
+#[derive(Default)]
+pub struct PolicySet {
+    policies: BTreeMap<String, CompiledPolicy>,
+    namespaces: HashMap<Shared, Labels>,
+    matches: HashMap<Target, Vec<Match>>,
+}
+
+impl PolicySet {
+    /// Compiles and stores a policy; an invalid one is removed and its error returned.
+    pub fn upsert(&mut self, policy: &HealingPolicy) -> Result<TargetKind, PolicyError> {
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        match CompiledPolicy::compile(policy) {
+            Ok(compiled) => {
+                let kind = compiled.kind;
+                self.policies.insert(name, compiled);
+                Ok(kind)
+            }
+            Err(e) => {
+                self.policies.remove(&name);
+                Err(e)
+            }
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<TargetKind> {
+        self.policies.remove(name).map(|p| p.kind)
+    }
+
+    pub fn retain(&mut self, names: &std::collections::HashSet<String>) {
+        self.policies.retain(|n, _| names.contains(n));
+    }
+
+    /// Records a namespace's labels; returns whether they changed.
+    pub fn set_namespace(&mut self, name: Shared, labels: Labels) -> bool {
+        self.namespaces
+            .insert(name, labels.clone())
+            .is_none_or(|old| old != labels)
+    }
+
+    pub fn remove_namespace(&mut self, name: &str) {
+        self.namespaces.remove(name);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    /// Evaluates every policy on one target; reports conditions that became due and returns the
+    /// earliest due time still ahead.
+    pub fn evaluate(
+        &mut self,
+        target: &Target,
+        findings: &[Finding],
+        stores: &Stores,
+        metrics: &Metrics,
+        now: Secs,
+    ) -> Option<Secs> {
+        let view = match target {
+            Target::Pod(ns, name) => {
+                let key = crate::store::PodKey {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                };
+                stores.pod(&key).map(PolicyTarget::Pod)
+            }
+            Target::Node(name) => stores.node_view(name).map(PolicyTarget::Node),
+        };
+        let Some(view) = view else {
+            self.matches.remove(target);
+            return None;
+        };
+        let previous = self.matches.remove(target).unwrap_or_default();
+        let mut current = Vec::new();
+        let mut next = None::<Secs>;
+        for policy in self.policies.values() {
+            let selected = match view {
+                PolicyTarget::Pod(p) => policy.selects_pod(p, self.namespaces.get(&p.namespace)),
+                PolicyTarget::Node(n) => policy.selects_node(n),
+            };
+            if !selected {
+                continue;
+            }
+            for (condition, finding) in policy.findings_for(view, findings, stores, now) {
+                let due = finding.due_at(policy.conditions[condition].for_secs);
+                let reported = previous.iter().any(|m| {
+                    m.policy == policy.name
+                        && m.condition == condition
+                        && m.since == finding.since
+                        && m.due_reported
+                });
+                let mut m = Match {
+                    policy: policy.name.clone(),
+                    condition,
+                    since: finding.since,
+                    due,
+                    due_reported: reported,
+                };
+                if due <= now && !reported {
+                    m.due_reported = true;
+                    metrics
+                        .policy_due
+                        .get_or_create(&Metrics::class(finding.class))
+                        .inc();
+                    tracing::info!(policy = %policy.name, class = %finding.class, target = %finding.subject, since = finding.since,
+                        evidence = %finding.evidence.summary, "policy condition due");
+                } else if due > now {
+                    next = Some(next.map_or(due, |n| n.min(due)));
+                }
+                current.push(m);
+            }
+        }
+        if !current.is_empty() {
+            self.matches.insert(target.clone(), current);
+        }
+        next
+    }
+
+    pub fn forget(&mut self, target: &Target) {
+        self.matches.remove(target);
+    }
+
+    /// The policy conditions holding on a target.
+    pub fn matches(&self, target: &Target) -> &[Match] {
+        self.matches.get(target).map(Vec::as_slice).unwrap_or_default()
+    }
+}
