@@ -9,49 +9,21 @@ use kube_healer_core::convert::{Interner, node_view, pod_view};
 use kube_healer_core::thresholds::Knobs;
 use kube_healer_core::view::{ContainerState, PodView};
 use kube_healer_core::{Snapshot, classify_pod};
+use kube_healer_testenv::fixtures::{realistic_pod, rss_kib};
 use serde_json::json;
 
 const NOW: i64 = 1_800_000_000;
 
-fn realistic_pod(i: usize, failing: bool) -> Pod {
-    let state = if failing {
-        json!({"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"registry.example/shop/web:1.4.2\""}})
-    } else {
-        json!({"running": {"startedAt": "2026-11-20T10:00:05Z"}})
-    };
-    serde_json::from_value(json!({
-        "metadata": {
-            "name": format!("web-7d9f8c6b5-{i:05x}"), "namespace": format!("team-{}", i % 50),
-            "uid": format!("{:08x}-1d2c-4e5f-8a9b-0c1d2e3f4a5b", i),
-            "creationTimestamp": "2026-11-20T10:00:00Z", "resourceVersion": "123456", "generateName": "web-7d9f8c6b5-",
-            "labels": {"app": "web", "pod-template-hash": "7d9f8c6b5", "tier": "frontend", "team": format!("team-{}", i % 50)},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9f8c6b5", "uid": "rs", "controller": true}],
-        },
-        "spec": {"nodeName": format!("node-{}", i % 1000), "containers": [{"name": "web", "image": "registry.example/shop/web:1.4.2"}]},
-        "status": {
-            "phase": if failing { "Pending" } else { "Running" }, "startTime": "2026-11-20T10:00:01Z", "podIP": "10.0.0.1",
-            "conditions": [
-                {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": "2026-11-20T10:00:02Z"},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": "2026-11-20T10:00:01Z"},
-                {"type": "Ready", "status": if failing { "False" } else { "True" }, "lastTransitionTime": "2026-11-20T10:00:06Z"},
-                {"type": "ContainersReady", "status": if failing { "False" } else { "True" }, "lastTransitionTime": "2026-11-20T10:00:06Z"},
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-11-20T10:00:00Z"}],
-            "containerStatuses": [{"name": "web", "image": "registry.example/shop/web:1.4.2", "imageID": "registry.example/shop/web@sha256:0123",
-                "containerID": "containerd://abc", "ready": !failing, "restartCount": 0, "started": !failing, "state": state}],
-        },
-    }))
-    .unwrap()
-}
-
 /// Heap bytes owned by a view beyond the shared (interned) strings, plus its inline size.
 fn view_bytes(p: &PodView) -> usize {
     let mut n = std::mem::size_of::<PodView>()
+        + p.name.len()
+        + 16
         + match &p.uid {
             kube_healer_core::view::Uid::Other(s) => s.len(),
             kube_healer_core::view::Uid::Uuid(_) => 0,
-        }
-        + p.name.len();
-    n += p.message.as_ref().map_or(0, |m| m.len());
+        };
+    n += p.message().map_or(0, str::len);
     n += std::mem::size_of_val(&*p.conditions)
         + p.conditions
             .iter()
@@ -64,17 +36,6 @@ fn view_bytes(p: &PodView) -> usize {
         }
     }
     n
-}
-
-fn rss_kib() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn main() {

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
 use crate::view::{
     ContainerState, ContainerView, EventView, Labels, LeaseView, NodeCondition, NodeView, ObjectKey,
-    OwnerKind, PodCondition, PodPhase, PodView, Secs, Shared, Status, Uid,
+    OwnerKind, PodCondition, PodPhase, PodView, Secs, Shared, Stamp, Status, StatusReason, Uid,
 };
 
 /// Why an object could not be read.
@@ -131,28 +131,34 @@ pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertEr
     Ok(PodView {
         uid: Uid::parse(meta.uid.as_deref().unwrap_or_default()),
         namespace: interner.str(meta.namespace.as_deref().unwrap_or("default")),
-        name: name.into(),
+        name: Arc::from(name),
         labels: interner.labels(meta.labels.as_ref()),
         owner: controller.map_or(OwnerKind::None, |o| OwnerKind::parse(&o.kind)),
         owner_name: controller.map(|o| interner.str(&o.name)),
         node: non_empty(spec.and_then(|s| s.node_name.as_ref())).map(|n| interner.str(n)),
         phase,
-        reason: non_empty(status.and_then(|s| s.reason.as_ref())).map(|r| interner.str(r)),
-        message: non_empty(status.and_then(|s| s.message.as_ref())).map(Box::from),
-        created: meta.creation_timestamp.as_ref().map_or(0, secs),
-        scheduled: status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| {
-                cs.iter()
-                    .find(|c| c.type_ == "PodScheduled" && c.status == "True")
-            })
-            .and_then(|c| c.last_transition_time.as_ref())
-            .map(secs),
-        started: status.and_then(|s| s.start_time.as_ref()).map(secs),
-        deletion: meta.deletion_timestamp.as_ref().map(secs),
+        status_reason: {
+            let reason = non_empty(status.and_then(|s| s.reason.as_ref())).map(|r| interner.str(r));
+            let message = non_empty(status.and_then(|s| s.message.as_ref())).map(Box::from);
+            (reason.is_some() || message.is_some()).then(|| Box::new(StatusReason { reason, message }))
+        },
+        created_at: Stamp::new(meta.creation_timestamp.as_ref().map(secs)),
+        scheduled_at: Stamp::new(
+            status
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| {
+                    cs.iter()
+                        .find(|c| c.type_ == "PodScheduled" && c.status == "True")
+                })
+                .and_then(|c| c.last_transition_time.as_ref())
+                .map(secs),
+        ),
+        started_at: Stamp::new(status.and_then(|s| s.start_time.as_ref()).map(secs)),
+        deletion_at: Stamp::new(meta.deletion_timestamp.as_ref().map(secs)),
         grace_seconds: meta
             .deletion_grace_period_seconds
-            .or(spec.and_then(|s| s.termination_grace_period_seconds)),
+            .or(spec.and_then(|s| s.termination_grace_period_seconds))
+            .map(|g| g.clamp(0, u32::MAX as i64) as u32),
         opted_out: opted_out(meta.annotations.as_ref()),
         has_init_containers: spec
             .and_then(|s| s.init_containers.as_ref())

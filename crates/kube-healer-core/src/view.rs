@@ -7,6 +7,24 @@ use std::sync::Arc;
 /// Unix time in seconds.
 pub type Secs = i64;
 
+/// A time stored in 4 bytes: seconds since 2000-01-01 (times outside 2000..2136 are clamped).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Stamp(Option<std::num::NonZeroU32>);
+
+const EPOCH_2000: Secs = 946_684_800;
+
+impl Stamp {
+    pub fn new(t: Option<Secs>) -> Self {
+        Stamp(
+            t.and_then(|t| std::num::NonZeroU32::new((t - EPOCH_2000 + 1).clamp(1, u32::MAX as i64) as u32)),
+        )
+    }
+
+    pub fn get(self) -> Option<Secs> {
+        self.0.map(|v| v.get() as Secs - 1 + EPOCH_2000)
+    }
+}
+
 /// An interned string.
 pub type Shared = Arc<str>;
 
@@ -184,21 +202,23 @@ pub struct PodCondition {
 pub struct PodView {
     pub uid: Uid,
     pub namespace: Shared,
-    pub name: Box<str>,
+    /// Shared with the store's keys and indexes (not interned: names are unique).
+    pub name: Shared,
     pub labels: Labels,
     pub owner: OwnerKind,
     pub owner_name: Option<Shared>,
     pub node: Option<Shared>,
     pub phase: PodPhase,
-    /// The pod-level reason (Evicted, OutOfcpu, NodeAffinity, ...), and its message.
-    pub reason: Option<Shared>,
-    pub message: Option<Box<str>>,
-    pub created: Secs,
+    /// The pod-level reason (Evicted, OutOfcpu, NodeAffinity, ...) and message; boxed, as
+    /// healthy pods have none.
+    pub status_reason: Option<Box<StatusReason>>,
+    /// Times, 4 bytes each: read them through created(), scheduled(), started(), deletion().
+    pub created_at: Stamp,
     /// When the pod was bound to its node (PodScheduled=True).
-    pub scheduled: Option<Secs>,
-    pub started: Option<Secs>,
-    pub deletion: Option<Secs>,
-    pub grace_seconds: Option<i64>,
+    pub scheduled_at: Stamp,
+    pub started_at: Stamp,
+    pub deletion_at: Stamp,
+    pub grace_seconds: Option<u32>,
     pub opted_out: bool,
     pub has_init_containers: bool,
     /// Only the conditions that are not True: a healthy pod keeps none.
@@ -206,7 +226,40 @@ pub struct PodView {
     pub containers: Box<[ContainerView]>,
 }
 
+/// A pod's status.reason and status.message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusReason {
+    pub reason: Option<Shared>,
+    pub message: Option<Box<str>>,
+}
+
 impl PodView {
+    /// metadata.creationTimestamp (0 when absent).
+    pub fn created(&self) -> Secs {
+        self.created_at.get().unwrap_or(0)
+    }
+
+    pub fn scheduled(&self) -> Option<Secs> {
+        self.scheduled_at.get()
+    }
+
+    pub fn started(&self) -> Option<Secs> {
+        self.started_at.get()
+    }
+
+    /// metadata.deletionTimestamp: when the grace period ends.
+    pub fn deletion(&self) -> Option<Secs> {
+        self.deletion_at.get()
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        self.status_reason.as_ref().and_then(|s| s.reason.as_deref())
+    }
+
+    pub fn message(&self) -> Option<&str> {
+        self.status_reason.as_ref().and_then(|s| s.message.as_deref())
+    }
+
     pub fn condition(&self, type_: &str) -> Option<&PodCondition> {
         self.conditions.iter().find(|c| &*c.type_ == type_)
     }
@@ -291,6 +344,16 @@ pub struct LeaseView {
 #[cfg(test)]
 mod tests {
     use super::Uid;
+
+    #[test]
+    fn stamps_keep_seconds() {
+        use super::Stamp;
+        for t in [1_800_000_000, 946_684_800, 4_000_000_000] {
+            assert_eq!(Stamp::new(Some(t)).get(), Some(t));
+        }
+        assert_eq!(Stamp::new(None).get(), None);
+        assert_eq!(Stamp::new(Some(0)).get(), Some(946_684_800), "before 2000 clamps");
+    }
 
     #[test]
     fn uids_round_trip() {

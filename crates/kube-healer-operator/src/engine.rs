@@ -23,7 +23,7 @@ use crate::watch::Change;
 /// What classification is done on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
-    Pod(Shared, Box<str>),
+    Pod(Shared, Shared),
     Node(Shared),
 }
 
@@ -300,7 +300,7 @@ impl Engine {
                         .object
                         .namespace
                         .clone()
-                        .map(|ns| Target::Pod(ns, Box::from(&*view.object.name))),
+                        .map(|ns| Target::Pod(ns, view.object.name.clone())),
                     "Node" => Some(Target::Node(view.object.name.clone())),
                     _ => None,
                 };
@@ -465,7 +465,7 @@ impl Engine {
                     return self.clear(target);
                 };
                 classify_pod(pod, &self.stores, &self.knobs, now, &mut findings);
-                if let Some(deadline) = pod.deletion.filter(|d| *d > now) {
+                if let Some(deadline) = pod.deletion().filter(|d| *d > now) {
                     next_change = Some(deadline);
                 }
                 // A pod that stops starting may make its node a black hole.

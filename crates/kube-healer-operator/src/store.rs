@@ -15,7 +15,7 @@ const TRANSITIONS_KEPT: usize = 64;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PodKey {
     pub namespace: Shared,
-    pub name: Box<str>,
+    pub name: Shared,
 }
 
 #[derive(Default)]

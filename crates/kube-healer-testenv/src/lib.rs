@@ -9,6 +9,7 @@ pub mod binaries;
 pub mod cluster;
 pub mod crds;
 pub mod error;
+pub mod fixtures;
 pub mod harness;
 pub mod nodes;
 pub mod pki;

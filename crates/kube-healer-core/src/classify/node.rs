@@ -225,14 +225,14 @@ fn classify_system_oom(
 /// A pod bound to the node that has not started: Pending with no container status, or every
 /// container waiting in ContainerCreating. Returns since when.
 pub fn unstarted_since(pod: &PodView) -> Option<Secs> {
-    if pod.phase != PodPhase::Pending || pod.deletion.is_some() || pod.node.is_none() {
+    if pod.phase != PodPhase::Pending || pod.deletion().is_some() || pod.node.is_none() {
         return None;
     }
     let creating = pod.containers.iter().all(|c| {
         matches!(&c.state, ContainerState::Waiting { reason: Some(r), .. } if &**r == "ContainerCreating")
             || c.state == ContainerState::Unknown
     });
-    creating.then(|| pod.scheduled.unwrap_or(pod.created))
+    creating.then(|| pod.scheduled().unwrap_or(pod.created()))
 }
 
 fn classify_black_hole(

@@ -55,7 +55,7 @@ pub fn classify_pod(
     now: Secs,
     out: &mut Vec<Finding>,
 ) {
-    if let Some(deadline) = pod.deletion {
+    if let Some(deadline) = pod.deletion() {
         if now >= deadline {
             let mut evidence = summary(format!(
                 "terminating for {} past its deletionTimestamp (grace period {}s)",
@@ -85,7 +85,7 @@ pub fn classify_pod(
             out.push(finding(
                 FailureClass::Orphaned,
                 pod,
-                since.unwrap_or(pod.created),
+                since.unwrap_or(pod.created()),
                 evidence,
             ));
         }
@@ -102,15 +102,15 @@ pub fn classify_pod(
             evidence.conditions.extend(ready.map(node_condition_evidence));
             let since = ready
                 .and_then(|c| c.since)
-                .unwrap_or(pod.created)
-                .max(pod.created);
+                .unwrap_or(pod.created())
+                .max(pod.created());
             out.push(finding(FailureClass::NodeLost, pod, since, evidence));
         }
         NodeLookup::Present(_) | NodeLookup::Unknown => {}
     }
     classify_containers(pod, knobs, out);
     if pod.phase == PodPhase::Pending && pod.containers.is_empty() && !has_events(pod, cluster) {
-        let since = pod.scheduled.unwrap_or(pod.created);
+        let since = pod.scheduled().unwrap_or(pod.created());
         let mut evidence = summary(format!(
             "bound to {node} but the kubelet reported no container status and no event"
         ));
@@ -120,7 +120,7 @@ pub fn classify_pod(
 }
 
 fn classify_failed(pod: &PodView, out: &mut Vec<Finding>) {
-    let reason = pod.reason.as_deref().unwrap_or("");
+    let reason = pod.reason().unwrap_or("");
     let class = if reason == "Evicted" {
         FailureClass::Evicted
     } else if is_admission_reason(reason) {
@@ -139,14 +139,14 @@ fn classify_failed(pod: &PodView, out: &mut Vec<Finding>) {
         })
         .max()
         .or_else(|| pod.condition("Ready").and_then(|c| c.since))
-        .or(pod.started)
-        .unwrap_or(pod.created);
+        .or(pod.started())
+        .unwrap_or(pod.created());
     let what = if reason.is_empty() {
         "Failed".to_string()
     } else {
         format!("Failed ({reason})")
     };
-    let mut evidence = summary(match pod.message.as_deref() {
+    let mut evidence = summary(match pod.message() {
         Some(m) => format!("{what}: {m}"),
         None => what,
     });
@@ -176,7 +176,7 @@ fn classify_unbound(pod: &PodView, cluster: &impl ClusterView, out: &mut Vec<Fin
             out.push(finding(
                 FailureClass::Unschedulable,
                 pod,
-                c.since.unwrap_or(pod.created),
+                c.since.unwrap_or(pod.created()),
                 evidence,
             ));
         }
@@ -184,7 +184,7 @@ fn classify_unbound(pod: &PodView, cluster: &impl ClusterView, out: &mut Vec<Fin
         _ if !has_events(pod, cluster) => {
             let evidence =
                 summary("Pending, not bound to a node, with no scheduling verdict and no event".to_string());
-            out.push(finding(FailureClass::StuckPending, pod, pod.created, evidence));
+            out.push(finding(FailureClass::StuckPending, pod, pod.created(), evidence));
         }
         _ => {}
     }
@@ -206,7 +206,7 @@ fn classify_containers(pod: &PodView, knobs: &Knobs, out: &mut Vec<Finding>) {
         if std::mem::replace(&mut seen[slot], true) {
             continue; // one finding per class and pod; its evidence lists every container
         }
-        let since = c.state_since.or(pod.started).unwrap_or(pod.created);
+        let since = c.state_since.or(pod.started()).unwrap_or(pod.created());
         let mut evidence = summary(container_summary(class, c));
         add_containers(&mut evidence, pod, |other| {
             container_class(pod, other, knobs) == Some(class)
