@@ -4,6 +4,7 @@
 pub mod classify;
 pub mod cluster;
 pub mod convert;
+pub mod decide;
 pub mod events;
 pub mod finding;
 pub mod policy;

@@ -1,0 +1,229 @@
+//! The ladder and the gates.
+
+use kube_healer_api::{ActionKind, HealingPolicySpec, reasons};
+use kube_healer_core::decide::{Budget, Decision, Facts, Ladder, decide, max_unhealthy};
+use serde_json::json;
+
+const T: i64 = 1_800_000_000;
+
+fn spec(extra_safety: serde_json::Value) -> HealingPolicySpec {
+    let mut safety =
+        json!({"maxConcurrent": 2, "rate": {"actions": 3, "per": "10m"}, "cooldown": "1m", "maxAttempts": 3});
+    for (k, v) in extra_safety.as_object().unwrap() {
+        safety[k] = v.clone();
+    }
+    serde_json::from_value(json!({
+        "target": {"kind": "Pod", "namespaces": {"include": ["shop"]}},
+        "conditions": [{"class": "StuckTerminating", "for": "2m"}],
+        "actions": [{"action": "Evict", "escalateAfter": "5m"}, {"action": "ForceDelete", "escalateAfter": "10m"}],
+        "safety": safety,
+    }))
+    .unwrap()
+}
+
+fn node_spec(max_unhealthy: serde_json::Value) -> HealingPolicySpec {
+    serde_json::from_value(json!({
+        "target": {"kind": "Node", "selector": {"matchLabels": {"pool": "a"}}},
+        "conditions": [{"class": "NodeNotReady"}],
+        "actions": [{"action": "Cordon"}],
+        "safety": {"maxUnhealthy": max_unhealthy},
+    }))
+    .unwrap()
+}
+
+fn at(now: i64) -> Facts {
+    Facts {
+        now,
+        ..Default::default()
+    }
+}
+
+fn held(d: &Decision) -> (&'static str, Option<i64>) {
+    match d {
+        Decision::Hold { reason, retry_at, .. } => (reason, *retry_at),
+        other => panic!("expected a hold, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_ladder_waits_acts_escalates_and_gives_up() {
+    let s = spec(json!({}));
+    let due = T + 120;
+    let mut ladder = Ladder::new(T);
+    let budget = Budget::default();
+    assert_eq!(
+        decide(&s, due, &ladder, &budget, &at(T + 60)),
+        Decision::Wait { until: due }
+    );
+    assert_eq!(
+        decide(&s, due, &ladder, &budget, &at(due)),
+        Decision::Act {
+            step: 0,
+            action: ActionKind::Evict,
+            dry_run: false
+        }
+    );
+    ladder.acted(0, 2, due);
+    // Step 2 waits for step 1's escalateAfter (5m).
+    assert_eq!(
+        decide(&s, due, &ladder, &budget, &at(due + 60)),
+        Decision::Wait { until: due + 300 }
+    );
+    assert_eq!(
+        decide(&s, due, &ladder, &budget, &at(due + 300)),
+        Decision::Act {
+            step: 1,
+            action: ActionKind::ForceDelete,
+            dry_run: false
+        }
+    );
+    ladder.acted(1, 2, due + 300);
+    // The last rung is retried after its own escalateAfter (10m), until maxAttempts (3).
+    assert_eq!(
+        decide(&s, due, &ladder, &budget, &at(due + 600)),
+        Decision::Wait { until: due + 900 }
+    );
+    assert_eq!(
+        decide(&s, due, &ladder, &budget, &at(due + 900)),
+        Decision::Act {
+            step: 1,
+            action: ActionKind::ForceDelete,
+            dry_run: false
+        }
+    );
+    ladder.acted(1, 2, due + 900);
+    let d = decide(&s, due, &ladder, &budget, &at(due + 1500));
+    assert_eq!(held(&d), (reasons::MAX_ATTEMPTS, None));
+}
+
+#[test]
+fn cooldown_rate_and_concurrency_hold_with_a_retry_time() {
+    let s = spec(json!({"cooldown": "15m"}));
+    let mut ladder = Ladder::new(T);
+    ladder.acted(0, 2, T);
+    let d = decide(&s, T, &ladder, &Budget::default(), &at(T + 300));
+    assert_eq!(held(&d), (reasons::COOLDOWN, Some(T + 900)));
+
+    let s = spec(json!({}));
+    let fresh = Ladder::new(T);
+    let busy = Budget {
+        in_flight: 2,
+        recent: vec![],
+    };
+    assert_eq!(
+        held(&decide(&s, T, &fresh, &busy, &at(T))).0,
+        reasons::MAX_CONCURRENT
+    );
+    let spent = Budget {
+        in_flight: 0,
+        recent: vec![T - 700, T - 500, T - 400, T - 100],
+    };
+    // 3 within the 10m window (T-700 fell out): the oldest of them frees a slot at T-500+600.
+    assert_eq!(
+        held(&decide(&s, T, &fresh, &spent, &at(T))),
+        (reasons::RATE_LIMITED, Some(T + 100))
+    );
+}
+
+#[test]
+fn dry_run_acts_without_changing_anything() {
+    let fresh = Ladder::new(T);
+    let d = decide(
+        &spec(json!({"dryRun": true})),
+        T,
+        &fresh,
+        &Budget::default(),
+        &at(T),
+    );
+    assert_eq!(
+        d,
+        Decision::Act {
+            step: 0,
+            action: ActionKind::Evict,
+            dry_run: true
+        }
+    );
+    let global = Facts {
+        global_dry_run: true,
+        ..at(T)
+    };
+    assert!(matches!(
+        decide(&spec(json!({})), T, &fresh, &Budget::default(), &global),
+        Decision::Act { dry_run: true, .. }
+    ));
+}
+
+#[test]
+fn pause_suspend_opt_out_and_correlation_hold_until_lifted() {
+    let fresh = Ladder::new(T);
+    let b = Budget::default();
+    assert_eq!(
+        held(&decide(
+            &spec(json!({})),
+            T,
+            &fresh,
+            &b,
+            &Facts {
+                paused: true,
+                ..at(T)
+            }
+        ))
+        .0,
+        reasons::PAUSED
+    );
+    assert_eq!(
+        held(&decide(&spec(json!({"suspend": true})), T, &fresh, &b, &at(T))).0,
+        reasons::SUSPENDED
+    );
+    assert_eq!(
+        held(&decide(
+            &spec(json!({})),
+            T,
+            &fresh,
+            &b,
+            &Facts {
+                opted_out: true,
+                ..at(T)
+            }
+        ))
+        .0,
+        reasons::OPTED_OUT
+    );
+    let storm = Facts {
+        correlated: Some("6 of 10 nodes are NotReady together".into()),
+        ..at(T)
+    };
+    let d = decide(&spec(json!({})), T, &fresh, &b, &storm);
+    assert_eq!(held(&d), (reasons::CORRELATED, None));
+}
+
+#[test]
+fn max_unhealthy_stops_node_actions() {
+    let fresh = Ladder::new(T);
+    let b = Budget::default();
+    let facts = |unhealthy| Facts {
+        unhealthy_nodes: Some((unhealthy, 10)),
+        ..at(T)
+    };
+    assert!(matches!(
+        decide(&node_spec(json!("30%")), T, &fresh, &b, &facts(3)),
+        Decision::Act { .. }
+    ));
+    assert_eq!(
+        held(&decide(&node_spec(json!("30%")), T, &fresh, &b, &facts(4))).0,
+        reasons::BUDGET_EXCEEDED
+    );
+    assert!(matches!(
+        decide(&node_spec(json!(1)), T, &fresh, &b, &facts(1)),
+        Decision::Act { .. }
+    ));
+    assert_eq!(
+        held(&decide(&node_spec(json!(1)), T, &fresh, &b, &facts(2))).0,
+        reasons::BUDGET_EXCEEDED
+    );
+    assert_eq!(
+        max_unhealthy(&node_spec(json!(null)).safety, 10),
+        3,
+        "default 30%"
+    );
+}
