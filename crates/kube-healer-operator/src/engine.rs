@@ -65,6 +65,10 @@ pub struct Engine {
     timers: BinaryHeap<Reverse<(Secs, Target)>>,
     scheduled: HashMap<Target, Secs>,
     policies: PolicySet,
+    /// Findings that may be part of a correlated cause, by target.
+    correlation_inputs: HashMap<Target, Vec<Finding>>,
+    /// The correlated causes in force.
+    correlated: Vec<kube_healer_core::Correlated>,
     relist_policies: Option<HashSet<String>>,
     relist_pods: Option<HashSet<PodKey>>,
     relist_nodes: Option<HashSet<Shared>>,
@@ -89,6 +93,8 @@ impl Engine {
             timers: BinaryHeap::new(),
             scheduled: HashMap::new(),
             policies: PolicySet::default(),
+            correlation_inputs: HashMap::new(),
+            correlated: Vec::new(),
             relist_policies: None,
             relist_pods: None,
             relist_nodes: None,
@@ -539,6 +545,7 @@ impl Engine {
         if !current.is_empty() {
             self.tracked.insert(target.clone(), current);
         }
+        self.update_correlation(target, &findings);
         if let Some(due) = self
             .policies
             .evaluate(target, &findings, &self.stores, &self.metrics, now)
@@ -548,6 +555,58 @@ impl Engine {
         if let Some(at) = next_change {
             self.schedule(target.clone(), at);
         }
+    }
+
+    /// Keeps the correlated causes current: one registry failing pulls on many nodes, many
+    /// nodes down together. Recomputed only when a target's relevant findings change.
+    fn update_correlation(&mut self, target: &Target, findings: &[Finding]) {
+        let relevant: Vec<Finding> = findings
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.class,
+                    FailureClass::ImagePullFailure
+                        | FailureClass::NodeNotReady
+                        | FailureClass::NodeUnreachable
+                )
+            })
+            .cloned()
+            .collect();
+        let previous = self.correlation_inputs.get(target);
+        let same = |a: &[Finding], b: &[Finding]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| x.class == y.class && x.since == y.since)
+        };
+        if previous.map_or(relevant.is_empty(), |p| same(p, &relevant)) {
+            return;
+        }
+        if relevant.is_empty() {
+            self.correlation_inputs.remove(target);
+        } else {
+            self.correlation_inputs.insert(target.clone(), relevant);
+        }
+        let all: Vec<Finding> = self.correlation_inputs.values().flatten().cloned().collect();
+        let now_correlated =
+            kube_healer_core::classify::correlate(&all, ClusterView::node_count(&self.stores), &self.knobs);
+        for c in &now_correlated {
+            if !self.correlated.iter().any(|old| old.cause == c.cause) {
+                tracing::warn!(cause = ?c.cause, members = c.members.len(), message = %c.message, "correlated finding: per-target actions are held");
+            }
+        }
+        for old in &self.correlated {
+            if !now_correlated.iter().any(|c| c.cause == old.cause) {
+                tracing::info!(cause = ?old.cause, "correlated finding cleared");
+            }
+        }
+        self.metrics.correlated.set(now_correlated.len() as i64);
+        self.correlated = now_correlated;
+    }
+
+    /// The correlated causes in force.
+    pub fn correlated(&self) -> &[kube_healer_core::Correlated] {
+        &self.correlated
     }
 
     fn schedule(&mut self, target: Target, at: Secs) {
@@ -564,6 +623,7 @@ impl Engine {
 
     fn clear(&mut self, target: &Target) {
         self.policies.forget(target);
+        self.update_correlation(target, &[]);
         if let Some(previous) = self.tracked.remove(target) {
             for old in previous {
                 self.metrics

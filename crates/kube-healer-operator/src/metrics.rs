@@ -25,6 +25,8 @@ pub struct Metrics {
     pub findings_due: Family<ClassLabel, Counter>,
     /// Policy conditions that reached their `for`, by failure class.
     pub policy_due: Family<ClassLabel, Counter>,
+    /// Correlated causes in force (a registry failing, many nodes down together).
+    pub correlated: Gauge,
     /// Objects held in the compact stores, by resource.
     pub store_objects: Family<ResourceLabel, Gauge>,
     /// Watch events received, by resource.
@@ -63,6 +65,12 @@ impl Default for Metrics {
             "Watch errors, each followed by a backoff",
             watch_errors.clone(),
         );
+        let correlated = Gauge::default();
+        registry.register(
+            "correlated_findings",
+            "Correlated causes in force; per-target actions they cover are held",
+            correlated.clone(),
+        );
         registry.register(
             "policy_conditions_due",
             "Policy conditions that held for their duration, by failure class",
@@ -73,6 +81,7 @@ impl Default for Metrics {
             findings,
             findings_due,
             policy_due,
+            correlated,
             store_objects,
             watch_events,
             watch_errors,

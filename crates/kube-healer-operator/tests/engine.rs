@@ -22,7 +22,7 @@ fn at(secs: Secs) -> String {
 }
 
 /// Each test binary runs tests on threads: one clock per test, chosen by a slot.
-static CLOCKS: [AtomicI64; 4] = [const { AtomicI64::new(T0) }; 4];
+static CLOCKS: [AtomicI64; 5] = [const { AtomicI64::new(T0) }; 5];
 
 fn engine(slot: usize) -> Engine {
     let (tx, _rx) = tokio::sync::watch::channel(Synced::default());
@@ -30,7 +30,8 @@ fn engine(slot: usize) -> Engine {
         0 => || CLOCKS[0].load(Ordering::SeqCst),
         1 => || CLOCKS[1].load(Ordering::SeqCst),
         2 => || CLOCKS[2].load(Ordering::SeqCst),
-        _ => || CLOCKS[3].load(Ordering::SeqCst),
+        3 => || CLOCKS[3].load(Ordering::SeqCst),
+        _ => || CLOCKS[4].load(Ordering::SeqCst),
     };
     Engine::new(Arc::new(Metrics::default()), tx).with_clock(clock)
 }
@@ -144,4 +145,20 @@ fn deleting_a_node_orphans_its_pods() {
         e.tracked(&target("ns", "p")),
         [(FailureClass::Orphaned, T0 + 5, false)]
     );
+}
+
+#[test]
+fn many_nodes_down_together_is_one_correlated_finding() {
+    let mut e = engine(4);
+    set_clock(4, T0);
+    for i in 0..10 {
+        e.apply(node(&format!("n{i}"), "True", T0 - 86400));
+    }
+    for i in 0..3 {
+        e.apply(node(&format!("n{i}"), "Unknown", T0));
+    }
+    assert_eq!(e.correlated().len(), 1, "3 of 10 nodes (30%) down together");
+    assert_eq!(e.correlated()[0].members.len(), 3);
+    e.apply(node("n0", "True", T0 + 60));
+    assert!(e.correlated().is_empty(), "2 of 10 are node faults");
 }
