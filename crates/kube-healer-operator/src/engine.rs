@@ -75,6 +75,9 @@ pub struct Engine {
     relist_leases: Option<HashSet<Shared>>,
     synced: Synced,
     synced_tx: watch::Sender<Synced>,
+    /// Leadership: only the leader decides and acts.
+    leader: Option<watch::Receiver<bool>>,
+    is_leader: bool,
     metrics: Arc<Metrics>,
     clock: fn() -> Secs,
 }
@@ -101,6 +104,8 @@ impl Engine {
             relist_leases: None,
             synced: Synced::default(),
             synced_tx,
+            leader: None,
+            is_leader: true,
             metrics,
             clock: wall_clock,
         }
@@ -108,6 +113,8 @@ impl Engine {
 
     /// Applies changes and fires timers until the change channel closes.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Change>) {
+        self.metrics.leader.set(i64::from(self.is_leader));
+        let mut leader = self.leader.take();
         // Events age out of the index locally: no list, no get.
         let mut prune = tokio::time::interval(Duration::from_secs(60));
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -128,6 +135,19 @@ impl Engine {
                     None => return,
                 },
                 () = sleep => self.fire_timers(),
+                changed = async {
+                    match leader.as_mut() {
+                        Some(l) => l.changed().await.map(|()| *l.borrow_and_update()),
+                        None => std::future::pending().await,
+                    }
+                } => match changed {
+                    Ok(leading) => self.set_leader(leading),
+                    Err(_) => {
+                        // The election ended; the process exits through run()'s select. Stop deciding.
+                        leader = None;
+                        self.set_leader(false);
+                    }
+                },
                 _ = prune.tick() => {
                     self.stores.events.prune((self.clock)());
                     self.metrics.store_objects.get_or_create(&Metrics::resource("events")).set(self.stores.events.len() as i64);
@@ -149,6 +169,36 @@ impl Engine {
                 self.scheduled.remove(&target);
                 self.evaluate(&target, now);
             }
+        }
+    }
+
+    /// Follows a leadership channel: decisions are made only while it reads true.
+    pub fn with_leadership(mut self, leader: watch::Receiver<bool>) -> Self {
+        self.is_leader = *leader.borrow();
+        self.leader = Some(leader);
+        self
+    }
+
+    fn set_leader(&mut self, leading: bool) {
+        if leading == self.is_leader {
+            return;
+        }
+        self.is_leader = leading;
+        self.metrics.leader.set(i64::from(leading));
+        if leading {
+            tracing::info!("became the leader: deciding and acting");
+            let now = (self.clock)();
+            let targets: Vec<Target> = self
+                .stores
+                .pods()
+                .map(|p| Target::Pod(p.namespace.clone(), p.name.clone()))
+                .chain(self.stores.nodes().map(|n| Target::Node(n.name.clone())))
+                .collect();
+            for t in targets {
+                self.evaluate(&t, now);
+            }
+        } else {
+            tracing::warn!("lost the leadership: deciding nothing until it is back");
         }
     }
 
@@ -546,10 +596,14 @@ impl Engine {
             self.tracked.insert(target.clone(), current);
         }
         self.update_correlation(target, &findings);
-        if let Some(due) = self
-            .policies
-            .evaluate(target, &findings, &self.stores, &self.metrics, now)
-        {
+        if let Some(due) = self.policies.evaluate(
+            target,
+            &findings,
+            &self.stores,
+            &self.metrics,
+            now,
+            self.is_leader,
+        ) {
             next_change = Some(next_change.map_or(due, |n| n.min(due)));
         }
         if let Some(at) = next_change {

@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod policies;
 pub mod store;
@@ -19,14 +20,30 @@ use tokio::sync::{mpsc, watch as tokio_watch};
 pub struct Config {
     /// Where /metrics, /healthz and /readyz are served.
     pub http_addr: SocketAddr,
+    /// Leader election among replicas; None: a single replica that always leads.
+    pub leader_election: Option<leader::LeaderElection>,
 }
 
-/// Runs the operator until the engine stops (which only happens when every watch ends).
+/// Runs the operator until the engine stops (which only happens when every watch ends) or the
+/// leader election fails.
 pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::default());
     let (synced_tx, synced_rx) = tokio_watch::channel(engine::Synced::default());
     let (alive_tx, alive_rx) = tokio_watch::channel(true);
     let (tx, rx) = mpsc::channel(1024);
+    let (_single_leader, mut election_task, leader_rx) = match &config.leader_election {
+        Some(election) => {
+            let (leader_rx, task) = leader::start(client.clone(), election).await?;
+            tracing::info!(lease = %election.lease_name, namespace = %election.namespace,
+                identity = %election.identity, "leader election started");
+            (None, Some(task), leader_rx)
+        }
+        None => {
+            let (tx, rx) = leader::always();
+            tracing::info!("leader election off: this replica always leads");
+            (Some(tx), None, rx)
+        }
+    };
     watch::spawn(&client, tx, metrics.clone());
     let http = tokio::spawn(http::serve(
         config.http_addr,
@@ -34,14 +51,25 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         synced_rx,
         alive_rx,
     ));
-    let engine = engine::Engine::new(metrics, synced_tx);
+    let engine = engine::Engine::new(metrics, synced_tx).with_leadership(leader_rx);
+    let election_ended = async {
+        match election_task.as_mut() {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         () = engine.run(rx) => {
             alive_tx.send_replace(false);
             anyhow::bail!("the engine stopped: every watch ended")
         }
         served = http => {
-            anyhow::bail!("the HTTP server stopped: {:?}", served)
+            anyhow::bail!("the HTTP server stopped: {served:?}")
+        }
+        ended = election_ended => {
+            // Without a live election this replica cannot know whether it leads: exit, so that
+            // it is restarted while another replica takes over.
+            anyhow::bail!("the leader election task ended ({ended:?}): exiting")
         }
     }
 }

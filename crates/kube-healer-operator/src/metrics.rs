@@ -25,6 +25,8 @@ pub struct Metrics {
     pub findings_due: Family<ClassLabel, Counter>,
     /// Policy conditions that reached their `for`, by failure class.
     pub policy_due: Family<ClassLabel, Counter>,
+    /// 1 while this replica leads (decides and acts), else 0.
+    pub leader: Gauge,
     /// Correlated causes in force (a registry failing, many nodes down together).
     pub correlated: Gauge,
     /// Objects held in the compact stores, by resource.
@@ -65,6 +67,8 @@ impl Default for Metrics {
             "Watch errors, each followed by a backoff",
             watch_errors.clone(),
         );
+        let leader = Gauge::default();
+        registry.register("leader", "1 while this replica is the leader", leader.clone());
         let correlated = Gauge::default();
         registry.register(
             "correlated_findings",
@@ -81,6 +85,7 @@ impl Default for Metrics {
             findings,
             findings_due,
             policy_due,
+            leader,
             correlated,
             store_objects,
             watch_events,

@@ -78,6 +78,7 @@ impl PolicySet {
         stores: &Stores,
         metrics: &Metrics,
         now: Secs,
+        leader: bool,
     ) -> Option<Secs> {
         let view = match target {
             Target::Pod(ns, name) => {
@@ -119,7 +120,7 @@ impl PolicySet {
                     due,
                     due_reported: reported,
                 };
-                if due <= now && !reported {
+                if due <= now && !reported && leader {
                     m.due_reported = true;
                     metrics
                         .policy_due

@@ -14,6 +14,16 @@ pub struct Args {
     /// Kubeconfig to use; default: in-cluster configuration, then $KUBECONFIG, then ~/.kube/config.
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+    /// Elect a leader among replicas on a Lease in this namespace (the chart sets it to the
+    /// release namespace). Without it, this replica always leads: run only one.
+    #[arg(long, env = "KUBE_HEALER_LEADER_ELECTION_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// The Lease that elects the leader.
+    #[arg(long, default_value = "kube-healer-leader")]
+    leader_election_lease: String,
+    /// This replica's identity in the election; default: $POD_NAME, else host name and PID.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
     /// Log filter, for example `info` or `info,kube_healer_operator=debug` (findings as they
     /// appear and clear are logged at debug; findings that become due at info).
     #[arg(long = "log", env = "KUBE_HEALER_LOG", default_value = "info")]
@@ -59,8 +69,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // Retries are the operator's to decide (a 429 from the Eviction API is an answer).
         config.default_retry = false;
         let client = kube::Client::try_from(config)?;
+        let leader_election = args.leader_election_namespace.as_ref().map(|namespace| {
+            let identity = args.identity.clone().unwrap_or_else(default_identity);
+            let mut election = kube_healer_operator::leader::LeaderElection::new(namespace, identity);
+            election.lease_name = args.leader_election_lease.clone();
+            election
+        });
         let operator = kube_healer_operator::Config {
             http_addr: args.http_addr,
+            leader_election,
         };
         tokio::select! {
             result = kube_healer_operator::run(client, operator) => result,
@@ -86,4 +103,9 @@ async fn shutdown_signal() -> &'static str {
         _ = tokio::signal::ctrl_c() => "SIGINT",
         _ = term.recv() => "SIGTERM",
     }
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "kube-healer".into());
+    format!("{}-{}", host.trim(), std::process::id())
 }

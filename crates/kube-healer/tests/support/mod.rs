@@ -98,6 +98,15 @@ impl Operator {
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }
+
+    /// The value of a metric without labels, if exported.
+    pub async fn metric(&self, name: &str) -> anyhow::Result<Option<f64>> {
+        let (_, body) = self.get("/metrics").await?;
+        Ok(body
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+    }
 }
 
 impl Drop for Operator {
