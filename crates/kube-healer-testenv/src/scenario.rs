@@ -123,3 +123,22 @@ pub fn scenario_pod(namespace: &str, name: &str, node: Option<&str>, scenario: &
         status: None,
     }
 }
+
+/// Creates a pod that kwok runs, waits until it runs, and deletes it with a 1 s grace period: it
+/// then stays Terminating for ever, past its deletionTimestamp.
+pub async fn stuck_terminating_pod(
+    pods: &kube::Api<Pod>,
+    namespace: &str,
+    name: &str,
+    node: &str,
+) -> crate::Result<()> {
+    let pod = scenario_pod(namespace, name, Some(node), &Scenario::StuckTerminating);
+    pods.create(&kube::api::PostParams::default(), &pod).await?;
+    crate::wait::pod_phase(pods, name, "Running", std::time::Duration::from_secs(30)).await?;
+    let delete = kube::api::DeleteParams {
+        grace_period_seconds: Some(1),
+        ..Default::default()
+    };
+    pods.delete(name, &delete).await?;
+    Ok(())
+}

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube_healer_testenv::harness::{Ctx, test};
-use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
+use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario, scenario_pod, wait};
 use serde_json::json;
 use support::Operator;
 
@@ -116,20 +116,7 @@ async fn pod_classes(ctx: Ctx) -> anyhow::Result<()> {
     ignored.spec.as_mut().unwrap().scheduler_name = Some("no-such-scheduler".into());
     pods.create(&pp, &ignored).await?;
     // StuckTerminating: deleted with a 1 s grace period, never finishing.
-    pods.create(
-        &pp,
-        &scenario_pod(&ns, "stuck", Some(&node), &Scenario::StuckTerminating),
-    )
-    .await?;
-    wait::pod_phase(&pods, "stuck", "Running", Duration::from_secs(30)).await?;
-    pods.delete(
-        "stuck",
-        &DeleteParams {
-            grace_period_seconds: Some(1),
-            ..Default::default()
-        },
-    )
-    .await?;
+    scenario::stuck_terminating_pod(&pods, &ns, "stuck", &node).await?;
 
     for (name, _, class) in &cases {
         expect(&op, class, &format!("pod/{ns}/{name}")).await?;

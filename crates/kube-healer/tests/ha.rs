@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube_healer_testenv::harness::{Ctx, test};
-use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
+use kube_healer_testenv::{ClusterOptions, nodes, scenario};
 use serde_json::json;
 use support::Operator;
 
@@ -75,20 +75,7 @@ async fn failover(ctx: Ctx) -> anyhow::Result<()> {
         .create(&PostParams::default(), &policy)
         .await?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    pods.create(
-        &PostParams::default(),
-        &scenario_pod(&ns, "stuck", Some(&node), &Scenario::StuckTerminating),
-    )
-    .await?;
-    wait::pod_phase(&pods, "stuck", "Running", Duration::from_secs(30)).await?;
-    pods.delete(
-        "stuck",
-        &DeleteParams {
-            grace_period_seconds: Some(1),
-            ..Default::default()
-        },
-    )
-    .await?;
+    scenario::stuck_terminating_pod(&pods, &ns, "stuck", &node).await?;
     let due = ["policy condition due", "target=pod/"];
     leader.wait_log(&due, Duration::from_secs(30)).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
