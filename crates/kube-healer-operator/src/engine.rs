@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::metrics::Metrics;
 use crate::policies::PolicySet;
+use crate::status::PolicyStatus;
 use crate::store::{PodKey, Stores};
 use crate::watch::Change;
 
@@ -75,6 +76,9 @@ pub struct Engine {
     relist_leases: Option<HashSet<Shared>>,
     synced: Synced,
     synced_tx: watch::Sender<Synced>,
+    status_tx: Option<mpsc::UnboundedSender<PolicyStatus>>,
+    status_sent: HashMap<String, PolicyStatus>,
+    status_latest: HashMap<String, PolicyStatus>,
     /// Leadership: only the leader decides and acts.
     leader: Option<watch::Receiver<bool>>,
     is_leader: bool,
@@ -104,6 +108,9 @@ impl Engine {
             relist_leases: None,
             synced: Synced::default(),
             synced_tx,
+            status_tx: None,
+            status_sent: HashMap::new(),
+            status_latest: HashMap::new(),
             leader: None,
             is_leader: true,
             metrics,
@@ -187,6 +194,10 @@ impl Engine {
         self.metrics.leader.set(i64::from(leading));
         if leading {
             tracing::info!("became the leader: deciding and acting");
+            let statuses: Vec<PolicyStatus> = self.status_latest.values().cloned().collect();
+            for status in statuses {
+                self.write_status(status);
+            }
             let now = (self.clock)();
             let targets: Vec<Target> = self
                 .stores
@@ -409,16 +420,32 @@ impl Engine {
                 if let Some(seen) = &mut self.relist_policies {
                     seen.insert(name.clone());
                 }
-                match self.policies.upsert(&policy) {
-                    Ok(kind) => {
-                        tracing::info!(policy = %name, generation = ?policy.metadata.generation, "policy loaded");
-                        self.evaluate_kind(kind, now);
+                let validity = match self.policies.upsert(&policy) {
+                    Ok((kind, changed)) => {
+                        if changed {
+                            tracing::info!(policy = %name, generation = ?policy.metadata.generation, "policy loaded");
+                            self.evaluate_kind(kind, now);
+                        }
+                        Ok(())
                     }
-                    Err(e) => tracing::warn!(policy = %name, error = %e, "policy refused"),
-                }
+                    Err(e) => {
+                        tracing::warn!(policy = %name, error = %e, "policy refused");
+                        Err(e.to_string())
+                    }
+                };
+                let status = PolicyStatus {
+                    targets_matched: self.policies.count_targets(&name, &self.stores),
+                    name,
+                    generation: policy.metadata.generation,
+                    validity,
+                    suspended: policy.spec.safety.suspend,
+                };
+                self.write_status(status);
             }
             W::Delete(policy) => {
                 let name = policy.metadata.name.unwrap_or_default();
+                self.status_latest.remove(&name);
+                self.status_sent.remove(&name);
                 if let Some(kind) = self.policies.remove(&name) {
                     tracing::info!(policy = %name, "policy removed");
                     self.evaluate_kind(kind, now);
@@ -464,6 +491,25 @@ impl Engine {
                 self.publish_synced();
             }
         }
+    }
+
+    /// Records a policy's status and sends it to the writer if this replica leads and it differs
+    /// from the last one sent.
+    fn write_status(&mut self, status: PolicyStatus) {
+        self.status_latest.insert(status.name.clone(), status.clone());
+        let Some(tx) = &self.status_tx else { return };
+        if !self.is_leader || self.status_sent.get(&status.name) == Some(&status) {
+            return;
+        }
+        if tx.send(status.clone()).is_ok() {
+            self.status_sent.insert(status.name.clone(), status);
+        }
+    }
+
+    /// Writes policy statuses through `tx` (the leader's duty).
+    pub fn with_status_writer(mut self, tx: mpsc::UnboundedSender<PolicyStatus>) -> Self {
+        self.status_tx = Some(tx);
+        self
     }
 
     /// Re-evaluates every target of a kind (after a policy change).

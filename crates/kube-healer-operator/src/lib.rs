@@ -6,6 +6,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod policies;
+pub mod status;
 pub mod store;
 pub mod watch;
 
@@ -51,7 +52,11 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         synced_rx,
         alive_rx,
     ));
-    let engine = engine::Engine::new(metrics, synced_tx).with_leadership(leader_rx);
+    let (status_tx, status_rx) = mpsc::unbounded_channel();
+    tokio::spawn(status::writer(client.clone(), status_rx));
+    let engine = engine::Engine::new(metrics, synced_tx)
+        .with_leadership(leader_rx)
+        .with_status_writer(status_tx);
     let election_ended = async {
         match election_task.as_mut() {
             Some(task) => task.await,

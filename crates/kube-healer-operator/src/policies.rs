@@ -30,19 +30,38 @@ pub struct PolicySet {
 }
 
 impl PolicySet {
-    /// Compiles and stores a policy; an invalid one is removed and its error returned.
-    pub fn upsert(&mut self, policy: &HealingPolicy) -> Result<TargetKind, PolicyError> {
+    /// Compiles and stores a policy; an invalid one is removed and its error returned. Ok holds
+    /// the target kind and whether the spec changed (a new generation).
+    pub fn upsert(&mut self, policy: &HealingPolicy) -> Result<(TargetKind, bool), PolicyError> {
         let name = policy.metadata.name.clone().unwrap_or_default();
         match CompiledPolicy::compile(policy) {
             Ok(compiled) => {
                 let kind = compiled.kind;
+                let changed = self
+                    .policies
+                    .get(&name)
+                    .is_none_or(|old| old.generation != compiled.generation);
                 self.policies.insert(name, compiled);
-                Ok(kind)
+                Ok((kind, changed))
             }
             Err(e) => {
                 self.policies.remove(&name);
                 Err(e)
             }
+        }
+    }
+
+    /// How many targets the policy selects now.
+    pub fn count_targets(&self, name: &str, stores: &Stores) -> i64 {
+        let Some(policy) = self.policies.get(name) else {
+            return 0;
+        };
+        match policy.kind {
+            TargetKind::Pod => stores
+                .pods()
+                .filter(|p| policy.selects_pod(p, self.namespaces.get(&p.namespace)))
+                .count() as i64,
+            TargetKind::Node => stores.nodes().filter(|n| policy.selects_node(n)).count() as i64,
         }
     }
 

@@ -26,6 +26,10 @@ fn main() -> std::process::ExitCode {
             test("node_failure_classes_are_detected", node_classes),
             test("lost_and_orphaned_pods_are_detected", lost_and_orphaned),
             test("event_patterns_are_detected_through_policies", event_pattern),
+            test(
+                "policy_status_tells_validity_suspension_and_targets",
+                policy_status,
+            ),
         ],
     )
 }
@@ -395,5 +399,81 @@ async fn event_pattern(ctx: Ctx) -> anyhow::Result<()> {
         quiet_due.is_empty(),
         "one event is below the policy's count of 3: {quiet_due:#?}"
     );
+    Ok(())
+}
+
+async fn policy_status(ctx: Ctx) -> anyhow::Result<()> {
+    let _op = Operator::start(&ctx.cluster, "status", DEBUG).await?;
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = ctx.namespace("st").await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    for name in ["web-1", "web-2", "db-1"] {
+        let mut pod = scenario_pod(&ns, name, Some(&node), &Scenario::Running);
+        let app = if name.starts_with("web") { "web" } else { "db" };
+        pod.metadata
+            .labels
+            .get_or_insert_default()
+            .insert("app".into(), app.into());
+        pods.create(&PostParams::default(), &pod).await?;
+    }
+    let policies: Api<kube_healer_api::HealingPolicy> = Api::all(ctx.client.clone());
+    let policy = |name: &str, pattern: &str| -> anyhow::Result<kube_healer_api::HealingPolicy> {
+        Ok(serde_json::from_value(json!({
+            "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy", "metadata": {"name": name},
+            "spec": {"target": {"kind": "Pod", "namespaces": {"include": [ns]}, "selector": {"matchLabels": {"app": "web"}}},
+                "conditions": [{"class": "EventPattern", "reason": "BackOff", "messagePattern": pattern}],
+                "actions": [{"action": "Event"}], "safety": {"dryRun": true}},
+        }))?)
+    };
+    let (good, bad) = (ctx.name("good"), ctx.name("bad"));
+    policies
+        .create(&PostParams::default(), &policy(&good, "restarting")?)
+        .await?;
+    // Go's RE2 (the API server's CEL) accepts \Q...\E; the operator's regex engine does not.
+    policies
+        .create(&PostParams::default(), &policy(&bad, "\\Qa.b\\E")?)
+        .await?;
+
+    let condition = |p: &kube_healer_api::HealingPolicy, type_: &str| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_).cloned())
+    };
+    let status = wait::until("the valid policy's status", DETECT, || async {
+        let p = policies.get(&good).await?;
+        let ready = condition(&p, "Ready").is_some_and(|c| c.status == "True");
+        let targets = p.status.as_ref().and_then(|s| s.targets_matched);
+        Ok(
+            (ready && targets == Some(2) && p.status.as_ref().and_then(|s| s.observed_generation) == Some(1))
+                .then_some(p),
+        )
+    })
+    .await?;
+    ensure!(condition(&status, "Invalid").is_some_and(|c| c.status == "False"));
+    let bad_status = wait::until("the invalid policy's status", DETECT, || async {
+        let p = policies.get(&bad).await?;
+        Ok(condition(&p, "Invalid").filter(|c| c.status == "True"))
+    })
+    .await?;
+    ensure!(
+        bad_status.message.contains("spec.conditions[0].messagePattern"),
+        "{}",
+        bad_status.message
+    );
+
+    policies
+        .patch(
+            &good,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"safety": {"suspend": true}}})),
+        )
+        .await?;
+    wait::until("the Suspended condition", DETECT, || async {
+        let p = policies.get(&good).await?;
+        let suspended = condition(&p, "Suspended").is_some_and(|c| c.status == "True");
+        Ok((suspended && p.status.as_ref().and_then(|s| s.observed_generation) == Some(2)).then_some(()))
+    })
+    .await?;
     Ok(())
 }
