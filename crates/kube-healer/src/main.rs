@@ -25,6 +25,8 @@ enum Command {
     Crd(cmd::crd::Args),
     /// Run the operator: watch the cluster, classify failures, heal them as policies say.
     Run(cmd::run::Args),
+    /// Show what a policy would do to the cluster right now, without acting.
+    Simulate(cmd::simulate::Args),
     /// Diagnose Pods, Nodes, Events and Leases offline, for example
     /// `kubectl get pods,nodes,events -A -o yaml | kube-healer classify -f -`.
     Classify(cmd::classify::Args),
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crd(args) => cmd::crd::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Simulate(args) => cmd::simulate::run(args),
         Command::Classify(args) => cmd::classify::run(args),
     };
     match result {

@@ -12,10 +12,13 @@ use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
         ClusterOptions::default(),
-        vec![test(
-            "classify_diagnoses_a_kubectl_dump_of_the_real_cluster",
-            classify_dump,
-        )],
+        vec![
+            test(
+                "classify_diagnoses_a_kubectl_dump_of_the_real_cluster",
+                classify_dump,
+            ),
+            test("simulate_shows_what_a_policy_would_do_without_acting", simulate),
+        ],
     )
 }
 
@@ -119,5 +122,74 @@ async fn classify_dump(ctx: Ctx) -> anyhow::Result<()> {
         .iter()
         .any(|f| f["name"] == "fine" || (f["name"] == healthy.as_str() && f["class"] != "HeartbeatLag"));
     ensure!(!healthy_flagged, "healthy objects reported:\n{stdout}");
+    Ok(())
+}
+
+fn kube_healer(args: &[&str]) -> anyhow::Result<(bool, String, String)> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kube-healer"))
+        .args(args)
+        .output()?;
+    Ok((
+        out.status.success(),
+        String::from_utf8(out.stdout)?,
+        String::from_utf8(out.stderr)?,
+    ))
+}
+
+async fn simulate(ctx: Ctx) -> anyhow::Result<()> {
+    let crds: Vec<_> = kube_healer_api::crds().into_iter().map(|(_, crd)| crd).collect();
+    kube_healer_testenv::crds::install(&ctx.client, &crds).await?;
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = ctx.namespace("sim").await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    for name in ["s1", "s2", "s3"] {
+        kube_healer_testenv::scenario::stuck_terminating_pod(&pods, &ns, name, &node).await?;
+    }
+    pods.create(
+        &PostParams::default(),
+        &scenario_pod(&ns, "fine", Some(&node), &Scenario::Running),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let policy_name = ctx.name("sim");
+    let policy = format!(
+        "apiVersion: healing.kubehealer.io/v1alpha1\nkind: HealingPolicy\nmetadata: {{name: {policy_name}}}\nspec:\n  target: {{kind: Pod, namespaces: {{include: [{ns}]}}}}\n  conditions: [{{class: StuckTerminating, for: 1s}}]\n  actions: [{{action: ForceDelete}}]\n  safety: {{maxConcurrent: 5, rate: {{actions: 2, per: 10m}}}}\n"
+    );
+    let file = ctx.cluster.dir().join("sim-policy.yaml");
+    std::fs::write(&file, &policy)?;
+    let kubeconfig = ctx.cluster.kubeconfig_path().display().to_string();
+    let file_arg = file.display().to_string();
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
+        kube_healer(&["simulate", "-f", &file_arg, "--kubeconfig", &kubeconfig])
+    })?;
+    ensure!(ok, "simulate failed: {stderr}");
+    ensure!(stdout.contains("4 pods selected, 3 failing now"), "{stdout}");
+    ensure!(
+        stdout.matches("ForceDelete (step 1)").count() == 2,
+        "two actions within the rate:\n{stdout}"
+    );
+    ensure!(
+        stdout.contains("hold ForceDelete: RateLimited"),
+        "the third is held by the rate:\n{stdout}"
+    );
+    ensure!(!stdout.contains(&format!("pod/{ns}/fine")), "{stdout}");
+    // Nothing was stored or changed.
+    let stored = Api::<kube_healer_api::HealingPolicy>::all(ctx.client.clone())
+        .get_opt(&policy_name)
+        .await?;
+    ensure!(stored.is_none(), "simulate stored the policy");
+    ensure!(pods.get_opt("s1").await?.is_some(), "simulate acted");
+
+    // An invalid policy gets the API server's own message.
+    std::fs::write(&file, policy.replace("ForceDelete", "Cordon"))?;
+    let (ok, _, stderr) = tokio::task::block_in_place(|| {
+        kube_healer(&["simulate", "-f", &file_arg, "--kubeconfig", &kubeconfig])
+    })?;
+    ensure!(
+        !ok && stderr.contains("a Pod policy takes only these actions"),
+        "{stderr}"
+    );
     Ok(())
 }

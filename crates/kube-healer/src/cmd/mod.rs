@@ -3,3 +3,22 @@
 pub mod classify;
 pub mod crd;
 pub mod run;
+pub mod simulate;
+
+/// A client from a kubeconfig path, or the usual inference (in-cluster, $KUBECONFIG,
+/// ~/.kube/config). kube's blanket retry of 429 is off: retries are kube-healer's to decide.
+pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    use anyhow::Context;
+    let mut config = match kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no Kubernetes configuration found")?,
+    };
+    config.default_retry = false;
+    Ok(kube::Client::try_from(config)?)
+}

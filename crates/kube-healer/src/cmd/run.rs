@@ -56,19 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let mut config = match &args.kubeconfig {
-            Some(path) => {
-                let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                    .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-                kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
-            }
-            None => kube::Config::infer()
-                .await
-                .context("no Kubernetes configuration found")?,
-        };
-        // Retries are the operator's to decide (a 429 from the Eviction API is an answer).
-        config.default_retry = false;
-        let client = kube::Client::try_from(config)?;
+        let client = crate::cmd::client(args.kubeconfig.as_deref()).await?;
         let leader_election = args.leader_election_namespace.as_ref().map(|namespace| {
             let identity = args.identity.clone().unwrap_or_else(default_identity);
             let mut election = kube_healer_operator::leader::LeaderElection::new(namespace, identity);
