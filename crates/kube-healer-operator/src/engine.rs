@@ -8,15 +8,18 @@ use std::time::Duration;
 
 use kube::runtime::watcher::Event as W;
 use kube_healer_api::FailureClass;
+use kube_healer_api::{HealingActionSpec, reasons};
 use kube_healer_core::classify::node::unstarted_since;
 use kube_healer_core::convert::{event_view, lease_view, node_view, pod_view};
+use kube_healer_core::decide::{Budget, Decision, Facts, Ladder, decide};
 use kube_healer_core::thresholds::{Knobs, default_for};
 use kube_healer_core::view::{Secs, Shared};
 use kube_healer_core::{ClusterView, Finding, classify_node, classify_pod};
 use tokio::sync::{mpsc, watch};
 
+use crate::actions::{ActionDone, ActionRequest, record_name};
 use crate::metrics::Metrics;
-use crate::policies::PolicySet;
+use crate::policies::{DueMatch, PolicySet};
 use crate::status::PolicyStatus;
 use crate::store::{PodKey, Stores};
 use crate::watch::Change;
@@ -77,6 +80,14 @@ pub struct Engine {
     synced: Synced,
     synced_tx: watch::Sender<Synced>,
     status_tx: Option<mpsc::UnboundedSender<PolicyStatus>>,
+    action_tx: Option<mpsc::UnboundedSender<ActionRequest>>,
+    done_rx: Option<mpsc::UnboundedReceiver<ActionDone>>,
+    /// Where each (policy, target) stands on the policy's ladder.
+    ladders: HashMap<(String, Target), Ladder>,
+    /// Each policy's use of its limits.
+    budgets: HashMap<String, Budget>,
+    /// Holds already recorded: (policy, target, episode, step, reason).
+    held: HashSet<(String, Target, Secs, usize, &'static str)>,
     status_sent: HashMap<String, PolicyStatus>,
     status_latest: HashMap<String, PolicyStatus>,
     /// Leadership: only the leader decides and acts.
@@ -109,6 +120,11 @@ impl Engine {
             synced: Synced::default(),
             synced_tx,
             status_tx: None,
+            action_tx: None,
+            done_rx: None,
+            ladders: HashMap::new(),
+            budgets: HashMap::new(),
+            held: HashSet::new(),
             status_sent: HashMap::new(),
             status_latest: HashMap::new(),
             leader: None,
@@ -142,6 +158,15 @@ impl Engine {
                     None => return,
                 },
                 () = sleep => self.fire_timers(),
+                done = async {
+                    match self.done_rx.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => if let Some(done) = done {
+                    let budget = self.budgets.entry(done.policy).or_default();
+                    budget.in_flight = budget.in_flight.saturating_sub(1);
+                },
                 changed = async {
                     match leader.as_mut() {
                         Some(l) => l.changed().await.map(|()| *l.borrow_and_update()),
@@ -506,6 +531,199 @@ impl Engine {
         }
     }
 
+    /// Carries out decisions through an executor (the leader's duty).
+    pub fn with_executor(
+        mut self,
+        tx: mpsc::UnboundedSender<ActionRequest>,
+        done: mpsc::UnboundedReceiver<ActionDone>,
+    ) -> Self {
+        self.action_tx = Some(tx);
+        self.done_rx = Some(done);
+        self
+    }
+
+    /// Decides on one policy condition due on a target, sends the decision to the executor, and
+    /// returns when to look again.
+    fn decide(&mut self, target: &Target, due: DueMatch, now: Secs) -> Option<Secs> {
+        let policy = self.policies.get(&due.policy)?.policy.clone();
+        let finding = &due.finding;
+        let steps = policy.spec.actions.len();
+        let key = (due.policy.clone(), target.clone());
+        let for_secs = self
+            .policies
+            .get(&due.policy)
+            .map_or(0, |p| p.conditions[due.condition].for_secs);
+        let (opted_out, unsafe_reason) = self.pre_checks(target, finding);
+        let facts = Facts {
+            now,
+            opted_out,
+            correlated: self
+                .correlated
+                .iter()
+                .find(|c| c.covers(finding))
+                .map(|c| c.message.clone()),
+            unhealthy_nodes: (policy.spec.target.kind == kube_healer_api::TargetKind::Node)
+                .then(|| self.unhealthy_nodes()),
+            ..Default::default()
+        };
+        let mut ladder = self
+            .ladders
+            .get(&key)
+            .filter(|l| l.episode == finding.since)
+            .cloned()
+            .unwrap_or_else(|| Ladder::new(finding.since));
+        let budget = self.budgets.entry(due.policy.clone()).or_default();
+        budget.recent.retain(|t| *t > now - 86400);
+        let mut decision = decide(&policy.spec, finding.due_at(for_secs), &ladder, budget, &facts);
+        if let (
+            Decision::Act {
+                step,
+                action: kube_healer_api::ActionKind::ForceDelete,
+                ..
+            },
+            Some(message),
+        ) = (&decision, unsafe_reason)
+        {
+            decision = Decision::Hold {
+                step: *step,
+                action: kube_healer_api::ActionKind::ForceDelete,
+                reason: reasons::UNSAFE,
+                message,
+                retry_at: None,
+            };
+        }
+        let (step, action, hold, dry_run, retry) = match decision {
+            Decision::Wait { until } => return Some(until),
+            Decision::Act {
+                step,
+                action,
+                dry_run,
+            } => {
+                ladder.acted(step, steps, now);
+                budget.recent.push(now);
+                if !dry_run {
+                    budget.in_flight += 1;
+                }
+                let again = now + policy.spec.actions[step].escalate_after().as_std().as_secs() as Secs;
+                (step, action, None, dry_run, Some(again))
+            }
+            Decision::Hold {
+                step,
+                action,
+                reason,
+                message,
+                retry_at,
+            } => {
+                let held = (due.policy.clone(), target.clone(), finding.since, step, reason);
+                if !self.held.insert(held) {
+                    return retry_at;
+                }
+                (
+                    step,
+                    action,
+                    Some((reason, message)),
+                    policy.spec.safety.dry_run,
+                    retry_at,
+                )
+            }
+        };
+        let attempt = ladder.attempts;
+        self.ladders.insert(key, ladder);
+        let name = record_name(
+            &due.policy,
+            &finding.subject.uid,
+            finding.since,
+            step,
+            attempt,
+            hold.as_ref().map(|h| h.0),
+        );
+        let spec = HealingActionSpec {
+            policy: due.policy.clone(),
+            policy_generation: policy.metadata.generation,
+            target: finding.subject.target_ref(),
+            class: finding.class,
+            action,
+            step: step as i32 + 1,
+            dry_run,
+            failing_since: Some(kube_healer_core::finding::time(finding.since)),
+            decided_at: kube_healer_core::finding::time(now),
+            evidence: finding.evidence.clone(),
+        };
+        tracing::info!(policy = %due.policy, target = %finding.subject, class = %finding.class, %action, step = step + 1, dry_run,
+            hold = ?hold.as_ref().map(|h| h.0), "decision");
+        if let Some(tx) = &self.action_tx {
+            let _ = tx.send(ActionRequest {
+                name,
+                spec,
+                step: policy.spec.actions[step].clone(),
+                hold,
+            });
+        }
+        retry
+    }
+
+    /// Safety checks on fresh state right before acting: the opt-out annotation, and whether the
+    /// action is safe for this target (ForceDelete only past the deletionTimestamp; a StatefulSet
+    /// pod only when its node is confirmed gone).
+    fn pre_checks(&self, target: &Target, finding: &Finding) -> (bool, Option<String>) {
+        match target {
+            Target::Pod(ns, name) => {
+                let key = PodKey {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                };
+                let Some(pod) = self.stores.pod(&key) else {
+                    return (false, None);
+                };
+                // Only consulted when the decided action is ForceDelete.
+                let mut unsafe_reason = None;
+                {
+                    let now = (self.clock)();
+                    if pod.deletion().is_none_or(|d| d > now) {
+                        unsafe_reason = Some(format!(
+                            "{} is not past its deletionTimestamp: ForceDelete waits for it",
+                            finding.subject
+                        ));
+                    } else if pod.owner == kube_healer_core::view::OwnerKind::StatefulSet {
+                        let node_gone = match pod.node.as_deref() {
+                            None => true,
+                            Some(n) => self
+                                .stores
+                                .node_view(n)
+                                .is_none_or(|v| v.has_taint("node.kubernetes.io/out-of-service")),
+                        };
+                        if !node_gone {
+                            unsafe_reason = Some(format!(
+                                "{} belongs to a StatefulSet and its node is not confirmed gone (deleted, or tainted node.kubernetes.io/out-of-service)",
+                                finding.subject
+                            ));
+                        }
+                    }
+                }
+                (pod.opted_out, unsafe_reason)
+            }
+            Target::Node(name) => (self.stores.node_view(name).is_some_and(|n| n.opted_out), None),
+        }
+    }
+
+    /// (NotReady or unreachable nodes, all nodes).
+    fn unhealthy_nodes(&self) -> (usize, usize) {
+        let down = self
+            .tracked
+            .iter()
+            .filter(|(t, f)| {
+                matches!(t, Target::Node(_))
+                    && f.iter().any(|f| {
+                        matches!(
+                            f.class,
+                            FailureClass::NodeNotReady | FailureClass::NodeUnreachable
+                        )
+                    })
+            })
+            .count();
+        (down, ClusterView::node_count(&self.stores))
+    }
+
     /// Writes policy statuses through `tx` (the leader's duty).
     pub fn with_status_writer(mut self, tx: mpsc::UnboundedSender<PolicyStatus>) -> Self {
         self.status_tx = Some(tx);
@@ -642,15 +860,21 @@ impl Engine {
             self.tracked.insert(target.clone(), current);
         }
         self.update_correlation(target, &findings);
-        if let Some(due) = self.policies.evaluate(
+        let (policy_next, due_now) = self.policies.evaluate(
             target,
             &findings,
             &self.stores,
             &self.metrics,
             now,
             self.is_leader,
-        ) {
+        );
+        if let Some(due) = policy_next {
             next_change = Some(next_change.map_or(due, |n| n.min(due)));
+        }
+        for due in due_now {
+            if let Some(at) = self.decide(target, due, now) {
+                next_change = Some(next_change.map_or(at, |n| n.min(at)));
+            }
         }
         if let Some(at) = next_change {
             self.schedule(target.clone(), at);

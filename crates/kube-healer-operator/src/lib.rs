@@ -1,6 +1,7 @@
 //! kube-healer's I/O shell: watches into compact stores, due-time timers, metrics and probes.
 //! Decisions are the core's; this crate only feeds it and carries out what it says.
 
+pub mod actions;
 pub mod engine;
 pub mod http;
 pub mod leader;
@@ -54,9 +55,13 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     ));
     let (status_tx, status_rx) = mpsc::unbounded_channel();
     tokio::spawn(status::writer(client.clone(), status_rx));
+    let (action_tx, action_rx) = mpsc::unbounded_channel();
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    tokio::spawn(actions::executor(client.clone(), action_rx, done_tx));
     let engine = engine::Engine::new(metrics, synced_tx)
         .with_leadership(leader_rx)
-        .with_status_writer(status_tx);
+        .with_status_writer(status_tx)
+        .with_executor(action_tx, done_rx);
     let election_ended = async {
         match election_task.as_mut() {
             Some(task) => task.await,

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use kube_healer_api::{HealingPolicy, TargetKind};
+use kube_healer_api::{ActionKind, HealingPolicy, TargetKind};
 use kube_healer_core::Finding;
 use kube_healer_core::policy::{CompiledPolicy, PolicyError, Target as PolicyTarget};
 use kube_healer_core::view::{Labels, Secs, Shared};
@@ -22,6 +22,22 @@ pub struct Match {
     pub due_reported: bool,
 }
 
+/// A policy condition due now on a target.
+#[derive(Clone, Debug)]
+pub struct DueMatch {
+    pub policy: String,
+    pub condition: usize,
+    pub finding: Finding,
+}
+
+/// The actions this version carries out.
+pub const SUPPORTED_ACTIONS: &[ActionKind] = &[
+    ActionKind::Event,
+    ActionKind::Evict,
+    ActionKind::Delete,
+    ActionKind::ForceDelete,
+];
+
 #[derive(Default)]
 pub struct PolicySet {
     policies: BTreeMap<String, CompiledPolicy>,
@@ -34,6 +50,22 @@ impl PolicySet {
     /// the target kind and whether the spec changed (a new generation).
     pub fn upsert(&mut self, policy: &HealingPolicy) -> Result<(TargetKind, bool), PolicyError> {
         let name = policy.metadata.name.clone().unwrap_or_default();
+        if let Some((i, step)) = policy
+            .spec
+            .actions
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !SUPPORTED_ACTIONS.contains(&s.action))
+        {
+            self.policies.remove(&name);
+            return Err(PolicyError {
+                field: format!("spec.actions[{i}].action"),
+                problem: format!(
+                    "{} is not carried out by this version of kube-healer (it carries out Event, Evict, Delete and ForceDelete)",
+                    step.action
+                ),
+            });
+        }
         match CompiledPolicy::compile(policy) {
             Ok(compiled) => {
                 let kind = compiled.kind;
@@ -88,8 +120,8 @@ impl PolicySet {
         self.policies.is_empty()
     }
 
-    /// Evaluates every policy on one target; reports conditions that became due and returns the
-    /// earliest due time still ahead.
+    /// Evaluates every policy on one target: returns the earliest due time still ahead, and the
+    /// conditions due now (leader only) for the engine to decide on.
     pub fn evaluate(
         &mut self,
         target: &Target,
@@ -98,7 +130,7 @@ impl PolicySet {
         metrics: &Metrics,
         now: Secs,
         leader: bool,
-    ) -> Option<Secs> {
+    ) -> (Option<Secs>, Vec<DueMatch>) {
         let view = match target {
             Target::Pod(ns, name) => {
                 let key = crate::store::PodKey {
@@ -111,8 +143,9 @@ impl PolicySet {
         };
         let Some(view) = view else {
             self.matches.remove(target);
-            return None;
+            return (None, Vec::new());
         };
+        let mut due_now = Vec::new();
         let previous = self.matches.remove(target).unwrap_or_default();
         let mut current = Vec::new();
         let mut next = None::<Secs>;
@@ -150,13 +183,24 @@ impl PolicySet {
                 } else if due > now {
                     next = Some(next.map_or(due, |n| n.min(due)));
                 }
+                if due <= now && leader {
+                    due_now.push(DueMatch {
+                        policy: policy.name.clone(),
+                        condition,
+                        finding,
+                    });
+                }
                 current.push(m);
             }
         }
         if !current.is_empty() {
             self.matches.insert(target.clone(), current);
         }
-        next
+        (next, due_now)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&CompiledPolicy> {
+        self.policies.get(name)
     }
 
     pub fn forget(&mut self, target: &Target) {

@@ -1,0 +1,200 @@
+//! Healing on the real cluster: the action's effect on real objects, its HealingAction with phase
+//! and reason, and the gates that hold actions back with a Skipped record.
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams};
+use kube_healer_api::HealingAction;
+use kube_healer_api::record::ActionPhase;
+use kube_healer_testenv::harness::{Ctx, test};
+use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario, scenario_pod, wait};
+use serde_json::json;
+use support::Operator;
+
+fn main() -> std::process::ExitCode {
+    kube_healer_testenv::harness::run(
+        ClusterOptions::default(),
+        vec![
+            test(
+                "stuck_terminating_pods_are_force_deleted_and_recorded",
+                force_delete,
+            ),
+            test(
+                "evicted_leftovers_are_deleted_within_the_rate_the_rest_held",
+                evicted_with_rate,
+            ),
+            test("dry_run_records_and_changes_nothing", dry_run),
+        ],
+    )
+}
+
+const HEAL: Duration = Duration::from_secs(60);
+
+async fn create_policy(ctx: &Ctx, name: &str, spec: serde_json::Value) -> anyhow::Result<()> {
+    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy", "metadata": {"name": name}, "spec": spec,
+    }))?;
+    Api::<kube_healer_api::HealingPolicy>::all(ctx.client.clone())
+        .create(&PostParams::default(), &policy)
+        .await?;
+    Ok(())
+}
+
+/// The records of a policy, once `count` of them have reached a final phase.
+async fn records(ctx: &Ctx, policy: &str, count: usize) -> anyhow::Result<Vec<HealingAction>> {
+    let api: Api<HealingAction> = Api::all(ctx.client.clone());
+    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
+    wait::until(&format!("{count} final records of {policy}"), HEAL, || async {
+        let list = match api.list(&lp).await {
+            Ok(l) => l.items,
+            // A CRD just installed answers 429 while its storage initializes.
+            Err(kube::Error::Api(s)) if s.code == 429 => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let done = list
+            .iter()
+            .filter(|r| r.status.as_ref().is_some_and(|s| s.phase.is_final()))
+            .count();
+        Ok((done >= count).then_some(list))
+    })
+    .await
+    .map_err(Into::into)
+}
+
+fn phase_reason(r: &HealingAction) -> (ActionPhase, String) {
+    let s = r.status.as_ref().expect("final records have a status");
+    (s.phase, s.reason.clone().unwrap_or_default())
+}
+
+async fn force_delete(ctx: Ctx) -> anyhow::Result<()> {
+    let _op = Operator::start(&ctx.cluster, "force", &[]).await?;
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = ctx.namespace("fd").await?;
+    let policy = ctx.name("stuck");
+    create_policy(
+        &ctx,
+        &policy,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "StuckTerminating", "for": "2s"}], "actions": [{"action": "ForceDelete"}],
+        "safety": {"maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}}}),
+    )
+    .await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    scenario::stuck_terminating_pod(&pods, &ns, "stuck", &node).await?;
+    pods.create(
+        &PostParams::default(),
+        &scenario_pod(&ns, "fine", Some(&node), &Scenario::Running),
+    )
+    .await?;
+
+    wait::until("the stuck pod to be gone", HEAL, || async {
+        Ok(pods.get_opt("stuck").await?.is_none().then_some(()))
+    })
+    .await?;
+    let recs = records(&ctx, &policy, 1).await?;
+    ensure!(recs.len() == 1, "one record: {recs:#?}");
+    let r = &recs[0];
+    ensure!(
+        phase_reason(r) == (ActionPhase::Succeeded, "Completed".into()),
+        "{:?}",
+        r.status
+    );
+    ensure!(r.spec.target.reference == format!("pod/{ns}/stuck") && r.spec.step == 1 && !r.spec.dry_run);
+    ensure!(
+        r.spec.evidence.summary.contains("past its deletionTimestamp"),
+        "{}",
+        r.spec.evidence.summary
+    );
+    ensure!(
+        pods.get_opt("fine").await?.is_some(),
+        "the healthy pod was touched"
+    );
+    Ok(())
+}
+
+async fn evicted_with_rate(ctx: Ctx) -> anyhow::Result<()> {
+    let _op = Operator::start(&ctx.cluster, "evicted", &[]).await?;
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = ctx.namespace("ev").await?;
+    let policy = ctx.name("leftovers");
+    create_policy(
+        &ctx,
+        &policy,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "Evicted", "for": "1s"}], "actions": [{"action": "Delete"}],
+        "safety": {"maxConcurrent": 5, "rate": {"actions": 1, "per": "10m"}}}),
+    )
+    .await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    for name in ["e1", "e2", "e3"] {
+        pods.create(
+            &PostParams::default(),
+            &scenario_pod(&ns, name, Some(&node), &Scenario::evicted()),
+        )
+        .await?;
+    }
+    let recs = records(&ctx, &policy, 3).await?;
+    let mut outcomes: Vec<(ActionPhase, String)> = recs.iter().map(phase_reason).collect();
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    ensure!(
+        outcomes
+            == [
+                (ActionPhase::Skipped, "RateLimited".into()),
+                (ActionPhase::Skipped, "RateLimited".into()),
+                (ActionPhase::Succeeded, "Completed".into())
+            ],
+        "{outcomes:?}"
+    );
+    let deleted = recs
+        .iter()
+        .find(|r| phase_reason(r).0 == ActionPhase::Succeeded)
+        .context("the deleted one")?;
+    wait::until("the deleted pod to be gone", HEAL, || async {
+        Ok(pods
+            .get_opt(&deleted.spec.target.name)
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await?;
+    let left = pods.list(&ListParams::default()).await?.items.len();
+    ensure!(left == 2, "the rate allowed one deletion; {left} pods left");
+    Ok(())
+}
+
+async fn dry_run(ctx: Ctx) -> anyhow::Result<()> {
+    let _op = Operator::start(&ctx.cluster, "dry", &[]).await?;
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = ctx.namespace("dr").await?;
+    let policy = ctx.name("dry");
+    create_policy(
+        &ctx,
+        &policy,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "StuckTerminating", "for": "1s"}], "actions": [{"action": "ForceDelete"}],
+        "safety": {"dryRun": true}}),
+    )
+    .await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    scenario::stuck_terminating_pod(&pods, &ns, "stuck", &node).await?;
+    let recs = records(&ctx, &policy, 1).await?;
+    ensure!(
+        phase_reason(&recs[0]) == (ActionPhase::Skipped, "DryRun".into()),
+        "{:?}",
+        recs[0].status
+    );
+    ensure!(recs[0].spec.dry_run);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ensure!(
+        pods.get_opt("stuck").await?.is_some(),
+        "a dry run deleted the pod"
+    );
+    Ok(())
+}
