@@ -106,25 +106,20 @@ async fn handle(client: &Client, records: &Api<HealingAction>, req: ActionReques
     }
     let target = &req.spec.target;
     let start = now();
-    if let Some((reason, message)) = req.hold {
-        tracing::info!(record = %req.name, target = %target.reference, reason, "action held back");
+    // Held back, or a dry run: recorded as Skipped, nothing changed.
+    let skipped = match req.hold.clone() {
+        Some((reason, message)) => Some((reason, message)),
+        None if req.spec.dry_run => Some((
+            reasons::DRY_RUN,
+            format!("dry run: would {} {}", req.spec.action, target.reference),
+        )),
+        None => None,
+    };
+    if let Some((reason, message)) = skipped {
+        tracing::info!(record = %req.name, target = %target.reference, reason, %message, "not carried out");
         let status = HealingActionStatus {
             phase: ActionPhase::Skipped,
             reason: Some(reason.into()),
-            message: Some(message),
-            start_time: None,
-            finish_time: Some(start),
-            attempts: 0,
-        };
-        set_status(records, &req.name, status).await;
-        return false;
-    }
-    if req.spec.dry_run {
-        let message = format!("dry run: would {} {}", req.spec.action, target.reference);
-        tracing::info!(record = %req.name, "{message}");
-        let status = HealingActionStatus {
-            phase: ActionPhase::Skipped,
-            reason: Some(reasons::DRY_RUN.into()),
             message: Some(message),
             start_time: None,
             finish_time: Some(start),

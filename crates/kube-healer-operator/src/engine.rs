@@ -668,11 +668,7 @@ impl Engine {
     fn pre_checks(&self, target: &Target, finding: &Finding) -> (bool, Option<String>) {
         match target {
             Target::Pod(ns, name) => {
-                let key = PodKey {
-                    namespace: ns.clone(),
-                    name: name.clone(),
-                };
-                let Some(pod) = self.stores.pod(&key) else {
+                let Some(pod) = self.stores.pod_at(ns, name) else {
                     return (false, None);
                 };
                 // Only consulted when the decided action is ForceDelete.
@@ -777,11 +773,7 @@ impl Engine {
         let mut next_change: Option<Secs> = None;
         match target {
             Target::Pod(ns, name) => {
-                let key = PodKey {
-                    namespace: ns.clone(),
-                    name: name.clone(),
-                };
-                let Some(pod) = self.stores.pod(&key) else {
+                let Some(pod) = self.stores.pod_at(ns, name) else {
                     return self.clear(target);
                 };
                 classify_pod(pod, &self.stores, &self.knobs, now, &mut findings);

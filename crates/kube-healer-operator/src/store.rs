@@ -44,6 +44,13 @@ impl Stores {
         self.pods.get(key)
     }
 
+    pub fn pod_at(&self, namespace: &Shared, name: &Shared) -> Option<&PodView> {
+        self.pods.get(&PodKey {
+            namespace: namespace.clone(),
+            name: name.clone(),
+        })
+    }
+
     pub fn node_view(&self, name: &str) -> Option<&NodeView> {
         self.nodes.get(name)
     }
