@@ -2,15 +2,20 @@
 //! after it. Record names are derived from the decision, so a decision recorded once (by this
 //! replica before a crash, or by a previous leader) is never carried out again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
 use kube::api::{Api, DeleteParams, EvictParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube_healer_api::record::{ActionPhase, HealingActionStatus};
 use kube_healer_api::{ActionKind, HealingAction, HealingActionSpec, HealingStep, reasons};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::metrics::Metrics;
 
 /// A decision to record (and, unless held or dry, to carry out).
 #[derive(Clone, Debug)]
@@ -50,12 +55,79 @@ pub async fn executor(
     client: Client,
     mut rx: mpsc::UnboundedReceiver<ActionRequest>,
     done: mpsc::UnboundedSender<ActionDone>,
+    metrics: Arc<Metrics>,
+    instance: String,
 ) {
     let records: Api<HealingAction> = Api::all(client.clone());
+    let reporter = Reporter {
+        controller: "kube-healer".into(),
+        instance: Some(instance),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    // An eviction may wait minutes on a PodDisruptionBudget: actions run side by side, bounded.
+    let slots = Arc::new(Semaphore::new(MAX_PARALLEL_ACTIONS));
     while let Some(req) = rx.recv().await {
-        let policy = req.spec.policy.clone();
-        let carried_out = handle(&client, &records, req).await;
-        let _ = done.send(ActionDone { policy, carried_out });
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (client, records, recorder, done, metrics) = (
+            client.clone(),
+            records.clone(),
+            recorder.clone(),
+            done.clone(),
+            metrics.clone(),
+        );
+        tokio::spawn(async move {
+            let policy = req.spec.policy.clone();
+            let carried_out = handle(&client, &records, &recorder, &metrics, req).await;
+            let _ = done.send(ActionDone { policy, carried_out });
+            drop(permit);
+        });
+    }
+}
+
+/// Actions carried out at the same time, at most.
+const MAX_PARALLEL_ACTIONS: usize = 16;
+
+/// A Kubernetes Event on the target, so that `kubectl describe` tells what kube-healer did.
+async fn announce(
+    recorder: &Recorder,
+    spec: &HealingActionSpec,
+    phase: ActionPhase,
+    reason: &str,
+    message: &str,
+) {
+    let target = &spec.target;
+    let reference = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some(target.kind.as_str().into()),
+        namespace: target.namespace.clone(),
+        name: Some(target.name.clone()),
+        uid: Some(target.uid.clone()),
+        ..Default::default()
+    };
+    let (type_, event_reason) = match (phase, reason) {
+        (ActionPhase::Succeeded, _) => (EventType::Normal, "Healed"),
+        (ActionPhase::Skipped, r) if r == reasons::DRY_RUN => (EventType::Normal, "HealingDryRun"),
+        (ActionPhase::Skipped, _) => (EventType::Warning, "HealingHeld"),
+        _ => (EventType::Warning, "HealingFailed"),
+    };
+    let note: String = format!(
+        "{} ({}, policy {}): {message}",
+        spec.action, spec.class, spec.policy
+    )
+    .chars()
+    .take(1000)
+    .collect();
+    let event = Event {
+        type_,
+        reason: event_reason.into(),
+        note: Some(note),
+        action: spec.action.as_str().into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &reference).await {
+        tracing::debug!(target = %target.reference, error = %e, "publishing the Event failed");
     }
 }
 
@@ -78,7 +150,13 @@ async fn set_status(records: &Api<HealingAction>, name: &str, status: HealingAct
 }
 
 /// Returns whether a change was made to the cluster.
-async fn handle(client: &Client, records: &Api<HealingAction>, req: ActionRequest) -> bool {
+async fn handle(
+    client: &Client,
+    records: &Api<HealingAction>,
+    recorder: &Recorder,
+    metrics: &Metrics,
+    req: ActionRequest,
+) -> bool {
     let mut record = HealingAction::new(&req.name, req.spec.clone());
     record.metadata.labels = Some(
         [
@@ -120,14 +198,26 @@ async fn handle(client: &Client, records: &Api<HealingAction>, req: ActionReques
         let status = HealingActionStatus {
             phase: ActionPhase::Skipped,
             reason: Some(reason.into()),
-            message: Some(message),
+            message: Some(message.clone()),
             start_time: None,
             finish_time: Some(start),
             attempts: 0,
         };
         set_status(records, &req.name, status).await;
+        metrics
+            .actions
+            .get_or_create(&Metrics::action(req.spec.action, ActionPhase::Skipped, reason))
+            .inc();
+        announce(recorder, &req.spec, ActionPhase::Skipped, reason, &message).await;
         return false;
     }
+    let decided = req.spec.decided_at.0;
+    metrics.decision_latency.observe(
+        k8s_openapi::jiff::Timestamp::now()
+            .duration_since(decided)
+            .as_secs_f64()
+            .max(0.0),
+    );
     set_status(
         records,
         &req.name,
@@ -143,6 +233,7 @@ async fn handle(client: &Client, records: &Api<HealingAction>, req: ActionReques
     .await;
     let (phase, reason, message, attempts) = carry_out(client, &req).await;
     tracing::info!(record = %req.name, target = %target.reference, action = %req.spec.action, ?phase, reason, %message, "action finished");
+    let message_for_event = message.clone();
     let status = HealingActionStatus {
         phase,
         reason: Some(reason.into()),
@@ -152,6 +243,11 @@ async fn handle(client: &Client, records: &Api<HealingAction>, req: ActionReques
         attempts,
     };
     set_status(records, &req.name, status).await;
+    metrics
+        .actions
+        .get_or_create(&Metrics::action(req.spec.action, phase, reason))
+        .inc();
+    announce(recorder, &req.spec, phase, reason, &message_for_event).await;
     phase == ActionPhase::Succeeded
 }
 

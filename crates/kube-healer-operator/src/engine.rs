@@ -646,7 +646,9 @@ impl Engine {
             step: step as i32 + 1,
             dry_run,
             failing_since: Some(kube_healer_core::finding::time(finding.since)),
-            decided_at: kube_healer_core::finding::time(now),
+            decided_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ),
             evidence: finding.evidence.clone(),
         };
         tracing::info!(policy = %due.policy, target = %finding.subject, class = %finding.class, %action, step = step + 1, dry_run,

@@ -22,6 +22,9 @@ use tokio::sync::{mpsc, watch as tokio_watch};
 pub struct Config {
     /// Where /metrics, /healthz and /readyz are served.
     pub http_addr: SocketAddr,
+    /// Only HealingPolicies with these labels (a label selector), for canaries and for running
+    /// several operators on one cluster.
+    pub policy_selector: Option<String>,
     /// Leader election among replicas; None: a single replica that always leads.
     pub leader_election: Option<leader::LeaderElection>,
 }
@@ -46,7 +49,7 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
             (Some(tx), None, rx)
         }
     };
-    watch::spawn(&client, tx, metrics.clone());
+    watch::spawn(&client, tx, metrics.clone(), config.policy_selector.as_deref());
     let http = tokio::spawn(http::serve(
         config.http_addr,
         metrics.clone(),
@@ -57,7 +60,17 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     tokio::spawn(status::writer(client.clone(), status_rx));
     let (action_tx, action_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    tokio::spawn(actions::executor(client.clone(), action_rx, done_tx));
+    let instance = config
+        .leader_election
+        .as_ref()
+        .map_or_else(|| "kube-healer".to_string(), |e| e.identity.clone());
+    tokio::spawn(actions::executor(
+        client.clone(),
+        action_rx,
+        done_tx,
+        metrics.clone(),
+        instance,
+    ));
     let engine = engine::Engine::new(metrics, synced_tx)
         .with_leadership(leader_rx)
         .with_status_writer(status_tx)

@@ -4,11 +4,19 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassLabel {
     pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action: String,
+    pub phase: String,
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -25,6 +33,10 @@ pub struct Metrics {
     pub findings_due: Family<ClassLabel, Counter>,
     /// Policy conditions that reached their `for`, by failure class.
     pub policy_due: Family<ClassLabel, Counter>,
+    /// Decisions recorded, by action, final phase and reason.
+    pub actions: Family<ActionLabels, Counter>,
+    /// Seconds from a decision to its API call.
+    pub decision_latency: Histogram,
     /// 1 while this replica leads (decides and acts), else 0.
     pub leader: Gauge,
     /// Correlated causes in force (a registry failing, many nodes down together).
@@ -67,6 +79,18 @@ impl Default for Metrics {
             "Watch errors, each followed by a backoff",
             watch_errors.clone(),
         );
+        let actions = Family::<ActionLabels, Counter>::default();
+        registry.register(
+            "actions",
+            "Decisions recorded, by action, phase and reason",
+            actions.clone(),
+        );
+        let decision_latency = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        registry.register(
+            "decision_to_action_seconds",
+            "Seconds from a decision to its API call",
+            decision_latency.clone(),
+        );
         let leader = Gauge::default();
         registry.register("leader", "1 while this replica is the leader", leader.clone());
         let correlated = Gauge::default();
@@ -85,6 +109,8 @@ impl Default for Metrics {
             findings,
             findings_due,
             policy_due,
+            actions,
+            decision_latency,
             leader,
             correlated,
             store_objects,
@@ -98,6 +124,18 @@ impl Metrics {
     pub fn class(class: kube_healer_api::FailureClass) -> ClassLabel {
         ClassLabel {
             class: class.as_str().to_string(),
+        }
+    }
+
+    pub fn action(
+        action: kube_healer_api::ActionKind,
+        phase: kube_healer_api::ActionPhase,
+        reason: &str,
+    ) -> ActionLabels {
+        ActionLabels {
+            action: action.as_str().into(),
+            phase: format!("{phase:?}"),
+            reason: reason.into(),
         }
     }
 

@@ -26,7 +26,12 @@ pub enum Change {
 }
 
 /// Starts the watches; they run until the receiver is dropped.
-pub fn spawn(client: &Client, tx: mpsc::Sender<Change>, metrics: Arc<Metrics>) {
+pub fn spawn(
+    client: &Client,
+    tx: mpsc::Sender<Change>,
+    metrics: Arc<Metrics>,
+    policy_selector: Option<&str>,
+) {
     let config = watcher::Config::default().page_size(500);
     forward(
         "pods",
@@ -67,7 +72,13 @@ pub fn spawn(client: &Client, tx: mpsc::Sender<Change>, metrics: Arc<Metrics>) {
     );
     forward(
         "healingpolicies",
-        watcher(Api::<HealingPolicy>::all(client.clone()), config),
+        watcher(
+            Api::<HealingPolicy>::all(client.clone()),
+            match policy_selector {
+                Some(selector) => config.labels(selector),
+                None => config,
+            },
+        ),
         Change::Policy,
         tx,
         metrics,

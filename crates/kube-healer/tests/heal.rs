@@ -1,5 +1,6 @@
 //! Healing on the real cluster: the action's effect on real objects, its HealingAction with phase
-//! and reason, and the gates that hold actions back with a Skipped record.
+//! and reason, and the gates that hold actions back with a Skipped record. Each test runs its own
+//! operator on its own policies (--policy-selector), as tests run side by side.
 
 mod support;
 
@@ -36,7 +37,8 @@ const HEAL: Duration = Duration::from_secs(60);
 
 async fn create_policy(ctx: &Ctx, name: &str, spec: serde_json::Value) -> anyhow::Result<()> {
     let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
-        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy", "metadata": {"name": name}, "spec": spec,
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+        "metadata": {"name": name, "labels": {"kube-healer.test/owner": ctx.id}}, "spec": spec,
     }))?;
     Api::<kube_healer_api::HealingPolicy>::all(ctx.client.clone())
         .create(&PostParams::default(), &policy)
@@ -71,7 +73,12 @@ fn phase_reason(r: &HealingAction) -> (ActionPhase, String) {
 }
 
 async fn force_delete(ctx: Ctx) -> anyhow::Result<()> {
-    let _op = Operator::start(&ctx.cluster, "force", &[]).await?;
+    let op = Operator::start(
+        &ctx.cluster,
+        "force",
+        &["--policy-selector", &format!("kube-healer.test/owner={}", ctx.id)],
+    )
+    .await?;
     let node = ctx.name("n");
     nodes::add_node(&ctx.client, &node).await?;
     let ns = ctx.namespace("fd").await?;
@@ -114,11 +121,41 @@ async fn force_delete(ctx: Ctx) -> anyhow::Result<()> {
         pods.get_opt("fine").await?.is_some(),
         "the healthy pod was touched"
     );
+
+    // A Kubernetes Event on the target, and the action in the metrics.
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(ctx.client.clone(), &ns);
+    let event = wait::until("the Healed event", HEAL, || async {
+        let list = events.list(&ListParams::default()).await?.items;
+        Ok(list.into_iter().find(|e| {
+            e.reason.as_deref() == Some("Healed") && e.involved_object.name.as_deref() == Some("stuck")
+        }))
+    })
+    .await?;
+    ensure!(
+        event
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("ForceDelete (StuckTerminating")),
+        "{:?}",
+        event.message
+    );
+    let (_, metrics) = op.get("/metrics").await?;
+    ensure!(
+        metrics.contains(
+            r#"kube_healer_actions_total{action="ForceDelete",phase="Succeeded",reason="Completed"} 1"#
+        ),
+        "{metrics}"
+    );
     Ok(())
 }
 
 async fn evicted_with_rate(ctx: Ctx) -> anyhow::Result<()> {
-    let _op = Operator::start(&ctx.cluster, "evicted", &[]).await?;
+    let _op = Operator::start(
+        &ctx.cluster,
+        "evicted",
+        &["--policy-selector", &format!("kube-healer.test/owner={}", ctx.id)],
+    )
+    .await?;
     let node = ctx.name("n");
     nodes::add_node(&ctx.client, &node).await?;
     let ns = ctx.namespace("ev").await?;
@@ -169,7 +206,12 @@ async fn evicted_with_rate(ctx: Ctx) -> anyhow::Result<()> {
 }
 
 async fn dry_run(ctx: Ctx) -> anyhow::Result<()> {
-    let _op = Operator::start(&ctx.cluster, "dry", &[]).await?;
+    let _op = Operator::start(
+        &ctx.cluster,
+        "dry",
+        &["--policy-selector", &format!("kube-healer.test/owner={}", ctx.id)],
+    )
+    .await?;
     let node = ctx.name("n");
     nodes::add_node(&ctx.client, &node).await?;
     let ns = ctx.namespace("dr").await?;

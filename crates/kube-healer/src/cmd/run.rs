@@ -18,6 +18,10 @@ pub struct Args {
     /// release namespace). Without it, this replica always leads: run only one.
     #[arg(long, env = "KUBE_HEALER_LEADER_ELECTION_NAMESPACE")]
     leader_election_namespace: Option<String>,
+    /// Only HealingPolicies matching this label selector (for canaries, or several operators on
+    /// one cluster), for example `team=payments`.
+    #[arg(long, env = "KUBE_HEALER_POLICY_SELECTOR")]
+    policy_selector: Option<String>,
     /// The Lease that elects the leader.
     #[arg(long, default_value = "kube-healer-leader")]
     leader_election_lease: String,
@@ -65,6 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         });
         let operator = kube_healer_operator::Config {
             http_addr: args.http_addr,
+            policy_selector: args.policy_selector.clone(),
             leader_election,
         };
         tokio::select! {
