@@ -29,6 +29,10 @@ fn main() -> std::process::ExitCode {
                 evicted_with_rate,
             ),
             test("dry_run_records_and_changes_nothing", dry_run),
+            test(
+                "a_restarted_operator_does_not_repeat_a_recorded_decision",
+                restart,
+            ),
         ],
     )
 }
@@ -238,5 +242,28 @@ async fn dry_run(ctx: Ctx) -> anyhow::Result<()> {
         pods.get_opt("stuck").await?.is_some(),
         "a dry run deleted the pod"
     );
+    Ok(())
+}
+
+async fn restart(ctx: Ctx) -> anyhow::Result<()> {
+    let selector = format!("kube-healer.test/owner={}", ctx.id);
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = ctx.namespace("rs").await?;
+    let policy = ctx.name("record");
+    // A long `for` to the next step: after a restart the ladder starts again at step 1, whose
+    // decision is already recorded.
+    create_policy(&ctx, &policy, json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "StuckTerminating", "for": "1s"}], "actions": [{"action": "Event", "escalateAfter": "1h"}],
+        "safety": {"maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}}})).await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    scenario::stuck_terminating_pod(&pods, &ns, "stuck", &node).await?;
+    let first = Operator::start(&ctx.cluster, "first", &["--policy-selector", &selector]).await?;
+    records(&ctx, &policy, 1).await?;
+    drop(first); // SIGKILL
+    let second = Operator::start(&ctx.cluster, "second", &["--policy-selector", &selector]).await?;
+    second.wait_log(&["decision already recorded"], HEAL).await?;
+    let all = records(&ctx, &policy, 1).await?;
+    ensure!(all.len() == 1, "the decision was recorded twice: {}", all.len());
     Ok(())
 }
