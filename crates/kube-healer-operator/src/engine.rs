@@ -86,6 +86,8 @@ pub struct Engine {
     ladders: HashMap<(String, Target), Ladder>,
     /// Each policy's use of its limits.
     budgets: HashMap<String, Budget>,
+    global_dry_run: bool,
+    paused: bool,
     /// Holds already recorded: (policy, target, episode, step, reason).
     held: HashSet<(String, Target, Secs, usize, &'static str)>,
     status_sent: HashMap<String, PolicyStatus>,
@@ -125,6 +127,8 @@ impl Engine {
             ladders: HashMap::new(),
             budgets: HashMap::new(),
             held: HashSet::new(),
+            global_dry_run: false,
+            paused: false,
             status_sent: HashMap::new(),
             status_latest: HashMap::new(),
             leader: None,
@@ -531,6 +535,13 @@ impl Engine {
         }
     }
 
+    /// The operator-wide dry run and pause.
+    pub fn with_switches(mut self, dry_run: bool, paused: bool) -> Self {
+        self.global_dry_run = dry_run;
+        self.paused = paused;
+        self
+    }
+
     /// Carries out decisions through an executor (the leader's duty).
     pub fn with_executor(
         mut self,
@@ -556,6 +567,8 @@ impl Engine {
         let (opted_out, unsafe_reason) = self.pre_checks(target, finding);
         let facts = Facts {
             now,
+            paused: self.paused,
+            global_dry_run: self.global_dry_run,
             opted_out,
             correlated: self
                 .correlated
@@ -564,7 +577,6 @@ impl Engine {
                 .map(|c| c.message.clone()),
             unhealthy_nodes: (policy.spec.target.kind == kube_healer_api::TargetKind::Node)
                 .then(|| self.unhealthy_nodes()),
-            ..Default::default()
         };
         let mut ladder = self
             .ladders

@@ -22,6 +22,10 @@ use tokio::sync::{mpsc, watch as tokio_watch};
 pub struct Config {
     /// Where /metrics, /healthz and /readyz are served.
     pub http_addr: SocketAddr,
+    /// Operator-wide dry run: decisions are recorded, nothing is changed.
+    pub dry_run: bool,
+    /// Operator-wide pause: decisions are recorded as Skipped (Paused).
+    pub paused: bool,
     /// Only HealingPolicies with these labels (a label selector), for canaries and for running
     /// several operators on one cluster.
     pub policy_selector: Option<String>,
@@ -74,7 +78,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     let engine = engine::Engine::new(metrics, synced_tx)
         .with_leadership(leader_rx)
         .with_status_writer(status_tx)
-        .with_executor(action_tx, done_rx);
+        .with_executor(action_tx, done_rx)
+        .with_switches(config.dry_run, config.paused);
     let election_ended = async {
         match election_task.as_mut() {
             Some(task) => task.await,

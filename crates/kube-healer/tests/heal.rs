@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
                 "a_restarted_operator_does_not_repeat_a_recorded_decision",
                 restart,
             ),
+            test("operator_wide_dry_run_and_pause_hold_every_action", switches),
         ],
     )
 }
@@ -265,5 +266,47 @@ async fn restart(ctx: Ctx) -> anyhow::Result<()> {
     second.wait_log(&["decision already recorded"], HEAL).await?;
     let all = records(&ctx, &policy, 1).await?;
     ensure!(all.len() == 1, "the decision was recorded twice: {}", all.len());
+    Ok(())
+}
+
+async fn switches(ctx: Ctx) -> anyhow::Result<()> {
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    for (switch, reason) in [("--dry-run", "DryRun"), ("--pause", "Paused")] {
+        let tag = format!("{}-{}", ctx.id, &switch[2..5]);
+        let ns = ctx.namespace(&switch[2..5]).await?;
+        let policy = ctx.name(&format!("sw-{}", &switch[2..5]));
+        let spec = json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+            "conditions": [{"class": "StuckTerminating", "for": "1s"}], "actions": [{"action": "ForceDelete"}],
+            "safety": {"maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}}});
+        let doc: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+            "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+            "metadata": {"name": policy, "labels": {"kube-healer.test/owner": tag}}, "spec": spec}))?;
+        Api::<kube_healer_api::HealingPolicy>::all(ctx.client.clone())
+            .create(&PostParams::default(), &doc)
+            .await?;
+        let _op = Operator::start(
+            &ctx.cluster,
+            &tag,
+            &[
+                "--policy-selector",
+                &format!("kube-healer.test/owner={tag}"),
+                switch,
+            ],
+        )
+        .await?;
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+        scenario::stuck_terminating_pod(&pods, &ns, "stuck", &node).await?;
+        let recs = records(&ctx, &policy, 1).await?;
+        ensure!(
+            phase_reason(&recs[0]) == (ActionPhase::Skipped, reason.to_string()),
+            "{switch}: {:?}",
+            recs[0].status
+        );
+        ensure!(
+            pods.get_opt("stuck").await?.is_some(),
+            "{switch}: the pod was deleted"
+        );
+    }
     Ok(())
 }

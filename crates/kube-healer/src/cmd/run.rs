@@ -18,6 +18,12 @@ pub struct Args {
     /// release namespace). Without it, this replica always leads: run only one.
     #[arg(long, env = "KUBE_HEALER_LEADER_ELECTION_NAMESPACE")]
     leader_election_namespace: Option<String>,
+    /// Operator-wide dry run: decide and record, change nothing.
+    #[arg(long, env = "KUBE_HEALER_DRY_RUN")]
+    dry_run: bool,
+    /// Operator-wide pause: every decision is recorded as Skipped (Paused).
+    #[arg(long, env = "KUBE_HEALER_PAUSE")]
+    pause: bool,
     /// Only HealingPolicies matching this label selector (for canaries, or several operators on
     /// one cluster), for example `team=payments`.
     #[arg(long, env = "KUBE_HEALER_POLICY_SELECTOR")]
@@ -69,6 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         });
         let operator = kube_healer_operator::Config {
             http_addr: args.http_addr,
+            dry_run: args.dry_run,
+            paused: args.pause,
             policy_selector: args.policy_selector.clone(),
             leader_election,
         };
