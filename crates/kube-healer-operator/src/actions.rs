@@ -16,6 +16,7 @@ use kube_healer_api::{ActionKind, HealingAction, HealingActionSpec, HealingStep,
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::metrics::Metrics;
+use crate::node_actions;
 
 /// A decision to record (and, unless held or dry, to carry out).
 #[derive(Clone, Debug)]
@@ -25,6 +26,17 @@ pub struct ActionRequest {
     pub step: HealingStep,
     /// Held back: the reason and message (recorded as Skipped).
     pub hold: Option<(&'static str, String)>,
+}
+
+/// Work for the executor.
+#[derive(Clone, Debug)]
+pub enum Work {
+    Act(Box<ActionRequest>),
+    /// The policy's failure cleared on the node: undo its cordon and taints, if kube-healer made them.
+    Revert {
+        policy: String,
+        node: String,
+    },
 }
 
 /// What came of a request (for the engine's budget).
@@ -53,7 +65,7 @@ pub fn record_name(
 /// Runs requests one after another until the channel closes.
 pub async fn executor(
     client: Client,
-    mut rx: mpsc::UnboundedReceiver<ActionRequest>,
+    mut rx: mpsc::UnboundedReceiver<Work>,
     done: mpsc::UnboundedSender<ActionDone>,
     metrics: Arc<Metrics>,
     instance: String,
@@ -66,7 +78,15 @@ pub async fn executor(
     let recorder = Recorder::new(client.clone(), reporter);
     // An eviction may wait minutes on a PodDisruptionBudget: actions run side by side, bounded.
     let slots = Arc::new(Semaphore::new(MAX_PARALLEL_ACTIONS));
-    while let Some(req) = rx.recv().await {
+    while let Some(work) = rx.recv().await {
+        let req = match work {
+            Work::Act(req) => *req,
+            Work::Revert { policy, node } => {
+                let (client, recorder) = (client.clone(), recorder.clone());
+                tokio::spawn(async move { node_actions::revert(&client, &recorder, &policy, &node).await });
+                continue;
+            }
+        };
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
@@ -386,6 +406,16 @@ async fn carry_out(client: &Client, req: &ActionRequest) -> (ActionPhase, &'stat
             format!("recorded: {}", req.spec.evidence.summary),
             0,
         ),
+        ActionKind::Cordon => node_actions::cordon(client, &req.spec).await,
+        ActionKind::Taint => match &req.step.taint {
+            Some(taint) => node_actions::taint(client, &req.spec, taint).await,
+            None => (
+                ActionPhase::Failed,
+                reasons::UNSAFE,
+                "Taint without spec.actions[].taint".into(),
+                0,
+            ),
+        },
         other => (
             ActionPhase::Failed,
             reasons::UNSAFE,

@@ -17,7 +17,7 @@ use kube_healer_core::view::{Secs, Shared};
 use kube_healer_core::{ClusterView, Finding, classify_node, classify_pod};
 use tokio::sync::{mpsc, watch};
 
-use crate::actions::{ActionDone, ActionRequest, record_name};
+use crate::actions::{ActionDone, ActionRequest, Work, record_name};
 use crate::metrics::Metrics;
 use crate::policies::{DueMatch, PolicySet};
 use crate::status::PolicyStatus;
@@ -80,7 +80,7 @@ pub struct Engine {
     synced: Synced,
     synced_tx: watch::Sender<Synced>,
     status_tx: Option<mpsc::UnboundedSender<PolicyStatus>>,
-    action_tx: Option<mpsc::UnboundedSender<ActionRequest>>,
+    action_tx: Option<mpsc::UnboundedSender<Work>>,
     done_rx: Option<mpsc::UnboundedReceiver<ActionDone>>,
     /// Where each (policy, target) stands on the policy's ladder.
     ladders: HashMap<(String, Target), Ladder>,
@@ -545,7 +545,7 @@ impl Engine {
     /// Carries out decisions through an executor (the leader's duty).
     pub fn with_executor(
         mut self,
-        tx: mpsc::UnboundedSender<ActionRequest>,
+        tx: mpsc::UnboundedSender<Work>,
         done: mpsc::UnboundedReceiver<ActionDone>,
     ) -> Self {
         self.action_tx = Some(tx);
@@ -576,7 +576,7 @@ impl Engine {
                 .find(|c| c.covers(finding))
                 .map(|c| c.message.clone()),
             unhealthy_nodes: (policy.spec.target.kind == kube_healer_api::TargetKind::Node)
-                .then(|| self.unhealthy_nodes()),
+                .then(|| self.unhealthy_nodes(&due.policy)),
         };
         let mut ladder = self
             .ladders
@@ -666,14 +666,34 @@ impl Engine {
         tracing::info!(policy = %due.policy, target = %finding.subject, class = %finding.class, %action, step = step + 1, dry_run,
             hold = ?hold.as_ref().map(|h| h.0), "decision");
         if let Some(tx) = &self.action_tx {
-            let _ = tx.send(ActionRequest {
+            let _ = tx.send(Work::Act(Box::new(ActionRequest {
                 name,
                 spec,
                 step: policy.spec.actions[step].clone(),
                 hold,
-            });
+            })));
         }
         retry
+    }
+
+    /// A policy's failure cleared on a target: its ladder ends, and on a node what the policy
+    /// changed (a cordon, a taint) is reverted, if kube-healer made it.
+    fn recovered(&mut self, target: &Target, policy: String) {
+        let Some(ladder) = self.ladders.remove(&(policy.clone(), target.clone())) else {
+            return;
+        };
+        if ladder.attempts == 0 || !self.is_leader {
+            return;
+        }
+        if let Target::Node(node) = target {
+            tracing::info!(%policy, node = %node, "failure cleared: reverting what the policy changed");
+            if let Some(tx) = &self.action_tx {
+                let _ = tx.send(Work::Revert {
+                    policy,
+                    node: node.to_string(),
+                });
+            }
+        }
     }
 
     /// Safety checks on fresh state right before acting: the opt-out annotation, and whether the
@@ -716,22 +736,29 @@ impl Engine {
         }
     }
 
-    /// (NotReady or unreachable nodes, all nodes).
-    fn unhealthy_nodes(&self) -> (usize, usize) {
-        let down = self
-            .tracked
-            .iter()
-            .filter(|(t, f)| {
-                matches!(t, Target::Node(_))
-                    && f.iter().any(|f| {
+    /// (NotReady or unreachable nodes, nodes) among those the policy selects.
+    fn unhealthy_nodes(&self, policy: &str) -> (usize, usize) {
+        let Some(compiled) = self.policies.get(policy) else {
+            return (0, 0);
+        };
+        let mut selected = 0;
+        let mut down = 0;
+        for node in self.stores.nodes().filter(|n| compiled.selects_node(n)) {
+            selected += 1;
+            let unhealthy = self
+                .tracked
+                .get(&Target::Node(node.name.clone()))
+                .is_some_and(|f| {
+                    f.iter().any(|f| {
                         matches!(
                             f.class,
                             FailureClass::NodeNotReady | FailureClass::NodeUnreachable
                         )
                     })
-            })
-            .count();
-        (down, ClusterView::node_count(&self.stores))
+                });
+            down += usize::from(unhealthy);
+        }
+        (down, selected)
     }
 
     /// Writes policy statuses through `tx` (the leader's duty).
@@ -866,7 +893,7 @@ impl Engine {
             self.tracked.insert(target.clone(), current);
         }
         self.update_correlation(target, &findings);
-        let (policy_next, due_now) = self.policies.evaluate(
+        let evaluation = self.policies.evaluate(
             target,
             &findings,
             &self.stores,
@@ -874,9 +901,13 @@ impl Engine {
             now,
             self.is_leader,
         );
-        if let Some(due) = policy_next {
+        if let Some(due) = evaluation.next {
             next_change = Some(next_change.map_or(due, |n| n.min(due)));
         }
+        for policy in evaluation.cleared {
+            self.recovered(target, policy);
+        }
+        let due_now = evaluation.due_now;
         for due in due_now {
             if let Some(at) = self.decide(target, due, now) {
                 next_change = Some(next_change.map_or(at, |n| n.min(at)));

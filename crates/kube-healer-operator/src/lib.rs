@@ -6,6 +6,7 @@ pub mod engine;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod node_actions;
 pub mod policies;
 pub mod status;
 pub mod store;

@@ -22,6 +22,17 @@ pub struct Match {
     pub due_reported: bool,
 }
 
+/// What evaluating the policies on one target found.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    /// The earliest due time still ahead.
+    pub next: Option<Secs>,
+    /// Conditions due now (leader only).
+    pub due_now: Vec<DueMatch>,
+    /// Policies that matched the target before and no longer do: its failure cleared.
+    pub cleared: Vec<String>,
+}
+
 /// A policy condition due now on a target.
 #[derive(Clone, Debug)]
 pub struct DueMatch {
@@ -36,6 +47,8 @@ pub const SUPPORTED_ACTIONS: &[ActionKind] = &[
     ActionKind::Evict,
     ActionKind::Delete,
     ActionKind::ForceDelete,
+    ActionKind::Cordon,
+    ActionKind::Taint,
 ];
 
 #[derive(Default)]
@@ -61,7 +74,7 @@ impl PolicySet {
             return Err(PolicyError {
                 field: format!("spec.actions[{i}].action"),
                 problem: format!(
-                    "{} is not carried out by this version of kube-healer (it carries out Event, Evict, Delete and ForceDelete)",
+                    "{} is not carried out by this version of kube-healer (it carries out Event, Evict, Delete, ForceDelete, Cordon and Taint)",
                     step.action
                 ),
             });
@@ -130,7 +143,7 @@ impl PolicySet {
         metrics: &Metrics,
         now: Secs,
         leader: bool,
-    ) -> (Option<Secs>, Vec<DueMatch>) {
+    ) -> Evaluation {
         let view = match target {
             Target::Pod(ns, name) => {
                 let key = crate::store::PodKey {
@@ -143,7 +156,7 @@ impl PolicySet {
         };
         let Some(view) = view else {
             self.matches.remove(target);
-            return (None, Vec::new());
+            return Evaluation::default();
         };
         let mut due_now = Vec::new();
         let previous = self.matches.remove(target).unwrap_or_default();
@@ -193,10 +206,20 @@ impl PolicySet {
                 current.push(m);
             }
         }
+        let mut cleared: Vec<String> = previous
+            .iter()
+            .filter(|p| !current.iter().any(|c| c.policy == p.policy))
+            .map(|p| p.policy.clone())
+            .collect();
+        cleared.dedup();
         if !current.is_empty() {
             self.matches.insert(target.clone(), current);
         }
-        (next, due_now)
+        Evaluation {
+            next,
+            due_now,
+            cleared,
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&CompiledPolicy> {

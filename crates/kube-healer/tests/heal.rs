@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use kube_healer_api::HealingAction;
 use kube_healer_api::record::ActionPhase;
@@ -34,6 +35,10 @@ fn main() -> std::process::ExitCode {
                 restart,
             ),
             test("operator_wide_dry_run_and_pause_hold_every_action", switches),
+            test(
+                "a_failing_node_is_cordoned_then_tainted_and_reverted_on_recovery",
+                cordon_taint_and_revert,
+            ),
         ],
     )
 }
@@ -308,5 +313,94 @@ async fn switches(ctx: Ctx) -> anyhow::Result<()> {
             "{switch}: the pod was deleted"
         );
     }
+    Ok(())
+}
+
+async fn cordon_taint_and_revert(ctx: Ctx) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Patch, PatchParams};
+    let selector = format!("kube-healer.test/owner={}", ctx.id);
+    let op = Operator::start(&ctx.cluster, "nodes", &["--policy-selector", &selector]).await?;
+    let policy = ctx.name("deadlock");
+    create_policy(&ctx, &policy, json!({"target": {"kind": "Node", "selector": {"matchLabels": {"kube-healer.test/owner": ctx.id}}},
+        "conditions": [{"class": "NodeCondition", "conditionType": "KernelDeadlock", "for": "1s"}],
+        "actions": [{"action": "Cordon", "escalateAfter": "2s"}, {"action": "Taint", "taint": {"key": "kube-healer/unhealthy", "effect": "NoSchedule"}}],
+        "safety": {"cooldown": "1s", "maxUnhealthy": "100%"}})).await?;
+    let nodes_api: Api<Node> = Api::all(ctx.client.clone());
+    let condition = |status: &str| {
+        json!({"status": {"conditions": [
+        {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"},
+        {"type": "KernelDeadlock", "status": status, "reason": "DockerHung", "message": "kernel: INFO: task docker:20744 blocked for more than 120 seconds.",
+         "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string()}]}})
+    };
+    // Ours, and one a person cordoned before the failure: it must stay cordoned after recovery.
+    let (ours, theirs) = (ctx.name("kd"), ctx.name("manual"));
+    for name in [&ours, &theirs] {
+        let node: Node = serde_json::from_value(
+            json!({"metadata": {"name": name, "labels": {"kube-healer.test/owner": ctx.id}},
+            "spec": {"unschedulable": name == &theirs}}),
+        )?;
+        nodes_api.create(&PostParams::default(), &node).await?;
+        nodes_api
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(condition("True")))
+            .await?;
+    }
+    let has_taint = |n: &Node| {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|t| t.iter().any(|t| t.key == "kube-healer/unhealthy"))
+    };
+    let cordoned = |n: &Node| n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+    let tainted = wait::until("our node cordoned, then tainted", HEAL, || async {
+        let n = nodes_api.get(&ours).await?;
+        Ok((cordoned(&n) && has_taint(&n)).then_some(()))
+    })
+    .await;
+    if let Err(e) = tainted {
+        anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30));
+    }
+    let n = nodes_api.get(&ours).await?;
+    ensure!(
+        n.annotations().get(kube_healer_api::CORDONED_BY_ANNOTATION) == Some(&policy),
+        "{:?}",
+        n.annotations()
+    );
+    let manual = nodes_api.get(&theirs).await?;
+    ensure!(
+        manual
+            .annotations()
+            .get(kube_healer_api::CORDONED_BY_ANNOTATION)
+            .is_none(),
+        "kube-healer claimed a cordon it did not make"
+    );
+
+    // Recovery: the condition clears; kube-healer reverts what it did, and only that.
+    for name in [&ours, &theirs] {
+        nodes_api
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(condition("False")))
+            .await?;
+    }
+    wait::until("our node uncordoned and untainted", HEAL, || async {
+        let n = nodes_api.get(&ours).await?;
+        Ok((!cordoned(&n) && !has_taint(&n)).then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ensure!(
+        cordoned(&nodes_api.get(&theirs).await?),
+        "a node cordoned by a person was uncordoned"
+    );
+    let recs = records(&ctx, &policy, 3).await?;
+    let mut ours_actions: Vec<String> = recs
+        .iter()
+        .filter(|r| r.spec.target.name == ours)
+        .map(|r| r.spec.action.to_string())
+        .collect();
+    ours_actions.sort();
+    ensure!(
+        ours_actions == ["Cordon", "Taint"],
+        "the ladder on our node: {ours_actions:?}"
+    );
     Ok(())
 }

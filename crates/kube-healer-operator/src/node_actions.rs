@@ -1,0 +1,177 @@
+//! Cordon and Taint, and their revert. kube-healer marks what it changed with annotations naming
+//! the policy, and reverts only that: a node cordoned by a person stays cordoned.
+
+use k8s_openapi::api::core::v1::Node;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube_healer_api::action::TaintParams;
+use kube_healer_api::record::ActionPhase;
+use kube_healer_api::{CORDONED_BY_ANNOTATION, HealingActionSpec, TAINTED_BY_ANNOTATION, reasons};
+use serde_json::json;
+
+type Outcome = (ActionPhase, &'static str, String, i32);
+
+fn failed(e: kube::Error) -> Outcome {
+    match e {
+        kube::Error::Api(s) if s.code == 404 => (
+            ActionPhase::Failed,
+            reasons::TARGET_GONE,
+            "the node is gone".into(),
+            1,
+        ),
+        e => (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), 1),
+    }
+}
+
+/// Patches a node read just before, with its resourceVersion: a concurrent change makes the
+/// API server answer 409 and the change is tried again on the fresh node (at most 5 times).
+async fn update_node<F>(
+    client: &Client,
+    name: &str,
+    uid: Option<&str>,
+    change: F,
+) -> Result<Option<String>, kube::Error>
+where
+    F: Fn(&Node) -> Option<(serde_json::Value, String)>,
+{
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let node = nodes.get(name).await?;
+        if uid.is_some_and(|u| node.metadata.uid.as_deref() != Some(u)) {
+            return Err(kube::Error::Api(
+                kube::core::Status::failure("the node was replaced", "NotFound")
+                    .with_code(404)
+                    .boxed(),
+            ));
+        }
+        let Some((mut patch, message)) = change(&node) else {
+            return Ok(None);
+        };
+        patch["metadata"]["resourceVersion"] = json!(node.metadata.resource_version);
+        match nodes
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return Ok(Some(message)),
+            Err(kube::Error::Api(s)) if s.code == 409 && tries < 5 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+pub async fn cordon(client: &Client, spec: &HealingActionSpec) -> Outcome {
+    let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
+        if node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
+            return None; // already cordoned (perhaps by a person): not ours to claim
+        }
+        Some((
+            json!({"spec": {"unschedulable": true}, "metadata": {"annotations": {CORDONED_BY_ANNOTATION: spec.policy}}}),
+            format!("cordoned {}", spec.target.reference),
+        ))
+    })
+    .await;
+    match result {
+        Ok(Some(message)) => (ActionPhase::Succeeded, reasons::COMPLETED, message, 1),
+        Ok(None) => (
+            ActionPhase::Succeeded,
+            reasons::COMPLETED,
+            format!("{} was already cordoned", spec.target.reference),
+            1,
+        ),
+        Err(e) => failed(e),
+    }
+}
+
+pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParams) -> Outcome {
+    let effect = taint.effect.as_str();
+    let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
+        let mut taints = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
+        if taints.iter().any(|t| t.key == taint.key && t.effect == effect) {
+            return None;
+        }
+        taints.push(k8s_openapi::api::core::v1::Taint {
+            key: taint.key.clone(),
+            value: taint.value.clone(),
+            effect: effect.to_string(),
+            time_added: None,
+        });
+        let marker = format!("{}={}:{effect}", spec.policy, taint.key);
+        Some((
+            json!({"spec": {"taints": taints}, "metadata": {"annotations": {TAINTED_BY_ANNOTATION: marker}}}),
+            format!("tainted {} {}:{effect}", spec.target.reference, taint.key),
+        ))
+    })
+    .await;
+    match result {
+        Ok(Some(message)) => (ActionPhase::Succeeded, reasons::COMPLETED, message, 1),
+        Ok(None) => (
+            ActionPhase::Succeeded,
+            reasons::COMPLETED,
+            format!("{} already had the taint", spec.target.reference),
+            1,
+        ),
+        Err(e) => failed(e),
+    }
+}
+
+/// Undoes the policy's cordon and taint on the node, if kube-healer made them for this policy.
+pub async fn revert(client: &Client, recorder: &Recorder, policy: &str, node: &str) {
+    let result = update_node(client, node, None, |n| {
+        let annotations = n.metadata.annotations.clone().unwrap_or_default();
+        let mut patch = json!({"metadata": {"annotations": {}}});
+        let mut undone = Vec::new();
+        if annotations.get(CORDONED_BY_ANNOTATION).map(String::as_str) == Some(policy) {
+            patch["spec"]["unschedulable"] = json!(false);
+            patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION] = serde_json::Value::Null;
+            undone.push("uncordoned".to_string());
+        }
+        if let Some(marker) = annotations.get(TAINTED_BY_ANNOTATION)
+            && let Some((owner, taint)) = marker.split_once('=')
+            && owner == policy
+            && let Some((key, effect)) = taint.rsplit_once(':')
+        {
+            let taints: Vec<_> = n
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| !(t.key == key && t.effect == effect))
+                .collect();
+            patch["spec"]["taints"] = json!(taints);
+            patch["metadata"]["annotations"][TAINTED_BY_ANNOTATION] = serde_json::Value::Null;
+            undone.push(format!("removed the taint {key}:{effect}"));
+        }
+        (!undone.is_empty()).then(|| (patch, undone.join(", ")))
+    })
+    .await;
+    match result {
+        Ok(Some(message)) => {
+            tracing::info!(%policy, node, %message, "reverted");
+            let reference = k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Node".into()),
+                name: Some(node.to_string()),
+                uid: Some(node.to_string()),
+                ..Default::default()
+            };
+            let event = Event {
+                type_: EventType::Normal,
+                reason: "HealingReverted".into(),
+                note: Some(format!("the failure cleared; policy {policy}: {message}")),
+                action: "Revert".into(),
+                secondary: None,
+            };
+            let _ = recorder.publish(&event, &reference).await;
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(%policy, node, error = %e, "reverting failed"),
+    }
+}
