@@ -12,6 +12,15 @@ use serde_json::json;
 
 type Outcome = (ActionPhase, &'static str, String, i32);
 
+/// Succeeded with the change made, or with nothing to change (`unchanged`), or failed.
+fn outcome(result: Result<Option<String>, kube::Error>, unchanged: impl FnOnce() -> String) -> Outcome {
+    match result {
+        Ok(Some(message)) => (ActionPhase::Succeeded, reasons::COMPLETED, message, 1),
+        Ok(None) => (ActionPhase::Succeeded, reasons::COMPLETED, unchanged(), 1),
+        Err(e) => failed(e),
+    }
+}
+
 fn failed(e: kube::Error) -> Outcome {
     match e {
         kube::Error::Api(s) if s.code == 404 => (
@@ -73,16 +82,9 @@ pub async fn cordon(client: &Client, spec: &HealingActionSpec) -> Outcome {
         ))
     })
     .await;
-    match result {
-        Ok(Some(message)) => (ActionPhase::Succeeded, reasons::COMPLETED, message, 1),
-        Ok(None) => (
-            ActionPhase::Succeeded,
-            reasons::COMPLETED,
-            format!("{} was already cordoned", spec.target.reference),
-            1,
-        ),
-        Err(e) => failed(e),
-    }
+    outcome(result, || {
+        format!("{} was already cordoned", spec.target.reference)
+    })
 }
 
 pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParams) -> Outcome {
@@ -109,16 +111,9 @@ pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParam
         ))
     })
     .await;
-    match result {
-        Ok(Some(message)) => (ActionPhase::Succeeded, reasons::COMPLETED, message, 1),
-        Ok(None) => (
-            ActionPhase::Succeeded,
-            reasons::COMPLETED,
-            format!("{} already had the taint", spec.target.reference),
-            1,
-        ),
-        Err(e) => failed(e),
-    }
+    outcome(result, || {
+        format!("{} already had the taint", spec.target.reference)
+    })
 }
 
 /// Undoes the policy's cordon and taint on the node, if kube-healer made them for this policy.
