@@ -43,6 +43,8 @@ pub enum Work {
 #[derive(Clone, Debug)]
 pub struct ActionDone {
     pub policy: String,
+    /// Whether the request counted as in flight (a real action, neither held nor a dry run).
+    pub was_in_flight: bool,
     pub carried_out: bool,
 }
 
@@ -99,8 +101,13 @@ pub async fn executor(
         );
         tokio::spawn(async move {
             let policy = req.spec.policy.clone();
+            let was_in_flight = req.hold.is_none() && !req.spec.dry_run;
             let carried_out = handle(&client, &records, &recorder, &metrics, req).await;
-            let _ = done.send(ActionDone { policy, carried_out });
+            let _ = done.send(ActionDone {
+                policy,
+                was_in_flight,
+                carried_out,
+            });
             drop(permit);
         });
     }

@@ -167,7 +167,7 @@ impl Engine {
                         Some(rx) => rx.recv().await,
                         None => std::future::pending().await,
                     }
-                } => if let Some(done) = done {
+                } => if let Some(done) = done.filter(|d| d.was_in_flight) {
                     let budget = self.budgets.entry(done.policy).or_default();
                     budget.in_flight = budget.in_flight.saturating_sub(1);
                 },
