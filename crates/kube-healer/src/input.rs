@@ -103,17 +103,7 @@ fn documents(text: &str, source_name: &str) -> Result<Vec<Value>, InputError> {
         // JSON: one value, or a stream of values (kubectl get -o json prints one List).
         let mut out = Vec::new();
         for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
-            let value = value.map_err(|e| InputError::Syntax {
-                source_name: source_name.into(),
-                line: e.line(),
-                column: e.column(),
-                problem: e
-                    .to_string()
-                    .split(" at line")
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            })?;
+            let value = value.map_err(|e| syntax(source_name, e.line(), e.column(), &e))?;
             match value {
                 Value::Array(items) => out.extend(items),
                 v => out.push(v),
@@ -125,17 +115,7 @@ fn documents(text: &str, source_name: &str) -> Result<Vec<Value>, InputError> {
     for doc in serde_yaml::Deserializer::from_str(text) {
         let value: serde_yaml::Value = serde::Deserialize::deserialize(doc).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-            InputError::Syntax {
-                source_name: source_name.into(),
-                line,
-                column,
-                problem: e
-                    .to_string()
-                    .split(" at line")
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            }
+            syntax(source_name, line, column, &e)
         })?;
         let document = out.len() + 1;
         let json = serde_json::to_value(value).map_err(|e| InputError::Document {
@@ -146,6 +126,18 @@ fn documents(text: &str, source_name: &str) -> Result<Vec<Value>, InputError> {
         out.push(json);
     }
     Ok(out)
+}
+
+/// A syntax error at a place; the parser's own "at line ..." suffix is dropped (we say it first).
+fn syntax(source_name: &str, line: usize, column: usize, e: &dyn std::fmt::Display) -> InputError {
+    let text = e.to_string();
+    let problem = text.split(" at line").next().unwrap_or_default().to_string();
+    InputError::Syntax {
+        source_name: source_name.into(),
+        line,
+        column,
+        problem,
+    }
 }
 
 fn add(

@@ -2,6 +2,7 @@
 
 mod cmd;
 mod input;
+mod table;
 
 use std::process::ExitCode;
 

@@ -146,34 +146,7 @@ fn print_table(
                 ]
             })
             .collect();
-        let header = ["CLASS", "TARGET", "NODE", "FOR", "EVIDENCE"];
-        let widths: Vec<usize> = (0..4)
-            .map(|i| {
-                rows.iter()
-                    .map(|r| r[i].len())
-                    .chain([header[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |cells: [&str; 5]| {
-            format!(
-                "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
-                cells[0],
-                cells[1],
-                cells[2],
-                cells[3],
-                cells[4],
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2],
-                w3 = widths[3]
-            )
-        };
-        writeln!(out, "{}", line(header))?;
-        for r in &rows {
-            writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]).trim_end())?;
-        }
+        crate::table::write(out, ["CLASS", "TARGET", "NODE", "FOR", "EVIDENCE"], &rows)?;
     }
     for c in correlated {
         writeln!(out, "\nCORRELATED: {}", c.message)?;

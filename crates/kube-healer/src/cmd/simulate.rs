@@ -208,32 +208,7 @@ async fn simulate(policy: HealingPolicy, args: Args) -> anyhow::Result<ExitCode>
             ]
         })
         .collect();
-    let header = ["TARGET", "CLASS", "FAILING FOR", "WOULD"];
-    let widths: Vec<usize> = (0..3)
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].len())
-                .chain([header[c].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: [&str; 4]| {
-        format!(
-            "{:w0$}  {:w1$}  {:w2$}  {}",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        )
-    };
-    writeln!(out, "{}", line(header))?;
-    for r in &rows {
-        writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3]]))?;
-    }
+    crate::table::write(&mut out, ["TARGET", "CLASS", "FAILING FOR", "WOULD"], &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 
