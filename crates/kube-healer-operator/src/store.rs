@@ -132,6 +132,16 @@ impl Stores {
     pub fn upsert_node(&mut self, mut view: NodeView, now: Secs) -> bool {
         self.gone_nodes.remove(&view.name);
         let old = self.nodes.get(&view.name);
+        // A condition reported without lastTransitionTime keeps the time it was first seen in its
+        // status, so that its failure has a stable start (and one episode, not one per update).
+        let mut conditions = view.conditions.to_vec();
+        for c in conditions.iter_mut().filter(|c| c.since.is_none()) {
+            let before = old
+                .and_then(|o| o.condition(&c.type_))
+                .filter(|o| o.status == c.status);
+            c.since = Some(before.and_then(|o| o.since).unwrap_or(now));
+        }
+        view.conditions = conditions.into();
         let is_new = old.is_none();
         let changed = old.is_some_and(|o| o.ready() != view.ready());
         let mut transitions: Vec<Secs> = old.map(|o| o.ready_transitions.to_vec()).unwrap_or_default();

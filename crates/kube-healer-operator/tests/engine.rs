@@ -22,7 +22,7 @@ fn at(secs: Secs) -> String {
 }
 
 /// Each test binary runs tests on threads: one clock per test, chosen by a slot.
-static CLOCKS: [AtomicI64; 5] = [const { AtomicI64::new(T0) }; 5];
+static CLOCKS: [AtomicI64; 6] = [const { AtomicI64::new(T0) }; 6];
 
 fn engine(slot: usize) -> Engine {
     let (tx, _rx) = tokio::sync::watch::channel(Synced::default());
@@ -31,7 +31,8 @@ fn engine(slot: usize) -> Engine {
         1 => || CLOCKS[1].load(Ordering::SeqCst),
         2 => || CLOCKS[2].load(Ordering::SeqCst),
         3 => || CLOCKS[3].load(Ordering::SeqCst),
-        _ => || CLOCKS[4].load(Ordering::SeqCst),
+        4 => || CLOCKS[4].load(Ordering::SeqCst),
+        _ => || CLOCKS[5].load(Ordering::SeqCst),
     };
     Engine::new(Arc::new(Metrics::default()), tx).with_clock(clock)
 }
@@ -161,4 +162,29 @@ fn many_nodes_down_together_is_one_correlated_finding() {
     assert_eq!(e.correlated()[0].members.len(), 3);
     e.apply(node("n0", "True", T0 + 60));
     assert!(e.correlated().is_empty(), "2 of 10 are node faults");
+}
+
+#[test]
+fn a_condition_without_transition_time_keeps_its_first_sight() {
+    let mut e = engine(5);
+    let deadlock = || {
+        let n: Node = serde_json::from_value(
+            json!({"metadata": {"name": "kd", "uid": "kd"}, "status": {"conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": at(T0 - 86400)},
+            {"type": "KernelDeadlock", "status": "True", "reason": "DockerHung"}]}}),
+        )
+        .unwrap();
+        Change::Node(Box::new(Event::Apply(n)))
+    };
+    set_clock(5, T0);
+    e.apply(deadlock());
+    set_clock(5, T0 + 90);
+    e.apply(deadlock());
+    let found = e.tracked(&Target::Node("kd".into()));
+    assert!(
+        found
+            .iter()
+            .any(|(c, since, _)| *c == FailureClass::NodeCondition && *since == T0),
+        "{found:?}"
+    );
 }
