@@ -34,6 +34,17 @@ pub const OPT_OUT_ANNOTATION: &str = "healing.kubehealer.io/opt-out";
 pub const CORDONED_BY_ANNOTATION: &str = "healing.kubehealer.io/cordoned-by";
 pub const TAINTED_BY_ANNOTATION: &str = "healing.kubehealer.io/tainted-by";
 
+/// The taint Reschedule's `avoidNode` puts on the pod's node so that its replacement lands
+/// elsewhere; its value is the Unix time (seconds) after which kube-healer removes it.
+pub const AVOID_TAINT: &str = "healing.kubehealer.io/avoid";
+
+/// On a workload's pod template after RestartOwner: the policy and the time of the restart, so
+/// that several failing pods of one workload restart it once.
+pub const RESTARTED_BY_ANNOTATION: &str = "healing.kubehealer.io/restarted-by";
+
+/// On Jobs created by RunJob: the node the Job runs on.
+pub const NODE_LABEL: &str = "healing.kubehealer.io/node";
+
 /// Labels on HealingActions, for selection.
 pub const POLICY_LABEL: &str = "healing.kubehealer.io/policy";
 pub const TARGET_UID_LABEL: &str = "healing.kubehealer.io/target-uid";

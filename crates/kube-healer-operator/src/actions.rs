@@ -6,17 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
-use kube::api::{Api, DeleteParams, EvictParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube_healer_api::record::{ActionPhase, HealingActionStatus};
 use kube_healer_api::{ActionKind, HealingAction, HealingActionSpec, HealingStep, reasons};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::metrics::Metrics;
-use crate::node_actions;
+use crate::{drain, job, node_actions, pod_actions};
+
+/// What an action came to: phase, reason, message and the number of API calls it made.
+pub type Outcome = (ActionPhase, &'static str, String, i32);
 
 /// A decision to record (and, unless held or dry, to carry out).
 #[derive(Clone, Debug)]
@@ -26,6 +28,10 @@ pub struct ActionRequest {
     pub step: HealingStep,
     /// Held back: the reason and message (recorded as Skipped).
     pub hold: Option<(&'static str, String)>,
+    /// The pod's controller (kind, name), for RestartOwner.
+    pub owner: Option<(kube_healer_core::view::OwnerKind, String)>,
+    /// The policy's cooldown: RestartOwner restarts a workload once within it.
+    pub cooldown: Duration,
 }
 
 /// Work for the executor.
@@ -35,6 +41,10 @@ pub enum Work {
     /// The policy's failure cleared on the node: undo its cordon and taints, if kube-healer made them.
     Revert {
         policy: String,
+        node: String,
+    },
+    /// Reschedule's avoid taint on the node expired: remove it.
+    Unavoid {
         node: String,
     },
 }
@@ -86,6 +96,12 @@ pub async fn executor(
             Work::Revert { policy, node } => {
                 let (client, recorder) = (client.clone(), recorder.clone());
                 tokio::spawn(async move { node_actions::revert(&client, &recorder, &policy, &node).await });
+                continue;
+            }
+            Work::Unavoid { node } => {
+                let client = client.clone();
+                let now = k8s_openapi::jiff::Timestamp::now().as_second();
+                tokio::spawn(async move { node_actions::remove_expired_avoid(&client, &node, now).await });
                 continue;
             }
         };
@@ -201,14 +217,31 @@ async fn handle(
     match create_with_retries(records, &record).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 409 => {
-            tracing::info!(record = %req.name, "decision already recorded: not carried out again");
-            return false;
+            // Recorded before: by this replica before a restart, or by a previous leader. Carried
+            // out (or held) already, unless the record never got past Pending or Running: the
+            // process ended between the record and the call, or during the call. Those are
+            // finished now; every action is safe to repeat (UID preconditions, the node's own
+            // state, deterministic Job names, one restart per workload and cooldown).
+            match records.get(&req.name).await {
+                Ok(existing) if unfinished(&existing) => {
+                    tracing::warn!(record = %req.name, "decision recorded but not finished before a restart: finishing it");
+                }
+                Ok(_) => {
+                    tracing::info!(record = %req.name, "decision already recorded: not carried out again");
+                    return false;
+                }
+                Err(e) => {
+                    tracing::warn!(record = %req.name, error = %e, "reading the earlier record failed: not acting");
+                    return false;
+                }
+            }
         }
         Err(e) => {
             tracing::warn!(record = %req.name, error = %e, "recording the decision failed: not acting");
             return false;
         }
     }
+    failpoint("after-record");
     let target = &req.spec.target;
     let start = now();
     // Held back, or a dry run: recorded as Skipped, nothing changed.
@@ -278,6 +311,28 @@ async fn handle(
     phase == ActionPhase::Succeeded
 }
 
+/// Whether a record was left unfinished (no status, Pending or Running) by a process that ended.
+fn unfinished(record: &HealingAction) -> bool {
+    record
+        .status
+        .as_ref()
+        .is_none_or(|s| matches!(s.phase, ActionPhase::Pending | ActionPhase::Running))
+}
+
+/// Crash tests: `KUBE_HEALER_FAILPOINT=after-record` aborts the process right after a decision is
+/// recorded and before its API call.
+fn failpoint(name: &str) {
+    static FAILPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if FAILPOINT
+        .get_or_init(|| std::env::var("KUBE_HEALER_FAILPOINT").ok())
+        .as_deref()
+        == Some(name)
+    {
+        tracing::error!(failpoint = name, "failpoint reached: aborting");
+        std::process::abort();
+    }
+}
+
 /// Creates the record, retrying transient refusals (429, 5xx, timeouts) with backoff for about
 /// 30 s; a conflict (409) is returned at once: the decision was recorded before.
 async fn create_with_retries(
@@ -298,7 +353,7 @@ async fn create_with_retries(
     }
 }
 
-fn label_value(s: &str) -> String {
+pub fn label_value(s: &str) -> String {
     let v: String = s
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -307,127 +362,47 @@ fn label_value(s: &str) -> String {
     v.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
 }
 
-/// The API call(s) of one action: (phase, reason, message, attempts).
-async fn carry_out(client: &Client, req: &ActionRequest) -> (ActionPhase, &'static str, String, i32) {
-    let target = &req.spec.target;
-    let ns = target.namespace.clone().unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    // Only the very object decided on: a pod recreated under the same name is another pod.
-    let same_pod = Preconditions {
-        uid: Some(target.uid.clone()),
-        resource_version: None,
-    };
-    let gone = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 404 || s.code == 409);
-    match req.spec.action {
-        ActionKind::Evict => {
-            let wait = req
-                .step
-                .evict
-                .as_ref()
-                .and_then(|e| e.pdb_wait)
-                .unwrap_or(kube_healer_api::Duration::from_secs(300));
-            let deadline = tokio::time::Instant::now() + wait.as_std();
-            let params = EvictParams {
-                delete_options: Some(DeleteParams {
-                    preconditions: Some(same_pod),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                match pods.evict(&target.name, &params).await {
-                    Ok(_) => {
-                        return (
-                            ActionPhase::Succeeded,
-                            reasons::COMPLETED,
-                            format!("evicted {}", target.reference),
-                            attempts,
-                        );
-                    }
-                    Err(kube::Error::Api(s)) if s.code == 429 => {
-                        if tokio::time::Instant::now() + Duration::from_secs(5) > deadline {
-                            return (
-                                ActionPhase::Failed,
-                                reasons::PDB_BLOCKED,
-                                format!(
-                                    "a PodDisruptionBudget refused the eviction for {wait}: {}",
-                                    s.message
-                                ),
-                                attempts,
-                            );
-                        }
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                    }
-                    Err(e) if gone(&e) => {
-                        return (
-                            ActionPhase::Failed,
-                            reasons::TARGET_GONE,
-                            format!("{} is gone or was replaced", target.reference),
-                            attempts,
-                        );
-                    }
-                    Err(e) => return (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), attempts),
-                }
-            }
-        }
-        ActionKind::Delete | ActionKind::ForceDelete => {
-            let grace = match req.spec.action {
-                ActionKind::ForceDelete => Some(0),
-                _ => req
-                    .step
-                    .delete
-                    .as_ref()
-                    .and_then(|d| d.grace_period_seconds)
-                    .map(|g| g as u32),
-            };
-            let params = DeleteParams {
-                grace_period_seconds: grace,
-                preconditions: Some(same_pod),
-                ..Default::default()
-            };
-            match pods.delete(&target.name, &params).await {
-                Ok(_) => (
-                    ActionPhase::Succeeded,
-                    reasons::COMPLETED,
-                    format!(
-                        "deleted {}{}",
-                        target.reference,
-                        if grace == Some(0) { " (grace period 0)" } else { "" }
-                    ),
-                    1,
-                ),
-                Err(e) if gone(&e) => (
-                    ActionPhase::Failed,
-                    reasons::TARGET_GONE,
-                    format!("{} is gone or was replaced", target.reference),
-                    1,
-                ),
-                Err(e) => (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), 1),
-            }
-        }
+/// The API call(s) of one action.
+async fn carry_out(client: &Client, req: &ActionRequest) -> Outcome {
+    let spec = &req.spec;
+    let step = &req.step;
+    match spec.action {
         ActionKind::Event => (
             ActionPhase::Succeeded,
             reasons::COMPLETED,
-            format!("recorded: {}", req.spec.evidence.summary),
+            format!("recorded: {}", spec.evidence.summary),
             0,
         ),
-        ActionKind::Cordon => node_actions::cordon(client, &req.spec).await,
-        ActionKind::Taint => match &req.step.taint {
-            Some(taint) => node_actions::taint(client, &req.spec, taint).await,
-            None => (
-                ActionPhase::Failed,
-                reasons::UNSAFE,
-                "Taint without spec.actions[].taint".into(),
-                0,
-            ),
+        ActionKind::Evict => {
+            let wait = step.evict.as_ref().and_then(|e| e.pdb_wait);
+            let wait = wait.map_or(pod_actions::DEFAULT_PDB_WAIT, |w| w.as_std());
+            pod_actions::evict_target(client, spec, wait).await
+        }
+        ActionKind::Delete => {
+            let grace = step.delete.as_ref().and_then(|d| d.grace_period_seconds);
+            pod_actions::delete_target(client, spec, grace.map(|g| g as u32)).await
+        }
+        ActionKind::ForceDelete => pod_actions::delete_target(client, spec, Some(0)).await,
+        ActionKind::Reschedule => pod_actions::reschedule(client, req).await,
+        ActionKind::RestartOwner => pod_actions::restart_owner(client, req, req.cooldown).await,
+        ActionKind::Cordon => node_actions::cordon(client, spec).await,
+        ActionKind::Taint => match &step.taint {
+            Some(taint) => node_actions::taint(client, spec, taint).await,
+            None => missing("taint"),
         },
-        other => (
-            ActionPhase::Failed,
-            reasons::UNSAFE,
-            format!("{other} is not carried out by this version"),
-            0,
-        ),
+        ActionKind::Drain => drain::drain(client, spec, &step.drain.clone().unwrap_or_default()).await,
+        ActionKind::RunJob => match &step.run_job {
+            Some(params) => job::run_job(client, &req.name, spec, params).await,
+            None => missing("runJob"),
+        },
     }
+}
+
+fn missing(field: &str) -> Outcome {
+    (
+        ActionPhase::Failed,
+        reasons::UNSAFE,
+        format!("spec.actions[].{field} is missing"),
+        0,
+    )
 }

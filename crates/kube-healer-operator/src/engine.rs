@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::runtime::watcher::Event as W;
-use kube_healer_api::FailureClass;
-use kube_healer_api::{HealingActionSpec, reasons};
+use kube_healer_api::{ActionKind, FailureClass, HealingActionSpec, reasons};
 use kube_healer_core::classify::node::unstarted_since;
 use kube_healer_core::convert::{event_view, lease_view, node_view, pod_view};
 use kube_healer_core::decide::{Budget, Decision, Facts, Ladder, decide};
 use kube_healer_core::thresholds::{Knobs, default_for};
-use kube_healer_core::view::{Secs, Shared};
+use kube_healer_core::view::{OwnerKind, Secs, Shared};
 use kube_healer_core::{ClusterView, Finding, classify_node, classify_pod};
 use tokio::sync::{mpsc, watch};
 
@@ -90,6 +89,8 @@ pub struct Engine {
     paused: bool,
     /// Holds already recorded: (policy, target, episode, step, reason).
     held: HashSet<(String, Target, Secs, usize, &'static str)>,
+    /// Nodes carrying Reschedule's avoid taint, and when it expires.
+    avoid_until: HashMap<Shared, Secs>,
     status_sent: HashMap<String, PolicyStatus>,
     status_latest: HashMap<String, PolicyStatus>,
     /// Leadership: only the leader decides and acts.
@@ -127,6 +128,7 @@ impl Engine {
             ladders: HashMap::new(),
             budgets: HashMap::new(),
             held: HashSet::new(),
+            avoid_until: HashMap::new(),
             global_dry_run: false,
             paused: false,
             status_sent: HashMap::new(),
@@ -339,6 +341,10 @@ impl Engine {
                     Err(e) => return tracing::warn!(error = %e, "skipping an unreadable node"),
                 };
                 let name = view.name.clone();
+                match crate::node_actions::avoid_expiry(&node) {
+                    Some(until) => self.avoid_until.insert(name.clone(), until),
+                    None => self.avoid_until.remove(&name),
+                };
                 let ready_changed = self.stores.upsert_node(view, now);
                 if let Some(seen) = &mut self.relist_nodes {
                     seen.insert(name.clone());
@@ -564,7 +570,7 @@ impl Engine {
             .policies
             .get(&due.policy)
             .map_or(0, |p| p.conditions[due.condition].for_secs);
-        let (opted_out, unsafe_reason) = self.pre_checks(target, finding);
+        let opted_out = self.opted_out(target);
         let facts = Facts {
             now,
             paused: self.paused,
@@ -587,23 +593,18 @@ impl Engine {
         let budget = self.budgets.entry(due.policy.clone()).or_default();
         budget.recent.retain(|t| *t > now - 86400);
         let mut decision = decide(&policy.spec, finding.due_at(for_secs), &ladder, budget, &facts);
-        if let (
-            Decision::Act {
-                step,
-                action: kube_healer_api::ActionKind::ForceDelete,
-                ..
-            },
-            Some(message),
-        ) = (&decision, unsafe_reason)
+        if let Decision::Act { step, action, .. } = decision
+            && let Some(message) = self.unsafe_for(target, finding, action)
         {
             decision = Decision::Hold {
-                step: *step,
-                action: kube_healer_api::ActionKind::ForceDelete,
+                step,
+                action,
                 reason: reasons::UNSAFE,
                 message,
                 retry_at: None,
             };
         }
+        let budget = self.budgets.entry(due.policy.clone()).or_default();
         let (step, action, hold, dry_run, retry) = match decision {
             Decision::Wait { until } => return Some(until),
             Decision::Act {
@@ -641,6 +642,18 @@ impl Engine {
         };
         let attempt = ladder.attempts;
         self.ladders.insert(key, ladder);
+        let owner = match target {
+            Target::Pod(ns, name) => self
+                .stores
+                .pod_at(ns, name)
+                .and_then(|p| p.owner_name.as_ref().map(|n| (p.owner, n.to_string()))),
+            Target::Node(_) => None,
+        };
+        let cooldown = policy
+            .spec
+            .safety
+            .cooldown
+            .unwrap_or(kube_healer_api::policy::Safety::DEFAULT_COOLDOWN);
         let name = record_name(
             &due.policy,
             &finding.subject.uid,
@@ -671,6 +684,8 @@ impl Engine {
                 spec,
                 step: policy.spec.actions[step].clone(),
                 hold,
+                owner,
+                cooldown: cooldown.as_std(),
             })));
         }
         retry
@@ -696,43 +711,55 @@ impl Engine {
         }
     }
 
-    /// Safety checks on fresh state right before acting: the opt-out annotation, and whether the
-    /// action is safe for this target (ForceDelete only past the deletionTimestamp; a StatefulSet
-    /// pod only when its node is confirmed gone).
-    fn pre_checks(&self, target: &Target, finding: &Finding) -> (bool, Option<String>) {
+    /// Whether the target carries the opt-out annotation (fresh state, right before acting).
+    fn opted_out(&self, target: &Target) -> bool {
         match target {
-            Target::Pod(ns, name) => {
-                let Some(pod) = self.stores.pod_at(ns, name) else {
-                    return (false, None);
-                };
-                // Only consulted when the decided action is ForceDelete.
-                let mut unsafe_reason = None;
-                {
-                    let now = (self.clock)();
-                    if pod.deletion().is_none_or(|d| d > now) {
-                        unsafe_reason = Some(format!(
-                            "{} is not past its deletionTimestamp: ForceDelete waits for it",
+            Target::Pod(ns, name) => self.stores.pod_at(ns, name).is_some_and(|p| p.opted_out),
+            Target::Node(name) => self.stores.node_view(name).is_some_and(|n| n.opted_out),
+        }
+    }
+
+    /// Why the decided action is unsafe for this target now, if it is: ForceDelete only past the
+    /// deletionTimestamp, and a StatefulSet pod only when its node is confirmed gone; Reschedule
+    /// only a pod its controller recreates elsewhere; RestartOwner only a workload's pod.
+    fn unsafe_for(&self, target: &Target, finding: &Finding, action: ActionKind) -> Option<String> {
+        let Target::Pod(ns, name) = target else {
+            return None;
+        };
+        let pod = self.stores.pod_at(ns, name)?;
+        match action {
+            ActionKind::ForceDelete => {
+                let now = (self.clock)();
+                if pod.deletion().is_none_or(|d| d > now) {
+                    return Some(format!(
+                        "{} is not past its deletionTimestamp: ForceDelete waits for it",
+                        finding.subject
+                    ));
+                }
+                if pod.owner == OwnerKind::StatefulSet {
+                    let node_gone = match pod.node.as_deref() {
+                        None => true,
+                        Some(n) => self
+                            .stores
+                            .node_view(n)
+                            .is_none_or(|v| v.has_taint("node.kubernetes.io/out-of-service")),
+                    };
+                    if !node_gone {
+                        return Some(format!(
+                            "{} belongs to a StatefulSet and its node is not confirmed gone (deleted, or tainted node.kubernetes.io/out-of-service)",
                             finding.subject
                         ));
-                    } else if pod.owner == kube_healer_core::view::OwnerKind::StatefulSet {
-                        let node_gone = match pod.node.as_deref() {
-                            None => true,
-                            Some(n) => self
-                                .stores
-                                .node_view(n)
-                                .is_none_or(|v| v.has_taint("node.kubernetes.io/out-of-service")),
-                        };
-                        if !node_gone {
-                            unsafe_reason = Some(format!(
-                                "{} belongs to a StatefulSet and its node is not confirmed gone (deleted, or tainted node.kubernetes.io/out-of-service)",
-                                finding.subject
-                            ));
-                        }
                     }
                 }
-                (pod.opted_out, unsafe_reason)
+                None
             }
-            Target::Node(name) => (self.stores.node_view(name).is_some_and(|n| n.opted_out), None),
+            ActionKind::Reschedule => crate::pod_actions::rescheduled_by_controller(pod.owner)
+                .err()
+                .map(|why| format!("{}: {why}", finding.subject)),
+            ActionKind::RestartOwner => crate::pod_actions::restartable_owner(pod.owner)
+                .err()
+                .map(|why| format!("{}: {why}", finding.subject)),
+            _ => None,
         }
     }
 
@@ -840,6 +867,19 @@ impl Engine {
                     return self.clear(target);
                 };
                 classify_node(node, &self.stores, &self.knobs, now, &mut findings);
+                if let Some(&until) = self.avoid_until.get(name) {
+                    if until > now {
+                        next_change = Some(until);
+                    } else if self.is_leader
+                        && let Some(tx) = &self.action_tx
+                    {
+                        // Sent once; the node's next update brings the taint back here if it stayed.
+                        self.avoid_until.remove(name);
+                        let _ = tx.send(Work::Unavoid {
+                            node: name.to_string(),
+                        });
+                    }
+                }
                 if let Some(renewed) = self.stores.lease_renewed(name) {
                     let late_at = renewed + self.knobs.heartbeat_lease_age;
                     if late_at > now {

@@ -2,11 +2,14 @@
 //! Decisions are the core's; this crate only feeds it and carries out what it says.
 
 pub mod actions;
+pub mod drain;
 pub mod engine;
 pub mod http;
+pub mod job;
 pub mod leader;
 pub mod metrics;
 pub mod node_actions;
+pub mod pod_actions;
 pub mod policies;
 pub mod status;
 pub mod store;

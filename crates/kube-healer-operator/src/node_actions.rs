@@ -7,10 +7,12 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube_healer_api::action::TaintParams;
 use kube_healer_api::record::ActionPhase;
-use kube_healer_api::{CORDONED_BY_ANNOTATION, HealingActionSpec, TAINTED_BY_ANNOTATION, reasons};
+use kube_healer_api::{
+    AVOID_TAINT, CORDONED_BY_ANNOTATION, HealingActionSpec, TAINTED_BY_ANNOTATION, reasons,
+};
 use serde_json::json;
 
-type Outcome = (ActionPhase, &'static str, String, i32);
+use crate::actions::Outcome;
 
 /// Succeeded with the change made, or with nothing to change (`unchanged`), or failed.
 fn outcome(result: Result<Option<String>, kube::Error>, unchanged: impl FnOnce() -> String) -> Outcome {
@@ -168,5 +170,67 @@ pub async fn revert(client: &Client, recorder: &Recorder, policy: &str, node: &s
         }
         Ok(None) => {}
         Err(e) => tracing::warn!(%policy, node, error = %e, "reverting failed"),
+    }
+}
+
+/// Puts (or extends) the avoid taint on a node: NoSchedule until the Unix time `until`.
+pub async fn avoid(client: &Client, node: &str, until: i64) -> Result<(), kube::Error> {
+    update_node(client, node, None, |n| {
+        let mut taints = n.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+        if let Some(t) = taints.iter_mut().find(|t| t.key == AVOID_TAINT) {
+            if t.value
+                .as_deref()
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|v| v >= until)
+            {
+                return None;
+            }
+            t.value = Some(until.to_string());
+        } else {
+            taints.push(k8s_openapi::api::core::v1::Taint {
+                key: AVOID_TAINT.into(),
+                value: Some(until.to_string()),
+                effect: "NoSchedule".into(),
+                time_added: None,
+            });
+        }
+        Some((json!({"spec": {"taints": taints}}), String::new()))
+    })
+    .await
+    .map(|_| ())
+}
+
+/// When the node's avoid taint expires (Unix seconds), if it has one.
+pub fn avoid_expiry(node: &Node) -> Option<i64> {
+    node.spec
+        .as_ref()?
+        .taints
+        .as_ref()?
+        .iter()
+        .find(|t| t.key == AVOID_TAINT)
+        .map(|t| t.value.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Removes the node's avoid taint if it expired by `now`.
+pub async fn remove_expired_avoid(client: &Client, node: &str, now: i64) {
+    let result = update_node(client, node, None, |n| {
+        if avoid_expiry(n).is_none_or(|until| until > now) {
+            return None;
+        }
+        let taints: Vec<_> = n
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| t.key != AVOID_TAINT)
+            .collect();
+        Some((json!({"spec": {"taints": taints}}), String::new()))
+    })
+    .await;
+    match result {
+        Ok(Some(_)) => tracing::info!(node, "the avoid taint expired: removed"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(node, error = %e, "removing the expired avoid taint failed"),
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use kube_healer_api::{ActionKind, HealingPolicy, TargetKind};
+use kube_healer_api::{HealingPolicy, TargetKind};
 use kube_healer_core::Finding;
 use kube_healer_core::policy::{CompiledPolicy, PolicyError, Target as PolicyTarget};
 use kube_healer_core::view::{Labels, Secs, Shared};
@@ -41,16 +41,6 @@ pub struct DueMatch {
     pub finding: Finding,
 }
 
-/// The actions this version carries out.
-pub const SUPPORTED_ACTIONS: &[ActionKind] = &[
-    ActionKind::Event,
-    ActionKind::Evict,
-    ActionKind::Delete,
-    ActionKind::ForceDelete,
-    ActionKind::Cordon,
-    ActionKind::Taint,
-];
-
 #[derive(Default)]
 pub struct PolicySet {
     policies: BTreeMap<String, CompiledPolicy>,
@@ -63,22 +53,6 @@ impl PolicySet {
     /// the target kind and whether the spec changed (a new generation).
     pub fn upsert(&mut self, policy: &HealingPolicy) -> Result<(TargetKind, bool), PolicyError> {
         let name = policy.metadata.name.clone().unwrap_or_default();
-        if let Some((i, step)) = policy
-            .spec
-            .actions
-            .iter()
-            .enumerate()
-            .find(|(_, s)| !SUPPORTED_ACTIONS.contains(&s.action))
-        {
-            self.policies.remove(&name);
-            return Err(PolicyError {
-                field: format!("spec.actions[{i}].action"),
-                problem: format!(
-                    "{} is not carried out by this version of kube-healer (it carries out Event, Evict, Delete, ForceDelete, Cordon and Taint)",
-                    step.action
-                ),
-            });
-        }
         match CompiledPolicy::compile(policy) {
             Ok(compiled) => {
                 let kind = compiled.kind;

@@ -25,10 +25,23 @@ impl ManagedProcess {
         log: PathBuf,
         reaper: &mut Reaper,
     ) -> Result<Self> {
+        Self::spawn_with_env(name, program, args, &[], log, reaper)
+    }
+
+    /// Like [`ManagedProcess::spawn`], with extra environment variables.
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        log: PathBuf,
+        reaper: &mut Reaper,
+    ) -> Result<Self> {
         let out = File::create(&log).map_err(io(format!("creating {}", log.display())))?;
         let err = out.try_clone().map_err(io("cloning a log handle"))?;
         let child = Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -11,12 +11,11 @@ use std::time::Duration;
 use anyhow::ensure;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario, scenario_pod, wait};
 use serde_json::json;
-use support::Operator;
+use support::{Operator, node_event, now_rfc3339, ready, unmanaged_node};
 
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
@@ -48,11 +47,6 @@ async fn expect(op: &Operator, class: &str, target: &str) -> anyhow::Result<()> 
     )
     .await?;
     Ok(())
-}
-
-fn now_rfc3339(offset_secs: i64) -> String {
-    (k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(offset_secs))
-        .to_string()
 }
 
 async fn pod_classes(ctx: Ctx) -> anyhow::Result<()> {
@@ -166,45 +160,6 @@ async fn pod_classes(ctx: Ctx) -> anyhow::Result<()> {
             "kube_healer_findings for {class} is {value}:\n{metrics}"
         );
     }
-    Ok(())
-}
-
-/// A node no kwok manages: its status is whatever we write, as a kubelet would.
-async fn unmanaged_node(client: &Client, name: &str, conditions: serde_json::Value) -> anyhow::Result<()> {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let node: Node = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-    nodes.create(&PostParams::default(), &node).await?;
-    nodes
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"conditions": conditions}})),
-        )
-        .await?;
-    Ok(())
-}
-
-fn ready(status: &str, message: &str) -> serde_json::Value {
-    json!({"type": "Ready", "status": status, "reason": "KubeletNotReady", "message": message,
-        "lastTransitionTime": now_rfc3339(-60), "lastHeartbeatTime": now_rfc3339(0)})
-}
-
-async fn node_event(
-    client: &Client,
-    node: &str,
-    reason: &str,
-    message: &str,
-    count: i32,
-) -> anyhow::Result<()> {
-    let events: Api<Event> = Api::namespaced(client.clone(), "default");
-    let event: Event = serde_json::from_value(json!({
-        "metadata": {"generateName": format!("{node}.")},
-        "involvedObject": {"kind": "Node", "name": node, "uid": node},
-        "reason": reason, "message": message, "count": count, "type": "Warning",
-        "firstTimestamp": now_rfc3339(-120), "lastTimestamp": now_rfc3339(0),
-        "source": {"component": "kubelet", "host": node},
-    }))?;
-    events.create(&PostParams::default(), &event).await?;
     Ok(())
 }
 

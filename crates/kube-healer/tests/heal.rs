@@ -10,12 +10,11 @@ use anyhow::{Context, ensure};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
-use kube_healer_api::HealingAction;
 use kube_healer_api::record::ActionPhase;
 use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario, scenario_pod, wait};
 use serde_json::json;
-use support::Operator;
+use support::{HEAL, Operator, create_policy, phase_reason, records};
 
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
@@ -41,45 +40,6 @@ fn main() -> std::process::ExitCode {
             ),
         ],
     )
-}
-
-const HEAL: Duration = Duration::from_secs(60);
-
-async fn create_policy(ctx: &Ctx, name: &str, spec: serde_json::Value) -> anyhow::Result<()> {
-    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
-        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
-        "metadata": {"name": name, "labels": {"kube-healer.test/owner": ctx.id}}, "spec": spec,
-    }))?;
-    Api::<kube_healer_api::HealingPolicy>::all(ctx.client.clone())
-        .create(&PostParams::default(), &policy)
-        .await?;
-    Ok(())
-}
-
-/// The records of a policy, once `count` of them have reached a final phase.
-async fn records(ctx: &Ctx, policy: &str, count: usize) -> anyhow::Result<Vec<HealingAction>> {
-    let api: Api<HealingAction> = Api::all(ctx.client.clone());
-    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
-    wait::until(&format!("{count} final records of {policy}"), HEAL, || async {
-        let list = match api.list(&lp).await {
-            Ok(l) => l.items,
-            // A CRD just installed answers 429 while its storage initializes.
-            Err(kube::Error::Api(s)) if s.code == 429 => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let done = list
-            .iter()
-            .filter(|r| r.status.as_ref().is_some_and(|s| s.phase.is_final()))
-            .count();
-        Ok((done >= count).then_some(list))
-    })
-    .await
-    .map_err(Into::into)
-}
-
-fn phase_reason(r: &HealingAction) -> (ActionPhase, String) {
-    let s = r.status.as_ref().expect("final records have a status");
-    (s.phase, s.reason.clone().unwrap_or_default())
 }
 
 async fn force_delete(ctx: Ctx) -> anyhow::Result<()> {

@@ -6,8 +6,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use kube_healer_testenv::TestCluster;
+use k8s_openapi::api::core::v1::{Event, Node};
+use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube_healer_api::record::ActionPhase;
+use kube_healer_api::{HealingAction, HealingPolicy};
+use kube_healer_testenv::harness::Ctx;
 use kube_healer_testenv::process::{ManagedProcess, Reaper, free_port};
+use kube_healer_testenv::{TestCluster, wait};
+use serde_json::json;
 
 /// A `kube-healer run` process: killed (by PID) when dropped, or by the reaper if the test dies.
 pub struct Operator {
@@ -19,6 +26,16 @@ pub struct Operator {
 impl Operator {
     /// Installs the CRDs (as the chart does) and starts the operator; returns once it is ready.
     pub async fn start(cluster: &TestCluster, name: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_env(cluster, name, extra, &[]).await
+    }
+
+    /// Like [`Operator::start`], with extra environment variables (failpoints).
+    pub async fn start_with_env(
+        cluster: &TestCluster,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let crds: Vec<_> = kube_healer_api::crds().into_iter().map(|(_, crd)| crd).collect();
         kube_healer_testenv::crds::install(&cluster.client()?, &crds).await?;
         let port = free_port()?;
@@ -32,10 +49,11 @@ impl Operator {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut reaper = Reaper::start()?;
-        let process = ManagedProcess::spawn(
+        let process = ManagedProcess::spawn_with_env(
             name,
             std::path::Path::new(env!("CARGO_BIN_EXE_kube-healer")),
             &args,
+            env,
             log,
             &mut reaper,
         )?;
@@ -142,4 +160,98 @@ fn http_get(url: &str) -> anyhow::Result<(u16, String)> {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// A policy owned by the test (`kube-healer.test/owner` = the test's id), for an operator started
+/// with `--policy-selector kube-healer.test/owner=<id>`.
+pub async fn create_policy(ctx: &Ctx, name: &str, spec: serde_json::Value) -> anyhow::Result<()> {
+    let policy: HealingPolicy = serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+        "metadata": {"name": name, "labels": {"kube-healer.test/owner": ctx.id}}, "spec": spec,
+    }))?;
+    Api::<HealingPolicy>::all(ctx.client.clone())
+        .create(&PostParams::default(), &policy)
+        .await?;
+    Ok(())
+}
+
+/// How long a test waits for a heal.
+pub const HEAL: Duration = Duration::from_secs(60);
+
+/// The records of a policy, once `count` of them have reached a final phase.
+pub async fn records(ctx: &Ctx, policy: &str, count: usize) -> anyhow::Result<Vec<HealingAction>> {
+    let api: Api<HealingAction> = Api::all(ctx.client.clone());
+    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
+    wait::until(&format!("{count} final records of {policy}"), HEAL, || async {
+        let list = match api.list(&lp).await {
+            Ok(l) => l.items,
+            // A CRD just installed answers 429 while its storage initializes.
+            Err(kube::Error::Api(s)) if s.code == 429 => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let done = list
+            .iter()
+            .filter(|r| r.status.as_ref().is_some_and(|s| s.phase.is_final()))
+            .count();
+        Ok((done >= count).then_some(list))
+    })
+    .await
+    .map_err(Into::into)
+}
+
+/// A final record's phase and reason.
+pub fn phase_reason(r: &HealingAction) -> (ActionPhase, String) {
+    let s = r.status.as_ref().expect("final records have a status");
+    (s.phase, s.reason.clone().unwrap_or_default())
+}
+
+/// The time `offset_secs` from now, RFC 3339.
+pub fn now_rfc3339(offset_secs: i64) -> String {
+    (k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(offset_secs))
+        .to_string()
+}
+
+/// A node kwok does not manage, with the given status conditions (a test writes its status).
+pub async fn unmanaged_node(
+    client: &Client,
+    name: &str,
+    conditions: serde_json::Value,
+) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    nodes.create(&PostParams::default(), &node).await?;
+    nodes
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": conditions}})),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A Ready condition as a kubelet writes it.
+pub fn ready(status: &str, message: &str) -> serde_json::Value {
+    json!({"type": "Ready", "status": status, "reason": "KubeletNotReady", "message": message,
+        "lastTransitionTime": now_rfc3339(-60), "lastHeartbeatTime": now_rfc3339(0)})
+}
+
+/// A Warning event on a node, as its kubelet or node-problem-detector would post it.
+pub async fn node_event(
+    client: &Client,
+    node: &str,
+    reason: &str,
+    message: &str,
+    count: i32,
+) -> anyhow::Result<()> {
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let event: Event = serde_json::from_value(json!({
+        "metadata": {"generateName": format!("{node}.")},
+        "involvedObject": {"kind": "Node", "name": node, "uid": node},
+        "reason": reason, "message": message, "count": count, "type": "Warning",
+        "firstTimestamp": now_rfc3339(-120), "lastTimestamp": now_rfc3339(0),
+        "source": {"component": "kubelet", "host": node},
+    }))?;
+    events.create(&PostParams::default(), &event).await?;
+    Ok(())
 }

@@ -1,0 +1,159 @@
+//! Drain: cordon the node, then evict its pods through the Eviction API (PodDisruptionBudgets
+//! apply), skipping DaemonSet pods and static pods' mirrors, like `kubectl drain`. The drain stops
+//! at its timeout and says which pods were left and why; the node stays cordoned either way, and
+//! is uncordoned when the failure clears (only if kube-healer cordoned it).
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use kube_healer_api::action::DrainParams;
+use kube_healer_api::record::ActionPhase;
+use kube_healer_api::{HealingActionSpec, reasons};
+use tokio::time::Instant;
+
+use crate::actions::Outcome;
+use crate::node_actions;
+use crate::pod_actions::{EvictError, evict};
+
+/// A drain's default timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Pods named in a record's message, at most.
+const NAMED: usize = 10;
+
+/// Why a pod on the node is left alone by a drain, if it is.
+fn skipped(pod: &Pod) -> Option<&'static str> {
+    let meta = &pod.metadata;
+    if meta
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
+    {
+        return Some("mirror");
+    }
+    if meta.owner_references.as_ref().is_some_and(|o| {
+        o.iter()
+            .any(|o| o.controller == Some(true) && o.kind == "DaemonSet")
+    }) {
+        return Some("DaemonSet");
+    }
+    if meta.deletion_timestamp.is_some() {
+        return Some("terminating");
+    }
+    None
+}
+
+fn names(pods: &[String]) -> String {
+    let mut s = pods.iter().take(NAMED).cloned().collect::<Vec<_>>().join(", ");
+    if pods.len() > NAMED {
+        s.push_str(&format!(" and {} more", pods.len() - NAMED));
+    }
+    s
+}
+
+pub async fn drain(client: &Client, spec: &HealingActionSpec, params: &DrainParams) -> Outcome {
+    let node = &spec.target.name;
+    let timeout = params.timeout.map_or(DEFAULT_TIMEOUT, |t| t.as_std());
+    let deadline = Instant::now() + timeout;
+    let (phase, reason, cordoned, _) = node_actions::cordon(client, spec).await;
+    if phase != ActionPhase::Succeeded {
+        return (
+            phase,
+            reason,
+            format!("drain stopped before evicting: {cordoned}"),
+            1,
+        );
+    }
+    // One list of the node's pods, by field selector: a drain is rare and bounded by the rate.
+    let all: Api<Pod> = Api::all(client.clone());
+    let on_node = match all
+        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await
+    {
+        Ok(list) => list.items,
+        Err(e) => {
+            return (
+                ActionPhase::Failed,
+                reasons::API_ERROR,
+                format!("listing the pods on {node} failed: {e}; the node stays cordoned"),
+                2,
+            );
+        }
+    };
+    let (mut daemons, mut mirrors, mut terminating) = (0, 0, 0);
+    let mut to_evict = Vec::new();
+    for pod in &on_node {
+        match skipped(pod) {
+            Some("DaemonSet") => daemons += 1,
+            Some("mirror") => mirrors += 1,
+            Some(_) => terminating += 1,
+            None => to_evict.push(pod),
+        }
+    }
+    let grace = params.grace_period_seconds.map(|g| g as u32);
+    let evictions = to_evict.iter().map(|pod| {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        async move {
+            let (result, calls) = evict(&pods, &name, &uid, grace, deadline).await;
+            (format!("{ns}/{name}"), result, calls)
+        }
+    });
+    let results = join_all(evictions).await;
+    let calls: i32 = 2 + results.iter().map(|r| r.2).sum::<i32>();
+    let mut evicted = 0;
+    let (mut blocked, mut failed) = (Vec::new(), Vec::new());
+    for (pod, result, _) in results {
+        match result {
+            Ok(()) | Err(EvictError::Gone) => evicted += 1,
+            Err(EvictError::Blocked(_)) => blocked.push(pod),
+            Err(EvictError::Api(e)) => failed.push(format!("{pod} ({e})")),
+        }
+    }
+    let left_alone =
+        format!("left alone: {daemons} DaemonSet, {mirrors} mirror, {terminating} already terminating");
+    let wait = kube_healer_api::Duration::from_secs(timeout.as_secs());
+    if blocked.is_empty() && failed.is_empty() {
+        (
+            ActionPhase::Succeeded,
+            reasons::COMPLETED,
+            format!(
+                "cordoned {} and evicted {evicted} pods ({left_alone})",
+                spec.target.reference
+            ),
+            calls,
+        )
+    } else if !blocked.is_empty() {
+        (
+            ActionPhase::Failed,
+            reasons::TIMEOUT,
+            format!(
+                "drain stopped after {wait}: evicted {evicted} of {}; a PodDisruptionBudget kept {}{}; the node stays cordoned ({left_alone})",
+                to_evict.len(),
+                names(&blocked),
+                if failed.is_empty() {
+                    String::new()
+                } else {
+                    format!("; failed: {}", names(&failed))
+                },
+            ),
+            calls,
+        )
+    } else {
+        (
+            ActionPhase::Failed,
+            reasons::API_ERROR,
+            format!(
+                "evicted {evicted} of {}; failed: {}; the node stays cordoned ({left_alone})",
+                to_evict.len(),
+                names(&failed)
+            ),
+            calls,
+        )
+    }
+}

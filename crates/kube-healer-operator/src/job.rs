@@ -1,0 +1,155 @@
+//! RunJob: a Job from the policy's pod spec, pinned to the node (nodeName, tolerating its taints),
+//! for node remediations such as dropping caches or restarting a container runtime. The Job's
+//! name derives from the decision, so a restart never creates it twice; its outcome is followed
+//! through a watch on that one Job.
+
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use kube::runtime::wait::await_condition;
+use kube_healer_api::action::RunJobParams;
+use kube_healer_api::record::ActionPhase;
+use kube_healer_api::{HealingActionSpec, NODE_LABEL, POLICY_LABEL, reasons};
+use serde_json::json;
+
+use crate::actions::{Outcome, label_value};
+
+/// A Job's default run time limit, in seconds.
+pub const DEFAULT_DEADLINE_SECONDS: i64 = 600;
+/// How long a finished Job is kept by default, in seconds.
+pub const DEFAULT_TTL_SECONDS: i32 = 3600;
+
+/// The Job's name for a decision: `kube-healer-` and the record name's hash.
+pub fn job_name(record: &str) -> String {
+    let hash = record.rsplit('-').next().unwrap_or(record);
+    format!("kube-healer-{hash}")
+}
+
+/// The Job for a decision.
+pub fn job(record: &str, spec: &HealingActionSpec, params: &RunJobParams) -> Result<Job, String> {
+    let node = &spec.target.name;
+    let mut pod_spec = params.pod_spec.clone();
+    let Some(object) = pod_spec.as_object_mut() else {
+        return Err("runJob.podSpec must be an object (a core/v1 PodSpec)".into());
+    };
+    object.insert("nodeName".into(), json!(node));
+    object.insert("restartPolicy".into(), json!("Never"));
+    // The node is failing: it is likely tainted (unreachable, not-ready, kube-healer's own).
+    let tolerations = object.entry("tolerations").or_insert_with(|| json!([]));
+    match tolerations.as_array_mut() {
+        Some(list) => list.push(json!({"operator": "Exists"})),
+        None => return Err("runJob.podSpec.tolerations must be a list".into()),
+    }
+    let labels = json!({
+        POLICY_LABEL: label_value(&spec.policy),
+        NODE_LABEL: label_value(node),
+        "app.kubernetes.io/managed-by": "kube-healer",
+    });
+    let job = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name(record), "namespace": params.namespace, "labels": labels},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": params.active_deadline_seconds.unwrap_or(DEFAULT_DEADLINE_SECONDS),
+            "ttlSecondsAfterFinished": params.ttl_seconds_after_finished.unwrap_or(DEFAULT_TTL_SECONDS),
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    });
+    serde_json::from_value(job).map_err(|e| format!("runJob.podSpec is not a valid PodSpec: {e}"))
+}
+
+/// The Job's end: Some(true) complete, Some(false) failed, None running.
+fn finished(job: &Job) -> Option<(bool, String)> {
+    let conditions = job.status.as_ref()?.conditions.as_ref()?;
+    conditions
+        .iter()
+        .filter(|c| c.status == "True")
+        .find_map(|c| match c.type_.as_str() {
+            "Complete" => Some((true, String::new())),
+            "Failed" => Some((
+                false,
+                format!(
+                    "{}: {}",
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default()
+                ),
+            )),
+            _ => None,
+        })
+}
+
+pub async fn run_job(
+    client: &Client,
+    record: &str,
+    spec: &HealingActionSpec,
+    params: &RunJobParams,
+) -> Outcome {
+    let job = match job(record, spec, params) {
+        Ok(job) => job,
+        Err(e) => return (ActionPhase::Failed, reasons::UNSAFE, e, 0),
+    };
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let reference = format!("job/{}/{name}", params.namespace);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &params.namespace);
+    match jobs.create(&PostParams::default(), &job).await {
+        Ok(_) => tracing::info!(job = %reference, node = %spec.target.name, "job created"),
+        // Created before a restart: follow it.
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(kube::Error::Api(s)) => {
+            return (
+                ActionPhase::Failed,
+                reasons::API_ERROR,
+                format!("creating {reference} was refused: {}", s.message),
+                1,
+            );
+        }
+        Err(e) => return (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), 1),
+    }
+    let deadline = params.active_deadline_seconds.unwrap_or(DEFAULT_DEADLINE_SECONDS) as u64 + 60;
+    let ended = await_condition(jobs, &name, |job: Option<&Job>| {
+        job.is_none_or(|j| finished(j).is_some())
+    });
+    match tokio::time::timeout(Duration::from_secs(deadline), ended).await {
+        Ok(Ok(Some(job))) => match finished(&job) {
+            Some((true, _)) => (
+                ActionPhase::Succeeded,
+                reasons::COMPLETED,
+                format!("{reference} completed on {}", spec.target.reference),
+                1,
+            ),
+            Some((false, why)) => (
+                ActionPhase::Failed,
+                reasons::API_ERROR,
+                format!("{reference} failed on {}: {why}", spec.target.reference),
+                1,
+            ),
+            None => (
+                ActionPhase::Failed,
+                reasons::INTERRUPTED,
+                format!("{reference} ended without a result"),
+                1,
+            ),
+        },
+        Ok(Ok(None)) => (
+            ActionPhase::Failed,
+            reasons::TARGET_GONE,
+            format!("{reference} was deleted before it finished"),
+            1,
+        ),
+        Ok(Err(e)) => (
+            ActionPhase::Failed,
+            reasons::API_ERROR,
+            format!("following {reference}: {e}"),
+            1,
+        ),
+        Err(_) => (
+            ActionPhase::Failed,
+            reasons::TIMEOUT,
+            format!("{reference} did not finish within {deadline}s"),
+            1,
+        ),
+    }
+}

@@ -1,0 +1,478 @@
+//! The workload and node actions on the real cluster: Reschedule (the pod recreated on another
+//! node), RestartOwner (one rollout restart for several failing pods), Drain (a PodDisruptionBudget
+//! respected, DaemonSet pods left, a clean timeout), RunJob (a Job pinned to a flapping node after
+//! its cordon), and a crash between the record and the API call (finished once after the restart).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, PostParams};
+use kube_healer_api::record::ActionPhase;
+use kube_healer_testenv::harness::{Ctx, test};
+use kube_healer_testenv::nodes::OWNER_LABEL;
+use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
+use serde_json::json;
+use support::{HEAL, Operator, create_policy, node_event, now_rfc3339, phase_reason, records};
+
+fn main() -> std::process::ExitCode {
+    kube_healer_testenv::harness::run(
+        ClusterOptions::default(),
+        vec![
+            test("reschedule_recreates_the_pod_on_another_node", reschedule),
+            test(
+                "restart_owner_restarts_the_deployment_once_for_its_failing_pods",
+                restart_owner,
+            ),
+            test(
+                "drain_respects_the_pdb_skips_daemonsets_and_times_out_cleanly",
+                drain,
+            ),
+            test(
+                "a_flapping_node_is_cordoned_then_gets_a_node_job",
+                flapping_node_job,
+            ),
+            test(
+                "a_crash_between_record_and_call_is_finished_once_after_restart",
+                crash_after_record,
+            ),
+        ],
+    )
+}
+
+fn selector(ctx: &Ctx) -> String {
+    format!("kube-healer.test/owner={}", ctx.id)
+}
+
+const LIMITS: &str = r#"{"maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}}"#;
+
+fn limits() -> serde_json::Value {
+    serde_json::from_str(LIMITS).expect("valid JSON")
+}
+
+/// A Deployment of `replicas` pods like `template` (a scenario pod), kept on the test's nodes.
+fn deployment(ctx: &Ctx, ns: &str, name: &str, replicas: i32, template: Pod) -> anyhow::Result<Deployment> {
+    let mut meta = template.metadata;
+    meta.name = None;
+    meta.namespace = None;
+    meta.labels
+        .get_or_insert_default()
+        .insert("app".into(), name.into());
+    let mut spec = template.spec.context("scenario pods have a spec")?;
+    spec.node_name = None;
+    spec.node_selector = Some(BTreeMap::from([(OWNER_LABEL.to_string(), ctx.id.clone())]));
+    Ok(serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": meta, "spec": spec}},
+    }))?)
+}
+
+async fn running_pods(pods: &Api<Pod>, app: &str) -> Result<Vec<Pod>, kube::Error> {
+    let list = pods
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+        .collect())
+}
+
+fn node_of(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default()
+}
+
+async fn reschedule(ctx: Ctx) -> anyhow::Result<()> {
+    let op = Operator::start(
+        &ctx.cluster,
+        "reschedule",
+        &["--policy-selector", &selector(&ctx)],
+    )
+    .await?;
+    let (a, b) = (ctx.name("a"), ctx.name("b"));
+    nodes::add_owned_nodes(&ctx.client, &[a.clone(), b.clone()], &ctx.id, HEAL).await?;
+    let ns = ctx.namespace("rs").await?;
+    let policy = ctx.name("mount");
+    create_policy(
+        &ctx,
+        &policy,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "EventPattern", "reason": "FailedMount", "for": "1s"}],
+        "actions": [{"action": "Reschedule", "reschedule": {"avoidNode": true}}], "safety": limits()}),
+    )
+    .await?;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let template = scenario_pod(&ns, "web", None, &Scenario::Running);
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment(&ctx, &ns, "web", 1, template)?,
+        )
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let first = wait::until("the web pod running", HEAL, || async {
+        Ok(running_pods(&pods, "web").await?.into_iter().next())
+    })
+    .await?;
+    let (name, bad_node) = (first.name_any(), node_of(&first));
+    // The kubelet cannot mount its volume on this node.
+    let events: Api<Event> = Api::namespaced(ctx.client.clone(), &ns);
+    let event: Event = serde_json::from_value(json!({
+        "metadata": {"generateName": format!("{name}.")},
+        "involvedObject": {"kind": "Pod", "namespace": ns, "name": name, "uid": first.uid()},
+        "reason": "FailedMount", "type": "Warning", "count": 1,
+        "message": "MountVolume.SetUp failed for volume \"data\" : mount failed: exit status 32",
+        "firstTimestamp": now_rfc3339(0), "lastTimestamp": now_rfc3339(0),
+        "source": {"component": "kubelet", "host": bad_node},
+    }))?;
+    events.create(&PostParams::default(), &event).await?;
+
+    let moved = wait::until("the replacement running on the other node", HEAL, || async {
+        let running = running_pods(&pods, "web").await?;
+        let old_left = pods.get_opt(&name).await?.is_some();
+        Ok(running
+            .into_iter()
+            .find(|p| !old_left && p.name_any() != name && node_of(p) != bad_node))
+    })
+    .await;
+    if let Err(e) = moved {
+        anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30));
+    }
+    let recs = records(&ctx, &policy, 1).await?;
+    ensure!(recs.len() == 1, "{recs:#?}");
+    let status = recs[0].status.as_ref().context("status")?;
+    ensure!(
+        phase_reason(&recs[0]) == (ActionPhase::Succeeded, "Completed".into()),
+        "{status:?}"
+    );
+    let message = status.message.clone().unwrap_or_default();
+    ensure!(
+        message.contains("evicted") && message.contains(&format!("node {bad_node} avoided")),
+        "{message}"
+    );
+    // The avoid taint: NoSchedule, with its expiry as the value.
+    let node = Api::<Node>::all(ctx.client.clone()).get(&bad_node).await?;
+    let taint = node
+        .spec
+        .and_then(|s| s.taints)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|t| t.key == kube_healer_api::AVOID_TAINT)
+        .context("the avoid taint on the node")?;
+    let until: i64 = taint.value.as_deref().unwrap_or_default().parse()?;
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    ensure!(
+        taint.effect == "NoSchedule" && until > now + 500 && until <= now + 600,
+        "{taint:?}"
+    );
+    Ok(())
+}
+
+async fn restart_owner(ctx: Ctx) -> anyhow::Result<()> {
+    let _op = Operator::start(&ctx.cluster, "restart", &["--policy-selector", &selector(&ctx)]).await?;
+    nodes::add_owned_nodes(&ctx.client, &[ctx.name("n")], &ctx.id, HEAL).await?;
+    let ns = ctx.namespace("ro").await?;
+    let policy = ctx.name("crashing");
+    create_policy(
+        &ctx,
+        &policy,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "CrashLoop", "for": "1s"}],
+        "actions": [{"action": "RestartOwner"}],
+        "safety": {"maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}, "cooldown": "10m"}}),
+    )
+    .await?;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let template = scenario_pod(&ns, "api", None, &Scenario::crash_loop(7));
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment(&ctx, &ns, "api", 2, template)?,
+        )
+        .await?;
+    // Both pods crash: two decisions, one restart.
+    let recs = records(&ctx, &policy, 2).await?;
+    let messages: Vec<String> = recs
+        .iter()
+        .map(|r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.message.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    ensure!(
+        recs.iter()
+            .all(|r| phase_reason(r) == (ActionPhase::Succeeded, "Completed".into())),
+        "{messages:?}"
+    );
+    let restarted = format!("restarted deployment/{ns}/api");
+    ensure!(
+        messages.iter().filter(|m| m.starts_with(&restarted)).count() == 1,
+        "{messages:?}"
+    );
+    ensure!(
+        messages.iter().any(|m| m.contains("already restarted")),
+        "{messages:?}"
+    );
+    let d = deployments.get("api").await?;
+    let annotations = d
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.annotations)
+        .unwrap_or_default();
+    ensure!(
+        annotations.contains_key("kubectl.kubernetes.io/restartedAt")
+            && annotations
+                .get(kube_healer_api::RESTARTED_BY_ANNOTATION)
+                .is_some_and(|v| v.starts_with(&format!("{policy}@"))),
+        "{annotations:?}"
+    );
+    Ok(())
+}
+
+async fn drain(ctx: Ctx) -> anyhow::Result<()> {
+    let op = Operator::start(&ctx.cluster, "drain", &["--policy-selector", &selector(&ctx)]).await?;
+    let node = ctx.name("oom");
+    nodes::add_owned_nodes(&ctx.client, std::slice::from_ref(&node), &ctx.id, HEAL).await?;
+    let ns = ctx.namespace("dn").await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let free = scenario_pod(&ns, "free", Some(&node), &Scenario::Running);
+    let mut guarded = scenario_pod(&ns, "guarded", Some(&node), &Scenario::Running);
+    guarded
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("app".into(), "guarded".into());
+    for pod in [free, guarded] {
+        pods.create(&PostParams::default(), &pod).await?;
+    }
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+        "metadata": {"name": "guarded", "namespace": ns},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}}}))?;
+    Api::<PodDisruptionBudget>::namespaced(ctx.client.clone(), &ns)
+        .create(&PostParams::default(), &pdb)
+        .await?;
+    let mut agent = scenario_pod(&ns, "agent", None, &Scenario::Running);
+    agent.spec.as_mut().context("spec")?.node_selector = Some(BTreeMap::from([(
+        "kubernetes.io/hostname".to_string(),
+        node.clone(),
+    )]));
+    let agent_labels = json!({"app": "agent"});
+    let mut agent_meta = serde_json::to_value(&agent.metadata)?;
+    agent_meta["labels"]["app"] = json!("agent");
+    agent_meta.as_object_mut().context("meta")?.remove("name");
+    agent_meta.as_object_mut().context("meta")?.remove("namespace");
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "agent", "namespace": ns},
+        "spec": {"selector": {"matchLabels": agent_labels}, "template": {"metadata": agent_meta, "spec": agent.spec}}}))?;
+    Api::<DaemonSet>::namespaced(ctx.client.clone(), &ns)
+        .create(&PostParams::default(), &ds)
+        .await?;
+    for name in ["free", "guarded"] {
+        wait::pod_phase(&pods, name, "Running", HEAL).await?;
+    }
+    wait::until("the DaemonSet pod running", HEAL, || async {
+        Ok(running_pods(&pods, "agent").await?.into_iter().next())
+    })
+    .await?;
+
+    let policy = ctx.name("oomdrain");
+    create_policy(
+        &ctx,
+        &policy,
+        json!({"target": {"kind": "Node", "selector": {"matchLabels": {OWNER_LABEL: ctx.id}}},
+        "conditions": [{"class": "SystemOOM", "for": "1s"}],
+        "actions": [{"action": "Drain", "drain": {"timeout": "12s"}}],
+        "safety": {"maxUnhealthy": "100%", "maxConcurrent": 1, "rate": {"actions": 5, "per": "1h"}}}),
+    )
+    .await?;
+    node_event(
+        &ctx.client,
+        &node,
+        "SystemOOM",
+        "System OOM encountered, victim process: java, pid: 18212",
+        3,
+    )
+    .await?;
+
+    let recs = records(&ctx, &policy, 1).await;
+    let recs = match recs {
+        Ok(r) => r,
+        Err(e) => anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30)),
+    };
+    let status = recs[0].status.clone().context("status")?;
+    let message = status.message.unwrap_or_default();
+    ensure!(
+        phase_reason(&recs[0]) == (ActionPhase::Failed, "Timeout".into()),
+        "{message}"
+    );
+    ensure!(
+        message.contains(&format!("{ns}/guarded"))
+            && message.contains("evicted 1 of 2")
+            && message.contains("1 DaemonSet")
+            && message.contains("stays cordoned"),
+        "{message}"
+    );
+    let n = Api::<Node>::all(ctx.client.clone()).get(&node).await?;
+    ensure!(
+        n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)
+            && n.annotations().get(kube_healer_api::CORDONED_BY_ANNOTATION) == Some(&policy),
+        "the node is not cordoned by the policy: {:?}",
+        n.spec
+    );
+    let free_left = pods.get_opt("free").await?;
+    ensure!(
+        free_left.is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
+        "the unprotected pod was not evicted"
+    );
+    let guarded = pods.get("guarded").await?;
+    ensure!(
+        guarded.metadata.deletion_timestamp.is_none(),
+        "the PDB-protected pod was evicted"
+    );
+    ensure!(
+        !running_pods(&pods, "agent").await?.is_empty(),
+        "the DaemonSet pod was evicted"
+    );
+    Ok(())
+}
+
+async fn flapping_node_job(ctx: Ctx) -> anyhow::Result<()> {
+    let op = Operator::start(&ctx.cluster, "job", &["--policy-selector", &selector(&ctx)]).await?;
+    let node = ctx.name("flap");
+    nodes::add_owned_nodes(&ctx.client, std::slice::from_ref(&node), &ctx.id, HEAL).await?;
+    let ns = ctx.namespace("job").await?;
+    let policy = ctx.name("nightly");
+    create_policy(&ctx, &policy, json!({"target": {"kind": "Node", "selector": {"matchLabels": {OWNER_LABEL: ctx.id}}},
+        "conditions": [{"class": "NodeFlapping", "for": "1s"}],
+        "actions": [{"action": "Cordon", "escalateAfter": "1s"},
+            {"action": "RunJob", "runJob": {"namespace": ns, "activeDeadlineSeconds": 120,
+             "podSpec": {"containers": [{"name": "restart-runtime", "image": "registry.example/node-tools:1.0",
+                "command": ["sh", "-c", "systemctl restart containerd"]}]}}}],
+        "safety": {"maxUnhealthy": "100%", "cooldown": "1s", "maxConcurrent": 2, "rate": {"actions": 5, "per": "1m"}}})).await?;
+    for (reason, count) in [("NodeNotReady", 2), ("NodeReady", 2)] {
+        let message = format!("Node {node} status is now: {reason}");
+        node_event(&ctx.client, &node, reason, &message, count).await?;
+    }
+    let recs = match records(&ctx, &policy, 2).await {
+        Ok(r) => r,
+        Err(e) => anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30)),
+    };
+    let mut outcomes: Vec<(String, ActionPhase, String)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r.spec.action.to_string(),
+                phase_reason(r).0,
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.message.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    ensure!(
+        outcomes.len() == 2
+            && outcomes[0].0 == "Cordon"
+            && outcomes[0].1 == ActionPhase::Succeeded
+            && outcomes[1].0 == "RunJob"
+            && outcomes[1].1 == ActionPhase::Succeeded
+            && outcomes[1].2.contains("completed"),
+        "{outcomes:?}"
+    );
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let list = jobs
+        .list(&ListParams::default().labels(&format!("{}={node}", kube_healer_api::NODE_LABEL)))
+        .await?;
+    ensure!(list.items.len() == 1, "one Job: {}", list.items.len());
+    let spec = list.items[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .context("pod spec")?;
+    ensure!(
+        spec.node_name.as_deref() == Some(node.as_str()) && spec.restart_policy.as_deref() == Some("Never"),
+        "{spec:?}"
+    );
+    let n = Api::<Node>::all(ctx.client.clone()).get(&node).await?;
+    ensure!(n.spec.and_then(|s| s.unschedulable) == Some(true), "not cordoned");
+    Ok(())
+}
+
+async fn crash_after_record(ctx: Ctx) -> anyhow::Result<()> {
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = ctx.namespace("cr").await?;
+    let policy = ctx.name("crash");
+    create_policy(&ctx, &policy, json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "Evicted", "for": "1s"}], "actions": [{"action": "Delete"}], "safety": limits()})).await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let first = Operator::start_with_env(
+        &ctx.cluster,
+        "crashing",
+        &["--policy-selector", &selector(&ctx)],
+        &[("KUBE_HEALER_FAILPOINT", "after-record")],
+    )
+    .await?;
+    pods.create(
+        &PostParams::default(),
+        &scenario_pod(&ns, "leftover", Some(&node), &Scenario::evicted()),
+    )
+    .await?;
+    first.wait_log(&["failpoint reached"], HEAL).await?;
+    drop(first);
+    let api: Api<kube_healer_api::HealingAction> = Api::all(ctx.client.clone());
+    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
+    let recorded = api.list(&lp).await?.items;
+    ensure!(
+        recorded.len() == 1 && recorded[0].status.is_none(),
+        "one record, without a status: {recorded:#?}"
+    );
+    ensure!(
+        pods.get_opt("leftover").await?.is_some(),
+        "the pod was deleted before the crash"
+    );
+
+    let second = Operator::start(
+        &ctx.cluster,
+        "after-crash",
+        &["--policy-selector", &selector(&ctx)],
+    )
+    .await?;
+    second
+        .wait_log(&["not finished before a restart: finishing it"], HEAL)
+        .await?;
+    wait::until("the leftover pod to be gone", HEAL, || async {
+        Ok(pods.get_opt("leftover").await?.is_none().then_some(()))
+    })
+    .await?;
+    let recs = records(&ctx, &policy, 1).await?;
+    ensure!(recs.len() == 1, "recorded twice: {recs:#?}");
+    ensure!(
+        phase_reason(&recs[0]) == (ActionPhase::Succeeded, "Completed".into()),
+        "{:?}",
+        recs[0].status
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ensure!(
+        api.list(&lp).await?.items.len() == 1,
+        "a second decision was recorded"
+    );
+    Ok(())
+}
