@@ -47,6 +47,10 @@ pub enum Work {
     Unavoid {
         node: String,
     },
+    /// A HealingAction past its retention: delete it.
+    DeleteRecord {
+        name: String,
+    },
 }
 
 /// What came of a request (for the engine's budget).
@@ -96,6 +100,16 @@ pub async fn executor(
             Work::Revert { policy, node } => {
                 let (client, recorder) = (client.clone(), recorder.clone());
                 tokio::spawn(async move { node_actions::revert(&client, &recorder, &policy, &node).await });
+                continue;
+            }
+            Work::DeleteRecord { name } => {
+                match records.delete(&name, &Default::default()).await {
+                    Ok(_) => tracing::debug!(record = %name, "record past its retention deleted"),
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => {
+                        tracing::warn!(record = %name, error = %e, "deleting a record past its retention failed")
+                    }
+                }
                 continue;
             }
             Work::Unavoid { node } => {

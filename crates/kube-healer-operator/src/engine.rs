@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 use crate::actions::{ActionDone, ActionRequest, Work, record_name};
 use crate::metrics::Metrics;
 use crate::policies::{DueMatch, PolicySet};
+use crate::retention::{Records, Retention};
 use crate::status::PolicyStatus;
 use crate::store::{PodKey, Stores};
 use crate::watch::Change;
@@ -89,6 +90,13 @@ pub struct Engine {
     paused: bool,
     /// Holds already recorded: (policy, target, episode, step, reason).
     held: HashSet<(String, Target, Secs, usize, &'static str)>,
+    /// HealingActions known from the watch, for retention, and when retention runs next.
+    records: Records,
+    retention: Retention,
+    retention_at: Option<Secs>,
+    relist_records: Option<HashSet<String>>,
+    /// Per policy: actions carried out and the last one's time, as last written to its status.
+    taken: HashMap<String, (i64, Option<Secs>)>,
     /// Nodes carrying Reschedule's avoid taint, and when it expires.
     avoid_until: HashMap<Shared, Secs>,
     status_sent: HashMap<String, PolicyStatus>,
@@ -129,6 +137,11 @@ impl Engine {
             budgets: HashMap::new(),
             held: HashSet::new(),
             avoid_until: HashMap::new(),
+            taken: HashMap::new(),
+            records: Records::default(),
+            retention: Retention::default(),
+            retention_at: None,
+            relist_records: None,
             global_dry_run: false,
             paused: false,
             status_sent: HashMap::new(),
@@ -149,6 +162,10 @@ impl Engine {
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
+            let next = match (next, self.retention_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let sleep = async {
                 match next {
                     Some(at) => {
@@ -169,9 +186,8 @@ impl Engine {
                         Some(rx) => rx.recv().await,
                         None => std::future::pending().await,
                     }
-                } => if let Some(done) = done.filter(|d| d.was_in_flight) {
-                    let budget = self.budgets.entry(done.policy).or_default();
-                    budget.in_flight = budget.in_flight.saturating_sub(1);
+                } => if let Some(done) = done {
+                    self.action_done(done);
                 },
                 changed = async {
                     match leader.as_mut() {
@@ -194,8 +210,111 @@ impl Engine {
         }
     }
 
+    /// How long and how many HealingActions are kept.
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    fn apply_record(
+        &mut self,
+        event: W<kube::core::PartialObjectMeta<kube_healer_api::HealingAction>>,
+        now: Secs,
+    ) {
+        match event {
+            W::Apply(meta) | W::InitApply(meta) => {
+                let meta = meta.metadata;
+                let name = meta.name.unwrap_or_default();
+                if let Some(seen) = &mut self.relist_records {
+                    seen.insert(name.clone());
+                }
+                let mut labels = meta.labels.unwrap_or_default();
+                let policy = labels.remove(kube_healer_api::POLICY_LABEL).unwrap_or_default();
+                let uid = labels
+                    .remove(kube_healer_api::TARGET_UID_LABEL)
+                    .unwrap_or_default();
+                let created = meta.creation_timestamp.map_or(now, |t| t.0.as_second());
+                self.records.upsert(name, policy, created, uid);
+                // Batched: retention looks at new records at most every 10 s.
+                if self.relist_records.is_none() && self.retention_at.is_none_or(|at| at > now + 10) {
+                    self.retention_at = Some(now + 10);
+                }
+            }
+            W::Delete(meta) => self
+                .records
+                .remove(meta.metadata.name.as_deref().unwrap_or_default()),
+            W::Init => self.relist_records = Some(HashSet::new()),
+            W::InitDone => {
+                if let Some(seen) = self.relist_records.take() {
+                    self.records.retain(&seen);
+                }
+                self.apply_retention(now);
+            }
+        }
+    }
+
+    /// Deletes (through the executor) the records of this operator's policies past their
+    /// retention, and sets when to look again. The leader's duty.
+    fn apply_retention(&mut self, now: Secs) {
+        if !self.is_leader {
+            return;
+        }
+        let Some(tx) = &self.action_tx else { return };
+        let policies = &self.policies;
+        // Failures in progress: their records keep decisions from being carried out twice.
+        let mut active: HashSet<(&str, String)> = HashSet::new();
+        for (target, matches) in policies.all_matches() {
+            let uid = match target {
+                Target::Pod(ns, name) => self.stores.pod_at(ns, name).map(|p| p.uid.to_string()),
+                Target::Node(name) => self.stores.node_view(name).map(|n| n.uid.to_string()),
+            };
+            if let Some(uid) = uid {
+                active.extend(matches.iter().map(|m| (m.policy.as_str(), uid.clone())));
+            }
+        }
+        let (doomed, next) = self.records.expired(
+            now,
+            self.retention,
+            |p| policies.get(p).is_some(),
+            |p, uid| active.contains(&(p, uid.to_string())),
+        );
+        if !doomed.is_empty() {
+            tracing::info!(
+                records = doomed.len(),
+                "deleting HealingActions past their retention"
+            );
+        }
+        for name in doomed {
+            let _ = tx.send(Work::DeleteRecord { name });
+        }
+        self.retention_at = next;
+    }
+
+    /// An action finished: it frees its place in the policy's budget and, if it changed the
+    /// cluster, counts in the policy's status.
+    fn action_done(&mut self, done: ActionDone) {
+        if done.was_in_flight {
+            let budget = self.budgets.entry(done.policy.clone()).or_default();
+            budget.in_flight = budget.in_flight.saturating_sub(1);
+        }
+        if done.carried_out {
+            let taken = self.taken.entry(done.policy.clone()).or_default();
+            taken.0 += 1;
+            taken.1 = Some((self.clock)());
+            let taken = *taken;
+            if let Some(mut status) = self.status_latest.get(&done.policy).cloned() {
+                (status.actions_taken, status.last_action) = taken;
+                self.write_status(status);
+            }
+        }
+    }
+
     fn fire_timers(&mut self) {
         let now = (self.clock)();
+        if self.retention_at.is_some_and(|at| at <= now) {
+            self.retention_at = None;
+            self.apply_retention(now);
+        }
         while let Some(Reverse((at, _))) = self.timers.peek() {
             if *at > now {
                 break;
@@ -239,6 +358,7 @@ impl Engine {
             for t in targets {
                 self.evaluate(&t, now);
             }
+            self.apply_retention(now);
         } else {
             tracing::warn!("lost the leadership: deciding nothing until it is back");
         }
@@ -281,6 +401,7 @@ impl Engine {
             Change::Lease(event) => self.apply_lease(*event, now),
             Change::Policy(event) => self.apply_policy(*event, now),
             Change::Namespace(event) => self.apply_namespace(*event, now),
+            Change::Record(event) => self.apply_record(*event, now),
         }
         self.metrics
             .store_objects
@@ -460,6 +581,8 @@ impl Engine {
                         if changed {
                             tracing::info!(policy = %name, generation = ?policy.metadata.generation, "policy loaded");
                             self.evaluate_kind(kind, now);
+                            // Its records may have arrived before it.
+                            self.apply_retention(now);
                         }
                         Ok(())
                     }
@@ -468,7 +591,21 @@ impl Engine {
                         Err(e.to_string())
                     }
                 };
+                // Counted on from the status read back: another replica may have written it last.
+                let observed = policy.status.as_ref().map_or((0, None), |s| {
+                    (
+                        s.actions_taken.unwrap_or(0),
+                        s.last_action_time.as_ref().map(|t| t.0.as_second()),
+                    )
+                });
+                let taken = self.taken.entry(name.clone()).or_default();
+                if observed.0 > taken.0 {
+                    *taken = observed;
+                }
+                let (actions_taken, last_action) = *taken;
                 let status = PolicyStatus {
+                    actions_taken,
+                    last_action,
                     targets_matched: self.policies.count_targets(&name, &self.stores),
                     name,
                     generation: policy.metadata.generation,
@@ -481,6 +618,7 @@ impl Engine {
                 let name = policy.metadata.name.unwrap_or_default();
                 self.status_latest.remove(&name);
                 self.status_sent.remove(&name);
+                self.taken.remove(&name);
                 if let Some(kind) = self.policies.remove(&name) {
                     tracing::info!(policy = %name, "policy removed");
                     self.evaluate_kind(kind, now);

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod node_actions;
 pub mod pod_actions;
 pub mod policies;
+pub mod retention;
 pub mod status;
 pub mod store;
 pub mod watch;
@@ -35,6 +36,8 @@ pub struct Config {
     pub policy_selector: Option<String>,
     /// Leader election among replicas; None: a single replica that always leads.
     pub leader_election: Option<leader::LeaderElection>,
+    /// How long and how many HealingActions are kept.
+    pub retention: retention::Retention,
 }
 
 /// Runs the operator until the engine stops (which only happens when every watch ends) or the
@@ -83,7 +86,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         .with_leadership(leader_rx)
         .with_status_writer(status_tx)
         .with_executor(action_tx, done_rx)
-        .with_switches(config.dry_run, config.paused);
+        .with_switches(config.dry_run, config.paused)
+        .with_retention(config.retention);
     let election_ended = async {
         match election_task.as_mut() {
             Some(task) => task.await,

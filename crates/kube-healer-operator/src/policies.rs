@@ -204,6 +204,11 @@ impl PolicySet {
         self.matches.remove(target);
     }
 
+    /// Every target with the policy conditions holding on it.
+    pub fn all_matches(&self) -> impl Iterator<Item = (&Target, &[Match])> {
+        self.matches.iter().map(|(t, m)| (t, m.as_slice()))
+    }
+
     /// The policy conditions holding on a target.
     pub fn matches(&self, target: &Target) -> &[Match] {
         self.matches.get(target).map(Vec::as_slice).unwrap_or_default()

@@ -1,5 +1,6 @@
 //! HealingPolicy status, written by the leader with server-side apply: observedGeneration, the
-//! Ready, Invalid and Suspended conditions, and how many targets the policy selects.
+//! Ready, Invalid and Suspended conditions, how many targets the policy selects, and how many
+//! actions it took (counted on from the status read back, so a restart or failover keeps the count).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Client;
@@ -16,6 +17,10 @@ pub struct PolicyStatus {
     pub validity: Result<(), String>,
     pub suspended: bool,
     pub targets_matched: i64,
+    /// Actions carried out (changes made to the cluster) since the policy was created.
+    pub actions_taken: i64,
+    /// When the last one was carried out (Unix seconds).
+    pub last_action: Option<i64>,
 }
 
 impl PolicyStatus {
@@ -70,6 +75,8 @@ pub async fn writer(client: Client, mut rx: mpsc::UnboundedReceiver<PolicyStatus
                 "observedGeneration": status.generation,
                 "conditions": status.conditions(&now),
                 "targetsMatched": status.targets_matched,
+                "actionsTaken": status.actions_taken,
+                "lastActionTime": status.last_action.map(kube_healer_core::finding::time),
             },
         });
         if let Err(e) = api

@@ -1,4 +1,5 @@
-//! The watches (Pods, Nodes, Events, node Leases, Namespaces, HealingPolicies), forwarded to the engine as changes. Each
+//! The watches (Pods, Nodes, Events, node Leases, Namespaces, HealingPolicies, and HealingActions'
+//! metadata), forwarded to the engine as changes. Each
 //! resumes on its own after errors (with backoff); start-up lists are paged.
 
 use std::sync::Arc;
@@ -6,10 +7,11 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
+use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watcher};
 use kube::{Api, Client};
-use kube_healer_api::HealingPolicy;
+use kube_healer_api::{HealingAction, HealingPolicy};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
@@ -23,6 +25,8 @@ pub enum Change {
     Lease(Box<watcher::Event<Lease>>),
     Policy(Box<watcher::Event<HealingPolicy>>),
     Namespace(Box<watcher::Event<Namespace>>),
+    /// HealingActions, metadata only (for retention).
+    Record(Box<watcher::Event<PartialObjectMeta<HealingAction>>>),
 }
 
 /// Starts the watches; they run until the receiver is dropped.
@@ -67,6 +71,16 @@ pub fn spawn(
         "namespaces",
         namespaces,
         Change::Namespace,
+        tx.clone(),
+        metrics.clone(),
+    );
+    forward(
+        "healingactions",
+        watcher(
+            Api::<PartialObjectMeta<HealingAction>>::all(client.clone()),
+            config.clone(),
+        ),
+        Change::Record,
         tx.clone(),
         metrics.clone(),
     );

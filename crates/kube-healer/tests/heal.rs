@@ -116,6 +116,13 @@ async fn force_delete(ctx: Ctx) -> anyhow::Result<()> {
         ),
         "{metrics}"
     );
+    // The policy's status counts the action.
+    let policies: Api<kube_healer_api::HealingPolicy> = Api::all(ctx.client.clone());
+    wait::until("actionsTaken 1 in the policy status", HEAL, || async {
+        let status = policies.get(&policy).await?.status.unwrap_or_default();
+        Ok((status.actions_taken == Some(1) && status.last_action_time.is_some()).then_some(()))
+    })
+    .await?;
     Ok(())
 }
 

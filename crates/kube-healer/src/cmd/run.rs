@@ -41,6 +41,12 @@ pub struct Args {
     /// Log format.
     #[arg(long, env = "KUBE_HEALER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// HealingActions older than this are deleted (a duration such as 168h or 30m).
+    #[arg(long, env = "KUBE_HEALER_RECORD_MAX_AGE", default_value = "168h")]
+    record_max_age: kube_healer_api::Duration,
+    /// At most this many HealingActions are kept per policy; the oldest are deleted first.
+    #[arg(long, env = "KUBE_HEALER_RECORDS_PER_POLICY", default_value_t = 1000)]
+    records_per_policy: usize,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -79,6 +85,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             paused: args.pause,
             policy_selector: args.policy_selector.clone(),
             leader_election,
+            retention: kube_healer_operator::retention::Retention {
+                max_age: args.record_max_age.as_std(),
+                max_per_policy: args.records_per_policy,
+            },
         };
         tokio::select! {
             result = kube_healer_operator::run(client, operator) => result,

@@ -1,0 +1,174 @@
+//! HealingAction retention: records older than the maximum age, and the oldest beyond the
+//! maximum count per policy, are deleted by the leader. The records are known from a
+//! metadata-only watch (name, labels, creation time); nothing is listed periodically.
+//!
+//! A record is also the memory that keeps a decision from being carried out twice: the records
+//! of a failure still in progress (the policy still matches the target) are never deleted.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use kube_healer_core::view::Secs;
+
+/// How long and how many records are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Records older than this are deleted.
+    pub max_age: Duration,
+    /// At most this many records per policy (the oldest go first).
+    pub max_per_policy: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_per_policy: 1000,
+        }
+    }
+}
+
+/// The records of each policy by creation time.
+#[derive(Debug, Default)]
+pub struct Records {
+    by_policy: HashMap<String, BTreeSet<(Secs, String)>>,
+    /// name -> (policy, created, target UID).
+    index: HashMap<String, (String, Secs, String)>,
+}
+
+impl Records {
+    pub fn upsert(&mut self, name: String, policy: String, created: Secs, target_uid: String) {
+        self.remove(&name);
+        self.by_policy
+            .entry(policy.clone())
+            .or_default()
+            .insert((created, name.clone()));
+        self.index.insert(name, (policy, created, target_uid));
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        if let Some((policy, created, _)) = self.index.remove(name)
+            && let Some(set) = self.by_policy.get_mut(&policy)
+        {
+            set.remove(&(created, name.to_string()));
+            if set.is_empty() {
+                self.by_policy.remove(&policy);
+            }
+        }
+    }
+
+    /// Keeps only the named records (after a re-list).
+    pub fn retain(&mut self, names: &std::collections::HashSet<String>) {
+        let gone: Vec<String> = self
+            .index
+            .keys()
+            .filter(|n| !names.contains(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.remove(&name);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The records of `managed` policies to delete at `now`, oldest first, except those of
+    /// targets `active` for their policy (policy, target UID); they are forgotten here (their
+    /// delete events confirm it). Also returns when to look again (the next record to come of age).
+    pub fn expired(
+        &mut self,
+        now: Secs,
+        retention: Retention,
+        managed: impl Fn(&str) -> bool,
+        active: impl Fn(&str, &str) -> bool,
+    ) -> (Vec<String>, Option<Secs>) {
+        let max_age = retention.max_age.as_secs() as Secs;
+        let mut doomed = Vec::new();
+        let mut next: Option<Secs> = None;
+        for (policy, set) in &self.by_policy {
+            if !managed(policy) {
+                continue;
+            }
+            let mut over = set.len().saturating_sub(retention.max_per_policy);
+            for (created, name) in set {
+                let aged = *created + max_age <= now;
+                if over == 0 && !aged {
+                    let at = *created + max_age;
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                    break;
+                }
+                let uid = self.index.get(name).map_or("", |(_, _, uid)| uid.as_str());
+                if active(policy, uid) {
+                    continue;
+                }
+                doomed.push(name.clone());
+                over = over.saturating_sub(1);
+            }
+        }
+        for name in &doomed {
+            self.remove(name);
+        }
+        (doomed, next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retention(days: u64, count: usize) -> Retention {
+        Retention {
+            max_age: Duration::from_secs(days * 86400),
+            max_per_policy: count,
+        }
+    }
+
+    #[test]
+    fn the_oldest_beyond_the_count_and_the_too_old_go_only_for_managed_policies() {
+        let mut r = Records::default();
+        for i in 0..5 {
+            r.upsert(format!("a-{i}"), "a".into(), 1000 + i, format!("u{i}"));
+            r.upsert(format!("b-{i}"), "b".into(), 1000 + i, format!("u{i}"));
+        }
+        r.upsert("old".into(), "c".into(), 0, "u".into());
+        let none_active = |_: &str, _: &str| false;
+        let (doomed, next) = r.expired(2000, retention(1, 3), |p| p != "b", none_active);
+        assert_eq!(doomed.len(), 2, "{doomed:?}");
+        assert!(doomed.contains(&"a-0".to_string()) && doomed.contains(&"a-1".to_string()));
+        assert_eq!(next, Some(86400), "the record of c comes of age first");
+        assert_eq!(r.len(), 9);
+        let (doomed, _) = r.expired(1000 + 86400, retention(1, 3), |_| true, none_active);
+        assert!(doomed.contains(&"old".to_string()) && doomed.contains(&"b-0".to_string()));
+        let (doomed, _) = r.expired(1000 + 86400, retention(1, 3), |_| true, none_active);
+        assert!(doomed.is_empty(), "forgotten once doomed: {doomed:?}");
+    }
+
+    #[test]
+    fn records_of_a_failure_in_progress_are_kept_and_the_next_oldest_go() {
+        let mut r = Records::default();
+        for i in 0..4 {
+            r.upsert(format!("a-{i}"), "a".into(), 1000 + i, format!("u{i}"));
+        }
+        // u0 still fails under policy a: its record is the memory of the decision.
+        let (doomed, _) = r.expired(2000, retention(1, 2), |_| true, |p, uid| p == "a" && uid == "u0");
+        assert_eq!(doomed, ["a-1", "a-2"]);
+    }
+
+    #[test]
+    fn a_deleted_record_is_forgotten() {
+        let mut r = Records::default();
+        r.upsert("x".into(), "p".into(), 5, "u".into());
+        r.upsert("x".into(), "p".into(), 5, "u".into());
+        assert_eq!(r.len(), 1);
+        r.remove("x");
+        assert!(r.is_empty());
+        let (doomed, next) = r.expired(10, retention(1, 0), |_| true, |_, _| false);
+        assert!(doomed.is_empty() && next.is_none());
+    }
+}
