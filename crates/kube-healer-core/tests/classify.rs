@@ -400,9 +400,14 @@ fn node_lost_and_orphaned_only_when_nodes_are_known() {
     input
         .pods
         .push(pod("orphan", Some("deleted-node"), running(0, -7200)));
+    // Deleted, within its grace period, on the dark node: still lost (no kubelet will finish it).
+    let mut deleted = pod("lost-deleted", Some("gone-dark"), running(0, -7200));
+    deleted["metadata"]["deletionTimestamp"] = json!(at(20));
+    input.pods.push(deleted);
     let report = input.report();
     assert_eq!(due_classes(&report, "lost"), [NodeLost]);
     assert_eq!(the(&report, "lost", NodeLost).since, NOW - 600);
+    assert_eq!(due_classes(&report, "lost-deleted"), [NodeLost]);
     assert_eq!(due_classes(&report, "orphan"), [Orphaned]);
 
     let mut no_nodes = input;

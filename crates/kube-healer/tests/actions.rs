@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -42,6 +42,10 @@ fn main() -> std::process::ExitCode {
             test(
                 "a_crash_between_record_and_call_is_finished_once_after_restart",
                 crash_after_record,
+            ),
+            test(
+                "pods_of_a_node_that_stopped_posting_are_deleted_then_force_deleted_safely",
+                lost_node,
             ),
         ],
     )
@@ -473,6 +477,106 @@ async fn crash_after_record(ctx: Ctx) -> anyhow::Result<()> {
     ensure!(
         api.list(&lp).await?.items.len() == 1,
         "a second decision was recorded"
+    );
+    Ok(())
+}
+
+async fn lost_node(ctx: Ctx) -> anyhow::Result<()> {
+    let op = Operator::start(&ctx.cluster, "lost", &["--policy-selector", &selector(&ctx)]).await?;
+    let (dead, spare) = (ctx.name("dead"), ctx.name("spare"));
+    nodes::add_owned_nodes(&ctx.client, std::slice::from_ref(&dead), &ctx.id, HEAL).await?;
+    let ns = ctx.namespace("ln").await?;
+    let policy = ctx.name("lost");
+    // Delete first (the pod's grace period: 5 s), then ForceDelete once past its deletionTimestamp.
+    create_policy(
+        &ctx,
+        &policy,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "NodeLost", "for": "1s"}],
+        "actions": [{"action": "Delete", "escalateAfter": "6s"}, {"action": "ForceDelete"}],
+        "safety": {"cooldown": "1s", "maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}}}),
+    )
+    .await?;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let template = scenario_pod(&ns, "web", None, &Scenario::Running);
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment(&ctx, &ns, "web", 1, template)?,
+        )
+        .await?;
+    let db = deployment(
+        &ctx,
+        &ns,
+        "db",
+        1,
+        scenario_pod(&ns, "db", None, &Scenario::Running),
+    )?;
+    let mut db = serde_json::to_value(db)?;
+    db["spec"]["serviceName"] = json!("db");
+    db["kind"] = json!("StatefulSet");
+    let db: StatefulSet = serde_json::from_value(db)?;
+    Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns)
+        .create(&PostParams::default(), &db)
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let web = wait::until("web and db running", HEAL, || async {
+        let web = running_pods(&pods, "web").await?;
+        let db = running_pods(&pods, "db").await?;
+        Ok((!db.is_empty()).then_some(web).and_then(|w| w.into_iter().next()))
+    })
+    .await?;
+    // A second node for the replacement, then the kubelet of the first one stops posting.
+    nodes::add_owned_nodes(&ctx.client, std::slice::from_ref(&spare), &ctx.id, HEAL).await?;
+    nodes::stop_heartbeats(&ctx.client, &dead).await?;
+
+    let replaced = wait::until(
+        "web replaced on the spare node",
+        Duration::from_secs(90),
+        || async {
+            let old_gone = pods.get_opt(&web.name_any()).await?.is_none();
+            let running = running_pods(&pods, "web").await?;
+            Ok((old_gone && running.iter().any(|p| node_of(p) == spare)).then_some(()))
+        },
+    )
+    .await;
+    if let Err(e) = replaced {
+        anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30));
+    }
+    let recs = records(&ctx, &policy, 4).await?;
+    let mut got: Vec<(String, String, ActionPhase, String)> = recs
+        .iter()
+        .map(|r| {
+            let (phase, reason) = phase_reason(r);
+            let pod = r
+                .spec
+                .target
+                .name
+                .split('-')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            (pod, r.spec.action.to_string(), phase, reason)
+        })
+        .collect();
+    got.sort_by_key(|o| format!("{o:?}"));
+    let expected = [
+        ("db", "Delete", ActionPhase::Succeeded, "Completed"),
+        ("db", "ForceDelete", ActionPhase::Skipped, "Unsafe"),
+        ("web", "Delete", ActionPhase::Succeeded, "Completed"),
+        ("web", "ForceDelete", ActionPhase::Succeeded, "Completed"),
+    ];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(p, a, ph, r)| (p.to_string(), a.to_string(), *ph, r.to_string()))
+        .collect();
+    ensure!(got == expected, "{got:#?}");
+    // The StatefulSet pod stays (Terminating) until its node is confirmed gone: two pods with
+    // one identity must never run at once.
+    let db_pod = pods.get_opt("db-0").await?;
+    ensure!(
+        db_pod.is_some_and(|p| p.metadata.deletion_timestamp.is_some()),
+        "the StatefulSet pod was force-deleted while its node may still run it"
     );
     Ok(())
 }

@@ -68,6 +68,10 @@ pub fn classify_pod(
             add_containers(&mut evidence, pod, |_| true);
             out.push(finding(FailureClass::StuckTerminating, pod, deadline, evidence));
         }
+        // A pod deleted on a lost node stays lost: no kubelet will finish its termination.
+        if let Some(node) = pod.node.as_deref() {
+            classify_binding(pod, node, cluster, out);
+        }
         return;
     }
     match pod.phase {
@@ -78,6 +82,13 @@ pub fn classify_pod(
     let Some(node) = pod.node.as_deref() else {
         return classify_unbound(pod, cluster, out);
     };
+    classify_binding(pod, node, cluster, out);
+    classify_containers(pod, knobs, out);
+    classify_silent(pod, node, cluster, out);
+}
+
+/// Orphaned (the node is gone) or NodeLost (the node is NotReady or unreachable).
+fn classify_binding(pod: &PodView, node: &str, cluster: &impl ClusterView, out: &mut Vec<Finding>) {
     match cluster.node(node) {
         NodeLookup::Gone { since } => {
             let mut evidence = summary(format!("bound to node {node}, which no longer exists"));
@@ -108,7 +119,10 @@ pub fn classify_pod(
         }
         NodeLookup::Present(_) | NodeLookup::Unknown => {}
     }
-    classify_containers(pod, knobs, out);
+}
+
+/// StuckPending: bound, yet no container status and no event.
+fn classify_silent(pod: &PodView, node: &str, cluster: &impl ClusterView, out: &mut Vec<Finding>) {
     if pod.phase == PodPhase::Pending && pod.containers.is_empty() && !has_events(pod, cluster) {
         let since = pod.scheduled().unwrap_or(pod.created());
         let mut evidence = summary(format!(

@@ -1,0 +1,96 @@
+//! A storm: 6 of 10 nodes stop posting status at once (a partition, or a control-plane fault
+//! seen from the nodes). kube-healer must see one correlated cause, not six node failures, and
+//! hold every node action with a Skipped record (reason Correlated). Runs on its own cluster:
+//! the correlation counts every node of the cluster.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::Api;
+use kube_healer_api::record::ActionPhase;
+use kube_healer_testenv::harness::{Ctx, test};
+use kube_healer_testenv::nodes::OWNER_LABEL;
+use kube_healer_testenv::{ClusterOptions, nodes, wait};
+use serde_json::json;
+use support::{HEAL, Operator, create_policy, phase_reason, records};
+
+fn main() -> std::process::ExitCode {
+    kube_healer_testenv::harness::run(
+        ClusterOptions::default(),
+        vec![test(
+            "a_storm_of_unreachable_nodes_is_one_correlated_cause_and_no_node_action",
+            storm,
+        )],
+    )
+}
+
+async fn storm(ctx: Ctx) -> anyhow::Result<()> {
+    let selector = format!("kube-healer.test/owner={}", ctx.id);
+    let op = Operator::start(&ctx.cluster, "storm", &["--policy-selector", &selector]).await?;
+    let names: Vec<String> = (0..10).map(|i| ctx.name(&format!("s{i}"))).collect();
+    nodes::add_owned_nodes(&ctx.client, &names, &ctx.id, HEAL).await?;
+    let policy = ctx.name("unreachable");
+    // `for` 10 s: a storm takes the node lifecycle controller a few seconds to mark in full.
+    create_policy(
+        &ctx,
+        &policy,
+        json!({"target": {"kind": "Node", "selector": {"matchLabels": {OWNER_LABEL: ctx.id}}},
+        "conditions": [{"class": "NodeUnreachable", "for": "10s"}], "actions": [{"action": "Cordon"}],
+        "safety": {"maxUnhealthy": "100%", "maxConcurrent": 10, "rate": {"actions": 10, "per": "1m"}}}),
+    )
+    .await?;
+    let down = &names[..6];
+    for name in down {
+        nodes::stop_heartbeats(&ctx.client, name).await?;
+    }
+    // The node lifecycle controller marks them Unknown after its grace period (20 s).
+    let nodes_api: Api<Node> = Api::all(ctx.client.clone());
+    wait::until("the first node marked unreachable", HEAL, || async {
+        for name in down {
+            let node = nodes_api.get(name).await?;
+            if nodes::ready_status(&node).as_deref() == Some("Unknown") {
+                return Ok(Some(()));
+            }
+        }
+        Ok(None)
+    })
+    .await?;
+    let first_unknown = Instant::now();
+    let correlated_after = wait::until("one correlated finding", HEAL, || async {
+        Ok(match op.metric("kube_healer_correlated_findings").await {
+            Ok(Some(v)) if v >= 1.0 => Some(first_unknown.elapsed()),
+            _ => None,
+        })
+    })
+    .await?;
+    println!("  correlated finding {correlated_after:?} after the first node went Unknown");
+    ensure!(
+        correlated_after < Duration::from_secs(5),
+        "the storm was seen as one cause only after {correlated_after:?}"
+    );
+    let recs = records(&ctx, &policy, 6).await?;
+    ensure!(recs.len() == 6, "one held decision per down node: {}", recs.len());
+    for r in &recs {
+        let status = r.status.as_ref();
+        ensure!(
+            phase_reason(r) == (ActionPhase::Skipped, "Correlated".into()),
+            "{}: {status:?}",
+            r.spec.target.name
+        );
+    }
+    for name in &names {
+        let node = nodes_api.get(name).await?;
+        ensure!(
+            node.spec.and_then(|s| s.unschedulable) != Some(true),
+            "{name} was cordoned during the storm"
+        );
+    }
+    ensure!(
+        op.metric("kube_healer_correlated_findings").await? == Some(1.0),
+        "the storm is one correlated finding"
+    );
+    Ok(())
+}
