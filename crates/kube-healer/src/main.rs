@@ -28,6 +28,9 @@ enum Command {
     Run(cmd::run::Args),
     /// Show what a policy would do to the cluster right now, without acting.
     Simulate(cmd::simulate::Args),
+    /// Explain one target: its findings, the policies that select it, where their ladders stand,
+    /// what happens next or why not, and its latest HealingActions.
+    Explain(cmd::explain::Args),
     /// Diagnose Pods, Nodes, Events and Leases offline, for example
     /// `kubectl get pods,nodes,events -A -o yaml | kube-healer classify -f -`.
     Classify(cmd::classify::Args),
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Command::Crd(args) => cmd::crd::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
+        Command::Explain(args) => cmd::explain::run(args),
         Command::Classify(args) => cmd::classify::run(args),
     };
     match result {

@@ -100,6 +100,37 @@ async fn cooldown_and_attempts(ctx: Ctx) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     ensure!(records(&ctx, &attempts, 3).await?.len() == 3);
     ensure!(records(&ctx, &cooling, 2).await?.len() == 2);
+
+    // `kube-healer explain` tells the same story from the cluster.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kube-healer"))
+        .args(["explain", &format!("pod/{ns}/stuck"), "--kubeconfig"])
+        .arg(ctx.cluster.kubeconfig_path())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_default()
+            .to_string()
+    };
+    ensure!(
+        line("StuckTerminating").contains("past its deletionTimestamp"),
+        "{text}"
+    );
+    ensure!(line(&format!("{cooling} ")).contains("held: Cooldown"), "{text}");
+    ensure!(
+        line(&format!("{attempts} ")).contains("held: MaxAttempts"),
+        "{text}"
+    );
+    ensure!(
+        text.lines().filter(|l| l.contains("Succeeded")).count() == 3,
+        "{text}"
+    );
     Ok(())
 }
 

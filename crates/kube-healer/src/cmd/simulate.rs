@@ -64,40 +64,7 @@ async fn simulate(policy: HealingPolicy, args: Args) -> anyhow::Result<ExitCode>
     let compiled =
         CompiledPolicy::compile(&policy).map_err(|e| anyhow::anyhow!("the policy cannot be used: {e}"))?;
 
-    // The cluster, read once (a CLI may list; the operator only watches).
-    let lp = ListParams::default().limit(500);
-    let mut interner = Interner::default();
-    let pods: Vec<_> = list::<Pod>(Api::all(client.clone()), &lp)
-        .await?
-        .iter()
-        .filter_map(|p| pod_view(p, &mut interner).ok())
-        .collect();
-    let nodes: Vec<_> = list::<Node>(Api::all(client.clone()), &lp)
-        .await?
-        .iter()
-        .filter_map(|n| node_view(n, &mut interner).ok())
-        .collect();
-    let events: Vec<_> = list::<Event>(Api::all(client.clone()), &lp)
-        .await?
-        .iter()
-        .filter_map(|e| event_view(e, &mut interner).ok())
-        .collect();
-    let leases: Vec<_> = list::<Lease>(Api::namespaced(client.clone(), "kube-node-lease"), &lp)
-        .await?
-        .iter()
-        .filter_map(|l| lease_view(l, &mut interner).ok())
-        .collect();
-    let namespaces: HashMap<String, _> = list::<Namespace>(Api::all(client.clone()), &lp)
-        .await?
-        .iter()
-        .map(|n| {
-            (
-                n.metadata.name.clone().unwrap_or_default(),
-                interner.labels(n.metadata.labels.as_ref()),
-            )
-        })
-        .collect();
-    let snapshot = Snapshot::new(pods, nodes, events, leases);
+    let ClusterRead { snapshot, namespaces } = read_cluster(&client).await?;
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     let report = kube_healer_core::classify_snapshot(&snapshot, now);
 
@@ -105,7 +72,7 @@ async fn simulate(policy: HealingPolicy, args: Args) -> anyhow::Result<ExitCode>
     let knobs = Knobs::default();
     let mut matches: Vec<(usize, Finding, bool)> = Vec::new();
     let mut selected_nodes = 0usize;
-    let mut unhealthy_nodes = 0usize;
+    let mut unhealthy = 0usize;
     match compiled.kind {
         TargetKind::Pod => {
             for pod in &snapshot.pods {
@@ -119,19 +86,11 @@ async fn simulate(policy: HealingPolicy, args: Args) -> anyhow::Result<ExitCode>
             }
         }
         TargetKind::Node => {
+            (unhealthy, selected_nodes) = unhealthy_nodes(&snapshot, &compiled, now);
             for node in &snapshot.nodes {
                 if compiled.selects_node(node) {
-                    selected_nodes += 1;
                     let mut findings = Vec::new();
                     classify_node(node, &snapshot, &knobs, now, &mut findings);
-                    if findings.iter().any(|f| {
-                        matches!(
-                            f.class,
-                            FailureClass::NodeNotReady | FailureClass::NodeUnreachable
-                        )
-                    }) {
-                        unhealthy_nodes += 1;
-                    }
                     for (i, f) in compiled.findings_for(Target::Node(node), &findings, &snapshot, now) {
                         matches.push((i, f, node.opted_out));
                     }
@@ -173,8 +132,7 @@ async fn simulate(policy: HealingPolicy, args: Args) -> anyhow::Result<ExitCode>
                     .iter()
                     .find(|c| c.covers(f))
                     .map(|c| c.message.clone()),
-                unhealthy_nodes: (compiled.kind == TargetKind::Node)
-                    .then_some((unhealthy_nodes, selected_nodes)),
+                unhealthy_nodes: (compiled.kind == TargetKind::Node).then_some((unhealthy, selected_nodes)),
                 ..Default::default()
             };
             let decision = decide(&policy.spec, due, &Ladder::new(f.since), &budget, &facts);
@@ -212,8 +170,73 @@ async fn simulate(policy: HealingPolicy, args: Args) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
+/// (NotReady or unreachable nodes, nodes) among those the policy selects.
+pub fn unhealthy_nodes(snapshot: &Snapshot, policy: &CompiledPolicy, now: i64) -> (usize, usize) {
+    let knobs = Knobs::default();
+    let mut selected = 0;
+    let mut down = 0;
+    for node in snapshot.nodes.iter().filter(|n| policy.selects_node(n)) {
+        selected += 1;
+        let mut findings = Vec::new();
+        classify_node(node, snapshot, &knobs, now, &mut findings);
+        down += usize::from(findings.iter().any(|f| {
+            matches!(
+                f.class,
+                FailureClass::NodeNotReady | FailureClass::NodeUnreachable
+            )
+        }));
+    }
+    (down, selected)
+}
+
+/// The cluster, read once (a CLI may list; the operator only watches).
+pub struct ClusterRead {
+    pub snapshot: Snapshot,
+    /// Namespace labels, for namespaceSelectors.
+    pub namespaces: HashMap<String, kube_healer_core::view::Labels>,
+}
+
+pub async fn read_cluster(client: &kube::Client) -> anyhow::Result<ClusterRead> {
+    let lp = ListParams::default().limit(500);
+    let mut interner = Interner::default();
+    let pods: Vec<_> = list::<Pod>(Api::all(client.clone()), &lp)
+        .await?
+        .iter()
+        .filter_map(|p| pod_view(p, &mut interner).ok())
+        .collect();
+    let nodes: Vec<_> = list::<Node>(Api::all(client.clone()), &lp)
+        .await?
+        .iter()
+        .filter_map(|n| node_view(n, &mut interner).ok())
+        .collect();
+    let events: Vec<_> = list::<Event>(Api::all(client.clone()), &lp)
+        .await?
+        .iter()
+        .filter_map(|e| event_view(e, &mut interner).ok())
+        .collect();
+    let leases: Vec<_> = list::<Lease>(Api::namespaced(client.clone(), "kube-node-lease"), &lp)
+        .await?
+        .iter()
+        .filter_map(|l| lease_view(l, &mut interner).ok())
+        .collect();
+    let namespaces = list::<Namespace>(Api::all(client.clone()), &lp)
+        .await?
+        .iter()
+        .map(|n| {
+            (
+                n.metadata.name.clone().unwrap_or_default(),
+                interner.labels(n.metadata.labels.as_ref()),
+            )
+        })
+        .collect();
+    Ok(ClusterRead {
+        snapshot: Snapshot::new(pods, nodes, events, leases),
+        namespaces,
+    })
+}
+
 /// Every object of a list, page by page.
-async fn list<K>(api: Api<K>, params: &ListParams) -> anyhow::Result<Vec<K>>
+pub async fn list<K>(api: Api<K>, params: &ListParams) -> anyhow::Result<Vec<K>>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {

@@ -1,0 +1,269 @@
+//! `kube-healer explain pod/NAMESPACE/NAME | node/NAME`: what kube-healer sees on one target now:
+//! its findings with evidence, the policies that select it, where each ladder stands (read back
+//! from the target's HealingActions), what happens next or why not, and the latest records.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use kube::api::{Api, ListParams};
+use kube_healer_api::record::ActionPhase;
+use kube_healer_api::{HealingAction, HealingPolicy, TargetKind, reasons};
+use kube_healer_core::classify::pod::human;
+use kube_healer_core::decide::{Budget, Decision, Facts, Ladder, decide};
+use kube_healer_core::policy::{CompiledPolicy, Target};
+use kube_healer_core::view::Secs;
+use kube_healer_core::{Finding, Knobs, classify_node, classify_pod};
+
+use crate::cmd::simulate::{ClusterRead, read_cluster, unhealthy_nodes};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// pod/NAMESPACE/NAME or node/NAME.
+    target: String,
+    /// Kubeconfig to use; default: $KUBECONFIG, then ~/.kube/config.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Records shown, latest first.
+    #[arg(long, default_value_t = 10)]
+    records: usize,
+}
+
+enum Wanted {
+    Pod(String, String),
+    Node(String),
+}
+
+fn parse(target: &str) -> anyhow::Result<Wanted> {
+    let parts: Vec<&str> = target.split('/').collect();
+    match parts.as_slice() {
+        [kind, ns, name] if kind.eq_ignore_ascii_case("pod") && !ns.is_empty() && !name.is_empty() => {
+            Ok(Wanted::Pod(ns.to_string(), name.to_string()))
+        }
+        [kind, name] if kind.eq_ignore_ascii_case("node") && !name.is_empty() => {
+            Ok(Wanted::Node(name.to_string()))
+        }
+        _ => bail!("{target:?}: expected pod/NAMESPACE/NAME or node/NAME"),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let wanted = parse(&args.target)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(explain(wanted, args))
+}
+
+/// The ladder of a policy on a target in one failure episode, from its records.
+fn ladder_from(records: &[&HealingAction], episode: Secs, steps: usize) -> Ladder {
+    let mut ladder = Ladder::new(episode);
+    let mut taken: Vec<(usize, Secs)> = records
+        .iter()
+        .filter(|r| r.spec.failing_since.as_ref().map(|t| t.0.as_second()) == Some(episode))
+        .filter(|r| {
+            r.status.as_ref().is_none_or(|s| {
+                s.phase != ActionPhase::Skipped || s.reason.as_deref() == Some(reasons::DRY_RUN)
+            })
+        })
+        .map(|r| ((r.spec.step.max(1) - 1) as usize, r.spec.decided_at.0.as_second()))
+        .collect();
+    taken.sort_by_key(|(_, at)| *at);
+    for (step, at) in taken {
+        ladder.acted(step, steps, at);
+    }
+    ladder
+}
+
+async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
+    let client = crate::cmd::client(args.kubeconfig.as_deref()).await?;
+    let ClusterRead { snapshot, namespaces } = read_cluster(&client).await?;
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let knobs = Knobs::default();
+    let mut findings: Vec<Finding> = Vec::new();
+    let (target, uid, opted_out, header) = match &wanted {
+        Wanted::Pod(ns, name) => {
+            let pod = snapshot
+                .pods
+                .iter()
+                .find(|p| &*p.namespace == ns && &*p.name == name)
+                .with_context(|| format!("pod {ns}/{name} not found"))?;
+            classify_pod(pod, &snapshot, &knobs, now, &mut findings);
+            let header = format!(
+                "pod/{ns}/{name} (uid {}, node {}, phase {:?})",
+                pod.uid,
+                pod.node.as_deref().unwrap_or("none"),
+                pod.phase
+            );
+            (Target::Pod(pod), pod.uid.to_string(), pod.opted_out, header)
+        }
+        Wanted::Node(name) => {
+            let node = snapshot
+                .nodes
+                .iter()
+                .find(|n| &*n.name == name)
+                .with_context(|| format!("node {name} not found"))?;
+            classify_node(node, &snapshot, &knobs, now, &mut findings);
+            let header = format!("node/{name} (uid {})", node.uid);
+            (Target::Node(node), node.uid.to_string(), node.opted_out, header)
+        }
+    };
+    let report = kube_healer_core::classify_snapshot(&snapshot, now);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{header}")?;
+    if opted_out {
+        writeln!(
+            out,
+            "opted out: carries {}=true",
+            kube_healer_api::OPT_OUT_ANNOTATION
+        )?;
+    }
+    writeln!(out)?;
+    if findings.is_empty() {
+        writeln!(out, "findings: none (healthy as far as kube-healer can tell)")?;
+    } else {
+        let rows: Vec<[String; 3]> = findings
+            .iter()
+            .map(|f| {
+                [
+                    f.class.to_string(),
+                    human(now - f.since),
+                    f.evidence.summary.clone(),
+                ]
+            })
+            .collect();
+        writeln!(out, "findings:")?;
+        crate::table::write(&mut out, ["CLASS", "FAILING FOR", "EVIDENCE"], &rows)?;
+    }
+
+    let records: Vec<HealingAction> = Api::<HealingAction>::all(client.clone())
+        .list(&ListParams::default().labels(&format!("{}={uid}", kube_healer_api::TARGET_UID_LABEL)))
+        .await
+        .context("listing the target's HealingActions")?
+        .items;
+    let policies = Api::<HealingPolicy>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .context("listing HealingPolicies")?
+        .items;
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    for policy in &policies {
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        let compiled = match CompiledPolicy::compile(policy) {
+            Ok(c) => c,
+            Err(e) => {
+                rows.push([name, "-".into(), "-".into(), format!("invalid: {e}")]);
+                continue;
+            }
+        };
+        let selected = match target {
+            Target::Pod(p) if compiled.kind == TargetKind::Pod => {
+                compiled.selects_pod(p, namespaces.get(&*p.namespace))
+            }
+            Target::Node(n) if compiled.kind == TargetKind::Node => compiled.selects_node(n),
+            _ => false,
+        };
+        if !selected {
+            continue;
+        }
+        let held = compiled.findings_for(target, &findings, &snapshot, now);
+        if held.is_empty() {
+            rows.push([
+                name,
+                "-".into(),
+                "-".into(),
+                "selects it; no condition holds".into(),
+            ]);
+            continue;
+        }
+        let own: Vec<&HealingAction> = records.iter().filter(|r| r.spec.policy == name).collect();
+        for (i, f) in held {
+            let steps = policy.spec.actions.len();
+            let ladder = ladder_from(&own, f.since, steps);
+            let facts = Facts {
+                now,
+                opted_out,
+                correlated: report
+                    .correlated
+                    .iter()
+                    .find(|c| c.covers(&f))
+                    .map(|c| c.message.clone()),
+                unhealthy_nodes: (compiled.kind == TargetKind::Node)
+                    .then(|| unhealthy_nodes(&snapshot, &compiled, now)),
+                ..Default::default()
+            };
+            let due = f.due_at(compiled.conditions[i].for_secs);
+            let next = match decide(&policy.spec, due, &ladder, &Budget::default(), &facts) {
+                Decision::Wait { until } => {
+                    let step = ladder.next_step.min(steps.saturating_sub(1));
+                    let action = policy.spec.actions.get(step).map(|s| s.action.to_string());
+                    format!("{} in {}", action.unwrap_or_default(), human(until - now))
+                }
+                Decision::Act {
+                    step,
+                    action,
+                    dry_run,
+                } => format!(
+                    "{action} (step {}) now{}",
+                    step + 1,
+                    if dry_run { ", as a dry run" } else { "" }
+                ),
+                Decision::Hold {
+                    action,
+                    reason,
+                    message,
+                    ..
+                } => {
+                    format!("{action} held: {reason} ({message})")
+                }
+            };
+            rows.push([
+                name.clone(),
+                format!("{} for {}", f.class, human(compiled.conditions[i].for_secs)),
+                format!(
+                    "{} of {}, {} taken",
+                    (ladder.next_step + 1).min(steps),
+                    steps,
+                    ladder.attempts
+                ),
+                next,
+            ]);
+        }
+    }
+    writeln!(out)?;
+    if rows.is_empty() {
+        writeln!(out, "policies: none selects it")?;
+    } else {
+        writeln!(out, "policies:")?;
+        crate::table::write(&mut out, ["POLICY", "CONDITION", "STEP", "NEXT"], &rows)?;
+    }
+
+    let mut latest: Vec<&HealingAction> = records.iter().collect();
+    latest.sort_by_key(|r| std::cmp::Reverse(r.spec.decided_at.0));
+    writeln!(out)?;
+    if latest.is_empty() {
+        writeln!(out, "records: none")?;
+    } else {
+        let rows: Vec<[String; 6]> = latest
+            .iter()
+            .take(args.records)
+            .map(|r| {
+                let status = r.status.as_ref();
+                [
+                    r.metadata.name.clone().unwrap_or_default(),
+                    r.spec.action.to_string(),
+                    status.map_or("Pending".into(), |s| format!("{:?}", s.phase)),
+                    status.and_then(|s| s.reason.clone()).unwrap_or_default(),
+                    human(now - r.spec.decided_at.0.as_second()),
+                    status.and_then(|s| s.message.clone()).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        writeln!(out, "records (latest first):")?;
+        crate::table::write(
+            &mut out,
+            ["NAME", "ACTION", "PHASE", "REASON", "AGE", "MESSAGE"],
+            &rows,
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
