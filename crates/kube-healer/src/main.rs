@@ -31,6 +31,8 @@ enum Command {
     /// Explain one target: its findings, the policies that select it, where their ladders stand,
     /// what happens next or why not, and its latest HealingActions.
     Explain(cmd::explain::Args),
+    /// The operator healing real failures on an embedded local cluster, live (Ctrl-C stops it).
+    Demo(cmd::demo::Args),
     /// Diagnose Pods, Nodes, Events and Leases offline, for example
     /// `kubectl get pods,nodes,events -A -o yaml | kube-healer classify -f -`.
     Classify(cmd::classify::Args),
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Explain(args) => cmd::explain::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Classify(args) => cmd::classify::run(args),
     };
     match result {

@@ -2,6 +2,7 @@
 
 pub mod classify;
 pub mod crd;
+pub mod demo;
 pub mod explain;
 pub mod run;
 pub mod simulate;

@@ -1,0 +1,293 @@
+//! `kube-healer demo`: the operator healing real failures on an embedded local cluster (etcd,
+//! kube-apiserver, kube-controller-manager, kube-scheduler, kwok), live. It builds the control
+//! plane if needed, creates workloads that fail the ways the mission describes, runs the operator
+//! in this process, streams each HealingAction as it is recorded, then prints
+//! `kubectl get healingactions`. Ctrl-C stops everything it started.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use kube::api::{Api, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube_healer_api::{HealingAction, HealingPolicy};
+use kube_healer_testenv::{ClusterOptions, Scenario, TestCluster, nodes, scenario, scenario_pod};
+use serde_json::json;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Exit once everything is healed (or after --timeout) instead of waiting for Ctrl-C.
+    #[arg(long)]
+    exit: bool,
+    /// How long to wait for the healing before printing the table anyway.
+    #[arg(long, default_value = "3m")]
+    timeout: kube_healer_api::Duration,
+}
+
+const NS: &str = "shop";
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "error,kube_client=off,kube_healer_operator::watch=off",
+        ))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        tokio::select! {
+            result = demo(&args) => result,
+            _ = tokio::signal::ctrl_c() => {
+                println!("\nstopped: the cluster and the operator are gone");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+/// The demo's policies: short `for`s so that it runs in a minute or two (see examples/ for
+/// production values).
+fn policies() -> serde_json::Value {
+    let pods = json!({"kind": "Pod", "namespaces": {"include": [NS]}});
+    let limits = json!({"maxConcurrent": 5, "rate": {"actions": 20, "per": "1m"}, "cooldown": "5s"});
+    json!([
+        ["stuck-terminating", {"target": pods, "conditions": [{"class": "StuckTerminating", "for": "10s"}],
+            "actions": [{"action": "ForceDelete"}], "safety": limits}],
+        ["evicted-leftovers", {"target": pods, "conditions": [{"class": "Evicted", "for": "10s"}],
+            "actions": [{"action": "Delete"}], "safety": limits}],
+        ["image-pull", {"target": pods, "conditions": [{"class": "ImagePullFailure", "for": "10s"}],
+            "actions": [{"action": "Event"}], "safety": limits}],
+        ["lost-node-pods", {"target": pods, "conditions": [{"class": "NodeLost", "for": "5s"}],
+            "actions": [{"action": "Delete", "escalateAfter": "8s"}, {"action": "ForceDelete"}], "safety": limits}],
+        ["flapping-nodes", {"target": {"kind": "Node", "selector": {"matchLabels": {"demo.kube-healer.io/pool": "app"}}},
+            "conditions": [{"class": "NodeFlapping", "for": "5s"}], "actions": [{"action": "Cordon"}],
+            "safety": {"maxUnhealthy": "50%", "maxConcurrent": 1, "rate": {"actions": 2, "per": "10m"}}}],
+    ])
+}
+
+/// The failures the demo expects healed: (policy, target name prefix).
+const EXPECTED: &[(&str, &str)] = &[
+    ("stuck-terminating", "checkout"),
+    ("evicted-leftovers", "cart-0"),
+    ("evicted-leftovers", "cart-1"),
+    ("evicted-leftovers", "cart-2"),
+    ("image-pull", "payments"),
+    ("lost-node-pods", "search-0"),
+    ("lost-node-pods", "search-1"),
+    ("flapping-nodes", "flappy-node"),
+];
+
+async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    println!("starting a local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok");
+    println!("(the first run builds them from the Go module proxy: about 8 minutes)");
+    let cluster = TestCluster::start(ClusterOptions::default()).await?;
+    let client = cluster.client()?;
+    let crds: Vec<_> = kube_healer_api::crds().into_iter().map(|(_, c)| c).collect();
+    kube_healer_testenv::crds::install(&client, &crds).await?;
+    let node_names: Vec<String> = ["worker-0", "worker-1", "worker-2", "flappy-node", "dark-node"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    nodes::add_nodes(&client, &node_names, Duration::from_secs(60)).await?;
+    let label = json!({"metadata": {"labels": {"demo.kube-healer.io/pool": "app"}}});
+    let nodes_api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    for n in &node_names {
+        nodes_api
+            .patch(n, &Default::default(), &kube::api::Patch::Merge(&label))
+            .await?;
+    }
+    println!(
+        "cluster ready in {:.1}s: 5 kwok nodes; kubeconfig {}",
+        cluster.started_in.as_secs_f64(),
+        cluster.kubeconfig_path().display()
+    );
+
+    // The workloads, failing.
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}}))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let create = |pod: Pod| {
+        let pods = pods.clone();
+        async move { pods.create(&PostParams::default(), &pod).await }
+    };
+    for i in 0..3 {
+        create(scenario_pod(
+            NS,
+            &format!("web-{i}"),
+            Some(&format!("worker-{i}")),
+            &Scenario::Running,
+        ))
+        .await?;
+    }
+    for i in 0..3 {
+        create(scenario_pod(
+            NS,
+            &format!("cart-{i}"),
+            Some("worker-1"),
+            &Scenario::evicted(),
+        ))
+        .await?;
+    }
+    create(scenario_pod(
+        NS,
+        "payments",
+        Some("worker-2"),
+        &Scenario::image_pull_backoff("registry.example/payments:2.4.1"),
+    ))
+    .await?;
+    for i in 0..2 {
+        create(scenario_pod(
+            NS,
+            &format!("search-{i}"),
+            Some("dark-node"),
+            &Scenario::Running,
+        ))
+        .await?;
+    }
+    scenario::stuck_terminating_pod(&pods, NS, "checkout", "worker-0").await?;
+    println!(
+        "workloads in namespace {NS}: web-0..2 (healthy), checkout (stuck Terminating), cart-0..2 (Evicted),"
+    );
+    println!(
+        "  payments (ImagePullBackOff), search-0..1 (on dark-node, whose kubelet is about to stop posting)"
+    );
+
+    // The nodes, failing: one stops posting status; one flaps (NotReady/Ready events).
+    nodes::stop_heartbeats(&client, "dark-node").await?;
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    for (reason, count) in [("NodeNotReady", 3), ("NodeReady", 3)] {
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let event: Event = serde_json::from_value(json!({
+            "metadata": {"generateName": "flappy-node."},
+            "involvedObject": {"kind": "Node", "name": "flappy-node", "uid": "flappy-node"},
+            "reason": reason, "message": format!("Node flappy-node status is now: {reason}"), "count": count,
+            "type": "Normal", "firstTimestamp": now, "lastTimestamp": now, "source": {"component": "node-controller"},
+        }))?;
+        events.create(&PostParams::default(), &event).await?;
+    }
+    println!("nodes: dark-node stopped posting status; flappy-node flaps between NotReady and Ready");
+
+    let policy_api: Api<HealingPolicy> = Api::all(client.clone());
+    let specs = policies();
+    for entry in specs.as_array().context("policies")? {
+        let policy: HealingPolicy = serde_json::from_value(json!({
+            "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+            "metadata": {"name": entry[0]}, "spec": entry[1]}))?;
+        policy_api.create(&PostParams::default(), &policy).await?;
+    }
+    println!(
+        "policies: {}",
+        EXPECTED
+            .iter()
+            .map(|e| e.0)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    // The operator, in this process.
+    let port = kube_healer_testenv::process::free_port()?;
+    let config = kube_healer_operator::Config {
+        http_addr: ([127, 0, 0, 1], port).into(),
+        dry_run: false,
+        paused: false,
+        policy_selector: None,
+        leader_election: None,
+        retention: Default::default(),
+    };
+    let operator = tokio::spawn(kube_healer_operator::run(client.clone(), config));
+    println!(
+        "operator running (metrics on http://127.0.0.1:{port}/metrics); HealingActions as they are recorded:\n"
+    );
+
+    // HealingActions, live.
+    let records = watcher(
+        Api::<HealingAction>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .applied_objects()
+    .default_backoff();
+    let mut records = std::pin::pin!(records);
+    let mut healed: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut shown: BTreeSet<String> = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + args.timeout.as_std();
+    while healed.len() < EXPECTED.len() {
+        let next = tokio::time::timeout_at(deadline, records.next()).await;
+        let Ok(Some(Ok(record))) = next else { break };
+        let Some(status) = record.status.as_ref().filter(|s| s.phase.is_final()) else {
+            continue;
+        };
+        let name = record.metadata.name.clone().unwrap_or_default();
+        if !shown.insert(name) {
+            continue;
+        }
+        let elapsed = started.elapsed().as_secs();
+        println!(
+            "  {:>3}s  {:<12} {:<34} {:<10} {}",
+            elapsed,
+            record.spec.action.to_string(),
+            record.spec.target.reference,
+            format!("{:?}", status.phase),
+            status.message.clone().unwrap_or_default()
+        );
+        if let Some((policy, prefix)) = EXPECTED
+            .iter()
+            .find(|(p, t)| record.spec.policy == *p && record.spec.target.name.starts_with(t))
+            && status.phase == kube_healer_api::record::ActionPhase::Succeeded
+            && (record.spec.policy != "lost-node-pods"
+                || record.spec.action == kube_healer_api::ActionKind::ForceDelete)
+        {
+            healed.insert((policy.to_string(), prefix.to_string()));
+        }
+    }
+    operator.abort();
+    println!();
+    let all_healed = healed.len() == EXPECTED.len();
+    if all_healed {
+        println!(
+            "all {} failures healed in {}s",
+            EXPECTED.len(),
+            started.elapsed().as_secs()
+        );
+    } else {
+        let missing: Vec<String> = EXPECTED
+            .iter()
+            .filter(|(p, t)| !healed.contains(&(p.to_string(), t.to_string())))
+            .map(|(p, t)| format!("{t} ({p})"))
+            .collect();
+        println!("not healed within {}: {}", args.timeout, missing.join(", "));
+    }
+    let kubectl = cluster.binaries().path("kubectl");
+    let table = std::process::Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .args(["get", "healingactions", "--sort-by=.metadata.creationTimestamp"])
+        .output()
+        .context("running kubectl")?;
+    println!(
+        "\n$ kubectl get healingactions\n{}",
+        String::from_utf8_lossy(&table.stdout)
+    );
+    if args.exit {
+        cluster.stop();
+        return Ok(if all_healed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    println!("explore (the cluster stays up until Ctrl-C):");
+    println!("  export KUBECONFIG={}", cluster.kubeconfig_path().display());
+    println!("  {} get healingpolicies", kubectl.display());
+    println!("  {} describe node flappy-node", kubectl.display());
+    println!("  cargo run -p kube-healer -- explain pod/{NS}/payments");
+    println!("  cargo run -p kube-healer -- simulate -f examples/evicted-leftovers.yaml");
+    std::future::pending().await
+}
