@@ -253,63 +253,72 @@ pub async fn restart_owner(client: &Client, req: &ActionRequest, window: Duratio
     };
     let reference = format!("{}/{namespace}/{name}", resource.kind.to_ascii_lowercase());
     let workloads: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    let workload = match workloads.get(&name).await {
-        Ok(w) => w,
-        Err(e) if is_gone(&e) => {
+    // Read, then patch with the resourceVersion read: a concurrent restart (for another of the
+    // workload's pods) makes the patch conflict, and the next read sees that restart.
+    let mut calls = 1;
+    for _ in 0..3 {
+        calls += 1;
+        let workload = match workloads.get(&name).await {
+            Ok(w) => w,
+            Err(e) if is_gone(&e) => {
+                return (
+                    ActionPhase::Failed,
+                    reasons::TARGET_GONE,
+                    format!("{reference} is gone"),
+                    calls,
+                );
+            }
+            Err(e) => return (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), calls),
+        };
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let previous = workload.data["spec"]["template"]["metadata"]["annotations"][RESTARTED_BY_ANNOTATION]
+            .as_str()
+            .and_then(|v| v.rsplit_once('@'))
+            .and_then(|(_, at)| at.parse::<k8s_openapi::jiff::Timestamp>().ok());
+        if let Some(at) = previous
+            && now.duration_since(at).as_secs() < window.as_secs() as i64
+        {
             return (
-                ActionPhase::Failed,
-                reasons::TARGET_GONE,
-                format!("{reference} is gone"),
-                1,
+                ActionPhase::Succeeded,
+                reasons::COMPLETED,
+                format!("{reference} was already restarted by kube-healer at {at}: not restarted again"),
+                calls,
             );
         }
-        Err(e) => return (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), 1),
-    };
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let previous = workload.data["spec"]["template"]["metadata"]["annotations"][RESTARTED_BY_ANNOTATION]
-        .as_str()
-        .and_then(|v| v.rsplit_once('@'))
-        .and_then(|(_, at)| at.parse::<k8s_openapi::jiff::Timestamp>().ok());
-    if let Some(at) = previous
-        && now.duration_since(at).as_secs() < window.as_secs() as i64
-    {
-        return (
-            ActionPhase::Succeeded,
-            reasons::COMPLETED,
-            format!("{reference} was already restarted by kube-healer at {at}: not restarted again"),
-            1,
-        );
+        let stamp = now.to_string();
+        let patch = json!({
+            "metadata": {"resourceVersion": workload.metadata.resource_version},
+            "spec": {"template": {"metadata": {"annotations": {
+                "kubectl.kubernetes.io/restartedAt": stamp,
+                RESTARTED_BY_ANNOTATION: format!("{}@{stamp}", spec.policy),
+            }}}},
+        });
+        calls += 1;
+        match workloads
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                return (
+                    ActionPhase::Succeeded,
+                    reasons::COMPLETED,
+                    format!(
+                        "restarted {reference} (rollout restart), which replaces {}",
+                        spec.target.reference
+                    ),
+                    calls,
+                );
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), calls),
+        }
     }
-    let stamp = now.to_string();
-    let patch = json!({
-        "metadata": {"resourceVersion": workload.metadata.resource_version},
-        "spec": {"template": {"metadata": {"annotations": {
-            "kubectl.kubernetes.io/restartedAt": stamp,
-            RESTARTED_BY_ANNOTATION: format!("{}@{stamp}", spec.policy),
-        }}}},
-    });
-    match workloads
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => (
-            ActionPhase::Succeeded,
-            reasons::COMPLETED,
-            format!(
-                "restarted {reference} (rollout restart), which replaces {}",
-                spec.target.reference
-            ),
-            2,
-        ),
-        // Changed since it was read (perhaps restarted for another of its pods): not again.
-        Err(kube::Error::Api(s)) if s.code == 409 => (
-            ActionPhase::Failed,
-            reasons::API_ERROR,
-            format!("{reference} changed while being restarted; the next decision looks again"),
-            2,
-        ),
-        Err(e) => (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), 2),
-    }
+    (
+        ActionPhase::Failed,
+        reasons::API_ERROR,
+        format!("{reference} kept changing while being restarted; the next decision looks again"),
+        calls,
+    )
 }
 
 fn unsafe_outcome(why: String) -> Outcome {
