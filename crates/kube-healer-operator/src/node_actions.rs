@@ -1,7 +1,7 @@
 //! Cordon and Taint, and their revert. kube-healer marks what it changed with annotations naming
 //! the policy, and reverts only that: a node cordoned by a person stays cordoned.
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Taint};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -73,6 +73,16 @@ where
     }
 }
 
+/// The node's taints, except those `drop` picks.
+fn taints_without(node: &Node, drop: impl Fn(&Taint) -> bool) -> Vec<Taint> {
+    let taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_deref())
+        .unwrap_or_default();
+    taints.iter().filter(|t| !drop(t)).cloned().collect()
+}
+
 pub async fn cordon(client: &Client, spec: &HealingActionSpec) -> Outcome {
     let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
         if node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
@@ -92,15 +102,11 @@ pub async fn cordon(client: &Client, spec: &HealingActionSpec) -> Outcome {
 pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParams) -> Outcome {
     let effect = taint.effect.as_str();
     let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
-        let mut taints = node
-            .spec
-            .as_ref()
-            .and_then(|s| s.taints.clone())
-            .unwrap_or_default();
+        let mut taints = taints_without(node, |_| false);
         if taints.iter().any(|t| t.key == taint.key && t.effect == effect) {
             return None;
         }
-        taints.push(k8s_openapi::api::core::v1::Taint {
+        taints.push(Taint {
             key: taint.key.clone(),
             value: taint.value.clone(),
             effect: effect.to_string(),
@@ -134,14 +140,7 @@ pub async fn revert(client: &Client, recorder: &Recorder, policy: &str, node: &s
             && owner == policy
             && let Some((key, effect)) = taint.rsplit_once(':')
         {
-            let taints: Vec<_> = n
-                .spec
-                .as_ref()
-                .and_then(|s| s.taints.clone())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|t| !(t.key == key && t.effect == effect))
-                .collect();
+            let taints = taints_without(n, |t| t.key == key && t.effect == effect);
             patch["spec"]["taints"] = json!(taints);
             patch["metadata"]["annotations"][TAINTED_BY_ANNOTATION] = serde_json::Value::Null;
             undone.push(format!("removed the taint {key}:{effect}"));
@@ -176,7 +175,7 @@ pub async fn revert(client: &Client, recorder: &Recorder, policy: &str, node: &s
 /// Puts (or extends) the avoid taint on a node: NoSchedule until the Unix time `until`.
 pub async fn avoid(client: &Client, node: &str, until: i64) -> Result<(), kube::Error> {
     update_node(client, node, None, |n| {
-        let mut taints = n.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+        let mut taints = taints_without(n, |_| false);
         if let Some(t) = taints.iter_mut().find(|t| t.key == AVOID_TAINT) {
             if t.value
                 .as_deref()
@@ -187,7 +186,7 @@ pub async fn avoid(client: &Client, node: &str, until: i64) -> Result<(), kube::
             }
             t.value = Some(until.to_string());
         } else {
-            taints.push(k8s_openapi::api::core::v1::Taint {
+            taints.push(Taint {
                 key: AVOID_TAINT.into(),
                 value: Some(until.to_string()),
                 effect: "NoSchedule".into(),
@@ -217,14 +216,7 @@ pub async fn remove_expired_avoid(client: &Client, node: &str, now: i64) {
         if avoid_expiry(n).is_none_or(|until| until > now) {
             return None;
         }
-        let taints: Vec<_> = n
-            .spec
-            .as_ref()
-            .and_then(|s| s.taints.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|t| t.key != AVOID_TAINT)
-            .collect();
+        let taints = taints_without(n, |t| t.key == AVOID_TAINT);
         Some((json!({"spec": {"taints": taints}}), String::new()))
     })
     .await;

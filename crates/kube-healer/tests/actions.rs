@@ -20,7 +20,9 @@ use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::nodes::OWNER_LABEL;
 use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
 use serde_json::json;
-use support::{HEAL, Operator, create_policy, node_event, now_rfc3339, phase_reason, records};
+use support::{
+    HEAL, Operator, create_policy, limits, node_event, now_rfc3339, phase_reason, records, selector,
+};
 
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
@@ -49,16 +51,6 @@ fn main() -> std::process::ExitCode {
             ),
         ],
     )
-}
-
-fn selector(ctx: &Ctx) -> String {
-    format!("kube-healer.test/owner={}", ctx.id)
-}
-
-const LIMITS: &str = r#"{"maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}}"#;
-
-fn limits() -> serde_json::Value {
-    serde_json::from_str(LIMITS).expect("valid JSON")
 }
 
 /// A Deployment of `replicas` pods like `template` (a scenario pod), kept on the test's nodes.

@@ -16,7 +16,9 @@ use kube_healer_api::record::ActionPhase;
 use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario, scenario_pod, wait};
 use serde_json::json;
-use support::{HEAL, Operator, create_policy, phase_reason, ready, records, unmanaged_node};
+use support::{
+    HEAL, Operator, create_policy, limits, phase_reason, ready, records, selector, unmanaged_node,
+};
 
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
@@ -34,10 +36,6 @@ fn main() -> std::process::ExitCode {
             ),
         ],
     )
-}
-
-fn selector(ctx: &Ctx) -> String {
-    format!("kube-healer.test/owner={}", ctx.id)
 }
 
 /// (action, phase, reason) of every record, sorted by step then phase.
@@ -145,7 +143,7 @@ async fn opt_out(ctx: Ctx) -> anyhow::Result<()> {
         &policy,
         json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
         "conditions": [{"class": "Evicted", "for": "1s"}], "actions": [{"action": "Delete"}],
-        "safety": {"maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}}}),
+        "safety": limits()}),
     )
     .await?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
@@ -241,7 +239,7 @@ async fn retention(ctx: Ctx) -> anyhow::Result<()> {
     let (kept, other) = (ctx.name("kept"), ctx.name("other"));
     let spec = json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
         "conditions": [{"class": "Evicted", "for": "1s"}], "actions": [{"action": "Event"}],
-        "safety": {"maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}}});
+        "safety": limits()});
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     // Five records, a second apart (creation times have a resolution of one second).
     let op = Operator::start(&ctx.cluster, "recording", &["--policy-selector", &selector(&ctx)]).await?;

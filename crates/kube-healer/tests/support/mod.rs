@@ -255,3 +255,13 @@ pub async fn node_event(
     events.create(&PostParams::default(), &event).await?;
     Ok(())
 }
+
+/// The `--policy-selector` that picks the test's own policies.
+pub fn selector(ctx: &Ctx) -> String {
+    format!("kube-healer.test/owner={}", ctx.id)
+}
+
+/// Limits that let a test's few actions through.
+pub fn limits() -> serde_json::Value {
+    json!({"maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}})
+}
