@@ -1,11 +1,19 @@
-//! crds/*.yaml must be exactly what the types generate: regenerate with
-//! `cargo run -p kube-healer -- crd --dir crds` after changing the API.
+//! crds/*.yaml and the chart's copies must be exactly what the types generate: regenerate with
+//! `cargo run -p kube-healer -- crd --dir crds --dir charts/kube-healer/files/crds` after
+//! changing the API.
 
 use std::path::Path;
 
+const REGENERATE: &str = "cargo run -p kube-healer -- crd --dir crds --dir charts/kube-healer/files/crds";
+
 #[test]
 fn committed_crds_match_the_types() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds");
+    for dir in ["../../crds", "../../charts/kube-healer/files/crds"] {
+        check_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir));
+    }
+}
+
+fn check_dir(dir: &Path) {
     let mut expected_files: Vec<String> = Vec::new();
     for (file, crd) in kube_healer_api::crds() {
         let path = dir.join(file);
@@ -20,14 +28,14 @@ fn committed_crds_match_the_types() {
                 .unwrap_or(committed.lines().count().min(generated.lines().count()))
                 + 1;
             panic!(
-                "{} drifted from the types (first difference at line {line}); run `cargo run -p kube-healer -- crd --dir crds`",
+                "{} drifted from the types (first difference at line {line}); run `{REGENERATE}`",
                 path.display()
             );
         }
         expected_files.push(file.to_string());
     }
-    let mut present: Vec<String> = std::fs::read_dir(&dir)
-        .expect("crds/ exists")
+    let mut present: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|e| {
             e.expect("readable entry")
                 .file_name()
@@ -38,8 +46,10 @@ fn committed_crds_match_the_types() {
     present.sort();
     expected_files.sort();
     assert_eq!(
-        present, expected_files,
-        "crds/ holds files the types do not generate"
+        present,
+        expected_files,
+        "{} holds files the types do not generate",
+        dir.display()
     );
 }
 

@@ -1,6 +1,8 @@
 //! Policies compiled for matching: which targets a HealingPolicy selects and which of their
 //! findings it acts on.
 
+use std::sync::Arc;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube_healer_api::policy::NameFilter;
 use kube_healer_api::{FailureClass, FailureCondition, HealingPolicy, TargetKind};
@@ -13,7 +15,8 @@ use crate::thresholds::{Knobs, for_of};
 use crate::view::{Labels, NodeView, PodView, Secs};
 use crate::{classify_node, classify_pod};
 
-/// Namespaces no policy touches unless it names them in spec.target.namespaces.include.
+/// Namespaces no policy touches unless it names them in spec.target.namespaces.include (the
+/// default; the operator's --protected-namespaces replaces it).
 pub const PROTECTED_NAMESPACES: &[&str] = &["kube-system"];
 
 /// Why a policy cannot be used (reported in its status, condition Invalid).
@@ -116,6 +119,8 @@ pub struct CompiledPolicy {
     pub selector: Selector,
     pub namespace_selector: Option<Selector>,
     pub conditions: Vec<CompiledCondition>,
+    /// Namespaces this policy leaves alone unless it names them.
+    pub protected_namespaces: Arc<[String]>,
 }
 
 impl CompiledPolicy {
@@ -143,7 +148,14 @@ impl CompiledPolicy {
             selector,
             namespace_selector,
             conditions,
+            protected_namespaces: PROTECTED_NAMESPACES.iter().map(|n| n.to_string()).collect(),
         })
+    }
+
+    /// Replaces the protected namespaces (default [`PROTECTED_NAMESPACES`]).
+    pub fn protecting(mut self, namespaces: Arc<[String]>) -> Self {
+        self.protected_namespaces = namespaces;
+        self
     }
 
     /// Whether the policy selects this pod (`namespace_labels`: the labels of its namespace, if
@@ -157,7 +169,7 @@ impl CompiledPolicy {
             .namespaces
             .as_ref()
             .is_some_and(|n| n.include.iter().any(|i| *i == *pod.namespace));
-        if PROTECTED_NAMESPACES.contains(&&*pod.namespace) && !names_it {
+        if self.protected_namespaces.iter().any(|n| **n == *pod.namespace) && !names_it {
             return false;
         }
         if !target

@@ -223,3 +223,26 @@ fn event_patterns_and_bad_regular_expressions() {
     let err = CompiledPolicy::compile(&p("(unclosed", 1)).unwrap_err();
     assert_eq!(err.field, "spec.conditions[0].messagePattern");
 }
+
+#[test]
+fn protected_namespaces_can_be_replaced() {
+    let spec = json!({"target": {"kind": "Pod"}, "conditions": [{"class": "CrashLoop"}], "actions": [{"action": "Event"}], "safety": {"dryRun": true}});
+    let compiled = CompiledPolicy::compile(&policy(spec))
+        .unwrap()
+        .protecting(vec!["platform".to_string(), "monitoring".to_string()].into());
+    let s = snapshot(
+        vec![
+            pod("platform", json!({}), None, 0),
+            pod("kube-system", json!({}), None, 0),
+            pod("shop", json!({}), None, 0),
+        ],
+        vec![],
+    );
+    let selected: Vec<&str> = s
+        .pods
+        .iter()
+        .filter(|p| compiled.selects_pod(p, None))
+        .map(|p| &*p.namespace)
+        .collect();
+    assert_eq!(selected, ["kube-system", "shop"]);
+}

@@ -32,6 +32,9 @@ pub struct ActionRequest {
     pub owner: Option<(kube_healer_core::view::OwnerKind, String)>,
     /// The policy's cooldown: RestartOwner restarts a workload once within it.
     pub cooldown: Duration,
+    /// For a ladder's first step: when the failure became due (unix seconds), for the reaction
+    /// time metric.
+    pub due: Option<i64>,
 }
 
 /// Work for the executor.
@@ -285,13 +288,17 @@ async fn handle(
         announce(recorder, &req.spec, ActionPhase::Skipped, reason, &message).await;
         return false;
     }
-    let decided = req.spec.decided_at.0;
+    let calling = k8s_openapi::jiff::Timestamp::now();
     metrics.decision_latency.observe(
-        k8s_openapi::jiff::Timestamp::now()
-            .duration_since(decided)
+        calling
+            .duration_since(req.spec.decided_at.0)
             .as_secs_f64()
             .max(0.0),
     );
+    if let Some(due) = req.due {
+        let since_due = calling.as_millisecond() as f64 / 1000.0 - due as f64;
+        metrics.due_latency.observe(since_due.max(0.0));
+    }
     set_status(
         records,
         &req.name,

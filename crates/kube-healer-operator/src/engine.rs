@@ -686,6 +686,12 @@ impl Engine {
         self
     }
 
+    /// Namespaces no policy touches unless it names them (default: kube-system).
+    pub fn with_protected_namespaces(mut self, namespaces: Vec<String>) -> Self {
+        self.policies.set_protected_namespaces(namespaces);
+        self
+    }
+
     /// Carries out decisions through an executor (the leader's duty).
     pub fn with_executor(
         mut self,
@@ -824,6 +830,7 @@ impl Engine {
                 hold,
                 owner,
                 cooldown: cooldown.as_std(),
+                due: (step == 0).then(|| finding.due_at(for_secs)),
             })));
         }
         retry

@@ -38,6 +38,8 @@ pub struct Config {
     pub leader_election: Option<leader::LeaderElection>,
     /// How long and how many HealingActions are kept.
     pub retention: retention::Retention,
+    /// Namespaces no policy touches unless it names them in spec.target.namespaces.include.
+    pub protected_namespaces: Vec<String>,
 }
 
 /// Runs the operator until the engine stops (which only happens when every watch ends) or the
@@ -87,7 +89,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         .with_status_writer(status_tx)
         .with_executor(action_tx, done_rx)
         .with_switches(config.dry_run, config.paused)
-        .with_retention(config.retention);
+        .with_retention(config.retention)
+        .with_protected_namespaces(config.protected_namespaces);
     let election_ended = async {
         match election_task.as_mut() {
             Some(task) => task.await,

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub actions: Family<ActionLabels, Counter>,
     /// Seconds from a decision to its API call.
     pub decision_latency: Histogram,
+    /// Seconds from the moment a failure became due (its `for` elapsed) to the first step's API
+    /// call: the reaction time.
+    pub due_latency: Histogram,
     /// 1 while this replica leads (decides and acts), else 0.
     pub leader: Gauge,
     /// Correlated causes in force (a registry failing, many nodes down together).
@@ -91,6 +94,13 @@ impl Default for Metrics {
             "Seconds from a decision to its API call",
             decision_latency.clone(),
         );
+        let due_latency =
+            Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]);
+        registry.register(
+            "due_to_action_seconds",
+            "Seconds from a failure becoming due (its `for` elapsed) to the first action's API call",
+            due_latency.clone(),
+        );
         let leader = Gauge::default();
         registry.register("leader", "1 while this replica is the leader", leader.clone());
         let correlated = Gauge::default();
@@ -111,6 +121,7 @@ impl Default for Metrics {
             policy_due,
             actions,
             decision_latency,
+            due_latency,
             leader,
             correlated,
             store_objects,

@@ -2,10 +2,11 @@
 //! conditions hold on which targets.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use kube_healer_api::{HealingPolicy, TargetKind};
 use kube_healer_core::Finding;
-use kube_healer_core::policy::{CompiledPolicy, PolicyError, Target as PolicyTarget};
+use kube_healer_core::policy::{CompiledPolicy, PROTECTED_NAMESPACES, PolicyError, Target as PolicyTarget};
 use kube_healer_core::view::{Labels, Secs, Shared};
 
 use crate::engine::Target;
@@ -41,20 +42,37 @@ pub struct DueMatch {
     pub finding: Finding,
 }
 
-#[derive(Default)]
 pub struct PolicySet {
     policies: BTreeMap<String, CompiledPolicy>,
+    protected_namespaces: Arc<[String]>,
     namespaces: HashMap<Shared, Labels>,
     matches: HashMap<Target, Vec<Match>>,
 }
 
+impl Default for PolicySet {
+    fn default() -> Self {
+        PolicySet {
+            policies: BTreeMap::new(),
+            protected_namespaces: PROTECTED_NAMESPACES.iter().map(|n| n.to_string()).collect(),
+            namespaces: HashMap::new(),
+            matches: HashMap::new(),
+        }
+    }
+}
+
 impl PolicySet {
+    /// Namespaces no policy touches unless it names them (replaces the default, kube-system).
+    pub fn set_protected_namespaces(&mut self, namespaces: Vec<String>) {
+        self.protected_namespaces = namespaces.into();
+    }
+
     /// Compiles and stores a policy; an invalid one is removed and its error returned. Ok holds
     /// the target kind and whether the spec changed (a new generation).
     pub fn upsert(&mut self, policy: &HealingPolicy) -> Result<(TargetKind, bool), PolicyError> {
         let name = policy.metadata.name.clone().unwrap_or_default();
         match CompiledPolicy::compile(policy) {
             Ok(compiled) => {
+                let compiled = compiled.protecting(self.protected_namespaces.clone());
                 let kind = compiled.kind;
                 let changed = self
                     .policies

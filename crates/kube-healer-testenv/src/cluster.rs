@@ -30,6 +30,9 @@ pub struct ClusterOptions {
     pub extra_apiserver_args: Vec<String>,
     /// Keep the directory (logs, kubeconfig, certificates) after teardown.
     pub keep_dir: bool,
+    /// Write the API server's audit log (metadata of every request except kwok's heartbeats and
+    /// status writes), read by [`TestCluster::forbidden_impersonated`]. Off for scale runs.
+    pub audit: bool,
 }
 
 impl Default for ClusterOptions {
@@ -41,6 +44,7 @@ impl Default for ClusterOptions {
             high_throughput: false,
             extra_apiserver_args: Vec::new(),
             keep_dir: false,
+            audit: true,
         }
     }
 }
@@ -95,7 +99,17 @@ impl TestCluster {
         )?);
         wait_for_tcp("etcd", etcd_port, &mut processes[0], Duration::from_secs(30)).await?;
 
-        let apiserver_args = apiserver_args(&options, &pki, etcd_port, apiserver_port);
+        let mut apiserver_args = apiserver_args(&options, &pki, etcd_port, apiserver_port);
+        if options.audit {
+            let policy = dir_path.join("audit-policy.yaml");
+            std::fs::write(&policy, AUDIT_POLICY).map_err(io("writing the audit policy"))?;
+            apiserver_args.extend([
+                format!("--audit-policy-file={}", path(&policy)),
+                format!("--audit-log-path={}", path(&dir_path.join(AUDIT_LOG))),
+                "--audit-log-format=json".to_string(),
+                "--audit-log-maxbackup=0".to_string(),
+            ]);
+        }
         processes.push(ManagedProcess::spawn(
             "kube-apiserver",
             &binaries.path("kube-apiserver"),
@@ -194,6 +208,36 @@ impl TestCluster {
         let args = self.apiserver_args.clone();
         self.spawn("kube-apiserver", &args)?;
         self.wait_apiserver_ready(Duration::from_secs(90)).await
+    }
+
+    /// The requests made by impersonated users (the operator run as its chart's ServiceAccount)
+    /// that the API server refused with 403, one line each: user, verb, resource and name. Empty
+    /// when the audit log is off.
+    pub fn forbidden_impersonated(&self) -> Result<Vec<String>> {
+        let log = match std::fs::read_to_string(self.dir_path.join(AUDIT_LOG)) {
+            Ok(log) => log,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("reading the audit log")(e)),
+        };
+        Ok(log
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|e| e["responseStatus"]["code"] == 403 && e["impersonatedUser"]["username"].is_string())
+            .map(|e| {
+                let object = &e["objectRef"];
+                let sub = object["subresource"].as_str().map(|s| format!("/{s}"));
+                format!(
+                    "{} {} {}{} {}/{} ({})",
+                    e["impersonatedUser"]["username"].as_str().unwrap_or("?"),
+                    e["verb"].as_str().unwrap_or("?"),
+                    object["resource"].as_str().unwrap_or("?"),
+                    sub.unwrap_or_default(),
+                    object["namespace"].as_str().unwrap_or(""),
+                    object["name"].as_str().unwrap_or(""),
+                    e["requestURI"].as_str().unwrap_or("?"),
+                )
+            })
+            .collect())
     }
 
     /// Runs kubectl against this cluster and returns its stdout; a failure carries stderr.
@@ -381,6 +425,30 @@ fn etcd_args(dir: &Path, client: u16, peer: u16) -> Vec<String> {
     ]);
     args
 }
+
+const AUDIT_LOG: &str = "audit.log";
+
+/// Metadata of every request, except the bulk that kwok and the controllers write about nodes
+/// and pods (heartbeats, status), which no operator under test makes.
+const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: None
+    verbs: [update, patch]
+    resources:
+      - group: ""
+        resources: [nodes/status, pods/status]
+  - level: None
+    verbs: [update, patch]
+    resources:
+      - group: coordination.k8s.io
+        resources: [leases]
+    namespaces: [kube-node-lease]
+  - level: None
+    users: [system:kube-controller-manager, system:kube-scheduler]
+  - level: Metadata
+"#;
 
 fn apiserver_args(options: &ClusterOptions, pki: &Pki, etcd_port: u16, port: u16) -> Vec<String> {
     let mut args = strings([

@@ -152,6 +152,15 @@ pub fn run(options: ClusterOptions, tests: Vec<E2eTest>) -> ExitCode {
         .collect();
 
     let conclusion = libtest_mimic::run(&args, trials);
+    // The operator runs as its chart's ServiceAccount (impersonated): any refusal means the
+    // chart's RBAC is not enough for what the tests made it do.
+    let forbidden = match &cluster {
+        Some(c) => c.forbidden_impersonated().unwrap_or_else(|e| vec![e.to_string()]),
+        None => Vec::new(),
+    };
+    for line in &forbidden {
+        eprintln!("403 for the operator's ServiceAccount: {line}");
+    }
     if let Some(cluster) = cluster {
         match Arc::into_inner(cluster) {
             Some(c) => c.stop(),
@@ -159,7 +168,15 @@ pub fn run(options: ClusterOptions, tests: Vec<E2eTest>) -> ExitCode {
         }
     }
     drop(runtime);
-    conclusion.exit_code()
+    if forbidden.is_empty() {
+        conclusion.exit_code()
+    } else {
+        eprintln!(
+            "{} requests of the operator were refused (403): the chart's RBAC misses them",
+            forbidden.len()
+        );
+        ExitCode::FAILURE
+    }
 }
 
 fn selected(args: &Arguments, test: &E2eTest) -> bool {

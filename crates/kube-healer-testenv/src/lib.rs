@@ -6,6 +6,7 @@
 //! API server's own.
 
 pub mod binaries;
+pub mod chart;
 pub mod cluster;
 pub mod crds;
 pub mod error;

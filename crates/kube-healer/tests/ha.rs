@@ -32,7 +32,12 @@ async fn leaders(ops: &[&Operator]) -> anyhow::Result<Vec<bool>> {
 }
 
 async fn failover(ctx: Ctx) -> anyhow::Result<()> {
-    let args = ["--leader-election-namespace", "default", "--log", "info"];
+    let args = [
+        "--leader-election-namespace",
+        support::CHART_NAMESPACE,
+        "--log",
+        "info",
+    ];
     let a = Operator::start(
         &ctx.cluster,
         "replica-a",

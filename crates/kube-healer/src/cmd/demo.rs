@@ -201,6 +201,7 @@ async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
         policy_selector: None,
         leader_election: None,
         retention: Default::default(),
+        protected_namespaces: vec!["kube-system".into()],
     };
     let operator = tokio::spawn(kube_healer_operator::run(client.clone(), config));
     println!(

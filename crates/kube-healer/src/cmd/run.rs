@@ -29,7 +29,11 @@ pub struct Args {
     #[arg(long, env = "KUBE_HEALER_POLICY_SELECTOR")]
     policy_selector: Option<String>,
     /// The Lease that elects the leader.
-    #[arg(long, default_value = "kube-healer-leader")]
+    #[arg(
+        long,
+        env = "KUBE_HEALER_LEADER_ELECTION_LEASE",
+        default_value = "kube-healer-leader"
+    )]
     leader_election_lease: String,
     /// This replica's identity in the election; default: $POD_NAME, else host name and PID.
     #[arg(long, env = "POD_NAME")]
@@ -47,6 +51,15 @@ pub struct Args {
     /// At most this many HealingActions are kept per policy; the oldest are deleted first.
     #[arg(long, env = "KUBE_HEALER_RECORDS_PER_POLICY", default_value_t = 1000)]
     records_per_policy: usize,
+    /// Namespaces no policy touches unless it names them in spec.target.namespaces.include
+    /// (comma-separated; an empty value protects none).
+    #[arg(
+        long,
+        env = "KUBE_HEALER_PROTECTED_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "kube-system"
+    )]
+    protected_namespaces: Vec<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -89,6 +102,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 max_age: args.record_max_age.as_std(),
                 max_per_policy: args.records_per_policy,
             },
+            protected_namespaces: args
+                .protected_namespaces
+                .iter()
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect(),
         };
         tokio::select! {
             result = kube_healer_operator::run(client, operator) => result,

@@ -13,7 +13,7 @@ use kube_healer_api::record::ActionPhase;
 use kube_healer_api::{HealingAction, HealingPolicy};
 use kube_healer_testenv::harness::Ctx;
 use kube_healer_testenv::process::{ManagedProcess, Reaper, free_port};
-use kube_healer_testenv::{TestCluster, wait};
+use kube_healer_testenv::{TestCluster, chart, wait};
 use serde_json::json;
 
 /// A `kube-healer run` process: killed (by PID) when dropped, or by the reaper if the test dies.
@@ -38,12 +38,24 @@ impl Operator {
     ) -> anyhow::Result<Self> {
         let crds: Vec<_> = kube_healer_api::crds().into_iter().map(|(_, crd)| crd).collect();
         kube_healer_testenv::crds::install(&cluster.client()?, &crds).await?;
+        let kubeconfig = CHART_IDENTITY.get_or_try_init(|| chart_identity(cluster)).await?;
+        Self::spawn(cluster, kubeconfig, name, extra, env).await
+    }
+
+    /// Starts `kube-healer run` with this kubeconfig; returns once it is ready.
+    pub async fn spawn(
+        cluster: &TestCluster,
+        kubeconfig: &std::path::Path,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let log: PathBuf = cluster.dir().join(format!("operator-{name}.log"));
         let mut args = vec![
             "run".to_string(),
             "--kubeconfig".into(),
-            cluster.kubeconfig_path().display().to_string(),
+            kubeconfig.display().to_string(),
             "--http-addr".into(),
             format!("127.0.0.1:{port}"),
         ];
@@ -132,6 +144,21 @@ impl Drop for Operator {
         self.process.kill();
         self.reaper.disarm();
     }
+}
+
+/// The namespace of the chart's release in the e2e clusters: the operator runs as its
+/// ServiceAccount and elects its leader there.
+pub const CHART_NAMESPACE: &str = "kube-healer";
+
+/// The kubeconfig every e2e operator uses, once per cluster (one cluster per test binary).
+static CHART_IDENTITY: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
+
+/// The chart's ServiceAccount and RBAC (release kube-healer, RunJob permitted), and a kubeconfig
+/// impersonating that ServiceAccount: every e2e scenario runs with exactly the chart's
+/// permissions, and the harness fails the run if the API server refused any of the operator's
+/// requests (403 in its audit log).
+async fn chart_identity(cluster: &TestCluster) -> anyhow::Result<PathBuf> {
+    chart::operator_identity(cluster, "kube-healer", CHART_NAMESPACE, &["rbac.runJobs=true"]).await
 }
 
 /// A minimal HTTP/1.1 GET to 127.0.0.1 (no client library needed for probes and metrics).
