@@ -73,6 +73,8 @@ pub struct Engine {
     correlation_inputs: HashMap<Target, Vec<Finding>>,
     /// The correlated causes in force.
     correlated: Vec<kube_healer_core::Correlated>,
+    /// The correlation inputs changed since `correlated` was computed.
+    correlation_dirty: bool,
     relist_policies: Option<HashSet<String>>,
     relist_pods: Option<HashSet<PodKey>>,
     relist_nodes: Option<HashSet<Shared>>,
@@ -124,6 +126,7 @@ impl Engine {
             policies: PolicySet::default(),
             correlation_inputs: HashMap::new(),
             correlated: Vec::new(),
+            correlation_dirty: false,
             relist_policies: None,
             relist_pods: None,
             relist_nodes: None,
@@ -160,6 +163,8 @@ impl Engine {
         // Events age out of the index locally: no list, no get.
         let mut prune = tokio::time::interval(Duration::from_secs(60));
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut correlate = tokio::time::interval(Duration::from_secs(1));
+        correlate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
             let next = match (next, self.retention_at) {
@@ -202,6 +207,7 @@ impl Engine {
                         self.set_leader(false);
                     }
                 },
+                _ = correlate.tick() => self.refresh_correlation(),
                 _ = prune.tick() => {
                     self.stores.events.prune((self.clock)());
                     self.metrics.store_objects.get_or_create(&Metrics::resource("events")).set(self.stores.events.len() as i64);
@@ -706,6 +712,7 @@ impl Engine {
     /// Decides on one policy condition due on a target, sends the decision to the executor, and
     /// returns when to look again.
     fn decide(&mut self, target: &Target, due: DueMatch, now: Secs) -> Option<Secs> {
+        self.refresh_correlation();
         let policy = self.policies.get(&due.policy)?.policy.clone();
         let finding = &due.finding;
         let steps = policy.spec.actions.len();
@@ -1133,9 +1140,22 @@ impl Engine {
         } else {
             self.correlation_inputs.insert(target.clone(), relevant);
         }
-        let all: Vec<Finding> = self.correlation_inputs.values().flatten().cloned().collect();
-        let now_correlated =
-            kube_healer_core::classify::correlate(&all, ClusterView::node_count(&self.stores), &self.knobs);
+        self.correlation_dirty = true;
+    }
+
+    /// Recomputes the correlated causes if their inputs changed: at most once a second, and
+    /// before any decision; never once per change (its cost grows with the failing targets, and
+    /// a start-up list of thousands of failing pods would make that quadratic).
+    fn refresh_correlation(&mut self) {
+        if !self.correlation_dirty {
+            return;
+        }
+        self.correlation_dirty = false;
+        let now_correlated = kube_healer_core::classify::correlate(
+            self.correlation_inputs.values().flatten(),
+            ClusterView::node_count(&self.stores),
+            &self.knobs,
+        );
         for c in &now_correlated {
             if !self.correlated.iter().any(|old| old.cause == c.cause) {
                 tracing::warn!(cause = ?c.cause, members = c.members.len(), message = %c.message, "correlated finding: per-target actions are held");
@@ -1151,7 +1171,8 @@ impl Engine {
     }
 
     /// The correlated causes in force.
-    pub fn correlated(&self) -> &[kube_healer_core::Correlated] {
+    pub fn correlated(&mut self) -> &[kube_healer_core::Correlated] {
+        self.refresh_correlation();
         &self.correlated
     }
 

@@ -210,11 +210,16 @@ impl TestCluster {
         self.wait_apiserver_ready(Duration::from_secs(90)).await
     }
 
+    /// The API server's audit log (JSON lines), when [`ClusterOptions::audit`] is on.
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir_path.join(AUDIT_LOG)
+    }
+
     /// The requests made by impersonated users (the operator run as its chart's ServiceAccount)
     /// that the API server refused with 403, one line each: user, verb, resource and name. Empty
     /// when the audit log is off.
     pub fn forbidden_impersonated(&self) -> Result<Vec<String>> {
-        let log = match std::fs::read_to_string(self.dir_path.join(AUDIT_LOG)) {
+        let log = match std::fs::read_to_string(self.audit_log()) {
             Ok(log) => log,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io("reading the audit log")(e)),

@@ -16,13 +16,19 @@ pub fn registry_of(image: &str) -> &str {
 }
 
 /// Finds the correlated causes among `findings`, given the number of nodes in the cluster.
-pub fn correlate(findings: &[Finding], node_count: usize, knobs: &Knobs) -> Vec<Correlated> {
+pub fn correlate<'a>(
+    findings: impl IntoIterator<Item = &'a Finding>,
+    node_count: usize,
+    knobs: &Knobs,
+) -> Vec<Correlated> {
+    let findings: Vec<&Finding> = findings.into_iter().collect();
     let mut out = Vec::new();
 
     // One registry failing pulls on many nodes.
     let mut by_registry: HashMap<&str, Vec<&Finding>> = HashMap::new();
     for f in findings
         .iter()
+        .copied()
         .filter(|f| f.class == FailureClass::ImagePullFailure)
     {
         if let Some(image) = f.evidence.facts.get("image") {
@@ -53,6 +59,7 @@ pub fn correlate(findings: &[Finding], node_count: usize, knobs: &Knobs) -> Vec<
     // Many nodes down together.
     let down: Vec<&Finding> = findings
         .iter()
+        .copied()
         .filter(|f| {
             matches!(
                 f.class,

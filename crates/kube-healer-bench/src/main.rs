@@ -1,0 +1,58 @@
+//! `kube-healer-bench`: kube-healer at scale.
+//!
+//! - `scale`: the real local cluster (kwok nodes, pods bound to them), the operator binary run as
+//!   its chart's ServiceAccount: start-up sync, memory, API load in steady state (from the API
+//!   server's own metrics and audit log), reaction time under load, Evicted-pod clean-up
+//!   throughput, and the same clean-up by descheduler's RemoveFailedPods, side by side.
+//! - `synthetic`: the operator's engine fed watch events in-process, for sizes the local API server
+//!   cannot hold (5,000 nodes, 150,000 pods): memory and time to absorb the start-up lists.
+//!
+//! Figures are printed, never asserted: BENCHMARKS.md holds the results and how to reproduce them.
+
+mod descheduler;
+mod measure;
+mod scale;
+mod synthetic;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "kube-healer at scale: memory, API load, reaction time, throughput"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The real local cluster with kwok nodes and pods, the operator binary, and descheduler.
+    Scale(scale::Args),
+    /// The operator's engine fed synthetic watch events in-process.
+    Synthetic(synthetic::Args),
+}
+
+fn main() -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,kube_client::client::builder=off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let result = match Cli::parse().command {
+        Command::Scale(args) => scale::run(args),
+        Command::Synthetic(args) => synthetic::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kube-healer-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
