@@ -113,6 +113,10 @@ profiles:
         &[
             format!("--kubeconfig={}", cluster.kubeconfig_path().display()),
             format!("--policy-config-file={}", policy.display()),
+            // Its default is 5 requests a second (one eviction each): lifted to what kube-healer
+            // may use, so that the comparison is of the designs, not of a default.
+            "--client-connection-qps=200".into(),
+            "--client-connection-burst=400".into(),
             "--v=1".into(),
         ],
         cluster.dir().join("descheduler.log"),

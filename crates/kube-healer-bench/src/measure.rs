@@ -99,7 +99,6 @@ pub fn histogram(text: &str, name: &str) -> Vec<(f64, f64)> {
             let (le, rest) = rest.split_once('"')?;
             let count: f64 = rest
                 .trim_start_matches('}')
-                .trim()
                 .split_whitespace()
                 .next()?
                 .parse()

@@ -101,7 +101,9 @@ async fn scale(args: Args) -> anyhow::Result<()> {
     create_pods(&client, pods, args.concurrency).await?;
     println!("{} pods created in {:.1}s", args.pods, t.elapsed().as_secs_f64());
 
-    // The operator, as the chart's ServiceAccount.
+    // The operator, as the chart's ServiceAccount, its CRDs installed as the chart does.
+    let crds: Vec<_> = kube_healer_api::crds().into_iter().map(|(_, crd)| crd).collect();
+    kube_healer_testenv::crds::install(&client, &crds).await?;
     let kubeconfig = chart::operator_identity(&cluster, "kube-healer", OPERATOR_NAMESPACE, &[]).await?;
     let user = format!("system:serviceaccount:{OPERATOR_NAMESPACE}:kube-healer");
     let port = free_port()?;
@@ -125,7 +127,9 @@ async fn scale(args: Args) -> anyhow::Result<()> {
         &mut reaper,
     )?;
     let http = format!("127.0.0.1:{port}");
-    wait_http(&http, "/readyz", Duration::from_secs(120)).await?;
+    if let Err(e) = wait_http(&http, "/readyz", Duration::from_secs(120)).await {
+        anyhow::bail!("{e}; operator log:\n{}", operator.log_tail(30));
+    }
     let sync = started.elapsed().as_secs_f64();
     report.row(
         &format!(
@@ -163,8 +167,7 @@ async fn scale(args: Args) -> anyhow::Result<()> {
     let all_reads: f64 = all
         .iter()
         .filter(|((_, resource), _)| !resource.is_empty())
-        .map(|(_, n)| n)
-        .sum();
+        .fold(0.0, |sum, (_, n)| sum + n);
     println!("  every client's LIST/GET in the window (apiserver_request_total): {all:?}");
     report.row(
         "every client's LIST+GET on resources, same window (apiserver_request_total)",

@@ -37,7 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let started = rfc(now - k8s_openapi::jiff::SignedDuration::from_hours(24));
 
     let t = Instant::now();
-    engine.apply(Change::Policy(Box::new(Event::Init)));
+    engine.apply(Change::policy(Event::Init));
     for (name, class) in [
         ("image-pulls", "ImagePullFailure"),
         ("crash-loops", "CrashLoop"),
@@ -48,9 +48,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "metadata": {"name": name, "generation": 1},
             "spec": {"target": {"kind": "Pod"}, "conditions": [{"class": class, "for": "10m"}],
                 "actions": [{"action": "Delete"}], "safety": {"dryRun": true}}}))?;
-        engine.apply(Change::Policy(Box::new(Event::InitApply(policy))));
+        engine.apply(Change::policy(Event::InitApply(policy)));
     }
-    engine.apply(Change::Policy(Box::new(Event::InitDone)));
+    engine.apply(Change::policy(Event::InitDone));
     engine.apply(Change::Node(Box::new(Event::Init)));
     for i in 0..args.nodes {
         engine.apply(Change::Node(Box::new(Event::InitApply(node(i, &started)))));
@@ -82,7 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for u in 0..args.updates {
         let i = (u * 7919) % args.pods;
         let pass = u / args.pods;
-        let p = realistic_pod_named(i, args.nodes, i % 50 == 0 && pass % 2 == 1);
+        let p = realistic_pod_named(i, args.nodes, i.is_multiple_of(50) && pass % 2 == 1);
         engine.apply(Change::Pod(Box::new(Event::Apply(p))));
         // The run loop recomputes correlations (when their inputs changed) once a second.
         if last_correlation.elapsed() >= std::time::Duration::from_secs(1) {
@@ -155,7 +155,7 @@ fn node(i: usize, since: &str) -> Node {
 }
 
 fn pod(i: usize, nodes: usize) -> Pod {
-    realistic_pod_named(i, nodes, i % 50 == 0)
+    realistic_pod_named(i, nodes, i.is_multiple_of(50))
 }
 
 /// Pod `i` (2% in ImagePullBackOff by default), on node `i % nodes`.

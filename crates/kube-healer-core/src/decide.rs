@@ -34,6 +34,14 @@ impl Ladder {
         self.last_action = Some((step, now));
         self.next_step = (step + 1).min(steps.saturating_sub(1));
     }
+
+    /// Takes back `acted(step, ..)` for a decision that was never recorded (and so never carried
+    /// out): the ladder stands where it stood, `before` being its last action then.
+    pub fn take_back(&mut self, step: usize, before: Option<(usize, Secs)>) {
+        self.attempts = self.attempts.saturating_sub(1);
+        self.last_action = before;
+        self.next_step = step;
+    }
 }
 
 /// A policy's use of its limits.

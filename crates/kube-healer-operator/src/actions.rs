@@ -15,6 +15,7 @@ use kube_healer_api::{ActionKind, HealingAction, HealingActionSpec, HealingStep,
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::metrics::Metrics;
+use crate::retry::{self, Backoff};
 use crate::{drain, job, node_actions, pod_actions};
 
 /// What an action came to: phase, reason, message and the number of API calls it made.
@@ -32,6 +33,9 @@ pub struct ActionRequest {
     pub owner: Option<(kube_healer_core::view::OwnerKind, String)>,
     /// The policy's cooldown: RestartOwner restarts a workload once within it.
     pub cooldown: Duration,
+    /// The ladder's last action before this decision, to take the decision back if it cannot
+    /// be recorded.
+    pub before: Option<(usize, i64)>,
     /// For a ladder's first step: when the failure became due (unix seconds), for the reaction
     /// time metric.
     pub due: Option<i64>,
@@ -63,6 +67,10 @@ pub struct ActionDone {
     /// Whether the request counted as in flight (a real action, neither held nor a dry run).
     pub was_in_flight: bool,
     pub carried_out: bool,
+    /// The decision could not be recorded (the API server refused or did not answer for longer
+    /// than the retries last), so it was not carried out either: the engine takes it back and
+    /// decides again later, on fresh state.
+    pub unrecorded: Option<Box<ActionRequest>>,
 }
 
 /// The record name of a decision: policy, target UID, failure episode, step and attempt.
@@ -135,19 +143,21 @@ pub async fn executor(
         tokio::spawn(async move {
             let policy = req.spec.policy.clone();
             let was_in_flight = req.hold.is_none() && !req.spec.dry_run;
-            let carried_out = handle(&client, &records, &recorder, &metrics, req).await;
+            let copy = req.clone();
+            let handled = handle(&client, &records, &recorder, &metrics, req).await;
             let _ = done.send(ActionDone {
                 policy,
                 was_in_flight,
-                carried_out,
+                carried_out: handled == Handled::CarriedOut,
+                unrecorded: (handled == Handled::Unrecorded).then(|| Box::new(copy)),
             });
             drop(permit);
         });
     }
 }
 
-/// Actions carried out at the same time, at most.
-const MAX_PARALLEL_ACTIONS: usize = 16;
+/// Actions carried out at the same time, at most (each policy's maxConcurrent applies within).
+const MAX_PARALLEL_ACTIONS: usize = 64;
 
 /// A Kubernetes Event on the target, so that `kubectl describe` tells what kube-healer did.
 async fn announce(
@@ -197,26 +207,34 @@ fn now() -> Time {
 
 async fn set_status(records: &Api<HealingAction>, name: &str, status: HealingActionStatus) {
     let body = serde_json::json!({"apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingAction", "status": status});
-    if let Err(e) = records
-        .patch_status(
-            name,
-            &PatchParams::apply("kube-healer").force(),
-            &Patch::Apply(&body),
-        )
-        .await
-    {
+    let (params, apply) = (PatchParams::apply("kube-healer").force(), Patch::Apply(&body));
+    let (patched, _) = retry::call(Backoff::RECORD, "update HealingAction status", || {
+        records.patch_status(name, &params, &apply)
+    })
+    .await;
+    if let Err(e) = patched {
         tracing::warn!(record = name, error = %e, "updating the HealingAction status failed");
     }
 }
 
-/// Returns whether a change was made to the cluster.
+/// What came of handling a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handled {
+    /// Recorded and carried out: the cluster was changed.
+    CarriedOut,
+    /// Recorded; held, dry run, failed, or recorded before.
+    NotCarriedOut,
+    /// Not recorded, so not carried out.
+    Unrecorded,
+}
+
 async fn handle(
     client: &Client,
     records: &Api<HealingAction>,
     recorder: &Recorder,
     metrics: &Metrics,
     req: ActionRequest,
-) -> bool {
+) -> Handled {
     let mut record = HealingAction::new(&req.name, req.spec.clone());
     record.metadata.labels = Some(
         [
@@ -231,6 +249,7 @@ async fn handle(
         ]
         .into(),
     );
+    let mut resumed = false;
     match create_with_retries(records, &record).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 409 => {
@@ -239,23 +258,27 @@ async fn handle(
             // process ended between the record and the call, or during the call. Those are
             // finished now; every action is safe to repeat (UID preconditions, the node's own
             // state, deterministic Job names, one restart per workload and cooldown).
-            match records.get(&req.name).await {
+            match retry::call(Backoff::RECORD, "get HealingAction", || records.get(&req.name))
+                .await
+                .0
+            {
                 Ok(existing) if unfinished(&existing) => {
                     tracing::warn!(record = %req.name, "decision recorded but not finished before a restart: finishing it");
+                    resumed = true;
                 }
                 Ok(_) => {
                     tracing::info!(record = %req.name, "decision already recorded: not carried out again");
-                    return false;
+                    return Handled::NotCarriedOut;
                 }
                 Err(e) => {
-                    tracing::warn!(record = %req.name, error = %e, "reading the earlier record failed: not acting");
-                    return false;
+                    tracing::warn!(record = %req.name, error = %e, "reading the earlier record failed: not acting now");
+                    return Handled::Unrecorded;
                 }
             }
         }
         Err(e) => {
-            tracing::warn!(record = %req.name, error = %e, "recording the decision failed: not acting");
-            return false;
+            tracing::warn!(record = %req.name, error = %e, "recording the decision failed: not acting now, deciding again later");
+            return Handled::Unrecorded;
         }
     }
     failpoint("after-record");
@@ -286,7 +309,7 @@ async fn handle(
             .get_or_create(&Metrics::action(req.spec.action, ActionPhase::Skipped, reason))
             .inc();
         announce(recorder, &req.spec, ActionPhase::Skipped, reason, &message).await;
-        return false;
+        return Handled::NotCarriedOut;
     }
     let calling = k8s_openapi::jiff::Timestamp::now();
     metrics.decision_latency.observe(
@@ -312,7 +335,23 @@ async fn handle(
         },
     )
     .await;
-    let (phase, reason, message, attempts) = carry_out(client, &req).await;
+    let (phase, reason, message, attempts) = match carry_out(client, &req).await {
+        // Finishing a decision of a process that ended: its call may have been made already.
+        (ActionPhase::Failed, reasons::TARGET_GONE, _, calls)
+            if resumed && removes_target(req.spec.action) =>
+        {
+            (
+                ActionPhase::Succeeded,
+                reasons::COMPLETED,
+                format!(
+                    "{} is gone: the call made before the restart took effect, or it was removed since",
+                    target.reference
+                ),
+                calls,
+            )
+        }
+        outcome => outcome,
+    };
     tracing::info!(record = %req.name, target = %target.reference, action = %req.spec.action, ?phase, reason, %message, "action finished");
     let message_for_event = message.clone();
     let status = HealingActionStatus {
@@ -329,7 +368,19 @@ async fn handle(
         .get_or_create(&Metrics::action(req.spec.action, phase, reason))
         .inc();
     announce(recorder, &req.spec, phase, reason, &message_for_event).await;
-    phase == ActionPhase::Succeeded
+    if phase == ActionPhase::Succeeded {
+        Handled::CarriedOut
+    } else {
+        Handled::NotCarriedOut
+    }
+}
+
+/// Whether the action's aim is the target pod gone (so that a pod already gone is the aim met).
+fn removes_target(action: ActionKind) -> bool {
+    matches!(
+        action,
+        ActionKind::Evict | ActionKind::Delete | ActionKind::ForceDelete | ActionKind::Reschedule
+    )
 }
 
 /// Whether a record was left unfinished (no status, Pending or Running) by a process that ended.
@@ -354,24 +405,18 @@ fn failpoint(name: &str) {
     }
 }
 
-/// Creates the record, retrying transient refusals (429, 5xx, timeouts) with backoff for about
-/// 30 s; a conflict (409) is returned at once: the decision was recorded before.
+/// Creates the record, retrying passing failures (429, 5xx, timeouts) with backoff; a conflict
+/// (409) is returned at once: the decision was recorded before.
 async fn create_with_retries(
     records: &Api<HealingAction>,
     record: &HealingAction,
 ) -> Result<HealingAction, kube::Error> {
-    let mut delay = Duration::from_millis(250);
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match records.create(&PostParams::default(), record).await {
-            Err(kube::Error::Api(s)) if (s.code == 429 || s.code >= 500) && tries < 8 => {}
-            Err(kube::Error::HyperError(_) | kube::Error::Service(_)) if tries < 8 => {}
-            other => return other,
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(8));
-    }
+    let params = PostParams::default();
+    retry::call(Backoff::RECORD, "create HealingAction", || {
+        records.create(&params, record)
+    })
+    .await
+    .0
 }
 
 pub fn label_value(s: &str) -> String {
@@ -417,6 +462,17 @@ async fn carry_out(client: &Client, req: &ActionRequest) -> Outcome {
             None => missing("runJob"),
         },
     }
+}
+
+/// An action that failed on an API error, after `calls` calls.
+pub fn api_failure(e: &kube::Error, calls: i32) -> Outcome {
+    let plural = if calls == 1 { "" } else { "s" };
+    (
+        ActionPhase::Failed,
+        reasons::API_ERROR,
+        format!("{} ({calls} call{plural})", retry::describe(e)),
+        calls,
+    )
 }
 
 fn missing(field: &str) -> Outcome {

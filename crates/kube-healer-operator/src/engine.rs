@@ -2,7 +2,7 @@
 //! exact time a finding becomes due (no polling).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,6 +75,8 @@ pub struct Engine {
     correlated: Vec<kube_healer_core::Correlated>,
     /// The correlation inputs changed since `correlated` was computed.
     correlation_dirty: bool,
+    /// Targets whose decision waits for a slot under their policy's maxConcurrent, by policy.
+    waiting: HashMap<String, WaitQueue>,
     relist_policies: Option<HashSet<String>>,
     relist_pods: Option<HashSet<PodKey>>,
     relist_nodes: Option<HashSet<Shared>>,
@@ -110,6 +112,30 @@ pub struct Engine {
     clock: fn() -> Secs,
 }
 
+/// How long after a decision could not be recorded it is made again.
+const RECORD_RETRY: Secs = 10;
+
+/// Targets in the order they came to wait, each once.
+#[derive(Default)]
+struct WaitQueue {
+    order: VecDeque<Target>,
+    members: HashSet<Target>,
+}
+
+impl WaitQueue {
+    fn push(&mut self, target: &Target) {
+        if self.members.insert(target.clone()) {
+            self.order.push_back(target.clone());
+        }
+    }
+
+    fn pop(&mut self) -> Option<Target> {
+        let target = self.order.pop_front()?;
+        self.members.remove(&target);
+        Some(target)
+    }
+}
+
 /// The wall clock, in Unix seconds.
 pub fn wall_clock() -> Secs {
     k8s_openapi::jiff::Timestamp::now().as_second()
@@ -127,6 +153,7 @@ impl Engine {
             correlation_inputs: HashMap::new(),
             correlated: Vec::new(),
             correlation_dirty: false,
+            waiting: HashMap::new(),
             relist_policies: None,
             relist_pods: None,
             relist_nodes: None,
@@ -298,10 +325,24 @@ impl Engine {
 
     /// An action finished: it frees its place in the policy's budget and, if it changed the
     /// cluster, counts in the policy's status.
-    fn action_done(&mut self, done: ActionDone) {
+    pub fn action_done(&mut self, done: ActionDone) {
         if done.was_in_flight {
             let budget = self.budgets.entry(done.policy.clone()).or_default();
             budget.in_flight = budget.in_flight.saturating_sub(1);
+            let freed = budget.in_flight;
+            // A slot is free: decide again on the targets queued behind maxConcurrent, until
+            // one of them takes the slot.
+            let now = (self.clock)();
+            while let Some(target) = self.waiting.get_mut(&done.policy).and_then(WaitQueue::pop) {
+                self.evaluate(&target, now);
+                let in_flight = self.budgets.get(&done.policy).map_or(0, |b| b.in_flight);
+                if in_flight > freed {
+                    break;
+                }
+            }
+        }
+        if let Some(req) = done.unrecorded {
+            self.take_back(&done.policy, &req);
         }
         if done.carried_out {
             let taken = self.taken.entry(done.policy.clone()).or_default();
@@ -313,6 +354,29 @@ impl Engine {
                 self.write_status(status);
             }
         }
+    }
+
+    /// A decision that could not be recorded was not carried out: its ladder step is taken back
+    /// and the target decided on again after [`RECORD_RETRY`], on the state of then.
+    fn take_back(&mut self, policy: &str, req: &ActionRequest) {
+        let target = &req.spec.target;
+        let target = match target.kind {
+            kube_healer_api::TargetKind::Pod => Target::Pod(
+                target.namespace.as_deref().unwrap_or_default().into(),
+                target.name.as_str().into(),
+            ),
+            kube_healer_api::TargetKind::Node => Target::Node(target.name.as_str().into()),
+        };
+        let step = (req.spec.step.max(1) - 1) as usize;
+        if req.hold.is_none()
+            && let Some(ladder) = self.ladders.get_mut(&(policy.to_string(), target.clone()))
+            && ladder.last_action.is_some_and(|(s, _)| s == step)
+        {
+            ladder.take_back(step, req.before);
+        }
+        self.held.retain(|(p, t, ..)| p != policy || *t != target);
+        let at = (self.clock)() + RECORD_RETRY;
+        self.schedule(target, at);
     }
 
     fn fire_timers(&mut self) {
@@ -366,6 +430,8 @@ impl Engine {
             }
             self.apply_retention(now);
         } else {
+            // The next leader decides on them afresh (and this replica too, if it leads again).
+            self.waiting.clear();
             tracing::warn!("lost the leadership: deciding nothing until it is back");
         }
     }
@@ -575,13 +641,17 @@ impl Engine {
         }
     }
 
-    fn apply_policy(&mut self, event: W<kube_healer_api::HealingPolicy>, now: Secs) {
+    fn apply_policy(&mut self, event: W<kube::api::DynamicObject>, now: Secs) {
         match event {
-            W::Apply(policy) | W::InitApply(policy) => {
-                let name = policy.metadata.name.clone().unwrap_or_default();
+            W::Apply(object) | W::InitApply(object) => {
+                let name = object.metadata.name.clone().unwrap_or_default();
                 if let Some(seen) = &mut self.relist_policies {
                     seen.insert(name.clone());
                 }
+                let policy = match crate::policies::decode(object) {
+                    Ok(policy) => policy,
+                    Err(unreadable) => return self.refuse_unreadable(unreadable, now),
+                };
                 let validity = match self.policies.upsert(&policy) {
                     Ok((kind, changed)) => {
                         if changed {
@@ -625,6 +695,7 @@ impl Engine {
                 self.status_latest.remove(&name);
                 self.status_sent.remove(&name);
                 self.taken.remove(&name);
+                self.waiting.remove(&name);
                 if let Some(kind) = self.policies.remove(&name) {
                     tracing::info!(policy = %name, "policy removed");
                     self.evaluate_kind(kind, now);
@@ -639,6 +710,33 @@ impl Engine {
                 self.publish_synced();
             }
         }
+    }
+
+    /// A policy that cannot be read: whatever was loaded under its name stops, and its status
+    /// says why.
+    fn refuse_unreadable(&mut self, unreadable: crate::policies::Unreadable, now: Secs) {
+        let crate::policies::Unreadable {
+            name,
+            generation,
+            error,
+        } = unreadable;
+        tracing::warn!(policy = %name, %error, "policy cannot be read: refused");
+        if let Some(kind) = self.policies.remove(&name) {
+            self.evaluate_kind(kind, now);
+        }
+        self.waiting.remove(&name);
+        let (actions_taken, last_action) = self.taken.get(&name).copied().unwrap_or_default();
+        self.write_status(PolicyStatus {
+            name,
+            generation,
+            validity: Err(format!(
+                "the policy cannot be read ({error}); it may have been stored under an older schema: apply it again"
+            )),
+            suspended: false,
+            targets_matched: 0,
+            actions_taken,
+            last_action,
+        });
     }
 
     fn apply_namespace(&mut self, event: W<k8s_openapi::api::core::v1::Namespace>, now: Secs) {
@@ -756,6 +854,7 @@ impl Engine {
             };
         }
         let budget = self.budgets.entry(due.policy.clone()).or_default();
+        let mut before = None;
         let (step, action, hold, dry_run, retry) = match decision {
             Decision::Wait { until } => return Some(until),
             Decision::Act {
@@ -763,6 +862,7 @@ impl Engine {
                 action,
                 dry_run,
             } => {
+                before = ladder.last_action;
                 ladder.acted(step, steps, now);
                 budget.recent.push(now);
                 if !dry_run {
@@ -770,6 +870,16 @@ impl Engine {
                 }
                 let again = now + policy.spec.actions[step].escalate_after().as_std().as_secs() as Secs;
                 (step, action, None, dry_run, Some(again))
+            }
+            Decision::Hold {
+                reason: reasons::MAX_CONCURRENT,
+                ..
+            } => {
+                // Not held back, only queued: decided again as soon as one of the policy's
+                // actions in flight ends (a bulk clean-up must not leave a Skipped record per
+                // target, nor wait for the target to change).
+                self.waiting.entry(due.policy.clone()).or_default().push(target);
+                return None;
             }
             Decision::Hold {
                 step,
@@ -837,6 +947,7 @@ impl Engine {
                 hold,
                 owner,
                 cooldown: cooldown.as_std(),
+                before,
                 due: (step == 0).then(|| finding.due_at(for_secs)),
             })));
         }

@@ -15,6 +15,7 @@ use kube_healer_api::{HealingActionSpec, NODE_LABEL, POLICY_LABEL, reasons};
 use serde_json::json;
 
 use crate::actions::{Outcome, label_value};
+use crate::retry::{self, Backoff};
 
 /// A Job's default run time limit, in seconds.
 pub const DEFAULT_DEADLINE_SECONDS: i64 = 600;
@@ -94,7 +95,9 @@ pub async fn run_job(
     let name = job.metadata.name.clone().unwrap_or_default();
     let reference = format!("job/{}/{name}", params.namespace);
     let jobs: Api<Job> = Api::namespaced(client.clone(), &params.namespace);
-    match jobs.create(&PostParams::default(), &job).await {
+    let post = PostParams::default();
+    let (created, calls) = retry::call(Backoff::ACTION, "create job", || jobs.create(&post, &job)).await;
+    match created {
         Ok(_) => tracing::info!(job = %reference, node = %spec.target.name, "job created"),
         // Created before a restart: follow it.
         Err(kube::Error::Api(s)) if s.code == 409 => {}
@@ -103,10 +106,10 @@ pub async fn run_job(
                 ActionPhase::Failed,
                 reasons::API_ERROR,
                 format!("creating {reference} was refused: {}", s.message),
-                1,
+                calls,
             );
         }
-        Err(e) => return (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), 1),
+        Err(e) => return crate::actions::api_failure(&e, calls),
     }
     let deadline = params.active_deadline_seconds.unwrap_or(DEFAULT_DEADLINE_SECONDS) as u64 + 60;
     let ended = await_condition(jobs, &name, |job: Option<&Job>| {

@@ -12,6 +12,7 @@ pub mod node_actions;
 pub mod pod_actions;
 pub mod policies;
 pub mod retention;
+pub mod retry;
 pub mod status;
 pub mod store;
 pub mod watch;

@@ -13,6 +13,7 @@ use kube_healer_api::{
 use serde_json::json;
 
 use crate::actions::Outcome;
+use crate::retry::{self, Backoff};
 
 /// Succeeded with the change made, or with nothing to change (`unchanged`), or failed.
 fn outcome(result: Result<Option<String>, kube::Error>, unchanged: impl FnOnce() -> String) -> Outcome {
@@ -31,7 +32,7 @@ fn failed(e: kube::Error) -> Outcome {
             "the node is gone".into(),
             1,
         ),
-        e => (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), 1),
+        e => crate::actions::api_failure(&e, 1),
     }
 }
 
@@ -50,7 +51,9 @@ where
     let mut tries = 0;
     loop {
         tries += 1;
-        let node = nodes.get(name).await?;
+        let node = retry::call(Backoff::ACTION, "get node", || nodes.get(name))
+            .await
+            .0?;
         if uid.is_some_and(|u| node.metadata.uid.as_deref() != Some(u)) {
             return Err(kube::Error::Api(
                 kube::core::Status::failure("the node was replaced", "NotFound")
@@ -62,10 +65,12 @@ where
             return Ok(None);
         };
         patch["metadata"]["resourceVersion"] = json!(node.metadata.resource_version);
-        match nodes
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+        let (params, merge) = (PatchParams::default(), Patch::Merge(&patch));
+        let (patched, _) = retry::call(Backoff::ACTION, "patch node", || {
+            nodes.patch(name, &params, &merge)
+        })
+        .await;
+        match patched {
             Ok(_) => return Ok(Some(message)),
             Err(kube::Error::Api(s)) if s.code == 409 && tries < 5 => continue,
             Err(e) => return Err(e),

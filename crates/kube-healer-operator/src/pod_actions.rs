@@ -17,8 +17,9 @@ use kube_healer_core::view::OwnerKind;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::actions::{ActionRequest, Outcome};
+use crate::actions::{ActionRequest, Outcome, api_failure};
 use crate::node_actions;
+use crate::retry::{self, Backoff};
 
 /// How long a PodDisruptionBudget refusal is retried by default.
 pub const DEFAULT_PDB_WAIT: Duration = Duration::from_secs(300);
@@ -39,6 +40,10 @@ pub enum EvictError {
     Api(kube::Error),
 }
 
+fn is_429(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 429)
+}
+
 fn same_pod(uid: &str) -> Preconditions {
     Preconditions {
         uid: Some(uid.to_string()),
@@ -46,8 +51,9 @@ fn same_pod(uid: &str) -> Preconditions {
     }
 }
 
+/// The pod is gone (404), or its UID precondition failed (409: another pod has its name now).
 fn is_gone(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404 || s.code == 409)
+    matches!(e, kube::Error::Api(s) if s.code == 404 || (s.code == 409 && !retry::conflict(e)))
 }
 
 /// Evicts one pod through the Eviction API, retrying a PodDisruptionBudget refusal (429) every
@@ -69,8 +75,16 @@ pub async fn evict(
     };
     let mut calls = 0;
     loop {
-        calls += 1;
-        match pods.evict(name, &params).await {
+        // A PodDisruptionBudget's 429 is waited on here; other passing failures are retried.
+        let (result, made) = retry::call_when(
+            Backoff::ACTION,
+            "evict pod",
+            |e| (retry::transient(e) && !is_429(e)) || retry::conflict(e),
+            || pods.evict(name, &params),
+        )
+        .await;
+        calls += made;
+        match result {
             Ok(_) => return (Ok(()), calls),
             Err(kube::Error::Api(s)) if s.code == 429 => {
                 if Instant::now() + PDB_RETRY > deadline {
@@ -105,7 +119,7 @@ pub async fn evict_target(client: &Client, spec: &HealingActionSpec, pdb_wait: D
             calls,
         ),
         Err(EvictError::Gone) => gone(spec, calls),
-        Err(EvictError::Api(e)) => (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), calls),
+        Err(EvictError::Api(e)) => api_failure(&e, calls),
     }
 }
 
@@ -127,7 +141,14 @@ pub async fn delete_target(client: &Client, spec: &HealingActionSpec, grace: Opt
         preconditions: Some(same_pod(&target.uid)),
         ..Default::default()
     };
-    match pods.delete(&target.name, &params).await {
+    let (result, calls) = retry::call_when(
+        Backoff::ACTION,
+        "delete pod",
+        |e| retry::transient(e) || retry::conflict(e),
+        || pods.delete(&target.name, &params),
+    )
+    .await;
+    match result {
         Ok(_) => (
             ActionPhase::Succeeded,
             reasons::COMPLETED,
@@ -136,10 +157,10 @@ pub async fn delete_target(client: &Client, spec: &HealingActionSpec, grace: Opt
                 target.reference,
                 if grace == Some(0) { " (grace period 0)" } else { "" }
             ),
-            1,
+            calls,
         ),
-        Err(e) if is_gone(&e) => gone(spec, 1),
-        Err(e) => (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), 1),
+        Err(e) if is_gone(&e) => gone(spec, calls),
+        Err(e) => api_failure(&e, calls),
     }
 }
 
@@ -222,7 +243,8 @@ pub async fn restart_owner(client: &Client, req: &ActionRequest, window: Duratio
     let (resource, name) = match owner {
         OwnerKind::ReplicaSet => {
             let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
-            let set = match sets.get(&owner_name).await {
+            let (set, _) = retry::call(Backoff::ACTION, "get replicaset", || sets.get(&owner_name)).await;
+            let set = match set {
                 Ok(set) => set,
                 Err(e) => {
                     return (
@@ -257,8 +279,9 @@ pub async fn restart_owner(client: &Client, req: &ActionRequest, window: Duratio
     // workload's pods) makes the patch conflict, and the next read sees that restart.
     let mut calls = 1;
     for _ in 0..3 {
-        calls += 1;
-        let workload = match workloads.get(&name).await {
+        let (workload, made) = retry::call(Backoff::ACTION, "get workload", || workloads.get(&name)).await;
+        calls += made;
+        let workload = match workload {
             Ok(w) => w,
             Err(e) if is_gone(&e) => {
                 return (
@@ -268,7 +291,7 @@ pub async fn restart_owner(client: &Client, req: &ActionRequest, window: Duratio
                     calls,
                 );
             }
-            Err(e) => return (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), calls),
+            Err(e) => return api_failure(&e, calls),
         };
         let now = k8s_openapi::jiff::Timestamp::now();
         let previous = workload.data["spec"]["template"]["metadata"]["annotations"][RESTARTED_BY_ANNOTATION]
@@ -293,11 +316,13 @@ pub async fn restart_owner(client: &Client, req: &ActionRequest, window: Duratio
                 RESTARTED_BY_ANNOTATION: format!("{}@{stamp}", spec.policy),
             }}}},
         });
-        calls += 1;
-        match workloads
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+        let (params, merge) = (PatchParams::default(), Patch::Merge(&patch));
+        let (patched, made) = retry::call(Backoff::ACTION, "patch workload", || {
+            workloads.patch(&name, &params, &merge)
+        })
+        .await;
+        calls += made;
+        match patched {
             Ok(_) => {
                 return (
                     ActionPhase::Succeeded,
@@ -310,7 +335,7 @@ pub async fn restart_owner(client: &Client, req: &ActionRequest, window: Duratio
                 );
             }
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return (ActionPhase::Failed, reasons::API_ERROR, e.to_string(), calls),
+            Err(e) => return api_failure(&e, calls),
         }
     }
     (

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
+use kube::api::{ApiResource, DynamicObject};
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watcher};
@@ -23,10 +24,30 @@ pub enum Change {
     Node(Box<watcher::Event<Node>>),
     Event(Box<watcher::Event<Event>>),
     Lease(Box<watcher::Event<Lease>>),
-    Policy(Box<watcher::Event<HealingPolicy>>),
+    /// HealingPolicies, each decoded by the engine on its own: one that cannot be read (stored
+    /// under an older schema, say) is refused in its status and does not stop the watch.
+    Policy(Box<watcher::Event<DynamicObject>>),
     Namespace(Box<watcher::Event<Namespace>>),
     /// HealingActions, metadata only (for retention).
     Record(Box<watcher::Event<PartialObjectMeta<HealingAction>>>),
+}
+
+impl Change {
+    /// A HealingPolicy change as its watch delivers it (tests and benchmarks feed the engine so).
+    pub fn policy(event: watcher::Event<HealingPolicy>) -> Change {
+        let dynamic = |p: HealingPolicy| {
+            serde_json::to_value(p)
+                .and_then(serde_json::from_value::<DynamicObject>)
+                .expect("a HealingPolicy is a Kubernetes object")
+        };
+        Change::Policy(Box::new(match event {
+            watcher::Event::Apply(p) => watcher::Event::Apply(dynamic(p)),
+            watcher::Event::InitApply(p) => watcher::Event::InitApply(dynamic(p)),
+            watcher::Event::Delete(p) => watcher::Event::Delete(dynamic(p)),
+            watcher::Event::Init => watcher::Event::Init,
+            watcher::Event::InitDone => watcher::Event::InitDone,
+        }))
+    }
 }
 
 /// Starts the watches; they run until the receiver is dropped.
@@ -87,7 +108,7 @@ pub fn spawn(
     forward(
         "healingpolicies",
         watcher(
-            Api::<HealingPolicy>::all(client.clone()),
+            Api::<DynamicObject>::all_with(client.clone(), &ApiResource::erase::<HealingPolicy>(&())),
             match policy_selector {
                 Some(selector) => config.labels(selector),
                 None => config,

@@ -22,7 +22,7 @@ fn at(secs: Secs) -> String {
 }
 
 /// Each test binary runs tests on threads: one clock per test, chosen by a slot.
-static CLOCKS: [AtomicI64; 6] = [const { AtomicI64::new(T0) }; 6];
+static CLOCKS: [AtomicI64; 7] = [const { AtomicI64::new(T0) }; 7];
 
 fn engine(slot: usize) -> Engine {
     let (tx, _rx) = tokio::sync::watch::channel(Synced::default());
@@ -32,7 +32,8 @@ fn engine(slot: usize) -> Engine {
         2 => || CLOCKS[2].load(Ordering::SeqCst),
         3 => || CLOCKS[3].load(Ordering::SeqCst),
         4 => || CLOCKS[4].load(Ordering::SeqCst),
-        _ => || CLOCKS[5].load(Ordering::SeqCst),
+        5 => || CLOCKS[5].load(Ordering::SeqCst),
+        _ => || CLOCKS[6].load(Ordering::SeqCst),
     };
     Engine::new(Arc::new(Metrics::default()), tx).with_clock(clock)
 }
@@ -187,4 +188,61 @@ fn a_condition_without_transition_time_keeps_its_first_sight() {
             .any(|(c, since, _)| *c == FailureClass::NodeCondition && *since == T0),
         "{found:?}"
     );
+}
+
+/// maxConcurrent queues decisions instead of holding them back: no Skipped record per waiting
+/// target, and the next one is decided as soon as an action in flight ends.
+#[test]
+fn targets_over_max_concurrent_wait_for_a_free_slot() {
+    let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
+    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut e = engine(6).with_executor(tx, done_rx);
+    set_clock(6, T0);
+    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+        "metadata": {"name": "leftovers", "generation": 1},
+        "spec": {"target": {"kind": "Pod"}, "conditions": [{"class": "Evicted", "for": "1m"}],
+            "actions": [{"action": "Delete"}],
+            "safety": {"maxConcurrent": 1, "rate": {"actions": 100, "per": "1m"}}}}))
+    .unwrap();
+    e.apply(Change::policy(Event::Apply(policy)));
+    for name in ["a", "b", "c"] {
+        e.apply(pod(json!({"metadata": {"name": name, "namespace": "ns", "uid": name, "creationTimestamp": at(T0 - 600)},
+            "spec": {"containers": [], "nodeName": "n1"},
+            "status": {"phase": "Failed", "reason": "Evicted", "message": "low on memory", "startTime": at(T0 - 600)}})));
+    }
+    set_clock(6, T0 + 61);
+    e.fire_due_timers();
+    let mut acted = Vec::new();
+    let drain = |work: &mut tokio::sync::mpsc::UnboundedReceiver<kube_healer_operator::actions::Work>,
+                 acted: &mut Vec<String>| {
+        while let Ok(w) = work.try_recv() {
+            if let kube_healer_operator::actions::Work::Act(req) = w {
+                assert!(
+                    req.hold.is_none(),
+                    "a waiting target is not recorded as held: {:?}",
+                    req.hold
+                );
+                acted.push(req.spec.target.name.clone());
+            }
+        }
+    };
+    drain(&mut work, &mut acted);
+    assert_eq!(acted.len(), 1, "one slot: {acted:?}");
+    for round in 2..=3 {
+        e.action_done(kube_healer_operator::actions::ActionDone {
+            policy: "leftovers".into(),
+            was_in_flight: true,
+            carried_out: true,
+            unrecorded: None,
+        });
+        drain(&mut work, &mut acted);
+        assert_eq!(
+            acted.len(),
+            round,
+            "the next target takes the freed slot: {acted:?}"
+        );
+    }
+    acted.sort();
+    assert_eq!(acted, ["a", "b", "c"]);
 }

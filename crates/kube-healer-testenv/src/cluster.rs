@@ -2,6 +2,7 @@
 //! kwok, all on 127.0.0.1 with free ports, in a temporary directory that teardown removes.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -52,8 +53,8 @@ impl Default for ClusterOptions {
 /// A running cluster. Dropping it kills exactly the processes it started and removes its directory.
 pub struct TestCluster {
     // Field order is drop order: processes die before the directory they log into is removed.
-    processes: Vec<ManagedProcess>,
-    reaper: Reaper,
+    processes: Mutex<Vec<ManagedProcess>>,
+    reaper: Mutex<Reaper>,
     dir: Option<tempfile::TempDir>,
     dir_path: PathBuf,
     kubeconfig: PathBuf,
@@ -119,8 +120,8 @@ impl TestCluster {
         )?);
         let config = client_config(&kubeconfig).await?;
         let mut cluster = TestCluster {
-            processes,
-            reaper,
+            processes: Mutex::new(processes),
+            reaper: Mutex::new(reaper),
             dir: Some(dir),
             dir_path,
             kubeconfig,
@@ -148,10 +149,15 @@ impl TestCluster {
         Ok(cluster)
     }
 
-    fn spawn(&mut self, name: &str, args: &[String]) -> Result<()> {
+    fn spawn(&self, name: &str, args: &[String]) -> Result<()> {
+        self.spawn_binary(name, name, args)
+    }
+
+    fn spawn_binary(&self, name: &str, binary: &str, args: &[String]) -> Result<()> {
         let log = self.dir_path.join(format!("{name}.log"));
-        let process = ManagedProcess::spawn(name, &self.binaries.path(name), args, log, &mut self.reaper)?;
-        self.processes.push(process);
+        let mut reaper = self.reaper.lock().expect("reaper");
+        let process = ManagedProcess::spawn(name, &self.binaries.path(binary), args, log, &mut reaper)?;
+        self.processes.lock().expect("processes").push(process);
         Ok(())
     }
 
@@ -184,35 +190,122 @@ impl TestCluster {
 
     /// PIDs of the processes this cluster started, by component name.
     pub fn pids(&self) -> Vec<(String, u32)> {
-        self.processes.iter().map(|p| (p.name.clone(), p.pid())).collect()
+        let processes = self.processes.lock().expect("processes");
+        processes.iter().map(|p| (p.name.clone(), p.pid())).collect()
     }
 
     /// Fails with the component's log tail if any component has exited.
-    pub fn check_alive(&mut self) -> Result<()> {
+    pub fn check_alive(&self) -> Result<()> {
         self.processes
+            .lock()
+            .expect("processes")
             .iter_mut()
             .try_for_each(ManagedProcess::check_alive)
     }
 
     /// Stops kube-apiserver (etcd and the other components keep running).
-    pub fn stop_apiserver(&mut self) {
-        if let Some(p) = self.processes.iter_mut().find(|p| p.name == "kube-apiserver") {
+    pub fn stop_apiserver(&self) {
+        let mut processes = self.processes.lock().expect("processes");
+        if let Some(p) = processes.iter_mut().find(|p| p.name == "kube-apiserver") {
             p.kill();
         }
+        processes.retain(|p| p.name != "kube-apiserver");
     }
 
-    /// Starts kube-apiserver again on the same port and data, and waits until it is ready.
-    pub async fn restart_apiserver(&mut self) -> Result<()> {
+    /// Starts kube-apiserver again on the same port and data (stopping it first if it runs),
+    /// and waits until it is ready.
+    pub async fn restart_apiserver(&self) -> Result<()> {
         self.stop_apiserver();
-        self.processes.retain(|p| p.name != "kube-apiserver");
         let args = self.apiserver_args.clone();
         self.spawn("kube-apiserver", &args)?;
         self.wait_apiserver_ready(Duration::from_secs(90)).await
     }
 
+    /// A second kube-apiserver on the same etcd, as in a highly available control plane, on a
+    /// port of its own: what is changed through it while the first is stopped is what the
+    /// clients of the first find when it is back. Returns an admin configuration for it; it runs
+    /// until the cluster is torn down.
+    pub async fn start_second_apiserver(&self) -> Result<Config> {
+        let port = free_port()?;
+        let audit = path(&self.dir_path.join("audit-2.log"));
+        let args: Vec<String> = self
+            .apiserver_args
+            .iter()
+            .map(|a| {
+                if a.starts_with("--secure-port=") {
+                    format!("--secure-port={port}")
+                } else if a.starts_with("--audit-log-path=") {
+                    format!("--audit-log-path={audit}")
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        self.spawn_binary("kube-apiserver-2", "kube-apiserver", &args)?;
+        let mut config = self.config.clone();
+        config.cluster_url = format!("https://127.0.0.1:{port}")
+            .parse()
+            .map_err(|e| Error::Other(format!("second API server URL: {e}")))?;
+        let client = Client::try_from(config.clone())?;
+        crate::wait::until(
+            "the second API server to be ready",
+            Duration::from_secs(90),
+            || async {
+                let request = http::Request::get("/readyz")
+                    .body(Vec::new())
+                    .expect("static request");
+                Ok(match client.request_text(request).await {
+                    Ok(body) if body.trim() == "ok" => Some(()),
+                    _ => None,
+                })
+            },
+        )
+        .await?;
+        Ok(config)
+    }
+
     /// The API server's audit log (JSON lines), when [`ClusterOptions::audit`] is on.
     pub fn audit_log(&self) -> PathBuf {
         self.dir_path.join(AUDIT_LOG)
+    }
+
+    /// The audit log's events (empty when it is off).
+    pub fn audit_events(&self) -> Result<Vec<serde_json::Value>> {
+        let log = match std::fs::read_to_string(self.audit_log()) {
+            Ok(log) => log,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("reading the audit log")(e)),
+        };
+        Ok(log
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect())
+    }
+
+    /// The answers (HTTP codes) the API server gave to impersonated users' (the operator's)
+    /// requests with this verb on this object, in order. `resource` may name a subresource
+    /// ("pods/eviction").
+    pub fn operator_requests(
+        &self,
+        verb: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<u16>> {
+        let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+        Ok(self
+            .audit_events()?
+            .iter()
+            .filter(|e| e["impersonatedUser"]["username"].is_string() && e["verb"] == verb)
+            .filter(|e| {
+                let o = &e["objectRef"];
+                o["resource"] == resource
+                    && o["subresource"].as_str().unwrap_or_default() == subresource
+                    && o["namespace"].as_str().unwrap_or_default() == namespace
+                    && o["name"] == name
+            })
+            .map(|e| e["responseStatus"]["code"].as_u64().unwrap_or(0) as u16)
+            .collect())
     }
 
     /// The requests made by impersonated users (the operator run as its chart's ServiceAccount)
@@ -264,13 +357,16 @@ impl TestCluster {
         }
     }
 
-    async fn wait_apiserver_ready(&mut self, timeout: Duration) -> Result<()> {
+    async fn wait_apiserver_ready(&self, timeout: Duration) -> Result<()> {
         let client = self.client()?;
         let deadline = Instant::now() + timeout;
         let mut last;
         loop {
-            if let Some(p) = self.processes.iter_mut().find(|p| p.name == "kube-apiserver") {
-                p.check_alive()?;
+            {
+                let mut processes = self.processes.lock().expect("processes");
+                if let Some(p) = processes.iter_mut().find(|p| p.name == "kube-apiserver") {
+                    p.check_alive()?;
+                }
             }
             let request = http::Request::get("/readyz")
                 .body(Vec::new())
@@ -292,7 +388,7 @@ impl TestCluster {
         }
     }
 
-    async fn wait_default_service_account(&mut self, timeout: Duration) -> Result<()> {
+    async fn wait_default_service_account(&self, timeout: Duration) -> Result<()> {
         use k8s_openapi::api::core::v1::ServiceAccount;
         let api: kube::Api<ServiceAccount> = kube::Api::namespaced(self.client()?, "default");
         let deadline = Instant::now() + timeout;
@@ -320,10 +416,11 @@ impl TestCluster {
 
     fn teardown(&mut self) {
         // Reverse start order: kwok and the controllers first, etcd last.
-        while let Some(mut p) = self.processes.pop() {
+        let processes = self.processes.get_mut().unwrap_or_else(|e| e.into_inner());
+        while let Some(mut p) = processes.pop() {
             p.kill();
         }
-        self.reaper.disarm();
+        self.reaper.get_mut().unwrap_or_else(|e| e.into_inner()).disarm();
         if let Some(dir) = self.dir.take() {
             if self.options.keep_dir {
                 let kept = dir.keep();
@@ -338,7 +435,8 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for p in &self.processes {
+            let processes = self.processes.get_mut().unwrap_or_else(|e| e.into_inner());
+            for p in processes.iter() {
                 eprintln!(
                     "--- {} (last lines of {}):\n{}",
                     p.name,
@@ -481,8 +579,8 @@ fn apiserver_args(options: &ClusterOptions, pki: &Pki, etcd_port: u16, port: u16
     ]);
     if options.high_throughput {
         args.extend(strings([
-            "--max-requests-inflight=0",
-            "--max-mutating-requests-inflight=0",
+            "--max-requests-inflight=3000",
+            "--max-mutating-requests-inflight=1000",
         ]));
     }
     args.extend(options.extra_apiserver_args.iter().cloned());

@@ -10,6 +10,7 @@ pub mod chart;
 pub mod cluster;
 pub mod crds;
 pub mod error;
+pub mod faults;
 pub mod fixtures;
 pub mod harness;
 pub mod nodes;

@@ -1,5 +1,7 @@
 //! Two replicas, one leader: the leader alone decides; when it is killed the other takes over
-//! within 15 seconds.
+//! within 15 seconds. Twenty SIGKILLs of a single operator at random points lose no action and
+//! repeat none: every failing pod ends with one record of its decision and one successful API
+//! call, as counted by the API server's audit log. (Ten failovers: tests/failovers.rs.)
 
 mod support;
 
@@ -7,34 +9,37 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::{ClusterOptions, nodes, scenario};
 use serde_json::json;
 use support::Operator;
+use support::once::{delete_evicted_policy, each_healed_once, evicted_pods, leaders};
 
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
         ClusterOptions::default(),
-        vec![test(
-            "only_the_leader_decides_and_a_follower_takes_over_when_it_dies",
-            failover,
-        )],
+        vec![
+            test(
+                "only_the_leader_decides_and_a_follower_takes_over_when_it_dies",
+                failover,
+            ),
+            test(
+                "twenty_kills_at_random_points_lose_no_action_and_repeat_none",
+                twenty_kills,
+            )
+            .ignored(),
+        ],
     )
 }
 
-async fn leaders(ops: &[&Operator]) -> anyhow::Result<Vec<bool>> {
-    let mut out = Vec::new();
-    for op in ops {
-        out.push(op.metric("kube_healer_leader").await?.unwrap_or(0.0) == 1.0);
-    }
-    Ok(out)
-}
-
 async fn failover(ctx: Ctx) -> anyhow::Result<()> {
+    let selector = support::selector(&ctx);
     let args = [
         "--leader-election-namespace",
         support::CHART_NAMESPACE,
+        "--policy-selector",
+        &selector,
         "--log",
         "info",
     ];
@@ -71,14 +76,13 @@ async fn failover(ctx: Ctx) -> anyhow::Result<()> {
     let node = ctx.name("n");
     nodes::add_node(&ctx.client, &node).await?;
     let ns = ctx.namespace("ha").await?;
-    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
-        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy", "metadata": {"name": ctx.name("stuck")},
-        "spec": {"target": {"kind": "Pod", "namespaces": {"include": [ns]}}, "conditions": [{"class": "StuckTerminating", "for": "1s"}],
-            "actions": [{"action": "ForceDelete"}], "safety": {"dryRun": true}},
-    }))?;
-    Api::<kube_healer_api::HealingPolicy>::all(ctx.client.clone())
-        .create(&PostParams::default(), &policy)
-        .await?;
+    support::create_policy(
+        &ctx,
+        &ctx.name("stuck"),
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}}, "conditions": [{"class": "StuckTerminating", "for": "1s"}],
+            "actions": [{"action": "ForceDelete"}], "safety": {"dryRun": true}}),
+    )
+    .await?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     scenario::stuck_terminating_pod(&pods, &ns, "stuck", &node).await?;
     let due = ["policy condition due", "target=pod/"];
@@ -108,5 +112,38 @@ async fn failover(ctx: Ctx) -> anyhow::Result<()> {
         takeover.as_secs_f64()
     );
     follower.wait_log(&due, Duration::from_secs(10)).await?;
+    Ok(())
+}
+
+async fn twenty_kills(ctx: Ctx) -> anyhow::Result<()> {
+    let selector = support::selector(&ctx);
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = ctx.namespace("kill").await?;
+    let policy = ctx.name("evicted");
+    delete_evicted_policy(&ctx, &policy, &ns).await?;
+    const PODS: usize = 20;
+    let stream = tokio::spawn(evicted_pods(
+        ctx.clone(),
+        ns.clone(),
+        node,
+        "k",
+        PODS,
+        Duration::from_millis(1500),
+    ));
+    for i in 0..20 {
+        let op = Operator::start(
+            &ctx.cluster,
+            &format!("kill-{i}"),
+            &["--policy-selector", &selector],
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(50..2500))).await;
+        drop(op); // SIGKILL
+    }
+    stream.await??;
+    let _last = Operator::start(&ctx.cluster, "kill-last", &["--policy-selector", &selector]).await?;
+    let summary = each_healed_once(&ctx, &policy, &ns, "k", PODS).await?;
+    println!("    20 SIGKILLs survived: {summary}");
     Ok(())
 }

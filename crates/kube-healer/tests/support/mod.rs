@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod once;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -192,6 +194,10 @@ fn http_get(url: &str) -> anyhow::Result<(u16, String)> {
 /// A policy owned by the test (`kube-healer.test/owner` = the test's id), for an operator started
 /// with `--policy-selector kube-healer.test/owner=<id>`.
 pub async fn create_policy(ctx: &Ctx, name: &str, spec: serde_json::Value) -> anyhow::Result<()> {
+    // The CRDs, as the chart installs them (a no-op when they are: tests may start their
+    // operator after their policies).
+    let crds: Vec<_> = kube_healer_api::crds().into_iter().map(|(_, crd)| crd).collect();
+    kube_healer_testenv::crds::install(&ctx.client, &crds).await?;
     let policy: HealingPolicy = serde_json::from_value(json!({
         "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
         "metadata": {"name": name, "labels": {"kube-healer.test/owner": ctx.id}}, "spec": spec,

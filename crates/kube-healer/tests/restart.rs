@@ -1,0 +1,153 @@
+//! The API server goes away and comes back (etcd untouched), as in a control-plane upgrade. A
+//! second kube-apiserver on the same etcd (a highly available control plane) takes the changes
+//! made meanwhile. When the operator's API server is back, its watches resume from a resource
+//! version the restarted API server no longer serves (410 Gone), so they list again: the operator
+//! must find what arose and what went away while it was cut off, and act on failures that came
+//! due in the gap. Its own cluster: stopping the API server would disturb other tests.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube_healer_api::HealingAction;
+use kube_healer_testenv::harness::{Ctx, test};
+use kube_healer_testenv::{ClusterOptions, wait};
+use serde_json::json;
+use support::{Operator, create_policy, ready, selector, unmanaged_node};
+
+fn main() -> std::process::ExitCode {
+    kube_healer_testenv::harness::run(
+        ClusterOptions::default(),
+        vec![test(
+            "after_an_api_server_restart_the_operator_resyncs_and_misses_nothing",
+            restart,
+        )],
+    )
+}
+
+/// A pod bound to a node no kwok manages, made Evicted by writing its status (as a kubelet
+/// would), through `client`.
+async fn evicted(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    node: &str,
+    labels: serde_json::Value,
+) -> anyhow::Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "registry.example/app:1"}]},
+    }))?;
+    pods.create(&PostParams::default(), &pod).await?;
+    pods.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Failed", "reason": "Evicted",
+            "message": "The node was low on resource: memory.", "startTime": support::now_rfc3339(-60)}})),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn restart(ctx: Ctx) -> anyhow::Result<()> {
+    let op = Operator::start(&ctx.cluster, "restart", &["--policy-selector", &selector(&ctx)]).await?;
+    let node = ctx.name("u");
+    unmanaged_node(
+        &ctx.client,
+        &node,
+        json!([ready("True", "kubelet is posting ready status")]),
+    )
+    .await?;
+    let ns = ctx.namespace("rs").await?;
+    let quick = ctx.name("quick");
+    create_policy(
+        &ctx,
+        &quick,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}, "selector": {"matchLabels": {"for": "quick"}}},
+        "conditions": [{"class": "Evicted", "for": "6s"}], "actions": [{"action": "Delete"}], "safety": support::limits()}),
+    )
+    .await?;
+    let slow = ctx.name("slow");
+    create_policy(
+        &ctx,
+        &slow,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}, "selector": {"matchLabels": {"for": "slow"}}},
+        "conditions": [{"class": "Evicted", "for": "30s"}], "actions": [{"action": "Delete"}], "safety": support::limits()}),
+    )
+    .await?;
+    let second = Client::try_from(ctx.cluster.start_second_apiserver().await?)?;
+
+    // Known to the operator before the cut: one comes due while its API server is down, one is
+    // deleted meanwhile (before its 30 s are up).
+    evicted(&ctx.client, &ns, "due-while-down", &node, json!({"for": "quick"})).await?;
+    evicted(&ctx.client, &ns, "gone-while-down", &node, json!({"for": "slow"})).await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    // The operator's watch delivers them within a moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let audit_before = ctx.cluster.audit_events()?.len();
+
+    ctx.cluster.stop_apiserver();
+    let stopped = Instant::now();
+    // Through the other API server: a new failure arises, a known one goes away.
+    let pods_b: Api<Pod> = Api::namespaced(second.clone(), &ns);
+    evicted(&second, &ns, "created-while-down", &node, json!({"for": "quick"})).await?;
+    pods_b
+        .delete("gone-while-down", &DeleteParams::default().grace_period(0))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(12).saturating_sub(stopped.elapsed())).await;
+    ctx.cluster.restart_apiserver().await?;
+    let back = Instant::now();
+    println!(
+        "    API server down for {:.1} s",
+        stopped.elapsed().as_secs_f64() - back.elapsed().as_secs_f64()
+    );
+
+    for name in ["due-while-down", "created-while-down"] {
+        wait::until(&format!("{name} deleted"), Duration::from_secs(60), || async {
+            Ok(pods.get_opt(name).await?.is_none().then_some(()))
+        })
+        .await?;
+        println!(
+            "    {name} deleted {:.1} s after the API server was back",
+            back.elapsed().as_secs_f64()
+        );
+    }
+    // The one deleted meanwhile is never acted on, also after its 30 s.
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(stopped.elapsed())).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let records: Api<HealingAction> = Api::all(ctx.client.clone());
+    let slow_records = records
+        .list(&ListParams::default().labels(&format!("{}={slow}", kube_healer_api::POLICY_LABEL)))
+        .await?;
+    ensure!(
+        slow_records.items.is_empty(),
+        "a pod deleted while the operator was cut off was acted on: {:?}",
+        slow_records
+            .items
+            .iter()
+            .map(|r| &r.spec.target.name)
+            .collect::<Vec<_>>()
+    );
+    // The watches listed again (read from the restarted API server's audit log).
+    let events = ctx.cluster.audit_events()?;
+    let relists: Vec<String> = events[audit_before..]
+        .iter()
+        .filter(|e| e["impersonatedUser"]["username"].is_string() && e["verb"] == "list")
+        .filter_map(|e| e["objectRef"]["resource"].as_str().map(String::from))
+        .collect();
+    println!("    lists after the restart: {relists:?}");
+    ensure!(
+        relists.iter().any(|r| r == "pods"),
+        "the pod watch did not list again: {relists:?}"
+    );
+    let gone_410 = op.log().matches("410").count();
+    println!("    watch errors naming 410 in the operator's log: {gone_410}");
+    let (status, _) = op.get("/readyz").await?;
+    ensure!(status == 200, "the operator is not ready after the restart");
+    Ok(())
+}
