@@ -27,6 +27,53 @@ pub struct PolicyError {
     pub problem: String,
 }
 
+/// At most 40 characters of a text, for messages about it.
+fn shorten(s: &str) -> String {
+    if s.chars().count() <= 40 {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(40).collect::<String>())
+    }
+}
+
+/// A label name or value part: at most 63 characters, alphanumeric at both ends, `-`, `_` and
+/// `.` between (empty allowed for values).
+fn label_part(s: &str) -> bool {
+    s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
+        && s.chars().last().is_none_or(|c| c.is_ascii_alphanumeric())
+}
+
+fn label_value(v: &str) -> Result<(), String> {
+    if label_part(v) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} ({} characters) can never match a label: label values have at most 63 characters, alphanumeric at both ends, with -, _ and . between",
+            shorten(v),
+            v.chars().count()
+        ))
+    }
+}
+
+fn label_key(k: &str) -> Result<(), String> {
+    let (prefix, name) = k.rsplit_once('/').unwrap_or(("", k));
+    let prefix_ok = prefix.len() <= 253
+        && prefix
+            .split('.')
+            .all(|p| prefix.is_empty() || (!p.is_empty() && label_part(p) && !p.contains('_')));
+    if !name.is_empty() && label_part(name) && prefix_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} is no label key: a name of at most 63 characters, alphanumeric at both ends, optionally behind a DNS prefix and /",
+            shorten(k)
+        ))
+    }
+}
+
 /// A label selector, checked once.
 #[derive(Clone, Debug)]
 pub struct Selector {
@@ -44,18 +91,26 @@ enum Requirement {
 
 impl Selector {
     pub fn compile(selector: &LabelSelector, field: &str) -> Result<Self, PolicyError> {
-        let mut requirements: Vec<Requirement> = selector
-            .match_labels
-            .iter()
-            .flatten()
-            .map(|(k, v)| Requirement::Equals(k.clone(), v.clone()))
-            .collect();
+        let mut requirements = Vec::new();
+        for (k, v) in selector.match_labels.iter().flatten() {
+            let err = |problem: String| PolicyError {
+                field: format!("{field}.matchLabels[{:?}]", shorten(k)),
+                problem,
+            };
+            label_key(k).map_err(err)?;
+            label_value(v).map_err(err)?;
+            requirements.push(Requirement::Equals(k.clone(), v.clone()));
+        }
         for (i, e) in selector.match_expressions.iter().flatten().enumerate() {
             let values = e.values.clone().unwrap_or_default();
             let err = |problem: &str| PolicyError {
                 field: format!("{field}.matchExpressions[{i}]"),
                 problem: problem.to_string(),
             };
+            label_key(&e.key).map_err(|p| err(&p))?;
+            for v in &values {
+                label_value(v).map_err(|p| err(&p))?;
+            }
             requirements.push(match e.operator.as_str() {
                 "In" if !values.is_empty() => Requirement::In(e.key.clone(), values),
                 "NotIn" if !values.is_empty() => Requirement::NotIn(e.key.clone(), values),

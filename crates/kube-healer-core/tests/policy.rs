@@ -246,3 +246,27 @@ fn protected_namespaces_can_be_replaced() {
         .collect();
     assert_eq!(selected, ["kube-system", "shop"]);
 }
+
+#[test]
+fn selectors_that_can_never_match_a_label_are_refused() {
+    let with = |selector: serde_json::Value| {
+        CompiledPolicy::compile(&policy(json!({"target": {"kind": "Pod", "selector": selector},
+            "conditions": [{"class": "Evicted", "for": "1m"}], "actions": [{"action": "Delete"}],
+            "safety": {"dryRun": true}})))
+    };
+    let huge = with(json!({"matchLabels": {"app": "x".repeat(10_000)}})).unwrap_err();
+    assert!(huge.field.contains("matchLabels"), "{huge:?}");
+    assert!(
+        huge.problem.contains("10000 characters") && huge.problem.contains("63"),
+        "{huge:?}"
+    );
+    assert!(with(json!({"matchLabels": {"app": "é"}})).is_err(), "unicode");
+    assert!(with(json!({"matchLabels": {"bad key!": "v"}})).is_err());
+    assert!(with(json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["-x"]}]})).is_err());
+    for ok in [
+        json!({"matchLabels": {"app.kubernetes.io/name": "web-1", "tier": ""}}),
+        json!({"matchExpressions": [{"key": "example.com/team", "operator": "In", "values": ["a.b_c"]}]}),
+    ] {
+        assert!(with(ok.clone()).is_ok(), "{ok}");
+    }
+}

@@ -62,6 +62,9 @@ pub struct TestCluster {
     config: Config,
     binaries: Binaries,
     apiserver_args: Vec<String>,
+    /// When kube-apiserver was restarted: for a few seconds after, its authorizer has not yet
+    /// read the RBAC objects and refuses requests it will allow.
+    restarts: Mutex<Vec<k8s_openapi::jiff::Timestamp>>,
     pub options: ClusterOptions,
     pub started_in: Duration,
 }
@@ -129,6 +132,7 @@ impl TestCluster {
             config,
             binaries,
             apiserver_args,
+            restarts: Mutex::new(Vec::new()),
             options,
             started_in: Duration::ZERO,
         };
@@ -216,6 +220,10 @@ impl TestCluster {
     /// and waits until it is ready.
     pub async fn restart_apiserver(&self) -> Result<()> {
         self.stop_apiserver();
+        self.restarts
+            .lock()
+            .expect("restarts")
+            .push(k8s_openapi::jiff::Timestamp::now());
         let args = self.apiserver_args.clone();
         self.spawn("kube-apiserver", &args)?;
         self.wait_apiserver_ready(Duration::from_secs(90)).await
@@ -308,6 +316,21 @@ impl TestCluster {
             .collect())
     }
 
+    /// Whether an audit event came within 20 s of a restart of kube-apiserver, while its RBAC
+    /// authorizer may still be catching up.
+    fn just_restarted(&self, event: &serde_json::Value) -> bool {
+        let Some(at) = event["requestReceivedTimestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+        else {
+            return false;
+        };
+        self.restarts.lock().expect("restarts").iter().any(|restart| {
+            let after = at.duration_since(*restart).as_secs_f64();
+            (0.0..20.0).contains(&after)
+        })
+    }
+
     /// The requests made by impersonated users (the operator run as its chart's ServiceAccount)
     /// that the API server refused with 403, one line each: user, verb, resource and name. Empty
     /// when the audit log is off.
@@ -321,6 +344,7 @@ impl TestCluster {
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|e| e["responseStatus"]["code"] == 403 && e["impersonatedUser"]["username"].is_string())
+            .filter(|e| !self.just_restarted(e))
             .map(|e| {
                 let object = &e["objectRef"];
                 let sub = object["subresource"].as_str().map(|s| format!("/{s}"));

@@ -48,7 +48,7 @@ async fn evicted(
         name,
         &PatchParams::default(),
         &Patch::Merge(json!({"status": {"phase": "Failed", "reason": "Evicted",
-            "message": "The node was low on resource: memory.", "startTime": support::now_rfc3339(-60)}})),
+            "message": "The node was low on resource: memory."}})),
     )
     .await?;
     Ok(())

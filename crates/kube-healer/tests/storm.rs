@@ -1,7 +1,8 @@
 //! A storm: 6 of 10 nodes stop posting status at once (a partition, or a control-plane fault
 //! seen from the nodes). kube-healer must see one correlated cause, not six node failures, and
-//! hold every node action with a Skipped record (reason Correlated). Runs on its own cluster:
-//! the correlation counts every node of the cluster.
+//! hold every node action with a Skipped record (reason Correlated), and warn; once the nodes
+//! recover, a node failing alone is healed again. Runs on its own cluster: the correlation counts
+//! every node of the cluster.
 
 mod support;
 
@@ -92,5 +93,34 @@ async fn storm(ctx: Ctx) -> anyhow::Result<()> {
         op.metric("kube_healer_correlated_findings").await? == Some(1.0),
         "the storm is one correlated finding"
     );
+    ensure!(
+        op.log()
+            .contains("correlated finding: per-target actions are held"),
+        "the operator warns of the storm:\n{}",
+        op.log_tail(20)
+    );
+
+    // Recovery: the nodes post status again, the correlated finding clears, and a node that
+    // then fails on its own is healed as usual.
+    for name in down {
+        nodes::resume_heartbeats(&ctx.client, name).await?;
+    }
+    wait::until("the correlated finding to clear", HEAL, || async {
+        let value = op.metric("kube_healer_correlated_findings").await.ok().flatten();
+        Ok((value == Some(0.0)).then_some(()))
+    })
+    .await?;
+    let alone = &names[9];
+    nodes::stop_heartbeats(&ctx.client, alone).await?;
+    wait::until(
+        "the lone failing node cordoned",
+        Duration::from_secs(90),
+        || async {
+            let node = nodes_api.get(alone).await?;
+            Ok((node.spec.and_then(|s| s.unschedulable) == Some(true)).then_some(()))
+        },
+    )
+    .await?;
+    println!("  after recovery, a lone unreachable node was cordoned");
     Ok(())
 }
