@@ -11,7 +11,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube_healer_api::record::{ActionPhase, HealingActionStatus};
-use kube_healer_api::{ActionKind, HealingAction, HealingActionSpec, HealingStep, reasons};
+use kube_healer_api::{ActionKind, FailureClass, HealingAction, HealingActionSpec, HealingStep, reasons};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::metrics::Metrics;
@@ -36,9 +36,9 @@ pub struct ActionRequest {
     /// The ladder's last action before this decision, to take the decision back if it cannot
     /// be recorded.
     pub before: Option<(usize, i64)>,
-    /// For a ladder's first step: when the failure became due (unix seconds), for the reaction
-    /// time metric.
-    pub due: Option<i64>,
+    /// For a ladder's first step: when the failure became due for this operator (Unix
+    /// milliseconds), for the reaction time metric.
+    pub due_ms: Option<i64>,
 }
 
 /// Work for the executor.
@@ -318,24 +318,29 @@ async fn handle(
             .as_secs_f64()
             .max(0.0),
     );
-    if let Some(due) = req.due {
-        let since_due = calling.as_millisecond() as f64 / 1000.0 - due as f64;
+    if let Some(due) = req.due_ms {
+        let since_due = (calling.as_millisecond() - due) as f64 / 1000.0;
         metrics.due_latency.observe(since_due.max(0.0));
     }
-    set_status(
-        records,
-        &req.name,
-        HealingActionStatus {
-            phase: ActionPhase::Running,
-            reason: None,
-            message: None,
-            start_time: Some(start.clone()),
-            finish_time: None,
-            attempts: 1,
-        },
-    )
-    .await;
-    let (phase, reason, message, attempts) = match carry_out(client, &req).await {
+    // An action that takes long (an eviction waiting on a PodDisruptionBudget, a drain, a
+    // Job) shows Running meanwhile; the call does not wait for that write, and the final phase is
+    // written after both. One-call actions skip it: a record without a final phase is finished
+    // after a crash either way, and in a bulk clean-up every write to the API server counts.
+    let running = async {
+        if takes_long(req.spec.action) {
+            let status = HealingActionStatus {
+                phase: ActionPhase::Running,
+                reason: None,
+                message: None,
+                start_time: Some(start.clone()),
+                finish_time: None,
+                attempts: 1,
+            };
+            set_status(records, &req.name, status).await;
+        }
+    };
+    let ((), outcome) = tokio::join!(running, carry_out(client, &req));
+    let (phase, reason, message, attempts) = match outcome {
         // Finishing a decision of a process that ended: its call may have been made already.
         (ActionPhase::Failed, reasons::TARGET_GONE, _, calls)
             if resumed && removes_target(req.spec.action) =>
@@ -367,12 +372,35 @@ async fn handle(
         .actions
         .get_or_create(&Metrics::action(req.spec.action, phase, reason))
         .inc();
-    announce(recorder, &req.spec, phase, reason, &message_for_event).await;
+    // A leftover (a pod that had stopped for good) cleaned away needs no Event: its record tells
+    // the story, and a bulk clean-up would write one Event per pod. Everything else is
+    // announced on the target.
+    let leftover_removed = phase == ActionPhase::Succeeded
+        && removes_target(req.spec.action)
+        && matches!(
+            req.spec.class,
+            FailureClass::Evicted | FailureClass::Failed | FailureClass::AdmissionRejected
+        );
+    if !leftover_removed {
+        announce(recorder, &req.spec, phase, reason, &message_for_event).await;
+    }
     if phase == ActionPhase::Succeeded {
         Handled::CarriedOut
     } else {
         Handled::NotCarriedOut
     }
+}
+
+/// Whether an action may take more than one quick call (waits, follows, several objects).
+fn takes_long(action: ActionKind) -> bool {
+    matches!(
+        action,
+        ActionKind::Evict
+            | ActionKind::Reschedule
+            | ActionKind::RestartOwner
+            | ActionKind::Drain
+            | ActionKind::RunJob
+    )
 }
 
 /// Whether the action's aim is the target pod gone (so that a pod already gone is the aim met).

@@ -110,6 +110,9 @@ pub struct Engine {
     is_leader: bool,
     metrics: Arc<Metrics>,
     clock: fn() -> Secs,
+    /// The same clock in milliseconds (timers sleep to the millisecond); None: the clock's
+    /// seconds.
+    clock_ms: Option<fn() -> i64>,
 }
 
 /// How long after a decision could not be recorded it is made again.
@@ -180,6 +183,7 @@ impl Engine {
             is_leader: true,
             metrics,
             clock: wall_clock,
+            clock_ms: Some(|| k8s_openapi::jiff::Timestamp::now().as_millisecond()),
         }
     }
 
@@ -201,8 +205,10 @@ impl Engine {
             let sleep = async {
                 match next {
                     Some(at) => {
-                        let wait = (at - (self.clock)()).max(0) as u64;
-                        tokio::time::sleep(Duration::from_secs(wait)).await;
+                        // To the millisecond: a timer due at second `at` fires as it begins.
+                        let now_ms = self.clock_ms.map_or_else(|| (self.clock)() * 1000, |ms| ms());
+                        let wait = (at * 1000 - now_ms).max(0) as u64;
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
                     }
                     None => std::future::pending().await,
                 }
@@ -439,6 +445,7 @@ impl Engine {
     /// Replaces the clock (tests drive time by hand).
     pub fn with_clock(mut self, clock: fn() -> Secs) -> Self {
         self.clock = clock;
+        self.clock_ms = None;
         self
     }
 
@@ -948,7 +955,7 @@ impl Engine {
                 owner,
                 cooldown: cooldown.as_std(),
                 before,
-                due: (step == 0).then(|| finding.due_at(for_secs)),
+                due_ms: (step == 0).then_some(due.due_ms),
             })));
         }
         retry

@@ -49,7 +49,9 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::default());
     let (synced_tx, synced_rx) = tokio_watch::channel(engine::Synced::default());
     let (alive_tx, alive_rx) = tokio_watch::channel(true);
-    let (tx, rx) = mpsc::channel(1024);
+    // Watch changes carry whole objects until the engine has read them: a short queue keeps
+    // that memory small (the watches wait, the API server keeps their place).
+    let (tx, rx) = mpsc::channel(128);
     let (_single_leader, mut election_task, leader_rx) = match &config.leader_election {
         Some(election) => {
             let (leader_rx, task) = leader::start(client.clone(), election).await?;

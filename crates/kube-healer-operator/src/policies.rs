@@ -15,6 +15,12 @@ use crate::engine::Target;
 use crate::metrics::Metrics;
 use crate::store::Stores;
 
+/// The wall clock in Unix milliseconds (for the reaction-time metric only; decisions use the
+/// engine's clock).
+fn now_ms() -> i64 {
+    k8s_openapi::jiff::Timestamp::now().as_millisecond()
+}
+
 /// A HealingPolicy that cannot be read into its type: its name, generation and why.
 #[derive(Debug)]
 pub struct Unreadable {
@@ -51,6 +57,9 @@ pub struct Match {
     pub since: Secs,
     pub due: Secs,
     pub due_reported: bool,
+    /// When this operator first saw the condition hold (Unix milliseconds): a failure reported
+    /// late (after its `for` elapsed) is due from then, not from before it was known.
+    pub seen_ms: i64,
 }
 
 /// What evaluating the policies on one target found.
@@ -70,6 +79,9 @@ pub struct DueMatch {
     pub policy: String,
     pub condition: usize,
     pub finding: Finding,
+    /// When it became due for this operator (Unix milliseconds): its `for` elapsed, and it was
+    /// known.
+    pub due_ms: i64,
 }
 
 pub struct PolicySet {
@@ -194,18 +206,18 @@ impl PolicySet {
             }
             for (condition, finding) in policy.findings_for(view, findings, stores, now) {
                 let due = finding.due_at(policy.conditions[condition].for_secs);
-                let reported = previous.iter().any(|m| {
-                    m.policy == policy.name
-                        && m.condition == condition
-                        && m.since == finding.since
-                        && m.due_reported
+                let before = previous.iter().find(|m| {
+                    m.policy == policy.name && m.condition == condition && m.since == finding.since
                 });
+                let reported = before.is_some_and(|m| m.due_reported);
+                let seen_ms = before.map_or_else(now_ms, |m| m.seen_ms);
                 let mut m = Match {
                     policy: policy.name.clone(),
                     condition,
                     since: finding.since,
                     due,
                     due_reported: reported,
+                    seen_ms,
                 };
                 if due <= now && !reported && leader {
                     m.due_reported = true;
@@ -223,6 +235,7 @@ impl PolicySet {
                         policy: policy.name.clone(),
                         condition,
                         finding,
+                        due_ms: (due * 1000).max(seen_ms),
                     });
                 }
                 current.push(m);

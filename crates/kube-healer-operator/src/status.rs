@@ -62,28 +62,40 @@ impl PolicyStatus {
     }
 }
 
-/// Writes statuses as they arrive; a failed write is logged and left for the next change.
+/// Writes statuses as they arrive, the latest of each policy only: statuses that arrive while a
+/// round of writes runs (or in the half second after it) are coalesced, so a bulk clean-up that
+/// counts thousands of actions writes its policy's status a couple of times a second, not once
+/// per action. A failed write is logged and left for the next change.
 pub async fn writer(client: Client, mut rx: mpsc::UnboundedReceiver<PolicyStatus>) {
     let api: Api<HealingPolicy> = Api::all(client);
     let params = PatchParams::apply("kube-healer").force();
-    while let Some(status) = rx.recv().await {
-        let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let body = serde_json::json!({
-            "apiVersion": "healing.kubehealer.io/v1alpha1",
-            "kind": "HealingPolicy",
-            "status": {
-                "observedGeneration": status.generation,
-                "conditions": status.conditions(&now),
-                "targetsMatched": status.targets_matched,
-                "actionsTaken": status.actions_taken,
-                "lastActionTime": status.last_action.map(kube_healer_core::finding::time),
-            },
-        });
-        if let Err(e) = api
-            .patch_status(&status.name, &params, &Patch::Apply(&body))
-            .await
-        {
-            tracing::warn!(policy = %status.name, error = %e, "writing the policy status failed");
+    while let Some(first) = rx.recv().await {
+        let mut latest = std::collections::BTreeMap::new();
+        latest.insert(first.name.clone(), first);
+        while let Ok(next) = rx.try_recv() {
+            latest.insert(next.name.clone(), next);
         }
+        for status in latest.into_values() {
+            write(&api, &params, status).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+async fn write(api: &Api<HealingPolicy>, params: &PatchParams, status: PolicyStatus) {
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let body = serde_json::json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1",
+        "kind": "HealingPolicy",
+        "status": {
+            "observedGeneration": status.generation,
+            "conditions": status.conditions(&now),
+            "targetsMatched": status.targets_matched,
+            "actionsTaken": status.actions_taken,
+            "lastActionTime": status.last_action.map(kube_healer_core::finding::time),
+        },
+    });
+    if let Err(e) = api.patch_status(&status.name, params, &Patch::Apply(&body)).await {
+        tracing::warn!(policy = %status.name, error = %e, "writing the policy status failed");
     }
 }

@@ -316,6 +316,24 @@ impl TestCluster {
             .collect())
     }
 
+    /// Any request of an impersonated user (the operator) on Secrets, one line each: the
+    /// operator has no business with them.
+    pub fn impersonated_secret_requests(&self) -> Result<Vec<String>> {
+        Ok(self
+            .audit_events()?
+            .iter()
+            .filter(|e| {
+                e["impersonatedUser"]["username"].is_string() && e["objectRef"]["resource"] == "secrets"
+            })
+            .map(|e| {
+                format!(
+                    "a request on Secrets: {}",
+                    e["requestURI"].as_str().unwrap_or("?")
+                )
+            })
+            .collect())
+    }
+
     /// Whether an audit event came within 20 s of a restart of kube-apiserver, while its RBAC
     /// authorizer may still be catching up.
     fn just_restarted(&self, event: &serde_json::Value) -> bool {

@@ -154,12 +154,26 @@ pub fn run(options: ClusterOptions, tests: Vec<E2eTest>) -> ExitCode {
     let conclusion = libtest_mimic::run(&args, trials);
     // The operator runs as its chart's ServiceAccount (impersonated): any refusal means the
     // chart's RBAC is not enough for what the tests made it do.
+    // It never touches Secrets, allowed or not.
     let forbidden = match &cluster {
-        Some(c) => c.forbidden_impersonated().unwrap_or_else(|e| vec![e.to_string()]),
+        Some(c) => {
+            let mut lines: Vec<String> = match c.forbidden_impersonated() {
+                Ok(refused) => refused
+                    .into_iter()
+                    .map(|l| format!("refused (403): {l}"))
+                    .collect(),
+                Err(e) => vec![e.to_string()],
+            };
+            lines.extend(
+                c.impersonated_secret_requests()
+                    .unwrap_or_else(|e| vec![e.to_string()]),
+            );
+            lines
+        }
         None => Vec::new(),
     };
     for line in &forbidden {
-        eprintln!("403 for the operator's ServiceAccount: {line}");
+        eprintln!("the operator's ServiceAccount: {line}");
     }
     if let Some(cluster) = cluster {
         match Arc::into_inner(cluster) {
@@ -172,7 +186,7 @@ pub fn run(options: ClusterOptions, tests: Vec<E2eTest>) -> ExitCode {
         conclusion.exit_code()
     } else {
         eprintln!(
-            "{} requests of the operator were refused (403): the chart's RBAC misses them",
+            "{} requests of the operator were refused (403: the chart's RBAC misses them) or touched Secrets",
             forbidden.len()
         );
         ExitCode::FAILURE

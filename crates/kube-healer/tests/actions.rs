@@ -38,6 +38,10 @@ fn main() -> std::process::ExitCode {
                 drain,
             ),
             test(
+                "a_node_job_is_subject_to_the_namespaces_pod_security",
+                job_pod_security,
+            ),
+            test(
                 "a_flapping_node_is_cordoned_then_gets_a_node_job",
                 flapping_node_job,
             ),
@@ -408,6 +412,65 @@ async fn flapping_node_job(ctx: Ctx) -> anyhow::Result<()> {
     );
     let n = Api::<Node>::all(ctx.client.clone()).get(&node).await?;
     ensure!(n.spec.and_then(|s| s.unschedulable) == Some(true), "not cordoned");
+    Ok(())
+}
+
+/// RunJob creates a Job, whose pods the Job controller creates: they pass the namespace's Pod
+/// Security admission like any pod. A privileged node job in a namespace enforcing the restricted
+/// profile never runs, and the record says it failed.
+async fn job_pod_security(ctx: Ctx) -> anyhow::Result<()> {
+    let _op = Operator::start(&ctx.cluster, "psa", &["--policy-selector", &selector(&ctx)]).await?;
+    let node = ctx.name("flap");
+    nodes::add_owned_nodes(&ctx.client, std::slice::from_ref(&node), &ctx.id, HEAL).await?;
+    let ns = ctx.namespace("psa").await?;
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(ctx.client.clone())
+        .patch(
+            &ns,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}),
+            ),
+        )
+        .await?;
+    let policy = ctx.name("privileged");
+    create_policy(&ctx, &policy, json!({"target": {"kind": "Node", "selector": {"matchLabels": {OWNER_LABEL: ctx.id}}},
+        "conditions": [{"class": "NodeFlapping", "for": "1s"}],
+        "actions": [{"action": "RunJob", "runJob": {"namespace": ns, "activeDeadlineSeconds": 10,
+             "podSpec": {"hostPID": true, "containers": [{"name": "nsenter", "image": "registry.example/node-tools:1.0",
+                "securityContext": {"privileged": true}, "command": ["nsenter", "-t", "1", "-m", "--", "true"]}]}}}],
+        "safety": {"maxUnhealthy": "100%", "maxConcurrent": 1, "rate": {"actions": 5, "per": "1m"}}})).await?;
+    for (reason, count) in [("NodeNotReady", 2), ("NodeReady", 2)] {
+        let message = format!("Node {node} status is now: {reason}");
+        node_event(&ctx.client, &node, reason, &message, count).await?;
+    }
+    let recs = records(&ctx, &policy, 1).await?;
+    ensure!(
+        phase_reason(&recs[0]).0 == ActionPhase::Failed,
+        "a job refused by Pod Security cannot succeed: {:?}",
+        recs[0].status
+    );
+    let events: Api<Event> = Api::namespaced(ctx.client.clone(), &ns);
+    let refusals: Vec<String> = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("FailedCreate"))
+        .filter_map(|e| e.message)
+        .collect();
+    ensure!(
+        refusals.iter().any(|m| m.contains("PodSecurity")),
+        "the Job controller's pods were refused by Pod Security: {refusals:?}"
+    );
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    ensure!(
+        pods.list(&ListParams::default()).await?.items.is_empty(),
+        "a privileged pod ran"
+    );
+    println!(
+        "    recorded: {:?}",
+        recs[0].status.as_ref().and_then(|s| s.message.clone())
+    );
     Ok(())
 }
 
