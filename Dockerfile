@@ -2,7 +2,8 @@
 #   docker build -t kube-healer .
 # Build stage: Alpine's Rust targets musl, so the binary is static (rustls with ring: no OpenSSL).
 FROM rust:1.95-alpine AS build
-RUN apk add --no-cache musl-dev
+# make: jemalloc (the allocator) is built from its C sources.
+RUN apk add --no-cache musl-dev make
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -90,6 +90,42 @@ pub fn audit_requests(
     Ok(counts)
 }
 
+/// When the API server received `user`'s (impersonated) requests with this verb on pods in
+/// `namespace`, by pod name (Unix milliseconds; the last one per pod).
+pub fn audit_times(
+    log: &Path,
+    user: &str,
+    verb: &str,
+    namespace: &str,
+) -> anyhow::Result<BTreeMap<String, i64>> {
+    let text = std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
+    let mut times = BTreeMap::new();
+    for event in text
+        .lines()
+        .filter(|l| l.contains(namespace))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    {
+        let object = &event["objectRef"];
+        if event["impersonatedUser"]["username"] != user
+            || event["verb"] != verb
+            || object["resource"] != "pods"
+            || object["namespace"] != namespace
+        {
+            continue;
+        }
+        let (Some(name), Some(at)) = (
+            object["name"].as_str(),
+            event["requestReceivedTimestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok()),
+        ) else {
+            continue;
+        };
+        times.insert(name.to_string(), at.as_millisecond());
+    }
+    Ok(times)
+}
+
 /// A histogram from OpenMetrics text: (upper bound, cumulative count) per bucket.
 pub fn histogram(text: &str, name: &str) -> Vec<(f64, f64)> {
     let prefix = format!("{name}_bucket{{le=\"");

@@ -205,11 +205,13 @@ fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
+/// A merge patch of the record's status: kube-healer alone writes its records, so server-side
+/// apply's field ownership would buy nothing and cost the API server work on every record.
 async fn set_status(records: &Api<HealingAction>, name: &str, status: HealingActionStatus) {
-    let body = serde_json::json!({"apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingAction", "status": status});
-    let (params, apply) = (PatchParams::apply("kube-healer").force(), Patch::Apply(&body));
+    let body = serde_json::json!({"status": status});
+    let (params, merge) = (PatchParams::default(), Patch::Merge(&body));
     let (patched, _) = retry::call(Backoff::RECORD, "update HealingAction status", || {
-        records.patch_status(name, &params, &apply)
+        records.patch_status(name, &params, &merge)
     })
     .await;
     if let Err(e) = patched {

@@ -41,6 +41,8 @@ pub struct Config {
     pub retention: retention::Retention,
     /// Namespaces no policy touches unless it names them in spec.target.namespaces.include.
     pub protected_namespaces: Vec<String>,
+    /// Start-up lists in pages instead of streamed (for API servers without watch-list).
+    pub paged_lists: bool,
 }
 
 /// Runs the operator until the engine stops (which only happens when every watch ends) or the
@@ -65,7 +67,13 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
             (Some(tx), None, rx)
         }
     };
-    watch::spawn(&client, tx, metrics.clone(), config.policy_selector.as_deref());
+    watch::spawn(
+        &client,
+        tx,
+        metrics.clone(),
+        config.policy_selector.as_deref(),
+        config.paged_lists,
+    );
     let http = tokio::spawn(http::serve(
         config.http_addr,
         metrics.clone(),

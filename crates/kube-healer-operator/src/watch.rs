@@ -1,6 +1,7 @@
 //! The watches (Pods, Nodes, Events, node Leases, Namespaces, HealingPolicies, and HealingActions'
 //! metadata), forwarded to the engine as changes. Each
-//! resumes on its own after errors (with backoff); start-up lists are paged.
+//! resumes on its own after errors (with backoff); start-up lists are streamed from the API
+//! server's watch cache (watch-list), or paged.
 
 use std::sync::Arc;
 
@@ -56,8 +57,17 @@ pub fn spawn(
     tx: mpsc::Sender<Change>,
     metrics: Arc<Metrics>,
     policy_selector: Option<&str>,
+    paged_lists: bool,
 ) {
+    // Start-up lists stream from the API server's watch cache (watch-list, on by default since
+    // Kubernetes 1.32: no pages to wait for, no whole page in memory at once), or come in pages
+    // of 500 where the API server does not stream.
     let config = watcher::Config::default().page_size(500);
+    let config = if paged_lists {
+        config
+    } else {
+        config.streaming_lists()
+    };
     forward(
         "pods",
         watcher(Api::<Pod>::all(client.clone()), config.clone()),

@@ -1,9 +1,9 @@
 //! The API server goes away and comes back (etcd untouched), as in a control-plane upgrade. A
 //! second kube-apiserver on the same etcd (a highly available control plane) takes the changes
 //! made meanwhile. When the operator's API server is back, its watches resume from a resource
-//! version the restarted API server no longer serves (410 Gone), so they list again: the operator
-//! must find what arose and what went away while it was cut off, and act on failures that came
-//! due in the gap. Its own cluster: stopping the API server would disturb other tests.
+//! version the restarted API server no longer serves (410 Gone), so they list again (streamed):
+//! the operator must find what arose and what went away while it was cut off, and act on failures
+//! that came due in the gap. Its own cluster: stopping the API server would disturb other tests.
 
 mod support;
 
@@ -137,7 +137,13 @@ async fn restart(ctx: Ctx) -> anyhow::Result<()> {
     let events = ctx.cluster.audit_events()?;
     let relists: Vec<String> = events[audit_before..]
         .iter()
-        .filter(|e| e["impersonatedUser"]["username"].is_string() && e["verb"] == "list")
+        .filter(|e| e["impersonatedUser"]["username"].is_string())
+        // A list, paged or streamed (a watch that sends the initial state first).
+        .filter(|e| {
+            e["verb"] == "list"
+                || (e["verb"] == "watch"
+                    && e["requestURI"].as_str().unwrap_or_default().contains("sendInitialEvents=true"))
+        })
         .filter_map(|e| e["objectRef"]["resource"].as_str().map(String::from))
         .collect();
     println!("    lists after the restart: {relists:?}");

@@ -202,6 +202,7 @@ async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
         leader_election: None,
         retention: Default::default(),
         protected_namespaces: vec!["kube-system".into()],
+        paged_lists: false,
     };
     let operator = tokio::spawn(kube_healer_operator::run(client.clone(), config));
     println!(

@@ -60,6 +60,10 @@ pub struct Args {
         default_value = "kube-system"
     )]
     protected_namespaces: Vec<String>,
+    /// List in pages at start-up instead of streaming the lists (watch-list, on by default in
+    /// Kubernetes 1.32 and later): for API servers that do not stream.
+    #[arg(long, env = "KUBE_HEALER_PAGED_LISTS")]
+    paged_lists: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -108,6 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .filter(|n| !n.is_empty())
                 .cloned()
                 .collect(),
+            paged_lists: args.paged_lists,
         };
         tokio::select! {
             result = kube_healer_operator::run(client, operator) => result,
