@@ -142,7 +142,10 @@ async fn restart(ctx: Ctx) -> anyhow::Result<()> {
         .filter(|e| {
             e["verb"] == "list"
                 || (e["verb"] == "watch"
-                    && e["requestURI"].as_str().unwrap_or_default().contains("sendInitialEvents=true"))
+                    && e["requestURI"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("sendInitialEvents=true"))
         })
         .filter_map(|e| e["objectRef"]["resource"].as_str().map(String::from))
         .collect();
