@@ -1,8 +1,16 @@
 //! Leader election on a Lease (kube-lease-manager): every replica watches and keeps its stores
 //! warm; only the leader decides and acts. If the election task ends, the process must exit.
+//!
+//! A leader that cannot reach its Lease (the API server refuses or does not answer the renewal)
+//! cannot know whether the Lease is still its own: it might expire while another replica takes
+//! over. So on any error it steps down at once, and starts a fresh election, which finds the
+//! Lease still its own (and leads again at once) or someone else's. kube-lease-manager's own
+//! `watch()` keeps reporting leadership through such errors; this loop does not.
+
+use std::time::Duration;
 
 use kube::Client;
-use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -29,30 +37,66 @@ impl LeaderElection {
             grace_seconds: 3,
         }
     }
+
+    async fn manager(&self, client: &Client) -> Result<LeaseManager, LeaseManagerError> {
+        LeaseManagerBuilder::new(client.clone(), &self.lease_name)
+            .with_namespace(&self.namespace)
+            .with_identity(&self.identity)
+            .with_duration(self.duration_seconds)
+            .with_grace(self.grace_seconds)
+            .build()
+            .await
+    }
 }
 
-/// The leadership channel and the election task (which ends only on a fatal error).
+/// The leadership channel and the election task (which ends only when every receiver is gone).
 pub type Election = (watch::Receiver<bool>, JoinHandle<Result<(), LeaseManagerError>>);
 
+/// Starts the election. `client` should answer within the grace period (a renewal that hangs is
+/// an error like any other): give it a read timeout.
 pub async fn start(client: Client, config: &LeaderElection) -> Result<Election, LeaseManagerError> {
-    let manager = LeaseManagerBuilder::new(client, &config.lease_name)
-        .with_namespace(&config.namespace)
-        .with_identity(&config.identity)
-        .with_duration(config.duration_seconds)
-        .with_grace(config.grace_seconds)
-        .build()
-        .await?;
-    let (leader, task) = manager.watch().await;
+    let first = config.manager(&client).await?;
+    let (leader, rx) = watch::channel(false);
+    let config = config.clone();
     let task = tokio::spawn(async move {
-        match task.await {
-            Ok(Ok(_manager)) => Ok(()),
-            Ok(Err(e)) => Err(e),
-            Err(join) => Err(LeaseManagerError::InconsistentState(format!(
-                "the election task panicked: {join}"
-            ))),
+        let mut manager = first;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            tokio::select! {
+                () = leader.closed() => {
+                    // Shutting down: let another replica take over without waiting for expiry.
+                    let _ = manager.release().await;
+                    return Ok(());
+                }
+                changed = manager.changed() => match changed {
+                    Ok(leading) => {
+                        pause = Duration::from_millis(250);
+                        leader.send_replace(leading);
+                    }
+                    Err(e) => {
+                        if leader.send_replace(false) {
+                            tracing::warn!(error = %e, "the leader's Lease cannot be read or renewed: stepping down");
+                        } else {
+                            tracing::warn!(error = %e, "leader election: the Lease cannot be read");
+                        }
+                        // A fresh manager knows nothing; it reads the Lease anew.
+                        loop {
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_secs(config.grace_seconds.max(1)));
+                            match config.manager(&client).await {
+                                Ok(fresh) => {
+                                    manager = fresh;
+                                    break;
+                                }
+                                Err(e) => tracing::warn!(error = %e, "leader election: the Lease cannot be read"),
+                            }
+                        }
+                    }
+                },
+            }
         }
     });
-    Ok((leader, task))
+    Ok((rx, task))
 }
 
 /// Leadership for a single replica without election: always the leader. Keep the sender for as

@@ -24,7 +24,7 @@ use kube::Client;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 /// How the operator runs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// Where /metrics, /healthz and /readyz are served.
     pub http_addr: SocketAddr,
@@ -37,6 +37,9 @@ pub struct Config {
     pub policy_selector: Option<String>,
     /// Leader election among replicas; None: a single replica that always leads.
     pub leader_election: Option<leader::LeaderElection>,
+    /// The client the election uses, with a short read timeout (a renewal that hangs must count
+    /// as failed before the Lease expires); None: the operator's client.
+    pub election_client: Option<Client>,
     /// How long and how many HealingActions are kept.
     pub retention: retention::Retention,
     /// Namespaces no policy touches unless it names them in spec.target.namespaces.include.
@@ -56,7 +59,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(128);
     let (_single_leader, mut election_task, leader_rx) = match &config.leader_election {
         Some(election) => {
-            let (leader_rx, task) = leader::start(client.clone(), election).await?;
+            let election_client = config.election_client.clone().unwrap_or_else(|| client.clone());
+            let (leader_rx, task) = leader::start(election_client, election).await?;
             tracing::info!(lease = %election.lease_name, namespace = %election.namespace,
                 identity = %election.identity, "leader election started");
             (None, Some(task), leader_rx)

@@ -62,9 +62,10 @@ pub struct TestCluster {
     config: Config,
     binaries: Binaries,
     apiserver_args: Vec<String>,
-    /// When kube-apiserver was restarted: for a few seconds after, its authorizer has not yet
-    /// read the RBAC objects and refuses requests it will allow.
-    restarts: Mutex<Vec<k8s_openapi::jiff::Timestamp>>,
+    /// Windows (start, seconds) in which refusals of the operator's requests are expected: after
+    /// a restart of kube-apiserver (its authorizer has not read the RBAC objects yet), or while a
+    /// test has taken a permission away.
+    refusal_windows: Mutex<Vec<(k8s_openapi::jiff::Timestamp, f64)>>,
     pub options: ClusterOptions,
     pub started_in: Duration,
 }
@@ -132,7 +133,7 @@ impl TestCluster {
             config,
             binaries,
             apiserver_args,
-            restarts: Mutex::new(Vec::new()),
+            refusal_windows: Mutex::new(Vec::new()),
             options,
             started_in: Duration::ZERO,
         };
@@ -220,10 +221,7 @@ impl TestCluster {
     /// and waits until it is ready.
     pub async fn restart_apiserver(&self) -> Result<()> {
         self.stop_apiserver();
-        self.restarts
-            .lock()
-            .expect("restarts")
-            .push(k8s_openapi::jiff::Timestamp::now());
+        self.expect_refusals(Duration::from_secs(20));
         let args = self.apiserver_args.clone();
         self.spawn("kube-apiserver", &args)?;
         self.wait_apiserver_ready(Duration::from_secs(90)).await
@@ -334,18 +332,27 @@ impl TestCluster {
             .collect())
     }
 
-    /// Whether an audit event came within 20 s of a restart of kube-apiserver, while its RBAC
-    /// authorizer may still be catching up.
-    fn just_restarted(&self, event: &serde_json::Value) -> bool {
+    /// From now on, for `window`, refusals (403) of the operator's requests are expected: a test
+    /// takes a permission away on purpose. The end-of-run check leaves them out.
+    pub fn expect_refusals(&self, window: Duration) {
+        self.refusal_windows
+            .lock()
+            .expect("refusal windows")
+            .push((k8s_openapi::jiff::Timestamp::now(), window.as_secs_f64()));
+    }
+
+    /// Whether an audit event falls in a window where refusals are expected.
+    fn refusal_expected(&self, event: &serde_json::Value) -> bool {
         let Some(at) = event["requestReceivedTimestamp"]
             .as_str()
             .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
         else {
             return false;
         };
-        self.restarts.lock().expect("restarts").iter().any(|restart| {
-            let after = at.duration_since(*restart).as_secs_f64();
-            (0.0..20.0).contains(&after)
+        let windows = self.refusal_windows.lock().expect("refusal windows");
+        windows.iter().any(|(start, secs)| {
+            let after = at.duration_since(*start).as_secs_f64();
+            (0.0..*secs).contains(&after)
         })
     }
 
@@ -362,7 +369,7 @@ impl TestCluster {
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|e| e["responseStatus"]["code"] == 403 && e["impersonatedUser"]["username"].is_string())
-            .filter(|e| !self.just_restarted(e))
+            .filter(|e| !self.refusal_expected(e))
             .map(|e| {
                 let object = &e["objectRef"];
                 let sub = object["subresource"].as_str().map(|s| format!("/{s}"));

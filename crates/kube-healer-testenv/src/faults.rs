@@ -2,7 +2,8 @@
 //! the requests a test picks with an error code (409, 429, 500, ...) or holds them past the
 //! webhook's timeout, so that the API server itself fails them. Every request is real: the API
 //! server authenticates, authorizes, audits and answers it; only the admission verdict is
-//! injected. Requests nobody picked are allowed.
+//! injected. Faults go only to one user's requests (the operator's): the controllers' updates of
+//! the same objects pass, as does every request nobody picked.
 //!
 //! The webhook sees pod DELETEs and pod evictions in namespaces labelled [`NAMESPACE_LABEL`], and
 //! UPDATEs (patches) of nodes labelled [`NODE_LABEL`].
@@ -75,14 +76,15 @@ impl Request {
     }
 }
 
-#[derive(Default)]
 struct Plan {
+    /// Whose requests get faults.
+    user: String,
     /// Faults given one each to the next requests, in order.
     next: HashMap<Request, VecDeque<Fault>>,
     /// A fault given to every request, after `next` runs out.
     always: HashMap<Request, Fault>,
-    /// Requests seen, and what each got (None: allowed).
-    seen: HashMap<Request, Vec<Option<Fault>>>,
+    /// Requests seen: who made each and what it got (None: allowed).
+    seen: HashMap<Request, Vec<(String, Option<Fault>)>>,
 }
 
 /// The webhook: registered with the API server and served until [`Faults::remove`] or drop.
@@ -94,8 +96,9 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// Serves the webhook on a free 127.0.0.1 port and registers it as `name`.
-    pub async fn install(client: &Client, name: &str) -> Result<Self> {
+    /// Serves the webhook on a free 127.0.0.1 port and registers it as `name`; faults go to the
+    /// requests of `user` alone.
+    pub async fn install(client: &Client, name: &str, user: &str) -> Result<Self> {
         let (certs, key, ca_pem) = certificate()?;
         let tls =
             rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -110,7 +113,12 @@ impl Faults {
             .local_addr()
             .map_err(|e| Error::Other(e.to_string()))?
             .port();
-        let plan = Arc::new(Mutex::new(Plan::default()));
+        let plan = Arc::new(Mutex::new(Plan {
+            user: user.into(),
+            next: HashMap::new(),
+            always: HashMap::new(),
+            seen: HashMap::new(),
+        }));
         let server = tokio::spawn(serve(listener, acceptor, plan.clone()));
         let configuration: ValidatingWebhookConfiguration = serde_json::from_value(json!({
             "metadata": {"name": name},
@@ -152,8 +160,9 @@ impl Faults {
             .insert(request, fault);
     }
 
-    /// What the requests matching `request` got, in order (None: allowed).
-    pub fn seen(&self, request: &Request) -> Vec<Option<Fault>> {
+    /// The requests matching `request` in order: the user who made each, and what it got (None:
+    /// allowed).
+    pub fn seen(&self, request: &Request) -> Vec<(String, Option<Fault>)> {
         let plan = self.plan.lock().expect("fault plan");
         plan.seen.get(request).cloned().unwrap_or_default()
     }
@@ -301,12 +310,16 @@ async fn admit(review: &Value, plan: &Mutex<Plan>) -> Value {
     };
     let fault = {
         let mut plan = plan.lock().expect("fault plan");
-        let fault = plan
-            .next
-            .get_mut(&key)
-            .and_then(VecDeque::pop_front)
-            .or_else(|| plan.always.get(&key).copied());
-        plan.seen.entry(key).or_default().push(fault);
+        let user = text(&request["userInfo"]["username"]);
+        let fault = if user == plan.user {
+            plan.next
+                .get_mut(&key)
+                .and_then(VecDeque::pop_front)
+                .or_else(|| plan.always.get(&key).copied())
+        } else {
+            None
+        };
+        plan.seen.entry(key).or_default().push((user, fault));
         fault
     };
     let response = match fault {

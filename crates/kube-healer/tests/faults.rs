@@ -34,6 +34,9 @@ fn main() -> std::process::ExitCode {
     )
 }
 
+/// The operator's identity (it runs as the chart's ServiceAccount): faults go to its requests.
+const OPERATOR: &str = "system:serviceaccount:kube-healer:kube-healer";
+
 /// A namespace whose pod deletes and evictions go through the fault webhook.
 async fn fault_namespace(ctx: &Ctx, suffix: &str) -> anyhow::Result<String> {
     let ns = ctx.namespace(suffix).await?;
@@ -58,7 +61,7 @@ async fn evicted_pod(ctx: &Ctx, ns: &str, name: &str, node: &str) -> anyhow::Res
 }
 
 async fn passing_faults(ctx: Ctx) -> anyhow::Result<()> {
-    let faults = Faults::install(&ctx.client, &ctx.name("faults")).await?;
+    let faults = Faults::install(&ctx.client, &ctx.name("faults"), OPERATOR).await?;
     let _op = Operator::start(&ctx.cluster, "passing", &["--policy-selector", &selector(&ctx)]).await?;
     let node = ctx.name("n");
     nodes::add_node(&ctx.client, &node).await?;
@@ -206,7 +209,7 @@ async fn passing_faults(ctx: Ctx) -> anyhow::Result<()> {
 }
 
 async fn lasting_fault(ctx: Ctx) -> anyhow::Result<()> {
-    let faults = Faults::install(&ctx.client, &ctx.name("faults")).await?;
+    let faults = Faults::install(&ctx.client, &ctx.name("faults"), OPERATOR).await?;
     let _op = Operator::start(&ctx.cluster, "lasting", &["--policy-selector", &selector(&ctx)]).await?;
     let node = ctx.name("n");
     nodes::add_node(&ctx.client, &node).await?;

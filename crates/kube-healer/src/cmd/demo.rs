@@ -200,6 +200,7 @@ async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
         paused: false,
         policy_selector: None,
         leader_election: None,
+        election_client: None,
         retention: Default::default(),
         protected_namespaces: vec!["kube-system".into()],
         paged_lists: false,

@@ -10,6 +10,12 @@ pub mod simulate;
 /// A client from a kubeconfig path, or the usual inference (in-cluster, $KUBECONFIG,
 /// ~/.kube/config). kube's blanket retry of 429 is off: retries are kube-healer's to decide.
 pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    Ok(kube::Client::try_from(client_config(kubeconfig).await?)?)
+}
+
+/// The client configuration: kubeconfig, in-cluster or inferred; kube's own retries off (a
+/// PodDisruptionBudget's 429 must reach the caller at once).
+pub async fn client_config(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Config> {
     use anyhow::Context;
     let mut config = match kubeconfig {
         Some(path) => {
@@ -22,5 +28,5 @@ pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube
             .context("no Kubernetes configuration found")?,
     };
     config.default_retry = false;
-    Ok(kube::Client::try_from(config)?)
+    Ok(config)
 }

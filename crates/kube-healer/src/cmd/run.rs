@@ -89,7 +89,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let client = crate::cmd::client(args.kubeconfig.as_deref()).await?;
+        let client_config = crate::cmd::client_config(args.kubeconfig.as_deref()).await?;
+        let client = kube::Client::try_from(client_config.clone())?;
+        // The election's calls answer within a few seconds or count as failed: a leader whose
+        // renewal hangs steps down before its Lease can expire under it.
+        let mut election_config = client_config;
+        election_config.read_timeout = Some(std::time::Duration::from_secs(3));
+        election_config.reset_reader_on_write = true;
+        let election_client = kube::Client::try_from(election_config)?;
         let leader_election = args.leader_election_namespace.as_ref().map(|namespace| {
             let identity = args.identity.clone().unwrap_or_else(default_identity);
             let mut election = kube_healer_operator::leader::LeaderElection::new(namespace, identity);
@@ -102,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             paused: args.pause,
             policy_selector: args.policy_selector.clone(),
             leader_election,
+            election_client: Some(election_client),
             retention: kube_healer_operator::retention::Retention {
                 max_age: args.record_max_age.as_std(),
                 max_per_policy: args.records_per_policy,

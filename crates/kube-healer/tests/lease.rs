@@ -1,0 +1,100 @@
+//! A leader that cannot renew its Lease must stop deciding before the Lease can expire under it
+//! (another replica could take it then): the chart's permission on the election Lease is taken
+//! away, and no replica may lead until it is back. Its own binary: the election uses the chart's
+//! one Lease, and the test takes a permission away.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube_healer_testenv::ClusterOptions;
+use kube_healer_testenv::harness::{Ctx, test};
+use support::Operator;
+use support::once::single_leader;
+
+fn main() -> std::process::ExitCode {
+    kube_healer_testenv::harness::run(
+        ClusterOptions::default(),
+        vec![test(
+            "a_leader_that_cannot_renew_its_lease_steps_down",
+            lease_lost,
+        )],
+    )
+}
+
+/// The chart's permission on the election Lease is taken away: the leader's next renewal is
+/// refused, and it must stop deciding at once (another replica could take the Lease once it
+/// expires). With the permission back, one replica leads again.
+async fn lease_lost(ctx: Ctx) -> anyhow::Result<()> {
+    let selector = support::selector(&ctx);
+    let mut replicas = Vec::new();
+    for i in 0..2 {
+        let identity = format!("lease-{i}");
+        let args = [
+            "--leader-election-namespace",
+            support::CHART_NAMESPACE,
+            "--policy-selector",
+            &selector,
+            "--identity",
+            &identity,
+        ];
+        replicas.push(Operator::start(&ctx.cluster, &identity, &args).await?);
+    }
+    let refs: Vec<&Operator> = replicas.iter().collect();
+    single_leader(&refs, Duration::from_secs(30)).await?;
+    let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), support::CHART_NAMESPACE);
+    let election: Vec<RoleBinding> = bindings
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|b| b.role_ref.name.ends_with("-leader-election"))
+        .collect();
+    anyhow::ensure!(!election.is_empty(), "the chart's leader-election RoleBinding");
+    ctx.cluster.expect_refusals(Duration::from_secs(90));
+    let revoked = Instant::now();
+    for b in &election {
+        bindings
+            .delete(
+                b.metadata.name.as_deref().unwrap_or_default(),
+                &DeleteParams::default(),
+            )
+            .await?;
+    }
+    let stepped_down = loop {
+        let leading = support::once::leaders(&refs).await?;
+        if leading.iter().all(|l| !l) {
+            break revoked.elapsed();
+        }
+        anyhow::ensure!(
+            revoked.elapsed() < Duration::from_secs(10),
+            "a replica still leads 10 s after its Lease permission was taken away (the Lease lasts 10 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Nobody leads while the Lease cannot be renewed.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let leading = support::once::leaders(&refs).await?;
+    anyhow::ensure!(
+        leading.iter().all(|l| !l),
+        "a replica leads without its Lease: {leading:?}"
+    );
+    for b in &election {
+        let mut b = b.clone();
+        b.metadata.resource_version = None;
+        b.metadata.uid = None;
+        b.metadata.creation_timestamp = None;
+        b.metadata.managed_fields = None;
+        bindings.create(&PostParams::default(), &b).await?;
+    }
+    let restored = Instant::now();
+    single_leader(&refs, Duration::from_secs(30)).await?;
+    println!(
+        "    the leader stepped down {:.1} s after its Lease permission was taken away; a leader again {:.1} s after it came back",
+        stepped_down.as_secs_f64(),
+        restored.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
