@@ -535,25 +535,6 @@ async fn wait_http(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<
 
 /// GET http://addr/path (127.0.0.1): status and body.
 pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    let addr = addr.to_string();
-    tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(&addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        stream.write_all(request.as_bytes())?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .context("HTTP status line")?;
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((status, body))
-    })
-    .await?
+    let (addr, path) = (addr.to_string(), path.to_string());
+    Ok(tokio::task::spawn_blocking(move || kube_healer_testenv::http::get(&addr, &path)).await??)
 }

@@ -22,7 +22,7 @@ fn at(secs: Secs) -> String {
 }
 
 /// Each test binary runs tests on threads: one clock per test, chosen by a slot.
-static CLOCKS: [AtomicI64; 7] = [const { AtomicI64::new(T0) }; 7];
+static CLOCKS: [AtomicI64; 8] = [const { AtomicI64::new(T0) }; 8];
 
 fn engine(slot: usize) -> Engine {
     let (tx, _rx) = tokio::sync::watch::channel(Synced::default());
@@ -33,7 +33,8 @@ fn engine(slot: usize) -> Engine {
         3 => || CLOCKS[3].load(Ordering::SeqCst),
         4 => || CLOCKS[4].load(Ordering::SeqCst),
         5 => || CLOCKS[5].load(Ordering::SeqCst),
-        _ => || CLOCKS[6].load(Ordering::SeqCst),
+        6 => || CLOCKS[6].load(Ordering::SeqCst),
+        _ => || CLOCKS[7].load(Ordering::SeqCst),
     };
     Engine::new(Arc::new(Metrics::default()), tx).with_clock(clock)
 }
@@ -245,4 +246,56 @@ fn targets_over_max_concurrent_wait_for_a_free_slot() {
     }
     acted.sort();
     assert_eq!(acted, ["a", "b", "c"]);
+}
+
+/// A decision that could not be recorded (the API server refused or did not answer the record)
+/// was not carried out: it is taken back and made again, under the same record name, once
+/// RECORD_RETRY has passed; not before.
+#[test]
+fn a_decision_that_could_not_be_recorded_is_made_again_later() {
+    use kube_healer_operator::actions::{ActionDone, Work};
+    let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
+    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut e = engine(7).with_executor(tx, done_rx);
+    set_clock(7, T0);
+    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+        "metadata": {"name": "leftovers", "generation": 1},
+        "spec": {"target": {"kind": "Pod"}, "conditions": [{"class": "Evicted", "for": "1m"}],
+            "actions": [{"action": "Delete"}],
+            "safety": {"maxConcurrent": 5, "rate": {"actions": 100, "per": "1m"}, "cooldown": "1h"}}}))
+    .unwrap();
+    e.apply(Change::policy(Event::Apply(policy)));
+    e.apply(pod(json!({"metadata": {"name": "a", "namespace": "ns", "uid": "a", "creationTimestamp": at(T0 - 600)},
+        "spec": {"containers": [], "nodeName": "n1"},
+        "status": {"phase": "Failed", "reason": "Evicted", "message": "low on memory", "startTime": at(T0 - 600)}})));
+    set_clock(7, T0 + 61);
+    e.fire_due_timers();
+    let acts = |work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>| {
+        let mut out = Vec::new();
+        while let Ok(w) = work.try_recv() {
+            if let Work::Act(req) = w {
+                out.push(req);
+            }
+        }
+        out
+    };
+    let first = acts(&mut work);
+    assert_eq!(first.len(), 1, "one decision");
+    e.action_done(ActionDone {
+        policy: "leftovers".into(),
+        was_in_flight: true,
+        carried_out: false,
+        unrecorded: Some(first[0].clone()),
+    });
+    // Not at once (the API server is struggling), and the cooldown of the untaken action holds
+    // nothing back.
+    e.fire_due_timers();
+    assert!(acts(&mut work).is_empty(), "decided again at once");
+    set_clock(7, T0 + 61 + 10);
+    e.fire_due_timers();
+    let again = acts(&mut work);
+    assert_eq!(again.len(), 1, "decided again after RECORD_RETRY");
+    assert!(again[0].hold.is_none(), "not held: {:?}", again[0].hold);
+    assert_eq!(again[0].name, first[0].name, "the same decision, the same record");
 }

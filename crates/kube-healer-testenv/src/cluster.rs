@@ -360,14 +360,9 @@ impl TestCluster {
     /// that the API server refused with 403, one line each: user, verb, resource and name. Empty
     /// when the audit log is off.
     pub fn forbidden_impersonated(&self) -> Result<Vec<String>> {
-        let log = match std::fs::read_to_string(self.audit_log()) {
-            Ok(log) => log,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io("reading the audit log")(e)),
-        };
-        Ok(log
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        Ok(self
+            .audit_events()?
+            .into_iter()
             .filter(|e| e["responseStatus"]["code"] == 403 && e["impersonatedUser"]["username"].is_string())
             .filter(|e| !self.refusal_expected(e))
             .map(|e| {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod faults;
 pub mod fixtures;
 pub mod harness;
+pub mod http;
 pub mod nodes;
 pub mod pki;
 pub mod process;

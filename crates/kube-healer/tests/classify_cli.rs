@@ -12,7 +12,11 @@ fn classify(input: &str, args: &[&str]) -> (i32, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("kube-healer runs");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    // The CLI may stop reading at the first bad line and exit before all input is written.
+    match child.stdin.take().unwrap().write_all(input.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.unwrap(),
+    }
     let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap_or(-1),

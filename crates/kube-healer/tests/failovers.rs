@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::{ClusterOptions, nodes};
 use support::Operator;
-use support::once::{delete_evicted_policy, each_healed_once, evicted_pods, single_leader};
+use support::once::{delete_evicted_policy, each_healed_once, evicted_pods, replica, single_leader};
 
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
@@ -27,22 +27,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn ten_failovers(ctx: Ctx) -> anyhow::Result<()> {
-    let selector = support::selector(&ctx);
-    let start = |i: usize| {
-        let (cluster, selector) = (ctx.cluster.clone(), selector.clone());
-        async move {
-            let identity = format!("replica-{i}");
-            let args = [
-                "--leader-election-namespace",
-                support::CHART_NAMESPACE,
-                "--policy-selector",
-                &selector,
-                "--identity",
-                &identity,
-            ];
-            Operator::start(&cluster, &format!("failover-{i}"), &args).await
-        }
-    };
+    let start = |i: usize| replica(&ctx, format!("replica-{i}"));
     let node = ctx.name("n");
     nodes::add_node(&ctx.client, &node).await?;
     let ns = ctx.namespace("fo").await?;

@@ -50,16 +50,6 @@ async fn fault_namespace(ctx: &Ctx, suffix: &str) -> anyhow::Result<String> {
     Ok(ns)
 }
 
-async fn evicted_pod(ctx: &Ctx, ns: &str, name: &str, node: &str) -> anyhow::Result<()> {
-    Api::<Pod>::namespaced(ctx.client.clone(), ns)
-        .create(
-            &PostParams::default(),
-            &scenario_pod(ns, name, Some(node), &Scenario::evicted()),
-        )
-        .await?;
-    Ok(())
-}
-
 async fn passing_faults(ctx: Ctx) -> anyhow::Result<()> {
     let faults = Faults::install(&ctx.client, &ctx.name("faults"), OPERATOR).await?;
     let _op = Operator::start(&ctx.cluster, "passing", &["--policy-selector", &selector(&ctx)]).await?;
@@ -224,7 +214,7 @@ async fn lasting_fault(ctx: Ctx) -> anyhow::Result<()> {
         "safety": {"maxConcurrent": 5, "rate": {"actions": 20, "per": "1m"}, "maxAttempts": 1}}),
     )
     .await?;
-    evicted_pod(&ctx, &ns, "down", &node).await?;
+    support::evicted_pod(&ctx, &ns, "down", &node).await?;
     let recs = records(&ctx, &policy, 1).await?;
     let status = recs[0].status.clone().expect("a final record has a status");
     ensure!(

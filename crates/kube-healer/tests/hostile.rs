@@ -64,16 +64,6 @@ async fn wait_condition(ctx: &Ctx, name: &str, part: &str) -> anyhow::Result<Vec
     .map_err(Into::into)
 }
 
-async fn evicted(ctx: &Ctx, ns: &str, name: &str, node: &str) -> anyhow::Result<()> {
-    Api::<Pod>::namespaced(ctx.client.clone(), ns)
-        .create(
-            &PostParams::default(),
-            &scenario_pod(ns, name, Some(node), &Scenario::evicted()),
-        )
-        .await?;
-    Ok(())
-}
-
 async fn deleted(ctx: &Ctx, ns: &str, name: &str) -> anyhow::Result<()> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     wait::until(&format!("{ns}/{name} deleted"), HEAL, || async {
@@ -144,7 +134,7 @@ async fn unreadable_policy(ctx: Ctx) -> anyhow::Result<()> {
         "the status names the field: {messages:?}"
     );
     // The watch goes on: the good policy still heals.
-    evicted(&ctx, &ns, "after-broken", &node).await?;
+    support::evicted_pod(&ctx, &ns, "after-broken", &node).await?;
     deleted(&ctx, &ns, "after-broken").await?;
 
     // A fresh start lists the unreadable policy among the others and still syncs.
@@ -155,7 +145,7 @@ async fn unreadable_policy(ctx: Ctx) -> anyhow::Result<()> {
         &["--policy-selector", &selector(&ctx)],
     )
     .await?;
-    evicted(&ctx, &ns, "after-restart", &node).await?;
+    support::evicted_pod(&ctx, &ns, "after-restart", &node).await?;
     deleted(&ctx, &ns, "after-restart").await?;
     ensure!(
         op.log().contains("policy cannot be read"),

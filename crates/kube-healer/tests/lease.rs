@@ -12,7 +12,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube_healer_testenv::ClusterOptions;
 use kube_healer_testenv::harness::{Ctx, test};
 use support::Operator;
-use support::once::single_leader;
+use support::once::{replica, single_leader};
 
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
@@ -28,20 +28,10 @@ fn main() -> std::process::ExitCode {
 /// refused, and it must stop deciding at once (another replica could take the Lease once it
 /// expires). With the permission back, one replica leads again.
 async fn lease_lost(ctx: Ctx) -> anyhow::Result<()> {
-    let selector = support::selector(&ctx);
-    let mut replicas = Vec::new();
-    for i in 0..2 {
-        let identity = format!("lease-{i}");
-        let args = [
-            "--leader-election-namespace",
-            support::CHART_NAMESPACE,
-            "--policy-selector",
-            &selector,
-            "--identity",
-            &identity,
-        ];
-        replicas.push(Operator::start(&ctx.cluster, &identity, &args).await?);
-    }
+    let replicas = [
+        replica(&ctx, "lease-0".into()).await?,
+        replica(&ctx, "lease-1".into()).await?,
+    ];
     let refs: Vec<&Operator> = replicas.iter().collect();
     single_leader(&refs, Duration::from_secs(30)).await?;
     let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), support::CHART_NAMESPACE);

@@ -154,8 +154,17 @@ async fn restart(ctx: Ctx) -> anyhow::Result<()> {
         relists.iter().any(|r| r == "pods"),
         "the pod watch did not list again: {relists:?}"
     );
-    let gone_410 = op.log().matches("410").count();
-    println!("    watch errors naming 410 in the operator's log: {gone_410}");
+    let log = op.log();
+    let expired = log
+        .lines()
+        .filter(|l| l.contains("watch error"))
+        .filter(|l| {
+            ["410", "too old resource version", "Expired", "Gone"]
+                .iter()
+                .any(|w| l.contains(w))
+        })
+        .count();
+    println!("    watches told their resource version expired (410 Gone): {expired}");
     let (status, _) = op.get("/readyz").await?;
     ensure!(status == 200, "the operator is not ready after the restart");
     Ok(())

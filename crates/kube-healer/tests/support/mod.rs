@@ -163,32 +163,14 @@ async fn chart_identity(cluster: &TestCluster) -> anyhow::Result<PathBuf> {
     chart::operator_identity(cluster, "kube-healer", CHART_NAMESPACE, &["rbac.runJobs=true"]).await
 }
 
-/// A minimal HTTP/1.1 GET to 127.0.0.1 (no client library needed for probes and metrics).
+/// A GET of `http://host:port/path` on 127.0.0.1.
 fn http_get(url: &str) -> anyhow::Result<(u16, String)> {
-    use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").context("http URL")?;
     let (host, path) = rest
         .split_once('/')
         .map(|(h, p)| (h, format!("/{p}")))
         .unwrap_or((rest, "/".into()));
-    let mut stream = std::net::TcpStream::connect(host)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("HTTP status line")?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    Ok(kube_healer_testenv::http::get(host, &path)?)
 }
 
 /// A policy owned by the test (`kube-healer.test/owner` = the test's id), for an operator started
@@ -286,6 +268,22 @@ pub async fn node_event(
         "source": {"component": "kubelet", "host": node},
     }))?;
     events.create(&PostParams::default(), &event).await?;
+    Ok(())
+}
+
+/// An Evicted pod (kwok drives it there) on `node`.
+pub async fn evicted_pod(ctx: &Ctx, ns: &str, name: &str, node: &str) -> anyhow::Result<()> {
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(ctx.client.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &kube_healer_testenv::scenario_pod(
+                ns,
+                name,
+                Some(node),
+                &kube_healer_testenv::Scenario::evicted(),
+            ),
+        )
+        .await?;
     Ok(())
 }
 

@@ -12,6 +12,20 @@ use serde_json::json;
 
 use super::Operator;
 
+/// A replica electing its leader on the chart's Lease, deciding on the test's policies only.
+pub async fn replica(ctx: &Ctx, identity: String) -> anyhow::Result<Operator> {
+    let selector = super::selector(ctx);
+    let args = [
+        "--leader-election-namespace",
+        super::CHART_NAMESPACE,
+        "--policy-selector",
+        &selector,
+        "--identity",
+        &identity,
+    ];
+    Operator::start(&ctx.cluster, &identity, &args).await
+}
+
 /// Which of the replicas lead, by the kube_healer_leader metric.
 pub async fn leaders(ops: &[&Operator]) -> anyhow::Result<Vec<bool>> {
     let mut out = Vec::new();
