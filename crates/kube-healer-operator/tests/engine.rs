@@ -191,6 +191,26 @@ fn a_condition_without_transition_time_keeps_its_first_sight() {
     );
 }
 
+/// A policy deleting Evicted pods after 1 minute, with these safety limits.
+fn leftovers_policy(safety: serde_json::Value) -> Change {
+    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+        "metadata": {"name": "leftovers", "generation": 1},
+        "spec": {"target": {"kind": "Pod"}, "conditions": [{"class": "Evicted", "for": "1m"}],
+            "actions": [{"action": "Delete"}], "safety": safety}}))
+    .unwrap();
+    Change::policy(Event::Apply(policy))
+}
+
+/// A pod Evicted 10 minutes before T0.
+fn evicted(name: &str) -> Change {
+    pod(
+        json!({"metadata": {"name": name, "namespace": "ns", "uid": name, "creationTimestamp": at(T0 - 600)},
+        "spec": {"containers": [], "nodeName": "n1"},
+        "status": {"phase": "Failed", "reason": "Evicted", "message": "low on memory", "startTime": at(T0 - 600)}}),
+    )
+}
+
 /// maxConcurrent queues decisions instead of holding them back: no Skipped record per waiting
 /// target, and the next one is decided as soon as an action in flight ends.
 #[test]
@@ -199,18 +219,11 @@ fn targets_over_max_concurrent_wait_for_a_free_slot() {
     let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut e = engine(6).with_executor(tx, done_rx);
     set_clock(6, T0);
-    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
-        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
-        "metadata": {"name": "leftovers", "generation": 1},
-        "spec": {"target": {"kind": "Pod"}, "conditions": [{"class": "Evicted", "for": "1m"}],
-            "actions": [{"action": "Delete"}],
-            "safety": {"maxConcurrent": 1, "rate": {"actions": 100, "per": "1m"}}}}))
-    .unwrap();
-    e.apply(Change::policy(Event::Apply(policy)));
+    e.apply(leftovers_policy(
+        json!({"maxConcurrent": 1, "rate": {"actions": 100, "per": "1m"}}),
+    ));
     for name in ["a", "b", "c"] {
-        e.apply(pod(json!({"metadata": {"name": name, "namespace": "ns", "uid": name, "creationTimestamp": at(T0 - 600)},
-            "spec": {"containers": [], "nodeName": "n1"},
-            "status": {"phase": "Failed", "reason": "Evicted", "message": "low on memory", "startTime": at(T0 - 600)}})));
+        e.apply(evicted(name));
     }
     set_clock(6, T0 + 61);
     e.fire_due_timers();
@@ -258,17 +271,10 @@ fn a_decision_that_could_not_be_recorded_is_made_again_later() {
     let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut e = engine(7).with_executor(tx, done_rx);
     set_clock(7, T0);
-    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
-        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
-        "metadata": {"name": "leftovers", "generation": 1},
-        "spec": {"target": {"kind": "Pod"}, "conditions": [{"class": "Evicted", "for": "1m"}],
-            "actions": [{"action": "Delete"}],
-            "safety": {"maxConcurrent": 5, "rate": {"actions": 100, "per": "1m"}, "cooldown": "1h"}}}))
-    .unwrap();
-    e.apply(Change::policy(Event::Apply(policy)));
-    e.apply(pod(json!({"metadata": {"name": "a", "namespace": "ns", "uid": "a", "creationTimestamp": at(T0 - 600)},
-        "spec": {"containers": [], "nodeName": "n1"},
-        "status": {"phase": "Failed", "reason": "Evicted", "message": "low on memory", "startTime": at(T0 - 600)}})));
+    e.apply(leftovers_policy(
+        json!({"maxConcurrent": 5, "rate": {"actions": 100, "per": "1m"}, "cooldown": "1h"}),
+    ));
+    e.apply(evicted("a"));
     set_clock(7, T0 + 61);
     e.fire_due_timers();
     let acts = |work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>| {
