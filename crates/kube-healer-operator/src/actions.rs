@@ -143,13 +143,15 @@ pub async fn executor(
         tokio::spawn(async move {
             let policy = req.spec.policy.clone();
             let was_in_flight = req.hold.is_none() && !req.spec.dry_run;
-            let copy = req.clone();
             let handled = handle(&client, &records, &recorder, &metrics, req).await;
             let _ = done.send(ActionDone {
                 policy,
                 was_in_flight,
-                carried_out: handled == Handled::CarriedOut,
-                unrecorded: (handled == Handled::Unrecorded).then(|| Box::new(copy)),
+                carried_out: matches!(handled, Handled::CarriedOut),
+                unrecorded: match handled {
+                    Handled::Unrecorded(req) => Some(req),
+                    _ => None,
+                },
             });
             drop(permit);
         });
@@ -220,14 +222,13 @@ async fn set_status(records: &Api<HealingAction>, name: &str, status: HealingAct
 }
 
 /// What came of handling a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Handled {
     /// Recorded and carried out: the cluster was changed.
     CarriedOut,
     /// Recorded; held, dry run, failed, or recorded before.
     NotCarriedOut,
-    /// Not recorded, so not carried out.
-    Unrecorded,
+    /// Not recorded, so not carried out: the request, to be taken back.
+    Unrecorded(Box<ActionRequest>),
 }
 
 async fn handle(
@@ -274,13 +275,13 @@ async fn handle(
                 }
                 Err(e) => {
                     tracing::warn!(record = %req.name, error = %e, "reading the earlier record failed: not acting now");
-                    return Handled::Unrecorded;
+                    return Handled::Unrecorded(Box::new(req));
                 }
             }
         }
         Err(e) => {
             tracing::warn!(record = %req.name, error = %e, "recording the decision failed: not acting now, deciding again later");
-            return Handled::Unrecorded;
+            return Handled::Unrecorded(Box::new(req));
         }
     }
     failpoint("after-record");
