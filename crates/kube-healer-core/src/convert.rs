@@ -316,3 +316,15 @@ pub fn lease_view(lease: &Lease, interner: &mut Interner) -> Result<LeaseView, C
         duration_seconds: spec.and_then(|s| s.lease_duration_seconds),
     })
 }
+
+/// When the node's Reschedule avoid taint expires (Unix seconds; its value), if it has one. An
+/// unreadable value counts as expired long ago.
+pub fn avoid_expiry(node: &Node) -> Option<Secs> {
+    node.spec
+        .as_ref()?
+        .taints
+        .as_ref()?
+        .iter()
+        .find(|t| t.key == kube_healer_api::AVOID_TAINT)
+        .map(|t| t.value.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0))
+}

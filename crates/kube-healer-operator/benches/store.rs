@@ -14,7 +14,7 @@ fn main() {
         let mut p = sources[i % sources.len()].clone();
         p.metadata.name = Some(format!("web-7d9f8c6b5-{i:05x}"));
         p.metadata.uid = Some(format!("{i:08x}-1d2c-4e5f-8a9b-0c1d2e3f4a5b"));
-        let view = pod_view(&p, &mut stores.interner).expect("a realistic pod converts");
+        let view = pod_view(&p, stores.interner_mut()).expect("a realistic pod converts");
         stores.upsert_pod(view, 1_800_000_000);
     }
     let after = rss_kib();

@@ -10,8 +10,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::sync::watch;
 
-use crate::engine::Synced;
 use crate::metrics::Metrics;
+use crate::store::Synced;
 
 #[derive(Clone)]
 struct AppState {

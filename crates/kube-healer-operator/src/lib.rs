@@ -1,21 +1,32 @@
-//! kube-healer's I/O shell: watches into compact stores, due-time timers, metrics and probes.
-//! Decisions are the core's; this crate only feeds it and carries out what it says.
+//! kube-healer's I/O shell. The folders name the data path:
+//!
+//! ```text
+//! watch -> store -> (core: classify) -> policy -> decide -> act -> record
+//!                 \________________ engine routes _______________/
+//! ```
+//!
+//! Decisions are the core's rules; this crate feeds them and carries out what they say. The
+//! dependency rule (checked by `tests::dependencies`, see ARCHITECTURE.md): leaves (target,
+//! clock, protocol, metrics, retry) import nothing from the crate, and `act` never imports the
+//! engine, the gate, the policies or the stores.
 
-pub mod actions;
-pub mod drain;
+pub mod act;
+pub mod clock;
+pub mod decide;
 pub mod engine;
 pub mod http;
-pub mod job;
 pub mod leader;
 pub mod metrics;
-pub mod node_actions;
-pub mod pod_actions;
-pub mod policies;
-pub mod retention;
+pub mod policy;
+pub mod protocol;
+pub mod record;
 pub mod retry;
-pub mod status;
 pub mod store;
+pub mod target;
 pub mod watch;
+
+#[cfg(test)]
+mod dependencies;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,7 +52,7 @@ pub struct Config {
     /// as failed before the Lease expires); None: the operator's client.
     pub election_client: Option<Client>,
     /// How long and how many HealingActions are kept.
-    pub retention: retention::Retention,
+    pub retention: record::Retention,
     /// Namespaces no policy touches unless it names them in spec.target.namespaces.include.
     pub protected_namespaces: Vec<String>,
     /// Start-up lists in pages instead of streamed (for API servers without watch-list).
@@ -52,7 +63,7 @@ pub struct Config {
 /// leader election fails.
 pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::default());
-    let (synced_tx, synced_rx) = tokio_watch::channel(engine::Synced::default());
+    let (synced_tx, synced_rx) = tokio_watch::channel(store::Synced::default());
     let (alive_tx, alive_rx) = tokio_watch::channel(true);
     // Watch changes carry whole objects until the engine has read them: a short queue keeps
     // that memory small (the watches wait, the API server keeps their place).
@@ -84,20 +95,22 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         synced_rx,
         alive_rx,
     ));
+    let clock: Arc<dyn clock::Clock> = Arc::new(clock::WallClock);
     let (status_tx, status_rx) = mpsc::unbounded_channel();
-    tokio::spawn(status::writer(client.clone(), status_rx));
+    tokio::spawn(policy::writer(client.clone(), status_rx, clock.clone()));
     let (action_tx, action_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let instance = config
         .leader_election
         .as_ref()
         .map_or_else(|| "kube-healer".to_string(), |e| e.identity.clone());
-    tokio::spawn(actions::executor(
+    tokio::spawn(act::executor(
         client.clone(),
         action_rx,
         done_tx,
         metrics.clone(),
         instance,
+        clock,
     ));
     let engine = engine::Engine::new(metrics, synced_tx)
         .with_leadership(leader_rx)

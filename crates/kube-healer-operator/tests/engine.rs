@@ -2,14 +2,17 @@
 //! transitions are remembered, container states keep the time they began.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::watcher::Event;
 use kube_healer_api::FailureClass;
 use kube_healer_core::view::Secs;
-use kube_healer_operator::engine::{Engine, Synced, Target};
+use kube_healer_operator::clock::ManualClock;
+use kube_healer_operator::engine::Engine;
 use kube_healer_operator::metrics::Metrics;
+use kube_healer_operator::protocol::{ActionDone, Work};
+use kube_healer_operator::store::Synced;
+use kube_healer_operator::target::Target;
 use kube_healer_operator::watch::Change;
 use serde_json::json;
 
@@ -21,26 +24,12 @@ fn at(secs: Secs) -> String {
         .to_string()
 }
 
-/// Each test binary runs tests on threads: one clock per test, chosen by a slot.
-static CLOCKS: [AtomicI64; 8] = [const { AtomicI64::new(T0) }; 8];
-
-fn engine(slot: usize) -> Engine {
+/// An engine on a manual clock, at T0.
+fn engine() -> (Engine, ManualClock) {
     let (tx, _rx) = tokio::sync::watch::channel(Synced::default());
-    let clock: fn() -> Secs = match slot {
-        0 => || CLOCKS[0].load(Ordering::SeqCst),
-        1 => || CLOCKS[1].load(Ordering::SeqCst),
-        2 => || CLOCKS[2].load(Ordering::SeqCst),
-        3 => || CLOCKS[3].load(Ordering::SeqCst),
-        4 => || CLOCKS[4].load(Ordering::SeqCst),
-        5 => || CLOCKS[5].load(Ordering::SeqCst),
-        6 => || CLOCKS[6].load(Ordering::SeqCst),
-        _ => || CLOCKS[7].load(Ordering::SeqCst),
-    };
-    Engine::new(Arc::new(Metrics::default()), tx).with_clock(clock)
-}
-
-fn set_clock(slot: usize, t: Secs) {
-    CLOCKS[slot].store(t, Ordering::SeqCst);
+    let clock = ManualClock::at(T0);
+    let engine = Engine::new(Arc::new(Metrics::default()), tx).with_clock(clock.clone());
+    (engine, clock)
 }
 
 fn pod(value: serde_json::Value) -> Change {
@@ -62,8 +51,8 @@ fn target(ns: &str, name: &str) -> Target {
 
 #[test]
 fn a_terminating_pod_is_found_at_its_deadline_and_due_a_minute_later() {
-    let mut e = engine(0);
-    set_clock(0, T0);
+    let (mut e, clock) = engine();
+    clock.set(T0);
     e.apply(pod(json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u", "creationTimestamp": at(T0 - 600), "deletionTimestamp": at(T0 + 10)},
         "spec": {"containers": []}, "status": {"phase": "Running"}})));
     let t = target("ns", "p");
@@ -74,7 +63,7 @@ fn a_terminating_pod_is_found_at_its_deadline_and_due_a_minute_later() {
         "woken exactly at the deletionTimestamp"
     );
 
-    set_clock(0, T0 + 10);
+    clock.set(T0 + 10);
     e.fire_due_timers();
     assert_eq!(e.tracked(&t), [(FailureClass::StuckTerminating, T0 + 10, false)]);
     assert_eq!(
@@ -83,17 +72,17 @@ fn a_terminating_pod_is_found_at_its_deadline_and_due_a_minute_later() {
         "due after the class's 1m threshold"
     );
 
-    set_clock(0, T0 + 70);
+    clock.set(T0 + 70);
     e.fire_due_timers();
     assert_eq!(e.tracked(&t), [(FailureClass::StuckTerminating, T0 + 10, true)]);
 }
 
 #[test]
 fn ready_flips_are_counted_as_flapping() {
-    let mut e = engine(1);
+    let (mut e, clock) = engine();
     for (i, status) in ["True", "False", "True", "False", "True"].iter().enumerate() {
         let t = T0 + 60 * i as Secs;
-        set_clock(1, t);
+        clock.set(t);
         e.apply(node("n", status, t));
     }
     let flapping = e.tracked(&Target::Node("n".into()));
@@ -108,7 +97,7 @@ fn ready_flips_are_counted_as_flapping() {
 
 #[test]
 fn a_container_state_keeps_the_time_it_began() {
-    let mut e = engine(2);
+    let (mut e, clock) = engine();
     let waiting = |reason: &str| {
         pod(
             json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u", "creationTimestamp": at(T0 - 3600)},
@@ -117,12 +106,12 @@ fn a_container_state_keeps_the_time_it_began() {
                 "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": reason}}}]}}),
         )
     };
-    set_clock(2, T0);
+    clock.set(T0);
     e.apply(node("n", "True", T0 - 86400));
     e.apply(waiting("ContainerCreating"));
-    set_clock(2, T0 + 50);
+    clock.set(T0 + 50);
     e.apply(waiting("ImagePullBackOff"));
-    set_clock(2, T0 + 80);
+    clock.set(T0 + 80);
     e.apply(waiting("ImagePullBackOff"));
     assert_eq!(
         e.tracked(&target("ns", "p")),
@@ -133,15 +122,15 @@ fn a_container_state_keeps_the_time_it_began() {
 
 #[test]
 fn deleting_a_node_orphans_its_pods() {
-    let mut e = engine(3);
-    set_clock(3, T0);
+    let (mut e, clock) = engine();
+    clock.set(T0);
     e.apply(node("gone", "True", T0 - 86400));
     e.apply(Change::Node(Box::new(Event::InitDone)));
     e.apply(pod(json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u", "creationTimestamp": at(T0 - 600)},
         "spec": {"nodeName": "gone", "containers": []},
         "status": {"phase": "Running", "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": true, "restartCount": 0, "state": {"running": {}}}]}})));
     assert!(e.tracked(&target("ns", "p")).is_empty());
-    set_clock(3, T0 + 5);
+    clock.set(T0 + 5);
     let n: Node = serde_json::from_value(json!({"metadata": {"name": "gone"}})).unwrap();
     e.apply(Change::Node(Box::new(Event::Delete(n))));
     assert_eq!(
@@ -152,8 +141,8 @@ fn deleting_a_node_orphans_its_pods() {
 
 #[test]
 fn many_nodes_down_together_is_one_correlated_finding() {
-    let mut e = engine(4);
-    set_clock(4, T0);
+    let (mut e, clock) = engine();
+    clock.set(T0);
     for i in 0..10 {
         e.apply(node(&format!("n{i}"), "True", T0 - 86400));
     }
@@ -168,7 +157,7 @@ fn many_nodes_down_together_is_one_correlated_finding() {
 
 #[test]
 fn a_condition_without_transition_time_keeps_its_first_sight() {
-    let mut e = engine(5);
+    let (mut e, clock) = engine();
     let deadlock = || {
         let n: Node = serde_json::from_value(
             json!({"metadata": {"name": "kd", "uid": "kd"}, "status": {"conditions": [
@@ -178,9 +167,9 @@ fn a_condition_without_transition_time_keeps_its_first_sight() {
         .unwrap();
         Change::Node(Box::new(Event::Apply(n)))
     };
-    set_clock(5, T0);
+    clock.set(T0);
     e.apply(deadlock());
-    set_clock(5, T0 + 90);
+    clock.set(T0 + 90);
     e.apply(deadlock());
     let found = e.tracked(&Target::Node("kd".into()));
     assert!(
@@ -217,21 +206,21 @@ fn evicted(name: &str) -> Change {
 fn targets_over_max_concurrent_wait_for_a_free_slot() {
     let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
     let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut e = engine(6).with_executor(tx, done_rx);
-    set_clock(6, T0);
+    let (e, clock) = engine();
+    let mut e = e.with_executor(tx, done_rx);
+    clock.set(T0);
     e.apply(leftovers_policy(
         json!({"maxConcurrent": 1, "rate": {"actions": 100, "per": "1m"}}),
     ));
     for name in ["a", "b", "c"] {
         e.apply(evicted(name));
     }
-    set_clock(6, T0 + 61);
+    clock.set(T0 + 61);
     e.fire_due_timers();
     let mut acted = Vec::new();
-    let drain = |work: &mut tokio::sync::mpsc::UnboundedReceiver<kube_healer_operator::actions::Work>,
-                 acted: &mut Vec<String>| {
+    let drain = |work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>, acted: &mut Vec<String>| {
         while let Ok(w) = work.try_recv() {
-            if let kube_healer_operator::actions::Work::Act(req) = w {
+            if let Work::Act(req) = w {
                 assert!(
                     req.hold.is_none(),
                     "a waiting target is not recorded as held: {:?}",
@@ -244,7 +233,7 @@ fn targets_over_max_concurrent_wait_for_a_free_slot() {
     drain(&mut work, &mut acted);
     assert_eq!(acted.len(), 1, "one slot: {acted:?}");
     for round in 2..=3 {
-        e.action_done(kube_healer_operator::actions::ActionDone {
+        e.action_done(ActionDone {
             policy: "leftovers".into(),
             was_in_flight: true,
             carried_out: true,
@@ -266,16 +255,16 @@ fn targets_over_max_concurrent_wait_for_a_free_slot() {
 /// RECORD_RETRY has passed; not before.
 #[test]
 fn a_decision_that_could_not_be_recorded_is_made_again_later() {
-    use kube_healer_operator::actions::{ActionDone, Work};
     let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
     let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut e = engine(7).with_executor(tx, done_rx);
-    set_clock(7, T0);
+    let (e, clock) = engine();
+    let mut e = e.with_executor(tx, done_rx);
+    clock.set(T0);
     e.apply(leftovers_policy(
         json!({"maxConcurrent": 5, "rate": {"actions": 100, "per": "1m"}, "cooldown": "1h"}),
     ));
     e.apply(evicted("a"));
-    set_clock(7, T0 + 61);
+    clock.set(T0 + 61);
     e.fire_due_timers();
     let acts = |work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>| {
         let mut out = Vec::new();
@@ -298,7 +287,7 @@ fn a_decision_that_could_not_be_recorded_is_made_again_later() {
     // nothing back.
     e.fire_due_timers();
     assert!(acts(&mut work).is_empty(), "decided again at once");
-    set_clock(7, T0 + 61 + 10);
+    clock.set(T0 + 61 + 10);
     e.fire_due_timers();
     let again = acts(&mut work);
     assert_eq!(again.len(), 1, "decided again after RECORD_RETRY");

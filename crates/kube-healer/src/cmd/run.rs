@@ -110,7 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             policy_selector: args.policy_selector.clone(),
             leader_election,
             election_client: Some(election_client),
-            retention: kube_healer_operator::retention::Retention {
+            retention: kube_healer_operator::record::Retention {
                 max_age: args.record_max_age.as_std(),
                 max_per_policy: args.records_per_policy,
             },

@@ -12,27 +12,27 @@ use kube_healer_api::{
 };
 use serde_json::json;
 
-use crate::actions::Outcome;
+use crate::act::Outcome;
 use crate::retry::{self, Backoff};
 
 /// Succeeded with the change made, or with nothing to change (`unchanged`), or failed.
 fn outcome(result: Result<Option<String>, kube::Error>, unchanged: impl FnOnce() -> String) -> Outcome {
     match result {
-        Ok(Some(message)) => (ActionPhase::Succeeded, reasons::COMPLETED, message, 1),
-        Ok(None) => (ActionPhase::Succeeded, reasons::COMPLETED, unchanged(), 1),
+        Ok(Some(message)) => Outcome::new(ActionPhase::Succeeded, reasons::COMPLETED, message, 1),
+        Ok(None) => Outcome::new(ActionPhase::Succeeded, reasons::COMPLETED, unchanged(), 1),
         Err(e) => failed(e),
     }
 }
 
 fn failed(e: kube::Error) -> Outcome {
     match e {
-        kube::Error::Api(s) if s.code == 404 => (
+        kube::Error::Api(s) if s.code == 404 => Outcome::new(
             ActionPhase::Failed,
             reasons::TARGET_GONE,
             "the node is gone".into(),
             1,
         ),
-        e => crate::actions::api_failure(&e, 1),
+        e => crate::act::failure::api_failure(&e, 1),
     }
 }
 
@@ -204,21 +204,10 @@ pub async fn avoid(client: &Client, node: &str, until: i64) -> Result<(), kube::
     .map(|_| ())
 }
 
-/// When the node's avoid taint expires (Unix seconds), if it has one.
-pub fn avoid_expiry(node: &Node) -> Option<i64> {
-    node.spec
-        .as_ref()?
-        .taints
-        .as_ref()?
-        .iter()
-        .find(|t| t.key == AVOID_TAINT)
-        .map(|t| t.value.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0))
-}
-
 /// Removes the node's avoid taint if it expired by `now`.
 pub async fn remove_expired_avoid(client: &Client, node: &str, now: i64) {
     let result = update_node(client, node, None, |n| {
-        if avoid_expiry(n).is_none_or(|until| until > now) {
+        if kube_healer_core::convert::avoid_expiry(n).is_none_or(|until| until > now) {
             return None;
         }
         let taints = taints_without(n, |t| t.key == AVOID_TAINT);

@@ -1,12 +1,21 @@
 //! Compact stores of Pods, Nodes, Events and Leases, fed by watches. Full objects are converted
-//! on arrival and dropped; only views are kept.
+//! on arrival and dropped; only views are kept. The stores answer the core's [`ClusterView`], so
+//! classification reads them as it reads a snapshot.
+
+mod apply;
+mod relist;
+mod synced;
 
 use std::collections::{HashMap, HashSet};
 
 use kube_healer_core::cluster::{ClusterView, NodeLookup};
 use kube_healer_core::convert::Interner;
 use kube_healer_core::events::EventIndex;
-use kube_healer_core::view::{ContainerState, EventView, LeaseView, NodeView, PodView, Secs, Shared, Status};
+use kube_healer_core::view::{ContainerState, EventView, LeaseView, NodeView, PodView, Secs, Shared};
+
+pub use apply::Applied;
+pub use relist::Relist;
+pub use synced::Synced;
 
 /// How many Ready transitions are remembered per node.
 const TRANSITIONS_KEPT: usize = 64;
@@ -20,16 +29,21 @@ pub struct PodKey {
 
 #[derive(Default)]
 pub struct Stores {
-    pub interner: Interner,
+    interner: Interner,
     pods: HashMap<PodKey, PodView>,
     pods_by_node: HashMap<Shared, HashSet<PodKey>>,
     nodes: HashMap<Shared, NodeView>,
     /// Nodes deleted while watched, and when.
     gone_nodes: HashMap<Shared, Secs>,
-    pub events: EventIndex,
+    events: EventIndex,
     leases: HashMap<Shared, LeaseView>,
+    /// Nodes carrying Reschedule's avoid taint, and when it expires.
+    avoid_until: HashMap<Shared, Secs>,
     /// Whether the node watch has listed once (before that, Orphaned cannot be judged).
-    pub nodes_synced: bool,
+    nodes_synced: bool,
+    relist_pods: Relist<PodKey>,
+    relist_nodes: Relist<Shared>,
+    relist_leases: Relist<Shared>,
 }
 
 impl Stores {
@@ -40,8 +54,33 @@ impl Stores {
         }
     }
 
+    /// The strings shared by every view (converting an object into a view needs it).
+    pub fn interner_mut(&mut self) -> &mut Interner {
+        &mut self.interner
+    }
+
     pub fn pod(&self, key: &PodKey) -> Option<&PodView> {
         self.pods.get(key)
+    }
+
+    /// The events held (each a series), and forgetting those past their age.
+    pub fn event_count(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn prune_events(&mut self, now: Secs) {
+        self.events.prune(now);
+    }
+
+    /// When the node's avoid taint expires, if it carries one.
+    pub fn avoid_until(&self, node: &str) -> Option<Secs> {
+        self.avoid_until.get(node).copied()
+    }
+
+    /// The avoid taint's removal was asked for: not again, unless the node's next update shows
+    /// it stayed.
+    pub fn forget_avoid(&mut self, node: &str) {
+        self.avoid_until.remove(node);
     }
 
     pub fn pod_at(&self, namespace: &Shared, name: &Shared) -> Option<&PodView> {
@@ -253,9 +292,4 @@ impl ClusterView for Stores {
     fn node_count(&self) -> usize {
         self.nodes.len()
     }
-}
-
-/// Whether a node reads Ready.
-pub fn is_ready(node: &NodeView) -> bool {
-    node.ready() == Status::True
 }

@@ -1,5 +1,8 @@
 //! The decision for one policy condition holding on one target: wait, act (which ladder step),
 //! or hold back (which gate, until when). Pure: every input is a parameter, time included.
+//!
+//! The operator's engine, `kube-healer explain` and `kube-healer simulate` all decide through
+//! this module: the ladder, the budget, the facts and the target safety rules have one home.
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube_healer_api::policy::Safety;
@@ -7,67 +10,15 @@ use kube_healer_api::{ActionKind, HealingPolicySpec, TargetKind, reasons};
 
 use crate::view::Secs;
 
-/// Where a target stands on a policy's ladder, for one failure episode (one `since`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Ladder {
-    /// The `since` of the finding this ladder is for; a new episode starts a new ladder.
-    pub episode: Secs,
-    /// The next step to run (0-based).
-    pub next_step: usize,
-    /// Actions taken (or dry-run) in this episode.
-    pub attempts: u32,
-    /// The last step carried out, and when.
-    pub last_action: Option<(usize, Secs)>,
-}
+mod budget;
+mod facts;
+mod ladder;
+mod safety;
 
-impl Ladder {
-    pub fn new(episode: Secs) -> Self {
-        Ladder {
-            episode,
-            ..Default::default()
-        }
-    }
-
-    /// Records that `step` was carried out (or dry-run) at `now`.
-    pub fn acted(&mut self, step: usize, steps: usize, now: Secs) {
-        self.attempts += 1;
-        self.last_action = Some((step, now));
-        self.next_step = (step + 1).min(steps.saturating_sub(1));
-    }
-
-    /// Takes back `acted(step, ..)` for a decision that was never recorded (and so never carried
-    /// out): the ladder stands where it stood, `before` being its last action then.
-    pub fn take_back(&mut self, step: usize, before: Option<(usize, Secs)>) {
-        self.attempts = self.attempts.saturating_sub(1);
-        self.last_action = before;
-        self.next_step = step;
-    }
-}
-
-/// A policy's use of its limits.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Budget {
-    /// Actions of the policy still in flight.
-    pub in_flight: u32,
-    /// When the policy's recent actions were taken (only those within the rate window matter).
-    pub recent: Vec<Secs>,
-}
-
-/// Facts from outside the policy, read right before deciding.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Facts {
-    pub now: Secs,
-    /// The operator-wide pause.
-    pub paused: bool,
-    /// The operator-wide dry run.
-    pub global_dry_run: bool,
-    /// The target carries the opt-out annotation.
-    pub opted_out: bool,
-    /// A correlated finding covers this one (its message).
-    pub correlated: Option<String>,
-    /// Node policies: (unhealthy nodes, nodes the policy selects).
-    pub unhealthy_nodes: Option<(usize, usize)>,
-}
+pub use budget::Budget;
+pub use facts::{DOWN_CLASSES, Facts, correlated_message, count_unhealthy_nodes};
+pub use ladder::Ladder;
+pub use safety::{guard, rescheduled_by_controller, restartable_owner, unsafe_for};
 
 /// What to do now.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,9 +14,9 @@ use kube_healer_api::record::ActionPhase;
 use kube_healer_api::{HealingActionSpec, reasons};
 use tokio::time::Instant;
 
-use crate::actions::Outcome;
-use crate::node_actions;
-use crate::pod_actions::{EvictError, evict};
+use crate::act::Outcome;
+use crate::act::node;
+use crate::act::pod::{EvictError, evict};
 
 /// A drain's default timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -58,12 +58,12 @@ pub async fn drain(client: &Client, spec: &HealingActionSpec, params: &DrainPara
     let node = &spec.target.name;
     let timeout = params.timeout.map_or(DEFAULT_TIMEOUT, |t| t.as_std());
     let deadline = Instant::now() + timeout;
-    let (phase, reason, cordoned, _) = node_actions::cordon(client, spec).await;
-    if phase != ActionPhase::Succeeded {
-        return (
-            phase,
-            reason,
-            format!("drain stopped before evicting: {cordoned}"),
+    let cordoned = node::cordon(client, spec).await;
+    if !cordoned.succeeded() {
+        return Outcome::new(
+            cordoned.phase,
+            cordoned.reason,
+            format!("drain stopped before evicting: {}", cordoned.message),
             1,
         );
     }
@@ -75,7 +75,7 @@ pub async fn drain(client: &Client, spec: &HealingActionSpec, params: &DrainPara
     {
         Ok(list) => list.items,
         Err(e) => {
-            return (
+            return Outcome::new(
                 ActionPhase::Failed,
                 reasons::API_ERROR,
                 format!("listing the pods on {node} failed: {e}; the node stays cordoned"),
@@ -119,7 +119,7 @@ pub async fn drain(client: &Client, spec: &HealingActionSpec, params: &DrainPara
         format!("left alone: {daemons} DaemonSet, {mirrors} mirror, {terminating} already terminating");
     let wait = kube_healer_api::Duration::from_secs(timeout.as_secs());
     if blocked.is_empty() && failed.is_empty() {
-        (
+        Outcome::new(
             ActionPhase::Succeeded,
             reasons::COMPLETED,
             format!(
@@ -129,7 +129,7 @@ pub async fn drain(client: &Client, spec: &HealingActionSpec, params: &DrainPara
             calls,
         )
     } else if !blocked.is_empty() {
-        (
+        Outcome::new(
             ActionPhase::Failed,
             reasons::TIMEOUT,
             format!(
@@ -145,7 +145,7 @@ pub async fn drain(client: &Client, spec: &HealingActionSpec, params: &DrainPara
             calls,
         )
     } else {
-        (
+        Outcome::new(
             ActionPhase::Failed,
             reasons::API_ERROR,
             format!(

@@ -14,7 +14,8 @@ use kube_healer_api::record::ActionPhase;
 use kube_healer_api::{HealingActionSpec, NODE_LABEL, POLICY_LABEL, reasons};
 use serde_json::json;
 
-use crate::actions::{Outcome, label_value};
+use crate::act::Outcome;
+use crate::record::label_value;
 use crate::retry::{self, Backoff};
 
 /// A Job's default run time limit, in seconds.
@@ -90,7 +91,7 @@ pub async fn run_job(
 ) -> Outcome {
     let job = match job(record, spec, params) {
         Ok(job) => job,
-        Err(e) => return (ActionPhase::Failed, reasons::UNSAFE, e, 0),
+        Err(e) => return Outcome::unsafe_because(e),
     };
     let name = job.metadata.name.clone().unwrap_or_default();
     let reference = format!("job/{}/{name}", params.namespace);
@@ -102,14 +103,14 @@ pub async fn run_job(
         // Created before a restart: follow it.
         Err(kube::Error::Api(s)) if s.code == 409 => {}
         Err(kube::Error::Api(s)) => {
-            return (
+            return Outcome::new(
                 ActionPhase::Failed,
                 reasons::API_ERROR,
                 format!("creating {reference} was refused: {}", s.message),
                 calls,
             );
         }
-        Err(e) => return crate::actions::api_failure(&e, calls),
+        Err(e) => return crate::act::failure::api_failure(&e, calls),
     }
     let deadline = params.active_deadline_seconds.unwrap_or(DEFAULT_DEADLINE_SECONDS) as u64 + 60;
     let ended = await_condition(jobs, &name, |job: Option<&Job>| {
@@ -117,38 +118,38 @@ pub async fn run_job(
     });
     match tokio::time::timeout(Duration::from_secs(deadline), ended).await {
         Ok(Ok(Some(job))) => match finished(&job) {
-            Some((true, _)) => (
+            Some((true, _)) => Outcome::new(
                 ActionPhase::Succeeded,
                 reasons::COMPLETED,
                 format!("{reference} completed on {}", spec.target.reference),
                 1,
             ),
-            Some((false, why)) => (
+            Some((false, why)) => Outcome::new(
                 ActionPhase::Failed,
                 reasons::API_ERROR,
                 format!("{reference} failed on {}: {why}", spec.target.reference),
                 1,
             ),
-            None => (
+            None => Outcome::new(
                 ActionPhase::Failed,
                 reasons::INTERRUPTED,
                 format!("{reference} ended without a result"),
                 1,
             ),
         },
-        Ok(Ok(None)) => (
+        Ok(Ok(None)) => Outcome::new(
             ActionPhase::Failed,
             reasons::TARGET_GONE,
             format!("{reference} was deleted before it finished"),
             1,
         ),
-        Ok(Err(e)) => (
+        Ok(Err(e)) => Outcome::new(
             ActionPhase::Failed,
             reasons::API_ERROR,
             format!("following {reference}: {e}"),
             1,
         ),
-        Err(_) => (
+        Err(_) => Outcome::new(
             ActionPhase::Failed,
             reasons::TIMEOUT,
             format!("{reference} did not finish within {deadline}s"),

@@ -1,0 +1,79 @@
+//! The facts from outside a policy that its gates read: the operator-wide switches, the target's
+//! opt-out, a correlated cause, and how many of the policy's nodes are down.
+
+use kube_healer_api::{FailureClass, TargetKind};
+
+use crate::finding::{Correlated, Finding};
+use crate::policy::CompiledPolicy;
+use crate::view::{NodeView, Secs};
+
+/// The classes that make a node count as unhealthy for maxUnhealthy.
+pub const DOWN_CLASSES: &[FailureClass] = &[FailureClass::NodeNotReady, FailureClass::NodeUnreachable];
+
+/// Facts from outside the policy, read right before deciding.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub now: Secs,
+    /// The operator-wide pause.
+    pub paused: bool,
+    /// The operator-wide dry run.
+    pub global_dry_run: bool,
+    /// The target carries the opt-out annotation.
+    pub opted_out: bool,
+    /// A correlated finding covers this one (its message).
+    pub correlated: Option<String>,
+    /// Node policies: (unhealthy nodes, nodes the policy selects).
+    pub unhealthy_nodes: Option<(usize, usize)>,
+}
+
+impl Facts {
+    /// The facts about one finding under one policy at `now`. `unhealthy_nodes` is asked only
+    /// for a node policy (maxUnhealthy applies to nodes alone).
+    pub fn about(
+        now: Secs,
+        policy: &CompiledPolicy,
+        finding: &Finding,
+        opted_out: bool,
+        correlated: &[Correlated],
+        unhealthy_nodes: impl FnOnce() -> (usize, usize),
+    ) -> Facts {
+        Facts {
+            now,
+            opted_out,
+            correlated: correlated_message(correlated, finding),
+            unhealthy_nodes: (policy.kind == TargetKind::Node).then(unhealthy_nodes),
+            ..Default::default()
+        }
+    }
+
+    /// The operator-wide pause and dry run.
+    pub fn with_switches(mut self, paused: bool, global_dry_run: bool) -> Facts {
+        self.paused = paused;
+        self.global_dry_run = global_dry_run;
+        self
+    }
+}
+
+/// The message of the correlated cause that covers a finding, if one does.
+pub fn correlated_message(correlated: &[Correlated], finding: &Finding) -> Option<String> {
+    correlated
+        .iter()
+        .find(|c| c.covers(finding))
+        .map(|c| c.message.clone())
+}
+
+/// (unhealthy nodes, nodes) among those the policy selects; `down` tells whether a node has a
+/// finding of [`DOWN_CLASSES`] (the operator asks its tracked findings, the CLI classifies).
+pub fn count_unhealthy_nodes<'a>(
+    nodes: impl IntoIterator<Item = &'a NodeView>,
+    policy: &CompiledPolicy,
+    down: impl Fn(&NodeView) -> bool,
+) -> (usize, usize) {
+    let mut selected = 0;
+    let mut unhealthy = 0;
+    for node in nodes.into_iter().filter(|n| policy.selects_node(n)) {
+        selected += 1;
+        unhealthy += usize::from(down(node));
+    }
+    (unhealthy, selected)
+}

@@ -1,0 +1,68 @@
+//! Where a target stands on a policy's ladder, and how to read that back from its records.
+
+use kube_healer_api::record::ActionPhase;
+use kube_healer_api::{HealingAction, reasons};
+
+use crate::view::Secs;
+
+/// Where a target stands on a policy's ladder, for one failure episode (one `since`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ladder {
+    /// The `since` of the finding this ladder is for; a new episode starts a new ladder.
+    pub episode: Secs,
+    /// The next step to run (0-based).
+    pub next_step: usize,
+    /// Actions taken (or dry-run) in this episode.
+    pub attempts: u32,
+    /// The last step carried out, and when.
+    pub last_action: Option<(usize, Secs)>,
+}
+
+impl Ladder {
+    pub fn new(episode: Secs) -> Self {
+        Ladder {
+            episode,
+            ..Default::default()
+        }
+    }
+
+    /// Records that `step` was carried out (or dry-run) at `now`.
+    pub fn acted(&mut self, step: usize, steps: usize, now: Secs) {
+        self.attempts += 1;
+        self.last_action = Some((step, now));
+        self.next_step = (step + 1).min(steps.saturating_sub(1));
+    }
+
+    /// Takes back `acted(step, ..)` for a decision that was never recorded (and so never carried
+    /// out): the ladder stands where it stood, `before` being its last action then.
+    pub fn take_back(&mut self, step: usize, before: Option<(usize, Secs)>) {
+        self.attempts = self.attempts.saturating_sub(1);
+        self.last_action = before;
+        self.next_step = step;
+    }
+
+    /// The ladder of one policy on one target in one failure episode, read back from that
+    /// policy's records of the target: every step taken or dry-run counts; holds do not.
+    pub fn from_records<'a>(
+        records: impl IntoIterator<Item = &'a HealingAction>,
+        episode: Secs,
+        steps: usize,
+    ) -> Ladder {
+        let mut ladder = Ladder::new(episode);
+        let mut taken: Vec<(usize, Secs)> = records
+            .into_iter()
+            .filter(|r| r.spec.failing_since.as_ref().map(|t| t.0.as_second()) == Some(episode))
+            .filter(|r| {
+                r.status.as_ref().is_none_or(|s| {
+                    s.phase != ActionPhase::Skipped || s.reason.as_deref() == Some(reasons::DRY_RUN)
+                })
+            })
+            .map(|r| ((r.spec.step.max(1) - 1) as usize, r.spec.decided_at.0.as_second()))
+            .collect();
+        taken.sort_by_key(|(_, at)| *at);
+        for (step, at) in taken {
+            ladder.acted(step, steps, at);
+        }
+        ladder
+    }
+}

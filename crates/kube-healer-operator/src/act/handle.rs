@@ -1,0 +1,171 @@
+//! One request from decision to record: recorded before the API call, finished after it. A
+//! decision recorded once is never carried out again; one left unfinished by a process that
+//! ended is finished now (every action is safe to repeat: UID preconditions, the node's own
+//! state, deterministic Job names, one restart per workload and cooldown).
+
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::events::Recorder;
+use kube_healer_api::record::ActionPhase;
+use kube_healer_api::{FailureClass, HealingAction, reasons};
+
+use crate::act::Outcome;
+use crate::act::announce::announce;
+use crate::act::dispatch::{carry_out, removes_target, takes_long};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::protocol::ActionRequest;
+use crate::record::writer::{self, Begun, Finished};
+
+/// What came of handling a request.
+pub enum Handled {
+    /// Recorded and carried out: the cluster was changed.
+    CarriedOut,
+    /// Recorded; held, dry run, failed, or recorded before.
+    NotCarriedOut,
+    /// Not recorded, so not carried out: the request, to be taken back.
+    Unrecorded(Box<ActionRequest>),
+}
+
+/// What the executor lends each request.
+pub struct Io<'a> {
+    pub client: &'a Client,
+    pub records: &'a Api<HealingAction>,
+    pub recorder: &'a Recorder,
+    pub metrics: &'a Metrics,
+    pub clock: &'a dyn Clock,
+}
+
+pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
+    let resumed = match writer::begin(io.records, &req.name, &req.spec).await {
+        Begun::New => false,
+        Begun::Resumed => {
+            tracing::warn!(record = %req.name, "decision recorded but not finished before a restart: finishing it");
+            true
+        }
+        Begun::Done => {
+            tracing::info!(record = %req.name, "decision already recorded: not carried out again");
+            return Handled::NotCarriedOut;
+        }
+        Begun::Failed(e) => {
+            tracing::warn!(record = %req.name, error = %e, "recording the decision failed: not acting now, deciding again later");
+            return Handled::Unrecorded(Box::new(req));
+        }
+    };
+    failpoint("after-record");
+    let target = &req.spec.target;
+    let start = io.clock.time();
+    // Held back, or a dry run: recorded as Skipped, nothing changed.
+    let skipped = match req.hold.clone() {
+        Some(hold) => Some((hold.reason, hold.message)),
+        None if req.spec.dry_run => Some((
+            reasons::DRY_RUN,
+            format!("dry run: would {} {}", req.spec.action, target.reference),
+        )),
+        None => None,
+    };
+    if let Some((reason, message)) = skipped {
+        tracing::info!(record = %req.name, target = %target.reference, reason, %message, "not carried out");
+        writer::skipped(io.records, &req.name, reason, &message, start).await;
+        count(io.metrics, &req, ActionPhase::Skipped, reason);
+        announce(io.recorder, &req.spec, ActionPhase::Skipped, reason, &message).await;
+        return Handled::NotCarriedOut;
+    }
+    observe_latency(&io, &req);
+    // An action that takes long (an eviction waiting on a PodDisruptionBudget, a drain, a
+    // Job) shows Running meanwhile; the call does not wait for that write, and the final phase is
+    // written after both. One-call actions skip it: a record without a final phase is finished
+    // after a crash either way, and in a bulk clean-up every write to the API server counts.
+    let running = async {
+        if takes_long(req.spec.action) {
+            writer::running(io.records, &req.name, start.clone()).await;
+        }
+    };
+    let ((), outcome) = tokio::join!(running, carry_out(io.client, &req, io.clock));
+    let outcome = match outcome {
+        // Finishing a decision of a process that ended: its call may have been made already.
+        Outcome {
+            phase: ActionPhase::Failed,
+            reason: reasons::TARGET_GONE,
+            calls,
+            ..
+        } if resumed && removes_target(req.spec.action) => Outcome::new(
+            ActionPhase::Succeeded,
+            reasons::COMPLETED,
+            format!(
+                "{} is gone: the call made before the restart took effect, or it was removed since",
+                target.reference
+            ),
+            calls,
+        ),
+        outcome => outcome,
+    };
+    let Outcome {
+        phase,
+        reason,
+        message,
+        calls,
+    } = outcome;
+    tracing::info!(record = %req.name, target = %target.reference, action = %req.spec.action, ?phase, reason, %message, "action finished");
+    let finished = Finished {
+        phase,
+        reason,
+        message: message.clone(),
+        calls,
+        start,
+        finish: io.clock.time(),
+    };
+    writer::finish(io.records, &req.name, finished).await;
+    count(io.metrics, &req, phase, reason);
+    // A leftover (a pod that had stopped for good) cleaned away needs no Event: its record tells
+    // the story, and a bulk clean-up would write one Event per pod. Everything else is
+    // announced on the target.
+    let leftover_removed = phase == ActionPhase::Succeeded
+        && removes_target(req.spec.action)
+        && matches!(
+            req.spec.class,
+            FailureClass::Evicted | FailureClass::Failed | FailureClass::AdmissionRejected
+        );
+    if !leftover_removed {
+        announce(io.recorder, &req.spec, phase, reason, &message).await;
+    }
+    if phase == ActionPhase::Succeeded {
+        Handled::CarriedOut
+    } else {
+        Handled::NotCarriedOut
+    }
+}
+
+fn count(metrics: &Metrics, req: &ActionRequest, phase: ActionPhase, reason: &str) {
+    metrics
+        .actions
+        .get_or_create(&Metrics::action(req.spec.action, phase, reason))
+        .inc();
+}
+
+/// Seconds from the decision to its call, and (for a ladder's first step) from the moment the
+/// failure was due to the call: the reaction time.
+fn observe_latency(io: &Io<'_>, req: &ActionRequest) {
+    let calling_ms = io.clock.now_ms();
+    let decided_ms = req.spec.decided_at.0.as_millisecond();
+    let since_decided = (calling_ms - decided_ms) as f64 / 1000.0;
+    io.metrics.decision_latency.observe(since_decided.max(0.0));
+    if let Some(due) = req.due_ms {
+        let since_due = (calling_ms - due) as f64 / 1000.0;
+        io.metrics.due_latency.observe(since_due.max(0.0));
+    }
+}
+
+/// Crash tests: `KUBE_HEALER_FAILPOINT=after-record` aborts the process right after a decision is
+/// recorded and before its API call.
+fn failpoint(name: &str) {
+    static FAILPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if FAILPOINT
+        .get_or_init(|| std::env::var("KUBE_HEALER_FAILPOINT").ok())
+        .as_deref()
+        == Some(name)
+    {
+        tracing::error!(failpoint = name, "failpoint reached: aborting");
+        std::process::abort();
+    }
+}

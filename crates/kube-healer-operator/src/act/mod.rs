@@ -1,0 +1,19 @@
+//! Carrying out decisions: the executor, each action kind's API calls, and the Event on the
+//! target. `act` sees only the protocol's requests and the record writer; it never reads the
+//! engine's stores, policies or decisions.
+
+mod announce;
+mod dispatch;
+pub mod drain;
+mod executor;
+mod failure;
+mod handle;
+pub mod job;
+pub mod node;
+mod outcome;
+pub mod pod;
+pub mod reschedule;
+pub mod restart;
+
+pub use executor::executor;
+pub use outcome::Outcome;

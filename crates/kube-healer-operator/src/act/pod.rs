@@ -1,0 +1,155 @@
+//! Actions that remove a pod: Evict, Delete and ForceDelete. Deletes and evictions carry the pod's UID as a precondition: a pod recreated under the same name is another
+//! pod, and a second call for a pod already gone changes nothing.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, DeleteParams, EvictParams, Preconditions};
+use kube_healer_api::record::ActionPhase;
+use kube_healer_api::{HealingActionSpec, reasons};
+use tokio::time::Instant;
+
+use crate::act::Outcome;
+use crate::act::failure::api_failure;
+use crate::retry::{self, Backoff};
+
+/// How long a PodDisruptionBudget refusal is retried by default.
+pub const DEFAULT_PDB_WAIT: Duration = Duration::from_secs(300);
+
+/// How often a PodDisruptionBudget refusal is retried.
+const PDB_RETRY: Duration = Duration::from_secs(5);
+
+/// Why an eviction did not happen.
+#[derive(Debug)]
+pub enum EvictError {
+    /// A PodDisruptionBudget refused it until the deadline: its message.
+    Blocked(String),
+    /// The pod is gone or was replaced.
+    Gone,
+    Api(kube::Error),
+}
+
+fn is_429(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 429)
+}
+
+fn same_pod(uid: &str) -> Preconditions {
+    Preconditions {
+        uid: Some(uid.to_string()),
+        resource_version: None,
+    }
+}
+
+/// The pod is gone (404), or its UID precondition failed (409: another pod has its name now).
+pub(crate) fn is_gone(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404 || (s.code == 409 && !retry::conflict(e)))
+}
+
+/// Evicts one pod through the Eviction API, retrying a PodDisruptionBudget refusal (429) every
+/// 5 s until `deadline`. Returns the outcome and the number of calls made.
+pub async fn evict(
+    pods: &Api<Pod>,
+    name: &str,
+    uid: &str,
+    grace: Option<u32>,
+    deadline: Instant,
+) -> (Result<(), EvictError>, i32) {
+    let params = EvictParams {
+        delete_options: Some(DeleteParams {
+            grace_period_seconds: grace,
+            preconditions: Some(same_pod(uid)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut calls = 0;
+    loop {
+        // A PodDisruptionBudget's 429 is waited on here; other passing failures are retried.
+        let (result, made) = retry::call_when(
+            Backoff::ACTION,
+            "evict pod",
+            |e| (retry::transient(e) && !is_429(e)) || retry::conflict(e),
+            || pods.evict(name, &params),
+        )
+        .await;
+        calls += made;
+        match result {
+            Ok(_) => return (Ok(()), calls),
+            Err(kube::Error::Api(s)) if s.code == 429 => {
+                if Instant::now() + PDB_RETRY > deadline {
+                    return (Err(EvictError::Blocked(s.message)), calls);
+                }
+                tokio::time::sleep(PDB_RETRY).await;
+            }
+            Err(e) if is_gone(&e) => return (Err(EvictError::Gone), calls),
+            Err(e) => return (Err(EvictError::Api(e)), calls),
+        }
+    }
+}
+
+/// Evicts the target pod, waiting up to `pdb_wait` on a PodDisruptionBudget.
+pub async fn evict_target(client: &Client, spec: &HealingActionSpec, pdb_wait: Duration) -> Outcome {
+    let target = &spec.target;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), target.namespace.as_deref().unwrap_or_default());
+    let deadline = Instant::now() + pdb_wait;
+    let (result, calls) = evict(&pods, &target.name, &target.uid, None, deadline).await;
+    let wait = kube_healer_api::Duration::from_secs(pdb_wait.as_secs());
+    match result {
+        Ok(()) => Outcome::new(
+            ActionPhase::Succeeded,
+            reasons::COMPLETED,
+            format!("evicted {}", target.reference),
+            calls,
+        ),
+        Err(EvictError::Blocked(message)) => Outcome::new(
+            ActionPhase::Failed,
+            reasons::PDB_BLOCKED,
+            format!("a PodDisruptionBudget refused the eviction for {wait}: {message}"),
+            calls,
+        ),
+        Err(EvictError::Gone) => gone(spec, calls),
+        Err(EvictError::Api(e)) => api_failure(&e, calls),
+    }
+}
+
+fn gone(spec: &HealingActionSpec, calls: i32) -> Outcome {
+    Outcome::new(
+        ActionPhase::Failed,
+        reasons::TARGET_GONE,
+        format!("{} is gone or was replaced", spec.target.reference),
+        calls,
+    )
+}
+
+/// Deletes the target pod with a grace period (None: the pod's own; Some(0): force).
+pub async fn delete_target(client: &Client, spec: &HealingActionSpec, grace: Option<u32>) -> Outcome {
+    let target = &spec.target;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), target.namespace.as_deref().unwrap_or_default());
+    let params = DeleteParams {
+        grace_period_seconds: grace,
+        preconditions: Some(same_pod(&target.uid)),
+        ..Default::default()
+    };
+    let (result, calls) = retry::call_when(
+        Backoff::ACTION,
+        "delete pod",
+        |e| retry::transient(e) || retry::conflict(e),
+        || pods.delete(&target.name, &params),
+    )
+    .await;
+    match result {
+        Ok(_) => Outcome::new(
+            ActionPhase::Succeeded,
+            reasons::COMPLETED,
+            format!(
+                "deleted {}{}",
+                target.reference,
+                if grace == Some(0) { " (grace period 0)" } else { "" }
+            ),
+            calls,
+        ),
+        Err(e) if is_gone(&e) => gone(spec, calls),
+        Err(e) => api_failure(&e, calls),
+    }
+}

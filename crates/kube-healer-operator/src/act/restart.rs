@@ -1,0 +1,143 @@
+//! RestartOwner: a rollout restart of the failing pod's workload, once per cooldown however many
+//! of its pods fail.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube_healer_api::record::ActionPhase;
+use kube_healer_api::{RESTARTED_BY_ANNOTATION, reasons};
+use kube_healer_core::decide::restartable_owner;
+use kube_healer_core::view::OwnerKind;
+use serde_json::json;
+
+use crate::act::Outcome;
+use crate::act::failure::api_failure;
+use crate::act::pod::is_gone;
+use crate::clock::Clock;
+use crate::protocol::ActionRequest;
+use crate::retry::{self, Backoff};
+
+/// A rollout restart of the pod's workload, like `kubectl rollout restart`: the pod template gets
+/// a new `kubectl.kubernetes.io/restartedAt`, and the controller replaces the pods in its own
+/// rolling way. Several failing pods of one workload restart it once per `window`.
+pub async fn restart_owner(
+    client: &Client,
+    req: &ActionRequest,
+    window: Duration,
+    clock: &dyn Clock,
+) -> Outcome {
+    let spec = &req.spec;
+    let namespace = spec.target.namespace.as_deref().unwrap_or_default();
+    let Some((owner, owner_name)) = req.owner.clone() else {
+        return Outcome::unsafe_because("the pod has no controller".into());
+    };
+    if let Err(why) = restartable_owner(owner) {
+        return Outcome::unsafe_because(why);
+    }
+    let (resource, name) = match owner {
+        OwnerKind::ReplicaSet => {
+            let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+            let (set, _) = retry::call(Backoff::ACTION, "get replicaset", || sets.get(&owner_name)).await;
+            let set = match set {
+                Ok(set) => set,
+                Err(e) => {
+                    return Outcome::new(
+                        ActionPhase::Failed,
+                        reasons::API_ERROR,
+                        format!("reading ReplicaSet {namespace}/{owner_name}: {e}"),
+                        1,
+                    );
+                }
+            };
+            let deployment = set
+                .metadata
+                .owner_references
+                .unwrap_or_default()
+                .into_iter()
+                .find(|o| o.controller == Some(true) && o.kind == "Deployment");
+            match deployment {
+                Some(d) => (ApiResource::erase::<Deployment>(&()), d.name),
+                None => {
+                    return Outcome::unsafe_because(format!(
+                        "ReplicaSet {namespace}/{owner_name} has no Deployment to restart"
+                    ));
+                }
+            }
+        }
+        OwnerKind::StatefulSet => (ApiResource::erase::<StatefulSet>(&()), owner_name),
+        _ => (ApiResource::erase::<DaemonSet>(&()), owner_name),
+    };
+    let reference = format!("{}/{namespace}/{name}", resource.kind.to_ascii_lowercase());
+    let workloads: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    // Read, then patch with the resourceVersion read: a concurrent restart (for another of the
+    // workload's pods) makes the patch conflict, and the next read sees that restart.
+    let mut calls = 1;
+    for _ in 0..3 {
+        let (workload, made) = retry::call(Backoff::ACTION, "get workload", || workloads.get(&name)).await;
+        calls += made;
+        let workload = match workload {
+            Ok(w) => w,
+            Err(e) if is_gone(&e) => {
+                return Outcome::new(
+                    ActionPhase::Failed,
+                    reasons::TARGET_GONE,
+                    format!("{reference} is gone"),
+                    calls,
+                );
+            }
+            Err(e) => return api_failure(&e, calls),
+        };
+        let now = clock.time().0;
+        let previous = workload.data["spec"]["template"]["metadata"]["annotations"][RESTARTED_BY_ANNOTATION]
+            .as_str()
+            .and_then(|v| v.rsplit_once('@'))
+            .and_then(|(_, at)| at.parse::<k8s_openapi::jiff::Timestamp>().ok());
+        if let Some(at) = previous
+            && now.duration_since(at).as_secs() < window.as_secs() as i64
+        {
+            return Outcome::new(
+                ActionPhase::Succeeded,
+                reasons::COMPLETED,
+                format!("{reference} was already restarted by kube-healer at {at}: not restarted again"),
+                calls,
+            );
+        }
+        let stamp = now.to_string();
+        let patch = json!({
+            "metadata": {"resourceVersion": workload.metadata.resource_version},
+            "spec": {"template": {"metadata": {"annotations": {
+                "kubectl.kubernetes.io/restartedAt": stamp,
+                RESTARTED_BY_ANNOTATION: format!("{}@{stamp}", spec.policy),
+            }}}},
+        });
+        let (params, merge) = (PatchParams::default(), Patch::Merge(&patch));
+        let (patched, made) = retry::call(Backoff::ACTION, "patch workload", || {
+            workloads.patch(&name, &params, &merge)
+        })
+        .await;
+        calls += made;
+        match patched {
+            Ok(_) => {
+                return Outcome::new(
+                    ActionPhase::Succeeded,
+                    reasons::COMPLETED,
+                    format!(
+                        "restarted {reference} (rollout restart), which replaces {}",
+                        spec.target.reference
+                    ),
+                    calls,
+                );
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return api_failure(&e, calls),
+        }
+    }
+    Outcome::new(
+        ActionPhase::Failed,
+        reasons::API_ERROR,
+        format!("{reference} kept changing while being restarted; the next decision looks again"),
+        calls,
+    )
+}

@@ -1,0 +1,250 @@
+//! The gate: turns a policy condition due on a target into a verdict. It owns where each target
+//! stands on each policy's ladder, each policy's budget, the holds already recorded and the
+//! targets waiting for a place under maxConcurrent. The rules themselves are the core's
+//! (`kube_healer_core::decide`); this module keeps their state between decisions. It returns a
+//! value and sends nothing: the engine sends.
+
+mod request;
+mod waiting;
+
+use std::collections::{HashMap, HashSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube_healer_api::reasons;
+use kube_healer_core::Correlated;
+use kube_healer_core::decide::{Budget, Decision, Facts, Ladder, decide, guard, unsafe_for};
+use kube_healer_core::policy::CompiledPolicy;
+use kube_healer_core::view::Secs;
+
+use crate::policy::DueMatch;
+use crate::protocol::{ActionRequest, Hold};
+use crate::store::Stores;
+use crate::target::Target;
+use request::Decided;
+use waiting::WaitQueue;
+
+/// How long after a decision could not be recorded it is made again.
+pub const RECORD_RETRY: Secs = 10;
+
+/// What to do with a policy condition due on a target.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Record this request (and carry it out unless it is held or a dry run); decide again at
+    /// `recheck`.
+    Dispatch {
+        request: Box<ActionRequest>,
+        recheck: Option<Secs>,
+    },
+    /// Waiting for a place under the policy's maxConcurrent: decided again when one frees.
+    Queued,
+    /// Nothing to send now; decide again then (None: only a change can change the verdict).
+    Recheck(Option<Secs>),
+}
+
+/// The world a decision reads, right before it is made.
+pub struct Context<'a> {
+    pub now: Secs,
+    /// The clock's time, written into the record.
+    pub decided_at: Time,
+    pub stores: &'a Stores,
+    pub correlated: &'a [Correlated],
+    /// (unhealthy, selected) nodes of a node policy.
+    pub unhealthy_nodes: &'a dyn Fn(&CompiledPolicy) -> (usize, usize),
+}
+
+/// A hold already recorded: one Skipped record per hold, not one per evaluation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct HeldKey {
+    policy: String,
+    target: Target,
+    episode: Secs,
+    step: usize,
+    reason: &'static str,
+}
+
+/// The operator-wide switches.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Switches {
+    pub dry_run: bool,
+    pub paused: bool,
+}
+
+#[derive(Default)]
+pub struct Gate {
+    /// Where each (policy, target) stands on the policy's ladder.
+    ladders: HashMap<(String, Target), Ladder>,
+    /// Each policy's use of its limits.
+    budgets: HashMap<String, Budget>,
+    held: HashSet<HeldKey>,
+    /// Targets whose decision waits for a place under their policy's maxConcurrent, by policy.
+    waiting: HashMap<String, WaitQueue>,
+    pub switches: Switches,
+}
+
+impl Gate {
+    /// Decides on one policy condition due on a target.
+    pub fn decide(
+        &mut self,
+        target: &Target,
+        due: &DueMatch,
+        compiled: &CompiledPolicy,
+        ctx: &Context<'_>,
+    ) -> Verdict {
+        let now = ctx.now;
+        let spec = &compiled.policy.spec;
+        let finding = &due.finding;
+        let steps = spec.actions.len();
+        let key = (due.policy.clone(), target.clone());
+        let for_secs = compiled.conditions[due.condition].for_secs;
+        let pod = match target {
+            Target::Pod(ns, name) => ctx.stores.pod_at(ns, name),
+            Target::Node(_) => None,
+        };
+        let opted_out = match target {
+            Target::Pod(..) => pod.is_some_and(|p| p.opted_out),
+            Target::Node(name) => ctx.stores.node_view(name).is_some_and(|n| n.opted_out),
+        };
+        let facts = Facts::about(now, compiled, finding, opted_out, ctx.correlated, || {
+            (ctx.unhealthy_nodes)(compiled)
+        })
+        .with_switches(self.switches.paused, self.switches.dry_run);
+        let mut ladder = self
+            .ladders
+            .get(&key)
+            .filter(|l| l.episode == finding.since)
+            .cloned()
+            .unwrap_or_else(|| Ladder::new(finding.since));
+        let budget = self.budgets.entry(due.policy.clone()).or_default();
+        budget.prune(now);
+        let decision = decide(spec, finding.due_at(for_secs), &ladder, budget, &facts);
+        let decision = guard(decision, |action| {
+            pod.and_then(|p| unsafe_for(p, ctx.stores, &finding.subject, action, now))
+        });
+        budget.spend(&decision, now);
+        let (decided, recheck) = match decision {
+            Decision::Wait { until } => return Verdict::Recheck(Some(until)),
+            Decision::Act {
+                step,
+                action,
+                dry_run,
+            } => {
+                let before = ladder.last_action;
+                ladder.acted(step, steps, now);
+                let again = now + spec.actions[step].escalate_after().as_std().as_secs() as Secs;
+                let decided = Decided {
+                    step,
+                    action,
+                    attempt: ladder.attempts,
+                    hold: None,
+                    dry_run,
+                    before,
+                };
+                (decided, Some(again))
+            }
+            Decision::Hold {
+                reason: reasons::MAX_CONCURRENT,
+                ..
+            } => {
+                // Not held back, only queued: decided again as soon as one of the policy's
+                // actions in flight ends (a bulk clean-up must not leave a Skipped record per
+                // target, nor wait for the target to change).
+                self.waiting.entry(due.policy.clone()).or_default().push(target);
+                return Verdict::Queued;
+            }
+            Decision::Hold {
+                step,
+                action,
+                reason,
+                message,
+                retry_at,
+            } => {
+                let held = HeldKey {
+                    policy: due.policy.clone(),
+                    target: target.clone(),
+                    episode: finding.since,
+                    step,
+                    reason,
+                };
+                if !self.held.insert(held) {
+                    return Verdict::Recheck(retry_at);
+                }
+                let decided = Decided {
+                    step,
+                    action,
+                    attempt: ladder.attempts,
+                    hold: Some(Hold { reason, message }),
+                    dry_run: spec.safety.dry_run,
+                    before: None,
+                };
+                (decided, retry_at)
+            }
+        };
+        tracing::info!(policy = %due.policy, target = %finding.subject, class = %finding.class, action = %decided.action,
+            step = decided.step + 1, dry_run = decided.dry_run, hold = ?decided.hold.as_ref().map(|h| h.reason), "decision");
+        self.ladders.insert(key, ladder);
+        let request = request::build(compiled, target, due, decided, ctx.stores, ctx.decided_at.clone());
+        Verdict::Dispatch {
+            request: Box::new(request),
+            recheck,
+        }
+    }
+
+    /// A policy's failure cleared on a target: its ladder ends. Returns whether the policy had
+    /// acted on it in that episode (what it changed may need reverting).
+    pub fn recovered(&mut self, target: &Target, policy: &str) -> bool {
+        self.ladders
+            .remove(&(policy.to_string(), target.clone()))
+            .is_some_and(|ladder| ladder.attempts > 0)
+    }
+
+    /// One of the policy's actions in flight ended: the places in flight now.
+    pub fn finished(&mut self, policy: &str) -> u32 {
+        let budget = self.budgets.entry(policy.to_string()).or_default();
+        budget.finished();
+        budget.in_flight
+    }
+
+    /// The policy's actions in flight.
+    pub fn in_flight(&self, policy: &str) -> u32 {
+        self.budgets.get(policy).map_or(0, |b| b.in_flight)
+    }
+
+    /// The next target waiting for a place under the policy's maxConcurrent.
+    pub fn next_waiting(&mut self, policy: &str) -> Option<Target> {
+        self.waiting.get_mut(policy).and_then(WaitQueue::pop)
+    }
+
+    /// A decision that could not be recorded was not carried out: its ladder step is taken back
+    /// and its holds forgotten. Returns its target, to be decided on again after
+    /// [`RECORD_RETRY`], on the state of then.
+    pub fn take_back(&mut self, policy: &str, req: &ActionRequest) -> Target {
+        let target = &req.spec.target;
+        let target = match target.kind {
+            kube_healer_api::TargetKind::Pod => Target::Pod(
+                target.namespace.as_deref().unwrap_or_default().into(),
+                target.name.as_str().into(),
+            ),
+            kube_healer_api::TargetKind::Node => Target::Node(target.name.as_str().into()),
+        };
+        let step = (req.spec.step.max(1) - 1) as usize;
+        if req.hold.is_none()
+            && let Some(ladder) = self.ladders.get_mut(&(policy.to_string(), target.clone()))
+            && ladder.last_action.is_some_and(|(s, _)| s == step)
+        {
+            ladder.take_back(step, req.before);
+        }
+        self.held.retain(|h| h.policy != policy || h.target != target);
+        target
+    }
+
+    /// A policy is gone (or unreadable): nothing waits under it.
+    pub fn forget_policy(&mut self, policy: &str) {
+        self.waiting.remove(policy);
+    }
+
+    /// Leadership was lost: the next leader decides on the waiting targets afresh (and this
+    /// replica too, if it leads again).
+    pub fn stop_waiting(&mut self) {
+        self.waiting.clear();
+    }
+}

@@ -1,0 +1,73 @@
+//! The request a decision becomes: the HealingAction's spec (what, why, on what evidence) and
+//! what the executor needs to carry it out.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube_healer_api::policy::Safety;
+use kube_healer_api::{ActionKind, HealingActionSpec};
+use kube_healer_core::policy::CompiledPolicy;
+use kube_healer_core::view::Secs;
+
+use crate::policy::DueMatch;
+use crate::protocol::{ActionRequest, Hold};
+use crate::record::record_name;
+use crate::store::Stores;
+use crate::target::Target;
+
+/// One decided step, to be recorded.
+pub struct Decided {
+    pub step: usize,
+    pub action: ActionKind,
+    pub attempt: u32,
+    pub hold: Option<Hold>,
+    pub dry_run: bool,
+    /// The ladder's last action before this decision (to take it back if unrecorded).
+    pub before: Option<(usize, Secs)>,
+}
+
+pub fn build(
+    policy: &CompiledPolicy,
+    target: &Target,
+    due: &DueMatch,
+    decided: Decided,
+    stores: &Stores,
+    decided_at: Time,
+) -> ActionRequest {
+    let spec = &policy.policy.spec;
+    let finding = &due.finding;
+    let owner = match target {
+        Target::Pod(ns, name) => stores
+            .pod_at(ns, name)
+            .and_then(|p| p.owner_name.as_ref().map(|n| (p.owner, n.to_string()))),
+        Target::Node(_) => None,
+    };
+    let name = record_name(
+        &due.policy,
+        &finding.subject.uid,
+        finding.since,
+        decided.step,
+        decided.attempt,
+        decided.hold.as_ref().map(|h| h.reason),
+    );
+    let record = HealingActionSpec {
+        policy: due.policy.clone(),
+        policy_generation: policy.policy.metadata.generation,
+        target: finding.subject.target_ref(),
+        class: finding.class,
+        action: decided.action,
+        step: decided.step as i32 + 1,
+        dry_run: decided.dry_run,
+        failing_since: Some(kube_healer_core::finding::time(finding.since)),
+        decided_at,
+        evidence: finding.evidence.clone(),
+    };
+    ActionRequest {
+        name,
+        spec: record,
+        step: spec.actions[decided.step].clone(),
+        hold: decided.hold,
+        owner,
+        cooldown: spec.safety.cooldown.unwrap_or(Safety::DEFAULT_COOLDOWN).as_std(),
+        before: decided.before,
+        due_ms: (decided.step == 0).then_some(due.due_ms),
+    }
+}

@@ -1,0 +1,168 @@
+//! One target through the data path: classify it (core), track its findings, feed correlation,
+//! match the policies, send what is due to the gate, and set the target's next wake.
+
+use kube_healer_api::FailureClass;
+use kube_healer_core::classify::node::unstarted_since;
+use kube_healer_core::decide::{DOWN_CLASSES, count_unhealthy_nodes};
+use kube_healer_core::view::Secs;
+use kube_healer_core::{Finding, classify_node, classify_pod};
+
+use super::Engine;
+use crate::decide::{Context, Verdict};
+use crate::metrics::Metrics;
+use crate::policy::DueMatch;
+use crate::protocol::Work;
+use crate::target::Target;
+
+/// The earlier of two optional times.
+fn earliest(a: Option<Secs>, b: Option<Secs>) -> Option<Secs> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl Engine {
+    /// Classifies one target at `now`, decides on what is due, and schedules the next wake.
+    pub fn evaluate(&mut self, target: &Target, now: Secs) {
+        let mut findings: Vec<Finding> = Vec::new();
+        let Some(mut next) = self.classify(target, now, &mut findings) else {
+            return self.clear(target);
+        };
+        if let Target::Node(name) = target {
+            next = earliest(next, self.expire_avoid(name, now));
+        }
+        next = earliest(next, self.findings.update(target, &findings, now, &self.metrics));
+        self.correlation.update(target, &findings);
+        let evaluation = self
+            .policies
+            .evaluate(target, &findings, &self.stores, now, self.clock.now_ms());
+        next = earliest(next, evaluation.next);
+        for policy in evaluation.cleared {
+            self.recovered(target, policy);
+        }
+        if self.is_leader {
+            for due in &evaluation.due_now {
+                if due.newly_due {
+                    let f = &due.finding;
+                    self.metrics
+                        .policy_due
+                        .get_or_create(&Metrics::class(f.class))
+                        .inc();
+                    tracing::info!(policy = %due.policy, class = %f.class, target = %f.subject, since = f.since,
+                        evidence = %f.evidence.summary, "policy condition due");
+                }
+            }
+            self.policies.reported(target, now);
+            for due in evaluation.due_now {
+                next = earliest(next, self.decide(target, &due, now));
+            }
+        }
+        if let Some(at) = next {
+            self.timers.schedule(target.clone(), at);
+        }
+    }
+
+    /// The target's findings at `now` (into `findings`) and when its classification may change
+    /// on its own; None if the target is gone from the stores.
+    fn classify(&mut self, target: &Target, now: Secs, findings: &mut Vec<Finding>) -> Option<Option<Secs>> {
+        let mut next = None;
+        match target {
+            Target::Pod(ns, name) => {
+                let pod = self.stores.pod_at(ns, name)?;
+                classify_pod(pod, &self.stores, &self.knobs, now, findings);
+                if let Some(deadline) = pod.deletion().filter(|d| *d > now) {
+                    next = Some(deadline);
+                }
+                // A pod that stops starting may make its node a black hole.
+                if let (Some(node), Some(since)) = (pod.node.clone(), unstarted_since(pod)) {
+                    let at = since + self.knobs.blackhole_pod_age;
+                    let node = Target::Node(node);
+                    if at > now {
+                        self.timers.schedule(node, at);
+                    } else if !self.findings.has_any(&node, &[FailureClass::NodeBlackHole]) {
+                        self.timers.schedule(node, now);
+                    }
+                }
+            }
+            Target::Node(name) => {
+                let node = self.stores.node_view(name)?;
+                classify_node(node, &self.stores, &self.knobs, now, findings);
+                if let Some(renewed) = self.stores.lease_renewed(name) {
+                    let late_at = renewed + self.knobs.heartbeat_lease_age;
+                    if late_at > now {
+                        next = Some(late_at);
+                    }
+                }
+            }
+        }
+        Some(next)
+    }
+
+    /// Reschedule's avoid taint on a node: when it expires, or (expired, leading) its removal
+    /// is sent, once; the node's next update brings it back here if the taint stayed.
+    fn expire_avoid(&mut self, node: &str, now: Secs) -> Option<Secs> {
+        let until = self.stores.avoid_until(node)?;
+        if until > now {
+            return Some(until);
+        }
+        if self.is_leader && self.action_tx.is_some() {
+            self.stores.forget_avoid(node);
+            self.send(Work::Unavoid {
+                node: node.to_string(),
+            });
+        }
+        None
+    }
+
+    /// Decides on one policy condition due on a target; sends the request, if any; returns when
+    /// to look again.
+    fn decide(&mut self, target: &Target, due: &DueMatch, now: Secs) -> Option<Secs> {
+        self.refresh_correlation();
+        let compiled = self.policies.get(&due.policy)?;
+        let (stores, findings) = (&self.stores, &self.findings);
+        let unhealthy = |policy: &_| {
+            count_unhealthy_nodes(stores.nodes(), policy, |n| {
+                findings.has_any(&Target::Node(n.name.clone()), DOWN_CLASSES)
+            })
+        };
+        let ctx = Context {
+            now,
+            decided_at: self.clock.time(),
+            stores,
+            correlated: self.correlation.current(),
+            unhealthy_nodes: &unhealthy,
+        };
+        match self.gate.decide(target, due, compiled, &ctx) {
+            Verdict::Dispatch { request, recheck } => {
+                self.send(Work::Act(request));
+                recheck
+            }
+            Verdict::Queued => None,
+            Verdict::Recheck(at) => at,
+        }
+    }
+
+    /// A policy's failure cleared on a target: on a node, what the policy changed (a cordon, a
+    /// taint) is reverted, if kube-healer made it.
+    fn recovered(&mut self, target: &Target, policy: String) {
+        if !self.gate.recovered(target, &policy) || !self.is_leader {
+            return;
+        }
+        if let Target::Node(node) = target {
+            tracing::info!(%policy, node = %node, "failure cleared: reverting what the policy changed");
+            self.send(Work::Revert {
+                policy,
+                node: node.to_string(),
+            });
+        }
+    }
+
+    /// The target is gone from the stores: everything kept about it goes.
+    fn clear(&mut self, target: &Target) {
+        self.policies.forget(target);
+        self.correlation.update(target, &[]);
+        self.findings.clear(target, &self.metrics);
+        self.timers.remove(target);
+    }
+}

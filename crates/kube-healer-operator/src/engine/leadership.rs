@@ -1,0 +1,35 @@
+//! Following leadership: a new leader writes the statuses it holds and decides on every target
+//! afresh; a replica that lost it stops deciding and lets go of its waiting targets.
+
+use super::Engine;
+use crate::target::Target;
+
+impl Engine {
+    pub(super) fn set_leader(&mut self, leading: bool) {
+        if leading == self.is_leader {
+            return;
+        }
+        self.is_leader = leading;
+        self.metrics.leader.set(i64::from(leading));
+        if leading {
+            tracing::info!("became the leader: deciding and acting");
+            for status in self.statuses.all_latest() {
+                self.write_status(status);
+            }
+            let now = self.clock.now();
+            let targets: Vec<Target> = self
+                .stores
+                .pods()
+                .map(|p| Target::Pod(p.namespace.clone(), p.name.clone()))
+                .chain(self.stores.nodes().map(|n| Target::Node(n.name.clone())))
+                .collect();
+            for t in targets {
+                self.evaluate(&t, now);
+            }
+            self.apply_retention(now);
+        } else {
+            self.gate.stop_waiting();
+            tracing::warn!("lost the leadership: deciding nothing until it is back");
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The engine: the loop that routes. Watch changes go into the stores (or the policy set, or the
+//! record book); the targets they touched are classified again; due policy conditions go to the
+//! gate; its verdicts go to the executor; the executor's answers come back to the gate. Timers
+//! wake a target exactly when something about it becomes due (no polling).
+//!
+//! Leadership is checked here, at the I/O edge: every replica keeps its stores and findings warm,
+//! only the leader decides, sends work and writes statuses.
+
+mod correlation;
+mod done;
+mod evaluate;
+mod findings;
+mod leadership;
+mod policies;
+mod records;
+mod route;
+mod timers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube_healer_api::FailureClass;
+use kube_healer_core::view::Secs;
+use kube_healer_core::{Correlated, Knobs};
+use tokio::sync::{mpsc, watch};
+
+use crate::clock::{Clock, WallClock};
+use crate::decide::{Gate, Switches};
+use crate::metrics::Metrics;
+use crate::policy::{Match, PolicySet, PolicyStatus, StatusBook};
+use crate::protocol::{ActionDone, Work};
+use crate::record::{Records, Retention};
+use crate::store::{Relist, Stores, Synced};
+use crate::target::Target;
+use crate::watch::Change;
+use correlation::Correlation;
+use findings::FindingTracker;
+use timers::DueQueue;
+
+pub struct Engine {
+    stores: Stores,
+    knobs: Knobs,
+    findings: FindingTracker,
+    timers: DueQueue<Target>,
+    policies: PolicySet,
+    relist_policies: Relist<String>,
+    correlation: Correlation,
+    gate: Gate,
+    synced: Synced,
+    synced_tx: watch::Sender<Synced>,
+    status_tx: Option<mpsc::UnboundedSender<PolicyStatus>>,
+    action_tx: Option<mpsc::UnboundedSender<Work>>,
+    done_rx: Option<mpsc::UnboundedReceiver<ActionDone>>,
+    statuses: StatusBook,
+    /// HealingActions known from the watch, for retention, and when retention runs next.
+    records: Records,
+    relist_records: Relist<String>,
+    retention: Retention,
+    retention_at: Option<Secs>,
+    /// Leadership: only the leader decides and acts.
+    leader: Option<watch::Receiver<bool>>,
+    is_leader: bool,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Engine {
+    pub fn new(metrics: Arc<Metrics>, synced_tx: watch::Sender<Synced>) -> Self {
+        Engine {
+            stores: Stores::default(),
+            knobs: Knobs::default(),
+            findings: FindingTracker::default(),
+            timers: DueQueue::default(),
+            policies: PolicySet::default(),
+            relist_policies: Relist::default(),
+            correlation: Correlation::default(),
+            gate: Gate::default(),
+            synced: Synced::default(),
+            synced_tx,
+            status_tx: None,
+            action_tx: None,
+            done_rx: None,
+            statuses: StatusBook::default(),
+            records: Records::default(),
+            relist_records: Relist::default(),
+            retention: Retention::default(),
+            retention_at: None,
+            leader: None,
+            is_leader: true,
+            metrics,
+            clock: Arc::new(WallClock),
+        }
+    }
+
+    /// Replaces the clock (tests drive time by hand).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Follows a leadership channel: decisions are made only while it reads true.
+    pub fn with_leadership(mut self, leader: watch::Receiver<bool>) -> Self {
+        self.is_leader = *leader.borrow();
+        self.leader = Some(leader);
+        self
+    }
+
+    /// Writes policy statuses through `tx` (the leader's duty).
+    pub fn with_status_writer(mut self, tx: mpsc::UnboundedSender<PolicyStatus>) -> Self {
+        self.status_tx = Some(tx);
+        self
+    }
+
+    /// Carries out decisions through an executor (the leader's duty).
+    pub fn with_executor(
+        mut self,
+        tx: mpsc::UnboundedSender<Work>,
+        done: mpsc::UnboundedReceiver<ActionDone>,
+    ) -> Self {
+        self.action_tx = Some(tx);
+        self.done_rx = Some(done);
+        self
+    }
+
+    /// The operator-wide dry run and pause.
+    pub fn with_switches(mut self, dry_run: bool, paused: bool) -> Self {
+        self.gate.switches = Switches { dry_run, paused };
+        self
+    }
+
+    /// Namespaces no policy touches unless it names them (default: kube-system).
+    pub fn with_protected_namespaces(mut self, namespaces: Vec<String>) -> Self {
+        self.policies.set_protected_namespaces(namespaces);
+        self
+    }
+
+    /// How long and how many HealingActions are kept.
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Applies changes and fires timers until the change channel closes.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Change>) {
+        self.metrics.leader.set(i64::from(self.is_leader));
+        let mut leader = self.leader.take();
+        // Events age out of the index locally: no list, no get.
+        let mut prune = tokio::time::interval(Duration::from_secs(60));
+        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut correlate = tokio::time::interval(Duration::from_secs(1));
+        correlate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next = match (self.timers.next(), self.retention_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let sleep = async {
+                match next {
+                    Some(at) => {
+                        // To the millisecond: a timer due at second `at` fires as it begins.
+                        let wait = (at * 1000 - self.clock.now_ms()).max(0) as u64;
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                change = rx.recv() => match change {
+                    Some(change) => self.apply(change),
+                    None => return,
+                },
+                () = sleep => self.fire_due_timers(),
+                done = async {
+                    match self.done_rx.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => if let Some(done) = done {
+                    self.action_done(done);
+                },
+                changed = async {
+                    match leader.as_mut() {
+                        Some(l) => l.changed().await.map(|()| *l.borrow_and_update()),
+                        None => std::future::pending().await,
+                    }
+                } => match changed {
+                    Ok(leading) => self.set_leader(leading),
+                    Err(_) => {
+                        // The election ended; the process exits through run()'s select. Stop deciding.
+                        leader = None;
+                        self.set_leader(false);
+                    }
+                },
+                _ = correlate.tick() => self.refresh_correlation(),
+                _ = prune.tick() => {
+                    self.stores.prune_events(self.clock.now());
+                    self.count_stores();
+                }
+            }
+        }
+    }
+
+    /// Fires the timers due at the clock's time (the run loop calls it when it wakes).
+    pub fn fire_due_timers(&mut self) {
+        let now = self.clock.now();
+        if self.retention_at.is_some_and(|at| at <= now) {
+            self.retention_at = None;
+            self.apply_retention(now);
+        }
+        while let Some(target) = self.timers.pop_due(now) {
+            self.evaluate(&target, now);
+        }
+    }
+
+    /// Sends work to the executor, if there is one.
+    fn send(&self, work: Work) {
+        if let Some(tx) = &self.action_tx {
+            let _ = tx.send(work);
+        }
+    }
+
+    fn refresh_correlation(&mut self) {
+        let nodes = kube_healer_core::ClusterView::node_count(&self.stores);
+        self.correlation.refresh(nodes, &self.knobs, &self.metrics);
+    }
+
+    /// The correlated causes in force.
+    pub fn correlated(&mut self) -> &[Correlated] {
+        self.refresh_correlation();
+        self.correlation.current()
+    }
+
+    /// The findings tracked on a target: (class, since, due reported).
+    pub fn tracked(&self, target: &Target) -> Vec<(FailureClass, Secs, bool)> {
+        self.findings.on(target)
+    }
+
+    /// When the target is next evaluated, if a timer is set.
+    pub fn next_wake(&self, target: &Target) -> Option<Secs> {
+        self.timers.due(target)
+    }
+
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    /// The policy conditions holding on a target.
+    pub fn policy_matches(&self, target: &Target) -> &[Match] {
+        self.policies.matches(target)
+    }
+}

@@ -1,0 +1,185 @@
+//! Policy and namespace changes: the policy set is updated, the targets of the kind a policy
+//! covers are decided on again, and the policy's status is computed (and written, if leading).
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::DynamicObject;
+use kube::runtime::watcher::Event as W;
+use kube_healer_api::TargetKind;
+use kube_healer_core::view::Secs;
+
+use super::Engine;
+use crate::policy::book::Taken;
+use crate::policy::{PolicyStatus, Unreadable, decode};
+use crate::store::Applied;
+use crate::target::Target;
+
+impl Engine {
+    pub(super) fn apply_policy(&mut self, event: W<DynamicObject>, now: Secs) -> Applied {
+        match event {
+            W::Apply(object) | W::InitApply(object) => {
+                let name = object.metadata.name.clone().unwrap_or_default();
+                self.relist_policies.saw(&name);
+                let policy = match decode(object) {
+                    Ok(policy) => policy,
+                    Err(unreadable) => {
+                        self.refuse_unreadable(unreadable, now);
+                        return Applied::default();
+                    }
+                };
+                let validity = match self.policies.upsert(&policy) {
+                    Ok((kind, changed)) => {
+                        if changed {
+                            tracing::info!(policy = %name, generation = ?policy.metadata.generation, "policy loaded");
+                            self.evaluate_kind(kind, now);
+                            // Its records may have arrived before it.
+                            self.apply_retention(now);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::warn!(policy = %name, error = %e, "policy refused");
+                        Err(e.to_string())
+                    }
+                };
+                // Counted on from the status read back: another replica may have written it last.
+                let observed = policy.status.as_ref().map_or(Taken::default(), |s| Taken {
+                    count: s.actions_taken.unwrap_or(0),
+                    last: s.last_action_time.as_ref().map(|t| t.0.as_second()),
+                });
+                let taken = self.statuses.observed(&name, observed);
+                let status = PolicyStatus {
+                    actions_taken: taken.count,
+                    last_action: taken.last,
+                    targets_matched: self.policies.count_targets(&name, &self.stores),
+                    name,
+                    generation: policy.metadata.generation,
+                    validity,
+                    suspended: policy.spec.safety.suspend,
+                };
+                self.write_status(status);
+                Applied::default()
+            }
+            W::Delete(policy) => {
+                let name = policy.metadata.name.unwrap_or_default();
+                self.statuses.forget(&name);
+                self.gate.forget_policy(&name);
+                if let Some(kind) = self.policies.remove(&name) {
+                    tracing::info!(policy = %name, "policy removed");
+                    self.evaluate_kind(kind, now);
+                }
+                Applied::default()
+            }
+            W::Init => {
+                self.relist_policies.begin();
+                Applied::default()
+            }
+            W::InitDone => {
+                if let Some(seen) = self.relist_policies.finish() {
+                    self.policies.retain(&seen);
+                }
+                self.synced.policies = true;
+                Applied {
+                    targets: Vec::new(),
+                    listed: true,
+                }
+            }
+        }
+    }
+
+    /// A policy that cannot be read: whatever was loaded under its name stops, and its status
+    /// says why.
+    fn refuse_unreadable(&mut self, unreadable: Unreadable, now: Secs) {
+        let Unreadable {
+            name,
+            generation,
+            error,
+        } = unreadable;
+        tracing::warn!(policy = %name, %error, "policy cannot be read: refused");
+        if let Some(kind) = self.policies.remove(&name) {
+            self.evaluate_kind(kind, now);
+        }
+        self.gate.forget_policy(&name);
+        let taken = self.statuses.taken(&name);
+        self.write_status(PolicyStatus {
+            name,
+            generation,
+            validity: Err(format!(
+                "the policy cannot be read ({error}); it may have been stored under an older schema: apply it again"
+            )),
+            suspended: false,
+            targets_matched: 0,
+            actions_taken: taken.count,
+            last_action: taken.last,
+        });
+    }
+
+    pub(super) fn apply_namespace(&mut self, event: W<Namespace>) -> Applied {
+        match event {
+            W::Apply(ns) | W::InitApply(ns) => {
+                let interner = self.stores.interner_mut();
+                let name = interner.str(ns.metadata.name.as_deref().unwrap_or_default());
+                let labels = interner.labels(ns.metadata.labels.as_ref());
+                let mut targets = Vec::new();
+                if self.policies.set_namespace(name.clone(), labels) && !self.policies.is_empty() {
+                    targets = self
+                        .stores
+                        .pods()
+                        .filter(|p| p.namespace == name)
+                        .map(|p| Target::Pod(p.namespace.clone(), p.name.clone()))
+                        .collect();
+                }
+                Applied {
+                    targets,
+                    listed: false,
+                }
+            }
+            W::Delete(ns) => {
+                self.policies
+                    .remove_namespace(ns.metadata.name.as_deref().unwrap_or_default());
+                Applied::default()
+            }
+            W::Init => Applied::default(),
+            W::InitDone => {
+                self.synced.namespaces = true;
+                Applied {
+                    targets: Vec::new(),
+                    listed: true,
+                }
+            }
+        }
+    }
+
+    /// Re-evaluates every target of a kind (after a policy change).
+    fn evaluate_kind(&mut self, kind: TargetKind, now: Secs) {
+        let targets: Vec<Target> = match kind {
+            TargetKind::Pod => self
+                .stores
+                .pods()
+                .map(|p| Target::Pod(p.namespace.clone(), p.name.clone()))
+                .collect(),
+            TargetKind::Node => self
+                .stores
+                .nodes()
+                .map(|n| Target::Node(n.name.clone()))
+                .collect(),
+        };
+        for t in targets {
+            self.evaluate(&t, now);
+        }
+    }
+
+    /// Keeps a policy's status and sends it to the writer if this replica leads and it differs
+    /// from the last one sent.
+    pub(super) fn write_status(&mut self, status: PolicyStatus) {
+        let Some(status) = self.statuses.update(status) else {
+            return;
+        };
+        let Some(tx) = &self.status_tx else { return };
+        if !self.is_leader {
+            return;
+        }
+        if tx.send(status.clone()).is_ok() {
+            self.statuses.sent(status);
+        }
+    }
+}

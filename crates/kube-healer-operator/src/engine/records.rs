@@ -1,0 +1,85 @@
+//! The HealingActions known from their metadata-only watch, and retention: the leader deletes
+//! (through the executor) the records of this operator's policies past their age or count,
+//! except those of failures still in progress (they keep decisions from being repeated).
+
+use std::collections::HashSet;
+
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher::Event as W;
+use kube_healer_api::HealingAction;
+use kube_healer_core::view::Secs;
+
+use super::Engine;
+use crate::protocol::Work;
+use crate::target::Target;
+
+/// New records are looked at by retention at most this often.
+const RETENTION_BATCH: Secs = 10;
+
+impl Engine {
+    pub(super) fn apply_record(&mut self, event: W<PartialObjectMeta<HealingAction>>, now: Secs) {
+        match event {
+            W::Apply(meta) | W::InitApply(meta) => {
+                let meta = meta.metadata;
+                let name = meta.name.unwrap_or_default();
+                self.relist_records.saw(&name);
+                let mut labels = meta.labels.unwrap_or_default();
+                let policy = labels.remove(kube_healer_api::POLICY_LABEL).unwrap_or_default();
+                let uid = labels
+                    .remove(kube_healer_api::TARGET_UID_LABEL)
+                    .unwrap_or_default();
+                let created = meta.creation_timestamp.map_or(now, |t| t.0.as_second());
+                self.records.upsert(name, policy, created, uid);
+                let batch = now + RETENTION_BATCH;
+                if !self.relist_records.active() && self.retention_at.is_none_or(|at| at > batch) {
+                    self.retention_at = Some(batch);
+                }
+            }
+            W::Delete(meta) => self
+                .records
+                .remove(meta.metadata.name.as_deref().unwrap_or_default()),
+            W::Init => self.relist_records.begin(),
+            W::InitDone => {
+                if let Some(seen) = self.relist_records.finish() {
+                    self.records.retain(&seen);
+                }
+                self.apply_retention(now);
+            }
+        }
+    }
+
+    /// Deletes the records past their retention, and sets when to look again. The leader's duty.
+    pub(super) fn apply_retention(&mut self, now: Secs) {
+        if !self.is_leader || self.action_tx.is_none() {
+            return;
+        }
+        let policies = &self.policies;
+        // Failures in progress: their records keep decisions from being carried out twice.
+        let mut active: HashSet<(&str, String)> = HashSet::new();
+        for (target, matches) in policies.all_matches() {
+            let uid = match target {
+                Target::Pod(ns, name) => self.stores.pod_at(ns, name).map(|p| p.uid.to_string()),
+                Target::Node(name) => self.stores.node_view(name).map(|n| n.uid.to_string()),
+            };
+            if let Some(uid) = uid {
+                active.extend(matches.iter().map(|m| (m.policy.as_str(), uid.clone())));
+            }
+        }
+        let (doomed, next) = self.records.expired(
+            now,
+            self.retention,
+            |p| policies.get(p).is_some(),
+            |p, uid| active.contains(&(p, uid.to_string())),
+        );
+        if !doomed.is_empty() {
+            tracing::info!(
+                records = doomed.len(),
+                "deleting HealingActions past their retention"
+            );
+        }
+        for name in doomed {
+            self.send(Work::DeleteRecord { name });
+        }
+        self.retention_at = next;
+    }
+}

@@ -1,0 +1,134 @@
+//! Which policy conditions hold on a target, since when, and which are due.
+
+use kube_healer_core::Finding;
+use kube_healer_core::policy::Target as PolicyTarget;
+use kube_healer_core::view::Secs;
+
+use super::PolicySet;
+use crate::store::Stores;
+use crate::target::Target;
+
+/// A policy condition holding on a target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Match {
+    pub policy: String,
+    pub condition: usize,
+    pub since: Secs,
+    pub due: Secs,
+    pub due_reported: bool,
+    /// When this operator first saw the condition hold (Unix milliseconds): a failure reported
+    /// late (after its `for` elapsed) is due from then, not from before it was known.
+    pub seen_ms: i64,
+}
+
+/// What evaluating the policies on one target found.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    /// The earliest due time still ahead.
+    pub next: Option<Secs>,
+    /// Conditions due now.
+    pub due_now: Vec<DueMatch>,
+    /// Policies that matched the target before and no longer do: its failure cleared.
+    pub cleared: Vec<String>,
+}
+
+/// A policy condition due now on a target.
+#[derive(Clone, Debug)]
+pub struct DueMatch {
+    pub policy: String,
+    pub condition: usize,
+    pub finding: Finding,
+    /// When it became due for this operator (Unix milliseconds): its `for` elapsed, and it was
+    /// known.
+    pub due_ms: i64,
+    /// Not reported due before (see [`PolicySet::reported`]).
+    pub newly_due: bool,
+}
+
+impl PolicySet {
+    /// Evaluates every policy on one target at `now` (`now_ms`: the same in milliseconds):
+    /// returns the earliest due time still ahead, the conditions due now for the engine to
+    /// decide on (if it leads), and the policies whose failure cleared.
+    pub fn evaluate(
+        &mut self,
+        target: &Target,
+        findings: &[Finding],
+        stores: &Stores,
+        now: Secs,
+        now_ms: i64,
+    ) -> Evaluation {
+        let view = match target {
+            Target::Pod(ns, name) => stores.pod_at(ns, name).map(PolicyTarget::Pod),
+            Target::Node(name) => stores.node_view(name).map(PolicyTarget::Node),
+        };
+        let Some(view) = view else {
+            self.matches.remove(target);
+            return Evaluation::default();
+        };
+        let mut due_now = Vec::new();
+        let previous = self.matches.remove(target).unwrap_or_default();
+        let mut current = Vec::new();
+        let mut next = None::<Secs>;
+        for policy in self.policies.values() {
+            let selected = match view {
+                PolicyTarget::Pod(p) => policy.selects_pod(p, self.namespaces.get(&p.namespace)),
+                PolicyTarget::Node(n) => policy.selects_node(n),
+            };
+            if !selected {
+                continue;
+            }
+            for (condition, finding) in policy.findings_for(view, findings, stores, now) {
+                let due = finding.due_at(policy.conditions[condition].for_secs);
+                let before = previous.iter().find(|m| {
+                    m.policy == policy.name && m.condition == condition && m.since == finding.since
+                });
+                let reported = before.is_some_and(|m| m.due_reported);
+                let seen_ms = before.map_or(now_ms, |m| m.seen_ms);
+                let m = Match {
+                    policy: policy.name.clone(),
+                    condition,
+                    since: finding.since,
+                    due,
+                    due_reported: reported,
+                    seen_ms,
+                };
+                if due > now {
+                    next = Some(next.map_or(due, |n| n.min(due)));
+                } else {
+                    due_now.push(DueMatch {
+                        policy: policy.name.clone(),
+                        condition,
+                        finding,
+                        due_ms: (due * 1000).max(seen_ms),
+                        newly_due: !reported,
+                    });
+                }
+                current.push(m);
+            }
+        }
+        let mut cleared: Vec<String> = previous
+            .iter()
+            .filter(|p| !current.iter().any(|c| c.policy == p.policy))
+            .map(|p| p.policy.clone())
+            .collect();
+        cleared.dedup();
+        if !current.is_empty() {
+            self.matches.insert(target.clone(), current);
+        }
+        Evaluation {
+            next,
+            due_now,
+            cleared,
+        }
+    }
+
+    /// The conditions due on a target were reported (by the leader): they are not newly due
+    /// again until their failure starts over.
+    pub fn reported(&mut self, target: &Target, now: Secs) {
+        if let Some(matches) = self.matches.get_mut(target) {
+            for m in matches.iter_mut().filter(|m| m.due <= now) {
+                m.due_reported = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The HealingPolicies in force, the namespace labels their selectors read, and which policy
+//! conditions hold on which targets. Also each policy's status: a book that computes it and a
+//! writer that writes it (the leader's duty, checked by the engine at the I/O edge).
+
+pub mod book;
+mod decode;
+mod matching;
+mod status;
+mod writer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use kube_healer_api::{HealingPolicy, TargetKind};
+use kube_healer_core::policy::{CompiledPolicy, PROTECTED_NAMESPACES, PolicyError};
+use kube_healer_core::view::{Labels, Shared};
+
+use crate::store::Stores;
+use crate::target::Target;
+
+pub use book::StatusBook;
+pub use decode::{Unreadable, decode};
+pub use matching::{DueMatch, Evaluation, Match};
+pub use status::PolicyStatus;
+pub use writer::writer;
+
+pub struct PolicySet {
+    policies: BTreeMap<String, CompiledPolicy>,
+    protected_namespaces: Arc<[String]>,
+    namespaces: HashMap<Shared, Labels>,
+    matches: HashMap<Target, Vec<Match>>,
+}
+
+impl Default for PolicySet {
+    fn default() -> Self {
+        PolicySet {
+            policies: BTreeMap::new(),
+            protected_namespaces: PROTECTED_NAMESPACES.iter().map(|n| n.to_string()).collect(),
+            namespaces: HashMap::new(),
+            matches: HashMap::new(),
+        }
+    }
+}
+
+impl PolicySet {
+    /// Namespaces no policy touches unless it names them (replaces the default, kube-system).
+    pub fn set_protected_namespaces(&mut self, namespaces: Vec<String>) {
+        self.protected_namespaces = namespaces.into();
+    }
+
+    /// Compiles and stores a policy; an invalid one is removed and its error returned. Ok holds
+    /// the target kind and whether the spec changed (a new generation).
+    pub fn upsert(&mut self, policy: &HealingPolicy) -> Result<(TargetKind, bool), PolicyError> {
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        match CompiledPolicy::compile(policy) {
+            Ok(compiled) => {
+                let compiled = compiled.protecting(self.protected_namespaces.clone());
+                let kind = compiled.kind;
+                let changed = self
+                    .policies
+                    .get(&name)
+                    .is_none_or(|old| old.generation != compiled.generation);
+                self.policies.insert(name, compiled);
+                Ok((kind, changed))
+            }
+            Err(e) => {
+                self.policies.remove(&name);
+                Err(e)
+            }
+        }
+    }
+
+    /// How many targets the policy selects now.
+    pub fn count_targets(&self, name: &str, stores: &Stores) -> i64 {
+        let Some(policy) = self.policies.get(name) else {
+            return 0;
+        };
+        match policy.kind {
+            TargetKind::Pod => stores
+                .pods()
+                .filter(|p| policy.selects_pod(p, self.namespaces.get(&p.namespace)))
+                .count() as i64,
+            TargetKind::Node => stores.nodes().filter(|n| policy.selects_node(n)).count() as i64,
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<TargetKind> {
+        self.policies.remove(name).map(|p| p.kind)
+    }
+
+    pub fn retain(&mut self, names: &std::collections::HashSet<String>) {
+        self.policies.retain(|n, _| names.contains(n));
+    }
+
+    /// Records a namespace's labels; returns whether they changed.
+    pub fn set_namespace(&mut self, name: Shared, labels: Labels) -> bool {
+        self.namespaces
+            .insert(name, labels.clone())
+            .is_none_or(|old| old != labels)
+    }
+
+    pub fn remove_namespace(&mut self, name: &str) {
+        self.namespaces.remove(name);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&CompiledPolicy> {
+        self.policies.get(name)
+    }
+
+    pub fn forget(&mut self, target: &Target) {
+        self.matches.remove(target);
+    }
+
+    /// Every target with the policy conditions holding on it.
+    pub fn all_matches(&self) -> impl Iterator<Item = (&Target, &[Match])> {
+        self.matches.iter().map(|(t, m)| (t, m.as_slice()))
+    }
+
+    /// The policy conditions holding on a target.
+    pub fn matches(&self, target: &Target) -> &[Match] {
+        self.matches.get(target).map(Vec::as_slice).unwrap_or_default()
+    }
+}

@@ -1,0 +1,59 @@
+//! What a HealingPolicy's status says: observedGeneration, the Ready, Invalid and Suspended
+//! conditions, how many targets the policy selects, and how many actions it took (counted on
+//! from the status read back, so a restart or failover keeps the count).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// What the operator knows of a policy, to be written to its status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyStatus {
+    pub name: String,
+    pub generation: Option<i64>,
+    /// Err: why the policy cannot be used.
+    pub validity: Result<(), String>,
+    pub suspended: bool,
+    pub targets_matched: i64,
+    /// Actions carried out (changes made to the cluster) since the policy was created.
+    pub actions_taken: i64,
+    /// When the last one was carried out (Unix seconds).
+    pub last_action: Option<i64>,
+}
+
+impl PolicyStatus {
+    pub fn conditions(&self, now: &Time) -> Vec<Condition> {
+        let condition = |type_: &str, status: bool, reason: &str, message: String| Condition {
+            type_: type_.into(),
+            status: if status { "True" } else { "False" }.into(),
+            reason: reason.into(),
+            message,
+            last_transition_time: now.clone(),
+            observed_generation: self.generation,
+        };
+        let (ready, invalid) = match &self.validity {
+            Ok(()) => (
+                condition(
+                    "Ready",
+                    true,
+                    "Loaded",
+                    format!("selects {} targets", self.targets_matched),
+                ),
+                condition("Invalid", false, "Valid", String::new()),
+            ),
+            Err(e) => (
+                condition("Ready", false, "Invalid", e.clone()),
+                condition("Invalid", true, "Invalid", e.clone()),
+            ),
+        };
+        let suspended = if self.suspended {
+            condition(
+                "Suspended",
+                true,
+                "Suspended",
+                "spec.safety.suspend is true: no action is taken".into(),
+            )
+        } else {
+            condition("Suspended", false, "Active", String::new())
+        };
+        vec![ready, invalid, suspended]
+    }
+}

@@ -1,0 +1,77 @@
+//! What the engine and the executor say to each other: work to do, and what came of it. The
+//! engine decides and sends; the executor records, calls the API server, and answers. Neither
+//! reaches into the other.
+
+use std::time::Duration;
+
+use kube_healer_api::{HealingActionSpec, HealingStep};
+use kube_healer_core::view::{OwnerKind, Secs};
+
+/// Why a decision is held back, recorded as Skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// One of `kube_healer_api::reasons`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// A decision to record (and, unless held or dry, to carry out).
+#[derive(Clone, Debug)]
+pub struct ActionRequest {
+    /// The record's name, derived from the decision (a decision recorded once is never repeated).
+    pub name: String,
+    pub spec: HealingActionSpec,
+    pub step: HealingStep,
+    /// Held back: recorded as Skipped, nothing changed.
+    pub hold: Option<Hold>,
+    /// The pod's controller (kind, name), for RestartOwner.
+    pub owner: Option<(OwnerKind, String)>,
+    /// The policy's cooldown: RestartOwner restarts a workload once within it.
+    pub cooldown: Duration,
+    /// The ladder's last action before this decision, to take the decision back if it cannot
+    /// be recorded.
+    pub before: Option<(usize, Secs)>,
+    /// For a ladder's first step: when the failure became due for this operator (Unix
+    /// milliseconds), for the reaction time metric.
+    pub due_ms: Option<i64>,
+}
+
+impl ActionRequest {
+    /// Whether carrying it out takes a place in its policy's maxConcurrent (a real action,
+    /// neither held nor a dry run).
+    pub fn in_flight(&self) -> bool {
+        self.hold.is_none() && !self.spec.dry_run
+    }
+}
+
+/// Work for the executor.
+#[derive(Clone, Debug)]
+pub enum Work {
+    Act(Box<ActionRequest>),
+    /// The policy's failure cleared on the node: undo its cordon and taints, if kube-healer made them.
+    Revert {
+        policy: String,
+        node: String,
+    },
+    /// Reschedule's avoid taint on the node expired: remove it.
+    Unavoid {
+        node: String,
+    },
+    /// A HealingAction past its retention: delete it.
+    DeleteRecord {
+        name: String,
+    },
+}
+
+/// What came of a request (for the engine's budget).
+#[derive(Clone, Debug)]
+pub struct ActionDone {
+    pub policy: String,
+    /// Whether the request counted as in flight (a real action, neither held nor a dry run).
+    pub was_in_flight: bool,
+    pub carried_out: bool,
+    /// The decision could not be recorded (the API server refused or did not answer for longer
+    /// than the retries last), so it was not carried out either: the engine takes it back and
+    /// decides again later, on fresh state.
+    pub unrecorded: Option<Box<ActionRequest>>,
+}

@@ -1,0 +1,145 @@
+//! Writing HealingActions: each decision is recorded before its API call (begin) and finished
+//! after it (skipped, running, finish). The record is the memory that keeps a decision from
+//! being carried out twice, so a decision that cannot be recorded is not carried out.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube_healer_api::record::{ActionPhase, HealingActionStatus};
+use kube_healer_api::{HealingAction, HealingActionSpec};
+
+use crate::record::names::label_value;
+use crate::retry::{self, Backoff};
+
+/// What came of recording a decision.
+#[derive(Debug)]
+pub enum Begun {
+    /// Recorded now: carry it out.
+    New,
+    /// Recorded before, by a process that ended before finishing it: finish it (every action is
+    /// safe to repeat).
+    Resumed,
+    /// Recorded and finished before: nothing to do.
+    Done,
+    /// Not recorded (the API server refused, or did not answer for longer than the retries
+    /// last): not to be carried out now.
+    Failed(kube::Error),
+}
+
+/// Records a decision, labelled with its policy and target UID (how `explain`, retention and
+/// `kubectl get -l` find it). A conflict means the decision was recorded before: by this replica
+/// before a restart, or by a previous leader.
+pub async fn begin(records: &Api<HealingAction>, name: &str, spec: &HealingActionSpec) -> Begun {
+    let mut record = HealingAction::new(name, spec.clone());
+    record.metadata.labels = Some(
+        [
+            (
+                kube_healer_api::POLICY_LABEL.to_string(),
+                label_value(&spec.policy),
+            ),
+            (
+                kube_healer_api::TARGET_UID_LABEL.to_string(),
+                label_value(&spec.target.uid),
+            ),
+        ]
+        .into(),
+    );
+    let params = PostParams::default();
+    let created = retry::call(Backoff::RECORD, "create HealingAction", || {
+        records.create(&params, &record)
+    })
+    .await
+    .0;
+    match created {
+        Ok(_) => Begun::New,
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            match retry::call(Backoff::RECORD, "get HealingAction", || records.get(name))
+                .await
+                .0
+            {
+                Ok(existing) if unfinished(&existing) => Begun::Resumed,
+                Ok(_) => Begun::Done,
+                Err(e) => Begun::Failed(e),
+            }
+        }
+        Err(e) => Begun::Failed(e),
+    }
+}
+
+/// Whether a record was left unfinished (no status, Pending or Running) by a process that ended.
+fn unfinished(record: &HealingAction) -> bool {
+    record
+        .status
+        .as_ref()
+        .is_none_or(|s| matches!(s.phase, ActionPhase::Pending | ActionPhase::Running))
+}
+
+/// The decision was not carried out (held back, or a dry run).
+pub async fn skipped(records: &Api<HealingAction>, name: &str, reason: &str, message: &str, at: Time) {
+    let status = HealingActionStatus {
+        phase: ActionPhase::Skipped,
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        start_time: None,
+        finish_time: Some(at),
+        attempts: 0,
+    };
+    set_status(records, name, status).await;
+}
+
+/// The action began at `start` and may take a while.
+pub async fn running(records: &Api<HealingAction>, name: &str, start: Time) {
+    let status = HealingActionStatus {
+        phase: ActionPhase::Running,
+        reason: None,
+        message: None,
+        start_time: Some(start),
+        finish_time: None,
+        attempts: 1,
+    };
+    set_status(records, name, status).await;
+}
+
+/// How an action ended.
+pub struct Finished {
+    pub phase: ActionPhase,
+    pub reason: &'static str,
+    pub message: String,
+    pub calls: i32,
+    pub start: Time,
+    pub finish: Time,
+}
+
+pub async fn finish(records: &Api<HealingAction>, name: &str, finished: Finished) {
+    let status = HealingActionStatus {
+        phase: finished.phase,
+        reason: Some(finished.reason.into()),
+        message: Some(finished.message),
+        start_time: Some(finished.start),
+        finish_time: Some(finished.finish),
+        attempts: finished.calls,
+    };
+    set_status(records, name, status).await;
+}
+
+/// A merge patch of the record's status: kube-healer alone writes its records, so server-side
+/// apply's field ownership would buy nothing and cost the API server work on every record.
+async fn set_status(records: &Api<HealingAction>, name: &str, status: HealingActionStatus) {
+    let body = serde_json::json!({"status": status});
+    let (params, merge) = (PatchParams::default(), Patch::Merge(&body));
+    let (patched, _) = retry::call(Backoff::RECORD, "update HealingAction status", || {
+        records.patch_status(name, &params, &merge)
+    })
+    .await;
+    if let Err(e) = patched {
+        tracing::warn!(record = name, error = %e, "updating the HealingAction status failed");
+    }
+}
+
+/// Deletes a record past its retention (gone already is fine).
+pub async fn delete(records: &Api<HealingAction>, name: &str) {
+    match records.delete(name, &Default::default()).await {
+        Ok(_) => tracing::debug!(record = %name, "record past its retention deleted"),
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => tracing::warn!(record = %name, error = %e, "deleting a record past its retention failed"),
+    }
+}

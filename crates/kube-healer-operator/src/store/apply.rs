@@ -1,0 +1,202 @@
+//! Watch events into the stores, one function per kind. Each returns the targets it touched (to
+//! be classified again) and whether it ended the watch's first list.
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::runtime::watcher::Event as W;
+use kube_healer_core::convert::{avoid_expiry, event_view, lease_view, node_view, pod_view};
+use kube_healer_core::view::Secs;
+
+use super::{PodKey, Stores};
+use crate::target::Target;
+
+/// What applying one watch event did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Targets to classify again (one gone from the stores is cleared when classified).
+    pub targets: Vec<Target>,
+    /// The event ended a (re)list: the watch is synced.
+    pub listed: bool,
+}
+
+impl Applied {
+    fn targets(targets: Vec<Target>) -> Self {
+        Applied {
+            targets,
+            listed: false,
+        }
+    }
+
+    fn listed(targets: Vec<Target>) -> Self {
+        Applied {
+            targets,
+            listed: true,
+        }
+    }
+}
+
+fn pod_target(key: &PodKey) -> Target {
+    Target::Pod(key.namespace.clone(), key.name.clone())
+}
+
+impl Stores {
+    pub fn apply_pod(&mut self, event: W<Pod>, now: Secs) -> Applied {
+        match event {
+            W::Apply(pod) | W::InitApply(pod) => {
+                let view = match pod_view(&pod, &mut self.interner) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipping an unreadable pod");
+                        return Applied::default();
+                    }
+                };
+                let key = self.upsert_pod(view, now);
+                self.relist_pods.saw(&key);
+                Applied::targets(vec![pod_target(&key)])
+            }
+            W::Delete(pod) => {
+                let key = PodKey {
+                    namespace: self
+                        .interner
+                        .str(pod.metadata.namespace.as_deref().unwrap_or_default()),
+                    name: pod.metadata.name.as_deref().unwrap_or_default().into(),
+                };
+                self.remove_pod(&key);
+                Applied::targets(vec![pod_target(&key)])
+            }
+            W::Init => {
+                self.relist_pods.begin();
+                Applied::default()
+            }
+            W::InitDone => {
+                let stale = match self.relist_pods.finish() {
+                    Some(seen) => self.retain_pods(&seen),
+                    None => Vec::new(),
+                };
+                Applied::listed(stale.iter().map(pod_target).collect())
+            }
+        }
+    }
+
+    pub fn apply_node(&mut self, event: W<Node>, now: Secs) -> Applied {
+        match event {
+            W::Apply(node) | W::InitApply(node) => {
+                let view = match node_view(&node, &mut self.interner) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipping an unreadable node");
+                        return Applied::default();
+                    }
+                };
+                let name = view.name.clone();
+                match avoid_expiry(&node) {
+                    Some(until) => self.avoid_until.insert(name.clone(), until),
+                    None => self.avoid_until.remove(&name),
+                };
+                let ready_changed = self.upsert_node(view, now);
+                self.relist_nodes.saw(&name);
+                let mut targets = vec![Target::Node(name.clone())];
+                if ready_changed {
+                    targets.extend(self.pod_keys_on(&name).iter().map(pod_target));
+                }
+                Applied::targets(targets)
+            }
+            W::Delete(node) => {
+                let name = self
+                    .interner
+                    .str(node.metadata.name.as_deref().unwrap_or_default());
+                self.remove_node(&name, now);
+                let mut targets = vec![Target::Node(name.clone())];
+                targets.extend(self.pod_keys_on(&name).iter().map(pod_target));
+                Applied::targets(targets)
+            }
+            W::Init => {
+                self.relist_nodes.begin();
+                Applied::default()
+            }
+            W::InitDone => {
+                let mut targets = Vec::new();
+                if let Some(seen) = self.relist_nodes.finish() {
+                    for name in self.retain_nodes(&seen, now) {
+                        targets.push(Target::Node(name.clone()));
+                        targets.extend(self.pod_keys_on(&name).iter().map(pod_target));
+                    }
+                }
+                let first = !self.nodes_synced;
+                self.nodes_synced = true;
+                if first {
+                    // Orphaned pods can only be judged once the nodes are known.
+                    targets.extend(
+                        self.pods
+                            .values()
+                            .map(|p| Target::Pod(p.namespace.clone(), p.name.clone())),
+                    );
+                }
+                Applied::listed(targets)
+            }
+        }
+    }
+
+    pub fn apply_event(&mut self, event: W<Event>, now: Secs) -> Applied {
+        match event {
+            W::Apply(e) | W::InitApply(e) => {
+                let view = match event_view(&e, &mut self.interner) {
+                    Ok(v) => v,
+                    Err(err) => {
+                        tracing::debug!(error = %err, "skipping an unreadable event");
+                        return Applied::default();
+                    }
+                };
+                let target = match &*view.object.kind {
+                    "Pod" => view
+                        .object
+                        .namespace
+                        .clone()
+                        .map(|ns| Target::Pod(ns, view.object.name.clone())),
+                    "Node" => Some(Target::Node(view.object.name.clone())),
+                    _ => None,
+                };
+                let Some(target) = target else {
+                    return Applied::default();
+                };
+                self.add_event(view);
+                Applied::targets(vec![target])
+            }
+            W::Delete(_) | W::Init => Applied::default(),
+            W::InitDone => {
+                self.events.prune(now);
+                Applied::listed(Vec::new())
+            }
+        }
+    }
+
+    pub fn apply_lease(&mut self, event: W<Lease>) -> Applied {
+        match event {
+            W::Apply(l) | W::InitApply(l) => {
+                let Ok(view) = lease_view(&l, &mut self.interner) else {
+                    return Applied::default();
+                };
+                let node = view.node.clone();
+                self.relist_leases.saw(&node);
+                self.upsert_lease(view);
+                Applied::targets(vec![Target::Node(node)])
+            }
+            W::Delete(l) => {
+                if let Some(name) = l.metadata.name.as_deref() {
+                    self.remove_lease(name);
+                }
+                Applied::default()
+            }
+            W::Init => {
+                self.relist_leases.begin();
+                Applied::default()
+            }
+            W::InitDone => {
+                if let Some(seen) = self.relist_leases.finish() {
+                    self.retain_leases(&seen);
+                }
+                Applied::listed(Vec::new())
+            }
+        }
+    }
+}
