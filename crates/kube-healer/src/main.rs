@@ -2,6 +2,9 @@
 
 mod cmd;
 mod input;
+mod offline;
+mod read_cluster;
+mod render;
 mod table;
 
 use std::process::ExitCode;

@@ -8,15 +8,15 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use kube::api::{Api, ListParams};
-use kube_healer_api::record::ActionPhase;
-use kube_healer_api::{HealingAction, HealingPolicy, TargetKind, reasons};
+use kube_healer_api::{HealingAction, HealingPolicy, TargetKind};
 use kube_healer_core::classify::pod::human;
-use kube_healer_core::decide::{Budget, Decision, Facts, Ladder, decide};
+use kube_healer_core::decide::{Budget, Ladder};
 use kube_healer_core::policy::{CompiledPolicy, Target};
-use kube_healer_core::view::Secs;
 use kube_healer_core::{Finding, Knobs, classify_node, classify_pod};
 
-use crate::cmd::simulate::{ClusterRead, read_cluster, unhealthy_nodes};
+use crate::offline;
+use crate::read_cluster::{ClusterRead, read_cluster};
+use crate::render::{self, Voice};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -52,26 +52,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let wanted = parse(&args.target)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(explain(wanted, args))
-}
-
-/// The ladder of a policy on a target in one failure episode, from its records.
-fn ladder_from(records: &[&HealingAction], episode: Secs, steps: usize) -> Ladder {
-    let mut ladder = Ladder::new(episode);
-    let mut taken: Vec<(usize, Secs)> = records
-        .iter()
-        .filter(|r| r.spec.failing_since.as_ref().map(|t| t.0.as_second()) == Some(episode))
-        .filter(|r| {
-            r.status.as_ref().is_none_or(|s| {
-                s.phase != ActionPhase::Skipped || s.reason.as_deref() == Some(reasons::DRY_RUN)
-            })
-        })
-        .map(|r| ((r.spec.step.max(1) - 1) as usize, r.spec.decided_at.0.as_second()))
-        .collect();
-    taken.sort_by_key(|(_, at)| *at);
-    for (step, at) in taken {
-        ladder.acted(step, steps, at);
-    }
-    ladder
 }
 
 async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
@@ -178,44 +158,23 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
         let own: Vec<&HealingAction> = records.iter().filter(|r| r.spec.policy == name).collect();
         for (i, f) in held {
             let steps = policy.spec.actions.len();
-            let ladder = ladder_from(&own, f.since, steps);
-            let facts = Facts {
-                now,
-                opted_out,
-                correlated: report
-                    .correlated
-                    .iter()
-                    .find(|c| c.covers(&f))
-                    .map(|c| c.message.clone()),
-                unhealthy_nodes: (compiled.kind == TargetKind::Node)
-                    .then(|| unhealthy_nodes(&snapshot, &compiled, now)),
-                ..Default::default()
-            };
+            let ladder = Ladder::from_records(own.iter().copied(), f.since, steps);
             let due = f.due_at(compiled.conditions[i].for_secs);
-            let next = match decide(&policy.spec, due, &ladder, &Budget::default(), &facts) {
-                Decision::Wait { until } => {
-                    let step = ladder.next_step.min(steps.saturating_sub(1));
-                    let action = policy.spec.actions.get(step).map(|s| s.action.to_string());
-                    format!("{} in {}", action.unwrap_or_default(), human(until - now))
-                }
-                Decision::Act {
-                    step,
-                    action,
-                    dry_run,
-                } => format!(
-                    "{action} (step {}) now{}",
-                    step + 1,
-                    if dry_run { ", as a dry run" } else { "" }
-                ),
-                Decision::Hold {
-                    action,
-                    reason,
-                    message,
-                    ..
-                } => {
-                    format!("{action} held: {reason} ({message})")
-                }
-            };
+            let budget = Budget::default();
+            let decision = offline::decide(
+                &compiled,
+                &snapshot,
+                &report.correlated,
+                target,
+                &f,
+                due,
+                &ladder,
+                &budget,
+                now,
+            );
+            let step = ladder.next_step.min(steps.saturating_sub(1));
+            let waiting = policy.spec.actions.get(step).map(|s| s.action.to_string());
+            let next = render::decision(&decision, now, waiting.as_deref(), Voice::Next);
             rows.push([
                 name.clone(),
                 format!("{} for {}", f.class, human(compiled.conditions[i].for_secs)),

@@ -2,21 +2,22 @@
 //! without acting. The API server validates the policy (server-side dry run); the cluster is read
 //! once; the decisions are the operator's, starting from a fresh ladder.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube_healer_api::{FailureClass, HealingPolicy, TargetKind};
+use kube::api::{Api, Patch, PatchParams};
+use kube_healer_api::{HealingPolicy, TargetKind};
 use kube_healer_core::classify::pod::human;
-use kube_healer_core::convert::{Interner, event_view, lease_view, node_view, pod_view};
-use kube_healer_core::decide::{Budget, Decision, Facts, Ladder, decide};
+use kube_healer_core::decide::{Budget, Decision, Ladder};
 use kube_healer_core::policy::{CompiledPolicy, Target};
-use kube_healer_core::{Finding, Knobs, Snapshot, classify_node, classify_pod};
+use kube_healer_core::view::Secs;
+use kube_healer_core::{Finding, Knobs, classify_node, classify_pod};
+
+use crate::offline;
+use crate::read_cluster::{ClusterRead, read_cluster};
+use crate::render::{self, Voice};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -64,105 +65,30 @@ async fn simulate(policy: HealingPolicy, args: Args) -> anyhow::Result<ExitCode>
     let compiled =
         CompiledPolicy::compile(&policy).map_err(|e| anyhow::anyhow!("the policy cannot be used: {e}"))?;
 
-    let ClusterRead { snapshot, namespaces } = read_cluster(&client).await?;
+    let cluster = read_cluster(&client).await?;
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
-    let report = kube_healer_core::classify_snapshot(&snapshot, now);
+    let plan = plan(&compiled, &cluster, now);
 
-    // Targets the policy selects, with their findings under its conditions.
-    let knobs = Knobs::default();
-    let mut matches: Vec<(usize, Finding, bool)> = Vec::new();
-    let mut selected_nodes = 0usize;
-    let mut unhealthy = 0usize;
-    match compiled.kind {
-        TargetKind::Pod => {
-            for pod in &snapshot.pods {
-                if compiled.selects_pod(pod, namespaces.get(&*pod.namespace)) {
-                    let mut findings = Vec::new();
-                    classify_pod(pod, &snapshot, &knobs, now, &mut findings);
-                    for (i, f) in compiled.findings_for(Target::Pod(pod), &findings, &snapshot, now) {
-                        matches.push((i, f, pod.opted_out));
-                    }
-                }
-            }
-        }
-        TargetKind::Node => {
-            (unhealthy, selected_nodes) = unhealthy_nodes(&snapshot, &compiled, now);
-            for node in &snapshot.nodes {
-                if compiled.selects_node(node) {
-                    let mut findings = Vec::new();
-                    classify_node(node, &snapshot, &knobs, now, &mut findings);
-                    for (i, f) in compiled.findings_for(Target::Node(node), &findings, &snapshot, now) {
-                        matches.push((i, f, node.opted_out));
-                    }
-                }
-            }
-        }
-    }
-    matches.sort_by_key(|(i, f, _)| (f.due_at(compiled.conditions[*i].for_secs), f.subject.to_string()));
-
-    // Decide in due order, as the operator would, spending the policy's budget as it goes.
-    let mut budget = Budget::default();
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "policy {name}: {} {} selected, {} failing now",
-        match compiled.kind {
-            TargetKind::Pod => snapshot
-                .pods
-                .iter()
-                .filter(|p| compiled.selects_pod(p, namespaces.get(&*p.namespace)))
-                .count(),
-            TargetKind::Node => selected_nodes,
-        },
+        plan.selected,
         compiled.kind.as_str().to_ascii_lowercase() + "s",
-        matches.len()
+        plan.decisions.len()
     )?;
-    if matches.is_empty() {
+    if plan.decisions.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<[String; 4]> = matches
+    let rows: Vec<[String; 4]> = plan
+        .decisions
         .iter()
-        .map(|(i, f, opted_out)| {
-            let due = f.due_at(compiled.conditions[*i].for_secs);
-            let facts = Facts {
-                now,
-                opted_out: *opted_out,
-                correlated: report
-                    .correlated
-                    .iter()
-                    .find(|c| c.covers(f))
-                    .map(|c| c.message.clone()),
-                unhealthy_nodes: (compiled.kind == TargetKind::Node).then_some((unhealthy, selected_nodes)),
-                ..Default::default()
-            };
-            let decision = decide(&policy.spec, due, &Ladder::new(f.since), &budget, &facts);
-            let verdict = match &decision {
-                Decision::Wait { until } => format!("wait {} (due then)", human(until - now)),
-                Decision::Act {
-                    step,
-                    action,
-                    dry_run,
-                } => {
-                    budget.in_flight += 1;
-                    budget.recent.push(now);
-                    format!(
-                        "{action} (step {}){}",
-                        step + 1,
-                        if *dry_run { ", dry run" } else { "" }
-                    )
-                }
-                Decision::Hold {
-                    action,
-                    reason,
-                    message,
-                    ..
-                } => format!("hold {action}: {reason} ({message})"),
-            };
+        .map(|(f, decision)| {
             [
                 f.subject.to_string(),
                 f.class.to_string(),
                 human(now - f.since),
-                verdict,
+                render::decision(decision, now, None, Voice::Would),
             ]
         })
         .collect();
@@ -170,84 +96,73 @@ async fn simulate(policy: HealingPolicy, args: Args) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// (NotReady or unreachable nodes, nodes) among those the policy selects.
-pub fn unhealthy_nodes(snapshot: &Snapshot, policy: &CompiledPolicy, now: i64) -> (usize, usize) {
+/// What a policy would do to a cluster at `now`.
+pub struct Plan {
+    /// Targets the policy selects.
+    pub selected: usize,
+    /// Each failing target's finding and decision, in due order.
+    pub decisions: Vec<(Finding, Decision)>,
+}
+
+/// Decides in due order, as the operator would, starting from fresh ladders and spending the
+/// policy's budget as it goes.
+pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan {
+    let ClusterRead { snapshot, namespaces } = cluster;
+    let report = kube_healer_core::classify_snapshot(snapshot, now);
     let knobs = Knobs::default();
-    let mut selected = 0;
-    let mut down = 0;
-    for node in snapshot.nodes.iter().filter(|n| policy.selects_node(n)) {
-        selected += 1;
-        let mut findings = Vec::new();
-        classify_node(node, snapshot, &knobs, now, &mut findings);
-        down += usize::from(findings.iter().any(|f| {
-            matches!(
-                f.class,
-                FailureClass::NodeNotReady | FailureClass::NodeUnreachable
-            )
-        }));
-    }
-    (down, selected)
-}
-
-/// The cluster, read once (a CLI may list; the operator only watches).
-pub struct ClusterRead {
-    pub snapshot: Snapshot,
-    /// Namespace labels, for namespaceSelectors.
-    pub namespaces: HashMap<String, kube_healer_core::view::Labels>,
-}
-
-pub async fn read_cluster(client: &kube::Client) -> anyhow::Result<ClusterRead> {
-    let lp = ListParams::default().limit(500);
-    let mut interner = Interner::default();
-    let pods: Vec<_> = list::<Pod>(Api::all(client.clone()), &lp)
-        .await?
-        .iter()
-        .filter_map(|p| pod_view(p, &mut interner).ok())
-        .collect();
-    let nodes: Vec<_> = list::<Node>(Api::all(client.clone()), &lp)
-        .await?
-        .iter()
-        .filter_map(|n| node_view(n, &mut interner).ok())
-        .collect();
-    let events: Vec<_> = list::<Event>(Api::all(client.clone()), &lp)
-        .await?
-        .iter()
-        .filter_map(|e| event_view(e, &mut interner).ok())
-        .collect();
-    let leases: Vec<_> = list::<Lease>(Api::namespaced(client.clone(), "kube-node-lease"), &lp)
-        .await?
-        .iter()
-        .filter_map(|l| lease_view(l, &mut interner).ok())
-        .collect();
-    let namespaces = list::<Namespace>(Api::all(client.clone()), &lp)
-        .await?
-        .iter()
-        .map(|n| {
-            (
-                n.metadata.name.clone().unwrap_or_default(),
-                interner.labels(n.metadata.labels.as_ref()),
-            )
-        })
-        .collect();
-    Ok(ClusterRead {
-        snapshot: Snapshot::new(pods, nodes, events, leases),
-        namespaces,
-    })
-}
-
-/// Every object of a list, page by page.
-pub async fn list<K>(api: Api<K>, params: &ListParams) -> anyhow::Result<Vec<K>>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let mut out = Vec::new();
-    let mut params = params.clone();
-    loop {
-        let page = api.list(&params).await?;
-        out.extend(page.items);
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params.continue_token = Some(token),
-            _ => return Ok(out),
+    let labels = |ns: &str| namespaces.get(ns);
+    let mut matches: Vec<(usize, Finding, Target<'_>)> = Vec::new();
+    let mut selected = 0usize;
+    match compiled.kind {
+        TargetKind::Pod => {
+            for pod in snapshot
+                .pods
+                .iter()
+                .filter(|p| compiled.selects_pod(p, labels(&p.namespace)))
+            {
+                selected += 1;
+                let mut findings = Vec::new();
+                classify_pod(pod, snapshot, &knobs, now, &mut findings);
+                for (i, f) in compiled.findings_for(Target::Pod(pod), &findings, snapshot, now) {
+                    matches.push((i, f, Target::Pod(pod)));
+                }
+            }
+        }
+        TargetKind::Node => {
+            for node in snapshot.nodes.iter().filter(|n| compiled.selects_node(n)) {
+                selected += 1;
+                let mut findings = Vec::new();
+                classify_node(node, snapshot, &knobs, now, &mut findings);
+                for (i, f) in compiled.findings_for(Target::Node(node), &findings, snapshot, now) {
+                    matches.push((i, f, Target::Node(node)));
+                }
+            }
         }
     }
+    matches.sort_by_key(|(i, f, _)| (f.due_at(compiled.conditions[*i].for_secs), f.subject.to_string()));
+    let mut budget = Budget::default();
+    let decisions = matches
+        .into_iter()
+        .map(|(i, f, target)| {
+            let due = f.due_at(compiled.conditions[i].for_secs);
+            let ladder = Ladder::new(f.since);
+            let decision = offline::decide(
+                compiled,
+                snapshot,
+                &report.correlated,
+                target,
+                &f,
+                due,
+                &ladder,
+                &budget,
+                now,
+            );
+            if let Decision::Act { .. } = decision {
+                budget.in_flight += 1;
+                budget.recent.push(now);
+            }
+            (f, decision)
+        })
+        .collect();
+    Plan { selected, decisions }
 }
