@@ -157,12 +157,117 @@ pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan
                 &budget,
                 now,
             );
-            if let Decision::Act { .. } = decision {
-                budget.in_flight += 1;
-                budget.recent.push(now);
-            }
+            budget.spend(&decision, now);
             (f, decision)
         })
         .collect();
     Plan { selected, decisions }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::runtime::watcher::Event;
+    use kube_healer_core::convert::{Interner, pod_view};
+    use kube_healer_core::{Snapshot, decide::Decision};
+    use kube_healer_operator::clock::ManualClock;
+    use kube_healer_operator::engine::Engine;
+    use kube_healer_operator::metrics::Metrics;
+    use kube_healer_operator::protocol::Work;
+    use kube_healer_operator::store::Synced;
+    use kube_healer_operator::watch::Change;
+    use serde_json::json;
+
+    use super::*;
+
+    const T0: Secs = 1_800_000_000;
+
+    fn at(secs: Secs) -> String {
+        k8s_openapi::jiff::Timestamp::from_second(secs)
+            .unwrap()
+            .to_string()
+    }
+
+    fn evicted(name: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": name, "creationTimestamp": at(T0 - 600)},
+            "spec": {"containers": [], "nodeName": "n1"},
+            "status": {"phase": "Failed", "reason": "Evicted", "message": "low on memory", "startTime": at(T0 - 600)}}))
+        .unwrap()
+    }
+
+    /// `simulate` and the operator's engine decide alike on a dry-run policy under maxConcurrent:
+    /// a dry run changes nothing and ends at once, so it takes no place in flight, and every
+    /// target is dry-run (simulate once counted each dry run as in flight, and showed the rest
+    /// held by maxConcurrent).
+    #[test]
+    fn simulate_and_the_engine_agree_on_dry_runs_under_max_concurrent() {
+        let policy: HealingPolicy = serde_json::from_value(json!({
+            "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+            "metadata": {"name": "leftovers", "generation": 1},
+            "spec": {"target": {"kind": "Pod", "namespaces": {"include": ["ns"]}},
+                "conditions": [{"class": "Evicted", "for": "1m"}], "actions": [{"action": "Delete"}],
+                "safety": {"dryRun": true, "maxConcurrent": 1, "rate": {"actions": 100, "per": "1m"}}}}))
+        .unwrap();
+        let pods: Vec<Pod> = ["a", "b", "c"].map(evicted).to_vec();
+        let now = T0 + 61;
+
+        // The engine, fed the pods as its watches would, on a manual clock.
+        let (synced, _) = tokio::sync::watch::channel(Synced::default());
+        let (work_tx, mut work) = tokio::sync::mpsc::unbounded_channel();
+        let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+        let clock = ManualClock::at(T0);
+        let mut engine = Engine::new(Arc::new(Metrics::default()), synced)
+            .with_clock(clock.clone())
+            .with_executor(work_tx, done_rx);
+        engine.apply(Change::policy(Event::Apply(policy.clone())));
+        for pod in &pods {
+            engine.apply(Change::Pod(Box::new(Event::Apply(pod.clone()))));
+        }
+        clock.set(now);
+        engine.fire_due_timers();
+        let mut by_engine = Vec::new();
+        while let Ok(w) = work.try_recv() {
+            if let Work::Act(req) = w {
+                let held = req.hold.as_ref().map(|h| h.reason);
+                by_engine.push((
+                    req.spec.target.name.clone(),
+                    req.spec.action,
+                    req.spec.dry_run,
+                    held,
+                ));
+            }
+        }
+        by_engine.sort_by(|a, b| a.0.cmp(&b.0));
+
+        // simulate, on the same pods read once.
+        let mut interner = Interner::default();
+        let views = pods.iter().map(|p| pod_view(p, &mut interner).unwrap()).collect();
+        let cluster = ClusterRead {
+            snapshot: Snapshot::new(views, Vec::new(), Vec::new(), Vec::new()),
+            namespaces: Default::default(),
+        };
+        let compiled = CompiledPolicy::compile(&policy).unwrap();
+        let plan = plan(&compiled, &cluster, now);
+        let mut by_simulate: Vec<_> = plan
+            .decisions
+            .iter()
+            .map(|(f, d)| match d {
+                Decision::Act { action, dry_run, .. } => {
+                    (f.subject.name.to_string(), *action, *dry_run, None)
+                }
+                Decision::Hold { action, reason, .. } => {
+                    (f.subject.name.to_string(), *action, true, Some(*reason))
+                }
+                Decision::Wait { .. } => panic!("{} is due: {d:?}", f.subject),
+            })
+            .collect();
+        by_simulate.sort_by(|a, b| a.0.cmp(&b.0));
+
+        assert_eq!(by_engine.len(), 3, "{by_engine:?}");
+        assert!(by_engine.iter().all(|d| d.2 && d.3.is_none()), "{by_engine:?}");
+        assert_eq!(by_simulate, by_engine);
+    }
 }
