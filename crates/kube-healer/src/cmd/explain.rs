@@ -12,6 +12,7 @@ use kube_healer_api::{HealingAction, HealingPolicy, TargetKind};
 use kube_healer_core::classify::pod::human;
 use kube_healer_core::decide::{Budget, Ladder};
 use kube_healer_core::policy::{CompiledPolicy, Target};
+use kube_healer_core::view::Secs;
 use kube_healer_core::{Finding, Knobs, classify_node, classify_pod};
 
 use crate::offline;
@@ -125,8 +126,43 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
         .await
         .context("listing HealingPolicies")?
         .items;
+    let rows = policy_rows(
+        &policies,
+        &records,
+        target,
+        &findings,
+        &snapshot,
+        &namespaces,
+        &report,
+        now,
+    );
+    writeln!(out)?;
+    if rows.is_empty() {
+        writeln!(out, "policies: none selects it")?;
+    } else {
+        writeln!(out, "policies:")?;
+        crate::table::write(&mut out, ["POLICY", "CONDITION", "STEP", "NEXT"], &rows)?;
+    }
+
+    write_records(&mut out, &records, args.records, now)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One row per policy condition holding on the target (or per selecting policy): where its
+/// ladder stands, read back from the target's records, and what happens next or why not.
+#[allow(clippy::too_many_arguments)]
+fn policy_rows(
+    policies: &[HealingPolicy],
+    records: &[HealingAction],
+    target: Target<'_>,
+    findings: &[Finding],
+    snapshot: &kube_healer_core::Snapshot,
+    namespaces: &std::collections::HashMap<String, kube_healer_core::view::Labels>,
+    report: &kube_healer_core::Report,
+    now: Secs,
+) -> Vec<[String; 4]> {
     let mut rows: Vec<[String; 4]> = Vec::new();
-    for policy in &policies {
+    for policy in policies {
         let name = policy.metadata.name.clone().unwrap_or_default();
         let compiled = match CompiledPolicy::compile(policy) {
             Ok(c) => c,
@@ -145,7 +181,7 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
         if !selected {
             continue;
         }
-        let held = compiled.findings_for(target, &findings, &snapshot, now);
+        let held = compiled.findings_for(target, findings, snapshot, now);
         if held.is_empty() {
             rows.push([
                 name,
@@ -163,7 +199,7 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
             let budget = Budget::default();
             let decision = offline::decide(
                 &compiled,
-                &snapshot,
+                snapshot,
                 &report.correlated,
                 target,
                 &f,
@@ -188,14 +224,16 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
             ]);
         }
     }
-    writeln!(out)?;
-    if rows.is_empty() {
-        writeln!(out, "policies: none selects it")?;
-    } else {
-        writeln!(out, "policies:")?;
-        crate::table::write(&mut out, ["POLICY", "CONDITION", "STEP", "NEXT"], &rows)?;
-    }
+    rows
+}
 
+/// The target's latest records.
+fn write_records(
+    out: &mut impl Write,
+    records: &[HealingAction],
+    count: usize,
+    now: Secs,
+) -> anyhow::Result<()> {
     let mut latest: Vec<&HealingAction> = records.iter().collect();
     latest.sort_by_key(|r| std::cmp::Reverse(r.spec.decided_at.0));
     writeln!(out)?;
@@ -204,7 +242,7 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         let rows: Vec<[String; 6]> = latest
             .iter()
-            .take(args.records)
+            .take(count)
             .map(|r| {
                 let status = r.status.as_ref();
                 [
@@ -219,10 +257,10 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
             .collect();
         writeln!(out, "records (latest first):")?;
         crate::table::write(
-            &mut out,
+            out,
             ["NAME", "ACTION", "PHASE", "REASON", "AGE", "MESSAGE"],
             &rows,
         )?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

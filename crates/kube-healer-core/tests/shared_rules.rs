@@ -1,0 +1,186 @@
+//! The rules the operator's gate, `explain` and `simulate` share: what a decision spends, the
+//! ladder read back from records, the facts, counting unhealthy nodes, and the target safety
+//! guard.
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube_healer_api::{ActionKind, FailureClass, HealingAction, HealingPolicy, reasons};
+use kube_healer_core::convert::{Interner, node_view, pod_view};
+use kube_healer_core::decide::{
+    Budget, DOWN_CLASSES, Decision, Facts, Ladder, count_unhealthy_nodes, guard, unsafe_for,
+};
+use kube_healer_core::policy::CompiledPolicy;
+use kube_healer_core::{Finding, Snapshot, Subject};
+use serde_json::json;
+
+const T: i64 = 1_800_000_000;
+
+fn at(secs: i64) -> String {
+    k8s_openapi::jiff::Timestamp::from_second(secs)
+        .unwrap()
+        .to_string()
+}
+
+fn act(dry_run: bool) -> Decision {
+    Decision::Act {
+        step: 0,
+        action: ActionKind::Delete,
+        dry_run,
+    }
+}
+
+#[test]
+fn a_dry_run_spends_the_rate_but_takes_no_place_in_flight() {
+    let mut budget = Budget::default();
+    budget.spend(&act(true), T);
+    assert_eq!((budget.in_flight, budget.recent.clone()), (0, vec![T]));
+    budget.spend(&act(false), T + 1);
+    assert_eq!((budget.in_flight, budget.recent.len()), (1, 2));
+    let hold = Decision::Hold {
+        step: 0,
+        action: ActionKind::Delete,
+        reason: reasons::COOLDOWN,
+        message: String::new(),
+        retry_at: None,
+    };
+    budget.spend(&hold, T + 2);
+    budget.spend(&Decision::Wait { until: T + 9 }, T + 2);
+    assert_eq!(
+        (budget.in_flight, budget.recent.len()),
+        (1, 2),
+        "holds and waits spend nothing"
+    );
+    budget.finished();
+    budget.finished();
+    assert_eq!(budget.in_flight, 0, "never below zero");
+    budget.prune(T + 86_400);
+    assert_eq!(budget.recent, vec![T + 1], "a day's actions are kept");
+}
+
+fn record(step: i32, episode: i64, decided: i64, phase: &str, reason: &str) -> HealingAction {
+    serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingAction",
+        "metadata": {"name": format!("r-{step}-{decided}")},
+        "spec": {"policy": "p", "target": {"kind": "Pod", "namespace": "ns", "name": "x", "uid": "u", "ref": "pod/ns/x"},
+            "class": "StuckTerminating", "action": "Evict", "step": step, "dryRun": false,
+            "failingSince": at(episode), "decidedAt": at(decided),
+            "evidence": {"summary": "s"}},
+        "status": {"phase": phase, "reason": reason, "attempts": 1}}))
+    .unwrap()
+}
+
+#[test]
+fn a_ladder_is_read_back_from_its_episode_s_steps_taken_or_dry_run_not_holds() {
+    let records = [
+        record(1, T, T + 10, "Succeeded", "Completed"),
+        record(2, T, T + 400, "Skipped", reasons::DRY_RUN),
+        record(2, T, T + 500, "Skipped", reasons::COOLDOWN),
+        record(1, T - 999, T - 900, "Succeeded", "Completed"),
+    ];
+    let ladder = Ladder::from_records(&records, T, 3);
+    assert_eq!(ladder.attempts, 2, "{ladder:?}");
+    assert_eq!(ladder.last_action, Some((1, T + 400)));
+    assert_eq!(ladder.next_step, 2);
+    assert_eq!(Ladder::from_records(&records, T + 1, 3), Ladder::new(T + 1));
+}
+
+fn node(name: &str, pool: &str, taints: serde_json::Value) -> Node {
+    serde_json::from_value(json!({"metadata": {"name": name, "uid": name, "labels": {"pool": pool}},
+        "spec": {"taints": taints},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": at(T - 86_400)}]}}))
+    .unwrap()
+}
+
+fn node_policy() -> CompiledPolicy {
+    let policy: HealingPolicy = serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy", "metadata": {"name": "n"},
+        "spec": {"target": {"kind": "Node", "selector": {"matchLabels": {"pool": "a"}}},
+            "conditions": [{"class": "NodeNotReady"}], "actions": [{"action": "Cordon"}]}}))
+    .unwrap();
+    CompiledPolicy::compile(&policy).unwrap()
+}
+
+#[test]
+fn unhealthy_nodes_are_counted_among_those_the_policy_selects_and_only_for_node_policies() {
+    let mut interner = Interner::default();
+    let nodes: Vec<_> = [("a1", "a"), ("a2", "a"), ("a3", "a"), ("b1", "b")]
+        .iter()
+        .map(|(n, p)| node_view(&node(n, p, json!([])), &mut interner).unwrap())
+        .collect();
+    let policy = node_policy();
+    let down = |n: &kube_healer_core::view::NodeView| &*n.name == "a1" || &*n.name == "b1";
+    assert_eq!(count_unhealthy_nodes(&nodes, &policy, down), (1, 3));
+    assert_eq!(
+        DOWN_CLASSES,
+        [FailureClass::NodeNotReady, FailureClass::NodeUnreachable]
+    );
+
+    let finding = Finding {
+        class: FailureClass::NodeNotReady,
+        subject: Subject::node(&nodes[0]),
+        since: T,
+        evidence: Default::default(),
+    };
+    let facts = Facts::about(T, &policy, &finding, true, &[], || (1, 3)).with_switches(true, false);
+    assert_eq!(
+        (
+            facts.unhealthy_nodes,
+            facts.opted_out,
+            facts.paused,
+            facts.correlated
+        ),
+        (Some((1, 3)), true, true, None)
+    );
+}
+
+fn terminating_statefulset_pod(node: &str, deletion: i64) -> Pod {
+    serde_json::from_value(json!({"metadata": {"name": "db-0", "namespace": "ns", "uid": "u",
+            "creationTimestamp": at(T - 3600), "deletionTimestamp": at(deletion),
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "s", "controller": true}]},
+        "spec": {"nodeName": node, "containers": []}, "status": {"phase": "Running"}}))
+    .unwrap()
+}
+
+#[test]
+fn force_delete_waits_for_the_deadline_and_a_statefulset_pod_for_its_node_confirmed_gone() {
+    let mut interner = Interner::default();
+    let pod = pod_view(&terminating_statefulset_pod("n", T - 60), &mut interner).unwrap();
+    let subject = Subject::pod(&pod);
+    let running = node_view(&node("n", "a", json!([])), &mut interner).unwrap();
+    let fenced = node_view(
+        &node(
+            "n",
+            "a",
+            json!([{"key": "node.kubernetes.io/out-of-service", "effect": "NoExecute"}]),
+        ),
+        &mut interner,
+    )
+    .unwrap();
+    let on = |nodes: Vec<_>| Snapshot::new(vec![pod.clone()], nodes, Vec::new(), Vec::new());
+
+    let why = unsafe_for(&pod, &on(vec![running]), &subject, ActionKind::ForceDelete, T);
+    assert!(why.is_some_and(|w| w.contains("not confirmed gone")));
+    assert_eq!(
+        unsafe_for(&pod, &on(vec![fenced]), &subject, ActionKind::ForceDelete, T),
+        None
+    );
+    let early = unsafe_for(&pod, &on(Vec::new()), &subject, ActionKind::ForceDelete, T - 61);
+    assert!(early.is_some_and(|w| w.contains("deletionTimestamp")));
+    let restart = unsafe_for(&pod, &on(Vec::new()), &subject, ActionKind::RestartOwner, T);
+    assert_eq!(restart, None, "a StatefulSet is a workload to restart");
+
+    // The guard turns an act into an Unsafe hold, and leaves everything else alone.
+    let held = guard(act(false), |_| Some("no".into()));
+    assert!(
+        matches!(
+            held,
+            Decision::Hold {
+                reason: reasons::UNSAFE,
+                ..
+            }
+        ),
+        "{held:?}"
+    );
+    assert_eq!(guard(act(true), |_| None), act(true));
+    let wait = Decision::Wait { until: T };
+    assert_eq!(guard(wait.clone(), |_| Some("no".into())), wait);
+}
