@@ -9,32 +9,40 @@ use kube_healer_core::policy::{CompiledPolicy, Target};
 use kube_healer_core::view::Secs;
 use kube_healer_core::{Correlated, Finding, Knobs, Snapshot, classify_node};
 
-/// One decision on a given ladder, through the same rules as the operator's gate: the facts, the
-/// gates, and the target's own safety.
-#[allow(clippy::too_many_arguments)]
-pub fn decide(
-    compiled: &CompiledPolicy,
-    snapshot: &Snapshot,
-    correlated: &[Correlated],
-    target: Target<'_>,
-    finding: &Finding,
-    due: Secs,
-    ladder: &Ladder,
-    budget: &Budget,
-    now: Secs,
-) -> Decision {
-    let opted_out = match target {
-        Target::Pod(p) => p.opted_out,
-        Target::Node(n) => n.opted_out,
-    };
-    let facts = Facts::about(now, compiled, finding, opted_out, correlated, || {
-        unhealthy_nodes(snapshot, compiled, now)
-    });
-    let decision = core_decide(&compiled.policy.spec, due, ladder, budget, &facts);
-    guard(decision, |action| match target {
-        Target::Pod(pod) => unsafe_for(pod, snapshot, &finding.subject, action, now),
-        Target::Node(_) => None,
-    })
+/// A policy deciding on a cluster read once, at `now`.
+pub struct Decider<'a> {
+    pub policy: &'a CompiledPolicy,
+    pub snapshot: &'a Snapshot,
+    pub correlated: &'a [Correlated],
+    pub now: Secs,
+}
+
+impl Decider<'_> {
+    /// The decision on one of the policy's conditions (`condition`, by index) holding on a
+    /// target, given where its ladder stands and the policy's budget.
+    pub fn decide(
+        &self,
+        target: Target<'_>,
+        finding: &Finding,
+        condition: usize,
+        ladder: &Ladder,
+        budget: &Budget,
+    ) -> Decision {
+        let (policy, snapshot, now) = (self.policy, self.snapshot, self.now);
+        let opted_out = match target {
+            Target::Pod(p) => p.opted_out,
+            Target::Node(n) => n.opted_out,
+        };
+        let facts = Facts::about(now, policy, finding, opted_out, self.correlated, || {
+            unhealthy_nodes(snapshot, policy, now)
+        });
+        let due = finding.due_at(policy.conditions[condition].for_secs);
+        let decision = core_decide(&policy.policy.spec, due, ladder, budget, &facts);
+        guard(decision, |action| match target {
+            Target::Pod(pod) => unsafe_for(pod, snapshot, &finding.subject, action, now),
+            Target::Node(_) => None,
+        })
+    }
 }
 
 /// (NotReady or unreachable nodes, nodes) among those the policy selects, each node classified.

@@ -195,19 +195,13 @@ fn policy_rows(
         for (i, f) in held {
             let steps = policy.spec.actions.len();
             let ladder = Ladder::from_records(own.iter().copied(), f.since, steps);
-            let due = f.due_at(compiled.conditions[i].for_secs);
-            let budget = Budget::default();
-            let decision = offline::decide(
-                &compiled,
+            let decider = offline::Decider {
+                policy: &compiled,
                 snapshot,
-                &report.correlated,
-                target,
-                &f,
-                due,
-                &ladder,
-                &budget,
+                correlated: &report.correlated,
                 now,
-            );
+            };
+            let decision = decider.decide(target, &f, i, &ladder, &Budget::default());
             let step = ladder.next_step.min(steps.saturating_sub(1));
             let waiting = policy.spec.actions.get(step).map(|s| s.action.to_string());
             let next = render::decision(&decision, now, waiting.as_deref(), Voice::Next);

@@ -141,22 +141,16 @@ pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan
     }
     matches.sort_by_key(|(i, f, _)| (f.due_at(compiled.conditions[*i].for_secs), f.subject.to_string()));
     let mut budget = Budget::default();
+    let decider = offline::Decider {
+        policy: compiled,
+        snapshot,
+        correlated: &report.correlated,
+        now,
+    };
     let decisions = matches
         .into_iter()
         .map(|(i, f, target)| {
-            let due = f.due_at(compiled.conditions[i].for_secs);
-            let ladder = Ladder::new(f.since);
-            let decision = offline::decide(
-                compiled,
-                snapshot,
-                &report.correlated,
-                target,
-                &f,
-                due,
-                &ladder,
-                &budget,
-                now,
-            );
+            let decision = decider.decide(target, &f, i, &Ladder::new(f.since), &budget);
             budget.spend(&decision, now);
             (f, decision)
         })
