@@ -71,6 +71,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         engine.apply(Change::Pod(Box::new(Event::InitApply(pod(i, args.nodes)))));
     }
     engine.apply(Change::Pod(Box::new(Event::InitDone)));
+    // The event and namespace watches list too (nothing here): decisions wait for every list.
+    engine.apply(Change::Event(Box::new(Event::Init)));
+    engine.apply(Change::Event(Box::new(Event::InitDone)));
+    engine.apply(Change::Namespace(Box::new(Event::Init)));
+    engine.apply(Change::Namespace(Box::new(Event::InitDone)));
     engine.correlated();
     let sync_secs = t.elapsed().as_secs_f64();
     let (rss_after, _) = measure::memory_mib(pid).unwrap_or_default();

@@ -163,6 +163,11 @@ fn force_delete_waits_for_the_deadline_and_a_statefulset_pod_for_its_node_confir
         unsafe_for(&pod, &on(vec![fenced]), &subject, ActionKind::ForceDelete, T),
         None
     );
+    let unknown = unsafe_for(&pod, &on(Vec::new()), &subject, ActionKind::ForceDelete, T);
+    assert!(
+        unknown.is_some_and(|w| w.contains("not confirmed gone")),
+        "no nodes known (none listed): unknown is never gone"
+    );
     let early = unsafe_for(&pod, &on(Vec::new()), &subject, ActionKind::ForceDelete, T - 61);
     assert!(early.is_some_and(|w| w.contains("deletionTimestamp")));
     let restart = unsafe_for(&pod, &on(Vec::new()), &subject, ActionKind::RestartOwner, T);

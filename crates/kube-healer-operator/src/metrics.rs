@@ -42,6 +42,9 @@ pub struct Metrics {
     pub due_latency: Histogram,
     /// 1 while this replica leads (decides and acts), else 0.
     pub leader: Gauge,
+    /// 1 while every watch has listed its current state, else 0 (during the start-up lists and
+    /// any relist): decisions are made only while it is 1.
+    pub synced: Gauge,
     /// Correlated causes in force (a registry failing, many nodes down together).
     pub correlated: Gauge,
     /// Objects held in the compact stores, by resource.
@@ -103,6 +106,12 @@ impl Default for Metrics {
         );
         let leader = Gauge::default();
         registry.register("leader", "1 while this replica is the leader", leader.clone());
+        let synced = Gauge::default();
+        registry.register(
+            "stores_synced",
+            "1 while every watch has listed its current state (decisions wait otherwise)",
+            synced.clone(),
+        );
         let correlated = Gauge::default();
         registry.register(
             "correlated_findings",
@@ -123,6 +132,7 @@ impl Default for Metrics {
             decision_latency,
             due_latency,
             leader,
+            synced,
             correlated,
             store_objects,
             watch_events,

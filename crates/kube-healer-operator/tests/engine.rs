@@ -32,6 +32,22 @@ fn engine() -> (Engine, ManualClock) {
     (engine, clock)
 }
 
+/// Every watch lists (nothing): the engine decides only once all have listed.
+fn listed(e: &mut Engine) {
+    e.apply(Change::Pod(Box::new(Event::Init)));
+    e.apply(Change::Pod(Box::new(Event::InitDone)));
+    e.apply(Change::Node(Box::new(Event::Init)));
+    e.apply(Change::Node(Box::new(Event::InitDone)));
+    e.apply(Change::Event(Box::new(Event::Init)));
+    e.apply(Change::Event(Box::new(Event::InitDone)));
+    e.apply(Change::Lease(Box::new(Event::Init)));
+    e.apply(Change::Lease(Box::new(Event::InitDone)));
+    e.apply(Change::Namespace(Box::new(Event::Init)));
+    e.apply(Change::Namespace(Box::new(Event::InitDone)));
+    e.apply(Change::policy(Event::Init));
+    e.apply(Change::policy(Event::InitDone));
+}
+
 fn pod(value: serde_json::Value) -> Change {
     Change::Pod(Box::new(Event::Apply(
         serde_json::from_value::<Pod>(value).unwrap(),
@@ -208,6 +224,7 @@ fn targets_over_max_concurrent_wait_for_a_free_slot() {
     let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
     let (e, clock) = engine();
     let mut e = e.with_executor(tx, done_rx);
+    listed(&mut e);
     clock.set(T0);
     e.apply(leftovers_policy(
         json!({"maxConcurrent": 1, "rate": {"actions": 100, "per": "1m"}}),
@@ -259,6 +276,7 @@ fn a_decision_that_could_not_be_recorded_is_made_again_later() {
     let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
     let (e, clock) = engine();
     let mut e = e.with_executor(tx, done_rx);
+    listed(&mut e);
     clock.set(T0);
     e.apply(leftovers_policy(
         json!({"maxConcurrent": 5, "rate": {"actions": 100, "per": "1m"}, "cooldown": "1h"}),
@@ -293,4 +311,71 @@ fn a_decision_that_could_not_be_recorded_is_made_again_later() {
     assert_eq!(again.len(), 1, "decided again after RECORD_RETRY");
     assert!(again[0].hold.is_none(), "not held: {:?}", again[0].hold);
     assert_eq!(again[0].name, first[0].name, "the same decision, the same record");
+}
+
+/// No decision before every watch has listed: a leader elected while its node list still
+/// streams must not take a node it has not seen for one gone. A StatefulSet pod stuck
+/// Terminating on such a node would be force-deleted (two pods with one identity).
+#[test]
+fn nothing_is_decided_before_every_watch_has_listed() {
+    let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
+    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (e, clock) = engine();
+    let mut e = e.with_executor(tx, done_rx);
+    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+        "metadata": {"name": "stuck", "generation": 1},
+        "spec": {"target": {"kind": "Pod"}, "conditions": [{"class": "StuckTerminating", "for": "1m"}],
+            "actions": [{"action": "ForceDelete"}]}}))
+    .unwrap();
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "db-0", "namespace": "ns", "uid": "u",
+            "creationTimestamp": at(T0 - 3600), "deletionTimestamp": at(T0 - 600),
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "s", "controller": true}]},
+        "spec": {"nodeName": "n", "containers": []}, "status": {"phase": "Running"}}))
+    .unwrap();
+    for change in [
+        Change::policy(Event::Init),
+        Change::policy(Event::InitApply(policy)),
+        Change::policy(Event::InitDone),
+        Change::Pod(Box::new(Event::Init)),
+        Change::Pod(Box::new(Event::InitApply(pod))),
+        Change::Pod(Box::new(Event::InitDone)),
+        Change::Event(Box::new(Event::Init)),
+        Change::Event(Box::new(Event::InitDone)),
+        Change::Lease(Box::new(Event::Init)),
+        Change::Lease(Box::new(Event::InitDone)),
+        Change::Namespace(Box::new(Event::Init)),
+        Change::Namespace(Box::new(Event::InitDone)),
+        // The node list has begun and not ended: node n is not known yet.
+        Change::Node(Box::new(Event::Init)),
+    ] {
+        e.apply(change);
+    }
+    clock.set(T0 + 60);
+    e.fire_due_timers();
+    let decided = |work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>| {
+        let mut out = Vec::new();
+        while let Ok(w) = work.try_recv() {
+            if let Work::Act(req) = w {
+                out.push(req);
+            }
+        }
+        out
+    };
+    assert!(
+        decided(&mut work).is_empty(),
+        "decided before the node list ended"
+    );
+
+    // The list ends with node n present and Ready: the pod's node is not gone, so ForceDelete
+    // is held Unsafe.
+    e.apply(node("n", "True", T0 - 86400));
+    e.apply(Change::Node(Box::new(Event::InitDone)));
+    let after = decided(&mut work);
+    assert_eq!(after.len(), 1, "decided once every watch has listed: {after:?}");
+    let hold = after[0].hold.as_ref().map(|h| (h.reason, h.message.as_str()));
+    assert!(
+        hold.is_some_and(|(r, m)| r == kube_healer_api::reasons::UNSAFE && m.contains("not confirmed gone")),
+        "{hold:?}"
+    );
 }

@@ -33,7 +33,9 @@ pub fn unsafe_for(
                     None => true,
                     Some(n) => match cluster.node(n) {
                         NodeLookup::Present(v) => v.has_taint(OUT_OF_SERVICE),
-                        NodeLookup::Gone { .. } | NodeLookup::Unknown => true,
+                        NodeLookup::Gone { .. } => true,
+                        // Nodes not listed yet: unknown is never gone.
+                        NodeLookup::Unknown => false,
                     },
                 };
                 if !node_gone {

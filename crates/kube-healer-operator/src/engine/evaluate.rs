@@ -23,6 +23,13 @@ fn earliest(a: Option<Secs>, b: Option<Secs>) -> Option<Secs> {
 }
 
 impl Engine {
+    /// Whether decisions are made now: this replica leads, and every watch has listed its current
+    /// state (a decision on a partial store could count too few nodes down, miss the event that
+    /// explains a pod, or take a node not listed yet for one gone).
+    fn deciding(&self) -> bool {
+        self.is_leader && self.synced.all()
+    }
+
     /// Classifies one target at `now`, decides on what is due, and schedules the next wake.
     pub fn evaluate(&mut self, target: &Target, now: Secs) {
         let mut findings: Vec<Finding> = Vec::new();
@@ -41,7 +48,7 @@ impl Engine {
         for policy in evaluation.cleared {
             self.recovered(target, policy);
         }
-        if self.is_leader {
+        if self.deciding() {
             for due in &evaluation.due_now {
                 if due.newly_due {
                     let f = &due.finding;

@@ -2,7 +2,6 @@
 //! afresh; a replica that lost it stops deciding and lets go of its waiting targets.
 
 use super::Engine;
-use crate::target::Target;
 
 impl Engine {
     pub(super) fn set_leader(&mut self, leading: bool) {
@@ -17,13 +16,7 @@ impl Engine {
                 self.write_status(status);
             }
             let now = self.clock.now();
-            let targets: Vec<Target> = self
-                .stores
-                .pods()
-                .map(|p| Target::Pod(p.namespace.clone(), p.name.clone()))
-                .chain(self.stores.nodes().map(|n| Target::Node(n.name.clone())))
-                .collect();
-            for t in targets {
+            for t in self.stores.targets() {
                 self.evaluate(&t, now);
             }
             self.apply_retention(now);

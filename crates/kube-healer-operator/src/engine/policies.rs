@@ -77,7 +77,6 @@ impl Engine {
                 if let Some(seen) = self.relist_policies.finish() {
                     self.policies.retain(&seen);
                 }
-                self.synced.policies = true;
                 Applied {
                     targets: Vec::new(),
                     listed: true,
@@ -139,13 +138,10 @@ impl Engine {
                 Applied::default()
             }
             W::Init => Applied::default(),
-            W::InitDone => {
-                self.synced.namespaces = true;
-                Applied {
-                    targets: Vec::new(),
-                    listed: true,
-                }
-            }
+            W::InitDone => Applied {
+                targets: Vec::new(),
+                listed: true,
+            },
         }
     }
 

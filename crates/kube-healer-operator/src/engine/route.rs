@@ -1,6 +1,7 @@
 //! Routing each watch change to where it is kept, then classifying what it touched.
 
 use kube_healer_core::ClusterView;
+use kube_healer_core::view::Secs;
 
 use super::Engine;
 use crate::metrics::Metrics;
@@ -10,29 +11,48 @@ use crate::watch::Change;
 impl Engine {
     pub fn apply(&mut self, change: Change) {
         let now = self.clock.now();
+        let was_synced = self.synced.all();
+        let relist = change.begins_list();
+        // A watch that lists (again) is not current until its list ends: decisions wait.
+        let mark = |flag: &mut bool, applied: &Applied| {
+            if relist {
+                *flag = false;
+            }
+            if applied.listed {
+                *flag = true;
+            }
+        };
         let applied = match change {
             Change::Pod(event) => {
                 let applied = self.stores.apply_pod(*event, now);
-                self.synced.pods |= applied.listed;
+                mark(&mut self.synced.pods, &applied);
                 applied
             }
             Change::Node(event) => {
                 let applied = self.stores.apply_node(*event, now);
-                self.synced.nodes |= applied.listed;
+                mark(&mut self.synced.nodes, &applied);
                 applied
             }
             Change::Event(event) => {
                 let applied = self.stores.apply_event(*event, now);
-                self.synced.events |= applied.listed;
+                mark(&mut self.synced.events, &applied);
                 applied
             }
             Change::Lease(event) => {
                 let applied = self.stores.apply_lease(*event);
-                self.synced.leases |= applied.listed;
+                mark(&mut self.synced.leases, &applied);
                 applied
             }
-            Change::Policy(event) => self.apply_policy(*event, now),
-            Change::Namespace(event) => self.apply_namespace(*event),
+            Change::Policy(event) => {
+                let applied = self.apply_policy(*event, now);
+                mark(&mut self.synced.policies, &applied);
+                applied
+            }
+            Change::Namespace(event) => {
+                let applied = self.apply_namespace(*event);
+                mark(&mut self.synced.namespaces, &applied);
+                applied
+            }
             Change::Record(event) => {
                 self.apply_record(*event, now);
                 Applied::default()
@@ -41,10 +61,30 @@ impl Engine {
         for target in &applied.targets {
             self.evaluate(target, now);
         }
-        if applied.listed {
+        if applied.listed || relist {
             self.publish_synced();
         }
+        if self.synced.all() != was_synced {
+            self.synced_changed(now);
+        }
         self.count_stores();
+    }
+
+    /// Every watch has listed (decisions may be made), or one lists again (they wait). Targets
+    /// that became due meanwhile were not decided on: once synced, every target is evaluated.
+    fn synced_changed(&mut self, now: Secs) {
+        let synced = self.synced.all();
+        self.metrics.synced.set(i64::from(synced));
+        if !synced {
+            tracing::warn!(synced = ?self.synced, "a watch is listing again: no decision until it has listed");
+            return;
+        }
+        tracing::info!("every watch has listed: deciding");
+        if self.is_leader {
+            for target in self.stores.targets() {
+                self.evaluate(&target, now);
+            }
+        }
     }
 
     pub(super) fn count_stores(&self) {

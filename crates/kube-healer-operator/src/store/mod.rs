@@ -14,6 +14,8 @@ use kube_healer_core::events::EventIndex;
 use kube_healer_core::view::{ContainerState, EventView, LeaseView, NodeView, PodView, Secs, Shared};
 
 pub use apply::Applied;
+
+use crate::target::Target;
 pub use relist::Relist;
 pub use synced::Synced;
 
@@ -100,6 +102,15 @@ impl Stores {
 
     pub fn nodes(&self) -> impl Iterator<Item = &NodeView> {
         self.nodes.values()
+    }
+
+    /// Every pod and node, as targets.
+    pub fn targets(&self) -> Vec<Target> {
+        self.pods
+            .values()
+            .map(|p| Target::Pod(p.namespace.clone(), p.name.clone()))
+            .chain(self.nodes.values().map(|n| Target::Node(n.name.clone())))
+            .collect()
     }
 
     pub fn pod_count(&self) -> usize {

@@ -38,6 +38,20 @@ pub enum Change {
 }
 
 impl Change {
+    /// Whether this change begins a (re)list of its watch.
+    pub fn begins_list(&self) -> bool {
+        use watcher::Event::Init;
+        match self {
+            Change::Pod(e) => matches!(**e, Init),
+            Change::Node(e) => matches!(**e, Init),
+            Change::Event(e) => matches!(**e, Init),
+            Change::Lease(e) => matches!(**e, Init),
+            Change::Policy(e) => matches!(**e, Init),
+            Change::Namespace(e) => matches!(**e, Init),
+            Change::Record(e) => matches!(**e, Init),
+        }
+    }
+
     /// A HealingPolicy change as its watch delivers it (tests and benchmarks feed the engine so).
     pub fn policy(event: watcher::Event<HealingPolicy>) -> Change {
         let dynamic = |p: HealingPolicy| {
