@@ -6,6 +6,7 @@
 pub mod action;
 pub mod class;
 pub mod duration;
+pub mod evidence_bounds;
 pub mod policy;
 pub mod reasons;
 pub mod record;

@@ -58,7 +58,7 @@ pub fn build(
         dry_run: decided.dry_run,
         failing_since: Some(kube_healer_core::finding::time(finding.since)),
         decided_at,
-        evidence: finding.evidence.clone(),
+        evidence: finding.evidence.clone().bounded(),
     };
     ActionRequest {
         name,

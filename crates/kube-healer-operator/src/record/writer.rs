@@ -121,9 +121,15 @@ pub async fn finish(records: &Api<HealingAction>, name: &str, finished: Finished
     set_status(records, name, status).await;
 }
 
+/// Characters kept of a record's message (an API error can quote a large object).
+const MESSAGE: usize = 4096;
+
 /// A merge patch of the record's status: kube-healer alone writes its records, so server-side
 /// apply's field ownership would buy nothing and cost the API server work on every record.
-async fn set_status(records: &Api<HealingAction>, name: &str, status: HealingActionStatus) {
+async fn set_status(records: &Api<HealingAction>, name: &str, mut status: HealingActionStatus) {
+    if let Some(message) = &mut status.message {
+        kube_healer_api::evidence_bounds::cut(message, MESSAGE);
+    }
     let body = serde_json::json!({"status": status});
     let (params, merge) = (PatchParams::default(), Patch::Merge(&body));
     let (patched, _) = retry::call(Backoff::RECORD, "update HealingAction status", || {
