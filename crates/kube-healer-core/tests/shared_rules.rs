@@ -57,11 +57,22 @@ fn a_dry_run_spends_the_rate_but_takes_no_place_in_flight() {
 }
 
 fn record(step: i32, episode: i64, decided: i64, phase: &str, reason: &str) -> HealingAction {
+    record_in(step, episode, decided, phase, reason, reason == reasons::DRY_RUN)
+}
+
+fn record_in(
+    step: i32,
+    episode: i64,
+    decided: i64,
+    phase: &str,
+    reason: &str,
+    dry_run: bool,
+) -> HealingAction {
     serde_json::from_value(json!({
         "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingAction",
         "metadata": {"name": format!("r-{step}-{decided}")},
         "spec": {"policy": "p", "target": {"kind": "Pod", "namespace": "ns", "name": "x", "uid": "u", "ref": "pod/ns/x"},
-            "class": "StuckTerminating", "action": "Evict", "step": step, "dryRun": false,
+            "class": "StuckTerminating", "action": "Evict", "step": step, "dryRun": dry_run,
             "failingSince": at(episode), "decidedAt": at(decided),
             "evidence": {"summary": "s"}},
         "status": {"phase": phase, "reason": reason, "attempts": 1}}))
@@ -76,11 +87,22 @@ fn a_ladder_is_read_back_from_its_episode_s_steps_taken_or_dry_run_not_holds() {
         record(2, T, T + 500, "Skipped", reasons::COOLDOWN),
         record(1, T - 999, T - 900, "Succeeded", "Completed"),
     ];
-    let ladder = Ladder::from_records(&records, T, 3);
-    assert_eq!(ladder.attempts, 2, "{ladder:?}");
-    assert_eq!(ladder.last_action, Some((1, T + 400)));
-    assert_eq!(ladder.next_step, 2);
-    assert_eq!(Ladder::from_records(&records, T + 1, 3), Ladder::new(T + 1));
+    let ladder = Ladder::from_records(&records, T, 3, false);
+    assert_eq!(ladder.attempts, 1, "the live ladder: {ladder:?}");
+    assert_eq!(ladder.last_action, Some((0, T + 10)));
+    let dry = Ladder::from_records(&records, T, 3, true);
+    assert_eq!(dry.attempts, 1, "the dry-run ladder: {dry:?}");
+    assert_eq!((dry.last_action, dry.next_step), (Some((1, T + 400)), 2));
+    let both = [
+        record_in(1, T, T + 10, "Succeeded", "Completed", false),
+        record_in(2, T, T + 90, "Succeeded", "Completed", false),
+    ];
+    let ladder = Ladder::from_records(&both, T, 3, false);
+    assert_eq!((ladder.attempts, ladder.next_step), (2, 2));
+    assert_eq!(
+        Ladder::from_records(&records, T + 1, 3, false),
+        Ladder::new(T + 1)
+    );
 }
 
 fn node(name: &str, pool: &str, taints: serde_json::Value) -> Node {

@@ -379,3 +379,65 @@ fn nothing_is_decided_before_every_watch_has_listed() {
         "{hold:?}"
     );
 }
+
+/// A dry run's steps are its own ladder: a policy switched from dryRun to live starts its live
+/// ladder at step 1, under record names of its own (not the dry run's, which would collide).
+#[test]
+fn a_policy_switched_from_dry_run_to_live_starts_at_the_first_step() {
+    let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
+    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (e, clock) = engine();
+    let mut e = e.with_executor(tx, done_rx);
+    listed(&mut e);
+    let policy = |generation: i64, dry_run: bool| {
+        let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+            "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+            "metadata": {"name": "stuck", "generation": generation},
+            "spec": {"target": {"kind": "Pod"}, "conditions": [{"class": "StuckTerminating", "for": "1m"}],
+                "actions": [{"action": "Evict", "escalateAfter": "1m"}, {"action": "ForceDelete"}],
+                "safety": {"dryRun": dry_run, "cooldown": "1m", "rate": {"actions": 100, "per": "1m"}}}}))
+        .unwrap();
+        Change::policy(Event::Apply(policy))
+    };
+    let acts = |work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>| {
+        let mut out = Vec::new();
+        while let Ok(w) = work.try_recv() {
+            if let Work::Act(req) = w {
+                out.push((
+                    req.spec.step,
+                    req.spec.dry_run,
+                    req.hold.is_some(),
+                    req.name.clone(),
+                ));
+            }
+        }
+        out
+    };
+    e.apply(policy(1, true));
+    e.apply(pod(
+        json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u",
+            "creationTimestamp": at(T0 - 3600), "deletionTimestamp": at(T0 - 120)},
+        "spec": {"containers": []}, "status": {"phase": "Running"}}),
+    ));
+    clock.set(T0 + 1);
+    e.fire_due_timers();
+    clock.set(T0 + 62);
+    e.fire_due_timers();
+    let dry = acts(&mut work);
+    let steps: Vec<_> = dry.iter().map(|a| (a.0, a.1, a.2)).collect();
+    assert_eq!(
+        steps,
+        [(1, true, false), (2, true, false)],
+        "the dry run climbs its ladder"
+    );
+
+    e.apply(policy(2, false));
+    let live = acts(&mut work);
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(
+        (live[0].0, live[0].1, live[0].2),
+        (1, false, false),
+        "live starts at step 1: {live:?}"
+    );
+    assert!(dry.iter().all(|d| d.3 != live[0].3), "a record name of its own");
+}

@@ -42,16 +42,19 @@ impl Ladder {
     }
 
     /// The ladder of one policy on one target in one failure episode, read back from that
-    /// policy's records of the target: every step taken or dry-run counts; holds do not.
+    /// policy's records of the target: every step taken (or, on the dry-run ladder, dry-run)
+    /// counts; holds do not. A dry run's steps are never the live ladder's.
     pub fn from_records<'a>(
         records: impl IntoIterator<Item = &'a HealingAction>,
         episode: Secs,
         steps: usize,
+        dry_run: bool,
     ) -> Ladder {
         let mut ladder = Ladder::new(episode);
         let mut taken: Vec<(usize, Secs)> = records
             .into_iter()
             .filter(|r| r.spec.failing_since.as_ref().map(|t| t.0.as_second()) == Some(episode))
+            .filter(|r| r.spec.dry_run == dry_run)
             .filter(|r| {
                 r.status.as_ref().is_none_or(|s| {
                     s.phase != ActionPhase::Skipped || s.reason.as_deref() == Some(reasons::DRY_RUN)

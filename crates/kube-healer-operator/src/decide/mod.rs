@@ -18,6 +18,7 @@ use kube_healer_core::view::Secs;
 
 use crate::policy::DueMatch;
 use crate::protocol::{ActionRequest, Hold};
+use crate::record::Mode;
 use crate::store::Stores;
 use crate::target::Target;
 use request::Decided;
@@ -60,6 +61,15 @@ struct HeldKey {
     episode: Secs,
     step: usize,
     reason: &'static str,
+    mode: Mode,
+}
+
+/// Where a target stands on a policy's ladder is kept per (policy, target, mode).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct LadderKey {
+    policy: String,
+    target: Target,
+    mode: Mode,
 }
 
 /// The operator-wide switches.
@@ -72,7 +82,7 @@ pub struct Switches {
 #[derive(Default)]
 pub struct Gate {
     /// Where each (policy, target) stands on the policy's ladder.
-    ladders: HashMap<(String, Target), Ladder>,
+    ladders: HashMap<LadderKey, Ladder>,
     /// Each policy's use of its limits.
     budgets: HashMap<String, Budget>,
     held: HashSet<HeldKey>,
@@ -94,7 +104,17 @@ impl Gate {
         let spec = &compiled.policy.spec;
         let finding = &due.finding;
         let steps = spec.actions.len();
-        let key = (due.policy.clone(), target.clone());
+        // A dry run's ladder is its own: switched to live, a policy starts at step 0.
+        let mode = if spec.safety.dry_run || self.switches.dry_run {
+            Mode::DryRun
+        } else {
+            Mode::Live
+        };
+        let key = LadderKey {
+            policy: due.policy.clone(),
+            target: target.clone(),
+            mode,
+        };
         let for_secs = compiled.conditions[due.condition].for_secs;
         let pod = match target {
             Target::Pod(ns, name) => ctx.stores.pod_at(ns, name),
@@ -138,6 +158,7 @@ impl Gate {
                     hold: None,
                     dry_run,
                     before,
+                    mode,
                 };
                 (decided, Some(again))
             }
@@ -164,6 +185,7 @@ impl Gate {
                     episode: finding.since,
                     step,
                     reason,
+                    mode,
                 };
                 if !self.held.insert(held) {
                     return Verdict::Recheck(retry_at);
@@ -175,6 +197,7 @@ impl Gate {
                     hold: Some(Hold { reason, message }),
                     dry_run: spec.safety.dry_run,
                     before: None,
+                    mode,
                 };
                 (decided, retry_at)
             }
@@ -192,9 +215,16 @@ impl Gate {
     /// A policy's failure cleared on a target: its ladder ends. Returns whether the policy had
     /// acted on it in that episode (what it changed may need reverting).
     pub fn recovered(&mut self, target: &Target, policy: &str) -> bool {
-        self.ladders
-            .remove(&(policy.to_string(), target.clone()))
-            .is_some_and(|ladder| ladder.attempts > 0)
+        let mut acted = false;
+        for mode in [Mode::Live, Mode::DryRun] {
+            let key = LadderKey {
+                policy: policy.to_string(),
+                target: target.clone(),
+                mode,
+            };
+            acted |= self.ladders.remove(&key).is_some_and(|l| l.attempts > 0);
+        }
+        acted
     }
 
     /// One of the policy's actions in flight ended: the places in flight now.
@@ -227,8 +257,17 @@ impl Gate {
             kube_healer_api::TargetKind::Node => Target::Node(target.name.as_str().into()),
         };
         let step = (req.spec.step.max(1) - 1) as usize;
+        let key = LadderKey {
+            policy: policy.to_string(),
+            target: target.clone(),
+            mode: if req.spec.dry_run {
+                Mode::DryRun
+            } else {
+                Mode::Live
+            },
+        };
         if req.hold.is_none()
-            && let Some(ladder) = self.ladders.get_mut(&(policy.to_string(), target.clone()))
+            && let Some(ladder) = self.ladders.get_mut(&key)
             && ladder.last_action.is_some_and(|(s, _)| s == step)
         {
             ladder.take_back(step, req.before);

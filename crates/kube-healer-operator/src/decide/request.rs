@@ -9,7 +9,7 @@ use kube_healer_core::view::Secs;
 
 use crate::policy::DueMatch;
 use crate::protocol::{ActionRequest, Hold};
-use crate::record::record_name;
+use crate::record::{Mode, record_name};
 use crate::store::Stores;
 use crate::target::Target;
 
@@ -22,6 +22,8 @@ pub struct Decided {
     pub dry_run: bool,
     /// The ladder's last action before this decision (to take it back if unrecorded).
     pub before: Option<(usize, Secs)>,
+    /// The ladder it is on.
+    pub mode: Mode,
 }
 
 pub fn build(
@@ -47,6 +49,7 @@ pub fn build(
         decided.step,
         decided.attempt,
         decided.hold.as_ref().map(|h| h.reason),
+        decided.mode,
     );
     let record = HealingActionSpec {
         policy: due.policy.clone(),

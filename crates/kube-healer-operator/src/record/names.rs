@@ -4,9 +4,17 @@
 //! comes from SipHash-1-3 with zero keys written out here (what std's `DefaultHasher` computes
 //! today, which std does not promise to keep), over the decision's fields in a fixed encoding.
 
+/// Which ladder a decision is on: a dry run's steps are its own, and never those of the live
+/// ladder (a policy switched to live starts at step 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    Live,
+    DryRun,
+}
+
 /// The record name of a decision: policy, target UID, failure episode, step and attempt (and the
-/// hold's reason, for a decision held back). Always a valid object name (a DNS subdomain of at
-/// most 253 characters) when the policy's name is one.
+/// hold's reason, for a decision held back), and whether it is a dry run. Always a valid object
+/// name (a DNS subdomain of at most 253 characters) when the policy's name is one.
 pub fn record_name(
     policy: &str,
     uid: &str,
@@ -14,6 +22,7 @@ pub fn record_name(
     step: usize,
     attempt: u32,
     hold: Option<&str>,
+    mode: Mode,
 ) -> String {
     let mut bytes = Vec::with_capacity(uid.len() + 48);
     // The encoding of std's Hash for (&str, i64, usize, u32, Option<&str>) on 64-bit
@@ -32,6 +41,10 @@ pub fn record_name(
             bytes.extend_from_slice(&1i64.to_le_bytes());
             text(&mut bytes, reason);
         }
+    }
+    // Live decisions keep the names they always had; a dry run's differ.
+    if mode == Mode::DryRun {
+        bytes.extend_from_slice(b"dry-run");
     }
     let prefix: String = policy.chars().take(200).collect();
     // Cut short, a name could end in '-' or '.', and "x.-" is no DNS subdomain.
@@ -124,25 +137,22 @@ mod tests {
                 Some(""),
             ),
         ] {
-            let name = record_name("p", uid, episode, step, attempt, hold);
+            let name = record_name("p", uid, episode, step, attempt, hold, Mode::Live);
             let expected = format!("p-{:016x}", by_default_hasher(uid, episode, step, attempt, hold));
             assert_eq!(name, expected, "{uid} {episode} {step} {attempt} {hold:?}");
         }
         // Fixed: written down once, so a change of algorithm cannot pass unnoticed.
-        assert_eq!(
-            record_name("p", "u", 1_800_000_000, 0, 1, None),
-            "p-edae58a54c88f0ec"
-        );
-        assert_ne!(
-            record_name("p", "u", 1, 0, 1, None),
-            record_name("p", "u", 1, 0, 1, Some("Cooldown"))
-        );
+        let live = |hold| record_name("p", "u", 1_800_000_000, 0, 1, hold, Mode::Live);
+        assert_eq!(live(None), "p-edae58a54c88f0ec");
+        assert_ne!(live(None), live(Some("Cooldown")));
+        let dry = record_name("p", "u", 1_800_000_000, 0, 1, None, Mode::DryRun);
+        assert_ne!(dry, live(None), "a dry run is never taken for the live decision");
     }
 
     #[test]
     fn a_long_policy_name_still_makes_a_valid_name() {
         let policy = format!("{}.-x", "a".repeat(199));
-        let name = record_name(&policy, "u", 1, 0, 1, None);
+        let name = record_name(&policy, "u", 1, 0, 1, None, Mode::Live);
         assert!(name.len() <= 253, "{}", name.len());
         let (prefix, hash) = name.rsplit_once('-').unwrap();
         assert_eq!(prefix, "a".repeat(199), "the cut does not end in '.' or '-'");

@@ -194,7 +194,8 @@ fn policy_rows(
         let own: Vec<&HealingAction> = records.iter().filter(|r| r.spec.policy == name).collect();
         for (i, f) in held {
             let steps = policy.spec.actions.len();
-            let ladder = Ladder::from_records(own.iter().copied(), f.since, steps);
+            let ladder =
+                Ladder::from_records(own.iter().copied(), f.since, steps, policy.spec.safety.dry_run);
             let decider = offline::Decider {
                 policy: &compiled,
                 snapshot,
