@@ -11,10 +11,10 @@ use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::reasons;
-use kube_healer_core::Correlated;
 use kube_healer_core::decide::{Budget, Decision, Facts, Ladder, decide, guard, unsafe_for};
 use kube_healer_core::policy::CompiledPolicy;
 use kube_healer_core::view::Secs;
+use kube_healer_core::{Correlated, Finding};
 
 use crate::policy::DueMatch;
 use crate::protocol::{ActionRequest, Hold};
@@ -116,18 +116,7 @@ impl Gate {
             mode,
         };
         let for_secs = compiled.conditions[due.condition].for_secs;
-        let pod = match target {
-            Target::Pod(ns, name) => ctx.stores.pod_at(ns, name),
-            Target::Node(_) => None,
-        };
-        let opted_out = match target {
-            Target::Pod(..) => pod.is_some_and(|p| p.opted_out),
-            Target::Node(name) => ctx.stores.node_view(name).is_some_and(|n| n.opted_out),
-        };
-        let facts = Facts::about(now, compiled, finding, opted_out, ctx.correlated, || {
-            (ctx.unhealthy_nodes)(compiled)
-        })
-        .with_switches(self.switches.paused, self.switches.dry_run);
+        let facts = self.facts(target, finding, compiled, ctx);
         let mut ladder = self
             .ladders
             .get(&key)
@@ -137,8 +126,12 @@ impl Gate {
         let budget = self.budgets.entry(due.policy.clone()).or_default();
         budget.prune(now);
         let decision = decide(spec, finding.due_at(for_secs), &ladder, budget, &facts);
-        let decision = guard(decision, |action| {
-            pod.and_then(|p| unsafe_for(p, ctx.stores, &finding.subject, action, now))
+        let decision = guard(decision, |action| match target {
+            Target::Pod(ns, name) => ctx
+                .stores
+                .pod_at(ns, name)
+                .and_then(|p| unsafe_for(p, ctx.stores, &finding.subject, action, now)),
+            Target::Node(_) => None,
         });
         budget.spend(&decision, now);
         let (decided, recheck) = match decision {
@@ -210,6 +203,25 @@ impl Gate {
             request: Box::new(request),
             recheck,
         }
+    }
+
+    /// The facts a decision on this finding reads: the switches, the target's opt-out, the
+    /// correlated cause covering it, and (node policies) the unhealthy nodes.
+    fn facts(
+        &self,
+        target: &Target,
+        finding: &Finding,
+        compiled: &CompiledPolicy,
+        ctx: &Context<'_>,
+    ) -> Facts {
+        let opted_out = match target {
+            Target::Pod(ns, name) => ctx.stores.pod_at(ns, name).is_some_and(|p| p.opted_out),
+            Target::Node(name) => ctx.stores.node_view(name).is_some_and(|n| n.opted_out),
+        };
+        Facts::about(ctx.now, compiled, finding, opted_out, ctx.correlated, || {
+            (ctx.unhealthy_nodes)(compiled)
+        })
+        .with_switches(self.switches.paused, self.switches.dry_run)
     }
 
     /// A policy's failure cleared on a target: its ladder ends. Returns whether the policy had
