@@ -1,0 +1,103 @@
+//! Reaction under load: Evicted pods one by one on a busy cluster, each timed from the moment its
+//! policy's `for` elapsed to the DELETE the API server received (its audit log), and the
+//! operator's own histogram of the same.
+
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+use super::load::create_policy;
+use super::operator::http_get;
+use super::wait::wait_pods_gone;
+use super::{Bench, REACT_NS};
+use crate::measure::{self, Report};
+
+pub(super) async fn measure(bench: &Bench<'_>, report: &mut Report) -> anyhow::Result<()> {
+    let (args, cluster, client) = (bench.args, bench.cluster, &bench.client);
+    let (user, http) = (bench.user.as_str(), bench.http.as_str());
+    // Reaction under load: Evicted pods appear one by one, 20 a second; the policy deletes each
+    // once it has been Evicted for 2 s. Their status is written here (as a kubelet would, on a
+    // node kwok does not manage), so the failure time is known exactly: kwok, busy with 1,000
+    // nodes, applies its stages seconds late and in batches. Reaction is measured per pod from
+    // the API server's audit log: DELETE received minus the moment the 2 s had elapsed.
+    create_policy(client, "bench-react", REACT_NS, "2s").await?;
+    let static_node = "bench-static";
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": static_node}}))?;
+    Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node)
+        .await?;
+    let t = Instant::now();
+    let react_pods: Api<Pod> = Api::namespaced(client.clone(), REACT_NS);
+    let mut due = std::collections::BTreeMap::new();
+    for i in 0..args.reaction_pods {
+        let name = format!("r-{i:05}");
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"nodeName": static_node, "containers": [{"name": "app", "image": "registry.example/app:1"}]},
+        }))?;
+        react_pods.create(&PostParams::default(), &pod).await?;
+        // Kubernetes times have whole seconds: the failure is stamped with the second it
+        // happened in, and is due 2 s after that stamp.
+        let failed =
+            k8s_openapi::jiff::Timestamp::from_second(k8s_openapi::jiff::Timestamp::now().as_second())?;
+        let stamp = failed.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        react_pods
+            .patch_status(
+                &name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"status": {"phase": "Failed", "reason": "Evicted",
+                    "message": "The node was low on resource: memory.", "startTime": stamp,
+                    "conditions": [{"type": "Ready", "status": "False", "reason": "PodFailed", "lastTransitionTime": stamp}]}})),
+            )
+            .await?;
+        due.insert(name, failed.as_millisecond() + 2000);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_pods_gone(client, REACT_NS, Duration::from_secs(300)).await?;
+    println!(
+        "{} reaction pods deleted {:.1}s after the first",
+        args.reaction_pods,
+        t.elapsed().as_secs_f64()
+    );
+    let deletes = measure::audit_times(&cluster.audit_log(), user, "delete", REACT_NS)?;
+    let mut latencies: Vec<f64> = due
+        .iter()
+        .filter_map(|(name, due)| deletes.get(name).map(|at| (at - due) as f64 / 1000.0))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    ensure!(
+        latencies.len() == args.reaction_pods,
+        "{} of {} reaction pods were deleted by the operator",
+        latencies.len(),
+        args.reaction_pods
+    );
+    let quantile = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    let (p50, p99) = (quantile(0.5), quantile(0.99));
+    report.row(
+        "reaction: due -> DELETE received by the API server, p50 (audit log)",
+        format!("{:.0} ms", p50 * 1000.0),
+        "<= 100 ms",
+        Some(p50 <= 0.1),
+    );
+    report.row(
+        "reaction: due -> DELETE received by the API server, p99 (audit log)",
+        format!(
+            "{:.0} ms (max {:.0} ms)",
+            p99 * 1000.0,
+            latencies[latencies.len() - 1] * 1000.0
+        ),
+        "<= 1 s",
+        Some(p99 <= 1.0),
+    );
+    let (_, metrics) = http_get(http, "/metrics").await?;
+    let buckets = measure::histogram(&metrics, "kube_healer_due_to_action_seconds");
+    println!(
+        "  the operator's own histogram (due -> call, bucket bounds): p50 <= {:?} s, p99 <= {:?} s",
+        measure::quantile_bound(&buckets, 0.5),
+        measure::quantile_bound(&buckets, 0.99)
+    );
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Throughput: a batch of Evicted pods cleaned by one policy with a high rate, timed until all
+//! are gone; then descheduler's RemoveFailedPods on a second batch of the same size, side by side.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kube_healer_testenv::process::Reaper;
+
+use super::load::{create_evicted, create_policy};
+use super::wait::{count_pods, wait_failed, wait_pods_gone};
+use super::{Bench, DESCHEDULER_NS, EVICTED_NS};
+use crate::measure::{self, Report};
+
+/// kube-healer's clean-up: returns its time (seconds) and the operator's peak RSS (MiB).
+pub(super) async fn kube_healer(bench: &Bench<'_>, report: &mut Report) -> anyhow::Result<(f64, f64)> {
+    let (args, client) = (bench.args, &bench.client);
+    // Throughput: N Evicted pods, then one policy with a high rate; time until all are gone.
+    let t = Instant::now();
+    create_evicted(client, EVICTED_NS, args.evicted, args.nodes, args.concurrency).await?;
+    wait_failed(client, EVICTED_NS, args.evicted, Duration::from_secs(600)).await?;
+    println!(
+        "{} Evicted pods ready in {:.1}s",
+        args.evicted,
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    create_policy(client, "bench-evicted", EVICTED_NS, "1s").await?;
+    wait_pods_gone(client, EVICTED_NS, Duration::from_secs(900)).await?;
+    let ours_secs = t.elapsed().as_secs_f64();
+    report.row(
+        &format!("throughput: {} Evicted pods deleted by one policy", args.evicted),
+        format!("{ours_secs:.1} s ({:.0} pods/s)", args.evicted as f64 / ours_secs),
+        "<= 60 s for 10,000",
+        Some(ours_secs <= 60.0 * args.evicted as f64 / 10_000.0),
+    );
+    let (_, operator_peak) = measure::memory_mib(bench.operator_pid).context("operator memory")?;
+    report.row(
+        "operator peak RSS (VmHWM), whole run",
+        format!("{operator_peak:.1} MiB"),
+        "",
+        None,
+    );
+    Ok((ours_secs, operator_peak))
+}
+
+/// descheduler's clean-up of the same load, next to kube-healer's (`ours`: its time and peak RSS).
+pub(super) async fn descheduler(
+    bench: &Bench<'_>,
+    binary: &Path,
+    reaper: &mut Reaper,
+    ours: (f64, f64),
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let (args, cluster, client) = (bench.args, bench.cluster, &bench.client);
+    let (ours_secs, operator_peak) = ours;
+    create_evicted(client, DESCHEDULER_NS, args.evicted, args.nodes, args.concurrency).await?;
+    wait_failed(client, DESCHEDULER_NS, args.evicted, Duration::from_secs(600)).await?;
+    let run = crate::descheduler::run_once(cluster, binary, DESCHEDULER_NS, reaper).await?;
+    let left = count_pods(client, DESCHEDULER_NS).await?;
+    report.row(
+        &format!(
+            "descheduler RemoveFailedPods: {} Evicted pods ({left} left)",
+            args.evicted
+        ),
+        format!("{:.1} s, peak RSS {:.1} MiB", run.seconds, run.peak_mib),
+        "side by side",
+        None,
+    );
+    report.row(
+        "ratio descheduler / kube-healer: time to clean, peak RSS",
+        format!(
+            "{:.2}x, {:.2}x",
+            run.seconds / ours_secs,
+            run.peak_mib / operator_peak
+        ),
+        "",
+        None,
+    );
+    Ok(())
+}
