@@ -1,0 +1,54 @@
+//! Nodes as a kubelet or node-problem-detector would report them: a node kwok does not manage,
+//! whose conditions the test writes, and Warning events on nodes.
+
+use k8s_openapi::api::core::v1::{Event, Node};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use super::now_rfc3339;
+
+/// A node kwok does not manage, with the given status conditions (a test writes its status).
+pub async fn unmanaged_node(
+    client: &Client,
+    name: &str,
+    conditions: serde_json::Value,
+) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    nodes.create(&PostParams::default(), &node).await?;
+    nodes
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": conditions}})),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A Ready condition as a kubelet writes it.
+pub fn ready(status: &str, message: &str) -> serde_json::Value {
+    json!({"type": "Ready", "status": status, "reason": "KubeletNotReady", "message": message,
+        "lastTransitionTime": now_rfc3339(-60), "lastHeartbeatTime": now_rfc3339(0)})
+}
+
+/// A Warning event on a node, as its kubelet or node-problem-detector would post it.
+pub async fn node_event(
+    client: &Client,
+    node: &str,
+    reason: &str,
+    message: &str,
+    count: i32,
+) -> anyhow::Result<()> {
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let event: Event = serde_json::from_value(json!({
+        "metadata": {"generateName": format!("{node}.")},
+        "involvedObject": {"kind": "Node", "name": node, "uid": node},
+        "reason": reason, "message": message, "count": count, "type": "Warning",
+        "firstTimestamp": now_rfc3339(-120), "lastTimestamp": now_rfc3339(0),
+        "source": {"component": "kubelet", "host": node},
+    }))?;
+    events.create(&PostParams::default(), &event).await?;
+    Ok(())
+}
