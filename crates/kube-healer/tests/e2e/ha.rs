@@ -3,34 +3,32 @@
 //! repeat none: every failing pod ends with one record of its decision and one successful API
 //! call, as counted by the API server's audit log. (Ten failovers: tests/failovers.rs.)
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
-use kube_healer_testenv::harness::{Ctx, test};
-use kube_healer_testenv::{ClusterOptions, nodes, scenario};
+use kube_healer_testenv::harness::{Ctx, E2eTest, test};
+use kube_healer_testenv::{nodes, scenario};
 use serde_json::json;
+
+use crate::support;
 use support::Operator;
 use support::once::{delete_evicted_policy, each_healed_once, evicted_pods, leaders};
 
-fn main() -> std::process::ExitCode {
-    kube_healer_testenv::harness::run(
-        ClusterOptions::default(),
-        vec![
-            test(
-                "only_the_leader_decides_and_a_follower_takes_over_when_it_dies",
-                failover,
-            ),
-            test(
-                "twenty_kills_at_random_points_lose_no_action_and_repeat_none",
-                twenty_kills,
-            )
-            .ignored(),
-        ],
-    )
+/// This file's tests, run on the shared cluster by main.rs.
+pub fn tests() -> Vec<E2eTest> {
+    vec![
+        test(
+            "only_the_leader_decides_and_a_follower_takes_over_when_it_dies",
+            failover,
+        ),
+        test(
+            "twenty_kills_at_random_points_lose_no_action_and_repeat_none",
+            twenty_kills,
+        )
+        .ignored(),
+    ]
 }
 
 async fn failover(ctx: Ctx) -> anyhow::Result<()> {

@@ -3,8 +3,6 @@
 //! respected, DaemonSet pods left, a clean timeout), RunJob (a Job pinned to a flapping node after
 //! its cordon), and a crash between the record and the API call (finished once after the restart).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -16,45 +14,45 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use kube_healer_api::record::ActionPhase;
-use kube_healer_testenv::harness::{Ctx, test};
+use kube_healer_testenv::harness::{Ctx, E2eTest, test};
 use kube_healer_testenv::nodes::OWNER_LABEL;
-use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
+use kube_healer_testenv::{Scenario, nodes, scenario_pod, wait};
 use serde_json::json;
+
+use crate::support;
 use support::{
     HEAL, Operator, create_policy, limits, node_event, now_rfc3339, phase_reason, records, selector,
 };
 
-fn main() -> std::process::ExitCode {
-    kube_healer_testenv::harness::run(
-        ClusterOptions::default(),
-        vec![
-            test("reschedule_recreates_the_pod_on_another_node", reschedule),
-            test(
-                "restart_owner_restarts_the_deployment_once_for_its_failing_pods",
-                restart_owner,
-            ),
-            test(
-                "drain_respects_the_pdb_skips_daemonsets_and_times_out_cleanly",
-                drain,
-            ),
-            test(
-                "a_node_job_is_subject_to_the_namespaces_pod_security",
-                job_pod_security,
-            ),
-            test(
-                "a_flapping_node_is_cordoned_then_gets_a_node_job",
-                flapping_node_job,
-            ),
-            test(
-                "a_crash_between_record_and_call_is_finished_once_after_restart",
-                crash_after_record,
-            ),
-            test(
-                "pods_of_a_node_that_stopped_posting_are_deleted_then_force_deleted_safely",
-                lost_node,
-            ),
-        ],
-    )
+/// This file's tests, run on the shared cluster by main.rs.
+pub fn tests() -> Vec<E2eTest> {
+    vec![
+        test("reschedule_recreates_the_pod_on_another_node", reschedule),
+        test(
+            "restart_owner_restarts_the_deployment_once_for_its_failing_pods",
+            restart_owner,
+        ),
+        test(
+            "drain_respects_the_pdb_skips_daemonsets_and_times_out_cleanly",
+            drain,
+        ),
+        test(
+            "a_node_job_is_subject_to_the_namespaces_pod_security",
+            job_pod_security,
+        ),
+        test(
+            "a_flapping_node_is_cordoned_then_gets_a_node_job",
+            flapping_node_job,
+        ),
+        test(
+            "a_crash_between_record_and_call_is_finished_once_after_restart",
+            crash_after_record,
+        ),
+        test(
+            "pods_of_a_node_that_stopped_posting_are_deleted_then_force_deleted_safely",
+            lost_node,
+        ),
+    ]
 }
 
 /// A Deployment of `replicas` pods like `template` (a scenario pod), kept on the test's nodes.

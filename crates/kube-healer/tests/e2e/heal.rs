@@ -2,8 +2,6 @@
 //! and reason, and the gates that hold actions back with a Skipped record. Each test runs its own
 //! operator on its own policies (--policy-selector), as tests run side by side.
 
-mod support;
-
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
@@ -11,35 +9,35 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use kube_healer_api::record::ActionPhase;
-use kube_healer_testenv::harness::{Ctx, test};
-use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario, scenario_pod, wait};
+use kube_healer_testenv::harness::{Ctx, E2eTest, test};
+use kube_healer_testenv::{Scenario, nodes, scenario, scenario_pod, wait};
 use serde_json::json;
+
+use crate::support;
 use support::{HEAL, Operator, create_policy, phase_reason, records};
 
-fn main() -> std::process::ExitCode {
-    kube_healer_testenv::harness::run(
-        ClusterOptions::default(),
-        vec![
-            test(
-                "stuck_terminating_pods_are_force_deleted_and_recorded",
-                force_delete,
-            ),
-            test(
-                "evicted_leftovers_are_deleted_within_the_rate_the_rest_held",
-                evicted_with_rate,
-            ),
-            test("dry_run_records_and_changes_nothing", dry_run),
-            test(
-                "a_restarted_operator_does_not_repeat_a_recorded_decision",
-                restart,
-            ),
-            test("operator_wide_dry_run_and_pause_hold_every_action", switches),
-            test(
-                "a_failing_node_is_cordoned_then_tainted_and_reverted_on_recovery",
-                cordon_taint_and_revert,
-            ),
-        ],
-    )
+/// This file's tests, run on the shared cluster by main.rs.
+pub fn tests() -> Vec<E2eTest> {
+    vec![
+        test(
+            "stuck_terminating_pods_are_force_deleted_and_recorded",
+            force_delete,
+        ),
+        test(
+            "evicted_leftovers_are_deleted_within_the_rate_the_rest_held",
+            evicted_with_rate,
+        ),
+        test("dry_run_records_and_changes_nothing", dry_run),
+        test(
+            "a_restarted_operator_does_not_repeat_a_recorded_decision",
+            restart,
+        ),
+        test("operator_wide_dry_run_and_pause_hold_every_action", switches),
+        test(
+            "a_failing_node_is_cordoned_then_tainted_and_reverted_on_recovery",
+            cordon_taint_and_revert,
+        ),
+    ]
 }
 
 async fn force_delete(ctx: Ctx) -> anyhow::Result<()> {

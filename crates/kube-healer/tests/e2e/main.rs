@@ -1,0 +1,32 @@
+//! The end-to-end tests that share one local cluster, one module per former test binary: their
+//! trials run side by side on it (libtest-mimic's threads), so that the suite starts one cluster
+//! and links one binary for all of them instead of one each.
+//!
+//! A test belongs here only if it is isolated from the others on a shared cluster: it runs its
+//! own operator on its own policies (`--policy-selector` on the test's id), in its own namespaces,
+//! on its own nodes, and asserts nothing about the cluster as a whole. The other e2e binaries in
+//! tests/ each say in their first doc comment why they need a cluster of their own. Two limits
+//! that keep the modules here apart from those:
+//!
+//! - `ha`'s failover is the one test on this cluster that elects a leader on the chart's Lease
+//!   (kube-healer/kube-healer-leader); a second election test needs a cluster of its own.
+//! - No test here acts on a node NotReady or unreachable: the operator holds such actions as
+//!   Correlated once 3 nodes and 30% of the cluster's are down together, a count over every node,
+//!   and the nodes the tests here leave behind (unmanaged ones go Unknown) stay in it.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod actions;
+mod ha;
+mod heal;
+
+use kube_healer_testenv::ClusterOptions;
+
+fn main() -> std::process::ExitCode {
+    let tests = [actions::tests(), ha::tests(), heal::tests()]
+        .into_iter()
+        .flatten()
+        .collect();
+    kube_healer_testenv::harness::run(ClusterOptions::default(), tests)
+}
