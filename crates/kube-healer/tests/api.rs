@@ -1,6 +1,10 @@
 //! The HealingPolicy and HealingAction API on the real API server: the CRDs install, every
 //! example applies, invalid policies are refused with messages that name the field and the fix,
 //! and `kubectl get` / `kubectl explain` read well.
+//!
+//! Its own cluster: `kubectl get ha` must show the test's record as its first row and a field
+//! selector over every record must find that one alone, so no other test may write HealingActions
+//! on the cluster; and its policies (the examples, verbatim) have fixed names and no owner.
 
 use std::time::Duration;
 

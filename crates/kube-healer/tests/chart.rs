@@ -3,6 +3,10 @@
 //! Security profile; upgrade (the CRDs too); the installed ServiceAccount's permissions, exactly
 //! what the operator uses (the harness fails the run on any 403 in the audit log); uninstall
 //! keeps the CRDs.
+//!
+//! Its own cluster: the release installs the cluster's CRDs (an older HealingAction CRD first,
+//! then upgraded), which Helm can only do where nobody installed them before it, and which every
+//! other test's operator and records would be using meanwhile.
 
 mod support;
 

@@ -1,5 +1,9 @@
 //! `kube-healer classify` on what a real cluster prints: failures made by kwok stages and the
 //! node lifecycle controller, dumped with kubectl, diagnosed offline.
+//!
+//! Its own cluster: the dump is of the whole cluster (every namespace), and the test asserts that
+//! nothing named `fine` is flagged in it: other tests' pods of that name (heal's, caught before
+//! kwok runs it) would be diagnosed too.
 
 use std::time::Duration;
 

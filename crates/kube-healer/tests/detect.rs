@@ -2,6 +2,10 @@
 //! stages, by the scheduler and the node lifecycle controller, or written through the API as a
 //! kubelet or node-problem-detector would. Detection shows as a "finding detected" log line naming
 //! the class and the target, and in the kube_healer_findings metric.
+//!
+//! Its own cluster: its operators run without `--policy-selector` (the policies of event_pattern
+//! and policy_status have no owner), so on a shared cluster they would load every other test's
+//! policies, act on them and write their status.
 
 mod support;
 

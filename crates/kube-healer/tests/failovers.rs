@@ -2,7 +2,8 @@
 //! killed (SIGKILL, so it cannot release the Lease) ten times at random moments while Evicted pods
 //! keep arriving, and a new replica joins each time. No action may be lost or repeated: every pod
 //! ends deleted with one recorded decision and one successful delete, counted by the API server's
-//! audit log. Its own binary: the election uses the chart's one Lease.
+//! audit log. Its own binary: the election uses the chart's one Lease, on which ha's failover
+//! (in the shared e2e binary) and lease.rs elect too.
 
 mod support;
 

@@ -3,6 +3,10 @@
 //! timeout (the API server then fails them itself). The operator must retry passing faults with
 //! bounded backoff, record the outcome and the number of calls, and never loop: the API server's
 //! audit log counts the calls.
+//!
+//! Its own cluster: passing_faults cordons a NotReady node, and the operator holds node actions as
+//! Correlated once 3 nodes and 30% of the cluster's nodes are NotReady or unreachable together;
+//! on a shared cluster, other tests' down nodes (unmanaged nodes go Unknown, and stay) would count.
 
 mod support;
 

@@ -1,8 +1,12 @@
 //! Safety gates on the real cluster: each holds the action back, with a Skipped record naming the
 //! reason, and the target untouched: cooldown, maxAttempts, the opt-out annotation, maxUnhealthy.
-//! (Rate, dry run and the operator-wide switches are in heal.rs; the correlated storm in storm.rs.)
-//! And retention: the oldest records beyond the count per policy are deleted, except those of a
-//! failure in progress and those of policies the operator does not manage.
+//! (Rate, dry run and the operator-wide switches are in e2e/heal.rs; the correlated storm in
+//! storm.rs.) And retention: the oldest records beyond the count per policy are deleted, except
+//! those of a failure in progress and those of policies the operator does not manage.
+//!
+//! Its own cluster: max_unhealthy expects BudgetExceeded on two NotReady nodes, and the operator
+//! holds node actions as Correlated (checked first) once 3 nodes and 30% of the cluster's nodes are
+//! NotReady or unreachable together; on a shared cluster, other tests' down nodes would count.
 
 mod support;
 

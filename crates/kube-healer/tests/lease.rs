@@ -1,7 +1,8 @@
 //! A leader that cannot renew its Lease must stop deciding before the Lease can expire under it
 //! (another replica could take it then): the chart's permission on the election Lease is taken
 //! away, and no replica may lead until it is back. Its own binary: the election uses the chart's
-//! one Lease, and the test takes a permission away.
+//! one Lease, and the test takes the chart's permission on it away (the refusals expected
+//! meanwhile would also hide other tests' 403s from the end-of-run check).
 
 mod support;
 
