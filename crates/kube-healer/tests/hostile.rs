@@ -1,16 +1,17 @@
 //! Hostile and unexpected input on the real API server: a HealingPolicy stored under a looser
 //! schema than the one in force (as after a CRD upgrade) that the operator cannot read, a selector
-//! with a huge label value, unicode and very large objects, and thousands of policies. None may
-//! stop a watch or the operator; each bad policy is refused in its status with the reason. Its own
-//! cluster: the first test loosens the HealingPolicy CRD for a moment.
+//! with a huge label value, unicode and very large objects, a megabyte condition message, and
+//! thousands of policies. None may stop a watch or the operator; each bad policy is refused in its
+//! status with the reason. Its own cluster: the first test loosens the HealingPolicy CRD for a
+//! moment.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube_healer_api::HealingPolicy;
 use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
@@ -26,6 +27,10 @@ fn main() -> std::process::ExitCode {
                 unreadable_policy,
             ),
             test("huge_and_unicode_values_are_handled", huge_and_unicode),
+            test(
+                "a_failure_with_a_megabyte_message_is_still_recorded",
+                megabyte_message,
+            ),
             test("thousands_of_policies_are_handled", thousands).ignored(),
         ],
     )
@@ -217,6 +222,55 @@ async fn huge_and_unicode(ctx: Ctx) -> anyhow::Result<()> {
         summary.contains("нехватка"),
         "the evidence keeps the message: {summary}"
     );
+    Ok(())
+}
+
+/// A node condition whose message is a megabyte (node-problem-detector quoting a kernel log, say):
+/// its evidence, copied as it was into the record twice (summary and condition), would make a
+/// record over etcd's 1.5 MiB request limit, refused at every decision. Bounded, it is written.
+async fn megabyte_message(ctx: Ctx) -> anyhow::Result<()> {
+    let _op = Operator::start(&ctx.cluster, "megabyte", &["--policy-selector", &selector(&ctx)]).await?;
+    let node = ctx.name("mb");
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let object: Node = serde_json::from_value(
+        json!({"metadata": {"name": node, "labels": {"kube-healer.test/node": node}}}),
+    )?;
+    nodes.create(&PostParams::default(), &object).await?;
+    let message = "kernel: BUG: soft lockup ".repeat(40_000);
+    let conditions = json!([
+        support::ready("True", "kubelet is posting ready status"),
+        {"type": "KernelDeadlock", "status": "True", "reason": "DockerHung", "message": message,
+            "lastTransitionTime": support::now_rfc3339(-120), "lastHeartbeatTime": support::now_rfc3339(0)},
+    ]);
+    nodes
+        .patch_status(
+            &node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": conditions}})),
+        )
+        .await?;
+    let policy = ctx.name("deadlock");
+    create_policy(
+        &ctx,
+        &policy,
+        json!({"target": {"kind": "Node", "selector": {"matchLabels": {"kube-healer.test/node": node}}},
+        "conditions": [{"class": "NodeCondition", "conditionType": "KernelDeadlock", "for": "1s"}], "actions": [{"action": "Event"}], "safety": support::limits()}),
+    )
+    .await?;
+    let recs = records(&ctx, &policy, 1).await?;
+    let record = &recs[0];
+    let size = serde_json::to_string(record)?.len();
+    println!("    a {}-byte message: record of {size} bytes", message.len());
+    ensure!(
+        support::phase_reason(record).0 == kube_healer_api::record::ActionPhase::Succeeded,
+        "{:?}",
+        record.status
+    );
+    ensure!(
+        record.spec.evidence.summary.contains("[cut: "),
+        "the cut is marked"
+    );
+    ensure!(size < 256 * 1024, "{size} bytes");
     Ok(())
 }
 
