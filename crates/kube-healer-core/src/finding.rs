@@ -107,9 +107,23 @@ pub struct Correlated {
 }
 
 impl Correlated {
-    /// Whether `finding` is one of the members (its per-target action should be held back).
+    /// Whether `finding` stems from this cause (its per-target action should be held back): it
+    /// is one of the members; or, when nodes are down together, it is about a member node or a
+    /// pod bound to one (a pod lost with its node is the same partition, not a pod fault).
     pub fn covers(&self, finding: &Finding) -> bool {
-        self.classes.contains(&finding.class) && self.members.iter().any(|m| m.uid == finding.subject.uid)
+        if !self.classes.contains(&finding.class) {
+            return false;
+        }
+        match self.cause {
+            CorrelatedCause::NodesDown => finding.subject.node.as_deref().is_some_and(|node| {
+                self.members
+                    .iter()
+                    .any(|m| m.kind == TargetKind::Node && m.name == node)
+            }),
+            CorrelatedCause::RegistryPullFailures { .. } => {
+                self.members.iter().any(|m| m.uid == finding.subject.uid)
+            }
+        }
     }
 }
 

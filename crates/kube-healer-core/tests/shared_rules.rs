@@ -211,3 +211,43 @@ fn force_delete_waits_for_the_deadline_and_a_statefulset_pod_for_its_node_confir
     let wait = Decision::Wait { until: T };
     assert_eq!(guard(wait.clone(), |_| Some("no".into())), wait);
 }
+
+fn finding_on(class: FailureClass, kind: kube_healer_api::TargetKind, name: &str, node: &str) -> Finding {
+    Finding {
+        class,
+        subject: Subject {
+            kind,
+            namespace: (kind == kube_healer_api::TargetKind::Pod).then(|| "ns".to_string()),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            node: Some(node.into()),
+        },
+        since: T,
+        evidence: Default::default(),
+    }
+}
+
+#[test]
+fn nodes_down_together_hold_the_pods_lost_with_them_and_only_those() {
+    use kube_healer_api::TargetKind::{Node, Pod};
+    let down: Vec<Finding> = ["n0", "n1", "n2"]
+        .iter()
+        .map(|n| finding_on(FailureClass::NodeUnreachable, Node, n, n))
+        .collect();
+    let causes = kube_healer_core::classify::correlate(&down, 5, &Default::default());
+    assert_eq!(causes.len(), 1, "3 of 5 nodes down together: {causes:?}");
+    let cause = &causes[0];
+    assert!(cause.covers(&down[0]), "a member node");
+    for class in [FailureClass::NodeLost, FailureClass::StuckTerminating] {
+        assert!(
+            cause.covers(&finding_on(class, Pod, "p", "n1")),
+            "{class} on a member node"
+        );
+        assert!(
+            !cause.covers(&finding_on(class, Pod, "p", "n4")),
+            "{class} on a healthy node"
+        );
+    }
+    let pull = finding_on(FailureClass::ImagePullFailure, Pod, "p", "n1");
+    assert!(!cause.covers(&pull), "not a failure that stems from the node");
+}

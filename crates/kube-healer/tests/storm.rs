@@ -1,7 +1,8 @@
 //! A storm: 6 of 10 nodes stop posting status at once (a partition, or a control-plane fault
 //! seen from the nodes). kube-healer must see one correlated cause, not six node failures, and
-//! hold every node action with a Skipped record (reason Correlated), and warn; once the nodes
-//! recover, a node failing alone is healed again. Runs on its own cluster: the correlation counts
+//! hold every node action with a Skipped record (reason Correlated), and warn; the pods on those
+//! nodes (NodeLost) are held too, none deleted; once the nodes recover, a node failing alone is
+//! healed again. Runs on its own cluster: the correlation counts
 //! every node of the cluster.
 
 mod support;
@@ -9,12 +10,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use k8s_openapi::api::core::v1::Node;
-use kube::api::Api;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, PostParams};
 use kube_healer_api::record::ActionPhase;
 use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::nodes::OWNER_LABEL;
-use kube_healer_testenv::{ClusterOptions, nodes, wait};
+use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
 use serde_json::json;
 use support::{HEAL, Operator, create_policy, phase_reason, records};
 
@@ -41,6 +42,27 @@ async fn storm(ctx: Ctx) -> anyhow::Result<()> {
         json!({"target": {"kind": "Node", "selector": {"matchLabels": {OWNER_LABEL: ctx.id}}},
         "conditions": [{"class": "NodeUnreachable", "for": "10s"}], "actions": [{"action": "Cordon"}],
         "safety": {"maxUnhealthy": "100%", "maxConcurrent": 10, "rate": {"actions": 10, "per": "1m"}}}),
+    )
+    .await?;
+    // Pods on the nodes about to go down, and a policy deleting pods whose node is lost.
+    let ns = ctx.namespace("storm").await?;
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods: Vec<String> = (0..3).map(|i| format!("p{i}")).collect();
+    for (pod, node) in pods.iter().zip(&names) {
+        pods_api
+            .create(
+                &PostParams::default(),
+                &scenario_pod(&ns, pod, Some(node), &Scenario::Running),
+            )
+            .await?;
+    }
+    let lost = ctx.name("lost");
+    create_policy(
+        &ctx,
+        &lost,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "NodeLost", "for": "10s"}], "actions": [{"action": "Delete"}],
+        "safety": {"maxConcurrent": 10, "rate": {"actions": 10, "per": "1m"}}}),
     )
     .await?;
     let down = &names[..6];
@@ -87,6 +109,25 @@ async fn storm(ctx: Ctx) -> anyhow::Result<()> {
         ensure!(
             node.spec.and_then(|s| s.unschedulable) != Some(true),
             "{name} was cordoned during the storm"
+        );
+    }
+    // The pods on the down nodes stem from the same cause: held, not deleted.
+    let pod_recs = records(&ctx, &lost, 3).await?;
+    for r in &pod_recs {
+        ensure!(
+            phase_reason(r) == (ActionPhase::Skipped, "Correlated".into()),
+            "{}: {:?}",
+            r.spec.target.name,
+            r.status
+        );
+    }
+    for pod in &pods {
+        ensure!(
+            pods_api
+                .get_opt(pod)
+                .await?
+                .is_some_and(|p| p.metadata.deletion_timestamp.is_none()),
+            "pod {pod} on a down node was deleted during the storm"
         );
     }
     ensure!(

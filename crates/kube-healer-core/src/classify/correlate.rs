@@ -74,11 +74,15 @@ pub fn correlate<'a>(
     {
         out.push(Correlated {
             cause: CorrelatedCause::NodesDown,
+            // The node findings, and the pod findings that stem from a node being down: a pod
+            // lost with its node, stuck Terminating on it, or left by it.
             classes: vec![
                 FailureClass::NodeNotReady,
                 FailureClass::NodeUnreachable,
                 FailureClass::PLEGUnhealthy,
                 FailureClass::NodeLost,
+                FailureClass::StuckTerminating,
+                FailureClass::Orphaned,
             ],
             since: down.iter().map(|f| f.since).min().unwrap_or_default(),
             message: format!(

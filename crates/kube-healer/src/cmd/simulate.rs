@@ -216,10 +216,23 @@ mod tests {
         let mut engine = Engine::new(Arc::new(Metrics::default()), synced)
             .with_clock(clock.clone())
             .with_executor(work_tx, done_rx);
-        engine.apply(Change::policy(Event::Apply(policy.clone())));
+        // Every watch lists first, as at start-up (the engine decides only once all have).
+        engine.apply(Change::policy(Event::Init));
+        engine.apply(Change::policy(Event::InitApply(policy.clone())));
+        engine.apply(Change::policy(Event::InitDone));
+        engine.apply(Change::Pod(Box::new(Event::Init)));
         for pod in &pods {
-            engine.apply(Change::Pod(Box::new(Event::Apply(pod.clone()))));
+            engine.apply(Change::Pod(Box::new(Event::InitApply(pod.clone()))));
         }
+        engine.apply(Change::Pod(Box::new(Event::InitDone)));
+        engine.apply(Change::Node(Box::new(Event::Init)));
+        engine.apply(Change::Node(Box::new(Event::InitDone)));
+        engine.apply(Change::Event(Box::new(Event::Init)));
+        engine.apply(Change::Event(Box::new(Event::InitDone)));
+        engine.apply(Change::Lease(Box::new(Event::Init)));
+        engine.apply(Change::Lease(Box::new(Event::InitDone)));
+        engine.apply(Change::Namespace(Box::new(Event::Init)));
+        engine.apply(Change::Namespace(Box::new(Event::InitDone)));
         clock.set(now);
         engine.fire_due_timers();
         let mut by_engine = Vec::new();
