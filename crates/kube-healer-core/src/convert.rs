@@ -79,6 +79,31 @@ fn non_empty(s: Option<&String>) -> Option<&str> {
     s.map(String::as_str).filter(|s| !s.is_empty())
 }
 
+/// The policies named by kube-healer's cordoned-by (`policy`) and tainted-by
+/// (`policy=key:effect`) annotations.
+fn held_by(
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+    interner: &mut Interner,
+) -> Box<[Shared]> {
+    let Some(annotations) = annotations else {
+        return Box::new([]);
+    };
+    let cordon = annotations
+        .get(kube_healer_api::CORDONED_BY_ANNOTATION)
+        .map(String::as_str);
+    let taint = annotations
+        .get(kube_healer_api::TAINTED_BY_ANNOTATION)
+        .and_then(|m| m.split_once('=').map(|(p, _)| p));
+    let mut policies: Vec<Shared> = cordon
+        .into_iter()
+        .chain(taint)
+        .filter(|p| !p.is_empty())
+        .map(|p| interner.str(p))
+        .collect();
+    policies.dedup();
+    policies.into()
+}
+
 fn opted_out(annotations: Option<&std::collections::BTreeMap<String, String>>) -> bool {
     annotations
         .and_then(|a| a.get(kube_healer_api::OPT_OUT_ANNOTATION))
@@ -251,6 +276,7 @@ pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, Conve
         labels: interner.labels(meta.labels.as_ref()),
         unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
         opted_out: opted_out(meta.annotations.as_ref()),
+        held_by: held_by(meta.annotations.as_ref(), interner),
         taints: taints.into(),
         conditions: conditions.into(),
         ready_transitions: Box::new([]),

@@ -227,3 +227,37 @@ fn max_unhealthy_stops_node_actions() {
         "default 30%"
     );
 }
+
+#[test]
+fn the_cluster_disruption_budget_holds_new_nodes_out_of_service_and_lets_held_ones_go_on() {
+    use kube_healer_core::decide::{OutOfService, budget_count, takes_node_out_of_service};
+    let s = node_spec(json!("100%"));
+    let budget = |held: usize, target_held: bool| Facts {
+        now: T,
+        out_of_service: Some(OutOfService {
+            held,
+            limit: 2,
+            configured: "2".into(),
+            target_held,
+        }),
+        ..Default::default()
+    };
+    let ladder = Ladder::new(T);
+    let d = decide(&s, T, &ladder, &Budget::default(), &budget(2, false));
+    assert_eq!(held(&d), (reasons::BUDGET_EXCEEDED, None), "{d:?}");
+    let Decision::Hold { message, .. } = &d else {
+        unreachable!()
+    };
+    assert!(message.contains("disruption budget (2: 2 nodes)"), "{message}");
+    for facts in [budget(2, true), budget(1, false)] {
+        let d = decide(&s, T, &ladder, &Budget::default(), &facts);
+        assert!(matches!(d, Decision::Act { .. }), "{d:?}");
+    }
+    assert!(takes_node_out_of_service(ActionKind::Cordon));
+    assert!(takes_node_out_of_service(ActionKind::RunJob));
+    assert!(!takes_node_out_of_service(ActionKind::Evict));
+    assert_eq!(budget_count("10%", 30), Ok(3));
+    assert_eq!(budget_count("10%", 5), Ok(1), "a percent is at least one node");
+    assert_eq!(budget_count("2", 100), Ok(2));
+    assert!(budget_count("ten", 5).is_err());
+}

@@ -251,3 +251,27 @@ fn nodes_down_together_hold_the_pods_lost_with_them_and_only_those() {
     let pull = finding_on(FailureClass::ImagePullFailure, Pod, "p", "n1");
     assert!(!cause.covers(&pull), "not a failure that stems from the node");
 }
+
+#[test]
+fn a_node_is_held_by_the_policies_its_kube_healer_annotations_name() {
+    let mut interner = Interner::default();
+    let mut n = node("h", "a", json!([]));
+    n.metadata.annotations = Some(
+        [
+            (
+                kube_healer_api::CORDONED_BY_ANNOTATION.to_string(),
+                "cordoner".to_string(),
+            ),
+            (
+                kube_healer_api::TAINTED_BY_ANNOTATION.to_string(),
+                "tainter=kube-healer/unhealthy:NoSchedule".to_string(),
+            ),
+        ]
+        .into(),
+    );
+    let view = node_view(&n, &mut interner).unwrap();
+    let held: Vec<&str> = view.held_by.iter().map(|p| &**p).collect();
+    assert_eq!(held, ["cordoner", "tainter"]);
+    let plain = node_view(&node("p", "a", json!([])), &mut interner).unwrap();
+    assert!(plain.held_by.is_empty());
+}

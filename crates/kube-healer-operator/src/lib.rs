@@ -57,6 +57,9 @@ pub struct Config {
     pub protected_namespaces: Vec<String>,
     /// Start-up lists in pages instead of streamed (for API servers without watch-list).
     pub paged_lists: bool,
+    /// The cluster's disruption budget (a count, or a percent of the nodes such as "10%"): the
+    /// nodes this operator's policies may hold out of service at once. None: no budget.
+    pub max_nodes_out_of_service: Option<String>,
 }
 
 /// Runs the operator until the engine stops (which only happens when every watch ends) or the
@@ -118,7 +121,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         .with_executor(action_tx, done_rx)
         .with_switches(config.dry_run, config.paused)
         .with_retention(config.retention)
-        .with_protected_namespaces(config.protected_namespaces);
+        .with_protected_namespaces(config.protected_namespaces)
+        .with_disruption_budget(config.max_nodes_out_of_service);
     let election_ended = async {
         match election_task.as_mut() {
             Some(task) => task.await,

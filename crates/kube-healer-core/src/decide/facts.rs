@@ -24,6 +24,23 @@ pub struct Facts {
     pub correlated: Option<String>,
     /// Node policies: (unhealthy nodes, nodes the policy selects).
     pub unhealthy_nodes: Option<(usize, usize)>,
+    /// Node policies under a cluster-wide disruption budget: how many nodes kube-healer holds
+    /// out of service, and whether the target is one of them.
+    pub out_of_service: Option<OutOfService>,
+}
+
+/// The cluster-wide disruption budget: the nodes kube-healer may hold out of service at once
+/// (cordoned, tainted, draining, or running a node job), across all its policies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutOfService {
+    /// Nodes held out of service now.
+    pub held: usize,
+    /// The budget, as a node count.
+    pub limit: usize,
+    /// The budget as configured (for messages), e.g. "10%".
+    pub configured: String,
+    /// The target is one of the nodes held (acting on it again takes no more of the budget).
+    pub target_held: bool,
 }
 
 impl Facts {

@@ -16,7 +16,7 @@ mod ladder;
 mod safety;
 
 pub use budget::Budget;
-pub use facts::{DOWN_CLASSES, Facts, correlated_message, count_unhealthy_nodes};
+pub use facts::{DOWN_CLASSES, Facts, OutOfService, correlated_message, count_unhealthy_nodes};
 pub use ladder::Ladder;
 pub use safety::{guard, rescheduled_by_controller, restartable_owner, unsafe_for};
 
@@ -113,6 +113,20 @@ pub fn decide(
             );
         }
     }
+    if let Some(budget) = &facts.out_of_service
+        && takes_node_out_of_service(action)
+        && !budget.target_held
+        && budget.held >= budget.limit
+    {
+        return hold(
+            reasons::BUDGET_EXCEEDED,
+            format!(
+                "kube-healer holds {} nodes out of service, the cluster's disruption budget ({}: {} nodes): node actions wait",
+                budget.held, budget.configured, budget.limit
+            ),
+            None,
+        );
+    }
     let max_attempts = safety.max_attempts.unwrap_or(Safety::DEFAULT_MAX_ATTEMPTS).max(1) as u32;
     if ladder.attempts >= max_attempts {
         return hold(
@@ -175,6 +189,38 @@ pub fn decide(
         step,
         action,
         dry_run: safety.dry_run || facts.global_dry_run,
+    }
+}
+
+/// Whether an action holds its node out of service (and so spends the cluster's disruption
+/// budget).
+pub fn takes_node_out_of_service(action: ActionKind) -> bool {
+    match action {
+        ActionKind::Cordon | ActionKind::Taint | ActionKind::Drain | ActionKind::RunJob => true,
+        ActionKind::Event
+        | ActionKind::Evict
+        | ActionKind::Delete
+        | ActionKind::ForceDelete
+        | ActionKind::Reschedule
+        | ActionKind::RestartOwner => false,
+    }
+}
+
+/// A budget given as a count or a percent ("10%") as a node count out of `total`: a percent
+/// rounds down, but never below one node.
+pub fn budget_count(budget: &str, total: usize) -> Result<usize, String> {
+    match budget.strip_suffix('%') {
+        Some(percent) => {
+            let p: usize = percent
+                .trim()
+                .parse()
+                .map_err(|_| format!("{budget:?} is not a count or a percent such as 10%"))?;
+            Ok((total * p / 100).max(1))
+        }
+        None => budget
+            .trim()
+            .parse()
+            .map_err(|_| format!("{budget:?} is not a count or a percent such as 10%")),
     }
 }
 

@@ -11,9 +11,12 @@ use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::reasons;
-use kube_healer_core::decide::{Budget, Decision, Facts, Ladder, decide, guard, unsafe_for};
+use kube_healer_core::decide::{
+    Budget, Decision, Facts, Ladder, OutOfService, budget_count, decide, guard, takes_node_out_of_service,
+    unsafe_for,
+};
 use kube_healer_core::policy::CompiledPolicy;
-use kube_healer_core::view::Secs;
+use kube_healer_core::view::{Secs, Shared};
 use kube_healer_core::{Correlated, Finding};
 
 use crate::policy::DueMatch;
@@ -51,6 +54,8 @@ pub struct Context<'a> {
     pub correlated: &'a [Correlated],
     /// (unhealthy, selected) nodes of a node policy.
     pub unhealthy_nodes: &'a dyn Fn(&CompiledPolicy) -> (usize, usize),
+    /// Whether a policy is one of this operator's (its cordons count in the budget).
+    pub managed: &'a dyn Fn(&str) -> bool,
 }
 
 /// A hold already recorded: one Skipped record per hold, not one per evaluation.
@@ -89,7 +94,16 @@ pub struct Gate {
     /// Targets whose decision waits for a place under their policy's maxConcurrent, by policy.
     waiting: HashMap<String, WaitQueue>,
     pub switches: Switches,
+    /// The cluster's disruption budget, as configured ("10%", "3"); None: none.
+    pub disruption_budget: Option<String>,
+    /// Nodes an out-of-service action was sent for, and when: held out of service before their
+    /// annotations come back through the watch.
+    sent_out_of_service: HashMap<Shared, Secs>,
 }
+
+/// How long a node an out-of-service action was sent for counts as held before the watch shows
+/// it (the action's call has been made or failed by then).
+const SENT_COUNTS_FOR: Secs = 120;
 
 impl Gate {
     /// Decides on one policy condition due on a target.
@@ -116,6 +130,7 @@ impl Gate {
             mode,
         };
         let for_secs = compiled.conditions[due.condition].for_secs;
+        self.confirm_out_of_service(ctx);
         let facts = self.facts(target, finding, compiled, ctx);
         let mut ladder = self
             .ladders
@@ -143,6 +158,14 @@ impl Gate {
             } => {
                 let before = ladder.last_action;
                 ladder.acted(step, steps, now);
+                if let Target::Node(node) = target
+                    && takes_node_out_of_service(action)
+                    && !dry_run
+                {
+                    self.sent_out_of_service
+                        .retain(|_, at| *at + SENT_COUNTS_FOR > now);
+                    self.sent_out_of_service.insert(node.clone(), now);
+                }
                 let again = now + spec.actions[step].escalate_after().as_std().as_secs() as Secs;
                 let decided = Decided {
                     step,
@@ -206,7 +229,8 @@ impl Gate {
     }
 
     /// The facts a decision on this finding reads: the switches, the target's opt-out, the
-    /// correlated cause covering it, and (node policies) the unhealthy nodes.
+    /// correlated cause covering it, and (node policies) the unhealthy nodes and the cluster's
+    /// disruption budget.
     fn facts(
         &self,
         target: &Target,
@@ -218,10 +242,51 @@ impl Gate {
             Target::Pod(ns, name) => ctx.stores.pod_at(ns, name).is_some_and(|p| p.opted_out),
             Target::Node(name) => ctx.stores.node_view(name).is_some_and(|n| n.opted_out),
         };
-        Facts::about(ctx.now, compiled, finding, opted_out, ctx.correlated, || {
+        let mut facts = Facts::about(ctx.now, compiled, finding, opted_out, ctx.correlated, || {
             (ctx.unhealthy_nodes)(compiled)
         })
-        .with_switches(self.switches.paused, self.switches.dry_run)
+        .with_switches(self.switches.paused, self.switches.dry_run);
+        if let (Target::Node(node), Some(budget)) = (target, &self.disruption_budget) {
+            facts.out_of_service = Some(self.out_of_service(node, budget, ctx));
+        }
+        facts
+    }
+
+    /// Nodes an out-of-service action was sent for count as held until the watch shows them so
+    /// (from then on their annotations tell), or for [`SENT_COUNTS_FOR`] at most.
+    fn confirm_out_of_service(&mut self, ctx: &Context<'_>) {
+        self.sent_out_of_service.retain(|node, at| {
+            let shown = ctx
+                .stores
+                .node_view(node)
+                .is_some_and(|n| n.held_by.iter().any(|p| (ctx.managed)(p)));
+            !shown && *at + SENT_COUNTS_FOR > ctx.now
+        });
+    }
+
+    /// The nodes this operator's policies hold out of service: those whose kube-healer
+    /// annotations name one of its policies, and those an out-of-service action was just sent
+    /// for. Counted from the nodes themselves, so a restart or failover starts from the truth.
+    fn out_of_service(&self, node: &str, budget: &str, ctx: &Context<'_>) -> OutOfService {
+        let mut held: HashSet<&str> = ctx
+            .stores
+            .nodes()
+            .filter(|n| n.held_by.iter().any(|p| (ctx.managed)(p)))
+            .map(|n| &*n.name)
+            .collect();
+        held.extend(
+            self.sent_out_of_service
+                .iter()
+                .filter(|(_, at)| **at + SENT_COUNTS_FOR > ctx.now)
+                .map(|(n, _)| &**n),
+        );
+        let total = kube_healer_core::ClusterView::node_count(ctx.stores);
+        OutOfService {
+            held: held.len(),
+            limit: budget_count(budget, total).unwrap_or(1),
+            configured: budget.to_string(),
+            target_held: held.contains(node),
+        }
     }
 
     /// A policy's failure cleared on a target: its ladder ends. Returns whether the policy had

@@ -139,6 +139,7 @@ impl Engine {
             stores,
             correlated: self.correlation.current(),
             unhealthy_nodes: &unhealthy,
+            managed: &|p: &str| self.policies.get(p).is_some(),
         };
         match self.gate.decide(target, due, compiled, &ctx) {
             Verdict::Dispatch { request, recheck } => {

@@ -134,6 +134,12 @@ impl Engine {
         self
     }
 
+    /// The cluster's disruption budget: a count or a percent of the nodes ("10%").
+    pub fn with_disruption_budget(mut self, budget: Option<String>) -> Self {
+        self.gate.disruption_budget = budget;
+        self
+    }
+
     /// How long and how many HealingActions are kept.
     pub fn with_retention(mut self, retention: Retention) -> Self {
         self.retention = retention;

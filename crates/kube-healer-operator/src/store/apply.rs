@@ -93,11 +93,25 @@ impl Stores {
                     Some(until) => self.avoid_until.insert(name.clone(), until),
                     None => self.avoid_until.remove(&name),
                 };
+                // A node kube-healer let go of frees the disruption budget: the node decisions
+                // it held are made again.
+                let freed = self
+                    .nodes
+                    .get(&name)
+                    .is_some_and(|old| old.held_by.len() > view.held_by.len());
                 let ready_changed = self.upsert_node(view, now);
                 self.relist_nodes.saw(&name);
                 let mut targets = vec![Target::Node(name.clone())];
                 if ready_changed {
                     targets.extend(self.pod_keys_on(&name).iter().map(pod_target));
+                }
+                if freed {
+                    targets.extend(
+                        self.nodes
+                            .keys()
+                            .filter(|n| **n != name)
+                            .map(|n| Target::Node(n.clone())),
+                    );
                 }
                 Applied::targets(targets)
             }
@@ -105,9 +119,13 @@ impl Stores {
                 let name = self
                     .interner
                     .str(node.metadata.name.as_deref().unwrap_or_default());
+                let freed = self.nodes.get(&name).is_some_and(|old| !old.held_by.is_empty());
                 self.remove_node(&name, now);
                 let mut targets = vec![Target::Node(name.clone())];
                 targets.extend(self.pod_keys_on(&name).iter().map(pod_target));
+                if freed {
+                    targets.extend(self.nodes.keys().map(|n| Target::Node(n.clone())));
+                }
                 Applied::targets(targets)
             }
             W::Init => {

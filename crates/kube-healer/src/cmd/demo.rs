@@ -204,6 +204,8 @@ async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
         retention: Default::default(),
         protected_namespaces: vec!["kube-system".into()],
         paged_lists: false,
+        // A handful of nodes, two of them failing on purpose: no disruption budget in the demo.
+        max_nodes_out_of_service: None,
     };
     let operator = tokio::spawn(kube_healer_operator::run(client.clone(), config));
     println!(

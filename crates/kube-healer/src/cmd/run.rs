@@ -60,10 +60,19 @@ pub struct Args {
         default_value = "kube-system"
     )]
     protected_namespaces: Vec<String>,
+    /// The cluster's disruption budget: at most this many nodes, a count or a percent of the
+    /// nodes (at least one), held out of service at once (cordoned, tainted, draining, running a
+    /// node job) by this operator's policies together.
+    #[arg(long, env = "KUBE_HEALER_MAX_NODES_OUT_OF_SERVICE", default_value = "10%", value_parser = parse_budget)]
+    max_nodes_out_of_service: String,
     /// List in pages at start-up instead of streaming the lists (watch-list, on by default in
     /// Kubernetes 1.32 and later): for API servers that do not stream.
     #[arg(long, env = "KUBE_HEALER_PAGED_LISTS")]
     paged_lists: bool,
+}
+
+fn parse_budget(s: &str) -> Result<String, String> {
+    kube_healer_core::decide::budget_count(s, 1).map(|_| s.trim().to_string())
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -121,6 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .cloned()
                 .collect(),
             paged_lists: args.paged_lists,
+            max_nodes_out_of_service: Some(args.max_nodes_out_of_service.clone()),
         };
         tokio::select! {
             result = kube_healer_operator::run(client, operator) => result,
