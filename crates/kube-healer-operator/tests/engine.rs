@@ -441,3 +441,68 @@ fn a_policy_switched_from_dry_run_to_live_starts_at_the_first_step() {
     );
     assert!(dry.iter().all(|d| d.3 != live[0].3), "a record name of its own");
 }
+
+/// Nodes recover one by one: when a storm's correlated cause clears, a member whose status still
+/// lags is not acted on until a cool-off has passed (the storm's stragglers were cordoned the
+/// moment the cause cleared).
+#[test]
+fn members_of_a_cleared_storm_are_held_through_a_cool_off() {
+    let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
+    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (e, clock) = engine();
+    let mut e = e.with_executor(tx, done_rx);
+    listed(&mut e);
+    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+        "metadata": {"name": "unreachable", "generation": 1},
+        "spec": {"target": {"kind": "Node"}, "conditions": [{"class": "NodeUnreachable", "for": "1s"}],
+            "actions": [{"action": "Cordon"}],
+            "safety": {"maxUnhealthy": "100%", "maxConcurrent": 10, "rate": {"actions": 100, "per": "1m"}}}}))
+    .unwrap();
+    e.apply(Change::policy(Event::Apply(policy)));
+    for i in 0..10 {
+        e.apply(node(&format!("n{i}"), "True", T0 - 86400));
+    }
+    for i in 0..3 {
+        e.apply(node(&format!("n{i}"), "Unknown", T0));
+    }
+    let acts = |work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>| {
+        let mut out = Vec::new();
+        while let Ok(w) = work.try_recv() {
+            if let Work::Act(req) = w {
+                out.push((
+                    req.spec.target.name.clone(),
+                    req.hold.map(|h| (h.reason, h.message)),
+                ));
+            }
+        }
+        out
+    };
+    clock.set(T0 + 2);
+    e.fire_due_timers();
+    let held = acts(&mut work);
+    assert_eq!(held.len(), 3, "{held:?}");
+    assert!(
+        held.iter()
+            .all(|(_, h)| h.as_ref().is_some_and(|h| h.0 == "Correlated")),
+        "{held:?}"
+    );
+
+    // n0 recovers: 2 of 10 down is no storm; n1 and n2 still lag.
+    clock.set(T0 + 5);
+    e.apply(node("n0", "True", T0 + 5));
+    assert!(e.correlated().is_empty(), "the cause cleared");
+    clock.set(T0 + 6);
+    e.apply(node("n1", "Unknown", T0));
+    e.fire_due_timers();
+    assert!(
+        acts(&mut work).is_empty(),
+        "a straggler of the storm is not cordoned as it clears"
+    );
+
+    // After the cool-off, a node still down is a node fault of its own.
+    clock.set(T0 + 5 + 61);
+    e.apply(node("n1", "Unknown", T0));
+    let after = acts(&mut work);
+    assert_eq!(after, [("n1".to_string(), None)], "{after:?}");
+}

@@ -1,9 +1,9 @@
 //! A storm: 6 of 10 nodes stop posting status at once (a partition, or a control-plane fault
 //! seen from the nodes). kube-healer must see one correlated cause, not six node failures, and
 //! hold every node action with a Skipped record (reason Correlated), and warn; the pods on those
-//! nodes (NodeLost) are held too, none deleted; once the nodes recover, a node failing alone is
-//! healed again. Runs on its own cluster: the correlation counts
-//! every node of the cluster.
+//! nodes (NodeLost) are held too, none deleted; none of the storm's nodes is cordoned as the
+//! storm clears and they recover one by one; then a node failing alone is healed again. Runs on
+//! its own cluster: the correlation counts every node of the cluster.
 
 mod support;
 
@@ -163,5 +163,14 @@ async fn storm(ctx: Ctx) -> anyhow::Result<()> {
     )
     .await?;
     println!("  after recovery, a lone unreachable node was cordoned");
+    // Nodes recover one by one: none of the storm's nodes was cordoned as the storm cleared
+    // (the members of a cleared cause cool off before they count as failing on their own).
+    let all = records(&ctx, &policy, 7).await?;
+    let cordoned: Vec<&str> = all
+        .iter()
+        .filter(|r| phase_reason(r).0 == ActionPhase::Succeeded)
+        .map(|r| r.spec.target.name.as_str())
+        .collect();
+    ensure!(cordoned == [alone.as_str()], "cordoned: {cordoned:?}");
     Ok(())
 }

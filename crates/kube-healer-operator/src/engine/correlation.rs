@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use kube_healer_api::FailureClass;
+use kube_healer_core::view::Secs;
 use kube_healer_core::{Correlated, Finding, Knobs};
 
 use crate::metrics::Metrics;
@@ -18,12 +19,20 @@ const INPUT_CLASSES: &[FailureClass] = &[
     FailureClass::NodeUnreachable,
 ];
 
+/// How long the members of a cause that cleared stay held: nodes recover one by one, and a node
+/// whose status lags the others' must not be acted on as the cause clears.
+pub const COOL_OFF: Secs = 60;
+
 #[derive(Debug, Default)]
 pub struct Correlation {
     /// Findings that may be part of a correlated cause, by target.
     inputs: HashMap<Target, Vec<Finding>>,
     /// The correlated causes in force.
     current: Vec<Correlated>,
+    /// Causes that cleared, and when: their members stay held for [`COOL_OFF`].
+    cooling: Vec<(Correlated, Secs)>,
+    /// What decisions read: the causes in force and those cooling off.
+    holding: Vec<Correlated>,
     /// The inputs changed since `current` was computed.
     dirty: bool,
 }
@@ -55,9 +64,15 @@ impl Correlation {
         self.dirty = true;
     }
 
-    /// Recomputes the causes if their inputs changed; logs those that appear and clear.
-    pub fn refresh(&mut self, node_count: usize, knobs: &Knobs, metrics: &Metrics) {
+    /// Recomputes the causes if their inputs changed; logs those that appear and clear. A cause
+    /// that clears at `now` cools off for [`COOL_OFF`].
+    pub fn refresh(&mut self, node_count: usize, knobs: &Knobs, metrics: &Metrics, now: Secs) {
+        let cooled = self.cooling.len();
+        self.cooling.retain(|(_, at)| *at + COOL_OFF > now);
         if !self.dirty {
+            if self.cooling.len() != cooled {
+                self.hold();
+            }
             return;
         }
         self.dirty = false;
@@ -70,15 +85,39 @@ impl Correlation {
         }
         for old in &self.current {
             if !now_correlated.iter().any(|c| c.cause == old.cause) {
-                tracing::info!(cause = ?old.cause, "correlated finding cleared");
+                tracing::info!(cause = ?old.cause, cool_off = COOL_OFF, "correlated finding cleared: its members stay held for the cool-off");
+                let mut cooling = old.clone();
+                cooling.message = format!(
+                    "{} (cleared at {now}; its members stay held for a {COOL_OFF}s cool-off while they recover)",
+                    old.message
+                );
+                self.cooling.retain(|(c, _)| c.cause != old.cause);
+                self.cooling.push((cooling, now));
             }
         }
+        self.cooling
+            .retain(|(c, _)| !now_correlated.iter().any(|n| n.cause == c.cause));
         metrics.correlated.set(now_correlated.len() as i64);
         self.current = now_correlated;
+        self.hold();
+    }
+
+    fn hold(&mut self) {
+        self.holding = self
+            .current
+            .iter()
+            .cloned()
+            .chain(self.cooling.iter().map(|(c, _)| c.clone()))
+            .collect();
     }
 
     /// The causes as last computed.
     pub fn current(&self) -> &[Correlated] {
         &self.current
+    }
+
+    /// The causes decisions are held by: those in force and those cooling off.
+    pub fn holding(&self) -> &[Correlated] {
+        &self.holding
     }
 }

@@ -38,6 +38,11 @@ impl Engine {
         };
         if let Target::Node(name) = target {
             next = earliest(next, self.expire_avoid(name, now));
+            let held = self
+                .stores
+                .node_view(name)
+                .is_some_and(|n| n.held_by.iter().any(|p| self.policies.get(p).is_some()));
+            self.gate.node_seen(name, held);
         }
         next = earliest(next, self.findings.update(target, &findings, now, &self.metrics));
         self.correlation.update(target, &findings);
@@ -137,7 +142,7 @@ impl Engine {
             now,
             decided_at: self.clock.time(),
             stores,
-            correlated: self.correlation.current(),
+            correlated: self.correlation.holding(),
             unhealthy_nodes: &unhealthy,
             managed: &|p: &str| self.policies.get(p).is_some(),
         };

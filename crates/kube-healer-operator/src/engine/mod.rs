@@ -227,7 +227,8 @@ impl Engine {
 
     fn refresh_correlation(&mut self) {
         let nodes = kube_healer_core::ClusterView::node_count(&self.stores);
-        self.correlation.refresh(nodes, &self.knobs, &self.metrics);
+        self.correlation
+            .refresh(nodes, &self.knobs, &self.metrics, self.clock.now());
     }
 
     /// The correlated causes in force.
