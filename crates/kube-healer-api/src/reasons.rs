@@ -39,3 +39,6 @@ pub const API_ERROR: &str = "APIError";
 pub const TIMEOUT: &str = "Timeout";
 /// The operator restarted between recording and acting; the action was not repeated.
 pub const INTERRUPTED: &str = "Interrupted";
+/// This replica lost the leadership while the action ran: it stopped at the next step (the
+/// next leader decides again).
+pub const LEADERSHIP_LOST: &str = "LeadershipLost";

@@ -114,6 +114,7 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         metrics.clone(),
         instance,
         clock,
+        protocol::Leading::new(leader_rx.clone()),
     ));
     let engine = engine::Engine::new(metrics, synced_tx)
         .with_leadership(leader_rx)

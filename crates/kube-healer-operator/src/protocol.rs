@@ -63,6 +63,38 @@ pub enum Work {
     },
 }
 
+/// Whether this replica leads, as the executor sees it: actions check it where they run, before
+/// each call, so that a replica that lost its Lease stops at the next step instead of acting
+/// beside the new leader.
+#[derive(Clone, Debug, Default)]
+pub struct Leading(Option<tokio::sync::watch::Receiver<bool>>);
+
+impl Leading {
+    pub fn new(leader: tokio::sync::watch::Receiver<bool>) -> Self {
+        Leading(Some(leader))
+    }
+
+    /// Always leading (a single replica without election, tests).
+    pub fn always() -> Self {
+        Leading(None)
+    }
+
+    pub fn now(&self) -> bool {
+        self.0.as_ref().is_none_or(|rx| *rx.borrow())
+    }
+
+    /// Resolves once this replica does not lead (at once if it does not now, or if the election
+    /// ended: then nobody can tell that it still leads).
+    pub async fn lost(&self) {
+        match &self.0 {
+            Some(rx) => {
+                let _ = rx.clone().wait_for(|leading| !leading).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// What came of a request (for the engine's budget).
 #[derive(Clone, Debug)]
 pub struct ActionDone {

@@ -9,9 +9,14 @@ use kube_healer_api::record::ActionPhase;
 use crate::act::failure::missing;
 use crate::act::{Outcome, drain, job, node, pod, reschedule, restart};
 use crate::clock::Clock;
-use crate::protocol::ActionRequest;
+use crate::protocol::{ActionRequest, Leading};
 
-pub async fn carry_out(client: &Client, req: &ActionRequest, clock: &dyn Clock) -> Outcome {
+pub async fn carry_out(
+    client: &Client,
+    req: &ActionRequest,
+    clock: &dyn Clock,
+    leading: &Leading,
+) -> Outcome {
     let spec = &req.spec;
     let step = &req.step;
     match spec.action {
@@ -24,23 +29,25 @@ pub async fn carry_out(client: &Client, req: &ActionRequest, clock: &dyn Clock) 
         ActionKind::Evict => {
             let wait = step.evict.as_ref().and_then(|e| e.pdb_wait);
             let wait = wait.map_or(pod::DEFAULT_PDB_WAIT, |w| w.as_std());
-            pod::evict_target(client, spec, wait).await
+            pod::evict_target(client, spec, wait, leading).await
         }
         ActionKind::Delete => {
             let grace = step.delete.as_ref().and_then(|d| d.grace_period_seconds);
             pod::delete_target(client, spec, grace.map(|g| g as u32)).await
         }
         ActionKind::ForceDelete => pod::delete_target(client, spec, Some(0)).await,
-        ActionKind::Reschedule => reschedule::reschedule(client, req, clock.now()).await,
+        ActionKind::Reschedule => reschedule::reschedule(client, req, clock.now(), leading).await,
         ActionKind::RestartOwner => restart::restart_owner(client, req, req.cooldown, clock).await,
         ActionKind::Cordon => node::cordon(client, spec).await,
         ActionKind::Taint => match &step.taint {
             Some(taint) => node::taint(client, spec, taint).await,
             None => missing("taint"),
         },
-        ActionKind::Drain => drain::drain(client, spec, &step.drain.clone().unwrap_or_default()).await,
+        ActionKind::Drain => {
+            drain::drain(client, spec, &step.drain.clone().unwrap_or_default(), leading).await
+        }
         ActionKind::RunJob => match &step.run_job {
-            Some(params) => job::run_job(client, &req.name, spec, params).await,
+            Some(params) => job::run_job(client, &req.name, spec, params, leading).await,
             None => missing("runJob"),
         },
     }

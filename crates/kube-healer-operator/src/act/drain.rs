@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::act::Outcome;
 use crate::act::node;
 use crate::act::pod::{EvictError, evict};
+use crate::protocol::Leading;
 
 /// A drain's default timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -54,7 +55,12 @@ fn names(pods: &[String]) -> String {
     s
 }
 
-pub async fn drain(client: &Client, spec: &HealingActionSpec, params: &DrainParams) -> Outcome {
+pub async fn drain(
+    client: &Client,
+    spec: &HealingActionSpec,
+    params: &DrainParams,
+    leading: &Leading,
+) -> Outcome {
     let node = &spec.target.name;
     let timeout = params.timeout.map_or(DEFAULT_TIMEOUT, |t| t.as_std());
     let deadline = Instant::now() + timeout;
@@ -100,20 +106,33 @@ pub async fn drain(client: &Client, spec: &HealingActionSpec, params: &DrainPara
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
         async move {
-            let (result, calls) = evict(&pods, &name, &uid, grace, deadline).await;
+            let (result, calls) = evict(&pods, &name, &uid, grace, deadline, leading).await;
             (format!("{ns}/{name}"), result, calls)
         }
     });
     let results = join_all(evictions).await;
     let calls: i32 = 2 + results.iter().map(|r| r.2).sum::<i32>();
     let mut evicted = 0;
-    let (mut blocked, mut failed) = (Vec::new(), Vec::new());
+    let (mut blocked, mut failed, mut stopped) = (Vec::new(), Vec::new(), 0);
     for (pod, result, _) in results {
         match result {
             Ok(()) | Err(EvictError::Gone) => evicted += 1,
             Err(EvictError::Blocked(_)) => blocked.push(pod),
+            Err(EvictError::Stopped) => stopped += 1,
             Err(EvictError::Api(e)) => failed.push(format!("{pod} ({e})")),
         }
+    }
+    if stopped > 0 {
+        // Left unfinished (phase Running): the next leader resumes the drain.
+        return Outcome::new(
+            ActionPhase::Running,
+            reasons::LEADERSHIP_LOST,
+            format!(
+                "drain stopped after evicting {evicted} of {}: this replica lost the leadership; the node stays cordoned and the next leader resumes the drain",
+                to_evict.len()
+            ),
+            calls,
+        );
     }
     let left_alone =
         format!("left alone: {daemons} DaemonSet, {mirrors} mirror, {terminating} already terminating");

@@ -13,7 +13,7 @@ use crate::act::handle::{Handled, Io, handle};
 use crate::act::node;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::protocol::{ActionDone, Work};
+use crate::protocol::{ActionDone, Leading, Work};
 use crate::record::writer;
 
 /// Actions carried out at the same time, at most (each policy's maxConcurrent applies within).
@@ -27,6 +27,7 @@ pub async fn executor(
     metrics: Arc<Metrics>,
     instance: String,
     clock: Arc<dyn Clock>,
+    leading: Leading,
 ) {
     let records: Api<HealingAction> = Api::all(client.clone());
     let reporter = Reporter {
@@ -37,6 +38,20 @@ pub async fn executor(
     // An eviction may wait minutes on a PodDisruptionBudget: actions run side by side, bounded.
     let slots = Arc::new(Semaphore::new(MAX_PARALLEL_ACTIONS));
     while let Some(work) = rx.recv().await {
+        // Work is the leader's: a replica that lost the leadership takes none (the next leader
+        // decides afresh), and answers each request so that its budget stays right.
+        if !leading.now() {
+            if let Work::Act(req) = work {
+                tracing::info!(record = %req.name, "not leading: the decision is dropped, the next leader decides afresh");
+                let _ = done.send(ActionDone {
+                    policy: req.spec.policy.clone(),
+                    was_in_flight: req.in_flight(),
+                    carried_out: false,
+                    unrecorded: None,
+                });
+            }
+            continue;
+        }
         let req = match work {
             Work::Act(req) => *req,
             Work::Revert { policy, node } => {
@@ -57,13 +72,14 @@ pub async fn executor(
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
-        let (client, records, recorder, done, metrics, clock) = (
+        let (client, records, recorder, done, metrics, clock, leading) = (
             client.clone(),
             records.clone(),
             recorder.clone(),
             done.clone(),
             metrics.clone(),
             clock.clone(),
+            leading.clone(),
         );
         tokio::spawn(async move {
             let policy = req.spec.policy.clone();
@@ -74,6 +90,7 @@ pub async fn executor(
                 recorder: &recorder,
                 metrics: &metrics,
                 clock: clock.as_ref(),
+                leading: &leading,
             };
             let handled = handle(io, req).await;
             let _ = done.send(ActionDone {
@@ -87,5 +104,81 @@ pub async fn executor(
             });
             drop(permit);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube_healer_api::{ActionKind, FailureClass, HealingActionSpec, TargetKind, TargetRef};
+
+    use super::*;
+    use crate::act::pod::{EvictError, evict};
+    use crate::clock::ManualClock;
+    use crate::protocol::ActionRequest;
+
+    /// A client for an address nobody listens on: any call would fail, so a test that passes
+    /// made none.
+    fn nowhere() -> Client {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a URL"));
+        Client::try_from(config).expect("a client")
+    }
+
+    fn request() -> ActionRequest {
+        ActionRequest {
+            name: "p-0".into(),
+            spec: HealingActionSpec {
+                policy: "p".into(),
+                policy_generation: None,
+                target: TargetRef::new(TargetKind::Pod, Some("ns"), "x", "u", None),
+                class: FailureClass::Evicted,
+                action: ActionKind::Delete,
+                step: 1,
+                dry_run: false,
+                failing_since: None,
+                decided_at: ManualClock::at(0).time(),
+                evidence: Default::default(),
+            },
+            step: serde_json::from_value(serde_json::json!({"action": "Delete"})).expect("a step"),
+            hold: None,
+            owner: None,
+            cooldown: std::time::Duration::from_secs(60),
+            before: None,
+            due_ms: None,
+        }
+    }
+
+    /// A replica that lost the leadership takes no new work, and answers it (its budget stays
+    /// right); an eviction stops before its next call.
+    #[tokio::test]
+    async fn a_replica_that_does_not_lead_makes_no_call() {
+        let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
+        let (work_tx, work_rx) = mpsc::unbounded_channel();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let executor = tokio::spawn(executor(
+            nowhere(),
+            work_rx,
+            done_tx,
+            Arc::new(Metrics::default()),
+            "test".into(),
+            Arc::new(ManualClock::at(0)),
+            Leading::new(leader_rx.clone()),
+        ));
+        work_tx
+            .send(Work::Act(Box::new(request())))
+            .expect("the executor runs");
+        let done = done_rx.recv().await.expect("an answer");
+        assert!(
+            done.was_in_flight && !done.carried_out && done.unrecorded.is_none(),
+            "{done:?}"
+        );
+        drop(work_tx);
+        executor.await.expect("the executor ends");
+
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(nowhere(), "ns");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let (result, calls) = evict(&pods, "x", "u", None, deadline, &Leading::new(leader_rx)).await;
+        assert!(matches!(result, Err(EvictError::Stopped)), "{result:?}");
+        assert_eq!(calls, 0);
+        drop(leader_tx);
     }
 }

@@ -14,7 +14,7 @@ use crate::act::announce::announce;
 use crate::act::dispatch::{carry_out, removes_target, takes_long};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::protocol::ActionRequest;
+use crate::protocol::{ActionRequest, Leading};
 use crate::record::writer::{self, Begun, Finished};
 
 /// What came of handling a request.
@@ -34,6 +34,7 @@ pub struct Io<'a> {
     pub recorder: &'a Recorder,
     pub metrics: &'a Metrics,
     pub clock: &'a dyn Clock,
+    pub leading: &'a Leading,
 }
 
 pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
@@ -53,6 +54,12 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
         }
     };
     failpoint("after-record");
+    if !io.leading.now() {
+        // Recorded, not carried out: the record stays unfinished, and the next leader, deciding
+        // the same failure, finds it and finishes it.
+        tracing::warn!(record = %req.name, "leadership lost before the call: left for the next leader");
+        return Handled::NotCarriedOut;
+    }
     let target = &req.spec.target;
     let start = io.clock.time();
     // Held back, or a dry run: recorded as Skipped, nothing changed.
@@ -81,7 +88,7 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
             writer::running(io.records, &req.name, start.clone()).await;
         }
     };
-    let ((), outcome) = tokio::join!(running, carry_out(io.client, &req, io.clock));
+    let ((), outcome) = tokio::join!(running, carry_out(io.client, &req, io.clock, io.leading));
     let outcome = match outcome {
         // Finishing a decision of a process that ended: its call may have been made already.
         Outcome {

@@ -15,6 +15,7 @@ use kube_healer_api::{HealingActionSpec, NODE_LABEL, POLICY_LABEL, reasons};
 use serde_json::json;
 
 use crate::act::Outcome;
+use crate::protocol::Leading;
 use crate::record::label_value;
 use crate::retry::{self, Backoff};
 
@@ -88,6 +89,7 @@ pub async fn run_job(
     record: &str,
     spec: &HealingActionSpec,
     params: &RunJobParams,
+    leading: &Leading,
 ) -> Outcome {
     let job = match job(record, spec, params) {
         Ok(job) => job,
@@ -116,7 +118,19 @@ pub async fn run_job(
     let ended = await_condition(jobs, &name, |job: Option<&Job>| {
         job.is_none_or(|j| finished(j).is_some())
     });
-    match tokio::time::timeout(Duration::from_secs(deadline), ended).await {
+    let followed = tokio::select! {
+        ended = tokio::time::timeout(Duration::from_secs(deadline), ended) => ended,
+        () = leading.lost() => {
+            // Left unfinished (phase Running): the next leader follows the Job (same name).
+            return Outcome::new(
+                ActionPhase::Running,
+                reasons::LEADERSHIP_LOST,
+                format!("stopped following {reference}: this replica lost the leadership; the next leader follows it"),
+                1,
+            );
+        }
+    };
+    match followed {
         Ok(Ok(Some(job))) => match finished(&job) {
             Some((true, _)) => Outcome::new(
                 ActionPhase::Succeeded,

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::act::Outcome;
 use crate::act::failure::api_failure;
+use crate::protocol::Leading;
 use crate::retry::{self, Backoff};
 
 /// How long a PodDisruptionBudget refusal is retried by default.
@@ -27,6 +28,8 @@ pub enum EvictError {
     Blocked(String),
     /// The pod is gone or was replaced.
     Gone,
+    /// This replica lost the leadership before the next call.
+    Stopped,
     Api(kube::Error),
 }
 
@@ -47,13 +50,15 @@ pub(crate) fn is_gone(e: &kube::Error) -> bool {
 }
 
 /// Evicts one pod through the Eviction API, retrying a PodDisruptionBudget refusal (429) every
-/// 5 s until `deadline`. Returns the outcome and the number of calls made.
+/// 5 s until `deadline`, as long as this replica leads. Returns the outcome and the number of
+/// calls made.
 pub async fn evict(
     pods: &Api<Pod>,
     name: &str,
     uid: &str,
     grace: Option<u32>,
     deadline: Instant,
+    leading: &Leading,
 ) -> (Result<(), EvictError>, i32) {
     let params = EvictParams {
         delete_options: Some(DeleteParams {
@@ -65,6 +70,9 @@ pub async fn evict(
     };
     let mut calls = 0;
     loop {
+        if !leading.now() {
+            return (Err(EvictError::Stopped), calls);
+        }
         // A PodDisruptionBudget's 429 is waited on here; other passing failures are retried.
         let (result, made) = retry::call_when(
             Backoff::ACTION,
@@ -80,7 +88,10 @@ pub async fn evict(
                 if Instant::now() + PDB_RETRY > deadline {
                     return (Err(EvictError::Blocked(s.message)), calls);
                 }
-                tokio::time::sleep(PDB_RETRY).await;
+                tokio::select! {
+                    () = tokio::time::sleep(PDB_RETRY) => {}
+                    () = leading.lost() => return (Err(EvictError::Stopped), calls),
+                }
             }
             Err(e) if is_gone(&e) => return (Err(EvictError::Gone), calls),
             Err(e) => return (Err(EvictError::Api(e)), calls),
@@ -89,11 +100,16 @@ pub async fn evict(
 }
 
 /// Evicts the target pod, waiting up to `pdb_wait` on a PodDisruptionBudget.
-pub async fn evict_target(client: &Client, spec: &HealingActionSpec, pdb_wait: Duration) -> Outcome {
+pub async fn evict_target(
+    client: &Client,
+    spec: &HealingActionSpec,
+    pdb_wait: Duration,
+    leading: &Leading,
+) -> Outcome {
     let target = &spec.target;
     let pods: Api<Pod> = Api::namespaced(client.clone(), target.namespace.as_deref().unwrap_or_default());
     let deadline = Instant::now() + pdb_wait;
-    let (result, calls) = evict(&pods, &target.name, &target.uid, None, deadline).await;
+    let (result, calls) = evict(&pods, &target.name, &target.uid, None, deadline, leading).await;
     let wait = kube_healer_api::Duration::from_secs(pdb_wait.as_secs());
     match result {
         Ok(()) => Outcome::new(
@@ -109,6 +125,15 @@ pub async fn evict_target(client: &Client, spec: &HealingActionSpec, pdb_wait: D
             calls,
         ),
         Err(EvictError::Gone) => gone(spec, calls),
+        Err(EvictError::Stopped) => Outcome::new(
+            ActionPhase::Running,
+            reasons::LEADERSHIP_LOST,
+            format!(
+                "stopped before evicting {}: this replica lost the leadership; the next leader resumes it",
+                target.reference
+            ),
+            calls,
+        ),
         Err(EvictError::Api(e)) => api_failure(&e, calls),
     }
 }

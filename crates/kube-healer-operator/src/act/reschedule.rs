@@ -10,14 +10,14 @@ use kube_healer_api::record::ActionPhase;
 use kube_healer_core::view::Secs;
 
 use crate::act::{Outcome, node, pod};
-use crate::protocol::ActionRequest;
+use crate::protocol::{ActionRequest, Leading};
 
 /// How long Reschedule's avoidNode taint keeps replacements off the node.
 pub const AVOID_FOR: Duration = Duration::from_secs(600);
 
 /// Evicts or deletes a controller-owned pod so that its controller recreates it; with avoidNode,
 /// first taints its node so that the replacement lands elsewhere (removed after [`AVOID_FOR`]).
-pub async fn reschedule(client: &Client, req: &ActionRequest, now: Secs) -> Outcome {
+pub async fn reschedule(client: &Client, req: &ActionRequest, now: Secs, leading: &Leading) -> Outcome {
     let spec = &req.spec;
     let params = req.step.reschedule.clone().unwrap_or_default();
     let mut avoided = String::new();
@@ -43,7 +43,7 @@ pub async fn reschedule(client: &Client, req: &ActionRequest, now: Secs) -> Outc
         }
     }
     let mut outcome = match params.method {
-        RescheduleMethod::Evict => pod::evict_target(client, spec, pod::DEFAULT_PDB_WAIT).await,
+        RescheduleMethod::Evict => pod::evict_target(client, spec, pod::DEFAULT_PDB_WAIT, leading).await,
         RescheduleMethod::Delete => pod::delete_target(client, spec, None).await,
     };
     if outcome.succeeded() {

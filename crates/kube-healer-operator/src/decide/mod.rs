@@ -252,6 +252,14 @@ impl Gate {
         facts
     }
 
+    /// The watch shows a node: once it shows the node held out of service by one of this
+    /// operator's policies, its annotations tell, and the node no longer counts as just sent.
+    pub fn node_seen(&mut self, node: &str, held: bool) {
+        if held {
+            self.sent_out_of_service.remove(node);
+        }
+    }
+
     /// Nodes an out-of-service action was sent for count as held until the watch shows them so
     /// (from then on their annotations tell), or for [`SENT_COUNTS_FOR`] at most.
     fn confirm_out_of_service(&mut self, ctx: &Context<'_>) {
