@@ -10,7 +10,7 @@ use kube_healer_core::view::Secs;
 use kube_healer_operator::clock::ManualClock;
 use kube_healer_operator::engine::Engine;
 use kube_healer_operator::metrics::Metrics;
-use kube_healer_operator::protocol::{ActionDone, Work};
+use kube_healer_operator::protocol::{ActionDone, ActionRequest, Work};
 use kube_healer_operator::store::Synced;
 use kube_healer_operator::target::Target;
 use kube_healer_operator::watch::Change;
@@ -30,6 +30,17 @@ fn engine() -> (Engine, ManualClock) {
     let clock = ManualClock::at(T0);
     let engine = Engine::new(Arc::new(Metrics::default()), tx).with_clock(clock.clone());
     (engine, clock)
+}
+
+/// The requests the engine sent to its executor since the last call.
+fn requests(work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>) -> Vec<ActionRequest> {
+    let mut out = Vec::new();
+    while let Ok(w) = work.try_recv() {
+        if let Work::Act(req) = w {
+            out.push(*req);
+        }
+    }
+    out
 }
 
 /// Every watch lists (nothing): the engine decides only once all have listed.
@@ -284,22 +295,14 @@ fn a_decision_that_could_not_be_recorded_is_made_again_later() {
     e.apply(evicted("a"));
     clock.set(T0 + 61);
     e.fire_due_timers();
-    let acts = |work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>| {
-        let mut out = Vec::new();
-        while let Ok(w) = work.try_recv() {
-            if let Work::Act(req) = w {
-                out.push(req);
-            }
-        }
-        out
-    };
+    let acts = requests;
     let first = acts(&mut work);
     assert_eq!(first.len(), 1, "one decision");
     e.action_done(ActionDone {
         policy: "leftovers".into(),
         was_in_flight: true,
         carried_out: false,
-        unrecorded: Some(first[0].clone()),
+        unrecorded: Some(Box::new(first[0].clone())),
     });
     // Not at once (the API server is struggling), and the cooldown of the untaken action holds
     // nothing back.
@@ -353,15 +356,7 @@ fn nothing_is_decided_before_every_watch_has_listed() {
     }
     clock.set(T0 + 60);
     e.fire_due_timers();
-    let decided = |work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>| {
-        let mut out = Vec::new();
-        while let Ok(w) = work.try_recv() {
-            if let Work::Act(req) = w {
-                out.push(req);
-            }
-        }
-        out
-    };
+    let decided = requests;
     assert!(
         decided(&mut work).is_empty(),
         "decided before the node list ended"
@@ -400,18 +395,17 @@ fn a_policy_switched_from_dry_run_to_live_starts_at_the_first_step() {
         Change::policy(Event::Apply(policy))
     };
     let acts = |work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>| {
-        let mut out = Vec::new();
-        while let Ok(w) = work.try_recv() {
-            if let Work::Act(req) = w {
-                out.push((
+        requests(work)
+            .into_iter()
+            .map(|req| {
+                (
                     req.spec.step,
                     req.spec.dry_run,
                     req.hold.is_some(),
                     req.name.clone(),
-                ));
-            }
-        }
-        out
+                )
+            })
+            .collect::<Vec<_>>()
     };
     e.apply(policy(1, true));
     e.apply(pod(
@@ -467,16 +461,15 @@ fn members_of_a_cleared_storm_are_held_through_a_cool_off() {
         e.apply(node(&format!("n{i}"), "Unknown", T0));
     }
     let acts = |work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>| {
-        let mut out = Vec::new();
-        while let Ok(w) = work.try_recv() {
-            if let Work::Act(req) = w {
-                out.push((
+        requests(work)
+            .into_iter()
+            .map(|req| {
+                (
                     req.spec.target.name.clone(),
                     req.hold.map(|h| (h.reason, h.message)),
-                ));
-            }
-        }
-        out
+                )
+            })
+            .collect::<Vec<_>>()
     };
     clock.set(T0 + 2);
     e.fire_due_timers();
