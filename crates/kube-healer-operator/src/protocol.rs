@@ -66,17 +66,13 @@ pub enum Work {
 /// Whether this replica leads, as the executor sees it: actions check it where they run, before
 /// each call, so that a replica that lost its Lease stops at the next step instead of acting
 /// beside the new leader.
+/// (`None`, the default: always leading.)
 #[derive(Clone, Debug, Default)]
 pub struct Leading(Option<tokio::sync::watch::Receiver<bool>>);
 
 impl Leading {
     pub fn new(leader: tokio::sync::watch::Receiver<bool>) -> Self {
         Leading(Some(leader))
-    }
-
-    /// Always leading (a single replica without election, tests).
-    pub fn always() -> Self {
-        Leading(None)
     }
 
     pub fn now(&self) -> bool {

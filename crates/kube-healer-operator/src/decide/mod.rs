@@ -16,7 +16,7 @@ use kube_healer_core::decide::{
     unsafe_for,
 };
 use kube_healer_core::policy::CompiledPolicy;
-use kube_healer_core::view::{Secs, Shared};
+use kube_healer_core::view::{NodeView, Secs, Shared};
 use kube_healer_core::{Correlated, Finding};
 
 use crate::policy::DueMatch;
@@ -77,6 +77,16 @@ struct LadderKey {
     mode: Mode,
 }
 
+impl LadderKey {
+    fn new(policy: &str, target: &Target, mode: Mode) -> Self {
+        LadderKey {
+            policy: policy.to_string(),
+            target: target.clone(),
+            mode,
+        }
+    }
+}
+
 /// The operator-wide switches.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Switches {
@@ -101,6 +111,11 @@ pub struct Gate {
     sent_out_of_service: HashMap<Shared, Secs>,
 }
 
+/// Whether one of this operator's policies holds the node out of service.
+pub fn held_by_managed(node: &NodeView, managed: &dyn Fn(&str) -> bool) -> bool {
+    node.held_by.iter().any(|p| managed(p))
+}
+
 /// How long a node an out-of-service action was sent for counts as held before the watch shows
 /// it (the action's call has been made or failed by then).
 const SENT_COUNTS_FOR: Secs = 120;
@@ -119,18 +134,9 @@ impl Gate {
         let finding = &due.finding;
         let steps = spec.actions.len();
         // A dry run's ladder is its own: switched to live, a policy starts at step 0.
-        let mode = if spec.safety.dry_run || self.switches.dry_run {
-            Mode::DryRun
-        } else {
-            Mode::Live
-        };
-        let key = LadderKey {
-            policy: due.policy.clone(),
-            target: target.clone(),
-            mode,
-        };
+        let mode = Mode::of(spec.safety.dry_run || self.switches.dry_run);
+        let key = LadderKey::new(&due.policy, target, mode);
         let for_secs = compiled.conditions[due.condition].for_secs;
-        self.confirm_out_of_service(ctx);
         let facts = self.facts(target, finding, compiled, ctx);
         let mut ladder = self
             .ladders
@@ -260,18 +266,6 @@ impl Gate {
         }
     }
 
-    /// Nodes an out-of-service action was sent for count as held until the watch shows them so
-    /// (from then on their annotations tell), or for [`SENT_COUNTS_FOR`] at most.
-    fn confirm_out_of_service(&mut self, ctx: &Context<'_>) {
-        self.sent_out_of_service.retain(|node, at| {
-            let shown = ctx
-                .stores
-                .node_view(node)
-                .is_some_and(|n| n.held_by.iter().any(|p| (ctx.managed)(p)));
-            !shown && *at + SENT_COUNTS_FOR > ctx.now
-        });
-    }
-
     /// The nodes this operator's policies hold out of service: those whose kube-healer
     /// annotations name one of its policies, and those an out-of-service action was just sent
     /// for. Counted from the nodes themselves, so a restart or failover starts from the truth.
@@ -279,7 +273,7 @@ impl Gate {
         let mut held: HashSet<&str> = ctx
             .stores
             .nodes()
-            .filter(|n| n.held_by.iter().any(|p| (ctx.managed)(p)))
+            .filter(|n| held_by_managed(n, ctx.managed))
             .map(|n| &*n.name)
             .collect();
         held.extend(
@@ -302,11 +296,7 @@ impl Gate {
     pub fn recovered(&mut self, target: &Target, policy: &str) -> bool {
         let mut acted = false;
         for mode in [Mode::Live, Mode::DryRun] {
-            let key = LadderKey {
-                policy: policy.to_string(),
-                target: target.clone(),
-                mode,
-            };
+            let key = LadderKey::new(policy, target, mode);
             acted |= self.ladders.remove(&key).is_some_and(|l| l.attempts > 0);
         }
         acted
@@ -342,15 +332,7 @@ impl Gate {
             kube_healer_api::TargetKind::Node => Target::Node(target.name.as_str().into()),
         };
         let step = (req.spec.step.max(1) - 1) as usize;
-        let key = LadderKey {
-            policy: policy.to_string(),
-            target: target.clone(),
-            mode: if req.spec.dry_run {
-                Mode::DryRun
-            } else {
-                Mode::Live
-            },
-        };
+        let key = LadderKey::new(policy, &target, Mode::of(req.spec.dry_run));
         if req.hold.is_none()
             && let Some(ladder) = self.ladders.get_mut(&key)
             && ladder.last_action.is_some_and(|(s, _)| s == step)

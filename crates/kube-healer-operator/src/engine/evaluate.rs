@@ -8,7 +8,7 @@ use kube_healer_core::view::Secs;
 use kube_healer_core::{Finding, classify_node, classify_pod};
 
 use super::Engine;
-use crate::decide::{Context, Verdict};
+use crate::decide::{Context, Verdict, held_by_managed};
 use crate::metrics::Metrics;
 use crate::policy::DueMatch;
 use crate::protocol::Work;
@@ -38,10 +38,11 @@ impl Engine {
         };
         if let Target::Node(name) = target {
             next = earliest(next, self.expire_avoid(name, now));
+            let managed = |p: &str| self.policies.get(p).is_some();
             let held = self
                 .stores
                 .node_view(name)
-                .is_some_and(|n| n.held_by.iter().any(|p| self.policies.get(p).is_some()));
+                .is_some_and(|n| held_by_managed(n, &managed));
             self.gate.node_seen(name, held);
         }
         next = earliest(next, self.findings.update(target, &findings, now, &self.metrics));

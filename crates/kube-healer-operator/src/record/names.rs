@@ -12,6 +12,12 @@ pub enum Mode {
     DryRun,
 }
 
+impl Mode {
+    pub fn of(dry_run: bool) -> Self {
+        if dry_run { Mode::DryRun } else { Mode::Live }
+    }
+}
+
 /// The record name of a decision: policy, target UID, failure episode, step and attempt (and the
 /// hold's reason, for a decision held back), and whether it is a dry run. Always a valid object
 /// name (a DNS subdomain of at most 253 characters) when the policy's name is one.
