@@ -223,6 +223,8 @@ impl TaintEffect {
 /// The taint to add.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.effect != 'NoExecute' || (has(self.acknowledgeNoExecute) && self.acknowledgeNoExecute)")
+    .message("effect NoExecute makes the kubelet evict every pod that does not tolerate the taint at once, with no PodDisruptionBudget: set acknowledgeNoExecute: true to mean it, or use the Drain action, which respects them"))]
 pub struct TaintParams {
     /// Taint key, a qualified name such as kube-healer/unhealthy.
     #[x_kube(validation = Rule::new(
@@ -236,6 +238,10 @@ pub struct TaintParams {
     pub value: Option<String>,
     /// NoSchedule, PreferNoSchedule or NoExecute.
     pub effect: TaintEffect,
+    /// Required (true) with effect NoExecute: such a taint evicts the pods that do not tolerate
+    /// it at once, bypassing PodDisruptionBudgets.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub acknowledge_no_execute: bool,
 }
 
 /// Draining a node.
@@ -250,6 +256,14 @@ pub struct DrainParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 86400))]
     pub grace_period_seconds: Option<i64>,
+    /// Also evict pods that no controller owns, like `kubectl drain --force`: nothing recreates
+    /// them (default false: they are left on the node and named in the record).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    /// Also evict pods with emptyDir volumes, like `kubectl drain --delete-emptydir-data`: their
+    /// emptyDir data is lost (default false: they are left on the node and named in the record).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_emptydir_data: bool,
 }
 
 /// A Job pinned to the node.

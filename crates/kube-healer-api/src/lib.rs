@@ -48,6 +48,8 @@ pub const NODE_LABEL: &str = "healing.kubehealer.io/node";
 
 /// Labels on HealingActions, for selection.
 pub const POLICY_LABEL: &str = "healing.kubehealer.io/policy";
+/// On the operator's own pods (set by the chart): drains leave them where they are.
+pub const OPERATOR_POD_LABEL: &str = "healing.kubehealer.io/operator";
 pub const TARGET_UID_LABEL: &str = "healing.kubehealer.io/target-uid";
 
 /// The CRDs, in the order they are applied: (file name in crds/, definition).

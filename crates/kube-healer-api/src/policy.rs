@@ -203,7 +203,7 @@ pub struct FailureCondition {
     #[schemars(range(min = 2, max = 1000))]
     pub transitions: Option<i32>,
     /// NodeFlapping, EventPattern, SystemOOM: the sliding window that counts (default 1h,
-    /// 10m and 10m).
+    /// 10m and 1h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Duration>,
     /// EventPattern, SystemOOM: events within `window` at or above which it counts (default 1

@@ -163,6 +163,10 @@ pub struct EventEvidence {
     pub message: Option<String>,
     /// Occurrences counted within the class's window.
     pub count: i32,
+    /// True when `count` is estimated: the series began before the window, so the occurrences
+    /// inside it are worked out from its count and its first and last times.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<Time>,
 }

@@ -298,23 +298,36 @@ pub fn event_view(event: &Event, interner: &mut Interner) -> Result<EventView, C
         .or(event.event_time.as_ref().map(micro_secs))
         .or(created)
         .unwrap_or(0);
-    let last_seen = event
-        .series
-        .as_ref()
-        .and_then(|s| s.last_observed_time.as_ref())
-        .map(micro_secs)
-        .or(event.last_timestamp.as_ref().map(secs))
-        .or(event.event_time.as_ref().map(micro_secs))
-        .unwrap_or(first_seen)
-        .max(first_seen);
-    let count = event
-        .series
-        .as_ref()
+    // An event written through events.k8s.io carries `series`; one written through core/v1 the
+    // deprecated count and lastTimestamp; some carry both, for the same occurrences. Each
+    // occurrence counts once: the larger count and the later time, never their sum.
+    let series = event.series.as_ref();
+    let last_seen = [
+        series.and_then(|s| s.last_observed_time.as_ref()).map(micro_secs),
+        event.last_timestamp.as_ref().map(secs),
+        event.event_time.as_ref().map(micro_secs),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(first_seen)
+    .max(first_seen);
+    let count = series
         .and_then(|s| s.count)
-        .or(event.count)
+        .into_iter()
+        .chain(event.count)
+        .max()
         .unwrap_or(1)
         .max(1) as u32;
+    let id = non_empty(event.metadata.uid.as_ref())
+        .map(Uid::parse)
+        .or_else(|| {
+            let name = non_empty(event.metadata.name.as_ref())?;
+            let namespace = event.metadata.namespace.as_deref().unwrap_or("");
+            Some(Uid::Other(format!("{namespace}/{name}").into()))
+        });
     Ok(EventView {
+        id,
         object: ObjectKey {
             kind: interner.str(obj.kind.as_deref().unwrap_or("")),
             namespace: non_empty(obj.namespace.as_ref()).map(|n| interner.str(n)),

@@ -12,24 +12,66 @@ use crate::view::{EventView, Secs};
 pub struct Tally {
     pub count: u32,
     pub first: Option<Secs>,
+    /// Some of `count` is estimated (a series that began before the window).
+    pub estimated: bool,
     pub events: Vec<EventEvidence>,
 }
 
-/// Counts the occurrences of the events that `keep` accepts and that were last seen at or after
-/// `from`. A series counts whole when it began inside the window, else once (its earlier
-/// occurrences fall outside).
+impl Tally {
+    /// The count as a person reads it: "about 8" when part of it is estimated.
+    pub fn said(&self) -> String {
+        if self.estimated {
+            format!("about {}", self.count)
+        } else {
+            self.count.to_string()
+        }
+    }
+}
+
+/// The occurrences of one series at or after `from`, and the first of them; `estimated` when the
+/// series began before `from`. A series is `count` occurrences from `first_seen` to `last_seen`
+/// (both of them occurrences); where it straddles the window its occurrences are taken as evenly
+/// spaced, which is what a loop on a timer or a steady retry produces.
+pub fn within(e: &EventView, from: Secs) -> Option<(u32, Secs, bool)> {
+    if e.last_seen < from {
+        return None;
+    }
+    let count = e.count.max(1);
+    if e.first_seen >= from {
+        return Some((count, e.first_seen, false));
+    }
+    if count == 1 {
+        // first_seen < from <= last_seen with one occurrence: the times disagree; the last one
+        // is the occurrence we can place.
+        return Some((1, e.last_seen, false));
+    }
+    let span = (e.last_seen - e.first_seen) as u128;
+    let gaps = (count - 1) as u128;
+    // Occurrence k (0-based) is at first + k * span / gaps; the first inside the window is the
+    // smallest k with k * span >= (from - first) * gaps.
+    let behind = (from - e.first_seen) as u128 * gaps;
+    let k = behind.div_ceil(span.max(1)).min(gaps) as u32;
+    let at = e.first_seen + ((k as u128 * span) / gaps) as Secs;
+    Some((count - k, at.max(from), true))
+}
+
+/// Counts the occurrences of the events that `keep` accepts within the window that starts at
+/// `from`. Each stored series (one per Event object) adds its own count; a series that began
+/// before the window adds the estimate of [`within`].
 pub fn tally<'a>(
     events: impl Iterator<Item = &'a EventView>,
     from: Secs,
     keep: impl Fn(&EventView) -> bool,
 ) -> Tally {
     let mut t = Tally::default();
-    for e in events.filter(|e| e.last_seen >= from && keep(e)) {
-        let n = if e.first_seen >= from { e.count.max(1) } else { 1 };
+    for e in events.filter(|e| keep(e)) {
+        let Some((n, start, estimated)) = within(e, from) else {
+            continue;
+        };
         t.count += n;
-        let start = e.first_seen.max(from);
+        t.estimated |= estimated;
         t.first = Some(t.first.map_or(start, |f| f.min(start)));
-        t.events.push(event_evidence(e, n));
+        t.events.push(event_evidence(e, n, estimated));
     }
     t
 }
@@ -46,7 +88,7 @@ pub struct EventIndex {
 
 impl Default for EventIndex {
     fn default() -> Self {
-        EventIndex::new(16, 3600)
+        EventIndex::new(16, EventIndex::DEFAULT_AGE)
     }
 }
 
@@ -60,26 +102,49 @@ impl EventIndex {
         }
     }
 
-    /// Adds an event, replacing the stored one of the same series (object, reason, message).
+    /// Events are kept at least this long: the API server's default `--event-ttl`, and the
+    /// longest default window.
+    pub const DEFAULT_AGE: Secs = 3600;
+
+    /// Keeps events for `window` when that is longer than the default: a policy that counts over
+    /// six hours needs six hours of them.
+    pub fn keep_for(&mut self, window: Secs) {
+        self.max_age = window.max(Self::DEFAULT_AGE);
+    }
+
+    /// Adds an event, replacing the stored one of the same Event object (by uid, else by
+    /// namespace/name). An event with no identity at all replaces the one of the same object,
+    /// reason and message. At most `max_per_object` series are kept for each involved object:
+    /// the one last seen longest ago goes.
     pub fn insert(&mut self, event: EventView) {
         let list = self.by_name.entry(Box::from(&*event.object.name)).or_default();
-        if let Some(existing) = list
-            .iter_mut()
-            .find(|e| e.object == event.object && e.reason == event.reason && e.message == event.message)
-        {
+        let same = |e: &EventView| match (&event.id, &e.id) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => {
+                e.object == event.object && e.reason == event.reason && e.message == event.message
+            }
+            _ => false,
+        };
+        if let Some(existing) = list.iter_mut().find(|e| same(e)) {
             *existing = event;
             return;
         }
+        let object = event.object.clone();
         list.push(event);
         self.len += 1;
-        if list.len() > self.max_per_object {
-            let oldest = list
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, e)| e.last_seen)
-                .map(|(i, _)| i)
-                .unwrap_or(0);
-            list.swap_remove(oldest);
+        // The cap is per involved object, not per name: a Pod in one namespace cannot push out
+        // the evidence about a Node or a Pod of the same name elsewhere.
+        let (kept, oldest) = list.iter().enumerate().filter(|(_, e)| e.object == object).fold(
+            (0, None::<(usize, Secs)>),
+            |(n, oldest), (i, e)| {
+                let older = oldest.is_none_or(|(_, t)| e.last_seen < t);
+                (n + 1, if older { Some((i, e.last_seen)) } else { oldest })
+            },
+        );
+        if kept > self.max_per_object
+            && let Some((i, _)) = oldest
+        {
+            list.swap_remove(i);
             self.len -= 1;
         }
     }
@@ -117,5 +182,109 @@ impl EventIndex {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::{ObjectKey, Uid};
+
+    fn ev(
+        id: Option<&str>,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+        count: u32,
+        first: Secs,
+        last: Secs,
+    ) -> EventView {
+        EventView {
+            id: id.map(|s| Uid::Other(s.into())),
+            object: ObjectKey {
+                kind: kind.into(),
+                namespace: ns.map(Into::into),
+                name: name.into(),
+            },
+            object_uid: None,
+            reason: "SystemOOM".into(),
+            message: "System OOM encountered".into(),
+            count,
+            first_seen: first,
+            last_seen: last,
+        }
+    }
+
+    #[test]
+    fn within_counts_whole_series_and_estimates_straddling_ones() {
+        let e = ev(None, "Node", None, "n", 5, 100, 500);
+        assert_eq!(within(&e, 100), Some((5, 100, false)));
+        assert_eq!(within(&e, 501), None, "all before the window");
+        // Occurrences at 100, 200, 300, 400, 500: from 250 on, 3 of them, the first at 300.
+        assert_eq!(within(&e, 250), Some((3, 300, true)));
+        assert_eq!(within(&e, 300), Some((3, 300, true)));
+        assert_eq!(within(&e, 500), Some((1, 500, true)));
+        // One occurrence with inconsistent times: it is placed at its last time.
+        assert_eq!(
+            within(&ev(None, "Node", None, "n", 1, 100, 500), 250),
+            Some((1, 500, false))
+        );
+    }
+
+    #[test]
+    fn separate_objects_are_separate_series_and_an_object_replaces_itself() {
+        let mut index = EventIndex::new(16, 3600);
+        index.insert(ev(Some("a"), "Node", None, "n", 1, 10, 10));
+        index.insert(ev(Some("b"), "Node", None, "n", 1, 20, 20));
+        assert_eq!(index.len(), 2);
+        index.insert(ev(Some("a"), "Node", None, "n", 2, 10, 30));
+        assert_eq!(index.len(), 2);
+        let t = tally(index.about("Node", None, "n"), 0, |_| true);
+        assert_eq!(t.count, 3);
+        // Without an identity, one object, reason and message is one series (the old shape).
+        index.insert(ev(None, "Node", None, "n", 4, 10, 40));
+        index.insert(ev(None, "Node", None, "n", 5, 10, 50));
+        assert_eq!(index.len(), 3);
+    }
+
+    #[test]
+    fn the_cap_is_per_involved_object() {
+        let mut index = EventIndex::new(2, 3600);
+        index.insert(ev(Some("node-1"), "Node", None, "web", 1, 10, 10));
+        for (i, t) in [(1, 20), (2, 30), (3, 40)] {
+            index.insert(ev(Some(&format!("pod-{i}")), "Pod", Some("shop"), "web", 1, t, t));
+        }
+        assert_eq!(
+            index.len(),
+            3,
+            "two for the pod, one for the node of the same name"
+        );
+        assert_eq!(
+            index.about("Node", None, "web").count(),
+            1,
+            "the pod's events left the node's alone"
+        );
+        let kept: Vec<Secs> = index
+            .about("Pod", Some("shop"), "web")
+            .map(|e| e.last_seen)
+            .collect();
+        assert!(
+            kept.contains(&30) && kept.contains(&40),
+            "the most recent kept: {kept:?}"
+        );
+    }
+
+    #[test]
+    fn keep_for_never_shortens_below_the_default() {
+        let mut index = EventIndex::default();
+        index.insert(ev(Some("a"), "Node", None, "n", 1, 0, 0));
+        index.keep_for(60);
+        index.prune(3000);
+        assert_eq!(index.len(), 1, "kept for the default hour");
+        index.keep_for(6 * 3600);
+        index.prune(5 * 3600);
+        assert_eq!(index.len(), 1, "kept for the six hours a policy counts over");
+        index.prune(7 * 3600);
+        assert!(index.is_empty());
     }
 }

@@ -195,11 +195,12 @@ pub(crate) fn container_evidence(c: &ContainerView) -> ContainerEvidence {
     }
 }
 
-pub(crate) fn event_evidence(e: &EventView, count: u32) -> EventEvidence {
+pub(crate) fn event_evidence(e: &EventView, count: u32, estimated: bool) -> EventEvidence {
     EventEvidence {
         reason: e.reason.to_string(),
         message: Some(e.message.to_string()),
         count: count.min(i32::MAX as u32) as i32,
+        estimated,
         last_seen: Some(time(e.last_seen)),
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube_healer_api::action::TaintEffect;
 use kube_healer_api::policy::NameFilter;
 use kube_healer_api::{FailureClass, FailureCondition, HealingPolicy, TargetKind};
 use regex::Regex;
@@ -164,6 +165,18 @@ pub struct CompiledCondition {
     pub pattern: Option<EventPattern>,
 }
 
+impl CompiledCondition {
+    /// How far back this condition counts events (0 when it counts none).
+    pub fn event_window(&self) -> Secs {
+        match self.class {
+            FailureClass::NodeFlapping => self.knobs.flapping_window,
+            FailureClass::SystemOOM => self.knobs.system_oom_window,
+            FailureClass::EventPattern => self.pattern.as_ref().map_or(0, |p| p.window),
+            _ => 0,
+        }
+    }
+}
+
 /// A HealingPolicy compiled for matching.
 #[derive(Clone, Debug)]
 pub struct CompiledPolicy {
@@ -194,6 +207,19 @@ impl CompiledPolicy {
         let mut conditions = Vec::new();
         for (i, c) in spec.conditions.iter().enumerate() {
             conditions.push(compile_condition(c, &format!("spec.conditions[{i}]"))?);
+        }
+        // The API server refuses this too; a policy stored before the rule existed is refused
+        // here, so that it does not act.
+        for (i, step) in spec.actions.iter().enumerate() {
+            if let Some(t) = &step.taint
+                && t.effect == TaintEffect::NoExecute
+                && !t.acknowledge_no_execute
+            {
+                return Err(PolicyError {
+                    field: format!("spec.actions[{i}].taint.acknowledgeNoExecute"),
+                    problem: "effect NoExecute evicts every pod that does not tolerate the taint at once, with no PodDisruptionBudget: set it to true to mean it, or use Drain".into(),
+                });
+            }
         }
         Ok(CompiledPolicy {
             name: policy.metadata.name.clone().unwrap_or_default(),

@@ -23,9 +23,19 @@
 //! | NodePressure | 5m | |
 //! | NodeCondition | 5m | conditionStatus True |
 //! | HeartbeatLag | 0 | leaseAge 20s |
-//! | SystemOOM | 0 | count 3 within window 10m |
+//! | SystemOOM | 0 | count 3 within window 1h |
 //! | NodeBlackHole | 10m | minPods 3 |
 //! | EventPattern | 0 | count 1 within window 10m |
+//!
+//! SystemOOM, 3 within 1h: the OOM loop of a DaemonSet pod killed and recreated until PLEG went
+//! unhealthy was killed 8 times in 85 minutes, never more than 3 in any 10 (16:50, 16:52, 16:52,
+//! 17:36, 17:38, 18:07, 18:15, 18:15), so a 10-minute window saw it for 8 minutes and then lost
+//! it. An hour finds it from the third kill, and it is the API server's default `--event-ttl`:
+//! a longer default would count events that a restarted operator can no longer list, and so
+//! decide differently after a restart. Two OOMs hours apart stay quiet; a container killed at
+//! its own memory limit is not a SystemOOM at all: the kubelet writes SystemOOM only when the
+//! OOM killer acted for the node's root cgroup (kubernetes#88868), and a container's own OOM
+//! shows as its OOMKilled termination instead.
 //!
 //! Correlation: 5 pods with ImagePullFailure from one registry on 3 or more nodes make one
 //! correlated finding; so do NotReady or Unreachable nodes when they are at least 3 and at least
@@ -100,7 +110,7 @@ impl Default for Knobs {
             flapping_transitions: 4,
             flapping_window: 60 * MINUTE,
             system_oom_count: 3,
-            system_oom_window: 10 * MINUTE,
+            system_oom_window: 60 * MINUTE,
             blackhole_min_pods: 3,
             blackhole_pod_age: 5 * MINUTE,
             heartbeat_lease_age: 20,

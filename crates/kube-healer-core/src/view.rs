@@ -327,6 +327,9 @@ pub struct ObjectKey {
 /// An event, reduced: one series (same object, reason and message) with its count.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventView {
+    /// The Event object itself (its uid, else namespace/name): separate objects are separate
+    /// series, even with the same reason and message.
+    pub id: Option<Uid>,
     pub object: ObjectKey,
     pub object_uid: Option<Box<str>>,
     pub reason: Shared,

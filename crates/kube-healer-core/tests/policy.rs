@@ -270,3 +270,23 @@ fn selectors_that_can_never_match_a_label_are_refused() {
         assert!(with(ok.clone()).is_ok(), "{ok}");
     }
 }
+
+#[test]
+fn a_no_execute_taint_needs_its_acknowledgement_and_windows_keep_events() {
+    let taint = |ack: bool| {
+        policy(
+            json!({"target": {"kind": "Node"}, "conditions": [{"class": "SystemOOM", "window": "3h"}, {"class": "NodeFlapping"}],
+            "actions": [{"action": "Event"}, {"action": "Taint", "taint": {"key": "kube-healer/oom", "effect": "NoExecute", "acknowledgeNoExecute": ack}}]}),
+        )
+    };
+    let err = CompiledPolicy::compile(&taint(false)).unwrap_err();
+    assert_eq!(err.field, "spec.actions[1].taint.acknowledgeNoExecute");
+    assert!(err.problem.contains("no PodDisruptionBudget"), "{}", err.problem);
+    let compiled = CompiledPolicy::compile(&taint(true)).unwrap();
+    let windows: Vec<i64> = compiled.conditions.iter().map(|c| c.event_window()).collect();
+    assert_eq!(
+        windows,
+        [3 * 3600, 3600],
+        "the SystemOOM window as set, NodeFlapping's default"
+    );
+}

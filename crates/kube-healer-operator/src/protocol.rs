@@ -2,6 +2,7 @@
 //! engine decides and sends; the executor records, calls the API server, and answers. Neither
 //! reaches into the other.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube_healer_api::{HealingActionSpec, HealingStep};
@@ -28,6 +29,8 @@ pub struct ActionRequest {
     pub owner: Option<(OwnerKind, String)>,
     /// The policy's cooldown: RestartOwner restarts a workload once within it.
     pub cooldown: Duration,
+    /// Namespaces the policy leaves alone (a drain leaves their pods on the node).
+    pub protected_namespaces: Arc<[String]>,
     /// The ladder's last action before this decision, to take the decision back if it cannot
     /// be recorded.
     pub before: Option<(usize, Secs)>,

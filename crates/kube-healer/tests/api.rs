@@ -194,6 +194,13 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "spec.actions: a Pod policy takes only these actions: Event, Evict, Delete, ForceDelete, Reschedule, RestartOwner; the others need spec.target.kind: Node",
         ),
         (
+            "NoExecute taint without the acknowledgement",
+            node(
+                "conditions: [{class: NodeNotReady}]\nactions: [{action: Taint, taint: {key: kube-healer/unhealthy, effect: NoExecute}}]",
+            ),
+            "spec.actions[0].taint: Invalid value: effect NoExecute makes the kubelet evict every pod that does not tolerate the taint at once, with no PodDisruptionBudget: set acknowledgeNoExecute: true to mean it",
+        ),
+        (
             "ForceDelete on a node",
             node("conditions: [{class: NodeNotReady}]\nactions: [{action: ForceDelete}]"),
             "spec.actions: a Node policy takes only these actions: Event, Cordon, Taint, Drain, RunJob",

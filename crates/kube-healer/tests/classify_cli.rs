@@ -128,3 +128,54 @@ fn unreadable_input_fails_naming_line_or_field() {
         "{stderr}"
     );
 }
+
+/// `kubectl get nodes,events -A -o yaml` of a node in the mission's OOM loop, an hour after it
+/// began: 8 kills from 16:50 to 18:15 (each its own Event: the pid differs), and the node
+/// controller's NotReady/Ready pairs written as separate objects after a failover.
+fn oom_loop_dump() -> String {
+    let mut items = vec![
+        "- {apiVersion: v1, kind: Node, metadata: {name: w7, uid: w7}, status: {conditions: [{type: Ready, status: \"True\", reason: KubeletReady, lastTransitionTime: \"2026-11-22T18:16:00Z\"}]}}".to_string(),
+    ];
+    let kills = [
+        "16:50", "16:52", "16:52", "17:36", "17:38", "18:07", "18:15", "18:15",
+    ];
+    for (i, t) in kills.iter().enumerate() {
+        items.push(format!(
+            "- {{apiVersion: v1, kind: Event, metadata: {{name: w7.oom{i}, namespace: default, uid: 5b1c0000-0000-4000-8000-00000000000{i}}}, involvedObject: {{kind: Node, name: w7, uid: w7}}, reason: SystemOOM, type: Warning, count: 1, message: \"System OOM encountered, victim process: node-exporter, pid: 41{i:02}\", firstTimestamp: \"2026-11-22T{t}:10Z\", lastTimestamp: \"2026-11-22T{t}:10Z\", source: {{component: kubelet, host: w7}}}}"
+        ));
+    }
+    for (i, t) in ["17:40", "17:52", "18:02", "18:14"].iter().enumerate() {
+        for (j, reason) in ["NodeNotReady", "NodeReady"].iter().enumerate() {
+            items.push(format!(
+                "- {{apiVersion: v1, kind: Event, metadata: {{name: w7.r{i}{j}, namespace: default, uid: 5b1c0000-0000-4000-8000-0000000001{i}{j}}}, involvedObject: {{kind: Node, name: w7, uid: w7}}, reason: {reason}, type: Normal, count: 1, message: \"Node w7 status is now: {reason}\", firstTimestamp: \"2026-11-22T{t}:{j}5Z\", lastTimestamp: \"2026-11-22T{t}:{j}5Z\", source: {{component: node-controller}}}}"
+            ));
+        }
+    }
+    format!("apiVersion: v1\nkind: List\nitems:\n{}\n", items.join("\n"))
+}
+
+#[test]
+fn a_kubectl_dump_of_the_oom_loop_shows_the_loop_and_the_flapping() {
+    let (code, stdout, stderr) = classify(
+        &oom_loop_dump(),
+        &["-f", "-", "-o", "json", "--now", "2026-11-22T18:20:00Z"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let findings: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of = |class: &str| {
+        findings
+            .iter()
+            .find(|f| f["class"] == class)
+            .unwrap_or_else(|| panic!("no {class} in {stdout}"))
+    };
+    let oom = of("SystemOOM");
+    assert_eq!(oom["name"], "w7");
+    let summary = oom["message"].as_str().unwrap();
+    assert!(
+        summary.starts_with("5 SystemOOM events in the last 1h"),
+        "{summary}"
+    );
+    let flapping = of("NodeFlapping");
+    let summary = flapping["message"].as_str().unwrap();
+    assert!(summary.contains("changed 8 times"), "{summary}");
+}

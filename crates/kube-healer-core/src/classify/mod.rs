@@ -73,15 +73,15 @@ impl EventPattern {
                     && self.message.as_ref().is_none_or(|re| re.is_match(&e.message))
             },
         );
-        let (count, events) = (t.count, t.events);
         let first = t.first.unwrap_or(now);
-        (count >= self.count && count > 0).then(|| {
+        (t.count >= self.count && t.count > 0).then(|| {
             let mut evidence = pod::summary(format!(
-                "{count} matching events in the last {} (threshold {})",
+                "{} matching events in the last {} (threshold {})",
+                t.said(),
                 pod::human(self.window),
                 self.count
             ));
-            evidence.events = events;
+            evidence.events = t.events;
             Finding {
                 class: FailureClass::EventPattern,
                 subject: subject.clone(),

@@ -140,14 +140,14 @@ fn classify_flapping(
         matches!(&*e.reason, "NodeReady" | "NodeNotReady")
     });
     let from_history = history.len() as u32;
-    let (count, since) = if from_history >= events.count {
-        (from_history, history.first().copied())
+    let (count, said, since) = if from_history >= events.count {
+        (from_history, from_history.to_string(), history.first().copied())
     } else {
-        (events.count, events.first)
+        (events.count, events.said(), events.first)
     };
     if count >= knobs.flapping_transitions {
         let mut evidence = summary(format!(
-            "Ready changed {count} times in the last {} (threshold {})",
+            "Ready changed {said} times in the last {} (threshold {})",
             human(knobs.flapping_window),
             knobs.flapping_transitions
         ));
@@ -208,7 +208,7 @@ fn classify_system_oom(
     if t.count >= knobs.system_oom_count {
         let mut evidence = summary(format!(
             "{} SystemOOM events in the last {} (threshold {})",
-            t.count,
+            t.said(),
             human(knobs.system_oom_window),
             knobs.system_oom_count
         ));

@@ -327,7 +327,9 @@ pub fn human(secs: Secs) -> String {
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 && s % 3600 < 60 => format!("{}h", s / 3600),
         s if s < 86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        s if s % 86400 < 3600 => format!("{}d", s / 86400),
         s => format!("{}d{}h", s / 86400, s % 86400 / 3600),
     }
 }

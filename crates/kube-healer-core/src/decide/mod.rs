@@ -11,11 +11,13 @@ use kube_healer_api::{ActionKind, HealingPolicySpec, TargetKind, reasons};
 use crate::view::Secs;
 
 mod budget;
+mod drain;
 mod facts;
 mod ladder;
 mod safety;
 
 pub use budget::Budget;
+pub use drain::{LeftAlone, left_alone};
 pub use facts::{DOWN_CLASSES, Facts, OutOfService, correlated_message, count_unhealthy_nodes};
 pub use ladder::Ladder;
 pub use safety::{guard, rescheduled_by_controller, restartable_owner, unsafe_for};

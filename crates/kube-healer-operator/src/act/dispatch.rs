@@ -44,7 +44,8 @@ pub async fn carry_out(
             None => missing("taint"),
         },
         ActionKind::Drain => {
-            drain::drain(client, spec, &step.drain.clone().unwrap_or_default(), leading).await
+            let params = step.drain.clone().unwrap_or_default();
+            drain::drain(client, spec, &params, &req.protected_namespaces, leading).await
         }
         ActionKind::RunJob => match &step.run_job {
             Some(params) => job::run_job(client, &req.name, spec, params, leading).await,

@@ -1,8 +1,10 @@
 //! Drain: cordon the node, then evict its pods through the Eviction API (PodDisruptionBudgets
-//! apply), skipping DaemonSet pods and static pods' mirrors, like `kubectl drain`. The drain stops
-//! at its timeout and says which pods were left and why; the node stays cordoned either way, and
-//! is uncordoned when the failure clears (only if kube-healer cordoned it).
+//! apply), leaving the pods `kubectl drain` leaves by default and kube-healer's own (the rule is
+//! core's `left_alone`). The drain stops at its timeout and says which pods were left and why;
+//! the node stays cordoned either way, and is uncordoned when the failure clears (only if
+//! kube-healer cordoned it).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -12,6 +14,7 @@ use kube::api::{Api, ListParams};
 use kube_healer_api::action::DrainParams;
 use kube_healer_api::record::ActionPhase;
 use kube_healer_api::{HealingActionSpec, reasons};
+use kube_healer_core::decide::{LeftAlone, left_alone};
 use tokio::time::Instant;
 
 use crate::act::Outcome;
@@ -25,28 +28,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Pods named in a record's message, at most.
 const NAMED: usize = 10;
 
-/// Why a pod on the node is left alone by a drain, if it is.
-fn skipped(pod: &Pod) -> Option<&'static str> {
-    let meta = &pod.metadata;
-    if meta
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
-    {
-        return Some("mirror");
-    }
-    if meta.owner_references.as_ref().is_some_and(|o| {
-        o.iter()
-            .any(|o| o.controller == Some(true) && o.kind == "DaemonSet")
-    }) {
-        return Some("DaemonSet");
-    }
-    if meta.deletion_timestamp.is_some() {
-        return Some("terminating");
-    }
-    None
-}
-
 fn names(pods: &[String]) -> String {
     let mut s = pods.iter().take(NAMED).cloned().collect::<Vec<_>>().join(", ");
     if pods.len() > NAMED {
@@ -55,10 +36,27 @@ fn names(pods: &[String]) -> String {
     s
 }
 
+/// The pods a drain left, as the record says it: counts of those left by rule, and the names of
+/// those a person may want to move by hand or opt in for.
+fn left_alone_said(left: &BTreeMap<LeftAlone, Vec<String>>) -> String {
+    let count = |why| left.get(&why).map_or(0, Vec::len);
+    let mut said = format!(
+        "left alone: {} DaemonSet, {} mirror, {} already terminating",
+        count(LeftAlone::DaemonSet),
+        count(LeftAlone::Mirror),
+        count(LeftAlone::Terminating)
+    );
+    for (why, pods) in left.iter().filter(|(why, _)| why.named()) {
+        said.push_str(&format!("; {}: {}", why.as_str(), names(pods)));
+    }
+    said
+}
+
 pub async fn drain(
     client: &Client,
     spec: &HealingActionSpec,
     params: &DrainParams,
+    protected_namespaces: &[String],
     leading: &Leading,
 ) -> Outcome {
     let node = &spec.target.name;
@@ -89,13 +87,15 @@ pub async fn drain(
             );
         }
     };
-    let (mut daemons, mut mirrors, mut terminating) = (0, 0, 0);
+    let mut left: BTreeMap<LeftAlone, Vec<String>> = BTreeMap::new();
     let mut to_evict = Vec::new();
     for pod in &on_node {
-        match skipped(pod) {
-            Some("DaemonSet") => daemons += 1,
-            Some("mirror") => mirrors += 1,
-            Some(_) => terminating += 1,
+        match left_alone(pod, params, protected_namespaces) {
+            Some(why) => {
+                let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+                let name = pod.metadata.name.as_deref().unwrap_or_default();
+                left.entry(why).or_default().push(format!("{ns}/{name}"));
+            }
             None => to_evict.push(pod),
         }
     }
@@ -134,8 +134,7 @@ pub async fn drain(
             calls,
         );
     }
-    let left_alone =
-        format!("left alone: {daemons} DaemonSet, {mirrors} mirror, {terminating} already terminating");
+    let left_alone = left_alone_said(&left);
     let wait = kube_healer_api::Duration::from_secs(timeout.as_secs());
     if blocked.is_empty() && failed.is_empty() {
         Outcome::new(

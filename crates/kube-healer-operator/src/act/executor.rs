@@ -142,6 +142,7 @@ mod tests {
             hold: None,
             owner: None,
             cooldown: std::time::Duration::from_secs(60),
+            protected_namespaces: Vec::new().into(),
             before: None,
             due_ms: None,
         }

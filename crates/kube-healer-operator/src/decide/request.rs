@@ -70,6 +70,7 @@ pub fn build(
         hold: decided.hold,
         owner,
         cooldown: spec.safety.cooldown.unwrap_or(Safety::DEFAULT_COOLDOWN).as_std(),
+        protected_namespaces: policy.protected_namespaces.clone(),
         before: decided.before,
         due_ms: (decided.step == 0).then_some(due.due_ms),
     }

@@ -14,6 +14,12 @@ use crate::store::Applied;
 use crate::target::Target;
 
 impl Engine {
+    /// Events are kept as long as the longest window a policy counts them over.
+    fn keep_events_for_policies(&mut self) {
+        let window = self.policies.longest_event_window();
+        self.stores.keep_events_for(window);
+    }
+
     pub(super) fn apply_policy(&mut self, event: W<DynamicObject>, now: Secs) -> Applied {
         match event {
             W::Apply(object) | W::InitApply(object) => {
@@ -30,6 +36,7 @@ impl Engine {
                     Ok((kind, changed)) => {
                         if changed {
                             tracing::info!(policy = %name, generation = ?policy.metadata.generation, "policy loaded");
+                            self.keep_events_for_policies();
                             self.evaluate_kind(kind, now);
                             // Its records may have arrived before it.
                             self.apply_retention(now);
@@ -65,6 +72,7 @@ impl Engine {
                 self.gate.forget_policy(&name);
                 if let Some(kind) = self.policies.remove(&name) {
                     tracing::info!(policy = %name, "policy removed");
+                    self.keep_events_for_policies();
                     self.evaluate_kind(kind, now);
                 }
                 Applied::default()
@@ -76,6 +84,7 @@ impl Engine {
             W::InitDone => {
                 if let Some(seen) = self.relist_policies.finish() {
                     self.policies.retain(&seen);
+                    self.keep_events_for_policies();
                 }
                 Applied {
                     targets: Vec::new(),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use kube_healer_api::{HealingPolicy, TargetKind};
 use kube_healer_core::policy::{CompiledPolicy, PROTECTED_NAMESPACES, PolicyError};
-use kube_healer_core::view::{Labels, Shared};
+use kube_healer_core::view::{Labels, Secs, Shared};
 
 use crate::store::Stores;
 use crate::target::Target;
@@ -113,6 +113,12 @@ impl PolicySet {
 
     pub fn forget(&mut self, target: &Target) {
         self.matches.remove(target);
+    }
+
+    /// How far back any policy counts events.
+    pub fn longest_event_window(&self) -> Secs {
+        let windows = self.policies.values().flat_map(|p| &p.conditions);
+        windows.map(|c| c.event_window()).max().unwrap_or(0)
     }
 
     /// Every target with the policy conditions holding on it.

@@ -70,6 +70,11 @@ impl Stores {
         self.events.len()
     }
 
+    /// Keeps events as long as the longest window a policy counts them over.
+    pub fn keep_events_for(&mut self, window: Secs) {
+        self.events.keep_for(window);
+    }
+
     pub fn prune_events(&mut self, now: Secs) {
         self.events.prune(now);
     }

@@ -1,6 +1,6 @@
 //! The workload and node actions on the real cluster: Reschedule (the pod recreated on another
 //! node), RestartOwner (one rollout restart for several failing pods), Drain (a PodDisruptionBudget
-//! respected, DaemonSet pods left, a clean timeout), RunJob (a Job pinned to a flapping node after
+//! respected; DaemonSet, bare, emptyDir and opted-out pods left and named; a clean timeout), RunJob (a Job pinned to a flapping node after
 //! its cordon), and a crash between the record and the API call (finished once after the restart).
 
 use std::collections::BTreeMap;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
@@ -33,7 +33,7 @@ pub fn tests() -> Vec<E2eTest> {
             restart_owner,
         ),
         test(
-            "drain_respects_the_pdb_skips_daemonsets_and_times_out_cleanly",
+            "drain_respects_the_pdb_leaves_what_kubectl_drain_leaves_and_times_out_cleanly",
             drain,
         ),
         test(
@@ -249,14 +249,41 @@ async fn drain(ctx: Ctx) -> anyhow::Result<()> {
     nodes::add_owned_nodes(&ctx.client, std::slice::from_ref(&node), &ctx.id, HEAL).await?;
     let ns = ctx.namespace("dn").await?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let free = scenario_pod(&ns, "free", Some(&node), &Scenario::Running);
-    let mut guarded = scenario_pod(&ns, "guarded", Some(&node), &Scenario::Running);
+    // A controller that no controller-manager loop runs (a ConfigMap): the pods count as managed
+    // for the drain, and nothing adopts, releases or recreates them during the test.
+    let owner = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "owner"}}))?,
+        )
+        .await?;
+    let owned = |name: &str| -> anyhow::Result<Pod> {
+        let mut pod = scenario_pod(&ns, name, Some(&node), &Scenario::Running);
+        pod.metadata.owner_references = Some(vec![serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+            "uid": owner.metadata.uid.clone().context("uid")?, "controller": true}))?]);
+        Ok(pod)
+    };
+    let free = owned("free")?;
+    let mut guarded = owned("guarded")?;
     guarded
         .metadata
         .labels
         .get_or_insert_default()
         .insert("app".into(), "guarded".into());
-    for pod in [free, guarded] {
+    // What kubectl drain leaves by default, and a pod that opted out: none of them is evicted.
+    let bare = scenario_pod(&ns, "bare", Some(&node), &Scenario::Running);
+    let mut scratch = owned("scratch")?;
+    scratch.spec.as_mut().context("spec")?.volumes = Some(vec![serde_json::from_value(
+        json!({"name": "tmp", "emptyDir": {}}),
+    )?]);
+    let mut opted = owned("opted")?;
+    opted
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(kube_healer_api::OPT_OUT_ANNOTATION.into(), "true".into());
+    for pod in [free, guarded, bare, scratch, opted] {
         pods.create(&PostParams::default(), &pod).await?;
     }
     let pdb: PodDisruptionBudget = serde_json::from_value(json!({
@@ -281,7 +308,7 @@ async fn drain(ctx: Ctx) -> anyhow::Result<()> {
     Api::<DaemonSet>::namespaced(ctx.client.clone(), &ns)
         .create(&PostParams::default(), &ds)
         .await?;
-    for name in ["free", "guarded"] {
+    for name in ["free", "guarded", "bare", "scratch", "opted"] {
         wait::pod_phase(&pods, name, "Running", HEAL).await?;
     }
     wait::until("the DaemonSet pod running", HEAL, || async {
@@ -326,6 +353,18 @@ async fn drain(ctx: Ctx) -> anyhow::Result<()> {
             && message.contains("stays cordoned"),
         "{message}"
     );
+    for (pod, why) in [
+        ("bare", "no controller (force: true evicts it)"),
+        ("scratch", "emptyDir data (deleteEmptyDirData: true evicts it)"),
+        ("opted", "opted out"),
+    ] {
+        ensure!(
+            message.contains(&format!("{why}: {ns}/{pod}")),
+            "{pod} not named: {message}"
+        );
+        let left = pods.get(pod).await?;
+        ensure!(left.metadata.deletion_timestamp.is_none(), "{pod} was evicted");
+    }
     let n = Api::<Node>::all(ctx.client.clone()).get(&node).await?;
     ensure!(
         n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)

@@ -46,7 +46,7 @@ pub async fn node_event(
         "metadata": {"generateName": format!("{node}.")},
         "involvedObject": {"kind": "Node", "name": node, "uid": node},
         "reason": reason, "message": message, "count": count, "type": "Warning",
-        "firstTimestamp": now_rfc3339(-120), "lastTimestamp": now_rfc3339(0),
+        "firstTimestamp": now_rfc3339(if count > 1 { -120 } else { 0 }), "lastTimestamp": now_rfc3339(0),
         "source": {"component": "kubelet", "host": node},
     }))?;
     events.create(&PostParams::default(), &event).await?;
