@@ -28,6 +28,13 @@ pub trait ClusterView {
         name: &str,
     ) -> impl Iterator<Item = &'a EventView> + 'a;
     fn lease(&self, node: &str) -> Option<&LeaseView>;
+    /// When any node Lease was last seen renewed, on the observer's clock (None: not observed,
+    /// offline input). Older than a heartbeat's threshold, the Lease stream itself is stale (a
+    /// watch that stopped delivering, a control plane that stopped writing), and no node can be
+    /// told late from it.
+    fn leases_seen_renewing(&self) -> Option<Secs> {
+        None
+    }
     fn pods_on<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a PodView> + 'a;
     fn node_count(&self) -> usize;
 }
@@ -41,6 +48,9 @@ pub struct Snapshot {
     pub leases: Vec<LeaseView>,
     /// Whether the input holds nodes at all (Orphaned and NodeLost are only judged if so).
     pub nodes_known: bool,
+    /// When a Lease was last seen renewed, where the input was observed over time (a replay);
+    /// None for a dump.
+    pub leases_seen_renewing: Option<Secs>,
     node_index: HashMap<Shared, usize>,
     lease_index: HashMap<Shared, usize>,
     pods_by_node: HashMap<Shared, Vec<usize>>,
@@ -80,6 +90,7 @@ impl Snapshot {
             events: index,
             leases,
             nodes_known,
+            leases_seen_renewing: None,
             node_index,
             lease_index,
             pods_by_node,
@@ -107,6 +118,10 @@ impl ClusterView for Snapshot {
 
     fn lease(&self, node: &str) -> Option<&LeaseView> {
         self.lease_index.get(node).map(|&i| &self.leases[i])
+    }
+
+    fn leases_seen_renewing(&self) -> Option<Secs> {
+        self.leases_seen_renewing
     }
 
     fn pods_on<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a PodView> + 'a {

@@ -353,6 +353,7 @@ pub fn lease_view(lease: &Lease, interner: &mut Interner) -> Result<LeaseView, C
         node: interner.str(name),
         renewed: spec.and_then(|s| s.renew_time.as_ref()).map(micro_secs),
         duration_seconds: spec.and_then(|s| s.lease_duration_seconds),
+        observed: None,
     })
 }
 

@@ -343,8 +343,20 @@ pub struct EventView {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseView {
     pub node: Shared,
+    /// spec.renewTime, as the kubelet's clock wrote it.
     pub renewed: Option<Secs>,
     pub duration_seconds: Option<i32>,
+    /// When this operator saw `renewed` change, on its own clock (None offline: a dump has only
+    /// the kubelet's times). Heartbeats are aged from it, as the node lifecycle controller ages
+    /// them from its own probe time: a kubelet's clock skewed by 30 s is no late heartbeat.
+    pub observed: Option<Secs>,
+}
+
+impl LeaseView {
+    /// When the last heartbeat came: seen by this operator, else as the kubelet wrote it.
+    pub fn heartbeat(&self) -> Option<Secs> {
+        self.observed.or(self.renewed)
+    }
 }
 
 #[cfg(test)]

@@ -413,6 +413,32 @@ fn heartbeat_lag_while_ready() {
 }
 
 #[test]
+fn heartbeat_lag_ages_from_when_the_operator_saw_the_renewal() {
+    let mut input = input();
+    input.nodes.push(ready_node("skewed"));
+    input.nodes.push(ready_node("stalled"));
+    // The kubelet's clock is 35 s behind: renewTime reads old, but the renewal was seen 4 s ago.
+    input.leases.push(lease("skewed", -35));
+    input.leases.push(lease("stalled", -35));
+    let mut snapshot = input.snapshot();
+    snapshot.leases[0].observed = Some(NOW - 4);
+    snapshot.leases[1].observed = Some(NOW - 25);
+    snapshot.leases_seen_renewing = Some(NOW - 1);
+    let report = classify_snapshot(&snapshot, NOW);
+    assert!(
+        classes(&report, "skewed").is_empty(),
+        "no lag from a skewed clock"
+    );
+    let f = the(&report, "stalled", HeartbeatLag);
+    assert_eq!(f.since, NOW - 5, "due when the seen heartbeat is 20 s old");
+    assert_eq!(f.evidence.facts["leaseAge"], "25s");
+    // No Lease seen renewing for longer than the threshold: the stream is stale, not the nodes.
+    snapshot.leases_seen_renewing = Some(NOW - 25);
+    let report = classify_snapshot(&snapshot, NOW);
+    assert!(classes(&report, "stalled").is_empty(), "{:?}", report.findings);
+}
+
+#[test]
 fn system_oom_repeated_not_single() {
     let mut input = input();
     input.nodes.push(ready_node("oomy"));

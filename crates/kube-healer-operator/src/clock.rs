@@ -23,13 +23,24 @@ pub trait Clock: Send + Sync + 'static {
     }
 }
 
-/// The system's clock.
+/// The system's clock (with an offset only where a test skews it).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct WallClock;
+pub struct WallClock {
+    offset_ms: i64,
+}
+
+impl WallClock {
+    /// The system's clock read `secs` ahead (behind, if negative): a host with a skewed clock.
+    pub fn skewed_by(secs: Secs) -> Self {
+        WallClock {
+            offset_ms: secs.saturating_mul(1000),
+        }
+    }
+}
 
 impl Clock for WallClock {
     fn now_ms(&self) -> i64 {
-        k8s_openapi::jiff::Timestamp::now().as_millisecond()
+        k8s_openapi::jiff::Timestamp::now().as_millisecond() + self.offset_ms
     }
 }
 
@@ -72,6 +83,9 @@ mod tests {
         assert_eq!((b.now(), b.now_ms()), (105, 105_000));
         b.set(7);
         assert_eq!(a.now(), 7);
-        assert!(WallClock.now() > 1_700_000_000);
+        let wall = WallClock::default().now();
+        assert!(wall > 1_700_000_000);
+        let skewed = WallClock::skewed_by(30).now() - wall;
+        assert!((29..=31).contains(&skewed), "{skewed}");
     }
 }

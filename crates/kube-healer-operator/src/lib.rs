@@ -60,6 +60,8 @@ pub struct Config {
     /// The cluster's disruption budget (a count, or a percent of the nodes such as "10%"): the
     /// nodes this operator's policies may hold out of service at once. None: no budget.
     pub max_nodes_out_of_service: Option<String>,
+    /// Seconds added to the wall clock (a test hook: a host whose clock is skewed).
+    pub clock_offset_seconds: i64,
 }
 
 /// Runs the operator until the engine stops (which only happens when every watch ends) or the
@@ -98,7 +100,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         synced_rx,
         alive_rx,
     ));
-    let clock: Arc<dyn clock::Clock> = Arc::new(clock::WallClock);
+    let wall = clock::WallClock::skewed_by(config.clock_offset_seconds);
+    let clock: Arc<dyn clock::Clock> = Arc::new(wall);
     let (status_tx, status_rx) = mpsc::unbounded_channel();
     tokio::spawn(policy::writer(client.clone(), status_rx, clock.clone()));
     let (action_tx, action_rx) = mpsc::unbounded_channel();
@@ -117,6 +120,7 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         protocol::Leading::new(leader_rx.clone()),
     ));
     let engine = engine::Engine::new(metrics, synced_tx)
+        .with_clock(wall)
         .with_leadership(leader_rx)
         .with_status_writer(status_tx)
         .with_executor(action_tx, done_rx)

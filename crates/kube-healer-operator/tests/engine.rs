@@ -499,3 +499,60 @@ fn members_of_a_cleared_storm_are_held_through_a_cool_off() {
     let after = acts(&mut work);
     assert_eq!(after, [("n1".to_string(), None)], "{after:?}");
 }
+
+fn lease(node: &str, renewed: Secs) -> Change {
+    let t = k8s_openapi::jiff::Timestamp::from_second(renewed).unwrap();
+    let l: k8s_openapi::api::coordination::v1::Lease = serde_json::from_value(json!({
+        "metadata": {"name": node, "namespace": "kube-node-lease"},
+        "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": t.strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string()}}))
+    .unwrap();
+    Change::Lease(Box::new(Event::Apply(l)))
+}
+
+fn lagging(e: &Engine, node: &str) -> bool {
+    let found = e.tracked(&Target::Node(node.into()));
+    found.iter().any(|(c, _, _)| *c == FailureClass::HeartbeatLag)
+}
+
+#[test]
+fn heartbeats_are_aged_on_the_operators_clock_and_only_while_leases_flow() {
+    let (mut e, clock) = engine();
+    for n in ["steady", "stops"] {
+        e.apply(node(n, "True", T0 - 3600));
+    }
+    // The kubelets' clocks are 35 s behind the operator's: every renewTime reads 35 s old.
+    let skew = 35;
+    for step in 0..=6 {
+        let t = T0 + 5 * step;
+        clock.set(t);
+        e.apply(lease("steady", t - skew));
+        if step <= 2 {
+            e.apply(lease("stops", t - skew));
+        }
+        e.fire_due_timers();
+    }
+    assert!(
+        !lagging(&e, "steady"),
+        "renewing every 5 s, whatever its clock says"
+    );
+    // "stops" was last seen renewed at T0+10; at T0+30 its heartbeat is 20 s old.
+    assert!(
+        lagging(&e, "stops"),
+        "{:?}",
+        e.tracked(&Target::Node("stops".into()))
+    );
+
+    // No Lease renews at all for 20 s (a stalled watch, a control plane not writing): no node
+    // can be told late, so none is.
+    let (mut e, clock) = engine();
+    e.apply(node("quiet", "True", T0 - 3600));
+    e.apply(lease("quiet", T0 - skew));
+    clock.set(T0 + 25);
+    e.fire_due_timers();
+    e.apply(node("quiet", "True", T0 - 3600));
+    assert!(
+        !lagging(&e, "quiet"),
+        "{:?}",
+        e.tracked(&Target::Node("quiet".into()))
+    );
+}

@@ -32,7 +32,7 @@ enum Command {
     /// to a directory.
     Crd(cmd::crd::Args),
     /// Run the operator: watch the cluster, classify failures, heal them as policies say.
-    Run(cmd::run::Args),
+    Run(Box<cmd::run::Args>),
     /// Show what a policy would do to the cluster right now, without acting.
     Simulate(cmd::simulate::Args),
     /// Explain one target: its findings, the policies that select it, where their ladders stand,
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crd(args) => cmd::crd::run(args),
-        Command::Run(args) => cmd::run::run(args),
+        Command::Run(args) => cmd::run::run(*args),
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Explain(args) => cmd::explain::run(args),
         Command::Demo(args) => cmd::demo::run(args),

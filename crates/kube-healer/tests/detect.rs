@@ -28,6 +28,10 @@ fn main() -> std::process::ExitCode {
             test("pod_failure_classes_are_detected", pod_classes),
             test("node_failure_classes_are_detected", node_classes),
             test("lost_and_orphaned_pods_are_detected", lost_and_orphaned),
+            test(
+                "a_skewed_clock_finds_no_heartbeat_lag_on_healthy_nodes",
+                skewed_clock,
+            ),
             test("event_patterns_are_detected_through_policies", event_pattern),
             test(
                 "policy_status_tells_validity_suspension_and_targets",
@@ -257,6 +261,41 @@ async fn node_classes(ctx: Ctx) -> anyhow::Result<()> {
             .await?;
     }
     expect(&op, "NodeBlackHole", &format!("node/{hole}")).await?;
+    Ok(())
+}
+
+/// The operator's clock runs 30 s ahead (a test hook): every renewTime the kubelets write reads
+/// 30 s old to it, past HeartbeatLag's 20 s. Heartbeats are aged from when the operator saw them
+/// change, so healthy nodes stay quiet, and a Lease that really stopped is still found.
+async fn skewed_clock(ctx: Ctx) -> anyhow::Result<()> {
+    let c = &ctx.client;
+    let healthy: Vec<String> = (0..3).map(|i| ctx.name(&format!("skew{i}"))).collect();
+    nodes::add_nodes(c, &healthy, DETECT).await?;
+    let mut args = DEBUG.to_vec();
+    args.extend(["--test-clock-offset", "30"]);
+    let op = Operator::start(&ctx.cluster, "skew", &args).await?;
+    let stalled = ctx.name("stall");
+    unmanaged_node(
+        c,
+        &stalled,
+        json!([ready("True", "kubelet is posting ready status")]),
+    )
+    .await?;
+    let leases: Api<Lease> = Api::namespaced(c.clone(), "kube-node-lease");
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": stalled},
+        "spec": {"holderIdentity": stalled, "leaseDurationSeconds": 40, "renewTime": now_rfc3339(0)}}))?;
+    leases.create(&PostParams::default(), &lease).await?;
+    // Found 20 s after the operator first saw it: by then it has watched the healthy nodes'
+    // Leases for longer than the threshold and the skew together.
+    expect(&op, "HeartbeatLag", &format!("node/{stalled}")).await?;
+    let log = op.log();
+    for node in &healthy {
+        ensure!(
+            !log.contains(&format!("class=HeartbeatLag target=node/{node} ")),
+            "HeartbeatLag on the healthy node {node}:\n{}",
+            op.log_tail(20)
+        );
+    }
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use crate::cluster::ClusterView;
 use crate::events::tally;
 use crate::finding::{Finding, Subject, node_condition_evidence};
 use crate::thresholds::Knobs;
-use crate::view::{ContainerState, NodeView, PodPhase, PodView, Secs, Status};
+use crate::view::{ContainerState, LeaseView, NodeView, PodPhase, PodView, Secs, Status};
 
 pub const PRESSURE_TYPES: &[&str] = &["MemoryPressure", "DiskPressure", "PIDPressure"];
 
@@ -174,11 +174,14 @@ fn classify_heartbeat_lag(
     now: Secs,
     out: &mut Vec<Finding>,
 ) {
-    let Some(renewed) = cluster.lease(&node.name).and_then(|l| l.renewed) else {
+    let Some(heartbeat) = cluster.lease(&node.name).and_then(LeaseView::heartbeat) else {
         return;
     };
-    let age = now - renewed;
-    if age >= knobs.heartbeat_lease_age {
+    let stream_stale = cluster
+        .leases_seen_renewing()
+        .is_some_and(|last| now - last >= knobs.heartbeat_lease_age);
+    let age = now - heartbeat;
+    if age >= knobs.heartbeat_lease_age && !stream_stale {
         let mut evidence = summary(format!(
             "node Lease last renewed {} ago (threshold {}) while the node still reads Ready",
             human(age),
@@ -188,7 +191,7 @@ fn classify_heartbeat_lag(
         out.push(finding(
             FailureClass::HeartbeatLag,
             node,
-            renewed + knobs.heartbeat_lease_age,
+            heartbeat + knobs.heartbeat_lease_age,
             evidence,
         ));
     }
@@ -280,7 +283,9 @@ fn add_lease(
     if let Some(lease) = cluster.lease(&node.name) {
         if let Some(renewed) = lease.renewed {
             evidence.facts.insert("leaseRenewTime".into(), rfc3339(renewed));
-            evidence.facts.insert("leaseAge".into(), human(now - renewed));
+        }
+        if let Some(heartbeat) = lease.heartbeat() {
+            evidence.facts.insert("leaseAge".into(), human(now - heartbeat));
         }
         if let Some(d) = lease.duration_seconds {
             evidence

@@ -101,8 +101,8 @@ impl Engine {
             Target::Node(name) => {
                 let node = self.stores.node_view(name)?;
                 classify_node(node, &self.stores, &self.knobs, now, findings);
-                if let Some(renewed) = self.stores.lease_renewed(name) {
-                    let late_at = renewed + self.knobs.heartbeat_lease_age;
+                if let Some(heartbeat) = self.stores.lease_heartbeat(name) {
+                    let late_at = heartbeat + self.knobs.heartbeat_lease_age;
                     if late_at > now {
                         next = Some(late_at);
                     }

@@ -88,7 +88,7 @@ impl Engine {
             leader: None,
             is_leader: true,
             metrics,
-            clock: Arc::new(WallClock),
+            clock: Arc::new(WallClock::default()),
         }
     }
 

@@ -39,7 +39,7 @@ impl Engine {
                 applied
             }
             Change::Lease(event) => {
-                let applied = self.stores.apply_lease(*event);
+                let applied = self.stores.apply_lease(*event, now);
                 mark(&mut self.synced.leases, &applied);
                 applied
             }

@@ -188,7 +188,7 @@ impl Stores {
         }
     }
 
-    pub fn apply_lease(&mut self, event: W<Lease>) -> Applied {
+    pub fn apply_lease(&mut self, event: W<Lease>, now: Secs) -> Applied {
         match event {
             W::Apply(l) | W::InitApply(l) => {
                 let Ok(view) = lease_view(&l, &mut self.interner) else {
@@ -196,7 +196,7 @@ impl Stores {
                 };
                 let node = view.node.clone();
                 self.relist_leases.saw(&node);
-                self.upsert_lease(view);
+                self.upsert_lease(view, now);
                 Applied::targets(vec![Target::Node(node)])
             }
             W::Delete(l) => {

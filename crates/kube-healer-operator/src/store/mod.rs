@@ -39,6 +39,8 @@ pub struct Stores {
     gone_nodes: HashMap<Shared, Secs>,
     events: EventIndex,
     leases: HashMap<Shared, LeaseView>,
+    /// When a node Lease was last seen renewed (this operator's clock).
+    leases_renewing: Option<Secs>,
     /// Nodes carrying Reschedule's avoid taint, and when it expires.
     avoid_until: HashMap<Shared, Secs>,
     /// Whether the node watch has listed once (before that, Orphaned cannot be judged).
@@ -218,7 +220,17 @@ impl Stores {
         }
     }
 
-    pub fn upsert_lease(&mut self, lease: LeaseView) {
+    /// Stores a Lease seen at `now`: a renewTime that changed is a heartbeat seen now; one
+    /// that did not keeps the time it was first seen (a relist or another field's update is no
+    /// heartbeat). A Lease seen for the first time counts as seen renewed now, as the node
+    /// lifecycle controller does: its renewTime is the kubelet's clock, not ours.
+    pub fn upsert_lease(&mut self, mut lease: LeaseView, now: Secs) {
+        let before = self.leases.get(&lease.node);
+        let unchanged = before.filter(|b| b.renewed == lease.renewed);
+        lease.observed = Some(unchanged.and_then(|b| b.observed).unwrap_or(now));
+        if unchanged.is_none() {
+            self.leases_renewing = Some(self.leases_renewing.map_or(now, |t| t.max(now)));
+        }
         self.leases.insert(lease.node.clone(), lease);
     }
 
@@ -256,8 +268,9 @@ impl Stores {
         self.leases.retain(|k, _| keep.contains(k));
     }
 
-    pub fn lease_renewed(&self, node: &str) -> Option<Secs> {
-        self.leases.get(node).and_then(|l| l.renewed)
+    /// When the node's last heartbeat was seen.
+    pub fn lease_heartbeat(&self, node: &str) -> Option<Secs> {
+        self.leases.get(node).and_then(LeaseView::heartbeat)
     }
 }
 
@@ -295,6 +308,10 @@ impl ClusterView for Stores {
 
     fn lease(&self, node: &str) -> Option<&LeaseView> {
         self.leases.get(node)
+    }
+
+    fn leases_seen_renewing(&self) -> Option<Secs> {
+        self.leases_renewing
     }
 
     fn pods_on<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a PodView> + 'a {

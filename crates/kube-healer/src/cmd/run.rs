@@ -69,6 +69,10 @@ pub struct Args {
     /// Kubernetes 1.32 and later): for API servers that do not stream.
     #[arg(long, env = "KUBE_HEALER_PAGED_LISTS")]
     paged_lists: bool,
+    /// Test hook: seconds added to this operator's clock (a skewed clock, as a misconfigured
+    /// host has). Not for production.
+    #[arg(long, hide = true, default_value_t = 0, allow_negative_numbers = true)]
+    test_clock_offset: i64,
 }
 
 fn parse_budget(s: &str) -> Result<String, String> {
@@ -131,6 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .collect(),
             paged_lists: args.paged_lists,
             max_nodes_out_of_service: Some(args.max_nodes_out_of_service.clone()),
+            clock_offset_seconds: args.test_clock_offset,
         };
         tokio::select! {
             result = kube_healer_operator::run(client, operator) => result,
