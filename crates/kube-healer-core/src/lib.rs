@@ -1,6 +1,7 @@
 //! kube-healer's pure logic: classify, match policies, gate and decide. No client, no clock: time
 //! is a parameter (Unix seconds), and the cluster is whatever implements [`ClusterView`].
 
+pub mod carry;
 pub mod classify;
 pub mod cluster;
 pub mod convert;

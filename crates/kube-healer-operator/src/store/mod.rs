@@ -8,19 +8,17 @@ mod synced;
 
 use std::collections::{HashMap, HashSet};
 
+use kube_healer_core::carry::{carry_lease, carry_node, carry_pod};
 use kube_healer_core::cluster::{ClusterView, NodeLookup};
 use kube_healer_core::convert::Interner;
 use kube_healer_core::events::EventIndex;
-use kube_healer_core::view::{ContainerState, EventView, LeaseView, NodeView, PodView, Secs, Shared};
+use kube_healer_core::view::{EventView, LeaseView, NodeView, PodView, Secs, Shared};
 
 pub use apply::Applied;
 
 use crate::target::Target;
 pub use relist::Relist;
 pub use synced::Synced;
-
-/// How many Ready transitions are remembered per node.
-const TRANSITIONS_KEPT: usize = 64;
 
 /// Identifies a pod in the store.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -138,21 +136,7 @@ impl Stores {
             name: view.name.clone(),
         };
         if let Some(old) = self.pods.get(&key) {
-            if old.uid == view.uid {
-                for c in view.containers.iter_mut() {
-                    if c.state_since.is_some() {
-                        continue;
-                    }
-                    let previous = old
-                        .containers
-                        .iter()
-                        .find(|o| o.name == c.name && o.init == c.init);
-                    c.state_since = match previous {
-                        Some(o) if same_state(&o.state, &c.state) => o.state_since,
-                        _ => Some(now),
-                    };
-                }
-            }
+            carry_pod(&mut view, old, now);
             if old.node != view.node {
                 self.unindex(&key, old.node.clone());
             }
@@ -189,27 +173,8 @@ impl Stores {
     pub fn upsert_node(&mut self, mut view: NodeView, now: Secs) -> bool {
         self.gone_nodes.remove(&view.name);
         let old = self.nodes.get(&view.name);
-        // A condition reported without lastTransitionTime keeps the time it was first seen in its
-        // status, so that its failure has a stable start (and one episode, not one per update).
-        let mut conditions = view.conditions.to_vec();
-        for c in conditions.iter_mut().filter(|c| c.since.is_none()) {
-            let before = old
-                .and_then(|o| o.condition(&c.type_))
-                .filter(|o| o.status == c.status);
-            c.since = Some(before.and_then(|o| o.since).unwrap_or(now));
-        }
-        view.conditions = conditions.into();
         let is_new = old.is_none();
-        let changed = old.is_some_and(|o| o.ready() != view.ready());
-        let mut transitions: Vec<Secs> = old.map(|o| o.ready_transitions.to_vec()).unwrap_or_default();
-        if changed {
-            let at = view.condition("Ready").and_then(|c| c.since).unwrap_or(now);
-            transitions.push(at);
-            if transitions.len() > TRANSITIONS_KEPT {
-                transitions.remove(0);
-            }
-        }
-        view.ready_transitions = transitions.into();
+        let changed = carry_node(&mut view, old, now);
         self.nodes.insert(view.name.clone(), view);
         changed || is_new
     }
@@ -220,15 +185,10 @@ impl Stores {
         }
     }
 
-    /// Stores a Lease seen at `now`: a renewTime that changed is a heartbeat seen now; one
-    /// that did not keeps the time it was first seen (a relist or another field's update is no
-    /// heartbeat). A Lease seen for the first time counts as seen renewed now, as the node
-    /// lifecycle controller does: its renewTime is the kubelet's clock, not ours.
+    /// Stores a Lease seen at `now`, keeping when its renewal was seen (core's `carry_lease`).
     pub fn upsert_lease(&mut self, mut lease: LeaseView, now: Secs) {
-        let before = self.leases.get(&lease.node);
-        let unchanged = before.filter(|b| b.renewed == lease.renewed);
-        lease.observed = Some(unchanged.and_then(|b| b.observed).unwrap_or(now));
-        if unchanged.is_none() {
+        let node = lease.node.clone();
+        if carry_lease(&mut lease, self.leases.get(&node), now) {
             self.leases_renewing = Some(self.leases_renewing.map_or(now, |t| t.max(now)));
         }
         self.leases.insert(lease.node.clone(), lease);
@@ -271,18 +231,6 @@ impl Stores {
     /// When the node's last heartbeat was seen.
     pub fn lease_heartbeat(&self, node: &str) -> Option<Secs> {
         self.leases.get(node).and_then(LeaseView::heartbeat)
-    }
-}
-
-fn same_state(a: &ContainerState, b: &ContainerState) -> bool {
-    match (a, b) {
-        (ContainerState::Waiting { reason: ra, .. }, ContainerState::Waiting { reason: rb, .. }) => ra == rb,
-        (ContainerState::Running { started: a }, ContainerState::Running { started: b }) => a == b,
-        (ContainerState::Terminated { finished: a, .. }, ContainerState::Terminated { finished: b, .. }) => {
-            a == b
-        }
-        (ContainerState::Unknown, ContainerState::Unknown) => true,
-        _ => false,
     }
 }
 
