@@ -17,7 +17,10 @@ pub fn carry_pod(view: &mut PodView, old: &PodView, now: Secs) {
         return;
     }
     for c in view.containers.iter_mut().filter(|c| c.state_since.is_none()) {
-        let previous = old.containers.iter().find(|o| o.name == c.name && o.init == c.init);
+        let previous = old
+            .containers
+            .iter()
+            .find(|o| o.name == c.name && o.init == c.init);
         c.state_since = match previous {
             Some(o) if same_state(&o.state, &c.state) => o.state_since,
             _ => Some(now),

@@ -166,6 +166,23 @@ pub struct CompiledCondition {
 }
 
 impl CompiledCondition {
+    /// This condition's finding on a target, classified with its own knobs (or its pattern).
+    pub fn find(&self, target: Target<'_>, cluster: &impl ClusterView, now: Secs) -> Option<Finding> {
+        if let Some(pattern) = &self.pattern {
+            let subject = match target {
+                Target::Pod(p) => Subject::pod(p),
+                Target::Node(n) => Subject::node(n),
+            };
+            return pattern.find(&subject, cluster, now);
+        }
+        let mut found = Vec::new();
+        match target {
+            Target::Pod(p) => classify_pod(p, cluster, &self.knobs, now, &mut found),
+            Target::Node(n) => classify_node(n, cluster, &self.knobs, now, &mut found),
+        }
+        found.into_iter().find(|f| f.class == self.class)
+    }
+
     /// How far back this condition counts events (0 when it counts none).
     pub fn event_window(&self) -> Secs {
         match self.class {
@@ -287,22 +304,9 @@ impl CompiledPolicy {
     ) -> Vec<(usize, Finding)> {
         let mut out = Vec::new();
         for (i, c) in self.conditions.iter().enumerate() {
-            if let Some(pattern) = &c.pattern {
-                let subject = match target {
-                    Target::Pod(p) => Subject::pod(p),
-                    Target::Node(n) => Subject::node(n),
-                };
-                out.extend(pattern.find(&subject, cluster, now).map(|f| (i, f)));
-                continue;
-            }
             let wanted = |f: &Finding| f.class == c.class;
-            if c.custom_knobs {
-                let mut own = Vec::new();
-                match target {
-                    Target::Pod(p) => classify_pod(p, cluster, &c.knobs, now, &mut own),
-                    Target::Node(n) => classify_node(n, cluster, &c.knobs, now, &mut own),
-                }
-                out.extend(own.into_iter().filter(wanted).map(|f| (i, f)));
+            if c.pattern.is_some() || c.custom_knobs {
+                out.extend(c.find(target, cluster, now).map(|f| (i, f)));
             } else {
                 out.extend(
                     default_findings

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube_healer_api::{HealingActionSpec, HealingStep};
+use kube_healer_core::decide::Seen;
 use kube_healer_core::view::{OwnerKind, Secs};
 
 /// Why a decision is held back, recorded as Skipped.
@@ -31,6 +32,9 @@ pub struct ActionRequest {
     pub cooldown: Duration,
     /// Namespaces the policy leaves alone (a drain leaves their pods on the node).
     pub protected_namespaces: Arc<[String]>,
+    /// What the decision saw, for the recheck on fresh reads right before the call (None: the
+    /// request changes nothing: held, a dry run, an Event).
+    pub seen: Option<Box<Seen>>,
     /// The ladder's last action before this decision, to take the decision back if it cannot
     /// be recorded.
     pub before: Option<(usize, Secs)>,

@@ -14,12 +14,14 @@ mod budget;
 mod drain;
 mod facts;
 mod ladder;
+mod recheck;
 mod safety;
 
 pub use budget::Budget;
 pub use drain::{LeftAlone, left_alone};
 pub use facts::{DOWN_CLASSES, Facts, OutOfService, correlated_message, count_unhealthy_nodes};
 pub use ladder::Ladder;
+pub use recheck::{Fresh, Read, Seen, recheck_node, recheck_pod};
 pub use safety::{guard, rescheduled_by_controller, restartable_owner, unsafe_for};
 
 /// What to do now.

@@ -143,6 +143,7 @@ mod tests {
             owner: None,
             cooldown: std::time::Duration::from_secs(60),
             protected_namespaces: Vec::new().into(),
+            seen: None,
             before: None,
             due_ms: None,
         }

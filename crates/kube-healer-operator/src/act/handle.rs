@@ -12,6 +12,7 @@ use kube_healer_api::{FailureClass, HealingAction, reasons};
 use crate::act::Outcome;
 use crate::act::announce::announce;
 use crate::act::dispatch::{carry_out, removes_target, takes_long};
+use crate::act::recheck::{Rechecked, recheck};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::protocol::{ActionRequest, Leading};
@@ -79,6 +80,69 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
         return Handled::NotCarriedOut;
     }
     observe_latency(&io, &req);
+    failpoint_pause("before-recheck").await;
+    // Read afresh right before the call: the failure must still hold.
+    let rechecked = match recheck(io.client, &req, io.clock.now()).await {
+        Rechecked::Go => None,
+        Rechecked::Cleared(why) => Some(Outcome::new(
+            ActionPhase::Skipped,
+            reasons::RECOVERED,
+            format!("not carried out: {why}"),
+            0,
+        )),
+        // Finishing a decision of a process that ended: its call may have been made already.
+        Rechecked::Gone(how) if resumed && removes_target(req.spec.action) => Some(Outcome::new(
+            ActionPhase::Succeeded,
+            reasons::COMPLETED,
+            format!("{how}: the call made before the restart took effect, or it was removed since"),
+            0,
+        )),
+        Rechecked::Gone(how) => Some(Outcome::new(
+            ActionPhase::Skipped,
+            reasons::TARGET_GONE,
+            format!("not carried out: {how}"),
+            0,
+        )),
+        Rechecked::Unsafe(why) => Some(Outcome::new(
+            ActionPhase::Skipped,
+            reasons::UNSAFE,
+            format!("not carried out: {why}"),
+            0,
+        )),
+        Rechecked::Unread(e, calls) => Some(Outcome::new(
+            ActionPhase::Failed,
+            reasons::API_ERROR,
+            format!("not carried out: the recheck right before the call could not read the target: {e}"),
+            calls,
+        )),
+    };
+    if let Some(outcome) = rechecked {
+        tracing::info!(record = %req.name, target = %target.reference, reason = outcome.reason, message = %outcome.message, "not carried out after the recheck");
+        let finished = Finished {
+            phase: outcome.phase,
+            reason: outcome.reason,
+            message: outcome.message.clone(),
+            calls: outcome.calls,
+            start,
+            finish: io.clock.time(),
+        };
+        writer::finish(io.records, &req.name, finished).await;
+        count(io.metrics, &req, outcome.phase, outcome.reason);
+        if outcome.phase != ActionPhase::Succeeded {
+            announce(
+                io.recorder,
+                &req.spec,
+                outcome.phase,
+                outcome.reason,
+                &outcome.message,
+            )
+            .await;
+        }
+        return match outcome.phase {
+            ActionPhase::Succeeded => Handled::CarriedOut,
+            _ => Handled::NotCarriedOut,
+        };
+    }
     // An action that takes long (an eviction waiting on a PodDisruptionBudget, a drain, a
     // Job) shows Running meanwhile; the call does not wait for that write, and the final phase is
     // written after both. One-call actions skip it: a record without a final phase is finished
@@ -161,6 +225,21 @@ fn observe_latency(io: &Io<'_>, req: &ActionRequest) {
         let since_due = (calling_ms - due) as f64 / 1000.0;
         io.metrics.due_latency.observe(since_due.max(0.0));
     }
+}
+
+/// Tests of the recheck: `KUBE_HEALER_FAILPOINT=before-recheck` with
+/// `KUBE_HEALER_FAILPOINT_PAUSE_SECONDS=N` waits N seconds right before the recheck (a decision
+/// that waited in a queue, or on retries), so that a test can change the target meanwhile.
+async fn failpoint_pause(name: &str) {
+    if std::env::var("KUBE_HEALER_FAILPOINT").ok().as_deref() != Some(name) {
+        return;
+    }
+    let secs = std::env::var("KUBE_HEALER_FAILPOINT_PAUSE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    tracing::warn!(failpoint = name, secs, "failpoint reached: pausing");
+    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
 }
 
 /// Crash tests: `KUBE_HEALER_FAILPOINT=after-record` aborts the process right after a decision is

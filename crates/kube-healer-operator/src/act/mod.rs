@@ -12,6 +12,7 @@ pub mod job;
 pub mod node;
 mod outcome;
 pub mod pod;
+mod recheck;
 pub mod reschedule;
 pub mod restart;
 

@@ -5,6 +5,7 @@
 //! value and sends nothing: the engine sends.
 
 mod request;
+mod seen;
 mod waiting;
 
 use std::collections::{HashMap, HashSet};

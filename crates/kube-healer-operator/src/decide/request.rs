@@ -7,6 +7,7 @@ use kube_healer_api::{ActionKind, HealingActionSpec};
 use kube_healer_core::policy::CompiledPolicy;
 use kube_healer_core::view::Secs;
 
+use super::seen::seen;
 use crate::policy::DueMatch;
 use crate::protocol::{ActionRequest, Hold};
 use crate::record::{Mode, record_name};
@@ -63,6 +64,13 @@ pub fn build(
         decided_at,
         evidence: finding.evidence.clone().bounded(),
     };
+    // A call that changes the cluster is rechecked on fresh reads right before it.
+    let changes = decided.hold.is_none() && !decided.dry_run && decided.action != ActionKind::Event;
+    let seen = changes
+        .then(|| policy.conditions.get(due.condition))
+        .flatten()
+        .and_then(|c| seen(c, finding.since, target, stores))
+        .map(Box::new);
     ActionRequest {
         name,
         spec: record,
@@ -71,6 +79,7 @@ pub fn build(
         owner,
         cooldown: spec.safety.cooldown.unwrap_or(Safety::DEFAULT_COOLDOWN).as_std(),
         protected_namespaces: policy.protected_namespaces.clone(),
+        seen,
         before: decided.before,
         due_ms: (decided.step == 0).then_some(due.due_ms),
     }

@@ -20,11 +20,12 @@ mod support;
 mod actions;
 mod ha;
 mod heal;
+mod recheck;
 
 use kube_healer_testenv::ClusterOptions;
 
 fn main() -> std::process::ExitCode {
-    let tests = [actions::tests(), ha::tests(), heal::tests()]
+    let tests = [actions::tests(), ha::tests(), heal::tests(), recheck::tests()]
         .into_iter()
         .flatten()
         .collect();

@@ -1,0 +1,149 @@
+//! The recheck right before a destructive call: the target (and the node a pod decision depends
+//! on) read afresh from the API server, reclassified by the same code that made the decision,
+//! with the same condition. A decision can wait seconds or minutes between the gate and the call
+//! (retries, the executor's queue, a PodDisruptionBudget); the call goes ahead only if the
+//! failure still holds, in the same episode where the class has a stable start.
+
+use kube_healer_api::{ActionKind, FailureClass};
+
+use crate::carry::{carry_lease, carry_node, carry_pod};
+use crate::cluster::Snapshot;
+use crate::decide::unsafe_for;
+use crate::finding::Subject;
+use crate::policy::{CompiledCondition, Target};
+use crate::view::{EventView, LeaseView, NodeView, PodView, Secs};
+
+/// What the decision saw around its target, taken along to the call.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub condition: CompiledCondition,
+    /// The failure's start, as decided (the episode).
+    pub episode: Secs,
+    /// The pod decided on (pod decisions).
+    pub pod: Option<PodView>,
+    /// The node decided on, or the pod's node.
+    pub node: Option<NodeView>,
+    pub lease: Option<LeaseView>,
+    /// The events about the target (at most the index's cap per object).
+    pub events: Vec<EventView>,
+    /// Node decisions: the pods bound to the node (NodeBlackHole counts them).
+    pub pods_on_node: Vec<PodView>,
+    pub leases_seen_renewing: Option<Secs>,
+}
+
+/// A fresh read of an object.
+#[derive(Clone, Debug)]
+pub enum Read<T> {
+    Found(T),
+    /// The API server answered 404.
+    Gone,
+    /// Not read (the decision does not depend on it).
+    NotRead,
+}
+
+/// The recheck's verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fresh {
+    /// The failure still holds: go ahead.
+    Holds,
+    /// The target is gone (404, or replaced by another UID).
+    Gone(String),
+    /// The failure holds, but the action is unsafe on what was read (a StatefulSet pod's node
+    /// read back as present: ForceDelete waits).
+    Unsafe(String),
+    /// It does not: no call; the message says what was found instead.
+    Cleared(String),
+}
+
+/// Whether a class's start can move while the failure lasts (counted over a sliding window):
+/// only its presence is compared, not its start.
+fn start_slides(class: FailureClass) -> bool {
+    matches!(
+        class,
+        FailureClass::NodeFlapping | FailureClass::SystemOOM | FailureClass::EventPattern
+    )
+}
+
+/// Reclassifies a pod from its fresh read (and its node's, if read), and applies the action's
+/// safety rule to what was read.
+pub fn recheck_pod(
+    seen: &Seen,
+    action: ActionKind,
+    pod: Read<PodView>,
+    node: Read<NodeView>,
+    now: Secs,
+) -> Fresh {
+    let Some(decided) = &seen.pod else {
+        return Fresh::Gone("the decision saw no pod".into());
+    };
+    let mut pod = match pod {
+        Read::Found(p) if p.uid == decided.uid => p,
+        Read::Found(_) => return Fresh::Gone("the pod was replaced (another UID)".into()),
+        Read::Gone | Read::NotRead => return Fresh::Gone("the pod is gone".into()),
+    };
+    carry_pod(&mut pod, decided, now);
+    let (nodes, nodes_known) = match node {
+        Read::Found(mut n) => {
+            carry_node(&mut n, seen.node.as_ref(), now);
+            (vec![n], true)
+        }
+        // A 404 is a node confirmed gone; not read, the node is as the decision saw it.
+        Read::Gone => (vec![], true),
+        Read::NotRead => (seen.node.clone().into_iter().collect(), seen.node.is_some()),
+    };
+    let mut snapshot = Snapshot::new(
+        vec![pod],
+        nodes,
+        seen.events.clone(),
+        seen.lease.clone().into_iter().collect(),
+    );
+    snapshot.nodes_known = nodes_known;
+    snapshot.leases_seen_renewing = seen.leases_seen_renewing;
+    let pod = &snapshot.pods[0];
+    match verdict(seen, Target::Pod(pod), &snapshot, now) {
+        Fresh::Holds => match unsafe_for(pod, &snapshot, &Subject::pod(pod), action, now) {
+            Some(why) => Fresh::Unsafe(why),
+            None => Fresh::Holds,
+        },
+        other => other,
+    }
+}
+
+/// Reclassifies a node from its fresh read (and its Lease's, if read).
+pub fn recheck_node(seen: &Seen, node: Read<NodeView>, lease: Read<LeaseView>, now: Secs) -> Fresh {
+    let mut node = match node {
+        Read::Found(n) => n,
+        Read::Gone | Read::NotRead => return Fresh::Gone("the node is gone".into()),
+    };
+    carry_node(&mut node, seen.node.as_ref(), now);
+    let lease = match lease {
+        Read::Found(mut l) => {
+            carry_lease(&mut l, seen.lease.as_ref(), now);
+            Some(l)
+        }
+        Read::Gone => None,
+        Read::NotRead => seen.lease.clone(),
+    };
+    let mut snapshot = Snapshot::new(
+        seen.pods_on_node.clone(),
+        vec![node],
+        seen.events.clone(),
+        lease.into_iter().collect(),
+    );
+    snapshot.leases_seen_renewing = seen.leases_seen_renewing;
+    verdict(seen, Target::Node(&snapshot.nodes[0]), &snapshot, now)
+}
+
+fn verdict(seen: &Seen, target: Target<'_>, snapshot: &Snapshot, now: Secs) -> Fresh {
+    let class = seen.condition.class;
+    match seen.condition.find(target, snapshot, now) {
+        None => Fresh::Cleared(format!(
+            "read afresh right before the call, it is no longer {class}"
+        )),
+        Some(f) if f.since != seen.episode && !start_slides(class) => Fresh::Cleared(format!(
+            "read afresh right before the call, its {class} began anew (at {}, the decision's at {})",
+            f.since, seen.episode
+        )),
+        Some(_) => Fresh::Holds,
+    }
+}

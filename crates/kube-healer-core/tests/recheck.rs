@@ -1,0 +1,178 @@
+//! The recheck right before a call: the target read afresh, reclassified with the decision's
+//! condition; the call goes ahead only if the failure holds in the same episode and the action
+//! is safe on what was read.
+
+mod common;
+
+use common::*;
+use kube_healer_api::{ActionKind, HealingPolicy};
+use kube_healer_core::convert::{Interner, node_view, pod_view};
+use kube_healer_core::decide::{Fresh, Read, Seen, recheck_node, recheck_pod};
+use kube_healer_core::policy::{CompiledCondition, CompiledPolicy};
+use kube_healer_core::view::{NodeView, PodView, Secs};
+use serde_json::{Value, json};
+
+fn condition(kind: &str, class: &str) -> CompiledCondition {
+    let policy: HealingPolicy = serde_json::from_value(json!({"apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+        "metadata": {"name": "p"}, "spec": {"target": {"kind": kind}, "conditions": [{"class": class}], "actions": [{"action": "Event"}]}}))
+    .unwrap();
+    CompiledPolicy::compile(&policy).unwrap().conditions.remove(0)
+}
+
+fn pod_of(v: Value) -> PodView {
+    pod_view(&serde_json::from_value(v).unwrap(), &mut Interner::default()).unwrap()
+}
+
+fn node_of(v: Value) -> NodeView {
+    node_view(&serde_json::from_value(v).unwrap(), &mut Interner::default()).unwrap()
+}
+
+/// What a decision on `pod` (on `node`) saw, with its finding's start.
+fn seen_pod(condition: CompiledCondition, pod: &PodView, node: Option<&NodeView>) -> Seen {
+    let snapshot = kube_healer_core::Snapshot::new(
+        vec![pod.clone()],
+        node.cloned().into_iter().collect(),
+        vec![],
+        vec![],
+    );
+    let found = condition
+        .find(
+            kube_healer_core::policy::Target::Pod(&snapshot.pods[0]),
+            &snapshot,
+            NOW,
+        )
+        .expect("the decision's finding");
+    Seen {
+        condition,
+        episode: found.since,
+        pod: Some(pod.clone()),
+        node: node.cloned(),
+        lease: None,
+        events: vec![],
+        pods_on_node: vec![],
+        leases_seen_renewing: None,
+    }
+}
+
+fn pulling() -> Value {
+    pod(
+        "web",
+        Some("n1"),
+        waiting(
+            "ImagePullBackOff",
+            "Back-off pulling image \"registry.example/app:1.0\"",
+            0,
+        ),
+    )
+}
+
+#[test]
+fn a_pod_that_recovered_or_was_replaced_is_not_acted_on() {
+    let decided = pod_of(pulling());
+    let seen = seen_pod(condition("Pod", "ImagePullFailure"), &decided, None);
+    let still = recheck_pod(
+        &seen,
+        ActionKind::Delete,
+        Read::Found(decided.clone()),
+        Read::NotRead,
+        NOW + 30,
+    );
+    assert_eq!(still, Fresh::Holds);
+    let healthy = pod_of(pod("web", Some("n1"), running(0, -10)));
+    match recheck_pod(
+        &seen,
+        ActionKind::Delete,
+        Read::Found(healthy),
+        Read::NotRead,
+        NOW + 30,
+    ) {
+        Fresh::Cleared(why) => assert!(why.contains("no longer ImagePullFailure"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let mut other = pulling();
+    other["metadata"]["uid"] = json!("uid-another");
+    let replaced = recheck_pod(
+        &seen,
+        ActionKind::Delete,
+        Read::Found(pod_of(other)),
+        Read::NotRead,
+        NOW + 30,
+    );
+    assert!(matches!(replaced, Fresh::Gone(_)), "{replaced:?}");
+    assert!(matches!(
+        recheck_pod(&seen, ActionKind::Delete, Read::Gone, Read::NotRead, NOW),
+        Fresh::Gone(_)
+    ));
+}
+
+#[test]
+fn a_node_that_recovered_or_failed_anew_is_not_acted_on() {
+    let not_ready = |since: Secs| {
+        node(
+            "w1",
+            json!([{"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "PLEG is not healthy: pleg was last seen active 3m0s ago", "lastTransitionTime": at(since)}]),
+        )
+    };
+    let decided = node_of(not_ready(-900));
+    let seen = Seen {
+        condition: condition("Node", "NodeNotReady"),
+        episode: NOW - 900,
+        pod: None,
+        node: Some(decided.clone()),
+        lease: None,
+        events: vec![],
+        pods_on_node: vec![],
+        leases_seen_renewing: None,
+    };
+    assert_eq!(
+        recheck_node(&seen, Read::Found(decided), Read::NotRead, NOW),
+        Fresh::Holds
+    );
+    let ready = node_of(ready_node("w1"));
+    assert!(matches!(
+        recheck_node(&seen, Read::Found(ready), Read::NotRead, NOW),
+        Fresh::Cleared(_)
+    ));
+    // Ready for a moment in between, NotReady again since: another episode, decided afresh.
+    match recheck_node(&seen, Read::Found(node_of(not_ready(-400))), Read::NotRead, NOW) {
+        Fresh::Cleared(why) => assert!(why.contains("began anew"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        recheck_node(&seen, Read::Gone, Read::NotRead, NOW),
+        Fresh::Gone(_)
+    ));
+}
+
+#[test]
+fn force_deleting_a_stateful_set_pod_waits_while_its_node_reads_back_present() {
+    let mut stuck = pod("db-0", Some("gone"), json!({"phase": "Running"}));
+    stuck["metadata"]["deletionTimestamp"] = json!(at(-600));
+    stuck["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "sts", "controller": true}]);
+    let decided = pod_of(stuck);
+    let seen = seen_pod(condition("Pod", "StuckTerminating"), &decided, None);
+    // The decision saw no such node; read afresh, the node is there (partitioned, not gone).
+    let present = node_of(node(
+        "gone",
+        json!([{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "lastTransitionTime": at(-700)}]),
+    ));
+    match recheck_pod(
+        &seen,
+        ActionKind::ForceDelete,
+        Read::Found(decided.clone()),
+        Read::Found(present),
+        NOW,
+    ) {
+        Fresh::Unsafe(why) => assert!(why.contains("out-of-service"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // A 404 confirms it gone: ForceDelete goes ahead.
+    let gone = recheck_pod(
+        &seen,
+        ActionKind::ForceDelete,
+        Read::Found(decided),
+        Read::Gone,
+        NOW,
+    );
+    assert_eq!(gone, Fresh::Holds);
+}

@@ -1,0 +1,77 @@
+//! The recheck right before a call, on the real cluster: a decision that waits between its record
+//! and its call (a test hook pauses it there, as a queue or retries would) while its failure
+//! clears makes no call, and its record says why.
+
+use anyhow::ensure;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube_healer_api::record::ActionPhase;
+use kube_healer_testenv::harness::{Ctx, E2eTest, test};
+use kube_healer_testenv::{Scenario, nodes, scenario_pod};
+use serde_json::json;
+
+use crate::support;
+use support::{HEAL, Operator, create_policy, limits, now_rfc3339, phase_reason, records, selector};
+
+/// This file's tests, run on the shared cluster by main.rs.
+pub fn tests() -> Vec<E2eTest> {
+    vec![test(
+        "a_failure_that_clears_before_the_call_is_not_acted_on",
+        cleared_before_call,
+    )]
+}
+
+async fn cleared_before_call(ctx: Ctx) -> anyhow::Result<()> {
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = ctx.namespace("rc").await?;
+    let policy = ctx.name("recheck");
+    create_policy(&ctx, &policy, json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "ImagePullFailure", "for": "1s"}], "actions": [{"action": "Delete"}], "safety": limits()})).await?;
+    let op = Operator::start_with_env(
+        &ctx.cluster,
+        "recheck",
+        &["--policy-selector", &selector(&ctx)],
+        &[
+            ("KUBE_HEALER_FAILPOINT", "before-recheck"),
+            ("KUBE_HEALER_FAILPOINT_PAUSE_SECONDS", "8"),
+        ],
+    )
+    .await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let image = "registry.example/app:1.0";
+    pods.create(
+        &PostParams::default(),
+        &scenario_pod(&ns, "web", Some(&node), &Scenario::image_pull_backoff(image)),
+    )
+    .await?;
+    op.wait_log(&["failpoint reached: pausing"], HEAL).await?;
+    // The registry is back while the decision waits: the image is pulled, the container runs.
+    let running = json!({"status": {"phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now_rfc3339(0)}],
+        "containerStatuses": [{"name": "app", "image": image, "imageID": "", "ready": true, "restartCount": 0,
+            "state": {"running": {"startedAt": now_rfc3339(0)}}}]}});
+    pods.patch_status("web", &PatchParams::default(), &Patch::Strategic(running))
+        .await?;
+    let recs = match records(&ctx, &policy, 1).await {
+        Ok(r) => r,
+        Err(e) => anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30)),
+    };
+    let message = recs[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        phase_reason(&recs[0]) == (ActionPhase::Skipped, "Recovered".into()),
+        "{:?}: {message}",
+        phase_reason(&recs[0])
+    );
+    ensure!(message.contains("no longer ImagePullFailure"), "{message}");
+    let pod = pods.get("web").await?;
+    ensure!(
+        pod.metadata.deletion_timestamp.is_none(),
+        "the recovered pod was deleted"
+    );
+    Ok(())
+}
