@@ -24,15 +24,17 @@ log() { printf '[controlplane %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 present() {
   local bin="$out/$1" want=$2; shift 2
   [[ -x "$bin" ]] || return 1
-  local got; got=$("$bin" "$@" 2>&1 | head -n 3) || return 1
-  [[ "$got" == *"$want"* ]]
+  # The whole output, not a pipe into head: under pipefail, head closing the pipe early can kill
+  # the binary with SIGPIPE (etcd prints four lines), and a good binary would read as missing.
+  local got; got=$("$bin" "$@" 2>&1) || return 1
+  [[ "${got:0:400}" == *"$want"* ]]
 }
 
 # check NAME EXPECTED ARGS...: like present, but fails loudly (used right after a build).
 check() {
   local name=$1 want=$2
   if ! present "$@"; then
-    log "FAILED: $name does not report $want; it says: $("$out/$name" "${@:3}" 2>&1 | head -n 3)"
+    log "FAILED: $name does not report $want; it says: $("$out/$name" "${@:3}" 2>&1 | sed -n 1,3p)"
     exit 1
   fi
   log "ok: $name reports $want"
