@@ -93,6 +93,7 @@ impl fmt::Display for ActionKind {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = params_rule("evict", ActionKind::Evict))]
 #[x_kube(validation = params_rule("delete", ActionKind::Delete))]
+#[x_kube(validation = params_rule("forceDelete", ActionKind::ForceDelete))]
 #[x_kube(validation = params_rule("reschedule", ActionKind::Reschedule))]
 #[x_kube(validation = params_rule("taint", ActionKind::Taint))]
 #[x_kube(validation = params_rule("drain", ActionKind::Drain))]
@@ -116,6 +117,9 @@ pub struct HealingStep {
     /// Parameters of Delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete: Option<DeleteParams>,
+    /// Parameters of ForceDelete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_delete: Option<ForceDeleteParams>,
     /// Parameters of Reschedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reschedule: Option<RescheduleParams>,
@@ -145,6 +149,7 @@ impl HealingStep {
             escalate_after: None,
             evict: None,
             delete: None,
+            force_delete: None,
             reschedule: None,
             taint: None,
             drain: None,
@@ -167,6 +172,19 @@ pub struct EvictParams {
     /// before giving up on this step (default 5m). The record then reads PDBBlocked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pdb_wait: Option<Duration>,
+}
+
+/// Force deletion of the pod (grace period 0, past its deletionTimestamp).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForceDeleteParams {
+    /// Force-delete a pod with a PersistentVolumeClaim, or of a controller kube-healer does not
+    /// know, even when its node is not Ready and not confirmed gone (deleted, or tainted
+    /// node.kubernetes.io/out-of-service). Its volume may then be attached to a replacement while
+    /// the old container still writes to it. Default false: such pods wait for the fencing.
+    /// Never applies to StatefulSet pods, which always wait.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub without_fencing: bool,
 }
 
 /// Deletion of the pod.

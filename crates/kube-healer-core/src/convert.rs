@@ -188,6 +188,10 @@ pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertEr
         has_init_containers: spec
             .and_then(|s| s.init_containers.as_ref())
             .is_some_and(|i| !i.is_empty()),
+        has_claims: spec.and_then(|s| s.volumes.as_ref()).is_some_and(|v| {
+            v.iter()
+                .any(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some())
+        }),
         conditions: conditions.into(),
         containers: containers.into(),
     })

@@ -221,6 +221,9 @@ pub struct PodView {
     pub grace_seconds: Option<u32>,
     pub opted_out: bool,
     pub has_init_containers: bool,
+    /// The pod mounts a PersistentVolumeClaim (or a generic ephemeral volume, which is one):
+    /// data a replacement could attach while this pod may still write it.
+    pub has_claims: bool,
     /// Only the conditions that are not True: a healthy pod keeps none.
     pub conditions: Box<[PodCondition]>,
     pub containers: Box<[ContainerView]>,

@@ -51,6 +51,7 @@ fn seen_pod(condition: CompiledCondition, pod: &PodView, node: Option<&NodeView>
         events: vec![],
         pods_on_node: vec![],
         leases_seen_renewing: None,
+        without_fencing: false,
     }
 }
 
@@ -123,6 +124,7 @@ fn a_node_that_recovered_or_failed_anew_is_not_acted_on() {
         events: vec![],
         pods_on_node: vec![],
         leases_seen_renewing: None,
+        without_fencing: false,
     };
     assert_eq!(
         recheck_node(&seen, Read::Found(decided), Read::NotRead, NOW),

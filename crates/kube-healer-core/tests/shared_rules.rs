@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube_healer_api::{ActionKind, FailureClass, HealingAction, HealingPolicy, reasons};
 use kube_healer_core::convert::{Interner, node_view, pod_view};
 use kube_healer_core::decide::{
-    Budget, DOWN_CLASSES, Decision, Facts, Ladder, count_unhealthy_nodes, guard, unsafe_for,
+    Budget, DOWN_CLASSES, Decision, Facts, Ladder, OUT_OF_SERVICE, count_unhealthy_nodes, guard, unsafe_for,
 };
 use kube_healer_core::policy::CompiledPolicy;
 use kube_healer_core::{Finding, Snapshot, Subject};
@@ -179,24 +179,52 @@ fn force_delete_waits_for_the_deadline_and_a_statefulset_pod_for_its_node_confir
     .unwrap();
     let on = |nodes: Vec<_>| Snapshot::new(vec![pod.clone()], nodes, Vec::new(), Vec::new());
 
-    let why = unsafe_for(&pod, &on(vec![running]), &subject, ActionKind::ForceDelete, T);
+    let why = unsafe_for(
+        &pod,
+        &on(vec![running]),
+        &subject,
+        ActionKind::ForceDelete,
+        false,
+        T,
+    );
     assert!(why.is_some_and(|w| w.contains("not confirmed gone")));
     assert_eq!(
-        unsafe_for(&pod, &on(vec![fenced]), &subject, ActionKind::ForceDelete, T),
+        unsafe_for(
+            &pod,
+            &on(vec![fenced]),
+            &subject,
+            ActionKind::ForceDelete,
+            false,
+            T
+        ),
         None
     );
-    let unknown = unsafe_for(&pod, &on(Vec::new()), &subject, ActionKind::ForceDelete, T);
+    let unknown = unsafe_for(&pod, &on(Vec::new()), &subject, ActionKind::ForceDelete, false, T);
     assert!(
         unknown.is_some_and(|w| w.contains("not confirmed gone")),
         "no nodes known (none listed): unknown is never gone"
     );
-    let early = unsafe_for(&pod, &on(Vec::new()), &subject, ActionKind::ForceDelete, T - 61);
+    let early = unsafe_for(
+        &pod,
+        &on(Vec::new()),
+        &subject,
+        ActionKind::ForceDelete,
+        false,
+        T - 61,
+    );
     assert!(early.is_some_and(|w| w.contains("deletionTimestamp")));
-    let restart = unsafe_for(&pod, &on(Vec::new()), &subject, ActionKind::RestartOwner, T);
+    let restart = unsafe_for(
+        &pod,
+        &on(Vec::new()),
+        &subject,
+        ActionKind::RestartOwner,
+        false,
+        T,
+    );
     assert_eq!(restart, None, "a StatefulSet is a workload to restart");
 
     // The guard turns an act into an Unsafe hold, and leaves everything else alone.
-    let held = guard(act(false), |_| Some("no".into()));
+    let held = guard(act(false), |_, _| Some("no".into()));
     assert!(
         matches!(
             held,
@@ -207,9 +235,80 @@ fn force_delete_waits_for_the_deadline_and_a_statefulset_pod_for_its_node_confir
         ),
         "{held:?}"
     );
-    assert_eq!(guard(act(true), |_| None), act(true));
+    assert_eq!(guard(act(true), |_, _| None), act(true));
     let wait = Decision::Wait { until: T };
-    assert_eq!(guard(wait.clone(), |_| Some("no".into())), wait);
+    assert_eq!(guard(wait.clone(), |_, _| Some("no".into())), wait);
+}
+
+#[test]
+fn force_deleting_a_pod_with_a_claim_or_of_an_unknown_controller_waits_for_fencing() {
+    let mut interner = Interner::default();
+    let pod = |owner: serde_json::Value, volumes: serde_json::Value| {
+        let p: Pod = serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u",
+            "creationTimestamp": at(T - 3600), "deletionTimestamp": at(T - 60), "ownerReferences": owner},
+            "spec": {"nodeName": "n", "containers": [], "volumes": volumes}, "status": {"phase": "Running"}}))
+        .unwrap();
+        pod_view(&p, &mut Interner::default()).unwrap()
+    };
+    let rs = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "r", "controller": true}]);
+    let operator = json!([{"apiVersion": "db.example/v1", "kind": "Cluster", "name": "pg", "uid": "c", "controller": true}]);
+    let claim = json!([{"name": "data", "persistentVolumeClaim": {"claimName": "data-p"}}]);
+    let unreachable = |taints: serde_json::Value| {
+        let mut n = node("n", "a", taints);
+        n.status = Some(
+            serde_json::from_value(json!({"conditions": [{"type": "Ready", "status": "Unknown"}]})).unwrap(),
+        );
+        node_view(&n, &mut Interner::default()).unwrap()
+    };
+    let (down, fenced) = (
+        unreachable(json!([])),
+        unreachable(json!([{"key": OUT_OF_SERVICE, "value": "nodeshutdown", "effect": "NoExecute"}])),
+    );
+    let ready = node_view(&node("n", "a", json!([])), &mut interner).unwrap();
+    let why = |p: &kube_healer_core::view::PodView, n: &kube_healer_core::view::NodeView, unfenced: bool| {
+        let snapshot = Snapshot::new(vec![p.clone()], vec![n.clone()], Vec::new(), Vec::new());
+        unsafe_for(
+            p,
+            &snapshot,
+            &Subject::pod(p),
+            ActionKind::ForceDelete,
+            unfenced,
+            T,
+        )
+    };
+    let with_claim = pod(rs.clone(), claim.clone());
+    let held = why(&with_claim, &down, false).expect("held");
+    assert!(
+        held.contains("PersistentVolumeClaim") && held.contains(OUT_OF_SERVICE),
+        "{held}"
+    );
+    assert!(held.contains("withoutFencing"), "names the opt-in: {held}");
+    assert_eq!(
+        why(&with_claim, &fenced, false),
+        None,
+        "the out-of-service taint fences it"
+    );
+    assert_eq!(why(&with_claim, &down, true), None, "the policy opted in");
+    assert_eq!(
+        why(&with_claim, &ready, false),
+        None,
+        "a Ready node's kubelet unmounts first"
+    );
+    let foreign = pod(operator, json!([]));
+    assert!(why(&foreign, &down, false).is_some_and(|w| w.contains("does not know")));
+    assert_eq!(
+        why(&pod(rs, json!([])), &down, false),
+        None,
+        "a stateless ReplicaSet pod"
+    );
+    assert_eq!(
+        why(&pod(json!([]), json!([])), &down, false),
+        None,
+        "a bare pod: nothing recreates it"
+    );
+    // A StatefulSet pod waits whatever the policy says.
+    let sts = pod_view(&terminating_statefulset_pod("n", T - 60), &mut interner).unwrap();
+    assert!(why(&sts, &down, true).is_some_and(|w| w.contains("StatefulSet")));
 }
 
 fn finding_on(class: FailureClass, kind: kube_healer_api::TargetKind, name: &str, node: &str) -> Finding {

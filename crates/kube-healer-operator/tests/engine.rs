@@ -556,3 +556,41 @@ fn heartbeats_are_aged_on_the_operators_clock_and_only_while_leases_flow() {
         e.tracked(&Target::Node("quiet".into()))
     );
 }
+
+#[test]
+fn a_failed_watch_holds_decisions_until_it_has_listed_again() {
+    let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
+    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (e, clock) = engine();
+    let mut e = e.with_executor(tx, done_rx);
+    listed(&mut e);
+    e.apply(leftovers_policy(json!({"maxConcurrent": 5})));
+    // The node watch fails (a 403, a disconnect): its store is not current.
+    e.apply(Change::WatchFailed("nodes"));
+    e.apply(evicted("gone-1"));
+    clock.set(T0 + 3600);
+    e.fire_due_timers();
+    assert!(
+        requests(&mut work).is_empty(),
+        "decided on a store whose watch failed"
+    );
+    // The new watch lists: current again, and what became due meanwhile is decided.
+    e.apply(Change::Node(Box::new(Event::Init)));
+    assert!(
+        requests(&mut work).is_empty(),
+        "decided while the node list streams"
+    );
+    e.apply(Change::Node(Box::new(Event::InitDone)));
+    let decided = requests(&mut work);
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    // A watch no decision waits for (the records') fails: nothing stops.
+    e.apply(Change::WatchFailed("healingactions"));
+    e.apply(evicted("gone-2"));
+    clock.set(T0 + 7200);
+    e.fire_due_timers();
+    let decided = requests(&mut work);
+    assert!(
+        decided.iter().any(|r| r.spec.target.name == "gone-2"),
+        "{decided:?}"
+    );
+}

@@ -319,6 +319,13 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "must be a namespace name",
         ),
         (
+            "forceDelete parameters on Delete",
+            pod(&format!(
+                "{cond}\nactions: [{{action: Delete, forceDelete: {{withoutFencing: true}}}}]"
+            )),
+            "forceDelete parameters apply only to action ForceDelete",
+        ),
+        (
             "evict parameters on Delete",
             pod(&format!(
                 "{cond}\nactions: [{{action: Delete, evict: {{pdbWait: 1m}}}}]"

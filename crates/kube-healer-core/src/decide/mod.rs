@@ -22,7 +22,9 @@ pub use drain::{LeftAlone, left_alone};
 pub use facts::{DOWN_CLASSES, Facts, OutOfService, correlated_message, count_unhealthy_nodes};
 pub use ladder::Ladder;
 pub use recheck::{Fresh, Read, Seen, recheck_node, recheck_pod};
-pub use safety::{guard, rescheduled_by_controller, restartable_owner, unsafe_for};
+pub use safety::{
+    OUT_OF_SERVICE, guard, rescheduled_by_controller, restartable_owner, unsafe_for, without_fencing,
+};
 
 /// What to do now.
 #[derive(Clone, Debug, PartialEq, Eq)]

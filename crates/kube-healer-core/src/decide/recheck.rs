@@ -29,6 +29,8 @@ pub struct Seen {
     /// Node decisions: the pods bound to the node (NodeBlackHole counts them).
     pub pods_on_node: Vec<PodView>,
     pub leases_seen_renewing: Option<Secs>,
+    /// The step opted out of fencing (`forceDelete.withoutFencing`).
+    pub without_fencing: bool,
 }
 
 /// A fresh read of an object.
@@ -101,7 +103,14 @@ pub fn recheck_pod(
     snapshot.leases_seen_renewing = seen.leases_seen_renewing;
     let pod = &snapshot.pods[0];
     match verdict(seen, Target::Pod(pod), &snapshot, now) {
-        Fresh::Holds => match unsafe_for(pod, &snapshot, &Subject::pod(pod), action, now) {
+        Fresh::Holds => match unsafe_for(
+            pod,
+            &snapshot,
+            &Subject::pod(pod),
+            action,
+            seen.without_fencing,
+            now,
+        ) {
             Some(why) => Fresh::Unsafe(why),
             None => Fresh::Holds,
         },

@@ -1,24 +1,26 @@
 //! Whether an action is safe for a target right now, whatever its policy says: the last word
 //! before a decision is carried out.
 
-use kube_healer_api::ActionKind;
+use kube_healer_api::{ActionKind, HealingPolicySpec};
 
 use super::Decision;
 use crate::cluster::{ClusterView, NodeLookup};
 use crate::finding::Subject;
-use crate::view::{OwnerKind, PodView, Secs};
+use crate::view::{OwnerKind, PodView, Secs, Status};
 
 /// The taint that confirms a node is shut down (non-graceful node shutdown).
-const OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
+pub const OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
 
 /// Why the decided action is unsafe for this pod now, if it is: ForceDelete only past the
-/// deletionTimestamp, and a StatefulSet pod only when its node is confirmed gone; Reschedule
-/// only a pod its controller recreates elsewhere; RestartOwner only a workload's pod.
+/// deletionTimestamp, and a pod that needs fencing only when its node is confirmed gone;
+/// Reschedule only a pod its controller recreates elsewhere; RestartOwner only a workload's pod.
+/// `unfenced`: the policy's step opted out of fencing (never for a StatefulSet pod).
 pub fn unsafe_for(
     pod: &PodView,
     cluster: &impl ClusterView,
     subject: &Subject,
     action: ActionKind,
+    unfenced: bool,
     now: Secs,
 ) -> Option<String> {
     match action {
@@ -28,21 +30,17 @@ pub fn unsafe_for(
                     "{subject} is not past its deletionTimestamp: ForceDelete waits for it"
                 ));
             }
-            if pod.owner == OwnerKind::StatefulSet {
-                let node_gone = match pod.node.as_deref() {
-                    None => true,
-                    Some(n) => match cluster.node(n) {
-                        NodeLookup::Present(v) => v.has_taint(OUT_OF_SERVICE),
-                        NodeLookup::Gone { .. } => true,
-                        // Nodes not listed yet: unknown is never gone.
-                        NodeLookup::Unknown => false,
-                    },
-                };
-                if !node_gone {
-                    return Some(format!(
-                        "{subject} belongs to a StatefulSet and its node is not confirmed gone (deleted, or tainted {OUT_OF_SERVICE})"
-                    ));
-                }
+            if let Some(why) = needs_fencing(pod, cluster, unfenced)
+                && !node_confirmed_gone(pod, cluster)
+            {
+                return Some(format!(
+                    "{subject} {why}, and its node is not confirmed gone (deleted, or tainted {OUT_OF_SERVICE}=nodeshutdown:NoExecute, Kubernetes' non-graceful node shutdown): ForceDelete waits for that{}",
+                    if pod.owner == OwnerKind::StatefulSet {
+                        ""
+                    } else {
+                        " (forceDelete.withoutFencing: true in the policy step acts anyway)"
+                    }
+                ));
             }
             None
         }
@@ -56,11 +54,57 @@ pub fn unsafe_for(
     }
 }
 
+/// Why force-deleting this pod needs its node fenced first, if it does. A StatefulSet pod: its
+/// replacement takes the same identity, so two would run at once. On a node that is not Ready
+/// (its kubelet cannot be trusted to have stopped anything): a pod with a PersistentVolumeClaim,
+/// whose volume the replacement would get (force-detached) while the old container may still
+/// write it, and a pod of a controller kube-healer does not know (an operator's own pod set),
+/// which may recreate it under the same identity. A ReplicaSet, Job or DaemonSet pod without
+/// claims, or a bare one (nothing recreates it), needs none.
+fn needs_fencing(pod: &PodView, cluster: &impl ClusterView, unfenced: bool) -> Option<&'static str> {
+    if pod.owner == OwnerKind::StatefulSet {
+        return Some("belongs to a StatefulSet");
+    }
+    if unfenced {
+        return None;
+    }
+    let node_ready = pod.node.as_deref().is_some_and(|n| match cluster.node(n) {
+        NodeLookup::Present(v) => v.ready() == Status::True,
+        NodeLookup::Gone { .. } | NodeLookup::Unknown => false,
+    });
+    if node_ready {
+        return None;
+    }
+    if pod.has_claims {
+        return Some("has a PersistentVolumeClaim");
+    }
+    (pod.owner == OwnerKind::Other).then_some("belongs to a controller kube-healer does not know")
+}
+
+/// The pod's node is deleted or tainted out-of-service. A node no list has shown is unknown, and
+/// unknown is never gone.
+fn node_confirmed_gone(pod: &PodView, cluster: &impl ClusterView) -> bool {
+    match pod.node.as_deref() {
+        None => true,
+        Some(n) => match cluster.node(n) {
+            NodeLookup::Present(v) => v.has_taint(OUT_OF_SERVICE),
+            NodeLookup::Gone { .. } => true,
+            NodeLookup::Unknown => false,
+        },
+    }
+}
+
+/// Whether the policy's step opted out of fencing (`forceDelete.withoutFencing`).
+pub fn without_fencing(spec: &HealingPolicySpec, step: usize) -> bool {
+    let params = spec.actions.get(step).and_then(|s| s.force_delete.as_ref());
+    params.is_some_and(|f| f.without_fencing)
+}
+
 /// A decision to act, held back (reason Unsafe) if `unsafe_for` names why the action is unsafe
 /// for the target now.
-pub fn guard(decision: Decision, unsafe_for: impl FnOnce(ActionKind) -> Option<String>) -> Decision {
+pub fn guard(decision: Decision, unsafe_for: impl FnOnce(usize, ActionKind) -> Option<String>) -> Decision {
     match decision {
-        Decision::Act { step, action, .. } => match unsafe_for(action) {
+        Decision::Act { step, action, .. } => match unsafe_for(step, action) {
             Some(message) => Decision::Hold {
                 step,
                 action,

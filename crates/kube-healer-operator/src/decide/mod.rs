@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::reasons;
 use kube_healer_core::decide::{
     Budget, Decision, Facts, Ladder, OutOfService, budget_count, decide, guard, takes_node_out_of_service,
-    unsafe_for,
+    unsafe_for, without_fencing,
 };
 use kube_healer_core::policy::CompiledPolicy;
 use kube_healer_core::view::{NodeView, Secs, Shared};
@@ -148,11 +148,11 @@ impl Gate {
         let budget = self.budgets.entry(due.policy.clone()).or_default();
         budget.prune(now);
         let decision = decide(spec, finding.due_at(for_secs), &ladder, budget, &facts);
-        let decision = guard(decision, |action| match target {
-            Target::Pod(ns, name) => ctx
-                .stores
-                .pod_at(ns, name)
-                .and_then(|p| unsafe_for(p, ctx.stores, &finding.subject, action, now)),
+        let decision = guard(decision, |step, action| match target {
+            Target::Pod(ns, name) => ctx.stores.pod_at(ns, name).and_then(|p| {
+                let unfenced = without_fencing(spec, step);
+                unsafe_for(p, ctx.stores, &finding.subject, action, unfenced, now)
+            }),
             Target::Node(_) => None,
         });
         budget.spend(&decision, now);

@@ -7,6 +7,8 @@ use kube_healer_api::{ActionKind, HealingActionSpec};
 use kube_healer_core::policy::CompiledPolicy;
 use kube_healer_core::view::Secs;
 
+use kube_healer_core::decide::without_fencing;
+
 use super::seen::seen;
 use crate::policy::DueMatch;
 use crate::protocol::{ActionRequest, Hold};
@@ -69,7 +71,10 @@ pub fn build(
     let seen = changes
         .then(|| policy.conditions.get(due.condition))
         .flatten()
-        .and_then(|c| seen(c, finding.since, target, stores))
+        .and_then(|c| {
+            let unfenced = without_fencing(spec, decided.step);
+            seen(c, finding.since, unfenced, target, stores)
+        })
         .map(Box::new);
     ActionRequest {
         name,

@@ -12,8 +12,15 @@ use kube_healer_core::view::Secs;
 use crate::store::Stores;
 use crate::target::Target;
 
-pub fn seen(condition: &CompiledCondition, episode: Secs, target: &Target, stores: &Stores) -> Option<Seen> {
+pub fn seen(
+    condition: &CompiledCondition,
+    episode: Secs,
+    without_fencing: bool,
+    target: &Target,
+    stores: &Stores,
+) -> Option<Seen> {
     let mut seen = Seen {
+        without_fencing,
         condition: condition.clone(),
         episode,
         pod: None,

@@ -57,6 +57,14 @@ impl Engine {
                 self.apply_record(*event, now);
                 Applied::default()
             }
+            Change::WatchFailed(resource) => {
+                // Not current until the new watch has listed: decisions on it wait.
+                if let Some(flag) = self.synced.flag(resource) {
+                    *flag = false;
+                }
+                self.publish_synced();
+                Applied::default()
+            }
         };
         for target in &applied.targets {
             self.evaluate(target, now);
@@ -76,7 +84,7 @@ impl Engine {
         let synced = self.synced.all();
         self.metrics.synced.set(i64::from(synced));
         if !synced {
-            tracing::warn!(synced = ?self.synced, "a watch is listing again: no decision until it has listed");
+            tracing::warn!(synced = ?self.synced, "a watch failed or is listing again: no decision until it has listed");
             return;
         }
         tracing::info!("every watch has listed: deciding");

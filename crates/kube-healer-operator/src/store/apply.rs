@@ -5,6 +5,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::runtime::watcher::Event as W;
 use kube_healer_core::convert::{avoid_expiry, event_view, lease_view, node_view, pod_view};
+use kube_healer_core::decide::OUT_OF_SERVICE;
 use kube_healer_core::view::Secs;
 
 use super::{PodKey, Stores};
@@ -99,10 +100,16 @@ impl Stores {
                     .nodes
                     .get(&name)
                     .is_some_and(|old| old.held_by.len() > view.held_by.len());
+                // Fenced or let go (the out-of-service taint): the pods a ForceDelete held for
+                // it are decided again.
+                let fencing_changed = self
+                    .nodes
+                    .get(&name)
+                    .is_some_and(|old| old.has_taint(OUT_OF_SERVICE) != view.has_taint(OUT_OF_SERVICE));
                 let ready_changed = self.upsert_node(view, now);
                 self.relist_nodes.saw(&name);
                 let mut targets = vec![Target::Node(name.clone())];
-                if ready_changed {
+                if ready_changed || fencing_changed {
                     targets.extend(self.pod_keys_on(&name).iter().map(pod_target));
                 }
                 if freed {

@@ -12,6 +12,19 @@ pub struct Synced {
 }
 
 impl Synced {
+    /// The flag of a watch, by its resource name (None: a watch no decision waits for).
+    pub fn flag(&mut self, resource: &str) -> Option<&mut bool> {
+        match resource {
+            "pods" => Some(&mut self.pods),
+            "nodes" => Some(&mut self.nodes),
+            "events" => Some(&mut self.events),
+            "leases" => Some(&mut self.leases),
+            "namespaces" => Some(&mut self.namespaces),
+            "healingpolicies" => Some(&mut self.policies),
+            _ => None,
+        }
+    }
+
     pub fn all(self) -> bool {
         self.pods && self.nodes && self.events && self.leases && self.namespaces && self.policies
     }

@@ -1,7 +1,7 @@
 //! The watches (Pods, Nodes, Events, node Leases, Namespaces, HealingPolicies, and HealingActions'
-//! metadata), forwarded to the engine as changes. Each
-//! resumes on its own after errors (with backoff); start-up lists are streamed from the API
-//! server's watch cache (watch-list), or paged.
+//! metadata), forwarded to the engine as changes. Each starts anew after an error (with backoff),
+//! listing again, and says so to the engine first; lists are streamed from the API server's
+//! watch cache (watch-list), or paged.
 
 use std::sync::Arc;
 
@@ -10,7 +10,6 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
 use kube::api::{ApiResource, DynamicObject};
 use kube::core::PartialObjectMeta;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watcher};
 use kube::{Api, Client};
 use kube_healer_api::{HealingAction, HealingPolicy};
@@ -35,6 +34,8 @@ pub enum Change {
     Namespace(Box<watcher::Event<Namespace>>),
     /// HealingActions, metadata only (for retention).
     Record(Box<watcher::Event<PartialObjectMeta<HealingAction>>>),
+    /// A watch failed (by its resource name): its store is not current until it has listed again.
+    WatchFailed(&'static str),
 }
 
 impl Change {
@@ -49,6 +50,7 @@ impl Change {
             Change::Policy(e) => matches!(**e, Init),
             Change::Namespace(e) => matches!(**e, Init),
             Change::Record(e) => matches!(**e, Init),
+            Change::WatchFailed(_) => false,
         }
     }
 
@@ -86,71 +88,84 @@ pub fn spawn(
     } else {
         config.streaming_lists()
     };
+    let (c, cfg) = (client.clone(), config.clone());
     forward(
         "pods",
-        watcher(Api::<Pod>::all(client.clone()), config.clone()),
+        move || watcher(Api::<Pod>::all(c.clone()), cfg.clone()),
         Change::Pod,
         tx.clone(),
         metrics.clone(),
     );
+    let (c, cfg) = (client.clone(), config.clone());
     forward(
         "nodes",
-        watcher(Api::<Node>::all(client.clone()), config.clone()),
+        move || watcher(Api::<Node>::all(c.clone()), cfg.clone()),
         Change::Node,
         tx.clone(),
         metrics.clone(),
     );
+    let (c, cfg) = (client.clone(), config.clone());
     forward(
         "events",
-        watcher(Api::<Event>::all(client.clone()), config.clone()),
+        move || watcher(Api::<Event>::all(c.clone()), cfg.clone()),
         Change::Event,
         tx.clone(),
         metrics.clone(),
     );
-    let leases = Api::<Lease>::namespaced(client.clone(), "kube-node-lease");
+    let (leases, cfg) = (
+        Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
+        config.clone(),
+    );
     forward(
         "leases",
-        watcher(leases, config.clone()),
+        move || watcher(leases.clone(), cfg.clone()),
         Change::Lease,
         tx.clone(),
         metrics.clone(),
     );
-    let namespaces = watcher(Api::<Namespace>::all(client.clone()), config.clone());
+    let (c, cfg) = (client.clone(), config.clone());
     forward(
         "namespaces",
-        namespaces,
+        move || watcher(Api::<Namespace>::all(c.clone()), cfg.clone()),
         Change::Namespace,
         tx.clone(),
         metrics.clone(),
     );
+    let (c, cfg) = (client.clone(), config.clone());
     forward(
         "healingactions",
-        watcher(
-            Api::<PartialObjectMeta<HealingAction>>::all(client.clone()),
-            config.clone(),
-        ),
+        move || {
+            watcher(
+                Api::<PartialObjectMeta<HealingAction>>::all(c.clone()),
+                cfg.clone(),
+            )
+        },
         Change::Record,
         tx.clone(),
         metrics.clone(),
     );
+    let policies = Api::<DynamicObject>::all_with(client.clone(), &ApiResource::erase::<HealingPolicy>(&()));
+    let cfg = match policy_selector {
+        Some(selector) => config.labels(selector),
+        None => config,
+    };
     forward(
         "healingpolicies",
-        watcher(
-            Api::<DynamicObject>::all_with(client.clone(), &ApiResource::erase::<HealingPolicy>(&())),
-            match policy_selector {
-                Some(selector) => config.labels(selector),
-                None => config,
-            },
-        ),
+        move || watcher(policies.clone(), cfg.clone()),
         Change::Policy,
         tx,
         metrics,
     );
 }
 
+/// Forwards one watch to the engine. On an error the watch is not resumed where it stood but
+/// started anew, after a backoff: the engine is told at once that the store is no longer current
+/// (decisions that depend on it wait), and the new watch lists before it streams, so the store is
+/// current again exactly when that list ends. Resuming in place would give no such signal: an idle
+/// watch (namespaces, policies) could stay silently broken, its store frozen, for hours.
 fn forward<K, S>(
     resource: &'static str,
-    stream: S,
+    make: impl Fn() -> S + Send + 'static,
     wrap: fn(Box<watcher::Event<K>>) -> Change,
     tx: mpsc::Sender<Change>,
     metrics: Arc<Metrics>,
@@ -159,21 +174,31 @@ fn forward<K, S>(
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
     tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream.backoff(Reconnect::default()));
         let label = Metrics::resource(resource);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(event) => {
-                    metrics.watch_events.get_or_create(&label).inc();
-                    if tx.send(wrap(Box::new(event))).await.is_err() {
-                        return; // the engine stopped
+        let mut backoff = Reconnect::default();
+        loop {
+            let mut stream = std::pin::pin!(make());
+            let error = loop {
+                match stream.next().await {
+                    Some(Ok(event)) => {
+                        if matches!(event, watcher::Event::InitDone) {
+                            kube::runtime::utils::Backoff::reset(&mut backoff);
+                        }
+                        metrics.watch_events.get_or_create(&label).inc();
+                        if tx.send(wrap(Box::new(event))).await.is_err() {
+                            return; // the engine stopped
+                        }
                     }
+                    Some(Err(e)) => break e,
+                    None => return,
                 }
-                Err(e) => {
-                    metrics.watch_errors.get_or_create(&label).inc();
-                    tracing::warn!(resource, error = %e, "watch error; resuming after backoff");
-                }
+            };
+            metrics.watch_errors.get_or_create(&label).inc();
+            tracing::warn!(resource, error = %error, "watch error: the store is not current until the watch has listed again");
+            if tx.send(Change::WatchFailed(resource)).await.is_err() {
+                return;
             }
+            tokio::time::sleep(backoff.next().unwrap_or_default()).await;
         }
     });
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube_healer_api::record::ActionPhase;
 use kube_healer_testenv::harness::{Ctx, E2eTest, test};
 use kube_healer_testenv::nodes::OWNER_LABEL;
@@ -611,11 +611,35 @@ async fn lost_node(ctx: Ctx) -> anyhow::Result<()> {
     Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns)
         .create(&PostParams::default(), &db)
         .await?;
+    // A Deployment whose pod holds a ReadWriteOnce claim (a hostPath volume, bound by the
+    // controller-manager's binder): force-deleted only once its node is fenced.
+    let volume = format!("{ns}-data");
+    let pv: PersistentVolume = serde_json::from_value(json!({"metadata": {"name": volume},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+            "hostPath": {"path": "/var/lib/data"}, "claimRef": {"namespace": ns, "name": "data"}}}))?;
+    Api::<PersistentVolume>::all(ctx.client.clone())
+        .create(&PostParams::default(), &pv)
+        .await?;
+    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": volume,
+            "resources": {"requests": {"storage": "1Gi"}}}}))?;
+    Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns)
+        .create(&PostParams::default(), &pvc)
+        .await?;
+    let mut vol = scenario_pod(&ns, "vol", None, &Scenario::Running);
+    vol.spec.as_mut().context("spec")?.volumes = Some(vec![serde_json::from_value(
+        json!({"name": "data", "persistentVolumeClaim": {"claimName": "data"}}),
+    )?]);
+    deployments
+        .create(&PostParams::default(), &deployment(&ctx, &ns, "vol", 1, vol)?)
+        .await?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let web = wait::until("web and db running", HEAL, || async {
+    let (web, vol) = wait::until("web, db and vol running", HEAL, || async {
         let web = running_pods(&pods, "web").await?;
         let db = running_pods(&pods, "db").await?;
-        Ok((!db.is_empty()).then_some(web).and_then(|w| w.into_iter().next()))
+        let vol = running_pods(&pods, "vol").await?;
+        let both = web.into_iter().next().zip(vol.into_iter().next());
+        Ok((!db.is_empty()).then_some(both).flatten())
     })
     .await?;
     // A second node for the replacement, then the kubelet of the first one stops posting.
@@ -635,7 +659,7 @@ async fn lost_node(ctx: Ctx) -> anyhow::Result<()> {
     if let Err(e) = replaced {
         anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30));
     }
-    let recs = records(&ctx, &policy, 4).await?;
+    let recs = records(&ctx, &policy, 6).await?;
     let mut got: Vec<(String, String, ActionPhase, String)> = recs
         .iter()
         .map(|r| {
@@ -655,6 +679,8 @@ async fn lost_node(ctx: Ctx) -> anyhow::Result<()> {
     let expected = [
         ("db", "Delete", ActionPhase::Succeeded, "Completed"),
         ("db", "ForceDelete", ActionPhase::Skipped, "Unsafe"),
+        ("vol", "Delete", ActionPhase::Succeeded, "Completed"),
+        ("vol", "ForceDelete", ActionPhase::Skipped, "Unsafe"),
         ("web", "Delete", ActionPhase::Succeeded, "Completed"),
         ("web", "ForceDelete", ActionPhase::Succeeded, "Completed"),
     ];
@@ -670,5 +696,45 @@ async fn lost_node(ctx: Ctx) -> anyhow::Result<()> {
         db_pod.is_some_and(|p| p.metadata.deletion_timestamp.is_some()),
         "the StatefulSet pod was force-deleted while its node may still run it"
     );
+    // So does the pod with the claim, and its record names the fencing it waits for.
+    let vol_name = vol.name_any();
+    let held = pods.get_opt(&vol_name).await?;
+    ensure!(
+        held.is_some_and(|p| p.metadata.deletion_timestamp.is_some()),
+        "the pod with a ReadWriteOnce claim was force-deleted on an unfenced node"
+    );
+    let unsafe_message = recs
+        .iter()
+        .filter(|r| r.spec.target.name == vol_name && phase_reason(r).1 == "Unsafe")
+        .find_map(|r| r.status.as_ref()?.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        unsafe_message.contains("PersistentVolumeClaim")
+            && unsafe_message.contains("node.kubernetes.io/out-of-service"),
+        "{unsafe_message}"
+    );
+
+    // Fenced: the out-of-service taint (non-graceful node shutdown) lets both go.
+    Api::<Node>::all(ctx.client.clone())
+        .patch(
+            &dead,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"taints": [
+            {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}]}})),
+        )
+        .await?;
+    wait::until("db-0 and the old vol pod gone once fenced", HEAL, || async {
+        let db_left = pods.get_opt("db-0").await?.is_some_and(|p| node_of(&p) == dead);
+        let vol_left = pods.get_opt(&vol_name).await?.is_some();
+        Ok((!db_left && !vol_left).then_some(()))
+    })
+    .await?;
+    // kube-healer force-deleted them (or, racing it, PodGC did: the record then reads TargetGone).
+    let recs = records(&ctx, &policy, 6).await?;
+    let failed: Vec<_> = recs
+        .iter()
+        .filter(|r| phase_reason(r).0 == ActionPhase::Failed)
+        .collect();
+    ensure!(failed.is_empty(), "{failed:#?}");
     Ok(())
 }
