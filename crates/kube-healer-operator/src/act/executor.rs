@@ -9,6 +9,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube_healer_api::HealingAction;
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::act::dispatch::takes_long;
 use crate::act::handle::{Handled, Io, handle};
 use crate::act::node;
 use crate::clock::Clock;
@@ -16,7 +17,9 @@ use crate::metrics::Metrics;
 use crate::protocol::{ActionDone, Leading, Work};
 use crate::record::writer;
 
-/// Actions carried out at the same time, at most (each policy's maxConcurrent applies within).
+/// Actions carried out at the same time in each lane, at most (each policy's maxConcurrent
+/// applies within): one lane for quick one-call actions, one for those that wait (an eviction on
+/// a PodDisruptionBudget, a drain, a Job), so that a deletion never queues behind 64 drains.
 const MAX_PARALLEL_ACTIONS: usize = 64;
 
 /// Runs work until the channel closes. `instance` names this replica in the Events it writes.
@@ -35,8 +38,11 @@ pub async fn executor(
         instance: Some(instance),
     };
     let recorder = Recorder::new(client.clone(), reporter);
-    // An eviction may wait minutes on a PodDisruptionBudget: actions run side by side, bounded.
-    let slots = Arc::new(Semaphore::new(MAX_PARALLEL_ACTIONS));
+    // An eviction may wait minutes on a PodDisruptionBudget: actions run side by side, bounded,
+    // in two lanes. The receive loop itself never waits: each request waits for its lane's slot
+    // in a task of its own, and reverts, record deletions and avoid-taint removals do not queue.
+    let quick = Arc::new(Semaphore::new(MAX_PARALLEL_ACTIONS));
+    let long = Arc::new(Semaphore::new(MAX_PARALLEL_ACTIONS));
     while let Some(work) = rx.recv().await {
         // Work is the leader's: a replica that lost the leadership takes none (the next leader
         // decides afresh), and answers each request so that its budget stays right.
@@ -60,7 +66,8 @@ pub async fn executor(
                 continue;
             }
             Work::DeleteRecord { name } => {
-                writer::delete(&records, &name).await;
+                let records = records.clone();
+                tokio::spawn(async move { writer::delete(&records, &name).await });
                 continue;
             }
             Work::Unavoid { node } => {
@@ -69,9 +76,12 @@ pub async fn executor(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
+        let lane = if takes_long(req.spec.action) {
+            &long
+        } else {
+            &quick
         };
+        let lane = lane.clone();
         let (client, records, recorder, done, metrics, clock, leading) = (
             client.clone(),
             records.clone(),
@@ -82,6 +92,9 @@ pub async fn executor(
             leading.clone(),
         );
         tokio::spawn(async move {
+            let Ok(permit) = lane.acquire_owned().await else {
+                return;
+            };
             let policy = req.spec.policy.clone();
             let was_in_flight = req.in_flight();
             let io = Io {
@@ -182,5 +195,93 @@ mod tests {
         assert!(matches!(result, Err(EvictError::Stopped)), "{result:?}");
         assert_eq!(calls, 0);
         drop(leader_tx);
+    }
+
+    /// A server on 127.0.0.1 that accepts every connection, reads the request, and never
+    /// answers: every call to it hangs. Returns a client for it and the request lines it read.
+    async fn silent() -> (Client, Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let addr = listener.local_addr().expect("an address");
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = lines.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let n = loop {
+                        if socket.readable().await.is_err() {
+                            return;
+                        }
+                        match socket.try_read(&mut buf) {
+                            Ok(n) => break n,
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                            Err(_) => return,
+                        }
+                    };
+                    if let Some(line) = String::from_utf8_lossy(&buf[..n]).lines().next() {
+                        seen.lock().expect("the lines").push(line.to_string());
+                    }
+                    std::future::pending::<()>().await;
+                    drop(socket);
+                });
+            }
+        });
+        let config = kube::Config::new(format!("http://{addr}").parse().expect("a URL"));
+        (Client::try_from(config).expect("a client"), lines)
+    }
+
+    /// Quick work goes out while every long slot is taken and more long work waits: the receive
+    /// loop never waits for a slot, and the lanes are apart.
+    #[tokio::test]
+    async fn quick_work_does_not_wait_behind_long_actions() {
+        let (client, lines) = silent().await;
+        let (_leader_tx, leader_rx) = tokio::sync::watch::channel(true);
+        let (work_tx, work_rx) = mpsc::unbounded_channel();
+        let (done_tx, _done_rx) = mpsc::unbounded_channel();
+        tokio::spawn(executor(
+            client,
+            work_rx,
+            done_tx,
+            Arc::new(Metrics::default()),
+            "test".into(),
+            Arc::new(ManualClock::at(0)),
+            Leading::new(leader_rx),
+        ));
+        // One more eviction than there are long slots: each hangs writing its record.
+        for i in 0..=MAX_PARALLEL_ACTIONS {
+            let mut req = request();
+            req.name = format!("evict-{i}");
+            req.spec.action = ActionKind::Evict;
+            req.step = serde_json::from_value(serde_json::json!({"action": "Evict"})).expect("a step");
+            work_tx.send(Work::Act(Box::new(req))).expect("the executor runs");
+        }
+        let mut delete = request();
+        delete.name = "delete-0".into();
+        work_tx
+            .send(Work::Act(Box::new(delete)))
+            .expect("the executor runs");
+        work_tx
+            .send(Work::DeleteRecord {
+                name: "old-record".into(),
+            })
+            .expect("the executor runs");
+        let count = |method: &str| {
+            let lines = lines.lock().expect("the lines");
+            lines.iter().filter(|l| l.starts_with(method)).count()
+        };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while (count("POST") < MAX_PARALLEL_ACTIONS + 1 || count("DELETE") < 1)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            (count("POST"), count("DELETE")),
+            (MAX_PARALLEL_ACTIONS + 1, 1),
+            "64 evictions and the deletion record their decisions, the record deletion is sent; the 65th eviction waits"
+        );
     }
 }
