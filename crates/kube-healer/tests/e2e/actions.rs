@@ -1,18 +1,17 @@
 //! The workload and node actions on the real cluster: Reschedule (the pod recreated on another
-//! node), RestartOwner (one rollout restart for several failing pods), Drain (a PodDisruptionBudget
-//! respected; DaemonSet, bare, emptyDir and opted-out pods left and named; a clean timeout), RunJob (a Job pinned to a flapping node after
-//! its cordon), and a crash between the record and the API call (finished once after the restart).
+//! node), RestartOwner (one rollout restart for several failing pods), RunJob (a Job pinned to a
+//! flapping node after its cordon), and a crash between the record and the API call (finished
+//! once after the restart). Drain is in drain.rs, a lost node's pods in lost_node.rs.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, PersistentVolume, PersistentVolumeClaim, Pod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube_healer_api::record::ActionPhase;
 use kube_healer_testenv::harness::{Ctx, E2eTest, test};
 use kube_healer_testenv::nodes::OWNER_LABEL;
@@ -33,10 +32,6 @@ pub fn tests() -> Vec<E2eTest> {
             restart_owner,
         ),
         test(
-            "drain_respects_the_pdb_leaves_what_kubectl_drain_leaves_and_times_out_cleanly",
-            drain,
-        ),
-        test(
             "a_node_job_is_subject_to_the_namespaces_pod_security",
             job_pod_security,
         ),
@@ -48,15 +43,17 @@ pub fn tests() -> Vec<E2eTest> {
             "a_crash_between_record_and_call_is_finished_once_after_restart",
             crash_after_record,
         ),
-        test(
-            "pods_of_a_node_that_stopped_posting_are_deleted_then_force_deleted_safely",
-            lost_node,
-        ),
     ]
 }
 
 /// A Deployment of `replicas` pods like `template` (a scenario pod), kept on the test's nodes.
-fn deployment(ctx: &Ctx, ns: &str, name: &str, replicas: i32, template: Pod) -> anyhow::Result<Deployment> {
+pub(crate) fn deployment(
+    ctx: &Ctx,
+    ns: &str,
+    name: &str,
+    replicas: i32,
+    template: Pod,
+) -> anyhow::Result<Deployment> {
     let mut meta = template.metadata;
     meta.name = None;
     meta.namespace = None;
@@ -73,7 +70,7 @@ fn deployment(ctx: &Ctx, ns: &str, name: &str, replicas: i32, template: Pod) -> 
     }))?)
 }
 
-async fn running_pods(pods: &Api<Pod>, app: &str) -> Result<Vec<Pod>, kube::Error> {
+pub(crate) async fn running_pods(pods: &Api<Pod>, app: &str) -> Result<Vec<Pod>, kube::Error> {
     let list = pods
         .list(&ListParams::default().labels(&format!("app={app}")))
         .await?;
@@ -87,7 +84,7 @@ async fn running_pods(pods: &Api<Pod>, app: &str) -> Result<Vec<Pod>, kube::Erro
         .collect())
 }
 
-fn node_of(pod: &Pod) -> String {
+pub(crate) fn node_of(pod: &Pod) -> String {
     pod.spec
         .as_ref()
         .and_then(|s| s.node_name.clone())
@@ -239,152 +236,6 @@ async fn restart_owner(ctx: Ctx) -> anyhow::Result<()> {
                 .get(kube_healer_api::RESTARTED_BY_ANNOTATION)
                 .is_some_and(|v| v.starts_with(&format!("{policy}@"))),
         "{annotations:?}"
-    );
-    Ok(())
-}
-
-async fn drain(ctx: Ctx) -> anyhow::Result<()> {
-    let op = Operator::start(&ctx.cluster, "drain", &["--policy-selector", &selector(&ctx)]).await?;
-    let node = ctx.name("oom");
-    nodes::add_owned_nodes(&ctx.client, std::slice::from_ref(&node), &ctx.id, HEAL).await?;
-    let ns = ctx.namespace("dn").await?;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    // A controller that no controller-manager loop runs (a ConfigMap): the pods count as managed
-    // for the drain, and nothing adopts, releases or recreates them during the test.
-    let owner = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "owner"}}))?,
-        )
-        .await?;
-    let owned = |name: &str| -> anyhow::Result<Pod> {
-        let mut pod = scenario_pod(&ns, name, Some(&node), &Scenario::Running);
-        pod.metadata.owner_references = Some(vec![serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
-            "uid": owner.metadata.uid.clone().context("uid")?, "controller": true}))?]);
-        Ok(pod)
-    };
-    let free = owned("free")?;
-    let mut guarded = owned("guarded")?;
-    guarded
-        .metadata
-        .labels
-        .get_or_insert_default()
-        .insert("app".into(), "guarded".into());
-    // What kubectl drain leaves by default, and a pod that opted out: none of them is evicted.
-    let bare = scenario_pod(&ns, "bare", Some(&node), &Scenario::Running);
-    let mut scratch = owned("scratch")?;
-    scratch.spec.as_mut().context("spec")?.volumes = Some(vec![serde_json::from_value(
-        json!({"name": "tmp", "emptyDir": {}}),
-    )?]);
-    let mut opted = owned("opted")?;
-    opted
-        .metadata
-        .annotations
-        .get_or_insert_default()
-        .insert(kube_healer_api::OPT_OUT_ANNOTATION.into(), "true".into());
-    for pod in [free, guarded, bare, scratch, opted] {
-        pods.create(&PostParams::default(), &pod).await?;
-    }
-    let pdb: PodDisruptionBudget = serde_json::from_value(json!({
-        "metadata": {"name": "guarded", "namespace": ns},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}}}))?;
-    Api::<PodDisruptionBudget>::namespaced(ctx.client.clone(), &ns)
-        .create(&PostParams::default(), &pdb)
-        .await?;
-    let mut agent = scenario_pod(&ns, "agent", None, &Scenario::Running);
-    agent.spec.as_mut().context("spec")?.node_selector = Some(BTreeMap::from([(
-        "kubernetes.io/hostname".to_string(),
-        node.clone(),
-    )]));
-    let agent_labels = json!({"app": "agent"});
-    let mut agent_meta = serde_json::to_value(&agent.metadata)?;
-    agent_meta["labels"]["app"] = json!("agent");
-    agent_meta.as_object_mut().context("meta")?.remove("name");
-    agent_meta.as_object_mut().context("meta")?.remove("namespace");
-    let ds: DaemonSet = serde_json::from_value(json!({
-        "metadata": {"name": "agent", "namespace": ns},
-        "spec": {"selector": {"matchLabels": agent_labels}, "template": {"metadata": agent_meta, "spec": agent.spec}}}))?;
-    Api::<DaemonSet>::namespaced(ctx.client.clone(), &ns)
-        .create(&PostParams::default(), &ds)
-        .await?;
-    for name in ["free", "guarded", "bare", "scratch", "opted"] {
-        wait::pod_phase(&pods, name, "Running", HEAL).await?;
-    }
-    wait::until("the DaemonSet pod running", HEAL, || async {
-        Ok(running_pods(&pods, "agent").await?.into_iter().next())
-    })
-    .await?;
-
-    let policy = ctx.name("oomdrain");
-    create_policy(
-        &ctx,
-        &policy,
-        json!({"target": {"kind": "Node", "selector": {"matchLabels": {OWNER_LABEL: ctx.id}}},
-        "conditions": [{"class": "SystemOOM", "for": "1s"}],
-        "actions": [{"action": "Drain", "drain": {"timeout": "12s"}}],
-        "safety": {"maxUnhealthy": "100%", "maxConcurrent": 1, "rate": {"actions": 5, "per": "1h"}}}),
-    )
-    .await?;
-    node_event(
-        &ctx.client,
-        &node,
-        "SystemOOM",
-        "System OOM encountered, victim process: java, pid: 18212",
-        3,
-    )
-    .await?;
-
-    let recs = records(&ctx, &policy, 1).await;
-    let recs = match recs {
-        Ok(r) => r,
-        Err(e) => anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30)),
-    };
-    let status = recs[0].status.clone().context("status")?;
-    let message = status.message.unwrap_or_default();
-    ensure!(
-        phase_reason(&recs[0]) == (ActionPhase::Failed, "Timeout".into()),
-        "{message}"
-    );
-    ensure!(
-        message.contains(&format!("{ns}/guarded"))
-            && message.contains("evicted 1 of 2")
-            && message.contains("1 DaemonSet")
-            && message.contains("stays cordoned"),
-        "{message}"
-    );
-    for (pod, why) in [
-        ("bare", "no controller (force: true evicts it)"),
-        ("scratch", "emptyDir data (deleteEmptyDirData: true evicts it)"),
-        ("opted", "opted out"),
-    ] {
-        ensure!(
-            message.contains(&format!("{why}: {ns}/{pod}")),
-            "{pod} not named: {message}"
-        );
-        let left = pods.get(pod).await?;
-        ensure!(left.metadata.deletion_timestamp.is_none(), "{pod} was evicted");
-    }
-    let n = Api::<Node>::all(ctx.client.clone()).get(&node).await?;
-    ensure!(
-        n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)
-            && n.annotations().get(kube_healer_api::CORDONED_BY_ANNOTATION) == Some(&policy),
-        "the node is not cordoned by the policy: {:?}",
-        n.spec
-    );
-    let free_left = pods.get_opt("free").await?;
-    ensure!(
-        free_left.is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
-        "the unprotected pod was not evicted"
-    );
-    let guarded = pods.get("guarded").await?;
-    ensure!(
-        guarded.metadata.deletion_timestamp.is_none(),
-        "the PDB-protected pod was evicted"
-    );
-    ensure!(
-        !running_pods(&pods, "agent").await?.is_empty(),
-        "the DaemonSet pod was evicted"
     );
     Ok(())
 }
@@ -570,171 +421,5 @@ async fn crash_after_record(ctx: Ctx) -> anyhow::Result<()> {
         api.list(&lp).await?.items.len() == 1,
         "a second decision was recorded"
     );
-    Ok(())
-}
-
-async fn lost_node(ctx: Ctx) -> anyhow::Result<()> {
-    let op = Operator::start(&ctx.cluster, "lost", &["--policy-selector", &selector(&ctx)]).await?;
-    let (dead, spare) = (ctx.name("dead"), ctx.name("spare"));
-    nodes::add_owned_nodes(&ctx.client, std::slice::from_ref(&dead), &ctx.id, HEAL).await?;
-    let ns = ctx.namespace("ln").await?;
-    let policy = ctx.name("lost");
-    // Delete first (the pod's grace period: 5 s), then ForceDelete once past its deletionTimestamp.
-    create_policy(
-        &ctx,
-        &policy,
-        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
-        "conditions": [{"class": "NodeLost", "for": "1s"}],
-        "actions": [{"action": "Delete", "escalateAfter": "6s"}, {"action": "ForceDelete"}],
-        "safety": {"cooldown": "1s", "maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}}}),
-    )
-    .await?;
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let template = scenario_pod(&ns, "web", None, &Scenario::Running);
-    deployments
-        .create(
-            &PostParams::default(),
-            &deployment(&ctx, &ns, "web", 1, template)?,
-        )
-        .await?;
-    let db = deployment(
-        &ctx,
-        &ns,
-        "db",
-        1,
-        scenario_pod(&ns, "db", None, &Scenario::Running),
-    )?;
-    let mut db = serde_json::to_value(db)?;
-    db["spec"]["serviceName"] = json!("db");
-    db["kind"] = json!("StatefulSet");
-    let db: StatefulSet = serde_json::from_value(db)?;
-    Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns)
-        .create(&PostParams::default(), &db)
-        .await?;
-    // A Deployment whose pod holds a ReadWriteOnce claim (a hostPath volume, bound by the
-    // controller-manager's binder): force-deleted only once its node is fenced.
-    let volume = format!("{ns}-data");
-    let pv: PersistentVolume = serde_json::from_value(json!({"metadata": {"name": volume},
-        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
-            "hostPath": {"path": "/var/lib/data"}, "claimRef": {"namespace": ns, "name": "data"}}}))?;
-    Api::<PersistentVolume>::all(ctx.client.clone())
-        .create(&PostParams::default(), &pv)
-        .await?;
-    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "data"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": volume,
-            "resources": {"requests": {"storage": "1Gi"}}}}))?;
-    Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns)
-        .create(&PostParams::default(), &pvc)
-        .await?;
-    let mut vol = scenario_pod(&ns, "vol", None, &Scenario::Running);
-    vol.spec.as_mut().context("spec")?.volumes = Some(vec![serde_json::from_value(
-        json!({"name": "data", "persistentVolumeClaim": {"claimName": "data"}}),
-    )?]);
-    deployments
-        .create(&PostParams::default(), &deployment(&ctx, &ns, "vol", 1, vol)?)
-        .await?;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let (web, vol) = wait::until("web, db and vol running", HEAL, || async {
-        let web = running_pods(&pods, "web").await?;
-        let db = running_pods(&pods, "db").await?;
-        let vol = running_pods(&pods, "vol").await?;
-        let both = web.into_iter().next().zip(vol.into_iter().next());
-        Ok((!db.is_empty()).then_some(both).flatten())
-    })
-    .await?;
-    // A second node for the replacement, then the kubelet of the first one stops posting.
-    nodes::add_owned_nodes(&ctx.client, std::slice::from_ref(&spare), &ctx.id, HEAL).await?;
-    nodes::stop_heartbeats(&ctx.client, &dead).await?;
-
-    let replaced = wait::until(
-        "web replaced on the spare node",
-        Duration::from_secs(90),
-        || async {
-            let old_gone = pods.get_opt(&web.name_any()).await?.is_none();
-            let running = running_pods(&pods, "web").await?;
-            Ok((old_gone && running.iter().any(|p| node_of(p) == spare)).then_some(()))
-        },
-    )
-    .await;
-    if let Err(e) = replaced {
-        anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30));
-    }
-    let recs = records(&ctx, &policy, 6).await?;
-    let mut got: Vec<(String, String, ActionPhase, String)> = recs
-        .iter()
-        .map(|r| {
-            let (phase, reason) = phase_reason(r);
-            let pod = r
-                .spec
-                .target
-                .name
-                .split('-')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            (pod, r.spec.action.to_string(), phase, reason)
-        })
-        .collect();
-    got.sort_by_key(|o| format!("{o:?}"));
-    let expected = [
-        ("db", "Delete", ActionPhase::Succeeded, "Completed"),
-        ("db", "ForceDelete", ActionPhase::Skipped, "Unsafe"),
-        ("vol", "Delete", ActionPhase::Succeeded, "Completed"),
-        ("vol", "ForceDelete", ActionPhase::Skipped, "Unsafe"),
-        ("web", "Delete", ActionPhase::Succeeded, "Completed"),
-        ("web", "ForceDelete", ActionPhase::Succeeded, "Completed"),
-    ];
-    let expected: Vec<_> = expected
-        .iter()
-        .map(|(p, a, ph, r)| (p.to_string(), a.to_string(), *ph, r.to_string()))
-        .collect();
-    ensure!(got == expected, "{got:#?}");
-    // The StatefulSet pod stays (Terminating) until its node is confirmed gone: two pods with
-    // one identity must never run at once.
-    let db_pod = pods.get_opt("db-0").await?;
-    ensure!(
-        db_pod.is_some_and(|p| p.metadata.deletion_timestamp.is_some()),
-        "the StatefulSet pod was force-deleted while its node may still run it"
-    );
-    // So does the pod with the claim, and its record names the fencing it waits for.
-    let vol_name = vol.name_any();
-    let held = pods.get_opt(&vol_name).await?;
-    ensure!(
-        held.is_some_and(|p| p.metadata.deletion_timestamp.is_some()),
-        "the pod with a ReadWriteOnce claim was force-deleted on an unfenced node"
-    );
-    let unsafe_message = recs
-        .iter()
-        .filter(|r| r.spec.target.name == vol_name && phase_reason(r).1 == "Unsafe")
-        .find_map(|r| r.status.as_ref()?.message.clone())
-        .unwrap_or_default();
-    ensure!(
-        unsafe_message.contains("PersistentVolumeClaim")
-            && unsafe_message.contains("node.kubernetes.io/out-of-service"),
-        "{unsafe_message}"
-    );
-
-    // Fenced: the out-of-service taint (non-graceful node shutdown) lets both go.
-    Api::<Node>::all(ctx.client.clone())
-        .patch(
-            &dead,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"taints": [
-            {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}]}})),
-        )
-        .await?;
-    wait::until("db-0 and the old vol pod gone once fenced", HEAL, || async {
-        let db_left = pods.get_opt("db-0").await?.is_some_and(|p| node_of(&p) == dead);
-        let vol_left = pods.get_opt(&vol_name).await?.is_some();
-        Ok((!db_left && !vol_left).then_some(()))
-    })
-    .await?;
-    // kube-healer force-deleted them (or, racing it, PodGC did: the record then reads TargetGone).
-    let recs = records(&ctx, &policy, 6).await?;
-    let failed: Vec<_> = recs
-        .iter()
-        .filter(|r| phase_reason(r).0 == ActionPhase::Failed)
-        .collect();
-    ensure!(failed.is_empty(), "{failed:#?}");
     Ok(())
 }

@@ -18,16 +18,25 @@
 mod support;
 
 mod actions;
+mod drain;
 mod ha;
 mod heal;
+mod lost_node;
 mod recheck;
 
 use kube_healer_testenv::ClusterOptions;
 
 fn main() -> std::process::ExitCode {
-    let tests = [actions::tests(), ha::tests(), heal::tests(), recheck::tests()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let tests = [
+        actions::tests(),
+        drain::tests(),
+        ha::tests(),
+        heal::tests(),
+        lost_node::tests(),
+        recheck::tests(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     kube_healer_testenv::harness::run(ClusterOptions::default(), tests)
 }
