@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::events::EventIndex;
-use crate::view::{EventView, LeaseView, NodeView, PodView, Secs, Shared};
+use crate::view::{EventView, LeaseView, NodeView, PodView, Secs, Shared, Uid};
 
 /// The node a pod is bound to, as far as the input knows.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +27,24 @@ pub trait ClusterView {
         namespace: Option<&'a str>,
         name: &str,
     ) -> impl Iterator<Item = &'a EventView> + 'a;
+    /// The events about this very object, not a predecessor of the same name (a StatefulSet pod
+    /// recreated as db-0 must not inherit the old db-0's events): those whose involvedObject.uid
+    /// is the object's (the kubelet names a node by its name there), and, of those that carry no
+    /// uid, the ones last seen since the object was created.
+    fn events_of<'a>(
+        &'a self,
+        kind: &'a str,
+        namespace: Option<&'a str>,
+        name: &'a str,
+        uid: &'a Uid,
+        created: Option<Secs>,
+    ) -> impl Iterator<Item = &'a EventView> + 'a {
+        self.events(kind, namespace, name)
+            .filter(move |e| match e.object_uid.as_deref() {
+                Some(u) => Uid::parse(u) == *uid || (kind == "Node" && u == name),
+                None => created.is_none_or(|c| e.last_seen >= c),
+            })
+    }
     fn lease(&self, node: &str) -> Option<&LeaseView>;
     /// When any node Lease was last seen renewed, on the observer's clock (None: not observed,
     /// offline input). Older than a heartbeat's threshold, the Lease stream itself is stale (a

@@ -169,11 +169,11 @@ impl CompiledCondition {
     /// This condition's finding on a target, classified with its own knobs (or its pattern).
     pub fn find(&self, target: Target<'_>, cluster: &impl ClusterView, now: Secs) -> Option<Finding> {
         if let Some(pattern) = &self.pattern {
-            let subject = match target {
-                Target::Pod(p) => Subject::pod(p),
-                Target::Node(n) => Subject::node(n),
+            let (subject, created) = match target {
+                Target::Pod(p) => (Subject::pod(p), Some(p.created())),
+                Target::Node(n) => (Subject::node(n), None),
             };
-            return pattern.find(&subject, cluster, now);
+            return pattern.find(&subject, created, cluster, now);
         }
         let mut found = Vec::new();
         match target {

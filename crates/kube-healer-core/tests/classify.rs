@@ -508,12 +508,12 @@ fn event_pattern_counts_within_the_window() {
         window,
     };
     let f = pattern(5, 600)
-        .find(&subject, &snapshot, NOW)
+        .find(&subject, None, &snapshot, NOW)
         .expect("6 within 10m");
     assert_eq!(f.evidence.events[0].count, 6);
-    assert!(pattern(7, 600).find(&subject, &snapshot, NOW).is_none());
+    assert!(pattern(7, 600).find(&subject, None, &snapshot, NOW).is_none());
     assert!(
-        pattern(1, 5).find(&subject, &snapshot, NOW).is_none(),
+        pattern(1, 5).find(&subject, None, &snapshot, NOW).is_none(),
         "last seen 10s ago, outside a 5s window"
     );
     let other = EventPattern {
@@ -522,7 +522,7 @@ fn event_pattern_counts_within_the_window() {
         count: 1,
         window: 600,
     };
-    assert!(other.find(&subject, &snapshot, NOW).is_none());
+    assert!(other.find(&subject, None, &snapshot, NOW).is_none());
 }
 
 #[test]

@@ -244,3 +244,68 @@ fn look_alikes_stay_quiet() {
         assert!(!r.findings.iter().any(|f| f.class == SystemOOM));
     }
 }
+
+#[test]
+fn a_recreated_object_does_not_inherit_its_predecessors_events() {
+    use kube_healer_core::policy::{CompiledPolicy, Target};
+    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({"apiVersion": "healing.kubehealer.io/v1alpha1",
+        "kind": "HealingPolicy", "metadata": {"name": "p"}, "spec": {"target": {"kind": "Pod"},
+        "conditions": [{"class": "EventPattern", "reason": "FailedMount", "count": 1}], "actions": [{"action": "Event"}]}}))
+    .unwrap();
+    let policy = CompiledPolicy::compile(&policy).unwrap();
+    let mounting = |uid: Option<&str>, at_offset: Secs| {
+        let mut e = event(
+            "Pod",
+            "db-0",
+            "FailedMount",
+            "MountVolume.SetUp failed for volume \"data\"",
+            1,
+            at_offset,
+            at_offset,
+        );
+        e["metadata"]["name"] = json!(format!("db-0.{at_offset}"));
+        if let Some(uid) = uid {
+            e["involvedObject"]["uid"] = json!(uid);
+        }
+        e
+    };
+    // db-0 was recreated 60 s ago (uid-db-0 now): its predecessor's event names the old uid, and
+    // one without a uid is older than the new pod.
+    let mut p = pod("db-0", Some("n1"), running(0, -50));
+    p["metadata"]["creationTimestamp"] = json!(at(-60));
+    let found = |events: Vec<Value>| {
+        let mut input = input();
+        input.pods.push(p.clone());
+        input.events = events;
+        let snapshot = input.snapshot();
+        !policy
+            .findings_for(Target::Pod(&snapshot.pods[0]), &[], &snapshot, NOW)
+            .is_empty()
+    };
+    assert!(
+        !found(vec![mounting(Some("uid-old"), -30)]),
+        "the predecessor's event"
+    );
+    assert!(
+        !found(vec![mounting(None, -120)]),
+        "an event older than the pod, without a uid"
+    );
+    assert!(found(vec![mounting(Some("uid-db-0"), -30)]), "its own event");
+    assert!(found(vec![mounting(None, -30)]), "a newer event without a uid");
+
+    // The kubelet names its node by name in involvedObject.uid: those count for the node.
+    let mut input = input();
+    input.nodes.push(ready_node("k1"));
+    for i in 0..3 {
+        let mut e = separate(
+            "k1",
+            "SystemOOM",
+            &oom_message(i),
+            -60 * (i as Secs + 1),
+            i as usize,
+        );
+        e["involvedObject"]["uid"] = json!("k1");
+        input.events.push(e);
+    }
+    assert!(classes(&input.report(), "k1").contains(&SystemOOM));
+}

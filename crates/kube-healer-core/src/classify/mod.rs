@@ -12,7 +12,7 @@ use crate::cluster::{ClusterView, Snapshot};
 use crate::events::tally;
 use crate::finding::{Correlated, Finding, Subject};
 use crate::thresholds::{Knobs, default_for};
-use crate::view::Secs;
+use crate::view::{Secs, Uid};
 
 pub use correlate::correlate;
 pub use node::classify_node;
@@ -61,12 +61,20 @@ impl EventPattern {
     pub const DEFAULT_COUNT: u32 = 1;
     pub const DEFAULT_WINDOW: Secs = 600;
 
-    /// The finding for `subject` (kind "Pod" or "Node") if its events match.
-    pub fn find(&self, subject: &Subject, cluster: &impl ClusterView, now: Secs) -> Option<Finding> {
+    /// The finding for `subject` (kind "Pod" or "Node", created at `created` if known) if its
+    /// events match.
+    pub fn find(
+        &self,
+        subject: &Subject,
+        created: Option<Secs>,
+        cluster: &impl ClusterView,
+        now: Secs,
+    ) -> Option<Finding> {
         let from = now - self.window;
         let kind = subject.kind.as_str();
+        let uid = Uid::parse(&subject.uid);
         let t = tally(
-            cluster.events(kind, subject.namespace.as_deref(), &subject.name),
+            cluster.events_of(kind, subject.namespace.as_deref(), &subject.name, &uid, created),
             from,
             |e| {
                 self.reason.as_deref().is_none_or(|r| r == &*e.reason)

@@ -136,9 +136,11 @@ fn classify_flapping(
         .copied()
         .filter(|&t| t >= from)
         .collect();
-    let events = tally(cluster.events("Node", None, &node.name), from, |e| {
-        matches!(&*e.reason, "NodeReady" | "NodeNotReady")
-    });
+    let events = tally(
+        cluster.events_of("Node", None, &node.name, &node.uid, None),
+        from,
+        |e| matches!(&*e.reason, "NodeReady" | "NodeNotReady"),
+    );
     let from_history = history.len() as u32;
     let (count, said, since) = if from_history >= events.count {
         (from_history, from_history.to_string(), history.first().copied())
@@ -205,9 +207,11 @@ fn classify_system_oom(
     out: &mut Vec<Finding>,
 ) {
     let from = now - knobs.system_oom_window;
-    let t = tally(cluster.events("Node", None, &node.name), from, |e| {
-        &*e.reason == "SystemOOM"
-    });
+    let t = tally(
+        cluster.events_of("Node", None, &node.name, &node.uid, None),
+        from,
+        |e| &*e.reason == "SystemOOM",
+    );
     if t.count >= knobs.system_oom_count {
         let mut evidence = summary(format!(
             "{} SystemOOM events in the last {} (threshold {})",

@@ -290,7 +290,13 @@ fn container_summary(class: FailureClass, c: &ContainerView) -> String {
 
 fn has_events(pod: &PodView, cluster: &impl ClusterView) -> bool {
     cluster
-        .events("Pod", Some(&pod.namespace), &pod.name)
+        .events_of(
+            "Pod",
+            Some(&pod.namespace),
+            &pod.name,
+            &pod.uid,
+            Some(pod.created()),
+        )
         .next()
         .is_some()
 }
