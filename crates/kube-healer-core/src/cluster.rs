@@ -41,7 +41,7 @@ pub trait ClusterView {
     ) -> impl Iterator<Item = &'a EventView> + 'a {
         self.events(kind, namespace, name)
             .filter(move |e| match e.object_uid.as_deref() {
-                Some(u) => Uid::parse(u) == *uid || (kind == "Node" && u == name),
+                Some(u) => uid.is(u) || (kind == "Node" && u == name),
                 None => created.is_none_or(|c| e.last_seen >= c),
             })
     }

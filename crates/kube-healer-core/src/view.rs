@@ -59,6 +59,34 @@ impl Uid {
     }
 }
 
+impl Uid {
+    /// Whether `text` names this UID, without allocating (it runs for every event of every
+    /// object classified).
+    pub fn is(&self, text: &str) -> bool {
+        match self {
+            Uid::Other(s) => **s == *text,
+            Uid::Uuid(b) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let text = text.as_bytes();
+                let mut at = 0;
+                text.len() == 36
+                    && b.iter().enumerate().all(|(i, byte)| {
+                        if matches!(i, 4 | 6 | 8 | 10) {
+                            if text[at] != b'-' {
+                                return false;
+                            }
+                            at += 1;
+                        }
+                        let ok = text[at] == HEX[(byte >> 4) as usize]
+                            && text[at + 1] == HEX[(byte & 15) as usize];
+                        at += 2;
+                        ok
+                    })
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for Uid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -386,6 +414,11 @@ mod tests {
             "4e4a1616x36d6-43d9-9bde-091091403faf",
         ] {
             assert_eq!(Uid::parse(text).to_string(), text);
+            assert!(Uid::parse(text).is(text), "{text}");
+            assert!(
+                !Uid::parse(text).is("4e4a1616-36d6-43d9-9bde-091091403fae"),
+                "{text}"
+            );
         }
         assert!(matches!(
             Uid::parse("4e4a1616-36d6-43d9-9bde-091091403faf"),

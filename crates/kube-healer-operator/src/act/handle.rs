@@ -3,16 +3,18 @@
 //! ended is finished now (every action is safe to repeat: UID preconditions, the node's own
 //! state, deterministic Job names, one restart per workload and cooldown).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::events::Recorder;
 use kube_healer_api::record::ActionPhase;
 use kube_healer_api::{FailureClass, HealingAction, reasons};
+use kube_healer_core::decide::Fresh;
 
 use crate::act::Outcome;
 use crate::act::announce::announce;
 use crate::act::dispatch::{carry_out, removes_target, takes_long};
-use crate::act::recheck::{Rechecked, recheck};
+use crate::act::recheck::recheck;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::protocol::{ActionRequest, Leading};
@@ -82,94 +84,29 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
     observe_latency(&io, &req);
     failpoint_pause("before-recheck").await;
     // Read afresh right before the call: the failure must still hold.
+    let skipped = |reason, message| Some(Outcome::new(ActionPhase::Skipped, reason, message, 0));
     let rechecked = match recheck(io.client, &req, io.clock.now()).await {
-        Rechecked::Go => None,
-        Rechecked::Cleared(why) => Some(Outcome::new(
-            ActionPhase::Skipped,
-            reasons::RECOVERED,
-            format!("not carried out: {why}"),
-            0,
-        )),
+        Ok(Fresh::Holds) => None,
+        Ok(Fresh::Cleared(why)) => skipped(reasons::RECOVERED, format!("not carried out: {why}")),
+        Ok(Fresh::Unsafe(why)) => skipped(reasons::UNSAFE, format!("not carried out: {why}")),
         // Finishing a decision of a process that ended: its call may have been made already.
-        Rechecked::Gone(how) if resumed && removes_target(req.spec.action) => Some(Outcome::new(
+        Ok(Fresh::Gone(how)) if resumed && removes_target(req.spec.action) => Some(Outcome::new(
             ActionPhase::Succeeded,
             reasons::COMPLETED,
             format!("{how}: the call made before the restart took effect, or it was removed since"),
             0,
         )),
-        Rechecked::Gone(how) => Some(Outcome::new(
-            ActionPhase::Skipped,
-            reasons::TARGET_GONE,
-            format!("not carried out: {how}"),
-            0,
-        )),
-        Rechecked::Unsafe(why) => Some(Outcome::new(
-            ActionPhase::Skipped,
-            reasons::UNSAFE,
-            format!("not carried out: {why}"),
-            0,
-        )),
-        Rechecked::Unread(e, calls) => Some(Outcome::new(
+        Ok(Fresh::Gone(how)) => skipped(reasons::TARGET_GONE, format!("not carried out: {how}")),
+        Err((e, calls)) => Some(Outcome::new(
             ActionPhase::Failed,
             reasons::API_ERROR,
             format!("not carried out: the recheck right before the call could not read the target: {e}"),
             calls,
         )),
     };
-    if let Some(outcome) = rechecked {
-        tracing::info!(record = %req.name, target = %target.reference, reason = outcome.reason, message = %outcome.message, "not carried out after the recheck");
-        let finished = Finished {
-            phase: outcome.phase,
-            reason: outcome.reason,
-            message: outcome.message.clone(),
-            calls: outcome.calls,
-            start,
-            finish: io.clock.time(),
-        };
-        writer::finish(io.records, &req.name, finished).await;
-        count(io.metrics, &req, outcome.phase, outcome.reason);
-        if outcome.phase != ActionPhase::Succeeded {
-            announce(
-                io.recorder,
-                &req.spec,
-                outcome.phase,
-                outcome.reason,
-                &outcome.message,
-            )
-            .await;
-        }
-        return match outcome.phase {
-            ActionPhase::Succeeded => Handled::CarriedOut,
-            _ => Handled::NotCarriedOut,
-        };
-    }
-    // An action that takes long (an eviction waiting on a PodDisruptionBudget, a drain, a
-    // Job) shows Running meanwhile; the call does not wait for that write, and the final phase is
-    // written after both. One-call actions skip it: a record without a final phase is finished
-    // after a crash either way, and in a bulk clean-up every write to the API server counts.
-    let running = async {
-        if takes_long(req.spec.action) {
-            writer::running(io.records, &req.name, start.clone()).await;
-        }
-    };
-    let ((), outcome) = tokio::join!(running, carry_out(io.client, &req, io.clock, io.leading));
-    let outcome = match outcome {
-        // Finishing a decision of a process that ended: its call may have been made already.
-        Outcome {
-            phase: ActionPhase::Failed,
-            reason: reasons::TARGET_GONE,
-            calls,
-            ..
-        } if resumed && removes_target(req.spec.action) => Outcome::new(
-            ActionPhase::Succeeded,
-            reasons::COMPLETED,
-            format!(
-                "{} is gone: the call made before the restart took effect, or it was removed since",
-                target.reference
-            ),
-            calls,
-        ),
-        outcome => outcome,
+    let outcome = match rechecked {
+        Some(outcome) => outcome,
+        None => call(&io, &req, resumed, &start).await,
     };
     let Outcome {
         phase,
@@ -204,6 +141,39 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
         Handled::CarriedOut
     } else {
         Handled::NotCarriedOut
+    }
+}
+
+/// The action's call(s), with the record marked Running meanwhile for long ones.
+async fn call(io: &Io<'_>, req: &ActionRequest, resumed: bool, start: &Time) -> Outcome {
+    let target = &req.spec.target;
+    // An action that takes long (an eviction waiting on a PodDisruptionBudget, a drain, a
+    // Job) shows Running meanwhile; the call does not wait for that write, and the final phase is
+    // written after both. One-call actions skip it: a record without a final phase is finished
+    // after a crash either way, and in a bulk clean-up every write to the API server counts.
+    let running = async {
+        if takes_long(req.spec.action) {
+            writer::running(io.records, &req.name, start.clone()).await;
+        }
+    };
+    let ((), outcome) = tokio::join!(running, carry_out(io.client, req, io.clock, io.leading));
+    match outcome {
+        // Finishing a decision of a process that ended: its call may have been made already.
+        Outcome {
+            phase: ActionPhase::Failed,
+            reason: reasons::TARGET_GONE,
+            calls,
+            ..
+        } if resumed && removes_target(req.spec.action) => Outcome::new(
+            ActionPhase::Succeeded,
+            reasons::COMPLETED,
+            format!(
+                "{} is gone: the call made before the restart took effect, or it was removed since",
+                target.reference
+            ),
+            calls,
+        ),
+        outcome => outcome,
     }
 }
 

@@ -15,20 +15,6 @@ use kube_healer_core::view::Secs;
 use crate::protocol::ActionRequest;
 use crate::retry::{self, Backoff};
 
-/// What the recheck found.
-pub enum Rechecked {
-    /// The failure still holds (or the request changes nothing and needs no recheck).
-    Go,
-    /// It cleared: no call; why.
-    Cleared(String),
-    /// The target is gone: no call; how.
-    Gone(String),
-    /// Unsafe on what was read: no call; why.
-    Unsafe(String),
-    /// The fresh state could not be read: no call either; the error, and the calls made.
-    Unread(String, i32),
-}
-
 /// Pod classes judged on the pod's node: the recheck reads the node too.
 fn depends_on_node(class: FailureClass) -> bool {
     matches!(
@@ -37,84 +23,66 @@ fn depends_on_node(class: FailureClass) -> bool {
     )
 }
 
-/// GETs an object: found, gone (404), or the error; and the calls made.
+/// GETs an object: found or gone (404); an error says why it could not be read. Counts calls.
 async fn read<K, V>(
     api: &Api<K>,
     name: &str,
+    calls: &mut i32,
     convert: impl FnOnce(&K) -> Option<V>,
-) -> (Result<Read<V>, String>, i32)
+) -> Result<Read<V>, String>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let (got, calls) = retry::call(Backoff::ACTION, "recheck", || api.get_opt(name)).await;
-    let read = match got {
-        Ok(Some(object)) => match convert(&object) {
-            Some(view) => Ok(Read::Found(view)),
-            None => Err(format!("{name} could not be read")),
-        },
+    let (got, n) = retry::call(Backoff::ACTION, "recheck", || api.get_opt(name)).await;
+    *calls += n;
+    match got {
+        Ok(Some(object)) => convert(&object)
+            .map(Read::Found)
+            .ok_or_else(|| format!("{name} could not be read")),
         Ok(None) => Ok(Read::Gone),
         Err(e) => Err(retry::describe(&e)),
-    };
-    (read, calls)
+    }
 }
 
-pub async fn recheck(client: &Client, req: &ActionRequest, now: Secs) -> Rechecked {
+/// The target read afresh and reclassified (Holds when the request changes nothing and needs no
+/// recheck); Err when it could not be read: why, and the calls made.
+pub async fn recheck(client: &Client, req: &ActionRequest, now: Secs) -> Result<Fresh, (String, i32)> {
+    let mut calls = 0;
+    fresh(client, req, now, &mut calls).await.map_err(|e| (e, calls))
+}
+
+async fn fresh(client: &Client, req: &ActionRequest, now: Secs, calls: &mut i32) -> Result<Fresh, String> {
     let Some(seen) = req.seen.as_deref() else {
-        return Rechecked::Go;
+        return Ok(Fresh::Holds);
     };
     let target = &req.spec.target;
     let mut interner = Interner::default();
     let nodes: Api<Node> = Api::all(client.clone());
-    let mut calls = 0;
-    let fresh = match target.kind {
+    match target.kind {
         TargetKind::Pod => {
             let namespace = target.namespace.as_deref().unwrap_or_default();
             let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-            let (pod, n) = read(&pods, &target.name, |p| pod_view(p, &mut interner).ok()).await;
-            calls += n;
-            let pod = match pod {
-                Ok(p) => p,
-                Err(e) => return Rechecked::Unread(e, calls),
-            };
-            let node_name = seen.pod.as_ref().and_then(|p| p.node.clone());
-            let node = match node_name {
+            let pod = read(&pods, &target.name, calls, |p| pod_view(p, &mut interner).ok()).await?;
+            let node = match seen.pod.as_ref().and_then(|p| p.node.as_deref()) {
                 Some(node) if depends_on_node(seen.condition.class) => {
-                    let (node, n) = read(&nodes, &node, |n| node_view(n, &mut interner).ok()).await;
-                    calls += n;
-                    match node {
-                        Ok(n) => n,
-                        Err(e) => return Rechecked::Unread(e, calls),
-                    }
+                    read(&nodes, node, calls, |n| node_view(n, &mut interner).ok()).await?
                 }
                 _ => Read::NotRead,
             };
-            recheck_pod(seen, req.spec.action, pod, node, now)
+            Ok(recheck_pod(seen, req.spec.action, pod, node, now))
         }
         TargetKind::Node => {
-            let (node, n) = read(&nodes, &target.name, |n| node_view(n, &mut interner).ok()).await;
-            calls += n;
-            let node = match node {
-                Ok(n) => n,
-                Err(e) => return Rechecked::Unread(e, calls),
-            };
+            let node = read(&nodes, &target.name, calls, |n| node_view(n, &mut interner).ok()).await?;
             let lease = if seen.condition.class == FailureClass::HeartbeatLag {
                 let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
-                let (lease, n) = read(&leases, &target.name, |l| lease_view(l, &mut interner).ok()).await;
-                calls += n;
-                match lease {
-                    Ok(l) => l,
-                    Err(e) => return Rechecked::Unread(e, calls),
-                }
+                read(&leases, &target.name, calls, |l| {
+                    lease_view(l, &mut interner).ok()
+                })
+                .await?
             } else {
                 Read::NotRead
             };
-            recheck_node(seen, node, lease, now)
+            Ok(recheck_node(seen, node, lease, now))
         }
-    };
-    match fresh {
-        Fresh::Holds => Rechecked::Go,
-        Fresh::Cleared(why) => Rechecked::Cleared(why),
-        Fresh::Gone(how) => Rechecked::Gone(how),
-        Fresh::Unsafe(why) => Rechecked::Unsafe(why),
     }
 }

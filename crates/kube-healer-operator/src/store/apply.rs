@@ -95,17 +95,14 @@ impl Stores {
                     None => self.avoid_until.remove(&name),
                 };
                 // A node kube-healer let go of frees the disruption budget: the node decisions
-                // it held are made again.
-                let freed = self
-                    .nodes
-                    .get(&name)
-                    .is_some_and(|old| old.held_by.len() > view.held_by.len());
-                // Fenced or let go (the out-of-service taint): the pods a ForceDelete held for
-                // it are decided again.
-                let fencing_changed = self
-                    .nodes
-                    .get(&name)
-                    .is_some_and(|old| old.has_taint(OUT_OF_SERVICE) != view.has_taint(OUT_OF_SERVICE));
+                // it held are made again. A node fenced or let go (the out-of-service taint):
+                // the pods a ForceDelete held for it are decided again.
+                let (freed, fencing_changed) = self.nodes.get(&name).map_or((false, false), |old| {
+                    (
+                        old.held_by.len() > view.held_by.len(),
+                        old.has_taint(OUT_OF_SERVICE) != view.has_taint(OUT_OF_SERVICE),
+                    )
+                });
                 let ready_changed = self.upsert_node(view, now);
                 self.relist_nodes.saw(&name);
                 let mut targets = vec![Target::Node(name.clone())];
