@@ -49,8 +49,11 @@ impl Engine {
     }
 
     /// Deletes the records past their retention, and sets when to look again. The leader's duty.
+    /// Only on current stores: a failure in progress is known from the pods and nodes listed,
+    /// and a target not listed yet is unknown, not recovered; its record must stay. (Once every
+    /// watch has listed, retention runs: see `synced_changed`.)
     pub(super) fn apply_retention(&mut self, now: Secs) {
-        if !self.is_leader || self.action_tx.is_none() {
+        if !self.is_leader || self.action_tx.is_none() || !self.synced.all() {
             return;
         }
         let policies = &self.policies;

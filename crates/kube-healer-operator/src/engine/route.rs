@@ -92,6 +92,8 @@ impl Engine {
             for target in self.stores.targets() {
                 self.evaluate(&target, now);
             }
+            // What failures are in progress is known only now.
+            self.apply_retention(now);
         }
     }
 
