@@ -13,7 +13,7 @@ use crate::duration::Duration;
 macro_rules! action_kinds {
     ($($(#[doc = $doc:literal])* $name:ident: [$($kind:ident),*],)*) => {
         /// What a ladder step does. On pods: Event, Evict, Delete, ForceDelete, Reschedule,
-        /// RestartOwner. On nodes: Event, Cordon, Taint, Drain, RunJob.
+        /// RestartOwner. On nodes: Event, Cordon, Taint, Drain, RunJob, OutOfService.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
         #[schemars(extend("maxLength" = 16))]
         pub enum ActionKind {
@@ -62,6 +62,13 @@ action_kinds! {
     Drain: [Node],
     /// Run a Job pinned to the node from the template in `runJob`.
     RunJob: [Node],
+    /// Taint the node node.kubernetes.io/out-of-service=nodeshutdown:NoExecute: Kubernetes'
+    /// non-graceful node shutdown, in which the pod GC force-deletes the node's pods and their
+    /// volumes are detached, so that StatefulSet pods and pods with volumes start elsewhere. Only
+    /// for a node that is shut down: held Unsafe unless its Lease has expired for
+    /// `outOfService.leaseExpiredFor` and it has been unreachable for
+    /// `outOfService.unreachableFor`. Removed when the node is Ready again.
+    OutOfService: [Node],
 }
 
 impl ActionKind {
@@ -98,13 +105,14 @@ impl fmt::Display for ActionKind {
 #[x_kube(validation = params_rule("taint", ActionKind::Taint))]
 #[x_kube(validation = params_rule("drain", ActionKind::Drain))]
 #[x_kube(validation = params_rule("runJob", ActionKind::RunJob))]
+#[x_kube(validation = params_rule("outOfService", ActionKind::OutOfService))]
 #[x_kube(validation = Rule::new("self.action != 'Taint' || has(self.taint)")
     .message("action Taint needs taint: {key, effect}, for example {key: kube-healer/unhealthy, effect: NoSchedule}"))]
 #[x_kube(validation = Rule::new("self.action != 'RunJob' || has(self.runJob)")
     .message("action RunJob needs runJob: {namespace, podSpec}"))]
 pub struct HealingStep {
     /// The action of this step. Pods: Event, Evict, Delete, ForceDelete, Reschedule, RestartOwner.
-    /// Nodes: Event, Cordon, Taint, Drain, RunJob.
+    /// Nodes: Event, Cordon, Taint, Drain, RunJob, OutOfService.
     pub action: ActionKind,
     /// How long the failure may persist after this step acted before the next step runs
     /// (default 10m). On the last step it is the wait before the step is tried again, within
@@ -132,6 +140,9 @@ pub struct HealingStep {
     /// Parameters of RunJob (required for it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_job: Option<RunJobParams>,
+    /// Parameters of OutOfService: the evidence that the node is shut down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_service: Option<OutOfServiceParams>,
 }
 
 fn params_rule(field: &str, action: ActionKind) -> Rule {
@@ -154,6 +165,7 @@ impl HealingStep {
             taint: None,
             drain: None,
             run_job: None,
+            out_of_service: None,
         }
     }
 
@@ -305,4 +317,34 @@ pub struct RunJobParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 604800))]
     pub ttl_seconds_after_finished: Option<i32>,
+}
+
+/// The evidence OutOfService needs that a node is shut down, not merely cut off: the taint makes
+/// Kubernetes force-delete its pods and detach their volumes, so a node still running them would
+/// run a StatefulSet pod twice, or have a volume written by two. A partition looks the same from
+/// here; the storm guards hold the action when many nodes go down together.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutOfServiceParams {
+    /// How long the node's Lease must have been expired (its last renewal, as this operator saw
+    /// it, plus its leaseDurationSeconds), counted only while other nodes' Leases are seen
+    /// renewing (default 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expired_for: Option<Duration>,
+    /// How long the node must have been unreachable (Ready Unknown) (default 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable_for: Option<Duration>,
+}
+
+impl OutOfServiceParams {
+    pub const DEFAULT_LEASE_EXPIRED_FOR: Duration = Duration::from_secs(300);
+    pub const DEFAULT_UNREACHABLE_FOR: Duration = Duration::from_secs(300);
+
+    pub fn lease_expired_for(&self) -> Duration {
+        self.lease_expired_for.unwrap_or(Self::DEFAULT_LEASE_EXPIRED_FOR)
+    }
+
+    pub fn unreachable_for(&self) -> Duration {
+        self.unreachable_for.unwrap_or(Self::DEFAULT_UNREACHABLE_FOR)
+    }
 }

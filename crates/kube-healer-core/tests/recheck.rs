@@ -52,6 +52,7 @@ fn seen_pod(condition: CompiledCondition, pod: &PodView, node: Option<&NodeView>
         pods_on_node: vec![],
         leases_seen_renewing: None,
         without_fencing: false,
+        shutdown: Default::default(),
     }
 }
 
@@ -125,23 +126,36 @@ fn a_node_that_recovered_or_failed_anew_is_not_acted_on() {
         pods_on_node: vec![],
         leases_seen_renewing: None,
         without_fencing: false,
+        shutdown: Default::default(),
     };
     assert_eq!(
-        recheck_node(&seen, Read::Found(decided), Read::NotRead, NOW),
+        recheck_node(
+            &seen,
+            ActionKind::Cordon,
+            Read::Found(decided),
+            Read::NotRead,
+            NOW
+        ),
         Fresh::Holds
     );
     let ready = node_of(ready_node("w1"));
     assert!(matches!(
-        recheck_node(&seen, Read::Found(ready), Read::NotRead, NOW),
+        recheck_node(&seen, ActionKind::Cordon, Read::Found(ready), Read::NotRead, NOW),
         Fresh::Cleared(_)
     ));
     // Ready for a moment in between, NotReady again since: another episode, decided afresh.
-    match recheck_node(&seen, Read::Found(node_of(not_ready(-400))), Read::NotRead, NOW) {
+    match recheck_node(
+        &seen,
+        ActionKind::Cordon,
+        Read::Found(node_of(not_ready(-400))),
+        Read::NotRead,
+        NOW,
+    ) {
         Fresh::Cleared(why) => assert!(why.contains("began anew"), "{why}"),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        recheck_node(&seen, Read::Gone, Read::NotRead, NOW),
+        recheck_node(&seen, ActionKind::Cordon, Read::Gone, Read::NotRead, NOW),
         Fresh::Gone(_)
     ));
 }

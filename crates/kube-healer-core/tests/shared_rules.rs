@@ -224,7 +224,7 @@ fn force_delete_waits_for_the_deadline_and_a_statefulset_pod_for_its_node_confir
     assert_eq!(restart, None, "a StatefulSet is a workload to restart");
 
     // The guard turns an act into an Unsafe hold, and leaves everything else alone.
-    let held = guard(act(false), |_, _| Some("no".into()));
+    let held = guard(act(false), |_, _| Some(unsafe_("no")));
     assert!(
         matches!(
             held,
@@ -237,7 +237,7 @@ fn force_delete_waits_for_the_deadline_and_a_statefulset_pod_for_its_node_confir
     );
     assert_eq!(guard(act(true), |_, _| None), act(true));
     let wait = Decision::Wait { until: T };
-    assert_eq!(guard(wait.clone(), |_, _| Some("no".into())), wait);
+    assert_eq!(guard(wait.clone(), |_, _| Some(unsafe_("no"))), wait);
 }
 
 #[test]
@@ -373,4 +373,11 @@ fn a_node_is_held_by_the_policies_its_kube_healer_annotations_name() {
     assert_eq!(held, ["cordoner", "tainter"]);
     let plain = node_view(&node("p", "a", json!([])), &mut interner).unwrap();
     assert!(plain.held_by.is_empty());
+}
+
+fn unsafe_(message: &str) -> kube_healer_core::decide::Unsafe {
+    kube_healer_core::decide::Unsafe {
+        message: message.into(),
+        retry_at: None,
+    }
 }

@@ -3,7 +3,7 @@
 
 use kube_healer_core::decide::{Budget, decide as core_decide};
 use kube_healer_core::decide::{
-    DOWN_CLASSES, Decision, Facts, Ladder, count_unhealthy_nodes, guard, unsafe_for, without_fencing,
+    DOWN_CLASSES, Decision, Facts, Ladder, count_unhealthy_nodes, guard, unsafe_for_target,
 };
 use kube_healer_core::policy::{CompiledPolicy, Target};
 use kube_healer_core::view::Secs;
@@ -38,12 +38,9 @@ impl Decider<'_> {
         });
         let due = finding.due_at(policy.conditions[condition].for_secs);
         let decision = core_decide(&policy.policy.spec, due, ladder, budget, &facts);
-        guard(decision, |step, action| match target {
-            Target::Pod(pod) => {
-                let unfenced = without_fencing(&policy.policy.spec, step);
-                unsafe_for(pod, snapshot, &finding.subject, action, unfenced, now)
-            }
-            Target::Node(_) => None,
+        guard(decision, |step, action| {
+            let spec = &policy.policy.spec;
+            unsafe_for_target(spec, step, action, target, snapshot, &finding.subject, now)
         })
     }
 }

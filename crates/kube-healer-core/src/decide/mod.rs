@@ -16,6 +16,7 @@ mod facts;
 mod ladder;
 mod recheck;
 mod safety;
+mod shutdown;
 
 pub use budget::Budget;
 pub use drain::{LeftAlone, left_alone};
@@ -23,8 +24,10 @@ pub use facts::{DOWN_CLASSES, Facts, OutOfService, correlated_message, count_unh
 pub use ladder::Ladder;
 pub use recheck::{Fresh, Read, Seen, recheck_node, recheck_pod};
 pub use safety::{
-    OUT_OF_SERVICE, guard, rescheduled_by_controller, restartable_owner, unsafe_for, without_fencing,
+    OUT_OF_SERVICE, Unsafe, guard, rescheduled_by_controller, restartable_owner, unsafe_for,
+    unsafe_for_target, without_fencing,
 };
+pub use shutdown::{ShutdownEvidence, unsafe_for_node};
 
 /// What to do now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,7 +205,11 @@ pub fn decide(
 /// budget).
 pub fn takes_node_out_of_service(action: ActionKind) -> bool {
     match action {
-        ActionKind::Cordon | ActionKind::Taint | ActionKind::Drain | ActionKind::RunJob => true,
+        ActionKind::Cordon
+        | ActionKind::Taint
+        | ActionKind::Drain
+        | ActionKind::RunJob
+        | ActionKind::OutOfService => true,
         ActionKind::Event
         | ActionKind::Evict
         | ActionKind::Delete

@@ -8,7 +8,7 @@ use kube_healer_api::{ActionKind, FailureClass};
 
 use crate::carry::{carry_lease, carry_node, carry_pod};
 use crate::cluster::Snapshot;
-use crate::decide::unsafe_for;
+use crate::decide::{ShutdownEvidence, unsafe_for, unsafe_for_node};
 use crate::finding::Subject;
 use crate::policy::{CompiledCondition, Target};
 use crate::view::{EventView, LeaseView, NodeView, PodView, Secs};
@@ -31,6 +31,8 @@ pub struct Seen {
     pub leases_seen_renewing: Option<Secs>,
     /// The step opted out of fencing (`forceDelete.withoutFencing`).
     pub without_fencing: bool,
+    /// The evidence of a shutdown the step asks for (OutOfService).
+    pub shutdown: ShutdownEvidence,
 }
 
 /// A fresh read of an object.
@@ -118,8 +120,15 @@ pub fn recheck_pod(
     }
 }
 
-/// Reclassifies a node from its fresh read (and its Lease's, if read).
-pub fn recheck_node(seen: &Seen, node: Read<NodeView>, lease: Read<LeaseView>, now: Secs) -> Fresh {
+/// Reclassifies a node from its fresh read (and its Lease's, if read), and applies the action's
+/// safety rule to what was read (OutOfService: the node still shut down, its Lease still expired).
+pub fn recheck_node(
+    seen: &Seen,
+    action: ActionKind,
+    node: Read<NodeView>,
+    lease: Read<LeaseView>,
+    now: Secs,
+) -> Fresh {
     let mut node = match node {
         Read::Found(n) => n,
         Read::Gone | Read::NotRead => return Fresh::Gone("the node is gone".into()),
@@ -140,7 +149,14 @@ pub fn recheck_node(seen: &Seen, node: Read<NodeView>, lease: Read<LeaseView>, n
         lease.into_iter().collect(),
     );
     snapshot.leases_seen_renewing = seen.leases_seen_renewing;
-    verdict(seen, Target::Node(&snapshot.nodes[0]), &snapshot, now)
+    let node = &snapshot.nodes[0];
+    match verdict(seen, Target::Node(node), &snapshot, now) {
+        Fresh::Holds => match unsafe_for_node(node, &snapshot, action, seen.shutdown, now) {
+            Some(why) => Fresh::Unsafe(why.message),
+            None => Fresh::Holds,
+        },
+        other => other,
+    }
 }
 
 fn verdict(seen: &Seen, target: Target<'_>, snapshot: &Snapshot, now: Secs) -> Fresh {

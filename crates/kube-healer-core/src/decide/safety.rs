@@ -4,9 +4,46 @@
 use kube_healer_api::{ActionKind, HealingPolicySpec};
 
 use super::Decision;
+use super::shutdown::{ShutdownEvidence, unsafe_for_node};
 use crate::cluster::{ClusterView, NodeLookup};
 use crate::finding::Subject;
+use crate::policy::Target;
 use crate::view::{OwnerKind, PodView, Secs, Status};
+
+/// Why an action is unsafe for its target now, and when it may be safe (None: only a change of
+/// the target can make it so).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unsafe {
+    pub message: String,
+    pub retry_at: Option<Secs>,
+}
+
+/// Why step `step`'s action is unsafe for the target now, if it is: the one safety rule of the
+/// operator's gate and the CLI (`unsafe_for` for pods, `unsafe_for_node` for nodes).
+pub fn unsafe_for_target(
+    spec: &HealingPolicySpec,
+    step: usize,
+    action: ActionKind,
+    target: Target<'_>,
+    cluster: &impl ClusterView,
+    subject: &Subject,
+    now: Secs,
+) -> Option<Unsafe> {
+    match target {
+        Target::Pod(pod) => {
+            let unfenced = without_fencing(spec, step);
+            let message = unsafe_for(pod, cluster, subject, action, unfenced, now)?;
+            Some(Unsafe {
+                message,
+                retry_at: None,
+            })
+        }
+        Target::Node(node) => {
+            let evidence = ShutdownEvidence::of(spec, step);
+            unsafe_for_node(node, cluster, action, evidence, now)
+        }
+    }
+}
 
 /// The taint that confirms a node is shut down (non-graceful node shutdown).
 pub const OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
@@ -102,15 +139,15 @@ pub fn without_fencing(spec: &HealingPolicySpec, step: usize) -> bool {
 
 /// A decision to act, held back (reason Unsafe) if `unsafe_for` names why the action is unsafe
 /// for the target now.
-pub fn guard(decision: Decision, unsafe_for: impl FnOnce(usize, ActionKind) -> Option<String>) -> Decision {
+pub fn guard(decision: Decision, unsafe_for: impl FnOnce(usize, ActionKind) -> Option<Unsafe>) -> Decision {
     match decision {
         Decision::Act { step, action, .. } => match unsafe_for(step, action) {
-            Some(message) => Decision::Hold {
+            Some(Unsafe { message, retry_at }) => Decision::Hold {
                 step,
                 action,
                 reason: kube_healer_api::reasons::UNSAFE,
                 message,
-                retry_at: None,
+                retry_at,
             },
             None => decision,
         },

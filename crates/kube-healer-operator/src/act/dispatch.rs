@@ -51,6 +51,7 @@ pub async fn carry_out(
             Some(params) => job::run_job(client, &req.name, spec, params, leading).await,
             None => missing("runJob"),
         },
+        ActionKind::OutOfService => node::taint(client, spec, &node::out_of_service()).await,
     }
 }
 
@@ -66,7 +67,8 @@ pub fn takes_long(action: ActionKind) -> bool {
         | ActionKind::Delete
         | ActionKind::ForceDelete
         | ActionKind::Cordon
-        | ActionKind::Taint => false,
+        | ActionKind::Taint
+        | ActionKind::OutOfService => false,
     }
 }
 
@@ -79,6 +81,7 @@ pub fn removes_target(action: ActionKind) -> bool {
         | ActionKind::Cordon
         | ActionKind::Taint
         | ActionKind::Drain
-        | ActionKind::RunJob => false,
+        | ActionKind::RunJob
+        | ActionKind::OutOfService => false,
     }
 }

@@ -104,6 +104,16 @@ pub async fn cordon(client: &Client, spec: &HealingActionSpec) -> Outcome {
     })
 }
 
+/// The taint of Kubernetes' non-graceful node shutdown, as its documentation writes it.
+pub fn out_of_service() -> TaintParams {
+    TaintParams {
+        key: kube_healer_core::decide::OUT_OF_SERVICE.into(),
+        value: Some("nodeshutdown".into()),
+        effect: kube_healer_api::action::TaintEffect::NoExecute,
+        acknowledge_no_execute: true,
+    }
+}
+
 pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParams) -> Outcome {
     let effect = taint.effect.as_str();
     let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {

@@ -1,5 +1,5 @@
 //! The fresh recheck right before a destructive call: GET the target (and the node a pod decision
-//! depends on, or a node's Lease for HeartbeatLag), convert it as the stores do, and let core's
+//! depends on, or a node's Lease for HeartbeatLag and OutOfService), convert it as the stores do, and let core's
 //! recheck reclassify it with the decision's condition. One or two GETs per destructive action,
 //! none on the classification path.
 
@@ -7,7 +7,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::api::Api;
-use kube_healer_api::{FailureClass, TargetKind};
+use kube_healer_api::{ActionKind, FailureClass, TargetKind};
 use kube_healer_core::convert::{Interner, lease_view, node_view, pod_view};
 use kube_healer_core::decide::{Fresh, Read, recheck_node, recheck_pod};
 use kube_healer_core::view::Secs;
@@ -73,7 +73,10 @@ async fn fresh(client: &Client, req: &ActionRequest, now: Secs, calls: &mut i32)
         }
         TargetKind::Node => {
             let node = read(&nodes, &target.name, calls, |n| node_view(n, &mut interner).ok()).await?;
-            let lease = if seen.condition.class == FailureClass::HeartbeatLag {
+            // HeartbeatLag is judged on the Lease, and OutOfService needs it expired.
+            let on_lease = seen.condition.class == FailureClass::HeartbeatLag
+                || req.spec.action == ActionKind::OutOfService;
+            let lease = if on_lease {
                 let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
                 read(&leases, &target.name, calls, |l| {
                     lease_view(l, &mut interner).ok()
@@ -82,7 +85,7 @@ async fn fresh(client: &Client, req: &ActionRequest, now: Secs, calls: &mut i32)
             } else {
                 Read::NotRead
             };
-            Ok(recheck_node(seen, node, lease, now))
+            Ok(recheck_node(seen, req.spec.action, node, lease, now))
         }
     }
 }

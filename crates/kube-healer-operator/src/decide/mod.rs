@@ -14,9 +14,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::reasons;
 use kube_healer_core::decide::{
     Budget, Decision, Facts, Ladder, OutOfService, budget_count, decide, guard, takes_node_out_of_service,
-    unsafe_for, without_fencing,
+    unsafe_for_target,
 };
-use kube_healer_core::policy::CompiledPolicy;
+use kube_healer_core::policy::{CompiledPolicy, Target as CoreTarget};
 use kube_healer_core::view::{NodeView, Secs, Shared};
 use kube_healer_core::{Correlated, Finding};
 
@@ -148,12 +148,12 @@ impl Gate {
         let budget = self.budgets.entry(due.policy.clone()).or_default();
         budget.prune(now);
         let decision = decide(spec, finding.due_at(for_secs), &ladder, budget, &facts);
-        let decision = guard(decision, |step, action| match target {
-            Target::Pod(ns, name) => ctx.stores.pod_at(ns, name).and_then(|p| {
-                let unfenced = without_fencing(spec, step);
-                unsafe_for(p, ctx.stores, &finding.subject, action, unfenced, now)
-            }),
-            Target::Node(_) => None,
+        let decision = guard(decision, |step, action| {
+            let view = match target {
+                Target::Pod(ns, name) => ctx.stores.pod_at(ns, name).map(CoreTarget::Pod),
+                Target::Node(name) => ctx.stores.node_view(name).map(CoreTarget::Node),
+            }?;
+            unsafe_for_target(spec, step, action, view, ctx.stores, &finding.subject, now)
         });
         budget.spend(&decision, now);
         let (decided, recheck) = match decision {

@@ -7,8 +7,6 @@ use kube_healer_api::{ActionKind, HealingActionSpec};
 use kube_healer_core::policy::CompiledPolicy;
 use kube_healer_core::view::Secs;
 
-use kube_healer_core::decide::without_fencing;
-
 use super::seen::seen;
 use crate::policy::DueMatch;
 use crate::protocol::{ActionRequest, Hold};
@@ -71,10 +69,7 @@ pub fn build(
     let seen = changes
         .then(|| policy.conditions.get(due.condition))
         .flatten()
-        .and_then(|c| {
-            let unfenced = without_fencing(spec, decided.step);
-            seen(c, finding.since, unfenced, target, stores)
-        })
+        .and_then(|c| seen(c, finding.since, (spec, decided.step), target, stores))
         .map(Box::new);
     ActionRequest {
         name,

@@ -4,8 +4,9 @@
 //! ends; the recheck's GETs replace the target's and the node's views with what the API server
 //! holds at the call.
 
+use kube_healer_api::HealingPolicySpec;
 use kube_healer_core::cluster::ClusterView;
-use kube_healer_core::decide::Seen;
+use kube_healer_core::decide::{Seen, ShutdownEvidence, without_fencing};
 use kube_healer_core::policy::CompiledCondition;
 use kube_healer_core::view::Secs;
 
@@ -15,12 +16,13 @@ use crate::target::Target;
 pub fn seen(
     condition: &CompiledCondition,
     episode: Secs,
-    without_fencing: bool,
+    (spec, step): (&HealingPolicySpec, usize),
     target: &Target,
     stores: &Stores,
 ) -> Option<Seen> {
     let mut seen = Seen {
-        without_fencing,
+        without_fencing: without_fencing(spec, step),
+        shutdown: ShutdownEvidence::of(spec, step),
         condition: condition.clone(),
         episode,
         pod: None,
