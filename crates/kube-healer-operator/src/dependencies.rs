@@ -13,11 +13,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("metrics", &[]),
     ("retry", &[]),
     ("leader", &[]),
-    ("watch", &["metrics"]),
+    ("failpoint", &[]),
+    ("watch", &["metrics", "failpoint"]),
     ("store", &["target"]),
     ("policy", &["store", "target", "clock"]),
     ("record", &["retry"]),
-    ("act", &["protocol", "record", "retry", "metrics", "clock"]),
+    (
+        "act",
+        &["protocol", "record", "retry", "metrics", "clock", "failpoint"],
+    ),
     ("decide", &["policy", "store", "target", "protocol", "record"]),
     (
         "engine",

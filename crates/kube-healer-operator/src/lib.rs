@@ -14,6 +14,7 @@ pub mod act;
 pub mod clock;
 pub mod decide;
 pub mod engine;
+pub mod failpoint;
 pub mod http;
 pub mod leader;
 pub mod metrics;

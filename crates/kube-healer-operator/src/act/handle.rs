@@ -16,6 +16,7 @@ use crate::act::announce::announce;
 use crate::act::dispatch::{carry_out, removes_target, takes_long};
 use crate::act::recheck::recheck;
 use crate::clock::Clock;
+use crate::failpoint;
 use crate::metrics::Metrics;
 use crate::protocol::{ActionRequest, Leading};
 use crate::record::writer::{self, Begun, Finished};
@@ -56,7 +57,7 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
             return Handled::Unrecorded(Box::new(req));
         }
     };
-    failpoint("after-record");
+    failpoint::abort("after-record");
     if !io.leading.now() {
         // Recorded, not carried out: the record stays unfinished, and the next leader, deciding
         // the same failure, finds it and finishes it.
@@ -82,7 +83,7 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
         return Handled::NotCarriedOut;
     }
     observe_latency(&io, &req);
-    failpoint_pause("before-recheck").await;
+    failpoint::pause("before-recheck").await;
     // Read afresh right before the call: the failure must still hold.
     let skipped = |reason, message| Some(Outcome::new(ActionPhase::Skipped, reason, message, 0));
     let rechecked = match recheck(io.client, &req, io.clock.now()).await {
@@ -194,34 +195,5 @@ fn observe_latency(io: &Io<'_>, req: &ActionRequest) {
     if let Some(due) = req.due_ms {
         let since_due = (calling_ms - due) as f64 / 1000.0;
         io.metrics.due_latency.observe(since_due.max(0.0));
-    }
-}
-
-/// Tests of the recheck: `KUBE_HEALER_FAILPOINT=before-recheck` with
-/// `KUBE_HEALER_FAILPOINT_PAUSE_SECONDS=N` waits N seconds right before the recheck (a decision
-/// that waited in a queue, or on retries), so that a test can change the target meanwhile.
-async fn failpoint_pause(name: &str) {
-    if std::env::var("KUBE_HEALER_FAILPOINT").ok().as_deref() != Some(name) {
-        return;
-    }
-    let secs = std::env::var("KUBE_HEALER_FAILPOINT_PAUSE_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    tracing::warn!(failpoint = name, secs, "failpoint reached: pausing");
-    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
-}
-
-/// Crash tests: `KUBE_HEALER_FAILPOINT=after-record` aborts the process right after a decision is
-/// recorded and before its API call.
-fn failpoint(name: &str) {
-    static FAILPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    if FAILPOINT
-        .get_or_init(|| std::env::var("KUBE_HEALER_FAILPOINT").ok())
-        .as_deref()
-        == Some(name)
-    {
-        tracing::error!(failpoint = name, "failpoint reached: aborting");
-        std::process::abort();
     }
 }

@@ -15,6 +15,7 @@ use kube::{Api, Client};
 use kube_healer_api::{HealingAction, HealingPolicy};
 use tokio::sync::mpsc;
 
+use crate::failpoint;
 use crate::metrics::Metrics;
 
 mod reconnect;
@@ -176,6 +177,7 @@ fn forward<K, S>(
     tokio::spawn(async move {
         let label = Metrics::resource(resource);
         let mut backoff = Reconnect::default();
+        let mut first_list = true;
         loop {
             let mut stream = std::pin::pin!(make());
             let error = loop {
@@ -185,9 +187,14 @@ fn forward<K, S>(
                             kube::runtime::utils::Backoff::reset(&mut backoff);
                         }
                         metrics.watch_events.get_or_create(&label).inc();
+                        let began = matches!(event, watcher::Event::Init);
                         if tx.send(wrap(Box::new(event))).await.is_err() {
                             return; // the engine stopped
                         }
+                        if began && first_list && resource == "nodes" {
+                            failpoint::pause("slow-node-list").await;
+                        }
+                        first_list &= !began;
                     }
                     Some(Err(e)) => break e,
                     None => return,
