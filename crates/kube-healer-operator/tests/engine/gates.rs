@@ -7,10 +7,7 @@ use super::*;
 /// target, and the next one is decided as soon as an action in flight ends.
 #[test]
 fn targets_over_max_concurrent_wait_for_a_free_slot() {
-    let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
-    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (e, clock) = engine();
-    let mut e = e.with_executor(tx, done_rx);
+    let (mut e, clock, mut work) = acting();
     listed(&mut e);
     clock.set(T0);
     e.apply(leftovers_policy(
@@ -59,10 +56,7 @@ fn targets_over_max_concurrent_wait_for_a_free_slot() {
 /// RECORD_RETRY has passed; not before.
 #[test]
 fn a_decision_that_could_not_be_recorded_is_made_again_later() {
-    let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
-    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (e, clock) = engine();
-    let mut e = e.with_executor(tx, done_rx);
+    let (mut e, clock, mut work) = acting();
     listed(&mut e);
     clock.set(T0);
     e.apply(leftovers_policy(
@@ -96,10 +90,7 @@ fn a_decision_that_could_not_be_recorded_is_made_again_later() {
 /// ladder at step 1, under record names of its own (not the dry run's, which would collide).
 #[test]
 fn a_policy_switched_from_dry_run_to_live_starts_at_the_first_step() {
-    let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
-    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (e, clock) = engine();
-    let mut e = e.with_executor(tx, done_rx);
+    let (mut e, clock, mut work) = acting();
     listed(&mut e);
     let policy = |generation: i64, dry_run: bool| {
         let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
@@ -158,10 +149,7 @@ fn a_policy_switched_from_dry_run_to_live_starts_at_the_first_step() {
 /// moment the cause cleared).
 #[test]
 fn members_of_a_cleared_storm_are_held_through_a_cool_off() {
-    let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
-    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (e, clock) = engine();
-    let mut e = e.with_executor(tx, done_rx);
+    let (mut e, clock, mut work) = acting();
     listed(&mut e);
     let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
         "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",

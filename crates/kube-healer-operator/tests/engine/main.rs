@@ -37,6 +37,14 @@ pub fn engine() -> (Engine, ManualClock) {
     (engine, clock)
 }
 
+/// An engine on a manual clock, at T0, sending its work to the returned receiver.
+pub fn acting() -> (Engine, ManualClock, tokio::sync::mpsc::UnboundedReceiver<Work>) {
+    let (tx, work) = tokio::sync::mpsc::unbounded_channel();
+    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (e, clock) = engine();
+    (e.with_executor(tx, done_rx), clock, work)
+}
+
 /// The requests the engine sent to its executor since the last call.
 pub fn requests(work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>) -> Vec<ActionRequest> {
     let mut out = Vec::new();

@@ -8,10 +8,7 @@ use super::*;
 /// Terminating on such a node would be force-deleted (two pods with one identity).
 #[test]
 fn nothing_is_decided_before_every_watch_has_listed() {
-    let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
-    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (e, clock) = engine();
-    let mut e = e.with_executor(tx, done_rx);
+    let (mut e, clock, mut work) = acting();
     let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
         "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
         "metadata": {"name": "stuck", "generation": 1},
@@ -64,10 +61,7 @@ fn nothing_is_decided_before_every_watch_has_listed() {
 
 #[test]
 fn a_failed_watch_holds_decisions_until_it_has_listed_again() {
-    let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
-    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (e, clock) = engine();
-    let mut e = e.with_executor(tx, done_rx);
+    let (mut e, clock, mut work) = acting();
     listed(&mut e);
     e.apply(leftovers_policy(json!({"maxConcurrent": 5})));
     // The node watch fails (a 403, a disconnect): its store is not current.
@@ -107,10 +101,8 @@ fn a_failed_watch_holds_decisions_until_it_has_listed_again() {
 #[test]
 fn retention_waits_for_every_watch_and_keeps_failures_in_progress() {
     use kube_healer_operator::record::Retention;
-    let (tx, mut work) = tokio::sync::mpsc::unbounded_channel();
-    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (e, _clock) = engine();
-    let mut e = e.with_executor(tx, done_rx).with_retention(Retention {
+    let (e, _clock, mut work) = acting();
+    let mut e = e.with_retention(Retention {
         max_age: std::time::Duration::from_secs(86400),
         max_per_policy: 2,
     });
