@@ -51,6 +51,16 @@ pub const POLICY_LABEL: &str = "healing.kubehealer.io/policy";
 /// On the operator's own pods (set by the chart): drains leave them where they are.
 pub const OPERATOR_POD_LABEL: &str = "healing.kubehealer.io/operator";
 pub const TARGET_UID_LABEL: &str = "healing.kubehealer.io/target-uid";
+/// On every HealingAction: what the decision was, `act`, `dry-run` or `hold`. Actions and dry
+/// runs count against their policy's rate, and a restarted or new leader counts them from the
+/// records, so that a restart or a failover grants no fresh budget.
+pub const DECISION_LABEL: &str = "healing.kubehealer.io/decision";
+
+/// On the HealingAction of a long action while it runs (an eviction waiting on a
+/// PodDisruptionBudget, a drain, a rescheduling, a rollout restart, a node Job): the Unix time
+/// (seconds) until which it may still be running, at the latest. Removed when the action ends; a
+/// leader that takes over counts the records that carry it as actions in flight.
+pub const IN_FLIGHT_LABEL: &str = "healing.kubehealer.io/in-flight-until";
 
 /// The CRDs, in the order they are applied: (file name in crds/, definition).
 pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {

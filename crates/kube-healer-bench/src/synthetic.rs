@@ -76,6 +76,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     engine.apply(Change::Event(Box::new(Event::InitDone)));
     engine.apply(Change::Namespace(Box::new(Event::Init)));
     engine.apply(Change::Namespace(Box::new(Event::InitDone)));
+    engine.apply(Change::Record(Box::new(Event::Init)));
+    engine.apply(Change::Record(Box::new(Event::InitDone)));
     engine.correlated();
     let sync_secs = t.elapsed().as_secs_f64();
     let (rss_after, _) = measure::memory_mib(pid).unwrap_or_default();

@@ -90,9 +90,12 @@ impl Finding {
 pub enum CorrelatedCause {
     /// Image pulls from one registry fail on many nodes: the registry, not the pods.
     RegistryPullFailures { registry: String },
-    /// A large share of the nodes are NotReady or Unreachable together: a partition or a
-    /// control-plane fault, not node faults.
-    NodesDown,
+    /// Many nodes of the cluster, or of one zone, fail the same way together (down, late
+    /// heartbeats, flapping, one condition, ...): one cause, not node faults.
+    Nodes {
+        family: crate::classify::NodeFamily,
+        zone: Option<String>,
+    },
 }
 
 /// One finding standing for many: policies hold per-target actions back while it lasts.
@@ -108,14 +111,15 @@ pub struct Correlated {
 
 impl Correlated {
     /// Whether `finding` stems from this cause (its per-target action should be held back): it
-    /// is one of the members; or, when nodes are down together, it is about a member node or a
-    /// pod bound to one (a pod lost with its node is the same partition, not a pod fault).
+    /// is one of the members; or, when nodes fail together, it is about a member node or (for
+    /// the classes the cause holds: nodes down) a pod bound to one (a pod lost with its node is
+    /// the same partition, not a pod fault).
     pub fn covers(&self, finding: &Finding) -> bool {
         if !self.classes.contains(&finding.class) {
             return false;
         }
         match self.cause {
-            CorrelatedCause::NodesDown => finding.subject.node.as_deref().is_some_and(|node| {
+            CorrelatedCause::Nodes { .. } => finding.subject.node.as_deref().is_some_and(|node| {
                 self.members
                     .iter()
                     .any(|m| m.kind == TargetKind::Node && m.name == node)

@@ -558,7 +558,13 @@ fn correlated_registry_failure_and_nodes_down() {
     }
     let report = storm.report();
     assert_eq!(report.correlated.len(), 1, "{:?}", report.correlated);
-    assert_eq!(report.correlated[0].cause, CorrelatedCause::NodesDown);
+    assert_eq!(
+        report.correlated[0].cause,
+        CorrelatedCause::Nodes {
+            family: kube_healer_core::classify::NodeFamily::Down,
+            zone: None
+        }
+    );
     assert!(report.correlated[0].message.contains("4 of 11 nodes"));
 
     let mut two_down = storm;

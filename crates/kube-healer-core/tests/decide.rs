@@ -261,3 +261,57 @@ fn the_cluster_disruption_budget_holds_new_nodes_out_of_service_and_lets_held_on
     assert_eq!(budget_count("2", 100), Ok(2));
     assert!(budget_count("ten", 5).is_err());
 }
+
+/// Long actions an earlier leader left in flight count against maxConcurrent: those of the
+/// policy, past none of their deadlines, not this replica's own, and not on the target decided on.
+#[test]
+fn actions_an_earlier_leader_left_in_flight_count_against_max_concurrent() {
+    use kube_healer_core::decide::{InFlightMark, inherited_in_flight, parse_until};
+    let mark = |policy: &str, uid: &str, until: i64| InFlightMark {
+        policy: policy.into(),
+        target_uid: uid.into(),
+        until,
+    };
+    let marks = [
+        ("p-a", mark("p", "a", T + 300)),
+        ("p-b", mark("p", "b", T + 100)),
+        ("p-c", mark("p", "c", T)),
+        ("q-d", mark("q", "d", T + 300)),
+        ("p-e", mark("p", "e", T + 600)),
+    ];
+    let of = |target: &str, own: &[&str]| {
+        inherited_in_flight(marks.iter().map(|(n, m)| (*n, m)), "p", target, T, |r| own.contains(&r))
+    };
+    // a, b and e count (c is past its deadline, d is another policy's); the earliest deadline is b's.
+    assert_eq!(of("x", &[]), (3, Some(T + 100)));
+    // Deciding on a again resumes its own record: it does not hold itself back.
+    assert_eq!(of("a", &[]), (2, Some(T + 100)));
+    // This replica's own actions count in its budget, not again here.
+    assert_eq!(of("x", &["p-b", "p-e"]), (1, Some(T + 300)));
+    assert_eq!(parse_until(" 1800000300 "), Some(T + 300));
+    assert_eq!(parse_until("soon"), None);
+
+    // The gate adds them to the policy's own actions in flight (maxConcurrent 2).
+    let s = spec(json!({}));
+    let one = Budget {
+        in_flight: 1,
+        recent: vec![],
+    };
+    let inherited = |n| Facts {
+        now: T,
+        inherited_in_flight: n,
+        ..Default::default()
+    };
+    let fresh = Ladder::new(T);
+    assert!(matches!(
+        decide(&s, T, &fresh, &one, &inherited(0)),
+        Decision::Act { .. }
+    ));
+    let d = decide(&s, T, &fresh, &one, &inherited(1));
+    assert_eq!(held(&d).0, reasons::MAX_CONCURRENT);
+    let Decision::Hold { message, .. } = d else { unreachable!() };
+    assert!(
+        message.contains("2 actions of this policy in flight, 1 of them started by an earlier leader"),
+        "{message}"
+    );
+}

@@ -102,6 +102,8 @@ impl Leading {
 #[derive(Clone, Debug)]
 pub struct ActionDone {
     pub policy: String,
+    /// The request's record.
+    pub name: String,
     /// Whether the request counted as in flight (a real action, neither held nor a dry run).
     pub was_in_flight: bool,
     pub carried_out: bool,

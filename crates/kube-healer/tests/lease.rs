@@ -1,10 +1,13 @@
 //! A leader that cannot renew its Lease must stop deciding before the Lease can expire under it
 //! (another replica could take it then): the chart's permission on the election Lease is taken
-//! away, and no replica may lead until it is back. Its own binary: the election uses the chart's
-//! one Lease, and the test takes the chart's permission on it away (the refusals expected
+//! away, and no replica may lead until it is back. And a leader that loses it in the middle of a
+//! drain stops there, while the next one keeps the policy's limits (`takeover.rs`). Its own
+//! binary: the tests take the chart's permission on a Lease away (the refusals expected
 //! meanwhile would also hide other tests' 403s from the end-of-run check).
 
 mod support;
+#[path = "lease/takeover.rs"]
+mod takeover;
 
 use std::time::{Duration, Instant};
 
@@ -18,10 +21,16 @@ use support::once::{replica, single_leader};
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
         ClusterOptions::default(),
-        vec![test(
-            "a_leader_that_cannot_renew_its_lease_steps_down",
-            lease_lost,
-        )],
+        vec![
+            test(
+                "a_leader_that_cannot_renew_its_lease_steps_down",
+                lease_lost,
+            ),
+            test(
+                "a_leader_that_loses_its_lease_mid_drain_stops_and_max_concurrent_holds_across_the_takeover",
+                takeover::takeover_mid_drain,
+            ),
+        ],
     )
 }
 

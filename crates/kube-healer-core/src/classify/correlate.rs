@@ -7,6 +7,8 @@ use kube_healer_api::FailureClass;
 use crate::finding::{Correlated, CorrelatedCause, Finding};
 use crate::thresholds::Knobs;
 
+use super::together::{Topology, nodes_together};
+
 /// The registry host of an image reference (docker.io when the reference names none).
 pub fn registry_of(image: &str) -> &str {
     match image.split_once('/') {
@@ -15,10 +17,10 @@ pub fn registry_of(image: &str) -> &str {
     }
 }
 
-/// Finds the correlated causes among `findings`, given the number of nodes in the cluster.
+/// Finds the correlated causes among `findings`, given where the cluster's nodes are.
 pub fn correlate<'a>(
     findings: impl IntoIterator<Item = &'a Finding>,
-    node_count: usize,
+    topology: &Topology,
     knobs: &Knobs,
 ) -> Vec<Correlated> {
     let findings: Vec<&Finding> = findings.into_iter().collect();
@@ -56,43 +58,8 @@ pub fn correlate<'a>(
         }
     }
 
-    // Many nodes down together.
-    let down: Vec<&Finding> = findings
-        .iter()
-        .copied()
-        .filter(|f| {
-            matches!(
-                f.class,
-                FailureClass::NodeNotReady | FailureClass::NodeUnreachable
-            )
-        })
-        .collect();
-    let down_nodes: HashSet<&str> = down.iter().map(|f| f.subject.name.as_str()).collect();
-    if node_count > 0
-        && down_nodes.len() >= knobs.correlated_nodes_min
-        && down_nodes.len() * 100 >= knobs.correlated_nodes_percent * node_count
-    {
-        out.push(Correlated {
-            cause: CorrelatedCause::NodesDown,
-            // The node findings, and the pod findings that stem from a node being down: a pod
-            // lost with its node, stuck Terminating on it, or left by it.
-            classes: vec![
-                FailureClass::NodeNotReady,
-                FailureClass::NodeUnreachable,
-                FailureClass::PLEGUnhealthy,
-                FailureClass::NodeLost,
-                FailureClass::StuckTerminating,
-                FailureClass::Orphaned,
-            ],
-            since: down.iter().map(|f| f.since).min().unwrap_or_default(),
-            message: format!(
-                "{} of {node_count} nodes are NotReady or unreachable together ({}%): likely a partition or a control-plane fault; per-node actions are held",
-                down_nodes.len(),
-                down_nodes.len() * 100 / node_count
-            ),
-            members: down.iter().map(|f| f.subject.clone()).collect(),
-        });
-    }
+    // Many nodes failing the same way together, by zone and cluster-wide.
+    out.extend(nodes_together(&findings, topology, knobs));
     out
 }
 

@@ -3,6 +3,7 @@
 pub mod correlate;
 pub mod node;
 pub mod pod;
+pub mod together;
 
 use regex::Regex;
 
@@ -17,6 +18,7 @@ use crate::view::{Secs, Uid};
 pub use correlate::correlate;
 pub use node::classify_node;
 pub use pod::classify_pod;
+pub use together::{NodeFamily, Topology, ZONE_LABEL};
 
 /// Findings and correlated causes of a whole snapshot.
 #[derive(Debug, Default)]
@@ -35,7 +37,7 @@ pub fn classify_snapshot(snapshot: &Snapshot, now: Secs) -> Report {
     for pod in &snapshot.pods {
         classify_pod(pod, snapshot, &knobs, now, &mut findings);
     }
-    let correlated = correlate(&findings, snapshot.node_count(), &knobs);
+    let correlated = correlate(&findings, &Topology::of(&snapshot.nodes), &knobs);
     Report { findings, correlated }
 }
 

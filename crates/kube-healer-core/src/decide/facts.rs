@@ -27,6 +27,9 @@ pub struct Facts {
     /// Node policies under a cluster-wide disruption budget: how many nodes kube-healer holds
     /// out of service, and whether the target is one of them.
     pub out_of_service: Option<OutOfService>,
+    /// The policy's long actions still in flight that an earlier leader started (see
+    /// [`super::inherited_in_flight`]): they count against maxConcurrent.
+    pub inherited_in_flight: u32,
 }
 
 /// The cluster-wide disruption budget: the nodes kube-healer may hold out of service at once

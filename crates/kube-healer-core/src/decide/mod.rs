@@ -13,6 +13,7 @@ use crate::view::Secs;
 mod budget;
 mod drain;
 mod facts;
+mod inherited;
 mod ladder;
 mod recheck;
 mod safety;
@@ -21,6 +22,7 @@ mod shutdown;
 pub use budget::Budget;
 pub use drain::{LeftAlone, left_alone};
 pub use facts::{DOWN_CLASSES, Facts, OutOfService, correlated_message, count_unhealthy_nodes};
+pub use inherited::{InFlightMark, inherited_in_flight, parse_until};
 pub use ladder::Ladder;
 pub use recheck::{Fresh, Read, Seen, recheck_node, recheck_pod};
 pub use safety::{
@@ -168,13 +170,15 @@ pub fn decide(
         .max_concurrent
         .unwrap_or(Safety::DEFAULT_MAX_CONCURRENT)
         .max(1) as u32;
-    if budget.in_flight >= max_concurrent {
+    let in_flight = budget.in_flight + facts.inherited_in_flight;
+    if in_flight >= max_concurrent {
+        let inherited = match facts.inherited_in_flight {
+            0 => String::new(),
+            n => format!(", {n} of them started by an earlier leader"),
+        };
         return hold(
             reasons::MAX_CONCURRENT,
-            format!(
-                "{} actions of this policy in flight (maxConcurrent {max_concurrent})",
-                budget.in_flight
-            ),
+            format!("{in_flight} actions of this policy in flight{inherited} (maxConcurrent {max_concurrent})"),
             None,
         );
     }

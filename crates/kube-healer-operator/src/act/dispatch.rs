@@ -1,6 +1,8 @@
 //! The API call(s) of each action kind: one exhaustive match, so a new action kind cannot be
 //! added without saying how it is carried out.
 
+use std::time::Duration;
+
 use kube::Client;
 use kube_healer_api::ActionKind;
 use kube_healer_api::reasons;
@@ -72,6 +74,41 @@ pub fn takes_long(action: ActionKind) -> bool {
     }
 }
 
+/// Room for a long action's retries and record writes beyond its own deadline.
+const LONG_ACTION_SLACK: Duration = Duration::from_secs(120);
+
+/// How long a long action may run at most (its PDB wait, drain timeout or Job deadline, plus
+/// room for retries): the in-flight mark on its record counts no longer than this. None for
+/// one-call actions.
+pub fn longest(req: &ActionRequest) -> Option<Duration> {
+    let step = &req.step;
+    let own = match req.spec.action {
+        ActionKind::Evict => step
+            .evict
+            .as_ref()
+            .and_then(|e| e.pdb_wait)
+            .map_or(pod::DEFAULT_PDB_WAIT, |w| w.as_std()),
+        ActionKind::Reschedule => pod::DEFAULT_PDB_WAIT,
+        ActionKind::RestartOwner => Duration::ZERO,
+        ActionKind::Drain => step
+            .drain
+            .as_ref()
+            .and_then(|d| d.timeout)
+            .map_or(drain::DEFAULT_TIMEOUT, |t| t.as_std()),
+        ActionKind::RunJob => {
+            let deadline = step.run_job.as_ref().and_then(|j| j.active_deadline_seconds);
+            Duration::from_secs(deadline.unwrap_or(job::DEFAULT_DEADLINE_SECONDS).max(0) as u64 + 60)
+        }
+        ActionKind::Event
+        | ActionKind::Delete
+        | ActionKind::ForceDelete
+        | ActionKind::Cordon
+        | ActionKind::Taint
+        | ActionKind::OutOfService => return None,
+    };
+    Some(own + LONG_ACTION_SLACK)
+}
+
 /// Whether the action's aim is the target pod gone (so that a pod already gone is the aim met).
 pub fn removes_target(action: ActionKind) -> bool {
     match action {
@@ -83,5 +120,44 @@ pub fn removes_target(action: ActionKind) -> bool {
         | ActionKind::Drain
         | ActionKind::RunJob
         | ActionKind::OutOfService => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube_healer_api::{FailureClass, HealingActionSpec, TargetKind, TargetRef};
+
+    use super::*;
+
+    /// Every action that takes long has a bound on how long (its record's in-flight mark), and
+    /// no one-call action has one: the executor's lanes and the marks agree.
+    #[test]
+    fn long_actions_and_their_bounds_agree() {
+        for &action in ActionKind::ALL {
+            let req = ActionRequest {
+                name: "r".into(),
+                spec: HealingActionSpec {
+                    policy: "p".into(),
+                    policy_generation: None,
+                    target: TargetRef::new(TargetKind::Node, None, "n", "u", None),
+                    class: FailureClass::SystemOOM,
+                    action,
+                    step: 1,
+                    dry_run: false,
+                    failing_since: None,
+                    decided_at: crate::clock::ManualClock::at(0).time(),
+                    evidence: Default::default(),
+                },
+                step: serde_json::from_value(serde_json::json!({"action": action.as_str()})).expect("a step"),
+                hold: None,
+                owner: None,
+                cooldown: Duration::from_secs(60),
+                protected_namespaces: Vec::new().into(),
+                seen: None,
+                before: None,
+                due_ms: None,
+            };
+            assert_eq!(takes_long(action), longest(&req).is_some(), "{action}");
+        }
     }
 }

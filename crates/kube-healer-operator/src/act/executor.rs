@@ -51,6 +51,7 @@ pub async fn executor(
                 tracing::info!(record = %req.name, "not leading: the decision is dropped, the next leader decides afresh");
                 let _ = done.send(ActionDone {
                     policy: req.spec.policy.clone(),
+                    name: req.name.clone(),
                     was_in_flight: req.in_flight(),
                     carried_out: false,
                     unrecorded: None,
@@ -95,7 +96,7 @@ pub async fn executor(
             let Ok(permit) = lane.acquire_owned().await else {
                 return;
             };
-            let policy = req.spec.policy.clone();
+            let (policy, name) = (req.spec.policy.clone(), req.name.clone());
             let was_in_flight = req.in_flight();
             let io = Io {
                 client: &client,
@@ -108,6 +109,7 @@ pub async fn executor(
             let handled = handle(io, req).await;
             let _ = done.send(ActionDone {
                 policy,
+                name,
                 was_in_flight,
                 carried_out: matches!(handled, Handled::CarriedOut),
                 unrecorded: match handled {

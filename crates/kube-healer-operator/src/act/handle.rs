@@ -13,7 +13,7 @@ use kube_healer_core::decide::Fresh;
 
 use crate::act::Outcome;
 use crate::act::announce::announce;
-use crate::act::dispatch::{carry_out, removes_target, takes_long};
+use crate::act::dispatch::{carry_out, longest, removes_target, takes_long};
 use crate::act::recheck::recheck;
 use crate::clock::Clock;
 use crate::failpoint;
@@ -42,7 +42,12 @@ pub struct Io<'a> {
 }
 
 pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
-    let resumed = match writer::begin(io.records, &req.name, &req.spec).await {
+    // A long action's record carries until when it may run: a leader that takes over meanwhile
+    // counts it in flight.
+    let in_flight_until = longest(&req)
+        .filter(|_| req.in_flight())
+        .map(|d| io.clock.now() + d.as_secs() as i64);
+    let resumed = match writer::begin(io.records, &req.name, &req.spec, req.hold.is_some(), in_flight_until).await {
         Begun::New => false,
         Begun::Resumed => {
             tracing::warn!(record = %req.name, "decision recorded but not finished before a restart: finishing it");
@@ -125,6 +130,11 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
         finish: io.clock.time(),
     };
     writer::finish(io.records, &req.name, finished).await;
+    // Ended (not left for the next leader): the in-flight mark comes off. A resumed record may
+    // carry the mark of the leader that began it.
+    if phase != ActionPhase::Running && (in_flight_until.is_some() || resumed && longest(&req).is_some()) {
+        writer::settle(io.records, &req.name).await;
+    }
     count(io.metrics, &req, phase, reason);
     // A leftover (a pod that had stopped for good) cleaned away needs no Event: its record tells
     // the story, and a bulk clean-up would write one Event per pod. Everything else is

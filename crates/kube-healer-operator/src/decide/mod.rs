@@ -4,7 +4,10 @@
 //! (`kube_healer_core::decide`); this module keeps their state between decisions. It returns a
 //! value and sends nothing: the engine sends.
 
+mod disruption;
+mod in_flight;
 mod request;
+mod spent;
 mod seen;
 mod waiting;
 
@@ -13,11 +16,11 @@ use std::collections::{HashMap, HashSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::reasons;
 use kube_healer_core::decide::{
-    Budget, Decision, Facts, Ladder, OutOfService, budget_count, decide, guard, takes_node_out_of_service,
-    unsafe_for_target,
+    Budget, Decision, Facts, InFlightMark, Ladder, decide, guard,
+    takes_node_out_of_service, unsafe_for_target,
 };
 use kube_healer_core::policy::{CompiledPolicy, Target as CoreTarget};
-use kube_healer_core::view::{NodeView, Secs, Shared};
+use kube_healer_core::view::{Secs, Shared};
 use kube_healer_core::{Correlated, Finding};
 
 use crate::policy::DueMatch;
@@ -25,7 +28,11 @@ use crate::protocol::{ActionRequest, Hold};
 use crate::record::Mode;
 use crate::store::Stores;
 use crate::target::Target;
+pub use disruption::held_by_managed;
+use disruption::SENT_COUNTS_FOR;
+use in_flight::InFlight;
 use request::Decided;
+use spent::Spent;
 use waiting::WaitQueue;
 
 /// How long after a decision could not be recorded it is made again.
@@ -110,16 +117,13 @@ pub struct Gate {
     /// Nodes an out-of-service action was sent for, and when: held out of service before their
     /// annotations come back through the watch.
     sent_out_of_service: HashMap<Shared, Secs>,
+    /// Long actions in flight as their records show them (a leader that took over counts those
+    /// it did not start).
+    in_flight: InFlight,
+    /// Each policy's recent actions by record, this replica's and those the records show: its
+    /// rate, counted so that a restart or failover grants no fresh budget.
+    spent: Spent,
 }
-
-/// Whether one of this operator's policies holds the node out of service.
-pub fn held_by_managed(node: &NodeView, managed: &dyn Fn(&str) -> bool) -> bool {
-    node.held_by.iter().any(|p| managed(p))
-}
-
-/// How long a node an out-of-service action was sent for counts as held before the watch shows
-/// it (the action's call has been made or failed by then).
-const SENT_COUNTS_FOR: Secs = 120;
 
 impl Gate {
     /// Decides on one policy condition due on a target.
@@ -138,7 +142,9 @@ impl Gate {
         let mode = Mode::of(spec.safety.dry_run || self.switches.dry_run);
         let key = LadderKey::new(&due.policy, target, mode);
         let for_secs = compiled.conditions[due.condition].for_secs;
-        let facts = self.facts(target, finding, compiled, ctx);
+        let mut facts = self.facts(target, finding, compiled, ctx);
+        let (inherited, inherited_until) = self.in_flight.inherited(&due.policy, &finding.subject.uid, now);
+        facts.inherited_in_flight = inherited;
         let mut ladder = self
             .ladders
             .get(&key)
@@ -146,7 +152,7 @@ impl Gate {
             .cloned()
             .unwrap_or_else(|| Ladder::new(finding.since));
         let budget = self.budgets.entry(due.policy.clone()).or_default();
-        budget.prune(now);
+        budget.recent = self.spent.recent(&due.policy, now);
         let decision = decide(spec, finding.due_at(for_secs), &ladder, budget, &facts);
         let decision = guard(decision, |step, action| {
             let view = match target {
@@ -192,8 +198,13 @@ impl Gate {
                 // Not held back, only queued: decided again as soon as one of the policy's
                 // actions in flight ends (a bulk clean-up must not leave a Skipped record per
                 // target, nor wait for the target to change).
+                // Those an earlier leader started end on their own: decided again at their
+                // deadline at the latest (their records' marks coming off wake it sooner).
                 self.waiting.entry(due.policy.clone()).or_default().push(target);
-                return Verdict::Queued;
+                return match inherited_until {
+                    Some(at) => Verdict::Recheck(Some(at)),
+                    None => Verdict::Queued,
+                };
             }
             Decision::Hold {
                 step,
@@ -229,6 +240,12 @@ impl Gate {
             step = decided.step + 1, dry_run = decided.dry_run, hold = ?decided.hold.as_ref().map(|h| h.reason), "decision");
         self.ladders.insert(key, ladder);
         let request = request::build(compiled, target, due, decided, ctx.stores, ctx.decided_at.clone());
+        if request.in_flight() {
+            self.in_flight.started(&request.name);
+        }
+        if request.hold.is_none() {
+            self.spent.spent(&due.policy, &request.name, now);
+        }
         Verdict::Dispatch {
             request: Box::new(request),
             recheck,
@@ -259,39 +276,6 @@ impl Gate {
         facts
     }
 
-    /// The watch shows a node: once it shows the node held out of service by one of this
-    /// operator's policies, its annotations tell, and the node no longer counts as just sent.
-    pub fn node_seen(&mut self, node: &str, held: bool) {
-        if held {
-            self.sent_out_of_service.remove(node);
-        }
-    }
-
-    /// The nodes this operator's policies hold out of service: those whose kube-healer
-    /// annotations name one of its policies, and those an out-of-service action was just sent
-    /// for. Counted from the nodes themselves, so a restart or failover starts from the truth.
-    fn out_of_service(&self, node: &str, budget: &str, ctx: &Context<'_>) -> OutOfService {
-        let mut held: HashSet<&str> = ctx
-            .stores
-            .nodes()
-            .filter(|n| held_by_managed(n, ctx.managed))
-            .map(|n| &*n.name)
-            .collect();
-        held.extend(
-            self.sent_out_of_service
-                .iter()
-                .filter(|(_, at)| **at + SENT_COUNTS_FOR > ctx.now)
-                .map(|(n, _)| &**n),
-        );
-        let total = kube_healer_core::ClusterView::node_count(ctx.stores);
-        OutOfService {
-            held: held.len(),
-            limit: budget_count(budget, total).unwrap_or(1),
-            configured: budget.to_string(),
-            target_held: held.contains(node),
-        }
-    }
-
     /// A policy's failure cleared on a target: its ladder ends. Returns whether the policy had
     /// acted on it in that episode (what it changed may need reverting).
     pub fn recovered(&mut self, target: &Target, policy: &str) -> bool {
@@ -303,16 +287,39 @@ impl Gate {
         acted
     }
 
-    /// One of the policy's actions in flight ended: the places in flight now.
-    pub fn finished(&mut self, policy: &str) -> u32 {
+    /// One of the policy's actions in flight (its record named) ended: the places in flight now.
+    pub fn finished(&mut self, policy: &str, record: &str) -> u32 {
+        self.in_flight.ended(record);
         let budget = self.budgets.entry(policy.to_string()).or_default();
         budget.finished();
         budget.in_flight
     }
 
-    /// The policy's actions in flight.
+    /// A record as the watch shows it, with its in-flight mark or without. Returns the policy
+    /// whose long actions in flight may have dropped (a place may be free).
+    pub fn record_seen(&mut self, record: &str, mark: Option<InFlightMark>) -> Option<String> {
+        self.in_flight.seen(record, mark)
+    }
+
+    /// A record of an action (or dry run) decided at `at`, as the watch shows it: it counts
+    /// against its policy's rate.
+    pub fn record_spent(&mut self, policy: &str, record: &str, at: Secs) {
+        self.spent.spent(policy, record, at);
+    }
+
+    /// A record was deleted. Returns the policy it counted in flight for, if it did.
+    pub fn record_gone(&mut self, record: &str) -> Option<String> {
+        self.in_flight.gone(record)
+    }
+
+    /// The policy's actions in flight (this replica's own).
     pub fn in_flight(&self, policy: &str) -> u32 {
         self.budgets.get(policy).map_or(0, |b| b.in_flight)
+    }
+
+    /// How many targets wait for a place under the policy's maxConcurrent.
+    pub fn waiting(&self, policy: &str) -> usize {
+        self.waiting.get(policy).map_or(0, WaitQueue::len)
     }
 
     /// The next target waiting for a place under the policy's maxConcurrent.
@@ -341,6 +348,7 @@ impl Gate {
             ladder.take_back(step, req.before);
         }
         self.held.retain(|h| h.policy != policy || h.target != target);
+        self.spent.taken_back(policy, &req.name);
         target
     }
 

@@ -18,6 +18,10 @@ impl WaitQueue {
         }
     }
 
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
     pub fn pop(&mut self) -> Option<Target> {
         let target = self.order.pop_front()?;
         self.members.remove(&target);

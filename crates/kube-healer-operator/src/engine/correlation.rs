@@ -1,5 +1,6 @@
-//! The correlated causes in force: one registry failing pulls on many nodes, many nodes down
-//! together. Kept from the findings that may be part of one, and recomputed at most once a
+//! The correlated causes in force: one registry failing pulls on many nodes, many nodes failing
+//! the same way together (down, late heartbeats, flapping, one condition, ...), in a zone or
+//! across the cluster. Kept from the findings that may be part of one, and recomputed at most once a
 //! second and before any decision, never once per change (its cost grows with the failing
 //! targets, and a start-up list of thousands of failing pods would make that quadratic).
 
@@ -7,16 +8,25 @@ use std::collections::HashMap;
 
 use kube_healer_api::FailureClass;
 use kube_healer_core::view::Secs;
+use kube_healer_core::classify::Topology;
 use kube_healer_core::{Correlated, Finding, Knobs};
 
 use crate::metrics::Metrics;
 use crate::target::Target;
 
-/// The classes that may be part of a correlated cause.
+/// The classes that may be part of a correlated cause: pulls from one registry, and every node
+/// family's.
 const INPUT_CLASSES: &[FailureClass] = &[
     FailureClass::ImagePullFailure,
     FailureClass::NodeNotReady,
     FailureClass::NodeUnreachable,
+    FailureClass::PLEGUnhealthy,
+    FailureClass::HeartbeatLag,
+    FailureClass::NodeFlapping,
+    FailureClass::NodeCondition,
+    FailureClass::NodePressure,
+    FailureClass::NodeBlackHole,
+    FailureClass::SystemOOM,
 ];
 
 /// How long the members of a cause that cleared stay held: nodes recover one by one, and a node
@@ -66,7 +76,7 @@ impl Correlation {
 
     /// Recomputes the causes if their inputs changed; logs those that appear and clear. A cause
     /// that clears at `now` cools off for [`COOL_OFF`].
-    pub fn refresh(&mut self, node_count: usize, knobs: &Knobs, metrics: &Metrics, now: Secs) {
+    pub fn refresh(&mut self, topology: impl FnOnce() -> Topology, knobs: &Knobs, metrics: &Metrics, now: Secs) {
         let cooled = self.cooling.len();
         self.cooling.retain(|(_, at)| *at + COOL_OFF > now);
         if !self.dirty {
@@ -77,7 +87,7 @@ impl Correlation {
         }
         self.dirty = false;
         let now_correlated =
-            kube_healer_core::classify::correlate(self.inputs.values().flatten(), node_count, knobs);
+            kube_healer_core::classify::correlate(self.inputs.values().flatten(), &topology(), knobs);
         for c in &now_correlated {
             if !self.current.iter().any(|old| old.cause == c.cause) {
                 tracing::warn!(cause = ?c.cause, members = c.members.len(), message = %c.message, "correlated finding: per-target actions are held");

@@ -7,18 +7,27 @@ use crate::decide::RECORD_RETRY;
 use crate::protocol::ActionDone;
 
 impl Engine {
+    /// A place under the policy's maxConcurrent may be free (one of its actions ended, here or
+    /// under an earlier leader): decide again on the targets queued behind it, until one of them
+    /// takes it. Each waiting target is tried once: one held again goes back in the queue.
+    pub(super) fn place_freed(&mut self, policy: &str) {
+        let now = self.clock.now();
+        let before = self.gate.in_flight(policy);
+        for _ in 0..self.gate.waiting(policy) {
+            let Some(target) = self.gate.next_waiting(policy) else {
+                break;
+            };
+            self.evaluate(&target, now);
+            if self.gate.in_flight(policy) > before {
+                break;
+            }
+        }
+    }
+
     pub fn action_done(&mut self, done: ActionDone) {
         if done.was_in_flight {
-            let freed = self.gate.finished(&done.policy);
-            // A place is free: decide again on the targets queued behind maxConcurrent, until
-            // one of them takes it.
-            let now = self.clock.now();
-            while let Some(target) = self.gate.next_waiting(&done.policy) {
-                self.evaluate(&target, now);
-                if self.gate.in_flight(&done.policy) > freed {
-                    break;
-                }
-            }
+            self.gate.finished(&done.policy, &done.name);
+            self.place_freed(&done.policy);
         }
         if let Some(req) = done.unrecorded {
             let target = self.gate.take_back(&done.policy, &req);

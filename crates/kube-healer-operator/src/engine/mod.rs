@@ -226,9 +226,11 @@ impl Engine {
     }
 
     fn refresh_correlation(&mut self) {
-        let nodes = kube_healer_core::ClusterView::node_count(&self.stores);
+        let stores = &self.stores;
+        // Where the nodes are, counted only when the causes are recomputed.
+        let topology = || kube_healer_core::classify::Topology::of(stores.nodes());
         self.correlation
-            .refresh(nodes, &self.knobs, &self.metrics, self.clock.now());
+            .refresh(topology, &self.knobs, &self.metrics, self.clock.now());
     }
 
     /// The correlated causes in force.

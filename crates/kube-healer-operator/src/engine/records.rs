@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event as W;
 use kube_healer_api::HealingAction;
+use kube_healer_core::decide::{InFlightMark, parse_until};
 use kube_healer_core::view::Secs;
 
 use super::Engine;
@@ -29,19 +30,46 @@ impl Engine {
                     .remove(kube_healer_api::TARGET_UID_LABEL)
                     .unwrap_or_default();
                 let created = meta.creation_timestamp.map_or(now, |t| t.0.as_second());
+                // A long action in flight (perhaps another leader's): it counts against its
+                // policy's maxConcurrent until its mark comes off.
+                let mark = labels
+                    .remove(kube_healer_api::IN_FLIGHT_LABEL)
+                    .and_then(|until| parse_until(&until))
+                    .map(|until| InFlightMark {
+                        policy: policy.clone(),
+                        target_uid: uid.clone(),
+                        until,
+                    });
+                let freed = self.gate.record_seen(&name, mark);
+                // An action or dry run counts against its policy's rate, whoever decided it.
+                if labels
+                    .get(kube_healer_api::DECISION_LABEL)
+                    .is_some_and(|d| d == "act" || d == "dry-run")
+                {
+                    self.gate.record_spent(&policy, &name, created);
+                }
                 self.records.upsert(name, policy, created, uid);
+                if let Some(policy) = freed {
+                    self.place_freed(&policy);
+                }
                 let batch = now + RETENTION_BATCH;
                 if !self.relist_records.active() && self.retention_at.is_none_or(|at| at > batch) {
                     self.retention_at = Some(batch);
                 }
             }
-            W::Delete(meta) => self
-                .records
-                .remove(meta.metadata.name.as_deref().unwrap_or_default()),
+            W::Delete(meta) => {
+                let name = meta.metadata.name.as_deref().unwrap_or_default();
+                self.records.remove(name);
+                if let Some(policy) = self.gate.record_gone(name) {
+                    self.place_freed(&policy);
+                }
+            }
             W::Init => self.relist_records.begin(),
             W::InitDone => {
                 if let Some(seen) = self.relist_records.finish() {
-                    self.records.retain(&seen);
+                    for gone in self.records.retain(&seen) {
+                        self.gate.record_gone(&gone);
+                    }
                 }
                 self.apply_retention(now);
             }

@@ -54,8 +54,13 @@ impl Engine {
                 applied
             }
             Change::Record(event) => {
+                let applied = Applied {
+                    listed: matches!(*event, kube::runtime::watcher::Event::InitDone),
+                    ..Default::default()
+                };
                 self.apply_record(*event, now);
-                Applied::default()
+                mark(&mut self.synced.records, &applied);
+                applied
             }
             Change::WatchFailed(resource) => {
                 // Not current until the new watch has listed: decisions on it wait.

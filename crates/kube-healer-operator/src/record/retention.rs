@@ -57,17 +57,18 @@ impl Records {
         }
     }
 
-    /// Keeps only the named records (after a re-list).
-    pub fn retain(&mut self, names: &std::collections::HashSet<String>) {
+    /// Keeps only the named records (after a re-list); returns the others' names.
+    pub fn retain(&mut self, names: &std::collections::HashSet<String>) -> Vec<String> {
         let gone: Vec<String> = self
             .index
             .keys()
             .filter(|n| !names.contains(*n))
             .cloned()
             .collect();
-        for name in gone {
-            self.remove(&name);
+        for name in &gone {
+            self.remove(name);
         }
+        gone
     }
 
     pub fn len(&self) -> usize {

@@ -26,23 +26,39 @@ pub enum Begun {
 }
 
 /// Records a decision, labelled with its policy and target UID (how `explain`, retention and
-/// `kubectl get -l` find it). A conflict means the decision was recorded before: by this replica
-/// before a restart, or by a previous leader.
-pub async fn begin(records: &Api<HealingAction>, name: &str, spec: &HealingActionSpec) -> Begun {
+/// `kubectl get -l` find it) and what it decided (act, dry-run or hold: a leader counts the
+/// policy's rate from them), and for a long action with the time until which it may run (a
+/// leader that takes over counts it in flight until it ends). A conflict means the decision was
+/// recorded before: by this replica before a restart, or by a previous leader.
+pub async fn begin(
+    records: &Api<HealingAction>,
+    name: &str,
+    spec: &HealingActionSpec,
+    held: bool,
+    in_flight_until: Option<i64>,
+) -> Begun {
     let mut record = HealingAction::new(name, spec.clone());
-    record.metadata.labels = Some(
-        [
-            (
-                kube_healer_api::POLICY_LABEL.to_string(),
-                label_value(&spec.policy),
-            ),
-            (
-                kube_healer_api::TARGET_UID_LABEL.to_string(),
-                label_value(&spec.target.uid),
-            ),
-        ]
-        .into(),
-    );
+    let mut labels: std::collections::BTreeMap<String, String> = [
+        (
+            kube_healer_api::POLICY_LABEL.to_string(),
+            label_value(&spec.policy),
+        ),
+        (
+            kube_healer_api::TARGET_UID_LABEL.to_string(),
+            label_value(&spec.target.uid),
+        ),
+    ]
+    .into();
+    let decision = match (spec.dry_run, held) {
+        (_, true) => "hold",
+        (true, false) => "dry-run",
+        (false, false) => "act",
+    };
+    labels.insert(kube_healer_api::DECISION_LABEL.to_string(), decision.to_string());
+    if let Some(until) = in_flight_until {
+        labels.insert(kube_healer_api::IN_FLIGHT_LABEL.to_string(), until.to_string());
+    }
+    record.metadata.labels = Some(labels);
     let params = PostParams::default();
     let created = retry::call(Backoff::RECORD, "create HealingAction", || {
         records.create(&params, &record)
@@ -57,7 +73,13 @@ pub async fn begin(records: &Api<HealingAction>, name: &str, spec: &HealingActio
                 .0
             {
                 Ok(existing) if unfinished(&existing) => Begun::Resumed,
-                Ok(_) => Begun::Done,
+                Ok(existing) => {
+                    // Finished, but its leader ended before taking the in-flight mark off.
+                    if in_flight(&existing) {
+                        settle(records, name).await;
+                    }
+                    Begun::Done
+                }
                 Err(e) => Begun::Failed(e),
             }
         }
@@ -71,6 +93,30 @@ fn unfinished(record: &HealingAction) -> bool {
         .status
         .as_ref()
         .is_none_or(|s| matches!(s.phase, ActionPhase::Pending | ActionPhase::Running))
+}
+
+/// Whether a record carries the in-flight mark of a long action.
+fn in_flight(record: &HealingAction) -> bool {
+    record
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(kube_healer_api::IN_FLIGHT_LABEL))
+}
+
+/// The long action ended: its record's in-flight mark comes off (one write, long actions only),
+/// and a leader that took over stops counting it. A mark left by a failed write stops counting
+/// at its deadline.
+pub async fn settle(records: &Api<HealingAction>, name: &str) {
+    let body = serde_json::json!({"metadata": {"labels": {kube_healer_api::IN_FLIGHT_LABEL: null}}});
+    let (params, merge) = (PatchParams::default(), Patch::Merge(&body));
+    let (patched, _) = retry::call(Backoff::RECORD, "remove the in-flight mark", || {
+        records.patch(name, &params, &merge)
+    })
+    .await;
+    if let Err(e) = patched {
+        tracing::warn!(record = name, error = %e, "removing the in-flight mark failed (it counts until its deadline)");
+    }
 }
 
 /// The decision was not carried out (held back, or a dry run).

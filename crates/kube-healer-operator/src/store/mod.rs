@@ -109,13 +109,18 @@ impl Stores {
         self.nodes.values()
     }
 
-    /// Every pod and node, as targets.
+    /// Every pod and node, in a fixed order (pods by namespace and name, then nodes by name):
+    /// a new leader, or a replica whose watches have all listed again, decides in the same order
+    /// whatever the maps hold, so what it does is reproducible.
     pub fn targets(&self) -> Vec<Target> {
-        self.pods
+        let mut targets: Vec<Target> = self
+            .pods
             .values()
             .map(|p| Target::Pod(p.namespace.clone(), p.name.clone()))
             .chain(self.nodes.values().map(|n| Target::Node(n.name.clone())))
-            .collect()
+            .collect();
+        targets.sort_unstable();
+        targets
     }
 
     pub fn pod_count(&self) -> usize {

@@ -9,6 +9,9 @@ pub struct Synced {
     pub leases: bool,
     pub namespaces: bool,
     pub policies: bool,
+    /// HealingActions: the actions a restarted or new leader counts against rates and
+    /// maxConcurrent.
+    pub records: bool,
 }
 
 impl Synced {
@@ -21,11 +24,18 @@ impl Synced {
             "leases" => Some(&mut self.leases),
             "namespaces" => Some(&mut self.namespaces),
             "healingpolicies" => Some(&mut self.policies),
+            "healingactions" => Some(&mut self.records),
             _ => None,
         }
     }
 
     pub fn all(self) -> bool {
-        self.pods && self.nodes && self.events && self.leases && self.namespaces && self.policies
+        self.pods
+            && self.nodes
+            && self.events
+            && self.leases
+            && self.namespaces
+            && self.policies
+            && self.records
     }
 }

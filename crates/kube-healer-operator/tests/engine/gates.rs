@@ -36,6 +36,7 @@ fn targets_over_max_concurrent_wait_for_a_free_slot() {
     for round in 2..=3 {
         e.action_done(ActionDone {
             policy: "leftovers".into(),
+            name: format!("done-{round}"),
             was_in_flight: true,
             carried_out: true,
             unrecorded: None,
@@ -70,6 +71,7 @@ fn a_decision_that_could_not_be_recorded_is_made_again_later() {
     assert_eq!(first.len(), 1, "one decision");
     e.action_done(ActionDone {
         policy: "leftovers".into(),
+        name: first[0].name.clone(),
         was_in_flight: true,
         carried_out: false,
         unrecorded: Some(Box::new(first[0].clone())),

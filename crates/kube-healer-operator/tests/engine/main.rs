@@ -5,6 +5,7 @@
 mod classify;
 mod gates;
 mod sync;
+mod takeover;
 
 use std::sync::Arc;
 
@@ -70,6 +71,8 @@ pub fn listed(e: &mut Engine) {
     e.apply(Change::Namespace(Box::new(Event::InitDone)));
     e.apply(Change::policy(Event::Init));
     e.apply(Change::policy(Event::InitDone));
+    e.apply(Change::Record(Box::new(Event::Init)));
+    e.apply(Change::Record(Box::new(Event::InitDone)));
 }
 
 pub fn pod(value: serde_json::Value) -> Change {

@@ -33,6 +33,8 @@ fn nothing_is_decided_before_every_watch_has_listed() {
         Change::Lease(Box::new(Event::InitDone)),
         Change::Namespace(Box::new(Event::Init)),
         Change::Namespace(Box::new(Event::InitDone)),
+        Change::Record(Box::new(Event::Init)),
+        Change::Record(Box::new(Event::InitDone)),
         // The node list has begun and not ended: node n is not known yet.
         Change::Node(Box::new(Event::Init)),
     ] {
@@ -82,11 +84,18 @@ fn a_failed_watch_holds_decisions_until_it_has_listed_again() {
     e.apply(Change::Node(Box::new(Event::InitDone)));
     let decided = requests(&mut work);
     assert_eq!(decided.len(), 1, "{decided:?}");
-    // A watch no decision waits for (the records') fails: nothing stops.
+    // The records' watch fails: the rates and the actions in flight are counted from the
+    // records, so decisions wait for it too, until it has listed again.
     e.apply(Change::WatchFailed("healingactions"));
     e.apply(evicted("gone-2"));
     clock.set(T0 + 7200);
     e.fire_due_timers();
+    assert!(
+        requests(&mut work).is_empty(),
+        "decided while the records' watch was down"
+    );
+    e.apply(Change::Record(Box::new(Event::Init)));
+    e.apply(Change::Record(Box::new(Event::InitDone)));
     let decided = requests(&mut work);
     assert!(
         decided.iter().any(|r| r.spec.target.name == "gone-2"),

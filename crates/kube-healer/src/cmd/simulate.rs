@@ -233,6 +233,8 @@ mod tests {
         engine.apply(Change::Lease(Box::new(Event::InitDone)));
         engine.apply(Change::Namespace(Box::new(Event::Init)));
         engine.apply(Change::Namespace(Box::new(Event::InitDone)));
+        engine.apply(Change::Record(Box::new(Event::Init)));
+        engine.apply(Change::Record(Box::new(Event::InitDone)));
         clock.set(now);
         engine.fire_due_timers();
         let mut by_engine = Vec::new();

@@ -24,7 +24,7 @@ pub fn tests() -> Vec<E2eTest> {
             force_delete,
         ),
         test(
-            "evicted_leftovers_are_deleted_within_the_rate_the_rest_held",
+            "evicted_leftovers_are_deleted_within_the_rate_the_rest_held_even_across_a_restart",
             evicted_with_rate,
         ),
         test("dry_run_records_and_changes_nothing", dry_run),
@@ -124,8 +124,11 @@ async fn force_delete(ctx: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One deletion per 10 minutes: one of three Evicted pods goes, two are held RateLimited; and a
+/// restarted operator counts the rate from the records, so it deletes no more (a restart used to
+/// grant a fresh budget, and the next pod went at once).
 async fn evicted_with_rate(ctx: Ctx) -> anyhow::Result<()> {
-    let _op = Operator::start(
+    let op = Operator::start(
         &ctx.cluster,
         "evicted",
         &["--policy-selector", &format!("kube-healer.test/owner={}", ctx.id)],
@@ -177,6 +180,29 @@ async fn evicted_with_rate(ctx: Ctx) -> anyhow::Result<()> {
     .await?;
     let left = pods.list(&ListParams::default()).await?.items.len();
     ensure!(left == 2, "the rate allowed one deletion; {left} pods left");
+
+    // Restarted mid-rate: the new process lists the records before it decides, and holds.
+    drop(op); // SIGKILL
+    let again = Operator::start(
+        &ctx.cluster,
+        "evicted-again",
+        &["--policy-selector", &format!("kube-healer.test/owner={}", ctx.id)],
+    )
+    .await?;
+    again
+        .wait_log(&["every watch has listed: deciding"], HEAL)
+        .await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut deletes = 0;
+    for name in ["e1", "e2", "e3"] {
+        let answers = ctx.cluster.operator_requests("delete", "pods", &ns, name)?;
+        deletes += answers.iter().filter(|c| **c == 200).count();
+    }
+    let left = pods.list(&ListParams::default()).await?.items.len();
+    ensure!(
+        deletes == 1 && left == 2,
+        "after the restart: {deletes} deletions in the audit log, {left} pods left (the rate allows one per 10 minutes)"
+    );
     Ok(())
 }
 

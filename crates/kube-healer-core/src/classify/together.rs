@@ -1,0 +1,210 @@
+//! Many nodes failing the same way at the same time: one cause, not many node faults. A slow
+//! etcd delays every kubelet's status, a partition cuts a zone off, a bad node-problem-detector
+//! rollout raises one condition everywhere, a runtime upgrade makes nodes flap: healing each node
+//! on its own would cordon or drain a large share of the cluster, making the outage worse. So the
+//! node findings are grouped by family (how they fail) and by zone, and a group with at least
+//! `correlated_nodes_min` nodes and `correlated_nodes_percent` of the nodes it is drawn from is
+//! one correlated cause: its members' actions are held while it lasts (and a cool-off after).
+//!
+//! Zones first: a group that is explained by its zone (say 3 of a zone's 3 nodes down) is that
+//! zone's cause, and a single node failing in another zone is still healed. What no zone explains
+//! is counted against the whole cluster.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kube_healer_api::{FailureClass, TargetKind};
+
+use crate::finding::{Correlated, CorrelatedCause, Finding};
+use crate::thresholds::Knobs;
+use crate::view::NodeView;
+
+/// The node label that names a node's zone.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+/// How a node fails, for correlation: findings of one family on many nodes at once are one cause.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NodeFamily {
+    /// NotReady, unreachable or PLEG unhealthy.
+    Down,
+    /// Heartbeats (Leases) late.
+    Heartbeat,
+    /// Ready flapping.
+    Flapping,
+    /// One condition type in its problem state (node-problem-detector's, NetworkUnavailable).
+    Condition(String),
+    /// Memory, disk or PID pressure.
+    Pressure,
+    /// Ready, but the pods sent there never start.
+    BlackHole,
+    /// System OOM kills.
+    SystemOOM,
+}
+
+impl NodeFamily {
+    /// The family of a node finding (None: not a node finding, or one no family groups).
+    pub fn of(finding: &Finding) -> Option<NodeFamily> {
+        if finding.subject.kind != TargetKind::Node {
+            return None;
+        }
+        Some(match finding.class {
+            FailureClass::NodeNotReady | FailureClass::NodeUnreachable | FailureClass::PLEGUnhealthy => {
+                NodeFamily::Down
+            }
+            FailureClass::HeartbeatLag => NodeFamily::Heartbeat,
+            FailureClass::NodeFlapping => NodeFamily::Flapping,
+            FailureClass::NodeCondition => NodeFamily::Condition(
+                finding
+                    .evidence
+                    .conditions
+                    .first()
+                    .map_or_else(String::new, |c| c.type_.clone()),
+            ),
+            FailureClass::NodePressure => NodeFamily::Pressure,
+            FailureClass::NodeBlackHole => NodeFamily::BlackHole,
+            FailureClass::SystemOOM => NodeFamily::SystemOOM,
+            _ => return None,
+        })
+    }
+
+    /// The classes a cause of this family holds on its member nodes. Nodes down also hold the
+    /// findings of the pods bound to them: a pod lost with its node, stuck Terminating on it, or
+    /// left by it is the same partition, not a pod fault.
+    pub fn classes(&self) -> Vec<FailureClass> {
+        match self {
+            NodeFamily::Down => vec![
+                FailureClass::NodeNotReady,
+                FailureClass::NodeUnreachable,
+                FailureClass::PLEGUnhealthy,
+                FailureClass::NodeLost,
+                FailureClass::StuckTerminating,
+                FailureClass::Orphaned,
+            ],
+            NodeFamily::Heartbeat => vec![FailureClass::HeartbeatLag],
+            NodeFamily::Flapping => vec![FailureClass::NodeFlapping],
+            NodeFamily::Condition(_) => vec![FailureClass::NodeCondition],
+            NodeFamily::Pressure => vec![FailureClass::NodePressure],
+            NodeFamily::BlackHole => vec![FailureClass::NodeBlackHole],
+            NodeFamily::SystemOOM => vec![FailureClass::SystemOOM],
+        }
+    }
+
+    /// What the members have in common, and what it likely means.
+    fn said(&self) -> String {
+        match self {
+            NodeFamily::Down => {
+                "NotReady or unreachable together: likely a partition or a control-plane fault".into()
+            }
+            NodeFamily::Heartbeat => {
+                "late with their heartbeats together: likely a slow control plane or etcd".into()
+            }
+            NodeFamily::Flapping => "flapping together: likely a shared dependency, not the nodes".into(),
+            NodeFamily::Condition(t) => {
+                format!("reporting {t} together: likely the detector or a shared dependency")
+            }
+            NodeFamily::Pressure => "under pressure together: likely a workload or a rollout".into(),
+            NodeFamily::BlackHole => {
+                "not starting their pods together: likely the runtime, images or admission".into()
+            }
+            NodeFamily::SystemOOM => "killing processes for memory together: likely a workload".into(),
+        }
+    }
+}
+
+/// How many nodes there are, in the cluster and in each zone, and each node's zone.
+#[derive(Clone, Debug, Default)]
+pub struct Topology {
+    pub nodes: usize,
+    zone_of: HashMap<String, String>,
+    per_zone: HashMap<String, usize>,
+}
+
+impl Topology {
+    /// The topology of these nodes (their zone labels).
+    pub fn of<'a>(nodes: impl IntoIterator<Item = &'a NodeView>) -> Topology {
+        let mut t = Topology::default();
+        for node in nodes {
+            t.nodes += 1;
+            let zone = node.labels.iter().find(|(k, _)| &**k == ZONE_LABEL);
+            if let Some((_, zone)) = zone {
+                t.zone_of.insert(node.name.to_string(), zone.to_string());
+                *t.per_zone.entry(zone.to_string()).or_default() += 1;
+            }
+        }
+        t
+    }
+
+    /// `nodes` nodes, no zones.
+    pub fn flat(nodes: usize) -> Topology {
+        Topology {
+            nodes,
+            ..Default::default()
+        }
+    }
+}
+
+/// Whether `members` of `total` nodes are many enough, and a large enough share, to be one cause.
+fn together(members: usize, total: usize, knobs: &Knobs) -> bool {
+    total > 0 && members >= knobs.correlated_nodes_min && members * 100 >= knobs.correlated_nodes_percent * total
+}
+
+/// The causes among the node findings: by family, per zone first, then cluster-wide for what
+/// no zone explains.
+pub fn nodes_together(findings: &[&Finding], topology: &Topology, knobs: &Knobs) -> Vec<Correlated> {
+    // Each family's member nodes, in name order (one finding per node: the earliest).
+    let mut families: BTreeMap<NodeFamily, BTreeMap<&str, &Finding>> = BTreeMap::new();
+    for f in findings {
+        if let Some(family) = NodeFamily::of(f) {
+            let members = families.entry(family).or_default();
+            let kept = members.entry(f.subject.name.as_str()).or_insert(f);
+            if f.since < kept.since {
+                *kept = f;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (family, members) in families {
+        let mut by_zone: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+        for (node, f) in &members {
+            if let Some(zone) = topology.zone_of.get(*node) {
+                by_zone.entry(zone).or_default().push(f);
+            }
+        }
+        let mut explained: Vec<&str> = Vec::new();
+        for (zone, in_zone) in by_zone {
+            let total = topology.per_zone.get(zone).copied().unwrap_or(0);
+            // A zone that is the whole cluster is the cluster.
+            if total < topology.nodes && together(in_zone.len(), total, knobs) {
+                explained.extend(in_zone.iter().map(|f| f.subject.name.as_str()));
+                out.push(cause(&family, Some(zone), &in_zone, total));
+            }
+        }
+        let rest: Vec<&Finding> = members
+            .iter()
+            .filter(|(node, _)| !explained.contains(node))
+            .map(|(_, f)| *f)
+            .collect();
+        if together(rest.len(), topology.nodes, knobs) {
+            out.push(cause(&family, None, &rest, topology.nodes));
+        }
+    }
+    out
+}
+
+fn cause(family: &NodeFamily, zone: Option<&str>, members: &[&Finding], total: usize) -> Correlated {
+    let place = zone.map_or_else(String::new, |z| format!(" in zone {z}"));
+    Correlated {
+        cause: CorrelatedCause::Nodes {
+            family: family.clone(),
+            zone: zone.map(str::to_string),
+        },
+        classes: family.classes(),
+        since: members.iter().map(|f| f.since).min().unwrap_or_default(),
+        message: format!(
+            "{} of {total} nodes{place} are {} ({}%); per-node actions are held",
+            members.len(),
+            family.said(),
+            members.len() * 100 / total.max(1)
+        ),
+        members: members.iter().map(|f| f.subject.clone()).collect(),
+    }
+}

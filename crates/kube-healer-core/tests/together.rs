@@ -1,0 +1,163 @@
+//! Nodes failing the same way together are one cause: every node family (down, heartbeats,
+//! flapping, one condition type, ...) is grouped, by zone first and then cluster-wide, so a
+//! zone's outage is held in that zone while a single node failing elsewhere is still healed.
+
+use k8s_openapi::api::core::v1::Node;
+use kube_healer_api::record::ConditionEvidence;
+use kube_healer_api::{FailureClass, TargetKind};
+use kube_healer_core::classify::{NodeFamily, Topology, ZONE_LABEL, correlate};
+use kube_healer_core::convert::{Interner, node_view};
+use kube_healer_core::{Correlated, CorrelatedCause, Finding, Subject};
+use serde_json::json;
+
+const T: i64 = 1_800_000_000;
+
+fn finding(class: FailureClass, node: &str) -> Finding {
+    Finding {
+        class,
+        subject: Subject {
+            kind: TargetKind::Node,
+            namespace: None,
+            name: node.into(),
+            uid: node.into(),
+            node: Some(node.into()),
+        },
+        since: T,
+        evidence: Default::default(),
+    }
+}
+
+/// A NodeCondition finding of this condition type, as the classifier writes its evidence.
+fn condition(type_: &str, node: &str) -> Finding {
+    let mut f = finding(FailureClass::NodeCondition, node);
+    f.evidence.conditions.push(ConditionEvidence {
+        type_: type_.into(),
+        status: "True".into(),
+        ..Default::default()
+    });
+    f
+}
+
+/// `count` nodes w0.. in the zones given, round robin (none: no zone label).
+fn topology(count: usize, zones: &[&str]) -> Topology {
+    let mut interner = Interner::default();
+    let views: Vec<_> = (0..count)
+        .map(|i| {
+            let mut labels = json!({});
+            if !zones.is_empty() {
+                labels[ZONE_LABEL] = json!(zones[i % zones.len()]);
+            }
+            let node: Node =
+                serde_json::from_value(json!({"metadata": {"name": format!("w{i}"), "uid": format!("w{i}"), "labels": labels}}))
+                    .unwrap();
+            node_view(&node, &mut interner).unwrap()
+        })
+        .collect();
+    Topology::of(&views)
+}
+
+fn causes(findings: &[Finding], topology: &Topology) -> Vec<Correlated> {
+    correlate(findings, topology, &Default::default())
+}
+
+#[test]
+fn one_condition_on_many_nodes_is_one_cause_and_types_do_not_add_up() {
+    let ten = topology(10, &[]);
+    // A bad node-problem-detector rollout: 4 of 10 nodes report KernelDeadlock.
+    let rollout: Vec<Finding> = (0..4).map(|i| condition("KernelDeadlock", &format!("w{i}"))).collect();
+    let found = causes(&rollout, &ten);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].cause,
+        CorrelatedCause::Nodes {
+            family: NodeFamily::Condition("KernelDeadlock".into()),
+            zone: None
+        }
+    );
+    assert!(found[0].message.contains("4 of 10 nodes are reporting KernelDeadlock together"), "{}", found[0].message);
+    assert!(found[0].covers(&rollout[0]));
+    assert!(!found[0].covers(&condition("KernelDeadlock", "w9")), "not a member");
+    assert!(
+        !found[0].covers(&finding(FailureClass::HeartbeatLag, "w0")),
+        "another family on a member node is not this cause"
+    );
+    // Two nodes with one problem and two with another: four node faults, no cause.
+    let mixed = [
+        condition("KernelDeadlock", "w0"),
+        condition("KernelDeadlock", "w1"),
+        condition("ReadonlyFilesystem", "w2"),
+        condition("ReadonlyFilesystem", "w3"),
+    ];
+    assert!(causes(&mixed, &ten).is_empty());
+}
+
+#[test]
+fn every_node_family_is_guarded() {
+    let ten = topology(10, &[]);
+    for class in [
+        FailureClass::NodeNotReady,
+        FailureClass::HeartbeatLag,
+        FailureClass::NodeFlapping,
+        FailureClass::NodePressure,
+        FailureClass::NodeBlackHole,
+        FailureClass::SystemOOM,
+    ] {
+        let many: Vec<Finding> = (0..6).map(|i| finding(class, &format!("w{i}"))).collect();
+        let found = causes(&many, &ten);
+        assert_eq!(found.len(), 1, "{class}: {found:?}");
+        assert!(many.iter().all(|f| found[0].covers(f)), "{class}");
+        let few: Vec<Finding> = (0..2).map(|i| finding(class, &format!("w{i}"))).collect();
+        assert!(causes(&few, &ten).is_empty(), "{class}: two nodes are node faults");
+    }
+    // NotReady and unreachable nodes are one family: down.
+    let down = [
+        finding(FailureClass::NodeNotReady, "w0"),
+        finding(FailureClass::NodeUnreachable, "w1"),
+        finding(FailureClass::PLEGUnhealthy, "w2"),
+    ];
+    assert_eq!(causes(&down, &ten).len(), 1);
+}
+
+#[test]
+fn a_zone_outage_is_held_in_its_zone_and_a_node_elsewhere_is_not() {
+    // 9 nodes in zones a, b, c (w0, w3, w6 in a): a's three go down, and w1 in b.
+    let nine = topology(9, &["a", "b", "c"]);
+    let down: Vec<Finding> = ["w0", "w3", "w6", "w1"]
+        .iter()
+        .map(|n| finding(FailureClass::NodeUnreachable, n))
+        .collect();
+    let found = causes(&down, &nine);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].cause,
+        CorrelatedCause::Nodes {
+            family: NodeFamily::Down,
+            zone: Some("a".into())
+        }
+    );
+    assert!(found[0].message.contains("3 of 3 nodes in zone a"), "{}", found[0].message);
+    assert!(found[0].covers(&down[0]));
+    assert!(!found[0].covers(&down[3]), "the node in zone b is a node fault, healed");
+
+    // Spread over zones (two in a, two in b: 4 of 9), no zone explains it: the cluster's cause.
+    let spread: Vec<Finding> = ["w0", "w3", "w1", "w4"]
+        .iter()
+        .map(|n| finding(FailureClass::NodeUnreachable, n))
+        .collect();
+    let found = causes(&spread, &nine);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].cause,
+        CorrelatedCause::Nodes {
+            family: NodeFamily::Down,
+            zone: None
+        }
+    );
+    assert!(spread.iter().all(|f| found[0].covers(f)));
+
+    // One zone that is the whole cluster is the cluster.
+    let one_zone = topology(6, &["a"]);
+    let found = causes(&spread, &one_zone);
+    assert_eq!(found.len(), 1);
+    assert!(matches!(&found[0].cause, CorrelatedCause::Nodes { zone: None, .. }));
+}
