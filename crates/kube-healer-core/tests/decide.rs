@@ -280,7 +280,9 @@ fn actions_an_earlier_leader_left_in_flight_count_against_max_concurrent() {
         ("p-e", mark("p", "e", T + 600)),
     ];
     let of = |target: &str, own: &[&str]| {
-        inherited_in_flight(marks.iter().map(|(n, m)| (*n, m)), "p", target, T, |r| own.contains(&r))
+        inherited_in_flight(marks.iter().map(|(n, m)| (*n, m)), "p", target, T, |r| {
+            own.contains(&r)
+        })
     };
     // a, b and e count (c is past its deadline, d is another policy's); the earliest deadline is b's.
     assert_eq!(of("x", &[]), (3, Some(T + 100)));
@@ -309,7 +311,9 @@ fn actions_an_earlier_leader_left_in_flight_count_against_max_concurrent() {
     ));
     let d = decide(&s, T, &fresh, &one, &inherited(1));
     assert_eq!(held(&d).0, reasons::MAX_CONCURRENT);
-    let Decision::Hold { message, .. } = d else { unreachable!() };
+    let Decision::Hold { message, .. } = d else {
+        unreachable!()
+    };
     assert!(
         message.contains("2 actions of this policy in flight, 1 of them started by an earlier leader"),
         "{message}"

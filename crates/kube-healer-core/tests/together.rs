@@ -47,9 +47,10 @@ fn topology(count: usize, zones: &[&str]) -> Topology {
             if !zones.is_empty() {
                 labels[ZONE_LABEL] = json!(zones[i % zones.len()]);
             }
-            let node: Node =
-                serde_json::from_value(json!({"metadata": {"name": format!("w{i}"), "uid": format!("w{i}"), "labels": labels}}))
-                    .unwrap();
+            let node: Node = serde_json::from_value(
+                json!({"metadata": {"name": format!("w{i}"), "uid": format!("w{i}"), "labels": labels}}),
+            )
+            .unwrap();
             node_view(&node, &mut interner).unwrap()
         })
         .collect();
@@ -64,7 +65,9 @@ fn causes(findings: &[Finding], topology: &Topology) -> Vec<Correlated> {
 fn one_condition_on_many_nodes_is_one_cause_and_types_do_not_add_up() {
     let ten = topology(10, &[]);
     // A bad node-problem-detector rollout: 4 of 10 nodes report KernelDeadlock.
-    let rollout: Vec<Finding> = (0..4).map(|i| condition("KernelDeadlock", &format!("w{i}"))).collect();
+    let rollout: Vec<Finding> = (0..4)
+        .map(|i| condition("KernelDeadlock", &format!("w{i}")))
+        .collect();
     let found = causes(&rollout, &ten);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
@@ -74,9 +77,18 @@ fn one_condition_on_many_nodes_is_one_cause_and_types_do_not_add_up() {
             zone: None
         }
     );
-    assert!(found[0].message.contains("4 of 10 nodes are reporting KernelDeadlock together"), "{}", found[0].message);
+    assert!(
+        found[0]
+            .message
+            .contains("4 of 10 nodes are reporting KernelDeadlock together"),
+        "{}",
+        found[0].message
+    );
     assert!(found[0].covers(&rollout[0]));
-    assert!(!found[0].covers(&condition("KernelDeadlock", "w9")), "not a member");
+    assert!(
+        !found[0].covers(&condition("KernelDeadlock", "w9")),
+        "not a member"
+    );
     assert!(
         !found[0].covers(&finding(FailureClass::HeartbeatLag, "w0")),
         "another family on a member node is not this cause"
@@ -107,7 +119,10 @@ fn every_node_family_is_guarded() {
         assert_eq!(found.len(), 1, "{class}: {found:?}");
         assert!(many.iter().all(|f| found[0].covers(f)), "{class}");
         let few: Vec<Finding> = (0..2).map(|i| finding(class, &format!("w{i}"))).collect();
-        assert!(causes(&few, &ten).is_empty(), "{class}: two nodes are node faults");
+        assert!(
+            causes(&few, &ten).is_empty(),
+            "{class}: two nodes are node faults"
+        );
     }
     // NotReady and unreachable nodes are one family: down.
     let down = [
@@ -135,9 +150,16 @@ fn a_zone_outage_is_held_in_its_zone_and_a_node_elsewhere_is_not() {
             zone: Some("a".into())
         }
     );
-    assert!(found[0].message.contains("3 of 3 nodes in zone a"), "{}", found[0].message);
+    assert!(
+        found[0].message.contains("3 of 3 nodes in zone a"),
+        "{}",
+        found[0].message
+    );
     assert!(found[0].covers(&down[0]));
-    assert!(!found[0].covers(&down[3]), "the node in zone b is a node fault, healed");
+    assert!(
+        !found[0].covers(&down[3]),
+        "the node in zone b is a node fault, healed"
+    );
 
     // Spread over zones (two in a, two in b: 4 of 9), no zone explains it: the cluster's cause.
     let spread: Vec<Finding> = ["w0", "w3", "w1", "w4"]
@@ -159,5 +181,8 @@ fn a_zone_outage_is_held_in_its_zone_and_a_node_elsewhere_is_not() {
     let one_zone = topology(6, &["a"]);
     let found = causes(&spread, &one_zone);
     assert_eq!(found.len(), 1);
-    assert!(matches!(&found[0].cause, CorrelatedCause::Nodes { zone: None, .. }));
+    assert!(matches!(
+        &found[0].cause,
+        CorrelatedCause::Nodes { zone: None, .. }
+    ));
 }

@@ -68,7 +68,11 @@ async fn outcomes(
         .iter()
         .map(|r| {
             let (phase, reason) = phase_reason(r);
-            let message = r.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
+            let message = r
+                .status
+                .as_ref()
+                .and_then(|s| s.message.clone())
+                .unwrap_or_default();
             (r.spec.target.name.clone(), (phase, reason, message))
         })
         .collect())
@@ -131,7 +135,8 @@ async fn families(ctx: Ctx) -> anyhow::Result<()> {
     for i in [0, 3, 6] {
         let (phase, reason, message) = seen.get(&names[i]).context("a record on each node of zone a")?;
         ensure!(
-            (*phase, reason.as_str()) == (ActionPhase::Skipped, "Correlated") && message.contains("3 of 3 nodes in zone a"),
+            (*phase, reason.as_str()) == (ActionPhase::Skipped, "Correlated")
+                && message.contains("3 of 3 nodes in zone a"),
             "{}: {phase:?}/{reason}: {message}",
             names[i]
         );
@@ -151,9 +156,13 @@ async fn families(ctx: Ctx) -> anyhow::Result<()> {
     // (b) KernelDeadlock on 4 of the 9 nodes, two in zone b and two in c: no zone explains it,
     // the cluster does (4 of 9).
     let deadlock_policy = ctx.name("deadlock");
-    create_policy(&ctx, &deadlock_policy, json!({"target": {"kind": "Node", "selector": selects},
+    create_policy(
+        &ctx,
+        &deadlock_policy,
+        json!({"target": {"kind": "Node", "selector": selects},
         "conditions": [{"class": "NodeCondition", "conditionType": "KernelDeadlock", "for": "5s"}],
-        "actions": [{"action": "Cordon"}], "safety": limits}))
+        "actions": [{"action": "Cordon"}], "safety": limits}),
+    )
     .await?;
     let rollout = [4, 7, 2, 5];
     set(&rollout, |h, at| {

@@ -22,10 +22,7 @@ fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
         ClusterOptions::default(),
         vec![
-            test(
-                "a_leader_that_cannot_renew_its_lease_steps_down",
-                lease_lost,
-            ),
+            test("a_leader_that_cannot_renew_its_lease_steps_down", lease_lost),
             test(
                 "a_leader_that_loses_its_lease_mid_drain_stops_and_max_concurrent_holds_across_the_takeover",
                 takeover::takeover_mid_drain,

@@ -126,7 +126,11 @@ fn recheck_cost(
     costs.sort_by(f64::total_cmp);
     let quantile = |q: f64| costs[((costs.len() - 1) as f64 * q).round() as usize];
     let (p50, p99) = (quantile(0.5), quantile(0.99));
-    let share = if reaction_p50 > 0.0 { p50 / reaction_p50 } else { 0.0 };
+    let share = if reaction_p50 > 0.0 {
+        p50 / reaction_p50
+    } else {
+        0.0
+    };
     report.row(
         "recheck: fresh GET -> DELETE received, p50 / p99 (audit log)",
         format!("{:.0} ms / {:.0} ms", p50 * 1000.0, p99 * 1000.0),

@@ -144,7 +144,9 @@ impl Topology {
 
 /// Whether `members` of `total` nodes are many enough, and a large enough share, to be one cause.
 fn together(members: usize, total: usize, knobs: &Knobs) -> bool {
-    total > 0 && members >= knobs.correlated_nodes_min && members * 100 >= knobs.correlated_nodes_percent * total
+    total > 0
+        && members >= knobs.correlated_nodes_min
+        && members * 100 >= knobs.correlated_nodes_percent * total
 }
 
 /// The causes among the node findings: by family, per zone first, then cluster-wide for what

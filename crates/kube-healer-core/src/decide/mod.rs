@@ -178,7 +178,9 @@ pub fn decide(
         };
         return hold(
             reasons::MAX_CONCURRENT,
-            format!("{in_flight} actions of this policy in flight{inherited} (maxConcurrent {max_concurrent})"),
+            format!(
+                "{in_flight} actions of this policy in flight{inherited} (maxConcurrent {max_concurrent})"
+            ),
             None,
         );
     }

@@ -47,7 +47,15 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
     let in_flight_until = longest(&req)
         .filter(|_| req.in_flight())
         .map(|d| io.clock.now() + d.as_secs() as i64);
-    let resumed = match writer::begin(io.records, &req.name, &req.spec, req.hold.is_some(), in_flight_until).await {
+    let resumed = match writer::begin(
+        io.records,
+        &req.name,
+        &req.spec,
+        req.hold.is_some(),
+        in_flight_until,
+    )
+    .await
+    {
         Begun::New => false,
         Begun::Resumed => {
             tracing::warn!(record = %req.name, "decision recorded but not finished before a restart: finishing it");

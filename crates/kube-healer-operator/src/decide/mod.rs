@@ -7,8 +7,8 @@
 mod disruption;
 mod in_flight;
 mod request;
-mod spent;
 mod seen;
+mod spent;
 mod waiting;
 
 use std::collections::{HashMap, HashSet};
@@ -16,8 +16,8 @@ use std::collections::{HashMap, HashSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::reasons;
 use kube_healer_core::decide::{
-    Budget, Decision, Facts, InFlightMark, Ladder, decide, guard,
-    takes_node_out_of_service, unsafe_for_target,
+    Budget, Decision, Facts, InFlightMark, Ladder, decide, guard, takes_node_out_of_service,
+    unsafe_for_target,
 };
 use kube_healer_core::policy::{CompiledPolicy, Target as CoreTarget};
 use kube_healer_core::view::{Secs, Shared};
@@ -28,8 +28,8 @@ use crate::protocol::{ActionRequest, Hold};
 use crate::record::Mode;
 use crate::store::Stores;
 use crate::target::Target;
-pub use disruption::held_by_managed;
 use disruption::SENT_COUNTS_FOR;
+pub use disruption::held_by_managed;
 use in_flight::InFlight;
 use request::Decided;
 use spent::Spent;

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use kube_healer_api::FailureClass;
-use kube_healer_core::view::Secs;
 use kube_healer_core::classify::Topology;
+use kube_healer_core::view::Secs;
 use kube_healer_core::{Correlated, Finding, Knobs};
 
 use crate::metrics::Metrics;
@@ -76,7 +76,13 @@ impl Correlation {
 
     /// Recomputes the causes if their inputs changed; logs those that appear and clear. A cause
     /// that clears at `now` cools off for [`COOL_OFF`].
-    pub fn refresh(&mut self, topology: impl FnOnce() -> Topology, knobs: &Knobs, metrics: &Metrics, now: Secs) {
+    pub fn refresh(
+        &mut self,
+        topology: impl FnOnce() -> Topology,
+        knobs: &Knobs,
+        metrics: &Metrics,
+        now: Secs,
+    ) {
         let cooled = self.cooling.len();
         self.cooling.retain(|(_, at)| *at + COOL_OFF > now);
         if !self.dirty {

@@ -46,7 +46,11 @@ fn targets(work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>) -> Vec<String>
     requests(work)
         .into_iter()
         .map(|r| {
-            assert!(r.hold.is_none(), "a waiting target is not recorded as held: {:?}", r.hold);
+            assert!(
+                r.hold.is_none(),
+                "a waiting target is not recorded as held: {:?}",
+                r.hold
+            );
             r.spec.target.name
         })
         .collect()
@@ -116,7 +120,12 @@ fn the_rate_is_counted_from_the_records_after_a_restart() {
         ("leftovers-h", T0 - 40, "hold"),
         ("leftovers-old", T0 - 700, "act"),
     ] {
-        e.apply(record_of("leftovers", name, created, json!({TARGET_UID_LABEL: name, DECISION_LABEL: decision})));
+        e.apply(record_of(
+            "leftovers",
+            name,
+            created,
+            json!({TARGET_UID_LABEL: name, DECISION_LABEL: decision}),
+        ));
     }
     e.apply(leftovers_policy(
         json!({"maxConcurrent": 5, "rate": {"actions": 3, "per": "10m"}}),
@@ -132,6 +141,13 @@ fn the_rate_is_counted_from_the_records_after_a_restart() {
     // a and b are within the 10 minutes: one place is left, and the other pod waits until a's
     // action leaves the window.
     assert_eq!(decided.len(), 2, "{decided:?}");
-    assert_eq!(decided.iter().filter(|(_, h)| h.is_none()).count(), 1, "{decided:?}");
-    assert!(decided.iter().any(|(_, h)| *h == Some(reasons::RATE_LIMITED)), "{decided:?}");
+    assert_eq!(
+        decided.iter().filter(|(_, h)| h.is_none()).count(),
+        1,
+        "{decided:?}"
+    );
+    assert!(
+        decided.iter().any(|(_, h)| *h == Some(reasons::RATE_LIMITED)),
+        "{decided:?}"
+    );
 }
