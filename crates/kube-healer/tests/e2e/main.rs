@@ -22,6 +22,7 @@ mod drain;
 mod ha;
 mod heal;
 mod lost_node;
+mod rate;
 mod recheck;
 
 use kube_healer_testenv::ClusterOptions;
@@ -33,6 +34,7 @@ fn main() -> std::process::ExitCode {
         ha::tests(),
         heal::tests(),
         lost_node::tests(),
+        rate::tests(),
         recheck::tests(),
     ]
     .into_iter()
