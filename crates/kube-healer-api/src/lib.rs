@@ -56,6 +56,11 @@ pub const TARGET_UID_LABEL: &str = "healing.kubehealer.io/target-uid";
 /// records, so that a restart or a failover grants no fresh budget.
 pub const DECISION_LABEL: &str = "healing.kubehealer.io/decision";
 
+/// On every HealingAction: when the failure's episode began (Unix seconds). A restarted operator
+/// or a new leader continues the episode of a failure that went on, so its ladder, cooldown and
+/// maxAttempts go on too.
+pub const EPISODE_LABEL: &str = "healing.kubehealer.io/episode";
+
 /// On the HealingAction of a long action while it runs (an eviction waiting on a
 /// PodDisruptionBudget, a drain, a rescheduling, a rollout restart, a node Job): the Unix time
 /// (seconds) until which it may still be running, at the latest. Removed when the action ends; a

@@ -376,6 +376,39 @@ fn a_node_is_held_by_the_policies_its_kube_healer_annotations_name() {
     assert!(plain.held_by.is_empty());
 }
 
+/// A cordon or a taint may be held by several policies: the annotations list each, and the node
+/// is held by all of them (lifted only when the last lets go).
+#[test]
+fn a_cordon_and_a_taint_may_be_held_by_several_policies() {
+    use kube_healer_core::convert::{cordon_owners, taint_owners};
+    let annotations: std::collections::BTreeMap<String, String> = [
+        (
+            kube_healer_api::CORDONED_BY_ANNOTATION.to_string(),
+            "flapping, deadlock".to_string(),
+        ),
+        (
+            kube_healer_api::TAINTED_BY_ANNOTATION.to_string(),
+            "oom=kube-healer/unhealthy:NoSchedule,disk=kube-healer/unhealthy:NoSchedule,bad".to_string(),
+        ),
+    ]
+    .into();
+    assert_eq!(cordon_owners(Some(&annotations)), ["flapping", "deadlock"]);
+    assert_eq!(
+        taint_owners(Some(&annotations)),
+        [
+            ("oom", "kube-healer/unhealthy", "NoSchedule"),
+            ("disk", "kube-healer/unhealthy", "NoSchedule")
+        ],
+        "an entry that does not parse is left out"
+    );
+    let mut n = node("m", "a", json!([]));
+    n.metadata.annotations = Some(annotations);
+    let view = node_view(&n, &mut Interner::default()).unwrap();
+    let held: Vec<&str> = view.held_by.iter().map(|p| &**p).collect();
+    assert_eq!(held, ["deadlock", "disk", "flapping", "oom"]);
+    assert!(cordon_owners(None).is_empty() && taint_owners(None).is_empty());
+}
+
 fn unsafe_(message: &str) -> kube_healer_core::decide::Unsafe {
     kube_healer_core::decide::Unsafe {
         message: message.into(),

@@ -16,7 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("failpoint", &[]),
     ("watch", &["metrics", "failpoint"]),
     ("store", &["target"]),
-    ("policy", &["store", "target", "clock"]),
+    ("policy", &["store", "target", "clock", "record"]),
     ("record", &["retry"]),
     (
         "act",

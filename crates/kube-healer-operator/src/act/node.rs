@@ -1,5 +1,6 @@
 //! Cordon and Taint, and their revert. kube-healer marks what it changed with annotations naming
-//! the policy, and reverts only that: a node cordoned by a person stays cordoned.
+//! the policies that hold it, and reverts only that: a node cordoned by a person stays cordoned,
+//! and a cordon or taint several policies hold is lifted only when the last of them lets go.
 
 use k8s_openapi::api::core::v1::{Node, Taint};
 use kube::Client;
@@ -11,6 +12,8 @@ use kube_healer_api::{
     AVOID_TAINT, CORDONED_BY_ANNOTATION, HealingActionSpec, TAINTED_BY_ANNOTATION, reasons,
 };
 use serde_json::json;
+
+use kube_healer_core::convert::{cordon_owners, taint_owners};
 
 use crate::act::Outcome;
 use crate::retry::{self, Backoff};
@@ -89,12 +92,28 @@ fn taints_without(node: &Node, drop: impl Fn(&Taint) -> bool) -> Vec<Taint> {
 }
 
 pub async fn cordon(client: &Client, spec: &HealingActionSpec) -> Outcome {
+    let policy = spec.policy.as_str();
     let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
+        let owners = cordon_owners(node.metadata.annotations.as_ref());
         if node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
-            return None; // already cordoned (perhaps by a person): not ours to claim
+            // Cordoned by a person: not ours to claim. Cordoned by other policies: this one
+            // holds it too, so that it stays until none of them needs it.
+            if owners.is_empty() || owners.contains(&policy) {
+                return None;
+            }
+            let mut held = owners.clone();
+            held.push(policy);
+            return Some((
+                json!({"metadata": {"annotations": {CORDONED_BY_ANNOTATION: held.join(",")}}}),
+                format!(
+                    "{} was cordoned by {}: {policy} holds the cordon too",
+                    spec.target.reference,
+                    owners.join(", ")
+                ),
+            ));
         }
         Some((
-            json!({"spec": {"unschedulable": true}, "metadata": {"annotations": {CORDONED_BY_ANNOTATION: spec.policy}}}),
+            json!({"spec": {"unschedulable": true}, "metadata": {"annotations": {CORDONED_BY_ANNOTATION: policy}}}),
             format!("cordoned {}", spec.target.reference),
         ))
     })
@@ -114,23 +133,45 @@ pub fn out_of_service() -> TaintParams {
     }
 }
 
+/// A tainted-by annotation's entries, written back (None: no entry left).
+fn taint_marker(entries: &[(&str, &str, &str)]) -> serde_json::Value {
+    if entries.is_empty() {
+        return serde_json::Value::Null;
+    }
+    let list: Vec<String> = entries.iter().map(|(p, k, e)| format!("{p}={k}:{e}")).collect();
+    json!(list.join(","))
+}
+
 pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParams) -> Outcome {
-    let effect = taint.effect.as_str();
+    let (policy, key, effect) = (spec.policy.as_str(), taint.key.as_str(), taint.effect.as_str());
     let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
         let mut taints = taints_without(node, |_| false);
-        if taints.iter().any(|t| t.key == taint.key && t.effect == effect) {
-            return None;
+        let mut entries = taint_owners(node.metadata.annotations.as_ref());
+        let held = |p: &str| entries.contains(&(p, key, effect));
+        if taints.iter().any(|t| t.key == key && t.effect == effect) {
+            // Put there by a person, or held by this policy already: nothing to do. Held by
+            // other policies: this one holds it too.
+            if held(policy) || !entries.iter().any(|(_, k, e)| (*k, *e) == (key, effect)) {
+                return None;
+            }
+            entries.push((policy, key, effect));
+            return Some((
+                json!({"metadata": {"annotations": {TAINTED_BY_ANNOTATION: taint_marker(&entries)}}}),
+                format!("{} had the taint {key}:{effect}: {policy} holds it too", spec.target.reference),
+            ));
         }
         taints.push(Taint {
-            key: taint.key.clone(),
+            key: key.to_string(),
             value: taint.value.clone(),
             effect: effect.to_string(),
             time_added: None,
         });
-        let marker = format!("{}={}:{effect}", spec.policy, taint.key);
+        // Entries for a taint no longer there are stale: this policy's is the one now.
+        entries.retain(|(_, k, e)| (*k, *e) != (key, effect));
+        entries.push((policy, key, effect));
         Some((
-            json!({"spec": {"taints": taints}, "metadata": {"annotations": {TAINTED_BY_ANNOTATION: marker}}}),
-            format!("tainted {} {}:{effect}", spec.target.reference, taint.key),
+            json!({"spec": {"taints": taints}, "metadata": {"annotations": {TAINTED_BY_ANNOTATION: taint_marker(&entries)}}}),
+            format!("tainted {} {key}:{effect}", spec.target.reference),
         ))
     })
     .await;
@@ -139,26 +180,42 @@ pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParam
     })
 }
 
-/// Undoes the policy's cordon and taint on the node, if kube-healer made them for this policy.
+/// The policy lets go of the node: its hold on the cordon and on taints comes off, and what no
+/// other policy holds any more is undone (only what kube-healer made).
 pub async fn revert(client: &Client, recorder: &Recorder, policy: &str, node: &str) {
     let result = update_node(client, node, None, |n| {
-        let annotations = n.metadata.annotations.clone().unwrap_or_default();
+        let annotations = n.metadata.annotations.as_ref();
         let mut patch = json!({"metadata": {"annotations": {}}});
         let mut undone = Vec::new();
-        if annotations.get(CORDONED_BY_ANNOTATION).map(String::as_str) == Some(policy) {
-            patch["spec"]["unschedulable"] = json!(false);
-            patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION] = serde_json::Value::Null;
-            undone.push("uncordoned".to_string());
+        let owners = cordon_owners(annotations);
+        if owners.contains(&policy) {
+            let rest: Vec<&str> = owners.into_iter().filter(|p| *p != policy).collect();
+            if rest.is_empty() {
+                patch["spec"]["unschedulable"] = json!(false);
+                patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION] = serde_json::Value::Null;
+                undone.push("uncordoned".to_string());
+            } else {
+                patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION] = json!(rest.join(","));
+                undone.push(format!("left the cordon to {}", rest.join(", ")));
+            }
         }
-        if let Some(marker) = annotations.get(TAINTED_BY_ANNOTATION)
-            && let Some((owner, taint)) = marker.split_once('=')
-            && owner == policy
-            && let Some((key, effect)) = taint.rsplit_once(':')
-        {
-            let taints = taints_without(n, |t| t.key == key && t.effect == effect);
+        let entries = taint_owners(annotations);
+        let (mine, rest): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(p, _, _)| *p == policy);
+        if !mine.is_empty() {
+            let lifted: Vec<(&str, &str)> = mine
+                .iter()
+                .map(|(_, k, e)| (*k, *e))
+                .filter(|taint| !rest.iter().any(|(_, k, e)| (*k, *e) == *taint))
+                .collect();
+            let taints = taints_without(n, |t| lifted.contains(&(t.key.as_str(), t.effect.as_str())));
             patch["spec"]["taints"] = json!(taints);
-            patch["metadata"]["annotations"][TAINTED_BY_ANNOTATION] = serde_json::Value::Null;
-            undone.push(format!("removed the taint {key}:{effect}"));
+            patch["metadata"]["annotations"][TAINTED_BY_ANNOTATION] = taint_marker(&rest);
+            for (_, key, effect) in &mine {
+                undone.push(match lifted.contains(&(*key, *effect)) {
+                    true => format!("removed the taint {key}:{effect}"),
+                    false => format!("left the taint {key}:{effect} to the policies that still hold it"),
+                });
+            }
         }
         (!undone.is_empty()).then(|| (patch, undone.join(", ")))
     })

@@ -142,18 +142,20 @@ impl Gate {
         let mode = Mode::of(spec.safety.dry_run || self.switches.dry_run);
         let key = LadderKey::new(&due.policy, target, mode);
         let for_secs = compiled.conditions[due.condition].for_secs;
+        // The failure's episode (kept while it holds, carried across restarts by the records).
+        let episode = due.episode;
         let mut facts = self.facts(target, finding, compiled, ctx);
         let (inherited, inherited_until) = self.in_flight.inherited(&due.policy, &finding.subject.uid, now);
         facts.inherited_in_flight = inherited;
         let mut ladder = self
             .ladders
             .get(&key)
-            .filter(|l| l.episode == finding.since)
+            .filter(|l| l.episode == episode)
             .cloned()
-            .unwrap_or_else(|| Ladder::new(finding.since));
+            .unwrap_or_else(|| Ladder::new(episode));
         let budget = self.budgets.entry(due.policy.clone()).or_default();
         budget.recent = self.spent.recent(&due.policy, now);
-        let decision = decide(spec, finding.due_at(for_secs), &ladder, budget, &facts);
+        let decision = decide(spec, episode.saturating_add(for_secs), &ladder, budget, &facts);
         let decision = guard(decision, |step, action| {
             let view = match target {
                 Target::Pod(ns, name) => ctx.stores.pod_at(ns, name).map(CoreTarget::Pod),
@@ -216,7 +218,7 @@ impl Gate {
                 let held = HeldKey {
                     policy: due.policy.clone(),
                     target: target.clone(),
-                    episode: finding.since,
+                    episode,
                     step,
                     reason,
                     mode,

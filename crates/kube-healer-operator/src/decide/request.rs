@@ -46,7 +46,7 @@ pub fn build(
     let name = record_name(
         &due.policy,
         &finding.subject.uid,
-        finding.since,
+        due.episode,
         decided.step,
         decided.attempt,
         decided.hold.as_ref().map(|h| h.reason),
@@ -60,7 +60,7 @@ pub fn build(
         action: decided.action,
         step: decided.step as i32 + 1,
         dry_run: decided.dry_run,
-        failing_since: Some(kube_healer_core::finding::time(finding.since)),
+        failing_since: Some(kube_healer_core::finding::time(due.episode)),
         decided_at,
         evidence: finding.evidence.clone().bounded(),
     };

@@ -26,7 +26,7 @@ impl Engine {
     /// Whether decisions are made now: this replica leads, and every watch has listed its current
     /// state (a decision on a partial store could count too few nodes down, miss the event that
     /// explains a pod, or take a node not listed yet for one gone).
-    fn deciding(&self) -> bool {
+    pub(super) fn deciding(&self) -> bool {
         self.is_leader && self.synced.all()
     }
 
@@ -53,6 +53,9 @@ impl Engine {
         next = earliest(next, evaluation.next);
         for policy in evaluation.cleared {
             self.recovered(target, policy);
+        }
+        if let Target::Node(name) = target {
+            self.release_stale_holds(name);
         }
         if self.deciding() {
             for due in &evaluation.due_now {
@@ -165,6 +168,7 @@ impl Engine {
         }
         if let Target::Node(node) = target {
             tracing::info!(%policy, node = %node, "failure cleared: reverting what the policy changed");
+            self.releasing.insert((policy.as_str().into(), node.clone()));
             self.send(Work::Revert {
                 policy,
                 node: node.to_string(),

@@ -10,6 +10,7 @@ mod correlation;
 mod done;
 mod evaluate;
 mod findings;
+mod holds;
 mod leadership;
 mod policies;
 mod records;
@@ -60,6 +61,9 @@ pub struct Engine {
     /// Leadership: only the leader decides and acts.
     leader: Option<watch::Receiver<bool>>,
     is_leader: bool,
+    /// Holds on nodes (cordons, taints) of policies whose failure is over, let go of and not yet
+    /// seen gone: (policy, node).
+    releasing: std::collections::HashSet<(kube_healer_core::view::Shared, kube_healer_core::view::Shared)>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
 }
@@ -87,6 +91,7 @@ impl Engine {
             retention_at: None,
             leader: None,
             is_leader: true,
+            releasing: Default::default(),
             metrics,
             clock: Arc::new(WallClock::default()),
         }

@@ -41,6 +41,14 @@ impl Engine {
                         until,
                     });
                 let freed = self.gate.record_seen(&name, mark);
+                if let Some(episode) = labels
+                    .get(kube_healer_api::EPISODE_LABEL)
+                    .and_then(|e| e.parse().ok())
+                {
+                    self.policies
+                        .episodes
+                        .recorded(&policy, &uid, &name, created, episode);
+                }
                 // An action or dry run counts against its policy's rate, whoever decided it.
                 if labels
                     .get(kube_healer_api::DECISION_LABEL)
@@ -59,7 +67,9 @@ impl Engine {
             }
             W::Delete(meta) => {
                 let name = meta.metadata.name.as_deref().unwrap_or_default();
-                self.records.remove(name);
+                if let Some((policy, _, uid)) = self.records.remove(name) {
+                    self.policies.episodes.forget(&policy, &uid, name);
+                }
                 if let Some(policy) = self.gate.record_gone(name) {
                     self.place_freed(&policy);
                 }
@@ -67,8 +77,9 @@ impl Engine {
             W::Init => self.relist_records.begin(),
             W::InitDone => {
                 if let Some(seen) = self.relist_records.finish() {
-                    for gone in self.records.retain(&seen) {
+                    for (gone, (policy, _, uid)) in self.records.retain(&seen) {
                         self.gate.record_gone(&gone);
+                        self.policies.episodes.forget(&policy, &uid, &gone);
                     }
                 }
                 self.apply_retention(now);

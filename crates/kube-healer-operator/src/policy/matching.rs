@@ -38,6 +38,11 @@ pub struct DueMatch {
     pub policy: String,
     pub condition: usize,
     pub finding: Finding,
+    /// When the failure's episode began: the finding's start when the condition began to hold,
+    /// kept while it holds (and carried by the records across restarts), whatever window
+    /// arithmetic says of the finding now. The ladder, the record names and the due time go by
+    /// it; the recheck before a call goes by the finding's own start.
+    pub episode: Secs,
     /// When it became due for this operator (Unix milliseconds): its `for` elapsed, and it was
     /// known.
     pub due_ms: i64,
@@ -78,16 +83,23 @@ impl PolicySet {
                 continue;
             }
             for (condition, finding) in policy.findings_for(view, findings, stores, now) {
-                let due = finding.due_at(policy.conditions[condition].for_secs);
-                let before = previous.iter().find(|m| {
-                    m.policy == policy.name && m.condition == condition && m.since == finding.since
-                });
+                // The episode: kept while the condition holds, else carried by the records.
+                let before = previous
+                    .iter()
+                    .find(|m| m.policy == policy.name && m.condition == condition);
+                let episode = match before {
+                    Some(m) => m.since.min(finding.since),
+                    None => self
+                        .episodes
+                        .carried(&policy.name, &finding.subject.uid, finding.since),
+                };
+                let due = episode.saturating_add(policy.conditions[condition].for_secs);
                 let reported = before.is_some_and(|m| m.due_reported);
                 let seen_ms = before.map_or(now_ms, |m| m.seen_ms);
                 let m = Match {
                     policy: policy.name.clone(),
                     condition,
-                    since: finding.since,
+                    since: episode,
                     due,
                     due_reported: reported,
                     seen_ms,
@@ -99,6 +111,7 @@ impl PolicySet {
                         policy: policy.name.clone(),
                         condition,
                         finding,
+                        episode,
                         due_ms: (due * 1000).max(seen_ms),
                         newly_due: !reported,
                     });

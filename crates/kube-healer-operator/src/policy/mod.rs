@@ -4,6 +4,7 @@
 
 pub mod book;
 mod decode;
+mod episodes;
 mod matching;
 mod status;
 mod writer;
@@ -20,6 +21,7 @@ use crate::target::Target;
 
 pub use book::StatusBook;
 pub use decode::{Unreadable, decode};
+pub use episodes::Episodes;
 pub use matching::{DueMatch, Evaluation, Match};
 pub use status::PolicyStatus;
 pub use writer::writer;
@@ -29,6 +31,8 @@ pub struct PolicySet {
     protected_namespaces: Arc<[String]>,
     namespaces: HashMap<Shared, Labels>,
     matches: HashMap<Target, Vec<Match>>,
+    /// The failures' episodes as the records carry them (a restart continues them).
+    pub episodes: Episodes,
 }
 
 impl Default for PolicySet {
@@ -38,6 +42,7 @@ impl Default for PolicySet {
             protected_namespaces: PROTECTED_NAMESPACES.iter().map(|n| n.to_string()).collect(),
             namespaces: HashMap::new(),
             matches: HashMap::new(),
+            episodes: Episodes::default(),
         }
     }
 }

@@ -46,29 +46,33 @@ impl Records {
         self.index.insert(name, (policy, created, target_uid));
     }
 
-    pub fn remove(&mut self, name: &str) {
-        if let Some((policy, created, _)) = self.index.remove(name)
-            && let Some(set) = self.by_policy.get_mut(&policy)
-        {
-            set.remove(&(created, name.to_string()));
+    /// Forgets a record; returns what was known of it: (policy, created, target UID).
+    pub fn remove(&mut self, name: &str) -> Option<(String, Secs, String)> {
+        let removed = self.index.remove(name)?;
+        if let Some(set) = self.by_policy.get_mut(&removed.0) {
+            set.remove(&(removed.1, name.to_string()));
             if set.is_empty() {
-                self.by_policy.remove(&policy);
+                self.by_policy.remove(&removed.0);
             }
         }
+        Some(removed)
     }
 
-    /// Keeps only the named records (after a re-list); returns the others' names.
-    pub fn retain(&mut self, names: &std::collections::HashSet<String>) -> Vec<String> {
+    /// Keeps only the named records (after a re-list); returns the others, with what was
+    /// known of them.
+    pub fn retain(
+        &mut self,
+        names: &std::collections::HashSet<String>,
+    ) -> Vec<(String, (String, Secs, String))> {
         let gone: Vec<String> = self
             .index
             .keys()
             .filter(|n| !names.contains(*n))
             .cloned()
             .collect();
-        for name in &gone {
-            self.remove(name);
-        }
-        gone
+        gone.into_iter()
+            .filter_map(|name| self.remove(&name).map(|known| (name, known)))
+            .collect()
     }
 
     pub fn len(&self) -> usize {

@@ -55,6 +55,13 @@ pub async fn begin(
         (false, false) => "act",
     };
     labels.insert(kube_healer_api::DECISION_LABEL.to_string(), decision.to_string());
+    // The failure's episode: a restarted operator continues it.
+    if let Some(since) = &spec.failing_since {
+        labels.insert(
+            kube_healer_api::EPISODE_LABEL.to_string(),
+            since.0.as_second().to_string(),
+        );
+    }
     if let Some(until) = in_flight_until {
         labels.insert(kube_healer_api::IN_FLIGHT_LABEL.to_string(), until.to_string());
     }

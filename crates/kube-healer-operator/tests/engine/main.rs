@@ -3,6 +3,7 @@
 //! nothing is decided, and no record deleted, before every watch has listed.
 
 mod classify;
+mod episodes;
 mod gates;
 mod sync;
 mod takeover;

@@ -22,6 +22,7 @@ mod drain;
 mod ha;
 mod heal;
 mod lost_node;
+mod ownership;
 mod rate;
 mod recheck;
 
@@ -34,6 +35,7 @@ fn main() -> std::process::ExitCode {
         ha::tests(),
         heal::tests(),
         lost_node::tests(),
+        ownership::tests(),
         rate::tests(),
         recheck::tests(),
     ]
