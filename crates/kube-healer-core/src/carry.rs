@@ -43,8 +43,13 @@ pub fn carry_node(view: &mut NodeView, old: Option<&NodeView>, now: Secs) -> boo
     let changed = old.is_some_and(|o| o.ready() != view.ready());
     let mut transitions: Vec<Secs> = old.map(|o| o.ready_transitions.to_vec()).unwrap_or_default();
     if changed {
-        let at = view.condition("Ready").and_then(|c| c.since).unwrap_or(now);
-        transitions.push(at);
+        // The reported lastTransitionTime, unless it goes back before the transition seen last
+        // or into the future: some agents (kwok among them) report a fixed time, and a transition
+        // dated before the one it follows would escape the windows it belongs to. Then the time
+        // it was seen.
+        let reported = view.condition("Ready").and_then(|c| c.since).unwrap_or(now);
+        let plausible = reported <= now && transitions.last().is_none_or(|last| reported >= *last);
+        transitions.push(if plausible { reported } else { now });
         if transitions.len() > TRANSITIONS_KEPT {
             transitions.remove(0);
         }

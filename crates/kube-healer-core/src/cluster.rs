@@ -55,6 +55,12 @@ pub trait ClusterView {
     }
     fn pods_on<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a PodView> + 'a;
     fn node_count(&self) -> usize;
+    /// When the node was held by a correlated cause of nodes down together (from, to; to is
+    /// `Secs::MAX` while it holds, its cool-off included): its Ready transitions then were the
+    /// storm's, not the node's, and do not count toward NodeFlapping.
+    fn held_together(&self, _node: &str) -> &[(Secs, Secs)] {
+        &[]
+    }
 }
 
 /// Everything in memory, as read from a file or built by a test.
@@ -69,6 +75,9 @@ pub struct Snapshot {
     /// When a Lease was last seen renewed, where the input was observed over time (a replay);
     /// None for a dump.
     pub leases_seen_renewing: Option<Secs>,
+    /// Where the input was observed over time (a replay): when each node was held by nodes down
+    /// together (see [`ClusterView::held_together`]); empty for a dump.
+    pub held_together: HashMap<String, Vec<(Secs, Secs)>>,
     node_index: HashMap<Shared, usize>,
     lease_index: HashMap<Shared, usize>,
     pods_by_node: HashMap<Shared, Vec<usize>>,
@@ -109,6 +118,7 @@ impl Snapshot {
             leases,
             nodes_known,
             leases_seen_renewing: None,
+            held_together: HashMap::new(),
             node_index,
             lease_index,
             pods_by_node,
@@ -152,5 +162,9 @@ impl ClusterView for Snapshot {
 
     fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    fn held_together(&self, node: &str) -> &[(Secs, Secs)] {
+        self.held_together.get(node).map_or(&[], Vec::as_slice)
     }
 }

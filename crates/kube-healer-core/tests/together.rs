@@ -186,3 +186,57 @@ fn a_zone_outage_is_held_in_its_zone_and_a_node_elsewhere_is_not() {
         CorrelatedCause::Nodes { zone: None, .. }
     ));
 }
+
+/// The Ready transitions of a node while it was down with many others (and the cool-off after)
+/// were the storm's: they do not count toward NodeFlapping. Those outside still do.
+#[test]
+fn transitions_while_held_by_nodes_down_together_are_not_flapping() {
+    use kube_healer_core::classify_snapshot;
+    const NOW: i64 = T + 10_000;
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": "w0", "uid": "w0"},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2027-01-15T08:00:00Z"}]}}))
+    .unwrap();
+    let mut view = node_view(&node, &mut Interner::default()).unwrap();
+    // Down, up, down, up: two storms' worth of transitions within the hour.
+    view.ready_transitions = vec![NOW - 900, NOW - 800, NOW - 500, NOW - 400].into();
+    let flapping = |held: Vec<(i64, i64)>| {
+        let mut snapshot = kube_healer_core::Snapshot::new(vec![], vec![view.clone()], vec![], vec![]);
+        snapshot.held_together.insert("w0".into(), held);
+        classify_snapshot(&snapshot, NOW)
+            .findings
+            .iter()
+            .any(|f| f.class == FailureClass::NodeFlapping)
+    };
+    assert!(flapping(vec![]), "four transitions in the hour");
+    // The first storm held it from before its first transition through its cool-off, the second
+    // is still holding: no transition is the node's own.
+    assert!(!flapping(vec![(NOW - 910, NOW - 700), (NOW - 510, i64::MAX)]));
+    // Only the second storm: the first two transitions are its own, not three.
+    assert!(!flapping(vec![(NOW - 510, i64::MAX)]));
+    // A storm that held it before any of these: all four count.
+    assert!(flapping(vec![(NOW - 3000, NOW - 2000)]));
+}
+
+/// A Ready transition is dated by its lastTransitionTime, unless that goes back before the
+/// transition seen last (kwok reports a fixed time on recovery): then by when it was seen, so
+/// that it falls in the storm it belongs to.
+#[test]
+fn a_transition_dated_before_the_one_it_follows_is_dated_when_seen() {
+    use kube_healer_core::carry::carry_node;
+    let mut interner = Interner::default();
+    let mut view = |status: &str, since: i64| {
+        let node: Node = serde_json::from_value(json!({"metadata": {"name": "w0", "uid": "w0"},
+            "status": {"conditions": [{"type": "Ready", "status": status,
+                "lastTransitionTime": k8s_openapi::jiff::Timestamp::from_second(since).unwrap().to_string()}]}}))
+        .unwrap();
+        node_view(&node, &mut interner).unwrap()
+    };
+    let ready = view("True", T - 600);
+    let mut down = view("Unknown", T + 100);
+    assert!(carry_node(&mut down, Some(&ready), T + 101));
+    assert_eq!(&*down.ready_transitions, [T + 100]);
+    // Back, reported as Ready since T - 600 (before it went down): dated when seen.
+    let mut up = view("True", T - 600);
+    assert!(carry_node(&mut up, Some(&down), T + 150));
+    assert_eq!(&*up.ready_transitions, [T + 100, T + 150]);
+}

@@ -130,16 +130,20 @@ fn classify_flapping(
     out: &mut Vec<Finding>,
 ) {
     let from = now - knobs.flapping_window;
+    // Transitions while the node was down with many others (a partition, a slow control plane)
+    // were the storm's, not the node's own flapping.
+    let storm = cluster.held_together(&node.name);
+    let own = |t: Secs| !storm.iter().any(|(a, b)| (*a..=*b).contains(&t));
     let history: Vec<Secs> = node
         .ready_transitions
         .iter()
         .copied()
-        .filter(|&t| t >= from)
+        .filter(|&t| t >= from && own(t))
         .collect();
     let events = tally(
         cluster.events_of("Node", None, &node.name, &node.uid, None),
         from,
-        |e| matches!(&*e.reason, "NodeReady" | "NodeNotReady"),
+        |e| matches!(&*e.reason, "NodeReady" | "NodeNotReady") && own(e.last_seen),
     );
     let from_history = history.len() as u32;
     let (count, said, since) = if from_history >= events.count {

@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 
 use kube_healer_api::FailureClass;
-use kube_healer_core::classify::Topology;
+use kube_healer_core::classify::{NodeFamily, Topology};
 use kube_healer_core::view::Secs;
-use kube_healer_core::{Correlated, Finding, Knobs};
+use kube_healer_core::{Correlated, CorrelatedCause, Finding, Knobs};
 
 use crate::metrics::Metrics;
 use crate::target::Target;
@@ -75,21 +75,23 @@ impl Correlation {
     }
 
     /// Recomputes the causes if their inputs changed; logs those that appear and clear. A cause
-    /// that clears at `now` cools off for [`COOL_OFF`].
+    /// that clears at `now` cools off for [`COOL_OFF`]. Returns whether what holds may have
+    /// changed.
     pub fn refresh(
         &mut self,
         topology: impl FnOnce() -> Topology,
         knobs: &Knobs,
         metrics: &Metrics,
         now: Secs,
-    ) {
+    ) -> bool {
         let cooled = self.cooling.len();
         self.cooling.retain(|(_, at)| *at + COOL_OFF > now);
         if !self.dirty {
             if self.cooling.len() != cooled {
                 self.hold();
+                return true;
             }
-            return;
+            return false;
         }
         self.dirty = false;
         let now_correlated =
@@ -116,6 +118,7 @@ impl Correlation {
         metrics.correlated.set(now_correlated.len() as i64);
         self.current = now_correlated;
         self.hold();
+        true
     }
 
     fn hold(&mut self) {
@@ -125,6 +128,28 @@ impl Correlation {
             .cloned()
             .chain(self.cooling.iter().map(|(c, _)| c.clone()))
             .collect();
+    }
+
+    /// The member nodes of the causes of nodes down together that hold now (in force or cooling
+    /// off), each with when its cause began.
+    pub fn down_together(&self) -> impl Iterator<Item = (&str, Secs)> {
+        self.holding
+            .iter()
+            .filter(|c| {
+                matches!(
+                    &c.cause,
+                    CorrelatedCause::Nodes {
+                        family: NodeFamily::Down,
+                        ..
+                    }
+                )
+            })
+            .flat_map(|c| {
+                c.members
+                    .iter()
+                    .filter(|m| m.kind == kube_healer_api::TargetKind::Node)
+                    .map(move |m| (m.name.as_str(), c.since))
+            })
     }
 
     /// The causes as last computed.

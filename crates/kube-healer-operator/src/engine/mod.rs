@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube_healer_api::FailureClass;
-use kube_healer_core::view::Secs;
+use kube_healer_core::view::{Secs, Shared};
 use kube_healer_core::{Correlated, Knobs};
 use tokio::sync::{mpsc, watch};
 
@@ -234,8 +234,22 @@ impl Engine {
         let stores = &self.stores;
         // Where the nodes are, counted only when the causes are recomputed.
         let topology = || kube_healer_core::classify::Topology::of(stores.nodes());
-        self.correlation
-            .refresh(topology, &self.knobs, &self.metrics, self.clock.now());
+        let now = self.clock.now();
+        if !self
+            .correlation
+            .refresh(topology, &self.knobs, &self.metrics, now)
+        {
+            return;
+        }
+        // The storm's Ready transitions are not the nodes' own flapping.
+        let held: Vec<(Shared, Secs)> = self
+            .correlation
+            .down_together()
+            .map(|(node, since)| (Shared::from(node), since))
+            .collect();
+        self.stores
+            .held_together
+            .update(held.iter().map(|(n, s)| (n, *s)), now);
     }
 
     /// The correlated causes in force.

@@ -116,13 +116,34 @@ fn in_flight(record: &HealingAction) -> bool {
 /// at its deadline.
 pub async fn settle(records: &Api<HealingAction>, name: &str) {
     let body = serde_json::json!({"metadata": {"labels": {kube_healer_api::IN_FLIGHT_LABEL: null}}});
-    let (params, merge) = (PatchParams::default(), Patch::Merge(&body));
-    let (patched, _) = retry::call(Backoff::RECORD, "remove the in-flight mark", || {
-        records.patch(name, &params, &merge)
+    let what = "removing the in-flight mark (it counts until its deadline)";
+    merge_patch(records, name, &body, Part::Metadata, what).await;
+}
+
+/// Which part of a record a merge patch writes.
+enum Part {
+    Metadata,
+    Status,
+}
+
+/// A merge patch of a record, retried; a failure is logged (`what` failed), never fatal.
+async fn merge_patch(
+    records: &Api<HealingAction>,
+    name: &str,
+    body: &serde_json::Value,
+    part: Part,
+    what: &str,
+) {
+    let (params, merge) = (PatchParams::default(), Patch::Merge(body));
+    let (patched, _) = retry::call(Backoff::RECORD, what, || async {
+        match part {
+            Part::Metadata => records.patch(name, &params, &merge).await,
+            Part::Status => records.patch_status(name, &params, &merge).await,
+        }
     })
     .await;
     if let Err(e) = patched {
-        tracing::warn!(record = name, error = %e, "removing the in-flight mark failed (it counts until its deadline)");
+        tracing::warn!(record = name, error = %e, "{what} failed");
     }
 }
 
@@ -184,14 +205,14 @@ async fn set_status(records: &Api<HealingAction>, name: &str, mut status: Healin
         kube_healer_api::evidence_bounds::cut(message, MESSAGE);
     }
     let body = serde_json::json!({"status": status});
-    let (params, merge) = (PatchParams::default(), Patch::Merge(&body));
-    let (patched, _) = retry::call(Backoff::RECORD, "update HealingAction status", || {
-        records.patch_status(name, &params, &merge)
-    })
+    merge_patch(
+        records,
+        name,
+        &body,
+        Part::Status,
+        "updating the HealingAction status",
+    )
     .await;
-    if let Err(e) = patched {
-        tracing::warn!(record = name, error = %e, "updating the HealingAction status failed");
-    }
 }
 
 /// Deletes a record past its retention (gone already is fine).

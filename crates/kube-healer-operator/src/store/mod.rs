@@ -5,6 +5,7 @@
 mod apply;
 mod relist;
 mod synced;
+mod together;
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,6 +20,7 @@ pub use apply::Applied;
 use crate::target::Target;
 pub use relist::Relist;
 pub use synced::Synced;
+pub use together::HeldTogether;
 
 /// Identifies a pod in the store.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -46,6 +48,8 @@ pub struct Stores {
     relist_pods: Relist<PodKey>,
     relist_nodes: Relist<Shared>,
     relist_leases: Relist<Shared>,
+    /// When each node was held by nodes down together (its transitions then were the storm's).
+    pub held_together: HeldTogether,
 }
 
 impl Stores {
@@ -185,6 +189,7 @@ impl Stores {
     }
 
     pub fn remove_node(&mut self, name: &str, now: Secs) {
+        self.held_together.forget(name);
         if let Some(node) = self.nodes.remove(name) {
             self.gone_nodes.insert(node.name, now);
         }
@@ -277,5 +282,9 @@ impl ClusterView for Stores {
 
     fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    fn held_together(&self, node: &str) -> &[(Secs, Secs)] {
+        self.held_together.of(node)
     }
 }

@@ -5,6 +5,7 @@
 mod classify;
 mod episodes;
 mod gates;
+mod storm;
 mod sync;
 mod takeover;
 

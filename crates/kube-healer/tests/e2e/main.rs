@@ -19,6 +19,7 @@ mod support;
 
 mod actions;
 mod drain;
+mod episodes;
 mod ha;
 mod heal;
 mod lost_node;
@@ -32,6 +33,7 @@ fn main() -> std::process::ExitCode {
     let tests = [
         actions::tests(),
         drain::tests(),
+        episodes::tests(),
         ha::tests(),
         heal::tests(),
         lost_node::tests(),

@@ -1,0 +1,52 @@
+//! A storm's Ready transitions are not flapping: nodes down together and recovering, then one of
+//! them down again within the cool-off, is no flapping node to cordon.
+
+use kube::runtime::watcher::Event;
+use kube_healer_operator::watch::Change;
+use serde_json::json;
+
+use super::*;
+
+fn flapping_policy() -> Change {
+    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+        "metadata": {"name": "flapping", "generation": 1},
+        "spec": {"target": {"kind": "Node"},
+            "conditions": [{"class": "NodeFlapping", "transitions": 3, "window": "1h"}],
+            "actions": [{"action": "Cordon"}],
+            "safety": {"maxUnhealthy": "100%", "maxConcurrent": 10, "rate": {"actions": 100, "per": "1m"}}}}))
+    .unwrap();
+    Change::policy(Event::Apply(policy))
+}
+
+#[test]
+fn a_storms_transitions_do_not_make_its_nodes_flapping() {
+    let (mut e, clock, mut work) = acting();
+    listed(&mut e);
+    e.apply(flapping_policy());
+    for i in 0..10 {
+        e.apply(node(&format!("n{i}"), "True", T0 - 86_400));
+    }
+    // Wave 1: four of ten nodes unreachable together, then back.
+    for (i, at) in [(0, 10), (1, 14), (2, 18), (3, 22)] {
+        clock.set(T0 + at);
+        e.apply(node(&format!("n{i}"), "Unknown", T0 + at));
+        e.correlated();
+    }
+    for (i, at) in [(0, 40), (1, 44), (2, 48), (3, 52)] {
+        clock.set(T0 + at);
+        e.apply(node(&format!("n{i}"), "True", T0 + at));
+        e.correlated();
+    }
+    // Wave 2 begins within the cool-off: n0 down again, its third transition in the hour.
+    clock.set(T0 + 80);
+    e.apply(node("n0", "Unknown", T0 + 80));
+    e.correlated();
+    e.fire_due_timers();
+    let decided: Vec<_> = requests(&mut work)
+        .into_iter()
+        .filter(|r| r.hold.is_none())
+        .map(|r| r.spec.target.name)
+        .collect();
+    assert!(decided.is_empty(), "cordoned as flapping: {decided:?}");
+}
