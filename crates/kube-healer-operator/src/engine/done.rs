@@ -7,6 +7,14 @@ use crate::decide::RECORD_RETRY;
 use crate::protocol::ActionDone;
 
 impl Engine {
+    /// A record's in-flight mark came off, or the record went: a place may be free under the
+    /// policies its label names.
+    pub(super) fn places_freed(&mut self, label: &str) {
+        for policy in self.policies.named_by_label(label) {
+            self.place_freed(&policy);
+        }
+    }
+
     /// A place under the policy's maxConcurrent may be free (one of its actions ended, here or
     /// under an earlier leader): decide again on the targets queued behind it, until one of them
     /// takes it. Each waiting target is tried once: one held again goes back in the queue.

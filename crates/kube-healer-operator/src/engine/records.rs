@@ -58,7 +58,7 @@ impl Engine {
                 }
                 self.records.upsert(name, policy, created, uid);
                 if let Some(policy) = freed {
-                    self.place_freed(&policy);
+                    self.places_freed(&policy);
                 }
                 let batch = now + RETENTION_BATCH;
                 if !self.relist_records.active() && self.retention_at.is_none_or(|at| at > batch) {
@@ -71,7 +71,7 @@ impl Engine {
                     self.policies.episodes.forget(&policy, &uid, name);
                 }
                 if let Some(policy) = self.gate.record_gone(name) {
-                    self.place_freed(&policy);
+                    self.places_freed(&policy);
                 }
             }
             W::Init => self.relist_records.begin(),

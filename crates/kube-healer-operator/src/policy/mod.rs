@@ -116,6 +116,16 @@ impl PolicySet {
         self.policies.get(name)
     }
 
+    /// The policies a record's policy label names (a label value is cut to 63 characters, so a
+    /// long name's label may stand for more than one).
+    pub fn named_by_label(&self, label: &str) -> Vec<String> {
+        self.policies
+            .keys()
+            .filter(|name| crate::record::label_value(name) == label)
+            .cloned()
+            .collect()
+    }
+
     pub fn forget(&mut self, target: &Target) {
         self.matches.remove(target);
     }
