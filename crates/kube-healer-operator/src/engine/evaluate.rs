@@ -55,7 +55,7 @@ impl Engine {
             self.recovered(target, policy);
         }
         if let Target::Node(name) = target {
-            self.release_stale_holds(name);
+            self.release_stale_holds(name, now);
         }
         if self.deciding() {
             for due in &evaluation.due_now {
@@ -168,7 +168,8 @@ impl Engine {
         }
         if let Target::Node(node) = target {
             tracing::info!(%policy, node = %node, "failure cleared: reverting what the policy changed");
-            self.releasing.insert((policy.as_str().into(), node.clone()));
+            self.releasing
+                .insert((policy.as_str().into(), node.clone()), self.clock.now());
             self.send(Work::Revert {
                 policy,
                 node: node.to_string(),

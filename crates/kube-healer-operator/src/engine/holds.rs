@@ -3,25 +3,32 @@
 //! cordon behind with no ladder in memory to say so: once every watch has listed, the leader lets
 //! go of every hold (the node's cordoned-by and tainted-by annotations) of one of its policies
 //! that no longer fails on the node. The revert undoes only what no other policy still holds.
+//! A revert that did not take (the API server refused it, or did not answer for longer than its
+//! retries) is sent again when the node is next seen still held, a minute later at the soonest.
 
-use kube_healer_core::view::Shared;
+use kube_healer_core::view::{Secs, Shared};
 
 use super::Engine;
 use crate::protocol::Work;
 use crate::target::Target;
 
+/// How long a revert sent is given to show on the node before it is sent again.
+const REVERT_AGAIN_AFTER: Secs = 60;
+
 impl Engine {
-    pub(super) fn release_stale_holds(&mut self, node: &str) {
+    pub(super) fn release_stale_holds(&mut self, node: &str, now: Secs) {
         if !self.deciding() || self.action_tx.is_none() {
             return;
         }
         let Some(view) = self.stores.node_view(node) else {
-            self.releasing.retain(|(_, n)| &**n != node);
+            self.releasing.retain(|(_, n), _| &**n != node);
             return;
         };
-        // Releases sent that took effect are forgotten.
-        self.releasing
-            .retain(|(p, n)| &**n != node || view.held_by.contains(p));
+        // Releases sent that took effect are forgotten, and so are those that did not take
+        // within a minute: they are sent again.
+        self.releasing.retain(|(p, n), sent| {
+            &**n != node || (view.held_by.contains(p) && now < *sent + REVERT_AGAIN_AFTER)
+        });
         let target = Target::Node(view.name.clone());
         let failing = self.policies.matches(&target);
         let stale: Vec<Shared> = view
@@ -31,7 +38,9 @@ impl Engine {
             .cloned()
             .collect();
         for policy in stale {
-            if self.releasing.insert((policy.clone(), view.name.clone())) {
+            let key = (policy.clone(), view.name.clone());
+            if let std::collections::hash_map::Entry::Vacant(sent) = self.releasing.entry(key) {
+                sent.insert(now);
                 tracing::info!(%policy, node, "the policy holds the node, but its failure is over: letting go");
                 self.send(Work::Revert {
                     policy: policy.to_string(),

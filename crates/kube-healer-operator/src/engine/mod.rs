@@ -62,8 +62,8 @@ pub struct Engine {
     leader: Option<watch::Receiver<bool>>,
     is_leader: bool,
     /// Holds on nodes (cordons, taints) of policies whose failure is over, let go of and not yet
-    /// seen gone: (policy, node).
-    releasing: std::collections::HashSet<(kube_healer_core::view::Shared, kube_healer_core::view::Shared)>,
+    /// seen gone: (policy, node) -> when the revert was sent.
+    releasing: std::collections::HashMap<(Shared, Shared), Secs>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
 }

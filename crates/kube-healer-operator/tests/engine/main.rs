@@ -5,6 +5,7 @@
 mod classify;
 mod episodes;
 mod gates;
+mod holds;
 mod storm;
 mod sync;
 mod takeover;
