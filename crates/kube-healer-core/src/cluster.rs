@@ -78,6 +78,9 @@ pub struct Snapshot {
     /// Where the input was observed over time (a replay): when each node was held by nodes down
     /// together (see [`ClusterView::held_together`]); empty for a dump.
     pub held_together: HashMap<String, Vec<(Secs, Secs)>>,
+    /// The node label that names a node's pool, if the cluster has one (nodes failing together
+    /// in a pool are one cause, as in a zone).
+    pub pool_label: Option<String>,
     node_index: HashMap<Shared, usize>,
     lease_index: HashMap<Shared, usize>,
     pods_by_node: HashMap<Shared, Vec<usize>>,
@@ -119,6 +122,7 @@ impl Snapshot {
             nodes_known,
             leases_seen_renewing: None,
             held_together: HashMap::new(),
+            pool_label: None,
             node_index,
             lease_index,
             pods_by_node,

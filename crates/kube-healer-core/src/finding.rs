@@ -90,11 +90,12 @@ impl Finding {
 pub enum CorrelatedCause {
     /// Image pulls from one registry fail on many nodes: the registry, not the pods.
     RegistryPullFailures { registry: String },
-    /// Many nodes of the cluster, or of one zone, fail the same way together (down, late
-    /// heartbeats, flapping, one condition, ...): one cause, not node faults.
+    /// Many nodes of the cluster, or of one failure domain (a zone, a node pool), fail the same
+    /// way together (down, late heartbeats, flapping, one condition, ...): one cause, not node
+    /// faults.
     Nodes {
         family: crate::classify::NodeFamily,
-        zone: Option<String>,
+        domain: Option<crate::classify::Domain>,
     },
 }
 
@@ -113,12 +114,20 @@ impl Correlated {
     /// Whether `finding` stems from this cause (its per-target action should be held back): it
     /// is one of the members; or, when nodes fail together, it is about a member node or (for
     /// the classes the cause holds: nodes down) a pod bound to one (a pod lost with its node is
-    /// the same partition, not a pod fault).
+    /// the same partition, not a pod fault). A node finding is covered only by a cause of its own
+    /// family: a node in a KernelDeadlock storm that also turns ReadonlyFilesystem has a second
+    /// failure, judged on its own (condition types do not add up, and do not hide each other).
     pub fn covers(&self, finding: &Finding) -> bool {
         if !self.classes.contains(&finding.class) {
             return false;
         }
-        match self.cause {
+        match &self.cause {
+            CorrelatedCause::Nodes { family, .. }
+                if finding.subject.kind == TargetKind::Node
+                    && crate::classify::NodeFamily::of(finding).as_ref() != Some(family) =>
+            {
+                false
+            }
             CorrelatedCause::Nodes { .. } => finding.subject.node.as_deref().is_some_and(|node| {
                 self.members
                     .iter()

@@ -562,7 +562,7 @@ fn correlated_registry_failure_and_nodes_down() {
         report.correlated[0].cause,
         CorrelatedCause::Nodes {
             family: kube_healer_core::classify::NodeFamily::Down,
-            zone: None
+            domain: None
         }
     );
     assert!(report.correlated[0].message.contains("4 of 11 nodes"));

@@ -1,11 +1,11 @@
 //! Nodes failing the same way together are one cause: every node family (down, heartbeats,
-//! flapping, one condition type, ...) is grouped, by zone first and then cluster-wide, so a
+//! flapping, one condition type, ...) is grouped, by zone first, then by pool, then cluster-wide, so a
 //! zone's outage is held in that zone while a single node failing elsewhere is still healed.
 
 use k8s_openapi::api::core::v1::Node;
 use kube_healer_api::record::ConditionEvidence;
 use kube_healer_api::{FailureClass, TargetKind};
-use kube_healer_core::classify::{NodeFamily, Topology, ZONE_LABEL, correlate};
+use kube_healer_core::classify::{Domain, NodeFamily, Topology, ZONE_LABEL, correlate};
 use kube_healer_core::convert::{Interner, node_view};
 use kube_healer_core::{Correlated, CorrelatedCause, Finding, Subject};
 use serde_json::json;
@@ -40,12 +40,22 @@ fn condition(type_: &str, node: &str) -> Finding {
 
 /// `count` nodes w0.. in the zones given, round robin (none: no zone label).
 fn topology(count: usize, zones: &[&str]) -> Topology {
+    Topology::of(&nodes(count, zones, &[]))
+}
+
+const POOL_LABEL: &str = "karpenter.sh/nodepool";
+
+/// `count` nodes w0.. in the zones and pools given, each round robin.
+fn nodes(count: usize, zones: &[&str], pools: &[&str]) -> Vec<kube_healer_core::view::NodeView> {
     let mut interner = Interner::default();
-    let views: Vec<_> = (0..count)
+    (0..count)
         .map(|i| {
             let mut labels = json!({});
             if !zones.is_empty() {
                 labels[ZONE_LABEL] = json!(zones[i % zones.len()]);
+            }
+            if !pools.is_empty() {
+                labels[POOL_LABEL] = json!(pools[i / 2 % pools.len()]);
             }
             let node: Node = serde_json::from_value(
                 json!({"metadata": {"name": format!("w{i}"), "uid": format!("w{i}"), "labels": labels}}),
@@ -53,8 +63,7 @@ fn topology(count: usize, zones: &[&str]) -> Topology {
             .unwrap();
             node_view(&node, &mut interner).unwrap()
         })
-        .collect();
-    Topology::of(&views)
+        .collect()
 }
 
 fn causes(findings: &[Finding], topology: &Topology) -> Vec<Correlated> {
@@ -74,7 +83,7 @@ fn one_condition_on_many_nodes_is_one_cause_and_types_do_not_add_up() {
         found[0].cause,
         CorrelatedCause::Nodes {
             family: NodeFamily::Condition("KernelDeadlock".into()),
-            zone: None
+            domain: None
         }
     );
     assert!(
@@ -147,7 +156,7 @@ fn a_zone_outage_is_held_in_its_zone_and_a_node_elsewhere_is_not() {
         found[0].cause,
         CorrelatedCause::Nodes {
             family: NodeFamily::Down,
-            zone: Some("a".into())
+            domain: Some(Domain::zone("a"))
         }
     );
     assert!(
@@ -172,7 +181,7 @@ fn a_zone_outage_is_held_in_its_zone_and_a_node_elsewhere_is_not() {
         found[0].cause,
         CorrelatedCause::Nodes {
             family: NodeFamily::Down,
-            zone: None
+            domain: None
         }
     );
     assert!(spread.iter().all(|f| found[0].covers(f)));
@@ -183,7 +192,7 @@ fn a_zone_outage_is_held_in_its_zone_and_a_node_elsewhere_is_not() {
     assert_eq!(found.len(), 1);
     assert!(matches!(
         &found[0].cause,
-        CorrelatedCause::Nodes { zone: None, .. }
+        CorrelatedCause::Nodes { domain: None, .. }
     ));
 }
 
@@ -239,4 +248,70 @@ fn a_transition_dated_before_the_one_it_follows_is_dated_when_seen() {
     let mut up = view("True", T - 600);
     assert!(carry_node(&mut up, Some(&down), T + 150));
     assert_eq!(&*up.ready_transitions, [T + 100, T + 150]);
+}
+
+/// A bad image rolled out to one node pool fails its nodes across zones: with the pool label
+/// configured that is the pool's cause, held, while a node failing alone in another pool is
+/// healed. Without the label no zone explains them, and the cluster's cause holds them all.
+#[test]
+fn a_pool_failing_across_zones_is_held_in_its_pool() {
+    // 12 nodes, zones a/b/c round robin, pools by pairs: gpu = w0, w1, w6, w7 (two in a, two in
+    // b); cpu = w2..w5,
+    // w8..w11.
+    let views = nodes(12, &["a", "b", "c"], &["gpu", "cpu", "cpu"]);
+    let by_pool = Topology::by(&views, Some(POOL_LABEL));
+    let failing: Vec<Finding> = ["w0", "w1", "w6", "w7", "w5"]
+        .iter()
+        .map(|n| condition("KernelDeadlock", n))
+        .collect();
+    let found = causes(&failing, &by_pool);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].cause,
+        CorrelatedCause::Nodes {
+            family: NodeFamily::Condition("KernelDeadlock".into()),
+            domain: Some(Domain {
+                label: POOL_LABEL.into(),
+                value: "gpu".into()
+            })
+        }
+    );
+    assert!(
+        found[0]
+            .message
+            .contains("4 of 4 nodes in pool gpu (karpenter.sh/nodepool)"),
+        "{}",
+        found[0].message
+    );
+    assert!(failing[..4].iter().all(|f| found[0].covers(f)));
+    assert!(!found[0].covers(&failing[4]), "w5 (pool cpu) is a node fault");
+
+    // Zones first: by zone alone the 5 (2 in a, 2 in b, 1 in c, of 4 each) explain no zone,
+    // and 5 of 12 (41%) is the cluster's cause, which holds w5 too.
+    let by_zone = Topology::of(&views);
+    let found = causes(&failing, &by_zone);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(matches!(
+        &found[0].cause,
+        CorrelatedCause::Nodes { domain: None, .. }
+    ));
+    assert!(found[0].covers(&failing[4]));
+}
+
+/// A cause of one condition type holds that type's findings on its members, not another type's:
+/// a member that also turns ReadonlyFilesystem has a second failure, judged on its own.
+#[test]
+fn a_condition_cause_does_not_hold_another_condition_on_its_members() {
+    let nine = topology(9, &[]);
+    let deadlock: Vec<Finding> = ["w0", "w1", "w2", "w3"]
+        .iter()
+        .map(|n| condition("KernelDeadlock", n))
+        .collect();
+    let found = causes(&deadlock, &nine);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].covers(&deadlock[0]));
+    assert!(
+        !found[0].covers(&condition("ReadonlyFilesystem", "w0")),
+        "another condition type on a member is not the cause's"
+    );
 }

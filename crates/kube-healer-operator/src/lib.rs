@@ -61,6 +61,8 @@ pub struct Config {
     /// The cluster's disruption budget (a count, or a percent of the nodes such as "10%"): the
     /// nodes this operator's policies may hold out of service at once. None: no budget.
     pub max_nodes_out_of_service: Option<String>,
+    /// The node label that names a node's pool: nodes failing together in a pool are one cause.
+    pub node_pool_label: Option<String>,
     /// Seconds added to the wall clock (a test hook: a host whose clock is skewed).
     pub clock_offset_seconds: i64,
 }
@@ -128,7 +130,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         .with_switches(config.dry_run, config.paused)
         .with_retention(config.retention)
         .with_protected_namespaces(config.protected_namespaces)
-        .with_disruption_budget(config.max_nodes_out_of_service);
+        .with_disruption_budget(config.max_nodes_out_of_service)
+        .with_pool_label(config.node_pool_label);
     let election_ended = async {
         match election_task.as_mut() {
             Some(task) => task.await,

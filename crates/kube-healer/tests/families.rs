@@ -2,8 +2,10 @@
 //! together while one node of zone b fails alone: zone a is one correlated cause, its nodes are
 //! held (Skipped/Correlated, none cordoned), and the node in zone b is cordoned. (b) A bad
 //! node-problem-detector rollout raises KernelDeadlock on 4 of the 9 nodes, spread over zones:
-//! one cause for the cluster, nothing cordoned. Its own cluster: correlation counts every node
-//! of the cluster and of each zone.
+//! one cause for the cluster, nothing cordoned. Pools (`--node-pool-label`): ReadonlyFilesystem on
+//! the 3 nodes of pool gpu (one per zone) and on one node of another pool: the pool is one cause,
+//! held, and the other node is cordoned (without the pool label, 4 of 9 would hold them all). Its
+//! own cluster: correlation counts every node of the cluster, of each zone and of each pool.
 
 mod support;
 
@@ -31,6 +33,9 @@ fn main() -> std::process::ExitCode {
 }
 
 const ZONES: [&str; 3] = ["a", "b", "c"];
+/// Pools by thirds: w0-w2 gpu, w3-w5 cpu, w6-w8 mem (each across the three zones).
+const POOLS: [&str; 3] = ["gpu", "cpu", "mem"];
+const POOL_LABEL: &str = "kube-healer.test/pool";
 
 /// What the test says of each node: Ready's status and a KernelDeadlock condition, each with
 /// the time it last changed (a condition that stays keeps its start).
@@ -38,19 +43,25 @@ const ZONES: [&str; 3] = ["a", "b", "c"];
 struct Health {
     not_ready: bool,
     deadlock: bool,
+    readonly: bool,
     ready_since: String,
     deadlock_since: String,
+    readonly_since: String,
 }
 
 /// The node's conditions as a kubelet and node-problem-detector would post them.
 fn conditions(h: &Health) -> serde_json::Value {
     let ready = if h.not_ready { "False" } else { "True" };
     let deadlock = if h.deadlock { "True" } else { "False" };
+    let readonly = if h.readonly { "True" } else { "False" };
     json!([{"type": "Ready", "status": ready, "reason": "KubeletReady", "message": format!("kubelet Ready={ready}"),
             "lastTransitionTime": h.ready_since, "lastHeartbeatTime": now_rfc3339(0)},
         {"type": "KernelDeadlock", "status": deadlock, "reason": "DockerHung",
             "message": "kernel: INFO: task docker:20744 blocked for more than 120 seconds.",
-            "lastTransitionTime": h.deadlock_since, "lastHeartbeatTime": now_rfc3339(0)}])
+            "lastTransitionTime": h.deadlock_since, "lastHeartbeatTime": now_rfc3339(0)},
+        {"type": "ReadonlyFilesystem", "status": readonly, "reason": "FilesystemIsReadOnly",
+            "message": "Filesystem is read-only", "lastTransitionTime": h.readonly_since,
+            "lastHeartbeatTime": now_rfc3339(0)}])
 }
 
 async fn cordoned(api: &Api<Node>, name: &str) -> anyhow::Result<bool> {
@@ -79,20 +90,29 @@ async fn outcomes(
 }
 
 async fn families(ctx: Ctx) -> anyhow::Result<()> {
-    let _op = Operator::start(&ctx.cluster, "families", &["--policy-selector", &selector(&ctx)]).await?;
+    let args = [
+        "--policy-selector",
+        &selector(&ctx),
+        "--node-pool-label",
+        POOL_LABEL,
+    ];
+    let _op = Operator::start(&ctx.cluster, "families", &args).await?;
     let api: Api<Node> = Api::all(ctx.client.clone());
     // w0, w3, w6 in zone a; w1, w4, w7 in b; w2, w5, w8 in c.
     let names: Vec<String> = (0..9).map(|i| ctx.name(&format!("w{i}"))).collect();
     let well = Health {
         not_ready: false,
         deadlock: false,
+        readonly: false,
         ready_since: now_rfc3339(-3600),
         deadlock_since: now_rfc3339(-3600),
+        readonly_since: now_rfc3339(-3600),
     };
     let health: Arc<Mutex<Vec<Health>>> = Arc::new(Mutex::new(vec![well; 9]));
     for (i, name) in names.iter().enumerate() {
         let node: Node = serde_json::from_value(json!({"metadata": {"name": name, "labels": {
-            "kube-healer.test/owner": ctx.id, "topology.kubernetes.io/zone": ZONES[i % 3]}}}))?;
+            "kube-healer.test/owner": ctx.id, "topology.kubernetes.io/zone": ZONES[i % 3],
+            POOL_LABEL: POOLS[i / 3]}}}))?;
         api.create(&PostParams::default(), &node).await?;
     }
     // No kubelets: the test posts every node's status every 2 s, so that the node lifecycle
@@ -185,6 +205,41 @@ async fn families(ctx: Ctx) -> anyhow::Result<()> {
     let again = outcomes(&ctx, &deadlock_policy, 4).await?;
     ensure!(again.len() == 4, "{} records for 4 held nodes", again.len());
     println!("    KernelDeadlock on 4 of 9 nodes across zones: one cause, 4 held once each, none cordoned");
+
+    // Pool gpu (w0, w1, w2, one per zone) gets ReadonlyFilesystem, and w4 of pool cpu: no zone
+    // explains it (two at most in b), the pool does; w4 alone is a node fault.
+    let readonly_policy = ctx.name("readonly");
+    create_policy(
+        &ctx,
+        &readonly_policy,
+        json!({"target": {"kind": "Node", "selector": selects},
+        "conditions": [{"class": "NodeCondition", "conditionType": "ReadonlyFilesystem", "for": "5s"}],
+        "actions": [{"action": "Cordon"}], "safety": limits}),
+    )
+    .await?;
+    set(&[0, 1, 2, 4], |h, at| {
+        h.readonly = true;
+        h.readonly_since = at;
+    })?;
+    let seen = outcomes(&ctx, &readonly_policy, 4).await?;
+    for i in [0, 1, 2] {
+        let (phase, reason, message) = seen.get(&names[i]).context("a record on each node of pool gpu")?;
+        ensure!(
+            (*phase, reason.as_str()) == (ActionPhase::Skipped, "Correlated")
+                && message.contains("3 of 3 nodes in pool gpu (kube-healer.test/pool)"),
+            "{}: {phase:?}/{reason}: {message}",
+            names[i]
+        );
+        ensure!(!cordoned(&api, &names[i]).await?, "{} cordoned", names[i]);
+    }
+    let (phase, reason, message) = seen.get(&names[4]).context("a record on w4")?;
+    ensure!(
+        *phase == ActionPhase::Succeeded && cordoned(&api, &names[4]).await?,
+        "the node failing alone in pool cpu was not cordoned: {phase:?}/{reason}: {message}"
+    );
+    println!(
+        "    pool gpu read-only across zones: 3 held as the pool's cause; the node in pool cpu cordoned"
+    );
     poster.abort();
     Ok(())
 }

@@ -18,7 +18,7 @@ use crate::view::{Secs, Uid};
 pub use correlate::correlate;
 pub use node::classify_node;
 pub use pod::classify_pod;
-pub use together::{NodeFamily, Topology, ZONE_LABEL};
+pub use together::{Domain, NodeFamily, Topology, ZONE_LABEL};
 
 /// Findings and correlated causes of a whole snapshot.
 #[derive(Debug, Default)]
@@ -37,7 +37,11 @@ pub fn classify_snapshot(snapshot: &Snapshot, now: Secs) -> Report {
     for pod in &snapshot.pods {
         classify_pod(pod, snapshot, &knobs, now, &mut findings);
     }
-    let correlated = correlate(&findings, &Topology::of(&snapshot.nodes), &knobs);
+    let correlated = correlate(
+        &findings,
+        &Topology::by(&snapshot.nodes, snapshot.pool_label.as_deref()),
+        &knobs,
+    );
     Report { findings, correlated }
 }
 

@@ -2,13 +2,15 @@
 //! etcd delays every kubelet's status, a partition cuts a zone off, a bad node-problem-detector
 //! rollout raises one condition everywhere, a runtime upgrade makes nodes flap: healing each node
 //! on its own would cordon or drain a large share of the cluster, making the outage worse. So the
-//! node findings are grouped by family (how they fail) and by zone, and a group with at least
+//! node findings are grouped by family (how they fail) and by failure domain (zone, and node pool
+//! when a label for pools is configured), and a group with at least
 //! `correlated_nodes_min` nodes and `correlated_nodes_percent` of the nodes it is drawn from is
 //! one correlated cause: its members' actions are held while it lasts (and a cool-off after).
 //!
 //! Zones first: a group that is explained by its zone (say 3 of a zone's 3 nodes down) is that
-//! zone's cause, and a single node failing in another zone is still healed. What no zone explains
-//! is counted against the whole cluster.
+//! zone's cause, and a single node failing in another zone is still healed. Then pools, for what
+//! no zone explained (a bad image rolled out to one pool fails it across zones). What no domain
+//! explains is counted against the whole cluster.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -110,24 +112,77 @@ impl NodeFamily {
     }
 }
 
-/// How many nodes there are, in the cluster and in each zone, and each node's zone.
+/// A failure domain: the nodes that share a value of one topology label (a zone, a node pool).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Domain {
+    /// The label (`topology.kubernetes.io/zone`, or the node-pool label configured).
+    pub label: String,
+    pub value: String,
+}
+
+impl Domain {
+    /// The zone `value`.
+    pub fn zone(value: &str) -> Domain {
+        Domain {
+            label: ZONE_LABEL.into(),
+            value: value.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Domain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.label == ZONE_LABEL {
+            write!(f, "zone {}", self.value)
+        } else {
+            write!(f, "pool {} ({})", self.value, self.label)
+        }
+    }
+}
+
+/// One topology label's domains: each node's value, and how many nodes each value has.
+#[derive(Clone, Debug, Default)]
+struct Domains {
+    label: String,
+    of: HashMap<String, String>,
+    count: HashMap<String, usize>,
+}
+
+/// How many nodes there are, in the cluster and in each failure domain (zone first, then the
+/// node pool if a label names it), and each node's domains.
 #[derive(Clone, Debug, Default)]
 pub struct Topology {
     pub nodes: usize,
-    zone_of: HashMap<String, String>,
-    per_zone: HashMap<String, usize>,
+    domains: Vec<Domains>,
 }
 
 impl Topology {
-    /// The topology of these nodes (their zone labels).
+    /// The topology of these nodes by zone (`topology.kubernetes.io/zone`).
     pub fn of<'a>(nodes: impl IntoIterator<Item = &'a NodeView>) -> Topology {
-        let mut t = Topology::default();
+        Topology::by(nodes, None)
+    }
+
+    /// The topology of these nodes by zone, then by the node-pool label if one is given
+    /// (`karpenter.sh/nodepool`, `cloud.google.com/gke-nodepool`, ...): a bad image rolled out to
+    /// one pool fails its nodes across zones.
+    pub fn by<'a>(nodes: impl IntoIterator<Item = &'a NodeView>, pool_label: Option<&str>) -> Topology {
+        let labels = std::iter::once(ZONE_LABEL).chain(pool_label.filter(|l| *l != ZONE_LABEL));
+        let mut t = Topology {
+            nodes: 0,
+            domains: labels
+                .map(|label| Domains {
+                    label: label.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+        };
         for node in nodes {
             t.nodes += 1;
-            let zone = node.labels.iter().find(|(k, _)| &**k == ZONE_LABEL);
-            if let Some((_, zone)) = zone {
-                t.zone_of.insert(node.name.to_string(), zone.to_string());
-                *t.per_zone.entry(zone.to_string()).or_default() += 1;
+            for d in &mut t.domains {
+                if let Some((_, value)) = node.labels.iter().find(|(k, _)| **k == *d.label) {
+                    d.of.insert(node.name.to_string(), value.to_string());
+                    *d.count.entry(value.to_string()).or_default() += 1;
+                }
             }
         }
         t
@@ -165,19 +220,28 @@ pub fn nodes_together(findings: &[&Finding], topology: &Topology, knobs: &Knobs)
     }
     let mut out = Vec::new();
     for (family, members) in families {
-        let mut by_zone: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
-        for (node, f) in &members {
-            if let Some(zone) = topology.zone_of.get(*node) {
-                by_zone.entry(zone).or_default().push(f);
-            }
-        }
+        // Domain by domain (zones, then pools), among the members no earlier domain explained.
         let mut explained: Vec<&str> = Vec::new();
-        for (zone, in_zone) in by_zone {
-            let total = topology.per_zone.get(zone).copied().unwrap_or(0);
-            // A zone that is the whole cluster is the cluster.
-            if total < topology.nodes && together(in_zone.len(), total, knobs) {
-                explained.extend(in_zone.iter().map(|f| f.subject.name.as_str()));
-                out.push(cause(&family, Some(zone), &in_zone, total));
+        for domains in &topology.domains {
+            let mut by_value: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+            for (node, f) in &members {
+                if let Some(value) = domains.of.get(*node)
+                    && !explained.contains(node)
+                {
+                    by_value.entry(value).or_default().push(f);
+                }
+            }
+            for (value, inside) in by_value {
+                let total = domains.count.get(value).copied().unwrap_or(0);
+                // A domain that is the whole cluster is the cluster.
+                if total < topology.nodes && together(inside.len(), total, knobs) {
+                    explained.extend(inside.iter().map(|f| f.subject.name.as_str()));
+                    let domain = Domain {
+                        label: domains.label.clone(),
+                        value: value.to_string(),
+                    };
+                    out.push(cause(&family, Some(domain), &inside, total));
+                }
             }
         }
         let rest: Vec<&Finding> = members
@@ -192,12 +256,12 @@ pub fn nodes_together(findings: &[&Finding], topology: &Topology, knobs: &Knobs)
     out
 }
 
-fn cause(family: &NodeFamily, zone: Option<&str>, members: &[&Finding], total: usize) -> Correlated {
-    let place = zone.map_or_else(String::new, |z| format!(" in zone {z}"));
+fn cause(family: &NodeFamily, domain: Option<Domain>, members: &[&Finding], total: usize) -> Correlated {
+    let place = domain.as_ref().map_or_else(String::new, |d| format!(" in {d}"));
     Correlated {
         cause: CorrelatedCause::Nodes {
             family: family.clone(),
-            zone: zone.map(str::to_string),
+            domain,
         },
         classes: family.classes(),
         since: members.iter().map(|f| f.since).min().unwrap_or_default(),

@@ -46,6 +46,8 @@ pub struct Engine {
     policies: PolicySet,
     relist_policies: Relist<String>,
     correlation: Correlation,
+    /// The node label that names a node's pool (correlated as zones are), if configured.
+    pool_label: Option<String>,
     gate: Gate,
     synced: Synced,
     synced_tx: watch::Sender<Synced>,
@@ -78,6 +80,7 @@ impl Engine {
             policies: PolicySet::default(),
             relist_policies: Relist::default(),
             correlation: Correlation::default(),
+            pool_label: None,
             gate: Gate::default(),
             synced: Synced::default(),
             synced_tx,
@@ -142,6 +145,12 @@ impl Engine {
     /// The cluster's disruption budget: a count or a percent of the nodes ("10%").
     pub fn with_disruption_budget(mut self, budget: Option<String>) -> Self {
         self.gate.disruption_budget = budget;
+        self
+    }
+
+    /// The node label that names a node's pool, grouped as zones are for correlation.
+    pub fn with_pool_label(mut self, label: Option<String>) -> Self {
+        self.pool_label = label;
         self
     }
 
@@ -233,7 +242,8 @@ impl Engine {
     fn refresh_correlation(&mut self) {
         let stores = &self.stores;
         // Where the nodes are, counted only when the causes are recomputed.
-        let topology = || kube_healer_core::classify::Topology::of(stores.nodes());
+        let pool = self.pool_label.as_deref();
+        let topology = || kube_healer_core::classify::Topology::by(stores.nodes(), pool);
         let now = self.clock.now();
         if !self
             .correlation

@@ -23,6 +23,10 @@ pub struct Args {
     /// json: one object per finding per line; table: for people.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// The node label that names a node's pool (karpenter.sh/nodepool, ...): nodes failing
+    /// together in a pool are one cause, as in a zone.
+    #[arg(long, env = "KUBE_HEALER_NODE_POOL_LABEL")]
+    node_pool_label: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -64,7 +68,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !problems.is_empty() {
         anyhow::bail!("unreadable objects:\n  {}", problems.join("\n  "));
     }
-    let snapshot = Snapshot::new(pods, nodes, events, leases);
+    let mut snapshot = Snapshot::new(pods, nodes, events, leases);
+    snapshot.pool_label = args.node_pool_label.clone();
     let report = classify_snapshot(&snapshot, now);
     let due: Vec<&Finding> = report.due(now).collect();
 

@@ -206,6 +206,7 @@ async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
         paged_lists: false,
         // A handful of nodes, two of them failing on purpose: no disruption budget in the demo.
         max_nodes_out_of_service: None,
+        node_pool_label: None,
         clock_offset_seconds: 0,
     };
     let operator = tokio::spawn(kube_healer_operator::run(client.clone(), config));

@@ -29,6 +29,10 @@ pub struct Args {
     /// Records shown, latest first.
     #[arg(long, default_value_t = 10)]
     records: usize,
+    /// The node label that names a node's pool (karpenter.sh/nodepool, ...): nodes failing
+    /// together in a pool are one cause, as in a zone.
+    #[arg(long, env = "KUBE_HEALER_NODE_POOL_LABEL")]
+    node_pool_label: Option<String>,
 }
 
 enum Wanted {
@@ -57,7 +61,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
     let client = crate::cmd::client(args.kubeconfig.as_deref()).await?;
-    let ClusterRead { snapshot, namespaces } = read_cluster(&client).await?;
+    let ClusterRead {
+        mut snapshot,
+        namespaces,
+    } = read_cluster(&client).await?;
+    snapshot.pool_label = args.node_pool_label.clone();
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     let knobs = Knobs::default();
     let mut findings: Vec<Finding> = Vec::new();

@@ -65,6 +65,11 @@ pub struct Args {
     /// node job) by this operator's policies together.
     #[arg(long, env = "KUBE_HEALER_MAX_NODES_OUT_OF_SERVICE", default_value = "10%", value_parser = parse_budget)]
     max_nodes_out_of_service: String,
+    /// The node label that names a node's pool (karpenter.sh/nodepool,
+    /// cloud.google.com/gke-nodepool, ...): nodes failing together in a pool are one cause, held
+    /// as a zone's are. Unset: zones and the cluster only.
+    #[arg(long, env = "KUBE_HEALER_NODE_POOL_LABEL")]
+    node_pool_label: Option<String>,
     /// List in pages at start-up instead of streaming the lists (watch-list, on by default in
     /// Kubernetes 1.32 and later): for API servers that do not stream.
     #[arg(long, env = "KUBE_HEALER_PAGED_LISTS")]
@@ -135,6 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .collect(),
             paged_lists: args.paged_lists,
             max_nodes_out_of_service: Some(args.max_nodes_out_of_service.clone()),
+            node_pool_label: args.node_pool_label.clone().filter(|l| !l.is_empty()),
             clock_offset_seconds: args.test_clock_offset,
         };
         tokio::select! {

@@ -27,6 +27,10 @@ pub struct Args {
     /// Kubeconfig to use; default: $KUBECONFIG, then ~/.kube/config.
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+    /// The node label that names a node's pool (karpenter.sh/nodepool, ...): nodes failing
+    /// together in a pool are one cause, as in a zone.
+    #[arg(long, env = "KUBE_HEALER_NODE_POOL_LABEL")]
+    node_pool_label: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -65,7 +69,8 @@ async fn simulate(policy: HealingPolicy, args: Args) -> anyhow::Result<ExitCode>
     let compiled =
         CompiledPolicy::compile(&policy).map_err(|e| anyhow::anyhow!("the policy cannot be used: {e}"))?;
 
-    let cluster = read_cluster(&client).await?;
+    let mut cluster = read_cluster(&client).await?;
+    cluster.snapshot.pool_label = args.node_pool_label.clone();
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     let plan = plan(&compiled, &cluster, now);
 
