@@ -61,6 +61,11 @@ pub const DECISION_LABEL: &str = "healing.kubehealer.io/decision";
 /// maxAttempts go on too.
 pub const EPISODE_LABEL: &str = "healing.kubehealer.io/episode";
 
+/// On every HealingAction: its ladder step (1-based). With the decision and the episode it lets a
+/// restarted operator or a new leader rebuild where each target stands on each policy's ladder
+/// from the records' metadata alone.
+pub const STEP_LABEL: &str = "healing.kubehealer.io/step";
+
 /// On the HealingAction of a long action while it runs (an eviction waiting on a
 /// PodDisruptionBudget, a drain, a rescheduling, a rollout restart, a node Job): the Unix time
 /// (seconds) until which it may still be running, at the latest. Removed when the action ends; a

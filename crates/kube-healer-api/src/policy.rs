@@ -338,6 +338,11 @@ impl Safety {
     pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(600);
     pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
     pub const DEFAULT_MAX_UNHEALTHY_PERCENT: u32 = 30;
+
+    /// The cooldown in seconds (the default when unset).
+    pub fn cooldown_secs(&self) -> i64 {
+        self.cooldown.unwrap_or(Self::DEFAULT_COOLDOWN).as_std().as_secs() as i64
+    }
 }
 
 /// A number of actions per window.

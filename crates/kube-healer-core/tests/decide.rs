@@ -226,6 +226,13 @@ fn max_unhealthy_stops_node_actions() {
         3,
         "default 30%"
     );
+    // A percent rounds down, never below one node: a policy over one or two nodes may heal one.
+    assert_eq!(max_unhealthy(&node_spec(json!(null)).safety, 1), 1);
+    assert_eq!(max_unhealthy(&node_spec(json!("40%")).safety, 2), 1);
+    assert_eq!(max_unhealthy(&node_spec(json!("40%")).safety, 10), 4);
+    // 0% and 0 mean no node action at all.
+    assert_eq!(max_unhealthy(&node_spec(json!("0%")).safety, 10), 0);
+    assert_eq!(max_unhealthy(&node_spec(json!(0)).safety, 10), 0);
 }
 
 #[test]

@@ -130,7 +130,25 @@ fn unhealthy_nodes_are_counted_among_those_the_policy_selects_and_only_for_node_
         .collect();
     let policy = node_policy();
     let down = |n: &kube_healer_core::view::NodeView| &*n.name == "a1" || &*n.name == "b1";
-    assert_eq!(count_unhealthy_nodes(&nodes, &policy, down), (1, 3));
+    let failing = |_: &kube_healer_core::view::NodeView| false;
+    assert_eq!(count_unhealthy_nodes(&nodes, &policy, down, failing), (1, 3));
+    // The policy's own condition holding on a2 counts too, down or not.
+    let failing = |n: &kube_healer_core::view::NodeView| &*n.name == "a2";
+    assert_eq!(count_unhealthy_nodes(&nodes, &policy, down, failing), (2, 3));
+    // And a node the policy holds (cordoned in its name), though its failure is no longer seen;
+    // another policy's hold is that policy's.
+    let mut held = nodes.clone();
+    let ours = serde_json::from_value(json!({"metadata": {"name": "a3", "labels": {"pool": "a"},
+        "annotations": {kube_healer_api::CORDONED_BY_ANNOTATION: "other,n"}}}))
+    .unwrap();
+    held[2] = node_view(&ours, &mut interner).unwrap();
+    let never = |_: &kube_healer_core::view::NodeView| false;
+    assert_eq!(count_unhealthy_nodes(&held, &policy, never, never), (1, 3));
+    let theirs = serde_json::from_value(json!({"metadata": {"name": "a3", "labels": {"pool": "a"},
+        "annotations": {kube_healer_api::CORDONED_BY_ANNOTATION: "other"}}}))
+    .unwrap();
+    held[2] = node_view(&theirs, &mut interner).unwrap();
+    assert_eq!(count_unhealthy_nodes(&held, &policy, never, never), (0, 3));
     assert_eq!(
         DOWN_CLASSES,
         [FailureClass::NodeNotReady, FailureClass::NodeUnreachable]

@@ -63,6 +63,9 @@ pub struct Config {
     pub max_nodes_out_of_service: Option<String>,
     /// The node label that names a node's pool: nodes failing together in a pool are one cause.
     pub node_pool_label: Option<String>,
+    /// How long a failure must stay clear before it is over (its episode ends, its cordon or
+    /// taint is lifted).
+    pub clear_debounce: std::time::Duration,
     /// Seconds added to the wall clock (a test hook: a host whose clock is skewed).
     pub clock_offset_seconds: i64,
 }
@@ -131,7 +134,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         .with_retention(config.retention)
         .with_protected_namespaces(config.protected_namespaces)
         .with_disruption_budget(config.max_nodes_out_of_service)
-        .with_pool_label(config.node_pool_label);
+        .with_pool_label(config.node_pool_label)
+        .with_clear_debounce(config.clear_debounce);
     let election_ended = async {
         match election_task.as_mut() {
             Some(task) => task.await,

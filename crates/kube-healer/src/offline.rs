@@ -6,7 +6,7 @@ use kube_healer_core::decide::{
     DOWN_CLASSES, Decision, Facts, Ladder, count_unhealthy_nodes, guard, unsafe_for_target,
 };
 use kube_healer_core::policy::{CompiledPolicy, Target};
-use kube_healer_core::view::Secs;
+use kube_healer_core::view::{NodeView, Secs};
 use kube_healer_core::{Correlated, Finding, Knobs, Snapshot, classify_node};
 
 /// A policy deciding on a cluster read once, at `now`.
@@ -45,12 +45,24 @@ impl Decider<'_> {
     }
 }
 
-/// (NotReady or unreachable nodes, nodes) among those the policy selects, each node classified.
+/// (unhealthy nodes, nodes) among those the policy selects, each node classified: down, failing
+/// one of the policy's conditions, or held out of service by it (the core's rule).
 pub fn unhealthy_nodes(snapshot: &Snapshot, policy: &CompiledPolicy, now: Secs) -> (usize, usize) {
     let knobs = Knobs::default();
-    count_unhealthy_nodes(&snapshot.nodes, policy, |node| {
+    let findings = |node: &NodeView| {
         let mut findings = Vec::new();
         classify_node(node, snapshot, &knobs, now, &mut findings);
-        findings.iter().any(|f| DOWN_CLASSES.contains(&f.class))
-    })
+        findings
+    };
+    count_unhealthy_nodes(
+        &snapshot.nodes,
+        policy,
+        |node| findings(node).iter().any(|f| DOWN_CLASSES.contains(&f.class)),
+        |node| {
+            let found = findings(node);
+            !policy
+                .findings_for(Target::Node(node), &found, snapshot, now)
+                .is_empty()
+        },
+    )
 }

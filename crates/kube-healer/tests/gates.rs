@@ -1,5 +1,6 @@
 //! Safety gates on the real cluster: each holds the action back, with a Skipped record naming the
-//! reason, and the target untouched: cooldown, maxAttempts, the opt-out annotation, maxUnhealthy.
+//! reason, and the target untouched: cooldown, maxAttempts, the opt-out annotation, maxUnhealthy
+//! (nodes down, and nodes failing the policy's own condition one at a time).
 //! (Rate, dry run and the operator-wide switches are in e2e/heal.rs; the correlated storm in
 //! storm.rs.) And retention: the oldest records beyond the count per policy are deleted, except
 //! those of a failure in progress and those of policies the operator does not manage.
@@ -21,7 +22,8 @@ use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario, scenario_pod, wait};
 use serde_json::json;
 use support::{
-    HEAL, Operator, create_policy, limits, phase_reason, ready, records, selector, unmanaged_node,
+    HEAL, Operator, PostedNodes, create_policy, limits, now_rfc3339, phase_reason, ready, records, selector,
+    unmanaged_node,
 };
 
 fn main() -> std::process::ExitCode {
@@ -33,6 +35,10 @@ fn main() -> std::process::ExitCode {
             test(
                 "max_unhealthy_stops_node_actions_when_too_many_are_down",
                 max_unhealthy,
+            ),
+            test(
+                "max_unhealthy_counts_the_nodes_failing_the_policy_s_own_condition",
+                max_unhealthy_own,
             ),
             test(
                 "records_beyond_the_count_per_policy_are_deleted_oldest_first",
@@ -231,6 +237,77 @@ async fn max_unhealthy(ctx: Ctx) -> anyhow::Result<()> {
         ensure!(
             node.spec.and_then(|s| s.unschedulable) != Some(true),
             "{name} was cordoned"
+        );
+    }
+    Ok(())
+}
+
+/// Ready, and KernelDeadlock as node-problem-detector reports it (True since `since`).
+fn deadlock(on: bool, since: &str) -> serde_json::Value {
+    let status = if on { "True" } else { "False" };
+    json!([{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
+            "lastTransitionTime": now_rfc3339(-3600), "lastHeartbeatTime": now_rfc3339(0)},
+        {"type": "KernelDeadlock", "status": status, "reason": "DockerHung",
+            "message": "kernel: INFO: task docker:20744 blocked for more than 120 seconds.",
+            "lastTransitionTime": since, "lastHeartbeatTime": now_rfc3339(0)}])
+}
+
+/// A condition spreading one node at a time, below what correlation counts as nodes failing
+/// together (3 nodes): the policy's maxUnhealthy counts the nodes failing its own condition (not
+/// only those down), so with maxUnhealthy 1 the first is cordoned and the second is held. Before,
+/// only NotReady nodes counted and both were cordoned. The cluster budget is raised out of the way.
+async fn max_unhealthy_own(ctx: Ctx) -> anyhow::Result<()> {
+    let args = [
+        "--policy-selector",
+        &selector(&ctx),
+        "--max-nodes-out-of-service",
+        "5",
+    ];
+    let _op = Operator::start(&ctx.cluster, "own-failures", &args).await?;
+    let nodes_api: Api<Node> = Api::all(ctx.client.clone());
+    let names: Vec<String> = (0..5).map(|i| ctx.name(&format!("k{i}"))).collect();
+    let since = now_rfc3339(-3600);
+    let owner = json!({"kube-healer.test/owner": ctx.id});
+    let posted = PostedNodes::create(&ctx.client, &names, owner.clone(), deadlock(false, &since)).await?;
+    let policy = ctx.name("deadlock");
+    create_policy(
+        &ctx,
+        &policy,
+        json!({"target": {"kind": "Node", "selector": {"matchLabels": owner}},
+        "conditions": [{"class": "NodeCondition", "conditionType": "KernelDeadlock", "for": "1s"}],
+        "actions": [{"action": "Cordon"}],
+        "safety": {"maxUnhealthy": 1, "maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}}}),
+    )
+    .await?;
+    posted.set(&names[0], deadlock(true, &now_rfc3339(0)));
+    let first = records(&ctx, &policy, 1).await?;
+    ensure!(
+        phase_reason(&first[0]).0 == ActionPhase::Succeeded && first[0].spec.target.name == names[0],
+        "{:?}",
+        first[0].status
+    );
+    posted.set(&names[1], deadlock(true, &now_rfc3339(0)));
+    let recs = records(&ctx, &policy, 2).await?;
+    let second = recs
+        .iter()
+        .find(|r| r.spec.target.name == names[1])
+        .ok_or_else(|| anyhow::anyhow!("no record on {}", names[1]))?;
+    let message = second
+        .status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        phase_reason(second) == (ActionPhase::Skipped, "BudgetExceeded".into())
+            && message.contains("2 of 5 selected nodes are unhealthy"),
+        "{:?}: {message}",
+        phase_reason(second)
+    );
+    for (name, cordoned) in [(&names[0], true), (&names[1], false)] {
+        let node = nodes_api.get(name).await?;
+        ensure!(
+            (node.spec.and_then(|s| s.unschedulable) == Some(true)) == cordoned,
+            "{name}: cordoned should be {cordoned}"
         );
     }
     Ok(())

@@ -82,18 +82,26 @@ pub fn correlated_message(correlated: &[Correlated], finding: &Finding) -> Optio
         .map(|c| c.message.clone())
 }
 
-/// (unhealthy nodes, nodes) among those the policy selects; `down` tells whether a node has a
-/// finding of [`DOWN_CLASSES`] (the operator asks its tracked findings, the CLI classifies).
+/// (unhealthy nodes, nodes) among those the policy selects, for its maxUnhealthy. A node counts
+/// as unhealthy for the policy when it is down (a finding of [`DOWN_CLASSES`]), when one of the
+/// policy's own conditions holds on it (due or not yet: a failure spreading at staggered moments
+/// is counted as it spreads), or when the policy already holds it out of service (its name in
+/// the node's cordoned-by or tainted-by annotation: a cordon stays spent until it is lifted).
+/// `down` and `failing` are asked of each selected node (the operator asks its tracked findings
+/// and policy matches, the CLI classifies).
 pub fn count_unhealthy_nodes<'a>(
     nodes: impl IntoIterator<Item = &'a NodeView>,
     policy: &CompiledPolicy,
     down: impl Fn(&NodeView) -> bool,
+    failing: impl Fn(&NodeView) -> bool,
 ) -> (usize, usize) {
+    let name = policy.policy.metadata.name.as_deref().unwrap_or_default();
     let mut selected = 0;
     let mut unhealthy = 0;
     for node in nodes.into_iter().filter(|n| policy.selects_node(n)) {
         selected += 1;
-        unhealthy += usize::from(down(node));
+        let held = node.held_by.iter().any(|p| &**p == name);
+        unhealthy += usize::from(held || down(node) || failing(node));
     }
     (unhealthy, selected)
 }

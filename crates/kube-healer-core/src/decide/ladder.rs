@@ -50,19 +50,30 @@ impl Ladder {
         steps: usize,
         dry_run: bool,
     ) -> Ladder {
-        let mut ladder = Ladder::new(episode);
-        let mut taken: Vec<(usize, Secs)> = records
+        let taken = records
             .into_iter()
             .filter(|r| r.spec.failing_since.as_ref().map(|t| t.0.as_second()) == Some(episode))
             .filter(|r| r.spec.dry_run == dry_run)
-            .filter(|r| {
-                r.status.as_ref().is_none_or(|s| {
-                    s.phase != ActionPhase::Skipped || s.reason.as_deref() == Some(reasons::DRY_RUN)
-                })
-            })
-            .map(|r| ((r.spec.step.max(1) - 1) as usize, r.spec.decided_at.0.as_second()))
-            .collect();
-        taken.sort_by_key(|(_, at)| *at);
+            .filter(|r| Ladder::took_step(r))
+            .map(|r| ((r.spec.step.max(1) - 1) as usize, r.spec.decided_at.0.as_second()));
+        Ladder::from_steps(taken, episode, steps)
+    }
+
+    /// Whether a record is of a step taken (or dry-run), not of a hold.
+    pub fn took_step(record: &HealingAction) -> bool {
+        record
+            .status
+            .as_ref()
+            .is_none_or(|s| s.phase != ActionPhase::Skipped || s.reason.as_deref() == Some(reasons::DRY_RUN))
+    }
+
+    /// The ladder of one episode from the steps taken in it (0-based step, when), in any order:
+    /// what the operator reads back from its records' metadata (their step, decision and
+    /// episode labels) after a restart, a failover, or a failure that returned.
+    pub fn from_steps(taken: impl IntoIterator<Item = (usize, Secs)>, episode: Secs, steps: usize) -> Ladder {
+        let mut ladder = Ladder::new(episode);
+        let mut taken: Vec<(usize, Secs)> = taken.into_iter().collect();
+        taken.sort_by_key(|(step, at)| (*at, *step));
         for (step, at) in taken {
             ladder.acted(step, steps, at);
         }

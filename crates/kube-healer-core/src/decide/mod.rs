@@ -12,6 +12,7 @@ use crate::view::Secs;
 
 mod budget;
 mod drain;
+mod episode;
 mod facts;
 mod inherited;
 mod ladder;
@@ -21,6 +22,7 @@ mod shutdown;
 
 pub use budget::Budget;
 pub use drain::{LeftAlone, left_alone};
+pub use episode::{Recorded, episode_of};
 pub use facts::{DOWN_CLASSES, Facts, OutOfService, correlated_message, count_unhealthy_nodes};
 pub use inherited::{InFlightMark, inherited_in_flight, parse_until};
 pub use ladder::Ladder;
@@ -149,11 +151,7 @@ pub fn decide(
             None,
         );
     }
-    let cooldown = safety
-        .cooldown
-        .unwrap_or(Safety::DEFAULT_COOLDOWN)
-        .as_std()
-        .as_secs() as Secs;
+    let cooldown = safety.cooldown_secs();
     if let Some((_, last)) = ladder.last_action
         && now < last + cooldown
     {
@@ -243,14 +241,18 @@ pub fn budget_count(budget: &str, total: usize) -> Result<usize, String> {
     }
 }
 
-/// maxUnhealthy as a node count, given the number of nodes a policy selects.
+/// maxUnhealthy as a node count, given the number of nodes a policy selects: a percent rounds
+/// down but never below one node (as the cluster's disruption budget), so a policy over a small
+/// pool may still heal its one failing node; a count, or 0%, is taken as given (0: no node
+/// action).
 pub fn max_unhealthy(safety: &Safety, selected: usize) -> usize {
+    let percent_of = |percent: usize| match percent {
+        0 => 0,
+        p => (selected * p / 100).max(1),
+    };
     match &safety.max_unhealthy {
         Some(IntOrString::Int(n)) => (*n).max(0) as usize,
-        Some(IntOrString::String(s)) => {
-            let percent: usize = s.trim_end_matches('%').parse().unwrap_or(0);
-            selected * percent / 100
-        }
-        None => selected * Safety::DEFAULT_MAX_UNHEALTHY_PERCENT as usize / 100,
+        Some(IntOrString::String(s)) => percent_of(s.trim_end_matches('%').parse().unwrap_or(0)),
+        None => percent_of(Safety::DEFAULT_MAX_UNHEALTHY_PERCENT as usize),
     }
 }

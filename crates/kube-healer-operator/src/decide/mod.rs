@@ -23,7 +23,7 @@ use kube_healer_core::policy::{CompiledPolicy, Target as CoreTarget};
 use kube_healer_core::view::{Secs, Shared};
 use kube_healer_core::{Correlated, Finding};
 
-use crate::policy::DueMatch;
+use crate::policy::{DueMatch, Episodes};
 use crate::protocol::{ActionRequest, Hold};
 use crate::record::Mode;
 use crate::store::Stores;
@@ -64,6 +64,8 @@ pub struct Context<'a> {
     pub unhealthy_nodes: &'a dyn Fn(&CompiledPolicy) -> (usize, usize),
     /// Whether a policy is one of this operator's (its cordons count in the budget).
     pub managed: &'a dyn Fn(&str) -> bool,
+    /// The records' episodes and steps: a ladder this replica does not hold is rebuilt from them.
+    pub episodes: &'a Episodes,
 }
 
 /// A hold already recorded: one Skipped record per hold, not one per evaluation.
@@ -147,11 +149,17 @@ impl Gate {
         let mut facts = self.facts(target, finding, compiled, ctx);
         let (inherited, inherited_until) = self.in_flight.inherited(&due.policy, &finding.subject.uid, now);
         facts.inherited_in_flight = inherited;
+        // Where the target stands: as this replica left it, else as the records of the episode
+        // say (a restart, a failover, a failure back within the cooldown), else at the start.
         let mut ladder = self
             .ladders
             .get(&key)
             .filter(|l| l.episode == episode)
             .cloned()
+            .or_else(|| {
+                ctx.episodes
+                    .ladder(&due.policy, &finding.subject.uid, episode, mode, steps)
+            })
             .unwrap_or_else(|| Ladder::new(episode));
         let budget = self.budgets.entry(due.policy.clone()).or_default();
         budget.recent = self.spent.recent(&due.policy, now);

@@ -4,7 +4,7 @@
 use kube_healer_api::FailureClass;
 use kube_healer_core::classify::node::unstarted_since;
 use kube_healer_core::decide::{DOWN_CLASSES, count_unhealthy_nodes};
-use kube_healer_core::view::Secs;
+use kube_healer_core::view::{NodeView, Secs};
 use kube_healer_core::{Finding, classify_node, classify_pod};
 
 use super::Engine;
@@ -136,11 +136,14 @@ impl Engine {
     fn decide(&mut self, target: &Target, due: &DueMatch, now: Secs) -> Option<Secs> {
         self.refresh_correlation();
         let compiled = self.policies.get(&due.policy)?;
-        let (stores, findings) = (&self.stores, &self.findings);
+        let (stores, findings, policies) = (&self.stores, &self.findings, &self.policies);
         let unhealthy = |policy: &_| {
-            count_unhealthy_nodes(stores.nodes(), policy, |n| {
-                findings.has_any(&Target::Node(n.name.clone()), DOWN_CLASSES)
-            })
+            let down = |n: &NodeView| findings.has_any(&Target::Node(n.name.clone()), DOWN_CLASSES);
+            let failing = |n: &NodeView| {
+                let matches = policies.matches(&Target::Node(n.name.clone()));
+                matches.iter().any(|m| m.policy == due.policy)
+            };
+            count_unhealthy_nodes(stores.nodes(), policy, down, failing)
         };
         let ctx = Context {
             now,
@@ -149,6 +152,7 @@ impl Engine {
             correlated: self.correlation.holding(),
             unhealthy_nodes: &unhealthy,
             managed: &|p: &str| self.policies.get(p).is_some(),
+            episodes: &self.policies.episodes,
         };
         match self.gate.decide(target, due, compiled, &ctx) {
             Verdict::Dispatch { request, recheck } => {

@@ -154,6 +154,12 @@ impl Engine {
         self
     }
 
+    /// How long a failure must stay clear before it is over (default 0: at once).
+    pub fn with_clear_debounce(mut self, debounce: Duration) -> Self {
+        self.policies.set_debounce(debounce.as_secs() as Secs);
+        self
+    }
+
     /// How long and how many HealingActions are kept.
     pub fn with_retention(mut self, retention: Retention) -> Self {
         self.retention = retention;

@@ -11,7 +11,9 @@ use kube_healer_core::decide::{InFlightMark, parse_until};
 use kube_healer_core::view::Secs;
 
 use super::Engine;
+use crate::policy::RecordMeta;
 use crate::protocol::Work;
+use crate::record::Mode;
 use crate::target::Target;
 
 /// New records are looked at by retention at most this often.
@@ -41,19 +43,30 @@ impl Engine {
                         until,
                     });
                 let freed = self.gate.record_seen(&name, mark);
+                let acted = match labels.get(kube_healer_api::DECISION_LABEL).map(String::as_str) {
+                    Some("act") => Some(Mode::Live),
+                    Some("dry-run") => Some(Mode::DryRun),
+                    _ => None,
+                };
                 if let Some(episode) = labels
                     .get(kube_healer_api::EPISODE_LABEL)
                     .and_then(|e| e.parse().ok())
                 {
-                    self.policies
-                        .episodes
-                        .recorded(&policy, &uid, &name, created, episode);
+                    let step = labels
+                        .get(kube_healer_api::STEP_LABEL)
+                        .and_then(|s| s.parse::<usize>().ok())
+                        .map(|s| s.max(1) - 1);
+                    let record = RecordMeta {
+                        name: name.clone(),
+                        created,
+                        episode,
+                        acted,
+                        step,
+                    };
+                    self.policies.episodes.recorded(&policy, &uid, record);
                 }
                 // An action or dry run counts against its policy's rate, whoever decided it.
-                if labels
-                    .get(kube_healer_api::DECISION_LABEL)
-                    .is_some_and(|d| d == "act" || d == "dry-run")
-                {
+                if acted.is_some() {
                     self.gate.record_spent(&policy, &name, created);
                 }
                 self.records.upsert(name, policy, created, uid);

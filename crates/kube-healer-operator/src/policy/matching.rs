@@ -19,6 +19,11 @@ pub struct Match {
     /// When this operator first saw the condition hold (Unix milliseconds): a failure reported
     /// late (after its `for` elapsed) is due from then, not from before it was known.
     pub seen_ms: i64,
+    /// The condition no longer holds, since then: its episode ends, and what the policy changed
+    /// is reverted, only once it has stayed clear for the debounce. Until then it keeps its
+    /// episode (a failure back within the debounce is the same failure), its cordon, and its
+    /// place in maxUnhealthy, and nothing is decided on it.
+    pub clear_since: Option<Secs>,
 }
 
 /// What evaluating the policies on one target found.
@@ -89,9 +94,11 @@ impl PolicySet {
                     .find(|m| m.policy == policy.name && m.condition == condition);
                 let episode = match before {
                     Some(m) => m.since.min(finding.since),
-                    None => self
-                        .episodes
-                        .carried(&policy.name, &finding.subject.uid, finding.since),
+                    None => {
+                        let reopen = policy.policy.spec.safety.cooldown_secs();
+                        let uid = &finding.subject.uid;
+                        self.episodes.carried(&policy.name, uid, finding.since, reopen)
+                    }
                 };
                 let due = episode.saturating_add(policy.conditions[condition].for_secs);
                 let reported = before.is_some_and(|m| m.due_reported);
@@ -103,6 +110,7 @@ impl PolicySet {
                     due,
                     due_reported: reported,
                     seen_ms,
+                    clear_since: None,
                 };
                 if due > now {
                     next = Some(next.map_or(due, |n| n.min(due)));
@@ -116,6 +124,19 @@ impl PolicySet {
                         newly_due: !reported,
                     });
                 }
+                current.push(m);
+            }
+        }
+        // Conditions that no longer hold stay, clearing, through the debounce.
+        for mut m in previous.iter().cloned() {
+            let holds = |c: &Match| c.policy == m.policy && c.condition == m.condition;
+            if current.iter().any(holds) || !self.policies.contains_key(&m.policy) {
+                continue;
+            }
+            let clear_since = *m.clear_since.get_or_insert(now);
+            let ends = clear_since.saturating_add(self.debounce);
+            if now < ends {
+                next = Some(next.map_or(ends, |n| n.min(ends)));
                 current.push(m);
             }
         }

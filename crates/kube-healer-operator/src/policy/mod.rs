@@ -21,7 +21,7 @@ use crate::target::Target;
 
 pub use book::StatusBook;
 pub use decode::{Unreadable, decode};
-pub use episodes::Episodes;
+pub use episodes::{Episodes, RecordMeta};
 pub use matching::{DueMatch, Evaluation, Match};
 pub use status::PolicyStatus;
 pub use writer::writer;
@@ -33,6 +33,9 @@ pub struct PolicySet {
     matches: HashMap<Target, Vec<Match>>,
     /// The failures' episodes as the records carry them (a restart continues them).
     pub episodes: Episodes,
+    /// How long a policy condition must stay clear before its episode ends and what the policy
+    /// changed is reverted.
+    debounce: Secs,
 }
 
 impl Default for PolicySet {
@@ -43,6 +46,7 @@ impl Default for PolicySet {
             namespaces: HashMap::new(),
             matches: HashMap::new(),
             episodes: Episodes::default(),
+            debounce: 0,
         }
     }
 }
@@ -51,6 +55,12 @@ impl PolicySet {
     /// Namespaces no policy touches unless it names them (replaces the default, kube-system).
     pub fn set_protected_namespaces(&mut self, namespaces: Vec<String>) {
         self.protected_namespaces = namespaces.into();
+    }
+
+    /// How long a policy condition must stay clear before its failure is over (its episode
+    /// ends, its cordon or taint is lifted).
+    pub fn set_debounce(&mut self, debounce: Secs) {
+        self.debounce = debounce;
     }
 
     /// Compiles and stores a policy; an invalid one is removed and its error returned. Ok holds
@@ -141,7 +151,7 @@ impl PolicySet {
         self.matches.iter().map(|(t, m)| (t, m.as_slice()))
     }
 
-    /// The policy conditions holding on a target.
+    /// The policy conditions holding on a target, and those clearing (within the debounce).
     pub fn matches(&self, target: &Target) -> &[Match] {
         self.matches.get(target).map(Vec::as_slice).unwrap_or_default()
     }

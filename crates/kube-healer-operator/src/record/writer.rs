@@ -55,6 +55,7 @@ pub async fn begin(
         (false, false) => "act",
     };
     labels.insert(kube_healer_api::DECISION_LABEL.to_string(), decision.to_string());
+    labels.insert(kube_healer_api::STEP_LABEL.to_string(), spec.step.to_string());
     // The failure's episode: a restarted operator continues it.
     if let Some(since) = &spec.failing_since {
         labels.insert(

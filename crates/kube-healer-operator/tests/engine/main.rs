@@ -1,8 +1,10 @@
 //! The engine on hand-fed watch events and a hand-driven clock: timers fire at the due time, Ready
 //! transitions are remembered, container states keep the time they began; gates queue or hold;
-//! nothing is decided, and no record deleted, before every watch has listed.
+//! nothing is decided, and no record deleted, before every watch has listed; a failure ends only
+//! after its debounce, and one back within its cooldown goes on up its ladder.
 
 mod classify;
+mod debounce;
 mod episodes;
 mod gates;
 mod holds;
@@ -113,4 +115,16 @@ pub fn evicted(name: &str) -> Change {
         "spec": {"containers": [], "nodeName": "n1"},
         "status": {"phase": "Failed", "reason": "Evicted", "message": "low on memory", "startTime": at(T0 - 600)}}),
     )
+}
+
+/// A record of `policy` as the metadata watch shows it, created at `created`, with these labels
+/// beside its policy's.
+pub fn record_of(policy: &str, name: &str, created: Secs, mut labels: serde_json::Value) -> Change {
+    labels[kube_healer_api::POLICY_LABEL] = json!(policy);
+    let meta: kube::core::PartialObjectMeta<kube_healer_api::HealingAction> = serde_json::from_value(
+        json!({"apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingAction",
+            "metadata": {"name": name, "creationTimestamp": at(created), "labels": labels}}),
+    )
+    .unwrap();
+    Change::Record(Box::new(Event::Apply(meta)))
 }

@@ -3,7 +3,7 @@
 //! operator or a new leader counts the policy's rate from the records: no fresh budget.
 
 use kube::runtime::watcher::Event;
-use kube_healer_api::{DECISION_LABEL, IN_FLIGHT_LABEL, POLICY_LABEL, TARGET_UID_LABEL, reasons};
+use kube_healer_api::{DECISION_LABEL, IN_FLIGHT_LABEL, TARGET_UID_LABEL, reasons};
 use kube_healer_operator::watch::Change;
 use serde_json::json;
 
@@ -19,18 +19,6 @@ fn one_eviction_at_a_time() -> Change {
             "safety": {"maxConcurrent": 1, "rate": {"actions": 100, "per": "1m"}}}}))
     .unwrap();
     Change::policy(Event::Apply(policy))
-}
-
-/// A record of `policy` as the metadata watch shows it, created at `created`, with these labels
-/// beside its policy's.
-fn record_of(policy: &str, name: &str, created: Secs, mut labels: serde_json::Value) -> Change {
-    labels[POLICY_LABEL] = json!(policy);
-    let meta: kube::core::PartialObjectMeta<kube_healer_api::HealingAction> = serde_json::from_value(
-        json!({"apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingAction",
-            "metadata": {"name": name, "creationTimestamp": at(created), "labels": labels}}),
-    )
-    .unwrap();
-    Change::Record(Box::new(Event::Apply(meta)))
 }
 
 /// The evictor's record `name` on pod `uid`: with the in-flight mark until `until`, or without it.

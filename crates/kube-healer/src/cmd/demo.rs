@@ -207,6 +207,7 @@ async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
         // A handful of nodes, two of them failing on purpose: no disruption budget in the demo.
         max_nodes_out_of_service: None,
         node_pool_label: None,
+        clear_debounce: std::time::Duration::from_secs(5),
         clock_offset_seconds: 0,
     };
     let operator = tokio::spawn(kube_healer_operator::run(client.clone(), config));

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use kube::api::{Api, ListParams};
 use kube_healer_api::{HealingAction, HealingPolicy, TargetKind};
 use kube_healer_core::classify::pod::human;
-use kube_healer_core::decide::{Budget, Ladder};
+use kube_healer_core::decide::{Budget, Ladder, Recorded, episode_of};
 use kube_healer_core::policy::{CompiledPolicy, Target};
 use kube_healer_core::view::Secs;
 use kube_healer_core::{Finding, Knobs, classify_node, classify_pod};
@@ -202,8 +202,18 @@ fn policy_rows(
         let own: Vec<&HealingAction> = records.iter().filter(|r| r.spec.policy == name).collect();
         for (i, f) in held {
             let steps = policy.spec.actions.len();
+            // The episode as the operator reckons it from the records (a failure that went on,
+            // or came back within the cooldown, continues its ladder).
+            let recorded = own.iter().filter_map(|r| {
+                Some(Recorded {
+                    created: r.metadata.creation_timestamp.as_ref()?.0.as_second(),
+                    episode: r.spec.failing_since.as_ref()?.0.as_second(),
+                    acted: Ladder::took_step(r),
+                })
+            });
+            let episode = episode_of(recorded, f.since, policy.spec.safety.cooldown_secs());
             let ladder =
-                Ladder::from_records(own.iter().copied(), f.since, steps, policy.spec.safety.dry_run);
+                Ladder::from_records(own.iter().copied(), episode, steps, policy.spec.safety.dry_run);
             let decider = offline::Decider {
                 policy: &compiled,
                 snapshot,

@@ -70,6 +70,10 @@ pub struct Args {
     /// as a zone's are. Unset: zones and the cluster only.
     #[arg(long, env = "KUBE_HEALER_NODE_POOL_LABEL")]
     node_pool_label: Option<String>,
+    /// How long a failure must stay clear before it is over: until then its episode goes on (a
+    /// failure back within it is the same failure) and its cordon or taint stays.
+    #[arg(long, env = "KUBE_HEALER_CLEAR_DEBOUNCE", default_value = "60s")]
+    clear_debounce: kube_healer_api::Duration,
     /// List in pages at start-up instead of streaming the lists (watch-list, on by default in
     /// Kubernetes 1.32 and later): for API servers that do not stream.
     #[arg(long, env = "KUBE_HEALER_PAGED_LISTS")]
@@ -141,6 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             paged_lists: args.paged_lists,
             max_nodes_out_of_service: Some(args.max_nodes_out_of_service.clone()),
             node_pool_label: args.node_pool_label.clone().filter(|l| !l.is_empty()),
+            clear_debounce: args.clear_debounce.as_std(),
             clock_offset_seconds: args.test_clock_offset,
         };
         tokio::select! {

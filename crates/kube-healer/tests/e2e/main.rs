@@ -26,6 +26,7 @@ mod lost_node;
 mod ownership;
 mod rate;
 mod recheck;
+mod returns;
 
 use kube_healer_testenv::ClusterOptions;
 
@@ -40,6 +41,7 @@ fn main() -> std::process::ExitCode {
         ownership::tests(),
         rate::tests(),
         recheck::tests(),
+        returns::tests(),
     ]
     .into_iter()
     .flatten()

@@ -1,6 +1,10 @@
 //! Nodes as a kubelet or node-problem-detector would report them: a node kwok does not manage,
 //! whose conditions the test writes, and Warning events on nodes.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::{Event, Node};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -51,4 +55,63 @@ pub async fn node_event(
     }))?;
     events.create(&PostParams::default(), &event).await?;
     Ok(())
+}
+
+/// Nodes kwok does not manage whose status the test posts every 2 s, as a kubelet and
+/// node-problem-detector would: the node lifecycle controller sees them alive, each with the
+/// conditions the test gives it. Dropped, it stops posting.
+pub struct PostedNodes {
+    conditions: Arc<Mutex<BTreeMap<String, serde_json::Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PostedNodes {
+    /// Creates the nodes with these labels and conditions, and starts posting.
+    pub async fn create(
+        client: &Client,
+        names: &[String],
+        labels: serde_json::Value,
+        conditions: serde_json::Value,
+    ) -> anyhow::Result<PostedNodes> {
+        let api: Api<Node> = Api::all(client.clone());
+        for name in names {
+            let node: Node = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))?;
+            api.create(&PostParams::default(), &node).await?;
+        }
+        let all: BTreeMap<String, serde_json::Value> =
+            names.iter().map(|n| (n.clone(), conditions.clone())).collect();
+        let conditions = Arc::new(Mutex::new(all));
+        let posted = conditions.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let now: Vec<_> = posted
+                    .lock()
+                    .map(|c| c.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                for (name, conditions) in now {
+                    let body = json!({"status": {"conditions": conditions}});
+                    let _ = api
+                        .patch_status(&name, &PatchParams::default(), &Patch::Merge(body))
+                        .await;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+        Ok(PostedNodes { conditions, task })
+    }
+
+    /// The node's conditions from its next post on.
+    pub fn set(&self, name: &str, conditions: serde_json::Value) {
+        if let Ok(mut all) = self.conditions.lock() {
+            all.insert(name.to_string(), conditions);
+        }
+    }
+}
+
+impl Drop for PostedNodes {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

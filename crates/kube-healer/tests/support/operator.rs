@@ -53,6 +53,11 @@ impl Operator {
             format!("127.0.0.1:{port}"),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
+        // A failure is over after 60 s clear by default; the tests that are not about the
+        // debounce would wait that long for every revert, so theirs is 2 s unless they say.
+        if !extra.iter().any(|a| a.starts_with("--clear-debounce")) {
+            args.extend(["--clear-debounce".to_string(), "2s".to_string()]);
+        }
         let mut reaper = Reaper::start()?;
         let process = ManagedProcess::spawn_with_env(
             name,
