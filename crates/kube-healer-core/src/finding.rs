@@ -97,6 +97,10 @@ pub enum CorrelatedCause {
         family: crate::classify::NodeFamily,
         domain: Option<crate::classify::Domain>,
     },
+    /// kube-healer's own API calls fail or crawl: the control plane is in trouble, and node
+    /// signals cannot be trusted. Holds every node finding, and pod findings that stem from
+    /// nodes.
+    ControlPlane,
 }
 
 /// One finding standing for many: policies hold per-target actions back while it lasts.
@@ -133,6 +137,7 @@ impl Correlated {
                     .iter()
                     .any(|m| m.kind == TargetKind::Node && m.name == node)
             }),
+            CorrelatedCause::ControlPlane => true,
             CorrelatedCause::RegistryPullFailures { .. } => {
                 self.members.iter().any(|m| m.uid == finding.subject.uid)
             }

@@ -101,6 +101,13 @@ pub struct Knobs {
     pub correlated_registry_nodes: usize,
     pub correlated_nodes_min: usize,
     pub correlated_nodes_percent: usize,
+    /// The control plane as a cause: over the last `control_plane_window` seconds, at least
+    /// `control_plane_calls_min` of kube-healer's own calls, `control_plane_bad_percent` of them
+    /// failed or slower than `control_plane_slow_ms`.
+    pub control_plane_window: Secs,
+    pub control_plane_calls_min: usize,
+    pub control_plane_bad_percent: usize,
+    pub control_plane_slow_ms: u64,
 }
 
 impl Default for Knobs {
@@ -121,6 +128,10 @@ impl Default for Knobs {
             correlated_registry_nodes: 3,
             correlated_nodes_min: 3,
             correlated_nodes_percent: 30,
+            control_plane_window: 60,
+            control_plane_calls_min: 4,
+            control_plane_bad_percent: 50,
+            control_plane_slow_ms: 5_000,
         }
     }
 }

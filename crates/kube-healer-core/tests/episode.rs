@@ -56,3 +56,17 @@ fn a_ladder_is_rebuilt_from_the_steps_taken() {
     let ladder = Ladder::from_steps([(0, 1_000), (1, 1_300), (1, 1_900)], 400, 2);
     assert_eq!((ladder.attempts, ladder.next_step), (3, 1));
 }
+
+#[test]
+fn a_ladder_is_taken_up_at_its_latest_step() {
+    // The latest step (1, at 1,300) is decided again under its own record name: finished if a
+    // crash cut it short, found done if not; the steps before it count as taken.
+    let (ladder, latest) = Ladder::resuming([(1, 1_300), (0, 1_000)], 400, 3);
+    assert_eq!(latest, Some((1, 1_300)));
+    assert_eq!(
+        (ladder.attempts, ladder.next_step, ladder.last_action),
+        (1, 1, Some((0, 1_000)))
+    );
+    let (ladder, latest) = Ladder::resuming([], 400, 3);
+    assert_eq!((ladder, latest), (Ladder::new(400), None));
+}

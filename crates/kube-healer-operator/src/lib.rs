@@ -11,6 +11,7 @@
 //! engine, the gate, the policies or the stores.
 
 pub mod act;
+pub mod api_health;
 pub mod clock;
 pub mod decide;
 pub mod engine;

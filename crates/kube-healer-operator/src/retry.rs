@@ -93,12 +93,16 @@ where
     Fut: Future<Output = Result<T, kube::Error>>,
 {
     let mut calls = 0u32;
+    let log = crate::api_health::ApiCalls::process();
     loop {
         calls += 1;
+        let started = std::time::Instant::now();
         let result = match tokio::time::timeout(CALL_TIMEOUT, call()).await {
             Ok(result) => result,
             Err(elapsed) => Err(kube::Error::Service(Box::new(elapsed))),
         };
+        // What the control plane's answer says of it (whatever the caller retries on).
+        log.answered(started.elapsed(), result.as_ref().err().is_some_and(transient));
         match result {
             Err(e) if retry_on(&e) && calls < backoff.tries => {
                 let pause = backoff.pause(calls);

@@ -2,7 +2,8 @@
 //! operator's requests and has them refused with 409, 429, 500 or 503, or held past the webhook's
 //! timeout (the API server then fails them itself). The operator must retry passing faults with
 //! bounded backoff, record the outcome and the number of calls, and never loop: the API server's
-//! audit log counts the calls.
+//! audit log counts the calls. And while its own calls fail, the control plane is a cause: a node
+//! failing then is held, and healed once the calls are healthy again and the cool-off has passed.
 //!
 //! Its own cluster: passing_faults cordons a NotReady node, and the operator holds node actions as
 //! Correlated once 3 nodes and 30% of the cluster's nodes are NotReady or unreachable together;
@@ -20,7 +21,10 @@ use kube_healer_testenv::faults::{self, Fault, Faults, Request};
 use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod};
 use serde_json::json;
-use support::{Operator, create_policy, phase_reason, ready, records, selector, unmanaged_node};
+use support::{
+    Operator, PostedNodes, create_policy, kernel_deadlock, now_rfc3339, phase_reason, ready, records,
+    selector, unmanaged_node,
+};
 
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
@@ -33,6 +37,10 @@ fn main() -> std::process::ExitCode {
             test(
                 "a_lasting_api_fault_is_tried_a_bounded_number_of_times_then_recorded_failed",
                 lasting_fault,
+            ),
+            test(
+                "node_actions_wait_while_the_operators_own_calls_fail",
+                control_plane,
             ),
         ],
     )
@@ -238,6 +246,90 @@ async fn lasting_fault(ctx: Ctx) -> anyhow::Result<()> {
     ensure!(
         message.contains("500") && message.contains("injected fault") && message.contains("5 calls"),
         "the record says what failed and how often: {message}"
+    );
+    faults.remove().await?;
+    Ok(())
+}
+
+/// The API server fails the operator's pod deletes (503, as an overloaded control plane does):
+/// 10 failed calls. A node that turns KernelDeadlock meanwhile is held as the control plane's
+/// cause, not cordoned; once a minute has passed without a failed call, and the 60 s cool-off
+/// after it, the same node, still failing, is cordoned.
+async fn control_plane(ctx: Ctx) -> anyhow::Result<()> {
+    let faults = Faults::install(&ctx.client, &ctx.name("faults"), OPERATOR).await?;
+    let _op = Operator::start(&ctx.cluster, "brownout", &["--policy-selector", &selector(&ctx)]).await?;
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = fault_namespace(&ctx, "cp").await?;
+    let bad = ctx.name("k");
+    let owner = json!({"kube-healer.test/owner": ctx.id});
+    let posted = PostedNodes::create(
+        &ctx.client,
+        std::slice::from_ref(&bad),
+        owner.clone(),
+        kernel_deadlock(false, &now_rfc3339(-3600)),
+    )
+    .await?;
+    let cordons = ctx.name("cordon");
+    create_policy(
+        &ctx,
+        &cordons,
+        json!({"target": {"kind": "Node", "selector": {"matchLabels": owner}},
+        "conditions": [{"class": "NodeCondition", "conditionType": "KernelDeadlock", "for": "1s"}],
+        "actions": [{"action": "Cordon"}], "safety": {"maxUnhealthy": "100%", "maxConcurrent": 1}}),
+    )
+    .await?;
+    let deletes = ctx.name("delete");
+    create_policy(
+        &ctx,
+        &deletes,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "Evicted", "for": "1s"}], "actions": [{"action": "Delete"}],
+        "safety": {"maxConcurrent": 5, "rate": {"actions": 20, "per": "1m"}, "maxAttempts": 1}}),
+    )
+    .await?;
+    for pod in ["down-0", "down-1"] {
+        faults.always(Request::delete_pod(&ns, pod), Fault::Code(503));
+        support::evicted_pod(&ctx, &ns, pod, &node).await?;
+    }
+    records(&ctx, &deletes, 2).await?;
+    let failed: usize = ["down-0", "down-1"]
+        .iter()
+        .map(|p| {
+            ctx.cluster
+                .operator_requests("delete", "pods", &ns, p)
+                .map(|a| a.len())
+        })
+        .sum::<Result<usize, _>>()?;
+    posted.set(&bad, kernel_deadlock(true, &now_rfc3339(0)));
+    let start = std::time::Instant::now();
+    let held = records(&ctx, &cordons, 1).await?;
+    let message = held[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        phase_reason(&held[0]) == (ActionPhase::Skipped, "Correlated".into())
+            && message.contains("own API calls are failing"),
+        "{:?}: {message}",
+        phase_reason(&held[0])
+    );
+    let nodes_api: Api<Node> = Api::all(ctx.client.clone());
+    ensure!(
+        nodes_api.get(&bad).await?.spec.and_then(|s| s.unschedulable) != Some(true),
+        "cordoned while the operator's calls failed"
+    );
+    println!("    {failed} pod deletes answered 503: the failing node held: {message}");
+    // The calls are healthy (none fails any more): a minute's window and a minute's cool-off.
+    kube_healer_testenv::wait::until("the node cordoned", Duration::from_secs(200), || async {
+        let node = nodes_api.get(&bad).await?;
+        Ok((node.spec.and_then(|s| s.unschedulable) == Some(true)).then_some(()))
+    })
+    .await?;
+    println!(
+        "    cordoned {:.0} s after it was held",
+        start.elapsed().as_secs_f64()
     );
     faults.remove().await?;
     Ok(())

@@ -22,8 +22,8 @@ use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario, scenario_pod, wait};
 use serde_json::json;
 use support::{
-    HEAL, Operator, PostedNodes, create_policy, limits, now_rfc3339, phase_reason, ready, records, selector,
-    unmanaged_node,
+    HEAL, Operator, PostedNodes, create_policy, kernel_deadlock, limits, now_rfc3339, phase_reason, ready,
+    records, selector, unmanaged_node,
 };
 
 fn main() -> std::process::ExitCode {
@@ -242,16 +242,6 @@ async fn max_unhealthy(ctx: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ready, and KernelDeadlock as node-problem-detector reports it (True since `since`).
-fn deadlock(on: bool, since: &str) -> serde_json::Value {
-    let status = if on { "True" } else { "False" };
-    json!([{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
-            "lastTransitionTime": now_rfc3339(-3600), "lastHeartbeatTime": now_rfc3339(0)},
-        {"type": "KernelDeadlock", "status": status, "reason": "DockerHung",
-            "message": "kernel: INFO: task docker:20744 blocked for more than 120 seconds.",
-            "lastTransitionTime": since, "lastHeartbeatTime": now_rfc3339(0)}])
-}
-
 /// A condition spreading one node at a time, below what correlation counts as nodes failing
 /// together (3 nodes): the policy's maxUnhealthy counts the nodes failing its own condition (not
 /// only those down), so with maxUnhealthy 1 the first is cordoned and the second is held. Before,
@@ -268,7 +258,8 @@ async fn max_unhealthy_own(ctx: Ctx) -> anyhow::Result<()> {
     let names: Vec<String> = (0..5).map(|i| ctx.name(&format!("k{i}"))).collect();
     let since = now_rfc3339(-3600);
     let owner = json!({"kube-healer.test/owner": ctx.id});
-    let posted = PostedNodes::create(&ctx.client, &names, owner.clone(), deadlock(false, &since)).await?;
+    let posted =
+        PostedNodes::create(&ctx.client, &names, owner.clone(), kernel_deadlock(false, &since)).await?;
     let policy = ctx.name("deadlock");
     create_policy(
         &ctx,
@@ -279,14 +270,14 @@ async fn max_unhealthy_own(ctx: Ctx) -> anyhow::Result<()> {
         "safety": {"maxUnhealthy": 1, "maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}}}),
     )
     .await?;
-    posted.set(&names[0], deadlock(true, &now_rfc3339(0)));
+    posted.set(&names[0], kernel_deadlock(true, &now_rfc3339(0)));
     let first = records(&ctx, &policy, 1).await?;
     ensure!(
         phase_reason(&first[0]).0 == ActionPhase::Succeeded && first[0].spec.target.name == names[0],
         "{:?}",
         first[0].status
     );
-    posted.set(&names[1], deadlock(true, &now_rfc3339(0)));
+    posted.set(&names[1], kernel_deadlock(true, &now_rfc3339(0)));
     let recs = records(&ctx, &policy, 2).await?;
     let second = recs
         .iter()

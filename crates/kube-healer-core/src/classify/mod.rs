@@ -1,5 +1,6 @@
 //! Classification: from compact views and a given `now` to findings with evidence.
 
+pub mod control_plane;
 pub mod correlate;
 pub mod node;
 pub mod pod;
@@ -15,10 +16,11 @@ use crate::finding::{Correlated, Finding, Subject};
 use crate::thresholds::{Knobs, default_for};
 use crate::view::{Secs, Uid};
 
+pub use control_plane::{CallSample, control_plane};
 pub use correlate::correlate;
 pub use node::classify_node;
 pub use pod::classify_pod;
-pub use together::{Domain, NodeFamily, Topology, ZONE_LABEL};
+pub use together::{Domain, NODE_FAMILY_CLASSES, NodeFamily, Topology, ZONE_LABEL};
 
 /// Findings and correlated causes of a whole snapshot.
 #[derive(Debug, Default)]

@@ -23,6 +23,19 @@ use crate::view::NodeView;
 /// The node label that names a node's zone.
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
+/// The classes of node findings some family groups (see [`NodeFamily::of`]).
+pub const NODE_FAMILY_CLASSES: &[FailureClass] = &[
+    FailureClass::NodeNotReady,
+    FailureClass::NodeUnreachable,
+    FailureClass::PLEGUnhealthy,
+    FailureClass::HeartbeatLag,
+    FailureClass::NodeFlapping,
+    FailureClass::NodeCondition,
+    FailureClass::NodePressure,
+    FailureClass::NodeBlackHole,
+    FailureClass::SystemOOM,
+];
+
 /// How a node fails, for correlation: findings of one family on many nodes at once are one cause.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NodeFamily {

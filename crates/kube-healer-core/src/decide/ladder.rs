@@ -59,6 +59,23 @@ impl Ladder {
         Ladder::from_steps(taken, episode, steps)
     }
 
+    /// The ladder of one episode as a restarted operator (or a new leader, or a failure back
+    /// within its cooldown) takes it up from the steps its records show: every step but the
+    /// latest counts as taken; the latest, whose record may have been cut short by a crash
+    /// between the record and the call, is returned to be decided again. Decided again, it has
+    /// the same record name: finished if it was cut short, found done if not, and counted as
+    /// taken when it was (so the cooldown and escalation keep their times).
+    pub fn resuming(
+        taken: impl IntoIterator<Item = (usize, Secs)>,
+        episode: Secs,
+        steps: usize,
+    ) -> (Ladder, Option<(usize, Secs)>) {
+        let mut taken: Vec<(usize, Secs)> = taken.into_iter().collect();
+        taken.sort_by_key(|(step, at)| (*at, *step));
+        let latest = taken.pop();
+        (Ladder::from_steps(taken, episode, steps), latest)
+    }
+
     /// Whether a record is of a step taken (or dry-run), not of a hold.
     pub fn took_step(record: &HealingAction) -> bool {
         record

@@ -150,17 +150,16 @@ impl Gate {
         let (inherited, inherited_until) = self.in_flight.inherited(&due.policy, &finding.subject.uid, now);
         facts.inherited_in_flight = inherited;
         // Where the target stands: as this replica left it, else as the records of the episode
-        // say (a restart, a failover, a failure back within the cooldown), else at the start.
-        let mut ladder = self
-            .ladders
-            .get(&key)
-            .filter(|l| l.episode == episode)
-            .cloned()
-            .or_else(|| {
-                ctx.episodes
-                    .ladder(&due.policy, &finding.subject.uid, episode, mode, steps)
-            })
-            .unwrap_or_else(|| Ladder::new(episode));
+        // say (a restart, a failover, a failure back within the cooldown), their latest step to
+        // be decided again (`replay`), else at the start.
+        let held = self.ladders.get(&key).filter(|l| l.episode == episode).cloned();
+        let (mut ladder, replay) = match held {
+            Some(ladder) => (ladder, None),
+            None => ctx
+                .episodes
+                .ladder(&due.policy, &finding.subject.uid, episode, mode, steps)
+                .unwrap_or_else(|| (Ladder::new(episode), None)),
+        };
         let budget = self.budgets.entry(due.policy.clone()).or_default();
         budget.recent = self.spent.recent(&due.policy, now);
         let decision = decide(spec, episode.saturating_add(for_secs), &ladder, budget, &facts);
@@ -180,7 +179,9 @@ impl Gate {
                 dry_run,
             } => {
                 let before = ladder.last_action;
-                ladder.acted(step, steps, now);
+                // A replayed step was taken when its record was made.
+                let at = replay.filter(|(s, _)| *s == step).map_or(now, |(_, at)| at);
+                ladder.acted(step, steps, at);
                 if let Target::Node(node) = target
                     && takes_node_out_of_service(action)
                     && !dry_run
@@ -189,7 +190,7 @@ impl Gate {
                         .retain(|_, at| *at + SENT_COUNTS_FOR > now);
                     self.sent_out_of_service.insert(node.clone(), now);
                 }
-                let again = now + spec.actions[step].escalate_after().as_std().as_secs() as Secs;
+                let again = at + spec.actions[step].escalate_after().as_std().as_secs() as Secs;
                 let decided = Decided {
                     step,
                     action,

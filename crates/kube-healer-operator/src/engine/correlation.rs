@@ -1,33 +1,24 @@
 //! The correlated causes in force: one registry failing pulls on many nodes, many nodes failing
 //! the same way together (down, late heartbeats, flapping, one condition, ...), in a zone or
-//! across the cluster. Kept from the findings that may be part of one, and recomputed at most once a
+//! across the cluster; the control plane itself, when the operator's own calls fail or crawl. Kept from the findings that may be part of one, and recomputed at most once a
 //! second and before any decision, never once per change (its cost grows with the failing
 //! targets, and a start-up list of thousands of failing pods would make that quadratic).
 
 use std::collections::HashMap;
 
 use kube_healer_api::FailureClass;
-use kube_healer_core::classify::{NodeFamily, Topology};
+use kube_healer_core::classify::{NODE_FAMILY_CLASSES, NodeFamily, Topology};
 use kube_healer_core::view::Secs;
 use kube_healer_core::{Correlated, CorrelatedCause, Finding, Knobs};
 
 use crate::metrics::Metrics;
 use crate::target::Target;
 
-/// The classes that may be part of a correlated cause: pulls from one registry, and every node
-/// family's.
-const INPUT_CLASSES: &[FailureClass] = &[
-    FailureClass::ImagePullFailure,
-    FailureClass::NodeNotReady,
-    FailureClass::NodeUnreachable,
-    FailureClass::PLEGUnhealthy,
-    FailureClass::HeartbeatLag,
-    FailureClass::NodeFlapping,
-    FailureClass::NodeCondition,
-    FailureClass::NodePressure,
-    FailureClass::NodeBlackHole,
-    FailureClass::SystemOOM,
-];
+/// Whether a finding's class may be part of a correlated cause: pulls from one registry, and
+/// every node family's.
+fn input(class: FailureClass) -> bool {
+    class == FailureClass::ImagePullFailure || NODE_FAMILY_CLASSES.contains(&class)
+}
 
 /// How long the members of a cause that cleared stay held: nodes recover one by one, and a node
 /// whose status lags the others' must not be acted on as the cause clears.
@@ -51,11 +42,7 @@ impl Correlation {
     /// Takes note of a target's findings; marks the causes for recomputing only if the findings
     /// that matter changed.
     pub fn update(&mut self, target: &Target, findings: &[Finding]) {
-        let relevant: Vec<Finding> = findings
-            .iter()
-            .filter(|f| INPUT_CLASSES.contains(&f.class))
-            .cloned()
-            .collect();
+        let relevant: Vec<Finding> = findings.iter().filter(|f| input(f.class)).cloned().collect();
         let same = |a: &[Finding], b: &[Finding]| {
             a.len() == b.len()
                 && a.iter()
@@ -80,10 +67,20 @@ impl Correlation {
     pub fn refresh(
         &mut self,
         topology: impl FnOnce() -> Topology,
+        control_plane: Option<Correlated>,
         knobs: &Knobs,
         metrics: &Metrics,
         now: Secs,
     ) -> bool {
+        // The control plane's cause comes from the operator's own calls, not from findings: it
+        // is recomputed whenever it appears, changes or clears.
+        let was = self
+            .current
+            .iter()
+            .find(|c| c.cause == CorrelatedCause::ControlPlane);
+        if was.map(|c| &c.message) != control_plane.as_ref().map(|c| &c.message) {
+            self.dirty = true;
+        }
         let cooled = self.cooling.len();
         self.cooling.retain(|(_, at)| *at + COOL_OFF > now);
         if !self.dirty {
@@ -94,8 +91,9 @@ impl Correlation {
             return false;
         }
         self.dirty = false;
-        let now_correlated =
+        let mut now_correlated =
             kube_healer_core::classify::correlate(self.inputs.values().flatten(), &topology(), knobs);
+        now_correlated.extend(control_plane);
         for c in &now_correlated {
             if !self.current.iter().any(|old| old.cause == c.cause) {
                 tracing::warn!(cause = ?c.cause, members = c.members.len(), message = %c.message, "correlated finding: per-target actions are held");

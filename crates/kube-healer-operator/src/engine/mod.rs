@@ -25,6 +25,7 @@ use kube_healer_core::view::{Secs, Shared};
 use kube_healer_core::{Correlated, Knobs};
 use tokio::sync::{mpsc, watch};
 
+use crate::api_health::ApiCalls;
 use crate::clock::{Clock, WallClock};
 use crate::decide::{Gate, Switches};
 use crate::metrics::Metrics;
@@ -48,6 +49,8 @@ pub struct Engine {
     correlation: Correlation,
     /// The node label that names a node's pool (correlated as zones are), if configured.
     pool_label: Option<String>,
+    /// The operator's own API calls, as the control plane answered them.
+    api_calls: Arc<ApiCalls>,
     gate: Gate,
     synced: Synced,
     synced_tx: watch::Sender<Synced>,
@@ -81,6 +84,7 @@ impl Engine {
             relist_policies: Relist::default(),
             correlation: Correlation::default(),
             pool_label: None,
+            api_calls: ApiCalls::process(),
             gate: Gate::default(),
             synced: Synced::default(),
             synced_tx,
@@ -151,6 +155,12 @@ impl Engine {
     /// The node label that names a node's pool, grouped as zones are for correlation.
     pub fn with_pool_label(mut self, label: Option<String>) -> Self {
         self.pool_label = label;
+        self
+    }
+
+    /// Where the operator's own API calls are noted (default: the process's log).
+    pub fn with_api_calls(mut self, calls: Arc<ApiCalls>) -> Self {
+        self.api_calls = calls;
         self
     }
 
@@ -251,11 +261,22 @@ impl Engine {
         let pool = self.pool_label.as_deref();
         let topology = || kube_healer_core::classify::Topology::by(stores.nodes(), pool);
         let now = self.clock.now();
+        let calls = self.api_calls.recent();
+        let control = kube_healer_core::classify::control_plane(&calls, self.clock.now_ms(), &self.knobs);
+        let before = self.correlation.holding().len();
         if !self
             .correlation
-            .refresh(topology, &self.knobs, &self.metrics, now)
+            .refresh(topology, control, &self.knobs, &self.metrics, now)
         {
             return;
+        }
+        // A cause that no longer holds (cooled off) lets its targets go: those whose failure
+        // goes on unchanged are decided again now, not at their next change.
+        if self.correlation.holding().len() < before {
+            let failing: Vec<Target> = self.policies.all_matches().map(|(t, _)| t.clone()).collect();
+            for target in failing {
+                self.timers.schedule(target, now);
+            }
         }
         // The storm's Ready transitions are not the nodes' own flapping.
         let held: Vec<(Shared, Secs)> = self

@@ -75,9 +75,10 @@ impl Episodes {
         episode_of(records, since, reopen)
     }
 
-    /// The ladder of an episode on the `mode` ladder, rebuilt from the steps its records carry.
-    /// None when no record of it says its step (none, or only records older than the label):
-    /// the ladder starts afresh and the record names recognise what was done.
+    /// The ladder of an episode on the `mode` ladder, taken up from the steps its records carry
+    /// (the core's `Ladder::resuming`), and its latest step, to be decided again. None when no
+    /// record of it says its step (none, or only records older than the label): the ladder
+    /// starts afresh and the record names recognise what was done.
     pub fn ladder(
         &self,
         policy: &str,
@@ -85,14 +86,14 @@ impl Episodes {
         episode: Secs,
         mode: Mode,
         steps: usize,
-    ) -> Option<Ladder> {
+    ) -> Option<(Ladder, Option<(usize, Secs)>)> {
         let taken: Vec<(usize, Secs)> = self
             .records(policy, target_uid)
             .iter()
             .filter(|r| r.episode == episode && r.acted == Some(mode))
             .filter_map(|r| r.step.map(|s| (s, r.created)))
             .collect();
-        (!taken.is_empty()).then(|| Ladder::from_steps(taken, episode, steps))
+        (!taken.is_empty()).then(|| Ladder::resuming(taken, episode, steps))
     }
 }
 
@@ -134,11 +135,13 @@ mod tests {
         e.recorded("p", "u", meta("p-2", 1_300, 400, live, 1));
         // Back 200 s after the last action, cooldown 600 s: the same episode, at step 3.
         assert_eq!(e.carried("p", "u", 1_500, 600), 400);
-        let ladder = e.ladder("p", "u", 400, Mode::Live, 3).unwrap();
+        // Taken up at its latest step (decided again under its own name), the one before taken.
+        let (ladder, latest) = e.ladder("p", "u", 400, Mode::Live, 3).unwrap();
         assert_eq!(
             (ladder.attempts, ladder.next_step, ladder.last_action),
-            (2, 2, Some((1, 1_300)))
+            (1, 1, Some((0, 1_000)))
         );
+        assert_eq!(latest, Some((1, 1_300)));
         // The dry-run ladder is another; an unknown episode has none.
         assert!(e.ladder("p", "u", 400, Mode::DryRun, 3).is_none());
         assert!(e.ladder("p", "u", 1_500, Mode::Live, 3).is_none());

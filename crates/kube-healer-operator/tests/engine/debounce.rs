@@ -1,7 +1,7 @@
 //! A failure is over only once it has stayed clear for the debounce: a node's condition that
 //! drops and comes back within it is the same failure (no revert, no new ladder). And a failure
 //! that comes back within its policy's cooldown after the revert continues its episode: its
-//! ladder is rebuilt from the records (step, decision, episode labels), so it goes on to the
+//! ladder is taken up from the records (step, decision, episode labels), so it goes on to the
 //! next step under the cooldown instead of starting at step 1 again.
 
 use std::time::Duration;
@@ -16,7 +16,7 @@ use serde_json::json;
 use super::*;
 
 /// Cordon, then an Event 5 minutes on, a 10-minute cooldown, on KernelDeadlock for 1 minute.
-fn deadlock_policy() -> Change {
+fn deadlock_ladder() -> Change {
     let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
         "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
         "metadata": {"name": "deadlock", "generation": 1},
@@ -70,7 +70,7 @@ fn a_failure_is_over_after_its_debounce_and_one_back_within_the_cooldown_goes_on
     let (e, clock, mut work) = acting();
     let mut e = e.with_clear_debounce(Duration::from_secs(60));
     listed(&mut e);
-    e.apply(deadlock_policy());
+    e.apply(deadlock_ladder());
     let episode = T0 - 3600;
     e.apply(n1("True", episode, false));
     assert_eq!(sent(&mut work), [("Cordon".to_string(), 1, episode)]);
@@ -97,8 +97,10 @@ fn a_failure_is_over_after_its_debounce_and_one_back_within_the_cooldown_goes_on
     assert_eq!(sent(&mut work), [("revert".to_string(), 0, 0)]);
     e.apply(n1("False", T0 + 40, false));
 
-    // Back at T0 + 200, within the 10-minute cooldown of the cordon: the same episode, rebuilt
-    // from the record; step 2 is due at the cordon + 5 m, held by the cooldown until T0 + 600.
+    // Back at T0 + 200, within the 10-minute cooldown of the cordon: the same episode, taken up
+    // from the record. Its latest step is decided again under its record's name (the executor
+    // finds it done: a crash could have cut it short) and counts as taken at T0; step 2 is due
+    // at the cordon + 5 m, held by the cooldown until T0 + 600.
     clock.set(T0 + 200);
     e.apply(n1("True", T0 + 200, false));
     let mut seen = sent(&mut work);
@@ -110,6 +112,7 @@ fn a_failure_is_over_after_its_debounce_and_one_back_within_the_cooldown_goes_on
     assert_eq!(
         seen,
         [
+            ("Cordon".to_string(), 1, episode),
             ("Cooldown".to_string(), 2, episode),
             ("Event".to_string(), 2, episode)
         ],

@@ -9,17 +9,6 @@ use serde_json::json;
 
 use super::*;
 
-fn deadlock_policy() -> Change {
-    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
-        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
-        "metadata": {"name": "deadlock", "generation": 1},
-        "spec": {"target": {"kind": "Node"},
-            "conditions": [{"class": "NodeCondition", "conditionType": "KernelDeadlock"}],
-            "actions": [{"action": "Cordon"}], "safety": {"maxUnhealthy": "100%"}}}))
-    .unwrap();
-    Change::policy(Event::Apply(policy))
-}
-
 /// Node n1, cordoned by `owners`, with KernelDeadlock `deadlock`.
 fn held_node(owners: Option<&str>, deadlock: &str) -> Change {
     let mut annotations = json!({});

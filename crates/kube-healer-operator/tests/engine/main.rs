@@ -4,6 +4,7 @@
 //! after its debounce, and one back within its cooldown goes on up its ladder.
 
 mod classify;
+mod control_plane;
 mod debounce;
 mod episodes;
 mod gates;
@@ -127,4 +128,16 @@ pub fn record_of(policy: &str, name: &str, created: Secs, mut labels: serde_json
     )
     .unwrap();
     Change::Record(Box::new(Event::Apply(meta)))
+}
+
+/// Cordons a node with KernelDeadlock (at once), whatever share of the nodes fails.
+pub fn deadlock_policy() -> Change {
+    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+        "metadata": {"name": "deadlock", "generation": 1},
+        "spec": {"target": {"kind": "Node"},
+            "conditions": [{"class": "NodeCondition", "conditionType": "KernelDeadlock"}],
+            "actions": [{"action": "Cordon"}], "safety": {"maxUnhealthy": "100%"}}}))
+    .unwrap();
+    Change::policy(Event::Apply(policy))
 }

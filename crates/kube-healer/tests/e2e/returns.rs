@@ -18,7 +18,7 @@ use kube_healer_testenv::wait;
 use serde_json::json;
 
 use crate::support;
-use support::{HEAL, Operator, PostedNodes, create_policy, now_rfc3339, records, selector};
+use support::{HEAL, Operator, PostedNodes, create_policy, kernel_deadlock, now_rfc3339, records, selector};
 
 /// This file's tests, run on the shared cluster by main.rs.
 pub fn tests() -> Vec<E2eTest> {
@@ -26,16 +26,6 @@ pub fn tests() -> Vec<E2eTest> {
         "a_failure_that_drops_and_returns_is_one_episode_and_goes_on_up_its_ladder",
         returns,
     )]
-}
-
-/// Ready, and KernelDeadlock as node-problem-detector reports it, changed at `since`.
-fn deadlock(on: bool, since: &str) -> serde_json::Value {
-    let status = if on { "True" } else { "False" };
-    json!([{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
-            "lastTransitionTime": now_rfc3339(-3600), "lastHeartbeatTime": now_rfc3339(0)},
-        {"type": "KernelDeadlock", "status": status, "reason": "DockerHung",
-            "message": "kernel: INFO: task docker:20744 blocked for more than 120 seconds.",
-            "lastTransitionTime": since, "lastHeartbeatTime": now_rfc3339(0)}])
 }
 
 /// The node's cordon as seen every half second: how many times it was cordoned and uncordoned.
@@ -80,7 +70,7 @@ async fn returns(ctx: Ctx) -> anyhow::Result<()> {
         &ctx.client,
         std::slice::from_ref(&name),
         owner.clone(),
-        deadlock(false, &now_rfc3339(-3600)),
+        kernel_deadlock(false, &now_rfc3339(-3600)),
     )
     .await?;
     let (counts, watcher) = watch_cordon(api.clone(), name.clone());
@@ -97,9 +87,9 @@ async fn returns(ctx: Ctx) -> anyhow::Result<()> {
     // On 8 s, off 4 s, five times: gaps shorter than the debounce.
     let start = Instant::now();
     for _ in 0..5 {
-        posted.set(&name, deadlock(true, &now_rfc3339(0)));
+        posted.set(&name, kernel_deadlock(true, &now_rfc3339(0)));
         tokio::time::sleep(Duration::from_secs(8)).await;
-        posted.set(&name, deadlock(false, &now_rfc3339(0)));
+        posted.set(&name, kernel_deadlock(false, &now_rfc3339(0)));
         tokio::time::sleep(Duration::from_secs(4)).await;
     }
     let flapping = counts.lock().map(|c| *c).unwrap_or_default();
@@ -116,7 +106,7 @@ async fn returns(ctx: Ctx) -> anyhow::Result<()> {
     .await?;
     let cleared = start.elapsed();
     // Back within the cooldown: the episode goes on at step 2, held by the cooldown.
-    posted.set(&name, deadlock(true, &now_rfc3339(0)));
+    posted.set(&name, kernel_deadlock(true, &now_rfc3339(0)));
     let recs = records(&ctx, &policy, 2).await?;
     let episodes: std::collections::BTreeSet<_> = recs.iter().map(|r| r.spec.failing_since.clone()).collect();
     ensure!(

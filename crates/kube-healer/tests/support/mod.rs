@@ -23,7 +23,7 @@ use std::time::Duration;
 
 // Each test binary uses a part of the helpers (hence also `dead_code` above).
 #[allow(unused_imports)]
-pub use nodes::{PostedNodes, node_event, ready, unmanaged_node};
+pub use nodes::{PostedNodes, kernel_deadlock, node_event, ready, unmanaged_node};
 #[allow(unused_imports)]
 pub use operator::{CHART_NAMESPACE, Operator};
 #[allow(unused_imports)]

@@ -37,6 +37,17 @@ pub fn ready(status: &str, message: &str) -> serde_json::Value {
         "lastTransitionTime": now_rfc3339(-60), "lastHeartbeatTime": now_rfc3339(0)})
 }
 
+/// A Ready node's conditions with KernelDeadlock as node-problem-detector reports it: True
+/// (`on`) or False, last changed at `since`.
+pub fn kernel_deadlock(on: bool, since: &str) -> serde_json::Value {
+    let status = if on { "True" } else { "False" };
+    json!([{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
+            "lastTransitionTime": now_rfc3339(-3600), "lastHeartbeatTime": now_rfc3339(0)},
+        {"type": "KernelDeadlock", "status": status, "reason": "DockerHung",
+            "message": "kernel: INFO: task docker:20744 blocked for more than 120 seconds.",
+            "lastTransitionTime": since, "lastHeartbeatTime": now_rfc3339(0)}])
+}
+
 /// A Warning event on a node, as its kubelet or node-problem-detector would post it.
 pub async fn node_event(
     client: &Client,
