@@ -10,6 +10,7 @@ pub mod events;
 pub mod finding;
 pub mod policy;
 pub mod thresholds;
+pub mod trust;
 pub mod view;
 
 pub use classify::{Report, classify_node, classify_pod, classify_snapshot};

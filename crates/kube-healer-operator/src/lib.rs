@@ -67,6 +67,8 @@ pub struct Config {
     /// How long a failure must stay clear before it is over (its episode ends, its cordon or
     /// taint is lifted).
     pub clear_debounce: std::time::Duration,
+    /// Whose events about nodes are evidence.
+    pub event_trust: kube_healer_core::trust::EventTrust,
     /// Seconds added to the wall clock (a test hook: a host whose clock is skewed).
     pub clock_offset_seconds: i64,
 }
@@ -136,7 +138,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         .with_protected_namespaces(config.protected_namespaces)
         .with_disruption_budget(config.max_nodes_out_of_service)
         .with_pool_label(config.node_pool_label)
-        .with_clear_debounce(config.clear_debounce);
+        .with_clear_debounce(config.clear_debounce)
+        .with_event_trust(config.event_trust);
     let election_ended = async {
         match election_task.as_mut() {
             Some(task) => task.await,

@@ -20,6 +20,11 @@ pub struct ActionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResourceLabel {
     pub resource: String,
 }
@@ -53,6 +58,9 @@ pub struct Metrics {
     pub watch_events: Family<ResourceLabel, Counter>,
     /// Watch errors (each followed by a backoff and a resumed watch), by resource.
     pub watch_errors: Family<ResourceLabel, Counter>,
+    /// Events about nodes not taken as evidence, by why: written outside the trusted
+    /// namespaces, or by no trusted source.
+    pub events_ignored: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -84,6 +92,12 @@ impl Default for Metrics {
             "watch_errors",
             "Watch errors, each followed by a backoff",
             watch_errors.clone(),
+        );
+        let events_ignored = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "events_ignored",
+            "Events about nodes not taken as evidence (untrusted namespace or source)",
+            events_ignored.clone(),
         );
         let actions = Family::<ActionLabels, Counter>::default();
         registry.register(
@@ -137,6 +151,7 @@ impl Default for Metrics {
             store_objects,
             watch_events,
             watch_errors,
+            events_ignored,
         }
     }
 }

@@ -71,6 +71,25 @@ pub fn transient(e: &kube::Error) -> bool {
     }
 }
 
+/// Whether an error says the control plane is failing (overloaded, erroring, not answering), as
+/// opposed to refusing this call for a reason of the cluster's: a PodDisruptionBudget's 429 is
+/// the Eviction API working as meant.
+pub fn control_plane_failure(e: &kube::Error) -> bool {
+    transient(e) && !budget_refusal(e)
+}
+
+/// An eviction refused by a PodDisruptionBudget (429, cause DisruptionBudget).
+pub fn budget_refusal(e: &kube::Error) -> bool {
+    let kube::Error::Api(s) = e else {
+        return false;
+    };
+    let by_cause = s
+        .details
+        .as_ref()
+        .is_some_and(|d| d.causes.iter().any(|c| c.reason == "DisruptionBudget"));
+    s.code == 429 && (by_cause || s.message.to_ascii_lowercase().contains("disruption budget"))
+}
+
 /// Calls `call` until it succeeds, fails for good, or `backoff.tries` calls were made; returns
 /// the last result and the number of calls.
 pub async fn call<T, F, Fut>(backoff: Backoff, what: &str, call: F) -> (Result<T, kube::Error>, i32)
@@ -102,7 +121,10 @@ where
             Err(elapsed) => Err(kube::Error::Service(Box::new(elapsed))),
         };
         // What the control plane's answer says of it (whatever the caller retries on).
-        log.answered(started.elapsed(), result.as_ref().err().is_some_and(transient));
+        log.answered(
+            started.elapsed(),
+            result.as_ref().err().is_some_and(control_plane_failure),
+        );
         match result {
             Err(e) if retry_on(&e) && calls < backoff.tries => {
                 let pause = backoff.pause(calls);
@@ -139,6 +161,23 @@ mod tests {
         // Jitter: not always the same pause.
         let pauses: std::collections::HashSet<_> = (0..20).map(|_| b.pause(3)).collect();
         assert!(pauses.len() > 1);
+    }
+
+    #[test]
+    fn a_disruption_budget_s_refusal_is_no_control_plane_failure() {
+        let pdb = kube::Error::Api(
+            kube::core::Status::failure(
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+                "TooManyRequests",
+            )
+            .with_code(429)
+            .boxed(),
+        );
+        assert!(transient(&pdb) && budget_refusal(&pdb) && !control_plane_failure(&pdb));
+        let throttled = status(429);
+        assert!(control_plane_failure(&throttled) && !budget_refusal(&throttled));
+        assert!(control_plane_failure(&status(503)));
+        assert!(!control_plane_failure(&status(404)));
     }
 
     #[test]

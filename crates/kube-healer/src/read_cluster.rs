@@ -19,6 +19,8 @@ pub struct ClusterRead {
 pub async fn read_cluster(client: &kube::Client) -> anyhow::Result<ClusterRead> {
     let lp = ListParams::default().limit(500);
     let mut interner = Interner::default();
+    // Evidence about nodes only from the node's own reporters, as the operator takes it.
+    let trust = kube_healer_core::trust::EventTrust::default();
     let pods: Vec<_> = list::<Pod>(Api::all(client.clone()), &lp)
         .await?
         .iter()
@@ -32,6 +34,7 @@ pub async fn read_cluster(client: &kube::Client) -> anyhow::Result<ClusterRead> 
     let events: Vec<_> = list::<Event>(Api::all(client.clone()), &lp)
         .await?
         .iter()
+        .filter(|e| trust.judge(e).is_ok())
         .filter_map(|e| event_view(e, &mut interner).ok())
         .collect();
     let leases: Vec<_> = list::<Lease>(Api::namespaced(client.clone(), "kube-node-lease"), &lp)

@@ -158,6 +158,13 @@ impl Engine {
         self
     }
 
+    /// Whose events about nodes are evidence (default: the kubelet, the node lifecycle controller
+    /// and node-problem-detector, in `default`).
+    pub fn with_event_trust(mut self, trust: kube_healer_core::trust::EventTrust) -> Self {
+        self.stores.trust = trust;
+        self
+    }
+
     /// Where the operator's own API calls are noted (default: the process's log).
     pub fn with_api_calls(mut self, calls: Arc<ApiCalls>) -> Self {
         self.api_calls = calls;

@@ -87,8 +87,8 @@ impl Engine {
                     self.keep_events_for_policies();
                 }
                 Applied {
-                    targets: Vec::new(),
                     listed: true,
+                    ..Default::default()
                 }
             }
         }
@@ -138,7 +138,7 @@ impl Engine {
                 }
                 Applied {
                     targets,
-                    listed: false,
+                    ..Default::default()
                 }
             }
             W::Delete(ns) => {
@@ -148,8 +148,8 @@ impl Engine {
             }
             W::Init => Applied::default(),
             W::InitDone => Applied {
-                targets: Vec::new(),
                 listed: true,
+                ..Default::default()
             },
         }
     }

@@ -35,6 +35,12 @@ impl Engine {
             }
             Change::Event(event) => {
                 let applied = self.stores.apply_event(*event, now);
+                if let Some(why) = applied.ignored {
+                    let reason = crate::metrics::ReasonLabel {
+                        reason: why.as_str().into(),
+                    };
+                    self.metrics.events_ignored.get_or_create(&reason).inc();
+                }
                 mark(&mut self.synced.events, &applied);
                 applied
             }

@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::runtime::watcher::Event as W;
 use kube_healer_core::convert::{avoid_expiry, event_view, lease_view, node_view, pod_view};
 use kube_healer_core::decide::OUT_OF_SERVICE;
+use kube_healer_core::trust::Untrusted;
 use kube_healer_core::view::Secs;
 
 use super::{PodKey, Stores};
@@ -18,6 +19,8 @@ pub struct Applied {
     pub targets: Vec<Target>,
     /// The event ended a (re)list: the watch is synced.
     pub listed: bool,
+    /// An event about a node from an untrusted writer, ignored (and why).
+    pub ignored: Option<Untrusted>,
 }
 
 impl Applied {
@@ -25,6 +28,7 @@ impl Applied {
         Applied {
             targets,
             listed: false,
+            ignored: None,
         }
     }
 
@@ -32,6 +36,7 @@ impl Applied {
         Applied {
             targets,
             listed: true,
+            ignored: None,
         }
     }
 }
@@ -162,6 +167,13 @@ impl Stores {
     pub fn apply_event(&mut self, event: W<Event>, now: Secs) -> Applied {
         match event {
             W::Apply(e) | W::InitApply(e) => {
+                // Evidence about nodes only from the node's own reporters (see core's `trust`).
+                if let Err(why) = self.trust.judge(&e) {
+                    return Applied {
+                        ignored: Some(why),
+                        ..Default::default()
+                    };
+                }
                 let view = match event_view(&e, &mut self.interner) {
                     Ok(v) => v,
                     Err(err) => {

@@ -13,6 +13,7 @@ use kube_healer_core::carry::{carry_lease, carry_node, carry_pod};
 use kube_healer_core::cluster::{ClusterView, NodeLookup};
 use kube_healer_core::convert::Interner;
 use kube_healer_core::events::EventIndex;
+use kube_healer_core::trust::EventTrust;
 use kube_healer_core::view::{EventView, LeaseView, NodeView, PodView, Secs, Shared};
 
 pub use apply::Applied;
@@ -50,6 +51,8 @@ pub struct Stores {
     relist_leases: Relist<Shared>,
     /// When each node was held by nodes down together (its transitions then were the storm's).
     pub held_together: HeldTogether,
+    /// Whose events about nodes are evidence.
+    pub trust: EventTrust,
 }
 
 impl Stores {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use kube_healer_core::convert::{ConvertError, Interner, event_view, lease_view, node_view, pod_view};
+use kube_healer_core::trust::EventTrust;
 use kube_healer_core::view::Secs;
 use kube_healer_core::{Correlated, Finding, Snapshot, classify_snapshot};
 
@@ -63,7 +64,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut problems = Vec::new();
     let pods = views(&objects.pods, &mut interner, pod_view, &source, &mut problems);
     let nodes = views(&objects.nodes, &mut interner, node_view, &source, &mut problems);
-    let events = views(&objects.events, &mut interner, event_view, &source, &mut problems);
+    // Evidence about nodes only from the node's own reporters, as the operator takes it.
+    let trust = EventTrust::default();
+    let trusted: Vec<_> = objects
+        .events
+        .iter()
+        .filter(|e| trust.judge(e).is_ok())
+        .cloned()
+        .collect();
+    if trusted.len() < objects.events.len() {
+        eprintln!(
+            "note: {} events about nodes ignored: not written in namespace default by the kubelet, the node lifecycle controller or node-problem-detector",
+            objects.events.len() - trusted.len()
+        );
+    }
+    let events = views(&trusted, &mut interner, event_view, &source, &mut problems);
     let leases = views(&objects.leases, &mut interner, lease_view, &source, &mut problems);
     if !problems.is_empty() {
         anyhow::bail!("unreadable objects:\n  {}", problems.join("\n  "));

@@ -208,6 +208,7 @@ async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
         max_nodes_out_of_service: None,
         node_pool_label: None,
         clear_debounce: std::time::Duration::from_secs(5),
+        event_trust: Default::default(),
         clock_offset_seconds: 0,
     };
     let operator = tokio::spawn(kube_healer_operator::run(client.clone(), config));

@@ -74,6 +74,24 @@ pub struct Args {
     /// failure back within it is the same failure) and its cordon or taint stays.
     #[arg(long, env = "KUBE_HEALER_CLEAR_DEBOUNCE", default_value = "60s")]
     clear_debounce: kube_healer_api::Duration,
+    /// Whose events about nodes count as evidence: their `source.component` or
+    /// `reportingComponent` (comma-separated). Others are ignored and counted
+    /// (kube_healer_events_ignored_total).
+    #[arg(
+        long,
+        env = "KUBE_HEALER_TRUSTED_EVENT_SOURCES",
+        value_delimiter = ',',
+        default_value = "kubelet,node-controller,node-problem-detector,kernel-monitor,docker-monitor,systemd-monitor,readonly-monitor,abrt-adaptor,custom-plugin-monitor,health-checker"
+    )]
+    trusted_event_sources: Vec<String>,
+    /// The namespaces where those write events about nodes (comma-separated).
+    #[arg(
+        long,
+        env = "KUBE_HEALER_TRUSTED_EVENT_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "default"
+    )]
+    trusted_event_namespaces: Vec<String>,
     /// List in pages at start-up instead of streaming the lists (watch-list, on by default in
     /// Kubernetes 1.32 and later): for API servers that do not stream.
     #[arg(long, env = "KUBE_HEALER_PAGED_LISTS")]
@@ -146,6 +164,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             max_nodes_out_of_service: Some(args.max_nodes_out_of_service.clone()),
             node_pool_label: args.node_pool_label.clone().filter(|l| !l.is_empty()),
             clear_debounce: args.clear_debounce.as_std(),
+            event_trust: kube_healer_core::trust::EventTrust {
+                sources: non_empty(&args.trusted_event_sources),
+                namespaces: non_empty(&args.trusted_event_namespaces),
+            },
             clock_offset_seconds: args.test_clock_offset,
         };
         tokio::select! {
@@ -177,4 +199,13 @@ async fn shutdown_signal() -> &'static str {
 fn default_identity() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "kube-healer".into());
     format!("{}-{}", host.trim(), std::process::id())
+}
+
+/// The non-empty values of a comma-separated list.
+fn non_empty(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
 }

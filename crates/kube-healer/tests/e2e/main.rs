@@ -20,6 +20,7 @@ mod support;
 mod actions;
 mod drain;
 mod episodes;
+mod forged;
 mod ha;
 mod heal;
 mod lost_node;
@@ -35,6 +36,7 @@ fn main() -> std::process::ExitCode {
         actions::tests(),
         drain::tests(),
         episodes::tests(),
+        forged::tests(),
         ha::tests(),
         heal::tests(),
         lost_node::tests(),
