@@ -7,8 +7,8 @@
 //!
 //! Decisions are the core's rules; this crate feeds them and carries out what they say. The
 //! dependency rule (checked by `tests::dependencies`, see ARCHITECTURE.md): leaves (target,
-//! clock, protocol, metrics, retry) import nothing from the crate, and `act` never imports the
-//! engine, the gate, the policies or the stores.
+//! clock, protocol, metrics, api_health) import nothing from the crate, retry only api_health,
+//! and `act` never imports the engine, the gate, the policies or the stores.
 
 pub mod act;
 pub mod api_health;
