@@ -122,6 +122,11 @@ impl Correlated {
     /// family: a node in a KernelDeadlock storm that also turns ReadonlyFilesystem has a second
     /// failure, judged on its own (condition types do not add up, and do not hide each other).
     pub fn covers(&self, finding: &Finding) -> bool {
+        // The control plane's cause holds every node finding, whatever its class (an event
+        // pattern on nodes too).
+        if self.cause == CorrelatedCause::ControlPlane && finding.subject.kind == TargetKind::Node {
+            return true;
+        }
         if !self.classes.contains(&finding.class) {
             return false;
         }

@@ -57,7 +57,9 @@ fn failing_calls_make_the_control_plane_a_cause_that_holds_node_findings() {
     }
     assert!(cause.covers(&finding(FailureClass::NodeLost, TargetKind::Pod)));
     assert!(cause.covers(&finding(FailureClass::StuckTerminating, TargetKind::Pod)));
+    assert!(cause.covers(&finding(FailureClass::EventPattern, TargetKind::Node)));
     assert!(!cause.covers(&finding(FailureClass::Evicted, TargetKind::Pod)));
+    assert!(!cause.covers(&finding(FailureClass::EventPattern, TargetKind::Pod)));
     assert!(!cause.covers(&finding(FailureClass::CrashLoop, TargetKind::Pod)));
 }
 
@@ -78,7 +80,22 @@ fn a_few_bad_calls_or_a_minority_are_no_cause() {
     let mut calls: Vec<_> = (0..6).map(|i| call(i, 10, false)).collect();
     calls.extend((0..4).map(|i| call(i, 10, true)));
     assert!(control_plane(&calls, NOW_MS, &knobs).is_none());
-    // Failures older than the window do not count.
-    let old: Vec<_> = (0..8).map(|i| call(61 + i, 10, true)).collect();
+    // Failures older than the quiet horizon do not count.
+    let old: Vec<_> = (0..8).map(|i| call(301 + i, 10, true)).collect();
     assert!(control_plane(&old, NOW_MS, &knobs).is_none());
+}
+
+/// Holding node actions stops most calls: a cause clears on healthy calls, not on silence.
+#[test]
+fn the_cause_clears_on_healthy_calls_not_on_silence() {
+    let knobs = Knobs::default();
+    // Four failures two minutes ago, nothing since: still the control plane's cause.
+    let mut calls: Vec<_> = (0..4).map(|i| call(125 - i, 10, true)).collect();
+    assert!(control_plane(&calls, NOW_MS, &knobs).is_some());
+    // Four healthy calls since: it clears.
+    calls.extend((0..4).map(|i| call(20 - i, 10, false)));
+    assert!(control_plane(&calls, NOW_MS, &knobs).is_none());
+    // Five minutes of silence: nothing to judge, no cause.
+    let quiet: Vec<_> = (0..4).map(|i| call(310 - i, 10, true)).collect();
+    assert!(control_plane(&quiet, NOW_MS, &knobs).is_none());
 }

@@ -315,3 +315,40 @@ fn a_condition_cause_does_not_hold_another_condition_on_its_members() {
         "another condition type on a member is not the cause's"
     );
 }
+
+/// A pool is judged on all its failing nodes, even those a zone already holds: its cause holds
+/// the rest. 10 nodes: zone a is w0-w2, all of pool p; w3 and w4 (zone b) are pool p too. All
+/// five down: zone a's cause holds w0-w2, pool p's (5 of 5) holds w3 and w4.
+#[test]
+fn a_pool_half_held_by_a_zone_still_holds_its_other_nodes() {
+    let mut interner = Interner::default();
+    let views: Vec<_> = (0..10)
+        .map(|i| {
+            let zone = if i < 3 { "a" } else { "b" };
+            let pool = if i < 5 { "p" } else { "q" };
+            let node: Node = serde_json::from_value(
+                json!({"metadata": {"name": format!("w{i}"), "uid": format!("w{i}"),
+                "labels": {ZONE_LABEL: zone, POOL_LABEL: pool}}}),
+            )
+            .unwrap();
+            node_view(&node, &mut interner).unwrap()
+        })
+        .collect();
+    let topology = Topology::by(&views, Some(POOL_LABEL));
+    let down: Vec<Finding> = (0..5)
+        .map(|i| finding(FailureClass::NodeNotReady, &format!("w{i}")))
+        .collect();
+    let found = causes(&down, &topology);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].message.contains("3 of 3 nodes in zone a"),
+        "{}",
+        found[0].message
+    );
+    assert!(
+        found[1].message.contains("5 of 5 nodes in pool p"),
+        "{}",
+        found[1].message
+    );
+    assert!(down.iter().all(|f| found.iter().any(|c| c.covers(f))));
+}

@@ -253,14 +253,16 @@ async fn lasting_fault(ctx: Ctx) -> anyhow::Result<()> {
 
 /// The API server fails the operator's pod deletes (503, as an overloaded control plane does):
 /// 10 failed calls. A node that turns KernelDeadlock meanwhile is held as the control plane's
-/// cause, not cordoned; once a minute has passed without a failed call, and the 60 s cool-off
-/// after it, the same node, still failing, is cordoned.
+/// cause, not cordoned. The cause clears on healthy calls, not on silence: the operator then
+/// deletes 5 Evicted pods in a namespace without faults (healthy calls: records, deletes), and
+/// after the 60 s cool-off the same node, still failing, is cordoned.
 async fn control_plane(ctx: Ctx) -> anyhow::Result<()> {
     let faults = Faults::install(&ctx.client, &ctx.name("faults"), OPERATOR).await?;
     let _op = Operator::start(&ctx.cluster, "brownout", &["--policy-selector", &selector(&ctx)]).await?;
     let node = ctx.name("n");
     nodes::add_node(&ctx.client, &node).await?;
     let ns = fault_namespace(&ctx, "cp").await?;
+    let healthy = ctx.namespace("cp-ok").await?;
     let bad = ctx.name("k");
     let owner = json!({"kube-healer.test/owner": ctx.id});
     let posted = PostedNodes::create(
@@ -283,7 +285,7 @@ async fn control_plane(ctx: Ctx) -> anyhow::Result<()> {
     create_policy(
         &ctx,
         &deletes,
-        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns, healthy]}},
         "conditions": [{"class": "Evicted", "for": "1s"}], "actions": [{"action": "Delete"}],
         "safety": {"maxConcurrent": 5, "rate": {"actions": 20, "per": "1m"}, "maxAttempts": 1}}),
     )
@@ -321,8 +323,12 @@ async fn control_plane(ctx: Ctx) -> anyhow::Result<()> {
         "cordoned while the operator's calls failed"
     );
     println!("    {failed} pod deletes answered 503: the failing node held: {message}");
-    // The calls are healthy (none fails any more): a minute's window and a minute's cool-off.
-    kube_healer_testenv::wait::until("the node cordoned", Duration::from_secs(200), || async {
+    // Healthy calls: 5 Evicted pods deleted where nothing fails. Then a minute's cool-off.
+    for i in 0..5 {
+        support::evicted_pod(&ctx, &healthy, &format!("ok-{i}"), &node).await?;
+    }
+    records(&ctx, &deletes, 7).await?;
+    kube_healer_testenv::wait::until("the node cordoned", Duration::from_secs(150), || async {
         let node = nodes_api.get(&bad).await?;
         Ok((node.spec.and_then(|s| s.unschedulable) == Some(true)).then_some(()))
     })

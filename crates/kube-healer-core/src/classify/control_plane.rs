@@ -4,7 +4,8 @@
 //! because the nodes are down. Healing nodes then (cordons, drains, taints, force-deletes of their
 //! pods) acts on the symptoms of the control plane's outage, and adds to its load. So while a
 //! share of recent calls fails or is slow, every node action is held, and so are the pod findings
-//! that stem from nodes; the usual cool-off follows once the calls are healthy again.
+//! that stem from nodes; it clears on healthy calls (not on silence: holding node actions is
+//! what stops most calls), and the usual cool-off follows.
 
 use kube_healer_api::FailureClass;
 
@@ -35,15 +36,29 @@ pub fn held_classes() -> Vec<FailureClass> {
     NODE_FAMILY_CLASSES.iter().copied().chain(from_nodes).collect()
 }
 
+/// How far back the judgement reaches when the window holds too few calls: holding node actions
+/// is what stops most calls, so a cause must not clear for want of calls, only on healthy ones
+/// (or after this long without any).
+pub const QUIET_MS: i64 = 5 * 60 * 1000;
+
 /// The control plane's cause, if the calls answered within the window before `now_ms` say it is
 /// failing or slow: at least `control_plane_calls_min` calls, of which at least
-/// `control_plane_bad_percent` failed or took `control_plane_slow_ms` or more.
+/// `control_plane_bad_percent` failed or took `control_plane_slow_ms` or more. When the window
+/// holds fewer calls than that, the latest `control_plane_calls_min` calls of the last
+/// [`QUIET_MS`] are judged instead: the cause clears on healthy calls, not on silence. `samples`
+/// oldest first.
 pub fn control_plane(samples: &[CallSample], now_ms: i64, knobs: &Knobs) -> Option<Correlated> {
     let since = now_ms - knobs.control_plane_window * 1000;
-    let recent: Vec<&CallSample> = samples
-        .iter()
-        .filter(|s| s.at_ms > since && s.at_ms <= now_ms)
-        .collect();
+    let answered: Vec<&CallSample> = samples.iter().filter(|s| s.at_ms <= now_ms).collect();
+    let mut recent: Vec<&CallSample> = answered.iter().copied().filter(|s| s.at_ms > since).collect();
+    if recent.len() < knobs.control_plane_calls_min {
+        let quiet: Vec<&CallSample> = answered
+            .iter()
+            .copied()
+            .filter(|s| s.at_ms > now_ms - QUIET_MS)
+            .collect();
+        recent = quiet[quiet.len().saturating_sub(knobs.control_plane_calls_min)..].to_vec();
+    }
     let failed = recent.iter().filter(|s| s.failed).count();
     let slow = recent
         .iter()
@@ -67,10 +82,9 @@ pub fn control_plane(samples: &[CallSample], now_ms: i64, knobs: &Knobs) -> Opti
         members: Vec::new(),
         since: first_bad.div_euclid(1000),
         message: format!(
-            "kube-healer's own API calls are failing or slow: {failed} of the last {} failed and {slow} took {} s or more (within {} s): likely an overloaded or failing API server or etcd, whose view of the nodes cannot be trusted; node actions are held",
+            "kube-healer's own API calls are failing or slow: {failed} of the last {} failed and {slow} took {} s or more: likely an overloaded or failing API server or etcd, whose view of the nodes cannot be trusted; node actions are held until its calls are healthy again",
             recent.len(),
             knobs.control_plane_slow_ms / 1000,
-            knobs.control_plane_window
         ),
     })
 }

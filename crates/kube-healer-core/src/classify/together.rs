@@ -233,28 +233,37 @@ pub fn nodes_together(findings: &[&Finding], topology: &Topology, knobs: &Knobs)
     }
     let mut out = Vec::new();
     for (family, members) in families {
-        // Domain by domain (zones, then pools), among the members no earlier domain explained.
+        // Domain by domain (zones, then pools): a domain is judged on all its failing members
+        // (a pool whose nodes are half in a zone already held is still failing as a pool), and
+        // its cause holds those no earlier domain explained.
         let mut explained: Vec<&str> = Vec::new();
         for domains in &topology.domains {
             let mut by_value: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
             for (node, f) in &members {
-                if let Some(value) = domains.of.get(*node)
-                    && !explained.contains(node)
-                {
+                if let Some(value) = domains.of.get(*node) {
                     by_value.entry(value).or_default().push(f);
                 }
             }
             for (value, inside) in by_value {
                 let total = domains.count.get(value).copied().unwrap_or(0);
                 // A domain that is the whole cluster is the cluster.
-                if total < topology.nodes && together(inside.len(), total, knobs) {
-                    explained.extend(inside.iter().map(|f| f.subject.name.as_str()));
-                    let domain = Domain {
-                        label: domains.label.clone(),
-                        value: value.to_string(),
-                    };
-                    out.push(cause(&family, Some(domain), &inside, total));
+                if total >= topology.nodes || !together(inside.len(), total, knobs) {
+                    continue;
                 }
+                let held: Vec<&Finding> = inside
+                    .iter()
+                    .copied()
+                    .filter(|f| !explained.contains(&f.subject.name.as_str()))
+                    .collect();
+                if held.is_empty() {
+                    continue;
+                }
+                explained.extend(held.iter().map(|f| f.subject.name.as_str()));
+                let domain = Domain {
+                    label: domains.label.clone(),
+                    value: value.to_string(),
+                };
+                out.push(cause(&family, Some(domain), &held, inside.len(), total));
             }
         }
         let rest: Vec<&Finding> = members
@@ -263,13 +272,20 @@ pub fn nodes_together(findings: &[&Finding], topology: &Topology, knobs: &Knobs)
             .map(|(_, f)| *f)
             .collect();
         if together(rest.len(), topology.nodes, knobs) {
-            out.push(cause(&family, None, &rest, topology.nodes));
+            out.push(cause(&family, None, &rest, rest.len(), topology.nodes));
         }
     }
     out
 }
 
-fn cause(family: &NodeFamily, domain: Option<Domain>, members: &[&Finding], total: usize) -> Correlated {
+/// The cause of `failing` nodes of `total` in a domain (or the cluster), holding `members`.
+fn cause(
+    family: &NodeFamily,
+    domain: Option<Domain>,
+    members: &[&Finding],
+    failing: usize,
+    total: usize,
+) -> Correlated {
     let place = domain.as_ref().map_or_else(String::new, |d| format!(" in {d}"));
     Correlated {
         cause: CorrelatedCause::Nodes {
@@ -279,10 +295,9 @@ fn cause(family: &NodeFamily, domain: Option<Domain>, members: &[&Finding], tota
         classes: family.classes(),
         since: members.iter().map(|f| f.since).min().unwrap_or_default(),
         message: format!(
-            "{} of {total} nodes{place} are {} ({}%); per-node actions are held",
-            members.len(),
+            "{failing} of {total} nodes{place} are {} ({}%); per-node actions are held",
             family.said(),
-            members.len() * 100 / total.max(1)
+            failing * 100 / total.max(1)
         ),
         members: members.iter().map(|f| f.subject.clone()).collect(),
     }

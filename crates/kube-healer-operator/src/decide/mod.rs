@@ -249,7 +249,11 @@ impl Gate {
         };
         tracing::info!(policy = %due.policy, target = %finding.subject, class = %finding.class, action = %decided.action,
             step = decided.step + 1, dry_run = decided.dry_run, hold = ?decided.hold.as_ref().map(|h| h.reason), "decision");
-        self.ladders.insert(key, ladder);
+        // A held replay leaves the ladder to the records: taken up again next time, the replayed
+        // step keeps its record's time.
+        if decided.hold.is_none() || replay.is_none() {
+            self.ladders.insert(key, ladder);
+        }
         let request = request::build(compiled, target, due, decided, ctx.stores, ctx.decided_at.clone());
         if request.in_flight() {
             self.in_flight.started(&request.name);

@@ -72,14 +72,20 @@ impl Correlation {
         metrics: &Metrics,
         now: Secs,
     ) -> bool {
-        // The control plane's cause comes from the operator's own calls, not from findings: it
-        // is recomputed whenever it appears, changes or clears.
+        // The control plane's cause comes from the operator's own calls, not from findings: the
+        // causes are recomputed when it appears or clears; while it holds, its message (counts)
+        // is brought up to date in place, without recomputing the others.
         let was = self
             .current
             .iter()
-            .find(|c| c.cause == CorrelatedCause::ControlPlane);
-        if was.map(|c| &c.message) != control_plane.as_ref().map(|c| &c.message) {
-            self.dirty = true;
+            .position(|c| c.cause == CorrelatedCause::ControlPlane);
+        match (was, &control_plane) {
+            (Some(i), Some(now)) if self.current[i].message != now.message => {
+                self.current[i].message = now.message.clone();
+                self.hold();
+            }
+            (Some(_), None) | (None, Some(_)) => self.dirty = true,
+            _ => {}
         }
         let cooled = self.cooling.len();
         self.cooling.retain(|(_, at)| *at + COOL_OFF > now);

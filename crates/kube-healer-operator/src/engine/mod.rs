@@ -270,7 +270,12 @@ impl Engine {
         let now = self.clock.now();
         let calls = self.api_calls.recent();
         let control = kube_healer_core::classify::control_plane(&calls, self.clock.now_ms(), &self.knobs);
-        let before = self.correlation.holding().len();
+        let before: Vec<_> = self
+            .correlation
+            .holding()
+            .iter()
+            .map(|c| c.cause.clone())
+            .collect();
         if !self
             .correlation
             .refresh(topology, control, &self.knobs, &self.metrics, now)
@@ -279,7 +284,8 @@ impl Engine {
         }
         // A cause that no longer holds (cooled off) lets its targets go: those whose failure
         // goes on unchanged are decided again now, not at their next change.
-        if self.correlation.holding().len() < before {
+        let holding = self.correlation.holding();
+        if before.iter().any(|b| !holding.iter().any(|c| c.cause == *b)) {
             let failing: Vec<Target> = self.policies.all_matches().map(|(t, _)| t.clone()).collect();
             for target in failing {
                 self.timers.schedule(target, now);

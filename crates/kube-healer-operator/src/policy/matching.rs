@@ -24,6 +24,9 @@ pub struct Match {
     /// episode (a failure back within the debounce is the same failure), its cordon, and its
     /// place in maxUnhealthy, and nothing is decided on it.
     pub clear_since: Option<Secs>,
+    /// Since when the condition holds in this operator's reckoning: its episode's start, or, for
+    /// a failure back that continues an earlier episode, its return. Its `for` counts from here.
+    pub held_from: Secs,
 }
 
 /// What evaluating the policies on one target found.
@@ -100,7 +103,11 @@ impl PolicySet {
                         self.episodes.carried(&policy.name, uid, finding.since, reopen)
                     }
                 };
-                let due = episode.saturating_add(policy.conditions[condition].for_secs);
+                // Due once it has held its `for`: kept while it holds; for a condition that
+                // starts holding again (a failure back within the cooldown continues its
+                // episode), counted from its return, so a blip never escalates a ladder.
+                let held_from = before.map_or(episode.max(finding.since), |m| m.held_from);
+                let due = held_from.saturating_add(policy.conditions[condition].for_secs);
                 let reported = before.is_some_and(|m| m.due_reported);
                 let seen_ms = before.map_or(now_ms, |m| m.seen_ms);
                 let m = Match {
@@ -111,6 +118,7 @@ impl PolicySet {
                     due_reported: reported,
                     seen_ms,
                     clear_since: None,
+                    held_from,
                 };
                 if due > now {
                     next = Some(next.map_or(due, |n| n.min(due)));

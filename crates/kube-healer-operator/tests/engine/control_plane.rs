@@ -1,6 +1,6 @@
 //! The control plane as a cause: while the operator's own API calls fail, a node failing on its
-//! own is held (Skipped/Correlated), and once the calls are healthy again and the cool-off has
-//! passed it is decided again, unchanged, and acted on.
+//! own is held (Skipped/Correlated); silence does not clear it; once calls are healthy again and
+//! the cool-off has passed it is decided again, unchanged, and acted on.
 
 use std::sync::Arc;
 
@@ -48,8 +48,17 @@ fn node_actions_wait_while_the_operators_own_calls_fail() {
         "{}",
         hold.message
     );
-    // The calls age out of the minute's window: the cause clears and cools off for 60 s.
+    // A minute on without a call: still held (silence is no health).
     clock.set(T0 + 60);
+    assert_eq!(e.correlated().len(), 1, "cleared without a healthy call");
+    // Healthy calls: the cause clears and cools off for 60 s.
+    for at in [50, 52, 54, 56, 58] {
+        calls.note(CallSample {
+            at_ms: (T0 + at) * 1000,
+            latency_ms: 40,
+            failed: false,
+        });
+    }
     e.fire_due_timers();
     assert!(e.correlated().is_empty());
     assert!(requests(&mut work).is_empty(), "acted within the cool-off");
