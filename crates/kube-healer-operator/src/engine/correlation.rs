@@ -100,6 +100,18 @@ impl Correlation {
         let mut now_correlated =
             kube_healer_core::classify::correlate(self.inputs.values().flatten(), &topology(), knobs);
         now_correlated.extend(control_plane);
+        // A cause keeps every node it held while it lasts, and cools off with all of them: nodes
+        // recover one by one, and the first to recover is as much the storm's as the last (a
+        // second wave must find it still held, not a node fault of its own).
+        for c in &mut now_correlated {
+            if let Some(old) = self.current.iter().find(|old| old.cause == c.cause) {
+                for member in &old.members {
+                    if !c.members.iter().any(|m| m.uid == member.uid) {
+                        c.members.push(member.clone());
+                    }
+                }
+            }
+        }
         for c in &now_correlated {
             if !self.current.iter().any(|old| old.cause == c.cause) {
                 tracing::warn!(cause = ?c.cause, members = c.members.len(), message = %c.message, "correlated finding: per-target actions are held");
