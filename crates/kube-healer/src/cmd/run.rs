@@ -154,12 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 max_age: args.record_max_age.as_std(),
                 max_per_policy: args.records_per_policy,
             },
-            protected_namespaces: args
-                .protected_namespaces
-                .iter()
-                .filter(|n| !n.is_empty())
-                .cloned()
-                .collect(),
+            protected_namespaces: non_empty(&args.protected_namespaces),
             paged_lists: args.paged_lists,
             max_nodes_out_of_service: Some(args.max_nodes_out_of_service.clone()),
             node_pool_label: args.node_pool_label.clone().filter(|l| !l.is_empty()),
