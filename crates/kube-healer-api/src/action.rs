@@ -60,7 +60,7 @@ action_kinds! {
     Taint: [Node],
     /// Cordon, then evict every pod except DaemonSet and mirror pods, within a timeout.
     Drain: [Node],
-    /// Run a Job pinned to the node from the template in `runJob`.
+    /// Run a node job (a NodeJob the cluster admin defined, named in `runJob`) pinned to the node.
     RunJob: [Node],
     /// Taint the node node.kubernetes.io/out-of-service=nodeshutdown:NoExecute: Kubernetes'
     /// non-graceful node shutdown, in which the pod GC force-deletes the node's pods and their
@@ -109,7 +109,7 @@ impl fmt::Display for ActionKind {
 #[x_kube(validation = Rule::new("self.action != 'Taint' || has(self.taint)")
     .message("action Taint needs taint: {key, effect}, for example {key: kube-healer/unhealthy, effect: NoSchedule}"))]
 #[x_kube(validation = Rule::new("self.action != 'RunJob' || has(self.runJob)")
-    .message("action RunJob needs runJob: {namespace, podSpec}"))]
+    .message("action RunJob needs runJob: {nodeJob: <name of a NodeJob>}"))]
 pub struct HealingStep {
     /// The action of this step. Pods: Event, Evict, Delete, ForceDelete, Reschedule, RestartOwner.
     /// Nodes: Event, Cordon, Taint, Drain, RunJob, OutOfService.
@@ -296,27 +296,59 @@ pub struct DrainParams {
     pub delete_emptydir_data: bool,
 }
 
-/// A Job pinned to the node.
+/// A node job pinned to the node: the policy names one of the NodeJobs the cluster admin
+/// defined, and nothing else. The fields that once carried a pod spec of the policy's own are
+/// declared only so that the API server can refuse them with a way forward.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.podSpec) && !has(self.__namespace__) && !has(self.activeDeadlineSeconds) && !has(self.ttlSecondsAfterFinished)")
+    .message("runJob no longer takes a pod spec: node jobs are defined by the cluster admin as NodeJob resources (kubectl get nodejobs). Move podSpec, activeDeadlineSeconds and ttlSecondsAfterFinished into a NodeJob and name it here: runJob: {nodeJob: <name>} (README, Node jobs)"))]
+#[x_kube(validation = Rule::new("has(self.nodeJob)")
+    .message("runJob needs nodeJob: the name of a NodeJob the cluster admin defined (kubectl get nodejobs)"))]
 pub struct RunJobParams {
-    /// Namespace the Job is created in; its Pod Security admission applies to the Job's pod.
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
-        .message("must be a namespace name (lowercase letters, digits and '-')"))]
-    #[schemars(length(min = 1, max = 63))]
-    pub namespace: String,
-    /// The Job's pod spec (a core/v1 PodSpec). kube-healer sets nodeName to the node and
-    /// restartPolicy to Never; the API server validates the rest when the Job is created.
-    #[schemars(schema_with = "crate::schema::preserved_object")]
-    pub pod_spec: serde_json::Value,
-    /// Upper bound on the Job's run time, in seconds (default 600).
+    /// The NodeJob to run (cluster-scoped, defined by the cluster admin).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$')")
+        .message("must be a NodeJob's name (lowercase letters, digits, '-' and '.')"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub node_job: String,
+    /// Removed (refused by the API server): the Job's namespace is the operator's jobs namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 86400))]
+    pub namespace: Option<String>,
+    /// Removed (refused by the API server): the pod spec belongs in a NodeJob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::removed_object")]
+    pub pod_spec: Option<serde_json::Value>,
+    /// Removed (refused by the API server): set on the NodeJob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_deadline_seconds: Option<i64>,
-    /// How long a finished Job is kept, in seconds (default 3600).
+    /// Removed (refused by the API server): set on the NodeJob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 604800))]
     pub ttl_seconds_after_finished: Option<i32>,
+}
+
+impl RunJobParams {
+    pub fn named(node_job: &str) -> Self {
+        RunJobParams {
+            node_job: node_job.into(),
+            namespace: None,
+            pod_spec: None,
+            active_deadline_seconds: None,
+            ttl_seconds_after_finished: None,
+        }
+    }
+
+    /// Why this step cannot run, for a policy stored before node jobs were the admin's: the
+    /// API server refuses these fields now, but an object stored earlier is served as stored.
+    pub fn removed_fields(&self) -> Option<&'static str> {
+        let removed = self.namespace.is_some()
+            || self.pod_spec.is_some()
+            || self.active_deadline_seconds.is_some()
+            || self.ttl_seconds_after_finished.is_some();
+        (removed || self.node_job.is_empty()).then_some(
+            "runJob no longer takes a pod spec: name a NodeJob the cluster admin defined (runJob: {nodeJob: <name>}; README, Node jobs)",
+        )
+    }
 }
 
 /// The evidence OutOfService needs that a node is shut down, not merely cut off: the taint makes

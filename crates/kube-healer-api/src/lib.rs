@@ -1,4 +1,5 @@
-//! kube-healer's custom resources: HealingPolicy and HealingAction (healing.kubehealer.io/v1alpha1).
+//! kube-healer's custom resources: HealingPolicy, HealingAction and NodeJob
+//! (healing.kubehealer.io/v1alpha1).
 //!
 //! Types only: no client, no logic beyond parsing and naming. The CRD manifests in crds/ are
 //! generated from these types (`kube-healer crd`), and a test fails when they drift.
@@ -7,6 +8,7 @@ pub mod action;
 pub mod class;
 pub mod duration;
 pub mod evidence_bounds;
+pub mod node_job;
 pub mod policy;
 pub mod reasons;
 pub mod record;
@@ -18,6 +20,7 @@ use kube::CustomResourceExt;
 pub use action::{ActionKind, HealingStep};
 pub use class::{FailureClass, TargetKind};
 pub use duration::Duration;
+pub use node_job::{NodeJob, NodeJobSpec};
 pub use policy::{
     FailureCondition, HealingPolicy, HealingPolicySpec, HealingPolicyStatus, PolicyTarget, Safety,
 };
@@ -45,6 +48,8 @@ pub const RESTARTED_BY_ANNOTATION: &str = "healing.kubehealer.io/restarted-by";
 
 /// On Jobs created by RunJob: the node the Job runs on.
 pub const NODE_LABEL: &str = "healing.kubehealer.io/node";
+/// On Jobs created by RunJob: the NodeJob they run.
+pub const NODE_JOB_LABEL: &str = "healing.kubehealer.io/node-job";
 
 /// Labels on HealingActions, for selection.
 pub const POLICY_LABEL: &str = "healing.kubehealer.io/policy";
@@ -77,6 +82,7 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
         ("healingpolicies.yaml", HealingPolicy::crd()),
         ("healingactions.yaml", HealingAction::crd()),
+        ("nodejobs.yaml", NodeJob::crd()),
     ]
 }
 

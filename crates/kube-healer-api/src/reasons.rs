@@ -33,6 +33,8 @@ pub const CORRELATED: &str = "Correlated";
 /// A safety rule of the action itself refused it (for example ForceDelete of a StatefulSet pod
 /// whose node is not confirmed gone).
 pub const UNSAFE: &str = "Unsafe";
+/// RunJob named a NodeJob that is not defined (only node jobs the cluster admin defined run).
+pub const NODE_JOB_UNDEFINED: &str = "NodeJobUndefined";
 /// The API call failed; see the message.
 pub const API_ERROR: &str = "APIError";
 /// The action did not finish within its timeout (a drain, a Job).

@@ -2,8 +2,9 @@
 
 use schemars::{Schema, SchemaGenerator, json_schema};
 
-/// An object whose fields are kept as given (validated later by the API that consumes it).
-pub fn preserved_object(_: &mut SchemaGenerator) -> Schema {
+/// A removed object field: declared (kept as given) only so that a validation rule can see it
+/// and refuse it with a way forward, instead of the API server pruning it silently.
+pub fn removed_object(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true,

@@ -237,6 +237,12 @@ impl CompiledPolicy {
                     problem: "effect NoExecute evicts every pod that does not tolerate the taint at once, with no PodDisruptionBudget: set it to true to mean it, or use Drain".into(),
                 });
             }
+            if let Some(problem) = step.run_job.as_ref().and_then(|j| j.removed_fields()) {
+                return Err(PolicyError {
+                    field: format!("spec.actions[{i}].runJob"),
+                    problem: problem.into(),
+                });
+            }
         }
         Ok(CompiledPolicy {
             name: policy.metadata.name.clone().unwrap_or_default(),

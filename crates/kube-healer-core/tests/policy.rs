@@ -290,3 +290,25 @@ fn a_no_execute_taint_needs_its_acknowledgement_and_windows_keep_events() {
         "the SystemOOM window as set, NodeFlapping's default"
     );
 }
+
+/// A policy stored before node jobs were the admin's still carries its own pod spec: it is
+/// refused (the field named, the way forward said), never run; naming a NodeJob compiles.
+#[test]
+fn a_stored_policy_with_its_own_pod_spec_is_refused() {
+    let with = |run_job: serde_json::Value| {
+        policy(
+            json!({"target": {"kind": "Node"}, "conditions": [{"class": "NodeFlapping"}],
+            "actions": [{"action": "Cordon"}, {"action": "RunJob", "runJob": run_job}]}),
+        )
+    };
+    for old in [
+        json!({"namespace": "jobs", "podSpec": {"containers": [{"name": "x", "image": "busybox"}]}}),
+        json!({"nodeJob": "restart-runtime", "activeDeadlineSeconds": 60}),
+        json!({}),
+    ] {
+        let err = CompiledPolicy::compile(&with(old.clone())).unwrap_err();
+        assert_eq!(err.field, "spec.actions[1].runJob", "{old}");
+        assert!(err.problem.contains("nodeJob: <name>"), "{}", err.problem);
+    }
+    assert!(CompiledPolicy::compile(&with(json!({"nodeJob": "restart-runtime"}))).is_ok());
+}

@@ -69,6 +69,8 @@ pub struct Config {
     pub clear_debounce: std::time::Duration,
     /// Whose events about nodes are evidence.
     pub event_trust: kube_healer_core::trust::EventTrust,
+    /// Where RunJob's node jobs run: the jobs namespace and ServiceAccount.
+    pub node_jobs: act::job::JobsPlace,
     /// Seconds added to the wall clock (a test hook: a host whose clock is skewed).
     pub clock_offset_seconds: i64,
 }
@@ -115,16 +117,19 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     tokio::spawn(policy::writer(client.clone(), status_rx, clock.clone()));
     let (action_tx, action_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let instance = config
-        .leader_election
-        .as_ref()
-        .map_or_else(|| "kube-healer".to_string(), |e| e.identity.clone());
+    let acting = act::Acting {
+        instance: config
+            .leader_election
+            .as_ref()
+            .map_or_else(|| "kube-healer".to_string(), |e| e.identity.clone()),
+        jobs: config.node_jobs.clone(),
+    };
     tokio::spawn(act::executor(
         client.clone(),
         action_rx,
         done_tx,
         metrics.clone(),
-        instance,
+        acting,
         clock,
         protocol::Leading::new(leader_rx.clone()),
     ));

@@ -40,8 +40,12 @@ pub fn helm<S: AsRef<std::ffi::OsStr>>(cluster: &TestCluster, args: &[S]) -> any
     Ok(stdout)
 }
 
-/// The chart's ServiceAccount and RBAC objects (and the release namespace) rendered by
-/// `helm template`, and the ServiceAccount's user name.
+/// The templates whose objects give the operator its identity and permissions: its
+/// ServiceAccount, its RBAC, and the node jobs' namespace and ServiceAccount.
+const IDENTITY_TEMPLATES: [&str; 3] = ["serviceaccount.yaml", "rbac.yaml", "nodejobs.yaml"];
+
+/// The chart's ServiceAccount and RBAC objects, the jobs namespace when node jobs are on (and the
+/// release namespace) rendered by `helm template`, and the ServiceAccount's user name.
 pub fn rbac_manifest(
     cluster: &TestCluster,
     release: &str,
@@ -54,23 +58,31 @@ pub fn rbac_manifest(
         chart_dir().display().to_string(),
         "--namespace".into(),
         namespace.to_string(),
-        "--show-only".into(),
-        "templates/serviceaccount.yaml".into(),
-        "--show-only".into(),
-        "templates/rbac.yaml".into(),
     ];
     for s in set {
         args.extend(["--set".to_string(), s.to_string()]);
     }
-    let rendered = helm(cluster, &args)?;
-    let account = rendered
+    // Helm orders the documents for installation (namespaces first); those of other templates
+    // are left out by their `# Source:` line.
+    let all = helm(cluster, &args)?;
+    let rendered: Vec<&str> = all
         .split("\n---")
+        .filter(|doc| {
+            IDENTITY_TEMPLATES
+                .iter()
+                .any(|t| doc.contains(&format!("# Source: kube-healer/templates/{t}\n")))
+        })
+        .collect();
+    let account = rendered
+        .iter()
         .filter_map(|doc| serde_yaml::from_str::<serde_json::Value>(doc).ok())
-        .find(|o| o["kind"] == "ServiceAccount")
+        .find(|o| o["kind"] == "ServiceAccount" && o["metadata"]["namespace"].as_str() == Some(namespace))
         .and_then(|o| o["metadata"]["name"].as_str().map(str::to_string))
         .context("the chart renders no ServiceAccount")?;
-    let manifest =
-        format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n---\n{rendered}");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n---\n{}",
+        rendered.join("\n---\n")
+    );
     Ok((manifest, format!("system:serviceaccount:{namespace}:{account}")))
 }
 

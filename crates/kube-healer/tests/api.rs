@@ -15,7 +15,7 @@ use kube::core::ApiResource;
 use kube::{Client, Resource};
 use kube_healer_api::record::{ActionPhase, Evidence, HealingActionStatus, TargetRef};
 use kube_healer_api::{
-    ActionKind, FailureClass, HealingAction, HealingActionSpec, HealingPolicy, TargetKind,
+    ActionKind, FailureClass, HealingAction, HealingActionSpec, HealingPolicy, NodeJob, TargetKind,
 };
 use kube_healer_testenv::ClusterOptions;
 use kube_healer_testenv::harness::{Ctx, test};
@@ -87,6 +87,27 @@ async fn examples_apply(ctx: Ctx) -> anyhow::Result<()> {
         applied += 1;
     }
     ensure!(applied >= 8, "only {applied} examples found in {dir}");
+    // The NodeJobs the examples name apply too, and read back whole.
+    let node_jobs: Api<DynamicObject> =
+        Api::all_with(ctx.client.clone(), &ApiResource::erase::<NodeJob>(&()));
+    let mut defined = 0;
+    for entry in std::fs::read_dir(format!("{dir}/node-jobs"))? {
+        let path = entry?.path();
+        let object: DynamicObject = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
+        let name = object.metadata.name.clone().context("a NodeJob's name")?;
+        let params = PatchParams::apply("kube-healer-test").validation_strict();
+        let stored = node_jobs
+            .patch(&name, &params, &Patch::Apply(&object))
+            .await
+            .with_context(|| format!("applying {}", path.display()))?;
+        ensure!(
+            json_contains(&stored.data["spec"], &object.data["spec"]),
+            "{}: the API server dropped or changed fields",
+            path.display()
+        );
+        defined += 1;
+    }
+    ensure!(defined >= 1, "no NodeJob examples in {dir}/node-jobs");
     Ok(())
 }
 
@@ -309,14 +330,26 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "RunJob without a job",
             node("conditions: [{class: NodeNotReady}]\nactions: [{action: RunJob}]"),
-            "action RunJob needs runJob: {namespace, podSpec}",
+            "action RunJob needs runJob: {nodeJob: <name of a NodeJob>}",
         ),
         (
-            "invalid job namespace",
+            "RunJob naming no NodeJob",
+            node("conditions: [{class: NodeNotReady}]\nactions: [{action: RunJob, runJob: {}}]"),
+            "runJob needs nodeJob: the name of a NodeJob the cluster admin defined",
+        ),
+        (
+            "RunJob with a pod spec of its own (before NodeJobs)",
             node(
-                "conditions: [{class: NodeNotReady}]\nactions: [{action: RunJob, runJob: {namespace: Bad_NS, podSpec: {}}}]",
+                "conditions: [{class: NodeNotReady}]\nactions: [{action: RunJob, runJob: {namespace: jobs, podSpec: {hostPID: true}, activeDeadlineSeconds: 60}}]",
             ),
-            "must be a namespace name",
+            "runJob no longer takes a pod spec: node jobs are defined by the cluster admin as NodeJob resources",
+        ),
+        (
+            "invalid NodeJob name",
+            node(
+                "conditions: [{class: NodeNotReady}]\nactions: [{action: RunJob, runJob: {nodeJob: Bad_Name}}]",
+            ),
+            "must be a NodeJob's name",
         ),
         (
             "forceDelete parameters on Delete",

@@ -3,7 +3,9 @@
 //! chart's edit role: she may write policies, but each risky one is refused with a message that
 //! names its rule (a node job, kube-system, a drain, every node, a NoExecute taint, a force
 //! delete), while a plain one is stored. Bob, in the admin group with the same role, may create
-//! every one of them. The view role aggregates into the built-in view role.
+//! every one of them. NodeJobs, what RunJob may run, are the admin role's alone: alice may not
+//! define one, bob may, and a definition that names its own ServiceAccount or node is refused.
+//! The view role aggregates into the built-in view role.
 //!
 //! Its own cluster: the admission policy applies to every writer of policies in the cluster.
 
@@ -12,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, PostParams};
-use kube_healer_api::HealingPolicy;
+use kube_healer_api::{HealingPolicy, NodeJob};
 use kube_healer_testenv::chart::{chart_dir, helm};
 use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::{ClusterOptions, wait};
@@ -50,8 +52,7 @@ fn risky() -> Vec<(&'static str, serde_json::Value)> {
         (
             "node-jobs",
             json!({"target": pools, "conditions": oom,
-            "actions": [{"action": "RunJob", "runJob": {"namespace": "kube-healer",
-                "podSpec": {"containers": [{"name": "fix", "image": "busybox"}]}}}]}),
+            "actions": [{"action": "RunJob", "runJob": {"nodeJob": "restart-runtime"}}]}),
         ),
         (
             "protected-namespaces",
@@ -112,6 +113,12 @@ async fn authors(ctx: Ctx) -> anyhow::Result<()> {
     Api::<ClusterRoleBinding>::all(ctx.client.clone())
         .create(&PostParams::default(), &binding)
         .await?;
+    let admins: ClusterRoleBinding = serde_json::from_value(json!({"metadata": {"name": "healing-admins"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kube-healer-admin"},
+        "subjects": [{"kind": "Group", "name": "kube-healer-admins", "apiGroup": "rbac.authorization.k8s.io"}]}))?;
+    Api::<ClusterRoleBinding>::all(ctx.client.clone())
+        .create(&PostParams::default(), &admins)
+        .await?;
     let alice: Api<HealingPolicy> = Api::all(as_user(&ctx, "alice", "team-a")?);
     let bob: Api<HealingPolicy> = Api::all(as_user(&ctx, "bob", "kube-healer-admins")?);
     // Alice's refusals are what this test is about (the harness fails a run on unexpected 403s).
@@ -159,6 +166,7 @@ async fn authors(ctx: Ctx) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("bob (kube-healer-admins) creating the {rule} policy"))?;
     }
+    node_jobs(&ctx).await?;
     // A plain policy is hers to write, and to change into a risky one is not.
     let plain = json!({"target": {"kind": "Pod", "namespaces": {"include": ["team-a"]}},
         "conditions": [{"class": "Evicted"}], "actions": [{"action": "Delete"}]});
@@ -193,6 +201,52 @@ async fn authors(ctx: Ctx) -> anyhow::Result<()> {
     println!(
         "    bob (kube-healer-admins) created all 6; alice's plain policy stored, its risky update refused"
     );
+    Ok(())
+}
+
+fn node_job(name: &str, pod_spec: serde_json::Value) -> anyhow::Result<NodeJob> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "NodeJob",
+        "metadata": {"name": name}, "spec": {"podSpec": pod_spec}}))?)
+}
+
+/// NodeJobs are the admin role's: alice (edit) may not define one, bob (admin) may; the API
+/// server refuses a definition that names its own ServiceAccount or node.
+async fn node_jobs(ctx: &Ctx) -> anyhow::Result<()> {
+    let privileged = json!({"hostPID": true, "containers": [{"name": "restart", "image": "busybox",
+        "securityContext": {"privileged": true}}]});
+    let alice: Api<NodeJob> = Api::all(as_user(ctx, "alice", "team-a")?);
+    let bob: Api<NodeJob> = Api::all(as_user(ctx, "bob", "kube-healer-admins")?);
+    let job = node_job("restart-runtime", privileged.clone())?;
+    let refused = alice.create(&PostParams::default(), &job).await;
+    ensure!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 403),
+        "alice defined a node job: {refused:?}"
+    );
+    bob.create(&PostParams::default(), &job)
+        .await
+        .context("bob (kube-healer-admin) defining a node job")?;
+    for (field, expected) in [
+        (
+            "serviceAccountName",
+            "node jobs run under kube-healer's jobs ServiceAccount",
+        ),
+        ("nodeName", "kube-healer pins the Job to the failing node itself"),
+    ] {
+        let mut spec = privileged.clone();
+        spec[field] = json!("kube-system-admin");
+        let refused = bob
+            .create(
+                &PostParams::default(),
+                &node_job(&format!("own-{}", field.to_lowercase()), spec)?,
+            )
+            .await;
+        ensure!(
+            matches!(&refused, Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains(expected)),
+            "{field}: {refused:?}"
+        );
+    }
+    println!("    alice may not define a node job; bob may; one naming its own account or node is refused");
     Ok(())
 }
 

@@ -65,6 +65,12 @@ async fn lint(ctx: Ctx) -> anyhow::Result<()> {
             "examplePolicies.no-such-policy=true",
             "examplePolicies.no-such-policy",
         ),
+        ("nodeJobs.podSecurity=root", "/nodeJobs/podSecurity"),
+        // The value node jobs replaced says what to do instead.
+        (
+            "rbac.runJobs=true",
+            "rbac.runJobs is replaced by nodeJobs.enabled",
+        ),
     ] {
         let err = helm(
             &ctx.cluster,
@@ -80,6 +86,55 @@ async fn lint(ctx: Ctx) -> anyhow::Result<()> {
         .to_string();
         ensure!(err.contains(expected), "--set {set}: {err}");
     }
+    jobs_pod_security(&ctx)
+}
+
+/// The jobs namespace's Pod Security level is what the defined NodeJobs need: baseline for a
+/// plain job, privileged for one with host access or privilege, or as set.
+fn jobs_pod_security(ctx: &Ctx) -> anyhow::Result<()> {
+    let chart = chart_dir().display().to_string();
+    let level = |definitions: &str, extra: &[&str]| -> anyhow::Result<String> {
+        let mut args = vec!["template", "x", &chart, "--set", "nodeJobs.enabled=true"];
+        let json = format!("nodeJobs.definitions={definitions}");
+        args.extend(["--set-json", &json]);
+        args.extend(extra);
+        let rendered = helm(&ctx.cluster, &args)?;
+        let namespace = rendered
+            .split("\n---")
+            .filter_map(|doc| serde_yaml::from_str::<serde_json::Value>(doc).ok())
+            .find(|o| o["kind"] == "Namespace")
+            .context("the jobs namespace")?;
+        let labels = &namespace["metadata"]["labels"];
+        let enforce = labels["pod-security.kubernetes.io/enforce"]
+            .as_str()
+            .unwrap_or_default();
+        ensure!(labels["pod-security.kubernetes.io/warn"] == enforce, "{labels}");
+        Ok(enforce.to_string())
+    };
+    let plain = r#"{"sync": {"podSpec": {"containers": [{"name": "s", "image": "busybox"}]}}}"#;
+    let host = |field: &str| {
+        format!(
+            r#"{{"sync": {{"podSpec": {{"containers": [{{"name": "s", "image": "busybox"}}]}}}},
+            "host": {{"podSpec": {field}}}}}"#
+        )
+    };
+    ensure!(level(plain, &[])? == "baseline", "a plain job needs baseline");
+    for needs in [
+        r#"{"hostPID": true, "containers": [{"name": "h", "image": "busybox"}]}"#,
+        r#"{"volumes": [{"name": "v", "hostPath": {"path": "/"}}], "containers": [{"name": "h", "image": "busybox"}]}"#,
+        r#"{"containers": [{"name": "h", "image": "busybox", "securityContext": {"privileged": true}}]}"#,
+        r#"{"initContainers": [{"name": "h", "image": "busybox", "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}], "containers": [{"name": "m", "image": "busybox"}]}"#,
+        r#"{"containers": [{"name": "h", "image": "busybox", "ports": [{"containerPort": 1, "hostPort": 1}]}]}"#,
+    ] {
+        ensure!(
+            level(&host(needs), &[])? == "privileged",
+            "{needs} needs privileged"
+        );
+    }
+    ensure!(
+        level(plain, &["--set", "nodeJobs.podSecurity=restricted"])? == "restricted",
+        "nodeJobs.podSecurity sets it"
+    );
     Ok(())
 }
 
@@ -185,7 +240,7 @@ async fn install_upgrade_heal(ctx: Ctx) -> anyhow::Result<()> {
             "--set",
             "operator.dryRun=true",
             "--set",
-            "rbac.runJobs=true",
+            "nodeJobs.enabled=true",
             "--set",
             "examplePolicies.evicted-leftovers=true",
         ],
@@ -229,11 +284,40 @@ async fn install_upgrade_heal(ctx: Ctx) -> anyhow::Result<()> {
         .get("kh-kube-healer")
         .await?;
     let rules = role.rules.unwrap_or_default();
+    // nodeJobs.enabled: NodeJobs read cluster-wide, Jobs only in the jobs namespace, which
+    // enforces what the (no) definitions need.
     ensure!(
         rules
             .iter()
+            .any(|r| r.resources.iter().flatten().any(|x| x == "nodejobs"))
+            && !rules
+                .iter()
+                .any(|r| r.resources.iter().flatten().any(|x| x == "jobs")),
+        "nodeJobs.enabled: {rules:?}"
+    );
+    let jobs_role =
+        Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(ctx.client.clone(), "kh-kube-healer-jobs")
+            .get("kh-kube-healer-node-jobs")
+            .await?;
+    ensure!(
+        jobs_role
+            .rules
+            .iter()
+            .flatten()
             .any(|r| r.resources.iter().flatten().any(|x| x == "jobs")),
-        "rbac.runJobs"
+        "the operator's Jobs permission in its jobs namespace: {jobs_role:?}"
+    );
+    let jobs_ns = Api::<Namespace>::all(ctx.client.clone())
+        .get("kh-kube-healer-jobs")
+        .await?;
+    ensure!(
+        jobs_ns
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("pod-security.kubernetes.io/enforce")
+            == Some(&"baseline".to_string()),
+        "the jobs namespace enforces baseline with no privileged definition"
     );
     // Least privilege: no wildcards, no Secrets, anywhere.
     for rule in &rules {
@@ -293,6 +377,17 @@ async fn install_upgrade_heal(ctx: Ctx) -> anyhow::Result<()> {
         let mut args = vec!["template", "dry", chart.as_str(), "-n", &ns];
         args.extend(extra.iter().copied());
         let rendered = helm(cluster, &args)?;
+        // The namespaces the chart creates (the jobs namespace) exist before what goes in
+        // them: a dry run creates nothing.
+        let namespaces: Vec<&str> = rendered
+            .split("\n---")
+            .filter(|doc| doc.contains("\nkind: Namespace\n"))
+            .collect();
+        if !namespaces.is_empty() {
+            let file = cluster.dir().join("namespaces.yaml");
+            std::fs::write(&file, namespaces.join("\n---"))?;
+            cluster.kubectl(&["apply", "-f", &file.display().to_string()])?;
+        }
         let file = cluster.dir().join("rendered.yaml");
         std::fs::write(&file, &rendered)?;
         let file = file.display().to_string();

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use kube::Client;
 use kube_healer_api::ActionKind;
+use kube_healer_api::node_job::MAX_DEADLINE_SECONDS;
 use kube_healer_api::reasons;
 use kube_healer_api::record::ActionPhase;
 
 use crate::act::failure::missing;
+use crate::act::job::JobsPlace;
 use crate::act::{Outcome, drain, job, node, pod, reschedule, restart};
 use crate::clock::Clock;
 use crate::protocol::{ActionRequest, Leading};
@@ -17,6 +19,7 @@ pub async fn carry_out(
     client: &Client,
     req: &ActionRequest,
     clock: &dyn Clock,
+    jobs: &JobsPlace,
     leading: &Leading,
 ) -> Outcome {
     let spec = &req.spec;
@@ -50,7 +53,7 @@ pub async fn carry_out(
             drain::drain(client, spec, &params, &req.protected_namespaces, leading).await
         }
         ActionKind::RunJob => match &step.run_job {
-            Some(params) => job::run_job(client, &req.name, spec, params, leading).await,
+            Some(params) => job::run_job(client, &req.name, spec, &params.node_job, jobs, leading).await,
             None => missing("runJob"),
         },
         ActionKind::OutOfService => node::taint(client, spec, &node::out_of_service()).await,
@@ -95,10 +98,8 @@ pub fn longest(req: &ActionRequest) -> Option<Duration> {
             .as_ref()
             .and_then(|d| d.timeout)
             .map_or(drain::DEFAULT_TIMEOUT, |t| t.as_std()),
-        ActionKind::RunJob => {
-            let deadline = step.run_job.as_ref().and_then(|j| j.active_deadline_seconds);
-            Duration::from_secs(deadline.unwrap_or(job::DEFAULT_DEADLINE_SECONDS).max(0) as u64 + 60)
-        }
+        // The definition is read only when the Job is created: the longest a NodeJob may run.
+        ActionKind::RunJob => Duration::from_secs(MAX_DEADLINE_SECONDS as u64 + 60),
         ActionKind::Event
         | ActionKind::Delete
         | ActionKind::ForceDelete

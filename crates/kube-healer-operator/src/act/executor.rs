@@ -11,6 +11,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::act::dispatch::takes_long;
 use crate::act::handle::{Handled, Io, handle};
+use crate::act::job::JobsPlace;
 use crate::act::node;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -22,16 +23,25 @@ use crate::record::writer;
 /// a PodDisruptionBudget, a drain, a Job), so that a deletion never queues behind 64 drains.
 const MAX_PARALLEL_ACTIONS: usize = 64;
 
-/// Runs work until the channel closes. `instance` names this replica in the Events it writes.
+/// Who acts, and where: this replica's name in the Events it writes, and where node jobs run.
+#[derive(Clone, Debug, Default)]
+pub struct Acting {
+    pub instance: String,
+    pub jobs: JobsPlace,
+}
+
+/// Runs work until the channel closes.
 pub async fn executor(
     client: Client,
     mut rx: mpsc::UnboundedReceiver<Work>,
     done: mpsc::UnboundedSender<ActionDone>,
     metrics: Arc<Metrics>,
-    instance: String,
+    acting: Acting,
     clock: Arc<dyn Clock>,
     leading: Leading,
 ) {
+    let Acting { instance, jobs } = acting;
+    let jobs = Arc::new(jobs);
     let records: Api<HealingAction> = Api::all(client.clone());
     let reporter = Reporter {
         controller: "kube-healer".into(),
@@ -83,13 +93,14 @@ pub async fn executor(
             &quick
         };
         let lane = lane.clone();
-        let (client, records, recorder, done, metrics, clock, leading) = (
+        let (client, records, recorder, done, metrics, clock, jobs, leading) = (
             client.clone(),
             records.clone(),
             recorder.clone(),
             done.clone(),
             metrics.clone(),
             clock.clone(),
+            jobs.clone(),
             leading.clone(),
         );
         tokio::spawn(async move {
@@ -104,6 +115,7 @@ pub async fn executor(
                 recorder: &recorder,
                 metrics: &metrics,
                 clock: clock.as_ref(),
+                jobs: &jobs,
                 leading: &leading,
             };
             let handled = handle(io, req).await;
@@ -176,7 +188,7 @@ mod tests {
             work_rx,
             done_tx,
             Arc::new(Metrics::default()),
-            "test".into(),
+            Acting::default(),
             Arc::new(ManualClock::at(0)),
             Leading::new(leader_rx.clone()),
         ));
@@ -248,7 +260,7 @@ mod tests {
             work_rx,
             done_tx,
             Arc::new(Metrics::default()),
-            "test".into(),
+            Acting::default(),
             Arc::new(ManualClock::at(0)),
             Leading::new(leader_rx),
         ));

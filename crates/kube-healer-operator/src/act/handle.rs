@@ -14,6 +14,7 @@ use kube_healer_core::decide::Fresh;
 use crate::act::Outcome;
 use crate::act::announce::announce;
 use crate::act::dispatch::{carry_out, longest, removes_target, takes_long};
+use crate::act::job::JobsPlace;
 use crate::act::recheck::recheck;
 use crate::clock::Clock;
 use crate::failpoint;
@@ -38,6 +39,7 @@ pub struct Io<'a> {
     pub recorder: &'a Recorder,
     pub metrics: &'a Metrics,
     pub clock: &'a dyn Clock,
+    pub jobs: &'a JobsPlace,
     pub leading: &'a Leading,
 }
 
@@ -175,7 +177,7 @@ async fn call(io: &Io<'_>, req: &ActionRequest, resumed: bool, start: &Time) -> 
             writer::running(io.records, &req.name, start.clone()).await;
         }
     };
-    let ((), outcome) = tokio::join!(running, carry_out(io.client, req, io.clock, io.leading));
+    let ((), outcome) = tokio::join!(running, carry_out(io.client, req, io.clock, io.jobs, io.leading));
     match outcome {
         // Finishing a decision of a process that ended: its call may have been made already.
         Outcome {

@@ -1,7 +1,10 @@
-//! RunJob: a Job from the policy's pod spec, pinned to the node (nodeName, tolerating its taints),
-//! for node remediations such as dropping caches or restarting a container runtime. The Job's
-//! name derives from the decision, so a restart never creates it twice; its outcome is followed
-//! through a watch on that one Job.
+//! RunJob: a Job from a NodeJob the cluster admin defined, pinned to the node (nodeName,
+//! tolerating its taints), for node remediations such as dropping caches or restarting a
+//! container runtime. The policy only names the NodeJob: the pod spec, its host access and its
+//! privilege come from the definition, read fresh right before the Job is created; the Job runs
+//! in the operator's jobs namespace under its jobs ServiceAccount. The Job's name derives from
+//! the decision, so a restart never creates it twice; its outcome is followed through a watch on
+//! that one Job.
 
 use std::time::Duration;
 
@@ -9,9 +12,9 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use kube::runtime::wait::await_condition;
-use kube_healer_api::action::RunJobParams;
+use kube_healer_api::node_job::{NodeJob, NodeJobSpec};
 use kube_healer_api::record::ActionPhase;
-use kube_healer_api::{HealingActionSpec, NODE_LABEL, POLICY_LABEL, reasons};
+use kube_healer_api::{HealingActionSpec, NODE_JOB_LABEL, NODE_LABEL, POLICY_LABEL, reasons};
 use serde_json::json;
 
 use crate::act::Outcome;
@@ -19,10 +22,22 @@ use crate::protocol::Leading;
 use crate::record::label_value;
 use crate::retry::{self, Backoff};
 
-/// A Job's default run time limit, in seconds.
-pub const DEFAULT_DEADLINE_SECONDS: i64 = 600;
-/// How long a finished Job is kept by default, in seconds.
-pub const DEFAULT_TTL_SECONDS: i32 = 3600;
+/// Where node jobs run: the operator's jobs namespace, under its jobs ServiceAccount (both the
+/// chart's, never the policy's or the definition's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobsPlace {
+    pub namespace: String,
+    pub service_account: String,
+}
+
+impl Default for JobsPlace {
+    fn default() -> Self {
+        JobsPlace {
+            namespace: "kube-healer-jobs".into(),
+            service_account: "kube-healer-node-jobs".into(),
+        }
+    }
+}
 
 /// The Job's name for a decision: `kube-healer-` and the record name's hash.
 pub fn job_name(record: &str) -> String {
@@ -30,38 +45,57 @@ pub fn job_name(record: &str) -> String {
     format!("kube-healer-{hash}")
 }
 
-/// The Job for a decision.
-pub fn job(record: &str, spec: &HealingActionSpec, params: &RunJobParams) -> Result<Job, String> {
+/// The Job for a decision, from the NodeJob `node_job` defined as `definition`.
+pub fn job(
+    record: &str,
+    spec: &HealingActionSpec,
+    node_job: &str,
+    definition: &NodeJobSpec,
+    place: &JobsPlace,
+) -> Result<Job, String> {
     let node = &spec.target.name;
-    let mut pod_spec = params.pod_spec.clone();
+    let mut pod_spec = definition.pod_spec.clone();
     let Some(object) = pod_spec.as_object_mut() else {
-        return Err("runJob.podSpec must be an object (a core/v1 PodSpec)".into());
+        return Err(format!(
+            "NodeJob {node_job}: spec.podSpec must be an object (a core/v1 PodSpec)"
+        ));
     };
     object.insert("nodeName".into(), json!(node));
     object.insert("restartPolicy".into(), json!("Never"));
+    object.insert("serviceAccountName".into(), json!(place.service_account));
+    // A node job reads no API unless its definition says so.
+    object
+        .entry("automountServiceAccountToken")
+        .or_insert(json!(false));
     // The node is failing: it is likely tainted (unreachable, not-ready, kube-healer's own).
     let tolerations = object.entry("tolerations").or_insert_with(|| json!([]));
     match tolerations.as_array_mut() {
         Some(list) => list.push(json!({"operator": "Exists"})),
-        None => return Err("runJob.podSpec.tolerations must be a list".into()),
+        None => {
+            return Err(format!(
+                "NodeJob {node_job}: spec.podSpec.tolerations must be a list"
+            ));
+        }
     }
     let labels = json!({
         POLICY_LABEL: label_value(&spec.policy),
         NODE_LABEL: label_value(node),
+        NODE_JOB_LABEL: label_value(node_job),
         "app.kubernetes.io/managed-by": "kube-healer",
     });
     let job = json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": job_name(record), "namespace": params.namespace, "labels": labels},
+        "metadata": {"name": job_name(record), "namespace": place.namespace, "labels": labels},
         "spec": {
             "backoffLimit": 0,
-            "activeDeadlineSeconds": params.active_deadline_seconds.unwrap_or(DEFAULT_DEADLINE_SECONDS),
-            "ttlSecondsAfterFinished": params.ttl_seconds_after_finished.unwrap_or(DEFAULT_TTL_SECONDS),
+            "activeDeadlineSeconds": definition.deadline_seconds(),
+            "ttlSecondsAfterFinished": definition.ttl_seconds(),
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     });
-    serde_json::from_value(job).map_err(|e| format!("runJob.podSpec is not a valid PodSpec: {e}"))
+    serde_json::from_value(job)
+        .map_err(|e| format!("NodeJob {node_job}: spec.podSpec is not a valid PodSpec: {e}"))
 }
 
 /// The Job's end: Some(true) complete, Some(false) failed, None running.
@@ -88,18 +122,39 @@ pub async fn run_job(
     client: &Client,
     record: &str,
     spec: &HealingActionSpec,
-    params: &RunJobParams,
+    node_job: &str,
+    place: &JobsPlace,
     leading: &Leading,
 ) -> Outcome {
-    let job = match job(record, spec, params) {
+    // The definition as it is now: an admin who removed or changed it meanwhile is obeyed.
+    let definitions: Api<NodeJob> = Api::all(client.clone());
+    let (read, mut calls) =
+        retry::call(Backoff::ACTION, "get nodejob", || definitions.get_opt(node_job)).await;
+    let definition = match read {
+        Ok(Some(found)) => found.spec,
+        Ok(None) => {
+            return Outcome::new(
+                ActionPhase::Failed,
+                reasons::NODE_JOB_UNDEFINED,
+                format!(
+                    "NodeJob {node_job} is not defined: only node jobs the cluster admin defined run (kubectl get nodejobs)"
+                ),
+                calls,
+            );
+        }
+        Err(e) => return crate::act::failure::api_failure(&e, calls),
+    };
+    let job = match job(record, spec, node_job, &definition, place) {
         Ok(job) => job,
         Err(e) => return Outcome::unsafe_because(e),
     };
     let name = job.metadata.name.clone().unwrap_or_default();
-    let reference = format!("job/{}/{name}", params.namespace);
-    let jobs: Api<Job> = Api::namespaced(client.clone(), &params.namespace);
+    let reference = format!("job/{}/{name}", place.namespace);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &place.namespace);
     let post = PostParams::default();
-    let (created, calls) = retry::call(Backoff::ACTION, "create job", || jobs.create(&post, &job)).await;
+    let (created, created_calls) =
+        retry::call(Backoff::ACTION, "create job", || jobs.create(&post, &job)).await;
+    calls += created_calls;
     match created {
         Ok(_) => tracing::info!(job = %reference, node = %spec.target.name, "job created"),
         // Created before a restart: follow it.
@@ -114,7 +169,7 @@ pub async fn run_job(
         }
         Err(e) => return crate::act::failure::api_failure(&e, calls),
     }
-    let deadline = params.active_deadline_seconds.unwrap_or(DEFAULT_DEADLINE_SECONDS) as u64 + 60;
+    let deadline = definition.deadline_seconds() as u64 + 60;
     let ended = await_condition(jobs, &name, |job: Option<&Job>| {
         job.is_none_or(|j| finished(j).is_some())
     });
@@ -135,13 +190,19 @@ pub async fn run_job(
             Some((true, _)) => Outcome::new(
                 ActionPhase::Succeeded,
                 reasons::COMPLETED,
-                format!("{reference} completed on {}", spec.target.reference),
+                format!(
+                    "{reference} (NodeJob {node_job}) completed on {}",
+                    spec.target.reference
+                ),
                 1,
             ),
             Some((false, why)) => Outcome::new(
                 ActionPhase::Failed,
                 reasons::API_ERROR,
-                format!("{reference} failed on {}: {why}", spec.target.reference),
+                format!(
+                    "{reference} (NodeJob {node_job}) failed on {}: {why}",
+                    spec.target.reference
+                ),
                 1,
             ),
             None => Outcome::new(

@@ -16,5 +16,5 @@ mod recheck;
 pub mod reschedule;
 pub mod restart;
 
-pub use executor::executor;
+pub use executor::{Acting, executor};
 pub use outcome::Outcome;

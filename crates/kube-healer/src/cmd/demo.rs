@@ -209,6 +209,7 @@ async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
         node_pool_label: None,
         clear_debounce: std::time::Duration::from_secs(5),
         event_trust: Default::default(),
+        node_jobs: Default::default(),
         clock_offset_seconds: 0,
     };
     let operator = tokio::spawn(kube_healer_operator::run(client.clone(), config));

@@ -92,6 +92,18 @@ pub struct Args {
         default_value = "default"
     )]
     trusted_event_namespaces: Vec<String>,
+    /// The namespace RunJob's node jobs run in (its Pod Security level admits what the defined
+    /// NodeJobs need; the chart creates it). It is protected like the operator's own.
+    #[arg(long, env = "KUBE_HEALER_JOBS_NAMESPACE", default_value = "kube-healer-jobs")]
+    jobs_namespace: String,
+    /// The ServiceAccount node jobs run under, in the jobs namespace: never one a policy or a
+    /// NodeJob names.
+    #[arg(
+        long,
+        env = "KUBE_HEALER_JOBS_SERVICE_ACCOUNT",
+        default_value = "kube-healer-node-jobs"
+    )]
+    jobs_service_account: String,
     /// List in pages at start-up instead of streaming the lists (watch-list, on by default in
     /// Kubernetes 1.32 and later): for API servers that do not stream.
     #[arg(long, env = "KUBE_HEALER_PAGED_LISTS")]
@@ -154,7 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 max_age: args.record_max_age.as_std(),
                 max_per_policy: args.records_per_policy,
             },
-            protected_namespaces: non_empty(&args.protected_namespaces),
+            protected_namespaces: protected(&args.protected_namespaces, &args.jobs_namespace),
             paged_lists: args.paged_lists,
             max_nodes_out_of_service: Some(args.max_nodes_out_of_service.clone()),
             node_pool_label: args.node_pool_label.clone().filter(|l| !l.is_empty()),
@@ -162,6 +174,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             event_trust: kube_healer_core::trust::EventTrust {
                 sources: non_empty(&args.trusted_event_sources),
                 namespaces: non_empty(&args.trusted_event_namespaces),
+            },
+            node_jobs: kube_healer_operator::act::job::JobsPlace {
+                namespace: args.jobs_namespace.clone(),
+                service_account: args.jobs_service_account.clone(),
             },
             clock_offset_seconds: args.test_clock_offset,
         };
@@ -197,6 +213,17 @@ fn default_identity() -> String {
 }
 
 /// The non-empty values of a comma-separated list.
+/// The protected namespaces as given, and the jobs namespace: a node job is the operator's own,
+/// never a pod a policy heals or a drain evicts.
+fn protected(given: &[String], jobs_namespace: &str) -> Vec<String> {
+    let mut namespaces = non_empty(given);
+    let jobs = jobs_namespace.trim();
+    if !jobs.is_empty() && !namespaces.iter().any(|n| n == jobs) {
+        namespaces.push(jobs.to_string());
+    }
+    namespaces
+}
+
 fn non_empty(values: &[String]) -> Vec<String> {
     values
         .iter()

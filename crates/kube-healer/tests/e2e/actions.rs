@@ -1,14 +1,13 @@
-//! The workload and node actions on the real cluster: Reschedule (the pod recreated on another
-//! node), RestartOwner (one rollout restart for several failing pods), RunJob (a Job pinned to a
-//! flapping node after its cordon), and a crash between the record and the API call (finished
-//! once after the restart). Drain is in drain.rs, a lost node's pods in lost_node.rs.
+//! The workload actions on the real cluster: Reschedule (the pod recreated on another node),
+//! RestartOwner (one rollout restart for several failing pods), and a crash between the record
+//! and the API call (finished once after the restart). Drain is in drain.rs, a lost node's pods
+//! in lost_node.rs, node jobs in node_jobs.rs.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
@@ -19,9 +18,7 @@ use kube_healer_testenv::{Scenario, nodes, scenario_pod, wait};
 use serde_json::json;
 
 use crate::support;
-use support::{
-    HEAL, Operator, create_policy, limits, node_event, now_rfc3339, phase_reason, records, selector,
-};
+use support::{HEAL, Operator, create_policy, limits, now_rfc3339, phase_reason, records, selector};
 
 /// This file's tests, run on the shared cluster by main.rs.
 pub fn tests() -> Vec<E2eTest> {
@@ -30,14 +27,6 @@ pub fn tests() -> Vec<E2eTest> {
         test(
             "restart_owner_restarts_the_deployment_once_for_its_failing_pods",
             restart_owner,
-        ),
-        test(
-            "a_node_job_is_subject_to_the_namespaces_pod_security",
-            job_pod_security,
-        ),
-        test(
-            "a_flapping_node_is_cordoned_then_gets_a_node_job",
-            flapping_node_job,
         ),
         test(
             "a_crash_between_record_and_call_is_finished_once_after_restart",
@@ -236,128 +225,6 @@ async fn restart_owner(ctx: Ctx) -> anyhow::Result<()> {
                 .get(kube_healer_api::RESTARTED_BY_ANNOTATION)
                 .is_some_and(|v| v.starts_with(&format!("{policy}@"))),
         "{annotations:?}"
-    );
-    Ok(())
-}
-
-async fn flapping_node_job(ctx: Ctx) -> anyhow::Result<()> {
-    let op = Operator::start(&ctx.cluster, "job", &["--policy-selector", &selector(&ctx)]).await?;
-    let node = ctx.name("flap");
-    nodes::add_owned_nodes(&ctx.client, std::slice::from_ref(&node), &ctx.id, HEAL).await?;
-    let ns = ctx.namespace("job").await?;
-    let policy = ctx.name("nightly");
-    create_policy(&ctx, &policy, json!({"target": {"kind": "Node", "selector": {"matchLabels": {OWNER_LABEL: ctx.id}}},
-        "conditions": [{"class": "NodeFlapping", "for": "1s"}],
-        "actions": [{"action": "Cordon", "escalateAfter": "1s"},
-            {"action": "RunJob", "runJob": {"namespace": ns, "activeDeadlineSeconds": 120,
-             "podSpec": {"containers": [{"name": "restart-runtime", "image": "registry.example/node-tools:1.0",
-                "command": ["sh", "-c", "systemctl restart containerd"]}]}}}],
-        "safety": {"maxUnhealthy": "100%", "cooldown": "1s", "maxConcurrent": 2, "rate": {"actions": 5, "per": "1m"}}})).await?;
-    for (reason, count) in [("NodeNotReady", 2), ("NodeReady", 2)] {
-        let message = format!("Node {node} status is now: {reason}");
-        node_event(&ctx.client, &node, reason, &message, count).await?;
-    }
-    let recs = match records(&ctx, &policy, 2).await {
-        Ok(r) => r,
-        Err(e) => anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30)),
-    };
-    let mut outcomes: Vec<(String, ActionPhase, String)> = recs
-        .iter()
-        .map(|r| {
-            (
-                r.spec.action.to_string(),
-                phase_reason(r).0,
-                r.status
-                    .as_ref()
-                    .and_then(|s| s.message.clone())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
-    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
-    ensure!(
-        outcomes.len() == 2
-            && outcomes[0].0 == "Cordon"
-            && outcomes[0].1 == ActionPhase::Succeeded
-            && outcomes[1].0 == "RunJob"
-            && outcomes[1].1 == ActionPhase::Succeeded
-            && outcomes[1].2.contains("completed"),
-        "{outcomes:?}"
-    );
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let list = jobs
-        .list(&ListParams::default().labels(&format!("{}={node}", kube_healer_api::NODE_LABEL)))
-        .await?;
-    ensure!(list.items.len() == 1, "one Job: {}", list.items.len());
-    let spec = list.items[0]
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.clone())
-        .context("pod spec")?;
-    ensure!(
-        spec.node_name.as_deref() == Some(node.as_str()) && spec.restart_policy.as_deref() == Some("Never"),
-        "{spec:?}"
-    );
-    let n = Api::<Node>::all(ctx.client.clone()).get(&node).await?;
-    ensure!(n.spec.and_then(|s| s.unschedulable) == Some(true), "not cordoned");
-    Ok(())
-}
-
-/// RunJob creates a Job, whose pods the Job controller creates: they pass the namespace's Pod
-/// Security admission like any pod. A privileged node job in a namespace enforcing the restricted
-/// profile never runs, and the record says it failed.
-async fn job_pod_security(ctx: Ctx) -> anyhow::Result<()> {
-    let _op = Operator::start(&ctx.cluster, "psa", &["--policy-selector", &selector(&ctx)]).await?;
-    let node = ctx.name("flap");
-    nodes::add_owned_nodes(&ctx.client, std::slice::from_ref(&node), &ctx.id, HEAL).await?;
-    let ns = ctx.namespace("psa").await?;
-    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(ctx.client.clone())
-        .patch(
-            &ns,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(
-                json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}),
-            ),
-        )
-        .await?;
-    let policy = ctx.name("privileged");
-    create_policy(&ctx, &policy, json!({"target": {"kind": "Node", "selector": {"matchLabels": {OWNER_LABEL: ctx.id}}},
-        "conditions": [{"class": "NodeFlapping", "for": "1s"}],
-        "actions": [{"action": "RunJob", "runJob": {"namespace": ns, "activeDeadlineSeconds": 10,
-             "podSpec": {"hostPID": true, "containers": [{"name": "nsenter", "image": "registry.example/node-tools:1.0",
-                "securityContext": {"privileged": true}, "command": ["nsenter", "-t", "1", "-m", "--", "true"]}]}}}],
-        "safety": {"maxUnhealthy": "100%", "maxConcurrent": 1, "rate": {"actions": 5, "per": "1m"}}})).await?;
-    for (reason, count) in [("NodeNotReady", 2), ("NodeReady", 2)] {
-        let message = format!("Node {node} status is now: {reason}");
-        node_event(&ctx.client, &node, reason, &message, count).await?;
-    }
-    let recs = records(&ctx, &policy, 1).await?;
-    ensure!(
-        phase_reason(&recs[0]).0 == ActionPhase::Failed,
-        "a job refused by Pod Security cannot succeed: {:?}",
-        recs[0].status
-    );
-    let events: Api<Event> = Api::namespaced(ctx.client.clone(), &ns);
-    let refusals: Vec<String> = events
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("FailedCreate"))
-        .filter_map(|e| e.message)
-        .collect();
-    ensure!(
-        refusals.iter().any(|m| m.contains("PodSecurity")),
-        "the Job controller's pods were refused by Pod Security: {refusals:?}"
-    );
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    ensure!(
-        pods.list(&ListParams::default()).await?.items.is_empty(),
-        "a privileged pod ran"
-    );
-    println!(
-        "    recorded: {:?}",
-        recs[0].status.as_ref().and_then(|s| s.message.clone())
     );
     Ok(())
 }

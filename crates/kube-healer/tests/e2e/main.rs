@@ -24,6 +24,7 @@ mod forged;
 mod ha;
 mod heal;
 mod lost_node;
+mod node_jobs;
 mod ownership;
 mod rate;
 mod recheck;
@@ -40,6 +41,7 @@ fn main() -> std::process::ExitCode {
         ha::tests(),
         heal::tests(),
         lost_node::tests(),
+        node_jobs::tests(),
         ownership::tests(),
         rate::tests(),
         recheck::tests(),

@@ -25,7 +25,7 @@ use std::time::Duration;
 #[allow(unused_imports)]
 pub use nodes::{PostedNodes, kernel_deadlock, node_event, ready, unmanaged_node};
 #[allow(unused_imports)]
-pub use operator::{CHART_NAMESPACE, Operator};
+pub use operator::{CHART_NAMESPACE, JOBS_NAMESPACE, JOBS_SERVICE_ACCOUNT, Operator};
 #[allow(unused_imports)]
 pub use pods::evicted_pod;
 #[allow(unused_imports)]

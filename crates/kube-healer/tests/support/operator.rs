@@ -147,16 +147,22 @@ impl Drop for Operator {
 /// The namespace of the chart's release in the e2e clusters: the operator runs as its
 /// ServiceAccount and elects its leader there.
 pub const CHART_NAMESPACE: &str = "kube-healer";
+/// Where the chart's release runs node jobs, and under which ServiceAccount (the operator's
+/// defaults too).
+pub const JOBS_NAMESPACE: &str = "kube-healer-jobs";
+pub const JOBS_SERVICE_ACCOUNT: &str = "kube-healer-node-jobs";
 
 /// The kubeconfig every e2e operator uses, once per cluster (one cluster per test binary).
 static CHART_IDENTITY: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
 
-/// The chart's ServiceAccount and RBAC (release kube-healer, RunJob permitted), and a kubeconfig
+/// The chart's ServiceAccount and RBAC (release kube-healer, node jobs on: their namespace
+/// kube-healer-jobs, privileged, and ServiceAccount kube-healer-node-jobs), and a kubeconfig
 /// impersonating that ServiceAccount: every e2e scenario runs with exactly the chart's
 /// permissions, and the harness fails the run if the API server refused any of the operator's
 /// requests (403 in its audit log).
 async fn chart_identity(cluster: &TestCluster) -> anyhow::Result<PathBuf> {
-    chart::operator_identity(cluster, "kube-healer", CHART_NAMESPACE, &["rbac.runJobs=true"]).await
+    let set = ["nodeJobs.enabled=true", "nodeJobs.podSecurity=privileged"];
+    chart::operator_identity(cluster, "kube-healer", CHART_NAMESPACE, &set).await
 }
 
 /// A GET of `http://host:port/path` on 127.0.0.1.
