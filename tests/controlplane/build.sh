@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the real control plane used by tests, benchmarks and the demo, from the Go module proxy:
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok and helm.
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok and helm; and promtool
+# for the chart's alert rules.
 #
 # Output: $KUBE_HEALER_TESTBIN, default ${XDG_CACHE_HOME:-~/.cache}/kube-healer/testbin/<versions>,
-# outside the repo and keyed by every version in versions.env, so a build happens once per machine.
+# outside the repo and keyed by the control plane's versions in versions.env, so a build happens once
+# per machine (promtool, checked by its version output, is rebuilt in place when its version changes).
 # Idempotent: a component whose binaries are present and report the right version is skipped.
 # Prints the directory holding the binaries as its last line.
 set -euo pipefail
@@ -89,6 +91,18 @@ else
     -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$k8s_minor" \
     helm.sh/helm/v3/cmd/helm
   check helm "$HELM_VERSION" version --short
+fi
+
+# promtool checks the chart's alert rules and runs their unit tests. Not in the directory's key:
+# like every binary here it is rebuilt when its version output differs from versions.env.
+IFS=. read -r prom_major prom_minor prom_patch <<< "${PROMETHEUS_VERSION#v}"
+if present promtool "version ${PROMETHEUS_VERSION#v}" --version; then
+  log "promtool $PROMETHEUS_VERSION: cached"
+else
+  log "promtool $PROMETHEUS_VERSION: building (module v0.${prom_major}$(printf %02d "$prom_minor").${prom_patch}; cold: about 5 min on 2 cores)"
+  build prometheus "-X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}" \
+    github.com/prometheus/prometheus/cmd/promtool
+  check promtool "version ${PROMETHEUS_VERSION#v}" --version
 fi
 
 # The stock kwok stages ship in kwok's module source; copy them next to the binaries.

@@ -25,6 +25,11 @@ pub struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResourceLabel {
     pub resource: String,
 }
@@ -61,6 +66,15 @@ pub struct Metrics {
     /// Events about nodes not taken as evidence, by why: written outside the trusted
     /// namespaces, or by no trusted source.
     pub events_ignored: Family<ReasonLabel, Counter>,
+    /// Targets whose latest decision on some policy is held, by the hold's reason (a correlated
+    /// cause, the cluster's disruption budget, a policy's rate ...), until they are acted on,
+    /// recover or go.
+    pub held_targets: Family<ReasonLabel, Gauge>,
+    /// Decisions that could not be recorded (the record's create failed): none is carried out
+    /// unrecorded; each is decided again later.
+    pub records_unwritten: Counter,
+    /// HealingPolicies by state: active, or refused (invalid, unreadable).
+    pub policies: Family<StateLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -137,6 +151,44 @@ impl Default for Metrics {
             "Policy conditions that held for their duration, by failure class",
             policy_due.clone(),
         );
+        let held_targets = Family::<ReasonLabel, Gauge>::default();
+        registry.register(
+            "held_targets",
+            "Targets whose latest decision is held, by the hold's reason",
+            held_targets.clone(),
+        );
+        let records_unwritten = Counter::default();
+        registry.register(
+            "records_unwritten",
+            "Decisions not carried out because their record could not be written",
+            records_unwritten.clone(),
+        );
+        let policies = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "policies",
+            "HealingPolicies by state (active, refused)",
+            policies.clone(),
+        );
+        // Series a dashboard or an alert reads are there from the start, at 0: a family with
+        // no series is not exported at all, and a missing series is no "0 refused".
+        for &class in kube_healer_api::FailureClass::ALL {
+            let class = Metrics::class(class);
+            findings.get_or_create(&class).set(0);
+            findings_due.get_or_create(&class);
+            policy_due.get_or_create(&class);
+        }
+        for reason in ["namespace", "source"] {
+            events_ignored.get_or_create(&Metrics::reason(reason));
+        }
+        for reason in [
+            kube_healer_api::reasons::BUDGET_EXCEEDED,
+            kube_healer_api::reasons::CORRELATED,
+        ] {
+            held_targets.get_or_create(&Metrics::reason(reason)).set(0);
+        }
+        for state in ["active", "refused"] {
+            policies.get_or_create(&Metrics::state(state)).set(0);
+        }
         Metrics {
             registry,
             findings,
@@ -152,6 +204,9 @@ impl Default for Metrics {
             watch_events,
             watch_errors,
             events_ignored,
+            held_targets,
+            records_unwritten,
+            policies,
         }
     }
 }
@@ -172,6 +227,18 @@ impl Metrics {
             action: action.as_str().into(),
             phase: format!("{phase:?}"),
             reason: reason.into(),
+        }
+    }
+
+    pub fn reason(reason: &str) -> ReasonLabel {
+        ReasonLabel {
+            reason: reason.to_string(),
+        }
+    }
+
+    pub fn state(state: &str) -> StateLabel {
+        StateLabel {
+            state: state.to_string(),
         }
     }
 

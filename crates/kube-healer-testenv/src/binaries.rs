@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use crate::error::{Error, Result, io};
 
 /// The directory holding kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd,
-/// kwok, helm and the stock kwok stages.
+/// kwok, helm, promtool and the stock kwok stages.
 #[derive(Clone, Debug)]
 pub struct Binaries {
     pub dir: PathBuf,
@@ -43,6 +43,7 @@ fn locate_uncached() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("KUBE_HEALER_TESTBIN").map(PathBuf::from)
         && dir.join("kube-apiserver").exists()
         && dir.join("kwok-stages").exists()
+        && dir.join("promtool").exists()
     {
         return Ok(dir);
     }

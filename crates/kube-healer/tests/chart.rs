@@ -138,14 +138,30 @@ fn jobs_pod_security(ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The CRD that `ServiceMonitor` objects need (the Prometheus Operator's), reduced to its name.
-const SERVICE_MONITOR_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+/// The CRDs that `ServiceMonitor` and `PrometheusRule` objects need (the Prometheus Operator's),
+/// reduced to their names.
+const PROMETHEUS_OPERATOR_CRDS: &str = r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
   name: servicemonitors.monitoring.coreos.com
 spec:
   group: monitoring.coreos.com
   names: {kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor, listKind: ServiceMonitorList}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: prometheusrules.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  names: {kind: PrometheusRule, plural: prometheusrules, singular: prometheusrule, listKind: PrometheusRuleList}
   scope: Namespaced
   versions:
     - name: v1
@@ -362,12 +378,12 @@ async fn install_upgrade_heal(ctx: Ctx) -> anyhow::Result<()> {
 
     // 3. Server-side dry run of the default and the everything-on renders, as another release.
     cluster.kubectl(&["create", "namespace", &format!("{ns}-dry")])?;
-    let sm = cluster.dir().join("servicemonitor-crd.yaml");
-    std::fs::write(&sm, SERVICE_MONITOR_CRD)?;
+    let sm = cluster.dir().join("prometheus-operator-crds.yaml");
+    std::fs::write(&sm, PROMETHEUS_OPERATOR_CRDS)?;
     cluster.kubectl(&["apply", "-f", &sm.display().to_string()])?;
-    wait::until("the ServiceMonitor CRD to serve", HEAL, || async {
+    wait::until("the Prometheus Operator's CRDs to serve", HEAL, || async {
         Ok(cluster
-            .kubectl(&["get", "servicemonitors", "-A"])
+            .kubectl(&["get", "servicemonitors,prometheusrules", "-A"])
             .ok()
             .map(|_| ()))
     })

@@ -68,6 +68,7 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
             return Handled::NotCarriedOut;
         }
         Begun::Failed(e) => {
+            io.metrics.records_unwritten.inc();
             tracing::warn!(record = %req.name, error = %e, "recording the decision failed: not acting now, deciding again later");
             return Handled::Unrecorded(Box::new(req));
         }

@@ -5,6 +5,7 @@
 //! value and sends nothing: the engine sends.
 
 mod disruption;
+mod holding;
 mod in_flight;
 mod request;
 mod seen;
@@ -30,6 +31,7 @@ use crate::store::Stores;
 use crate::target::Target;
 use disruption::SENT_COUNTS_FOR;
 pub use disruption::held_by_managed;
+pub use holding::Holding;
 use in_flight::InFlight;
 use request::Decided;
 use spent::Spent;
@@ -125,6 +127,8 @@ pub struct Gate {
     /// Each policy's recent actions by record, this replica's and those the records show: its
     /// rate, counted so that a restart or failover grants no fresh budget.
     spent: Spent,
+    /// Targets whose latest decision is held, and why.
+    pub holding: Holding,
 }
 
 impl Gate {
@@ -171,6 +175,13 @@ impl Gate {
             unsafe_for_target(spec, step, action, view, ctx.stores, &finding.subject, now)
         });
         budget.spend(&decision, now);
+        match &decision {
+            Decision::Hold { reason, .. } if *reason != reasons::MAX_CONCURRENT => {
+                self.holding.held(&due.policy, target, reason)
+            }
+            Decision::Wait { .. } => {}
+            _ => self.holding.released(&due.policy, target),
+        }
         let (decided, recheck) = match decision {
             Decision::Wait { until } => return Verdict::Recheck(Some(until)),
             Decision::Act {
@@ -294,6 +305,7 @@ impl Gate {
     /// A policy's failure cleared on a target: its ladder ends. Returns whether the policy had
     /// acted on it in that episode (what it changed may need reverting).
     pub fn recovered(&mut self, target: &Target, policy: &str) -> bool {
+        self.holding.released(policy, target);
         let mut acted = false;
         for mode in [Mode::Live, Mode::DryRun] {
             let key = LadderKey::new(policy, target, mode);
@@ -363,6 +375,7 @@ impl Gate {
             ladder.take_back(step, req.before);
         }
         self.held.retain(|h| h.policy != policy || h.target != target);
+        self.holding.released(policy, &target);
         self.spent.taken_back(policy, &req.name);
         target
     }
@@ -370,6 +383,7 @@ impl Gate {
     /// A policy is gone (or unreadable): nothing waits under it.
     pub fn forget_policy(&mut self, policy: &str) {
         self.waiting.remove(policy);
+        self.holding.policy_gone(policy);
     }
 
     /// Leadership was lost: the next leader decides on the waiting targets afresh (and this

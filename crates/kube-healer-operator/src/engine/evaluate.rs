@@ -154,7 +154,9 @@ impl Engine {
             managed: &|p: &str| self.policies.get(p).is_some(),
             episodes: &self.policies.episodes,
         };
-        match self.gate.decide(target, due, compiled, &ctx) {
+        let verdict = self.gate.decide(target, due, compiled, &ctx);
+        self.count_held();
+        match verdict {
             Verdict::Dispatch { request, recheck } => {
                 self.send(Work::Act(request));
                 recheck
@@ -167,7 +169,9 @@ impl Engine {
     /// A policy's failure cleared on a target: on a node, what the policy changed (a cordon, a
     /// taint) is reverted, if kube-healer made it.
     fn recovered(&mut self, target: &Target, policy: String) {
-        if !self.gate.recovered(target, &policy) || !self.is_leader {
+        let acted = self.gate.recovered(target, &policy);
+        self.count_held();
+        if !acted || !self.is_leader {
             return;
         }
         if let Target::Node(node) = target {
@@ -187,5 +191,15 @@ impl Engine {
         self.correlation.update(target, &[]);
         self.findings.clear(target, &self.metrics);
         self.timers.remove(target);
+        self.gate.holding.target_gone(target);
+        self.count_held();
+    }
+
+    /// The held targets gauge, by reason.
+    pub(super) fn count_held(&self) {
+        for (reason, count) in self.gate.holding.counts() {
+            let gauge = self.metrics.held_targets.get_or_create(&Metrics::reason(reason));
+            gauge.set(count);
+        }
     }
 }

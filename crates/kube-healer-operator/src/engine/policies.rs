@@ -8,6 +8,7 @@ use kube_healer_api::TargetKind;
 use kube_healer_core::view::Secs;
 
 use super::Engine;
+use crate::metrics::Metrics;
 use crate::policy::book::Taken;
 use crate::policy::{PolicyStatus, Unreadable, decode};
 use crate::store::Applied;
@@ -69,7 +70,9 @@ impl Engine {
             W::Delete(policy) => {
                 let name = policy.metadata.name.unwrap_or_default();
                 self.statuses.forget(&name);
+                self.count_policies();
                 self.gate.forget_policy(&name);
+                self.count_held();
                 if let Some(kind) = self.policies.remove(&name) {
                     tracing::info!(policy = %name, "policy removed");
                     self.keep_events_for_policies();
@@ -107,6 +110,7 @@ impl Engine {
             self.evaluate_kind(kind, now);
         }
         self.gate.forget_policy(&name);
+        self.count_held();
         let taken = self.statuses.taken(&name);
         self.write_status(PolicyStatus {
             name,
@@ -176,7 +180,9 @@ impl Engine {
     /// Keeps a policy's status and sends it to the writer if this replica leads and it differs
     /// from the last one sent.
     pub(super) fn write_status(&mut self, status: PolicyStatus) {
-        let Some(status) = self.statuses.update(status) else {
+        let update = self.statuses.update(status);
+        self.count_policies();
+        let Some(status) = update else {
             return;
         };
         let Some(tx) = &self.status_tx else { return };
@@ -186,5 +192,18 @@ impl Engine {
         if tx.send(status.clone()).is_ok() {
             self.statuses.sent(status);
         }
+    }
+
+    /// The policies gauge: active and refused, as their statuses say.
+    fn count_policies(&self) {
+        let (active, refused) = self.statuses.counts();
+        self.metrics
+            .policies
+            .get_or_create(&Metrics::state("active"))
+            .set(active);
+        self.metrics
+            .policies
+            .get_or_create(&Metrics::state("refused"))
+            .set(refused);
     }
 }

@@ -66,6 +66,12 @@ impl StatusBook {
         self.latest.values().cloned().collect()
     }
 
+    /// Policies known, as (active, refused).
+    pub fn counts(&self) -> (i64, i64) {
+        let refused = self.latest.values().filter(|s| s.validity.is_err()).count() as i64;
+        (self.latest.len() as i64 - refused, refused)
+    }
+
     pub fn forget(&mut self, policy: &str) {
         self.latest.remove(policy);
         self.sent.remove(policy);

@@ -9,6 +9,7 @@ mod debounce;
 mod episodes;
 mod gates;
 mod holds;
+mod measured;
 mod storm;
 mod sync;
 mod takeover;
@@ -42,6 +43,24 @@ pub fn engine() -> (Engine, ManualClock) {
     let clock = ManualClock::at(T0);
     let engine = Engine::new(Arc::new(Metrics::default()), tx).with_clock(clock.clone());
     (engine, clock)
+}
+
+/// Like [`acting`], with the engine's metrics.
+pub fn acting_measured() -> (
+    Engine,
+    ManualClock,
+    tokio::sync::mpsc::UnboundedReceiver<Work>,
+    Arc<Metrics>,
+) {
+    let (tx, work) = tokio::sync::mpsc::unbounded_channel();
+    let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (synced, _) = tokio::sync::watch::channel(Synced::default());
+    let clock = ManualClock::at(T0);
+    let metrics = Arc::new(Metrics::default());
+    let e = Engine::new(metrics.clone(), synced)
+        .with_clock(clock.clone())
+        .with_executor(tx, done_rx);
+    (e, clock, work, metrics)
 }
 
 /// An engine on a manual clock, at T0, sending its work to the returned receiver.

@@ -25,6 +25,7 @@ mod ha;
 mod heal;
 mod lost_node;
 mod node_jobs;
+mod observability;
 mod ownership;
 mod rate;
 mod recheck;
@@ -42,6 +43,7 @@ fn main() -> std::process::ExitCode {
         heal::tests(),
         lost_node::tests(),
         node_jobs::tests(),
+        observability::tests(),
         ownership::tests(),
         rate::tests(),
         recheck::tests(),
