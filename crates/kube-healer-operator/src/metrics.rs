@@ -174,11 +174,11 @@ impl Default for Metrics {
         for &class in kube_healer_api::FailureClass::ALL {
             let class = Metrics::class(class);
             findings.get_or_create(&class).set(0);
-            findings_due.get_or_create(&class);
-            policy_due.get_or_create(&class);
+            findings_due.get_or_create(&class).inc_by(0);
+            policy_due.get_or_create(&class).inc_by(0);
         }
         for reason in ["namespace", "source"] {
-            events_ignored.get_or_create(&Metrics::reason(reason));
+            events_ignored.get_or_create(&Metrics::reason(reason)).inc_by(0);
         }
         for reason in [
             kube_healer_api::reasons::BUDGET_EXCEEDED,
