@@ -34,6 +34,17 @@ pub struct ResourceLabel {
     pub resource: String,
 }
 
+/// The resources the operator watches, as its metrics name them.
+pub const WATCHED: [&str; 7] = [
+    "pods",
+    "nodes",
+    "events",
+    "leases",
+    "namespaces",
+    "healingpolicies",
+    "healingactions",
+];
+
 /// Every metric the operator exports, registered once.
 pub struct Metrics {
     pub registry: Registry,
@@ -177,6 +188,13 @@ impl Default for Metrics {
             findings_due.get_or_create(&class).inc_by(0);
             policy_due.get_or_create(&class).inc_by(0);
         }
+        for resource in ["pods", "nodes", "events"] {
+            store_objects.get_or_create(&Metrics::resource(resource)).set(0);
+        }
+        for resource in WATCHED {
+            watch_events.get_or_create(&Metrics::resource(resource)).inc_by(0);
+            watch_errors.get_or_create(&Metrics::resource(resource)).inc_by(0);
+        }
         for reason in ["namespace", "source"] {
             events_ignored.get_or_create(&Metrics::reason(reason)).inc_by(0);
         }
@@ -253,5 +271,31 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every family is exported from the start (a family without series is not exported at
+    /// all), except the decisions by action, phase and reason, which the first one makes; and
+    /// the watched resources are those whose listing decisions wait for.
+    #[test]
+    fn every_family_is_exported_from_the_start() {
+        let metrics = Metrics::default();
+        let text = metrics.encode();
+        let exported = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+        let registered = format!("{:?}", metrics.registry).matches("name: \"").count();
+        assert!(registered >= 16, "{registered}");
+        assert_eq!(exported, registered - 1, "{text}");
+        assert!(!text.contains("# TYPE kube_healer_actions counter"));
+        let mut synced = crate::store::Synced::default();
+        for resource in WATCHED {
+            assert!(synced.flag(resource).is_some(), "{resource}");
+            assert!(text.contains(&format!(
+                "kube_healer_watch_errors_total{{resource=\"{resource}\"}} 0"
+            )));
+        }
     }
 }

@@ -45,8 +45,28 @@ enum Command {
     Classify(cmd::classify::Args),
 }
 
+/// The kubectl plugin's name: `kubectl healer ...` runs `kubectl-healer` from PATH (a link to
+/// this binary).
+const PLUGIN: &str = "kubectl-healer";
+
+/// The command line, named as it was invoked: `kubectl healer` when run as the kubectl plugin,
+/// so that usage and errors show what the user typed.
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let invoked = std::env::args_os().next().map(std::path::PathBuf::from);
+    let as_plugin = invoked
+        .as_deref()
+        .and_then(|p| p.file_stem())
+        .is_some_and(|n| n == PLUGIN);
+    let mut command = Cli::command();
+    if as_plugin {
+        command = command.name(PLUGIN).bin_name("kubectl healer");
+    }
+    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     let result = match cli.command {
         Command::Crd(args) => cmd::crd::run(args),
         Command::Run(args) => cmd::run::run(*args),
