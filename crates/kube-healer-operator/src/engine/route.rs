@@ -131,3 +131,15 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The resources the metrics name are those whose listing decisions wait for.
+    #[test]
+    fn the_watched_resources_are_those_decisions_wait_for() {
+        let mut synced = crate::store::Synced::default();
+        for resource in crate::metrics::WATCHED {
+            assert!(synced.flag(resource).is_some(), "{resource}");
+        }
+    }
+}
