@@ -13,7 +13,7 @@ use crate::duration::Duration;
 macro_rules! action_kinds {
     ($($(#[doc = $doc:literal])* $name:ident: [$($kind:ident),*],)*) => {
         /// What a ladder step does. On pods: Event, Evict, Delete, ForceDelete, Reschedule,
-        /// RestartOwner. On nodes: Event, Cordon, Taint, Drain, RunJob, OutOfService.
+        /// RestartOwner. On nodes: Event, Cordon, Taint, Drain, RunJob, OutOfService, Remediate.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
         #[schemars(extend("maxLength" = 16))]
         pub enum ActionKind {
@@ -69,6 +69,10 @@ action_kinds! {
     /// `outOfService.leaseExpiredFor` and it has been unreachable for
     /// `outOfService.unreachableFor`. Removed when the node is Ready again.
     OutOfService: [Node],
+    /// Hand the node to an external remediator through NodeHealthCheck's contract: a remediation
+    /// resource made from `remediate.template`, followed to its Succeeded condition, deleted
+    /// when the node has recovered.
+    Remediate: [Node],
 }
 
 impl ActionKind {
@@ -106,13 +110,16 @@ impl fmt::Display for ActionKind {
 #[x_kube(validation = params_rule("drain", ActionKind::Drain))]
 #[x_kube(validation = params_rule("runJob", ActionKind::RunJob))]
 #[x_kube(validation = params_rule("outOfService", ActionKind::OutOfService))]
+#[x_kube(validation = params_rule("remediate", ActionKind::Remediate))]
+#[x_kube(validation = Rule::new("self.action != 'Remediate' || has(self.remediate)")
+    .message("action Remediate needs remediate: {template: {apiVersion, kind, name, namespace}}, a remediation template such as Self Node Remediation's"))]
 #[x_kube(validation = Rule::new("self.action != 'Taint' || has(self.taint)")
     .message("action Taint needs taint: {key, effect}, for example {key: kube-healer/unhealthy, effect: NoSchedule}"))]
 #[x_kube(validation = Rule::new("self.action != 'RunJob' || has(self.runJob)")
     .message("action RunJob needs runJob: {nodeJob: <name of a NodeJob>}"))]
 pub struct HealingStep {
     /// The action of this step. Pods: Event, Evict, Delete, ForceDelete, Reschedule, RestartOwner.
-    /// Nodes: Event, Cordon, Taint, Drain, RunJob, OutOfService.
+    /// Nodes: Event, Cordon, Taint, Drain, RunJob, OutOfService, Remediate.
     pub action: ActionKind,
     /// How long the failure may persist after this step acted before the next step runs
     /// (default 10m). On the last step it is the wait before the step is tried again, within
@@ -143,6 +150,9 @@ pub struct HealingStep {
     /// Parameters of OutOfService: the evidence that the node is shut down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub out_of_service: Option<OutOfServiceParams>,
+    /// Parameters of Remediate (required for it): the remediation template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediate: Option<crate::remediate::RemediateParams>,
 }
 
 fn params_rule(field: &str, action: ActionKind) -> Rule {
@@ -166,6 +176,7 @@ impl HealingStep {
             drain: None,
             run_job: None,
             out_of_service: None,
+            remediate: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod node_job;
 pub mod policy;
 pub mod reasons;
 pub mod record;
+pub mod remediate;
 mod schema;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -37,6 +38,9 @@ pub const OPT_OUT_ANNOTATION: &str = "healing.kubehealer.io/opt-out";
 /// reverted on recovery.
 pub const CORDONED_BY_ANNOTATION: &str = "healing.kubehealer.io/cordoned-by";
 pub const TAINTED_BY_ANNOTATION: &str = "healing.kubehealer.io/tainted-by";
+/// On nodes kube-healer handed to a remediator: `policy=apiVersion/Kind/namespace` entries, one
+/// per remediation resource, deleted when the node has recovered.
+pub const REMEDIATED_BY_ANNOTATION: &str = "healing.kubehealer.io/remediated-by";
 
 /// The taint Reschedule's `avoidNode` puts on the pod's node so that its replacement lands
 /// elsewhere; its value is the Unix time (seconds) after which kube-healer removes it.

@@ -7,6 +7,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
+use crate::holders::held_by;
+pub use crate::holders::{cordon_owners, remediation_owners, taint_owners};
 use crate::view::{
     ContainerState, ContainerView, EventView, Labels, LeaseView, NodeCondition, NodeView, ObjectKey,
     OwnerKind, PodCondition, PodPhase, PodView, Secs, Shared, Stamp, Status, StatusReason, Uid,
@@ -77,47 +79,6 @@ pub fn micro_secs(t: &MicroTime) -> Secs {
 
 fn non_empty(s: Option<&String>) -> Option<&str> {
     s.map(String::as_str).filter(|s| !s.is_empty())
-}
-
-/// The policies whose cordon a node carries: kube-healer's cordoned-by annotation, a set of
-/// policy names separated by commas (one name, as earlier versions wrote it, is a set of one).
-/// Several policies may hold one cordon; it is lifted only when none of them needs it.
-pub fn cordon_owners(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Vec<&str> {
-    annotations
-        .and_then(|a| a.get(kube_healer_api::CORDONED_BY_ANNOTATION))
-        .map(|v| v.split(',').map(str::trim).filter(|p| !p.is_empty()).collect())
-        .unwrap_or_default()
-}
-
-/// The taints kube-healer put on a node and the policies holding each: its tainted-by
-/// annotation, entries `policy=key:effect` separated by commas. A taint is removed only when no
-/// entry holds it any more.
-pub fn taint_owners(
-    annotations: Option<&std::collections::BTreeMap<String, String>>,
-) -> Vec<(&str, &str, &str)> {
-    let Some(marker) = annotations.and_then(|a| a.get(kube_healer_api::TAINTED_BY_ANNOTATION)) else {
-        return Vec::new();
-    };
-    marker
-        .split(',')
-        .filter_map(|entry| {
-            let (policy, taint) = entry.trim().split_once('=')?;
-            let (key, effect) = taint.rsplit_once(':')?;
-            (!policy.is_empty()).then_some((policy, key, effect))
-        })
-        .collect()
-}
-
-/// The policies named by kube-healer's cordoned-by and tainted-by annotations.
-fn held_by(
-    annotations: Option<&std::collections::BTreeMap<String, String>>,
-    interner: &mut Interner,
-) -> Box<[Shared]> {
-    let mut policies: Vec<&str> = cordon_owners(annotations);
-    policies.extend(taint_owners(annotations).into_iter().map(|(p, _, _)| p));
-    policies.sort_unstable();
-    policies.dedup();
-    policies.into_iter().map(|p| interner.str(p)).collect()
 }
 
 fn opted_out(annotations: Option<&std::collections::BTreeMap<String, String>>) -> bool {

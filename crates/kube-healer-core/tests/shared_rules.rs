@@ -427,6 +427,27 @@ fn a_cordon_and_a_taint_may_be_held_by_several_policies() {
     assert!(cordon_owners(None).is_empty() && taint_owners(None).is_empty());
 }
 
+/// A node handed to a remediator is held by the policy that did it (counted out of service, let
+/// go when its failure is over), and the annotation names each remediation resource to delete.
+#[test]
+fn a_remediated_node_is_held_by_the_policy_that_handed_it_over() {
+    use kube_healer_core::convert::remediation_owners;
+    let annotations: std::collections::BTreeMap<String, String> = [(
+        kube_healer_api::REMEDIATED_BY_ANNOTATION.to_string(),
+        "reboot=self-node-remediation.medik8s.io/v1alpha1/SelfNodeRemediation/medik8s,broken".to_string(),
+    )]
+    .into();
+    let owners = remediation_owners(Some(&annotations));
+    assert_eq!(owners.len(), 1, "an entry that does not parse is left out");
+    assert_eq!(owners[0].0, "reboot");
+    assert_eq!(owners[0].1.kind, "SelfNodeRemediation");
+    let mut n = node("m", "a", json!([]));
+    n.metadata.annotations = Some(annotations);
+    let view = node_view(&n, &mut Interner::default()).unwrap();
+    let held: Vec<&str> = view.held_by.iter().map(|p| &**p).collect();
+    assert_eq!(held, ["reboot"]);
+}
+
 fn unsafe_(message: &str) -> kube_healer_core::decide::Unsafe {
     kube_healer_core::decide::Unsafe {
         message: message.into(),

@@ -345,6 +345,18 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "runJob no longer takes a pod spec: node jobs are defined by the cluster admin as NodeJob resources",
         ),
         (
+            "Remediate without a template",
+            node("conditions: [{class: PLEGUnhealthy}]\nactions: [{action: Remediate}]"),
+            "action Remediate needs remediate: {template: {apiVersion, kind, name, namespace}}",
+        ),
+        (
+            "Remediate naming a remediation, not its template",
+            node(
+                "conditions: [{class: PLEGUnhealthy}]\nactions: [{action: Remediate, remediate: {template: {apiVersion: self-node-remediation.medik8s.io/v1alpha1, kind: SelfNodeRemediation, name: a, namespace: medik8s}}}]",
+            ),
+            "kind must be a remediation template's, ending in Template",
+        ),
+        (
             "invalid NodeJob name",
             node(
                 "conditions: [{class: NodeNotReady}]\nactions: [{action: RunJob, runJob: {nodeJob: Bad_Name}}]",

@@ -2,7 +2,7 @@
 //! ValidatingAdmissionPolicy, applied as the chart renders them. Alice (group team-a) holds the
 //! chart's edit role: she may write policies, but each risky one is refused with a message that
 //! names its rule (a node job, kube-system, a drain, every node, a NoExecute taint, a force
-//! delete), while a plain one is stored. Bob, in the admin group with the same role, may create
+//! delete, a remediation), while a plain one is stored. Bob, in the admin group with the same role, may create
 //! every one of them. NodeJobs, what RunJob may run, are the admin role's alone: alice may not
 //! define one, bob may, and a definition that names its own ServiceAccount or node is refused.
 //! The view role aggregates into the built-in view role.
@@ -79,6 +79,12 @@ fn risky() -> Vec<(&'static str, serde_json::Value)> {
             "force-deletes",
             json!({"target": {"kind": "Pod", "namespaces": {"include": ["team-a"]}},
             "conditions": [{"class": "StuckTerminating"}], "actions": [{"action": "ForceDelete"}]}),
+        ),
+        (
+            "remediations",
+            json!({"target": pools, "conditions": oom,
+            "actions": [{"action": "Remediate", "remediate": {"template": {"apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
+                "kind": "SelfNodeRemediationTemplate", "name": "automatic", "namespace": "medik8s"}}}]}),
         ),
     ]
 }
@@ -199,7 +205,7 @@ async fn authors(ctx: Ctx) -> anyhow::Result<()> {
     )
     .await?;
     println!(
-        "    bob (kube-healer-admins) created all 6; alice's plain policy stored, its risky update refused"
+        "    bob (kube-healer-admins) created all 7; alice's plain policy stored, its risky update refused"
     );
     Ok(())
 }

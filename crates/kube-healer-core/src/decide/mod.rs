@@ -213,7 +213,8 @@ pub fn takes_node_out_of_service(action: ActionKind) -> bool {
         | ActionKind::Taint
         | ActionKind::Drain
         | ActionKind::RunJob
-        | ActionKind::OutOfService => true,
+        | ActionKind::OutOfService
+        | ActionKind::Remediate => true,
         ActionKind::Event
         | ActionKind::Evict
         | ActionKind::Delete

@@ -8,10 +8,11 @@ use kube_healer_api::ActionKind;
 use kube_healer_api::node_job::MAX_DEADLINE_SECONDS;
 use kube_healer_api::reasons;
 use kube_healer_api::record::ActionPhase;
+use kube_healer_api::remediate::RemediateParams;
 
 use crate::act::failure::missing;
 use crate::act::job::JobsPlace;
-use crate::act::{Outcome, drain, job, node, pod, reschedule, restart};
+use crate::act::{Outcome, drain, job, node, pod, remediate, reschedule, restart};
 use crate::clock::Clock;
 use crate::protocol::{ActionRequest, Leading};
 
@@ -57,6 +58,10 @@ pub async fn carry_out(
             None => missing("runJob"),
         },
         ActionKind::OutOfService => node::taint(client, spec, &node::out_of_service()).await,
+        ActionKind::Remediate => match &step.remediate {
+            Some(params) => remediate::remediate(client, spec, params, leading).await,
+            None => missing("remediate"),
+        },
     }
 }
 
@@ -67,7 +72,8 @@ pub fn takes_long(action: ActionKind) -> bool {
         | ActionKind::Reschedule
         | ActionKind::RestartOwner
         | ActionKind::Drain
-        | ActionKind::RunJob => true,
+        | ActionKind::RunJob
+        | ActionKind::Remediate => true,
         ActionKind::Event
         | ActionKind::Delete
         | ActionKind::ForceDelete
@@ -100,6 +106,10 @@ pub fn longest(req: &ActionRequest) -> Option<Duration> {
             .map_or(drain::DEFAULT_TIMEOUT, |t| t.as_std()),
         // The definition is read only when the Job is created: the longest a NodeJob may run.
         ActionKind::RunJob => Duration::from_secs(MAX_DEADLINE_SECONDS as u64 + 60),
+        ActionKind::Remediate => step
+            .remediate
+            .as_ref()
+            .map_or(RemediateParams::DEFAULT_TIMEOUT, |r| r.timeout()),
         ActionKind::Event
         | ActionKind::Delete
         | ActionKind::ForceDelete
@@ -120,7 +130,8 @@ pub fn removes_target(action: ActionKind) -> bool {
         | ActionKind::Taint
         | ActionKind::Drain
         | ActionKind::RunJob
-        | ActionKind::OutOfService => false,
+        | ActionKind::OutOfService
+        | ActionKind::Remediate => false,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod node;
 mod outcome;
 pub mod pod;
 mod recheck;
+pub mod remediate;
 pub mod reschedule;
 pub mod restart;
 

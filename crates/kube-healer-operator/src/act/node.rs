@@ -1,4 +1,4 @@
-//! Cordon and Taint, and their revert. kube-healer marks what it changed with annotations naming
+//! Cordon and Taint, and the revert of what a policy holds on a node (Remediate's resources too). kube-healer marks what it changed with annotations naming
 //! the policies that hold it, and reverts only that: a node cordoned by a person stays cordoned,
 //! and a cordon or taint several policies hold is lifted only when the last of them lets go.
 
@@ -13,9 +13,11 @@ use kube_healer_api::{
 };
 use serde_json::json;
 
-use kube_healer_core::convert::{cordon_owners, taint_owners};
+use kube_healer_api::REMEDIATED_BY_ANNOTATION;
+use kube_healer_api::remediate::RemediationRef;
+use kube_healer_core::convert::{cordon_owners, remediation_owners, taint_owners};
 
-use crate::act::Outcome;
+use crate::act::{Outcome, remediate};
 use crate::retry::{self, Backoff};
 
 /// Succeeded with the change made, or with nothing to change (`unchanged`), or failed.
@@ -41,7 +43,7 @@ fn failed(e: kube::Error) -> Outcome {
 
 /// Patches a node read just before, with its resourceVersion: a concurrent change makes the
 /// API server answer 409 and the change is tried again on the fresh node (at most 5 times).
-async fn update_node<F>(
+pub(crate) async fn update_node<F>(
     client: &Client,
     name: &str,
     uid: Option<&str>,
@@ -183,10 +185,49 @@ pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParam
 /// The policy lets go of the node: its hold on the cordon and on taints comes off, and what no
 /// other policy holds any more is undone (only what kube-healer made).
 pub async fn revert(client: &Client, recorder: &Recorder, policy: &str, node: &str) {
+    // The remediation resources the policy made for the node go first; the node keeps naming
+    // those that could not be deleted.
+    let nodes: Api<Node> = Api::all(client.clone());
+    let (current, _) = retry::call(Backoff::ACTION, "get node", || nodes.get_opt(node)).await;
+    let handed: Vec<RemediationRef> = current
+        .ok()
+        .flatten()
+        .map(|n| {
+            let owners = remediation_owners(n.metadata.annotations.as_ref());
+            owners
+                .into_iter()
+                .filter(|(p, _)| *p == policy)
+                .map(|(_, r)| r)
+                .collect()
+        })
+        .unwrap_or_default();
+    let standing = remediate::release(client, policy, node, &handed).await;
     let result = update_node(client, node, None, |n| {
         let annotations = n.metadata.annotations.as_ref();
         let mut patch = json!({"metadata": {"annotations": {}}});
         let mut undone = Vec::new();
+        let remediations = remediation_owners(annotations);
+        if remediations
+            .iter()
+            .any(|(p, r)| *p == policy && !standing.contains(r))
+        {
+            let kept: Vec<String> = remediations
+                .iter()
+                .filter(|(p, r)| *p != policy || standing.contains(r))
+                .map(|(p, r)| r.entry(p))
+                .collect();
+            patch["metadata"]["annotations"][REMEDIATED_BY_ANNOTATION] = if kept.is_empty() {
+                serde_json::Value::Null
+            } else {
+                json!(kept.join(","))
+            };
+            for (_, r) in remediations
+                .iter()
+                .filter(|(p, r)| *p == policy && !standing.contains(r))
+            {
+                undone.push(format!("deleted its {} in {}", r.kind, r.namespace));
+            }
+        }
         let owners = cordon_owners(annotations);
         if owners.contains(&policy) {
             let rest: Vec<&str> = owners.into_iter().filter(|p| *p != policy).collect();

@@ -29,6 +29,7 @@ mod observability;
 mod ownership;
 mod rate;
 mod recheck;
+mod remediate;
 mod returns;
 
 use kube_healer_testenv::ClusterOptions;
@@ -47,6 +48,7 @@ fn main() -> std::process::ExitCode {
         ownership::tests(),
         rate::tests(),
         recheck::tests(),
+        remediate::tests(),
         returns::tests(),
     ]
     .into_iter()

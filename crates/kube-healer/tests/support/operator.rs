@@ -161,7 +161,14 @@ static CHART_IDENTITY: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::c
 /// permissions, and the harness fails the run if the API server refused any of the operator's
 /// requests (403 in its audit log).
 async fn chart_identity(cluster: &TestCluster) -> anyhow::Result<PathBuf> {
-    let set = ["nodeJobs.enabled=true", "nodeJobs.podSecurity=privileged"];
+    let set = [
+        "nodeJobs.enabled=true",
+        "nodeJobs.podSecurity=privileged",
+        // Remediate, on the Self Node Remediation-shaped CRDs of e2e/remediate.rs.
+        "remediation.resources[0].apiGroup=self-node-remediation.medik8s.io",
+        "remediation.resources[0].templates={selfnoderemediationtemplates}",
+        "remediation.resources[0].resources={selfnoderemediations}",
+    ];
     chart::operator_identity(cluster, "kube-healer", CHART_NAMESPACE, &set).await
 }
 

@@ -1,0 +1,61 @@
+//! Who holds a node, from kube-healer's own annotations on it: the policies whose cordon it
+//! carries, the taints each put on it, and the remediation resources each handed it to. The node
+//! itself is the truth, so that a restart or a failover counts the nodes held out of service, and
+//! lets go of them, from what the cluster shows.
+
+use std::collections::BTreeMap;
+
+use kube_healer_api::remediate::RemediationRef;
+
+use crate::convert::Interner;
+use crate::view::Shared;
+
+/// The policies whose cordon a node carries: kube-healer's cordoned-by annotation, a set of
+/// policy names separated by commas (one name, as earlier versions wrote it, is a set of one).
+/// Several policies may hold one cordon; it is lifted only when none of them needs it.
+pub fn cordon_owners(annotations: Option<&BTreeMap<String, String>>) -> Vec<&str> {
+    annotations
+        .and_then(|a| a.get(kube_healer_api::CORDONED_BY_ANNOTATION))
+        .map(|v| v.split(',').map(str::trim).filter(|p| !p.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// The taints kube-healer put on a node and the policies holding each: its tainted-by
+/// annotation, entries `policy=key:effect` separated by commas. A taint is removed only when no
+/// entry holds it any more.
+pub fn taint_owners(annotations: Option<&BTreeMap<String, String>>) -> Vec<(&str, &str, &str)> {
+    let Some(marker) = annotations.and_then(|a| a.get(kube_healer_api::TAINTED_BY_ANNOTATION)) else {
+        return Vec::new();
+    };
+    marker
+        .split(',')
+        .filter_map(|entry| {
+            let (policy, taint) = entry.trim().split_once('=')?;
+            let (key, effect) = taint.rsplit_once(':')?;
+            (!policy.is_empty()).then_some((policy, key, effect))
+        })
+        .collect()
+}
+
+/// The policies that hold a node through kube-healer's cordoned-by, tainted-by and
+/// remediated-by annotations.
+pub(crate) fn held_by(
+    annotations: Option<&BTreeMap<String, String>>,
+    interner: &mut Interner,
+) -> Box<[Shared]> {
+    let mut policies: Vec<&str> = cordon_owners(annotations);
+    policies.extend(taint_owners(annotations).into_iter().map(|(p, _, _)| p));
+    policies.extend(remediation_owners(annotations).into_iter().map(|(p, _)| p));
+    policies.sort_unstable();
+    policies.dedup();
+    policies.into_iter().map(|p| interner.str(p)).collect()
+}
+
+/// The remediation resources kube-healer handed the node to, and the policy of each: its
+/// remediated-by annotation, entries `policy=apiVersion/Kind/namespace` separated by commas.
+pub fn remediation_owners(annotations: Option<&BTreeMap<String, String>>) -> Vec<(&str, RemediationRef)> {
+    annotations
+        .and_then(|a| a.get(kube_healer_api::REMEDIATED_BY_ANNOTATION))
+        .map(|v| v.split(',').filter_map(RemediationRef::parse).collect())
+        .unwrap_or_default()
+}
