@@ -150,8 +150,22 @@ impl Drop for Reaper {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the component to take).
+/// A free TCP port on 127.0.0.1 (bound, then released for the component to take), below the
+/// kernel's ephemeral range: a port the kernel handed out (port 0) goes back to that range when
+/// released, and an outgoing connection (kube-apiserver's own to etcd, say) may take it before
+/// the component listens on it ("bind: address already in use", seen in a full run).
 pub fn free_port() -> Result<u16> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, to) = (10_000u16, low.max(10_001));
+    for _ in 0..200 {
+        let port = fastrand::u16(from..to);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
     Ok(listener.local_addr().map_err(io("reading a bound port"))?.port())
 }
