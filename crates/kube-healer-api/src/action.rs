@@ -9,11 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::class::TargetKind;
 use crate::duration::Duration;
+pub use crate::node_job::RunJobParams;
 
 macro_rules! action_kinds {
     ($($(#[doc = $doc:literal])* $name:ident: [$($kind:ident),*],)*) => {
         /// What a ladder step does. On pods: Event, Evict, Delete, ForceDelete, Reschedule,
-        /// RestartOwner. On nodes: Event, Cordon, Taint, Drain, RunJob, OutOfService, Remediate.
+        /// RestartOwner. On nodes: Event, Cordon, Taint, Drain, RunJob, OutOfService, Remediate,
+        /// Replace.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
         #[schemars(extend("maxLength" = 16))]
         pub enum ActionKind {
@@ -73,6 +75,9 @@ action_kinds! {
     /// resource made from `remediate.template`, followed to its Succeeded condition, deleted
     /// when the node has recovered.
     Remediate: [Node],
+    /// Have the node's machine replaced by its owner: a Karpenter NodeClaim deleted, a Cluster
+    /// API Machine marked for remediation (or deleted); waits for the node to go.
+    Replace: [Node],
 }
 
 impl ActionKind {
@@ -111,6 +116,7 @@ impl fmt::Display for ActionKind {
 #[x_kube(validation = params_rule("runJob", ActionKind::RunJob))]
 #[x_kube(validation = params_rule("outOfService", ActionKind::OutOfService))]
 #[x_kube(validation = params_rule("remediate", ActionKind::Remediate))]
+#[x_kube(validation = params_rule("replace", ActionKind::Replace))]
 #[x_kube(validation = Rule::new("self.action != 'Remediate' || has(self.remediate)")
     .message("action Remediate needs remediate: {template: {apiVersion, kind, name, namespace}}, a remediation template such as Self Node Remediation's"))]
 #[x_kube(validation = Rule::new("self.action != 'Taint' || has(self.taint)")
@@ -119,7 +125,7 @@ impl fmt::Display for ActionKind {
     .message("action RunJob needs runJob: {nodeJob: <name of a NodeJob>}"))]
 pub struct HealingStep {
     /// The action of this step. Pods: Event, Evict, Delete, ForceDelete, Reschedule, RestartOwner.
-    /// Nodes: Event, Cordon, Taint, Drain, RunJob, OutOfService, Remediate.
+    /// Nodes: Event, Cordon, Taint, Drain, RunJob, OutOfService, Remediate, Replace.
     pub action: ActionKind,
     /// How long the failure may persist after this step acted before the next step runs
     /// (default 10m). On the last step it is the wait before the step is tried again, within
@@ -153,6 +159,9 @@ pub struct HealingStep {
     /// Parameters of Remediate (required for it): the remediation template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remediate: Option<crate::remediate::RemediateParams>,
+    /// Parameters of Replace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<crate::replace::ReplaceParams>,
 }
 
 fn params_rule(field: &str, action: ActionKind) -> Rule {
@@ -177,6 +186,7 @@ impl HealingStep {
             run_job: None,
             out_of_service: None,
             remediate: None,
+            replace: None,
         }
     }
 
@@ -305,61 +315,6 @@ pub struct DrainParams {
     /// emptyDir data is lost (default false: they are left on the node and named in the record).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_emptydir_data: bool,
-}
-
-/// A node job pinned to the node: the policy names one of the NodeJobs the cluster admin
-/// defined, and nothing else. The fields that once carried a pod spec of the policy's own are
-/// declared only so that the API server can refuse them with a way forward.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.podSpec) && !has(self.__namespace__) && !has(self.activeDeadlineSeconds) && !has(self.ttlSecondsAfterFinished)")
-    .message("runJob no longer takes a pod spec: node jobs are defined by the cluster admin as NodeJob resources (kubectl get nodejobs). Move podSpec, activeDeadlineSeconds and ttlSecondsAfterFinished into a NodeJob and name it here: runJob: {nodeJob: <name>} (README, Node jobs)"))]
-#[x_kube(validation = Rule::new("has(self.nodeJob)")
-    .message("runJob needs nodeJob: the name of a NodeJob the cluster admin defined (kubectl get nodejobs)"))]
-pub struct RunJobParams {
-    /// The NodeJob to run (cluster-scoped, defined by the cluster admin).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$')")
-        .message("must be a NodeJob's name (lowercase letters, digits, '-' and '.')"))]
-    #[schemars(length(min = 1, max = 253))]
-    pub node_job: String,
-    /// Removed (refused by the API server): the Job's namespace is the operator's jobs namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// Removed (refused by the API server): the pod spec belongs in a NodeJob.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::removed_object")]
-    pub pod_spec: Option<serde_json::Value>,
-    /// Removed (refused by the API server): set on the NodeJob.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_deadline_seconds: Option<i64>,
-    /// Removed (refused by the API server): set on the NodeJob.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl_seconds_after_finished: Option<i32>,
-}
-
-impl RunJobParams {
-    pub fn named(node_job: &str) -> Self {
-        RunJobParams {
-            node_job: node_job.into(),
-            namespace: None,
-            pod_spec: None,
-            active_deadline_seconds: None,
-            ttl_seconds_after_finished: None,
-        }
-    }
-
-    /// Why this step cannot run, for a policy stored before node jobs were the admin's: the
-    /// API server refuses these fields now, but an object stored earlier is served as stored.
-    pub fn removed_fields(&self) -> Option<&'static str> {
-        let removed = self.namespace.is_some()
-            || self.pod_spec.is_some()
-            || self.active_deadline_seconds.is_some()
-            || self.ttl_seconds_after_finished.is_some();
-        (removed || self.node_job.is_empty()).then_some(
-            "runJob no longer takes a pod spec: name a NodeJob the cluster admin defined (runJob: {nodeJob: <name>}; README, Node jobs)",
-        )
-    }
 }
 
 /// The evidence OutOfService needs that a node is shut down, not merely cut off: the taint makes

@@ -13,6 +13,7 @@ pub mod policy;
 pub mod reasons;
 pub mod record;
 pub mod remediate;
+pub mod replace;
 mod schema;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -41,6 +42,9 @@ pub const TAINTED_BY_ANNOTATION: &str = "healing.kubehealer.io/tainted-by";
 /// On nodes kube-healer handed to a remediator: `policy=apiVersion/Kind/namespace` entries, one
 /// per remediation resource, deleted when the node has recovered.
 pub const REMEDIATED_BY_ANNOTATION: &str = "healing.kubehealer.io/remediated-by";
+/// On nodes whose machine kube-healer had replaced: the policies that did, until the node is
+/// gone (or its failure is over).
+pub const REPLACED_BY_ANNOTATION: &str = "healing.kubehealer.io/replaced-by";
 
 /// The taint Reschedule's `avoidNode` puts on the pod's node so that its replacement lands
 /// elsewhere; its value is the Unix time (seconds) after which kube-healer removes it.

@@ -82,3 +82,58 @@ fn pod_spec(_: &mut SchemaGenerator) -> Schema {
         },
     })
 }
+
+/// A node job pinned to the node: the policy names one of the NodeJobs the cluster admin
+/// defined, and nothing else. The fields that once carried a pod spec of the policy's own are
+/// declared only so that the API server can refuse them with a way forward.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.podSpec) && !has(self.__namespace__) && !has(self.activeDeadlineSeconds) && !has(self.ttlSecondsAfterFinished)")
+    .message("runJob no longer takes a pod spec: node jobs are defined by the cluster admin as NodeJob resources (kubectl get nodejobs). Move podSpec, activeDeadlineSeconds and ttlSecondsAfterFinished into a NodeJob and name it here: runJob: {nodeJob: <name>} (README, Node jobs)"))]
+#[x_kube(validation = Rule::new("has(self.nodeJob)")
+    .message("runJob needs nodeJob: the name of a NodeJob the cluster admin defined (kubectl get nodejobs)"))]
+pub struct RunJobParams {
+    /// The NodeJob to run (cluster-scoped, defined by the cluster admin).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$')")
+        .message("must be a NodeJob's name (lowercase letters, digits, '-' and '.')"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub node_job: String,
+    /// Removed (refused by the API server): the Job's namespace is the operator's jobs namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Removed (refused by the API server): the pod spec belongs in a NodeJob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::removed_object")]
+    pub pod_spec: Option<serde_json::Value>,
+    /// Removed (refused by the API server): set on the NodeJob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<i64>,
+    /// Removed (refused by the API server): set on the NodeJob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<i32>,
+}
+
+impl RunJobParams {
+    pub fn named(node_job: &str) -> Self {
+        RunJobParams {
+            node_job: node_job.into(),
+            namespace: None,
+            pod_spec: None,
+            active_deadline_seconds: None,
+            ttl_seconds_after_finished: None,
+        }
+    }
+
+    /// Why this step cannot run, for a policy stored before node jobs were the admin's: the
+    /// API server refuses these fields now, but an object stored earlier is served as stored.
+    pub fn removed_fields(&self) -> Option<&'static str> {
+        let removed = self.namespace.is_some()
+            || self.pod_spec.is_some()
+            || self.active_deadline_seconds.is_some()
+            || self.ttl_seconds_after_finished.is_some();
+        (removed || self.node_job.is_empty()).then_some(
+            "runJob no longer takes a pod spec: name a NodeJob the cluster admin defined (runJob: {nodeJob: <name>}; README, Node jobs)",
+        )
+    }
+}

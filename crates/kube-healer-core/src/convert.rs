@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Event, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
 use crate::holders::held_by;
-pub use crate::holders::{cordon_owners, remediation_owners, taint_owners};
+pub use crate::holders::{cordon_owners, remediation_owners, replace_owners, taint_owners};
 use crate::view::{
     ContainerState, ContainerView, EventView, Labels, LeaseView, NodeCondition, NodeView, ObjectKey,
     OwnerKind, PodCondition, PodPhase, PodView, Secs, Shared, Stamp, Status, StatusReason, Uid,

@@ -1,5 +1,6 @@
 //! Who holds a node, from kube-healer's own annotations on it: the policies whose cordon it
-//! carries, the taints each put on it, and the remediation resources each handed it to. The node
+//! carries, the taints each put on it, the remediation resources each handed it to, and the replacements
+//! each asked for. The node
 //! itself is the truth, so that a restart or a failover counts the nodes held out of service, and
 //! lets go of them, from what the cluster shows.
 
@@ -14,8 +15,18 @@ use crate::view::Shared;
 /// policy names separated by commas (one name, as earlier versions wrote it, is a set of one).
 /// Several policies may hold one cordon; it is lifted only when none of them needs it.
 pub fn cordon_owners(annotations: Option<&BTreeMap<String, String>>) -> Vec<&str> {
+    policies_in(annotations, kube_healer_api::CORDONED_BY_ANNOTATION)
+}
+
+/// The policies that had the node's machine replaced: its replaced-by annotation, policy names
+/// separated by commas. The node is held out of service by them until it is gone.
+pub fn replace_owners(annotations: Option<&BTreeMap<String, String>>) -> Vec<&str> {
+    policies_in(annotations, kube_healer_api::REPLACED_BY_ANNOTATION)
+}
+
+fn policies_in<'a>(annotations: Option<&'a BTreeMap<String, String>>, key: &str) -> Vec<&'a str> {
     annotations
-        .and_then(|a| a.get(kube_healer_api::CORDONED_BY_ANNOTATION))
+        .and_then(|a| a.get(key))
         .map(|v| v.split(',').map(str::trim).filter(|p| !p.is_empty()).collect())
         .unwrap_or_default()
 }
@@ -37,8 +48,8 @@ pub fn taint_owners(annotations: Option<&BTreeMap<String, String>>) -> Vec<(&str
         .collect()
 }
 
-/// The policies that hold a node through kube-healer's cordoned-by, tainted-by and
-/// remediated-by annotations.
+/// The policies that hold a node through kube-healer's cordoned-by, tainted-by, remediated-by
+/// and replaced-by annotations.
 pub(crate) fn held_by(
     annotations: Option<&BTreeMap<String, String>>,
     interner: &mut Interner,
@@ -46,6 +57,7 @@ pub(crate) fn held_by(
     let mut policies: Vec<&str> = cordon_owners(annotations);
     policies.extend(taint_owners(annotations).into_iter().map(|(p, _, _)| p));
     policies.extend(remediation_owners(annotations).into_iter().map(|(p, _)| p));
+    policies.extend(replace_owners(annotations));
     policies.sort_unstable();
     policies.dedup();
     policies.into_iter().map(|p| interner.str(p)).collect()

@@ -263,6 +263,7 @@ fn the_cluster_disruption_budget_holds_new_nodes_out_of_service_and_lets_held_on
     assert!(takes_node_out_of_service(ActionKind::Cordon));
     assert!(takes_node_out_of_service(ActionKind::RunJob));
     assert!(takes_node_out_of_service(ActionKind::Remediate));
+    assert!(takes_node_out_of_service(ActionKind::Replace));
     assert!(!takes_node_out_of_service(ActionKind::Evict));
     assert_eq!(budget_count("10%", 30), Ok(3));
     assert_eq!(budget_count("10%", 5), Ok(1), "a percent is at least one node");

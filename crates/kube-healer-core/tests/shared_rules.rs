@@ -446,6 +446,18 @@ fn a_remediated_node_is_held_by_the_policy_that_handed_it_over() {
     let view = node_view(&n, &mut Interner::default()).unwrap();
     let held: Vec<&str> = view.held_by.iter().map(|p| &**p).collect();
     assert_eq!(held, ["reboot"]);
+    // A node whose machine a policy had replaced is held by it until it is gone.
+    let mut n = node("r", "a", json!([]));
+    n.metadata.annotations = Some(
+        [(
+            kube_healer_api::REPLACED_BY_ANNOTATION.to_string(),
+            "pleg, ".to_string(),
+        )]
+        .into(),
+    );
+    let view = node_view(&n, &mut Interner::default()).unwrap();
+    let held: Vec<&str> = view.held_by.iter().map(|p| &**p).collect();
+    assert_eq!(held, ["pleg"]);
 }
 
 fn unsafe_(message: &str) -> kube_healer_core::decide::Unsafe {

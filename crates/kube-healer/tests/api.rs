@@ -357,6 +357,13 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "kind must be a remediation template's, ending in Template",
         ),
         (
+            "replace parameters on Cordon",
+            node(
+                "conditions: [{class: PLEGUnhealthy}]\nactions: [{action: Cordon, replace: {machine: Delete}}]",
+            ),
+            "replace parameters apply only to action Replace",
+        ),
+        (
             "invalid NodeJob name",
             node(
                 "conditions: [{class: NodeNotReady}]\nactions: [{action: RunJob, runJob: {nodeJob: Bad_Name}}]",

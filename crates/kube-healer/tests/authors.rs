@@ -2,7 +2,7 @@
 //! ValidatingAdmissionPolicy, applied as the chart renders them. Alice (group team-a) holds the
 //! chart's edit role: she may write policies, but each risky one is refused with a message that
 //! names its rule (a node job, kube-system, a drain, every node, a NoExecute taint, a force
-//! delete, a remediation), while a plain one is stored. Bob, in the admin group with the same role, may create
+//! delete, a remediation, a replacement), while a plain one is stored. Bob, in the admin group with the same role, may create
 //! every one of them. NodeJobs, what RunJob may run, are the admin role's alone: alice may not
 //! define one, bob may, and a definition that names its own ServiceAccount or node is refused.
 //! The view role aggregates into the built-in view role.
@@ -85,6 +85,10 @@ fn risky() -> Vec<(&'static str, serde_json::Value)> {
             json!({"target": pools, "conditions": oom,
             "actions": [{"action": "Remediate", "remediate": {"template": {"apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
                 "kind": "SelfNodeRemediationTemplate", "name": "automatic", "namespace": "medik8s"}}}]}),
+        ),
+        (
+            "replacements",
+            json!({"target": pools, "conditions": oom, "actions": [{"action": "Replace"}]}),
         ),
     ]
 }
@@ -205,7 +209,7 @@ async fn authors(ctx: Ctx) -> anyhow::Result<()> {
     )
     .await?;
     println!(
-        "    bob (kube-healer-admins) created all 7; alice's plain policy stored, its risky update refused"
+        "    bob (kube-healer-admins) created all 8; alice's plain policy stored, its risky update refused"
     );
     Ok(())
 }

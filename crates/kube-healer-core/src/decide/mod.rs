@@ -214,7 +214,8 @@ pub fn takes_node_out_of_service(action: ActionKind) -> bool {
         | ActionKind::Drain
         | ActionKind::RunJob
         | ActionKind::OutOfService
-        | ActionKind::Remediate => true,
+        | ActionKind::Remediate
+        | ActionKind::Replace => true,
         ActionKind::Event
         | ActionKind::Evict
         | ActionKind::Delete

@@ -9,10 +9,11 @@ use kube_healer_api::node_job::MAX_DEADLINE_SECONDS;
 use kube_healer_api::reasons;
 use kube_healer_api::record::ActionPhase;
 use kube_healer_api::remediate::RemediateParams;
+use kube_healer_api::replace::ReplaceParams;
 
 use crate::act::failure::missing;
 use crate::act::job::JobsPlace;
-use crate::act::{Outcome, drain, job, node, pod, remediate, reschedule, restart};
+use crate::act::{Outcome, drain, job, node, pod, remediate, replace, reschedule, restart};
 use crate::clock::Clock;
 use crate::protocol::{ActionRequest, Leading};
 
@@ -62,6 +63,10 @@ pub async fn carry_out(
             Some(params) => remediate::remediate(client, spec, params, leading).await,
             None => missing("remediate"),
         },
+        ActionKind::Replace => {
+            let params = step.replace.clone().unwrap_or_default();
+            replace::replace(client, spec, &params, leading).await
+        }
     }
 }
 
@@ -73,7 +78,8 @@ pub fn takes_long(action: ActionKind) -> bool {
         | ActionKind::RestartOwner
         | ActionKind::Drain
         | ActionKind::RunJob
-        | ActionKind::Remediate => true,
+        | ActionKind::Remediate
+        | ActionKind::Replace => true,
         ActionKind::Event
         | ActionKind::Delete
         | ActionKind::ForceDelete
@@ -110,6 +116,10 @@ pub fn longest(req: &ActionRequest) -> Option<Duration> {
             .remediate
             .as_ref()
             .map_or(RemediateParams::DEFAULT_TIMEOUT, |r| r.timeout()),
+        ActionKind::Replace => step
+            .replace
+            .as_ref()
+            .map_or(ReplaceParams::DEFAULT_TIMEOUT, |r| r.timeout()),
         ActionKind::Event
         | ActionKind::Delete
         | ActionKind::ForceDelete
@@ -120,10 +130,15 @@ pub fn longest(req: &ActionRequest) -> Option<Duration> {
     Some(own + LONG_ACTION_SLACK)
 }
 
-/// Whether the action's aim is the target pod gone (so that a pod already gone is the aim met).
+/// Whether the action's aim is the target gone (so that a target already gone is the aim met).
 pub fn removes_target(action: ActionKind) -> bool {
     match action {
-        ActionKind::Evict | ActionKind::Delete | ActionKind::ForceDelete | ActionKind::Reschedule => true,
+        // A node replaced is gone too: its aim met.
+        ActionKind::Evict
+        | ActionKind::Delete
+        | ActionKind::ForceDelete
+        | ActionKind::Reschedule
+        | ActionKind::Replace => true,
         ActionKind::Event
         | ActionKind::RestartOwner
         | ActionKind::Cordon

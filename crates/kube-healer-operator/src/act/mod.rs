@@ -14,6 +14,7 @@ mod outcome;
 pub mod pod;
 mod recheck;
 pub mod remediate;
+pub mod replace;
 pub mod reschedule;
 pub mod restart;
 

@@ -13,9 +13,9 @@ use kube_healer_api::{
 };
 use serde_json::json;
 
-use kube_healer_api::REMEDIATED_BY_ANNOTATION;
 use kube_healer_api::remediate::RemediationRef;
-use kube_healer_core::convert::{cordon_owners, remediation_owners, taint_owners};
+use kube_healer_api::{REMEDIATED_BY_ANNOTATION, REPLACED_BY_ANNOTATION};
+use kube_healer_core::convert::{cordon_owners, remediation_owners, replace_owners, taint_owners};
 
 use crate::act::{Outcome, remediate};
 use crate::retry::{self, Backoff};
@@ -227,6 +227,16 @@ pub async fn revert(client: &Client, recorder: &Recorder, policy: &str, node: &s
             {
                 undone.push(format!("deleted its {} in {}", r.kind, r.namespace));
             }
+        }
+        let replacing = replace_owners(annotations);
+        if replacing.contains(&policy) {
+            let rest: Vec<&str> = replacing.into_iter().filter(|p| *p != policy).collect();
+            patch["metadata"]["annotations"][REPLACED_BY_ANNOTATION] = if rest.is_empty() {
+                serde_json::Value::Null
+            } else {
+                json!(rest.join(","))
+            };
+            undone.push("let go of the replacement it asked for".to_string());
         }
         let owners = cordon_owners(annotations);
         if owners.contains(&policy) {

@@ -30,6 +30,7 @@ mod ownership;
 mod rate;
 mod recheck;
 mod remediate;
+mod replace;
 mod returns;
 
 use kube_healer_testenv::ClusterOptions;
@@ -49,6 +50,7 @@ fn main() -> std::process::ExitCode {
         rate::tests(),
         recheck::tests(),
         remediate::tests(),
+        replace::tests(),
         returns::tests(),
     ]
     .into_iter()

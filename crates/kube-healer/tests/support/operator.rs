@@ -168,6 +168,9 @@ async fn chart_identity(cluster: &TestCluster) -> anyhow::Result<PathBuf> {
         "remediation.resources[0].apiGroup=self-node-remediation.medik8s.io",
         "remediation.resources[0].templates={selfnoderemediationtemplates}",
         "remediation.resources[0].resources={selfnoderemediations}",
+        // Replace, on the NodeClaim- and Machine-shaped CRDs of e2e/replace.rs.
+        "replacement.karpenter=true",
+        "replacement.clusterAPI=true",
     ];
     chart::operator_identity(cluster, "kube-healer", CHART_NAMESPACE, &set).await
 }

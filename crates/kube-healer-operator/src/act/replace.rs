@@ -1,0 +1,197 @@
+//! Replace: the node's machine handed to its owner for replacement, read from the node right
+//! before the call. Karpenter: its NodeClaim is deleted, and Karpenter drains the node (through
+//! the Eviction API, within its NodePool's budgets) and terminates the instance. Cluster API: its
+//! Machine is marked `cluster.x-k8s.io/remediate-machine` (the MachineHealthCheck and the
+//! Machine's owner replace it by their rules), or deleted. The action then waits for the node to
+//! go, so that a policy's maxConcurrent bounds the replacements in progress. The node carries
+//! the policy in its replaced-by annotation meanwhile: it counts as held out of service (the
+//! cluster's disruption budget, maxUnhealthy) until it is gone.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Node;
+use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiResource, pinned_kind};
+use kube::runtime::wait::await_condition;
+use kube_healer_api::record::ActionPhase;
+use kube_healer_api::replace::{
+    CLUSTER_API_GROUP, KARPENTER_GROUP, MachineOwner, MachineReplacement, REMEDIATE_MACHINE_ANNOTATION,
+    ReplaceParams,
+};
+use kube_healer_api::{HealingActionSpec, REPLACED_BY_ANNOTATION, reasons};
+use kube_healer_core::convert::replace_owners;
+use serde_json::json;
+
+use crate::act::Outcome;
+use crate::act::failure::api_failure;
+use crate::act::node::update_node;
+use crate::protocol::Leading;
+use crate::retry::{self, Backoff};
+
+/// The API resource of `kind` in `group`, at the first of `versions` the API server serves.
+async fn discover(
+    client: &Client,
+    group: &str,
+    versions: &[&str],
+    kind: &str,
+) -> Result<ApiResource, String> {
+    let mut why = Vec::new();
+    for version in versions {
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (found, _) = retry::call(Backoff::ACTION, "discover", || pinned_kind(client, &gvk)).await;
+        match found {
+            Ok((resource, _)) => return Ok(resource),
+            Err(e) => why.push(format!("{group}/{version} {kind}: {}", retry::describe(&e))),
+        }
+    }
+    Err(format!(
+        "not served ({}): is its controller installed?",
+        why.join("; ")
+    ))
+}
+
+/// Asks the owner to replace the machine: what was done, or the API's refusal.
+async fn hand_over(client: &Client, owner: &MachineOwner, how: MachineReplacement) -> Result<String, String> {
+    match owner {
+        MachineOwner::NodeClaim { name } => {
+            let resource = discover(client, KARPENTER_GROUP, &["v1"], "NodeClaim").await?;
+            let claims = Api::<DynamicObject>::all_with(client.clone(), &resource);
+            let params = DeleteParams::default();
+            let (deleted, _) = retry::call(Backoff::ACTION, "delete nodeclaim", || {
+                claims.delete(name, &params)
+            })
+            .await;
+            match deleted {
+                Ok(_) => Ok(format!(
+                    "deleted NodeClaim {name}: Karpenter drains the node and replaces it"
+                )),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(format!("NodeClaim {name} was already gone")),
+                Err(e) => Err(retry::describe(&e)),
+            }
+        }
+        MachineOwner::Machine { namespace, name } => {
+            let resource = discover(client, CLUSTER_API_GROUP, &["v1beta2", "v1beta1"], "Machine").await?;
+            let machines = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
+            let reference = format!("Machine {namespace}/{name}");
+            let (done, _) = match how {
+                MachineReplacement::Annotate => {
+                    let patch = json!({"metadata": {"annotations": {REMEDIATE_MACHINE_ANNOTATION: ""}}});
+                    let (params, merge) = (PatchParams::default(), Patch::Merge(&patch));
+                    let (patched, calls) = retry::call(Backoff::ACTION, "annotate machine", || {
+                        machines.patch(name, &params, &merge)
+                    })
+                    .await;
+                    (patched.map(|_| format!("marked {reference} {REMEDIATE_MACHINE_ANNOTATION}: its MachineHealthCheck and owner replace it")), calls)
+                }
+                MachineReplacement::Delete => {
+                    let params = DeleteParams::default();
+                    let (deleted, calls) = retry::call(Backoff::ACTION, "delete machine", || {
+                        machines.delete(name, &params)
+                    })
+                    .await;
+                    (
+                        deleted.map(|_| format!("deleted {reference}: its MachineSet makes another")),
+                        calls,
+                    )
+                }
+            };
+            done.map_err(|e| retry::describe(&e))
+        }
+    }
+}
+
+pub async fn replace(
+    client: &Client,
+    spec: &HealingActionSpec,
+    params: &ReplaceParams,
+    leading: &Leading,
+) -> Outcome {
+    let name = spec.target.name.as_str();
+    let nodes: Api<Node> = Api::all(client.clone());
+    let (read, calls) = retry::call(Backoff::ACTION, "get node", || nodes.get_opt(name)).await;
+    let node = match read {
+        Ok(Some(node)) if node.metadata.uid.as_deref() == Some(spec.target.uid.as_str()) => node,
+        Ok(_) => {
+            let message = format!("{} is already gone", spec.target.reference);
+            return Outcome::new(ActionPhase::Succeeded, reasons::TARGET_GONE, message, calls);
+        }
+        Err(e) => return api_failure(&e, calls),
+    };
+    let Some(owner) = MachineOwner::of(&node.metadata) else {
+        return Outcome::unsafe_because(format!(
+            "{} has neither a Karpenter NodeClaim (owner reference) nor a Cluster API Machine (annotations cluster.x-k8s.io/machine and cluster-namespace): nothing owns its machine to replace it",
+            spec.target.reference
+        ));
+    };
+    // Held first, so that the node counts as out of service until it is gone, a crash included.
+    let policy = spec.policy.as_str();
+    let marked = update_node(client, name, Some(&spec.target.uid), |n| {
+        let mut held = replace_owners(n.metadata.annotations.as_ref());
+        if held.contains(&policy) {
+            return None;
+        }
+        held.push(policy);
+        Some((
+            json!({"metadata": {"annotations": {REPLACED_BY_ANNOTATION: held.join(",")}}}),
+            String::new(),
+        ))
+    })
+    .await;
+    if let Err(e) = marked {
+        return api_failure(&e, calls + 1);
+    }
+    let asked = match hand_over(client, &owner, params.machine).await {
+        Ok(asked) => asked,
+        Err(why) => {
+            let message = format!(
+                "replacing {} through its owner failed: {why}",
+                spec.target.reference
+            );
+            return Outcome::new(ActionPhase::Failed, reasons::API_ERROR, message, calls + 1);
+        }
+    };
+    tracing::info!(node = name, %asked, "replacement handed to the machine's owner");
+    let uid = node.metadata.uid.clone();
+    let started = Instant::now();
+    let gone = await_condition(nodes, name, move |n: Option<&Node>| {
+        n.is_none_or(|n| n.metadata.uid != uid)
+    });
+    let timeout: Duration = params.timeout();
+    let waited = tokio::select! {
+        gone = tokio::time::timeout(timeout, gone) => gone,
+        () = leading.lost() => {
+            let message = format!("{asked}; stopped waiting for the node to go: this replica lost the leadership");
+            return Outcome::new(ActionPhase::Running, reasons::LEADERSHIP_LOST, message, calls + 1);
+        }
+    };
+    match waited {
+        Ok(Ok(_)) => Outcome::new(
+            ActionPhase::Succeeded,
+            reasons::COMPLETED,
+            format!(
+                "{asked}; {} gone after {}s",
+                spec.target.reference,
+                started.elapsed().as_secs()
+            ),
+            calls + 1,
+        ),
+        Ok(Err(e)) => Outcome::new(
+            ActionPhase::Failed,
+            reasons::API_ERROR,
+            format!("{asked}; following the node: {e}"),
+            calls + 1,
+        ),
+        Err(_) => Outcome::new(
+            ActionPhase::Failed,
+            reasons::TIMEOUT,
+            format!(
+                "{asked}; {} still there after {}s",
+                spec.target.reference,
+                timeout.as_secs()
+            ),
+            calls + 1,
+        ),
+    }
+}
