@@ -5,6 +5,7 @@
 //! value and sends nothing: the engine sends.
 
 mod disruption;
+mod forget;
 mod holding;
 mod in_flight;
 mod request;

@@ -185,13 +185,13 @@ impl Engine {
         }
     }
 
-    /// The target is gone from the stores: everything kept about it goes.
+    /// The target is gone from the stores: everything kept about it goes (the gate's too).
     fn clear(&mut self, target: &Target) {
         self.policies.forget(target);
         self.correlation.update(target, &[]);
         self.findings.clear(target, &self.metrics);
         self.timers.remove(target);
-        self.gate.holding.target_gone(target);
+        self.gate.target_gone(target);
         self.count_held();
     }
 

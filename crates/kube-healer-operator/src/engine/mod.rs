@@ -322,6 +322,11 @@ impl Engine {
         &self.stores
     }
 
+    /// Per-target entries the gate keeps (ladders, held decisions).
+    pub fn gate_entries(&self) -> usize {
+        self.gate.per_target_entries()
+    }
+
     /// The policy conditions holding on a target.
     pub fn policy_matches(&self, target: &Target) -> &[Match] {
         self.policies.matches(target)

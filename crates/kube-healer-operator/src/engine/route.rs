@@ -86,6 +86,7 @@ impl Engine {
         if self.synced.all() != was_synced {
             self.synced_changed(now);
         }
+        self.stores.prune_interner();
         self.count_stores();
     }
 

@@ -30,9 +30,15 @@ pub struct PodKey {
     pub name: Shared,
 }
 
+/// Below this many interned entries the interner is not pruned (small clusters never need it).
+const INTERNER_PRUNE_FLOOR: usize = 4096;
+
 #[derive(Default)]
 pub struct Stores {
     interner: Interner,
+    /// The interner's size when it was last pruned, and the pods and nodes removed since.
+    interned_after_prune: usize,
+    removed_since_prune: usize,
     pods: HashMap<PodKey, PodView>,
     pods_by_node: HashMap<Shared, HashSet<PodKey>>,
     nodes: HashMap<Shared, NodeView>,
@@ -66,6 +72,27 @@ impl Stores {
     /// The strings shared by every view (converting an object into a view needs it).
     pub fn interner_mut(&mut self) -> &mut Interner {
         &mut self.interner
+    }
+
+    /// Forgets the interned strings and label sets no view uses any more (a deleted Job's unique
+    /// labels, an evicted event's object name), once the interner has doubled since it was last
+    /// pruned, or half as many pods and nodes as there are (1,024 at least) have gone since: a
+    /// prune costs the interner's size, paid for by as many changes, so the work per change
+    /// stays constant and a churn leaves no more than about twice what the views use.
+    pub fn prune_interner(&mut self) {
+        let len = self.interner.len();
+        let churned = (self.pods.len() + self.nodes.len()) / 2;
+        let due = len >= 2 * self.interned_after_prune || self.removed_since_prune >= churned.max(1024);
+        if len >= INTERNER_PRUNE_FLOOR && due {
+            self.interner.prune();
+            self.interned_after_prune = self.interner.len();
+            self.removed_since_prune = 0;
+        }
+    }
+
+    /// Strings and label sets interned.
+    pub fn interned(&self) -> usize {
+        self.interner.len()
     }
 
     pub fn pod(&self, key: &PodKey) -> Option<&PodView> {
@@ -165,6 +192,7 @@ impl Stores {
 
     pub fn remove_pod(&mut self, key: &PodKey) -> Option<PodView> {
         let old = self.pods.remove(key)?;
+        self.removed_since_prune += 1;
         self.unindex(key, old.node.clone());
         Some(old)
     }
@@ -194,6 +222,7 @@ impl Stores {
     pub fn remove_node(&mut self, name: &str, now: Secs) {
         self.held_together.forget(name);
         if let Some(node) = self.nodes.remove(name) {
+            self.removed_since_prune += 1;
             self.gone_nodes.insert(node.name, now);
         }
     }

@@ -3,6 +3,7 @@
 //! nothing is decided, and no record deleted, before every watch has listed; a failure ends only
 //! after its debounce, and one back within its cooldown goes on up its ladder.
 
+mod bounded;
 mod classify;
 mod control_plane;
 mod debounce;
