@@ -13,9 +13,9 @@ use kube_healer_api::{
 };
 use serde_json::json;
 
+use kube_healer_api::REMEDIATED_BY_ANNOTATION;
 use kube_healer_api::remediate::RemediationRef;
-use kube_healer_api::{REMEDIATED_BY_ANNOTATION, REPLACED_BY_ANNOTATION};
-use kube_healer_core::convert::{cordon_owners, remediation_owners, replace_owners, taint_owners};
+use kube_healer_core::convert::{cordon_owners, remediation_owners, taint_owners};
 
 use crate::act::{Outcome, remediate};
 use crate::retry::{self, Backoff};
@@ -185,35 +185,30 @@ pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParam
 /// The policy lets go of the node: its hold on the cordon and on taints comes off, and what no
 /// other policy holds any more is undone (only what kube-healer made).
 pub async fn revert(client: &Client, recorder: &Recorder, policy: &str, node: &str) {
-    // The remediation resources the policy made for the node go first; the node keeps naming
-    // those that could not be deleted.
+    // The remediation resources the policy made for the node go first. The node then stops
+    // naming only those that were deleted: if the node could not be read, none is.
     let nodes: Api<Node> = Api::all(client.clone());
     let (current, _) = retry::call(Backoff::ACTION, "get node", || nodes.get_opt(node)).await;
-    let handed: Vec<RemediationRef> = current
-        .ok()
-        .flatten()
-        .map(|n| {
-            let owners = remediation_owners(n.metadata.annotations.as_ref());
-            owners
-                .into_iter()
-                .filter(|(p, _)| *p == policy)
-                .map(|(_, r)| r)
-                .collect()
-        })
-        .unwrap_or_default();
+    let handed: Vec<RemediationRef> = match current {
+        Ok(Some(n)) => remediation_owners(n.metadata.annotations.as_ref())
+            .into_iter()
+            .filter(|(p, _)| *p == policy)
+            .map(|(_, r)| r)
+            .collect(),
+        _ => Vec::new(),
+    };
     let standing = remediate::release(client, policy, node, &handed).await;
+    let released: Vec<&RemediationRef> = handed.iter().filter(|r| !standing.contains(r)).collect();
     let result = update_node(client, node, None, |n| {
         let annotations = n.metadata.annotations.as_ref();
         let mut patch = json!({"metadata": {"annotations": {}}});
         let mut undone = Vec::new();
         let remediations = remediation_owners(annotations);
-        if remediations
-            .iter()
-            .any(|(p, r)| *p == policy && !standing.contains(r))
-        {
+        let gone = |p: &str, r: &RemediationRef| p == policy && released.contains(&r);
+        if remediations.iter().any(|(p, r)| gone(p, r)) {
             let kept: Vec<String> = remediations
                 .iter()
-                .filter(|(p, r)| *p != policy || standing.contains(r))
+                .filter(|(p, r)| !gone(p, r))
                 .map(|(p, r)| r.entry(p))
                 .collect();
             patch["metadata"]["annotations"][REMEDIATED_BY_ANNOTATION] = if kept.is_empty() {
@@ -221,23 +216,12 @@ pub async fn revert(client: &Client, recorder: &Recorder, policy: &str, node: &s
             } else {
                 json!(kept.join(","))
             };
-            for (_, r) in remediations
-                .iter()
-                .filter(|(p, r)| *p == policy && !standing.contains(r))
-            {
+            for (_, r) in remediations.iter().filter(|(p, r)| gone(p, r)) {
                 undone.push(format!("deleted its {} in {}", r.kind, r.namespace));
             }
         }
-        let replacing = replace_owners(annotations);
-        if replacing.contains(&policy) {
-            let rest: Vec<&str> = replacing.into_iter().filter(|p| *p != policy).collect();
-            patch["metadata"]["annotations"][REPLACED_BY_ANNOTATION] = if rest.is_empty() {
-                serde_json::Value::Null
-            } else {
-                json!(rest.join(","))
-            };
-            undone.push("let go of the replacement it asked for".to_string());
-        }
+        // A replacement asked for cannot be taken back: the node stays held (replaced-by) until
+        // it is gone, or until Replace itself gives up on it.
         let owners = cordon_owners(annotations);
         if owners.contains(&policy) {
             let rest: Vec<&str> = owners.into_iter().filter(|p| *p != policy).collect();

@@ -97,8 +97,42 @@ async fn hand_over(client: &Client, owner: &MachineOwner, how: MachineReplacemen
                     )
                 }
             };
-            done.map_err(|e| retry::describe(&e))
+            match done {
+                Ok(asked) => Ok(asked),
+                // Gone already (the owner took it, or a leader before this one deleted it).
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(format!("{reference} was already gone")),
+                Err(e) => Err(retry::describe(&e)),
+            }
         }
+    }
+}
+
+/// The node no longer names the policy in its replaced-by annotation: nothing was handed over,
+/// or the node outlived the wait.
+async fn unmark(client: &Client, spec: &HealingActionSpec) {
+    let policy = spec.policy.as_str();
+    let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |n| {
+        let held = replace_owners(n.metadata.annotations.as_ref());
+        if !held.contains(&policy) {
+            return None;
+        }
+        let rest: Vec<&str> = held.into_iter().filter(|p| *p != policy).collect();
+        let value = if rest.is_empty() {
+            serde_json::Value::Null
+        } else {
+            json!(rest.join(","))
+        };
+        Some((
+            json!({"metadata": {"annotations": {REPLACED_BY_ANNOTATION: value}}}),
+            String::new(),
+        ))
+    })
+    .await;
+    match result {
+        Ok(_) => {}
+        // The node went meanwhile: nothing to unmark.
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => tracing::warn!(node = %spec.target.name, %policy, error = %e, "unmarking the node failed"),
     }
 }
 
@@ -145,6 +179,7 @@ pub async fn replace(
     let asked = match hand_over(client, &owner, params.machine).await {
         Ok(asked) => asked,
         Err(why) => {
+            unmark(client, spec).await;
             let message = format!(
                 "replacing {} through its owner failed: {why}",
                 spec.target.reference
@@ -166,6 +201,10 @@ pub async fn replace(
             return Outcome::new(ActionPhase::Running, reasons::LEADERSHIP_LOST, message, calls + 1);
         }
     };
+    // The node still there when Replace gives up: it no longer counts as going.
+    if !matches!(waited, Ok(Ok(_))) {
+        unmark(client, spec).await;
+    }
     match waited {
         Ok(Ok(_)) => Outcome::new(
             ActionPhase::Succeeded,

@@ -39,6 +39,7 @@ impl Engine {
         }
         if let Some(req) = done.unrecorded {
             let target = self.gate.take_back(&done.policy, &req);
+            self.count_held();
             let at = self.clock.now() + RECORD_RETRY;
             self.timers.schedule(target, at);
         }

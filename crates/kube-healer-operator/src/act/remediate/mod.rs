@@ -12,87 +12,26 @@
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::{ApiResource, pinned_kind};
 use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
 use kube_healer_api::record::ActionPhase;
-use kube_healer_api::remediate::{
-    MULTIPLE_TEMPLATES_ANNOTATION, NODE_NAME_ANNOTATION, RemediateParams, RemediationRef,
-    TEMPLATE_NAME_ANNOTATION, TIMED_OUT_ANNOTATION,
-};
-use kube_healer_api::{HealingActionSpec, NODE_LABEL, POLICY_LABEL, REMEDIATED_BY_ANNOTATION, reasons};
+use kube_healer_api::remediate::{RemediateParams, RemediationRef, TIMED_OUT_ANNOTATION};
+use kube_healer_api::{HealingActionSpec, REMEDIATED_BY_ANNOTATION, reasons};
 use kube_healer_core::convert::remediation_owners;
 use serde_json::json;
+
+mod release;
+mod resource;
+
+pub use release::release;
+use release::unmark;
+use resource::{condition, discover, is_spent, not_found, remediation, selector};
 
 use crate::act::Outcome;
 use crate::act::failure::api_failure;
 use crate::act::node::update_node;
 use crate::protocol::Leading;
-use crate::record::label_value;
 use crate::retry::{self, Backoff};
-
-/// The API resource of `kind` in `api_version`, as the API server serves it (one discovery call:
-/// an action's, never a hot path's).
-async fn discover(client: &Client, api_version: &str, kind: &str) -> Result<ApiResource, kube::Error> {
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let gvk = GroupVersionKind::gvk(group, version, kind);
-    let (found, _) = retry::call(Backoff::ACTION, "discover", || pinned_kind(client, &gvk)).await;
-    found.map(|(resource, _)| resource)
-}
-
-/// The labels kube-healer puts on a remediation resource, to find it again.
-fn selector(policy: &str, node: &str) -> String {
-    format!(
-        "{POLICY_LABEL}={},{NODE_LABEL}={}",
-        label_value(policy),
-        label_value(node)
-    )
-}
-
-/// The condition `type_`'s status and reason on a remediation resource.
-fn condition(object: &DynamicObject, type_: &str) -> Option<(String, String)> {
-    let conditions = object.data["status"]["conditions"].as_array()?;
-    let found = conditions.iter().find(|c| c["type"] == type_)?;
-    let status = found["status"].as_str()?.to_string();
-    Some((status, found["reason"].as_str().unwrap_or_default().to_string()))
-}
-
-/// The remediation resource for a node: the template's spec.template.spec, NodeHealthCheck's
-/// annotations, kube-healer's labels.
-fn remediation(
-    template: &DynamicObject,
-    kind: &str,
-    policy: &str,
-    node: &str,
-) -> Result<DynamicObject, String> {
-    let spec = template.data["spec"]["template"]["spec"].clone();
-    if !spec.is_object() {
-        return Err(format!(
-            "the remediation template {} has no spec.template.spec",
-            template.name_any()
-        ));
-    }
-    let several = template.annotations().contains_key(MULTIPLE_TEMPLATES_ANNOTATION);
-    let (name, generate) = match several {
-        true => (None, Some(format!("{node}-"))),
-        false => (Some(node.to_string()), None),
-    };
-    let api_version = template
-        .types
-        .as_ref()
-        .map(|t| t.api_version.clone())
-        .unwrap_or_default();
-    serde_json::from_value(json!({
-        "apiVersion": api_version, "kind": kind,
-        "metadata": {"name": name, "generateName": generate, "namespace": template.namespace(),
-            "labels": {POLICY_LABEL: label_value(policy), NODE_LABEL: label_value(node),
-                "app.kubernetes.io/part-of": "kube-healer"},
-            "annotations": {NODE_NAME_ANNOTATION: node, TEMPLATE_NAME_ANNOTATION: template.name_any()}},
-        "spec": spec,
-    }))
-    .map_err(|e| format!("the remediation resource cannot be made: {e}"))
-}
 
 pub async fn remediate(
     client: &Client,
@@ -157,12 +96,36 @@ pub async fn remediate(
     let (existing, listed) =
         retry::call(Backoff::ACTION, "list remediations", || remediations.list(&lp)).await;
     calls += listed;
-    let name = match existing.map(|l| l.items.into_iter().next()) {
-        Ok(Some(found)) => found.name_any(),
-        Ok(None) => {
+    // A spent one (finished, timed out, being deleted: an earlier attempt's) is deleted, and
+    // this attempt gets a resource of its own.
+    let found = match existing {
+        Ok(list) => {
+            let (spent, live): (Vec<_>, Vec<_>) = list.items.into_iter().partition(is_spent);
+            let params = DeleteParams::default();
+            for old in spent {
+                let old = old.name_any();
+                let (gone, more) = retry::call(Backoff::ACTION, "delete spent remediation", || {
+                    remediations.delete(&old, &params)
+                })
+                .await;
+                calls += more;
+                if let Err(e) = gone.map(|_| ()).or_else(not_found) {
+                    return api_failure(&e, calls);
+                }
+            }
+            live.into_iter().next()
+        }
+        Err(e) => return api_failure(&e, calls),
+    };
+    let name = match found {
+        Some(found) => found.name_any(),
+        None => {
             let object = match remediation(&template, &kind, policy, node) {
                 Ok(object) => object,
-                Err(why) => return Outcome::unsafe_because(why),
+                Err(why) => {
+                    unmark(client, spec, &held).await;
+                    return Outcome::unsafe_because(why);
+                }
             };
             let post = PostParams::default();
             let (created, made) = retry::call(Backoff::ACTION, "create remediation", || {
@@ -172,10 +135,12 @@ pub async fn remediate(
             calls += made;
             match created {
                 Ok(created) => created.name_any(),
-                Err(e) => return api_failure(&e, calls),
+                Err(e) => {
+                    unmark(client, spec, &held).await;
+                    return api_failure(&e, calls);
+                }
             }
         }
-        Err(e) => return api_failure(&e, calls),
     };
     let reference = format!("{kind} {}/{name}", t.namespace);
     tracing::info!(%reference, node, %policy, "remediation handed over");
@@ -223,7 +188,6 @@ pub async fn remediate(
         Err(_) => timed_out(&remediations, &name, &reference, timeout, calls).await,
     }
 }
-
 /// Past its timeout: marked timed out, as NodeHealthCheck marks it, so that the remediator stops.
 async fn timed_out(
     remediations: &Api<DynamicObject>,
@@ -245,86 +209,4 @@ async fn timed_out(
     };
     let message = format!("{reference} did not succeed within {}s; {how}", timeout.as_secs());
     Outcome::new(ActionPhase::Failed, reasons::TIMEOUT, message, calls + more)
-}
-
-/// The policy lets go of the node: the remediation resources it made for it are deleted.
-/// Returns those it could not delete (kept in the node's annotation, tried again at the next
-/// revert).
-pub async fn release(
-    client: &Client,
-    policy: &str,
-    node: &str,
-    held: &[RemediationRef],
-) -> Vec<RemediationRef> {
-    let mut standing = Vec::new();
-    for r in held {
-        let deleted = async {
-            let resource = discover(client, &r.api_version, &r.kind).await?;
-            let api = Api::<DynamicObject>::namespaced_with(client.clone(), &r.namespace, &resource);
-            let lp = ListParams::default().labels(&selector(policy, node));
-            let (list, _) = retry::call(Backoff::ACTION, "list remediations", || api.list(&lp)).await;
-            for object in list? {
-                let name = object.name_any();
-                let params = DeleteParams::default();
-                let (gone, _) = retry::call(Backoff::ACTION, "delete remediation", || {
-                    api.delete(&name, &params)
-                })
-                .await;
-                match gone {
-                    Ok(_) => {
-                        tracing::info!(kind = %r.kind, namespace = %r.namespace, %name, node, %policy, "remediation deleted: the node has recovered")
-                    }
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok::<(), kube::Error>(())
-        };
-        if let Err(e) = deleted.await {
-            tracing::warn!(kind = %r.kind, namespace = %r.namespace, node, %policy, error = %e, "deleting the remediation failed: kept for the next revert");
-            standing.push(r.clone());
-        }
-    }
-    standing
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn template(annotations: serde_json::Value) -> DynamicObject {
-        serde_json::from_value(json!({
-            "apiVersion": "self-node-remediation.medik8s.io/v1alpha1", "kind": "SelfNodeRemediationTemplate",
-            "metadata": {"name": "automatic", "namespace": "medik8s", "annotations": annotations},
-            "spec": {"template": {"spec": {"remediationStrategy": "Automatic"}}}}))
-        .unwrap()
-    }
-
-    /// As NodeHealthCheck makes it: the template's spec.template.spec, named after the node (or
-    /// from it, for a template that supports several), its annotations, kube-healer's labels.
-    #[test]
-    fn the_remediation_is_made_as_node_health_check_makes_it() {
-        let made = remediation(&template(json!({})), "SelfNodeRemediation", "reboot", "n1").unwrap();
-        let value = serde_json::to_value(&made).unwrap();
-        assert_eq!(value["kind"], "SelfNodeRemediation");
-        assert_eq!(value["apiVersion"], "self-node-remediation.medik8s.io/v1alpha1");
-        assert_eq!(value["metadata"]["name"], "n1");
-        assert_eq!(value["metadata"]["namespace"], "medik8s");
-        assert_eq!(value["spec"], json!({"remediationStrategy": "Automatic"}));
-        assert_eq!(value["metadata"]["annotations"][NODE_NAME_ANNOTATION], "n1");
-        assert_eq!(
-            value["metadata"]["annotations"][TEMPLATE_NAME_ANNOTATION],
-            "automatic"
-        );
-        assert_eq!(value["metadata"]["labels"][POLICY_LABEL], "reboot");
-        let several = template(json!({MULTIPLE_TEMPLATES_ANNOTATION: "true"}));
-        let made =
-            serde_json::to_value(remediation(&several, "SelfNodeRemediation", "reboot", "n1").unwrap())
-                .unwrap();
-        assert_eq!(made["metadata"]["generateName"], "n1-");
-        assert!(made["metadata"]["name"].is_null());
-        let mut empty = template(json!({}));
-        empty.data["spec"] = json!({});
-        assert!(remediation(&empty, "SelfNodeRemediation", "reboot", "n1").is_err());
-    }
 }
