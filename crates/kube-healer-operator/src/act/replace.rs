@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::{ApiResource, pinned_kind};
+use kube::discovery::ApiResource;
 use kube::runtime::wait::await_condition;
 use kube_healer_api::record::ActionPhase;
 use kube_healer_api::replace::{
@@ -25,6 +24,7 @@ use kube_healer_core::convert::replace_owners;
 use serde_json::json;
 
 use crate::act::Outcome;
+use crate::act::discover::served;
 use crate::act::failure::api_failure;
 use crate::act::node::update_node;
 use crate::protocol::Leading;
@@ -39,10 +39,8 @@ async fn discover(
 ) -> Result<ApiResource, String> {
     let mut why = Vec::new();
     for version in versions {
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let (found, _) = retry::call(Backoff::ACTION, "discover", || pinned_kind(client, &gvk)).await;
-        match found {
-            Ok((resource, _)) => return Ok(resource),
+        match served(client, &format!("{group}/{version}"), kind).await {
+            Ok(resource) => return Ok(resource),
             Err(e) => why.push(format!("{group}/{version} {kind}: {}", retry::describe(&e))),
         }
     }

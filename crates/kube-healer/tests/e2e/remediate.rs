@@ -39,13 +39,7 @@ pub const GROUP: &str = "self-node-remediation.medik8s.io";
 
 /// A namespaced CRD of `kind` in the Self Node Remediation group, with a status subresource.
 fn crd(kind: &str, plural: &str) -> anyhow::Result<CustomResourceDefinition> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.{GROUP}")},
-        "spec": {"group": GROUP, "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
-            "versions": [{"name": "v1alpha1", "served": true, "storage": true, "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}))?)
+    support::shaped_crd(GROUP, "v1alpha1", kind, plural, "Namespaced")
 }
 
 fn resource(kind: &str, plural: &str) -> ApiResource {

@@ -9,7 +9,6 @@
 
 use anyhow::{Context, ensure};
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube_healer_api::REPLACED_BY_ANNOTATION;
@@ -23,7 +22,8 @@ use serde_json::json;
 
 use crate::support;
 use support::{
-    HEAL, Operator, PostedNodes, create_policy, kernel_deadlock, now_rfc3339, phase_reason, records, selector,
+    HEAL, Operator, PostedNodes, create_policy, kernel_deadlock, now_rfc3339, phase_reason, records,
+    selector, shaped_crd,
 };
 
 /// This file's tests, run on the shared cluster by main.rs.
@@ -34,26 +34,10 @@ pub fn tests() -> Vec<E2eTest> {
     )]
 }
 
-fn crd(
-    group: &str,
-    version: &str,
-    kind: &str,
-    plural: &str,
-    scope: &str,
-) -> anyhow::Result<CustomResourceDefinition> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.{group}")},
-        "spec": {"group": group, "scope": scope,
-            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
-            "versions": [{"name": version, "served": true, "storage": true, "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}))?)
-}
-
 async fn replace(ctx: Ctx) -> anyhow::Result<()> {
     let crds = [
-        crd("karpenter.sh", "v1", "NodeClaim", "nodeclaims", "Cluster")?,
-        crd("cluster.x-k8s.io", "v1beta1", "Machine", "machines", "Namespaced")?,
+        shaped_crd("karpenter.sh", "v1", "NodeClaim", "nodeclaims", "Cluster")?,
+        shaped_crd("cluster.x-k8s.io", "v1beta1", "Machine", "machines", "Namespaced")?,
     ];
     kube_healer_testenv::crds::install(&ctx.client, &crds).await?;
     let ns = ctx.namespace("capi").await?;

@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+mod crds;
 mod nodes;
 pub mod once;
 mod operator;
@@ -22,6 +23,8 @@ mod records;
 use std::time::Duration;
 
 // Each test binary uses a part of the helpers (hence also `dead_code` above).
+#[allow(unused_imports)]
+pub use crds::shaped_crd;
 #[allow(unused_imports)]
 pub use nodes::{PostedNodes, kernel_deadlock, node_event, ready, unmanaged_node};
 #[allow(unused_imports)]

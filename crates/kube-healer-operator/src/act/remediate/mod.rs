@@ -25,9 +25,10 @@ mod resource;
 
 pub use release::release;
 use release::unmark;
-use resource::{condition, discover, is_spent, not_found, remediation, selector};
+use resource::{condition, is_spent, not_found, remediation, selector};
 
 use crate::act::Outcome;
+use crate::act::discover::served;
 use crate::act::failure::api_failure;
 use crate::act::node::update_node;
 use crate::protocol::Leading;
@@ -44,8 +45,8 @@ pub async fn remediate(
     let held = RemediationRef::from(t);
     let kind = held.kind.clone();
     let (templates, remediations) = match (
-        discover(client, &t.api_version, &t.kind).await,
-        discover(client, &t.api_version, &kind).await,
+        served(client, &t.api_version, &t.kind).await,
+        served(client, &t.api_version, &kind).await,
     ) {
         (Ok(a), Ok(b)) => (
             Api::<DynamicObject>::namespaced_with(client.clone(), &t.namespace, &a),

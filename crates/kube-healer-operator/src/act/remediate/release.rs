@@ -8,7 +8,8 @@ use kube_healer_api::{HealingActionSpec, REMEDIATED_BY_ANNOTATION};
 use kube_healer_core::convert::remediation_owners;
 use serde_json::json;
 
-use super::resource::{discover, selector};
+use super::resource::selector;
+use crate::act::discover::served;
 use crate::act::node::update_node;
 use crate::retry::{self, Backoff};
 
@@ -52,7 +53,7 @@ pub async fn release(
     let mut standing = Vec::new();
     for r in held {
         let deleted = async {
-            let resource = match discover(client, &r.api_version, &r.kind).await {
+            let resource = match served(client, &r.api_version, &r.kind).await {
                 Ok(resource) => resource,
                 // The remediator is gone (its kind is no longer served): nothing left to delete.
                 Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),

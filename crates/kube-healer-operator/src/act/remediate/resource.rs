@@ -1,10 +1,8 @@
 //! The remediation resource as NodeHealthCheck makes it, how kube-healer finds it again (its
 //! labels) and reads it (its conditions, whether its attempt is over).
 
+use kube::ResourceExt;
 use kube::api::DynamicObject;
-use kube::core::GroupVersionKind;
-use kube::discovery::{ApiResource, pinned_kind};
-use kube::{Client, ResourceExt};
 use kube_healer_api::remediate::{
     MULTIPLE_TEMPLATES_ANNOTATION, NODE_NAME_ANNOTATION, TEMPLATE_NAME_ANNOTATION, TIMED_OUT_ANNOTATION,
 };
@@ -12,20 +10,7 @@ use kube_healer_api::{NODE_LABEL, POLICY_LABEL};
 use serde_json::json;
 
 use crate::record::label_value;
-use crate::retry::{self, Backoff};
 
-/// The API resource of `kind` in `api_version`, as the API server serves it (one discovery call:
-/// an action's, never a hot path's).
-pub(super) async fn discover(
-    client: &Client,
-    api_version: &str,
-    kind: &str,
-) -> Result<ApiResource, kube::Error> {
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let gvk = GroupVersionKind::gvk(group, version, kind);
-    let (found, _) = retry::call(Backoff::ACTION, "discover", || pinned_kind(client, &gvk)).await;
-    found.map(|(resource, _)| resource)
-}
 /// The labels kube-healer puts on a remediation resource, to find it again.
 pub(super) fn selector(policy: &str, node: &str) -> String {
     format!(
