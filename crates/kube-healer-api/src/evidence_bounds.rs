@@ -26,7 +26,7 @@ fn cut_opt(s: &mut Option<String>) {
 
 impl Evidence {
     /// The evidence, every text at most [`TEXT`] characters and every list at most [`ENTRIES`]
-    /// entries; what was left out is counted in the fact `evidenceCut`.
+    /// entries (the timeline's latest); what was left out is counted in the fact `evidenceCut`.
     pub fn bounded(mut self) -> Evidence {
         let mut dropped = 0;
         cut(&mut self.summary, TEXT);
@@ -51,6 +51,14 @@ impl Evidence {
         for e in &mut self.events {
             cut(&mut e.reason, TEXT);
             cut_opt(&mut e.message);
+        }
+        // The latest moments are the ones nearest the decision.
+        let early = self.timeline.len().saturating_sub(ENTRIES);
+        dropped += early;
+        self.timeline.drain(..early);
+        for m in &mut self.timeline {
+            cut(&mut m.kind, TEXT);
+            cut(&mut m.detail, TEXT);
         }
         if self.facts.len() > ENTRIES {
             dropped += self.facts.len() - ENTRIES;
@@ -77,7 +85,7 @@ impl Evidence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{ContainerEvidence, EventEvidence};
+    use crate::record::{ContainerEvidence, EventEvidence, TimelineEvidence};
 
     #[test]
     fn huge_evidence_is_cut_with_markers_and_small_evidence_is_kept() {
@@ -124,5 +132,27 @@ mod tests {
         assert_eq!(huge.facts["evidenceCut"], "108 entries left out");
         let size = serde_json::to_string(&huge).unwrap().len();
         assert!(size < 128 * 1024, "{size} bytes");
+    }
+
+    #[test]
+    fn a_long_timeline_keeps_its_latest_moments_up_to_the_decision() {
+        let moment = |i: i64| TimelineEvidence {
+            at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + i).unwrap(),
+            ),
+            kind: "event".into(),
+            subject: None,
+            detail: format!("moment {i} {}", "z".repeat(3000)),
+        };
+        let evidence = Evidence {
+            timeline: (0..40).map(moment).collect(),
+            ..Default::default()
+        }
+        .bounded();
+        assert_eq!(evidence.timeline.len(), ENTRIES);
+        assert!(evidence.timeline[0].detail.starts_with("moment 24 "));
+        assert!(evidence.timeline[ENTRIES - 1].detail.starts_with("moment 39 "));
+        assert!(evidence.timeline[0].detail.contains("[cut: "));
+        assert_eq!(evidence.facts["evidenceCut"], "24 entries left out");
     }
 }

@@ -117,6 +117,25 @@ pub struct Evidence {
     /// Other facts: phase, deletionTimestamp, lease renewal, transition counts, ...
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub facts: BTreeMap<String, String>,
+    /// A pod's story up to the decision, oldest first: its phase, condition and container-state
+    /// changes and its events, with times (the latest kept when it is long).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelineEvidence>,
+}
+
+/// One moment of a pod's timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEvidence {
+    pub at: Time,
+    /// created, scheduled, phase, condition, container, deleting, event, or cut (moments left out).
+    pub kind: String,
+    /// What the moment is about, where a pod has several: the container, the condition's type,
+    /// the event's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// What changed, as a person reads it ("container app waiting: ImagePullBackOff").
+    pub detail: String,
 }
 
 /// A pod or node condition.

@@ -11,8 +11,14 @@ use crate::view::{ContainerState, LeaseView, NodeView, PodView, Secs};
 pub const TRANSITIONS_KEPT: usize = 64;
 
 /// Carries over, from the same pod's previous view (same UID), when each container entered its
-/// current state, where the status does not say.
+/// current state, where the status does not say, and the pod's timeline.
 pub fn carry_pod(view: &mut PodView, old: &PodView, now: Secs) {
+    // The times first: the timeline dates a container's change by them.
+    carry_container_times(view, old, now);
+    crate::timeline::carry(view, Some(old), now);
+}
+
+fn carry_container_times(view: &mut PodView, old: &PodView, now: Secs) {
     if old.uid != view.uid {
         return;
     }

@@ -171,6 +171,7 @@ pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertEr
         }),
         conditions: conditions.into(),
         containers: containers.into(),
+        timeline: Default::default(),
     })
 }
 

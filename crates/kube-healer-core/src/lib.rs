@@ -11,6 +11,7 @@ pub mod finding;
 pub mod holders;
 pub mod policy;
 pub mod thresholds;
+pub mod timeline;
 pub mod trust;
 pub mod view;
 

@@ -255,6 +255,8 @@ pub struct PodView {
     /// Only the conditions that are not True: a healthy pod keeps none.
     pub conditions: Box<[PodCondition]>,
     pub containers: Box<[ContainerView]>,
+    /// What the watcher saw happen to the pod (kept only once it is in trouble).
+    pub timeline: crate::timeline::Timeline,
 }
 
 /// A pod's status.reason and status.message.

@@ -3,7 +3,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::policy::Safety;
+use kube_healer_api::record::Evidence;
 use kube_healer_api::{ActionKind, HealingActionSpec};
+use kube_healer_core::cluster::ClusterView;
 use kube_healer_core::policy::CompiledPolicy;
 use kube_healer_core::view::Secs;
 
@@ -52,6 +54,7 @@ pub fn build(
         decided.hold.as_ref().map(|h| h.reason),
         decided.mode,
     );
+    let evidence = with_timeline(finding.evidence.clone(), target, stores, decided_at.0.as_second());
     let record = HealingActionSpec {
         policy: due.policy.clone(),
         policy_generation: policy.policy.metadata.generation,
@@ -62,7 +65,7 @@ pub fn build(
         dry_run: decided.dry_run,
         failing_since: Some(kube_healer_core::finding::time(due.episode)),
         decided_at,
-        evidence: finding.evidence.clone().bounded(),
+        evidence: evidence.bounded(),
     };
     // A call that changes the cluster is rechecked on fresh reads right before it.
     let changes = decided.hold.is_none() && !decided.dry_run && decided.action != ActionKind::Event;
@@ -83,4 +86,25 @@ pub fn build(
         before: decided.before,
         due_ms: (decided.step == 0).then_some(due.due_ms),
     }
+}
+
+/// The evidence carries the target's timeline up to the decision: for a pod, what the watcher saw
+/// happen to it; for a node, its Ready transitions and conditions; and their events.
+fn with_timeline(mut evidence: Evidence, target: &Target, stores: &Stores, now: Secs) -> Evidence {
+    use kube_healer_core::timeline;
+    match target {
+        Target::Pod(ns, name) => {
+            if let Some(pod) = stores.pod_at(ns, name) {
+                let events = stores.events_of("Pod", Some(ns), name, &pod.uid, Some(pod.created()));
+                evidence.timeline = timeline::evidence(pod, events, now);
+            }
+        }
+        Target::Node(name) => {
+            if let Some(node) = stores.node_view(name) {
+                let events = stores.events_of("Node", None, name, &node.uid, None);
+                evidence.timeline = timeline::node_evidence(node, events, now);
+            }
+        }
+    }
+    evidence
 }

@@ -174,11 +174,15 @@ impl Stores {
             namespace: view.namespace.clone(),
             name: view.name.clone(),
         };
-        if let Some(old) = self.pods.get(&key) {
-            carry_pod(&mut view, old, now);
-            if old.node != view.node {
-                self.unindex(&key, old.node.clone());
+        match self.pods.get(&key) {
+            Some(old) => {
+                carry_pod(&mut view, old, now);
+                if old.node != view.node {
+                    self.unindex(&key, old.node.clone());
+                }
             }
+            // A pod already in trouble when first seen starts its timeline from its view.
+            None => kube_healer_core::timeline::carry(&mut view, None, now),
         }
         if let Some(node) = &view.node {
             self.pods_by_node

@@ -8,8 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use kube::api::{Api, ListParams};
+use kube_healer_api::record::TimelineEvidence;
 use kube_healer_api::{HealingAction, HealingPolicy, TargetKind};
 use kube_healer_core::classify::pod::human;
+use kube_healer_core::cluster::ClusterView;
 use kube_healer_core::decide::{Budget, Ladder, Recorded, episode_of};
 use kube_healer_core::policy::{CompiledPolicy, Target};
 use kube_healer_core::view::Secs;
@@ -97,6 +99,11 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let report = kube_healer_core::classify_snapshot(&snapshot, now);
+    let records: Vec<HealingAction> = Api::<HealingAction>::all(client.clone())
+        .list(&ListParams::default().labels(&format!("{}={uid}", kube_healer_api::TARGET_UID_LABEL)))
+        .await
+        .context("listing the target's HealingActions")?
+        .items;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{header}")?;
     if opted_out {
@@ -124,11 +131,28 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
         crate::table::write(&mut out, ["CLASS", "FAILING FOR", "EVIDENCE"], &rows)?;
     }
 
-    let records: Vec<HealingAction> = Api::<HealingAction>::all(client.clone())
-        .list(&ListParams::default().labels(&format!("{}={uid}", kube_healer_api::TARGET_UID_LABEL)))
-        .await
-        .context("listing the target's HealingActions")?
-        .items;
+    let entries = timeline(target, &snapshot, &records, now);
+    writeln!(out)?;
+    if entries.is_empty() {
+        writeln!(out, "timeline: nothing to tell")?;
+    } else {
+        writeln!(
+            out,
+            "timeline (oldest first; from the object, its events and its records):"
+        )?;
+        let rows: Vec<[String; 3]> = entries
+            .into_iter()
+            .map(|e| {
+                [
+                    format!("{} ago", human(now - e.at.0.as_second())),
+                    e.kind,
+                    e.detail,
+                ]
+            })
+            .collect();
+        crate::table::write(&mut out, ["WHEN", "KIND", "WHAT"], &rows)?;
+    }
+
     let policies = Api::<HealingPolicy>::all(client.clone())
         .list(&ListParams::default())
         .await
@@ -238,6 +262,39 @@ fn policy_rows(
         }
     }
     rows
+}
+
+/// The target's timeline: what the object and its events tell now, and what the operator saw
+/// happen before (kept in its records' evidence), each moment once, oldest first.
+fn timeline(
+    target: Target<'_>,
+    snapshot: &kube_healer_core::Snapshot,
+    records: &[HealingAction],
+    now: Secs,
+) -> Vec<TimelineEvidence> {
+    use kube_healer_core::timeline;
+    let told_now = match target {
+        Target::Pod(pod) => {
+            let events = snapshot.events_of(
+                "Pod",
+                Some(&pod.namespace),
+                &pod.name,
+                &pod.uid,
+                Some(pod.created()),
+            );
+            timeline::evidence(pod, events, now)
+        }
+        Target::Node(node) => {
+            let events = snapshot.events_of("Node", None, &node.name, &node.uid, None);
+            timeline::node_evidence(node, events, now)
+        }
+    };
+    let mut recorded: Vec<&HealingAction> = records.iter().collect();
+    recorded.sort_by_key(|r| r.spec.decided_at.0);
+    let told = recorded
+        .into_iter()
+        .flat_map(|r| r.spec.evidence.timeline.iter().cloned());
+    timeline::merge(told.chain(told_now))
 }
 
 /// The target's latest records.

@@ -32,6 +32,7 @@ mod recheck;
 mod remediate;
 mod replace;
 mod returns;
+mod timeline;
 
 use kube_healer_testenv::ClusterOptions;
 
@@ -52,6 +53,7 @@ fn main() -> std::process::ExitCode {
         remediate::tests(),
         replace::tests(),
         returns::tests(),
+        timeline::tests(),
     ]
     .into_iter()
     .flatten()

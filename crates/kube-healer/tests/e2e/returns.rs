@@ -114,6 +114,17 @@ async fn returns(ctx: Ctx) -> anyhow::Result<()> {
         "records (step, reason): {:?}, episodes {episodes:?}",
         steps(&recs)
     );
+    // A node's record carries its timeline too: the condition that failed, with its time.
+    ensure!(
+        recs.iter().all(|r| r
+            .spec
+            .evidence
+            .timeline
+            .iter()
+            .any(|m| m.kind == "condition" && m.detail == "KernelDeadlock=True (DockerHung)")),
+        "the records' timelines: {:#?}",
+        recs.iter().map(|r| &r.spec.evidence.timeline).collect::<Vec<_>>()
+    );
     tokio::time::sleep(Duration::from_secs(6)).await;
     let after = counts.lock().map(|c| *c).unwrap_or_default();
     ensure!(after == (1, 1), "cordoned again on its return: {after:?}");
