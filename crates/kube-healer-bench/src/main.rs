@@ -5,11 +5,13 @@
 //!   server's own metrics and audit log), reaction time under load, Evicted-pod clean-up
 //!   throughput, and the same clean-up by descheduler's RemoveFailedPods, side by side.
 //! - `synthetic`: the operator's engine fed watch events in-process, for sizes the local API server
-//!   cannot hold (5,000 nodes, 150,000 pods): memory and time to absorb the start-up lists.
+//!   cannot hold (5,000 nodes, 150,000 pods): memory and time to absorb the start-up lists, pod
+//!   updates, and an event flood of a million events.
 //!
 //! Figures are printed, never asserted: BENCHMARKS.md holds the results and how to reproduce them.
 
 mod descheduler;
+mod flood;
 mod measure;
 mod scale;
 mod synthetic;

@@ -25,6 +25,9 @@ pub struct Args {
     /// Pod updates streamed after the start-up lists.
     #[arg(long, default_value_t = 300_000)]
     updates: usize,
+    /// Events streamed after the updates (an event flood; 0: none).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -99,6 +102,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let update_secs = t.elapsed().as_secs_f64();
     let (rss_end, peak) = measure::memory_mib(pid).unwrap_or_default();
+    let flooded = (args.events > 0)
+        .then(|| crate::flood::flood(&mut engine, args.events, args.pods, args.nodes, now.as_second()));
+    let (rss_flood, peak_flood) = measure::memory_mib(pid).unwrap_or_default();
 
     let mut report = Report::default();
     report.row(
@@ -137,6 +143,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "",
         None,
     );
+    if let Some(f) = flooded {
+        let rate = f.events as f64 / f.applying.as_secs_f64();
+        report.row(
+            &format!(
+                "events absorbed ({} over the pods and nodes, 70% Normal)",
+                f.events
+            ),
+            format!("{rate:.0} events/s"),
+            ">= 50,000 events/s",
+            Some(rate >= 50_000.0),
+        );
+        report.row(
+            "event index after the flood",
+            format!(
+                "{} series, {:.1} MiB estimated, {} evicted by its budget",
+                f.kept,
+                f.index_bytes as f64 / 1048576.0,
+                f.evicted
+            ),
+            "<= its budget (64 MiB)",
+            Some(f.index_bytes <= f.budget),
+        );
+        report.row(
+            "process RSS after the flood / peak",
+            format!("{rss_flood:.1} / {peak_flood:.1} MiB"),
+            "<= 256 MiB",
+            Some(peak_flood <= 256.0),
+        );
+    }
     report.print(&format!(
         "kube-healer engine, in-process: {} nodes, {} pods, one core",
         args.nodes, args.pods

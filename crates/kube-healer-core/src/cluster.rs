@@ -40,8 +40,8 @@ pub trait ClusterView {
         created: Option<Secs>,
     ) -> impl Iterator<Item = &'a EventView> + 'a {
         self.events(kind, namespace, name)
-            .filter(move |e| match e.object_uid.as_deref() {
-                Some(u) => uid.is(u) || (kind == "Node" && u == name),
+            .filter(move |e| match &e.object_uid {
+                Some(u) => u == uid || (kind == "Node" && matches!(u, Uid::Other(text) if **text == *name)),
                 None => created.is_none_or(|c| e.last_seen >= c),
             })
     }

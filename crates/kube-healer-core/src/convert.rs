@@ -315,7 +315,7 @@ pub fn event_view(event: &Event, interner: &mut Interner) -> Result<EventView, C
             namespace: non_empty(obj.namespace.as_ref()).map(|n| interner.str(n)),
             name: interner.str(name),
         },
-        object_uid: non_empty(obj.uid.as_ref()).map(Box::from),
+        object_uid: non_empty(obj.uid.as_ref()).map(Uid::parse),
         reason: interner.str(event.reason.as_deref().unwrap_or("")),
         message: event.message.as_deref().unwrap_or("").into(),
         count,

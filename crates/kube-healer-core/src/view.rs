@@ -364,7 +364,8 @@ pub struct EventView {
     /// series, even with the same reason and message.
     pub id: Option<Uid>,
     pub object: ObjectKey,
-    pub object_uid: Option<Box<str>>,
+    /// involvedObject.uid: 16 bytes inline when a UUID (the kubelet writes a node's name).
+    pub object_uid: Option<Uid>,
     pub reason: Shared,
     pub message: Box<str>,
     pub count: u32,

@@ -69,6 +69,8 @@ pub struct Config {
     pub clear_debounce: std::time::Duration,
     /// Whose events about nodes are evidence.
     pub event_trust: kube_healer_core::trust::EventTrust,
+    /// The memory the event index may take, in bytes.
+    pub event_memory_bytes: usize,
     /// Where RunJob's node jobs run: the jobs namespace and ServiceAccount.
     pub node_jobs: act::job::JobsPlace,
     /// Seconds added to the wall clock (a test hook: a host whose clock is skewed).
@@ -144,7 +146,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         .with_disruption_budget(config.max_nodes_out_of_service)
         .with_pool_label(config.node_pool_label)
         .with_clear_debounce(config.clear_debounce)
-        .with_event_trust(config.event_trust);
+        .with_event_trust(config.event_trust)
+        .with_event_budget(config.event_memory_bytes);
     let election_ended = async {
         match election_task.as_mut() {
             Some(task) => task.await,

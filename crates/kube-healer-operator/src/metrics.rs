@@ -86,6 +86,10 @@ pub struct Metrics {
     pub records_unwritten: Counter,
     /// HealingPolicies by state: active, or refused (invalid, unreadable).
     pub policies: Family<StateLabel, Gauge>,
+    /// The event index's memory, estimated (its budget is --event-memory-mib).
+    pub event_index_bytes: Gauge,
+    /// Event series evicted by the event index's memory budget, the least recently seen first.
+    pub events_evicted: Counter,
 }
 
 impl Default for Metrics {
@@ -180,6 +184,18 @@ impl Default for Metrics {
             "HealingPolicies by state (active, refused)",
             policies.clone(),
         );
+        let event_index_bytes = Gauge::default();
+        registry.register(
+            "event_index_bytes",
+            "Bytes the event index holds, estimated (its budget is --event-memory-mib)",
+            event_index_bytes.clone(),
+        );
+        let events_evicted = Counter::default();
+        registry.register(
+            "events_evicted",
+            "Event series evicted by the event index's memory budget, least recently seen first",
+            events_evicted.clone(),
+        );
         // Series a dashboard or an alert reads are there from the start, at 0: a family with
         // no series is not exported at all, and a missing series is no "0 refused".
         for &class in kube_healer_api::FailureClass::ALL {
@@ -225,6 +241,8 @@ impl Default for Metrics {
             held_targets,
             records_unwritten,
             policies,
+            event_index_bytes,
+            events_evicted,
         }
     }
 }

@@ -85,7 +85,8 @@ impl EventPattern {
             cluster.events_of(kind, subject.namespace.as_deref(), &subject.name, &uid, created),
             from,
             |e| {
-                self.reason.as_deref().is_none_or(|r| r == &*e.reason)
+                &*e.reason != crate::events::NORMAL_MARKER
+                    && self.reason.as_deref().is_none_or(|r| r == &*e.reason)
                     && self.message.as_ref().is_none_or(|re| re.is_match(&e.message))
             },
         );

@@ -83,7 +83,8 @@ fn with_events<'a>(
     mut out: Vec<(Secs, TimelineEvidence)>,
     events: impl Iterator<Item = &'a EventView>,
 ) -> Vec<TimelineEvidence> {
-    for e in events {
+    // A marker of Normal events not kept says nothing a reader needs.
+    for e in events.filter(|e| &*e.reason != crate::events::NORMAL_MARKER) {
         let mut message: String = e.message.chars().take(EVENT_MESSAGE).collect();
         if e.message.chars().count() > EVENT_MESSAGE {
             message.push_str("...");

@@ -165,6 +165,13 @@ impl Engine {
         self
     }
 
+    /// The memory the event index may take (default 64 MiB): past it, the event series last
+    /// seen longest ago go.
+    pub fn with_event_budget(mut self, bytes: usize) -> Self {
+        self.stores.set_event_budget(bytes);
+        self
+    }
+
     /// Where the operator's own API calls are noted (default: the process's log).
     pub fn with_api_calls(mut self, calls: Arc<ApiCalls>) -> Self {
         self.api_calls = calls;

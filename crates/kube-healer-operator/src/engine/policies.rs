@@ -15,10 +15,12 @@ use crate::store::Applied;
 use crate::target::Target;
 
 impl Engine {
-    /// Events are kept as long as the longest window a policy counts them over.
+    /// Events are kept as long as the longest window a policy counts them over, and Normal
+    /// events whole if a policy's pattern may read them.
     fn keep_events_for_policies(&mut self) {
         let window = self.policies.longest_event_window();
         self.stores.keep_events_for(window);
+        self.stores.normal = self.policies.normal_events();
     }
 
     pub(super) fn apply_policy(&mut self, event: W<DynamicObject>, now: Secs) -> Applied {

@@ -119,6 +119,12 @@ impl Engine {
         count("pods", self.stores.pod_count());
         count("nodes", ClusterView::node_count(&self.stores));
         count("events", self.stores.event_count());
+        let (bytes, _, evicted) = self.stores.event_memory();
+        self.metrics.event_index_bytes.set(bytes as i64);
+        let counted = self.metrics.events_evicted.get();
+        self.metrics
+            .events_evicted
+            .inc_by(evicted.saturating_sub(counted));
     }
 
     fn publish_synced(&self) {

@@ -146,6 +146,16 @@ impl PolicySet {
         windows.map(|c| c.event_window()).max().unwrap_or(0)
     }
 
+    /// Which Normal events the policies' event patterns may read (by reason, or all of them).
+    pub fn normal_events(&self) -> kube_healer_core::events::NormalEvents {
+        let patterns = self.policies.values().flat_map(|p| &p.conditions);
+        kube_healer_core::events::NormalEvents::for_patterns(
+            patterns
+                .filter_map(|c| c.pattern.as_ref())
+                .map(|p| p.reason.as_deref()),
+        )
+    }
+
     /// Every target with the policy conditions holding on it.
     pub fn all_matches(&self) -> impl Iterator<Item = (&Target, &[Match])> {
         self.matches.iter().map(|(t, m)| (t, m.as_slice()))

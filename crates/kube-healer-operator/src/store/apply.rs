@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::runtime::watcher::Event as W;
 use kube_healer_core::convert::{avoid_expiry, event_view, lease_view, node_view, pod_view};
 use kube_healer_core::decide::OUT_OF_SERVICE;
+use kube_healer_core::events::NORMAL_MARKER;
 use kube_healer_core::trust::Untrusted;
 use kube_healer_core::view::Secs;
 
@@ -174,7 +175,7 @@ impl Stores {
                         ..Default::default()
                     };
                 }
-                let view = match event_view(&e, &mut self.interner) {
+                let mut view = match event_view(&e, &mut self.interner) {
                     Ok(v) => v,
                     Err(err) => {
                         tracing::debug!(error = %err, "skipping an unreadable event");
@@ -193,6 +194,13 @@ impl Stores {
                 let Some(target) = target else {
                     return Applied::default();
                 };
+                // A Normal event no class or policy reads leaves only a marker: the object had
+                // events (see core's `events::normal`).
+                if e.type_.as_deref() == Some("Normal") && !self.normal.keeps(&view.reason) {
+                    view.reason = self.interner.str(NORMAL_MARKER);
+                    view.message = "".into();
+                    view.id = None;
+                }
                 self.add_event(view);
                 Applied::targets(vec![target])
             }

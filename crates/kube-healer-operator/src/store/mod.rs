@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use kube_healer_core::carry::{carry_lease, carry_node, carry_pod};
 use kube_healer_core::cluster::{ClusterView, NodeLookup};
 use kube_healer_core::convert::Interner;
-use kube_healer_core::events::EventIndex;
+use kube_healer_core::events::{EventIndex, NormalEvents};
 use kube_healer_core::trust::EventTrust;
 use kube_healer_core::view::{EventView, LeaseView, NodeView, PodView, Secs, Shared};
 
@@ -59,6 +59,8 @@ pub struct Stores {
     pub held_together: HeldTogether,
     /// Whose events about nodes are evidence.
     pub trust: EventTrust,
+    /// Which Normal events are kept whole (the rest leave a marker per object).
+    pub normal: NormalEvents,
 }
 
 impl Stores {
@@ -102,6 +104,18 @@ impl Stores {
     /// The events held (each a series), and forgetting those past their age.
     pub fn event_count(&self) -> usize {
         self.events.len()
+    }
+
+    /// The event index's memory budget.
+    pub fn set_event_budget(&mut self, bytes: usize) {
+        let events = std::mem::take(&mut self.events);
+        self.events = events.with_budget(bytes);
+    }
+
+    /// The event index's estimated bytes and budget, and the series evicted by it so far.
+    pub fn event_memory(&self) -> (usize, usize, u64) {
+        let (bytes, budget) = self.events.bytes();
+        (bytes, budget, self.events.evicted())
     }
 
     /// Keeps events as long as the longest window a policy counts them over.

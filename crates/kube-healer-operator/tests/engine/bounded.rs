@@ -71,3 +71,104 @@ fn the_gate_forgets_targets_that_are_gone() {
     }
     assert_eq!(e.gate_entries(), 0, "ladders of deleted pods forgotten");
 }
+
+fn event_about(kind: &str, name: &str, i: usize, type_: &str, reason: &str, last: Secs) -> Change {
+    let ns = (kind == "Pod").then_some("ns");
+    let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+        "metadata": {"name": format!("{name}.{i}"), "namespace": ns.unwrap_or("default"), "uid": format!("ev-{i}")},
+        "involvedObject": {"kind": kind, "namespace": ns, "name": name},
+        "reason": reason, "type": type_, "message": format!("{reason} happened to {name}"),
+        "source": {"component": "kubelet"},
+        "count": 1, "firstTimestamp": at(last), "lastTimestamp": at(last)}))
+    .unwrap();
+    Change::Event(Box::new(Event::Apply(event)))
+}
+
+#[test]
+fn an_event_flood_stays_within_the_event_budget() {
+    let (e, _clock) = engine();
+    let mut e = e.with_event_budget(1 << 20);
+    listed(&mut e);
+    for i in 0..60_000 {
+        e.apply(event_about(
+            "Pod",
+            &format!("web-{i}"),
+            i,
+            "Warning",
+            "BackOff",
+            T0 - 60_000 + i as Secs,
+        ));
+    }
+    let (bytes, budget, evicted) = e.stores().event_memory();
+    assert!(bytes <= budget, "{bytes} of {budget}");
+    assert!(evicted > 40_000, "evicted {evicted}");
+    assert_eq!(e.stores().event_count() as u64 + evicted, 60_000);
+}
+
+#[test]
+fn normal_events_nothing_reads_leave_one_marker_per_object() {
+    let (mut e, _clock) = engine();
+    listed(&mut e);
+    e.apply(node("n1", "True", T0 - 86_400));
+    // Bound, no container status yet: with no event at all, StuckPending; a kubelet's Normal
+    // event shows the kubelet has it.
+    e.apply(pod(json!({"metadata": {"name": "quiet", "namespace": "ns", "uid": "quiet", "creationTimestamp": at(T0 - 3600)},
+        "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "app"}]},
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": at(T0 - 3600)}]}})));
+    for (i, reason) in ["Scheduled", "Pulling", "Pulled", "Created", "Started"]
+        .iter()
+        .enumerate()
+    {
+        e.apply(event_about(
+            "Pod",
+            "quiet",
+            i,
+            "Normal",
+            reason,
+            T0 - 100 + i as Secs,
+        ));
+    }
+    e.apply(event_about("Node", "n1", 10, "Normal", "NodeNotReady", T0 - 50));
+    e.apply(event_about("Node", "n1", 11, "Normal", "Starting", T0 - 40));
+    use kube_healer_core::cluster::ClusterView;
+    let about_pod: Vec<String> = e
+        .stores()
+        .events("Pod", Some("ns"), "quiet")
+        .map(|v| v.reason.to_string())
+        .collect();
+    assert_eq!(about_pod, ["(Normal)"], "five Normal events, one marker");
+    let mut about_node: Vec<String> = e
+        .stores()
+        .events("Node", None, "n1")
+        .map(|v| v.reason.to_string())
+        .collect();
+    about_node.sort();
+    assert_eq!(
+        about_node,
+        ["(Normal)", "NodeNotReady"],
+        "a reason a class reads is kept whole"
+    );
+    let knobs = kube_healer_core::Knobs::default();
+    let mut findings = Vec::new();
+    let quiet = e.stores().pods().find(|p| &*p.name == "quiet").unwrap();
+    kube_healer_core::classify_pod(quiet, e.stores(), &knobs, T0 + 3600, &mut findings);
+    assert!(
+        findings.iter().all(|f| f.class != FailureClass::StuckPending),
+        "the marker still tells the pod had events: {findings:?}"
+    );
+    // A policy whose pattern names a Normal reason keeps it whole from then on.
+    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy", "metadata": {"name": "kills", "generation": 1},
+        "spec": {"target": {"kind": "Pod"}, "conditions": [{"class": "EventPattern", "reason": "Killing"}],
+            "actions": [{"action": "Event"}], "safety": {"dryRun": true}}}))
+    .unwrap();
+    e.apply(Change::policy(Event::Apply(policy)));
+    e.apply(event_about("Pod", "quiet", 20, "Normal", "Killing", T0 - 10));
+    let mut about_pod: Vec<String> = e
+        .stores()
+        .events("Pod", Some("ns"), "quiet")
+        .map(|v| v.reason.to_string())
+        .collect();
+    about_pod.sort();
+    assert_eq!(about_pod, ["(Normal)", "Killing"]);
+}

@@ -214,6 +214,7 @@ async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
         node_pool_label: None,
         clear_debounce: std::time::Duration::from_secs(5),
         event_trust: Default::default(),
+        event_memory_bytes: kube_healer_core::events::EventIndex::DEFAULT_BYTES,
         node_jobs: Default::default(),
         clock_offset_seconds: 0,
     };

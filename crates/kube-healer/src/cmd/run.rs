@@ -92,6 +92,10 @@ pub struct Args {
         default_value = "default"
     )]
     trusted_event_namespaces: Vec<String>,
+    /// The memory the event index may take, in MiB: past it, the event series last seen longest
+    /// ago are evicted first (kube_healer_events_evicted_total).
+    #[arg(long, env = "KUBE_HEALER_EVENT_MEMORY_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    event_memory_mib: u32,
     /// The namespace RunJob's node jobs run in (its Pod Security level admits what the defined
     /// NodeJobs need; the chart creates it). It is protected like the operator's own.
     #[arg(long, env = "KUBE_HEALER_JOBS_NAMESPACE", default_value = "kube-healer-jobs")]
@@ -175,6 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 sources: non_empty(&args.trusted_event_sources),
                 namespaces: non_empty(&args.trusted_event_namespaces),
             },
+            event_memory_bytes: (args.event_memory_mib as usize) << 20,
             node_jobs: kube_healer_operator::act::job::JobsPlace {
                 namespace: args.jobs_namespace.clone(),
                 service_account: args.jobs_service_account.clone(),
