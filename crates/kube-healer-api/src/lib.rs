@@ -5,6 +5,7 @@
 //! generated from these types (`kube-healer crd`), and a test fails when they drift.
 
 pub mod action;
+pub mod batch;
 pub mod class;
 pub mod duration;
 pub mod evidence_bounds;

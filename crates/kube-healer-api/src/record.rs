@@ -60,6 +60,10 @@ pub struct HealingActionSpec {
     pub decided_at: Time,
     /// What the decision rested on.
     pub evidence: Evidence,
+    /// A batch record's pods (the first is also `target`): one record for a bulk clean-up of
+    /// leftovers. Empty for every other record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<crate::batch::BatchMember>,
 }
 
 /// The object acted on.
@@ -233,4 +237,7 @@ pub struct HealingActionStatus {
     /// API calls made for this action (retries included).
     #[serde(default)]
     pub attempts: i32,
+    /// A batch record's outcome for each of its pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<crate::batch::MemberOutcome>,
 }

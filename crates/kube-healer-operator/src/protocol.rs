@@ -68,6 +68,12 @@ pub enum Work {
     DeleteRecord {
         name: String,
     },
+    /// A batch record still marked in flight, maybe left by a process that ended: once its
+    /// deadline (`until`, Unix seconds) has passed, finish it if it is still unfinished.
+    ResumeBatch {
+        name: String,
+        until: Secs,
+    },
 }
 
 /// Whether this replica leads, as the executor sees it: actions check it where they run, before

@@ -553,6 +553,7 @@ async fn kubectl_columns(ctx: Ctx) -> anyhow::Result<()> {
                 summary: "terminating 3m past its deletionTimestamp".into(),
                 ..Default::default()
             },
+            members: Vec::new(),
         },
     );
     record.meta_mut().labels =
@@ -565,6 +566,7 @@ async fn kubectl_columns(ctx: Ctx) -> anyhow::Result<()> {
         start_time: None,
         finish_time: None,
         attempts: 0,
+        members: Vec::new(),
     };
     let name = created
         .metadata

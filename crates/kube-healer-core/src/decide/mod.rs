@@ -10,6 +10,7 @@ use kube_healer_api::{ActionKind, HealingPolicySpec, TargetKind, reasons};
 
 use crate::view::Secs;
 
+mod batch;
 mod budget;
 mod drain;
 mod episode;
@@ -20,6 +21,7 @@ mod recheck;
 mod safety;
 mod shutdown;
 
+pub use batch::batchable;
 pub use budget::Budget;
 pub use drain::{LeftAlone, left_alone};
 pub use episode::{Recorded, episode_of};

@@ -174,6 +174,7 @@ mod tests {
                     failing_since: None,
                     decided_at: crate::clock::ManualClock::at(0).time(),
                     evidence: Default::default(),
+                    members: Vec::new(),
                 },
                 step: serde_json::from_value(serde_json::json!({"action": action.as_str()})).expect("a step"),
                 hold: None,

@@ -98,33 +98,7 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
         announce(io.recorder, &req.spec, ActionPhase::Skipped, reason, &message).await;
         return Handled::NotCarriedOut;
     }
-    observe_latency(&io, &req);
-    failpoint::pause("before-recheck").await;
-    // Read afresh right before the call: the failure must still hold.
-    let skipped = |reason, message| Some(Outcome::new(ActionPhase::Skipped, reason, message, 0));
-    let rechecked = match recheck(io.client, &req, io.clock.now()).await {
-        Ok(Fresh::Holds) => None,
-        Ok(Fresh::Cleared(why)) => skipped(reasons::RECOVERED, format!("not carried out: {why}")),
-        Ok(Fresh::Unsafe(why)) => skipped(reasons::UNSAFE, format!("not carried out: {why}")),
-        // Finishing a decision of a process that ended: its call may have been made already.
-        Ok(Fresh::Gone(how)) if resumed && removes_target(req.spec.action) => Some(Outcome::new(
-            ActionPhase::Succeeded,
-            reasons::COMPLETED,
-            format!("{how}: the call made before the restart took effect, or it was removed since"),
-            0,
-        )),
-        Ok(Fresh::Gone(how)) => skipped(reasons::TARGET_GONE, format!("not carried out: {how}")),
-        Err((e, calls)) => Some(Outcome::new(
-            ActionPhase::Failed,
-            reasons::API_ERROR,
-            format!("not carried out: the recheck right before the call could not read the target: {e}"),
-            calls,
-        )),
-    };
-    let outcome = match rechecked {
-        Some(outcome) => outcome,
-        None => call(&io, &req, resumed, &start).await,
-    };
+    let outcome = act_on(&io, &req, resumed, &start).await;
     let Outcome {
         phase,
         reason,
@@ -166,6 +140,37 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
     }
 }
 
+/// A recorded live decision carried out: read afresh right before the call (the failure must
+/// still hold), then the call. Shared by a record of one and a batch's members.
+pub(crate) async fn act_on(io: &Io<'_>, req: &ActionRequest, resumed: bool, start: &Time) -> Outcome {
+    observe_latency(io, req);
+    failpoint::pause("before-recheck").await;
+    let skipped = |reason, message| Some(Outcome::new(ActionPhase::Skipped, reason, message, 0));
+    let rechecked = match recheck(io.client, req, io.clock.now()).await {
+        Ok(Fresh::Holds) => None,
+        Ok(Fresh::Cleared(why)) => skipped(reasons::RECOVERED, format!("not carried out: {why}")),
+        Ok(Fresh::Unsafe(why)) => skipped(reasons::UNSAFE, format!("not carried out: {why}")),
+        // Finishing a decision of a process that ended: its call may have been made already.
+        Ok(Fresh::Gone(how)) if resumed && removes_target(req.spec.action) => Some(Outcome::new(
+            ActionPhase::Succeeded,
+            reasons::COMPLETED,
+            format!("{how}: the call made before the restart took effect, or it was removed since"),
+            0,
+        )),
+        Ok(Fresh::Gone(how)) => skipped(reasons::TARGET_GONE, format!("not carried out: {how}")),
+        Err((e, calls)) => Some(Outcome::new(
+            ActionPhase::Failed,
+            reasons::API_ERROR,
+            format!("not carried out: the recheck right before the call could not read the target: {e}"),
+            calls,
+        )),
+    };
+    match rechecked {
+        Some(outcome) => outcome,
+        None => call(io, req, resumed, start).await,
+    }
+}
+
 /// The action's call(s), with the record marked Running meanwhile for long ones.
 async fn call(io: &Io<'_>, req: &ActionRequest, resumed: bool, start: &Time) -> Outcome {
     let target = &req.spec.target;
@@ -199,7 +204,7 @@ async fn call(io: &Io<'_>, req: &ActionRequest, resumed: bool, start: &Time) -> 
     }
 }
 
-fn count(metrics: &Metrics, req: &ActionRequest, phase: ActionPhase, reason: &str) {
+pub(crate) fn count(metrics: &Metrics, req: &ActionRequest, phase: ActionPhase, reason: &str) {
     metrics
         .actions
         .get_or_create(&Metrics::action(req.spec.action, phase, reason))

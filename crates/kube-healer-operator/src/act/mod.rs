@@ -3,6 +3,7 @@
 //! engine's stores, policies or decisions.
 
 mod announce;
+pub mod batch;
 mod discover;
 mod dispatch;
 pub mod drain;

@@ -66,6 +66,7 @@ pub fn build(
         failing_since: Some(kube_healer_core::finding::time(due.episode)),
         decided_at,
         evidence: evidence.bounded(),
+        members: Vec::new(),
     };
     // A call that changes the cluster is rechecked on fresh reads right before it.
     let changes = decided.hold.is_none() && !decided.dry_run && decided.action != ActionKind::Event;

@@ -20,6 +20,7 @@ impl Engine {
                 self.evaluate(&t, now);
             }
             self.apply_retention(now);
+            self.resume_batches();
         } else {
             self.gate.stop_waiting();
             tracing::warn!("lost the leadership: deciding nothing until it is back");

@@ -61,6 +61,8 @@ pub struct Engine {
     /// HealingActions known from the watch, for retention, and when retention runs next.
     records: Records,
     relist_records: Relist<String>,
+    /// Batch records still marked in flight, and until when (see `resume_batches`).
+    batch_marks: std::collections::HashMap<String, Secs>,
     retention: Retention,
     retention_at: Option<Secs>,
     /// Leadership: only the leader decides and acts.
@@ -94,6 +96,7 @@ impl Engine {
             statuses: StatusBook::default(),
             records: Records::default(),
             relist_records: Relist::default(),
+            batch_marks: Default::default(),
             retention: Retention::default(),
             retention_at: None,
             leader: None,

@@ -28,6 +28,12 @@ impl Engine {
                 self.relist_records.saw(&name);
                 let mut labels = meta.labels.unwrap_or_default();
                 let policy = labels.remove(kube_healer_api::POLICY_LABEL).unwrap_or_default();
+                if labels.contains_key(kube_healer_api::batch::BATCH_LABEL) {
+                    let created = meta.creation_timestamp.map_or(now, |t| t.0.as_second());
+                    let annotations = meta.annotations.unwrap_or_default();
+                    self.apply_batch_record(name, policy, created, &labels, &annotations, now);
+                    return;
+                }
                 let uid = labels
                     .remove(kube_healer_api::TARGET_UID_LABEL)
                     .unwrap_or_default();
@@ -80,8 +86,13 @@ impl Engine {
             }
             W::Delete(meta) => {
                 let name = meta.metadata.name.as_deref().unwrap_or_default();
+                self.batch_marks.remove(name);
+                let members = self.records.take_batch(name);
                 if let Some((policy, _, uid)) = self.records.remove(name) {
                     self.policies.episodes.forget(&policy, &uid, name);
+                    for (uid, record) in members {
+                        self.policies.episodes.forget(&policy, &uid, &record);
+                    }
                 }
                 if let Some(policy) = self.gate.record_gone(name) {
                     self.places_freed(&policy);
@@ -92,7 +103,11 @@ impl Engine {
                 if let Some(seen) = self.relist_records.finish() {
                     for (gone, (policy, _, uid)) in self.records.retain(&seen) {
                         self.gate.record_gone(&gone);
+                        self.batch_marks.remove(&gone);
                         self.policies.episodes.forget(&policy, &uid, &gone);
+                        for (uid, record) in self.records.take_batch(&gone) {
+                            self.policies.episodes.forget(&policy, &uid, &record);
+                        }
                     }
                 }
                 self.apply_retention(now);
@@ -136,5 +151,100 @@ impl Engine {
             self.send(Work::DeleteRecord { name });
         }
         self.retention_at = next;
+    }
+}
+
+/// A batch record's pods: (UID, episode, the name of the pod's own decision), from its member
+/// labels and its members annotation.
+fn batch_members(
+    labels: &std::collections::BTreeMap<String, String>,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, Secs, String)> {
+    let records: std::collections::HashMap<&str, &str> = annotations
+        .get(kube_healer_api::batch::MEMBERS_ANNOTATION)
+        .map(|a| a.split(',').filter_map(|pair| pair.split_once('=')).collect())
+        .unwrap_or_default();
+    labels
+        .iter()
+        .filter_map(|(key, episode)| {
+            let uid = key.strip_prefix(kube_healer_api::batch::MEMBER_LABEL_PREFIX)?;
+            let record = records.get(uid)?;
+            Some((uid.to_string(), episode.parse().ok()?, record.to_string()))
+        })
+        .collect()
+}
+
+impl Engine {
+    /// A batch record (a bulk clean-up of leftovers): each pod's action counts on its ladder and
+    /// against its policy's rate under the pod's own decision name, as a record of its own
+    /// would (and once, with this replica's own decision of that name). A batch still marked in
+    /// flight may have been left unfinished by a process that ended: the leader finishes it
+    /// past its deadline (`resume_batches`). The mark is not counted against maxConcurrent.
+    fn apply_batch_record(
+        &mut self,
+        name: String,
+        policy: String,
+        created: Secs,
+        labels: &std::collections::BTreeMap<String, String>,
+        annotations: &std::collections::BTreeMap<String, String>,
+        now: Secs,
+    ) {
+        let members = batch_members(labels, annotations);
+        let acted = match labels.get(kube_healer_api::DECISION_LABEL).map(String::as_str) {
+            Some("act") => Some(Mode::Live),
+            Some("dry-run") => Some(Mode::DryRun),
+            _ => None,
+        };
+        let step = labels
+            .get(kube_healer_api::STEP_LABEL)
+            .and_then(|s| s.parse::<usize>().ok())
+            .map(|s| s.max(1) - 1);
+        for (uid, episode, record) in &members {
+            let meta = RecordMeta {
+                name: record.clone(),
+                created,
+                episode: *episode,
+                acted,
+                step,
+            };
+            self.policies.episodes.recorded(&policy, uid, meta);
+            if acted.is_some() {
+                self.gate.record_spent(&policy, record, created);
+            }
+        }
+        match labels
+            .get(kube_healer_api::IN_FLIGHT_LABEL)
+            .and_then(|until| parse_until(until))
+        {
+            Some(until) => {
+                self.batch_marks.insert(name.clone(), until);
+            }
+            None => {
+                self.batch_marks.remove(&name);
+            }
+        }
+        let first = members.first().map(|m| m.0.clone()).unwrap_or_default();
+        let pairs = members
+            .into_iter()
+            .map(|(uid, _, record)| (uid, record))
+            .collect();
+        self.records.upsert_batch(name, policy, created, first, pairs);
+        let batch = now + RETENTION_BATCH;
+        if !self.relist_records.active() && self.retention_at.is_none_or(|at| at > batch) {
+            self.retention_at = Some(batch);
+        }
+    }
+
+    /// A new leader (after a restart, or a failover) finishes the batches still marked in flight
+    /// once their deadline has passed: their process may have ended before finishing them (one
+    /// finished meanwhile is left alone). Its own batches, made after this, it finishes itself.
+    pub(super) fn resume_batches(&mut self) {
+        if !self.is_leader || self.action_tx.is_none() || !self.synced.all() {
+            return;
+        }
+        let marked: Vec<(String, Secs)> = self.batch_marks.iter().map(|(n, u)| (n.clone(), *u)).collect();
+        for (name, until) in marked {
+            self.send(Work::ResumeBatch { name, until });
+        }
     }
 }

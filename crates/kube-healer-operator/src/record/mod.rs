@@ -4,5 +4,5 @@ pub mod names;
 pub mod retention;
 pub mod writer;
 
-pub use names::{Mode, label_value, record_name};
+pub use names::{Mode, batch_name, label_value, record_name};
 pub use retention::{Records, Retention};

@@ -52,15 +52,32 @@ pub fn record_name(
     if mode == Mode::DryRun {
         bytes.extend_from_slice(b"dry-run");
     }
+    format!("{}-{:016x}", prefix(policy), siphash13(&bytes))
+}
+
+/// The record name of a batch: its policy and its members' own decisions' names (the same
+/// members make the same name, whatever their order).
+pub fn batch_name<'a>(policy: &str, members: impl IntoIterator<Item = &'a str>) -> String {
+    let mut names: Vec<&str> = members.into_iter().collect();
+    names.sort_unstable();
+    let mut bytes = b"batch".to_vec();
+    for name in names {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0xff);
+    }
+    format!("{}-b{:016x}", prefix(policy), siphash13(&bytes))
+}
+
+/// The policy's name as a record name's prefix: at most 200 characters, never ending in '-' or
+/// '.' (cut short, "x.-" is no DNS subdomain).
+fn prefix(policy: &str) -> String {
     let prefix: String = policy.chars().take(200).collect();
-    // Cut short, a name could end in '-' or '.', and "x.-" is no DNS subdomain.
     let prefix = prefix.trim_end_matches(['-', '.']);
-    let prefix = if prefix.is_empty() {
-        "healingaction"
+    if prefix.is_empty() {
+        "healingaction".to_string()
     } else {
-        prefix
-    };
-    format!("{prefix}-{:016x}", siphash13(&bytes))
+        prefix.to_string()
+    }
 }
 
 /// SipHash-1-3 with both keys zero.
@@ -153,6 +170,14 @@ mod tests {
         assert_ne!(live(None), live(Some("Cooldown")));
         let dry = record_name("p", "u", 1_800_000_000, 0, 1, None, Mode::DryRun);
         assert_ne!(dry, live(None), "a dry run is never taken for the live decision");
+    }
+
+    #[test]
+    fn a_batch_is_named_by_its_members_in_any_order() {
+        let a = batch_name("p", ["p-1", "p-2", "p-3"]);
+        assert_eq!(a, batch_name("p", ["p-3", "p-1", "p-2"]));
+        assert_ne!(a, batch_name("p", ["p-1", "p-2"]));
+        assert!(a.starts_with("p-b") && a.len() == "p-b".len() + 16, "{a}");
     }
 
     #[test]

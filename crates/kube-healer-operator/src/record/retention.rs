@@ -34,6 +34,8 @@ pub struct Records {
     by_policy: HashMap<String, BTreeSet<(Secs, String)>>,
     /// name -> (policy, created, target UID).
     index: HashMap<String, (String, Secs, String)>,
+    /// A batch record's pods: name -> (UID, the pod's own decision name).
+    batches: HashMap<String, Vec<(String, String)>>,
 }
 
 impl Records {
@@ -44,6 +46,24 @@ impl Records {
             .or_default()
             .insert((created, name.clone()));
         self.index.insert(name, (policy, created, target_uid));
+    }
+
+    /// A batch record, with its pods (UID, own decision name); `first` is its first pod's UID.
+    pub fn upsert_batch(
+        &mut self,
+        name: String,
+        policy: String,
+        created: Secs,
+        first: String,
+        members: Vec<(String, String)>,
+    ) {
+        self.batches.insert(name.clone(), members);
+        self.upsert(name, policy, created, first);
+    }
+
+    /// A batch record's pods (empty for a record of one), forgotten here.
+    pub fn take_batch(&mut self, name: &str) -> Vec<(String, String)> {
+        self.batches.remove(name).unwrap_or_default()
     }
 
     /// Forgets a record; returns what was known of it: (policy, created, target UID).

@@ -66,6 +66,33 @@ pub async fn begin(
     if let Some(until) = in_flight_until {
         labels.insert(kube_healer_api::IN_FLIGHT_LABEL.to_string(), until.to_string());
     }
+    // A batch: each pod's UID and episode, so that `kubectl get -l`, `explain` and a restarted
+    // operator find every pod in it.
+    if !spec.members.is_empty() {
+        labels.insert(
+            kube_healer_api::batch::BATCH_LABEL.to_string(),
+            spec.members.len().to_string(),
+        );
+        for m in &spec.members {
+            let episode = m.failing_since.as_ref().map_or(0, |t| t.0.as_second());
+            labels.insert(
+                kube_healer_api::batch::member_label(&m.target.uid),
+                episode.to_string(),
+            );
+        }
+        let members: Vec<String> = spec
+            .members
+            .iter()
+            .map(|m| format!("{}={}", m.target.uid, m.record))
+            .collect();
+        record.metadata.annotations = Some(
+            [(
+                kube_healer_api::batch::MEMBERS_ANNOTATION.to_string(),
+                members.join(","),
+            )]
+            .into(),
+        );
+    }
     record.metadata.labels = Some(labels);
     let params = PostParams::default();
     let created = retry::call(Backoff::RECORD, "create HealingAction", || {
@@ -157,6 +184,7 @@ pub async fn skipped(records: &Api<HealingAction>, name: &str, reason: &str, mes
         start_time: None,
         finish_time: Some(at),
         attempts: 0,
+        members: Vec::new(),
     };
     set_status(records, name, status).await;
 }
@@ -170,6 +198,7 @@ pub async fn running(records: &Api<HealingAction>, name: &str, start: Time) {
         start_time: Some(start),
         finish_time: None,
         attempts: 1,
+        members: Vec::new(),
     };
     set_status(records, name, status).await;
 }
@@ -185,6 +214,16 @@ pub struct Finished {
 }
 
 pub async fn finish(records: &Api<HealingAction>, name: &str, finished: Finished) {
+    finish_batch(records, name, finished, Vec::new()).await;
+}
+
+/// A batch record's end: its phase, and each pod's outcome.
+pub async fn finish_batch(
+    records: &Api<HealingAction>,
+    name: &str,
+    finished: Finished,
+    members: Vec<kube_healer_api::batch::MemberOutcome>,
+) {
     let status = HealingActionStatus {
         phase: finished.phase,
         reason: Some(finished.reason.into()),
@@ -192,6 +231,7 @@ pub async fn finish(records: &Api<HealingAction>, name: &str, finished: Finished
         start_time: Some(finished.start),
         finish_time: Some(finished.finish),
         attempts: finished.calls,
+        members,
     };
     set_status(records, name, status).await;
 }

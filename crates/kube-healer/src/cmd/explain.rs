@@ -99,11 +99,23 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let report = kube_healer_core::classify_snapshot(&snapshot, now);
-    let records: Vec<HealingAction> = Api::<HealingAction>::all(client.clone())
+    // Its own records, and the batches (bulk clean-ups of leftovers) it was in.
+    let api = Api::<HealingAction>::all(client.clone());
+    let mut records: Vec<HealingAction> = api
         .list(&ListParams::default().labels(&format!("{}={uid}", kube_healer_api::TARGET_UID_LABEL)))
         .await
         .context("listing the target's HealingActions")?
         .items;
+    let batches = api
+        .list(&ListParams::default().labels(&kube_healer_api::batch::member_label(&uid)))
+        .await
+        .context("listing the batches the target was in")?
+        .items;
+    for batch in batches {
+        if !records.iter().any(|r| r.metadata.name == batch.metadata.name) {
+            records.push(batch);
+        }
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{header}")?;
     if opted_out {

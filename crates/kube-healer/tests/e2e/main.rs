@@ -18,6 +18,7 @@
 mod support;
 
 mod actions;
+mod batch;
 mod drain;
 mod episodes;
 mod forged;
@@ -39,6 +40,7 @@ use kube_healer_testenv::ClusterOptions;
 fn main() -> std::process::ExitCode {
     let tests = [
         actions::tests(),
+        batch::tests(),
         drain::tests(),
         episodes::tests(),
         forged::tests(),

@@ -1,0 +1,306 @@
+//! A bulk clean-up of leftovers under one record. Decisions that remove dead pods (core's
+//! `batchable`) and reach the executor together, for one policy, class and action, are recorded
+//! as one HealingAction naming every pod (at most `MAX_MEMBERS`), written before the calls and
+//! finished after them with each pod's outcome: two record writes for up to a hundred pods,
+//! where one record each costs two per pod.
+//!
+//! Each member is still rechecked on a fresh read and acted on alone. A batch whose process ended
+//! before finishing it is finished by the next one: its pods still there are decided again (the
+//! latest step of a ladder is, under its own name), the same pods make the same batch name, and
+//! the record is found and finished. Should they batch otherwise (some were removed meanwhile),
+//! the record's in-flight mark outlives its deadline and the leader finishes it (`resume`): its
+//! pods already gone count as done, the others are read afresh and removed if still dead. Each
+//! pod's removal is one call, whichever record makes it: the other finds the pod gone.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube_healer_api::batch::{BatchMember, MemberOutcome};
+use kube_healer_api::record::{ActionPhase, Evidence};
+use kube_healer_api::{ActionKind, FailureClass, HealingActionSpec, reasons};
+
+use crate::act::Outcome;
+use crate::act::announce::announce;
+use crate::act::handle::{Handled, Io, act_on, count};
+use crate::failpoint;
+use crate::protocol::ActionRequest;
+use crate::record::batch_name;
+use crate::record::writer::{self, Begun, Finished};
+use crate::retry::{self, Backoff};
+
+/// How long a batch may run before the next leader takes it for abandoned and finishes it.
+/// A hundred pods take a few seconds (two calls each, sixteen at a time); a resume that overlaps
+/// a slow batch costs nothing but a read (the pod is gone, or its removal is repeated under the
+/// same UID precondition).
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Members acted on at once within a batch.
+const PARALLEL: usize = 16;
+
+/// What decisions of a batch share: the policy, the class and the action.
+pub type BatchKey = (String, FailureClass, ActionKind);
+
+/// The batch a request may join: a live removal of a dead pod.
+pub fn key(req: &ActionRequest) -> Option<BatchKey> {
+    let spec = &req.spec;
+    (req.in_flight() && kube_healer_core::decide::batchable(spec.target.kind, spec.class, spec.action))
+        .then(|| (spec.policy.clone(), spec.class, spec.action))
+}
+
+/// The batch record's spec: the first member's decision, naming them all.
+fn spec(reqs: &[ActionRequest]) -> HealingActionSpec {
+    let mut spec = reqs[0].spec.clone();
+    let members: Vec<BatchMember> = reqs
+        .iter()
+        .map(|r| BatchMember {
+            target: r.spec.target.clone(),
+            record: r.name.clone(),
+            failing_since: r.spec.failing_since.clone(),
+            summary: r.spec.evidence.summary.clone(),
+        })
+        .collect();
+    let shown: Vec<&str> = members
+        .iter()
+        .take(3)
+        .map(|m| m.target.reference.as_str())
+        .collect();
+    let more = members.len().saturating_sub(shown.len());
+    let mut summary = format!(
+        "{} leftover pods ({}) removed together: {}",
+        members.len(),
+        spec.class,
+        shown.join(", ")
+    );
+    if more > 0 {
+        summary.push_str(&format!(" and {more} more"));
+    }
+    spec.evidence = Evidence {
+        summary,
+        ..Default::default()
+    };
+    spec.members = members;
+    spec
+}
+
+/// Records the batch, carries out each member, and finishes the record. Returns each member's
+/// request with what came of it, in the order given.
+pub async fn handle_batch(io: Io<'_>, reqs: Vec<ActionRequest>) -> Vec<(ActionRequest, Handled)> {
+    let spec = spec(&reqs);
+    let name = batch_name(&spec.policy, reqs.iter().map(|r| r.name.as_str()));
+    let until = io.clock.now() + DEADLINE.as_secs() as i64;
+    let resumed = match writer::begin(io.records, &name, &spec, false, Some(until)).await {
+        Begun::New => false,
+        Begun::Resumed => {
+            // The same pods decided again after a restart make the same batch.
+            tracing::warn!(record = %name, members = reqs.len(), "batch recorded but not finished before a restart: finishing it");
+            true
+        }
+        Begun::Done => {
+            return reqs.into_iter().map(|r| (r, Handled::NotCarriedOut)).collect();
+        }
+        Begun::Failed(e) => {
+            io.metrics.records_unwritten.inc();
+            tracing::warn!(record = %name, error = %e, members = reqs.len(), "recording the batch failed: not acting now, deciding again later");
+            return reqs
+                .into_iter()
+                .map(|r| {
+                    let back = Box::new(r.clone());
+                    (r, Handled::Unrecorded(back))
+                })
+                .collect();
+        }
+    };
+    tracing::info!(record = %name, members = reqs.len(), resumed, "batch recorded");
+    failpoint::abort("after-batch-record");
+    if !io.leading.now() {
+        tracing::warn!(record = %name, "leadership lost before the calls: the batch is left for the next leader");
+        return reqs.into_iter().map(|r| (r, Handled::NotCarriedOut)).collect();
+    }
+    let start = io.clock.time();
+    let outcomes = each(&io, &reqs, resumed, &start).await;
+    let members: Vec<MemberOutcome> = reqs
+        .iter()
+        .zip(&outcomes)
+        .map(|(r, o)| member_outcome(&r.spec.target.uid, o))
+        .collect();
+    finish(&io, &name, &outcomes, members, &start).await;
+    let mut handled = Vec::with_capacity(reqs.len());
+    for (req, outcome) in reqs.into_iter().zip(outcomes) {
+        count(io.metrics, &req, outcome.phase, outcome.reason);
+        // A leftover removed needs no Event (its record tells it); anything else is announced.
+        if !outcome.succeeded() {
+            announce(
+                io.recorder,
+                &req.spec,
+                outcome.phase,
+                outcome.reason,
+                &outcome.message,
+            )
+            .await;
+        }
+        let h = if outcome.succeeded() {
+            Handled::CarriedOut
+        } else {
+            Handled::NotCarriedOut
+        };
+        handled.push((req, h));
+    }
+    handled
+}
+
+/// Finishes a batch a process that ended left unfinished (its in-flight mark outlived its
+/// deadline): each pod is read afresh; one gone counts as done (the call before the end took
+/// effect, or it was removed since), one still there is removed (a dead pod stays dead; the UID
+/// precondition spares a new pod of the same name). A batch finished meanwhile is left alone.
+pub async fn resume(io: Io<'_>, name: &str) {
+    let record = match retry::call(Backoff::RECORD, "get HealingAction", || io.records.get_opt(name))
+        .await
+        .0
+    {
+        Ok(Some(record)) => record,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(record = %name, error = %e, "reading an unfinished batch failed: the next leader finishes it");
+            return;
+        }
+    };
+    let marked = record
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(kube_healer_api::IN_FLIGHT_LABEL));
+    let finished = record.status.as_ref().is_some_and(|s| s.phase.is_final());
+    if finished {
+        if marked {
+            writer::settle(io.records, name).await;
+        }
+        return;
+    }
+    if !marked {
+        return;
+    }
+    tracing::warn!(record = %name, members = record.spec.members.len(), "batch recorded but not finished before a restart: finishing it");
+    let Ok(step) = serde_json::from_value::<kube_healer_api::HealingStep>(
+        serde_json::json!({"action": record.spec.action}),
+    ) else {
+        return;
+    };
+    let reqs: Vec<ActionRequest> = record
+        .spec
+        .members
+        .iter()
+        .map(|m| {
+            let mut spec = record.spec.clone();
+            spec.target = m.target.clone();
+            spec.failing_since = m.failing_since.clone();
+            spec.members = Vec::new();
+            ActionRequest {
+                name: name.to_string(),
+                spec,
+                step: step.clone(),
+                hold: None,
+                owner: None,
+                cooldown: Duration::ZERO,
+                protected_namespaces: Vec::new().into(),
+                // No decision's view to recheck against: a dead pod stays dead, and the call's
+                // UID precondition is the check.
+                seen: None,
+                before: None,
+                due_ms: None,
+            }
+        })
+        .collect();
+    let start = io.clock.time();
+    let outcomes = each(&io, &reqs, true, &start).await;
+    let members = reqs
+        .iter()
+        .zip(&outcomes)
+        .map(|(r, o)| member_outcome(&r.spec.target.uid, o))
+        .collect();
+    finish(&io, name, &outcomes, members, &start).await;
+    for (req, outcome) in reqs.iter().zip(&outcomes) {
+        count(io.metrics, req, outcome.phase, outcome.reason);
+    }
+}
+
+/// Each member carried out, `PARALLEL` at a time, in order.
+async fn each(io: &Io<'_>, reqs: &[ActionRequest], resumed: bool, start: &Time) -> Vec<Outcome> {
+    let calls: Vec<_> = reqs.iter().map(|req| act_on(io, req, resumed, start)).collect();
+    futures::stream::iter(calls).buffered(PARALLEL).collect().await
+}
+
+fn member_outcome(uid: &str, o: &Outcome) -> MemberOutcome {
+    MemberOutcome {
+        uid: uid.to_string(),
+        phase: o.phase,
+        reason: Some(o.reason.to_string()),
+        message: (!o.succeeded()).then(|| o.message.clone()),
+    }
+}
+
+/// The batch's phase from its members' (phase, reason): Failed if any failed (with the first
+/// failure's reason), Succeeded if any was removed, Skipped if none was; the message counts them.
+fn summed(members: &[(ActionPhase, &'static str)]) -> (ActionPhase, &'static str, String) {
+    let n = |phase| members.iter().filter(|m| m.0 == phase).count();
+    let (done, skipped, failed) = (
+        n(ActionPhase::Succeeded),
+        n(ActionPhase::Skipped),
+        n(ActionPhase::Failed),
+    );
+    let message = format!(
+        "{done} removed, {skipped} skipped, {failed} failed of {}",
+        members.len()
+    );
+    match members.iter().find(|m| m.0 == ActionPhase::Failed) {
+        Some((_, reason)) => (ActionPhase::Failed, reason, message),
+        None if done > 0 => (ActionPhase::Succeeded, reasons::COMPLETED, message),
+        None => (ActionPhase::Skipped, reasons::TARGET_GONE, message),
+    }
+}
+
+/// Writes the batch's outcome and takes its in-flight mark off.
+async fn finish(io: &Io<'_>, name: &str, outcomes: &[Outcome], members: Vec<MemberOutcome>, start: &Time) {
+    let phases: Vec<(ActionPhase, &'static str)> = outcomes.iter().map(|o| (o.phase, o.reason)).collect();
+    let (phase, reason, message) = summed(&phases);
+    tracing::info!(record = %name, ?phase, %message, "batch finished");
+    let finished = Finished {
+        phase,
+        reason,
+        message,
+        calls: members.len() as i32,
+        start: start.clone(),
+        finish: io.clock.time(),
+    };
+    writer::finish_batch(io.records, name, finished, members).await;
+    writer::settle(io.records, name).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_fails_if_a_member_failed_and_succeeds_if_one_was_removed() {
+        let done = (ActionPhase::Succeeded, reasons::COMPLETED);
+        let gone = (ActionPhase::Skipped, reasons::TARGET_GONE);
+        let failed = (ActionPhase::Failed, reasons::API_ERROR);
+        assert_eq!(
+            summed(&[done, gone]),
+            (
+                ActionPhase::Succeeded,
+                reasons::COMPLETED,
+                "1 removed, 1 skipped, 0 failed of 2".into()
+            )
+        );
+        assert_eq!(
+            summed(&[done, failed]),
+            (
+                ActionPhase::Failed,
+                reasons::API_ERROR,
+                "1 removed, 0 skipped, 1 failed of 2".into()
+            )
+        );
+        assert_eq!(summed(&[gone]).0, ActionPhase::Skipped);
+    }
+}

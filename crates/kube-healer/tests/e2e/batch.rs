@@ -1,0 +1,320 @@
+//! A bulk clean-up of leftovers under batch records, on the real cluster. Evicted pods decided on
+//! together are removed under one HealingAction per batch that names each pod with its outcome
+//! (every pod in exactly one record), and a crash right after a batch is recorded, before its
+//! calls, is finished by the next process: the pods are removed once, under that record, and
+//! `kube-healer explain` finds the batch from a pod.
+
+use std::collections::BTreeMap;
+
+use anyhow::ensure;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube_healer_api::HealingAction;
+use kube_healer_api::batch::member_label;
+use kube_healer_api::record::ActionPhase;
+use kube_healer_testenv::harness::{Ctx, E2eTest, test};
+use kube_healer_testenv::{nodes, wait};
+use serde_json::json;
+
+use crate::support;
+use support::{HEAL, Operator, create_policy, evicted_pod, selector};
+
+/// This file's tests, run on the shared cluster by main.rs.
+pub fn tests() -> Vec<E2eTest> {
+    vec![
+        test("leftovers_removed_together_share_a_batch_record", together),
+        test(
+            "a_batch_cut_short_by_a_crash_is_finished_by_the_next_process",
+            crash,
+        ),
+        test(
+            "a_batch_cut_short_whose_pods_batch_otherwise_is_finished_past_its_deadline",
+            crash_then_changed,
+        ),
+    ]
+}
+
+/// `count` Evicted pods in a new namespace, all evicted before the policy exists (so that they
+/// come due together).
+async fn leftovers(ctx: &Ctx, prefix: &str, count: usize) -> anyhow::Result<(String, Api<Pod>)> {
+    let node = ctx.name(&format!("{prefix}n"));
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = ctx.namespace(prefix).await?;
+    for i in 0..count {
+        evicted_pod(ctx, &ns, &format!("left-{i}"), &node).await?;
+    }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    wait::until("every pod evicted", HEAL, || async {
+        let list = pods.list(&ListParams::default()).await?.items;
+        let failed = list
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"))
+            .count();
+        Ok((failed == count).then_some(()))
+    })
+    .await?;
+    Ok((ns, pods))
+}
+
+async fn policy(ctx: &Ctx, name: &str, ns: &str) -> anyhow::Result<()> {
+    create_policy(
+        ctx,
+        name,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "Evicted", "for": "1s"}], "actions": [{"action": "Delete"}],
+        "safety": {"maxConcurrent": 100, "rate": {"actions": 1000, "per": "1m"}}}),
+    )
+    .await
+}
+
+/// The policy's records.
+async fn all_records(ctx: &Ctx, policy: &str) -> Result<Vec<HealingAction>, kube::Error> {
+    let api: Api<HealingAction> = Api::all(ctx.client.clone());
+    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
+    Ok(api.list(&lp).await?.items)
+}
+
+/// Pod UID -> the records naming it (as a batch member or as the target of its own record).
+fn named(records: &[HealingAction]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in records {
+        let name = r.metadata.name.clone().unwrap_or_default();
+        if r.spec.members.is_empty() {
+            out.entry(r.spec.target.uid.clone()).or_default().push(name);
+        } else {
+            for m in &r.spec.members {
+                out.entry(m.target.uid.clone()).or_default().push(name.clone());
+            }
+        }
+    }
+    out
+}
+
+async fn together(ctx: Ctx) -> anyhow::Result<()> {
+    const PODS: usize = 40;
+    let _op = Operator::start(&ctx.cluster, "batch", &["--policy-selector", &selector(&ctx)]).await?;
+    let (ns, pods) = leftovers(&ctx, "bt", PODS).await?;
+    let uids: Vec<String> = pods
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    let name = ctx.name("bulk");
+    policy(&ctx, &name, &ns).await?;
+    wait::until("every leftover removed", HEAL, || async {
+        Ok(pods
+            .list(&ListParams::default())
+            .await?
+            .items
+            .is_empty()
+            .then_some(()))
+    })
+    .await?;
+    let records = wait::until("every record finished", HEAL, || async {
+        let records = all_records(&ctx, &name).await?;
+        let done = records
+            .iter()
+            .all(|r| r.status.as_ref().is_some_and(|s| s.phase.is_final()));
+        Ok(done.then_some(records))
+    })
+    .await?;
+    let by_pod = named(&records);
+    ensure!(
+        uids.iter().all(|u| by_pod.get(u).is_some_and(|r| r.len() == 1)),
+        "each pod in exactly one record: {by_pod:#?}"
+    );
+    let batches: Vec<&HealingAction> = records.iter().filter(|r| !r.spec.members.is_empty()).collect();
+    ensure!(
+        !batches.is_empty() && records.len() < PODS / 2,
+        "{} records for {PODS} pods, {} of them batches",
+        records.len(),
+        batches.len()
+    );
+    for b in &batches {
+        let status = b.status.as_ref().expect("final");
+        ensure!(
+            status.phase == ActionPhase::Succeeded && status.members.len() == b.spec.members.len(),
+            "{status:#?}"
+        );
+        ensure!(
+            status.members.iter().all(|m| m.phase == ActionPhase::Succeeded),
+            "{status:#?}"
+        );
+        // A pod's batch answers to its member label.
+        let uid = &b.spec.members[0].target.uid;
+        let api: Api<HealingAction> = Api::all(ctx.client.clone());
+        let found = api
+            .list(&ListParams::default().labels(&member_label(uid)))
+            .await?
+            .items;
+        ensure!(
+            found.len() == 1 && found[0].metadata.name == b.metadata.name,
+            "{found:#?}"
+        );
+    }
+    println!(
+        "    {PODS} leftovers: {} records ({} batches, the largest of {})",
+        records.len(),
+        batches.len(),
+        batches.iter().map(|b| b.spec.members.len()).max().unwrap_or(0)
+    );
+    Ok(())
+}
+
+async fn crash(ctx: Ctx) -> anyhow::Result<()> {
+    const PODS: usize = 12;
+    let (ns, pods) = leftovers(&ctx, "bc", PODS).await?;
+    let name = ctx.name("crashbulk");
+    let first = Operator::start_with_env(
+        &ctx.cluster,
+        "batch-crashing",
+        &["--policy-selector", &selector(&ctx)],
+        &[("KUBE_HEALER_FAILPOINT", "after-batch-record")],
+    )
+    .await?;
+    policy(&ctx, &name, &ns).await?;
+    first.wait_log(&["failpoint reached"], HEAL).await?;
+    drop(first);
+    let recorded = all_records(&ctx, &name).await?;
+    ensure!(
+        recorded.len() == 1 && recorded[0].status.is_none() && recorded[0].spec.members.len() >= 2,
+        "one batch record, without a status: {recorded:#?}"
+    );
+    let batch = recorded[0].metadata.name.clone().unwrap_or_default();
+    let members = recorded[0].spec.members.len();
+    ensure!(
+        pods.list(&ListParams::default()).await?.items.len() == PODS,
+        "a pod was removed before the crash"
+    );
+    // `explain` finds the batch from one of its pods.
+    let pod = &recorded[0].spec.members[0].target.name;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kube-healer"))
+        .args(["explain", &format!("pod/{ns}/{pod}"), "--kubeconfig"])
+        .arg(ctx.cluster.kubeconfig_path())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success() && text.contains(&batch),
+        "explain names the batch:\n{text}"
+    );
+
+    let second = Operator::start(
+        &ctx.cluster,
+        "batch-after-crash",
+        &["--policy-selector", &selector(&ctx)],
+    )
+    .await?;
+    second
+        .wait_log(
+            &["batch recorded but not finished before a restart: finishing it"],
+            HEAL,
+        )
+        .await?;
+    wait::until("every leftover removed", HEAL, || async {
+        Ok(pods
+            .list(&ListParams::default())
+            .await?
+            .items
+            .is_empty()
+            .then_some(()))
+    })
+    .await?;
+    let records = wait::until("every record finished", HEAL, || async {
+        let records = all_records(&ctx, &name).await?;
+        let done = records
+            .iter()
+            .all(|r| r.status.as_ref().is_some_and(|s| s.phase.is_final()));
+        Ok(done.then_some(records))
+    })
+    .await?;
+    let resumed = records
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(&batch))
+        .expect("the batch record stays");
+    let status = resumed.status.as_ref().expect("finished");
+    ensure!(
+        status.members.len() == members && status.members.iter().all(|m| m.phase == ActionPhase::Succeeded),
+        "each pod of the batch removed under it: {status:#?}"
+    );
+    let by_pod = named(&records);
+    ensure!(
+        by_pod.values().all(|r| r.len() == 1),
+        "no pod in two records: {by_pod:#?}"
+    );
+    Ok(())
+}
+
+/// The crash again, but two of the batch's pods are removed by someone else before the next
+/// process starts: the rest are decided again into another batch, and the first one, still
+/// marked in flight, is finished by the leader once its deadline has passed (its pods gone count
+/// as done).
+async fn crash_then_changed(ctx: Ctx) -> anyhow::Result<()> {
+    const PODS: usize = 8;
+    let (ns, pods) = leftovers(&ctx, "bx", PODS).await?;
+    let name = ctx.name("changedbulk");
+    let first = Operator::start_with_env(
+        &ctx.cluster,
+        "batch-crashing-2",
+        &["--policy-selector", &selector(&ctx)],
+        &[("KUBE_HEALER_FAILPOINT", "after-batch-record")],
+    )
+    .await?;
+    policy(&ctx, &name, &ns).await?;
+    first.wait_log(&["failpoint reached"], HEAL).await?;
+    drop(first);
+    let recorded = all_records(&ctx, &name).await?;
+    ensure!(
+        recorded.len() == 1 && recorded[0].status.is_none(),
+        "{recorded:#?}"
+    );
+    let batch = recorded[0].metadata.name.clone().unwrap_or_default();
+    for m in recorded[0].spec.members.iter().take(2) {
+        pods.delete(&m.target.name, &Default::default()).await?;
+    }
+    let second = Operator::start(
+        &ctx.cluster,
+        "batch-after-crash-2",
+        &["--policy-selector", &selector(&ctx)],
+    )
+    .await?;
+    wait::until("every leftover removed", HEAL, || async {
+        Ok(pods
+            .list(&ListParams::default())
+            .await?
+            .items
+            .is_empty()
+            .then_some(()))
+    })
+    .await?;
+    second
+        .wait_log(
+            &["batch recorded but not finished before a restart: finishing it"],
+            HEAL,
+        )
+        .await?;
+    let api: Api<HealingAction> = Api::all(ctx.client.clone());
+    let finished = wait::until("the first batch finished and unmarked", HEAL, || async {
+        let r = api.get(&batch).await?;
+        let marked = r
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(kube_healer_api::IN_FLIGHT_LABEL));
+        Ok((r.status.as_ref().is_some_and(|s| s.phase.is_final()) && !marked).then_some(r))
+    })
+    .await?;
+    let status = finished.status.as_ref().expect("finished");
+    ensure!(
+        status.members.len() == recorded[0].spec.members.len()
+            && status.members.iter().all(|m| m.phase == ActionPhase::Succeeded),
+        "each pod of the first batch counted done: {status:#?}"
+    );
+    let others = all_records(&ctx, &name).await?.len();
+    println!(
+        "    a batch of {} cut short, 2 of its pods removed meanwhile: {others} records in all",
+        recorded[0].spec.members.len()
+    );
+    Ok(())
+}
