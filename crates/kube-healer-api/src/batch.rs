@@ -55,4 +55,7 @@ pub struct MemberOutcome {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// API calls made for this pod (its recheck and its removal, retries included).
+    #[serde(default)]
+    pub attempts: i32,
 }

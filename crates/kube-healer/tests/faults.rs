@@ -150,22 +150,19 @@ async fn passing_faults(ctx: Ctx) -> anyhow::Result<()> {
         .insert("action".into(), "evict".into());
     pods.create(&PostParams::default(), &p).await?;
 
-    let deleted = records(&ctx, &deletes, cases.len()).await?;
+    // Removals of leftovers decided together share a batch record: each pod has its outcome.
+    let deleted = support::records_naming(&ctx, &deletes, cases.len()).await?;
     for (pod, injected) in &cases {
-        let r = deleted
-            .iter()
-            .find(|r| r.spec.target.name == *pod)
-            .ok_or_else(|| anyhow::anyhow!("no record for {pod}"))?;
-        let status = r.status.clone().expect("a final record has a status");
+        let (phase, reason, attempts) =
+            support::pod_outcome(&deleted, pod).ok_or_else(|| anyhow::anyhow!("no record for {pod}"))?;
         ensure!(
-            phase_reason(r) == (ActionPhase::Succeeded, "Completed".into()),
-            "{pod}: {status:?}"
+            (phase, reason.as_str()) == (ActionPhase::Succeeded, "Completed"),
+            "{pod}: {phase:?} {reason}"
         );
         let calls = injected.len() as i32 + 1;
         ensure!(
-            status.attempts == calls,
-            "{pod}: {} calls recorded, {calls} made",
-            status.attempts
+            attempts == calls,
+            "{pod}: {attempts} calls recorded, {calls} made"
         );
         let answers = ctx.cluster.operator_requests("delete", "pods", &ns, pod)?;
         ensure!(
@@ -294,7 +291,7 @@ async fn control_plane(ctx: Ctx) -> anyhow::Result<()> {
         faults.always(Request::delete_pod(&ns, pod), Fault::Code(503));
         support::evicted_pod(&ctx, &ns, pod, &node).await?;
     }
-    records(&ctx, &deletes, 2).await?;
+    support::records_naming(&ctx, &deletes, 2).await?;
     let failed: usize = ["down-0", "down-1"]
         .iter()
         .map(|p| {
@@ -327,7 +324,7 @@ async fn control_plane(ctx: Ctx) -> anyhow::Result<()> {
     for i in 0..5 {
         support::evicted_pod(&ctx, &healthy, &format!("ok-{i}"), &node).await?;
     }
-    records(&ctx, &deletes, 7).await?;
+    support::records_naming(&ctx, &deletes, 7).await?;
     kube_healer_testenv::wait::until("the node cordoned", Duration::from_secs(150), || async {
         let node = nodes_api.get(&bad).await?;
         Ok((node.spec.and_then(|s| s.unschedulable) == Some(true)).then_some(()))

@@ -12,7 +12,7 @@ use kube_healer_api::HealingPolicy;
 use kube_healer_testenv::{Scenario, nodes, scenario_pod};
 use serde_json::json;
 
-use super::{Args, DESCHEDULER_NS, EVICTED_NS, REACT_NS};
+use super::{Args, BARE_NS, DESCHEDULER_NS, EVICTED_NS, REACT_CHURN_NS, REACT_NS};
 
 /// Load: nodes, then pods bound to them (kwok runs them).
 pub(super) async fn create(client: &Client, args: &Args) -> anyhow::Result<()> {
@@ -23,7 +23,7 @@ pub(super) async fn create(client: &Client, args: &Args) -> anyhow::Result<()> {
     for i in 0..50 {
         create_namespace(client, &format!("team-{i}")).await?;
     }
-    for ns in [REACT_NS, EVICTED_NS, DESCHEDULER_NS] {
+    for ns in [REACT_NS, REACT_CHURN_NS, EVICTED_NS, BARE_NS, DESCHEDULER_NS] {
         create_namespace(client, ns).await?;
     }
     let pods = (0..args.pods).map(|i| {
@@ -40,6 +40,42 @@ pub(super) async fn create(client: &Client, args: &Args) -> anyhow::Result<()> {
     });
     create_pods(client, pods, args.concurrency).await?;
     println!("{} pods created in {:.1}s", args.pods, t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// A rollout restart of every running pod: each deleted and a new one (a new name, as a
+/// ReplicaSet makes) created in its place, `concurrency` at a time, until aborted or done.
+/// Counts the pods replaced.
+pub(super) async fn restart_all(
+    client: Client,
+    pods: usize,
+    nodes: usize,
+    concurrency: usize,
+    replaced: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> anyhow::Result<()> {
+    futures::stream::iter((0..pods).map(|i| {
+        let (client, replaced) = (client.clone(), replaced.clone());
+        async move {
+            let ns = format!("team-{}", i % 50);
+            let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, &ns);
+            api.delete(&format!("web-{i:06}"), &Default::default()).await?;
+            let mut pod = scenario_pod(
+                &ns,
+                &format!("web-{i:06}-r"),
+                Some(&node_name(i % nodes)),
+                &Scenario::Running,
+            );
+            let labels = pod.metadata.labels.get_or_insert_default();
+            labels.insert("app".into(), format!("web-{}", i % 200));
+            labels.insert("tier".into(), "frontend".into());
+            api.create(&PostParams::default(), &pod).await?;
+            replaced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok::<(), kube::Error>(())
+        }
+    }))
+    .buffer_unordered(concurrency)
+    .try_collect::<Vec<()>>()
+    .await?;
     Ok(())
 }
 

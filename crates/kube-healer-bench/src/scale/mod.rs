@@ -8,7 +8,8 @@
 //! - `operator`: the operator binary started as the chart's ServiceAccount, and its HTTP port;
 //! - `steady`: start-up sync, memory, and the API requests of the steady state;
 //! - `reaction`: Evicted pods one by one under load, from due to DELETE (audit log);
-//! - `throughput`: a batch of Evicted pods cleaned by one policy, then by descheduler;
+//! - `throughput`: a batch of Evicted pods cleaned by one policy, the same by a bare client (the
+//!   physical limit), then by descheduler;
 //! - `wait`: the polls that tell when a phase is done.
 //!
 //! This file: the options, and the phases in order.
@@ -44,6 +45,9 @@ pub struct Args {
     /// Seconds of steady state over which API requests are counted.
     #[arg(long, default_value_t = 60)]
     steady_secs: u64,
+    /// Skip the reaction run during a rollout restart of every pod.
+    #[arg(long)]
+    no_churn: bool,
     /// Skip the descheduler comparison.
     #[arg(long)]
     no_descheduler: bool,
@@ -54,8 +58,10 @@ pub struct Args {
 
 const OPERATOR_NAMESPACE: &str = "kube-healer";
 const REACT_NS: &str = "bench-react";
+const REACT_CHURN_NS: &str = "bench-react-churn";
 const EVICTED_NS: &str = "bench-evicted";
 const DESCHEDULER_NS: &str = "bench-descheduler";
+const BARE_NS: &str = "bench-bare";
 
 /// What the phases measure: the cluster, its admin client, and the operator running on it.
 struct Bench<'a> {
@@ -110,7 +116,11 @@ async fn scale(args: Args) -> anyhow::Result<()> {
     };
     steady::measure(&bench, operator.synced_in, &mut report).await?;
     reaction::measure(&bench, &mut report).await?;
+    if !args.no_churn {
+        reaction::during_churn(&bench, &mut report).await?;
+    }
     let ours = throughput::kube_healer(&bench, &mut report).await?;
+    throughput::bare_client(&bench, &mut report, ours.0).await?;
 
     // descheduler's RemoveFailedPods on a second batch of the same size.
     let mut reaper = operator.reaper;

@@ -12,10 +12,62 @@ use serde_json::json;
 use super::load::create_policy;
 use super::operator::http_get;
 use super::wait::wait_pods_gone;
-use super::{Bench, REACT_NS};
+use super::{Bench, REACT_CHURN_NS, REACT_NS};
 use crate::measure::{self, Report};
 
+/// Where a reaction run happens, and what its rows say.
+struct Run {
+    namespace: &'static str,
+    policy: &'static str,
+    node: &'static str,
+    /// Appended to the rows' names ("" on a quiet cluster).
+    during: &'static str,
+}
+
 pub(super) async fn measure(bench: &Bench<'_>, report: &mut Report) -> anyhow::Result<()> {
+    let run = Run {
+        namespace: REACT_NS,
+        policy: "bench-react",
+        node: "bench-static",
+        during: "",
+    };
+    measure_in(bench, report, &run).await
+}
+
+/// The same reaction run while every running pod is replaced (a rollout restart of the whole
+/// cluster: each pod deleted and a new one created, `concurrency` at a time), so that the
+/// operator's watches carry the churn while the failures come due.
+pub(super) async fn during_churn(bench: &Bench<'_>, report: &mut Report) -> anyhow::Result<()> {
+    let replaced = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let churn = tokio::spawn(super::load::restart_all(
+        bench.client.clone(),
+        bench.args.pods,
+        bench.args.nodes,
+        bench.args.concurrency,
+        replaced.clone(),
+    ));
+    // Let the churn get going first.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = replaced.load(std::sync::atomic::Ordering::Relaxed);
+    let run = Run {
+        namespace: REACT_CHURN_NS,
+        policy: "bench-react-churn",
+        node: "bench-static-churn",
+        during: " during a rollout restart of every pod",
+    };
+    let result = measure_in(bench, report, &run).await;
+    let during = replaced.load(std::sync::atomic::Ordering::Relaxed) - before;
+    churn.abort();
+    report.row(
+        "pods replaced by the rollout restart while the failures came due",
+        format!("{during}"),
+        "",
+        None,
+    );
+    result
+}
+
+async fn measure_in(bench: &Bench<'_>, report: &mut Report, run: &Run) -> anyhow::Result<()> {
     let (args, cluster, client) = (bench.args, bench.cluster, &bench.client);
     let (user, http) = (bench.user.as_str(), bench.http.as_str());
     // Reaction under load: Evicted pods appear one by one, 20 a second; the policy deletes each
@@ -23,14 +75,14 @@ pub(super) async fn measure(bench: &Bench<'_>, report: &mut Report) -> anyhow::R
     // node kwok does not manage), so the failure time is known exactly: kwok, busy with 1,000
     // nodes, applies its stages seconds late and in batches. Reaction is measured per pod from
     // the API server's audit log: DELETE received minus the moment the 2 s had elapsed.
-    create_policy(client, "bench-react", REACT_NS, "2s").await?;
-    let static_node = "bench-static";
+    create_policy(client, run.policy, run.namespace, "2s").await?;
+    let static_node = run.node;
     let node: Node = serde_json::from_value(json!({"metadata": {"name": static_node}}))?;
     Api::<Node>::all(client.clone())
         .create(&PostParams::default(), &node)
         .await?;
     let t = Instant::now();
-    let react_pods: Api<Pod> = Api::namespaced(client.clone(), REACT_NS);
+    let react_pods: Api<Pod> = Api::namespaced(client.clone(), run.namespace);
     let mut due = std::collections::BTreeMap::new();
     for i in 0..args.reaction_pods {
         let name = format!("r-{i:05}");
@@ -56,13 +108,13 @@ pub(super) async fn measure(bench: &Bench<'_>, report: &mut Report) -> anyhow::R
         due.insert(name, failed.as_millisecond() + 2000);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    wait_pods_gone(client, REACT_NS, Duration::from_secs(300)).await?;
+    wait_pods_gone(client, run.namespace, Duration::from_secs(300)).await?;
     println!(
         "{} reaction pods deleted {:.1}s after the first",
         args.reaction_pods,
         t.elapsed().as_secs_f64()
     );
-    let deletes = measure::audit_times(&cluster.audit_log(), user, "delete", REACT_NS)?;
+    let deletes = measure::audit_times(&cluster.audit_log(), user, "delete", run.namespace)?;
     let mut latencies: Vec<f64> = due
         .iter()
         .filter_map(|(name, due)| deletes.get(name).map(|at| (at - due) as f64 / 1000.0))
@@ -77,13 +129,19 @@ pub(super) async fn measure(bench: &Bench<'_>, report: &mut Report) -> anyhow::R
     let quantile = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     let (p50, p99) = (quantile(0.5), quantile(0.99));
     report.row(
-        "reaction: due -> DELETE received by the API server, p50 (audit log)",
+        &format!(
+            "reaction: due -> DELETE received by the API server, p50 (audit log){}",
+            run.during
+        ),
         format!("{:.0} ms", p50 * 1000.0),
         "<= 100 ms",
         Some(p50 <= 0.1),
     );
     report.row(
-        "reaction: due -> DELETE received by the API server, p99 (audit log)",
+        &format!(
+            "reaction: due -> DELETE received by the API server, p99 (audit log){}",
+            run.during
+        ),
         format!(
             "{:.0} ms (max {:.0} ms)",
             p99 * 1000.0,
@@ -92,7 +150,9 @@ pub(super) async fn measure(bench: &Bench<'_>, report: &mut Report) -> anyhow::R
         "<= 1 s",
         Some(p99 <= 1.0),
     );
-    recheck_cost(bench, report, &deletes, p50)?;
+    if run.during.is_empty() {
+        recheck_cost(bench, report, &deletes, p50)?;
+    }
     let (_, metrics) = http_get(http, "/metrics").await?;
     let buckets = measure::histogram(&metrics, "kube_healer_due_to_action_seconds");
     println!(

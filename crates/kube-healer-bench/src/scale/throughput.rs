@@ -9,7 +9,7 @@ use kube_healer_testenv::process::Reaper;
 
 use super::load::{create_evicted, create_policy};
 use super::wait::{count_pods, wait_failed, wait_pods_gone};
-use super::{Bench, DESCHEDULER_NS, EVICTED_NS};
+use super::{BARE_NS, Bench, DESCHEDULER_NS, EVICTED_NS};
 use crate::measure::{self, Report};
 
 /// kube-healer's clean-up: returns its time (seconds) and the operator's peak RSS (MiB).
@@ -44,6 +44,72 @@ pub(super) async fn kube_healer(bench: &Bench<'_>, report: &mut Report) -> anyho
     Ok((ours_secs, operator_peak))
 }
 
+/// The policy's maxConcurrent (see `create_policy`): the bare client deletes as many at once.
+const CONCURRENCY: usize = 100;
+
+/// The physical limit on the same cluster: a bare client deleting a batch of the same size, as
+/// many at once as the policy may, with no recheck and no records. Returns its time (seconds).
+pub(super) async fn bare_client(
+    bench: &Bench<'_>,
+    report: &mut Report,
+    ours_secs: f64,
+) -> anyhow::Result<f64> {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, DeleteParams, ListParams, Preconditions};
+    let (args, client) = (bench.args, &bench.client);
+    create_evicted(client, BARE_NS, args.evicted, args.nodes, args.concurrency).await?;
+    wait_failed(client, BARE_NS, args.evicted, Duration::from_secs(600)).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), BARE_NS);
+    // The names and UIDs, as a controller's cache would hold them (not timed).
+    let targets: Vec<(String, String)> = pods
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|p| Some((p.metadata.name?, p.metadata.uid?)))
+        .collect();
+    let t = Instant::now();
+    let deletes = targets.into_iter().map(|(name, uid)| {
+        let pods = pods.clone();
+        async move {
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            pods.delete(&name, &params).await.map(|_| ())
+        }
+    });
+    let failed = futures::stream::iter(deletes)
+        .buffer_unordered(CONCURRENCY)
+        .filter(|r| std::future::ready(r.is_err()))
+        .count()
+        .await;
+    wait_pods_gone(client, BARE_NS, Duration::from_secs(900)).await?;
+    let bare_secs = t.elapsed().as_secs_f64();
+    report.row(
+        &format!(
+            "bare client: the same {} deletes, {CONCURRENCY} at once, no records ({failed} failed)",
+            args.evicted
+        ),
+        format!("{bare_secs:.1} s ({:.0} pods/s)", args.evicted as f64 / bare_secs),
+        "the physical limit",
+        None,
+    );
+    let ratio = 100.0 * bare_secs / ours_secs;
+    println!("clean-up vs bare client: {ratio:.0}%");
+    report.row(
+        "clean-up vs bare client (kube-healer's rate as a share of the bare client's)",
+        format!("{ratio:.0}%"),
+        ">= 85%",
+        Some(ratio >= 85.0),
+    );
+    Ok(bare_secs)
+}
+
 /// descheduler's clean-up of the same load, next to kube-healer's (`ours`: its time and peak RSS).
 pub(super) async fn descheduler(
     bench: &Bench<'_>,
@@ -67,6 +133,7 @@ pub(super) async fn descheduler(
         "side by side",
         None,
     );
+    println!("clean-up vs descheduler: {:.2}x faster", run.seconds / ours_secs);
     report.row(
         "ratio descheduler / kube-healer: time to clean, peak RSS",
         format!(

@@ -236,6 +236,7 @@ fn member_outcome(uid: &str, o: &Outcome) -> MemberOutcome {
         phase: o.phase,
         reason: Some(o.reason.to_string()),
         message: (!o.succeeded()).then(|| o.message.clone()),
+        attempts: o.calls,
     }
 }
 
@@ -268,7 +269,7 @@ async fn finish(io: &Io<'_>, name: &str, outcomes: &[Outcome], members: Vec<Memb
         phase,
         reason,
         message,
-        calls: members.len() as i32,
+        calls: outcomes.iter().map(|o| o.calls).sum(),
         start: start.clone(),
         finish: io.clock.time(),
     };

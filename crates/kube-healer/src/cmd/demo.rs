@@ -247,22 +247,50 @@ async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
             continue;
         }
         let elapsed = started.elapsed().as_secs();
+        // A batch record (leftovers removed together) names its first pod and counts the rest.
+        let more = record.spec.members.len().saturating_sub(1);
+        let target = match more {
+            0 => record.spec.target.reference.clone(),
+            n => format!("{} +{n}", record.spec.target.reference),
+        };
         println!(
             "  {:>3}s  {:<12} {:<34} {:<10} {}",
             elapsed,
             record.spec.action.to_string(),
-            record.spec.target.reference,
+            target,
             format!("{:?}", status.phase),
             status.message.clone().unwrap_or_default()
         );
-        if let Some((policy, prefix)) = EXPECTED
-            .iter()
-            .find(|(p, t)| record.spec.policy == *p && record.spec.target.name.starts_with(t))
-            && status.phase == kube_healer_api::record::ActionPhase::Succeeded
-            && (record.spec.policy != "lost-node-pods"
-                || record.spec.action == kube_healer_api::ActionKind::ForceDelete)
-        {
-            healed.insert((policy.to_string(), prefix.to_string()));
+        use kube_healer_api::record::ActionPhase;
+        // The pods it healed: its target, or each member of a batch removed.
+        let done: Vec<&str> = if record.spec.members.is_empty() {
+            (status.phase == ActionPhase::Succeeded)
+                .then_some(record.spec.target.name.as_str())
+                .into_iter()
+                .collect()
+        } else {
+            record
+                .spec
+                .members
+                .iter()
+                .filter(|m| {
+                    status
+                        .members
+                        .iter()
+                        .any(|o| o.uid == m.target.uid && o.phase == ActionPhase::Succeeded)
+                })
+                .map(|m| m.target.name.as_str())
+                .collect()
+        };
+        for name in done {
+            if let Some((policy, prefix)) = EXPECTED
+                .iter()
+                .find(|(p, t)| record.spec.policy == *p && name.starts_with(t))
+                && (record.spec.policy != "lost-node-pods"
+                    || record.spec.action == kube_healer_api::ActionKind::ForceDelete)
+            {
+                healed.insert((policy.to_string(), prefix.to_string()));
+            }
         }
     }
     operator.abort();

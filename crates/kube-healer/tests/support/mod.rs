@@ -34,7 +34,7 @@ pub use pods::evicted_pod;
 #[allow(unused_imports)]
 pub use policies::{create_policy, limits, selector};
 #[allow(unused_imports)]
-pub use records::{phase_reason, records};
+pub use records::{outcomes_by_pod, phase_reason, pod_outcome, records, records_naming};
 
 /// How long a test waits for a heal.
 pub const HEAL: Duration = Duration::from_secs(60);

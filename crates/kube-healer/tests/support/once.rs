@@ -104,15 +104,9 @@ pub async fn each_healed_once(
         Ok((left == 0).then_some(()))
     })
     .await?;
-    let recs = super::records(ctx, policy, count).await?;
-    let mut by_pod: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for r in &recs {
-        let (phase, reason) = super::phase_reason(r);
-        by_pod
-            .entry(r.spec.target.name.clone())
-            .or_default()
-            .push(format!("{phase:?}/{reason}"));
-    }
+    // Removals decided together share a batch record: each pod is counted with its own outcome.
+    let recs = super::records::records_naming(ctx, policy, count).await?;
+    let by_pod = super::records::outcomes_by_pod(&recs);
     let mut extra_calls = 0;
     for i in 0..count {
         let name = format!("{prefix}-{i:02}");
@@ -128,7 +122,11 @@ pub async fn each_healed_once(
         );
         extra_calls += answers.len() - 1;
     }
-    ensure!(recs.len() == count, "{} records for {count} pods", recs.len());
+    let named: usize = by_pod.values().map(Vec::len).sum();
+    ensure!(
+        named == count,
+        "{named} decisions recorded for {count} pods: {by_pod:?}"
+    );
     Ok(format!(
         "{count} pods, {} records, {count} successful deletes, {extra_calls} repeated delete calls that found the pod gone",
         recs.len()

@@ -35,3 +35,73 @@ pub fn phase_reason(r: &HealingAction) -> (ActionPhase, String) {
     let s = r.status.as_ref().expect("final records have a status");
     (s.phase, s.reason.clone().unwrap_or_default())
 }
+
+/// Each pod a policy's final records name, with its outcome(s) as `Phase/Reason`: a record's
+/// target, or each member of a batch record (leftovers removed together) with its own outcome.
+pub fn outcomes_by_pod(recs: &[HealingAction]) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut by_pod: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in recs {
+        let Some(status) = r.status.as_ref().filter(|s| s.phase.is_final()) else {
+            continue;
+        };
+        if r.spec.members.is_empty() {
+            let reason = status.reason.clone().unwrap_or_default();
+            by_pod
+                .entry(r.spec.target.name.clone())
+                .or_default()
+                .push(format!("{:?}/{reason}", status.phase));
+        } else {
+            for m in &r.spec.members {
+                let outcome = status.members.iter().find(|o| o.uid == m.target.uid);
+                let said = outcome.map_or("unfinished".to_string(), |o| {
+                    format!("{:?}/{}", o.phase, o.reason.clone().unwrap_or_default())
+                });
+                by_pod.entry(m.target.name.clone()).or_default().push(said);
+            }
+        }
+    }
+    by_pod
+}
+
+/// A pod's outcome in a policy's records: (phase, reason, API calls), from its own record or
+/// from the batch it was in.
+pub fn pod_outcome(recs: &[HealingAction], pod: &str) -> Option<(ActionPhase, String, i32)> {
+    recs.iter().find_map(|r| {
+        let status = r.status.as_ref()?;
+        if r.spec.members.is_empty() {
+            (r.spec.target.name == pod).then(|| {
+                (
+                    status.phase,
+                    status.reason.clone().unwrap_or_default(),
+                    status.attempts,
+                )
+            })
+        } else {
+            let m = r.spec.members.iter().find(|m| m.target.name == pod)?;
+            let o = status.members.iter().find(|o| o.uid == m.target.uid)?;
+            Some((o.phase, o.reason.clone().unwrap_or_default(), o.attempts))
+        }
+    })
+}
+
+/// The records of a policy, once their final outcomes name `count` pods (batch records name
+/// several).
+pub async fn records_naming(ctx: &Ctx, policy: &str, count: usize) -> anyhow::Result<Vec<HealingAction>> {
+    let api: Api<HealingAction> = Api::all(ctx.client.clone());
+    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
+    wait::until(
+        &format!("{count} pods in final records of {policy}"),
+        HEAL,
+        || async {
+            let list = match api.list(&lp).await {
+                Ok(l) => l.items,
+                Err(kube::Error::Api(s)) if s.code == 429 => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let named: usize = outcomes_by_pod(&list).values().map(Vec::len).sum();
+            Ok((named >= count).then_some(list))
+        },
+    )
+    .await
+    .map_err(Into::into)
+}
