@@ -128,14 +128,16 @@ async fn measure_in(bench: &Bench<'_>, report: &mut Report, run: &Run) -> anyhow
     );
     let quantile = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     let (p50, p99) = (quantile(0.5), quantile(0.99));
+    // The p50 target is the quiet cluster's; during the churn only the p99 has one.
+    let quiet = run.during.is_empty();
     report.row(
         &format!(
             "reaction: due -> DELETE received by the API server, p50 (audit log){}",
             run.during
         ),
         format!("{:.0} ms", p50 * 1000.0),
-        "<= 100 ms",
-        Some(p50 <= 0.1),
+        if quiet { "<= 100 ms" } else { "" },
+        quiet.then_some(p50 <= 0.1),
     );
     report.row(
         &format!(

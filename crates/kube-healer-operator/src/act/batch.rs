@@ -35,8 +35,9 @@ use crate::retry::{self, Backoff};
 /// same UID precondition).
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Members acted on at once within a batch.
-const PARALLEL: usize = 16;
+/// Members acted on at once within a batch: as many as a lane carries out at once (the policy's
+/// maxConcurrent bounds them too: the engine sends no more than that in flight).
+const PARALLEL: usize = 64;
 
 /// What decisions of a batch share: the policy, the class and the action.
 pub type BatchKey = (String, FailureClass, ActionKind);
@@ -83,9 +84,19 @@ fn spec(reqs: &[ActionRequest]) -> HealingActionSpec {
     spec
 }
 
-/// Records the batch, carries out each member, and finishes the record. Returns each member's
-/// request with what came of it, in the order given.
-pub async fn handle_batch(io: Io<'_>, reqs: Vec<ActionRequest>) -> Vec<(ActionRequest, Handled)> {
+/// Records the batch, carries out each member, and finishes the record. Each member is answered
+/// (`answer`) as soon as its own call is done, so that the engine's next decisions come while the
+/// rest of the batch runs; the record is finished once all are.
+pub async fn handle_batch(
+    io: Io<'_>,
+    reqs: Vec<ActionRequest>,
+    answer: &(dyn Fn(&ActionRequest, Handled) + Sync),
+) {
+    let answer_all = |handled: &dyn Fn(&ActionRequest) -> Handled| {
+        for r in &reqs {
+            answer(r, handled(r));
+        }
+    };
     let spec = spec(&reqs);
     let name = batch_name(&spec.policy, reqs.iter().map(|r| r.name.as_str()));
     let until = io.clock.now() + DEADLINE.as_secs() as i64;
@@ -97,37 +108,43 @@ pub async fn handle_batch(io: Io<'_>, reqs: Vec<ActionRequest>) -> Vec<(ActionRe
             true
         }
         Begun::Done => {
-            return reqs.into_iter().map(|r| (r, Handled::NotCarriedOut)).collect();
+            answer_all(&|_| Handled::NotCarriedOut);
+            return;
         }
         Begun::Failed(e) => {
             io.metrics.records_unwritten.inc();
             tracing::warn!(record = %name, error = %e, members = reqs.len(), "recording the batch failed: not acting now, deciding again later");
-            return reqs
-                .into_iter()
-                .map(|r| {
-                    let back = Box::new(r.clone());
-                    (r, Handled::Unrecorded(back))
-                })
-                .collect();
+            answer_all(&|r| Handled::Unrecorded(Box::new(r.clone())));
+            return;
         }
     };
     tracing::info!(record = %name, members = reqs.len(), resumed, "batch recorded");
     failpoint::abort("after-batch-record");
     if !io.leading.now() {
         tracing::warn!(record = %name, "leadership lost before the calls: the batch is left for the next leader");
-        return reqs.into_iter().map(|r| (r, Handled::NotCarriedOut)).collect();
+        answer_all(&|_| Handled::NotCarriedOut);
+        return;
     }
     let start = io.clock.time();
-    let outcomes = each(&io, &reqs, resumed, &start).await;
+    let outcomes = each(&io, &reqs, resumed, &start, |req, outcome| {
+        answer(
+            req,
+            if outcome.succeeded() {
+                Handled::CarriedOut
+            } else {
+                Handled::NotCarriedOut
+            },
+        );
+    })
+    .await;
     let members: Vec<MemberOutcome> = reqs
         .iter()
         .zip(&outcomes)
         .map(|(r, o)| member_outcome(&r.spec.target.uid, o))
         .collect();
     finish(&io, &name, &outcomes, members, &start).await;
-    let mut handled = Vec::with_capacity(reqs.len());
-    for (req, outcome) in reqs.into_iter().zip(outcomes) {
-        count(io.metrics, &req, outcome.phase, outcome.reason);
+    for (req, outcome) in reqs.iter().zip(&outcomes) {
+        count(io.metrics, req, outcome.phase, outcome.reason);
         // A leftover removed needs no Event (its record tells it); anything else is announced.
         if !outcome.succeeded() {
             announce(
@@ -139,14 +156,7 @@ pub async fn handle_batch(io: Io<'_>, reqs: Vec<ActionRequest>) -> Vec<(ActionRe
             )
             .await;
         }
-        let h = if outcome.succeeded() {
-            Handled::CarriedOut
-        } else {
-            Handled::NotCarriedOut
-        };
-        handled.push((req, h));
     }
-    handled
 }
 
 /// Finishes a batch a process that ended left unfinished (its in-flight mark outlived its
@@ -212,7 +222,7 @@ pub async fn resume(io: Io<'_>, name: &str) {
         })
         .collect();
     let start = io.clock.time();
-    let outcomes = each(&io, &reqs, true, &start).await;
+    let outcomes = each(&io, &reqs, true, &start, |_, _| {}).await;
     let members = reqs
         .iter()
         .zip(&outcomes)
@@ -224,10 +234,27 @@ pub async fn resume(io: Io<'_>, name: &str) {
     }
 }
 
-/// Each member carried out, `PARALLEL` at a time, in order.
-async fn each(io: &Io<'_>, reqs: &[ActionRequest], resumed: bool, start: &Time) -> Vec<Outcome> {
-    let calls: Vec<_> = reqs.iter().map(|req| act_on(io, req, resumed, start)).collect();
-    futures::stream::iter(calls).buffered(PARALLEL).collect().await
+/// Each member carried out, `PARALLEL` at a time; `settled` hears of each as it ends. The
+/// outcomes, in the members' order.
+async fn each(
+    io: &Io<'_>,
+    reqs: &[ActionRequest],
+    resumed: bool,
+    start: &Time,
+    mut settled: impl FnMut(&ActionRequest, &Outcome),
+) -> Vec<Outcome> {
+    let calls: Vec<_> = reqs
+        .iter()
+        .enumerate()
+        .map(|(i, req)| async move { (i, act_on(io, req, resumed, start).await) })
+        .collect();
+    let mut running = futures::stream::iter(calls).buffer_unordered(PARALLEL);
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; reqs.len()];
+    while let Some((i, outcome)) = running.next().await {
+        settled(&reqs[i], &outcome);
+        outcomes[i] = Some(outcome);
+    }
+    outcomes.into_iter().flatten().collect()
 }
 
 fn member_outcome(uid: &str, o: &Outcome) -> MemberOutcome {

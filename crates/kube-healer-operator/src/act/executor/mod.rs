@@ -168,9 +168,8 @@ impl Lanes {
             let Ok(permit) = lane.acquire_owned().await else {
                 return;
             };
-            for (req, handled) in batch::handle_batch(lent.io(), reqs).await {
-                answer(&lent.done, &req, handled);
-            }
+            let done = lent.done.clone();
+            batch::handle_batch(lent.io(), reqs, &move |req, handled| answer(&done, req, handled)).await;
             drop(permit);
         });
     }
