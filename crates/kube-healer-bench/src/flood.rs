@@ -100,7 +100,7 @@ pub fn flood(engine: &mut Engine, events: usize, pods: usize, nodes: usize, now:
 }
 
 /// Event `i`: nine in ten about a pod (seven of those Normal), one in ten about a node.
-fn event(i: usize, pods: usize, nodes: usize, at: i64) -> Event {
+pub(crate) fn event(i: usize, pods: usize, nodes: usize, at: i64) -> Event {
     let time = Time(k8s_openapi::jiff::Timestamp::from_second(at).unwrap_or_default());
     let (kind, namespace, name, type_, reason, message) = if i % 10 == 9 {
         let (type_, reason, message) = NODE[(i / 10) % NODE.len()];

@@ -7,12 +7,15 @@
 //! - `synthetic`: the operator's engine fed watch events in-process, for sizes the local API server
 //!   cannot hold (5,000 nodes, 150,000 pods): memory and time to absorb the start-up lists, pod
 //!   updates, and an event flood of a million events.
+//! - `replay`: the flight recorder writing an hour of a 1,000-node cluster, and the replay of it:
+//!   the recording's size, the replay's time.
 //!
 //! Figures are printed, never asserted: BENCHMARKS.md holds the results and how to reproduce them.
 
 mod descheduler;
 mod flood;
 mod measure;
+mod replay;
 mod scale;
 mod synthetic;
 
@@ -40,6 +43,8 @@ enum Command {
     Scale(scale::Args),
     /// The operator's engine fed synthetic watch events in-process.
     Synthetic(synthetic::Args),
+    /// The flight recorder writing an hour of a large cluster, and its replay.
+    Replay(replay::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Scale(args) => scale::run(args),
         Command::Synthetic(args) => synthetic::run(args),
+        Command::Replay(args) => replay::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

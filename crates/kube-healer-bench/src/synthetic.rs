@@ -179,7 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn node(i: usize, since: &str) -> Node {
+pub(crate) fn node(i: usize, since: &str) -> Node {
     serde_json::from_value(json!({
         "metadata": {"name": format!("node-{i}"), "uid": format!("node-uid-{i}"),
             "labels": {"kubernetes.io/hostname": format!("node-{i}"), "kubernetes.io/os": "linux",
@@ -196,7 +196,7 @@ fn node(i: usize, since: &str) -> Node {
     .expect("a node")
 }
 
-fn pod(i: usize, nodes: usize) -> Pod {
+pub(crate) fn pod(i: usize, nodes: usize) -> Pod {
     realistic_pod_named(i, nodes, i.is_multiple_of(50))
 }
 

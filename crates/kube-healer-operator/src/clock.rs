@@ -59,6 +59,11 @@ impl ManualClock {
         self.0.store(secs * 1000, Ordering::SeqCst);
     }
 
+    /// Sets the time to `ms` (Unix milliseconds).
+    pub fn set_ms(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+
     /// Moves the time on by `secs`.
     pub fn advance(&self, secs: Secs) {
         self.0.fetch_add(secs * 1000, Ordering::SeqCst);

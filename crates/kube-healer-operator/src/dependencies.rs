@@ -40,6 +40,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("http", &["store", "metrics"]),
+    (
+        "flight",
+        &[
+            "watch", "engine", "record", "protocol", "clock", "metrics", "store",
+        ],
+    ),
 ];
 
 /// Files that are leaves inside their module: they import nothing, not even from their parent.

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod decide;
 pub mod engine;
 pub mod failpoint;
+pub mod flight;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -75,6 +76,8 @@ pub struct Config {
     pub node_jobs: act::job::JobsPlace,
     /// Seconds added to the wall clock (a test hook: a host whose clock is skewed).
     pub clock_offset_seconds: i64,
+    /// Where the flight recorder writes what the watches see, and its bounds (None: off).
+    pub flight_recorder: Option<(std::path::PathBuf, flight::Bounds)>,
 }
 
 /// Runs the operator until the engine stops (which only happens when every watch ends) or the
@@ -100,9 +103,23 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
             (Some(tx), None, rx)
         }
     };
+    let wall = clock::WallClock::skewed_by(config.clock_offset_seconds);
+    let clock: Arc<dyn clock::Clock> = Arc::new(wall);
+    // With the flight recorder on, the watches' changes pass through it on their way.
+    let watches_tx = match &config.flight_recorder {
+        Some((dir, bounds)) => {
+            let ring = flight::Ring::open(dir, bounds.clone(), clock.now_ms())
+                .map_err(|e| anyhow::anyhow!("the flight recorder cannot write to {}: {e}", dir.display()))?;
+            tracing::info!(dir = %dir.display(), max_bytes = bounds.max_bytes, "flight recorder on");
+            let (watches_tx, watches_rx) = mpsc::channel(128);
+            flight::tee(watches_rx, tx, flight::Recorder::start(ring, clock.clone()));
+            watches_tx
+        }
+        None => tx,
+    };
     watch::spawn(
         &client,
-        tx,
+        watches_tx,
         metrics.clone(),
         config.policy_selector.as_deref(),
         config.paged_lists,
@@ -113,8 +130,6 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         synced_rx,
         alive_rx,
     ));
-    let wall = clock::WallClock::skewed_by(config.clock_offset_seconds);
-    let clock: Arc<dyn clock::Clock> = Arc::new(wall);
     let (status_tx, status_rx) = mpsc::unbounded_channel();
     tokio::spawn(policy::writer(client.clone(), status_rx, clock.clone()));
     let (action_tx, action_rx) = mpsc::unbounded_channel();

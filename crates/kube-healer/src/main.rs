@@ -43,6 +43,12 @@ enum Command {
     /// Diagnose Pods, Nodes, Events and Leases offline, for example
     /// `kubectl get pods,nodes,events -A -o yaml | kube-healer classify -f -`.
     Classify(cmd::classify::Args),
+    /// Record what the operator's watches see to a bounded ring of compressed segments (or turn
+    /// a cluster dump into a recording of one instant), for `replay`.
+    Record(cmd::record::Args),
+    /// What policies would have done during a recording (last night's incident): the
+    /// operator's engine on the recording with a simulated clock. Never talks to a cluster.
+    Replay(cmd::replay::Args),
 }
 
 /// The kubectl plugin's name: `kubectl healer ...` runs `kubectl-healer` from PATH (a link to
@@ -74,6 +80,8 @@ fn main() -> ExitCode {
         Command::Explain(args) => cmd::explain::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Classify(args) => cmd::classify::run(args),
+        Command::Record(args) => cmd::record::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
     };
     match result {
         Ok(code) => code,

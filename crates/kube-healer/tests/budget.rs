@@ -80,11 +80,14 @@ async fn watch_cordons(
 }
 
 async fn budget(ctx: Ctx) -> anyhow::Result<()> {
+    let (flight, [f1, f2]) = support::flight::recorder(&ctx.cluster);
     let args = [
         "--policy-selector",
         &selector(&ctx),
         "--max-nodes-out-of-service",
         "2",
+        &f1,
+        &f2,
     ];
     let _op = Operator::start(&ctx.cluster, "budget", &args).await?;
     let api: Api<Node> = Api::all(ctx.client.clone());
@@ -191,17 +194,22 @@ async fn budget(ctx: Ctx) -> anyhow::Result<()> {
         next[0]
     );
     let mut skipped = 0;
+    let mut live = Vec::new();
     for policy in &policies {
         let list = records(&ctx, policy, 0).await?;
         skipped += list
             .iter()
             .filter(|r| phase_reason(r).0 == ActionPhase::Skipped)
             .count();
+        live.extend(list);
     }
     ensure!(
         skipped == 3,
         "held decisions are recorded once each: {skipped} Skipped records"
     );
+    // Replayed from the flight recording with the same budget: the same decisions.
+    support::flight::replay_matches_live("budget", &flight, &live, &["--max-nodes-out-of-service", "2"])
+        .await?;
     heartbeats.abort();
     Ok(())
 }

@@ -31,7 +31,9 @@ fn main() -> std::process::ExitCode {
 
 async fn storm(ctx: Ctx) -> anyhow::Result<()> {
     let selector = format!("kube-healer.test/owner={}", ctx.id);
-    let op = Operator::start(&ctx.cluster, "storm", &["--policy-selector", &selector]).await?;
+    // The flight recorder on: the storm, replayed from its recording, must be decided the same.
+    let (flight, [f1, f2]) = support::flight::recorder(&ctx.cluster);
+    let op = Operator::start(&ctx.cluster, "storm", &["--policy-selector", &selector, &f1, &f2]).await?;
     let names: Vec<String> = (0..10).map(|i| ctx.name(&format!("s{i}"))).collect();
     nodes::add_owned_nodes(&ctx.client, &names, &ctx.id, HEAL).await?;
     let policy = ctx.name("unreachable");
@@ -172,5 +174,9 @@ async fn storm(ctx: Ctx) -> anyhow::Result<()> {
         .map(|r| r.spec.target.name.as_str())
         .collect();
     ensure!(cordoned == [alone.as_str()], "cordoned: {cordoned:?}");
-    Ok(())
+
+    // The recording, replayed with the policies it holds, decides what the live run decided.
+    let mut live = all;
+    live.extend(records(&ctx, &lost, 3).await?);
+    support::flight::replay_matches_live("storm", &flight, &live, &[]).await
 }

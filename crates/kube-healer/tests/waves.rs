@@ -71,7 +71,13 @@ async fn wave(ctx: &Ctx, api: &Api<Node>, names: &[String], down: &[String]) -> 
 }
 
 async fn waves(ctx: Ctx) -> anyhow::Result<()> {
-    let op = Operator::start(&ctx.cluster, "waves", &["--policy-selector", &selector(&ctx)]).await?;
+    let (flight, [f1, f2]) = support::flight::recorder(&ctx.cluster);
+    let op = Operator::start(
+        &ctx.cluster,
+        "waves",
+        &["--policy-selector", &selector(&ctx), &f1, &f2],
+    )
+    .await?;
     let names: Vec<String> = (0..10).map(|i| ctx.name(&format!("w{i}"))).collect();
     nodes::add_owned_nodes(&ctx.client, &names, &ctx.id, HEAL).await?;
     let ns = ctx.namespace("shop").await?;
@@ -160,8 +166,10 @@ async fn waves(ctx: Ctx) -> anyhow::Result<()> {
     // once per evaluation.
     let mut held: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut summary = Vec::new();
+    let mut live = Vec::new();
     for policy in [&flapping, &unreachable, &lost] {
         let recs = records(&ctx, policy, 0).await?;
+        live.extend(recs.clone());
         for r in &recs {
             let (phase, reason) = phase_reason(r);
             ensure!(
@@ -178,6 +186,8 @@ async fn waves(ctx: Ctx) -> anyhow::Result<()> {
     let repeated: Vec<_> = held.iter().filter(|(_, n)| **n > 2).collect();
     ensure!(repeated.is_empty(), "held more than once a wave: {repeated:?}");
     println!("    0 cordoned, 0 deleted; {}", summary.join(", "));
+    // Replayed from the flight recording: the same decisions.
+    support::flight::replay_matches_live("waves", &flight, &live, &[]).await?;
     drop(op);
     Ok(())
 }

@@ -245,10 +245,7 @@ impl Engine {
                     }
                 },
                 _ = correlate.tick() => self.refresh_correlation(),
-                _ = prune.tick() => {
-                    self.stores.prune_events(self.clock.now());
-                    self.count_stores();
-                }
+                _ = prune.tick() => self.prune_events(),
             }
         }
     }
@@ -263,6 +260,12 @@ impl Engine {
         while let Some(target) = self.timers.pop_due(now) {
             self.evaluate(&target, now);
         }
+    }
+
+    /// Lets events age out of the index (the run loop does it each minute).
+    pub fn prune_events(&mut self) {
+        self.stores.prune_events(self.clock.now());
+        self.count_stores();
     }
 
     /// Sends work to the executor, if there is one.

@@ -38,62 +38,9 @@ pub async fn begin(
     in_flight_until: Option<i64>,
 ) -> Begun {
     let mut record = HealingAction::new(name, spec.clone());
-    let mut labels: std::collections::BTreeMap<String, String> = [
-        (
-            kube_healer_api::POLICY_LABEL.to_string(),
-            label_value(&spec.policy),
-        ),
-        (
-            kube_healer_api::TARGET_UID_LABEL.to_string(),
-            label_value(&spec.target.uid),
-        ),
-    ]
-    .into();
-    let decision = match (spec.dry_run, held) {
-        (_, true) => "hold",
-        (true, false) => "dry-run",
-        (false, false) => "act",
-    };
-    labels.insert(kube_healer_api::DECISION_LABEL.to_string(), decision.to_string());
-    labels.insert(kube_healer_api::STEP_LABEL.to_string(), spec.step.to_string());
-    // The failure's episode: a restarted operator continues it.
-    if let Some(since) = &spec.failing_since {
-        labels.insert(
-            kube_healer_api::EPISODE_LABEL.to_string(),
-            since.0.as_second().to_string(),
-        );
-    }
-    if let Some(until) = in_flight_until {
-        labels.insert(kube_healer_api::IN_FLIGHT_LABEL.to_string(), until.to_string());
-    }
-    // A batch: each pod's UID and episode, so that `kubectl get -l`, `explain` and a restarted
-    // operator find every pod in it.
-    if !spec.members.is_empty() {
-        labels.insert(
-            kube_healer_api::batch::BATCH_LABEL.to_string(),
-            spec.members.len().to_string(),
-        );
-        for m in &spec.members {
-            let episode = m.failing_since.as_ref().map_or(0, |t| t.0.as_second());
-            labels.insert(
-                kube_healer_api::batch::member_label(&m.target.uid),
-                episode.to_string(),
-            );
-        }
-        let members: Vec<String> = spec
-            .members
-            .iter()
-            .map(|m| format!("{}={}", m.target.uid, m.record))
-            .collect();
-        record.metadata.annotations = Some(
-            [(
-                kube_healer_api::batch::MEMBERS_ANNOTATION.to_string(),
-                members.join(","),
-            )]
-            .into(),
-        );
-    }
+    let (labels, annotations) = metadata(spec, held, in_flight_until);
     record.metadata.labels = Some(labels);
+    record.metadata.annotations = annotations;
     let params = PostParams::default();
     let created = retry::call(Backoff::RECORD, "create HealingAction", || {
         records.create(&params, &record)
@@ -263,4 +210,73 @@ pub async fn delete(records: &Api<HealingAction>, name: &str) {
         Err(kube::Error::Api(s)) if s.code == 404 => {}
         Err(e) => tracing::warn!(record = %name, error = %e, "deleting a record past its retention failed"),
     }
+}
+
+/// A record's labels and annotations (the writer's, and a replay's records fed back to its
+/// engine as the watch would show them).
+pub fn metadata(
+    spec: &HealingActionSpec,
+    held: bool,
+    in_flight_until: Option<i64>,
+) -> (
+    std::collections::BTreeMap<String, String>,
+    Option<std::collections::BTreeMap<String, String>>,
+) {
+    let mut labels: std::collections::BTreeMap<String, String> = [
+        (
+            kube_healer_api::POLICY_LABEL.to_string(),
+            label_value(&spec.policy),
+        ),
+        (
+            kube_healer_api::TARGET_UID_LABEL.to_string(),
+            label_value(&spec.target.uid),
+        ),
+    ]
+    .into();
+    let mut annotations = None;
+    let decision = match (spec.dry_run, held) {
+        (_, true) => "hold",
+        (true, false) => "dry-run",
+        (false, false) => "act",
+    };
+    labels.insert(kube_healer_api::DECISION_LABEL.to_string(), decision.to_string());
+    labels.insert(kube_healer_api::STEP_LABEL.to_string(), spec.step.to_string());
+    // The failure's episode: a restarted operator continues it.
+    if let Some(since) = &spec.failing_since {
+        labels.insert(
+            kube_healer_api::EPISODE_LABEL.to_string(),
+            since.0.as_second().to_string(),
+        );
+    }
+    if let Some(until) = in_flight_until {
+        labels.insert(kube_healer_api::IN_FLIGHT_LABEL.to_string(), until.to_string());
+    }
+    // A batch: each pod's UID and episode, so that `kubectl get -l`, `explain` and a restarted
+    // operator find every pod in it.
+    if !spec.members.is_empty() {
+        labels.insert(
+            kube_healer_api::batch::BATCH_LABEL.to_string(),
+            spec.members.len().to_string(),
+        );
+        for m in &spec.members {
+            let episode = m.failing_since.as_ref().map_or(0, |t| t.0.as_second());
+            labels.insert(
+                kube_healer_api::batch::member_label(&m.target.uid),
+                episode.to_string(),
+            );
+        }
+        let members: Vec<String> = spec
+            .members
+            .iter()
+            .map(|m| format!("{}={}", m.target.uid, m.record))
+            .collect();
+        annotations = Some(
+            [(
+                kube_healer_api::batch::MEMBERS_ANNOTATION.to_string(),
+                members.join(","),
+            )]
+            .into(),
+        );
+    }
+    (labels, annotations)
 }

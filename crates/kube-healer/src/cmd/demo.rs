@@ -215,6 +215,7 @@ async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
         clear_debounce: std::time::Duration::from_secs(5),
         event_trust: Default::default(),
         event_memory_bytes: kube_healer_core::events::EventIndex::DEFAULT_BYTES,
+        flight_recorder: None,
         node_jobs: Default::default(),
         clock_offset_seconds: 0,
     };

@@ -4,6 +4,8 @@ pub mod classify;
 pub mod crd;
 pub mod demo;
 pub mod explain;
+pub mod record;
+pub mod replay;
 pub mod run;
 pub mod simulate;
 

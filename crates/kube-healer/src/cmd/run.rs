@@ -112,6 +112,16 @@ pub struct Args {
     /// Kubernetes 1.32 and later): for API servers that do not stream.
     #[arg(long, env = "KUBE_HEALER_PAGED_LISTS")]
     paged_lists: bool,
+    /// The flight recorder: write what the watches see (trimmed, compressed, with times) to a
+    /// ring of segments in this directory, for `kube-healer replay`. Off when unset.
+    #[arg(long, env = "KUBE_HEALER_FLIGHT_RECORDER")]
+    flight_recorder: Option<std::path::PathBuf>,
+    /// The flight recorder's size on disk, in MiB: past it, the oldest segments go.
+    #[arg(long, env = "KUBE_HEALER_FLIGHT_RECORDER_MAX_MIB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
+    flight_recorder_max_mib: u64,
+    /// The flight recorder's age: segments ended longer ago go.
+    #[arg(long, env = "KUBE_HEALER_FLIGHT_RECORDER_MAX_AGE", default_value = "24h")]
+    flight_recorder_max_age: kube_healer_api::Duration,
     /// Test hook: seconds added to this operator's clock (a skewed clock, as a misconfigured
     /// host has). Not for production.
     #[arg(long, hide = true, default_value_t = 0, allow_negative_numbers = true)]
@@ -185,6 +195,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 service_account: args.jobs_service_account.clone(),
             },
             clock_offset_seconds: args.test_clock_offset,
+            flight_recorder: args.flight_recorder.clone().map(|dir| {
+                let bounds = kube_healer_operator::flight::Bounds {
+                    max_bytes: args.flight_recorder_max_mib << 20,
+                    max_age_ms: Some(args.flight_recorder_max_age.as_std().as_millis() as i64),
+                };
+                (dir, bounds)
+            }),
         };
         tokio::select! {
             result = kube_healer_operator::run(client, operator) => result,

@@ -6,13 +6,15 @@
 //! - `records`: waiting for a policy's HealingActions and reading their outcome;
 //! - `nodes`: nodes kwok does not manage, their conditions and events;
 //! - `pods`: failing pods;
-//! - `once`: leaders among replicas, and the check that each failure was healed exactly once.
+//! - `once`: leaders among replicas, and the check that each failure was healed exactly once;
+//! - `flight`: the flight recorder's recording of a scenario, replayed and compared to the live run.
 //!
 //! Everything is re-exported here: tests `use support::{...}` without knowing the files.
 
 #![allow(dead_code)]
 
 mod crds;
+pub mod flight;
 mod nodes;
 pub mod once;
 mod operator;

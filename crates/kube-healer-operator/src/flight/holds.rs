@@ -1,0 +1,194 @@
+//! The replay's own world of held nodes. The operator counts the nodes it holds out of service
+//! from the nodes' kube-healer annotations (its disruption budget, its reverts). A recording
+//! shows the live operator's holds; a replay must see its own instead, or the two worlds mix: a
+//! node the live operator cordoned looks already held to the replay, which then "cordons" it
+//! beside the ones it chose itself, past its budget. So each recorded node is shown to the
+//! replay's engine without kube-healer's holds (a cordon they explain is lifted with them), and
+//! with the replay's: a node it took out of service is shown cordoned by the policy, whatever
+//! the action, until the engine reverts it.
+//!
+//! A change the replay makes is shown when the live operator's would have been seen: with the
+//! node's next recorded change (the live call's own, when the policies are the same), or a
+//! second after the decision at the latest. Until then the engine counts it as it does live (a
+//! cordon just sent counts against the budget; a revert sent frees nothing until it is seen).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::{Map, Value};
+
+const HOLDS: [&str; 4] = [
+    kube_healer_api::CORDONED_BY_ANNOTATION,
+    kube_healer_api::TAINTED_BY_ANNOTATION,
+    kube_healer_api::REMEDIATED_BY_ANNOTATION,
+    kube_healer_api::REPLACED_BY_ANNOTATION,
+];
+
+#[derive(Default)]
+pub struct Holds {
+    /// The last recorded object of each node (trimmed: a few hundred bytes each).
+    recorded: HashMap<String, Value>,
+    /// The replay's holds: node -> the policies holding it.
+    own: BTreeMap<String, BTreeSet<String>>,
+    /// The holds the engine has been shown.
+    shown: BTreeMap<String, BTreeSet<String>>,
+    /// Nodes whose holds changed and are not shown yet, and when they will be (Unix ms).
+    pending: BTreeMap<String, i64>,
+}
+
+/// How long after a decision its change is shown, at the latest.
+const SHOWN_WITHIN_MS: i64 = 1000;
+
+fn name(node: &Value) -> Option<String> {
+    node.pointer("/metadata/name")?.as_str().map(str::to_string)
+}
+
+impl Holds {
+    /// A recorded node, as the replay's engine sees it (and kept, to show it again when the
+    /// replay's holds on it change).
+    pub fn recorded(&mut self, node: &mut Value, deleted: bool) {
+        let Some(name) = name(node) else {
+            return;
+        };
+        self.pending.remove(&name);
+        if deleted {
+            self.recorded.remove(&name);
+            self.own.remove(&name);
+            self.shown.remove(&name);
+        } else {
+            self.recorded.insert(name.clone(), node.clone());
+            match self.own.get(&name) {
+                Some(own) => self.shown.insert(name.clone(), own.clone()),
+                None => self.shown.remove(&name),
+            };
+        }
+        self.show(&name, node);
+    }
+
+    /// The replay took `node` out of service for `policy` at `now_ms`.
+    pub fn hold(&mut self, node: &str, policy: &str, now_ms: i64) {
+        self.own
+            .entry(node.to_string())
+            .or_default()
+            .insert(policy.to_string());
+        self.pending
+            .entry(node.to_string())
+            .or_insert(now_ms + SHOWN_WITHIN_MS);
+    }
+
+    /// The replay let go of `node` for `policy` at `now_ms`.
+    pub fn release(&mut self, node: &str, policy: &str, now_ms: i64) {
+        let Some(held) = self.own.get_mut(node) else {
+            return;
+        };
+        held.remove(policy);
+        if held.is_empty() {
+            self.own.remove(node);
+        }
+        self.pending
+            .entry(node.to_string())
+            .or_insert(now_ms + SHOWN_WITHIN_MS);
+    }
+
+    /// The nodes whose changes are due to be shown by `now_ms`, as the engine should now see
+    /// them.
+    pub fn due(&mut self, now_ms: i64) -> Vec<Value> {
+        let due: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, at)| **at <= now_ms)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut out = Vec::new();
+        for node in due {
+            self.pending.remove(&node);
+            match self.own.get(&node) {
+                Some(own) => self.shown.insert(node.clone(), own.clone()),
+                None => self.shown.remove(&node),
+            };
+            out.extend(self.current(&node));
+        }
+        out
+    }
+
+    /// Nodes the replay holds out of service now.
+    pub fn held(&self) -> usize {
+        self.own.len()
+    }
+
+    fn current(&self, node: &str) -> Option<Value> {
+        let mut v = self.recorded.get(node)?.clone();
+        self.show(node, &mut v);
+        Some(v)
+    }
+
+    fn show(&self, node: &str, v: &mut Value) {
+        let Some(o) = v.as_object_mut() else {
+            return;
+        };
+        let meta = o.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+        let annotations = meta.as_object_mut().map(|m| {
+            m.entry("annotations")
+                .or_insert_with(|| Value::Object(Map::new()))
+        });
+        let mut live_cordon = false;
+        if let Some(Value::Object(a)) = annotations {
+            live_cordon = a.contains_key(kube_healer_api::CORDONED_BY_ANNOTATION);
+            a.retain(|k, _| !HOLDS.contains(&k.as_str()));
+            if let Some(own) = self.shown.get(node) {
+                let policies: Vec<&str> = own.iter().map(String::as_str).collect();
+                a.insert(
+                    kube_healer_api::CORDONED_BY_ANNOTATION.into(),
+                    Value::String(policies.join(",")),
+                );
+            }
+        }
+        let spec = o.entry("spec").or_insert_with(|| Value::Object(Map::new()));
+        if let Some(spec) = spec.as_object_mut() {
+            if self.shown.contains_key(node) {
+                spec.insert("unschedulable".into(), Value::Bool(true));
+            } else if live_cordon {
+                // The live operator's cordon, not the replay's.
+                spec.remove("unschedulable");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_live_holds_are_hidden_and_the_replays_shown_until_released() {
+        let mut holds = Holds::default();
+        let mut live = json!({"metadata": {"name": "n1", "annotations": {kube_healer_api::CORDONED_BY_ANNOTATION: "live"}},
+            "spec": {"unschedulable": true}});
+        holds.recorded(&mut live, false);
+        assert_eq!(live["spec"].get("unschedulable"), None);
+        assert_eq!(
+            live["metadata"]["annotations"].get(kube_healer_api::CORDONED_BY_ANNOTATION),
+            None
+        );
+        holds.hold("n1", "mine", 10_000);
+        assert_eq!(holds.held(), 1);
+        assert!(holds.due(10_999).is_empty(), "shown a second later at the latest");
+        let held = holds.due(11_000).pop().unwrap();
+        assert_eq!(held["spec"]["unschedulable"], json!(true));
+        assert_eq!(
+            held["metadata"]["annotations"][kube_healer_api::CORDONED_BY_ANNOTATION],
+            json!("mine")
+        );
+        holds.release("n1", "mine", 20_000);
+        // The node's next recorded change shows it (the live call's own).
+        let mut next = json!({"metadata": {"name": "n1"}, "spec": {}});
+        holds.recorded(&mut next, false);
+        assert_eq!(next["spec"].get("unschedulable"), None);
+        assert!(holds.due(30_000).is_empty());
+        // A cordon someone else made (no kube-healer annotation) stays.
+        let mut manual = json!({"metadata": {"name": "n2"}, "spec": {"unschedulable": true}});
+        holds.recorded(&mut manual, false);
+        assert_eq!(manual["spec"]["unschedulable"], json!(true));
+    }
+}

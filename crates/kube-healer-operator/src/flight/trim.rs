@@ -1,0 +1,213 @@
+//! What a recording keeps of each object: what kube-healer reads (the views' inputs), nothing a
+//! user might not want to ship. Out go managed fields, IP addresses, every annotation but
+//! kube-healer's own and the few it reads, and of a pod's spec everything but its node, its
+//! containers' names and images, its grace period and whether it claims volumes: no env values,
+//! no commands, no volume sources (Secrets are never watched). A node keeps its conditions, not
+//! its images or addresses. Events keep their messages: they are the evidence.
+//!
+//! The test below holds the rule to the views: a trimmed object converts to the same view.
+
+use serde_json::{Map, Value};
+
+/// Annotations kept besides kube-healer's own (`healing.kubehealer.io/...`): those the views
+/// and decisions read.
+const KEPT_ANNOTATIONS: [&str; 3] = [
+    "kubernetes.io/config.mirror",
+    kube_healer_api::replace::MACHINE_ANNOTATION,
+    kube_healer_api::replace::MACHINE_NAMESPACE_ANNOTATION,
+];
+
+fn keep_only(map: &mut Map<String, Value>, keys: &[&str]) {
+    map.retain(|k, _| keys.contains(&k.as_str()));
+}
+
+fn metadata(v: &mut Value) {
+    let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    meta.remove("managedFields");
+    meta.remove("resourceVersion");
+    meta.remove("selfLink");
+    if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+        a.retain(|k, _| k.starts_with("healing.kubehealer.io/") || KEPT_ANNOTATIONS.contains(&k.as_str()));
+        if a.is_empty() {
+            meta.remove("annotations");
+        }
+    }
+}
+
+fn containers(list: Option<&mut Value>) {
+    for c in list.and_then(Value::as_array_mut).into_iter().flatten() {
+        if let Some(c) = c.as_object_mut() {
+            keep_only(c, &["name", "image"]);
+        }
+    }
+}
+
+pub fn pod(v: &mut Value) {
+    metadata(v);
+    if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
+        keep_only(
+            spec,
+            &[
+                "nodeName",
+                "containers",
+                "initContainers",
+                "terminationGracePeriodSeconds",
+                "volumes",
+            ],
+        );
+        containers(spec.get_mut("containers"));
+        containers(spec.get_mut("initContainers"));
+        if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
+            // Only whether the pod claims volumes is read: the claims, without their sources.
+            volumes.retain(|v| v.get("persistentVolumeClaim").is_some() || v.get("ephemeral").is_some());
+            for volume in volumes.iter_mut() {
+                if let Some(volume) = volume.as_object_mut() {
+                    keep_only(volume, &["name", "persistentVolumeClaim", "ephemeral"]);
+                    if volume.contains_key("ephemeral") {
+                        volume.insert("ephemeral".into(), Value::Object(Map::new()));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(status) = v.get_mut("status").and_then(Value::as_object_mut) {
+        for ip in ["hostIP", "hostIPs", "podIP", "podIPs", "resourceClaimStatuses"] {
+            status.remove(ip);
+        }
+        for list in [
+            "containerStatuses",
+            "initContainerStatuses",
+            "ephemeralContainerStatuses",
+        ] {
+            for c in status
+                .get_mut(list)
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(c) = c.as_object_mut() {
+                    for noise in [
+                        "volumeMounts",
+                        "resources",
+                        "allocatedResources",
+                        "user",
+                        "imageID",
+                    ] {
+                        c.remove(noise);
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn node(v: &mut Value) {
+    metadata(v);
+    if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
+        keep_only(spec, &["unschedulable", "taints", "providerID"]);
+    }
+    if let Some(status) = v.get_mut("status").and_then(Value::as_object_mut) {
+        keep_only(status, &["conditions"]);
+    }
+}
+
+pub fn event(v: &mut Value) {
+    metadata(v);
+}
+
+pub fn lease(v: &mut Value) {
+    metadata(v);
+}
+
+pub fn namespace(v: &mut Value) {
+    metadata(v);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("spec");
+    }
+}
+
+pub fn policy(v: &mut Value) {
+    metadata(v);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("status");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use kube_healer_core::convert::{Interner, node_view, pod_view};
+    use serde_json::json;
+
+    use super::*;
+
+    fn rich_pod() -> Value {
+        json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u1", "creationTimestamp": "2026-01-01T00:00:00Z",
+            "labels": {"app": "a"}, "resourceVersion": "7",
+            "annotations": {"secret-ish": "token", "healing.kubehealer.io/opt-out": "true", "kubernetes.io/config.mirror": "x"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "o", "controller": true}],
+            "managedFields": [{"manager": "kubectl"}]},
+          "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 30, "serviceAccountName": "sa",
+            "containers": [{"name": "c", "image": "img:1", "env": [{"name": "PASSWORD", "value": "hunter2"}],
+              "command": ["run", "--token=abc"]}],
+            "initContainers": [{"name": "i", "image": "init:1", "args": ["--key=k"]}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "pvc"}},
+              {"name": "s", "secret": {"secretName": "creds"}}]},
+          "status": {"phase": "Pending", "podIP": "10.0.0.1", "hostIP": "10.1.0.1", "startTime": "2026-01-01T00:00:01Z",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": "2026-01-01T00:00:01Z"}],
+            "containerStatuses": [{"name": "c", "image": "img:1", "imageID": "", "ready": false, "restartCount": 3,
+              "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}},
+              "lastState": {"terminated": {"reason": "Error", "exitCode": 1}}}]}})
+    }
+
+    #[test]
+    fn a_trimmed_pod_has_the_same_view_and_no_secrets() {
+        let original = rich_pod();
+        let mut trimmed = original.clone();
+        pod(&mut trimmed);
+        let view = |v: &Value| {
+            let p: Pod = serde_json::from_value(v.clone()).unwrap();
+            pod_view(&p, &mut Interner::default()).unwrap()
+        };
+        assert_eq!(view(&original), view(&trimmed));
+        let text = trimmed.to_string();
+        for secret in [
+            "hunter2",
+            "PASSWORD",
+            "token",
+            "--key",
+            "creds",
+            "10.0.0.1",
+            "kubectl",
+            "serviceAccount",
+        ] {
+            assert!(!text.contains(secret), "{secret} kept: {text}");
+        }
+        assert!(text.contains("healing.kubehealer.io/opt-out"));
+    }
+
+    #[test]
+    fn a_trimmed_node_has_the_same_view() {
+        let original = json!({"metadata": {"name": "n1", "uid": "n", "labels": {"zone": "a"},
+            "annotations": {"healing.kubehealer.io/cordoned-by": "p", "node.alpha.kubernetes.io/ttl": "0", "cluster.x-k8s.io/machine": "m"}},
+          "spec": {"unschedulable": true, "podCIDR": "10.2.0.0/24", "taints": [{"key": "k", "effect": "NoSchedule"}]},
+          "status": {"addresses": [{"type": "InternalIP", "address": "10.1.0.1"}], "images": [{"names": ["a"], "sizeBytes": 1}],
+            "conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "PLEG is not healthy",
+              "lastTransitionTime": "2026-01-01T00:00:00Z", "lastHeartbeatTime": "2026-01-01T00:00:10Z"}]}});
+        let mut trimmed = original.clone();
+        node(&mut trimmed);
+        let view = |v: &Value| {
+            let n: Node = serde_json::from_value(v.clone()).unwrap();
+            node_view(&n, &mut Interner::default()).unwrap()
+        };
+        assert_eq!(view(&original), view(&trimmed));
+        let text = trimmed.to_string();
+        assert!(
+            !text.contains("10.1.0.1") && !text.contains("podCIDR") && !text.contains("ttl"),
+            "{text}"
+        );
+        assert!(text.contains("cluster.x-k8s.io/machine"));
+    }
+}
