@@ -47,6 +47,16 @@ fn pod_target(key: &PodKey) -> Target {
 }
 
 impl Stores {
+    /// Every node but `except`, by name: when the disruption budget frees a place, the nodes it
+    /// held are decided again in this order, so the same node takes the place whichever
+    /// process decides (a map's order differs from one process to the next, and a replay must
+    /// decide as the live operator did).
+    fn nodes_in_order(&self, except: Option<&kube_healer_core::view::Shared>) -> Vec<Target> {
+        let mut names: Vec<_> = self.nodes.keys().filter(|n| Some(*n) != except).collect();
+        names.sort();
+        names.into_iter().map(|n| Target::Node(n.clone())).collect()
+    }
+
     pub fn apply_pod(&mut self, event: W<Pod>, now: Secs) -> Applied {
         match event {
             W::Apply(pod) | W::InitApply(pod) => {
@@ -116,12 +126,7 @@ impl Stores {
                     targets.extend(self.pod_keys_on(&name).iter().map(pod_target));
                 }
                 if freed {
-                    targets.extend(
-                        self.nodes
-                            .keys()
-                            .filter(|n| **n != name)
-                            .map(|n| Target::Node(n.clone())),
-                    );
+                    targets.extend(self.nodes_in_order(Some(&name)));
                 }
                 Applied::targets(targets)
             }
@@ -134,7 +139,7 @@ impl Stores {
                 let mut targets = vec![Target::Node(name.clone())];
                 targets.extend(self.pod_keys_on(&name).iter().map(pod_target));
                 if freed {
-                    targets.extend(self.nodes.keys().map(|n| Target::Node(n.clone())));
+                    targets.extend(self.nodes_in_order(None));
                 }
                 Applied::targets(targets)
             }
