@@ -120,13 +120,19 @@ async fn scale(args: Args) -> anyhow::Result<()> {
         reaction::during_churn(&bench, &mut report).await?;
     }
     let ours = throughput::kube_healer(&bench, &mut report).await?;
-    throughput::bare_client(&bench, &mut report, ours.0).await?;
+    let vs_bare = throughput::bare_client(&bench, &mut report, ours.0).await?;
 
     // descheduler's RemoveFailedPods on a second batch of the same size.
     let mut reaper = operator.reaper;
-    if let Some(binary) = descheduler {
-        throughput::descheduler(&bench, &binary, &mut reaper, ours, &mut report).await?;
-    }
+    let vs_descheduler = match descheduler {
+        Some(binary) => {
+            let x = throughput::descheduler(&bench, &binary, &mut reaper, ours, &mut report).await?;
+            format!("{x:.2}x faster than descheduler")
+        }
+        None => "descheduler not run".to_string(),
+    };
+    // The clean-up's two ratios on one line (the "ratio line").
+    println!("clean-up vs bare client: {vs_bare:.0}%, {vs_descheduler}");
     drop(operator.process);
     reaper.disarm();
     report.print(&format!(
