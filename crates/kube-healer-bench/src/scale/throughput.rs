@@ -111,7 +111,15 @@ async fn bare_run(bench: &Bench<'_>, get: bool) -> anyhow::Result<(f64, usize)> 
         let pods = pods.clone();
         async move {
             if get {
-                pods.get_opt(&name).await?;
+                // As the operator's recheck does: a GET the API server throttles (429) or fails
+                // is tried again, a few times, after a pause (and the pod deleted regardless:
+                // none is left behind to wait for).
+                for tries in 1..=10 {
+                    if pods.get_opt(&name).await.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
             }
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
