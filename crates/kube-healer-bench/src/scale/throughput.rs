@@ -56,20 +56,11 @@ pub(super) async fn bare_client(
     ours_secs: f64,
 ) -> anyhow::Result<f64> {
     let n = bench.args.evicted;
-    let (bare_secs, failed) = bare_run(bench, false).await?;
+    let (bare_secs, failed) = bare_run(bench).await?;
     report.row(
         &format!("bare client: the same {n} deletes, {CONCURRENCY} at once, no records ({failed} failed)"),
         format!("{bare_secs:.1} s ({:.0} pods/s)", n as f64 / bare_secs),
         "the physical limit",
-        None,
-    );
-    // Where the rest goes: kube-healer reads each pod afresh right before deleting it (the
-    // recheck). The same client with that GET before each DELETE is the limit with a recheck.
-    let (checked_secs, failed) = bare_run(bench, true).await?;
-    report.row(
-        &format!("bare client with a fresh GET before each DELETE ({failed} failed)"),
-        format!("{checked_secs:.1} s ({:.0} pods/s)", n as f64 / checked_secs),
-        "the limit with a recheck",
         None,
     );
     let ratio = 100.0 * bare_secs / ours_secs;
@@ -79,18 +70,12 @@ pub(super) async fn bare_client(
         ">= 85%",
         Some(ratio >= 85.0),
     );
-    report.row(
-        "clean-up vs the bare client with a recheck",
-        format!("{:.0}%", 100.0 * checked_secs / ours_secs),
-        "",
-        None,
-    );
     Ok(ratio)
 }
 
-/// The bare client's deletes of `evicted` fresh Evicted pods (a GET before each, if `get`):
-/// seconds until all are gone, and how many calls failed.
-async fn bare_run(bench: &Bench<'_>, get: bool) -> anyhow::Result<(f64, usize)> {
+/// The bare client's deletes of `evicted` fresh Evicted pods: seconds until all are gone, and
+/// how many calls failed.
+async fn bare_run(bench: &Bench<'_>) -> anyhow::Result<(f64, usize)> {
     use futures::StreamExt;
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::{Api, DeleteParams, ListParams, Preconditions};
@@ -110,17 +95,6 @@ async fn bare_run(bench: &Bench<'_>, get: bool) -> anyhow::Result<(f64, usize)> 
     let deletes = targets.into_iter().map(|(name, uid)| {
         let pods = pods.clone();
         async move {
-            if get {
-                // As the operator's recheck does: a GET the API server throttles (429) or fails
-                // is tried again, a few times, after a pause (and the pod deleted regardless:
-                // none is left behind to wait for).
-                for tries in 1..=10 {
-                    if pods.get_opt(&name).await.is_ok() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
-                }
-            }
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
                     uid: Some(uid),
