@@ -131,8 +131,20 @@ impl Holds {
                 .or_insert_with(|| Value::Object(Map::new()))
         });
         let mut live_cordon = false;
+        // The live operator's taints, as its tainted-by annotation lists them (key, effect).
+        let mut live_taints: Vec<(String, String)> = Vec::new();
         if let Some(Value::Object(a)) = annotations {
             live_cordon = a.contains_key(kube_healer_api::CORDONED_BY_ANNOTATION);
+            if let Some(marker) = a
+                .get(kube_healer_api::TAINTED_BY_ANNOTATION)
+                .and_then(Value::as_str)
+            {
+                for entry in marker.split(',') {
+                    if let Some((key, effect)) = entry.split_once('=').and_then(|(_, t)| t.rsplit_once(':')) {
+                        live_taints.push((key.trim().to_string(), effect.trim().to_string()));
+                    }
+                }
+            }
             a.retain(|k, _| !HOLDS.contains(&k.as_str()));
             if let Some(own) = self.shown.get(node) {
                 let policies: Vec<&str> = own.iter().map(String::as_str).collect();
@@ -149,6 +161,12 @@ impl Holds {
             } else if live_cordon {
                 // The live operator's cordon, not the replay's.
                 spec.remove("unschedulable");
+            }
+            if let Some(taints) = spec.get_mut("taints").and_then(Value::as_array_mut) {
+                taints.retain(|t| {
+                    let field = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                    !live_taints.contains(&(field("key"), field("effect")))
+                });
             }
         }
     }
@@ -186,6 +204,14 @@ mod tests {
         holds.recorded(&mut next, false);
         assert_eq!(next["spec"].get("unschedulable"), None);
         assert!(holds.due(30_000).is_empty());
+        // The live operator's taint goes with its annotation; another taint stays.
+        let mut tainted = json!({"metadata": {"name": "n3", "annotations": {kube_healer_api::TAINTED_BY_ANNOTATION: "live=k:NoSchedule"}},
+            "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}, {"key": "other", "effect": "NoExecute"}]}});
+        holds.recorded(&mut tainted, false);
+        assert_eq!(
+            tainted["spec"]["taints"],
+            json!([{"key": "other", "effect": "NoExecute"}])
+        );
         // A cordon someone else made (no kube-healer annotation) stays.
         let mut manual = json!({"metadata": {"name": "n2"}, "spec": {"unschedulable": true}});
         holds.recorded(&mut manual, false);

@@ -6,7 +6,8 @@
 //! The recorder is fed by the operator's own watches (`--flight-recorder`, a tee between them and
 //! the engine) or by `kube-healer record` (the same watches, no engine): no list or get of its
 //! own. Writing happens on a thread of its own: the operator never waits for the disk; a frame
-//! that finds the queue full is dropped and counted, and the recording says so.
+//! that finds the queue full is dropped and logged (the recording then misses that change:
+//! what the next change or list of the object shows puts it right).
 
 pub mod frame;
 mod holds;

@@ -31,6 +31,9 @@ pub struct Reader {
     files: std::vec::IntoIter<PathBuf>,
     first: bool,
     current: Option<Open>,
+    /// The last segment read, and whether it was read to its end: the next one skips its
+    /// opening state only if it follows on from it.
+    last: Option<(u64, bool)>,
     /// Torn segment ends and the like: worth saying, not worth failing.
     pub notes: Vec<String>,
 }
@@ -41,6 +44,11 @@ struct Open {
     line: usize,
     skip: usize,
     first: bool,
+    /// The segment before, and whether it was read to its end.
+    before: Option<(u64, bool)>,
+    /// This segment's number, once its header is read, and whether it ended cleanly.
+    segment: Option<u64>,
+    clean: bool,
 }
 
 /// The segment files at `path` (a directory or one file), in order.
@@ -72,6 +80,7 @@ pub fn open(path: &Path) -> Result<Reader, ReadError> {
         files: files(path)?.into_iter(),
         first: true,
         current: None,
+        last: None,
         notes: Vec::new(),
     })
 }
@@ -93,6 +102,15 @@ impl Iterator for Reader {
                 let name = path.display().to_string();
                 let file = match File::open(&path) {
                     Ok(f) => f,
+                    // A live ring dropped it since it was listed: what it held is lost, and the
+                    // next segment is read from its opening state.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        self.notes.push(format!(
+                            "{name}: gone before it could be read (the ring dropped it)"
+                        ));
+                        self.last = None;
+                        continue;
+                    }
                     Err(e) => {
                         return Some(Err(ReadError::File {
                             path: name,
@@ -106,12 +124,18 @@ impl Iterator for Reader {
                     line: 0,
                     skip: 0,
                     first: std::mem::take(&mut self.first),
+                    before: self.last,
+                    segment: None,
+                    clean: false,
                 });
             }
             let open = self.current.as_mut()?;
             match open.next_frame(&mut self.notes) {
                 Ok(Some(frame)) => return Some(Ok(frame)),
-                Ok(None) => self.current = None,
+                Ok(None) => {
+                    self.last = open.segment.map(|s| (s, open.clean));
+                    self.current = None;
+                }
                 Err(e) => {
                     self.current = None;
                     self.files = Vec::new().into_iter();
@@ -131,7 +155,10 @@ impl Open {
             self.line += 1;
             let line = self.line;
             match self.reader.read_until(b'\n', &mut buf) {
-                Ok(0) => return Ok(None),
+                Ok(0) => {
+                    self.clean = true;
+                    return Ok(None);
+                }
                 Ok(_) if buf.last() != Some(&b'\n') => {
                     notes.push(format!(
                         "{}: ends mid-line {line} (the recorder was stopped while writing)",
@@ -165,9 +192,19 @@ impl Open {
                         header.kube_healer_recording
                     )));
                 }
-                if !self.first {
+                // The opening restates what the segment before ended with: skipped when that
+                // was read whole and this one follows it; otherwise (a segment missing, or cut
+                // short) the state is taken from here.
+                let follows = self.before == Some((header.segment.wrapping_sub(1), true));
+                if !self.first && follows {
                     self.skip = header.snapshot;
+                } else if !self.first {
+                    notes.push(format!(
+                        "{}: does not follow on from the segment read before it: the state is read again from its opening",
+                        self.name
+                    ));
                 }
+                self.segment = Some(header.segment);
                 continue;
             }
             if self.skip > 0 {
@@ -175,6 +212,13 @@ impl Open {
                 continue;
             }
             let frame: Frame = serde_json::from_slice(&buf).map_err(|e| fail(format!("not a frame: {e}")))?;
+            // Unix milliseconds between 1970 and 2999: anything else is no time a watch saw.
+            if !(0..32_503_680_000_000).contains(&frame.t) {
+                return Err(fail(format!(
+                    "frame time {} is not a time (Unix milliseconds)",
+                    frame.t
+                )));
+            }
             return Ok(Some(frame));
         }
     }
@@ -243,6 +287,61 @@ mod tests {
         assert!(kept.is_some_and(|k| k <= 2), "{:?}", &frames[..3]);
         assert_eq!(frames[0].e, Kind::Init);
         assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn a_missing_segment_is_noted_and_the_next_read_from_its_opening_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let bounds = Bounds {
+            max_bytes: 1 << 30,
+            max_age_ms: Some(10_000),
+        };
+        let mut ring = Ring::open(dir.path(), bounds, 0).unwrap();
+        ring.write(&Frame {
+            t: 0,
+            w: Watch::Pods,
+            e: Kind::Init,
+            o: None,
+        })
+        .unwrap();
+        ring.write(&pod_frame(0, "a", Kind::InitApply)).unwrap();
+        ring.write(&Frame {
+            t: 0,
+            w: Watch::Pods,
+            e: Kind::InitDone,
+            o: None,
+        })
+        .unwrap();
+        // Segments of 1.25 s each (an eighth of the age): b in the second, c in the third.
+        ring.write(&pod_frame(2_000, "b", Kind::Apply)).unwrap();
+        ring.write(&pod_frame(4_000, "c", Kind::Apply)).unwrap();
+        ring.finish().unwrap();
+        let segments = segments_in(dir.path()).unwrap();
+        assert_eq!(segments.len(), 3);
+        std::fs::remove_file(&segments[1].1).unwrap();
+        let (frames, notes) = read_all(dir.path()).unwrap();
+        let keys: Vec<_> = frames.iter().filter_map(Frame::key).collect();
+        // b's segment is gone; the third restates a and b, then c.
+        assert!(
+            keys.contains(&"ns/b".to_string()) && keys.ends_with(&["ns/c".to_string()]),
+            "{keys:?}"
+        );
+        assert!(
+            notes.iter().any(|n| n.contains("does not follow on")),
+            "{notes:?}"
+        );
+        // A frame whose time is no time is refused, naming the line.
+        let bad = dir.path().join("t.jsonl.gz");
+        let mut gz =
+            flate2::write::GzEncoder::new(File::create(&bad).unwrap(), flate2::Compression::default());
+        std::io::Write::write_all(
+            &mut gz,
+            b"{\"kube_healer_recording\":1,\"segment\":0,\"snapshot\":0,\"started\":0}\n{\"t\":-5,\"w\":\"pods\",\"e\":\"init\"}\n",
+        )
+        .unwrap();
+        gz.finish().unwrap();
+        let e = read_all(&bad).unwrap_err().to_string();
+        assert!(e.contains("line 2: frame time -5 is not a time"), "{e}");
     }
 
     #[test]

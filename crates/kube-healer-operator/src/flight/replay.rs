@@ -7,7 +7,9 @@
 //!
 //! What a replay cannot know: the live cluster changed under what the live operator did (a pod
 //! it deleted is gone from the recording whatever the replayed policy decides), and the fresh
-//! read right before acting is not made (the recording is the only truth there is).
+//! read right before acting is not made (the recording is the only truth there is). A long
+//! action (Drain, RunJob, Remediate, Replace) ends as soon as it is decided: it holds no place
+//! under its policy's maxConcurrent for the minutes it would run live.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -96,6 +98,9 @@ pub struct Summary {
     pub causes: usize,
 }
 
+/// The most seconds stepped through between two frames.
+const MAX_STEPS: Secs = 3600;
+
 pub struct Replay {
     engine: Engine,
     clock: ManualClock,
@@ -145,23 +150,26 @@ impl Replay {
         }
     }
 
-    /// Feeds one frame: time moves on to it, then the engine is given its change.
+    /// Feeds one frame: time moves on to it, then the engine is given its change. Time never
+    /// goes back: a frame stamped before the last one counts as at the same moment.
     pub fn feed(&mut self, mut frame: Frame) -> Result<(), FrameError> {
-        if let (Watch::Nodes, Some(node)) = (frame.w, frame.o.as_mut()) {
-            self.holds.recorded(node, frame.e == Kind::Delete);
-        }
         if self.policies_given && frame.w == Watch::HealingPolicies {
             // The replayed policies stand in for the recorded ones.
             self.summary.frames += 1;
             return Ok(());
         }
-        let t = frame.t;
         if self.second.is_none() {
-            self.begin(t);
+            self.begin(frame.t);
         }
+        let t = frame.t.max(self.clock.now_ms());
         self.advance_to(t.div_euclid(1000));
         self.set_ms(t);
         self.show_due(t);
+        // After the seconds before it have run: a change the replay made shows with the node's
+        // next recorded change, not before its time.
+        if let (Watch::Nodes, Some(node)) = (frame.w, frame.o.as_mut()) {
+            self.holds.recorded(node, frame.e == Kind::Delete);
+        }
         let change = frame.into_change()?;
         self.engine.apply(change);
         self.summary.frames += 1;
@@ -222,6 +230,11 @@ impl Replay {
         let Some(mut second) = self.second else {
             return;
         };
+        // A gap of more than an hour (a recorder that was down, a --to far off) is not stepped
+        // through second by second: its last hour is, and what came due before fires late.
+        if secs - second > MAX_STEPS {
+            second = secs - MAX_STEPS;
+        }
         while second < secs {
             second += 1;
             self.clock.set(second);
@@ -277,31 +290,40 @@ impl Replay {
             (None, true) => "dry-run",
             (None, false) => "act",
         };
+        let reported = now >= self.report_from;
         match verdict {
-            "hold" => {
+            "hold" if reported => {
                 let reason = req.hold.as_ref().map_or("", |h| h.reason);
                 *self.summary.held.entry(reason).or_default() += 1;
             }
-            "dry-run" => self.summary.dry_runs += 1,
-            _ => {
-                self.summary.acted += 1;
+            "dry-run" if reported => self.summary.dry_runs += 1,
+            "act" => {
                 // Every node action but an Event or a job takes the node out of service.
                 let node_out = !matches!(spec.action, ActionKind::Event | ActionKind::RunJob);
                 if spec.target.kind == TargetKind::Node && node_out {
                     self.holds
                         .hold(&spec.target.name, &spec.policy, self.clock.now_ms());
-                    self.summary.nodes_out_peak = self.summary.nodes_out_peak.max(self.holds.held());
                 }
-                let removes = matches!(
-                    spec.action,
-                    ActionKind::Delete | ActionKind::ForceDelete | ActionKind::Evict
-                );
-                if spec.target.kind == TargetKind::Pod && removes {
-                    self.summary.pods_removed += 1;
+                if reported {
+                    self.summary.acted += 1;
+                    if spec.target.kind == TargetKind::Node && node_out {
+                        self.summary.nodes_out_peak = self.summary.nodes_out_peak.max(self.holds.held());
+                    }
+                    let removes = matches!(
+                        spec.action,
+                        ActionKind::Delete
+                            | ActionKind::ForceDelete
+                            | ActionKind::Evict
+                            | ActionKind::Reschedule
+                    );
+                    if spec.target.kind == TargetKind::Pod && removes {
+                        self.summary.pods_removed += 1;
+                    }
                 }
             }
+            _ => {}
         }
-        if now >= self.report_from {
+        if reported {
             self.decided.push(Decided {
                 at: now,
                 policy: spec.policy.clone(),

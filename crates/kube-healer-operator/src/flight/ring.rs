@@ -147,6 +147,8 @@ struct Segment {
     index: u64,
     started: i64,
     out: GzEncoder<Counting>,
+    /// Compressed bytes of its header and opening state (not counted against its size).
+    opening: u64,
 }
 
 /// The ring's writer.
@@ -158,6 +160,9 @@ pub struct Ring {
     /// Closed segments, oldest first: (index, when it ended, compressed bytes).
     closed: Vec<(u64, i64, u64)>,
     next_index: u64,
+    /// This process continues a recording another process wrote: what its watches showed is
+    /// unknown from the gap on, until they have listed again (said in the first segment).
+    continues: bool,
 }
 
 fn segment_path(dir: &Path, index: u64) -> PathBuf {
@@ -185,7 +190,14 @@ impl Ring {
         std::fs::create_dir_all(dir)?;
         let mut closed = Vec::new();
         for (index, path) in segments_in(dir)? {
-            closed.push((index, now_ms, std::fs::metadata(&path)?.len()));
+            let meta = std::fs::metadata(&path)?;
+            // When it was last written: its age counts from there, not from this restart.
+            let ended = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(now_ms, |d| d.as_millis() as i64);
+            closed.push((index, ended, meta.len()));
         }
         let next_index = closed.last().map_or(0, |(i, ..)| i + 1);
         Ok(Ring {
@@ -193,6 +205,7 @@ impl Ring {
             bounds,
             state: State::default(),
             current: None,
+            continues: !closed.is_empty(),
             closed,
             next_index,
         })
@@ -206,7 +219,7 @@ impl Ring {
             .map(|o| Box::from(serde_json::to_string(o).unwrap_or_default()));
         self.state.note(frame, object);
         let full = self.current.as_ref().is_none_or(|s| {
-            s.out.get_ref().bytes >= self.bounds.segment_bytes()
+            s.out.get_ref().bytes.saturating_sub(s.opening) >= self.bounds.segment_bytes()
                 || self
                     .bounds
                     .segment_ms()
@@ -291,18 +304,48 @@ impl Ring {
         for line in snapshot {
             writeln!(out, "{line}")?;
         }
+        // A new process continuing a recording: every watch failed in the gap (a replay decides
+        // nothing on what it last saw until they have listed again).
+        if std::mem::take(&mut self.continues) {
+            for w in Watch::ALL {
+                let failed = Frame {
+                    t,
+                    w,
+                    e: Kind::Failed,
+                    o: None,
+                };
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&failed).map_err(io::Error::other)?
+                )?;
+            }
+        }
+        out.flush()?;
+        let opening = out.get_ref().bytes;
+        if opening > self.bounds.segment_bytes() {
+            tracing::warn!(
+                opening,
+                segment = self.bounds.segment_bytes(),
+                "the cluster's state is larger than a segment of the flight recorder: give it more room"
+            );
+        }
         self.current = Some(Segment {
             index,
             started: t,
             out,
+            opening,
         });
         self.drop_oldest(t)
     }
 
     /// Drops the oldest closed segments while the ring is over its size, or they are too old.
     fn drop_oldest(&mut self, now: i64) -> io::Result<()> {
+        let closed = |ring: &Ring| ring.closed.iter().map(|(.., b)| b).sum::<u64>();
         while let Some(&(index, ended, _)) = self.closed.first() {
-            let too_big = self.bytes() > self.bounds.max_bytes;
+            // Room for the segment being written to grow to its size.
+            let opening = self.current.as_ref().map_or(0, |s| s.opening);
+            let too_big = closed(self) + opening + self.bounds.segment_bytes() > self.bounds.max_bytes;
             let too_old = self.bounds.max_age_ms.is_some_and(|age| now - ended > age);
             if !too_big && !too_old {
                 break;

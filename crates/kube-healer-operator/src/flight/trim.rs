@@ -97,6 +97,17 @@ pub fn pod(v: &mut Value) {
                     ] {
                         c.remove(noise);
                     }
+                    // A terminated container's message may be the tail of its log
+                    // (FallbackToLogsOnError): no view reads it.
+                    for state in ["state", "lastState"] {
+                        if let Some(t) = c
+                            .get_mut(state)
+                            .and_then(|s| s.get_mut("terminated"))
+                            .and_then(Value::as_object_mut)
+                        {
+                            t.remove("message");
+                        }
+                    }
                 }
             }
         }
@@ -159,7 +170,7 @@ mod tests {
             "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": "2026-01-01T00:00:01Z"}],
             "containerStatuses": [{"name": "c", "image": "img:1", "imageID": "", "ready": false, "restartCount": 3,
               "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}},
-              "lastState": {"terminated": {"reason": "Error", "exitCode": 1}}}]}})
+              "lastState": {"terminated": {"reason": "Error", "exitCode": 1, "message": "panic: db password hunter3"}}}]}})
     }
 
     #[test]
@@ -175,6 +186,7 @@ mod tests {
         let text = trimmed.to_string();
         for secret in [
             "hunter2",
+            "hunter3",
             "PASSWORD",
             "token",
             "--key",

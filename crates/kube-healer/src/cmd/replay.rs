@@ -143,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             break;
         }
         if let Speed::Times(factor) = args.speed {
-            let from_start = (frame.t - *first.get_or_insert(frame.t)) as f64 / 1000.0 / factor;
+            let from_start = ((frame.t - *first.get_or_insert(frame.t)) as f64 / 1000.0 / factor).max(0.0);
             let wait = Duration::from_secs_f64(from_start).saturating_sub(started.elapsed());
             std::thread::sleep(wait);
         }
