@@ -288,13 +288,24 @@ async fn crash_then_changed(ctx: Ctx) -> anyhow::Result<()> {
             .then_some(()))
     })
     .await?;
-    second
+    // Its deadline is 30 s after it was recorded; the shared cluster under every e2e test at
+    // once can stretch that (one full run in several timed out at 60 s), so twice HEAL, and
+    // what the record says if it never comes.
+    let api: Api<HealingAction> = Api::all(ctx.client.clone());
+    if let Err(e) = second
         .wait_log(
             &["batch recorded but not finished before a restart: finishing it"],
-            HEAL,
+            2 * HEAL,
         )
-        .await?;
-    let api: Api<HealingAction> = Api::all(ctx.client.clone());
+        .await
+    {
+        let r = api.get(&batch).await?;
+        anyhow::bail!(
+            "{e}\nthe first batch now: labels {:?}, status {:?}",
+            r.metadata.labels,
+            r.status
+        );
+    }
     let finished = wait::until("the first batch finished and unmarked", HEAL, || async {
         let r = api.get(&batch).await?;
         let marked = r
