@@ -61,8 +61,8 @@ pub struct Engine {
     /// HealingActions known from the watch, for retention, and when retention runs next.
     records: Records,
     relist_records: Relist<String>,
-    /// Batch records still marked in flight, and until when (see `resume_batches`).
-    batch_marks: std::collections::HashMap<String, Secs>,
+    /// Batch records still marked in flight: their policy, and until when (see `resume_batches`).
+    batch_marks: std::collections::HashMap<String, (String, Secs)>,
     retention: Retention,
     retention_at: Option<Secs>,
     /// Leadership: only the leader decides and acts.

@@ -217,7 +217,7 @@ impl Engine {
             .and_then(|until| parse_until(until))
         {
             Some(until) => {
-                self.batch_marks.insert(name.clone(), until);
+                self.batch_marks.insert(name.clone(), (policy.clone(), until));
             }
             None => {
                 self.batch_marks.remove(&name);
@@ -242,7 +242,14 @@ impl Engine {
         if !self.is_leader || self.action_tx.is_none() || !self.synced.all() {
             return;
         }
-        let marked: Vec<(String, Secs)> = self.batch_marks.iter().map(|(n, u)| (n.clone(), *u)).collect();
+        // Only its own policies' batches: operators that share a cluster (each with its
+        // --policy-selector) see every HealingAction, and must not finish each other's.
+        let marked: Vec<(String, Secs)> = self
+            .batch_marks
+            .iter()
+            .filter(|(_, (label, _))| !self.policies.named_by_label(label).is_empty())
+            .map(|(n, (_, u))| (n.clone(), *u))
+            .collect();
         for (name, until) in marked {
             self.send(Work::ResumeBatch { name, until });
         }

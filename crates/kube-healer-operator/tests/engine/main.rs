@@ -11,6 +11,7 @@ mod episodes;
 mod gates;
 mod holds;
 mod measured;
+mod resume;
 mod storm;
 mod sync;
 mod takeover;
