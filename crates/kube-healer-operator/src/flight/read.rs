@@ -232,6 +232,17 @@ mod tests {
     use super::super::ring::{Bounds, Ring};
     use super::*;
 
+    /// A segment file whose second line, after a good header, is `line`.
+    fn segment_after_header(dir: &Path, name: &str, line: &str) -> PathBuf {
+        let path = dir.join(name);
+        let mut gz =
+            flate2::write::GzEncoder::new(File::create(&path).unwrap(), flate2::Compression::default());
+        let header = "{\"kube_healer_recording\":1,\"segment\":0,\"snapshot\":0,\"started\":0}";
+        std::io::Write::write_all(&mut gz, format!("{header}\n{line}\n").as_bytes()).unwrap();
+        gz.finish().unwrap();
+        path
+    }
+
     fn pod_frame(t: i64, name: &str, e: Kind) -> Frame {
         Frame {
             t,
@@ -331,15 +342,11 @@ mod tests {
             "{notes:?}"
         );
         // A frame whose time is no time is refused, naming the line.
-        let bad = dir.path().join("t.jsonl.gz");
-        let mut gz =
-            flate2::write::GzEncoder::new(File::create(&bad).unwrap(), flate2::Compression::default());
-        std::io::Write::write_all(
-            &mut gz,
-            b"{\"kube_healer_recording\":1,\"segment\":0,\"snapshot\":0,\"started\":0}\n{\"t\":-5,\"w\":\"pods\",\"e\":\"init\"}\n",
-        )
-        .unwrap();
-        gz.finish().unwrap();
+        let bad = segment_after_header(
+            dir.path(),
+            "t.jsonl.gz",
+            "{\"t\":-5,\"w\":\"pods\",\"e\":\"init\"}",
+        );
         let e = read_all(&bad).unwrap_err().to_string();
         assert!(e.contains("line 2: frame time -5 is not a time"), "{e}");
     }
@@ -365,15 +372,7 @@ mod tests {
         let (frames, _) = read_all(&path).unwrap();
         assert!(frames.len() >= 100, "{}", frames.len());
 
-        let bad = dir.path().join("bad.jsonl.gz");
-        let mut gz =
-            flate2::write::GzEncoder::new(File::create(&bad).unwrap(), flate2::Compression::default());
-        std::io::Write::write_all(
-            &mut gz,
-            b"{\"kube_healer_recording\":1,\"segment\":0,\"snapshot\":0,\"started\":0}\n{\"t\":1}\n",
-        )
-        .unwrap();
-        gz.finish().unwrap();
+        let bad = segment_after_header(dir.path(), "bad.jsonl.gz", "{\"t\":1}");
         let e = read_all(&bad).unwrap_err().to_string();
         assert!(e.contains("bad.jsonl.gz: line 2: not a frame"), "{e}");
     }

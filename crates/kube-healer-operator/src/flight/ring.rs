@@ -93,23 +93,10 @@ impl State {
     fn frames(&self, t: i64) -> Vec<String> {
         let mut out = Vec::new();
         for (watch, objects) in &self.live {
-            let line = |e: Kind, o: Option<&str>| {
-                let head = serde_json::to_string(&Frame {
-                    t,
-                    w: *watch,
-                    e,
-                    o: None,
-                })
-                .unwrap_or_default();
-                match o {
-                    // `{"t":..,"w":..,"e":..}` with the object spliced in as the last field.
-                    Some(o) => format!("{},\"o\":{o}}}", &head[..head.len() - 1]),
-                    None => head,
-                }
-            };
-            out.push(line(Kind::Init, None));
-            out.extend(objects.values().map(|o| line(Kind::InitApply, Some(o))));
-            out.push(line(Kind::InitDone, None));
+            let restate = |e: Kind, o: Option<&str>| line(t, *watch, e, o);
+            out.push(restate(Kind::Init, None));
+            out.extend(objects.values().map(|o| restate(Kind::InitApply, Some(o))));
+            out.push(restate(Kind::InitDone, None));
         }
         out
     }
@@ -122,6 +109,17 @@ impl State {
             .flat_map(|m| m.iter())
             .map(|(k, v)| k.len() + v.len() + 64)
             .sum()
+    }
+}
+
+/// A frame's line, its object already serialized (each object is serialized once, for the
+/// line and the recorder's copy of the state alike): `{"t":..,"w":..,"e":..}` with the object
+/// spliced in as the last field.
+fn line(t: i64, w: Watch, e: Kind, o: Option<&str>) -> String {
+    let head = serde_json::to_string(&Frame { t, w, e, o: None }).unwrap_or_default();
+    match o {
+        Some(o) => format!("{},\"o\":{o}}}", &head[..head.len() - 1]),
+        None => head,
     }
 }
 
@@ -216,8 +214,9 @@ impl Ring {
         let object = frame
             .o
             .as_ref()
-            .map(|o| Box::from(serde_json::to_string(o).unwrap_or_default()));
-        self.state.note(frame, object);
+            .map(|o| serde_json::to_string(o).unwrap_or_default());
+        let line = line(frame.t, frame.w, frame.e, object.as_deref());
+        self.state.note(frame, object.map(Box::from));
         let full = self.current.as_ref().is_none_or(|s| {
             s.out.get_ref().bytes.saturating_sub(s.opening) >= self.bounds.segment_bytes()
                 || self
@@ -228,7 +227,6 @@ impl Ring {
         if full {
             self.rotate(frame.t)?;
         }
-        let line = serde_json::to_string(frame).map_err(io::Error::other)?;
         let Some(segment) = self.current.as_mut() else {
             return Err(io::Error::other("no segment open"));
         };

@@ -86,6 +86,12 @@ pub fn requests(work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>) -> Vec<Ac
 
 /// Every watch lists (nothing): the engine decides only once all have listed.
 pub fn listed(e: &mut Engine) {
+    listed_with(e, Vec::new(), Vec::new());
+}
+
+/// Every watch lists, the policies' and the records' with these objects (`Apply` changes,
+/// delivered as the list's).
+pub fn listed_with(e: &mut Engine, policies: Vec<Change>, records: Vec<Change>) {
     e.apply(Change::Pod(Box::new(Event::Init)));
     e.apply(Change::Pod(Box::new(Event::InitDone)));
     e.apply(Change::Node(Box::new(Event::Init)));
@@ -97,8 +103,22 @@ pub fn listed(e: &mut Engine) {
     e.apply(Change::Namespace(Box::new(Event::Init)));
     e.apply(Change::Namespace(Box::new(Event::InitDone)));
     e.apply(Change::policy(Event::Init));
+    for p in policies {
+        if let Change::Policy(p) = p
+            && let Event::Apply(p) = *p
+        {
+            e.apply(Change::Policy(Box::new(Event::InitApply(p))));
+        }
+    }
     e.apply(Change::policy(Event::InitDone));
     e.apply(Change::Record(Box::new(Event::Init)));
+    for r in records {
+        if let Change::Record(r) = r
+            && let Event::Apply(r) = *r
+        {
+            e.apply(Change::Record(Box::new(Event::InitApply(r))));
+        }
+    }
     e.apply(Change::Record(Box::new(Event::InitDone)));
 }
 
