@@ -7,6 +7,8 @@
 //! - `slow-node-list` (pause): the node watch's first list stalls after it began, as on a large
 //!   cluster or a slow API server, while every other watch lists.
 //! - `after-record` (abort): the process ends right after a decision is recorded, before its call.
+//! - `after-call` (abort): the process ends right after a decision's call, before its outcome is
+//!   recorded.
 
 fn named(name: &str) -> bool {
     static FAILPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();

@@ -74,6 +74,11 @@ pub enum Work {
         name: String,
         until: Secs,
     },
+    /// A record without an outcome, of a process that ended (not this replica's action in
+    /// flight): if its target is gone, finish it (nothing decides a gone target again).
+    FinishUnfinished {
+        name: String,
+    },
 }
 
 /// Whether this replica leads, as the executor sees it: actions check it where they run, before

@@ -99,6 +99,7 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
         return Handled::NotCarriedOut;
     }
     let outcome = act_on(&io, &req, resumed, &start).await;
+    failpoint::abort("after-call");
     let Outcome {
         phase,
         reason,

@@ -19,6 +19,7 @@ pub mod remediate;
 pub mod replace;
 pub mod reschedule;
 pub mod restart;
+mod unfinished;
 
 pub use executor::{Acting, executor};
 pub use outcome::Outcome;

@@ -42,6 +42,11 @@ impl InFlight {
         self.own.insert(record.to_string());
     }
 
+    /// Whether this replica's action under this record is in flight.
+    pub fn is_own(&self, record: &str) -> bool {
+        self.own.contains(record)
+    }
+
     /// This replica's action under this record ended.
     pub fn ended(&mut self, record: &str) {
         self.own.remove(record);

@@ -340,6 +340,11 @@ impl Gate {
         self.in_flight.gone(record)
     }
 
+    /// Whether the action recorded under this name is this replica's, in flight now.
+    pub fn own_in_flight(&self, record: &str) -> bool {
+        self.in_flight.is_own(record)
+    }
+
     /// The policy's actions in flight (this replica's own).
     pub fn in_flight(&self, policy: &str) -> u32 {
         self.budgets.get(policy).map_or(0, |b| b.in_flight)

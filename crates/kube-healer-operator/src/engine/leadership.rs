@@ -20,7 +20,7 @@ impl Engine {
                 self.evaluate(&t, now);
             }
             self.apply_retention(now);
-            self.resume_batches();
+            self.resume_unfinished();
         } else {
             self.gate.stop_waiting();
             tracing::warn!("lost the leadership: deciding nothing until it is back");

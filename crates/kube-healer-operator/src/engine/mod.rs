@@ -14,6 +14,7 @@ mod holds;
 mod leadership;
 mod policies;
 mod records;
+mod resume;
 mod route;
 mod timers;
 
@@ -61,8 +62,10 @@ pub struct Engine {
     /// HealingActions known from the watch, for retention, and when retention runs next.
     records: Records,
     relist_records: Relist<String>,
-    /// Batch records still marked in flight: their policy, and until when (see `resume_batches`).
+    /// Batch records still marked in flight: their policy, and until when (see `resume_unfinished`).
     batch_marks: std::collections::HashMap<String, (String, Secs)>,
+    /// Live records with no outcome written yet: their policy label (see `resume_unfinished`).
+    unfinished: std::collections::HashMap<String, String>,
     retention: Retention,
     retention_at: Option<Secs>,
     /// Leadership: only the leader decides and acts.
@@ -97,6 +100,7 @@ impl Engine {
             records: Records::default(),
             relist_records: Relist::default(),
             batch_marks: Default::default(),
+            unfinished: Default::default(),
             retention: Retention::default(),
             retention_at: None,
             leader: None,

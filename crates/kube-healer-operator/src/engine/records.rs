@@ -24,6 +24,7 @@ impl Engine {
         match event {
             W::Apply(meta) | W::InitApply(meta) => {
                 let meta = meta.metadata;
+                let outcome_written = outcome_written(&meta);
                 let name = meta.name.unwrap_or_default();
                 self.relist_records.saw(&name);
                 let mut labels = meta.labels.unwrap_or_default();
@@ -54,6 +55,11 @@ impl Engine {
                     Some("dry-run") => Some(Mode::DryRun),
                     _ => None,
                 };
+                if acted == Some(Mode::Live) && !outcome_written {
+                    self.unfinished.insert(name.clone(), policy.clone());
+                } else {
+                    self.unfinished.remove(&name);
+                }
                 if let Some(episode) = labels
                     .get(kube_healer_api::EPISODE_LABEL)
                     .and_then(|e| e.parse().ok())
@@ -87,6 +93,7 @@ impl Engine {
             W::Delete(meta) => {
                 let name = meta.metadata.name.as_deref().unwrap_or_default();
                 self.batch_marks.remove(name);
+                self.unfinished.remove(name);
                 let members = self.records.take_batch(name);
                 if let Some((policy, _, uid)) = self.records.remove(name) {
                     self.policies.episodes.forget(&policy, &uid, name);
@@ -104,6 +111,7 @@ impl Engine {
                     for (gone, (policy, _, uid)) in self.records.retain(&seen) {
                         self.gate.record_gone(&gone);
                         self.batch_marks.remove(&gone);
+                        self.unfinished.remove(&gone);
                         self.policies.episodes.forget(&policy, &uid, &gone);
                         for (uid, record) in self.records.take_batch(&gone) {
                             self.policies.episodes.forget(&policy, &uid, &record);
@@ -154,6 +162,16 @@ impl Engine {
     }
 }
 
+/// Whether a record's status was ever written (its outcome, or a long action's Running), as its
+/// managed fields tell: the watch is metadata-only, and a status write is the one write to the
+/// status subresource. Costs no call and keeps nothing.
+fn outcome_written(meta: &kube::core::ObjectMeta) -> bool {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .any(|f| f.subresource.as_deref() == Some("status"))
+}
+
 /// A batch record's pods: (UID, episode, the name of the pod's own decision), from its member
 /// labels and its members annotation.
 fn batch_members(
@@ -179,7 +197,7 @@ impl Engine {
     /// against its policy's rate under the pod's own decision name, as a record of its own
     /// would (and once, with this replica's own decision of that name). A batch still marked in
     /// flight may have been left unfinished by a process that ended: the leader finishes it
-    /// past its deadline (`resume_batches`). The mark is not counted against maxConcurrent.
+    /// past its deadline (`resume_unfinished`). The mark is not counted against maxConcurrent.
     fn apply_batch_record(
         &mut self,
         name: String,
@@ -232,26 +250,6 @@ impl Engine {
         let batch = now + RETENTION_BATCH;
         if !self.relist_records.active() && self.retention_at.is_none_or(|at| at > batch) {
             self.retention_at = Some(batch);
-        }
-    }
-
-    /// A new leader (after a restart, or a failover) finishes the batches still marked in flight
-    /// once their deadline has passed: their process may have ended before finishing them (one
-    /// finished meanwhile is left alone). Its own batches, made after this, it finishes itself.
-    pub(super) fn resume_batches(&mut self) {
-        if !self.is_leader || self.action_tx.is_none() || !self.synced.all() {
-            return;
-        }
-        // Only its own policies' batches: operators that share a cluster (each with its
-        // --policy-selector) see every HealingAction, and must not finish each other's.
-        let marked: Vec<(String, Secs)> = self
-            .batch_marks
-            .iter()
-            .filter(|(_, (label, _))| !self.policies.named_by_label(label).is_empty())
-            .map(|(n, (_, u))| (n.clone(), *u))
-            .collect();
-        for (name, until) in marked {
-            self.send(Work::ResumeBatch { name, until });
         }
     }
 }

@@ -106,7 +106,7 @@ impl Engine {
             }
             // What failures are in progress is known only now.
             self.apply_retention(now);
-            self.resume_batches();
+            self.resume_unfinished();
         }
     }
 

@@ -277,7 +277,10 @@ impl Replay {
                     self.holds.release(&node, &policy, self.clock.now_ms());
                 }
                 // Taints expiring, records past retention, batches: the executor's business.
-                Work::Unavoid { .. } | Work::DeleteRecord { .. } | Work::ResumeBatch { .. } => {}
+                Work::Unavoid { .. }
+                | Work::DeleteRecord { .. }
+                | Work::ResumeBatch { .. }
+                | Work::FinishUnfinished { .. } => {}
             }
         }
     }

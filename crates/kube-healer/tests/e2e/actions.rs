@@ -1,10 +1,8 @@
 //! The workload actions on the real cluster: Reschedule (the pod recreated on another node),
-//! RestartOwner (one rollout restart for several failing pods), and a crash between the record
-//! and the API call (finished once after the restart). Drain is in drain.rs, a lost node's pods
-//! in lost_node.rs, node jobs in node_jobs.rs.
+//! RestartOwner (one rollout restart for several failing pods). Drain is in drain.rs, a lost
+//! node's pods in lost_node.rs, node jobs in node_jobs.rs, crashes around the call in crash.rs.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -27,10 +25,6 @@ pub fn tests() -> Vec<E2eTest> {
         test(
             "restart_owner_restarts_the_deployment_once_for_its_failing_pods",
             restart_owner,
-        ),
-        test(
-            "a_crash_between_record_and_call_is_finished_once_after_restart",
-            crash_after_record,
         ),
     ]
 }
@@ -225,68 +219,6 @@ async fn restart_owner(ctx: Ctx) -> anyhow::Result<()> {
                 .get(kube_healer_api::RESTARTED_BY_ANNOTATION)
                 .is_some_and(|v| v.starts_with(&format!("{policy}@"))),
         "{annotations:?}"
-    );
-    Ok(())
-}
-
-async fn crash_after_record(ctx: Ctx) -> anyhow::Result<()> {
-    let node = ctx.name("n");
-    nodes::add_node(&ctx.client, &node).await?;
-    let ns = ctx.namespace("cr").await?;
-    let policy = ctx.name("crash");
-    create_policy(&ctx, &policy, json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
-        "conditions": [{"class": "Evicted", "for": "1s"}], "actions": [{"action": "Delete"}], "safety": limits()})).await?;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let first = Operator::start_with_env(
-        &ctx.cluster,
-        "crashing",
-        &["--policy-selector", &selector(&ctx)],
-        &[("KUBE_HEALER_FAILPOINT", "after-record")],
-    )
-    .await?;
-    pods.create(
-        &PostParams::default(),
-        &scenario_pod(&ns, "leftover", Some(&node), &Scenario::evicted()),
-    )
-    .await?;
-    first.wait_log(&["failpoint reached"], HEAL).await?;
-    drop(first);
-    let api: Api<kube_healer_api::HealingAction> = Api::all(ctx.client.clone());
-    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
-    let recorded = api.list(&lp).await?.items;
-    ensure!(
-        recorded.len() == 1 && recorded[0].status.is_none(),
-        "one record, without a status: {recorded:#?}"
-    );
-    ensure!(
-        pods.get_opt("leftover").await?.is_some(),
-        "the pod was deleted before the crash"
-    );
-
-    let second = Operator::start(
-        &ctx.cluster,
-        "after-crash",
-        &["--policy-selector", &selector(&ctx)],
-    )
-    .await?;
-    second
-        .wait_log(&["not finished before a restart: finishing it"], HEAL)
-        .await?;
-    wait::until("the leftover pod to be gone", HEAL, || async {
-        Ok(pods.get_opt("leftover").await?.is_none().then_some(()))
-    })
-    .await?;
-    let recs = records(&ctx, &policy, 1).await?;
-    ensure!(recs.len() == 1, "recorded twice: {recs:#?}");
-    ensure!(
-        phase_reason(&recs[0]) == (ActionPhase::Succeeded, "Completed".into()),
-        "{:?}",
-        recs[0].status
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    ensure!(
-        api.list(&lp).await?.items.len() == 1,
-        "a second decision was recorded"
     );
     Ok(())
 }

@@ -19,6 +19,7 @@ mod support;
 
 mod actions;
 mod batch;
+mod crash;
 mod drain;
 mod episodes;
 mod forged;
@@ -41,6 +42,7 @@ fn main() -> std::process::ExitCode {
     let tests = [
         actions::tests(),
         batch::tests(),
+        crash::tests(),
         drain::tests(),
         episodes::tests(),
         forged::tests(),

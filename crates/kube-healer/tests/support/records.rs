@@ -89,7 +89,7 @@ pub fn pod_outcome(recs: &[HealingAction], pod: &str) -> Option<(ActionPhase, St
 pub async fn records_naming(ctx: &Ctx, policy: &str, count: usize) -> anyhow::Result<Vec<HealingAction>> {
     let api: Api<HealingAction> = Api::all(ctx.client.clone());
     let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
-    wait::until(
+    let waited = wait::until(
         &format!("{count} pods in final records of {policy}"),
         HEAL,
         || async {
@@ -102,6 +102,26 @@ pub async fn records_naming(ctx: &Ctx, policy: &str, count: usize) -> anyhow::Re
             Ok((named >= count).then_some(list))
         },
     )
-    .await
-    .map_err(Into::into)
+    .await;
+    match waited {
+        Ok(list) => Ok(list),
+        // Which records are not final, and what each says: the story of a timeout.
+        Err(e) => {
+            let list = api.list(&lp).await.map(|l| l.items).unwrap_or_default();
+            let open: Vec<String> = list
+                .iter()
+                .filter(|r| !r.status.as_ref().is_some_and(|s| s.phase.is_final()))
+                .map(|r| {
+                    let name = r.metadata.name.clone().unwrap_or_default();
+                    let status = r.status.as_ref().map(|s| format!("{:?}", s.phase));
+                    format!(
+                        "{name} ({}, {} members): {status:?}",
+                        r.spec.target.reference,
+                        r.spec.members.len()
+                    )
+                })
+                .collect();
+            anyhow::bail!("{e}; {} records, not final: {open:?}", list.len())
+        }
+    }
 }

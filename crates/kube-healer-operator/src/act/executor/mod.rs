@@ -16,6 +16,7 @@ use crate::act::dispatch::takes_long;
 use crate::act::handle::{Handled, Io, handle};
 use crate::act::job::JobsPlace;
 use crate::act::node;
+use crate::act::unfinished;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::protocol::{ActionDone, ActionRequest, Leading, Work};
@@ -113,6 +114,10 @@ pub async fn executor(
                     tokio::spawn(async move { node::remove_expired_avoid(&client, &node, now).await });
                 }
                 Work::ResumeBatch { name, until } => lanes.resume(name, until),
+                Work::FinishUnfinished { name } => {
+                    let lent = lanes.lent.clone();
+                    tokio::spawn(async move { unfinished::finish_if_gone(lent.io(), &name).await });
+                }
             }
         }
         for (_, reqs) in batches {

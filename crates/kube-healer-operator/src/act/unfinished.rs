@@ -1,0 +1,118 @@
+//! A record left without an outcome by a process that ended between its call and the outcome's
+//! write, whose target is gone. Nothing decides such a target again (a pod deleted is no longer
+//! listed), so without this the record would say for good that the action never ended. The
+//! leader finishes it: one GET of the record (it may have been finished meanwhile) and one of
+//! the target's metadata, and no call on the target. A target still there is left alone: its
+//! failure, decided again under the same name, resumes the record (`handle`).
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::Api;
+use kube_healer_api::record::{ActionPhase, TargetRef};
+use kube_healer_api::{HealingAction, TargetKind, reasons};
+
+use crate::act::dispatch::removes_target;
+use crate::act::handle::Io;
+use crate::metrics::Metrics;
+use crate::record::writer::{self, Finished};
+use crate::retry::{self, Backoff};
+
+/// Finishes the record `name` if it still has no outcome and its target is gone.
+pub async fn finish_if_gone(io: Io<'_>, name: &str) {
+    let record = match retry::call(Backoff::RECORD, "get HealingAction", || io.records.get_opt(name))
+        .await
+        .0
+    {
+        Ok(Some(record)) => record,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(record = %name, error = %e, "reading a record without an outcome failed: the next leader finishes it");
+            return;
+        }
+    };
+    // An outcome written meanwhile (or a long action's Running): not this one's to finish.
+    if record.status.is_some() {
+        return;
+    }
+    let target = &record.spec.target;
+    match gone(io.client, target).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(record = %name, target = %target.reference, error = %e, "reading the target of a record without an outcome failed: the next leader finishes it");
+            return;
+        }
+    }
+    let (phase, reason, message) = outcome(&record);
+    tracing::warn!(record = %name, target = %target.reference, ?phase, reason, %message, "decision recorded but not finished before its process ended; its target is gone: finishing the record");
+    let now = io.clock.time();
+    let finished = Finished {
+        phase,
+        reason,
+        message,
+        calls: 0,
+        start: record.metadata.creation_timestamp.clone().unwrap_or(now.clone()),
+        finish: now,
+    };
+    writer::finish(io.records, name, finished).await;
+    let marked = record
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(kube_healer_api::IN_FLIGHT_LABEL));
+    if marked {
+        writer::settle(io.records, name).await;
+    }
+    io.metrics
+        .actions
+        .get_or_create(&Metrics::action(record.spec.action, phase, reason))
+        .inc();
+}
+
+/// What a record whose target is gone says: an action that removes its target met its aim
+/// (whoever removed it: the finishing of a batch and of a resumed decision say the same); any
+/// other was not carried out as far as anyone can tell.
+fn outcome(record: &HealingAction) -> (ActionPhase, &'static str, String) {
+    let target = &record.spec.target.reference;
+    if removes_target(record.spec.action) {
+        (
+            ActionPhase::Succeeded,
+            reasons::COMPLETED,
+            format!(
+                "{target} is gone: the call made before the process that decided it ended took effect, or it was removed since"
+            ),
+        )
+    } else {
+        (
+            ActionPhase::Skipped,
+            reasons::TARGET_GONE,
+            format!(
+                "{target} is gone, and the process that decided it ended before recording whether its call was made"
+            ),
+        )
+    }
+}
+
+/// Whether the target is gone: not found, or found with another UID (a new object of the same
+/// name). Metadata only.
+async fn gone(client: &kube::Client, target: &TargetRef) -> Result<bool, String> {
+    let uid = match target.kind {
+        TargetKind::Pod => {
+            let namespace = target.namespace.as_deref().unwrap_or_default();
+            let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            let get = || pods.get_metadata_opt(&target.name);
+            let (found, _) = retry::call(Backoff::ACTION, "get pod metadata", get).await;
+            found.map(|m| m.map(|m| m.metadata.uid))
+        }
+        TargetKind::Node => {
+            let nodes: Api<Node> = Api::all(client.clone());
+            let get = || nodes.get_metadata_opt(&target.name);
+            let (found, _) = retry::call(Backoff::ACTION, "get node metadata", get).await;
+            found.map(|m| m.map(|m| m.metadata.uid))
+        }
+    };
+    match uid {
+        Ok(None) => Ok(true),
+        Ok(Some(uid)) => Ok(uid.as_deref() != Some(target.uid.as_str())),
+        Err(e) => Err(retry::describe(&e)),
+    }
+}
