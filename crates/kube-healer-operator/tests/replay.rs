@@ -16,7 +16,7 @@ use kube_healer_operator::flight::replay::{Decided, Replay, Setup};
 use serde_json::json;
 
 fn recording(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
         .join("tests/recordings")
         .join(name)
 }

@@ -36,7 +36,19 @@ impl Binaries {
 
 /// The repository's tests/controlplane directory.
 pub fn controlplane_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/controlplane")
+    repo_root().join("tests/controlplane")
+}
+
+/// The repository's root. Cargo sets CARGO_MANIFEST_DIR when it runs a test (the test's crate,
+/// under crates/), and that is preferred to the directory this crate was built in: a build
+/// directory shared by checkouts (the cache outside the repository) may hold this crate as
+/// another checkout built it, with that checkout's path, gone now.
+pub fn repo_root() -> PathBuf {
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(|crate_dir| PathBuf::from(crate_dir).join("../.."))
+        .filter(|root| root.join("charts").is_dir())
+        .unwrap_or(built_in)
 }
 
 fn locate_uncached() -> Result<PathBuf> {

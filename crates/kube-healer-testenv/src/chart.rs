@@ -3,7 +3,7 @@
 //! impersonating that ServiceAccount, so that the operator under test has exactly the chart's
 //! permissions (see [`crate::TestCluster::forbidden_impersonated`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,7 +12,7 @@ use crate::{TestCluster, wait};
 
 /// charts/kube-healer in this repository.
 pub fn chart_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/kube-healer")
+    crate::binaries::repo_root().join("charts/kube-healer")
 }
 
 /// Runs the control plane's helm with this cluster's kubeconfig (and Helm's own directories in

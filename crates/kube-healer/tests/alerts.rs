@@ -11,7 +11,8 @@ use std::process::Command;
 use kube_healer_testenv::binaries::Binaries;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
+        .join("../..")
 }
 
 const RULES: &str = "charts/kube-healer/files/alerts/kube-healer.rules.yaml";

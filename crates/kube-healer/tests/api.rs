@@ -61,9 +61,10 @@ async fn apply_yaml(client: &Client, yaml: &str) -> Result<DynamicObject, kube::
 
 async fn examples_apply(ctx: Ctx) -> anyhow::Result<()> {
     install_crds(&ctx.client).await?;
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let dir = kube_healer_testenv::binaries::repo_root().join("examples");
+    let dir = dir.display();
     let mut applied = 0;
-    for entry in std::fs::read_dir(dir)? {
+    for entry in std::fs::read_dir(dir.to_string())? {
         let path = entry?.path();
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;

@@ -18,7 +18,9 @@ fn yaml_files(dir: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn the_charts_example_policies_are_the_examples_each_switchable_and_off() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
+            .join("../..");
     let examples = yaml_files(&root.join("examples"));
     let chart = yaml_files(&root.join("charts/kube-healer/files/policies"));
     assert!(!examples.is_empty());

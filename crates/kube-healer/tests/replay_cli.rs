@@ -45,7 +45,10 @@ items:
 "#;
 
 fn examples(name: &str) -> String {
-    format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../../examples/{name}",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests")
+    )
 }
 
 #[test]

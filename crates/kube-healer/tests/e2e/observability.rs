@@ -4,7 +4,6 @@
 //! `_sum` and `_count`). A renamed metric fails here, not on a dark dashboard.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use anyhow::ensure;
 use kube_healer_testenv::harness::{Ctx, E2eTest, test};
@@ -69,7 +68,7 @@ async fn only_exported_metrics(ctx: Ctx) -> anyhow::Result<()> {
     let (status, body) = op.get("/metrics").await?;
     ensure!(status == 200, "/metrics answered {status}");
     let exported = exported(&body);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/kube-healer/files");
+    let root = kube_healer_testenv::binaries::repo_root().join("charts/kube-healer/files");
     for file in ["alerts/kube-healer.rules.yaml", "dashboards/kube-healer.json"] {
         let text = std::fs::read_to_string(root.join(file))?;
         let queried = named(&text);
