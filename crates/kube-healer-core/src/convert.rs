@@ -172,7 +172,14 @@ pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertEr
         conditions: conditions.into(),
         containers: containers.into(),
         timeline: Default::default(),
+        version: meta.resource_version.as_deref().and_then(canonical_number),
     })
+}
+
+/// A resourceVersion as a number, if writing the number back gives the same text (a
+/// precondition must name exactly the version seen).
+fn canonical_number(version: &str) -> Option<u64> {
+    version.parse::<u64>().ok().filter(|n| n.to_string() == version)
 }
 
 fn container_view(c: &ContainerStatus, init: bool, interner: &mut Interner) -> ContainerView {

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use kube_healer_api::{ActionKind, HealingPolicy};
 use kube_healer_core::convert::{Interner, node_view, pod_view};
-use kube_healer_core::decide::{Fresh, Read, Seen, recheck_node, recheck_pod};
+use kube_healer_core::decide::{Fresh, Read, Seen, checked_by_version, recheck_node, recheck_pod};
 use kube_healer_core::policy::{CompiledCondition, CompiledPolicy};
 use kube_healer_core::view::{NodeView, PodView, Secs};
 use serde_json::{Value, json};
@@ -191,4 +191,58 @@ fn force_deleting_a_stateful_set_pod_waits_while_its_node_reads_back_present() {
         NOW,
     );
     assert_eq!(gone, Fresh::Holds);
+}
+
+/// A pod at `version`, with `status`.
+fn versioned(status: Value, version: &str) -> PodView {
+    let mut v = pod("web", Some("n1"), status);
+    v["metadata"]["resourceVersion"] = json!(version);
+    pod_of(v)
+}
+
+fn evicted_status() -> Value {
+    json!({"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory.", "startTime": at(-1800)})
+}
+
+#[test]
+fn only_a_dead_pods_removal_is_checked_by_its_version_instead_of_a_read() {
+    let dead = versioned(evicted_status(), "4711");
+    let seen = seen_pod(condition("Pod", "Evicted"), &dead, None);
+    assert_eq!(checked_by_version(&seen, ActionKind::Delete), Some(4711));
+    assert_eq!(checked_by_version(&seen, ActionKind::ForceDelete), Some(4711));
+    // Any other action, even on a dead pod, reads and rechecks it first.
+    for action in [ActionKind::Evict, ActionKind::Reschedule, ActionKind::Event] {
+        assert_eq!(checked_by_version(&seen, action), None, "{action:?}");
+    }
+    // A version that is not a canonical number is opaque: never sent back.
+    for opaque in ["0047", "a1", ""] {
+        let pod = versioned(evicted_status(), opaque);
+        let seen = seen_pod(condition("Pod", "Evicted"), &pod, None);
+        assert_eq!(checked_by_version(&seen, ActionKind::Delete), None, "{opaque:?}");
+    }
+    // A live pod's failure can clear: it is read and rechecked.
+    let live = versioned(
+        waiting("ImagePullBackOff", "Back-off pulling image", 0),
+        "4711",
+    );
+    let seen = seen_pod(condition("Pod", "ImagePullFailure"), &live, None);
+    assert_eq!(checked_by_version(&seen, ActionKind::Delete), None);
+}
+
+#[test]
+fn a_target_that_opted_out_since_the_decision_is_not_acted_on() {
+    let decided = versioned(evicted_status(), "10");
+    let seen = seen_pod(condition("Pod", "Evicted"), &decided, None);
+    let mut opted = pod("web", Some("n1"), evicted_status());
+    opted["metadata"]["annotations"] = json!({kube_healer_api::OPT_OUT_ANNOTATION: "true"});
+    match recheck_pod(
+        &seen,
+        ActionKind::Delete,
+        Read::Found(pod_of(opted)),
+        Read::NotRead,
+        NOW + 5,
+    ) {
+        Fresh::OptedOut(why) => assert!(why.contains("opt-out"), "{why}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -28,7 +28,7 @@ pub use episode::{Recorded, episode_of};
 pub use facts::{DOWN_CLASSES, Facts, OutOfService, correlated_message, count_unhealthy_nodes};
 pub use inherited::{InFlightMark, inherited_in_flight, parse_until};
 pub use ladder::Ladder;
-pub use recheck::{Fresh, Read, Seen, recheck_node, recheck_pod};
+pub use recheck::{Fresh, Read, Seen, checked_by_version, recheck_node, recheck_pod};
 pub use safety::{
     OUT_OF_SERVICE, Unsafe, guard, rescheduled_by_controller, restartable_owner, unsafe_for,
     unsafe_for_target, without_fencing,

@@ -57,6 +57,8 @@ pub enum Fresh {
     Unsafe(String),
     /// It does not: no call; the message says what was found instead.
     Cleared(String),
+    /// The target opted out of healing since the decision (its owner's word: no call).
+    OptedOut(String),
 }
 
 /// Whether a class's start can move while the failure lasts (counted over a sliding window):
@@ -70,6 +72,28 @@ fn start_slides(class: FailureClass) -> bool {
 
 /// Reclassifies a pod from its fresh read (and its node's, if read), and applies the action's
 /// safety rule to what was read.
+/// The version a pod's removal may carry as its precondition instead of a read and recheck before
+/// it: a Delete or ForceDelete of a dead pod (Evicted, Failed, AdmissionRejected: a terminal
+/// phase, which a pod never leaves) at the version the decision saw. Whatever else could change
+/// the verdict (an opt-out annotation, labels, an owner, a deletion begun, another pod of the
+/// name) changes the resourceVersion: the API server refuses a delete whose precondition names
+/// an older one, atomically, and the read and recheck run then. The same pod object at the
+/// same version is classified as it was (the class reads the pod alone, and its time only
+/// grows), so the recheck it spares could only have agreed.
+pub fn checked_by_version(seen: &Seen, action: ActionKind) -> Option<u64> {
+    let pod = seen.pod.as_ref()?;
+    let dead = matches!(
+        seen.condition.class,
+        FailureClass::Evicted | FailureClass::Failed | FailureClass::AdmissionRejected
+    );
+    let removal = matches!(action, ActionKind::Delete | ActionKind::ForceDelete);
+    if dead && removal && pod.is_terminal() {
+        pod.version
+    } else {
+        None
+    }
+}
+
 pub fn recheck_pod(
     seen: &Seen,
     action: ActionKind,
@@ -160,6 +184,16 @@ pub fn recheck_node(
 }
 
 fn verdict(seen: &Seen, target: Target<'_>, snapshot: &Snapshot, now: Secs) -> Fresh {
+    let opted_out = match target {
+        Target::Pod(p) => p.opted_out,
+        Target::Node(n) => n.opted_out,
+    };
+    if opted_out {
+        return Fresh::OptedOut(format!(
+            "read afresh right before the call, it carries {}=true",
+            kube_healer_api::OPT_OUT_ANNOTATION
+        ));
+    }
     let class = seen.condition.class;
     match seen.condition.find(target, snapshot, now) {
         None => Fresh::Cleared(format!(

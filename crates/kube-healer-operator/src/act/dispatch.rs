@@ -38,11 +38,9 @@ pub async fn carry_out(
             let wait = wait.map_or(pod::DEFAULT_PDB_WAIT, |w| w.as_std());
             pod::evict_target(client, spec, wait, leading).await
         }
-        ActionKind::Delete => {
-            let grace = step.delete.as_ref().and_then(|d| d.grace_period_seconds);
-            pod::delete_target(client, spec, grace.map(|g| g as u32)).await
+        ActionKind::Delete | ActionKind::ForceDelete => {
+            pod::delete_target(client, spec, removal_grace(req)).await
         }
-        ActionKind::ForceDelete => pod::delete_target(client, spec, Some(0)).await,
         ActionKind::Reschedule => reschedule::reschedule(client, req, clock.now(), leading).await,
         ActionKind::RestartOwner => restart::restart_owner(client, req, req.cooldown, clock).await,
         ActionKind::Cordon => node::cordon(client, spec).await,
@@ -128,6 +126,19 @@ pub fn longest(req: &ActionRequest) -> Option<Duration> {
         | ActionKind::OutOfService => return None,
     };
     Some(own + LONG_ACTION_SLACK)
+}
+
+/// A pod deletion's grace period: ForceDelete's 0, or Delete's own (None: the pod's).
+pub fn removal_grace(req: &ActionRequest) -> Option<u32> {
+    match req.spec.action {
+        ActionKind::ForceDelete => Some(0),
+        _ => req
+            .step
+            .delete
+            .as_ref()
+            .and_then(|d| d.grace_period_seconds)
+            .map(|g| g.clamp(0, u32::MAX as i64) as u32),
+    }
 }
 
 /// Whether the action's aim is the target gone (so that a target already gone is the aim met).

@@ -9,11 +9,12 @@ use kube::api::Api;
 use kube::runtime::events::Recorder;
 use kube_healer_api::record::ActionPhase;
 use kube_healer_api::{FailureClass, HealingAction, reasons};
-use kube_healer_core::decide::Fresh;
+use kube_healer_core::decide::{Fresh, checked_by_version};
 
 use crate::act::Outcome;
 use crate::act::announce::announce;
-use crate::act::dispatch::{carry_out, longest, removes_target, takes_long};
+use crate::act::dispatch::{carry_out, longest, removal_grace, removes_target, takes_long};
+use crate::act::pod;
 use crate::act::job::JobsPlace;
 use crate::act::recheck::recheck;
 use crate::clock::Clock;
@@ -146,11 +147,30 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
 pub(crate) async fn act_on(io: &Io<'_>, req: &ActionRequest, resumed: bool, start: &Time) -> Outcome {
     observe_latency(io, req);
     failpoint::pause("before-recheck").await;
+    // A dead pod's removal carries the version decided on as its precondition: the API server's
+    // check stands for the read and recheck (core's `checked_by_version`), at half the calls.
+    // Refused (the pod changed since), the read and recheck run as for any other action.
+    let mut refused_calls = 0;
+    let version = req.seen.as_deref().and_then(|s| checked_by_version(s, req.spec.action));
+    if let Some(version) = version {
+        match pod::delete_at_version(io.client, &req.spec, removal_grace(req), version).await {
+            Ok(outcome) => return resumed_gone(outcome, req, resumed),
+            Err(calls) => refused_calls = calls,
+        }
+    }
+    let mut outcome = recheck_then_call(io, req, resumed, start).await;
+    outcome.calls += refused_calls;
+    outcome
+}
+
+/// The target read afresh and rechecked, then the call if the failure still holds.
+async fn recheck_then_call(io: &Io<'_>, req: &ActionRequest, resumed: bool, start: &Time) -> Outcome {
     let skipped = |reason, message| Some(Outcome::new(ActionPhase::Skipped, reason, message, 0));
     let rechecked = match recheck(io.client, req, io.clock.now()).await {
         Ok(Fresh::Holds) => None,
         Ok(Fresh::Cleared(why)) => skipped(reasons::RECOVERED, format!("not carried out: {why}")),
         Ok(Fresh::Unsafe(why)) => skipped(reasons::UNSAFE, format!("not carried out: {why}")),
+        Ok(Fresh::OptedOut(why)) => skipped(reasons::OPTED_OUT, format!("not carried out: {why}")),
         // Finishing a decision of a process that ended: its call may have been made already.
         Ok(Fresh::Gone(how)) if resumed && removes_target(req.spec.action) => Some(Outcome::new(
             ActionPhase::Succeeded,
@@ -185,8 +205,13 @@ async fn call(io: &Io<'_>, req: &ActionRequest, resumed: bool, start: &Time) -> 
         }
     };
     let ((), outcome) = tokio::join!(running, carry_out(io.client, req, io.clock, io.jobs, io.leading));
+    resumed_gone(outcome, req, resumed)
+}
+
+/// Finishing a decision of a process that ended: its call may have been made already, so a
+/// removal that finds its target gone met its aim.
+fn resumed_gone(outcome: Outcome, req: &ActionRequest, resumed: bool) -> Outcome {
     match outcome {
-        // Finishing a decision of a process that ended: its call may have been made already.
         Outcome {
             phase: ActionPhase::Failed,
             reason: reasons::TARGET_GONE,
@@ -197,7 +222,7 @@ async fn call(io: &Io<'_>, req: &ActionRequest, resumed: bool, start: &Time) -> 
             reasons::COMPLETED,
             format!(
                 "{} is gone: the call made before the restart took effect, or it was removed since",
-                target.reference
+                req.spec.target.reference
             ),
             calls,
         ),

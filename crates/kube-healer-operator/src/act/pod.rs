@@ -149,20 +149,61 @@ fn gone(spec: &HealingActionSpec, calls: i32) -> Outcome {
 
 /// Deletes the target pod with a grace period (None: the pod's own; Some(0): force).
 pub async fn delete_target(client: &Client, spec: &HealingActionSpec, grace: Option<u32>) -> Outcome {
+    let (result, calls) = delete(client, spec, grace, same_pod(&spec.target.uid)).await;
+    deleted(spec, grace, result, calls)
+}
+
+/// Deletes a dead pod only at the version its decision saw (core's `checked_by_version`): the
+/// API server checks it, atomically, instead of a read before the call. Err(calls) when it
+/// refused the precondition (the pod changed since, or another pod has its name now): the
+/// caller reads and rechecks it.
+pub async fn delete_at_version(
+    client: &Client,
+    spec: &HealingActionSpec,
+    grace: Option<u32>,
+    version: u64,
+) -> Result<Outcome, i32> {
+    let mut at = same_pod(&spec.target.uid);
+    at.resource_version = Some(version.to_string());
+    let (result, calls) = delete(client, spec, grace, at).await;
+    match result {
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(calls),
+        result => Ok(deleted(spec, grace, result, calls)),
+    }
+}
+
+/// One pod deletion under `preconditions`, retried while the API server is overloaded or a
+/// concurrent writer conflicts (a failed precondition is not retried).
+async fn delete(
+    client: &Client,
+    spec: &HealingActionSpec,
+    grace: Option<u32>,
+    preconditions: Preconditions,
+) -> (Result<(), kube::Error>, i32) {
     let target = &spec.target;
     let pods: Api<Pod> = Api::namespaced(client.clone(), target.namespace.as_deref().unwrap_or_default());
     let params = DeleteParams {
         grace_period_seconds: grace,
-        preconditions: Some(same_pod(&target.uid)),
+        preconditions: Some(preconditions),
         ..Default::default()
     };
-    let (result, calls) = retry::call_when(
+    retry::call_when(
         Backoff::ACTION,
         "delete pod",
         |e| retry::transient(e) || retry::conflict(e),
-        || pods.delete(&target.name, &params),
+        || async { pods.delete(&target.name, &params).await.map(|_| ()) },
     )
-    .await;
+    .await
+}
+
+/// What a pod deletion's answer means.
+fn deleted(
+    spec: &HealingActionSpec,
+    grace: Option<u32>,
+    result: Result<(), kube::Error>,
+    calls: i32,
+) -> Outcome {
+    let target = &spec.target;
     match result {
         Ok(_) => Outcome::new(
             ActionPhase::Succeeded,

@@ -1,13 +1,15 @@
 //! The recheck right before a call, on the real cluster: a decision that waits between its record
 //! and its call (a test hook pauses it there, as a queue or retries would) while its failure
-//! clears makes no call, and its record says why.
+//! clears makes no call, and its record says why. A dead pod's removal is checked by the API
+//! server instead (its delete carries the version decided on): a pod opted out meanwhile is
+//! refused by that precondition, read again, and left alone.
 
 use anyhow::ensure;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube_healer_api::record::ActionPhase;
 use kube_healer_testenv::harness::{Ctx, E2eTest, test};
-use kube_healer_testenv::{Scenario, nodes, scenario_pod};
+use kube_healer_testenv::{Scenario, nodes, scenario_pod, wait};
 use serde_json::json;
 
 use crate::support;
@@ -15,10 +17,16 @@ use support::{HEAL, Operator, create_policy, limits, now_rfc3339, phase_reason, 
 
 /// This file's tests, run on the shared cluster by main.rs.
 pub fn tests() -> Vec<E2eTest> {
-    vec![test(
-        "a_failure_that_clears_before_the_call_is_not_acted_on",
-        cleared_before_call,
-    )]
+    vec![
+        test(
+            "a_failure_that_clears_before_the_call_is_not_acted_on",
+            cleared_before_call,
+        ),
+        test(
+            "a_dead_pod_opted_out_before_the_call_is_refused_by_its_version_and_left",
+            opted_out_before_call,
+        ),
+    ]
 }
 
 async fn cleared_before_call(ctx: Ctx) -> anyhow::Result<()> {
@@ -73,5 +81,71 @@ async fn cleared_before_call(ctx: Ctx) -> anyhow::Result<()> {
         pod.metadata.deletion_timestamp.is_none(),
         "the recovered pod was deleted"
     );
+    Ok(())
+}
+
+async fn opted_out_before_call(ctx: Ctx) -> anyhow::Result<()> {
+    let node = ctx.name("n");
+    nodes::add_node(&ctx.client, &node).await?;
+    let ns = ctx.namespace("ro").await?;
+    let policy = ctx.name("version");
+    create_policy(&ctx, &policy, json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "Evicted", "for": "1s"}], "actions": [{"action": "Delete"}], "safety": limits()})).await?;
+    let op = Operator::start_with_env(
+        &ctx.cluster,
+        "version",
+        &["--policy-selector", &selector(&ctx)],
+        &[
+            ("KUBE_HEALER_FAILPOINT", "before-recheck"),
+            ("KUBE_HEALER_FAILPOINT_PAUSE_SECONDS", "6"),
+        ],
+    )
+    .await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    for name in ["kept", "removed"] {
+        pods.create(
+            &PostParams::default(),
+            &scenario_pod(&ns, name, Some(&node), &Scenario::evicted()),
+        )
+        .await?;
+    }
+    op.wait_log(&["failpoint reached: pausing"], HEAL).await?;
+    // Its owner opts one pod out while the decision waits.
+    let opt_out = json!({"metadata": {"annotations": {kube_healer_api::OPT_OUT_ANNOTATION: "true"}}});
+    pods.patch("kept", &PatchParams::default(), &Patch::Merge(opt_out))
+        .await?;
+    let recs = match support::records_naming(&ctx, &policy, 2).await {
+        Ok(r) => r,
+        Err(e) => anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30)),
+    };
+    let outcome = |pod: &str| support::pod_outcome(&recs, pod).map(|(p, r, _)| (p, r));
+    ensure!(
+        outcome("kept") == Some((ActionPhase::Skipped, "OptedOut".into())),
+        "kept: {:?}",
+        outcome("kept")
+    );
+    ensure!(
+        outcome("removed") == Some((ActionPhase::Succeeded, "Completed".into())),
+        "removed: {:?}",
+        outcome("removed")
+    );
+    ensure!(
+        pods.get_opt("kept").await?.is_some_and(|p| p.metadata.deletion_timestamp.is_none()),
+        "the opted-out pod was deleted"
+    );
+    wait::until("the other pod gone", HEAL, || async {
+        Ok(pods.get_opt("removed").await?.is_none().then_some(()))
+    })
+    .await?;
+    // One delete each, at the version decided on: refused (409) for the pod that changed, and
+    // no read before the one that went through.
+    let kept = ctx.cluster.operator_requests("delete", "pods", &ns, "kept")?;
+    let removed = ctx.cluster.operator_requests("delete", "pods", &ns, "removed")?;
+    let read = ctx.cluster.operator_requests("get", "pods", &ns, "removed")?;
+    ensure!(
+        kept == [409] && removed == [200] && read.is_empty(),
+        "deletes answered: kept {kept:?}, removed {removed:?}; reads of the removed pod: {read:?}"
+    );
+    println!("    opted out while its delete waited: refused by its version (409), read, left; the other deleted without a read");
     Ok(())
 }
