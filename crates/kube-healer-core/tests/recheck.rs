@@ -221,10 +221,7 @@ fn only_a_dead_pods_removal_is_checked_by_its_version_instead_of_a_read() {
         assert_eq!(checked_by_version(&seen, ActionKind::Delete), None, "{opaque:?}");
     }
     // A live pod's failure can clear: it is read and rechecked.
-    let live = versioned(
-        waiting("ImagePullBackOff", "Back-off pulling image", 0),
-        "4711",
-    );
+    let live = versioned(waiting("ImagePullBackOff", "Back-off pulling image", 0), "4711");
     let seen = seen_pod(condition("Pod", "ImagePullFailure"), &live, None);
     assert_eq!(checked_by_version(&seen, ActionKind::Delete), None);
 }

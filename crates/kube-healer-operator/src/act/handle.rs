@@ -14,8 +14,8 @@ use kube_healer_core::decide::{Fresh, checked_by_version};
 use crate::act::Outcome;
 use crate::act::announce::announce;
 use crate::act::dispatch::{carry_out, longest, removal_grace, removes_target, takes_long};
-use crate::act::pod;
 use crate::act::job::JobsPlace;
+use crate::act::pod;
 use crate::act::recheck::recheck;
 use crate::clock::Clock;
 use crate::failpoint;
@@ -151,7 +151,10 @@ pub(crate) async fn act_on(io: &Io<'_>, req: &ActionRequest, resumed: bool, star
     // check stands for the read and recheck (core's `checked_by_version`), at half the calls.
     // Refused (the pod changed since), the read and recheck run as for any other action.
     let mut refused_calls = 0;
-    let version = req.seen.as_deref().and_then(|s| checked_by_version(s, req.spec.action));
+    let version = req
+        .seen
+        .as_deref()
+        .and_then(|s| checked_by_version(s, req.spec.action));
     if let Some(version) = version {
         match pod::delete_at_version(io.client, &req.spec, removal_grace(req), version).await {
             Ok(outcome) => return resumed_gone(outcome, req, resumed),
@@ -194,7 +197,6 @@ async fn recheck_then_call(io: &Io<'_>, req: &ActionRequest, resumed: bool, star
 
 /// The action's call(s), with the record marked Running meanwhile for long ones.
 async fn call(io: &Io<'_>, req: &ActionRequest, resumed: bool, start: &Time) -> Outcome {
-    let target = &req.spec.target;
     // An action that takes long (an eviction waiting on a PodDisruptionBudget, a drain, a
     // Job) shows Running meanwhile; the call does not wait for that write, and the final phase is
     // written after both. One-call actions skip it: a record without a final phase is finished

@@ -149,7 +149,7 @@ fn gone(spec: &HealingActionSpec, calls: i32) -> Outcome {
 
 /// Deletes the target pod with a grace period (None: the pod's own; Some(0): force).
 pub async fn delete_target(client: &Client, spec: &HealingActionSpec, grace: Option<u32>) -> Outcome {
-    let (result, calls) = delete(client, spec, grace, same_pod(&spec.target.uid)).await;
+    let (result, calls) = delete(client, spec, grace, same_pod(&spec.target.uid), true).await;
     deleted(spec, grace, result, calls)
 }
 
@@ -165,20 +165,24 @@ pub async fn delete_at_version(
 ) -> Result<Outcome, i32> {
     let mut at = same_pod(&spec.target.uid);
     at.resource_version = Some(version.to_string());
-    let (result, calls) = delete(client, spec, grace, at).await;
+    // A conflict is the version changed (the API server answers a resourceVersion precondition
+    // as it does any stale write): never worth the same call again.
+    let (result, calls) = delete(client, spec, grace, at, false).await;
     match result {
         Err(kube::Error::Api(s)) if s.code == 409 => Err(calls),
         result => Ok(deleted(spec, grace, result, calls)),
     }
 }
 
-/// One pod deletion under `preconditions`, retried while the API server is overloaded or a
-/// concurrent writer conflicts (a failed precondition is not retried).
+/// One pod deletion under `preconditions`, retried while the API server is overloaded, and if
+/// `conflicts` says so while a concurrent writer conflicts (a failed UID precondition is not
+/// retried).
 async fn delete(
     client: &Client,
     spec: &HealingActionSpec,
     grace: Option<u32>,
     preconditions: Preconditions,
+    conflicts: bool,
 ) -> (Result<(), kube::Error>, i32) {
     let target = &spec.target;
     let pods: Api<Pod> = Api::namespaced(client.clone(), target.namespace.as_deref().unwrap_or_default());
@@ -190,7 +194,7 @@ async fn delete(
     retry::call_when(
         Backoff::ACTION,
         "delete pod",
-        |e| retry::transient(e) || retry::conflict(e),
+        |e| retry::transient(e) || conflicts && retry::conflict(e),
         || async { pods.delete(&target.name, &params).await.map(|_| ()) },
     )
     .await

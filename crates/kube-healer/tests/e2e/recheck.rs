@@ -130,7 +130,9 @@ async fn opted_out_before_call(ctx: Ctx) -> anyhow::Result<()> {
         outcome("removed")
     );
     ensure!(
-        pods.get_opt("kept").await?.is_some_and(|p| p.metadata.deletion_timestamp.is_none()),
+        pods.get_opt("kept")
+            .await?
+            .is_some_and(|p| p.metadata.deletion_timestamp.is_none()),
         "the opted-out pod was deleted"
     );
     wait::until("the other pod gone", HEAL, || async {
@@ -146,6 +148,8 @@ async fn opted_out_before_call(ctx: Ctx) -> anyhow::Result<()> {
         kept == [409] && removed == [200] && read.is_empty(),
         "deletes answered: kept {kept:?}, removed {removed:?}; reads of the removed pod: {read:?}"
     );
-    println!("    opted out while its delete waited: refused by its version (409), read, left; the other deleted without a read");
+    println!(
+        "    opted out while its delete waited: refused by its version (409), read, left; the other deleted without a read"
+    );
     Ok(())
 }
