@@ -165,9 +165,11 @@ async fn measure_in(bench: &Bench<'_>, report: &mut Report, run: &Run) -> anyhow
     Ok(())
 }
 
-/// What the fresh read right before each call costs: per pod, from the operator's GET of the pod
-/// (the recheck) to its DELETE, both as the API server received them (audit log), against the
-/// reaction's p50.
+/// What the recheck right before each call costs. A dead pod's delete carries the version its
+/// decision saw as its precondition, so the API server checks it and no read comes first: the
+/// audit log then shows no GET of those pods, and the recheck adds no request and no time of
+/// its own (its share is 0). Any pod read before its DELETE (the precondition refused: the pod
+/// changed since) is timed from its GET to its DELETE, against the reaction's p50.
 fn recheck_cost(
     bench: &Bench<'_>,
     report: &mut Report,
@@ -179,28 +181,39 @@ fn recheck_cost(
         .iter()
         .filter_map(|(name, delete)| gets.get(name).map(|get| (delete - get) as f64 / 1000.0))
         .collect();
-    ensure!(
-        costs.len() == deletes.len(),
-        "{} of {} deletes came after a fresh GET of their pod",
-        costs.len(),
-        deletes.len()
+    report.row(
+        "recheck: pods read (GET) before their DELETE; the others' DELETE carried the version decided on",
+        format!("{} of {}", costs.len(), deletes.len()),
+        "",
+        None,
     );
+    if costs.is_empty() {
+        report.row(
+            "recheck's share of reaction p50 (no read: the API server checks the version)",
+            "0%".to_string(),
+            "<= 10%",
+            Some(true),
+        );
+        return Ok(());
+    }
     costs.sort_by(f64::total_cmp);
     let quantile = |q: f64| costs[((costs.len() - 1) as f64 * q).round() as usize];
     let (p50, p99) = (quantile(0.5), quantile(0.99));
+    // Spread over every delete: the pods not read cost the recheck nothing.
+    let mean_extra = costs.iter().sum::<f64>() / deletes.len().max(1) as f64;
     let share = if reaction_p50 > 0.0 {
-        p50 / reaction_p50
+        mean_extra / reaction_p50
     } else {
         0.0
     };
     report.row(
-        "recheck: fresh GET -> DELETE received, p50 / p99 (audit log)",
+        "recheck of the pods read: GET -> DELETE received, p50 / p99 (audit log)",
         format!("{:.0} ms / {:.0} ms", p50 * 1000.0, p99 * 1000.0),
         "",
         None,
     );
     report.row(
-        "recheck's share of reaction p50",
+        "recheck's share of reaction p50 (its mean time per delete)",
         format!("{:.0}%", share * 100.0),
         "<= 10%",
         Some(share <= 0.10),
