@@ -215,7 +215,7 @@ async fn call(io: &Io<'_>, req: &ActionRequest, resumed: bool, start: &Time) -> 
 fn resumed_gone(outcome: Outcome, req: &ActionRequest, resumed: bool) -> Outcome {
     match outcome {
         Outcome {
-            phase: ActionPhase::Failed,
+            phase: ActionPhase::Failed | ActionPhase::Skipped,
             reason: reasons::TARGET_GONE,
             calls,
             ..

@@ -170,6 +170,24 @@ pub async fn delete_at_version(
     let (result, calls) = delete(client, spec, grace, at, false).await;
     match result {
         Err(kube::Error::Api(s)) if s.code == 409 => Err(calls),
+        // Gone at the first call: someone else removed it (no read came first to say so), and
+        // nothing was carried out. Gone after a retried call: the earlier one may have taken
+        // effect, and the aim is met either way.
+        Err(e) if is_gone(&e) && calls <= 1 => Ok(Outcome::new(
+            ActionPhase::Skipped,
+            reasons::TARGET_GONE,
+            format!("not carried out: {} is gone", spec.target.reference),
+            calls,
+        )),
+        Err(e) if is_gone(&e) => Ok(Outcome::new(
+            ActionPhase::Succeeded,
+            reasons::COMPLETED,
+            format!(
+                "{} is gone after a retried delete: the earlier call took effect, or it was removed meanwhile",
+                spec.target.reference
+            ),
+            calls,
+        )),
         result => Ok(deleted(spec, grace, result, calls)),
     }
 }

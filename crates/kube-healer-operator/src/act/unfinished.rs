@@ -42,8 +42,10 @@ pub async fn finish_if_gone(io: Io<'_>, name: &str) {
             return;
         }
     }
+    if !io.leading.now() {
+        return;
+    }
     let (phase, reason, message) = outcome(&record);
-    tracing::warn!(record = %name, target = %target.reference, ?phase, reason, %message, "decision recorded but not finished before its process ended; its target is gone: finishing the record");
     let now = io.clock.time();
     let finished = Finished {
         phase,
@@ -53,7 +55,19 @@ pub async fn finish_if_gone(io: Io<'_>, name: &str) {
         start: record.metadata.creation_timestamp.clone().unwrap_or(now.clone()),
         finish: now,
     };
-    writer::finish(io.records, name, finished).await;
+    // At the version read: a process still carrying the decision out (a leader that lost its
+    // Lease mid-call, or this replica's own decision resumed since) keeps the outcome it writes.
+    let version = record.metadata.resource_version.clone().unwrap_or_default();
+    match writer::finish_at_version(io.records, name, finished, &version).await {
+        Ok(true) => {
+            tracing::warn!(record = %name, target = %target.reference, ?phase, reason, "decision recorded but not finished before its process ended; its target is gone: record finished");
+        }
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(record = %name, error = %e, "finishing a record without an outcome failed: the next leader finishes it");
+            return;
+        }
+    }
     let marked = record
         .metadata
         .labels

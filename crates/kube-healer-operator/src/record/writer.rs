@@ -164,6 +164,32 @@ pub async fn finish(records: &Api<HealingAction>, name: &str, finished: Finished
     finish_batch(records, name, finished, Vec::new()).await;
 }
 
+/// Finishes a record only if it is still at `version` (the resourceVersion it was read at): a
+/// writer that finished it meanwhile (a process still carrying it out) keeps its outcome. Returns
+/// whether this wrote it; a conflict is not retried.
+pub async fn finish_at_version(
+    records: &Api<HealingAction>,
+    name: &str,
+    finished: Finished,
+    version: &str,
+) -> Result<bool, kube::Error> {
+    let mut status = status_of(finished, Vec::new());
+    if let Some(message) = &mut status.message {
+        kube_healer_api::evidence_bounds::cut(message, MESSAGE);
+    }
+    let body = serde_json::json!({"metadata": {"resourceVersion": version}, "status": status});
+    let (params, merge) = (PatchParams::default(), Patch::Merge(&body));
+    let (patched, _) = retry::call(Backoff::RECORD, "finishing a record at its version", || {
+        records.patch_status(name, &params, &merge)
+    })
+    .await;
+    match patched {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// A batch record's end: its phase, and each pod's outcome.
 pub async fn finish_batch(
     records: &Api<HealingAction>,
@@ -171,7 +197,11 @@ pub async fn finish_batch(
     finished: Finished,
     members: Vec<kube_healer_api::batch::MemberOutcome>,
 ) {
-    let status = HealingActionStatus {
+    set_status(records, name, status_of(finished, members)).await;
+}
+
+fn status_of(finished: Finished, members: Vec<kube_healer_api::batch::MemberOutcome>) -> HealingActionStatus {
+    HealingActionStatus {
         phase: finished.phase,
         reason: Some(finished.reason.into()),
         message: Some(finished.message),
@@ -179,8 +209,7 @@ pub async fn finish_batch(
         finish_time: Some(finished.finish),
         attempts: finished.calls,
         members,
-    };
-    set_status(records, name, status).await;
+    }
 }
 
 /// Characters kept of a record's message (an API error can quote a large object).

@@ -27,6 +27,10 @@ pub fn tests() -> Vec<E2eTest> {
             "a_crash_between_call_and_outcome_is_finished_without_a_second_call",
             crash_after_call,
         ),
+        test(
+            "a_record_finished_meanwhile_keeps_its_outcome",
+            finished_meanwhile,
+        ),
     ]
 }
 
@@ -126,11 +130,81 @@ async fn crash_after_call(ctx: Ctx) -> anyhow::Result<()> {
     .await?;
     let message = finished_once(&ctx, &policy).await?;
     // The delete the first process made, and no other: the pod was found gone.
-    let answers = ctx.cluster.operator_requests("delete", "pods", &ns, "leftover")?;
+    let answers = support::answered(ctx.cluster.operator_requests("delete", "pods", &ns, "leftover")?);
     ensure!(
         answers == [200],
         "the API server answered the operators' deletes with {answers:?}"
     );
+    ensure!(
+        message.contains("the process that decided it ended"),
+        "finished by the record's own path, not a second decision: {message}"
+    );
     println!("    finished by the next process: {message}");
+    Ok(())
+}
+
+/// The next leader finishes a record at the version it read: a process still carrying the
+/// decision out that writes its outcome first keeps it (the API server refuses the stale write).
+async fn finished_meanwhile(ctx: Ctx) -> anyhow::Result<()> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube_healer_api::record::{Evidence, TargetRef};
+    use kube_healer_api::{ActionKind, FailureClass, HealingAction, HealingActionSpec, TargetKind};
+    use kube_healer_operator::record::writer::{self, Finished};
+
+    let crds: Vec<_> = kube_healer_api::crds().into_iter().map(|(_, crd)| crd).collect();
+    kube_healer_testenv::crds::install(&ctx.client, &crds).await?;
+    let api: Api<HealingAction> = Api::all(ctx.client.clone());
+    let spec = HealingActionSpec {
+        policy: ctx.name("meanwhile"),
+        policy_generation: Some(1),
+        target: TargetRef::new(TargetKind::Pod, Some("default"), "gone", "uid-gone", None),
+        class: FailureClass::Evicted,
+        action: ActionKind::Delete,
+        step: 1,
+        dry_run: false,
+        failing_since: None,
+        decided_at: Time(k8s_openapi::jiff::Timestamp::now()),
+        evidence: Evidence {
+            summary: "Failed (Evicted)".into(),
+            ..Default::default()
+        },
+        members: Vec::new(),
+    };
+    let finished = |message: &str| Finished {
+        phase: ActionPhase::Succeeded,
+        reason: "Completed",
+        message: message.into(),
+        calls: 1,
+        start: Time(k8s_openapi::jiff::Timestamp::now()),
+        finish: Time(k8s_openapi::jiff::Timestamp::now()),
+    };
+    for (name, meanwhile) in [(ctx.name("raced"), true), (ctx.name("alone"), false)] {
+        // A CRD just installed answers 429 while its storage initializes.
+        let new = HealingAction::new(&name, spec.clone());
+        let record = wait::until("the record created", HEAL, || async {
+            match api.create(&PostParams::default(), &new).await {
+                Ok(r) => Ok(Some(r)),
+                Err(kube::Error::Api(s)) if s.code == 429 => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+        let read_at = record.metadata.resource_version.clone().unwrap_or_default();
+        if meanwhile {
+            writer::finish(&api, &name, finished("the live writer's outcome")).await;
+        }
+        let wrote = writer::finish_at_version(&api, &name, finished("the next leader's"), &read_at).await?;
+        let message = api.get(&name).await?.status.and_then(|s| s.message);
+        let expected = if meanwhile {
+            "the live writer's outcome"
+        } else {
+            "the next leader's"
+        };
+        ensure!(
+            wrote != meanwhile && message.as_deref() == Some(expected),
+            "finished meanwhile: {meanwhile}; written: {wrote}; the record says {message:?}"
+        );
+        api.delete(&name, &Default::default()).await?;
+    }
     Ok(())
 }

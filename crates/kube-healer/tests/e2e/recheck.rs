@@ -6,7 +6,7 @@
 
 use anyhow::ensure;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube_healer_api::record::ActionPhase;
 use kube_healer_testenv::harness::{Ctx, E2eTest, test};
 use kube_healer_testenv::{Scenario, nodes, scenario_pod, wait};
@@ -109,8 +109,17 @@ async fn opted_out_before_call(ctx: Ctx) -> anyhow::Result<()> {
         )
         .await?;
     }
-    op.wait_log(&["failpoint reached: pausing"], HEAL).await?;
-    // Its owner opts one pod out while the decision waits.
+    // The pod's decision recorded (alone or in a batch): it waits at the failpoint now, for 6 s.
+    let api: Api<kube_healer_api::HealingAction> = Api::all(ctx.client.clone());
+    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
+    wait::until("the decision on kept recorded", HEAL, || async {
+        let names = |r: &kube_healer_api::HealingAction| {
+            r.spec.target.name == "kept" || r.spec.members.iter().any(|m| m.target.name == "kept")
+        };
+        Ok(api.list(&lp).await?.items.iter().any(names).then_some(()))
+    })
+    .await?;
+    // Its owner opts the pod out while the decision waits.
     let opt_out = json!({"metadata": {"annotations": {kube_healer_api::OPT_OUT_ANNOTATION: "true"}}});
     pods.patch("kept", &PatchParams::default(), &Patch::Merge(opt_out))
         .await?;
@@ -141,9 +150,9 @@ async fn opted_out_before_call(ctx: Ctx) -> anyhow::Result<()> {
     .await?;
     // One delete each, at the version decided on: refused (409) for the pod that changed, and
     // no read before the one that went through.
-    let kept = ctx.cluster.operator_requests("delete", "pods", &ns, "kept")?;
-    let removed = ctx.cluster.operator_requests("delete", "pods", &ns, "removed")?;
-    let read = ctx.cluster.operator_requests("get", "pods", &ns, "removed")?;
+    let kept = support::answered(ctx.cluster.operator_requests("delete", "pods", &ns, "kept")?);
+    let removed = support::answered(ctx.cluster.operator_requests("delete", "pods", &ns, "removed")?);
+    let read = support::answered(ctx.cluster.operator_requests("get", "pods", &ns, "removed")?);
     ensure!(
         kept == [409] && removed == [200] && read.is_empty(),
         "deletes answered: kept {kept:?}, removed {removed:?}; reads of the removed pod: {read:?}"

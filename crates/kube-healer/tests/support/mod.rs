@@ -46,3 +46,10 @@ pub fn now_rfc3339(offset_secs: i64) -> String {
     (k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(offset_secs))
         .to_string()
 }
+
+/// The API server's answers to a client's calls, without those a retry followed by design (429
+/// and 5xx, as a loaded API server gives now and then): what the calls came to.
+#[allow(dead_code)]
+pub fn answered(codes: Vec<u16>) -> Vec<u16> {
+    codes.into_iter().filter(|c| *c != 429 && *c < 500).collect()
+}

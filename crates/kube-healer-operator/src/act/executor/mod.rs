@@ -114,10 +114,7 @@ pub async fn executor(
                     tokio::spawn(async move { node::remove_expired_avoid(&client, &node, now).await });
                 }
                 Work::ResumeBatch { name, until } => lanes.resume(name, until),
-                Work::FinishUnfinished { name } => {
-                    let lent = lanes.lent.clone();
-                    tokio::spawn(async move { unfinished::finish_if_gone(lent.io(), &name).await });
-                }
+                Work::FinishUnfinished { name } => lanes.finish_unfinished(name),
             }
         }
         for (_, reqs) in batches {
@@ -176,6 +173,18 @@ impl Lanes {
             let done = lent.done.clone();
             batch::handle_batch(lent.io(), reqs, &move |req, handled| answer(&done, req, handled)).await;
             drop(permit);
+        });
+    }
+
+    /// A record without an outcome, finished if its target is gone: in the quick lane, so that a
+    /// new leader's many such records wait their turn like actions.
+    fn finish_unfinished(&self, name: String) {
+        let (lane, lent) = (self.quick.clone(), self.lent.clone());
+        tokio::spawn(async move {
+            let Ok(_permit) = lane.acquire_owned().await else {
+                return;
+            };
+            unfinished::finish_if_gone(lent.io(), &name).await;
         });
     }
 
