@@ -257,9 +257,8 @@ pub struct PodView {
     pub containers: Box<[ContainerView]>,
     /// What the watcher saw happen to the pod (kept only once it is in trouble).
     pub timeline: crate::timeline::Timeline,
-    /// metadata.resourceVersion, when it is a number in its canonical form (an etcd revision, as
-    /// the API server writes it; otherwise it is opaque, and absent here). Only ever sent back as
-    /// a delete's precondition (`checked_by_version`), never compared for order.
+    /// metadata.resourceVersion when a canonical number (else opaque, and absent): only ever sent
+    /// back as a delete's precondition (`checked_by_version`), never compared for order.
     pub version: Option<u64>,
 }
 

@@ -27,7 +27,6 @@ use crate::failpoint;
 use crate::protocol::ActionRequest;
 use crate::record::batch_name;
 use crate::record::writer::{self, Begun, Finished};
-use crate::retry::{self, Backoff};
 
 /// How long a batch may run before the next leader takes it for abandoned and finishes it.
 /// A hundred pods take a few seconds (two calls each, sixteen at a time); a resume that overlaps
@@ -164,10 +163,7 @@ pub async fn handle_batch(
 /// effect, or it was removed since), one still there is removed (a dead pod stays dead; the UID
 /// precondition spares a new pod of the same name). A batch finished meanwhile is left alone.
 pub async fn resume(io: Io<'_>, name: &str) {
-    let record = match retry::call(Backoff::RECORD, "get HealingAction", || io.records.get_opt(name))
-        .await
-        .0
-    {
+    let record = match writer::read(io.records, name).await {
         Ok(Some(record)) => record,
         Ok(None) => return,
         Err(e) => {
@@ -175,11 +171,7 @@ pub async fn resume(io: Io<'_>, name: &str) {
             return;
         }
     };
-    let marked = record
-        .metadata
-        .labels
-        .as_ref()
-        .is_some_and(|l| l.contains_key(kube_healer_api::IN_FLIGHT_LABEL));
+    let marked = writer::in_flight(&record);
     let finished = record.status.as_ref().is_some_and(|s| s.phase.is_final());
     if finished {
         if marked {

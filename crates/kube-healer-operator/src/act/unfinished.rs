@@ -18,10 +18,7 @@ use crate::retry::{self, Backoff};
 
 /// Finishes the record `name` if it still has no outcome and its target is gone.
 pub async fn finish_if_gone(io: Io<'_>, name: &str) {
-    let record = match retry::call(Backoff::RECORD, "get HealingAction", || io.records.get_opt(name))
-        .await
-        .0
-    {
+    let record = match writer::read(io.records, name).await {
         Ok(Some(record)) => record,
         Ok(None) => return,
         Err(e) => {
@@ -68,12 +65,7 @@ pub async fn finish_if_gone(io: Io<'_>, name: &str) {
             return;
         }
     }
-    let marked = record
-        .metadata
-        .labels
-        .as_ref()
-        .is_some_and(|l| l.contains_key(kube_healer_api::IN_FLIGHT_LABEL));
-    if marked {
+    if writer::in_flight(&record) {
         writer::settle(io.records, name).await;
     }
     io.metrics

@@ -77,8 +77,15 @@ fn unfinished(record: &HealingAction) -> bool {
         .is_none_or(|s| matches!(s.phase, ActionPhase::Pending | ActionPhase::Running))
 }
 
+/// A record read afresh (None: deleted), retried while the API server is unavailable.
+pub async fn read(records: &Api<HealingAction>, name: &str) -> Result<Option<HealingAction>, kube::Error> {
+    retry::call(Backoff::RECORD, "get HealingAction", || records.get_opt(name))
+        .await
+        .0
+}
+
 /// Whether a record carries the in-flight mark of a long action.
-fn in_flight(record: &HealingAction) -> bool {
+pub fn in_flight(record: &HealingAction) -> bool {
     record
         .metadata
         .labels
