@@ -11,8 +11,22 @@ use crate::class::TargetKind;
 use crate::duration::Duration;
 pub use crate::node_job::RunJobParams;
 
+/// What the rest of kube-healer asks of an action, declared with the action itself: a new action
+/// must state each (the struct literal in `action_kinds!` does not compile without all of them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActionProperties {
+    /// Holds its node out of service (unschedulable, tainted, drained, handed to a job, a
+    /// remediator or a replacement), and so spends the cluster's disruption budget.
+    pub takes_node_out: bool,
+    /// Its aim is the target gone: a target already gone is the aim met.
+    pub removes_target: bool,
+    /// May take more than one quick call (waits, follows, several objects): it runs in the slow
+    /// lane and its record carries how long it may run.
+    pub takes_long: bool,
+}
+
 macro_rules! action_kinds {
-    ($($(#[doc = $doc:literal])* $name:ident: [$($kind:ident),*],)*) => {
+    ($($(#[doc = $doc:literal])* $name:ident: [$($kind:ident),*] $props:tt,)*) => {
         /// What a ladder step does. On pods: Event, Evict, Delete, ForceDelete, Reschedule,
         /// RestartOwner. On nodes: Event, Cordon, Taint, Drain, RunJob, OutOfService, Remediate,
         /// Replace.
@@ -37,47 +51,80 @@ macro_rules! action_kinds {
                     $(ActionKind::$name => [$(TargetKind::$kind),*].contains(&kind),)*
                 }
             }
+
+            /// What the action is, as its declaration states.
+            pub const fn properties(self) -> ActionProperties {
+                match self {
+                    $(ActionKind::$name => ActionProperties $props,)*
+                }
+            }
         }
     };
 }
 
 action_kinds! {
     /// Record only: a HealingAction and a Kubernetes Event on the target, nothing changed.
-    Event: [Pod, Node],
+    Event: [Pod, Node] {
+        takes_node_out: false, removes_target: false, takes_long: false
+    },
     /// Evict the pod through the Eviction API, which honours PodDisruptionBudgets.
-    Evict: [Pod],
+    Evict: [Pod] {
+        takes_node_out: false, removes_target: true, takes_long: true
+    },
     /// Delete the pod with its grace period (or the one given in `delete`).
-    Delete: [Pod],
+    Delete: [Pod] {
+        takes_node_out: false, removes_target: true, takes_long: false
+    },
     /// Delete with grace period 0, only once the pod is past its deletionTimestamp; a StatefulSet
     /// pod only when its node is gone (deleted, or tainted node.kubernetes.io/out-of-service).
-    ForceDelete: [Pod],
+    ForceDelete: [Pod] {
+        takes_node_out: false, removes_target: true, takes_long: false
+    },
     /// Evict or delete a controller-owned pod so that its controller recreates it, optionally away
     /// from its current node.
-    Reschedule: [Pod],
+    Reschedule: [Pod] {
+        takes_node_out: false, removes_target: true, takes_long: true
+    },
     /// Rollout-restart the pod's Deployment, StatefulSet or DaemonSet.
-    RestartOwner: [Pod],
+    RestartOwner: [Pod] {
+        takes_node_out: false, removes_target: false, takes_long: true
+    },
     /// Mark the node unschedulable. Reverted when the node recovers, if kube-healer cordoned it.
-    Cordon: [Node],
+    Cordon: [Node] {
+        takes_node_out: true, removes_target: false, takes_long: false
+    },
     /// Add a taint to the node. Removed when the node recovers.
-    Taint: [Node],
+    Taint: [Node] {
+        takes_node_out: true, removes_target: false, takes_long: false
+    },
     /// Cordon, then evict every pod except DaemonSet and mirror pods, within a timeout.
-    Drain: [Node],
+    Drain: [Node] {
+        takes_node_out: true, removes_target: false, takes_long: true
+    },
     /// Run a node job (a NodeJob the cluster admin defined, named in `runJob`) pinned to the node.
-    RunJob: [Node],
+    RunJob: [Node] {
+        takes_node_out: true, removes_target: false, takes_long: true
+    },
     /// Taint the node node.kubernetes.io/out-of-service=nodeshutdown:NoExecute: Kubernetes'
     /// non-graceful node shutdown, in which the pod GC force-deletes the node's pods and their
     /// volumes are detached, so that StatefulSet pods and pods with volumes start elsewhere. Only
     /// for a node that is shut down: held Unsafe unless its Lease has expired for
     /// `outOfService.leaseExpiredFor` and it has been unreachable for
     /// `outOfService.unreachableFor`. Removed when the node is Ready again.
-    OutOfService: [Node],
+    OutOfService: [Node] {
+        takes_node_out: true, removes_target: false, takes_long: false
+    },
     /// Hand the node to an external remediator through NodeHealthCheck's contract: a remediation
     /// resource made from `remediate.template`, followed to its Succeeded condition, deleted
     /// when the node has recovered.
-    Remediate: [Node],
+    Remediate: [Node] {
+        takes_node_out: true, removes_target: false, takes_long: true
+    },
     /// Have the node's machine replaced by its owner: a Karpenter NodeClaim deleted, a Cluster
     /// API Machine marked for remediation (or deleted); waits for the node to go.
-    Replace: [Node],
+    Replace: [Node] {
+        takes_node_out: true, removes_target: true, takes_long: true
+    },
 }
 
 impl ActionKind {

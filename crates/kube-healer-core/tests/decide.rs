@@ -237,7 +237,7 @@ fn max_unhealthy_stops_node_actions() {
 
 #[test]
 fn the_cluster_disruption_budget_holds_new_nodes_out_of_service_and_lets_held_ones_go_on() {
-    use kube_healer_core::decide::{OutOfService, budget_count, takes_node_out_of_service};
+    use kube_healer_core::decide::{OutOfService, budget_count};
     let s = node_spec(json!("100%"));
     let budget = |held: usize, target_held: bool| Facts {
         now: T,
@@ -260,11 +260,11 @@ fn the_cluster_disruption_budget_holds_new_nodes_out_of_service_and_lets_held_on
         let d = decide(&s, T, &ladder, &Budget::default(), &facts);
         assert!(matches!(d, Decision::Act { .. }), "{d:?}");
     }
-    assert!(takes_node_out_of_service(ActionKind::Cordon));
-    assert!(takes_node_out_of_service(ActionKind::RunJob));
-    assert!(takes_node_out_of_service(ActionKind::Remediate));
-    assert!(takes_node_out_of_service(ActionKind::Replace));
-    assert!(!takes_node_out_of_service(ActionKind::Evict));
+    assert!(ActionKind::Cordon.properties().takes_node_out);
+    assert!(ActionKind::RunJob.properties().takes_node_out);
+    assert!(ActionKind::Remediate.properties().takes_node_out);
+    assert!(ActionKind::Replace.properties().takes_node_out);
+    assert!(!ActionKind::Evict.properties().takes_node_out);
     assert_eq!(budget_count("10%", 30), Ok(3));
     assert_eq!(budget_count("10%", 5), Ok(1), "a percent is at least one node");
     assert_eq!(budget_count("2", 100), Ok(2));

@@ -14,6 +14,14 @@ use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// How long one call of the election may take before it counts as failed (the client given to
+/// [`start`] is built with it): a renewal that hangs must not outlive the grace period.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The longest kube-lease-manager waits, after force-releasing an expired Lease, before taking it
+/// (a random 100-1000 ms, against two followers colliding).
+pub const RELEASE_JITTER: Duration = Duration::from_secs(1);
+
 /// Where and how replicas elect their leader.
 #[derive(Clone, Debug)]
 pub struct LeaderElection {
@@ -36,6 +44,14 @@ impl LeaderElection {
             duration_seconds: 10,
             grace_seconds: 3,
         }
+    }
+
+    /// The longest a follower takes to lead after the leader died without releasing the Lease:
+    /// the Lease outlives the leader's last renewal by its duration; the follower then reads it,
+    /// force-releases it, waits out the jitter and takes it, three calls that may each take up
+    /// to [`CALL_TIMEOUT`] on a loaded API server before they count as failed.
+    pub fn takeover_bound(&self) -> Duration {
+        Duration::from_secs(self.duration_seconds) + RELEASE_JITTER + 3 * CALL_TIMEOUT
     }
 
     async fn manager(&self, client: &Client) -> Result<LeaseManager, LeaseManagerError> {

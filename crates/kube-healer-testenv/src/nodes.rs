@@ -1,14 +1,14 @@
 //! kwok nodes: create them, wait for them, stop and resume their heartbeats.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 
 use crate::cluster::KWOK_NODE_LABEL;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Names the test that created a node, so a test can keep its pods on its own nodes.
 pub const OWNER_LABEL: &str = "kube-healer.test/owner";
@@ -109,19 +109,13 @@ pub async fn wait_node_ready_status(
     timeout: Duration,
 ) -> Result<Node> {
     let api: Api<Node> = Api::all(client.clone());
-    let deadline = Instant::now() + timeout;
-    loop {
-        let node = api.get_opt(name).await?;
-        if let Some(node) = node
-            && ready_status(&node).as_deref() == Some(status)
-        {
-            return Ok(node);
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Other(format!(
-                "node {name} did not reach Ready={status} within {timeout:?}"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    crate::wait::until(
+        &format!("node {name} to reach Ready={status}"),
+        timeout,
+        || async {
+            let node = api.get_opt(name).await?;
+            Ok(node.filter(|n| ready_status(n).as_deref() == Some(status)))
+        },
+    )
+    .await
 }

@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 
 /// Calls `check` every 200 ms until it returns `Some`, or fails after `timeout` naming `what`.
+/// A transient error (throttled, 5xx, timed out: [`Error::is_transient`]) is retried like a
+/// `None`, and named in the timeout's message if it was the last answer; any other error ends
+/// the wait at once.
 pub async fn until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -13,12 +16,16 @@ where
 {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
+        let last_error = match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => None,
+            Err(e) if e.is_transient() => Some(e),
+            Err(e) => return Err(e),
+        };
         if Instant::now() > deadline {
+            let last = last_error.map_or(String::new(), |e| format!(" (last answer: {e})"));
             return Err(Error::Other(format!(
-                "timed out after {timeout:?} waiting for {what}"
+                "timed out after {timeout:?} waiting for {what}{last}"
             )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

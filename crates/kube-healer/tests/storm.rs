@@ -92,9 +92,12 @@ async fn storm(ctx: Ctx) -> anyhow::Result<()> {
     })
     .await?;
     println!("  correlated finding {correlated_after:?} after the first node went Unknown");
+    // What matters is that the cause is seen before the first node's condition comes due (the
+    // policy's `for`, 10 s): the records below show no node was cordoned. How much sooner depends
+    // on the machine's load, so it is printed, not asserted.
     ensure!(
-        correlated_after < Duration::from_secs(5),
-        "the storm was seen as one cause only after {correlated_after:?}"
+        correlated_after < Duration::from_secs(10),
+        "the storm was seen as one cause only after {correlated_after:?}, past the policy's `for`"
     );
     let recs = records(&ctx, &policy, 6).await?;
     ensure!(recs.len() == 6, "one held decision per down node: {}", recs.len());

@@ -20,6 +20,7 @@ mod ladder;
 mod recheck;
 mod safety;
 mod shutdown;
+mod unfinished;
 
 pub use batch::batchable;
 pub use budget::Budget;
@@ -34,6 +35,7 @@ pub use safety::{
     unsafe_for_target, without_fencing,
 };
 pub use shutdown::{ShutdownEvidence, unsafe_for_node};
+pub use unfinished::{Acted, removed_elsewhere};
 
 /// What to do now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,7 +131,7 @@ pub fn decide(
         }
     }
     if let Some(budget) = &facts.out_of_service
-        && takes_node_out_of_service(action)
+        && action.properties().takes_node_out
         && !budget.target_held
         && budget.held >= budget.limit
     {
@@ -204,26 +206,6 @@ pub fn decide(
         step,
         action,
         dry_run: safety.dry_run || facts.global_dry_run,
-    }
-}
-
-/// Whether an action holds its node out of service (and so spends the cluster's disruption
-/// budget).
-pub fn takes_node_out_of_service(action: ActionKind) -> bool {
-    match action {
-        ActionKind::Cordon
-        | ActionKind::Taint
-        | ActionKind::Drain
-        | ActionKind::RunJob
-        | ActionKind::OutOfService
-        | ActionKind::Remediate
-        | ActionKind::Replace => true,
-        ActionKind::Event
-        | ActionKind::Evict
-        | ActionKind::Delete
-        | ActionKind::ForceDelete
-        | ActionKind::Reschedule
-        | ActionKind::RestartOwner => false,
     }
 }
 

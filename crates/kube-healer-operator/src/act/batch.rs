@@ -9,8 +9,9 @@
 //! latest step of a ladder is, under its own name), the same pods make the same batch name, and
 //! the record is found and finished. Should they batch otherwise (some were removed meanwhile),
 //! the record's in-flight mark outlives its deadline and the leader finishes it (`resume`): its
-//! pods already gone count as done, the others are read afresh and removed if still dead. Each
-//! pod's removal is one call, whichever record makes it: the other finds the pod gone.
+//! pods another record decided again are left to it (Skipped/TargetGone, naming it), those
+//! already gone otherwise count as done, the others are read afresh and removed if still dead.
+//! Each pod's removal is one call and one Succeeded outcome, whichever record makes it.
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use kube_healer_api::{ActionKind, FailureClass, HealingActionSpec, reasons};
 use crate::act::Outcome;
 use crate::act::announce::announce;
 use crate::act::handle::{Handled, Io, act_on, count};
+use crate::act::unfinished;
 use crate::failpoint;
 use crate::protocol::ActionRequest;
 use crate::record::batch_name;
@@ -213,8 +215,34 @@ pub async fn resume(io: Io<'_>, name: &str) {
             }
         })
         .collect();
+    // Members the new leader decided again into another record are that record's to remove.
+    let uids: Vec<&str> = reqs.iter().map(|r| r.spec.target.uid.as_str()).collect();
+    let elsewhere = match unfinished::removed_elsewhere(io.records, &record, &uids).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(record = %name, error = %e, "listing the policy's records failed: the next leader finishes the batch");
+            return;
+        }
+    };
+    let mine: Vec<ActionRequest> = reqs
+        .iter()
+        .filter(|r| !elsewhere.contains_key(&r.spec.target.uid))
+        .cloned()
+        .collect();
     let start = io.clock.time();
-    let outcomes = each(&io, &reqs, true, &start, |_, _| {}).await;
+    let mut acted = each(&io, &mine, true, &start, |_, _| {}).await.into_iter();
+    let outcomes: Vec<Outcome> = reqs
+        .iter()
+        .map(|r| match elsewhere.get(&r.spec.target.uid) {
+            Some(other) => {
+                let (phase, reason, message) = unfinished::removed_under(&r.spec.target.reference, other);
+                Outcome::new(phase, reason, message, 0)
+            }
+            None => acted.next().unwrap_or_else(|| {
+                Outcome::new(ActionPhase::Failed, reasons::INTERRUPTED, "no outcome".into(), 0)
+            }),
+        })
+        .collect();
     let members = reqs
         .iter()
         .zip(&outcomes)

@@ -68,25 +68,6 @@ pub async fn carry_out(
     }
 }
 
-/// Whether an action may take more than one quick call (waits, follows, several objects).
-pub fn takes_long(action: ActionKind) -> bool {
-    match action {
-        ActionKind::Evict
-        | ActionKind::Reschedule
-        | ActionKind::RestartOwner
-        | ActionKind::Drain
-        | ActionKind::RunJob
-        | ActionKind::Remediate
-        | ActionKind::Replace => true,
-        ActionKind::Event
-        | ActionKind::Delete
-        | ActionKind::ForceDelete
-        | ActionKind::Cordon
-        | ActionKind::Taint
-        | ActionKind::OutOfService => false,
-    }
-}
-
 /// Room for a long action's retries and record writes beyond its own deadline.
 const LONG_ACTION_SLACK: Duration = Duration::from_secs(120);
 
@@ -141,26 +122,6 @@ pub fn removal_grace(req: &ActionRequest) -> Option<u32> {
     }
 }
 
-/// Whether the action's aim is the target gone (so that a target already gone is the aim met).
-pub fn removes_target(action: ActionKind) -> bool {
-    match action {
-        // A node replaced is gone too: its aim met.
-        ActionKind::Evict
-        | ActionKind::Delete
-        | ActionKind::ForceDelete
-        | ActionKind::Reschedule
-        | ActionKind::Replace => true,
-        ActionKind::Event
-        | ActionKind::RestartOwner
-        | ActionKind::Cordon
-        | ActionKind::Taint
-        | ActionKind::Drain
-        | ActionKind::RunJob
-        | ActionKind::OutOfService
-        | ActionKind::Remediate => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use kube_healer_api::{FailureClass, HealingActionSpec, TargetKind, TargetRef};
@@ -196,7 +157,11 @@ mod tests {
                 before: None,
                 due_ms: None,
             };
-            assert_eq!(takes_long(action), longest(&req).is_some(), "{action}");
+            assert_eq!(
+                action.properties().takes_long,
+                longest(&req).is_some(),
+                "{action}"
+            );
         }
     }
 }

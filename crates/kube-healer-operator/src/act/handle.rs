@@ -13,7 +13,7 @@ use kube_healer_core::decide::{Fresh, checked_by_version};
 
 use crate::act::Outcome;
 use crate::act::announce::announce;
-use crate::act::dispatch::{carry_out, longest, removal_grace, removes_target, takes_long};
+use crate::act::dispatch::{carry_out, longest, removal_grace};
 use crate::act::job::JobsPlace;
 use crate::act::pod;
 use crate::act::recheck::recheck;
@@ -127,7 +127,7 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
     // the story, and a bulk clean-up would write one Event per pod. Everything else is
     // announced on the target.
     let leftover_removed = phase == ActionPhase::Succeeded
-        && removes_target(req.spec.action)
+        && req.spec.action.properties().removes_target
         && matches!(
             req.spec.class,
             FailureClass::Evicted | FailureClass::Failed | FailureClass::AdmissionRejected
@@ -175,7 +175,7 @@ async fn recheck_then_call(io: &Io<'_>, req: &ActionRequest, resumed: bool, star
         Ok(Fresh::Unsafe(why)) => skipped(reasons::UNSAFE, format!("not carried out: {why}")),
         Ok(Fresh::OptedOut(why)) => skipped(reasons::OPTED_OUT, format!("not carried out: {why}")),
         // Finishing a decision of a process that ended: its call may have been made already.
-        Ok(Fresh::Gone(how)) if resumed && removes_target(req.spec.action) => Some(Outcome::new(
+        Ok(Fresh::Gone(how)) if resumed && req.spec.action.properties().removes_target => Some(Outcome::new(
             ActionPhase::Succeeded,
             reasons::COMPLETED,
             format!("{how}: the call made before the restart took effect, or it was removed since"),
@@ -202,7 +202,7 @@ async fn call(io: &Io<'_>, req: &ActionRequest, resumed: bool, start: &Time) -> 
     // written after both. One-call actions skip it: a record without a final phase is finished
     // after a crash either way, and in a bulk clean-up every write to the API server counts.
     let running = async {
-        if takes_long(req.spec.action) {
+        if req.spec.action.properties().takes_long {
             writer::running(io.records, &req.name, start.clone()).await;
         }
     };
@@ -219,7 +219,7 @@ fn resumed_gone(outcome: Outcome, req: &ActionRequest, resumed: bool) -> Outcome
             reason: reasons::TARGET_GONE,
             calls,
             ..
-        } if resumed && removes_target(req.spec.action) => Outcome::new(
+        } if resumed && req.spec.action.properties().removes_target => Outcome::new(
             ActionPhase::Succeeded,
             reasons::COMPLETED,
             format!(

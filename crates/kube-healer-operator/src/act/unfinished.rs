@@ -4,15 +4,25 @@
 //! leader finishes it: one GET of the record (it may have been finished meanwhile) and one of
 //! the target's metadata, and no call on the target. A target still there is left alone: its
 //! failure, decided again under the same name, resumes the record (`handle`).
+//!
+//! A target gone under such a record was removed by its call, or by someone since. When another
+//! of the policy's records acted on the same target (the new leader decided it again into
+//! another batch), that record removed it: the one left unfinished says so, Skipped/TargetGone,
+//! and does not claim the removal too ([`removed_elsewhere`]). Otherwise nobody can tell, and a
+//! removal counts as done.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube_healer_api::record::{ActionPhase, TargetRef};
 use kube_healer_api::{HealingAction, TargetKind, reasons};
 
-use crate::act::dispatch::removes_target;
+use kube_healer_core::decide::Acted;
+
 use crate::act::handle::Io;
 use crate::metrics::Metrics;
+use crate::record::label_value;
 use crate::record::writer::{self, Finished};
 use crate::retry::{self, Backoff};
 
@@ -42,7 +52,21 @@ pub async fn finish_if_gone(io: Io<'_>, name: &str) {
     if !io.leading.now() {
         return;
     }
-    let (phase, reason, message) = outcome(&record);
+    let elsewhere = if record.spec.action.properties().removes_target {
+        match removed_elsewhere(io.records, &record, &[target.uid.as_str()]).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(record = %name, error = %e, "listing the policy's records failed: the next leader finishes it");
+                return;
+            }
+        }
+    } else {
+        Default::default()
+    };
+    let (phase, reason, message) = match elsewhere.get(&target.uid) {
+        Some(other) => removed_under(&target.reference, other),
+        None => outcome(&record),
+    };
     let now = io.clock.time();
     let finished = Finished {
         phase,
@@ -79,7 +103,7 @@ pub async fn finish_if_gone(io: Io<'_>, name: &str) {
 /// other was not carried out as far as anyone can tell.
 fn outcome(record: &HealingAction) -> (ActionPhase, &'static str, String) {
     let target = &record.spec.target.reference;
-    if removes_target(record.spec.action) {
+    if record.spec.action.properties().removes_target {
         (
             ActionPhase::Succeeded,
             reasons::COMPLETED,
@@ -96,6 +120,43 @@ fn outcome(record: &HealingAction) -> (ActionPhase, &'static str, String) {
             ),
         )
     }
+}
+
+/// Of `uids`, the targets another of `record`'s policy's records acted on and removed or is
+/// still removing, each with that record's name (core's `removed_elsewhere`). One LIST of the
+/// policy's records that decided to act, only when finishing what a process that ended left.
+pub async fn removed_elsewhere(
+    records: &Api<HealingAction>,
+    record: &HealingAction,
+    uids: &[&str],
+) -> Result<BTreeMap<String, String>, kube::Error> {
+    let selector = format!(
+        "{}={},{}=act",
+        kube_healer_api::POLICY_LABEL,
+        label_value(&record.spec.policy),
+        kube_healer_api::DECISION_LABEL
+    );
+    let lp = ListParams::default().labels(&selector);
+    let (listed, _) = retry::call(Backoff::RECORD, "list HealingActions", || records.list(&lp)).await;
+    let listed = listed?.items;
+    let acted: Vec<Acted> = listed
+        .iter()
+        .filter(|r| r.spec.policy == record.spec.policy)
+        .map(Acted::of)
+        .collect();
+    let own = record.metadata.name.as_deref().unwrap_or_default();
+    Ok(kube_healer_core::decide::removed_elsewhere(own, uids, &acted))
+}
+
+/// What a record left unfinished says of a target another record removed.
+pub fn removed_under(target: &str, other: &str) -> (ActionPhase, &'static str, String) {
+    (
+        ActionPhase::Skipped,
+        reasons::TARGET_GONE,
+        format!(
+            "{target} is gone: removed under record {other}, which decided it again after the process that decided this one ended"
+        ),
+    )
 }
 
 /// Whether the target is gone: not found, or found with another UID (a new object of the same

@@ -18,8 +18,7 @@ use std::collections::{HashMap, HashSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::reasons;
 use kube_healer_core::decide::{
-    Budget, Decision, Facts, InFlightMark, Ladder, decide, guard, takes_node_out_of_service,
-    unsafe_for_target,
+    Budget, Decision, Facts, InFlightMark, Ladder, decide, guard, unsafe_for_target,
 };
 use kube_healer_core::policy::{CompiledPolicy, Target as CoreTarget};
 use kube_healer_core::view::{Secs, Shared};
@@ -195,7 +194,7 @@ impl Gate {
                 let at = replay.filter(|(s, _)| *s == step).map_or(now, |(_, at)| at);
                 ladder.acted(step, steps, at);
                 if let Target::Node(node) = target
-                    && takes_node_out_of_service(action)
+                    && action.properties().takes_node_out
                     && !dry_run
                 {
                     self.sent_out_of_service

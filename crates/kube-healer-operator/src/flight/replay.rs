@@ -301,8 +301,7 @@ impl Replay {
             }
             "dry-run" if reported => self.summary.dry_runs += 1,
             "act" => {
-                // Every node action but an Event or a job takes the node out of service.
-                let node_out = !matches!(spec.action, ActionKind::Event | ActionKind::RunJob);
+                let node_out = spec.action.properties().takes_node_out;
                 if spec.target.kind == TargetKind::Node && node_out {
                     self.holds
                         .hold(&spec.target.name, &spec.policy, self.clock.now_ms());
@@ -312,14 +311,7 @@ impl Replay {
                     if spec.target.kind == TargetKind::Node && node_out {
                         self.summary.nodes_out_peak = self.summary.nodes_out_peak.max(self.holds.held());
                     }
-                    let removes = matches!(
-                        spec.action,
-                        ActionKind::Delete
-                            | ActionKind::ForceDelete
-                            | ActionKind::Evict
-                            | ActionKind::Reschedule
-                    );
-                    if spec.target.kind == TargetKind::Pod && removes {
+                    if spec.target.kind == TargetKind::Pod && spec.action.properties().removes_target {
                         self.summary.pods_removed += 1;
                     }
                 }

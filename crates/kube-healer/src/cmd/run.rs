@@ -160,7 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // The election's calls answer within a few seconds or count as failed: a leader whose
         // renewal hangs steps down before its Lease can expire under it.
         let mut election_config = client_config;
-        election_config.read_timeout = Some(std::time::Duration::from_secs(3));
+        election_config.read_timeout = Some(kube_healer_operator::leader::CALL_TIMEOUT);
         election_config.reset_reader_on_write = true;
         let election_client = kube::Client::try_from(election_config)?;
         let leader_election = args.leader_election_namespace.as_ref().map(|namespace| {

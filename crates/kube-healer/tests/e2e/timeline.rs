@@ -38,15 +38,6 @@ async fn timeline(ctx: Ctx) -> anyhow::Result<()> {
     let node = ctx.name("n");
     nodes::add_node(&ctx.client, &node).await?;
     let ns = ctx.namespace("tl").await?;
-    let policy = ctx.name("pull");
-    create_policy(
-        &ctx,
-        &policy,
-        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
-        "conditions": [{"class": "ImagePullFailure", "for": "8s"}], "actions": [{"action": "Event"}],
-        "safety": support::limits()}),
-    )
-    .await?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let waiting = Scenario::ContainerWaiting {
         reason: STORY[0].into(),
@@ -85,6 +76,17 @@ async fn timeline(ctx: Ctx) -> anyhow::Result<()> {
         "source": {"component": "kubelet", "host": node},
     }))?;
     events.create(&PostParams::default(), &event).await?;
+    // The policy only once the whole story is written: however slow the writes, the decision
+    // comes after them (the operator keeps a troubled pod's timeline with or without a policy).
+    let policy = ctx.name("pull");
+    create_policy(
+        &ctx,
+        &policy,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "ImagePullFailure", "for": "8s"}], "actions": [{"action": "Event"}],
+        "safety": support::limits()}),
+    )
+    .await?;
 
     let recs = records(&ctx, &policy, 1).await?;
     let timeline = &recs[0].spec.evidence.timeline;

@@ -20,13 +20,17 @@ use kube_healer_testenv::nodes::OWNER_LABEL;
 use kube_healer_testenv::{Scenario, chart, nodes, scenario_pod, wait};
 use serde_json::json;
 
+use crate::support::once::stepped_down_at;
 use crate::support::{HEAL, Operator, create_policy, node_event, selector};
 
 /// The namespace of the two releases and their Lease.
 const NAMESPACE: &str = "kh-takeover";
 const LEASE: &str = "takeover";
-/// The drain's timeout: long enough to take the Lease away in its middle.
-const DRAIN_TIMEOUT: u64 = 30;
+/// The drain's timeout: it must outlast the Lease taken away in its middle (a few seconds), the
+/// old leader's step-down (up to the Lease's 10 s), the takeover (`takeover_limit`, 20 s) and the
+/// new leader's first eviction of the resumed drain, on a loaded machine. Under a minute, so that
+/// the record's message says it in seconds.
+const DRAIN_TIMEOUT: u64 = 50;
 
 /// One replica, as release `release` of the chart.
 async fn replica(ctx: &Ctx, release: &str) -> anyhow::Result<Operator> {
@@ -173,15 +177,19 @@ pub async fn takeover_mid_drain(ctx: Ctx) -> anyhow::Result<()> {
 
     // kh-a's permission on the Lease goes.
     let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), NAMESPACE);
-    ctx.cluster.expect_refusals(Duration::from_secs(120));
+    // kh-a is refused the Lease from now until the test ends: the longest it can run.
+    ctx.cluster
+        .expect_refusals(Duration::from_secs(30 + 30 + DRAIN_TIMEOUT + 60) + HEAL);
     bindings
         .delete("kh-a-kube-healer-leader-election", &DeleteParams::default())
         .await?;
     let revoked = Instant::now();
-    let stepped_down = wait::until("kh-a steps down", Duration::from_secs(15), || async {
-        Ok((!leads(&a).await?).then(Timestamp::now))
+    // How soon it steps down is lease.rs's matter; here, that it makes no eviction after.
+    wait::until("kh-a steps down", Duration::from_secs(30), || async {
+        Ok((!leads(&a).await?).then_some(()))
     })
     .await?;
+    let stepped_down = stepped_down_at(&a).context("kh-a logged no step-down")?;
     wait::until("kh-b leads", Duration::from_secs(30), || async {
         Ok(leads(&b).await?.then_some(()))
     })

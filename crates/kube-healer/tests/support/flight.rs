@@ -75,22 +75,30 @@ pub async fn replay_matches_live(
     live: &[HealingAction],
     flags: &[&str],
 ) -> anyhow::Result<()> {
-    tokio::time::sleep(Duration::from_secs(2)).await; // the recorder flushes each second
-    if let Ok(keep) = std::env::var("KUBE_HEALER_KEEP_RECORDING") {
-        keep_recording(recording, &Path::new(&keep).join(name))?;
-    }
     let policies: BTreeSet<&str> = live.iter().map(|r| r.spec.policy.as_str()).collect();
     let live: BTreeSet<Decision> = live.iter().map(live_decision).collect();
     let mut all_flags = vec!["--clear-debounce", "2s"];
     all_flags.extend(flags);
-    let replayed: BTreeSet<Decision> = replay(recording, &all_flags)?
-        .into_iter()
-        .filter(|d| policies.contains(d.0.as_str()))
-        .collect();
-    ensure!(
-        live == replayed,
-        "the replay decided otherwise\n live: {live:#?}\n replayed: {replayed:#?}"
-    );
+    // The recorder flushes about each second, later on a loaded machine: the recording may not
+    // hold the last moments yet. Replayed again until it matches, for up to 20 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let replayed: BTreeSet<Decision> = replay(recording, &all_flags)?
+            .into_iter()
+            .filter(|d| policies.contains(d.0.as_str()))
+            .collect();
+        if live == replayed {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the replay decided otherwise\n live: {live:#?}\n replayed: {replayed:#?}"
+        );
+    }
+    if let Ok(keep) = std::env::var("KUBE_HEALER_KEEP_RECORDING") {
+        keep_recording(recording, &Path::new(&keep).join(name))?;
+    }
     println!(
         "    replayed from the flight recording: the same {} decisions",
         live.len()

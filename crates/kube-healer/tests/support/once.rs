@@ -4,9 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure};
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, bail, ensure};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams};
+use kube_healer_api::HealingAction;
 use kube_healer_testenv::harness::Ctx;
 use serde_json::json;
 
@@ -26,6 +29,40 @@ pub async fn replica(ctx: &Ctx, identity: String) -> anyhow::Result<Operator> {
     Operator::start(&ctx.cluster, &identity, &args).await
 }
 
+/// The longest a follower may take to lead once the leader was SIGKILLed, from the election's
+/// own settings (see `LeaderElection::takeover_bound`), plus the 100 ms this side polls at.
+pub fn takeover_limit() -> Duration {
+    kube_healer_operator::leader::LeaderElection::new("", "").takeover_bound() + Duration::from_millis(100)
+}
+
+/// What a test of several replicas saw, in order, with the seconds since it started: which
+/// replica led when, what the test did to them, and how long each takeover took. A failure
+/// prints it, so that a CI log tells a slow takeover from a lost or repeated action.
+pub struct Story {
+    start: Instant,
+    lines: std::sync::Mutex<Vec<String>>,
+}
+
+impl Default for Story {
+    fn default() -> Self {
+        Story {
+            start: Instant::now(),
+            lines: Default::default(),
+        }
+    }
+}
+
+impl Story {
+    pub fn say(&self, what: impl std::fmt::Display) {
+        let line = format!("{:7.1} s  {what}", self.start.elapsed().as_secs_f64());
+        self.lines.lock().expect("story lock").push(line);
+    }
+
+    pub fn told(&self) -> String {
+        self.lines.lock().expect("story lock").join("\n")
+    }
+}
+
 /// Which of the replicas lead, by the kube_healer_leader metric.
 pub async fn leaders(ops: &[&Operator]) -> anyhow::Result<Vec<bool>> {
     let mut out = Vec::new();
@@ -35,19 +72,61 @@ pub async fn leaders(ops: &[&Operator]) -> anyhow::Result<Vec<bool>> {
     Ok(out)
 }
 
-/// Waits until exactly one of the replicas leads; returns its index.
-pub async fn single_leader(ops: &[&Operator], within: Duration) -> anyhow::Result<usize> {
+/// When the replica last stepped down because its Lease could not be renewed, by the timestamp
+/// of its own log line: the moment it stopped deciding, not when a poll of its metric saw it.
+pub fn stepped_down_at(op: &Operator) -> Option<k8s_openapi::jiff::Timestamp> {
+    op.log()
+        .lines()
+        .rev()
+        .filter(|l| l.contains("cannot be read or renewed: stepping down"))
+        .find_map(|l| l.split_whitespace().next()?.parse().ok())
+}
+
+/// When the Lease `name` in `namespace` expires: its last renewal plus its duration.
+pub async fn lease_expiry(
+    ctx: &Ctx,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<k8s_openapi::jiff::Timestamp> {
+    let lease = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(ctx.client.clone(), namespace)
+        .get(name)
+        .await?;
+    let spec = lease.spec.unwrap_or_default();
+    let renewed = spec.renew_time.map(|t| t.0).context("the Lease's renewTime")?;
+    let seconds = spec.lease_duration_seconds.context("the Lease's duration")?;
+    Ok(renewed + k8s_openapi::jiff::SignedDuration::from_secs(seconds.into()))
+}
+
+/// Waits until exactly one of the replicas leads; returns its index. Every change of leadership
+/// seen meanwhile is told in `story`.
+pub async fn single_leader(ops: &[&Operator], within: Duration, story: &Story) -> anyhow::Result<usize> {
     let deadline = Instant::now() + within;
+    let mut seen: Option<Vec<bool>> = None;
     loop {
         let l = leaders(ops).await?;
+        if seen.as_ref() != Some(&l) {
+            story.say(format!("leading: {}", leading_names(ops, &l)));
+            seen = Some(l.clone());
+        }
         if l.iter().filter(|x| **x).count() == 1 {
             return Ok(l.iter().position(|x| *x).unwrap_or(0));
         }
         if Instant::now() > deadline {
-            bail!("no single leader within {within:?}: {l:?}");
+            bail!("no single leader within {within:?}: {}", leading_names(ops, &l));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+fn leading_names(ops: &[&Operator], leading: &[bool]) -> String {
+    let names: Vec<&str> = ops
+        .iter()
+        .zip(leading)
+        .filter(|(_, l)| **l)
+        .map(|(op, _)| op.name())
+        .collect();
+    let all: Vec<&str> = ops.iter().map(|op| op.name()).collect();
+    format!("{names:?} of {all:?}")
 }
 
 /// A policy deleting Evicted pods in `ns`, fast and with room for every pod.
@@ -91,6 +170,8 @@ pub async fn evicted_pods(
 
 /// Every pod of `prefix` is gone, with exactly one decision recorded (Succeeded) and exactly one
 /// delete the API server answered 200 (others, if any, found it gone); nothing else was decided.
+/// On failure, the ledger of every pod: whether it is still there, its decisions and the records
+/// holding them, and the API server's answers to the operator's deletes of it.
 pub async fn each_healed_once(
     ctx: &Ctx,
     policy: &str,
@@ -99,36 +180,131 @@ pub async fn each_healed_once(
     count: usize,
 ) -> anyhow::Result<String> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    kube_healer_testenv::wait::until("every failing pod deleted", Duration::from_secs(120), || async {
-        let left = pods.list_metadata(&Default::default()).await?.items.len();
-        Ok((left == 0).then_some(()))
-    })
-    .await?;
+    let gone =
+        kube_healer_testenv::wait::until("every failing pod deleted", Duration::from_secs(120), || async {
+            let left = pods.list_metadata(&Default::default()).await?.items.len();
+            Ok((left == 0).then_some(()))
+        })
+        .await;
     // Removals decided together share a batch record: each pod is counted with its own outcome.
-    let recs = super::records::records_naming(ctx, policy, count).await?;
-    let by_pod = super::records::outcomes_by_pod(&recs);
-    let mut extra_calls = 0;
-    for i in 0..count {
-        let name = format!("{prefix}-{i:02}");
-        let decided = by_pod.get(&name).cloned().unwrap_or_default();
-        ensure!(
-            decided == ["Succeeded/Completed"],
-            "{name}: decisions recorded {decided:?} (one Succeeded expected)"
-        );
-        let answers = ctx.cluster.operator_requests("delete", "pods", ns, &name)?;
-        ensure!(
-            answers.iter().filter(|c| **c == 200).count() == 1,
-            "{name}: the API server answered the operator's deletes with {answers:?}"
-        );
-        extra_calls += answers.len() - 1;
+    let recs = match gone {
+        Ok(()) => super::records::records_naming(ctx, policy, count).await,
+        Err(e) => Err(e.into()),
+    };
+    let (recs, waited) = match recs {
+        Ok(recs) => (recs, None),
+        Err(e) => (policy_records(ctx, policy).await.unwrap_or_default(), Some(e)),
+    };
+    let names: Vec<String> = (0..count).map(|i| format!("{prefix}-{i:02}")).collect();
+    let ledger = Ledger::read(ctx, &recs, ns, &names).await?;
+    let mut wrong = ledger.wrong();
+    let named: usize = ledger.decided.values().map(Vec::len).sum();
+    if named != count {
+        wrong.push(format!("{named} decisions recorded for {count} pods"));
     }
-    let named: usize = by_pod.values().map(Vec::len).sum();
+    if let Some(e) = waited {
+        wrong.insert(0, format!("{e:#}"));
+    }
     ensure!(
-        named == count,
-        "{named} decisions recorded for {count} pods: {by_pod:?}"
+        wrong.is_empty(),
+        "{}\nwhat each pod came to:\n{}",
+        wrong.join("\n"),
+        ledger.table(&names)
     );
+    let extra_calls: usize = ledger.deletes.values().map(|a| a.len() - 1).sum();
     Ok(format!(
         "{count} pods, {} records, {count} successful deletes, {extra_calls} repeated delete calls that found the pod gone",
         recs.len()
     ))
+}
+
+/// The policy's records as they are now, without waiting.
+async fn policy_records(ctx: &Ctx, policy: &str) -> anyhow::Result<Vec<HealingAction>> {
+    let api: Api<HealingAction> = Api::all(ctx.client.clone());
+    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
+    Ok(api.list(&lp).await?.items)
+}
+
+/// What each pod came to: still there or not, its final outcomes, the records naming it, and the
+/// API server's answers to the operator's deletes (429 and 5xx, retried by design, left out).
+struct Ledger {
+    left: BTreeSet<String>,
+    decided: BTreeMap<String, Vec<String>>,
+    recorded_in: BTreeMap<String, Vec<String>>,
+    deletes: BTreeMap<String, Vec<u16>>,
+}
+
+impl Ledger {
+    async fn read(ctx: &Ctx, recs: &[HealingAction], ns: &str, names: &[String]) -> anyhow::Result<Self> {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+        let left = pods
+            .list_metadata(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        let mut recorded_in: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in recs {
+            let record = r.metadata.name.clone().unwrap_or_default();
+            let targets = if r.spec.members.is_empty() {
+                vec![r.spec.target.name.clone()]
+            } else {
+                r.spec.members.iter().map(|m| m.target.name.clone()).collect()
+            };
+            for t in targets {
+                recorded_in.entry(t).or_default().push(record.clone());
+            }
+        }
+        let mut deletes = BTreeMap::new();
+        for name in names {
+            let answers = ctx.cluster.operator_requests("delete", "pods", ns, name)?;
+            deletes.insert(name.clone(), super::answered(answers));
+        }
+        Ok(Ledger {
+            left,
+            decided: super::records::outcomes_by_pod(recs),
+            recorded_in,
+            deletes,
+        })
+    }
+
+    /// What is wrong, a line per pod: not one Succeeded decision, or not one delete answered 200.
+    fn wrong(&self) -> Vec<String> {
+        let mut wrong = Vec::new();
+        for (name, answers) in &self.deletes {
+            let decided = self.decided.get(name).cloned().unwrap_or_default();
+            if decided != ["Succeeded/Completed"] {
+                wrong.push(format!(
+                    "{name}: decisions recorded {decided:?} (one Succeeded expected)"
+                ));
+            }
+            if answers.iter().filter(|c| **c == 200).count() != 1 {
+                wrong.push(format!(
+                    "{name}: the API server answered the operator's deletes with {answers:?}"
+                ));
+            }
+        }
+        wrong
+    }
+
+    fn table(&self, names: &[String]) -> String {
+        let rows: Vec<String> = names
+            .iter()
+            .map(|name| {
+                format!(
+                    "  {name}: {} | decided {:?} in {:?} | deletes answered {:?}",
+                    if self.left.contains(name) {
+                        "still there"
+                    } else {
+                        "gone"
+                    },
+                    self.decided.get(name).cloned().unwrap_or_default(),
+                    self.recorded_in.get(name).cloned().unwrap_or_default(),
+                    self.deletes.get(name).cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+        rows.join("\n")
+    }
 }

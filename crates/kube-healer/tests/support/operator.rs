@@ -59,20 +59,15 @@ impl Operator {
             args.extend(["--clear-debounce".to_string(), "2s".to_string()]);
         }
         let mut reaper = Reaper::start()?;
-        let process = ManagedProcess::spawn_with_env(
-            name,
-            std::path::Path::new(env!("CARGO_BIN_EXE_kube-healer")),
-            &args,
-            env,
-            log,
-            &mut reaper,
-        )?;
+        let process = ManagedProcess::spawn_with_env(name, &binary(), &args, env, log, &mut reaper)?;
         let operator = Operator {
             process,
             reaper,
             http: format!("http://127.0.0.1:{port}"),
         };
-        operator.wait_ready(Duration::from_secs(30)).await?;
+        // Ready means every store listed: a test that slows a list (shutdown.rs) or a loaded machine
+        // takes a while.
+        operator.wait_ready(Duration::from_secs(60)).await?;
         Ok(operator)
     }
 
@@ -123,13 +118,28 @@ impl Operator {
         }
     }
 
+    /// The name the test gave it (its log file's too).
+    pub fn name(&self) -> &str {
+        &self.process.name
+    }
+
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }
 
-    /// The value of a metric without labels, if exported.
+    /// The value of a metric without labels, if exported. An operator that does not answer (its
+    /// HTTP server starved on a loaded machine) is asked again for up to 10 s before this fails.
     pub async fn metric(&self, name: &str) -> anyhow::Result<Option<f64>> {
-        let (_, body) = self.get("/metrics").await?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let body = loop {
+            match self.get("/metrics").await {
+                Ok((_, body)) => break body,
+                Err(e) if std::time::Instant::now() > deadline => {
+                    return Err(e.context(format!("{}: GET /metrics", self.name())));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
         Ok(body
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name))
@@ -173,6 +183,14 @@ async fn chart_identity(cluster: &TestCluster) -> anyhow::Result<PathBuf> {
         "replacement.clusterAPI=true",
     ];
     chart::operator_identity(cluster, "kube-healer", CHART_NAMESPACE, &set).await
+}
+
+/// The operator binary: cargo's build of it, or `KUBE_HEALER_BIN` (to run a test over and over
+/// against one build while the tree is rebuilt).
+fn binary() -> PathBuf {
+    std::env::var_os("KUBE_HEALER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kube-healer")))
 }
 
 /// A GET of `http://host:port/path` on 127.0.0.1.

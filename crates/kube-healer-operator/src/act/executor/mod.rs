@@ -12,7 +12,6 @@ use kube_healer_api::HealingAction;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::act::batch;
-use crate::act::dispatch::takes_long;
 use crate::act::handle::{Handled, Io, handle};
 use crate::act::job::JobsPlace;
 use crate::act::node;
@@ -147,7 +146,7 @@ impl Lanes {
 
     /// One request, under a record of its own, in its lane.
     fn one(&self, req: ActionRequest) {
-        let lane = if takes_long(req.spec.action) {
+        let lane = if req.spec.action.properties().takes_long {
             &self.long
         } else {
             &self.quick
