@@ -44,3 +44,93 @@ pub const INTERRUPTED: &str = "Interrupted";
 /// This replica lost the leadership while the action ran: it stopped at the next step (the
 /// next leader decides again).
 pub const LEADERSHIP_LOST: &str = "LeadershipLost";
+
+/// Why a decision was held back, before any call: the gate that held it. A record of a held
+/// decision carries it as its reason, spelled as the constants above (records and alerts written
+/// before this type match still).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HoldReason {
+    /// The operator is paused operator-wide.
+    Paused,
+    /// The policy is suspended.
+    Suspended,
+    /// The target carries the opt-out annotation.
+    OptedOut,
+    /// One cause hits many targets at once: per-target actions are held.
+    Correlated,
+    /// The cluster's or the policy's disruption budget is spent.
+    BudgetExceeded,
+    /// The target reached the policy's maxAttempts for this failure.
+    MaxAttempts,
+    /// The target was acted on within the policy's cooldown.
+    Cooldown,
+    /// The policy's maxConcurrent actions are in flight.
+    MaxConcurrent,
+    /// The policy's rate (actions per window) is used up.
+    RateLimited,
+    /// A safety rule of the action itself refused it.
+    Unsafe,
+}
+
+impl HoldReason {
+    pub const ALL: &'static [HoldReason] = &[
+        HoldReason::Paused,
+        HoldReason::Suspended,
+        HoldReason::OptedOut,
+        HoldReason::Correlated,
+        HoldReason::BudgetExceeded,
+        HoldReason::MaxAttempts,
+        HoldReason::Cooldown,
+        HoldReason::MaxConcurrent,
+        HoldReason::RateLimited,
+        HoldReason::Unsafe,
+    ];
+
+    /// The word a record's status carries.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HoldReason::Paused => PAUSED,
+            HoldReason::Suspended => SUSPENDED,
+            HoldReason::OptedOut => OPTED_OUT,
+            HoldReason::Correlated => CORRELATED,
+            HoldReason::BudgetExceeded => BUDGET_EXCEEDED,
+            HoldReason::MaxAttempts => MAX_ATTEMPTS,
+            HoldReason::Cooldown => COOLDOWN,
+            HoldReason::MaxConcurrent => MAX_CONCURRENT,
+            HoldReason::RateLimited => RATE_LIMITED,
+            HoldReason::Unsafe => UNSAFE,
+        }
+    }
+}
+
+impl std::fmt::Display for HoldReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records and alerts match on these words: each reason keeps its spelling, and no two share one.
+    #[test]
+    fn hold_reasons_keep_their_spelling() {
+        let words: Vec<&str> = HoldReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            words,
+            [
+                "Paused",
+                "Suspended",
+                "OptedOut",
+                "Correlated",
+                "BudgetExceeded",
+                "MaxAttempts",
+                "Cooldown",
+                "MaxConcurrent",
+                "RateLimited",
+                "Unsafe"
+            ]
+        );
+    }
+}

@@ -40,7 +40,7 @@ fn at(now: i64) -> Facts {
 
 fn held(d: &Decision) -> (&'static str, Option<i64>) {
     match d {
-        Decision::Hold { reason, retry_at, .. } => (reason, *retry_at),
+        Decision::Hold { reason, retry_at, .. } => (reason.as_str(), *retry_at),
         other => panic!("expected a hold, got {other:?}"),
     }
 }

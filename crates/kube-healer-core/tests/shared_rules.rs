@@ -38,7 +38,7 @@ fn a_dry_run_spends_the_rate_but_takes_no_place_in_flight() {
     let hold = Decision::Hold {
         step: 0,
         action: ActionKind::Delete,
-        reason: reasons::COOLDOWN,
+        reason: kube_healer_api::reasons::HoldReason::Cooldown,
         message: String::new(),
         retry_at: None,
     };
@@ -247,7 +247,7 @@ fn force_delete_waits_for_the_deadline_and_a_statefulset_pod_for_its_node_confir
         matches!(
             held,
             Decision::Hold {
-                reason: reasons::UNSAFE,
+                reason: kube_healer_api::reasons::HoldReason::Unsafe,
                 ..
             }
         ),

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the operator.
 
+use kube_healer_api::reasons::HoldReason;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -214,11 +215,10 @@ impl Default for Metrics {
         for reason in ["namespace", "source"] {
             events_ignored.get_or_create(&Metrics::reason(reason)).inc_by(0);
         }
-        for reason in [
-            kube_healer_api::reasons::BUDGET_EXCEEDED,
-            kube_healer_api::reasons::CORRELATED,
-        ] {
-            held_targets.get_or_create(&Metrics::reason(reason)).set(0);
+        for reason in [HoldReason::BudgetExceeded, HoldReason::Correlated] {
+            held_targets
+                .get_or_create(&Metrics::reason(reason.as_str()))
+                .set(0);
         }
         for state in ["active", "refused"] {
             policies.get_or_create(&Metrics::state(state)).set(0);

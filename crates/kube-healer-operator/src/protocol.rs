@@ -12,8 +12,7 @@ use kube_healer_core::view::{OwnerKind, Secs};
 /// Why a decision is held back, recorded as Skipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hold {
-    /// One of `kube_healer_api::reasons`.
-    pub reason: &'static str,
+    pub reason: kube_healer_api::reasons::HoldReason,
     pub message: String,
 }
 

@@ -80,7 +80,7 @@ mod tests {
         let hold = Decision::Hold {
             step: 0,
             action: ActionKind::Delete,
-            reason: "Cooldown",
+            reason: kube_healer_api::reasons::HoldReason::Cooldown,
             message: "m".into(),
             retry_at: None,
         };

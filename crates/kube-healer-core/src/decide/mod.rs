@@ -6,7 +6,8 @@
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube_healer_api::policy::Safety;
-use kube_healer_api::{ActionKind, HealingPolicySpec, TargetKind, reasons};
+use kube_healer_api::reasons::HoldReason;
+use kube_healer_api::{ActionKind, HealingPolicySpec, TargetKind};
 
 use crate::view::Secs;
 
@@ -52,7 +53,7 @@ pub enum Decision {
     Hold {
         step: usize,
         action: ActionKind,
-        reason: &'static str,
+        reason: HoldReason,
         message: String,
         retry_at: Option<Secs>,
     },
@@ -84,7 +85,7 @@ pub fn decide(
         return Decision::Wait { until: step_due };
     }
     let safety = &spec.safety;
-    let hold = |reason: &'static str, message: String, retry_at: Option<Secs>| Decision::Hold {
+    let hold = |reason: HoldReason, message: String, retry_at: Option<Secs>| Decision::Hold {
         step,
         action,
         reason,
@@ -94,27 +95,27 @@ pub fn decide(
 
     if facts.paused {
         return hold(
-            reasons::PAUSED,
+            HoldReason::Paused,
             "kube-healer is paused operator-wide".into(),
             None,
         );
     }
     if safety.suspend {
         return hold(
-            reasons::SUSPENDED,
+            HoldReason::Suspended,
             "the policy is suspended (spec.safety.suspend)".into(),
             None,
         );
     }
     if facts.opted_out {
         return hold(
-            reasons::OPTED_OUT,
+            HoldReason::OptedOut,
             format!("the target carries {}=true", kube_healer_api::OPT_OUT_ANNOTATION),
             None,
         );
     }
     if let Some(message) = &facts.correlated {
-        return hold(reasons::CORRELATED, message.clone(), None);
+        return hold(HoldReason::Correlated, message.clone(), None);
     }
     if spec.target.kind == TargetKind::Node
         && let Some((unhealthy, selected)) = facts.unhealthy_nodes
@@ -122,7 +123,7 @@ pub fn decide(
         let limit = max_unhealthy(safety, selected);
         if unhealthy > limit {
             return hold(
-                reasons::BUDGET_EXCEEDED,
+                HoldReason::BudgetExceeded,
                 format!(
                     "{unhealthy} of {selected} selected nodes are unhealthy, more than maxUnhealthy allows ({limit}): node actions stop"
                 ),
@@ -136,7 +137,7 @@ pub fn decide(
         && budget.held >= budget.limit
     {
         return hold(
-            reasons::BUDGET_EXCEEDED,
+            HoldReason::BudgetExceeded,
             format!(
                 "kube-healer holds {} nodes out of service, the cluster's disruption budget ({}: {} nodes): node actions wait",
                 budget.held, budget.configured, budget.limit
@@ -147,7 +148,7 @@ pub fn decide(
     let max_attempts = safety.max_attempts.unwrap_or(Safety::DEFAULT_MAX_ATTEMPTS).max(1) as u32;
     if ladder.attempts >= max_attempts {
         return hold(
-            reasons::MAX_ATTEMPTS,
+            HoldReason::MaxAttempts,
             format!(
                 "{} actions taken for this failure, the policy's maxAttempts: giving up on it",
                 ladder.attempts
@@ -160,7 +161,7 @@ pub fn decide(
         && now < last + cooldown
     {
         return hold(
-            reasons::COOLDOWN,
+            HoldReason::Cooldown,
             format!(
                 "last action on this target {}s ago; cooldown {cooldown}s",
                 now - last
@@ -179,7 +180,7 @@ pub fn decide(
             n => format!(", {n} of them started by an earlier leader"),
         };
         return hold(
-            reasons::MAX_CONCURRENT,
+            HoldReason::MaxConcurrent,
             format!(
                 "{in_flight} actions of this policy in flight{inherited} (maxConcurrent {max_concurrent})"
             ),
@@ -193,7 +194,7 @@ pub fn decide(
         within.sort_unstable();
         let frees_at = within[within.len() - rate.actions.max(1) as usize] + per;
         return hold(
-            reasons::RATE_LIMITED,
+            HoldReason::RateLimited,
             format!(
                 "{} actions in the last {per}s (rate {} per {per}s)",
                 within.len(),

@@ -145,7 +145,7 @@ pub fn guard(decision: Decision, unsafe_for: impl FnOnce(usize, ActionKind) -> O
             Some(Unsafe { message, retry_at }) => Decision::Hold {
                 step,
                 action,
-                reason: kube_healer_api::reasons::UNSAFE,
+                reason: kube_healer_api::reasons::HoldReason::Unsafe,
                 message,
                 retry_at,
             },

@@ -82,6 +82,23 @@ mod tests {
         assert_eq!(found, BTreeMap::from([("b".to_string(), "second".to_string())]));
     }
 
+    /// The history the failover test caught next: a leader recorded its decision on e-08 alone
+    /// and died before the call; the next leader decided e-08 again with e-09 into a batch and
+    /// removed both. The single record, finished afterwards, yields e-08 to the batch.
+    #[test]
+    fn a_record_cut_short_yields_its_pod_to_the_batch_that_removed_it() {
+        let single = acted("single", &[("e-08", None)]);
+        let batch = acted(
+            "batch",
+            &[
+                ("e-08", Some(ActionPhase::Succeeded)),
+                ("e-09", Some(ActionPhase::Succeeded)),
+            ],
+        );
+        let found = removed_elsewhere("single", &["e-08"], &[single, batch]);
+        assert_eq!(found, BTreeMap::from([("e-08".to_string(), "batch".to_string())]));
+    }
+
     #[test]
     fn a_removal_still_under_way_elsewhere_is_left_to_it() {
         let running = acted("second", &[("b", Some(ActionPhase::Running))]);

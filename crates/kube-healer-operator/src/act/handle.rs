@@ -85,7 +85,7 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
     let start = io.clock.time();
     // Held back, or a dry run: recorded as Skipped, nothing changed.
     let skipped = match req.hold.clone() {
-        Some(hold) => Some((hold.reason, hold.message)),
+        Some(hold) => Some((hold.reason.as_str(), hold.message)),
         None if req.spec.dry_run => Some((
             reasons::DRY_RUN,
             format!("dry run: would {} {}", req.spec.action, target.reference),

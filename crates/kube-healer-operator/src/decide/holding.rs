@@ -6,17 +6,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use kube_healer_api::reasons::HoldReason;
+
 use crate::target::Target;
 
 #[derive(Debug, Default)]
 pub struct Holding {
-    reasons: HashMap<(String, Target), &'static str>,
-    counts: BTreeMap<&'static str, i64>,
+    reasons: HashMap<(String, Target), HoldReason>,
+    counts: BTreeMap<HoldReason, i64>,
 }
 
 impl Holding {
     /// The policy's latest decision on the target is held for `reason`.
-    pub fn held(&mut self, policy: &str, target: &Target, reason: &'static str) {
+    pub fn held(&mut self, policy: &str, target: &Target, reason: HoldReason) {
         let before = self.reasons.insert((policy.to_string(), target.clone()), reason);
         if let Some(before) = before {
             *self.counts.entry(before).or_default() -= 1;
@@ -37,7 +39,7 @@ impl Holding {
         self.reasons.retain(|(p, _), reason| {
             let keep = p != policy;
             if !keep {
-                *counts.entry(reason).or_default() -= 1;
+                *counts.entry(*reason).or_default() -= 1;
             }
             keep
         });
@@ -49,14 +51,14 @@ impl Holding {
         self.reasons.retain(|(_, t), reason| {
             let keep = t != target;
             if !keep {
-                *counts.entry(reason).or_default() -= 1;
+                *counts.entry(*reason).or_default() -= 1;
             }
             keep
         });
     }
 
     /// Held targets by reason (every reason ever held, so that a count back at 0 is reported).
-    pub fn counts(&self) -> impl Iterator<Item = (&'static str, i64)> + '_ {
+    pub fn counts(&self) -> impl Iterator<Item = (HoldReason, i64)> + '_ {
         self.counts.iter().map(|(r, n)| (*r, *n))
     }
 }
@@ -66,19 +68,21 @@ mod tests {
     use super::*;
 
     fn counts(h: &Holding) -> Vec<(&'static str, i64)> {
-        h.counts().collect()
+        let mut counts: Vec<_> = h.counts().map(|(r, n)| (r.as_str(), n)).collect();
+        counts.sort();
+        counts
     }
 
     #[test]
     fn a_target_counts_once_under_its_latest_reason_until_released() {
         let mut h = Holding::default();
         let (a, b) = (Target::Node("a".into()), Target::Node("b".into()));
-        h.held("p", &a, "Correlated");
-        h.held("p", &b, "Correlated");
-        h.held("q", &a, "BudgetExceeded");
+        h.held("p", &a, HoldReason::Correlated);
+        h.held("p", &b, HoldReason::Correlated);
+        h.held("q", &a, HoldReason::BudgetExceeded);
         assert_eq!(counts(&h), [("BudgetExceeded", 1), ("Correlated", 2)]);
         // Decided again: held for another reason, counted once.
-        h.held("p", &a, "BudgetExceeded");
+        h.held("p", &a, HoldReason::BudgetExceeded);
         assert_eq!(counts(&h), [("BudgetExceeded", 2), ("Correlated", 1)]);
         h.released("p", &a);
         h.released("p", &a);

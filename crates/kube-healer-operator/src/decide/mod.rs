@@ -16,7 +16,7 @@ mod waiting;
 use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube_healer_api::reasons;
+use kube_healer_api::reasons::HoldReason;
 use kube_healer_core::decide::{
     Budget, Decision, Facts, InFlightMark, Ladder, decide, guard, unsafe_for_target,
 };
@@ -77,7 +77,7 @@ struct HeldKey {
     target: Target,
     episode: Secs,
     step: usize,
-    reason: &'static str,
+    reason: HoldReason,
     mode: Mode,
 }
 
@@ -176,8 +176,8 @@ impl Gate {
         });
         budget.spend(&decision, now);
         match &decision {
-            Decision::Hold { reason, .. } if *reason != reasons::MAX_CONCURRENT => {
-                self.holding.held(&due.policy, target, reason)
+            Decision::Hold { reason, .. } if *reason != HoldReason::MaxConcurrent => {
+                self.holding.held(&due.policy, target, *reason)
             }
             Decision::Wait { .. } => {}
             _ => self.holding.released(&due.policy, target),
@@ -214,7 +214,7 @@ impl Gate {
                 (decided, Some(again))
             }
             Decision::Hold {
-                reason: reasons::MAX_CONCURRENT,
+                reason: HoldReason::MaxConcurrent,
                 ..
             } => {
                 // Not held back, only queued: decided again as soon as one of the policy's

@@ -51,7 +51,7 @@ pub fn build(
         due.episode,
         decided.step,
         decided.attempt,
-        decided.hold.as_ref().map(|h| h.reason),
+        decided.hold.as_ref().map(|h| h.reason.as_str()),
         decided.mode,
     );
     let evidence = with_timeline(finding.evidence.clone(), target, stores, decided_at.0.as_second());

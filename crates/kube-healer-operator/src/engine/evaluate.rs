@@ -198,7 +198,10 @@ impl Engine {
     /// The held targets gauge, by reason.
     pub(super) fn count_held(&self) {
         for (reason, count) in self.gate.holding.counts() {
-            let gauge = self.metrics.held_targets.get_or_create(&Metrics::reason(reason));
+            let gauge = self
+                .metrics
+                .held_targets
+                .get_or_create(&Metrics::reason(reason.as_str()));
             gauge.set(count);
         }
     }

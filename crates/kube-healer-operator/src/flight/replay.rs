@@ -296,7 +296,7 @@ impl Replay {
         let reported = now >= self.report_from;
         match verdict {
             "hold" if reported => {
-                let reason = req.hold.as_ref().map_or("", |h| h.reason);
+                let reason = req.hold.as_ref().map_or("", |h| h.reason.as_str());
                 *self.summary.held.entry(reason).or_default() += 1;
             }
             "dry-run" if reported => self.summary.dry_runs += 1,
@@ -329,7 +329,7 @@ impl Replay {
                 action: spec.action,
                 step: spec.step,
                 verdict,
-                reason: req.hold.as_ref().map(|h| h.reason),
+                reason: req.hold.as_ref().map(|h| h.reason.as_str()),
                 message: req.hold.as_ref().map(|h| h.message.clone()),
                 record: req.name.clone(),
             });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::watcher::Event;
-use kube_healer_api::reasons;
+use kube_healer_api::reasons::HoldReason;
 use kube_healer_core::classify::CallSample;
 use kube_healer_operator::api_health::ApiCalls;
 use kube_healer_operator::watch::Change;
@@ -42,7 +42,7 @@ fn node_actions_wait_while_the_operators_own_calls_fail() {
     let held = requests(&mut work);
     assert_eq!(held.len(), 1);
     let hold = held[0].hold.as_ref().expect("held");
-    assert_eq!(hold.reason, reasons::CORRELATED);
+    assert_eq!(hold.reason, HoldReason::Correlated);
     assert!(
         hold.message.contains("own API calls are failing"),
         "{}",

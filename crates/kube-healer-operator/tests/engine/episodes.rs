@@ -60,7 +60,7 @@ fn an_event_series_begun_before_the_window_is_one_episode() {
     assert_eq!(episodes.len(), 1, "one episode: {episodes:?}");
     let steps: Vec<(i32, Option<&str>)> = decided
         .iter()
-        .map(|r| (r.spec.step, r.hold.as_ref().map(|h| h.reason)))
+        .map(|r| (r.spec.step, r.hold.as_ref().map(|h| h.reason.as_str())))
         .collect();
     // Step 1, step 2 five minutes later, step 2 again, then held by maxAttempts, once.
     assert_eq!(

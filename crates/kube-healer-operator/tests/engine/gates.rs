@@ -183,8 +183,9 @@ fn members_of_a_cleared_storm_are_held_through_a_cool_off() {
     let held = acts(&mut work);
     assert_eq!(held.len(), 3, "{held:?}");
     assert!(
-        held.iter()
-            .all(|(_, h)| h.as_ref().is_some_and(|h| h.0 == "Correlated")),
+        held.iter().all(|(_, h)| h
+            .as_ref()
+            .is_some_and(|h| h.0 == kube_healer_api::reasons::HoldReason::Correlated)),
         "{held:?}"
     );
 

@@ -89,7 +89,7 @@ fn the_first_node_to_recover_stays_held_through_the_cool_off() {
     assert_eq!(n0.len(), 1, "{decided:?}");
     assert_eq!(
         n0[0].hold.as_ref().map(|h| h.reason),
-        Some(kube_healer_api::reasons::CORRELATED),
+        Some(kube_healer_api::reasons::HoldReason::Correlated),
         "n0 cordoned within the cool-off of the storm it was part of"
     );
 }

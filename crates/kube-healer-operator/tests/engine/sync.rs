@@ -56,7 +56,9 @@ fn nothing_is_decided_before_every_watch_has_listed() {
     assert_eq!(after.len(), 1, "decided once every watch has listed: {after:?}");
     let hold = after[0].hold.as_ref().map(|h| (h.reason, h.message.as_str()));
     assert!(
-        hold.is_some_and(|(r, m)| r == kube_healer_api::reasons::UNSAFE && m.contains("not confirmed gone")),
+        hold.is_some_and(
+            |(r, m)| r == kube_healer_api::reasons::HoldReason::Unsafe && m.contains("not confirmed gone")
+        ),
         "{hold:?}"
     );
 }

@@ -3,7 +3,8 @@
 //! operator or a new leader counts the policy's rate from the records: no fresh budget.
 
 use kube::runtime::watcher::Event;
-use kube_healer_api::{DECISION_LABEL, IN_FLIGHT_LABEL, TARGET_UID_LABEL, reasons};
+use kube_healer_api::reasons::HoldReason;
+use kube_healer_api::{DECISION_LABEL, IN_FLIGHT_LABEL, TARGET_UID_LABEL};
 use kube_healer_operator::watch::Change;
 use serde_json::json;
 
@@ -135,7 +136,7 @@ fn the_rate_is_counted_from_the_records_after_a_restart() {
         "{decided:?}"
     );
     assert!(
-        decided.iter().any(|(_, h)| *h == Some(reasons::RATE_LIMITED)),
+        decided.iter().any(|(_, h)| *h == Some(HoldReason::RateLimited)),
         "{decided:?}"
     );
 }

@@ -189,6 +189,7 @@ async fn chart_identity(cluster: &TestCluster) -> anyhow::Result<PathBuf> {
 /// against one build while the tree is rebuilt).
 fn binary() -> PathBuf {
     std::env::var_os("KUBE_HEALER_BIN")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kube-healer")))
 }
