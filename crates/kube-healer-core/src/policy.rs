@@ -189,7 +189,26 @@ impl CompiledCondition {
             FailureClass::NodeFlapping => self.knobs.flapping_window,
             FailureClass::SystemOOM => self.knobs.system_oom_window,
             FailureClass::EventPattern => self.pattern.as_ref().map_or(0, |p| p.window),
-            _ => 0,
+            FailureClass::Unschedulable
+            | FailureClass::StuckPending
+            | FailureClass::ImagePullFailure
+            | FailureClass::StuckContainerCreating
+            | FailureClass::StuckInitializing
+            | FailureClass::ContainerStartFailure
+            | FailureClass::CrashLoop
+            | FailureClass::AdmissionRejected
+            | FailureClass::StuckTerminating
+            | FailureClass::Evicted
+            | FailureClass::Failed
+            | FailureClass::NodeLost
+            | FailureClass::Orphaned
+            | FailureClass::NodeNotReady
+            | FailureClass::NodeUnreachable
+            | FailureClass::PLEGUnhealthy
+            | FailureClass::NodePressure
+            | FailureClass::NodeCondition
+            | FailureClass::HeartbeatLag
+            | FailureClass::NodeBlackHole => 0,
         }
     }
 }

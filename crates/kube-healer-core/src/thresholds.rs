@@ -181,7 +181,23 @@ impl Knobs {
                 }
             }
             FailureClass::NodePressure => knobs.pressure_type = condition.condition_type.clone(),
-            _ => {}
+            // Classes without knobs of their own.
+            FailureClass::Unschedulable
+            | FailureClass::StuckPending
+            | FailureClass::ImagePullFailure
+            | FailureClass::StuckContainerCreating
+            | FailureClass::StuckInitializing
+            | FailureClass::ContainerStartFailure
+            | FailureClass::AdmissionRejected
+            | FailureClass::StuckTerminating
+            | FailureClass::Evicted
+            | FailureClass::Failed
+            | FailureClass::NodeLost
+            | FailureClass::Orphaned
+            | FailureClass::NodeNotReady
+            | FailureClass::NodeUnreachable
+            | FailureClass::PLEGUnhealthy
+            | FailureClass::EventPattern => {}
         }
         knobs
     }

@@ -205,19 +205,12 @@ fn classify_unbound(pod: &PodView, cluster: &impl ClusterView, out: &mut Vec<Fin
 }
 
 fn classify_containers(pod: &PodView, knobs: &Knobs, out: &mut Vec<Finding>) {
-    let mut seen: [bool; 5] = [false; 5];
+    let mut seen = std::collections::BTreeSet::new();
     for c in pod.containers.iter() {
         let Some(class) = container_class(pod, c, knobs) else {
             continue;
         };
-        let slot = match class {
-            FailureClass::ImagePullFailure => 0,
-            FailureClass::StuckContainerCreating => 1,
-            FailureClass::StuckInitializing => 2,
-            FailureClass::ContainerStartFailure => 3,
-            _ => 4,
-        };
-        if std::mem::replace(&mut seen[slot], true) {
+        if !seen.insert(class) {
             continue; // one finding per class and pod; its evidence lists every container
         }
         let since = c.state_since.or(pod.started()).unwrap_or(pod.created());

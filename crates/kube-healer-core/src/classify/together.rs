@@ -77,7 +77,21 @@ impl NodeFamily {
             FailureClass::NodePressure => NodeFamily::Pressure,
             FailureClass::NodeBlackHole => NodeFamily::BlackHole,
             FailureClass::SystemOOM => NodeFamily::SystemOOM,
-            _ => return None,
+            // Pod classes, and events matched by a pattern: no family groups them.
+            FailureClass::Unschedulable
+            | FailureClass::StuckPending
+            | FailureClass::ImagePullFailure
+            | FailureClass::StuckContainerCreating
+            | FailureClass::StuckInitializing
+            | FailureClass::ContainerStartFailure
+            | FailureClass::CrashLoop
+            | FailureClass::AdmissionRejected
+            | FailureClass::StuckTerminating
+            | FailureClass::Evicted
+            | FailureClass::Failed
+            | FailureClass::NodeLost
+            | FailureClass::Orphaned
+            | FailureClass::EventPattern => return None,
         })
     }
 

@@ -87,7 +87,16 @@ pub fn unsafe_for(
         ActionKind::RestartOwner => restartable_owner(pod.owner)
             .err()
             .map(|why| format!("{subject}: {why}")),
-        _ => None,
+        ActionKind::Event
+        | ActionKind::Evict
+        | ActionKind::Delete
+        | ActionKind::Cordon
+        | ActionKind::Taint
+        | ActionKind::Drain
+        | ActionKind::RunJob
+        | ActionKind::OutOfService
+        | ActionKind::Remediate
+        | ActionKind::Replace => None,
     }
 }
 

@@ -113,7 +113,19 @@ pub fn longest(req: &ActionRequest) -> Option<Duration> {
 pub fn removal_grace(req: &ActionRequest) -> Option<u32> {
     match req.spec.action {
         ActionKind::ForceDelete => Some(0),
-        _ => req
+        // Delete's own; the others delete no pod through this path and read nothing from it.
+        ActionKind::Event
+        | ActionKind::Evict
+        | ActionKind::Delete
+        | ActionKind::Reschedule
+        | ActionKind::RestartOwner
+        | ActionKind::Cordon
+        | ActionKind::Taint
+        | ActionKind::Drain
+        | ActionKind::RunJob
+        | ActionKind::OutOfService
+        | ActionKind::Remediate
+        | ActionKind::Replace => req
             .step
             .delete
             .as_ref()
