@@ -12,14 +12,27 @@ use std::time::Duration;
 
 use kube_healer_core::classify::CallSample;
 
+use crate::clock::{Clock, WallClock};
+
 /// At most this many calls are kept.
 pub const KEEP: usize = 1024;
 /// No call older than this is kept (the rule looks back a minute).
 pub const KEEP_FOR_MS: i64 = 5 * 60 * 1000;
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ApiCalls {
     samples: Mutex<VecDeque<CallSample>>,
+    /// The engine's clock, which judges the samples: they are stamped by it (a skewed or manual
+    /// clock stamps and judges alike). The wall clock until an engine gives its own.
+    clock: Mutex<Option<Arc<dyn Clock>>>,
+}
+
+impl std::fmt::Debug for ApiCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiCalls")
+            .field("samples", &self.samples)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApiCalls {
@@ -29,10 +42,18 @@ impl ApiCalls {
         LOG.get_or_init(Default::default).clone()
     }
 
-    /// A call answered now (wall clock), after `took`; `failed` for 429, 5xx, a transport error
-    /// or no answer.
+    /// Stamps the calls from now on with `clock` (the engine's).
+    pub fn set_clock(&self, clock: Arc<dyn Clock>) {
+        if let Ok(mut c) = self.clock.lock() {
+            *c = Some(clock);
+        }
+    }
+
+    /// A call answered now (by the engine's clock), after `took`; `failed` for 429, 5xx, a
+    /// transport error or no answer.
     pub fn answered(&self, took: Duration, failed: bool) {
-        let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+        let clock = self.clock.lock().ok().and_then(|c| c.clone());
+        let now_ms = clock.map_or_else(|| WallClock::default().now_ms(), |c| c.now_ms());
         self.note(CallSample {
             at_ms: now_ms,
             latency_ms: took.as_millis() as u64,
@@ -67,6 +88,20 @@ impl ApiCalls {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rule judges the samples by the engine's clock: they are stamped by it too (a manual
+    /// clock in a replay, a skewed one on a host whose clock is off).
+    #[test]
+    fn calls_are_stamped_by_the_engines_clock() {
+        let log = ApiCalls::default();
+        let clock = crate::clock::ManualClock::at(1_000);
+        log.set_clock(Arc::new(clock.clone()));
+        log.answered(Duration::from_millis(5), false);
+        clock.advance(60);
+        log.answered(Duration::from_millis(7), true);
+        let at: Vec<i64> = log.recent().iter().map(|s| s.at_ms).collect();
+        assert_eq!(at, [1_000_000, 1_060_000]);
+    }
 
     #[test]
     fn the_log_is_bounded_by_count_and_age() {

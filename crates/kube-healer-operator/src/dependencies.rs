@@ -11,7 +11,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("clock", &[]),
     ("protocol", &[]),
     ("metrics", &[]),
-    ("api_health", &[]),
+    ("api_health", &["clock"]),
     ("retry", &["api_health"]),
     ("leader", &[]),
     ("failpoint", &[]),

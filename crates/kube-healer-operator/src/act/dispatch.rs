@@ -58,7 +58,7 @@ pub async fn carry_out(
         },
         ActionKind::OutOfService => node::taint(client, spec, &node::out_of_service()).await,
         ActionKind::Remediate => match &step.remediate {
-            Some(params) => remediate::remediate(client, spec, params, leading).await,
+            Some(params) => remediate::remediate(client, spec, params, leading, clock).await,
             None => missing("remediate"),
         },
         ActionKind::Replace => {

@@ -9,6 +9,7 @@
 //! so that it counts as held out of service and the resource is deleted when the node has
 //! recovered (a restart or another leader included).
 
+use crate::clock::Clock;
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -39,6 +40,7 @@ pub async fn remediate(
     spec: &HealingActionSpec,
     params: &RemediateParams,
     leading: &Leading,
+    clock: &dyn Clock,
 ) -> Outcome {
     let (policy, node) = (spec.policy.as_str(), spec.target.name.as_str());
     let t = &params.template;
@@ -186,7 +188,7 @@ pub async fn remediate(
             format!("following {reference}: {e}"),
             calls,
         ),
-        Err(_) => timed_out(&remediations, &name, &reference, timeout, calls).await,
+        Err(_) => timed_out(&remediations, &name, &reference, timeout, calls, clock).await,
     }
 }
 /// Past its timeout: marked timed out, as NodeHealthCheck marks it, so that the remediator stops.
@@ -196,8 +198,9 @@ async fn timed_out(
     reference: &str,
     timeout: Duration,
     calls: i32,
+    clock: &dyn Clock,
 ) -> Outcome {
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let now = clock.time().0.to_string();
     let patch = json!({"metadata": {"annotations": {TIMED_OUT_ANNOTATION: now}}});
     let (params, merge) = (PatchParams::default(), Patch::Merge(&patch));
     let (marked, more) = retry::call(Backoff::ACTION, "mark timed out", || {
