@@ -49,3 +49,22 @@ pub async fn pod_phase(
     })
     .await
 }
+
+/// One API call, made again while its answer is transient ([`Error::is_transient`]: throttled,
+/// 5xx, timed out) for up to 30 s: a test's poll that must not fail on a loaded API server's
+/// passing refusal.
+pub async fn retried<T, F, Fut>(mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, kube::Error>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match call().await.map_err(Error::from) {
+            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
+    }
+}

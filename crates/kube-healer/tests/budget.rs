@@ -47,7 +47,8 @@ fn conditions(problem: &str, status: &str, since: &str) -> serde_json::Value {
 async fn cordoned(api: &Api<Node>, names: &[String]) -> anyhow::Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
     for name in names {
-        if api.get(name).await?.spec.and_then(|s| s.unschedulable) == Some(true) {
+        let node = kube_healer_testenv::wait::retried(|| api.get(name)).await?;
+        if node.spec.and_then(|s| s.unschedulable) == Some(true) {
             out.insert(name.clone());
         }
     }

@@ -23,7 +23,7 @@ use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario, scenario_po
 use serde_json::json;
 use support::{
     HEAL, Operator, PostedNodes, create_policy, kernel_deadlock, limits, now_rfc3339, phase_reason, ready,
-    records, selector, unmanaged_node,
+    records, selector,
 };
 
 fn main() -> std::process::ExitCode {
@@ -193,22 +193,24 @@ async fn max_unhealthy(ctx: Ctx) -> anyhow::Result<()> {
     let _op = Operator::start(&ctx.cluster, "budget", &["--policy-selector", &selector(&ctx)]).await?;
     let nodes_api: Api<Node> = Api::all(ctx.client.clone());
     let names: Vec<String> = (0..3).map(|i| ctx.name(&format!("m{i}"))).collect();
-    for (i, name) in names.iter().enumerate() {
-        let status = if i < 2 { "False" } else { "True" };
-        unmanaged_node(
-            &ctx.client,
-            name,
-            json!([ready(
-                status,
-                "container runtime is down: PLEG is not healthy: pleg was last seen active 3m0s ago"
-            )]),
-        )
-        .await?;
-        let patch = json!({"metadata": {"labels": {"kube-healer.test/owner": ctx.id}}});
-        nodes_api
-            .patch(name, &Default::default(), &kube::api::Patch::Merge(&patch))
-            .await?;
-    }
+    // Posted every 2 s: unposted, the healthy one would go Unknown after the node lifecycle
+    // controller's grace (20 s), and a decision made later on a loaded machine would count 3 of 3.
+    let owner = json!({"kube-healer.test/owner": ctx.id});
+    let down = "container runtime is down: PLEG is not healthy: pleg was last seen active 3m0s ago";
+    let _down = PostedNodes::create(
+        &ctx.client,
+        &names[..2],
+        owner.clone(),
+        json!([ready("False", down)]),
+    )
+    .await?;
+    let _up = PostedNodes::create(
+        &ctx.client,
+        &names[2..],
+        owner,
+        json!([ready("True", "kubelet is posting ready status")]),
+    )
+    .await?;
     let policy = ctx.name("notready");
     create_policy(
         &ctx,

@@ -38,7 +38,7 @@ async fn never_cordoned(api: &Api<Node>, names: &[String], for_: Duration) -> an
     let end = std::time::Instant::now() + for_;
     while std::time::Instant::now() < end {
         for name in names {
-            let node = api.get(name).await?;
+            let node = kube_healer_testenv::wait::retried(|| api.get(name)).await?;
             ensure!(
                 node.spec.and_then(|s| s.unschedulable) != Some(true),
                 "{name} was cordoned"
