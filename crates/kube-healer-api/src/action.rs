@@ -18,6 +18,10 @@ pub struct ActionProperties {
     /// Holds its node out of service (unschedulable, tainted, drained, handed to a job, a
     /// remediator or a replacement), and so spends the cluster's disruption budget.
     pub takes_node_out: bool,
+    /// Marks its node with kube-healer's hold (cordoned-by, tainted-by, remediated-by,
+    /// replaced-by annotations), which outlives the process and is lifted on recovery. RunJob
+    /// takes its node out of service without a mark: it counts for as long as it was sent.
+    pub marks_node: bool,
     /// Its aim is the target gone: a target already gone is the aim met.
     pub removes_target: bool,
     /// May take more than one quick call (waits, follows, several objects): it runs in the slow
@@ -65,45 +69,45 @@ macro_rules! action_kinds {
 action_kinds! {
     /// Record only: a HealingAction and a Kubernetes Event on the target, nothing changed.
     Event: [Pod, Node] {
-        takes_node_out: false, removes_target: false, takes_long: false
+        takes_node_out: false, marks_node: false, removes_target: false, takes_long: false
     },
     /// Evict the pod through the Eviction API, which honours PodDisruptionBudgets.
     Evict: [Pod] {
-        takes_node_out: false, removes_target: true, takes_long: true
+        takes_node_out: false, marks_node: false, removes_target: true, takes_long: true
     },
     /// Delete the pod with its grace period (or the one given in `delete`).
     Delete: [Pod] {
-        takes_node_out: false, removes_target: true, takes_long: false
+        takes_node_out: false, marks_node: false, removes_target: true, takes_long: false
     },
     /// Delete with grace period 0, only once the pod is past its deletionTimestamp; a StatefulSet
     /// pod only when its node is gone (deleted, or tainted node.kubernetes.io/out-of-service).
     ForceDelete: [Pod] {
-        takes_node_out: false, removes_target: true, takes_long: false
+        takes_node_out: false, marks_node: false, removes_target: true, takes_long: false
     },
     /// Evict or delete a controller-owned pod so that its controller recreates it, optionally away
     /// from its current node.
     Reschedule: [Pod] {
-        takes_node_out: false, removes_target: true, takes_long: true
+        takes_node_out: false, marks_node: false, removes_target: true, takes_long: true
     },
     /// Rollout-restart the pod's Deployment, StatefulSet or DaemonSet.
     RestartOwner: [Pod] {
-        takes_node_out: false, removes_target: false, takes_long: true
+        takes_node_out: false, marks_node: false, removes_target: false, takes_long: true
     },
     /// Mark the node unschedulable. Reverted when the node recovers, if kube-healer cordoned it.
     Cordon: [Node] {
-        takes_node_out: true, removes_target: false, takes_long: false
+        takes_node_out: true, marks_node: true, removes_target: false, takes_long: false
     },
     /// Add a taint to the node. Removed when the node recovers.
     Taint: [Node] {
-        takes_node_out: true, removes_target: false, takes_long: false
+        takes_node_out: true, marks_node: true, removes_target: false, takes_long: false
     },
     /// Cordon, then evict every pod except DaemonSet and mirror pods, within a timeout.
     Drain: [Node] {
-        takes_node_out: true, removes_target: false, takes_long: true
+        takes_node_out: true, marks_node: true, removes_target: false, takes_long: true
     },
     /// Run a node job (a NodeJob the cluster admin defined, named in `runJob`) pinned to the node.
     RunJob: [Node] {
-        takes_node_out: true, removes_target: false, takes_long: true
+        takes_node_out: true, marks_node: false, removes_target: false, takes_long: true
     },
     /// Taint the node node.kubernetes.io/out-of-service=nodeshutdown:NoExecute: Kubernetes'
     /// non-graceful node shutdown, in which the pod GC force-deletes the node's pods and their
@@ -112,18 +116,18 @@ action_kinds! {
     /// `outOfService.leaseExpiredFor` and it has been unreachable for
     /// `outOfService.unreachableFor`. Removed when the node is Ready again.
     OutOfService: [Node] {
-        takes_node_out: true, removes_target: false, takes_long: false
+        takes_node_out: true, marks_node: true, removes_target: false, takes_long: false
     },
     /// Hand the node to an external remediator through NodeHealthCheck's contract: a remediation
     /// resource made from `remediate.template`, followed to its Succeeded condition, deleted
     /// when the node has recovered.
     Remediate: [Node] {
-        takes_node_out: true, removes_target: false, takes_long: true
+        takes_node_out: true, marks_node: true, removes_target: false, takes_long: true
     },
     /// Have the node's machine replaced by its owner: a Karpenter NodeClaim deleted, a Cluster
     /// API Machine marked for remediation (or deleted); waits for the node to go.
     Replace: [Node] {
-        takes_node_out: true, removes_target: true, takes_long: true
+        takes_node_out: true, marks_node: true, removes_target: true, takes_long: true
     },
 }
 

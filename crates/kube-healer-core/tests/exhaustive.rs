@@ -132,11 +132,11 @@ fn catch_all(pat: &syn::Pat) -> bool {
 }
 
 fn quote_pat(pat: &syn::Pat) -> String {
-    use syn::__private::ToTokens;
+    use quote::ToTokens;
     pat.to_token_stream().to_string()
 }
 
 fn quote_meta(attr: &syn::Attribute) -> String {
-    use syn::__private::ToTokens;
+    use quote::ToTokens;
     attr.meta.to_token_stream().to_string()
 }

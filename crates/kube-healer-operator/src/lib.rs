@@ -105,6 +105,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     };
     let wall = clock::WallClock::skewed_by(config.clock_offset_seconds);
     let clock: Arc<dyn clock::Clock> = Arc::new(wall);
+    // The process's log of its own API calls is stamped by the clock the engine judges it by.
+    api_health::ApiCalls::process().set_clock(clock.clone());
     // With the flight recorder on, the watches' changes pass through it on their way.
     let watches_tx = match &config.flight_recorder {
         Some((dir, bounds)) => {

@@ -2,7 +2,9 @@
 //! was never written. Its target gone, the call may have removed it, or another record may have:
 //! the next leader, not seeing the first batch finished, decides the same pods again into
 //! another batch. Each removal is claimed by one record only: a record left unfinished yields
-//! every target another record of its policy removed or is still removing, and says so.
+//! every target another removal of its policy carried out (Succeeded), or is still carrying out
+//! if it was decided later (a later decision is the one that goes on: two records left
+//! unfinished never yield to each other, and a pod never ends up with nobody to remove it).
 
 use std::collections::BTreeMap;
 
@@ -10,8 +12,14 @@ use kube_healer_api::HealingAction;
 use kube_healer_api::record::ActionPhase;
 
 /// What one record acted on: each target's UID with its outcome's phase, if written yet.
+#[derive(Clone, Debug)]
 pub struct Acted<'a> {
     pub record: &'a str,
+    /// When it was written (Unix seconds): with the name, which of two came later.
+    pub created: i64,
+    /// Whether its action removes its targets (an Event or a restart on the same pod removed
+    /// nothing).
+    pub removes: bool,
     pub targets: Vec<(&'a str, Option<ActionPhase>)>,
 }
 
@@ -32,19 +40,29 @@ impl<'a> Acted<'a> {
         };
         Acted {
             record: record.metadata.name.as_deref().unwrap_or_default(),
+            created: record
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| t.0.as_second()),
+            removes: record.spec.action.properties().removes_target,
             targets,
         }
     }
 }
 
-/// Of `uids` (targets of the record `own`, left unfinished), those another record in `others`
-/// removed or may still be removing, each with that record's name. A final outcome other than
-/// success removed nothing; an outcome not final yet (or none) may still.
-pub fn removed_elsewhere(own: &str, uids: &[&str], others: &[Acted]) -> BTreeMap<String, String> {
+/// Of `uids` (targets of the record `own`, left unfinished), those another removal in `others`
+/// carried out (Succeeded), or is carrying out and was decided after `own`, each with that
+/// record's name. A final outcome other than success removed nothing.
+pub fn removed_elsewhere(own: &Acted, uids: &[&str], others: &[Acted]) -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();
-    for other in others.iter().filter(|o| o.record != own) {
+    let later = |o: &Acted| (o.created, o.record) > (own.created, own.record);
+    for other in others.iter().filter(|o| o.record != own.record && o.removes) {
         for (uid, phase) in &other.targets {
-            let removes = phase.is_none_or(|p| !p.is_final() || p == ActionPhase::Succeeded);
+            let removes = match phase {
+                Some(p) if p.is_final() => *p == ActionPhase::Succeeded,
+                _ => later(other),
+            };
             if removes && uids.contains(uid) {
                 found.insert(uid.to_string(), other.record.to_string());
             }
@@ -58,8 +76,15 @@ mod tests {
     use super::*;
 
     fn acted<'a>(record: &'a str, targets: &[(&'a str, Option<ActionPhase>)]) -> Acted<'a> {
+        // Decided in this order, a second apart.
+        const ORDER: &[&str] = &[
+            "first", "single", "a", "a-batch", "second", "batch", "b", "b-batch", "third",
+        ];
+        let created = ORDER.iter().position(|r| *r == record).unwrap_or(ORDER.len()) as i64;
         Acted {
             record,
+            created,
+            removes: true,
             targets: targets.to_vec(),
         }
     }
@@ -78,7 +103,7 @@ mod tests {
                 ("c", Some(ActionPhase::Succeeded)),
             ],
         );
-        let found = removed_elsewhere("first", &["a", "b"], &[first, second]);
+        let found = removed_elsewhere(&first, &["a", "b"], &[second]);
         assert_eq!(found, BTreeMap::from([("b".to_string(), "second".to_string())]));
     }
 
@@ -95,29 +120,49 @@ mod tests {
                 ("e-09", Some(ActionPhase::Succeeded)),
             ],
         );
-        let found = removed_elsewhere("single", &["e-08"], &[single, batch]);
+        let found = removed_elsewhere(&single, &["e-08"], &[batch]);
         assert_eq!(found, BTreeMap::from([("e-08".to_string(), "batch".to_string())]));
     }
 
     #[test]
-    fn a_removal_still_under_way_elsewhere_is_left_to_it() {
+    fn a_removal_still_under_way_and_decided_later_is_left_to_it() {
+        let first = acted("first", &[("b", None), ("c", None)]);
         let running = acted("second", &[("b", Some(ActionPhase::Running))]);
         let unwritten = acted("third", &[("c", None)]);
-        let found = removed_elsewhere("first", &["b", "c"], &[running, unwritten]);
+        let found = removed_elsewhere(&first, &["b", "c"], &[running, unwritten]);
         assert_eq!(found.len(), 2, "{found:?}");
+    }
+
+    /// Two records left unfinished by two killed leaders name the same pod: only the earlier
+    /// yields, so one of them removes it (before, each yielded to the other and nobody did).
+    #[test]
+    fn two_records_left_unfinished_never_yield_to_each_other() {
+        let (a, b) = (acted("a-batch", &[("p", None)]), acted("b-batch", &[("p", None)]));
+        assert_eq!(removed_elsewhere(&a, &["p"], std::slice::from_ref(&b)).len(), 1);
+        assert!(removed_elsewhere(&b, &["p"], std::slice::from_ref(&a)).is_empty());
+    }
+
+    /// An Event recorded on the same pod removed nothing: a removal left unfinished still claims it.
+    #[test]
+    fn a_record_that_removes_nothing_is_no_removal_elsewhere() {
+        let own = acted("a", &[("p", None)]);
+        let mut event = acted("b", &[("p", Some(ActionPhase::Succeeded))]);
+        event.removes = false;
+        assert!(removed_elsewhere(&own, &["p"], &[event]).is_empty());
     }
 
     #[test]
     fn a_removal_that_failed_or_was_skipped_elsewhere_removed_nothing() {
+        let first = acted("first", &[("b", None)]);
         let failed = acted("second", &[("b", Some(ActionPhase::Failed))]);
         let skipped = acted("third", &[("b", Some(ActionPhase::Skipped))]);
-        assert!(removed_elsewhere("first", &["b"], &[failed, skipped]).is_empty());
+        assert!(removed_elsewhere(&first, &["b"], &[failed, skipped]).is_empty());
     }
 
     #[test]
     fn a_record_never_yields_to_itself_nor_to_records_of_other_targets() {
         let own = acted("first", &[("a", Some(ActionPhase::Succeeded))]);
         let other = acted("second", &[("z", Some(ActionPhase::Succeeded))]);
-        assert!(removed_elsewhere("first", &["a"], &[own, other]).is_empty());
+        assert!(removed_elsewhere(&own, &["a"], &[own.clone(), other]).is_empty());
     }
 }

@@ -144,17 +144,20 @@ pub async fn removed_elsewhere(
         .filter(|r| r.spec.policy == record.spec.policy)
         .map(Acted::of)
         .collect();
-    let own = record.metadata.name.as_deref().unwrap_or_default();
-    Ok(kube_healer_core::decide::removed_elsewhere(own, uids, &acted))
+    Ok(kube_healer_core::decide::removed_elsewhere(
+        &Acted::of(record),
+        uids,
+        &acted,
+    ))
 }
 
-/// What a record left unfinished says of a target another record removed.
+/// What a record left unfinished says of a target another record removed or is removing.
 pub fn removed_under(target: &str, other: &str) -> (ActionPhase, &'static str, String) {
     (
         ActionPhase::Skipped,
         reasons::TARGET_GONE,
         format!(
-            "{target} is gone: removed under record {other}, which decided it again after the process that decided this one ended"
+            "{target} left to record {other}, which decided it again after the process that decided this one ended, and removed it or is removing it"
         ),
     )
 }

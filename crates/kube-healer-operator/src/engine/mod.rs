@@ -114,7 +114,6 @@ impl Engine {
     /// Replaces the clock (tests drive time by hand).
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
-        self.api_calls.set_clock(self.clock.clone());
         self
     }
 
@@ -182,7 +181,6 @@ impl Engine {
 
     /// Where the operator's own API calls are noted (default: the process's log).
     pub fn with_api_calls(mut self, calls: Arc<ApiCalls>) -> Self {
-        calls.set_clock(self.clock.clone());
         self.api_calls = calls;
         self
     }

@@ -301,7 +301,8 @@ impl Replay {
             }
             "dry-run" if reported => self.summary.dry_runs += 1,
             "act" => {
-                let node_out = spec.action.properties().takes_node_out;
+                // The replay's own world of holds: the marks a live action leaves on its node.
+                let node_out = spec.action.properties().marks_node;
                 if spec.target.kind == TargetKind::Node && node_out {
                     self.holds
                         .hold(&spec.target.name, &spec.policy, self.clock.now_ms());

@@ -241,12 +241,12 @@ pub async fn takeover_mid_drain(ctx: Ctx) -> anyhow::Result<()> {
         on_first.len()
     );
 
-    // No eviction from the old leader once it stepped down (a call already under way may land
-    // within a second of it).
+    // No eviction from the old leader once it stepped down, by its own log's clock (a call
+    // already under way may reach the API server a few seconds later on a loaded machine).
     let by_a = evictions_by(&ctx, ":kh-a-")?;
     let late: Vec<_> = by_a
         .iter()
-        .filter(|t| t.duration_since(stepped_down).as_secs_f64() > 1.0)
+        .filter(|t| t.duration_since(stepped_down).as_secs_f64() > 3.0)
         .collect();
     ensure!(
         late.is_empty(),

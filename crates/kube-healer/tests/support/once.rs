@@ -289,9 +289,14 @@ impl Ledger {
             let decided = self.decided.get(name).cloned().unwrap_or_default();
             let claimed = decided.iter().filter(|d| *d == "Succeeded/Completed").count();
             let yielded = decided.iter().filter(|d| *d == "Skipped/TargetGone").count();
-            if claimed != 1 || claimed + yielded != decided.len() {
+            // Each record that yielded says to which record.
+            let said = self
+                .said
+                .get(name)
+                .map_or(0, |s| s.iter().filter(|m| m.contains("decided it again")).count());
+            if claimed != 1 || claimed + yielded != decided.len() || said < yielded {
                 wrong.push(format!(
-                    "{name}: decisions recorded {decided:?} (one Succeeded expected, and any other Skipped/TargetGone)"
+                    "{name}: decisions recorded {decided:?} (one Succeeded expected, and any other Skipped/TargetGone naming the record that removed it)"
                 ));
             }
             let deleted = answers.iter().filter(|c| **c == 200).count();
