@@ -15,7 +15,7 @@ pub use crate::node_job::RunJobParams;
 /// must state each (the struct literal in `action_kinds!` does not compile without all of them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ActionProperties {
-    /// Holds its node out of service (unschedulable, tainted, drained, handed to a job, a
+    /// Keeps its node out of service (unschedulable, tainted, drained, handed to a job, a
     /// remediator or a replacement), and so spends the cluster's disruption budget.
     pub takes_node_out: bool,
     /// Marks its node with kube-healer's hold (cordoned-by, tainted-by, remediated-by,
@@ -27,6 +27,33 @@ pub struct ActionProperties {
     /// May take more than one quick call (waits, follows, several objects): it runs in the slow
     /// lane and its record carries how long it may run.
     pub takes_long: bool,
+    /// Changes the cluster (everything but a record and an Event): a live one is rechecked on
+    /// fresh reads right before its call.
+    pub changes_cluster: bool,
+    /// What must be known of the node before it runs, so that no copy of a workload runs twice.
+    pub fencing: Fencing,
+}
+
+impl ActionProperties {
+    /// Its aim is the target gone, in one quick call (Delete, ForceDelete): a dead pod's removal
+    /// may share a batch record and carry the version decided on instead of a read.
+    pub const fn removes_at_once(&self) -> bool {
+        self.removes_target && !self.takes_long
+    }
+}
+
+/// What an action must know of the node first, so that no copy of a workload runs twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fencing {
+    /// Nothing: the kubelet, or the controller, still has its say.
+    None,
+    /// The pod's node confirmed gone or shut down when a copy elsewhere could collide with a
+    /// container still running there (a StatefulSet pod, a pod with claims): removing the pod
+    /// without its kubelet's word.
+    NodeGone,
+    /// The node shut down: its Lease expired and it unreachable for long enough (the recheck
+    /// reads the Lease). Kubernetes then force-deletes its pods and detaches their volumes.
+    NodeShutDown,
 }
 
 macro_rules! action_kinds {
@@ -69,45 +96,55 @@ macro_rules! action_kinds {
 action_kinds! {
     /// Record only: a HealingAction and a Kubernetes Event on the target, nothing changed.
     Event: [Pod, Node] {
-        takes_node_out: false, marks_node: false, removes_target: false, takes_long: false
+        takes_node_out: false, marks_node: false, removes_target: false, takes_long: false,
+        changes_cluster: false, fencing: Fencing::None
     },
     /// Evict the pod through the Eviction API, which honours PodDisruptionBudgets.
     Evict: [Pod] {
-        takes_node_out: false, marks_node: false, removes_target: true, takes_long: true
+        takes_node_out: false, marks_node: false, removes_target: true, takes_long: true,
+        changes_cluster: true, fencing: Fencing::None
     },
     /// Delete the pod with its grace period (or the one given in `delete`).
     Delete: [Pod] {
-        takes_node_out: false, marks_node: false, removes_target: true, takes_long: false
+        takes_node_out: false, marks_node: false, removes_target: true, takes_long: false,
+        changes_cluster: true, fencing: Fencing::None
     },
     /// Delete with grace period 0, only once the pod is past its deletionTimestamp; a StatefulSet
     /// pod only when its node is gone (deleted, or tainted node.kubernetes.io/out-of-service).
     ForceDelete: [Pod] {
-        takes_node_out: false, marks_node: false, removes_target: true, takes_long: false
+        takes_node_out: false, marks_node: false, removes_target: true, takes_long: false,
+        changes_cluster: true, fencing: Fencing::NodeGone
     },
     /// Evict or delete a controller-owned pod so that its controller recreates it, optionally away
     /// from its current node.
     Reschedule: [Pod] {
-        takes_node_out: false, marks_node: false, removes_target: true, takes_long: true
+        takes_node_out: false, marks_node: false, removes_target: true, takes_long: true,
+        changes_cluster: true, fencing: Fencing::None
     },
     /// Rollout-restart the pod's Deployment, StatefulSet or DaemonSet.
     RestartOwner: [Pod] {
-        takes_node_out: false, marks_node: false, removes_target: false, takes_long: true
+        takes_node_out: false, marks_node: false, removes_target: false, takes_long: true,
+        changes_cluster: true, fencing: Fencing::None
     },
     /// Mark the node unschedulable. Reverted when the node recovers, if kube-healer cordoned it.
     Cordon: [Node] {
-        takes_node_out: true, marks_node: true, removes_target: false, takes_long: false
+        takes_node_out: true, marks_node: true, removes_target: false, takes_long: false,
+        changes_cluster: true, fencing: Fencing::None
     },
     /// Add a taint to the node. Removed when the node recovers.
     Taint: [Node] {
-        takes_node_out: true, marks_node: true, removes_target: false, takes_long: false
+        takes_node_out: true, marks_node: true, removes_target: false, takes_long: false,
+        changes_cluster: true, fencing: Fencing::None
     },
     /// Cordon, then evict every pod except DaemonSet and mirror pods, within a timeout.
     Drain: [Node] {
-        takes_node_out: true, marks_node: true, removes_target: false, takes_long: true
+        takes_node_out: true, marks_node: true, removes_target: false, takes_long: true,
+        changes_cluster: true, fencing: Fencing::None
     },
     /// Run a node job (a NodeJob the cluster admin defined, named in `runJob`) pinned to the node.
     RunJob: [Node] {
-        takes_node_out: true, marks_node: false, removes_target: false, takes_long: true
+        takes_node_out: true, marks_node: false, removes_target: false, takes_long: true,
+        changes_cluster: true, fencing: Fencing::None
     },
     /// Taint the node node.kubernetes.io/out-of-service=nodeshutdown:NoExecute: Kubernetes'
     /// non-graceful node shutdown, in which the pod GC force-deletes the node's pods and their
@@ -116,27 +153,25 @@ action_kinds! {
     /// `outOfService.leaseExpiredFor` and it has been unreachable for
     /// `outOfService.unreachableFor`. Removed when the node is Ready again.
     OutOfService: [Node] {
-        takes_node_out: true, marks_node: true, removes_target: false, takes_long: false
+        takes_node_out: true, marks_node: true, removes_target: false, takes_long: false,
+        changes_cluster: true, fencing: Fencing::NodeShutDown
     },
     /// Hand the node to an external remediator through NodeHealthCheck's contract: a remediation
     /// resource made from `remediate.template`, followed to its Succeeded condition, deleted
     /// when the node has recovered.
     Remediate: [Node] {
-        takes_node_out: true, marks_node: true, removes_target: false, takes_long: true
+        takes_node_out: true, marks_node: true, removes_target: false, takes_long: true,
+        changes_cluster: true, fencing: Fencing::None
     },
     /// Have the node's machine replaced by its owner: a Karpenter NodeClaim deleted, a Cluster
     /// API Machine marked for remediation (or deleted); waits for the node to go.
     Replace: [Node] {
-        takes_node_out: true, marks_node: true, removes_target: true, takes_long: true
+        takes_node_out: true, marks_node: true, removes_target: true, takes_long: true,
+        changes_cluster: true, fencing: Fencing::None
     },
 }
 
 impl ActionKind {
-    /// Actions that change or remove objects (everything but Event).
-    pub fn is_destructive(self) -> bool {
-        self != ActionKind::Event
-    }
-
     /// The names of the actions allowed on `kind`, as a CEL list literal.
     pub fn cel_list_for(kind: TargetKind) -> String {
         let names: Vec<String> = ActionKind::ALL
@@ -395,5 +430,39 @@ impl OutOfServiceParams {
 
     pub fn unreachable_for(&self) -> Duration {
         self.unreachable_for.unwrap_or(Self::DEFAULT_UNREACHABLE_FOR)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_properties_fit_the_targets() {
+        for &action in ActionKind::ALL {
+            let p = action.properties();
+            let on_nodes = action.applies_to(TargetKind::Node) && !action.applies_to(TargetKind::Pod);
+            let on_pods = action.applies_to(TargetKind::Pod) && !action.applies_to(TargetKind::Node);
+            // A mark is what keeps a node out of service; only a node can be taken out.
+            assert!(!p.marks_node || p.takes_node_out, "{action}");
+            assert!(!p.takes_node_out || on_nodes, "{action}");
+            // What changes nothing needs no fencing and takes nothing away.
+            if !p.changes_cluster {
+                assert!(
+                    !p.takes_node_out && !p.removes_target && p.fencing == Fencing::None,
+                    "{action}"
+                );
+            }
+            match p.fencing {
+                Fencing::None => {}
+                Fencing::NodeGone => assert!(on_pods && p.removes_target, "{action}"),
+                Fencing::NodeShutDown => assert!(on_nodes && p.takes_node_out, "{action}"),
+            }
+        }
+        assert!(ActionKind::Delete.properties().removes_at_once());
+        assert!(
+            !ActionKind::Evict.properties().removes_at_once(),
+            "an eviction waits on budgets"
+        );
     }
 }

@@ -20,8 +20,8 @@ mod schema;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-pub use action::{ActionKind, HealingStep};
-pub use class::{FailureClass, TargetKind};
+pub use action::{ActionKind, ActionProperties, Fencing, HealingStep};
+pub use class::{ClassProperties, FailureClass, Family, JudgedOn, Knob, TargetKind};
 pub use duration::Duration;
 pub use node_job::{NodeJob, NodeJobSpec};
 pub use policy::{

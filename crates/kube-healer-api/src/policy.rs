@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{ActionKind, HealingStep};
-use crate::class::{FailureClass, TargetKind};
+use crate::class::{FailureClass, Knob, TargetKind};
 use crate::duration::Duration;
 
 /// What to heal, when, how, and within which limits.
@@ -170,16 +170,17 @@ impl NameFilter {
 /// refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = knob_rule("minRestarts", &[FailureClass::CrashLoop]))]
-#[x_kube(validation = knob_rule("transitions", &[FailureClass::NodeFlapping]))]
-#[x_kube(validation = knob_rule("window", &[FailureClass::NodeFlapping, FailureClass::EventPattern, FailureClass::SystemOOM]))]
-#[x_kube(validation = knob_rule("count", &[FailureClass::EventPattern, FailureClass::SystemOOM]))]
-#[x_kube(validation = knob_rule("reason", &[FailureClass::EventPattern]))]
-#[x_kube(validation = knob_rule("messagePattern", &[FailureClass::EventPattern]))]
-#[x_kube(validation = knob_rule("conditionType", &[FailureClass::NodeCondition, FailureClass::NodePressure]))]
-#[x_kube(validation = knob_rule("conditionStatus", &[FailureClass::NodeCondition]))]
-#[x_kube(validation = knob_rule("minPods", &[FailureClass::NodeBlackHole]))]
-#[x_kube(validation = knob_rule("leaseAge", &[FailureClass::HeartbeatLag]))]
+#[x_kube(validation = knob_rule(Knob::MinRestarts))]
+#[x_kube(validation = knob_rule(Knob::Transitions))]
+#[x_kube(validation = knob_rule(Knob::Window))]
+#[x_kube(validation = knob_rule(Knob::Count))]
+#[x_kube(validation = knob_rule(Knob::Reason))]
+#[x_kube(validation = knob_rule(Knob::MessagePattern))]
+#[x_kube(validation = knob_rule(Knob::ConditionType))]
+#[x_kube(validation = knob_rule(Knob::ConditionStatus))]
+#[x_kube(validation = knob_rule(Knob::MinPods))]
+#[x_kube(validation = knob_rule(Knob::LeaseAge))]
+#[x_kube(validation = knob_rule(Knob::MinFailures))]
 #[x_kube(validation = Rule::new("self.class != 'EventPattern' || has(self.reason) || has(self.messagePattern)")
     .message("class EventPattern needs reason or messagePattern (or both), for example reason: FailedMount"))]
 #[x_kube(validation = Rule::new("self.class != 'NodeCondition' || has(self.conditionType)")
@@ -238,11 +239,19 @@ pub struct FailureCondition {
     /// 20s, half the node monitor grace period).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_age: Option<Duration>,
+    /// ProbeFailure: readiness probe failures the kubelet reported since the container started
+    /// (its Unhealthy events, repeats counted), at or above which it counts (default 3, the
+    /// kubelet's default failureThreshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub min_failures: Option<i32>,
 }
 
-/// A knob (JSON name) may only be set with one of `classes`.
-fn knob_rule(knob: &str, classes: &[FailureClass]) -> Rule {
+/// A knob may only be set with a class that declares it.
+fn knob_rule(knob: Knob) -> Rule {
+    let classes = knob.classes();
     let names: Vec<&str> = classes.iter().map(|c| c.as_str()).collect();
+    let knob = knob.as_str();
     let list = names
         .iter()
         .map(|n| format!("'{n}'"))
@@ -272,6 +281,7 @@ impl FailureCondition {
             condition_status: None,
             min_pods: None,
             lease_age: None,
+            min_failures: None,
         }
     }
 }

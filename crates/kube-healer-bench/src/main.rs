@@ -10,10 +10,14 @@
 //! - `replay`: the flight recorder writing an hour of a 1,000-node cluster, and the replay of it:
 //!   the recording's size, the replay's time.
 //!
+//! - `invariants`: the safety invariants over many generated histories, run through the engine
+//!   in process; violations per invariant, each with its first history shrunk.
+//!
 //! Figures are printed, never asserted: BENCHMARKS.md holds the results and how to reproduce them.
 
 mod descheduler;
 mod flood;
+mod invariants;
 mod measure;
 mod replay;
 mod scale;
@@ -45,20 +49,32 @@ enum Command {
     Synthetic(synthetic::Args),
     /// The flight recorder writing an hour of a large cluster, and its replay.
     Replay(replay::Args),
+    /// The safety invariants over generated cluster histories.
+    Invariants(invariants::Args),
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The invariants' histories hold nodes and pods by the thousand: the engine's warnings on
+    // them are what is judged, not news.
+    let quiet = matches!(cli.command, Command::Invariants(_));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,kube_client::client::builder=off".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                if quiet {
+                    "error".into()
+                } else {
+                    "warn,kube_client::client::builder=off".into()
+                }
+            }),
         )
         .with_writer(std::io::stderr)
         .try_init();
-    let result = match Cli::parse().command {
+    let result = match cli.command {
         Command::Scale(args) => scale::run(args),
         Command::Synthetic(args) => synthetic::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Invariants(args) => invariants::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

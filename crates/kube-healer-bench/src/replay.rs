@@ -89,39 +89,9 @@ fn policies() -> Vec<HealingPolicy> {
 
 /// The hour, as the watches would deliver it, written through `write`.
 fn generate(args: &Args, mut write: impl FnMut(Change, i64)) {
-    let start = T0;
-    let ms = |s: i64| s * 1000;
-    write(Change::policy(W::Init), ms(start));
-    for p in policies() {
-        write(Change::policy(W::InitApply(p)), ms(start));
-    }
-    write(Change::policy(W::InitDone), ms(start));
-    write(Change::Namespace(Box::new(W::Init)), ms(start));
-    write(Change::Namespace(Box::new(W::InitDone)), ms(start));
-    write(Change::Node(Box::new(W::Init)), ms(start));
-    for i in 0..args.nodes {
-        write(
-            Change::Node(Box::new(W::InitApply(node_at(i, true, start - 86_400, start)))),
-            ms(start),
-        );
-    }
-    write(Change::Node(Box::new(W::InitDone)), ms(start));
-    write(Change::Lease(Box::new(W::Init)), ms(start));
-    for i in 0..args.nodes {
-        write(Change::Lease(Box::new(W::InitApply(lease(i, start)))), ms(start));
-    }
-    write(Change::Lease(Box::new(W::InitDone)), ms(start));
-    write(Change::Pod(Box::new(W::Init)), ms(start));
-    for i in 0..args.pods {
-        write(
-            Change::Pod(Box::new(W::InitApply(crate::synthetic::pod(i, args.nodes)))),
-            ms(start),
-        );
-    }
-    write(Change::Pod(Box::new(W::InitDone)), ms(start));
-    write(Change::Event(Box::new(W::Init)), ms(start));
-    write(Change::Event(Box::new(W::InitDone)), ms(start));
+    start_up_lists(args, &mut write);
     // A zone's tenth of the nodes stops posting status half way, for 8 minutes.
+    let start = T0;
     let down = |i: usize, s: i64| {
         let half = start + args.minutes * 30;
         i.is_multiple_of(30) && (half..half + 480).contains(&s)
@@ -130,39 +100,21 @@ fn generate(args: &Args, mut write: impl FnMut(Change, i64)) {
     let mut event = 0usize;
     for s in start + 1..start + args.minutes * 60 {
         for i in 0..args.nodes {
-            let (was, is) = (down(i, s - 1), down(i, s));
-            if !is && (i as i64 % 10 == s % 10) {
-                write(
-                    Change::Lease(Box::new(W::Apply(lease(i, s)))),
-                    ms(s) + (i as i64 % 1000),
-                );
-            }
-            // The node lifecycle controller marks it 40 s after its last renewal; the kubelet
-            // posts status every 5 minutes, and when it is back.
-            if is && !down(i, s - 40) {
-                write(
-                    Change::Node(Box::new(W::Apply(node_at(i, false, s, s - 40)))),
-                    ms(s),
-                );
-            } else if !is && (was || i as i64 % 300 == s % 300) {
-                write(
-                    Change::Node(Box::new(W::Apply(node_at(i, true, s - 86_400, s)))),
-                    ms(s),
-                );
-            }
+            node_second(i, s, (down(i, s - 1), down(i, s), down(i, s - 40)), &mut write);
         }
         // Pods replaced: the old one deleted, a new one created, its events.
         for k in 0..args.churn {
+            let at = s * 1000 + k as i64;
             let old = next_pod - args.pods;
             write(
                 Change::Pod(Box::new(W::Delete(crate::synthetic::pod(old, args.nodes)))),
-                ms(s) + k as i64,
+                at,
             );
             let new = crate::synthetic::pod(next_pod, args.nodes);
-            write(Change::Pod(Box::new(W::Apply(new))), ms(s) + k as i64);
+            write(Change::Pod(Box::new(W::Apply(new))), at);
             for _ in 0..5 {
                 let e = crate::flood::event(event, args.pods, args.nodes, s);
-                write(Change::Event(Box::new(W::Apply(e))), ms(s) + k as i64);
+                write(Change::Event(Box::new(W::Apply(e))), at);
                 event += 1;
             }
             next_pod += 1;
@@ -170,55 +122,69 @@ fn generate(args: &Args, mut write: impl FnMut(Change, i64)) {
     }
 }
 
+/// The start-up lists at T0: the policies, namespaces, nodes, Leases, pods and events.
+fn start_up_lists(args: &Args, write: &mut impl FnMut(Change, i64)) {
+    let start = T0;
+    let at = start * 1000;
+    write(Change::policy(W::Init), at);
+    for p in policies() {
+        write(Change::policy(W::InitApply(p)), at);
+    }
+    write(Change::policy(W::InitDone), at);
+    write(Change::Namespace(Box::new(W::Init)), at);
+    write(Change::Namespace(Box::new(W::InitDone)), at);
+    write(Change::Node(Box::new(W::Init)), at);
+    for i in 0..args.nodes {
+        write(
+            Change::Node(Box::new(W::InitApply(node_at(i, true, start - 86_400, start)))),
+            at,
+        );
+    }
+    write(Change::Node(Box::new(W::InitDone)), at);
+    write(Change::Lease(Box::new(W::Init)), at);
+    for i in 0..args.nodes {
+        write(Change::Lease(Box::new(W::InitApply(lease(i, start)))), at);
+    }
+    write(Change::Lease(Box::new(W::InitDone)), at);
+    write(Change::Pod(Box::new(W::Init)), at);
+    for i in 0..args.pods {
+        write(
+            Change::Pod(Box::new(W::InitApply(crate::synthetic::pod(i, args.nodes)))),
+            at,
+        );
+    }
+    write(Change::Pod(Box::new(W::InitDone)), at);
+    write(Change::Event(Box::new(W::Init)), at);
+    write(Change::Event(Box::new(W::InitDone)), at);
+}
+
+/// Node `i` in second `s`: its Lease renewed every 10 s unless it is down; marked NotReady by
+/// the node lifecycle controller 40 s after its last renewal; its status posted every 5 minutes,
+/// and when it is back. `(was, is, was_40s_ago)`: whether it was down then.
+fn node_second(i: usize, s: i64, (was, is, before): (bool, bool, bool), write: &mut impl FnMut(Change, i64)) {
+    if !is && (i as i64 % 10 == s % 10) {
+        write(
+            Change::Lease(Box::new(W::Apply(lease(i, s)))),
+            s * 1000 + (i as i64 % 1000),
+        );
+    }
+    if is && !before {
+        write(
+            Change::Node(Box::new(W::Apply(node_at(i, false, s, s - 40)))),
+            s * 1000,
+        );
+    } else if !is && (was || i as i64 % 300 == s % 300) {
+        write(
+            Change::Node(Box::new(W::Apply(node_at(i, true, s - 86_400, s)))),
+            s * 1000,
+        );
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut report = Report::default();
     let dir = tempfile::tempdir()?;
-    let bounds = Bounds {
-        max_bytes: 4 << 30,
-        max_age_ms: None,
-    };
-    let mut ring = Ring::open(dir.path(), bounds, T0 * 1000)?;
-    let t = Instant::now();
-    let mut frames = 0usize;
-    let mut failed = None;
-    generate(&args, |change, at| {
-        if let Some(frame) = Frame::of(&change, at) {
-            frames += 1;
-            if let Err(e) = ring.write(&frame) {
-                failed.get_or_insert(e);
-            }
-        }
-    });
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
-    let state = ring.state_bytes();
-    ring.finish()?;
-    let recorded = t.elapsed();
-    let bytes = ring.bytes();
-    report.row(
-        &format!("recording: {} minutes, {frames} frames, written in", args.minutes),
-        format!(
-            "{:.1} s ({:.0} frames/s)",
-            recorded.as_secs_f64(),
-            frames as f64 / recorded.as_secs_f64()
-        ),
-        "",
-        None,
-    );
-    let per_hour = bytes as f64 * 60.0 / args.minutes as f64 / (1 << 20) as f64;
-    report.row(
-        "recording on disk, per hour (gzip segments)",
-        format!("{per_hour:.1} MiB"),
-        "",
-        None,
-    );
-    report.row(
-        "recorder's copy of the state (the segments' opening)",
-        format!("{:.1} MiB", state as f64 / (1 << 20) as f64),
-        "",
-        None,
-    );
+    record(&args, dir.path(), &mut report)?;
     let t = Instant::now();
     let mut replay = Replay::new(
         Setup {
@@ -260,5 +226,56 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "flight recorder and replay: {} nodes, {} pods, {} minutes",
         args.nodes, args.pods, args.minutes
     ));
+    Ok(())
+}
+
+/// The hour recorded into a ring in `dir`, as the flight recorder writes it; its rows.
+fn record(args: &Args, dir: &std::path::Path, report: &mut Report) -> anyhow::Result<()> {
+    let bounds = Bounds {
+        max_bytes: 4 << 30,
+        max_age_ms: None,
+    };
+    let mut ring = Ring::open(dir, bounds, T0 * 1000)?;
+    let t = Instant::now();
+    let mut frames = 0usize;
+    let mut failed = None;
+    generate(args, |change, at| {
+        if let Some(frame) = Frame::of(&change, at) {
+            frames += 1;
+            if let Err(e) = ring.write(&frame) {
+                failed.get_or_insert(e);
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    let state = ring.state_bytes();
+    ring.finish()?;
+    let recorded = t.elapsed();
+    let bytes = ring.bytes();
+    report.row(
+        &format!("recording: {} minutes, {frames} frames, written in", args.minutes),
+        format!(
+            "{:.1} s ({:.0} frames/s)",
+            recorded.as_secs_f64(),
+            frames as f64 / recorded.as_secs_f64()
+        ),
+        "",
+        None,
+    );
+    let per_hour = bytes as f64 * 60.0 / args.minutes as f64 / (1 << 20) as f64;
+    report.row(
+        "recording on disk, per hour (gzip segments)",
+        format!("{per_hour:.1} MiB"),
+        "",
+        None,
+    );
+    report.row(
+        "recorder's copy of the state (the segments' opening)",
+        format!("{:.1} MiB", state as f64 / (1 << 20) as f64),
+        "",
+        None,
+    );
     Ok(())
 }

@@ -36,70 +36,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (synced_tx, _synced_rx) = tokio::sync::watch::channel(Default::default());
     let mut engine = Engine::new(Arc::new(Metrics::default()), synced_tx);
     let now = k8s_openapi::jiff::Timestamp::now();
-    let rfc = |t: k8s_openapi::jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let started = rfc(now - k8s_openapi::jiff::SignedDuration::from_hours(24));
 
     let t = Instant::now();
-    engine.apply(Change::policy(Event::Init));
-    for (name, class) in [
-        ("image-pulls", "ImagePullFailure"),
-        ("crash-loops", "CrashLoop"),
-        ("evicted", "Evicted"),
-    ] {
-        let policy: HealingPolicy = serde_json::from_value(json!({
-            "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
-            "metadata": {"name": name, "generation": 1},
-            "spec": {"target": {"kind": "Pod"}, "conditions": [{"class": class, "for": "10m"}],
-                "actions": [{"action": "Delete"}], "safety": {"dryRun": true}}}))?;
-        engine.apply(Change::policy(Event::InitApply(policy)));
-    }
-    engine.apply(Change::policy(Event::InitDone));
-    engine.apply(Change::Node(Box::new(Event::Init)));
-    for i in 0..args.nodes {
-        engine.apply(Change::Node(Box::new(Event::InitApply(node(i, &started)))));
-    }
-    engine.apply(Change::Node(Box::new(Event::InitDone)));
-    engine.apply(Change::Lease(Box::new(Event::Init)));
-    for i in 0..args.nodes {
-        let lease: Lease = serde_json::from_value(
-            json!({"metadata": {"name": format!("node-{i}"), "namespace": "kube-node-lease"},
-            "spec": {"holderIdentity": format!("node-{i}"), "leaseDurationSeconds": 40,
-                     "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()}}),
-        )?;
-        engine.apply(Change::Lease(Box::new(Event::InitApply(lease))));
-    }
-    engine.apply(Change::Lease(Box::new(Event::InitDone)));
-    engine.apply(Change::Pod(Box::new(Event::Init)));
-    for i in 0..args.pods {
-        engine.apply(Change::Pod(Box::new(Event::InitApply(pod(i, args.nodes)))));
-    }
-    engine.apply(Change::Pod(Box::new(Event::InitDone)));
-    // The event and namespace watches list too (nothing here): decisions wait for every list.
-    engine.apply(Change::Event(Box::new(Event::Init)));
-    engine.apply(Change::Event(Box::new(Event::InitDone)));
-    engine.apply(Change::Namespace(Box::new(Event::Init)));
-    engine.apply(Change::Namespace(Box::new(Event::InitDone)));
-    engine.apply(Change::Record(Box::new(Event::Init)));
-    engine.apply(Change::Record(Box::new(Event::InitDone)));
-    engine.correlated();
+    start_up_lists(&mut engine, &args, now)?;
     let sync_secs = t.elapsed().as_secs_f64();
     let (rss_after, _) = measure::memory_mib(pid).unwrap_or_default();
 
-    // A stream of updates: status updates to every pod in turn, the 2% that fail flipping
-    // between ImagePullBackOff and running on alternate passes (the failing share stays <= 2%).
     let t = Instant::now();
-    let mut last_correlation = Instant::now();
-    for u in 0..args.updates {
-        let i = (u * 7919) % args.pods;
-        let pass = u / args.pods;
-        let p = realistic_pod_named(i, args.nodes, i.is_multiple_of(50) && pass % 2 == 1);
-        engine.apply(Change::Pod(Box::new(Event::Apply(p))));
-        // The run loop recomputes correlations (when their inputs changed) once a second.
-        if last_correlation.elapsed() >= std::time::Duration::from_secs(1) {
-            engine.correlated();
-            last_correlation = Instant::now();
-        }
-    }
+    stream_updates(&mut engine, &args);
     let update_secs = t.elapsed().as_secs_f64();
     let (rss_end, peak) = measure::memory_mib(pid).unwrap_or_default();
     let flooded = (args.events > 0)
@@ -144,39 +88,110 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None,
     );
     if let Some(f) = flooded {
-        let rate = f.events as f64 / f.applying.as_secs_f64();
-        report.row(
-            &format!(
-                "events absorbed ({} over the pods and nodes, 70% Normal)",
-                f.events
-            ),
-            format!("{rate:.0} events/s"),
-            ">= 50,000 events/s",
-            Some(rate >= 50_000.0),
-        );
-        report.row(
-            "event index after the flood",
-            format!(
-                "{} series, {:.1} MiB estimated, {} evicted by its budget",
-                f.kept,
-                f.index_bytes as f64 / 1048576.0,
-                f.evicted
-            ),
-            "<= its budget (64 MiB)",
-            Some(f.index_bytes <= f.budget),
-        );
-        report.row(
-            "process RSS after the flood / peak",
-            format!("{rss_flood:.1} / {peak_flood:.1} MiB"),
-            "<= 256 MiB",
-            Some(peak_flood <= 256.0),
-        );
+        flood_rows(&mut report, &f, (rss_flood, peak_flood));
     }
     report.print(&format!(
         "kube-healer engine, in-process: {} nodes, {} pods, one core",
         args.nodes, args.pods
     ));
     Ok(())
+}
+
+/// The start-up lists, as the watches send them: three dry-run policies, the nodes and their
+/// Leases, the pods, and the empty lists of the other watches (decisions wait for every list).
+fn start_up_lists(engine: &mut Engine, args: &Args, now: k8s_openapi::jiff::Timestamp) -> anyhow::Result<()> {
+    let rfc = |t: k8s_openapi::jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let started = rfc(now - k8s_openapi::jiff::SignedDuration::from_hours(24));
+    engine.apply(Change::policy(Event::Init));
+    for (name, class) in [
+        ("image-pulls", "ImagePullFailure"),
+        ("crash-loops", "CrashLoop"),
+        ("evicted", "Evicted"),
+    ] {
+        let policy: HealingPolicy = serde_json::from_value(json!({
+            "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+            "metadata": {"name": name, "generation": 1},
+            "spec": {"target": {"kind": "Pod"}, "conditions": [{"class": class, "for": "10m"}],
+                "actions": [{"action": "Delete"}], "safety": {"dryRun": true}}}))?;
+        engine.apply(Change::policy(Event::InitApply(policy)));
+    }
+    engine.apply(Change::policy(Event::InitDone));
+    engine.apply(Change::Node(Box::new(Event::Init)));
+    for i in 0..args.nodes {
+        engine.apply(Change::Node(Box::new(Event::InitApply(node(i, &started)))));
+    }
+    engine.apply(Change::Node(Box::new(Event::InitDone)));
+    engine.apply(Change::Lease(Box::new(Event::Init)));
+    for i in 0..args.nodes {
+        let lease: Lease = serde_json::from_value(
+            json!({"metadata": {"name": format!("node-{i}"), "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": format!("node-{i}"), "leaseDurationSeconds": 40,
+                     "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()}}),
+        )?;
+        engine.apply(Change::Lease(Box::new(Event::InitApply(lease))));
+    }
+    engine.apply(Change::Lease(Box::new(Event::InitDone)));
+    engine.apply(Change::Pod(Box::new(Event::Init)));
+    for i in 0..args.pods {
+        engine.apply(Change::Pod(Box::new(Event::InitApply(pod(i, args.nodes)))));
+    }
+    engine.apply(Change::Pod(Box::new(Event::InitDone)));
+    engine.apply(Change::Event(Box::new(Event::Init)));
+    engine.apply(Change::Event(Box::new(Event::InitDone)));
+    engine.apply(Change::Namespace(Box::new(Event::Init)));
+    engine.apply(Change::Namespace(Box::new(Event::InitDone)));
+    engine.apply(Change::Record(Box::new(Event::Init)));
+    engine.apply(Change::Record(Box::new(Event::InitDone)));
+    engine.correlated();
+    Ok(())
+}
+
+/// A stream of updates: status updates to every pod in turn, the 2% that fail flipping between
+/// ImagePullBackOff and running on alternate passes (the failing share stays <= 2%).
+fn stream_updates(engine: &mut Engine, args: &Args) {
+    let mut last_correlation = Instant::now();
+    for u in 0..args.updates {
+        let i = (u * 7919) % args.pods;
+        let pass = u / args.pods;
+        let p = realistic_pod_named(i, args.nodes, i.is_multiple_of(50) && pass % 2 == 1);
+        engine.apply(Change::Pod(Box::new(Event::Apply(p))));
+        // The run loop recomputes correlations (when their inputs changed) once a second.
+        if last_correlation.elapsed() >= std::time::Duration::from_secs(1) {
+            engine.correlated();
+            last_correlation = Instant::now();
+        }
+    }
+}
+
+/// The event flood's rows: its rate, the index after it, the process's memory.
+fn flood_rows(report: &mut Report, f: &crate::flood::Flooded, (rss, peak): (f64, f64)) {
+    let rate = f.events as f64 / f.applying.as_secs_f64();
+    report.row(
+        &format!(
+            "events absorbed ({} over the pods and nodes, 70% Normal)",
+            f.events
+        ),
+        format!("{rate:.0} events/s"),
+        ">= 50,000 events/s",
+        Some(rate >= 50_000.0),
+    );
+    report.row(
+        "event index after the flood",
+        format!(
+            "{} series, {:.1} MiB estimated, {} evicted by its budget",
+            f.kept,
+            f.index_bytes as f64 / 1048576.0,
+            f.evicted
+        ),
+        "<= its budget (64 MiB)",
+        Some(f.index_bytes <= f.budget),
+    );
+    report.row(
+        "process RSS after the flood / peak",
+        format!("{rss:.1} / {peak:.1} MiB"),
+        "<= 256 MiB",
+        Some(peak <= 256.0),
+    );
 }
 
 pub(crate) fn node(i: usize, since: &str) -> Node {

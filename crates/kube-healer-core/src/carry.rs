@@ -15,7 +15,26 @@ pub const TRANSITIONS_KEPT: usize = 64;
 pub fn carry_pod(view: &mut PodView, old: &PodView, now: Secs) {
     // The times first: the timeline dates a container's change by them.
     carry_container_times(view, old, now);
+    carry_pod_conditions(view, Some(old), now);
     crate::timeline::carry(view, Some(old), now);
+}
+
+/// Conditions without lastTransitionTime are dated when first seen in their status, carried
+/// over from the pod's previous view (a pod first seen: now), as a node's are: a condition of
+/// unknown age never counts as old.
+pub fn carry_pod_conditions(view: &mut PodView, old: Option<&PodView>, now: Secs) {
+    if view.conditions.iter().all(|c| c.since.is_some()) {
+        return;
+    }
+    let old = old.filter(|o| o.uid == view.uid);
+    let mut conditions = view.conditions.to_vec();
+    for c in conditions.iter_mut().filter(|c| c.since.is_none()) {
+        let before = old
+            .and_then(|o| o.conditions.iter().find(|b| b.type_ == c.type_))
+            .filter(|b| b.status == c.status);
+        c.since = Some(before.and_then(|b| b.since).unwrap_or(now));
+    }
+    view.conditions = conditions.into();
 }
 
 fn carry_container_times(view: &mut PodView, old: &PodView, now: Secs) {

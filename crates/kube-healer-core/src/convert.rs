@@ -4,11 +4,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ContainerStatus, Event, Node, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Node, Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
-use crate::holders::held_by;
-pub use crate::holders::{cordon_owners, remediation_owners, replace_owners, taint_owners};
+use crate::marks::held_by;
+pub use crate::marks::{cordon_owners, remediation_owners, replace_owners, taint_owners};
 use crate::view::{
     ContainerState, ContainerView, EventView, Labels, LeaseView, NodeCondition, NodeView, ObjectKey,
     OwnerKind, PodCondition, PodPhase, PodView, Secs, Shared, Stamp, Status, StatusReason, Uid,
@@ -108,28 +108,8 @@ pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertEr
         Some("Unknown") => PodPhase::Unknown,
         _ => PodPhase::Pending,
     };
-    let conditions: Vec<PodCondition> = status
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .filter(|c| c.status != "True")
-        .map(|c| PodCondition {
-            type_: interner.str(&c.type_),
-            status: Status::parse(&c.status),
-            reason: non_empty(c.reason.as_ref()).map(|r| interner.str(r)),
-            message: non_empty(c.message.as_ref()).map(Box::from),
-            since: c.last_transition_time.as_ref().map(secs),
-        })
-        .collect();
-    let mut containers = Vec::new();
-    for (init, list) in [
-        (true, status.and_then(|s| s.init_container_statuses.as_ref())),
-        (false, status.and_then(|s| s.container_statuses.as_ref())),
-    ] {
-        for c in list.into_iter().flatten() {
-            containers.push(container_view(c, init, interner));
-        }
-    }
+    let conditions = pod_conditions(status, interner);
+    let containers = container_views(status, interner);
     Ok(PodView {
         uid: Uid::parse(meta.uid.as_deref().unwrap_or_default()),
         namespace: interner.str(meta.namespace.as_deref().unwrap_or("default")),
@@ -139,22 +119,9 @@ pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertEr
         owner_name: controller.map(|o| interner.str(&o.name)),
         node: non_empty(spec.and_then(|s| s.node_name.as_ref())).map(|n| interner.str(n)),
         phase,
-        status_reason: {
-            let reason = non_empty(status.and_then(|s| s.reason.as_ref())).map(|r| interner.str(r));
-            let message = non_empty(status.and_then(|s| s.message.as_ref())).map(Box::from);
-            (reason.is_some() || message.is_some()).then(|| Box::new(StatusReason { reason, message }))
-        },
+        status_reason: status_reason(status, interner),
         created_at: Stamp::new(meta.creation_timestamp.as_ref().map(secs)),
-        scheduled_at: Stamp::new(
-            status
-                .and_then(|s| s.conditions.as_ref())
-                .and_then(|cs| {
-                    cs.iter()
-                        .find(|c| c.type_ == "PodScheduled" && c.status == "True")
-                })
-                .and_then(|c| c.last_transition_time.as_ref())
-                .map(secs),
-        ),
+        scheduled_at: Stamp::new(scheduled(status)),
         started_at: Stamp::new(status.and_then(|s| s.start_time.as_ref()).map(secs)),
         deletion_at: Stamp::new(meta.deletion_timestamp.as_ref().map(secs)),
         grace_seconds: meta
@@ -169,11 +136,61 @@ pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertEr
             v.iter()
                 .any(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some())
         }),
-        conditions: conditions.into(),
-        containers: containers.into(),
+        conditions,
+        containers,
         timeline: Default::default(),
         version: meta.resource_version.as_deref().and_then(canonical_number),
     })
+}
+
+/// The pod's conditions that are not True (a healthy pod keeps none).
+fn pod_conditions(status: Option<&PodStatus>, interner: &mut Interner) -> Box<[PodCondition]> {
+    status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|c| c.status != "True")
+        .map(|c| PodCondition {
+            type_: interner.str(&c.type_),
+            status: Status::parse(&c.status),
+            reason: non_empty(c.reason.as_ref()).map(|r| interner.str(r)),
+            message: non_empty(c.message.as_ref()).map(Box::from),
+            since: c.last_transition_time.as_ref().map(secs),
+        })
+        .collect()
+}
+
+/// The init containers' statuses, then the containers'.
+fn container_views(status: Option<&PodStatus>, interner: &mut Interner) -> Box<[ContainerView]> {
+    let mut containers = Vec::new();
+    for (init, list) in [
+        (true, status.and_then(|s| s.init_container_statuses.as_ref())),
+        (false, status.and_then(|s| s.container_statuses.as_ref())),
+    ] {
+        for c in list.into_iter().flatten() {
+            containers.push(container_view(c, init, interner));
+        }
+    }
+    containers.into()
+}
+
+/// status.reason and status.message, if either is set.
+fn status_reason(status: Option<&PodStatus>, interner: &mut Interner) -> Option<Box<StatusReason>> {
+    let reason = non_empty(status.and_then(|s| s.reason.as_ref())).map(|r| interner.str(r));
+    let message = non_empty(status.and_then(|s| s.message.as_ref())).map(Box::from);
+    (reason.is_some() || message.is_some()).then(|| Box::new(StatusReason { reason, message }))
+}
+
+/// When the pod was bound to its node (PodScheduled=True).
+fn scheduled(status: Option<&PodStatus>) -> Option<Secs> {
+    status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "True")
+        })
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(secs)
 }
 
 /// A resourceVersion as a number, if writing the number back gives the same text (a

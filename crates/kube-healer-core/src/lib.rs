@@ -8,7 +8,7 @@ pub mod convert;
 pub mod decide;
 pub mod events;
 pub mod finding;
-pub mod holders;
+pub mod marks;
 pub mod policy;
 pub mod thresholds;
 pub mod timeline;

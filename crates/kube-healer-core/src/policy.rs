@@ -47,19 +47,31 @@ fn label_part(s: &str) -> bool {
         && s.chars().last().is_none_or(|c| c.is_ascii_alphanumeric())
 }
 
-fn label_value(v: &str) -> Result<(), String> {
+/// A label key or value a selector names that no label can have.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+enum BadLabel {
+    #[error(
+        "{shown:?} ({chars} characters) can never match a label: label values have at most 63 characters, alphanumeric at both ends, with -, _ and . between"
+    )]
+    Value { shown: String, chars: usize },
+    #[error(
+        "{shown:?} is no label key: a name of at most 63 characters, alphanumeric at both ends, optionally behind a DNS prefix and /"
+    )]
+    Key { shown: String },
+}
+
+fn check_label_value(v: &str) -> Result<(), BadLabel> {
     if label_part(v) {
         Ok(())
     } else {
-        Err(format!(
-            "{:?} ({} characters) can never match a label: label values have at most 63 characters, alphanumeric at both ends, with -, _ and . between",
-            shorten(v),
-            v.chars().count()
-        ))
+        Err(BadLabel::Value {
+            shown: shorten(v),
+            chars: v.chars().count(),
+        })
     }
 }
 
-fn label_key(k: &str) -> Result<(), String> {
+fn check_label_key(k: &str) -> Result<(), BadLabel> {
     let (prefix, name) = k.rsplit_once('/').unwrap_or(("", k));
     let prefix_ok = prefix.len() <= 253
         && prefix
@@ -68,10 +80,7 @@ fn label_key(k: &str) -> Result<(), String> {
     if !name.is_empty() && label_part(name) && prefix_ok {
         Ok(())
     } else {
-        Err(format!(
-            "{:?} is no label key: a name of at most 63 characters, alphanumeric at both ends, optionally behind a DNS prefix and /",
-            shorten(k)
-        ))
+        Err(BadLabel::Key { shown: shorten(k) })
     }
 }
 
@@ -98,8 +107,8 @@ impl Selector {
                 field: format!("{field}.matchLabels[{:?}]", shorten(k)),
                 problem,
             };
-            label_key(k).map_err(err)?;
-            label_value(v).map_err(err)?;
+            check_label_key(k).map_err(|p| err(p.to_string()))?;
+            check_label_value(v).map_err(|p| err(p.to_string()))?;
             requirements.push(Requirement::Equals(k.clone(), v.clone()));
         }
         for (i, e) in selector.match_expressions.iter().flatten().enumerate() {
@@ -108,9 +117,9 @@ impl Selector {
                 field: format!("{field}.matchExpressions[{i}]"),
                 problem: problem.to_string(),
             };
-            label_key(&e.key).map_err(|p| err(&p))?;
+            check_label_key(&e.key).map_err(|p| err(&p.to_string()))?;
             for v in &values {
-                label_value(v).map_err(|p| err(&p))?;
+                check_label_value(v).map_err(|p| err(&p.to_string()))?;
             }
             requirements.push(match e.operator.as_str() {
                 "In" if !values.is_empty() => Requirement::In(e.key.clone(), values),
@@ -167,18 +176,18 @@ pub struct CompiledCondition {
 
 impl CompiledCondition {
     /// This condition's finding on a target, classified with its own knobs (or its pattern).
-    pub fn find(&self, target: Target<'_>, cluster: &impl ClusterView, now: Secs) -> Option<Finding> {
+    pub fn find(&self, target: TargetView<'_>, cluster: &impl ClusterView, now: Secs) -> Option<Finding> {
         if let Some(pattern) = &self.pattern {
             let (subject, created) = match target {
-                Target::Pod(p) => (Subject::pod(p), Some(p.created())),
-                Target::Node(n) => (Subject::node(n), None),
+                TargetView::Pod(p) => (Subject::pod(p), Some(p.created())),
+                TargetView::Node(n) => (Subject::node(n), None),
             };
             return pattern.find(&subject, created, cluster, now);
         }
         let mut found = Vec::new();
         match target {
-            Target::Pod(p) => classify_pod(p, cluster, &self.knobs, now, &mut found),
-            Target::Node(n) => classify_node(n, cluster, &self.knobs, now, &mut found),
+            TargetView::Pod(p) => classify_pod(p, cluster, &self.knobs, now, &mut found),
+            TargetView::Node(n) => classify_node(n, cluster, &self.knobs, now, &mut found),
         }
         found.into_iter().find(|f| f.class == self.class)
     }
@@ -209,6 +218,10 @@ impl CompiledCondition {
             | FailureClass::NodeCondition
             | FailureClass::HeartbeatLag
             | FailureClass::NodeBlackHole => 0,
+            // Counts since its container started, as long as it runs: the hour every event is
+            // kept covers the failures that made it unready, and the recheck carries the ones
+            // the decision saw.
+            FailureClass::ProbeFailure => 0,
         }
     }
 }
@@ -322,7 +335,7 @@ impl CompiledPolicy {
     /// their own knobs reclassify the target, and event patterns are evaluated here.
     pub fn findings_for(
         &self,
-        target: Target<'_>,
+        target: TargetView<'_>,
         default_findings: &[Finding],
         cluster: &impl ClusterView,
         now: Secs,
@@ -346,9 +359,9 @@ impl CompiledPolicy {
     }
 }
 
-/// What a policy is matched against.
+/// A target's view, what a policy is matched against (the operator's `target::Target` names one).
 #[derive(Clone, Copy, Debug)]
-pub enum Target<'a> {
+pub enum TargetView<'a> {
     Pod(&'a PodView),
     Node(&'a NodeView),
 }

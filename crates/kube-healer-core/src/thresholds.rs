@@ -1,31 +1,11 @@
-//! Default thresholds: the one table of how long, how many and how often. Policies override them
-//! per condition (`for`, `minRestarts`, `transitions`, `window`, `count`, `minPods`, `leaseAge`).
+//! Default thresholds: how long, how many and how often. Policies override them per condition
+//! (`for`, `minRestarts`, `transitions`, `window`, `count`, `minPods`, `leaseAge`, `minFailures`).
 //!
-//! | class | `for` | knobs |
-//! | --- | --- | --- |
-//! | Unschedulable | 10m | |
-//! | StuckPending | 5m | |
-//! | ImagePullFailure | 5m | |
-//! | StuckContainerCreating | 10m | |
-//! | StuckInitializing | 15m | |
-//! | ContainerStartFailure | 5m | |
-//! | CrashLoop | 10m | minRestarts 5 |
-//! | AdmissionRejected | 1m | |
-//! | StuckTerminating | 1m past the deletionTimestamp | |
-//! | Evicted | 10m | |
-//! | Failed | 1h | |
-//! | NodeLost | 5m | |
-//! | Orphaned | 1m | |
-//! | NodeNotReady | 5m | |
-//! | NodeUnreachable | 2m | |
-//! | PLEGUnhealthy | 3m | |
-//! | NodeFlapping | 0 | transitions 4 within window 1h |
-//! | NodePressure | 5m | |
-//! | NodeCondition | 5m | conditionStatus True |
-//! | HeartbeatLag | 0 | leaseAge 20s |
-//! | SystemOOM | 0 | count 3 within window 1h |
-//! | NodeBlackHole | 10m | minPods 3 |
-//! | EventPattern | 0 | count 1 within window 10m |
+//! Each class declares its default `for` and the knobs it takes with its declaration
+//! (`kube_healer_api::ClassProperties`); the knobs' defaults are [`Knobs::default`]: CrashLoop
+//! minRestarts 5, NodeFlapping 4 transitions within 1h, NodeCondition status True, HeartbeatLag
+//! leaseAge 20s, SystemOOM 3 within 1h, NodeBlackHole minPods 3, EventPattern 1 within 10m,
+//! ProbeFailure minFailures 3.
 //!
 //! SystemOOM, 3 within 1h: the OOM loop of a DaemonSet pod killed and recreated until PLEG went
 //! unhealthy was killed 8 times in 85 minutes, never more than 3 in any 10 (16:50, 16:52, 16:52,
@@ -47,34 +27,10 @@ use crate::view::{Secs, Status};
 
 const MINUTE: Secs = 60;
 
-/// How long a class must hold, by default, before it is acted on (and reported by `classify`).
+/// How long a class must hold, by default, before it is acted on (and reported by `classify`):
+/// as the class declares it.
 pub const fn default_for(class: FailureClass) -> Secs {
-    use FailureClass::*;
-    match class {
-        Unschedulable => 10 * MINUTE,
-        StuckPending => 5 * MINUTE,
-        ImagePullFailure => 5 * MINUTE,
-        StuckContainerCreating => 10 * MINUTE,
-        StuckInitializing => 15 * MINUTE,
-        ContainerStartFailure => 5 * MINUTE,
-        CrashLoop => 10 * MINUTE,
-        AdmissionRejected => MINUTE,
-        StuckTerminating => MINUTE,
-        Evicted => 10 * MINUTE,
-        Failed => 60 * MINUTE,
-        NodeLost => 5 * MINUTE,
-        Orphaned => MINUTE,
-        NodeNotReady => 5 * MINUTE,
-        NodeUnreachable => 2 * MINUTE,
-        PLEGUnhealthy => 3 * MINUTE,
-        NodeFlapping => 0,
-        NodePressure => 5 * MINUTE,
-        NodeCondition => 5 * MINUTE,
-        HeartbeatLag => 0,
-        SystemOOM => 0,
-        NodeBlackHole => 10 * MINUTE,
-        EventPattern => 0,
-    }
+    class.properties().default_for as Secs
 }
 
 /// The knobs that decide whether a finding exists at all (as opposed to `for`, which decides when
@@ -91,6 +47,8 @@ pub struct Knobs {
     /// NodeBlackHole.
     pub blackhole_pod_age: Secs,
     pub heartbeat_lease_age: Secs,
+    /// ProbeFailure: the kubelet's failed readiness probes since the container started.
+    pub probe_min_failures: u32,
     /// NodeCondition: only this type (None: any problem condition), with this status.
     pub node_condition_type: Option<String>,
     pub node_condition_status: Status,
@@ -121,6 +79,7 @@ impl Default for Knobs {
             blackhole_min_pods: 3,
             blackhole_pod_age: 5 * MINUTE,
             heartbeat_lease_age: 20,
+            probe_min_failures: 3,
             node_condition_type: None,
             node_condition_status: Status::True,
             pressure_type: None,
@@ -181,6 +140,11 @@ impl Knobs {
                 }
             }
             FailureClass::NodePressure => knobs.pressure_type = condition.condition_type.clone(),
+            FailureClass::ProbeFailure => {
+                if let Some(n) = condition.min_failures {
+                    knobs.probe_min_failures = count(n);
+                }
+            }
             // Classes without knobs of their own.
             FailureClass::Unschedulable
             | FailureClass::StuckPending

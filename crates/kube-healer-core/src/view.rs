@@ -324,7 +324,7 @@ pub struct NodeView {
     pub labels: Labels,
     pub unschedulable: bool,
     pub opted_out: bool,
-    /// The policies whose cordon or taint holds the node out of service (kube-healer's
+    /// The policies whose cordon or taint keeps the node out of service (kube-healer's
     /// cordoned-by and tainted-by annotations).
     pub held_by: Box<[Shared]>,
     /// Taint keys with their effects, `key:Effect`.

@@ -196,6 +196,52 @@ fn crash_loop_and_its_look_alikes() {
     );
 }
 
+/// A pod's container classes are its kubelet's word: on a node not Ready (the kubelet silent or
+/// failing) or gone, the last status is stale and the pod is NodeLost's or Orphaned's alone. With
+/// no nodes in the input the status is judged as it stands.
+#[test]
+fn container_classes_are_judged_only_while_the_kubelet_is_current() {
+    let looping = || {
+        waiting(
+            "CrashLoopBackOff",
+            "back-off 5m0s restarting failed container=app",
+            12,
+        )
+    };
+    let pulling = || {
+        waiting(
+            "ImagePullBackOff",
+            "Back-off pulling image \"registry.example/app:1.0\"",
+            0,
+        )
+    };
+    let mut input = input();
+    for (node, status) in [("silent", "Unknown"), ("failing", "False")] {
+        input.nodes.push(node_with_ready(node, status));
+    }
+    input.pods.push(pod("loop-silent", Some("silent"), looping()));
+    input.pods.push(pod("pull-failing", Some("failing"), pulling()));
+    input.pods.push(pod("loop-gone", Some("gone"), looping()));
+    input.pods.push(pod("loop-ready", Some("n1"), looping()));
+    let report = input.report();
+    assert_eq!(classes(&report, "loop-silent"), [NodeLost]);
+    assert_eq!(classes(&report, "pull-failing"), [NodeLost]);
+    assert_eq!(classes(&report, "loop-gone"), [Orphaned]);
+    assert_eq!(classes(&report, "loop-ready"), [CrashLoop]);
+
+    let mut nodeless = common::input();
+    nodeless.nodes.clear();
+    nodeless.pods.push(pod("loop", Some("n1"), looping()));
+    assert_eq!(classes(&nodeless.report(), "loop"), [CrashLoop]);
+}
+
+fn node_with_ready(name: &str, status: &str) -> serde_json::Value {
+    node(
+        name,
+        json!([{"type": "Ready", "status": status, "reason": "NodeStatusUnknown", "lastTransitionTime": at(-1800)}]),
+    )
+}
+
 #[test]
 fn admission_rejections_evictions_and_failures() {
     let mut input = input();
@@ -583,4 +629,136 @@ fn opt_out_annotation_is_read() {
     p["metadata"]["annotations"] = json!({"healing.kubehealer.io/opt-out": "true"});
     input.pods.push(p);
     assert!(input.snapshot().pods[0].opted_out);
+}
+
+/// Running, started at `started`, unready since `unready`, its restarts as given.
+fn unready(restarts: i32, started: i64, unready: i64) -> serde_json::Value {
+    let not_ready = |type_: &str| {
+        serde_json::json!({"type": type_, "status": "False", "reason": "ContainersNotReady",
+            "message": "containers with unready status: [app]", "lastTransitionTime": at(unready)})
+    };
+    serde_json::json!({"phase": "Running", "startTime": at(-7200),
+        "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Initialized", "status": "True"},
+            not_ready("ContainersReady"), not_ready("Ready")],
+        "containerStatuses": [{"name": "app", "image": "registry.example/app:1.0", "imageID": "", "ready": false,
+            "started": true, "restartCount": restarts, "state": {"running": {"startedAt": at(started)}}}]})
+}
+
+#[test]
+fn probe_failure_and_its_look_alikes() {
+    // The kubelet's own text (prober.go: "%s probe failed: %s", the HTTP prober's output).
+    let failed = "Readiness probe failed: HTTP probe failed with statuscode: 503";
+    let mut input = input();
+    input
+        .pods
+        .push(pod("unready", Some("n1"), unready(0, -1500, -1200)));
+    input
+        .events
+        .push(event("Pod", "unready", "Unhealthy", failed, 120, -1490, -5));
+    // Unready for two minutes only: found, not due (10m by default).
+    input.pods.push(pod("fresh", Some("n1"), unready(0, -150, -120)));
+    input
+        .events
+        .push(event("Pod", "fresh", "Unhealthy", failed, 12, -140, -5));
+    // Probes that errored never make a container unready; they are not failures.
+    input
+        .pods
+        .push(pod("errored", Some("n1"), unready(0, -1500, -1200)));
+    let errored = "Readiness probe errored and resulted in unknown state: rpc error: code = Unknown";
+    input
+        .events
+        .push(event("Pod", "errored", "Unhealthy", errored, 120, -1490, -5));
+    // A liveness probe failing restarts the container: each restart begins the run anew.
+    input
+        .pods
+        .push(pod("restarting", Some("n1"), unready(9, -60, -1200)));
+    input
+        .events
+        .push(event("Pod", "restarting", "Unhealthy", failed, 120, -1490, -5));
+    // Fewer failures than the threshold (3, the kubelet's default failureThreshold).
+    input
+        .pods
+        .push(pod("twice", Some("n1"), unready(0, -1500, -1200)));
+    input
+        .events
+        .push(event("Pod", "twice", "Unhealthy", failed, 2, -1490, -1480));
+    let report = input.report();
+
+    assert_eq!(due_classes(&report, "unready"), [ProbeFailure]);
+    let found = the(&report, "unready", ProbeFailure);
+    assert_eq!(found.since, NOW - 1200, "from when the pod went unready");
+    assert!(
+        found.evidence.summary.contains("failed 120 times"),
+        "{}",
+        found.evidence.summary
+    );
+    assert!(
+        found.evidence.summary.ends_with(failed),
+        "{}",
+        found.evidence.summary
+    );
+    assert_eq!(found.evidence.events.len(), 1);
+    assert_eq!(found.evidence.containers.len(), 1);
+    assert_eq!(classes(&report, "fresh"), [ProbeFailure]);
+    assert!(due_classes(&report, "fresh").is_empty());
+    assert!(classes(&report, "errored").is_empty());
+    let restarting = the(&report, "restarting", ProbeFailure);
+    assert_eq!(restarting.since, NOW - 60, "the restart began the run anew");
+    assert!(due_classes(&report, "restarting").is_empty());
+    assert!(classes(&report, "twice").is_empty(), "below minFailures");
+}
+
+#[test]
+fn probe_failures_threshold_is_a_policy_knob() {
+    let mut condition = kube_healer_api::FailureCondition::new(ProbeFailure);
+    condition.min_failures = Some(1);
+    let knobs = kube_healer_core::Knobs::for_condition(&condition);
+    assert_eq!(knobs.probe_min_failures, 1);
+    assert_eq!(kube_healer_core::Knobs::default().probe_min_failures, 3);
+}
+
+#[test]
+fn probe_failure_needs_a_ready_node_and_a_known_start_and_reads_combined_events() {
+    let failed = "Readiness probe failed: HTTP probe failed with statuscode: 503";
+    let mut input = input();
+    input.nodes.push(node(
+        "lost",
+        json!([{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "lastTransitionTime": at(-1800)}]),
+    ));
+    // On a node whose kubelet stopped posting, the pod's status is stale: NodeLost, not this.
+    input
+        .pods
+        .push(pod("stale", Some("lost"), unready(0, -7000, -3600)));
+    input
+        .events
+        .push(event("Pod", "stale", "Unhealthy", failed, 100, -3590, -1900));
+    // The kubelet's correlator combines similar events past ten distinct messages.
+    input
+        .pods
+        .push(pod("combined", Some("n1"), unready(0, -1500, -1200)));
+    let combined = format!("(combined from similar events): {failed}");
+    input
+        .events
+        .push(event("Pod", "combined", "Unhealthy", &combined, 4, -1490, -5));
+    // Unready since an unknown time: counted from now, never from the container's start.
+    let mut unknown = unready(0, -86_000, -1200);
+    unknown["conditions"][3]
+        .as_object_mut()
+        .unwrap()
+        .remove("lastTransitionTime");
+    input.pods.push(pod("unknown", Some("n1"), unknown));
+    input
+        .events
+        .push(event("Pod", "unknown", "Unhealthy", failed, 30, -1000, -5));
+    let report = input.report();
+
+    assert!(
+        !classes(&report, "stale").contains(&ProbeFailure),
+        "{:?}",
+        classes(&report, "stale")
+    );
+    assert!(classes(&report, "stale").contains(&NodeLost));
+    assert_eq!(due_classes(&report, "combined"), [ProbeFailure]);
+    assert_eq!(the(&report, "unknown", ProbeFailure).since, NOW);
+    assert!(due_classes(&report, "unknown").is_empty());
 }

@@ -247,7 +247,7 @@ fn look_alikes_stay_quiet() {
 
 #[test]
 fn a_recreated_object_does_not_inherit_its_predecessors_events() {
-    use kube_healer_core::policy::{CompiledPolicy, Target};
+    use kube_healer_core::policy::{CompiledPolicy, TargetView};
     let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({"apiVersion": "healing.kubehealer.io/v1alpha1",
         "kind": "HealingPolicy", "metadata": {"name": "p"}, "spec": {"target": {"kind": "Pod"},
         "conditions": [{"class": "EventPattern", "reason": "FailedMount", "count": 1}], "actions": [{"action": "Event"}]}}))
@@ -279,7 +279,7 @@ fn a_recreated_object_does_not_inherit_its_predecessors_events() {
         input.events = events;
         let snapshot = input.snapshot();
         !policy
-            .findings_for(Target::Pod(&snapshot.pods[0]), &[], &snapshot, NOW)
+            .findings_for(TargetView::Pod(&snapshot.pods[0]), &[], &snapshot, NOW)
             .is_empty()
     };
     assert!(

@@ -1,14 +1,24 @@
 //! A new failure class, action or hold reason is guided by the compiler only if no match hides
 //! it behind a catch-all. This test reads every source file of the crates (tests and
 //! `#[cfg(test)]` code aside) and fails on a match whose arms name `FailureClass::`,
-//! `ActionKind::` or `HoldReason::` variants and which also has a `_` arm or a bare binding arm
+//! `ActionKind::`, `HoldReason::`, `Family::`, `JudgedOn::` or `Knob::` variants and which also has a `_` arm or a bare binding arm
 //! (`other =>`): there, a new variant would compile and silently take the catch-all's way.
 
 use std::path::{Path, PathBuf};
 
 use syn::visit::Visit;
 
-const ENUMS: &[&str] = &["FailureClass", "ActionKind", "HoldReason"];
+/// The enums whose variants carry the properties the rest of the code reads: a new variant must
+/// stop the build wherever a match says what to do with each.
+const ENUMS: &[&str] = &[
+    "FailureClass",
+    "ActionKind",
+    "HoldReason",
+    "Family",
+    "JudgedOn",
+    "Knob",
+    "Fencing",
+];
 
 #[test]
 fn no_catch_all_arm_over_classes_actions_or_hold_reasons() {
@@ -26,7 +36,8 @@ fn no_catch_all_arm_over_classes_actions_or_hold_reasons() {
     }
     assert!(
         found.is_empty(),
-        "catch-all arms over FailureClass, ActionKind or HoldReason (list each variant instead):\n{}",
+        "catch-all arms over {} (list each variant instead):\n{}",
+        ENUMS.join(", "),
         found.join("\n")
     );
 }

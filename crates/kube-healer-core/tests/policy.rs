@@ -3,7 +3,7 @@
 use kube_healer_api::FailureClass;
 use kube_healer_api::HealingPolicy;
 use kube_healer_core::convert::{Interner, event_view, node_view, pod_view};
-use kube_healer_core::policy::{CompiledPolicy, Target};
+use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::{Knobs, Snapshot, classify_pod};
 use serde_json::json;
 
@@ -193,7 +193,7 @@ fn a_condition_with_its_own_knobs_reclassifies() {
     let strict = CompiledPolicy::compile(&policy(json!({"target": {"kind": "Pod"}, "conditions": [{"class": "CrashLoop", "minRestarts": 3, "for": "2m"}],
         "actions": [{"action": "Event"}], "safety": {"dryRun": true}}))).unwrap();
     assert_eq!(strict.conditions[0].for_secs, 120);
-    let found = strict.findings_for(Target::Pod(&s.pods[0]), &defaults, &s, NOW);
+    let found = strict.findings_for(TargetView::Pod(&s.pods[0]), &defaults, &s, NOW);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].1.class, FailureClass::CrashLoop);
 }
@@ -211,13 +211,13 @@ fn event_patterns_and_bad_regular_expressions() {
         )
     };
     let compiled = CompiledPolicy::compile(&p("timed out", 3)).unwrap();
-    let found = compiled.findings_for(Target::Pod(&s.pods[0]), &[], &s, NOW);
+    let found = compiled.findings_for(TargetView::Pod(&s.pods[0]), &[], &s, NOW);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].1.class, FailureClass::EventPattern);
     assert!(
         CompiledPolicy::compile(&p("timed out", 5))
             .unwrap()
-            .findings_for(Target::Pod(&s.pods[0]), &[], &s, NOW)
+            .findings_for(TargetView::Pod(&s.pods[0]), &[], &s, NOW)
             .is_empty()
     );
     let err = CompiledPolicy::compile(&p("(unclosed", 1)).unwrap_err();

@@ -37,7 +37,7 @@ fn seen_pod(condition: CompiledCondition, pod: &PodView, node: Option<&NodeView>
     );
     let found = condition
         .find(
-            kube_healer_core::policy::Target::Pod(&snapshot.pods[0]),
+            kube_healer_core::policy::TargetView::Pod(&snapshot.pods[0]),
             &snapshot,
             NOW,
         )
@@ -241,5 +241,73 @@ fn a_target_that_opted_out_since_the_decision_is_not_acted_on() {
     ) {
         Fresh::OptedOut(why) => assert!(why.contains("opt-out"), "{why}"),
         other => panic!("{other:?}"),
+    }
+}
+
+/// Running, its container started at `started` and unready since `unready`.
+fn unready_at(started: Secs, unready: Secs) -> Value {
+    let not_ready = json!({"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": at(unready)});
+    pod(
+        "web",
+        Some("n1"),
+        json!({"phase": "Running", "startTime": at(-7200), "conditions": [not_ready],
+            "containerStatuses": [{"name": "app", "image": "registry.example/app:1.0", "imageID": "", "ready": false,
+                "started": true, "restartCount": 0, "state": {"running": {"startedAt": at(started)}}}]}),
+    )
+}
+
+#[test]
+fn a_probe_failure_is_rechecked_on_the_events_the_decision_saw() {
+    let decided = pod_of(unready_at(-1500, -1200));
+    let failed = event(
+        "Pod",
+        "web",
+        "Unhealthy",
+        "Readiness probe failed: HTTP probe failed with statuscode: 503",
+        120,
+        -1490,
+        -5,
+    );
+    let mut interner = Interner::default();
+    let events = vec![
+        kube_healer_core::convert::event_view(&serde_json::from_value(failed).unwrap(), &mut interner)
+            .unwrap(),
+    ];
+    let seen = Seen {
+        condition: condition("Pod", "ProbeFailure"),
+        episode: NOW - 1200,
+        pod: Some(decided),
+        // Judged only while its node is Ready: the decision saw it so.
+        node: Some(node_of(ready_node("n1"))),
+        lease: None,
+        events,
+        pods_on_node: vec![],
+        leases_seen_renewing: None,
+        without_fencing: false,
+        shutdown: Default::default(),
+    };
+    let at = |fresh: Value| {
+        recheck_pod(
+            &seen,
+            ActionKind::Delete,
+            Read::Found(pod_of(fresh)),
+            Read::NotRead,
+            NOW + 30,
+        )
+    };
+    assert_eq!(at(unready_at(-1500, -1200)), Fresh::Holds);
+    match at(pod("web", Some("n1"), running(0, -1500))) {
+        Fresh::Cleared(why) => assert!(why.contains("no longer ProbeFailure"), "{why}"),
+        other => panic!("ready again: {other:?}"),
+    }
+    // Restarted (a liveness probe) and failing since: the run began anew.
+    match at(unready_at(-100, -1200)) {
+        Fresh::Cleared(why) => assert!(why.contains("began anew"), "{why}"),
+        other => panic!("restarted: {other:?}"),
+    }
+    // Restarted, and no failure since: not (yet) a ProbeFailure.
+    match at(unready_at(10, -1200)) {
+        Fresh::Cleared(why) => assert!(why.contains("no longer ProbeFailure"), "{why}"),
+        other => panic!("restarted: {other:?}"),
     }
 }

@@ -302,3 +302,23 @@ fn a_nodes_timeline_tells_its_ready_transitions_failing_conditions_and_events() 
         "{said:#?}"
     );
 }
+
+#[test]
+fn a_pod_condition_without_a_transition_time_is_dated_when_first_seen() {
+    use kube_healer_core::carry::carry_pod_conditions;
+    let status = |ready: &str| {
+        json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+            "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": ready, "reason": "ContainersNotReady"}]}})
+    };
+    let view = |v| pod_view(&serde_json::from_value(v).unwrap(), &mut Interner::default()).unwrap();
+    let mut first = view(status("False"));
+    carry_pod_conditions(&mut first, None, NOW - 600);
+    assert_eq!(first.conditions[0].since, Some(NOW - 600));
+    let mut later = view(status("False"));
+    carry_pod(&mut later, &first, NOW);
+    assert_eq!(later.conditions[0].since, Some(NOW - 600), "kept while it holds");
+    let mut changed = view(status("Unknown"));
+    carry_pod(&mut changed, &later, NOW);
+    assert_eq!(changed.conditions[0].since, Some(NOW), "a new status starts anew");
+}

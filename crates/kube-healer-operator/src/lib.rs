@@ -61,7 +61,7 @@ pub struct Config {
     /// Start-up lists in pages instead of streamed (for API servers without watch-list).
     pub paged_lists: bool,
     /// The cluster's disruption budget (a count, or a percent of the nodes such as "10%"): the
-    /// nodes this operator's policies may hold out of service at once. None: no budget.
+    /// nodes this operator's policies may keep out of service at once. None: no budget.
     pub max_nodes_out_of_service: Option<String>,
     /// The node label that names a node's pool: nodes failing together in a pool are one cause.
     pub node_pool_label: Option<String>,
@@ -89,36 +89,12 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     // Watch changes carry whole objects until the engine has read them: a short queue keeps
     // that memory small (the watches wait, the API server keeps their place).
     let (tx, rx) = mpsc::channel(128);
-    let (_single_leader, mut election_task, leader_rx) = match &config.leader_election {
-        Some(election) => {
-            let election_client = config.election_client.clone().unwrap_or_else(|| client.clone());
-            let (leader_rx, task) = leader::start(election_client, election).await?;
-            tracing::info!(lease = %election.lease_name, namespace = %election.namespace,
-                identity = %election.identity, "leader election started");
-            (None, Some(task), leader_rx)
-        }
-        None => {
-            let (tx, rx) = leader::always();
-            tracing::info!("leader election off: this replica always leads");
-            (Some(tx), None, rx)
-        }
-    };
+    let (_single_leader, mut election_task, leader_rx) = leadership(&client, &config).await?;
     let wall = clock::WallClock::skewed_by(config.clock_offset_seconds);
     let clock: Arc<dyn clock::Clock> = Arc::new(wall);
     // The process's log of its own API calls is stamped by the clock the engine judges it by.
     api_health::ApiCalls::process().set_clock(clock.clone());
-    // With the flight recorder on, the watches' changes pass through it on their way.
-    let watches_tx = match &config.flight_recorder {
-        Some((dir, bounds)) => {
-            let ring = flight::Ring::open(dir, bounds.clone(), clock.now_ms())
-                .map_err(|e| anyhow::anyhow!("the flight recorder cannot write to {}: {e}", dir.display()))?;
-            tracing::info!(dir = %dir.display(), max_bytes = bounds.max_bytes, "flight recorder on");
-            let (watches_tx, watches_rx) = mpsc::channel(128);
-            flight::tee(watches_rx, tx, flight::Recorder::start(ring, clock.clone()));
-            watches_tx
-        }
-        None => tx,
-    };
+    let watches_tx = through_recorder(&config, tx, &clock)?;
     watch::spawn(
         &client,
         watches_tx,
@@ -143,6 +119,7 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
             .map_or_else(|| "kube-healer".to_string(), |e| e.identity.clone()),
         jobs: config.node_jobs.clone(),
     };
+    let leading = protocol::Leading::new(leader_rx.clone());
     tokio::spawn(act::executor(
         client.clone(),
         action_rx,
@@ -150,21 +127,14 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         metrics.clone(),
         acting,
         clock,
-        protocol::Leading::new(leader_rx.clone()),
+        leading,
     ));
     let engine = engine::Engine::new(metrics, synced_tx)
         .with_clock(wall)
         .with_leadership(leader_rx)
         .with_status_writer(status_tx)
-        .with_executor(action_tx, done_rx)
-        .with_switches(config.dry_run, config.paused)
-        .with_retention(config.retention)
-        .with_protected_namespaces(config.protected_namespaces)
-        .with_disruption_budget(config.max_nodes_out_of_service)
-        .with_pool_label(config.node_pool_label)
-        .with_clear_debounce(config.clear_debounce)
-        .with_event_trust(config.event_trust)
-        .with_event_budget(config.event_memory_bytes);
+        .with_executor(action_tx, done_rx);
+    let engine = configured(engine, config);
     let election_ended = async {
         match election_task.as_mut() {
             Some(task) => task.await,
@@ -185,4 +155,61 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
             anyhow::bail!("the leader election task ended ({ended:?}): exiting")
         }
     }
+}
+
+/// Who leads: the election on the Lease when configured (its task ends only with an error),
+/// else this replica, always (the sender kept so that the channel stays open).
+async fn leadership(
+    client: &Client,
+    config: &Config,
+) -> anyhow::Result<(
+    Option<tokio_watch::Sender<bool>>,
+    Option<tokio::task::JoinHandle<Result<(), kube_lease_manager::LeaseManagerError>>>,
+    tokio_watch::Receiver<bool>,
+)> {
+    Ok(match &config.leader_election {
+        Some(election) => {
+            let election_client = config.election_client.clone().unwrap_or_else(|| client.clone());
+            let (leader_rx, task) = leader::start(election_client, election).await?;
+            tracing::info!(lease = %election.lease_name, namespace = %election.namespace,
+                identity = %election.identity, "leader election started");
+            (None, Some(task), leader_rx)
+        }
+        None => {
+            let (tx, rx) = leader::always();
+            tracing::info!("leader election off: this replica always leads");
+            (Some(tx), None, rx)
+        }
+    })
+}
+
+/// With the flight recorder on, the watches' changes pass through it on their way: the sender
+/// the watches write to.
+fn through_recorder(
+    config: &Config,
+    tx: mpsc::Sender<watch::Change>,
+    clock: &Arc<dyn clock::Clock>,
+) -> anyhow::Result<mpsc::Sender<watch::Change>> {
+    let Some((dir, bounds)) = &config.flight_recorder else {
+        return Ok(tx);
+    };
+    let ring = flight::Ring::open(dir, bounds.clone(), clock.now_ms())
+        .map_err(|e| anyhow::anyhow!("the flight recorder cannot write to {}: {e}", dir.display()))?;
+    tracing::info!(dir = %dir.display(), max_bytes = bounds.max_bytes, "flight recorder on");
+    let (watches_tx, watches_rx) = mpsc::channel(128);
+    flight::tee(watches_rx, tx, flight::Recorder::start(ring, clock.clone()));
+    Ok(watches_tx)
+}
+
+/// The engine with the configuration's switches, limits and trust.
+fn configured(engine: engine::Engine, config: Config) -> engine::Engine {
+    engine
+        .with_switches(config.dry_run, config.paused)
+        .with_retention(config.retention)
+        .with_protected_namespaces(config.protected_namespaces)
+        .with_disruption_budget(config.max_nodes_out_of_service)
+        .with_pool_label(config.node_pool_label)
+        .with_clear_debounce(config.clear_debounce)
+        .with_event_trust(config.event_trust)
+        .with_event_budget(config.event_memory_bytes)
 }

@@ -106,6 +106,19 @@ impl Leading {
             None => std::future::pending().await,
         }
     }
+
+    /// `work` until `timeout`, as long as this replica leads: None once it does not (what it
+    /// followed is left for the next leader to take up).
+    pub async fn within<T>(
+        &self,
+        timeout: std::time::Duration,
+        work: impl std::future::Future<Output = T>,
+    ) -> Option<Result<T, tokio::time::error::Elapsed>> {
+        tokio::select! {
+            done = tokio::time::timeout(timeout, work) => Some(done),
+            () = self.lost() => None,
+        }
+    }
 }
 
 /// What came of a request (for the engine's budget).

@@ -17,12 +17,12 @@ impl Binaries {
     /// `$KUBE_HEALER_TESTBIN` when it is set and holds the binaries; otherwise runs the build script
     /// (seconds when its cache is warm, 20-40 minutes cold), whose progress goes to stderr.
     pub fn locate() -> Result<Self> {
-        static FOUND: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+        static FOUND: OnceLock<std::result::Result<PathBuf, std::sync::Arc<Error>>> = OnceLock::new();
         FOUND
-            .get_or_init(|| locate_uncached().map_err(|e| e.to_string()))
+            .get_or_init(|| locate_uncached().map_err(std::sync::Arc::new))
             .clone()
             .map(|dir| Binaries { dir })
-            .map_err(Error::Other)
+            .map_err(Error::Again)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

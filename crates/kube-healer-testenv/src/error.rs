@@ -30,6 +30,9 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Other(String),
+    /// The same error as an earlier call's, which is remembered (the binaries are located once).
+    #[error(transparent)]
+    Again(std::sync::Arc<Error>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -124,54 +124,9 @@ pub fn run(options: ClusterOptions, tests: Vec<E2eTest>) -> ExitCode {
         None
     };
 
-    let counter = Arc::new(AtomicU32::new(0));
-    let trials = tests
-        .into_iter()
-        .map(|t| {
-            let cluster = cluster.clone();
-            let handle = runtime.handle().clone();
-            let counter = counter.clone();
-            let body = t.body.clone();
-            let name = t.name.clone();
-            Trial::test(t.name, move || {
-                let cluster = cluster.ok_or_else(|| Failed::from("no cluster"))?;
-                let n = counter.fetch_add(1, Ordering::Relaxed);
-                let id = format!("t{n}-{}", short(&name));
-                let started = std::time::Instant::now();
-                let result = handle.block_on(async move {
-                    let client = cluster.client().map_err(|e| Failed::from(e.to_string()))?;
-                    body(Ctx { client, cluster, id })
-                        .await
-                        .map_err(|e| Failed::from(format!("{e:#}")))
-                });
-                eprintln!("  {name}: {:.1}s", started.elapsed().as_secs_f64());
-                result
-            })
-            .with_ignored_flag(t.ignored)
-        })
-        .collect();
-
+    let trials = trials(tests, cluster.clone(), runtime.handle());
     let conclusion = libtest_mimic::run(&args, trials);
-    // The operator runs as its chart's ServiceAccount (impersonated): any refusal means the
-    // chart's RBAC is not enough for what the tests made it do.
-    // It never touches Secrets, allowed or not.
-    let forbidden = match &cluster {
-        Some(c) => {
-            let mut lines: Vec<String> = match c.forbidden_impersonated() {
-                Ok(refused) => refused
-                    .into_iter()
-                    .map(|l| format!("refused (403): {l}"))
-                    .collect(),
-                Err(e) => vec![e.to_string()],
-            };
-            lines.extend(
-                c.impersonated_secret_requests()
-                    .unwrap_or_else(|e| vec![e.to_string()]),
-            );
-            lines
-        }
-        None => Vec::new(),
-    };
+    let forbidden = cluster.as_deref().map(refused_or_secret).unwrap_or_default();
     for line in &forbidden {
         eprintln!("the operator's ServiceAccount: {line}");
     }
@@ -191,6 +146,58 @@ pub fn run(options: ClusterOptions, tests: Vec<E2eTest>) -> ExitCode {
         );
         ExitCode::FAILURE
     }
+}
+
+/// Each test as a trial on the shared cluster, with an id of its own and its time told.
+fn trials(
+    tests: Vec<E2eTest>,
+    cluster: Option<Arc<TestCluster>>,
+    handle: &tokio::runtime::Handle,
+) -> Vec<Trial> {
+    let counter = Arc::new(AtomicU32::new(0));
+    tests
+        .into_iter()
+        .map(|t| {
+            let cluster = cluster.clone();
+            let handle = handle.clone();
+            let counter = counter.clone();
+            let body = t.body.clone();
+            let name = t.name.clone();
+            Trial::test(t.name, move || {
+                let cluster = cluster.ok_or_else(|| Failed::from("no cluster"))?;
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let id = format!("t{n}-{}", short(&name));
+                let started = std::time::Instant::now();
+                let result = handle.block_on(async move {
+                    let client = cluster.client().map_err(|e| Failed::from(e.to_string()))?;
+                    body(Ctx { client, cluster, id })
+                        .await
+                        .map_err(|e| Failed::from(format!("{e:#}")))
+                });
+                eprintln!("  {name}: {:.1}s", started.elapsed().as_secs_f64());
+                result
+            })
+            .with_ignored_flag(t.ignored)
+        })
+        .collect()
+}
+
+/// The operator runs as its chart's ServiceAccount (impersonated): any refusal means the chart's
+/// RBAC is not enough for what the tests made it do. It never touches Secrets, allowed or not.
+fn refused_or_secret(cluster: &TestCluster) -> Vec<String> {
+    let mut lines: Vec<String> = match cluster.forbidden_impersonated() {
+        Ok(refused) => refused
+            .into_iter()
+            .map(|l| format!("refused (403): {l}"))
+            .collect(),
+        Err(e) => vec![e.to_string()],
+    };
+    lines.extend(
+        cluster
+            .impersonated_secret_requests()
+            .unwrap_or_else(|e| vec![e.to_string()]),
+    );
+    lines
 }
 
 fn selected(args: &Arguments, test: &E2eTest) -> bool {

@@ -29,6 +29,9 @@ pub enum Scenario {
     Running,
     /// Running; when deleted it stays Terminating for ever (as if runc init hung in D state).
     StuckTerminating,
+    /// Running, its containers started and not ready (a readiness probe failing them); the
+    /// kubelet's Unhealthy events are the test's to post.
+    Unready,
     /// Pending with every container waiting with this reason and message
     /// (ImagePullBackOff, ContainerCreating, CrashLoopBackOff, RunContainerError, ...).
     ContainerWaiting {
@@ -69,6 +72,7 @@ impl Scenario {
         match self {
             Scenario::Running => "running",
             Scenario::StuckTerminating => "stuck-terminating",
+            Scenario::Unready => "unready",
             Scenario::ContainerWaiting { .. } => "container-waiting",
             Scenario::Failed { .. } => "pod-failed",
         }
@@ -99,7 +103,7 @@ pub fn scenario_pod(namespace: &str, name: &str, node: Option<&str>, scenario: &
             annotations.insert(REASON.into(), reason.clone());
             annotations.insert(MESSAGE.into(), message.clone());
         }
-        Scenario::Running => {}
+        Scenario::Running | Scenario::Unready => {}
     }
     let labels = BTreeMap::from([(SCENARIO_LABEL.to_string(), scenario.stage().to_string())]);
     Pod {

@@ -5,7 +5,7 @@ use kube_healer_core::decide::{Budget, decide as core_decide};
 use kube_healer_core::decide::{
     DOWN_CLASSES, Decision, Facts, Ladder, count_unhealthy_nodes, guard, unsafe_for_target,
 };
-use kube_healer_core::policy::{CompiledPolicy, Target};
+use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::{NodeView, Secs};
 use kube_healer_core::{Correlated, Finding, Knobs, Snapshot, classify_node};
 
@@ -22,7 +22,7 @@ impl Decider<'_> {
     /// target, given where its ladder stands and the policy's budget.
     pub fn decide(
         &self,
-        target: Target<'_>,
+        target: TargetView<'_>,
         finding: &Finding,
         condition: usize,
         ladder: &Ladder,
@@ -30,8 +30,8 @@ impl Decider<'_> {
     ) -> Decision {
         let (policy, snapshot, now) = (self.policy, self.snapshot, self.now);
         let opted_out = match target {
-            Target::Pod(p) => p.opted_out,
-            Target::Node(n) => n.opted_out,
+            TargetView::Pod(p) => p.opted_out,
+            TargetView::Node(n) => n.opted_out,
         };
         let facts = Facts::about(now, policy, finding, opted_out, self.correlated, || {
             unhealthy_nodes(snapshot, policy, now)
@@ -46,7 +46,7 @@ impl Decider<'_> {
 }
 
 /// (unhealthy nodes, nodes) among those the policy selects, each node classified: down, failing
-/// one of the policy's conditions, or held out of service by it (the core's rule).
+/// one of the policy's conditions, or kept out of service by it (the core's rule).
 pub fn unhealthy_nodes(snapshot: &Snapshot, policy: &CompiledPolicy, now: Secs) -> (usize, usize) {
     let knobs = Knobs::default();
     let findings = |node: &NodeView| {
@@ -61,7 +61,7 @@ pub fn unhealthy_nodes(snapshot: &Snapshot, policy: &CompiledPolicy, now: Secs) 
         |node| {
             let found = findings(node);
             !policy
-                .findings_for(Target::Node(node), &found, snapshot, now)
+                .findings_for(TargetView::Node(node), &found, snapshot, now)
                 .is_empty()
         },
     )

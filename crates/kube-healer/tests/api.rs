@@ -257,14 +257,21 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "transitions applies only to class NodeFlapping",
         ),
         (
+            "minFailures on another class",
+            pod(&format!(
+                "conditions: [{{class: CrashLoop, minFailures: 3}}]\n{act}"
+            )),
+            "minFailures applies only to class ProbeFailure",
+        ),
+        (
             "window on another class",
             pod(&format!("conditions: [{{class: CrashLoop, window: 1h}}]\n{act}")),
-            "window applies only to classes NodeFlapping, EventPattern, SystemOOM",
+            "window applies only to classes NodeFlapping, SystemOOM, EventPattern",
         ),
         (
             "count on another class",
             node(&format!("conditions: [{{class: NodeNotReady, count: 3}}]\n{act}")),
-            "count applies only to classes EventPattern, SystemOOM",
+            "count applies only to classes SystemOOM, EventPattern",
         ),
         (
             "EventPattern without a pattern",

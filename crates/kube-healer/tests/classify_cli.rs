@@ -179,3 +179,70 @@ fn a_kubectl_dump_of_the_oom_loop_shows_the_loop_and_the_flapping() {
     let summary = flapping["message"].as_str().unwrap();
     assert!(summary.contains("changed 8 times"), "{summary}");
 }
+
+/// `kubectl get pods,events -o yaml` of a pod whose readiness probe has failed for 20 minutes, as
+/// the kubelet tells it: Ready=False with ContainersNotReady, the container running and not
+/// restarting, and its "Readiness probe failed" Unhealthy event aggregated into one series.
+const PROBE_FAILURE_DUMP: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: api-7d9f, namespace: shop, uid: 3f0c0000-0000-4000-8000-000000000001, creationTimestamp: "2026-11-22T09:00:00Z"}
+  spec: {nodeName: n1, containers: [{name: api, image: "registry.example/api:2.1", readinessProbe: {httpGet: {path: /ready, port: 8080}}}]}
+  status:
+    phase: Running
+    startTime: "2026-11-22T09:00:01Z"
+    conditions:
+    - {type: PodScheduled, status: "True", lastTransitionTime: "2026-11-22T09:00:00Z"}
+    - {type: Initialized, status: "True", lastTransitionTime: "2026-11-22T09:00:01Z"}
+    - {type: ContainersReady, status: "False", reason: ContainersNotReady, message: "containers with unready status: [api]", lastTransitionTime: "2026-11-22T09:40:00Z"}
+    - {type: Ready, status: "False", reason: ContainersNotReady, message: "containers with unready status: [api]", lastTransitionTime: "2026-11-22T09:40:00Z"}
+    containerStatuses:
+    - {name: api, image: "registry.example/api:2.1", imageID: "", ready: false, started: true, restartCount: 0, state: {running: {startedAt: "2026-11-22T09:00:03Z"}}}
+- apiVersion: v1
+  kind: Event
+  metadata: {name: api-7d9f.1800a1b2c3d4e5f6, namespace: shop, uid: 3f0c0000-0000-4000-8000-0000000000e1}
+  involvedObject: {kind: Pod, namespace: shop, name: api-7d9f, uid: 3f0c0000-0000-4000-8000-000000000001, fieldPath: "spec.containers{api}"}
+  reason: Unhealthy
+  type: Warning
+  count: 122
+  message: "Readiness probe failed: HTTP probe failed with statuscode: 503"
+  firstTimestamp: "2026-11-22T09:39:40Z"
+  lastTimestamp: "2026-11-22T09:59:50Z"
+  source: {component: kubelet, host: n1}
+- apiVersion: v1
+  kind: Node
+  metadata: {name: n1, uid: n1}
+  status:
+    conditions: [{type: Ready, status: "True", reason: KubeletReady, lastTransitionTime: "2026-11-22T08:00:00Z"}]
+"#;
+
+#[test]
+fn a_dump_of_a_pod_failing_its_readiness_probe_shows_a_probe_failure() {
+    let (code, stdout, stderr) = classify(
+        PROBE_FAILURE_DUMP,
+        &["-f", "-", "-o", "json", "--now", "2026-11-22T10:00:00Z"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let findings: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(findings.len(), 1, "{stdout}");
+    let found = &findings[0];
+    assert_eq!(found["class"], "ProbeFailure");
+    assert_eq!(found["name"], "api-7d9f");
+    assert_eq!(found["since"], "2026-11-22T09:40:00Z");
+    let summary = found["message"].as_str().unwrap();
+    assert!(
+        summary.contains("failed 122 times (threshold 3) since api started"),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with("HTTP probe failed with statuscode: 503"),
+        "{summary}"
+    );
+    // Ten minutes earlier it had not held for its 10 minutes yet.
+    let (code, stdout, _) = classify(PROBE_FAILURE_DUMP, &["-f", "-", "--now", "2026-11-22T09:45:00Z"]);
+    assert_eq!(code, 0);
+    assert!(!stdout.contains("ProbeFailure"), "{stdout}");
+}

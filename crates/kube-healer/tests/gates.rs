@@ -110,16 +110,7 @@ async fn cooldown_and_attempts(ctx: Ctx) -> anyhow::Result<()> {
     ensure!(records(&ctx, &cooling, 2).await?.len() == 2);
 
     // `kube-healer explain` tells the same story from the cluster.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kube-healer"))
-        .args(["explain", &format!("pod/{ns}/stuck"), "--kubeconfig"])
-        .arg(ctx.cluster.kubeconfig_path())
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    ensure!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = support::explain(&ctx, &format!("pod/{ns}/stuck"))?;
     let line = |needle: &str| {
         text.lines()
             .find(|l| l.contains(needle))

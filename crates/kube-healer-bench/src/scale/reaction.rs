@@ -82,13 +82,53 @@ async fn measure_in(bench: &Bench<'_>, report: &mut Report, run: &Run) -> anyhow
         .create(&PostParams::default(), &node)
         .await?;
     let t = Instant::now();
+    let due = evict_one_by_one(client, run, args.reaction_pods).await?;
+    wait_pods_gone(client, run.namespace, Duration::from_secs(300)).await?;
+    println!(
+        "{} reaction pods deleted {:.1}s after the first",
+        args.reaction_pods,
+        t.elapsed().as_secs_f64()
+    );
+    let deletes = measure::audit_times(&cluster.audit_log(), user, "delete", run.namespace)?;
+    let mut latencies: Vec<f64> = due
+        .iter()
+        .filter_map(|(name, due)| deletes.get(name).map(|at| (at - due) as f64 / 1000.0))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    ensure!(
+        latencies.len() == args.reaction_pods,
+        "{} of {} reaction pods were deleted by the operator",
+        latencies.len(),
+        args.reaction_pods
+    );
+    let p50 = latency_rows(report, &latencies, run.during);
+    if run.during.is_empty() {
+        recheck_cost(bench, report, &deletes, p50)?;
+    }
+    let (_, metrics) = http_get(http, "/metrics").await?;
+    let buckets = measure::histogram(&metrics, "kube_healer_due_to_action_seconds");
+    println!(
+        "  the operator's own histogram (due -> call, bucket bounds): p50 <= {:?} s, p99 <= {:?} s",
+        measure::quantile_bound(&buckets, 0.5),
+        measure::quantile_bound(&buckets, 0.99)
+    );
+    Ok(())
+}
+
+/// Pods that go Evicted one by one, 20 a second, on a node kwok does not manage: their status
+/// written here, as a kubelet would. When each is due (Unix ms), by name.
+async fn evict_one_by_one(
+    client: &kube::Client,
+    run: &Run,
+    count: usize,
+) -> anyhow::Result<std::collections::BTreeMap<String, i64>> {
     let react_pods: Api<Pod> = Api::namespaced(client.clone(), run.namespace);
     let mut due = std::collections::BTreeMap::new();
-    for i in 0..args.reaction_pods {
+    for i in 0..count {
         let name = format!("r-{i:05}");
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": name},
-            "spec": {"nodeName": static_node, "containers": [{"name": "app", "image": "registry.example/app:1"}]},
+            "spec": {"nodeName": run.node, "containers": [{"name": "app", "image": "registry.example/app:1"}]},
         }))?;
         react_pods.create(&PostParams::default(), &pod).await?;
         // Kubernetes times have whole seconds: the failure is stamped with the second it
@@ -108,42 +148,23 @@ async fn measure_in(bench: &Bench<'_>, report: &mut Report, run: &Run) -> anyhow
         due.insert(name, failed.as_millisecond() + 2000);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    wait_pods_gone(client, run.namespace, Duration::from_secs(300)).await?;
-    println!(
-        "{} reaction pods deleted {:.1}s after the first",
-        args.reaction_pods,
-        t.elapsed().as_secs_f64()
-    );
-    let deletes = measure::audit_times(&cluster.audit_log(), user, "delete", run.namespace)?;
-    let mut latencies: Vec<f64> = due
-        .iter()
-        .filter_map(|(name, due)| deletes.get(name).map(|at| (at - due) as f64 / 1000.0))
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    ensure!(
-        latencies.len() == args.reaction_pods,
-        "{} of {} reaction pods were deleted by the operator",
-        latencies.len(),
-        args.reaction_pods
-    );
+    Ok(due)
+}
+
+/// The reaction's p50 and p99 rows (the p50 target is the quiet cluster's; during the churn only
+/// the p99 has one). The p50, in seconds.
+fn latency_rows(report: &mut Report, latencies: &[f64], during: &str) -> f64 {
     let quantile = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     let (p50, p99) = (quantile(0.5), quantile(0.99));
-    // The p50 target is the quiet cluster's; during the churn only the p99 has one.
-    let quiet = run.during.is_empty();
+    let quiet = during.is_empty();
     report.row(
-        &format!(
-            "reaction: due -> DELETE received by the API server, p50 (audit log){}",
-            run.during
-        ),
+        &format!("reaction: due -> DELETE received by the API server, p50 (audit log){during}"),
         format!("{:.0} ms", p50 * 1000.0),
         if quiet { "<= 100 ms" } else { "" },
         quiet.then_some(p50 <= 0.1),
     );
     report.row(
-        &format!(
-            "reaction: due -> DELETE received by the API server, p99 (audit log){}",
-            run.during
-        ),
+        &format!("reaction: due -> DELETE received by the API server, p99 (audit log){during}"),
         format!(
             "{:.0} ms (max {:.0} ms)",
             p99 * 1000.0,
@@ -152,17 +173,7 @@ async fn measure_in(bench: &Bench<'_>, report: &mut Report, run: &Run) -> anyhow
         "<= 1 s",
         Some(p99 <= 1.0),
     );
-    if run.during.is_empty() {
-        recheck_cost(bench, report, &deletes, p50)?;
-    }
-    let (_, metrics) = http_get(http, "/metrics").await?;
-    let buckets = measure::histogram(&metrics, "kube_healer_due_to_action_seconds");
-    println!(
-        "  the operator's own histogram (due -> call, bucket bounds): p50 <= {:?} s, p99 <= {:?} s",
-        measure::quantile_bound(&buckets, 0.5),
-        measure::quantile_bound(&buckets, 0.99)
-    );
-    Ok(())
+    p50
 }
 
 /// What the recheck right before each call costs. A dead pod's delete carries the version its

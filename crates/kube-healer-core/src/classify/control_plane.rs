@@ -9,7 +9,7 @@
 
 use kube_healer_api::FailureClass;
 
-use super::together::NODE_FAMILY_CLASSES;
+use super::node_families::node_family_classes;
 use crate::finding::{Correlated, CorrelatedCause};
 use crate::thresholds::Knobs;
 
@@ -28,12 +28,11 @@ pub struct CallSample {
 /// The classes the control plane's cause holds: every node class, and the pod findings that
 /// stem from a node (lost with it, stuck terminating on it, left by it).
 pub fn held_classes() -> Vec<FailureClass> {
-    let from_nodes = [
-        FailureClass::NodeLost,
-        FailureClass::StuckTerminating,
-        FailureClass::Orphaned,
-    ];
-    NODE_FAMILY_CLASSES.iter().copied().chain(from_nodes).collect()
+    let from_nodes = FailureClass::ALL
+        .iter()
+        .copied()
+        .filter(|c| c.properties().inherits_node_cause);
+    node_family_classes().chain(from_nodes).collect()
 }
 
 /// How far back the judgement reaches when the window holds too few calls: holding node actions

@@ -7,7 +7,7 @@ use kube_healer_api::FailureClass;
 use crate::finding::{Correlated, CorrelatedCause, Finding};
 use crate::thresholds::Knobs;
 
-use super::together::{Topology, nodes_together};
+use super::node_families::{Topology, nodes_together};
 
 /// The registry host of an image reference (docker.io when the reference names none).
 pub fn registry_of(image: &str) -> &str {

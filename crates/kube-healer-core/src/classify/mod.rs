@@ -3,8 +3,8 @@
 pub mod control_plane;
 pub mod correlate;
 pub mod node;
+pub mod node_families;
 pub mod pod;
-pub mod together;
 
 use regex::Regex;
 
@@ -19,8 +19,8 @@ use crate::view::{Secs, Uid};
 pub use control_plane::{CallSample, control_plane};
 pub use correlate::correlate;
 pub use node::classify_node;
+pub use node_families::{Domain, NodeFamily, Topology, ZONE_LABEL, node_family_classes};
 pub use pod::classify_pod;
-pub use together::{Domain, NODE_FAMILY_CLASSES, NodeFamily, Topology, ZONE_LABEL};
 
 /// Findings and correlated causes of a whole snapshot.
 #[derive(Debug, Default)]

@@ -3,11 +3,12 @@
 use kube_healer_api::{Evidence, FailureClass};
 
 use crate::cluster::{ClusterView, NodeLookup};
+use crate::events::tally;
 use crate::finding::{
     Finding, Subject, container_evidence, node_condition_evidence, pod_condition_evidence, time,
 };
 use crate::thresholds::Knobs;
-use crate::view::{ContainerState, ContainerView, OwnerKind, PodPhase, PodView, Secs, Status};
+use crate::view::{ContainerState, ContainerView, EventView, OwnerKind, PodPhase, PodView, Secs, Status};
 
 /// Waiting reasons of a container that cannot get its image.
 pub const IMAGE_PULL_REASONS: &[&str] = &[
@@ -83,8 +84,125 @@ pub fn classify_pod(
         return classify_unbound(pod, cluster, out);
     };
     classify_binding(pod, node, cluster, out);
+    if kubelet_silent(node, cluster) {
+        return;
+    }
     classify_containers(pod, knobs, out);
+    classify_probes(pod, node, cluster, knobs, now, out);
     classify_silent(pod, node, cluster, out);
+}
+
+/// Whether the pod's status is its kubelet's last word rather than its current one: its node is
+/// not Ready (the kubelet silent or failing) or gone. The pod is then NodeLost's or Orphaned's,
+/// and a container class read from that status (a crash loop that may have ended, a pull that
+/// may have succeeded) would act on a failure nobody sees, on the node of a cause shared by
+/// many (found by the invariants' histories: a crash-looping pod deleted on a node of a zone
+/// cut off, while the zone's own pods were held). With no nodes in the input, nothing is known
+/// and the status is judged as it stands.
+fn kubelet_silent(node: &str, cluster: &impl ClusterView) -> bool {
+    match cluster.node(node) {
+        NodeLookup::Present(n) => n.ready() != Status::True,
+        NodeLookup::Gone { .. } => true,
+        NodeLookup::Unknown => false,
+    }
+}
+
+/// The kubelet's event for a failed readiness probe (pkg/kubelet/prober/prober.go: a Warning,
+/// reason `events.ContainerUnhealthy`, message "%s probe failed: %s" with the probe type and its
+/// output). A probe that errored ("Readiness probe errored and resulted in unknown state") is
+/// thrown away by the kubelet's worker and never makes a container unready, so it is not counted.
+pub const PROBE_FAILED_REASON: &str = "Unhealthy";
+pub const READINESS_FAILED: &str = "Readiness probe failed:";
+/// client-go's event correlator writes the 11th distinct message of one reason within 10 minutes
+/// and those after it with this prefix (a pod whose probes' output varies).
+const COMBINED: &str = "(combined from similar events): ";
+
+/// Whether an event tells a failed readiness probe.
+fn readiness_failed(e: &EventView) -> bool {
+    let message = e.message.strip_prefix(COMBINED).unwrap_or(&e.message);
+    &*e.reason == PROBE_FAILED_REASON && message.starts_with(READINESS_FAILED)
+}
+
+/// ProbeFailure: Running on a Ready node, with running containers the kubelet holds unready
+/// (Ready=False, ContainersNotReady) and its readiness probe failing them at least
+/// `probe_min_failures` times since they started. It begins when the pod went unready, or when
+/// the last of those containers (re)started, whichever is later: a container restarting (a
+/// liveness probe, a crash) begins the run anew, so a restart loop is CrashLoop's to judge, never
+/// this class's. On a node that is not Ready the kubelet's word is stale (the pod is NodeLost's).
+/// Events do not say which container they are about here, so a pod's unready containers are
+/// judged together.
+fn classify_probes(
+    pod: &PodView,
+    node: &str,
+    cluster: &impl ClusterView,
+    knobs: &Knobs,
+    now: Secs,
+    out: &mut Vec<Finding>,
+) {
+    if pod.phase != PodPhase::Running
+        || !matches!(cluster.node(node), NodeLookup::Present(n) if n.ready() == Status::True)
+    {
+        return;
+    }
+    let Some(ready) = pod.conditions.iter().find(|c| {
+        &*c.type_ == "Ready" && c.status == Status::False && c.reason.as_deref() == Some("ContainersNotReady")
+    }) else {
+        return;
+    };
+    let unready =
+        |c: &ContainerView| !c.init && !c.ready && matches!(c.state, ContainerState::Running { .. });
+    let started = pod
+        .containers
+        .iter()
+        .filter(|c| unready(c))
+        .map(|c| match c.state {
+            ContainerState::Running { started } => started
+                .or(c.state_since)
+                .or(pod.started())
+                .unwrap_or(pod.created()),
+            _ => pod.created(),
+        });
+    let Some(started) = started.max() else {
+        return;
+    };
+    let failures = tally(
+        cluster.events_of(
+            "Pod",
+            Some(&pod.namespace),
+            &pod.name,
+            &pod.uid,
+            Some(pod.created()),
+        ),
+        started,
+        readiness_failed,
+    );
+    if failures.count < knobs.probe_min_failures {
+        return;
+    }
+    let names: Vec<&str> = pod
+        .containers
+        .iter()
+        .filter(|c| unready(c))
+        .map(|c| &*c.name)
+        .collect();
+    let mut evidence = summary(format!(
+        "running but not ready: the kubelet's readiness probe failed {} {} (threshold {}) since {} started{}",
+        failures.said(),
+        if failures.count == 1 { "time" } else { "times" },
+        knobs.probe_min_failures,
+        names.join(", "),
+        failures
+            .events
+            .last()
+            .and_then(|e| e.message.as_deref())
+            .map_or(String::new(), |m| format!(": {m}")),
+    ));
+    evidence.conditions.push(pod_condition_evidence(ready));
+    add_containers(&mut evidence, pod, unready);
+    evidence.events = failures.events;
+    // Unready since unknown (no lastTransitionTime, and not carried): now, never long ago.
+    let since = ready.since.unwrap_or(now).max(started);
+    out.push(finding(FailureClass::ProbeFailure, pod, since, evidence));
 }
 
 /// Orphaned (the node is gone) or NodeLost (the node is NotReady or unreachable).

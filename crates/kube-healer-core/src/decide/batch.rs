@@ -10,12 +10,7 @@ use kube_healer_api::{ActionKind, FailureClass, TargetKind};
 
 /// Whether a decision may share a batch record with others of its policy, class and action.
 pub fn batchable(kind: TargetKind, class: FailureClass, action: ActionKind) -> bool {
-    kind == TargetKind::Pod
-        && matches!(action, ActionKind::Delete | ActionKind::ForceDelete)
-        && matches!(
-            class,
-            FailureClass::Evicted | FailureClass::Failed | FailureClass::AdmissionRejected
-        )
+    kind == TargetKind::Pod && action.properties().removes_at_once() && class.properties().stopped_for_good
 }
 
 #[cfg(test)]

@@ -32,11 +32,11 @@ pub struct Facts {
     pub inherited_in_flight: u32,
 }
 
-/// The cluster-wide disruption budget: the nodes kube-healer may hold out of service at once
+/// The cluster-wide disruption budget: the nodes kube-healer may keep out of service at once
 /// (cordoned, tainted, draining, or running a node job), across all its policies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutOfService {
-    /// Nodes held out of service now.
+    /// Nodes kept out of service now.
     pub held: usize,
     /// The budget, as a node count.
     pub limit: usize,
@@ -85,7 +85,7 @@ pub fn correlated_message(correlated: &[Correlated], finding: &Finding) -> Optio
 /// (unhealthy nodes, nodes) among those the policy selects, for its maxUnhealthy. A node counts
 /// as unhealthy for the policy when it is down (a finding of [`DOWN_CLASSES`]), when one of the
 /// policy's own conditions holds on it (due or not yet: a failure spreading at staggered moments
-/// is counted as it spreads), or when the policy already holds it out of service (its name in
+/// is counted as it spreads), or when the policy already keeps it out of service (its name in
 /// the node's cordoned-by or tainted-by annotation: a cordon stays spent until it is lifted).
 /// `down` and `failing` are asked of each selected node (the operator asks its tracked findings
 /// and policy matches, the CLI classifies).

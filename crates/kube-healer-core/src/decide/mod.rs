@@ -32,7 +32,7 @@ pub use inherited::{InFlightMark, inherited_in_flight, parse_until};
 pub use ladder::Ladder;
 pub use recheck::{Fresh, Read, Seen, checked_by_version, recheck_node, recheck_pod};
 pub use safety::{
-    OUT_OF_SERVICE, Unsafe, guard, rescheduled_by_controller, restartable_owner, unsafe_for,
+    OUT_OF_SERVICE, OwnerUnfit, Unsafe, guard, rescheduled_by_controller, restartable_owner, unsafe_for,
     unsafe_for_target, without_fencing,
 };
 pub use shutdown::{ShutdownEvidence, unsafe_for_node};
@@ -67,67 +67,102 @@ pub fn decide(
     budget: &Budget,
     facts: &Facts,
 ) -> Decision {
-    let now = facts.now;
     if spec.actions.is_empty() {
         return Decision::Wait { until: Secs::MAX };
     }
     let step = ladder.next_step.min(spec.actions.len() - 1);
     let action = spec.actions[step].action;
-    // When this step is due: the condition's `for`; after an action, that step's escalateAfter.
-    let step_due = match ladder.last_action {
+    let step_due = step_due(spec, due, ladder);
+    if facts.now < step_due {
+        return Decision::Wait { until: step_due };
+    }
+    let closed = switched_off(spec, facts)
+        .or_else(|| held_by_cause_or_budget(spec, action, facts))
+        .or_else(|| target_limits(&spec.safety, ladder, facts.now))
+        .or_else(|| policy_limits(&spec.safety, budget, facts));
+    match closed {
+        Some(Closed {
+            reason,
+            message,
+            retry_at,
+        }) => Decision::Hold {
+            step,
+            action,
+            reason,
+            message,
+            retry_at,
+        },
+        None => Decision::Act {
+            step,
+            action,
+            dry_run: spec.safety.dry_run || facts.global_dry_run,
+        },
+    }
+}
+
+/// A gate that did not let the step through: why, and when it may (None: only a change can).
+struct Closed {
+    reason: HoldReason,
+    message: String,
+    retry_at: Option<Secs>,
+}
+
+impl Closed {
+    fn until_changed(reason: HoldReason, message: String) -> Option<Closed> {
+        Some(Closed {
+            reason,
+            message,
+            retry_at: None,
+        })
+    }
+}
+
+/// When the next step is due: the condition's `for`; after an action, that step's escalateAfter.
+fn step_due(spec: &HealingPolicySpec, due: Secs, ladder: &Ladder) -> Secs {
+    match ladder.last_action {
         None => due,
         Some((last_step, at)) => {
             let last_step = last_step.min(spec.actions.len() - 1);
             at + spec.actions[last_step].escalate_after().as_std().as_secs() as Secs
         }
-    };
-    if now < step_due {
-        return Decision::Wait { until: step_due };
     }
-    let safety = &spec.safety;
-    let hold = |reason: HoldReason, message: String, retry_at: Option<Secs>| Decision::Hold {
-        step,
-        action,
-        reason,
-        message,
-        retry_at,
-    };
+}
 
+/// Switched off: kube-healer paused, the policy suspended, the target opted out.
+fn switched_off(spec: &HealingPolicySpec, facts: &Facts) -> Option<Closed> {
     if facts.paused {
-        return hold(
-            HoldReason::Paused,
-            "kube-healer is paused operator-wide".into(),
-            None,
-        );
+        return Closed::until_changed(HoldReason::Paused, "kube-healer is paused operator-wide".into());
     }
-    if safety.suspend {
-        return hold(
+    if spec.safety.suspend {
+        return Closed::until_changed(
             HoldReason::Suspended,
             "the policy is suspended (spec.safety.suspend)".into(),
-            None,
         );
     }
     if facts.opted_out {
-        return hold(
+        return Closed::until_changed(
             HoldReason::OptedOut,
             format!("the target carries {}=true", kube_healer_api::OPT_OUT_ANNOTATION),
-            None,
         );
     }
+    None
+}
+
+/// A cause shared with other targets, the policy's maxUnhealthy, the cluster's disruption budget.
+fn held_by_cause_or_budget(spec: &HealingPolicySpec, action: ActionKind, facts: &Facts) -> Option<Closed> {
     if let Some(message) = &facts.correlated {
-        return hold(HoldReason::Correlated, message.clone(), None);
+        return Closed::until_changed(HoldReason::Correlated, message.clone());
     }
     if spec.target.kind == TargetKind::Node
         && let Some((unhealthy, selected)) = facts.unhealthy_nodes
     {
-        let limit = max_unhealthy(safety, selected);
+        let limit = max_unhealthy(&spec.safety, selected);
         if unhealthy > limit {
-            return hold(
+            return Closed::until_changed(
                 HoldReason::BudgetExceeded,
                 format!(
                     "{unhealthy} of {selected} selected nodes are unhealthy, more than maxUnhealthy allows ({limit}): node actions stop"
                 ),
-                None,
             );
         }
     }
@@ -136,39 +171,47 @@ pub fn decide(
         && !budget.target_held
         && budget.held >= budget.limit
     {
-        return hold(
+        return Closed::until_changed(
             HoldReason::BudgetExceeded,
             format!(
-                "kube-healer holds {} nodes out of service, the cluster's disruption budget ({}: {} nodes): node actions wait",
+                "kube-healer keeps {} nodes out of service, the cluster's disruption budget ({}: {} nodes): node actions wait",
                 budget.held, budget.configured, budget.limit
             ),
-            None,
         );
     }
+    None
+}
+
+/// This target's own limits: maxAttempts for the failure, the cooldown after its last action.
+fn target_limits(safety: &Safety, ladder: &Ladder, now: Secs) -> Option<Closed> {
     let max_attempts = safety.max_attempts.unwrap_or(Safety::DEFAULT_MAX_ATTEMPTS).max(1) as u32;
     if ladder.attempts >= max_attempts {
-        return hold(
+        return Closed::until_changed(
             HoldReason::MaxAttempts,
             format!(
                 "{} actions taken for this failure, the policy's maxAttempts: giving up on it",
                 ladder.attempts
             ),
-            None,
         );
     }
     let cooldown = safety.cooldown_secs();
     if let Some((_, last)) = ladder.last_action
         && now < last + cooldown
     {
-        return hold(
-            HoldReason::Cooldown,
-            format!(
+        return Some(Closed {
+            reason: HoldReason::Cooldown,
+            message: format!(
                 "last action on this target {}s ago; cooldown {cooldown}s",
                 now - last
             ),
-            Some(last + cooldown),
-        );
+            retry_at: Some(last + cooldown),
+        });
     }
+    None
+}
+
+/// The policy's limits over all its targets: maxConcurrent in flight, the rate.
+fn policy_limits(safety: &Safety, budget: &Budget, facts: &Facts) -> Option<Closed> {
     let max_concurrent = safety
         .max_concurrent
         .unwrap_or(Safety::DEFAULT_MAX_CONCURRENT)
@@ -179,54 +222,50 @@ pub fn decide(
             0 => String::new(),
             n => format!(", {n} of them started by an earlier leader"),
         };
-        return hold(
+        return Closed::until_changed(
             HoldReason::MaxConcurrent,
             format!(
                 "{in_flight} actions of this policy in flight{inherited} (maxConcurrent {max_concurrent})"
             ),
-            None,
         );
     }
+    let now = facts.now;
     let rate = safety.rate.clone().unwrap_or(Safety::DEFAULT_RATE);
     let per = rate.per.as_std().as_secs() as Secs;
     let mut within: Vec<Secs> = budget.recent.iter().copied().filter(|t| *t > now - per).collect();
     if within.len() as i64 >= rate.actions.max(1) as i64 {
         within.sort_unstable();
         let frees_at = within[within.len() - rate.actions.max(1) as usize] + per;
-        return hold(
-            HoldReason::RateLimited,
-            format!(
+        return Some(Closed {
+            reason: HoldReason::RateLimited,
+            message: format!(
                 "{} actions in the last {per}s (rate {} per {per}s)",
                 within.len(),
                 rate.actions
             ),
-            Some(frees_at),
-        );
+            retry_at: Some(frees_at),
+        });
     }
-    Decision::Act {
-        step,
-        action,
-        dry_run: safety.dry_run || facts.global_dry_run,
-    }
+    None
 }
 
 /// A budget given as a count or a percent ("10%") as a node count out of `total`: a percent
 /// rounds down, but never below one node.
-pub fn budget_count(budget: &str, total: usize) -> Result<usize, String> {
+pub fn budget_count(budget: &str, total: usize) -> Result<usize, BadBudget> {
+    let bad = |_| BadBudget(budget.to_string());
     match budget.strip_suffix('%') {
         Some(percent) => {
-            let p: usize = percent
-                .trim()
-                .parse()
-                .map_err(|_| format!("{budget:?} is not a count or a percent such as 10%"))?;
+            let p: usize = percent.trim().parse().map_err(bad)?;
             Ok((total * p / 100).max(1))
         }
-        None => budget
-            .trim()
-            .parse()
-            .map_err(|_| format!("{budget:?} is not a count or a percent such as 10%")),
+        None => budget.trim().parse().map_err(bad),
     }
 }
+
+/// A budget that is neither a count nor a percent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a count or a percent such as 10%")]
+pub struct BadBudget(pub String);
 
 /// maxUnhealthy as a node count, given the number of nodes a policy selects: a percent rounds
 /// down but never below one node (as the cluster's disruption budget), so a policy over a small

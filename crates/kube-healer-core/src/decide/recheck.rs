@@ -4,13 +4,13 @@
 //! (retries, the executor's queue, a PodDisruptionBudget); the call goes ahead only if the
 //! failure still holds, in the same episode where the class has a stable start.
 
-use kube_healer_api::{ActionKind, FailureClass};
+use kube_healer_api::{ActionKind, FailureClass, JudgedOn};
 
 use crate::carry::{carry_lease, carry_node, carry_pod};
 use crate::cluster::Snapshot;
 use crate::decide::{ShutdownEvidence, unsafe_for, unsafe_for_node};
 use crate::finding::Subject;
-use crate::policy::{CompiledCondition, Target};
+use crate::policy::{CompiledCondition, TargetView};
 use crate::view::{EventView, LeaseView, NodeView, PodView, Secs};
 
 /// What the decision saw around its target, taken along to the call.
@@ -64,10 +64,7 @@ pub enum Fresh {
 /// Whether a class's start can move while the failure lasts (counted over a sliding window):
 /// only its presence is compared, not its start.
 fn start_slides(class: FailureClass) -> bool {
-    matches!(
-        class,
-        FailureClass::NodeFlapping | FailureClass::SystemOOM | FailureClass::EventPattern
-    )
+    class.properties().judged_on == JudgedOn::CountedInWindow
 }
 
 /// Reclassifies a pod from its fresh read (and its node's, if read), and applies the action's
@@ -82,11 +79,8 @@ fn start_slides(class: FailureClass) -> bool {
 /// grows), so the recheck it spares could only have agreed.
 pub fn checked_by_version(seen: &Seen, action: ActionKind) -> Option<u64> {
     let pod = seen.pod.as_ref()?;
-    let dead = matches!(
-        seen.condition.class,
-        FailureClass::Evicted | FailureClass::Failed | FailureClass::AdmissionRejected
-    );
-    let removal = matches!(action, ActionKind::Delete | ActionKind::ForceDelete);
+    let dead = seen.condition.class.properties().stopped_for_good;
+    let removal = action.properties().removes_at_once();
     if dead && removal && pod.is_terminal() {
         pod.version
     } else {
@@ -128,7 +122,7 @@ pub fn recheck_pod(
     snapshot.nodes_known = nodes_known;
     snapshot.leases_seen_renewing = seen.leases_seen_renewing;
     let pod = &snapshot.pods[0];
-    match verdict(seen, Target::Pod(pod), &snapshot, now) {
+    match verdict(seen, TargetView::Pod(pod), &snapshot, now) {
         Fresh::Holds => match unsafe_for(
             pod,
             &snapshot,
@@ -174,7 +168,7 @@ pub fn recheck_node(
     );
     snapshot.leases_seen_renewing = seen.leases_seen_renewing;
     let node = &snapshot.nodes[0];
-    match verdict(seen, Target::Node(node), &snapshot, now) {
+    match verdict(seen, TargetView::Node(node), &snapshot, now) {
         Fresh::Holds => match unsafe_for_node(node, &snapshot, action, seen.shutdown, now) {
             Some(why) => Fresh::Unsafe(why.message),
             None => Fresh::Holds,
@@ -183,10 +177,10 @@ pub fn recheck_node(
     }
 }
 
-fn verdict(seen: &Seen, target: Target<'_>, snapshot: &Snapshot, now: Secs) -> Fresh {
+fn verdict(seen: &Seen, target: TargetView<'_>, snapshot: &Snapshot, now: Secs) -> Fresh {
     let opted_out = match target {
-        Target::Pod(p) => p.opted_out,
-        Target::Node(n) => n.opted_out,
+        TargetView::Pod(p) => p.opted_out,
+        TargetView::Node(n) => n.opted_out,
     };
     if opted_out {
         return Fresh::OptedOut(format!(

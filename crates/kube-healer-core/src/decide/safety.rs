@@ -1,13 +1,13 @@
 //! Whether an action is safe for a target right now, whatever its policy says: the last word
 //! before a decision is carried out.
 
-use kube_healer_api::{ActionKind, HealingPolicySpec};
+use kube_healer_api::{ActionKind, Fencing, HealingPolicySpec};
 
 use super::Decision;
 use super::shutdown::{ShutdownEvidence, unsafe_for_node};
 use crate::cluster::{ClusterView, NodeLookup};
 use crate::finding::Subject;
-use crate::policy::Target;
+use crate::policy::TargetView;
 use crate::view::{OwnerKind, PodView, Secs, Status};
 
 /// Why an action is unsafe for its target now, and when it may be safe (None: only a change of
@@ -24,13 +24,13 @@ pub fn unsafe_for_target(
     spec: &HealingPolicySpec,
     step: usize,
     action: ActionKind,
-    target: Target<'_>,
+    target: TargetView<'_>,
     cluster: &impl ClusterView,
     subject: &Subject,
     now: Secs,
 ) -> Option<Unsafe> {
     match target {
-        Target::Pod(pod) => {
+        TargetView::Pod(pod) => {
             let unfenced = without_fencing(spec, step);
             let message = unsafe_for(pod, cluster, subject, action, unfenced, now)?;
             Some(Unsafe {
@@ -38,7 +38,7 @@ pub fn unsafe_for_target(
                 retry_at: None,
             })
         }
-        Target::Node(node) => {
+        TargetView::Node(node) => {
             let evidence = ShutdownEvidence::of(spec, step);
             unsafe_for_node(node, cluster, action, evidence, now)
         }
@@ -60,27 +60,11 @@ pub fn unsafe_for(
     unfenced: bool,
     now: Secs,
 ) -> Option<String> {
-    match action {
-        ActionKind::ForceDelete => {
-            if pod.deletion().is_none_or(|d| d > now) {
-                return Some(format!(
-                    "{subject} is not past its deletionTimestamp: ForceDelete waits for it"
-                ));
-            }
-            if let Some(why) = needs_fencing(pod, cluster, unfenced)
-                && !node_confirmed_gone(pod, cluster)
-            {
-                return Some(format!(
-                    "{subject} {why}, and its node is not confirmed gone (deleted, or tainted {OUT_OF_SERVICE}=nodeshutdown:NoExecute, Kubernetes' non-graceful node shutdown): ForceDelete waits for that{}",
-                    if pod.owner == OwnerKind::StatefulSet {
-                        ""
-                    } else {
-                        " (forceDelete.withoutFencing: true in the policy step acts anyway)"
-                    }
-                ));
-            }
-            None
-        }
+    let own = match action {
+        ActionKind::ForceDelete => pod
+            .deletion()
+            .is_none_or(|d| d > now)
+            .then(|| format!("{subject} is not past its deletionTimestamp: ForceDelete waits for it")),
         ActionKind::Reschedule => rescheduled_by_controller(pod.owner)
             .err()
             .map(|why| format!("{subject}: {why}")),
@@ -97,7 +81,34 @@ pub fn unsafe_for(
         | ActionKind::OutOfService
         | ActionKind::Remediate
         | ActionKind::Replace => None,
+    };
+    own.or_else(|| unfenced_removal(pod, cluster, subject, action, unfenced))
+}
+
+/// An action that needs the pod's node confirmed gone (its fencing, as it declares): why it waits,
+/// if the pod needs fencing and its node is not confirmed gone.
+fn unfenced_removal(
+    pod: &PodView,
+    cluster: &impl ClusterView,
+    subject: &Subject,
+    action: ActionKind,
+    unfenced: bool,
+) -> Option<String> {
+    if action.properties().fencing != Fencing::NodeGone {
+        return None;
     }
+    let why = needs_fencing(pod, cluster, unfenced)?;
+    if node_confirmed_gone(pod, cluster) {
+        return None;
+    }
+    Some(format!(
+        "{subject} {why}, and its node is not confirmed gone (deleted, or tainted {OUT_OF_SERVICE}=nodeshutdown:NoExecute, Kubernetes' non-graceful node shutdown): {action} waits for that{}",
+        if pod.owner == OwnerKind::StatefulSet {
+            ""
+        } else {
+            " (forceDelete.withoutFencing: true in the policy step acts anyway)"
+        }
+    ))
 }
 
 /// Why force-deleting this pod needs its node fenced first, if it does. A StatefulSet pod: its
@@ -164,27 +175,35 @@ pub fn guard(decision: Decision, unsafe_for: impl FnOnce(usize, ActionKind) -> O
     }
 }
 
+/// Why what owns a pod makes an action on it pointless or unsafe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OwnerUnfit {
+    #[error("a DaemonSet pod is recreated on the same node: rescheduling it moves nothing")]
+    RecreatedInPlace,
+    #[error("a static pod's mirror cannot be rescheduled")]
+    StaticPod,
+    #[error("the pod has no controller that would recreate it: rescheduling would only delete it")]
+    NotRecreated,
+    #[error("RestartOwner needs a pod owned by a Deployment's ReplicaSet, a StatefulSet or a DaemonSet")]
+    NotRestartable,
+}
+
 /// Whether a pod's controller recreates it elsewhere when it is evicted.
-pub fn rescheduled_by_controller(owner: OwnerKind) -> Result<(), String> {
+pub fn rescheduled_by_controller(owner: OwnerKind) -> Result<(), OwnerUnfit> {
     match owner {
         OwnerKind::ReplicaSet | OwnerKind::StatefulSet | OwnerKind::Job => Ok(()),
-        OwnerKind::DaemonSet => {
-            Err("a DaemonSet pod is recreated on the same node: rescheduling it moves nothing".into())
-        }
-        OwnerKind::Node => Err("a static pod's mirror cannot be rescheduled".into()),
-        OwnerKind::None | OwnerKind::Other => {
-            Err("the pod has no controller that would recreate it: rescheduling would only delete it".into())
-        }
+        OwnerKind::DaemonSet => Err(OwnerUnfit::RecreatedInPlace),
+        OwnerKind::Node => Err(OwnerUnfit::StaticPod),
+        OwnerKind::None | OwnerKind::Other => Err(OwnerUnfit::NotRecreated),
     }
 }
 
 /// The workload kinds RestartOwner restarts.
-pub fn restartable_owner(owner: OwnerKind) -> Result<(), String> {
+pub fn restartable_owner(owner: OwnerKind) -> Result<(), OwnerUnfit> {
     match owner {
         OwnerKind::ReplicaSet | OwnerKind::StatefulSet | OwnerKind::DaemonSet => Ok(()),
-        _ => Err(
-            "RestartOwner needs a pod owned by a Deployment's ReplicaSet, a StatefulSet or a DaemonSet"
-                .into(),
-        ),
+        OwnerKind::Job | OwnerKind::Node | OwnerKind::None | OwnerKind::Other => {
+            Err(OwnerUnfit::NotRestartable)
+        }
     }
 }

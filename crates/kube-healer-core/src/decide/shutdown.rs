@@ -7,7 +7,7 @@
 //! A partition gives the same signs; many nodes going down together is held by the storm guards.
 
 use kube_healer_api::action::OutOfServiceParams;
-use kube_healer_api::{ActionKind, HealingPolicySpec};
+use kube_healer_api::{ActionKind, Fencing, HealingPolicySpec};
 
 use super::safety::Unsafe;
 use crate::classify::pod::human;
@@ -61,7 +61,7 @@ pub fn unsafe_for_node(
     evidence: ShutdownEvidence,
     now: Secs,
 ) -> Option<Unsafe> {
-    if action != ActionKind::OutOfService {
+    if action.properties().fencing != Fencing::NodeShutDown {
         return None;
     }
     let name = &node.name;

@@ -19,7 +19,7 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::batch::{BatchMember, MemberOutcome};
 use kube_healer_api::record::{ActionPhase, Evidence};
-use kube_healer_api::{ActionKind, FailureClass, HealingActionSpec, reasons};
+use kube_healer_api::{ActionKind, FailureClass, HealingAction, HealingActionSpec, reasons};
 
 use crate::act::Outcome;
 use crate::act::announce::announce;
@@ -165,56 +165,13 @@ pub async fn handle_batch(
 /// effect, or it was removed since), one still there is removed (a dead pod stays dead; the UID
 /// precondition spares a new pod of the same name). A batch finished meanwhile is left alone.
 pub async fn resume(io: Io<'_>, name: &str) {
-    let record = match writer::read(io.records, name).await {
-        Ok(Some(record)) => record,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::warn!(record = %name, error = %e, "reading an unfinished batch failed: the next leader finishes it");
-            return;
-        }
+    let Some(record) = left_unfinished(&io, name).await else {
+        return;
     };
-    let marked = writer::in_flight(&record);
-    let finished = record.status.as_ref().is_some_and(|s| s.phase.is_final());
-    if finished {
-        if marked {
-            writer::settle(io.records, name).await;
-        }
-        return;
-    }
-    if !marked {
-        return;
-    }
     tracing::warn!(record = %name, members = record.spec.members.len(), "batch recorded but not finished before a restart: finishing it");
-    let Ok(step) = serde_json::from_value::<kube_healer_api::HealingStep>(
-        serde_json::json!({"action": record.spec.action}),
-    ) else {
+    let Some(reqs) = member_requests(&record, name) else {
         return;
     };
-    let reqs: Vec<ActionRequest> = record
-        .spec
-        .members
-        .iter()
-        .map(|m| {
-            let mut spec = record.spec.clone();
-            spec.target = m.target.clone();
-            spec.failing_since = m.failing_since.clone();
-            spec.members = Vec::new();
-            ActionRequest {
-                name: name.to_string(),
-                spec,
-                step: step.clone(),
-                hold: None,
-                owner: None,
-                cooldown: Duration::ZERO,
-                protected_namespaces: Vec::new().into(),
-                // No decision's view to recheck against: a dead pod stays dead, and the call's
-                // UID precondition is the check.
-                seen: None,
-                before: None,
-                due_ms: None,
-            }
-        })
-        .collect();
     // Members the new leader decided again into another record are that record's to remove.
     let uids: Vec<&str> = reqs.iter().map(|r| r.spec.target.uid.as_str()).collect();
     let elsewhere = match unfinished::removed_elsewhere(io.records, &record, &uids).await {
@@ -252,6 +209,52 @@ pub async fn resume(io: Io<'_>, name: &str) {
     for (req, outcome) in reqs.iter().zip(&outcomes) {
         count(io.metrics, req, outcome.phase, outcome.reason);
     }
+}
+
+/// The batch record, if it is still left unfinished and marked in flight; a finished one keeps
+/// no mark.
+async fn left_unfinished(io: &Io<'_>, name: &str) -> Option<HealingAction> {
+    let record = match writer::read(io.records, name).await {
+        Ok(found) => found?,
+        Err(e) => {
+            tracing::warn!(record = %name, error = %e, "reading an unfinished batch failed: the next leader finishes it");
+            return None;
+        }
+    };
+    let marked = writer::in_flight(&record);
+    let finished = record.status.as_ref().is_some_and(|s| s.phase.is_final());
+    if finished && marked {
+        writer::settle(io.records, name).await;
+    }
+    (marked && !finished).then_some(record)
+}
+
+/// The batch's members as requests of their own, with no decision's view to recheck against: a
+/// dead pod stays dead, and the call's UID precondition is the check.
+fn member_requests(record: &HealingAction, name: &str) -> Option<Vec<ActionRequest>> {
+    let step = serde_json::from_value::<kube_healer_api::HealingStep>(
+        serde_json::json!({"action": record.spec.action}),
+    )
+    .ok()?;
+    let reqs = record.spec.members.iter().map(|m| {
+        let mut spec = record.spec.clone();
+        spec.target = m.target.clone();
+        spec.failing_since = m.failing_since.clone();
+        spec.members = Vec::new();
+        ActionRequest {
+            name: name.to_string(),
+            spec,
+            step: step.clone(),
+            hold: None,
+            owner: None,
+            cooldown: Duration::ZERO,
+            protected_namespaces: Vec::new().into(),
+            seen: None,
+            before: None,
+            due_ms: None,
+        }
+    });
+    Some(reqs.collect())
 }
 
 /// Each member carried out, `PARALLEL` at a time; `settled` hears of each as it ends. The

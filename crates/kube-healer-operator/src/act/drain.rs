@@ -87,18 +87,7 @@ pub async fn drain(
             );
         }
     };
-    let mut left: BTreeMap<LeftAlone, Vec<String>> = BTreeMap::new();
-    let mut to_evict = Vec::new();
-    for pod in &on_node {
-        match left_alone(pod, params, protected_namespaces) {
-            Some(why) => {
-                let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-                let name = pod.metadata.name.as_deref().unwrap_or_default();
-                left.entry(why).or_default().push(format!("{ns}/{name}"));
-            }
-            None => to_evict.push(pod),
-        }
-    }
+    let (to_evict, left) = sort_out(&on_node, params, protected_namespaces);
     let grace = params.grace_period_seconds.map(|g| g as u32);
     let evictions = to_evict.iter().map(|pod| {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -112,66 +101,114 @@ pub async fn drain(
     });
     let results = join_all(evictions).await;
     let calls: i32 = 2 + results.iter().map(|r| r.2).sum::<i32>();
-    let mut evicted = 0;
-    let (mut blocked, mut failed, mut stopped) = (Vec::new(), Vec::new(), 0);
-    for (pod, result, _) in results {
-        match result {
-            Ok(()) | Err(EvictError::Gone) => evicted += 1,
-            Err(EvictError::Blocked(_)) => blocked.push(pod),
-            Err(EvictError::Stopped) => stopped += 1,
-            Err(EvictError::Api(e)) => failed.push(format!("{pod} ({e})")),
+    let evictions = Evictions::of(results, to_evict.len());
+    evictions.outcome(spec, &left, timeout, calls)
+}
+
+/// The pods to evict, and those left alone by rule (by why).
+fn sort_out<'a>(
+    on_node: &'a [Pod],
+    params: &DrainParams,
+    protected_namespaces: &[String],
+) -> (Vec<&'a Pod>, BTreeMap<LeftAlone, Vec<String>>) {
+    let mut left: BTreeMap<LeftAlone, Vec<String>> = BTreeMap::new();
+    let mut to_evict = Vec::new();
+    for pod in on_node {
+        match left_alone(pod, params, protected_namespaces) {
+            Some(why) => {
+                let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+                let name = pod.metadata.name.as_deref().unwrap_or_default();
+                left.entry(why).or_default().push(format!("{ns}/{name}"));
+            }
+            None => to_evict.push(pod),
         }
     }
-    if stopped > 0 {
-        // Left unfinished (phase Running): the next leader resumes the drain.
-        return Outcome::new(
-            ActionPhase::Running,
-            reasons::LEADERSHIP_LOST,
-            format!(
-                "drain stopped after evicting {evicted} of {}: this replica lost the leadership; the node stays cordoned and the next leader resumes the drain",
-                to_evict.len()
-            ),
-            calls,
-        );
+    (to_evict, left)
+}
+
+/// What the evictions came to.
+struct Evictions {
+    tried: usize,
+    evicted: usize,
+    /// Kept by a PodDisruptionBudget until the timeout.
+    blocked: Vec<String>,
+    /// Refused otherwise, with the error.
+    failed: Vec<String>,
+    /// Stopped as this replica lost the leadership.
+    stopped: usize,
+}
+
+impl Evictions {
+    fn of(results: Vec<(String, Result<(), EvictError>, i32)>, tried: usize) -> Self {
+        let mut e = Evictions {
+            tried,
+            evicted: 0,
+            blocked: Vec::new(),
+            failed: Vec::new(),
+            stopped: 0,
+        };
+        for (pod, result, _) in results {
+            match result {
+                Ok(()) | Err(EvictError::Gone) => e.evicted += 1,
+                Err(EvictError::Blocked(_)) => e.blocked.push(pod),
+                Err(EvictError::Stopped) => e.stopped += 1,
+                Err(EvictError::Api(err)) => e.failed.push(format!("{pod} ({err})")),
+            }
+        }
+        e
     }
-    let left_alone = left_alone_said(&left);
-    let wait = kube_healer_api::Duration::from_secs(timeout.as_secs());
-    if blocked.is_empty() && failed.is_empty() {
-        Outcome::new(
-            ActionPhase::Succeeded,
-            reasons::COMPLETED,
-            format!(
+
+    /// The drain's outcome, as its record says it.
+    fn outcome(
+        &self,
+        spec: &HealingActionSpec,
+        left: &BTreeMap<LeftAlone, Vec<String>>,
+        timeout: Duration,
+        calls: i32,
+    ) -> Outcome {
+        let Evictions {
+            tried,
+            evicted,
+            blocked,
+            failed,
+            stopped,
+        } = self;
+        if *stopped > 0 {
+            // Left unfinished (phase Running): the next leader resumes the drain.
+            return Outcome::new(
+                ActionPhase::Running,
+                reasons::LEADERSHIP_LOST,
+                format!(
+                    "drain stopped after evicting {evicted} of {tried}: this replica lost the leadership; the node stays cordoned and the next leader resumes the drain"
+                ),
+                calls,
+            );
+        }
+        let left_alone = left_alone_said(left);
+        let wait = kube_healer_api::Duration::from_secs(timeout.as_secs());
+        if blocked.is_empty() && failed.is_empty() {
+            let message = format!(
                 "cordoned {} and evicted {evicted} pods ({left_alone})",
                 spec.target.reference
-            ),
-            calls,
-        )
-    } else if !blocked.is_empty() {
-        Outcome::new(
-            ActionPhase::Failed,
-            reasons::TIMEOUT,
-            format!(
-                "drain stopped after {wait}: evicted {evicted} of {}; a PodDisruptionBudget kept {}{}; the node stays cordoned ({left_alone})",
-                to_evict.len(),
-                names(&blocked),
-                if failed.is_empty() {
-                    String::new()
-                } else {
-                    format!("; failed: {}", names(&failed))
-                },
-            ),
-            calls,
-        )
-    } else {
-        Outcome::new(
-            ActionPhase::Failed,
-            reasons::API_ERROR,
-            format!(
-                "evicted {evicted} of {}; failed: {}; the node stays cordoned ({left_alone})",
-                to_evict.len(),
-                names(&failed)
-            ),
-            calls,
-        )
+            );
+            Outcome::new(ActionPhase::Succeeded, reasons::COMPLETED, message, calls)
+        } else if !blocked.is_empty() {
+            let failed = if failed.is_empty() {
+                String::new()
+            } else {
+                format!("; failed: {}", names(failed))
+            };
+            let message = format!(
+                "drain stopped after {wait}: evicted {evicted} of {tried}; a PodDisruptionBudget kept {}{failed}; the node stays cordoned ({left_alone})",
+                names(blocked),
+            );
+            Outcome::new(ActionPhase::Failed, reasons::TIMEOUT, message, calls)
+        } else {
+            let message = format!(
+                "evicted {evicted} of {tried}; failed: {}; the node stays cordoned ({left_alone})",
+                names(failed)
+            );
+            Outcome::new(ActionPhase::Failed, reasons::API_ERROR, message, calls)
+        }
     }
 }

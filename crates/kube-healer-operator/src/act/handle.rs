@@ -8,7 +8,7 @@ use kube::Client;
 use kube::api::Api;
 use kube::runtime::events::Recorder;
 use kube_healer_api::record::ActionPhase;
-use kube_healer_api::{FailureClass, HealingAction, reasons};
+use kube_healer_api::{HealingAction, reasons};
 use kube_healer_core::decide::{Fresh, checked_by_version};
 
 use crate::act::Outcome;
@@ -50,29 +50,9 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
     let in_flight_until = longest(&req)
         .filter(|_| req.in_flight())
         .map(|d| io.clock.now() + d.as_secs() as i64);
-    let resumed = match writer::begin(
-        io.records,
-        &req.name,
-        &req.spec,
-        req.hold.is_some(),
-        in_flight_until,
-    )
-    .await
-    {
-        Begun::New => false,
-        Begun::Resumed => {
-            tracing::warn!(record = %req.name, "decision recorded but not finished before a restart: finishing it");
-            true
-        }
-        Begun::Done => {
-            tracing::info!(record = %req.name, "decision already recorded: not carried out again");
-            return Handled::NotCarriedOut;
-        }
-        Begun::Failed(e) => {
-            io.metrics.records_unwritten.inc();
-            tracing::warn!(record = %req.name, error = %e, "recording the decision failed: not acting now, deciding again later");
-            return Handled::Unrecorded(Box::new(req));
-        }
+    let (req, resumed) = match begin(&io, req, in_flight_until).await {
+        Ok(begun) => begun,
+        Err(handled) => return handled,
     };
     failpoint::abort("after-record");
     if !io.leading.now() {
@@ -81,9 +61,51 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
         tracing::warn!(record = %req.name, "leadership lost before the call: left for the next leader");
         return Handled::NotCarriedOut;
     }
-    let target = &req.spec.target;
     let start = io.clock.time();
-    // Held back, or a dry run: recorded as Skipped, nothing changed.
+    if skipped(&io, &req, &start).await {
+        return Handled::NotCarriedOut;
+    }
+    let outcome = act_on(&io, &req, resumed, &start).await;
+    failpoint::abort("after-call");
+    finish(
+        &io,
+        &req,
+        outcome,
+        start,
+        in_flight_until.is_some() || resumed && longest(&req).is_some(),
+    )
+    .await
+}
+
+/// The record written (or found): the request back with whether it resumes a record left
+/// unfinished; or how it was handled when it must not go on.
+async fn begin(
+    io: &Io<'_>,
+    req: ActionRequest,
+    in_flight_until: Option<i64>,
+) -> Result<(ActionRequest, bool), Handled> {
+    let hold = req.hold.is_some();
+    match writer::begin(io.records, &req.name, &req.spec, hold, in_flight_until).await {
+        Begun::New => Ok((req, false)),
+        Begun::Resumed => {
+            tracing::warn!(record = %req.name, "decision recorded but not finished before a restart: finishing it");
+            Ok((req, true))
+        }
+        Begun::Done => {
+            tracing::info!(record = %req.name, "decision already recorded: not carried out again");
+            Err(Handled::NotCarriedOut)
+        }
+        Begun::Failed(e) => {
+            io.metrics.records_unwritten.inc();
+            tracing::warn!(record = %req.name, error = %e, "recording the decision failed: not acting now, deciding again later");
+            Err(Handled::Unrecorded(Box::new(req)))
+        }
+    }
+}
+
+/// Held back, or a dry run: recorded as Skipped, nothing changed. Whether it was.
+async fn skipped(io: &Io<'_>, req: &ActionRequest, start: &Time) -> bool {
+    let target = &req.spec.target;
     let skipped = match req.hold.clone() {
         Some(hold) => Some((hold.reason.as_str(), hold.message)),
         None if req.spec.dry_run => Some((
@@ -92,22 +114,26 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
         )),
         None => None,
     };
-    if let Some((reason, message)) = skipped {
-        tracing::info!(record = %req.name, target = %target.reference, reason, %message, "not carried out");
-        writer::skipped(io.records, &req.name, reason, &message, start).await;
-        count(io.metrics, &req, ActionPhase::Skipped, reason);
-        announce(io.recorder, &req.spec, ActionPhase::Skipped, reason, &message).await;
-        return Handled::NotCarriedOut;
-    }
-    let outcome = act_on(&io, &req, resumed, &start).await;
-    failpoint::abort("after-call");
+    let Some((reason, message)) = skipped else {
+        return false;
+    };
+    tracing::info!(record = %req.name, target = %target.reference, reason, %message, "not carried out");
+    writer::skipped(io.records, &req.name, reason, &message, start.clone()).await;
+    count(io.metrics, req, ActionPhase::Skipped, reason);
+    announce(io.recorder, &req.spec, ActionPhase::Skipped, reason, &message).await;
+    true
+}
+
+/// The outcome recorded, counted and announced; `marked`: the record carries an in-flight mark
+/// to take off once it ended.
+async fn finish(io: &Io<'_>, req: &ActionRequest, outcome: Outcome, start: Time, marked: bool) -> Handled {
     let Outcome {
         phase,
         reason,
         message,
         calls,
     } = outcome;
-    tracing::info!(record = %req.name, target = %target.reference, action = %req.spec.action, ?phase, reason, %message, "action finished");
+    tracing::info!(record = %req.name, target = %req.spec.target.reference, action = %req.spec.action, ?phase, reason, %message, "action finished");
     let finished = Finished {
         phase,
         reason,
@@ -119,19 +145,16 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
     writer::finish(io.records, &req.name, finished).await;
     // Ended (not left for the next leader): the in-flight mark comes off. A resumed record may
     // carry the mark of the leader that began it.
-    if phase != ActionPhase::Running && (in_flight_until.is_some() || resumed && longest(&req).is_some()) {
+    if phase != ActionPhase::Running && marked {
         writer::settle(io.records, &req.name).await;
     }
-    count(io.metrics, &req, phase, reason);
+    count(io.metrics, req, phase, reason);
     // A leftover (a pod that had stopped for good) cleaned away needs no Event: its record tells
     // the story, and a bulk clean-up would write one Event per pod. Everything else is
     // announced on the target.
     let leftover_removed = phase == ActionPhase::Succeeded
         && req.spec.action.properties().removes_target
-        && matches!(
-            req.spec.class,
-            FailureClass::Evicted | FailureClass::Failed | FailureClass::AdmissionRejected
-        );
+        && req.spec.class.properties().stopped_for_good;
     if !leftover_removed {
         announce(io.recorder, &req.spec, phase, reason, &message).await;
     }

@@ -45,6 +45,21 @@ pub fn job_name(record: &str) -> String {
     format!("kube-healer-{hash}")
 }
 
+/// Why a NodeJob's definition makes no Job.
+#[derive(Debug, thiserror::Error)]
+pub enum BadNodeJob {
+    #[error("NodeJob {0}: spec.podSpec must be an object (a core/v1 PodSpec)")]
+    NotAnObject(String),
+    #[error("NodeJob {0}: spec.podSpec.tolerations must be a list")]
+    TolerationsNotAList(String),
+    #[error("NodeJob {job}: spec.podSpec is not a valid PodSpec: {source}")]
+    NotAPodSpec {
+        job: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// The Job for a decision, from the NodeJob `node_job` defined as `definition`.
 pub fn job(
     record: &str,
@@ -52,13 +67,11 @@ pub fn job(
     node_job: &str,
     definition: &NodeJobSpec,
     place: &JobsPlace,
-) -> Result<Job, String> {
+) -> Result<Job, BadNodeJob> {
     let node = &spec.target.name;
     let mut pod_spec = definition.pod_spec.clone();
     let Some(object) = pod_spec.as_object_mut() else {
-        return Err(format!(
-            "NodeJob {node_job}: spec.podSpec must be an object (a core/v1 PodSpec)"
-        ));
+        return Err(BadNodeJob::NotAnObject(node_job.to_string()));
     };
     object.insert("nodeName".into(), json!(node));
     object.insert("restartPolicy".into(), json!("Never"));
@@ -72,9 +85,7 @@ pub fn job(
     match tolerations.as_array_mut() {
         Some(list) => list.push(json!({"operator": "Exists"})),
         None => {
-            return Err(format!(
-                "NodeJob {node_job}: spec.podSpec.tolerations must be a list"
-            ));
+            return Err(BadNodeJob::TolerationsNotAList(node_job.to_string()));
         }
     }
     let labels = json!({
@@ -94,8 +105,10 @@ pub fn job(
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     });
-    serde_json::from_value(job)
-        .map_err(|e| format!("NodeJob {node_job}: spec.podSpec is not a valid PodSpec: {e}"))
+    serde_json::from_value(job).map_err(|source| BadNodeJob::NotAPodSpec {
+        job: node_job.to_string(),
+        source,
+    })
 }
 
 /// The Job's end: Some(true) complete, Some(false) failed, None running.
@@ -126,27 +139,14 @@ pub async fn run_job(
     place: &JobsPlace,
     leading: &Leading,
 ) -> Outcome {
-    // The definition as it is now: an admin who removed or changed it meanwhile is obeyed.
-    let definitions: Api<NodeJob> = Api::all(client.clone());
-    let (read, mut calls) =
-        retry::call(Backoff::ACTION, "get nodejob", || definitions.get_opt(node_job)).await;
-    let definition = match read {
-        Ok(Some(found)) => found.spec,
-        Ok(None) => {
-            return Outcome::new(
-                ActionPhase::Failed,
-                reasons::NODE_JOB_UNDEFINED,
-                format!(
-                    "NodeJob {node_job} is not defined: only node jobs the cluster admin defined run (kubectl get nodejobs)"
-                ),
-                calls,
-            );
-        }
-        Err(e) => return crate::act::failure::api_failure(&e, calls),
+    let mut calls = 0;
+    let definition = match definition(client, node_job, &mut calls).await {
+        Ok(definition) => definition,
+        Err(outcome) => return outcome,
     };
     let job = match job(record, spec, node_job, &definition, place) {
         Ok(job) => job,
-        Err(e) => return Outcome::unsafe_because(e),
+        Err(e) => return Outcome::unsafe_because(e.to_string()),
     };
     let name = job.metadata.name.clone().unwrap_or_default();
     let reference = format!("job/{}/{name}", place.namespace);
@@ -170,65 +170,81 @@ pub async fn run_job(
         Err(e) => return crate::act::failure::api_failure(&e, calls),
     }
     let deadline = definition.deadline_seconds() as u64 + 60;
-    let ended = await_condition(jobs, &name, |job: Option<&Job>| {
+    follow(jobs, (&name, &reference), spec, node_job, deadline, leading).await
+}
+
+/// The NodeJob as it is now: an admin who removed or changed it meanwhile is obeyed.
+async fn definition(client: &Client, node_job: &str, calls: &mut i32) -> Result<NodeJobSpec, Outcome> {
+    let definitions: Api<NodeJob> = Api::all(client.clone());
+    let (read, n) = retry::call(Backoff::ACTION, "get nodejob", || definitions.get_opt(node_job)).await;
+    *calls += n;
+    match read {
+        Ok(Some(found)) => Ok(found.spec),
+        Ok(None) => Err(Outcome::new(
+            ActionPhase::Failed,
+            reasons::NODE_JOB_UNDEFINED,
+            format!(
+                "NodeJob {node_job} is not defined: only node jobs the cluster admin defined run (kubectl get nodejobs)"
+            ),
+            *calls,
+        )),
+        Err(e) => Err(crate::act::failure::api_failure(&e, *calls)),
+    }
+}
+
+/// Follows the Job to its end, its deletion, its deadline or the loss of the leadership.
+async fn follow(
+    jobs: Api<Job>,
+    (name, reference): (&str, &str),
+    spec: &HealingActionSpec,
+    node_job: &str,
+    deadline: u64,
+    leading: &Leading,
+) -> Outcome {
+    let ended = await_condition(jobs, name, |job: Option<&Job>| {
         job.is_none_or(|j| finished(j).is_some())
     });
-    let followed = tokio::select! {
-        ended = tokio::time::timeout(Duration::from_secs(deadline), ended) => ended,
-        () = leading.lost() => {
-            // Left unfinished (phase Running): the next leader follows the Job (same name).
-            return Outcome::new(
-                ActionPhase::Running,
-                reasons::LEADERSHIP_LOST,
-                format!("stopped following {reference}: this replica lost the leadership; the next leader follows it"),
-                1,
-            );
-        }
+    let Some(followed) = leading.within(Duration::from_secs(deadline), ended).await else {
+        // Left unfinished (phase Running): the next leader follows the Job (same name).
+        let message = format!(
+            "stopped following {reference}: this replica lost the leadership; the next leader follows it"
+        );
+        return Outcome::new(ActionPhase::Running, reasons::LEADERSHIP_LOST, message, 1);
     };
-    match followed {
+    let target = &spec.target.reference;
+    let (phase, reason, message) = match followed {
         Ok(Ok(Some(job))) => match finished(&job) {
-            Some((true, _)) => Outcome::new(
+            Some((true, _)) => (
                 ActionPhase::Succeeded,
                 reasons::COMPLETED,
-                format!(
-                    "{reference} (NodeJob {node_job}) completed on {}",
-                    spec.target.reference
-                ),
-                1,
+                format!("{reference} (NodeJob {node_job}) completed on {target}"),
             ),
-            Some((false, why)) => Outcome::new(
+            Some((false, why)) => (
                 ActionPhase::Failed,
                 reasons::API_ERROR,
-                format!(
-                    "{reference} (NodeJob {node_job}) failed on {}: {why}",
-                    spec.target.reference
-                ),
-                1,
+                format!("{reference} (NodeJob {node_job}) failed on {target}: {why}"),
             ),
-            None => Outcome::new(
+            None => (
                 ActionPhase::Failed,
                 reasons::INTERRUPTED,
                 format!("{reference} ended without a result"),
-                1,
             ),
         },
-        Ok(Ok(None)) => Outcome::new(
+        Ok(Ok(None)) => (
             ActionPhase::Failed,
             reasons::TARGET_GONE,
             format!("{reference} was deleted before it finished"),
-            1,
         ),
-        Ok(Err(e)) => Outcome::new(
+        Ok(Err(e)) => (
             ActionPhase::Failed,
             reasons::API_ERROR,
             format!("following {reference}: {e}"),
-            1,
         ),
-        Err(_) => Outcome::new(
+        Err(_) => (
             ActionPhase::Failed,
             reasons::TIMEOUT,
             format!("{reference} did not finish within {deadline}s"),
-            1,
         ),
-    }
+    };
+    Outcome::new(phase, reason, message, 1)
 }

@@ -21,5 +21,7 @@ pub mod reschedule;
 pub mod restart;
 mod unfinished;
 
+pub use dispatch::removal_grace;
 pub use executor::{Acting, executor};
 pub use outcome::Outcome;
+pub use recheck::{Reads, reads};

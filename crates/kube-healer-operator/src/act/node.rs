@@ -93,31 +93,37 @@ fn taints_without(node: &Node, drop: impl Fn(&Taint) -> bool) -> Vec<Taint> {
     taints.iter().filter(|t| !drop(t)).cloned().collect()
 }
 
-pub async fn cordon(client: &Client, spec: &HealingActionSpec) -> Outcome {
+/// Cordon's patch to the node as read (None: nothing to change), and what it did, said. A node
+/// cordoned by a person is not claimed; one cordoned by other policies is held by this one too.
+pub fn cordon_patch(node: &Node, spec: &HealingActionSpec) -> Option<(serde_json::Value, String)> {
     let policy = spec.policy.as_str();
-    let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
-        let owners = cordon_owners(node.metadata.annotations.as_ref());
-        if node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
-            // Cordoned by a person: not ours to claim. Cordoned by other policies: this one
-            // holds it too, so that it stays until none of them needs it.
-            if owners.is_empty() || owners.contains(&policy) {
-                return None;
-            }
-            let mut held = owners.clone();
-            held.push(policy);
-            return Some((
-                json!({"metadata": {"annotations": {CORDONED_BY_ANNOTATION: held.join(",")}}}),
-                format!(
-                    "{} was cordoned by {}: {policy} holds the cordon too",
-                    spec.target.reference,
-                    owners.join(", ")
-                ),
-            ));
+    let owners = cordon_owners(node.metadata.annotations.as_ref());
+    if node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
+        // Cordoned by a person: not ours to claim. Cordoned by other policies: this one
+        // holds it too, so that it stays until none of them needs it.
+        if owners.is_empty() || owners.contains(&policy) {
+            return None;
         }
-        Some((
-            json!({"spec": {"unschedulable": true}, "metadata": {"annotations": {CORDONED_BY_ANNOTATION: policy}}}),
-            format!("cordoned {}", spec.target.reference),
-        ))
+        let mut held = owners.clone();
+        held.push(policy);
+        return Some((
+            json!({"metadata": {"annotations": {CORDONED_BY_ANNOTATION: held.join(",")}}}),
+            format!(
+                "{} was cordoned by {}: {policy} holds the cordon too",
+                spec.target.reference,
+                owners.join(", ")
+            ),
+        ));
+    }
+    Some((
+        json!({"spec": {"unschedulable": true}, "metadata": {"annotations": {CORDONED_BY_ANNOTATION: policy}}}),
+        format!("cordoned {}", spec.target.reference),
+    ))
+}
+
+pub async fn cordon(client: &Client, spec: &HealingActionSpec) -> Outcome {
+    let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
+        cordon_patch(node, spec)
     })
     .await;
     outcome(result, || {
@@ -144,37 +150,50 @@ fn taint_marker(entries: &[(&str, &str, &str)]) -> serde_json::Value {
     json!(list.join(","))
 }
 
-pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParams) -> Outcome {
+/// Taint's patch to the node as read (None: nothing to change), and what it did, said. A taint a
+/// person put there is not claimed; one other policies put there is held by this one too.
+pub fn taint_patch(
+    node: &Node,
+    spec: &HealingActionSpec,
+    taint: &TaintParams,
+) -> Option<(serde_json::Value, String)> {
     let (policy, key, effect) = (spec.policy.as_str(), taint.key.as_str(), taint.effect.as_str());
-    let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
-        let mut taints = taints_without(node, |_| false);
-        let mut entries = taint_owners(node.metadata.annotations.as_ref());
-        let held = |p: &str| entries.contains(&(p, key, effect));
-        if taints.iter().any(|t| t.key == key && t.effect == effect) {
-            // Put there by a person, or held by this policy already: nothing to do. Held by
-            // other policies: this one holds it too.
-            if held(policy) || !entries.iter().any(|(_, k, e)| (*k, *e) == (key, effect)) {
-                return None;
-            }
-            entries.push((policy, key, effect));
-            return Some((
-                json!({"metadata": {"annotations": {TAINTED_BY_ANNOTATION: taint_marker(&entries)}}}),
-                format!("{} had the taint {key}:{effect}: {policy} holds it too", spec.target.reference),
-            ));
+    let mut taints = taints_without(node, |_| false);
+    let mut entries = taint_owners(node.metadata.annotations.as_ref());
+    let held = |p: &str| entries.contains(&(p, key, effect));
+    if taints.iter().any(|t| t.key == key && t.effect == effect) {
+        // Put there by a person, or held by this policy already: nothing to do. Held by
+        // other policies: this one holds it too.
+        if held(policy) || !entries.iter().any(|(_, k, e)| (*k, *e) == (key, effect)) {
+            return None;
         }
-        taints.push(Taint {
-            key: key.to_string(),
-            value: taint.value.clone(),
-            effect: effect.to_string(),
-            time_added: None,
-        });
-        // Entries for a taint no longer there are stale: this policy's is the one now.
-        entries.retain(|(_, k, e)| (*k, *e) != (key, effect));
         entries.push((policy, key, effect));
-        Some((
-            json!({"spec": {"taints": taints}, "metadata": {"annotations": {TAINTED_BY_ANNOTATION: taint_marker(&entries)}}}),
-            format!("tainted {} {key}:{effect}", spec.target.reference),
-        ))
+        return Some((
+            json!({"metadata": {"annotations": {TAINTED_BY_ANNOTATION: taint_marker(&entries)}}}),
+            format!(
+                "{} had the taint {key}:{effect}: {policy} holds it too",
+                spec.target.reference
+            ),
+        ));
+    }
+    taints.push(Taint {
+        key: key.to_string(),
+        value: taint.value.clone(),
+        effect: effect.to_string(),
+        time_added: None,
+    });
+    // Entries for a taint no longer there are stale: this policy's is the one now.
+    entries.retain(|(_, k, e)| (*k, *e) != (key, effect));
+    entries.push((policy, key, effect));
+    Some((
+        json!({"spec": {"taints": taints}, "metadata": {"annotations": {TAINTED_BY_ANNOTATION: taint_marker(&entries)}}}),
+        format!("tainted {} {key}:{effect}", spec.target.reference),
+    ))
+}
+
+pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParams) -> Outcome {
+    let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
+        taint_patch(node, spec, taint)
     })
     .await;
     outcome(result, || {
@@ -199,84 +218,126 @@ pub async fn revert(client: &Client, recorder: &Recorder, policy: &str, node: &s
     };
     let standing = remediate::release(client, policy, node, &handed).await;
     let released: Vec<&RemediationRef> = handed.iter().filter(|r| !standing.contains(r)).collect();
-    let result = update_node(client, node, None, |n| {
-        let annotations = n.metadata.annotations.as_ref();
-        let mut patch = json!({"metadata": {"annotations": {}}});
-        let mut undone = Vec::new();
-        let remediations = remediation_owners(annotations);
-        let gone = |p: &str, r: &RemediationRef| p == policy && released.contains(&r);
-        if remediations.iter().any(|(p, r)| gone(p, r)) {
-            let kept: Vec<String> = remediations
-                .iter()
-                .filter(|(p, r)| !gone(p, r))
-                .map(|(p, r)| r.entry(p))
-                .collect();
-            patch["metadata"]["annotations"][REMEDIATED_BY_ANNOTATION] = if kept.is_empty() {
-                serde_json::Value::Null
-            } else {
-                json!(kept.join(","))
-            };
-            for (_, r) in remediations.iter().filter(|(p, r)| gone(p, r)) {
-                undone.push(format!("deleted its {} in {}", r.kind, r.namespace));
-            }
-        }
-        // A replacement asked for cannot be taken back: the node stays held (replaced-by) until
-        // it is gone, or until Replace itself gives up on it.
-        let owners = cordon_owners(annotations);
-        if owners.contains(&policy) {
-            let rest: Vec<&str> = owners.into_iter().filter(|p| *p != policy).collect();
-            if rest.is_empty() {
-                patch["spec"]["unschedulable"] = json!(false);
-                patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION] = serde_json::Value::Null;
-                undone.push("uncordoned".to_string());
-            } else {
-                patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION] = json!(rest.join(","));
-                undone.push(format!("left the cordon to {}", rest.join(", ")));
-            }
-        }
-        let entries = taint_owners(annotations);
-        let (mine, rest): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(p, _, _)| *p == policy);
-        if !mine.is_empty() {
-            let lifted: Vec<(&str, &str)> = mine
-                .iter()
-                .map(|(_, k, e)| (*k, *e))
-                .filter(|taint| !rest.iter().any(|(_, k, e)| (*k, *e) == *taint))
-                .collect();
-            let taints = taints_without(n, |t| lifted.contains(&(t.key.as_str(), t.effect.as_str())));
-            patch["spec"]["taints"] = json!(taints);
-            patch["metadata"]["annotations"][TAINTED_BY_ANNOTATION] = taint_marker(&rest);
-            for (_, key, effect) in &mine {
-                undone.push(match lifted.contains(&(*key, *effect)) {
-                    true => format!("removed the taint {key}:{effect}"),
-                    false => format!("left the taint {key}:{effect} to the policies that still hold it"),
-                });
-            }
-        }
-        (!undone.is_empty()).then(|| (patch, undone.join(", ")))
-    })
-    .await;
+    let result = update_node(client, node, None, |n| revert_patch(n, policy, &released)).await;
     match result {
-        Ok(Some(message)) => {
-            tracing::info!(%policy, node, %message, "reverted");
-            let reference = k8s_openapi::api::core::v1::ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Node".into()),
-                name: Some(node.to_string()),
-                uid: Some(node.to_string()),
-                ..Default::default()
-            };
-            let event = Event {
-                type_: EventType::Normal,
-                reason: "HealingReverted".into(),
-                note: Some(format!("the failure cleared; policy {policy}: {message}")),
-                action: "Revert".into(),
-                secondary: None,
-            };
-            let _ = recorder.publish(&event, &reference).await;
-        }
+        Ok(Some(message)) => announce_revert(recorder, policy, node, &message).await,
         Ok(None) => {}
         Err(e) => tracing::warn!(%policy, node, error = %e, "reverting failed"),
     }
+}
+
+/// A revert's patch to the node as read (None: nothing of the policy's on it), and what it
+/// undid, said: the policy's hold on the cordon, its taints and the remediations released come
+/// off; what another policy or a person holds stays.
+pub fn revert_patch(
+    n: &Node,
+    policy: &str,
+    released: &[&RemediationRef],
+) -> Option<(serde_json::Value, String)> {
+    let mut patch = json!({"metadata": {"annotations": {}}});
+    let mut undone = Vec::new();
+    let mut change = Change {
+        patch: &mut patch,
+        undone: &mut undone,
+    };
+    change.remediations(n, policy, released);
+    // A replacement asked for cannot be taken back: the node stays held (replaced-by) until
+    // it is gone, or until Replace itself gives up on it.
+    change.cordon(n, policy);
+    change.taints(n, policy);
+    (!undone.is_empty()).then(|| (patch, undone.join(", ")))
+}
+
+/// A revert's patch to the node, and what it undid, said.
+struct Change<'a> {
+    patch: &'a mut serde_json::Value,
+    undone: &'a mut Vec<String>,
+}
+
+impl Change<'_> {
+    /// The remediations released stop being named on the node.
+    fn remediations(&mut self, n: &Node, policy: &str, released: &[&RemediationRef]) {
+        let remediations = remediation_owners(n.metadata.annotations.as_ref());
+        let gone = |p: &str, r: &RemediationRef| p == policy && released.contains(&r);
+        if !remediations.iter().any(|(p, r)| gone(p, r)) {
+            return;
+        }
+        let kept: Vec<String> = remediations
+            .iter()
+            .filter(|(p, r)| !gone(p, r))
+            .map(|(p, r)| r.entry(p))
+            .collect();
+        self.patch["metadata"]["annotations"][REMEDIATED_BY_ANNOTATION] = if kept.is_empty() {
+            serde_json::Value::Null
+        } else {
+            json!(kept.join(","))
+        };
+        for (_, r) in remediations.iter().filter(|(p, r)| gone(p, r)) {
+            self.undone
+                .push(format!("deleted its {} in {}", r.kind, r.namespace));
+        }
+    }
+
+    /// The policy's hold on the cordon comes off; uncordoned if no other policy holds it.
+    fn cordon(&mut self, n: &Node, policy: &str) {
+        let owners = cordon_owners(n.metadata.annotations.as_ref());
+        if !owners.contains(&policy) {
+            return;
+        }
+        let rest: Vec<&str> = owners.into_iter().filter(|p| *p != policy).collect();
+        if rest.is_empty() {
+            self.patch["spec"]["unschedulable"] = json!(false);
+            self.patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION] = serde_json::Value::Null;
+            self.undone.push("uncordoned".to_string());
+        } else {
+            self.patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION] = json!(rest.join(","));
+            self.undone
+                .push(format!("left the cordon to {}", rest.join(", ")));
+        }
+    }
+
+    /// The policy's taints come off, but those another policy still holds.
+    fn taints(&mut self, n: &Node, policy: &str) {
+        let entries = taint_owners(n.metadata.annotations.as_ref());
+        let (mine, rest): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(p, _, _)| *p == policy);
+        if mine.is_empty() {
+            return;
+        }
+        let lifted: Vec<(&str, &str)> = mine
+            .iter()
+            .map(|(_, k, e)| (*k, *e))
+            .filter(|taint| !rest.iter().any(|(_, k, e)| (*k, *e) == *taint))
+            .collect();
+        let taints = taints_without(n, |t| lifted.contains(&(t.key.as_str(), t.effect.as_str())));
+        self.patch["spec"]["taints"] = json!(taints);
+        self.patch["metadata"]["annotations"][TAINTED_BY_ANNOTATION] = taint_marker(&rest);
+        for (_, key, effect) in &mine {
+            self.undone.push(match lifted.contains(&(*key, *effect)) {
+                true => format!("removed the taint {key}:{effect}"),
+                false => format!("left the taint {key}:{effect} to the policies that still hold it"),
+            });
+        }
+    }
+}
+
+/// The revert, told on the node as a Normal event.
+async fn announce_revert(recorder: &Recorder, policy: &str, node: &str, message: &str) {
+    tracing::info!(%policy, node, %message, "reverted");
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Node".into()),
+        name: Some(node.to_string()),
+        uid: Some(node.to_string()),
+        ..Default::default()
+    };
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "HealingReverted".into(),
+        note: Some(format!("the failure cleared; policy {policy}: {message}")),
+        action: "Revert".into(),
+        secondary: None,
+    };
+    let _ = recorder.publish(&event, &reference).await;
 }
 
 /// Puts (or extends) the avoid taint on a node: NoSchedule until the Unix time `until`.

@@ -1,5 +1,5 @@
 //! The fresh recheck right before a destructive call: GET the target (and the node a pod decision
-//! depends on, or a node's Lease for HeartbeatLag and OutOfService), convert it as the stores do, and let core's
+//! depends on: any pod not stopped for good; or a node's Lease for HeartbeatLag and OutOfService), convert it as the stores do, and let core's
 //! recheck reclassify it with the decision's condition. One or two GETs per destructive action,
 //! none on the classification path.
 
@@ -7,20 +7,32 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::api::Api;
-use kube_healer_api::{ActionKind, FailureClass, TargetKind};
+use kube_healer_api::{FailureClass, Fencing, JudgedOn, TargetKind};
 use kube_healer_core::convert::{Interner, lease_view, node_view, pod_view};
-use kube_healer_core::decide::{Fresh, Read, recheck_node, recheck_pod};
+use kube_healer_core::decide::{Fresh, Read, Seen, recheck_node, recheck_pod};
 use kube_healer_core::view::Secs;
 
 use crate::protocol::ActionRequest;
 use crate::retry::{self, Backoff};
 
-/// Pod classes judged on the pod's node: the recheck reads the node too.
+/// Pod classes judged on the pod's node: the recheck reads the node too. That is every class of
+/// a pod not stopped for good besides those judged on the node itself: what a running pod's
+/// status says is its kubelet's word, current only while its node is Ready (core's classify). A
+/// restart served a stale node list would otherwise act on the last status of a node since cut
+/// off (found by the invariants' histories).
 fn depends_on_node(class: FailureClass) -> bool {
-    matches!(
-        class,
-        FailureClass::NodeLost | FailureClass::Orphaned | FailureClass::StuckTerminating
-    )
+    let class = class.properties();
+    class.judged_on == JudgedOn::StateAndNode || !class.stopped_for_good
+}
+
+/// Why the target, or what it is judged on, could not be read afresh.
+#[derive(Debug, thiserror::Error)]
+pub enum Unread {
+    /// Read, but not into a view (a field the view needs is missing).
+    #[error("{0} could not be read")]
+    Unconvertible(String),
+    #[error("{}", retry::describe(.0))]
+    Api(#[source] kube::Error),
 }
 
 /// GETs an object: found or gone (404); an error says why it could not be read. Counts calls.
@@ -29,7 +41,7 @@ async fn read<K, V>(
     name: &str,
     calls: &mut i32,
     convert: impl FnOnce(&K) -> Option<V>,
-) -> Result<Read<V>, String>
+) -> Result<Read<V>, Unread>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -38,20 +50,36 @@ where
     match got {
         Ok(Some(object)) => convert(&object)
             .map(Read::Found)
-            .ok_or_else(|| format!("{name} could not be read")),
+            .ok_or_else(|| Unread::Unconvertible(name.to_string())),
         Ok(None) => Ok(Read::Gone),
-        Err(e) => Err(retry::describe(&e)),
+        Err(e) => Err(Unread::Api(e)),
     }
 }
 
 /// The target read afresh and reclassified (Holds when the request changes nothing and needs no
 /// recheck); Err when it could not be read: why, and the calls made.
-pub async fn recheck(client: &Client, req: &ActionRequest, now: Secs) -> Result<Fresh, (String, i32)> {
+pub async fn recheck(client: &Client, req: &ActionRequest, now: Secs) -> Result<Fresh, (Unread, i32)> {
     let mut calls = 0;
     fresh(client, req, now, &mut calls).await.map_err(|e| (e, calls))
 }
 
-async fn fresh(client: &Client, req: &ActionRequest, now: Secs, calls: &mut i32) -> Result<Fresh, String> {
+/// What the recheck reads besides its target: the node of a pod judged with its node, the Lease
+/// of a node judged on it (HeartbeatLag) or fenced by its expiry (OutOfService).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reads {
+    pub pods_node: bool,
+    pub lease: bool,
+}
+
+pub fn reads(seen: &Seen, action: kube_healer_api::ActionKind) -> Reads {
+    let class = seen.condition.class.properties();
+    Reads {
+        pods_node: depends_on_node(seen.condition.class),
+        lease: class.judged_on == JudgedOn::Lease || action.properties().fencing == Fencing::NodeShutDown,
+    }
+}
+
+async fn fresh(client: &Client, req: &ActionRequest, now: Secs, calls: &mut i32) -> Result<Fresh, Unread> {
     let Some(seen) = req.seen.as_deref() else {
         return Ok(Fresh::Holds);
     };
@@ -64,7 +92,7 @@ async fn fresh(client: &Client, req: &ActionRequest, now: Secs, calls: &mut i32)
             let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
             let pod = read(&pods, &target.name, calls, |p| pod_view(p, &mut interner).ok()).await?;
             let node = match seen.pod.as_ref().and_then(|p| p.node.as_deref()) {
-                Some(node) if depends_on_node(seen.condition.class) => {
+                Some(node) if reads(seen, req.spec.action).pods_node => {
                     read(&nodes, node, calls, |n| node_view(n, &mut interner).ok()).await?
                 }
                 _ => Read::NotRead,
@@ -73,10 +101,7 @@ async fn fresh(client: &Client, req: &ActionRequest, now: Secs, calls: &mut i32)
         }
         TargetKind::Node => {
             let node = read(&nodes, &target.name, calls, |n| node_view(n, &mut interner).ok()).await?;
-            // HeartbeatLag is judged on the Lease, and OutOfService needs it expired.
-            let on_lease = seen.condition.class == FailureClass::HeartbeatLag
-                || req.spec.action == ActionKind::OutOfService;
-            let lease = if on_lease {
+            let lease = if reads(seen, req.spec.action).lease {
                 let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
                 read(&leases, &target.name, calls, |l| {
                     lease_view(l, &mut interner).ok()

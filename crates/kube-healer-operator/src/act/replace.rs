@@ -4,7 +4,7 @@
 //! Machine is marked `cluster.x-k8s.io/remediate-machine` (the MachineHealthCheck and the
 //! Machine's owner replace it by their rules), or deleted. The action then waits for the node to
 //! go, so that a policy's maxConcurrent bounds the replacements in progress. The node carries
-//! the policy in its replaced-by annotation meanwhile: it counts as held out of service (the
+//! the policy in its replaced-by annotation meanwhile: it counts as kept out of service (the
 //! cluster's disruption budget, maxUnhealthy) until it is gone.
 
 use std::time::{Duration, Instant};
@@ -30,13 +30,24 @@ use crate::act::node::update_node;
 use crate::protocol::Leading;
 use crate::retry::{self, Backoff};
 
+/// Why the machine's owner was not asked to replace it.
+#[derive(Debug, thiserror::Error)]
+enum HandOverError {
+    /// No version of the owner's API is served: each version tried, and why.
+    #[error("not served ({}): is its controller installed?", .0.join("; "))]
+    NotServed(Vec<String>),
+    /// The API server refused the call.
+    #[error("{}", retry::describe(.0))]
+    Refused(#[source] kube::Error),
+}
+
 /// The API resource of `kind` in `group`, at the first of `versions` the API server serves.
 async fn discover(
     client: &Client,
     group: &str,
     versions: &[&str],
     kind: &str,
-) -> Result<ApiResource, String> {
+) -> Result<ApiResource, HandOverError> {
     let mut why = Vec::new();
     for version in versions {
         match served(client, &format!("{group}/{version}"), kind).await {
@@ -44,14 +55,15 @@ async fn discover(
             Err(e) => why.push(format!("{group}/{version} {kind}: {}", retry::describe(&e))),
         }
     }
-    Err(format!(
-        "not served ({}): is its controller installed?",
-        why.join("; ")
-    ))
+    Err(HandOverError::NotServed(why))
 }
 
 /// Asks the owner to replace the machine: what was done, or the API's refusal.
-async fn hand_over(client: &Client, owner: &MachineOwner, how: MachineReplacement) -> Result<String, String> {
+async fn hand_over(
+    client: &Client,
+    owner: &MachineOwner,
+    how: MachineReplacement,
+) -> Result<String, HandOverError> {
     match owner {
         MachineOwner::NodeClaim { name } => {
             let resource = discover(client, KARPENTER_GROUP, &["v1"], "NodeClaim").await?;
@@ -66,7 +78,7 @@ async fn hand_over(client: &Client, owner: &MachineOwner, how: MachineReplacemen
                     "deleted NodeClaim {name}: Karpenter drains the node and replaces it"
                 )),
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(format!("NodeClaim {name} was already gone")),
-                Err(e) => Err(retry::describe(&e)),
+                Err(e) => Err(HandOverError::Refused(e)),
             }
         }
         MachineOwner::Machine { namespace, name } => {
@@ -99,7 +111,7 @@ async fn hand_over(client: &Client, owner: &MachineOwner, how: MachineReplacemen
                 Ok(asked) => Ok(asked),
                 // Gone already (the owner took it, or a leader before this one deleted it).
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(format!("{reference} was already gone")),
-                Err(e) => Err(retry::describe(&e)),
+                Err(e) => Err(HandOverError::Refused(e)),
             }
         }
     }
@@ -158,20 +170,7 @@ pub async fn replace(
         ));
     };
     // Held first, so that the node counts as out of service until it is gone, a crash included.
-    let policy = spec.policy.as_str();
-    let marked = update_node(client, name, Some(&spec.target.uid), |n| {
-        let mut held = replace_owners(n.metadata.annotations.as_ref());
-        if held.contains(&policy) {
-            return None;
-        }
-        held.push(policy);
-        Some((
-            json!({"metadata": {"annotations": {REPLACED_BY_ANNOTATION: held.join(",")}}}),
-            String::new(),
-        ))
-    })
-    .await;
-    if let Err(e) = marked {
+    if let Err(e) = mark(client, spec).await {
         return api_failure(&e, calls + 1);
     }
     let asked = match hand_over(client, &owner, params.machine).await {
@@ -187,48 +186,66 @@ pub async fn replace(
     };
     tracing::info!(node = name, %asked, "replacement handed to the machine's owner");
     let uid = node.metadata.uid.clone();
-    let started = Instant::now();
-    let gone = await_condition(nodes, name, move |n: Option<&Node>| {
-        n.is_none_or(|n| n.metadata.uid != uid)
-    });
-    let timeout: Duration = params.timeout();
-    let waited = tokio::select! {
-        gone = tokio::time::timeout(timeout, gone) => gone,
-        () = leading.lost() => {
-            let message = format!("{asked}; stopped waiting for the node to go: this replica lost the leadership");
-            return Outcome::new(ActionPhase::Running, reasons::LEADERSHIP_LOST, message, calls + 1);
-        }
-    };
+    let (phase, reason, message) = wait_gone(&nodes, spec, uid, params.timeout(), &asked, leading).await;
     // The node still there when Replace gives up: it no longer counts as going.
-    if !matches!(waited, Ok(Ok(_))) {
+    if phase == ActionPhase::Failed {
         unmark(client, spec).await;
     }
+    Outcome::new(phase, reason, message, calls + 1)
+}
+
+/// The node's replaced-by annotation names this policy (kept if it does).
+async fn mark(client: &Client, spec: &HealingActionSpec) -> Result<(), kube::Error> {
+    let policy = spec.policy.as_str();
+    update_node(client, &spec.target.name, Some(&spec.target.uid), |n| {
+        let mut held = replace_owners(n.metadata.annotations.as_ref());
+        if held.contains(&policy) {
+            return None;
+        }
+        held.push(policy);
+        Some((
+            json!({"metadata": {"annotations": {REPLACED_BY_ANNOTATION: held.join(",")}}}),
+            String::new(),
+        ))
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Waits for the node (this UID) to go, until the timeout or the loss of the leadership.
+async fn wait_gone(
+    nodes: &Api<Node>,
+    spec: &HealingActionSpec,
+    uid: Option<String>,
+    timeout: Duration,
+    asked: &str,
+    leading: &Leading,
+) -> (ActionPhase, &'static str, String) {
+    let started = Instant::now();
+    let gone = await_condition(nodes.clone(), &spec.target.name, move |n: Option<&Node>| {
+        n.is_none_or(|n| n.metadata.uid != uid)
+    });
+    let Some(waited) = leading.within(timeout, gone).await else {
+        let message =
+            format!("{asked}; stopped waiting for the node to go: this replica lost the leadership");
+        return (ActionPhase::Running, reasons::LEADERSHIP_LOST, message);
+    };
+    let target = &spec.target.reference;
     match waited {
-        Ok(Ok(_)) => Outcome::new(
+        Ok(Ok(_)) => (
             ActionPhase::Succeeded,
             reasons::COMPLETED,
-            format!(
-                "{asked}; {} gone after {}s",
-                spec.target.reference,
-                started.elapsed().as_secs()
-            ),
-            calls + 1,
+            format!("{asked}; {target} gone after {}s", started.elapsed().as_secs()),
         ),
-        Ok(Err(e)) => Outcome::new(
+        Ok(Err(e)) => (
             ActionPhase::Failed,
             reasons::API_ERROR,
             format!("{asked}; following the node: {e}"),
-            calls + 1,
         ),
-        Err(_) => Outcome::new(
+        Err(_) => (
             ActionPhase::Failed,
             reasons::TIMEOUT,
-            format!(
-                "{asked}; {} still there after {}s",
-                spec.target.reference,
-                timeout.as_secs()
-            ),
-            calls + 1,
+            format!("{asked}; {target} still there after {}s", timeout.as_secs()),
         ),
     }
 }

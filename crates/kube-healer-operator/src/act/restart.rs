@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube_healer_api::record::ActionPhase;
-use kube_healer_api::{RESTARTED_BY_ANNOTATION, reasons};
+use kube_healer_api::{HealingActionSpec, RESTARTED_BY_ANNOTATION, reasons};
 use kube_healer_core::decide::restartable_owner;
 use kube_healer_core::view::OwnerKind;
 use serde_json::json;
@@ -34,40 +34,11 @@ pub async fn restart_owner(
         return Outcome::unsafe_because("the pod has no controller".into());
     };
     if let Err(why) = restartable_owner(owner) {
-        return Outcome::unsafe_because(why);
+        return Outcome::unsafe_because(why.to_string());
     }
-    let (resource, name) = match owner {
-        OwnerKind::ReplicaSet => {
-            let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
-            let (set, _) = retry::call(Backoff::ACTION, "get replicaset", || sets.get(&owner_name)).await;
-            let set = match set {
-                Ok(set) => set,
-                Err(e) => {
-                    return Outcome::new(
-                        ActionPhase::Failed,
-                        reasons::API_ERROR,
-                        format!("reading ReplicaSet {namespace}/{owner_name}: {e}"),
-                        1,
-                    );
-                }
-            };
-            let deployment = set
-                .metadata
-                .owner_references
-                .unwrap_or_default()
-                .into_iter()
-                .find(|o| o.controller == Some(true) && o.kind == "Deployment");
-            match deployment {
-                Some(d) => (ApiResource::erase::<Deployment>(&()), d.name),
-                None => {
-                    return Outcome::unsafe_because(format!(
-                        "ReplicaSet {namespace}/{owner_name} has no Deployment to restart"
-                    ));
-                }
-            }
-        }
-        OwnerKind::StatefulSet => (ApiResource::erase::<StatefulSet>(&()), owner_name),
-        _ => (ApiResource::erase::<DaemonSet>(&()), owner_name),
+    let (resource, name) = match workload_of(client, namespace, owner, owner_name).await {
+        Ok(workload) => workload,
+        Err(outcome) => return outcome,
     };
     let reference = format!("{}/{namespace}/{name}", resource.kind.to_ascii_lowercase());
     let workloads: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
@@ -75,63 +46,9 @@ pub async fn restart_owner(
     // workload's pods) makes the patch conflict, and the next read sees that restart.
     let mut calls = 1;
     for _ in 0..3 {
-        let (workload, made) = retry::call(Backoff::ACTION, "get workload", || workloads.get(&name)).await;
-        calls += made;
-        let workload = match workload {
-            Ok(w) => w,
-            Err(e) if is_gone(&e) => {
-                return Outcome::new(
-                    ActionPhase::Failed,
-                    reasons::TARGET_GONE,
-                    format!("{reference} is gone"),
-                    calls,
-                );
-            }
-            Err(e) => return api_failure(&e, calls),
-        };
-        let now = clock.time().0;
-        let previous = workload.data["spec"]["template"]["metadata"]["annotations"][RESTARTED_BY_ANNOTATION]
-            .as_str()
-            .and_then(|v| v.rsplit_once('@'))
-            .and_then(|(_, at)| at.parse::<k8s_openapi::jiff::Timestamp>().ok());
-        if let Some(at) = previous
-            && now.duration_since(at).as_secs() < window.as_secs() as i64
-        {
-            return Outcome::new(
-                ActionPhase::Succeeded,
-                reasons::COMPLETED,
-                format!("{reference} was already restarted by kube-healer at {at}: not restarted again"),
-                calls,
-            );
-        }
-        let stamp = now.to_string();
-        let patch = json!({
-            "metadata": {"resourceVersion": workload.metadata.resource_version},
-            "spec": {"template": {"metadata": {"annotations": {
-                "kubectl.kubernetes.io/restartedAt": stamp,
-                RESTARTED_BY_ANNOTATION: format!("{}@{stamp}", spec.policy),
-            }}}},
-        });
-        let (params, merge) = (PatchParams::default(), Patch::Merge(&patch));
-        let (patched, made) = retry::call(Backoff::ACTION, "patch workload", || {
-            workloads.patch(&name, &params, &merge)
-        })
-        .await;
-        calls += made;
-        match patched {
-            Ok(_) => {
-                return Outcome::new(
-                    ActionPhase::Succeeded,
-                    reasons::COMPLETED,
-                    format!(
-                        "restarted {reference} (rollout restart), which replaces {}",
-                        spec.target.reference
-                    ),
-                    calls,
-                );
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return api_failure(&e, calls),
+        let workload = (&workloads, name.as_str(), reference.as_str());
+        if let Some(outcome) = restart_once(workload, spec, window, clock, &mut calls).await {
+            return outcome;
         }
     }
     Outcome::new(
@@ -140,4 +57,110 @@ pub async fn restart_owner(
         format!("{reference} kept changing while being restarted; the next decision looks again"),
         calls,
     )
+}
+
+/// The workload that owns the pod's controller: a ReplicaSet's Deployment, a StatefulSet, a
+/// DaemonSet.
+async fn workload_of(
+    client: &Client,
+    namespace: &str,
+    owner: OwnerKind,
+    owner_name: String,
+) -> Result<(ApiResource, String), Outcome> {
+    match owner {
+        OwnerKind::ReplicaSet => {
+            let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+            let (set, _) = retry::call(Backoff::ACTION, "get replicaset", || sets.get(&owner_name)).await;
+            let set = set.map_err(|e| {
+                let message = format!("reading ReplicaSet {namespace}/{owner_name}: {e}");
+                Outcome::new(ActionPhase::Failed, reasons::API_ERROR, message, 1)
+            })?;
+            let deployment = set
+                .metadata
+                .owner_references
+                .unwrap_or_default()
+                .into_iter()
+                .find(|o| o.controller == Some(true) && o.kind == "Deployment");
+            match deployment {
+                Some(d) => Ok((ApiResource::erase::<Deployment>(&()), d.name)),
+                None => Err(Outcome::unsafe_because(format!(
+                    "ReplicaSet {namespace}/{owner_name} has no Deployment to restart"
+                ))),
+            }
+        }
+        OwnerKind::StatefulSet => Ok((ApiResource::erase::<StatefulSet>(&()), owner_name)),
+        _ => Ok((ApiResource::erase::<DaemonSet>(&()), owner_name)),
+    }
+}
+
+/// One read and patch of the workload's template; None when the patch conflicted (read again).
+async fn restart_once(
+    (workloads, name, reference): (&Api<DynamicObject>, &str, &str),
+    spec: &HealingActionSpec,
+    window: Duration,
+    clock: &dyn Clock,
+    calls: &mut i32,
+) -> Option<Outcome> {
+    let (workload, made) = retry::call(Backoff::ACTION, "get workload", || workloads.get(name)).await;
+    *calls += made;
+    let workload = match workload {
+        Ok(w) => w,
+        Err(e) if is_gone(&e) => {
+            let message = format!("{reference} is gone");
+            return Some(Outcome::new(
+                ActionPhase::Failed,
+                reasons::TARGET_GONE,
+                message,
+                *calls,
+            ));
+        }
+        Err(e) => return Some(api_failure(&e, *calls)),
+    };
+    let now = clock.time().0;
+    let previous = workload.data["spec"]["template"]["metadata"]["annotations"][RESTARTED_BY_ANNOTATION]
+        .as_str()
+        .and_then(|v| v.rsplit_once('@'))
+        .and_then(|(_, at)| at.parse::<k8s_openapi::jiff::Timestamp>().ok());
+    if let Some(at) = previous
+        && now.duration_since(at).as_secs() < window.as_secs() as i64
+    {
+        let message =
+            format!("{reference} was already restarted by kube-healer at {at}: not restarted again");
+        return Some(Outcome::new(
+            ActionPhase::Succeeded,
+            reasons::COMPLETED,
+            message,
+            *calls,
+        ));
+    }
+    let stamp = now.to_string();
+    let patch = json!({
+        "metadata": {"resourceVersion": workload.metadata.resource_version},
+        "spec": {"template": {"metadata": {"annotations": {
+            "kubectl.kubernetes.io/restartedAt": stamp,
+            RESTARTED_BY_ANNOTATION: format!("{}@{stamp}", spec.policy),
+        }}}},
+    });
+    let (params, merge) = (PatchParams::default(), Patch::Merge(&patch));
+    let (patched, made) = retry::call(Backoff::ACTION, "patch workload", || {
+        workloads.patch(name, &params, &merge)
+    })
+    .await;
+    *calls += made;
+    match patched {
+        Ok(_) => {
+            let message = format!(
+                "restarted {reference} (rollout restart), which replaces {}",
+                spec.target.reference
+            );
+            Some(Outcome::new(
+                ActionPhase::Succeeded,
+                reasons::COMPLETED,
+                message,
+                *calls,
+            ))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => None,
+        Err(e) => Some(api_failure(&e, *calls)),
+    }
 }

@@ -45,6 +45,7 @@ pub async fn finish_if_gone(io: Io<'_>, name: &str) {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
+            let e = retry::describe(&e);
             tracing::warn!(record = %name, target = %target.reference, error = %e, "reading the target of a record without an outcome failed: the next leader finishes it");
             return;
         }
@@ -164,7 +165,7 @@ pub fn removed_under(target: &str, other: &str) -> (ActionPhase, &'static str, S
 
 /// Whether the target is gone: not found, or found with another UID (a new object of the same
 /// name). Metadata only.
-async fn gone(client: &kube::Client, target: &TargetRef) -> Result<bool, String> {
+async fn gone(client: &kube::Client, target: &TargetRef) -> Result<bool, kube::Error> {
     let uid = match target.kind {
         TargetKind::Pod => {
             let namespace = target.namespace.as_deref().unwrap_or_default();
@@ -183,6 +184,6 @@ async fn gone(client: &kube::Client, target: &TargetRef) -> Result<bool, String>
     match uid {
         Ok(None) => Ok(true),
         Ok(Some(uid)) => Ok(uid.as_deref() != Some(target.uid.as_str())),
-        Err(e) => Err(retry::describe(&e)),
+        Err(e) => Err(e),
     }
 }

@@ -1,5 +1,5 @@
 //! The cluster's disruption budget, as the gate counts it: the nodes this operator's policies
-//! hold out of service, from the nodes' own kube-healer annotations (so a restart or failover
+//! keep out of service, from the nodes' own kube-healer annotations (so a restart or failover
 //! starts from the truth), plus the nodes an out-of-service action was just sent for.
 
 use std::collections::HashSet;
@@ -9,7 +9,7 @@ use kube_healer_core::view::{NodeView, Secs};
 
 use super::{Context, Gate};
 
-/// Whether one of this operator's policies holds the node out of service.
+/// Whether one of this operator's policies keeps the node out of service.
 pub fn held_by_managed(node: &NodeView, managed: &dyn Fn(&str) -> bool) -> bool {
     node.held_by.iter().any(|p| managed(p))
 }
@@ -19,7 +19,7 @@ pub fn held_by_managed(node: &NodeView, managed: &dyn Fn(&str) -> bool) -> bool 
 pub(super) const SENT_COUNTS_FOR: Secs = 120;
 
 impl Gate {
-    /// The watch shows a node: once it shows the node held out of service by one of this
+    /// The watch shows a node: once it shows the node kept out of service by one of this
     /// operator's policies, its annotations tell, and the node no longer counts as just sent.
     pub fn node_seen(&mut self, node: &str, held: bool) {
         if held {
@@ -27,7 +27,7 @@ impl Gate {
         }
     }
 
-    /// The nodes this operator's policies hold out of service: those whose kube-healer
+    /// The nodes this operator's policies keep out of service: those whose kube-healer
     /// annotations name one of its policies, and those an out-of-service action was just sent
     /// for. Counted from the nodes themselves, so a restart or failover starts from the truth.
     pub(super) fn out_of_service(&self, node: &str, budget: &str, ctx: &Context<'_>) -> OutOfService {

@@ -17,10 +17,11 @@ use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::reasons::HoldReason;
+use kube_healer_api::{ActionKind, HealingPolicySpec};
 use kube_healer_core::decide::{
     Budget, Decision, Facts, InFlightMark, Ladder, decide, guard, unsafe_for_target,
 };
-use kube_healer_core::policy::{CompiledPolicy, Target as CoreTarget};
+use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::{Secs, Shared};
 use kube_healer_core::{Correlated, Finding};
 
@@ -118,7 +119,7 @@ pub struct Gate {
     pub switches: Switches,
     /// The cluster's disruption budget, as configured ("10%", "3"); None: none.
     pub disruption_budget: Option<String>,
-    /// Nodes an out-of-service action was sent for, and when: held out of service before their
+    /// Nodes an out-of-service action was sent for, and when: kept out of service before their
     /// annotations come back through the watch.
     sent_out_of_service: HashMap<Shared, Secs>,
     /// Long actions in flight as their records show them (a leader that took over counts those
@@ -140,79 +141,26 @@ impl Gate {
         compiled: &CompiledPolicy,
         ctx: &Context<'_>,
     ) -> Verdict {
-        let now = ctx.now;
         let spec = &compiled.policy.spec;
-        let finding = &due.finding;
-        let steps = spec.actions.len();
         // A dry run's ladder is its own: switched to live, a policy starts at step 0.
         let mode = Mode::of(spec.safety.dry_run || self.switches.dry_run);
         let key = LadderKey::new(&due.policy, target, mode);
-        let for_secs = compiled.conditions[due.condition].for_secs;
-        // The failure's episode (kept while it holds, carried across restarts by the records).
-        let episode = due.episode;
-        let mut facts = self.facts(target, finding, compiled, ctx);
-        let (inherited, inherited_until) = self.in_flight.inherited(&due.policy, &finding.subject.uid, now);
-        facts.inherited_in_flight = inherited;
-        // Where the target stands: as this replica left it, else as the records of the episode
-        // say (a restart, a failover, a failure back within the cooldown), their latest step to
-        // be decided again (`replay`), else at the start.
-        let held = self.ladders.get(&key).filter(|l| l.episode == episode).cloned();
-        let (mut ladder, replay) = match held {
-            Some(ladder) => (ladder, None),
-            None => ctx
-                .episodes
-                .ladder(&due.policy, &finding.subject.uid, episode, mode, steps)
-                .unwrap_or_else(|| (Ladder::new(episode), None)),
-        };
-        let budget = self.budgets.entry(due.policy.clone()).or_default();
-        budget.recent = self.spent.recent(&due.policy, now);
-        let decision = decide(spec, episode.saturating_add(for_secs), &ladder, budget, &facts);
-        let decision = guard(decision, |step, action| {
-            let view = match target {
-                Target::Pod(ns, name) => ctx.stores.pod_at(ns, name).map(CoreTarget::Pod),
-                Target::Node(name) => ctx.stores.node_view(name).map(CoreTarget::Node),
-            }?;
-            unsafe_for_target(spec, step, action, view, ctx.stores, &finding.subject, now)
-        });
-        budget.spend(&decision, now);
-        match &decision {
-            Decision::Hold { reason, .. } if *reason != HoldReason::MaxConcurrent => {
-                self.holding.held(&due.policy, target, *reason)
-            }
-            Decision::Wait { .. } => {}
-            _ => self.holding.released(&due.policy, target),
-        }
+        let (mut ladder, replay) = self.ladder(&key, due, mode, spec.actions.len(), ctx);
+        let (decision, inherited_until) = self.core_decision(target, due, compiled, &ladder, ctx);
         let (decided, recheck) = match decision {
             Decision::Wait { until } => return Verdict::Recheck(Some(until)),
             Decision::Act {
                 step,
                 action,
                 dry_run,
-            } => {
-                let before = ladder.last_action;
-                // A replayed step was taken when its record was made.
-                let at = replay.filter(|(s, _)| *s == step).map_or(now, |(_, at)| at);
-                ladder.acted(step, steps, at);
-                if let Target::Node(node) = target
-                    && action.properties().takes_node_out
-                    && !dry_run
-                {
-                    self.sent_out_of_service
-                        .retain(|_, at| *at + SENT_COUNTS_FOR > now);
-                    self.sent_out_of_service.insert(node.clone(), now);
-                }
-                let again = at + spec.actions[step].escalate_after().as_std().as_secs() as Secs;
-                let decided = Decided {
-                    step,
-                    action,
-                    attempt: ladder.attempts,
-                    hold: None,
-                    dry_run,
-                    before,
-                    mode,
-                };
-                (decided, Some(again))
-            }
+            } => self.acted(
+                target,
+                spec,
+                (&mut ladder, replay),
+                (step, action, dry_run),
+                mode,
+                ctx.now,
+            ),
             Decision::Hold {
                 reason: HoldReason::MaxConcurrent,
                 ..
@@ -235,42 +183,166 @@ impl Gate {
                 message,
                 retry_at,
             } => {
-                let held = HeldKey {
-                    policy: due.policy.clone(),
-                    target: target.clone(),
-                    episode,
-                    step,
-                    reason,
-                    mode,
-                };
-                if !self.held.insert(held) {
-                    return Verdict::Recheck(retry_at);
+                let hold = Hold { reason, message };
+                match self.held_back(target, due, mode, (step, action, hold), &ladder, spec) {
+                    Some(decided) => (decided, retry_at),
+                    None => return Verdict::Recheck(retry_at),
                 }
-                let decided = Decided {
-                    step,
-                    action,
-                    attempt: ladder.attempts,
-                    hold: Some(Hold { reason, message }),
-                    dry_run: spec.safety.dry_run,
-                    before: None,
-                    mode,
-                };
-                (decided, retry_at)
             }
         };
-        tracing::info!(policy = %due.policy, target = %finding.subject, class = %finding.class, action = %decided.action,
+        tracing::info!(policy = %due.policy, target = %due.finding.subject, class = %due.finding.class, action = %decided.action,
             step = decided.step + 1, dry_run = decided.dry_run, hold = ?decided.hold.as_ref().map(|h| h.reason), "decision");
         // A held replay leaves the ladder to the records: taken up again next time, the replayed
         // step keeps its record's time.
         if decided.hold.is_none() || replay.is_none() {
             self.ladders.insert(key, ladder);
         }
+        self.dispatch(target, due, compiled, decided, recheck, ctx)
+    }
+
+    /// Where the target stands: as this replica left it, else as the records of the episode say
+    /// (a restart, a failover, a failure back within the cooldown), their latest step to be
+    /// decided again (the replayed step and its time), else at the start.
+    fn ladder(
+        &self,
+        key: &LadderKey,
+        due: &DueMatch,
+        mode: Mode,
+        steps: usize,
+        ctx: &Context<'_>,
+    ) -> (Ladder, Option<(usize, Secs)>) {
+        // The failure's episode (kept while it holds, carried across restarts by the records).
+        let episode = due.episode;
+        match self.ladders.get(key).filter(|l| l.episode == episode).cloned() {
+            Some(ladder) => (ladder, None),
+            None => ctx
+                .episodes
+                .ladder(&due.policy, &due.finding.subject.uid, episode, mode, steps)
+                .unwrap_or_else(|| (Ladder::new(episode), None)),
+        }
+    }
+
+    /// Core's decision on what the gate knows (its facts, the ladder, the policy's budget), the
+    /// target's safety rule applied; the policy's budget and who is held are updated with it.
+    /// Also when the in-flight actions an earlier leader started end, at the latest.
+    fn core_decision(
+        &mut self,
+        target: &Target,
+        due: &DueMatch,
+        compiled: &CompiledPolicy,
+        ladder: &Ladder,
+        ctx: &Context<'_>,
+    ) -> (Decision, Option<Secs>) {
+        let now = ctx.now;
+        let spec = &compiled.policy.spec;
+        let finding = &due.finding;
+        let for_secs = compiled.conditions[due.condition].for_secs;
+        let mut facts = self.facts(target, finding, compiled, ctx);
+        let (inherited, inherited_until) = self.in_flight.inherited(&due.policy, &finding.subject.uid, now);
+        facts.inherited_in_flight = inherited;
+        let budget = self.budgets.entry(due.policy.clone()).or_default();
+        budget.recent = self.spent.recent(&due.policy, now);
+        let decision = decide(spec, due.episode.saturating_add(for_secs), ladder, budget, &facts);
+        let decision = guard(decision, |step, action| {
+            let view = match target {
+                Target::Pod(ns, name) => ctx.stores.pod_at(ns, name).map(TargetView::Pod),
+                Target::Node(name) => ctx.stores.node_view(name).map(TargetView::Node),
+            }?;
+            unsafe_for_target(spec, step, action, view, ctx.stores, &finding.subject, now)
+        });
+        budget.spend(&decision, now);
+        match &decision {
+            Decision::Hold { reason, .. } if *reason != HoldReason::MaxConcurrent => {
+                self.holding.held(&due.policy, target, *reason)
+            }
+            Decision::Wait { .. } => {}
+            _ => self.holding.released(&due.policy, target),
+        }
+        (decision, inherited_until)
+    }
+
+    /// A step to take: the ladder moves on (a replayed step at its record's time), a node sent
+    /// out of service is counted at once; decided again when the step's escalateAfter passes.
+    fn acted(
+        &mut self,
+        target: &Target,
+        spec: &HealingPolicySpec,
+        (ladder, replay): (&mut Ladder, Option<(usize, Secs)>),
+        (step, action, dry_run): (usize, ActionKind, bool),
+        mode: Mode,
+        now: Secs,
+    ) -> (Decided, Option<Secs>) {
+        let before = ladder.last_action;
+        // A replayed step was taken when its record was made.
+        let at = replay.filter(|(s, _)| *s == step).map_or(now, |(_, at)| at);
+        ladder.acted(step, spec.actions.len(), at);
+        if let Target::Node(node) = target
+            && action.properties().takes_node_out
+            && !dry_run
+        {
+            self.sent_out_of_service
+                .retain(|_, at| *at + SENT_COUNTS_FOR > now);
+            self.sent_out_of_service.insert(node.clone(), now);
+        }
+        let again = at + spec.actions[step].escalate_after().as_std().as_secs() as Secs;
+        let decided = Decided {
+            step,
+            action,
+            attempt: ladder.attempts,
+            hold: None,
+            dry_run,
+            before,
+            mode,
+        };
+        (decided, Some(again))
+    }
+
+    /// A step held back, recorded once per episode, step and reason (None: recorded already,
+    /// so it is only rechecked).
+    fn held_back(
+        &mut self,
+        target: &Target,
+        due: &DueMatch,
+        mode: Mode,
+        (step, action, hold): (usize, ActionKind, Hold),
+        ladder: &Ladder,
+        spec: &HealingPolicySpec,
+    ) -> Option<Decided> {
+        let held = HeldKey {
+            policy: due.policy.clone(),
+            target: target.clone(),
+            episode: due.episode,
+            step,
+            reason: hold.reason,
+            mode,
+        };
+        self.held.insert(held).then_some(Decided {
+            step,
+            action,
+            attempt: ladder.attempts,
+            hold: Some(hold),
+            dry_run: spec.safety.dry_run,
+            before: None,
+            mode,
+        })
+    }
+
+    /// The request for a decision, counted in flight and against the rate if it acts.
+    fn dispatch(
+        &mut self,
+        target: &Target,
+        due: &DueMatch,
+        compiled: &CompiledPolicy,
+        decided: Decided,
+        recheck: Option<Secs>,
+        ctx: &Context<'_>,
+    ) -> Verdict {
         let request = request::build(compiled, target, due, decided, ctx.stores, ctx.decided_at.clone());
         if request.in_flight() {
             self.in_flight.started(&request.name);
         }
         if request.hold.is_none() {
-            self.spent.spent(&due.policy, &request.name, now);
+            self.spent.spent(&due.policy, &request.name, ctx.now);
         }
         Verdict::Dispatch {
             request: Box::new(request),

@@ -69,7 +69,7 @@ pub fn build(
         members: Vec::new(),
     };
     // A call that changes the cluster is rechecked on fresh reads right before it.
-    let changes = decided.hold.is_none() && !decided.dry_run && decided.action != ActionKind::Event;
+    let changes = decided.hold.is_none() && !decided.dry_run && decided.action.properties().changes_cluster;
     let seen = changes
         .then(|| policy.conditions.get(due.condition))
         .flatten()

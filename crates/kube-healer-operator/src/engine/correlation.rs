@@ -7,17 +7,16 @@
 use std::collections::HashMap;
 
 use kube_healer_api::FailureClass;
-use kube_healer_core::classify::{NODE_FAMILY_CLASSES, NodeFamily, Topology};
+use kube_healer_core::classify::{NodeFamily, Topology};
 use kube_healer_core::view::Secs;
 use kube_healer_core::{Correlated, CorrelatedCause, Finding, Knobs};
 
 use crate::metrics::Metrics;
 use crate::target::Target;
 
-/// Whether a finding's class may be part of a correlated cause: pulls from one registry, and
-/// every node family's.
+/// Whether a finding's class may be part of a correlated cause: one that declares a family.
 fn input(class: FailureClass) -> bool {
-    class == FailureClass::ImagePullFailure || NODE_FAMILY_CLASSES.contains(&class)
+    class.properties().family.is_some()
 }
 
 /// How long the members of a cause that cleared stay held: nodes recover one by one, and a node

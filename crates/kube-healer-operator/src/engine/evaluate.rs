@@ -55,7 +55,7 @@ impl Engine {
             self.recovered(target, policy);
         }
         if let Target::Node(name) = target {
-            self.release_stale_holds(name, now);
+            self.release_stale_marks(name, now);
         }
         if self.deciding() {
             for due in &evaluation.due_now {

@@ -10,12 +10,12 @@ mod correlation;
 mod done;
 mod evaluate;
 mod findings;
-mod holds;
 mod leadership;
 mod policies;
 mod records;
 mod resume;
 mod route;
+mod stale_marks;
 mod timers;
 
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use kube_healer_core::view::Secs;
 use super::Engine;
 use crate::metrics::Metrics;
 use crate::policy::book::Taken;
-use crate::policy::{PolicyStatus, Unreadable, decode};
+use crate::policy::{PolicyStatus, Refused, Unreadable, decode};
 use crate::store::Applied;
 use crate::target::Target;
 
@@ -48,7 +48,7 @@ impl Engine {
                     }
                     Err(e) => {
                         tracing::warn!(policy = %name, error = %e, "policy refused");
-                        Err(e.to_string())
+                        Err(e.into())
                     }
                 };
                 // Counted on from the status read back: another replica may have written it last.
@@ -117,9 +117,7 @@ impl Engine {
         self.write_status(PolicyStatus {
             name,
             generation,
-            validity: Err(format!(
-                "the policy cannot be read ({error}); it may have been stored under an older schema: apply it again"
-            )),
+            validity: Err(Refused::Unreadable(error)),
             suspended: false,
             targets_matched: 0,
             actions_taken: taken.count,

@@ -22,105 +22,114 @@ const RETENTION_BATCH: Secs = 10;
 impl Engine {
     pub(super) fn apply_record(&mut self, event: W<PartialObjectMeta<HealingAction>>, now: Secs) {
         match event {
-            W::Apply(meta) | W::InitApply(meta) => {
-                let meta = meta.metadata;
-                let outcome_written = outcome_written(&meta);
-                let name = meta.name.unwrap_or_default();
-                self.relist_records.saw(&name);
-                let mut labels = meta.labels.unwrap_or_default();
-                let policy = labels.remove(kube_healer_api::POLICY_LABEL).unwrap_or_default();
-                if labels.contains_key(kube_healer_api::batch::BATCH_LABEL) {
-                    let created = meta.creation_timestamp.map_or(now, |t| t.0.as_second());
-                    let annotations = meta.annotations.unwrap_or_default();
-                    self.apply_batch_record(name, policy, created, &labels, &annotations, now);
-                    return;
-                }
-                let uid = labels
-                    .remove(kube_healer_api::TARGET_UID_LABEL)
-                    .unwrap_or_default();
-                let created = meta.creation_timestamp.map_or(now, |t| t.0.as_second());
-                // A long action in flight (perhaps another leader's): it counts against its
-                // policy's maxConcurrent until its mark comes off.
-                let mark = labels
-                    .remove(kube_healer_api::IN_FLIGHT_LABEL)
-                    .and_then(|until| parse_until(&until))
-                    .map(|until| InFlightMark {
-                        policy: policy.clone(),
-                        target_uid: uid.clone(),
-                        until,
-                    });
-                let freed = self.gate.record_seen(&name, mark);
-                let acted = match labels.get(kube_healer_api::DECISION_LABEL).map(String::as_str) {
-                    Some("act") => Some(Mode::Live),
-                    Some("dry-run") => Some(Mode::DryRun),
-                    _ => None,
-                };
-                if acted == Some(Mode::Live) && !outcome_written {
-                    self.unfinished.insert(name.clone(), policy.clone());
-                } else {
-                    self.unfinished.remove(&name);
-                }
-                if let Some(episode) = labels
-                    .get(kube_healer_api::EPISODE_LABEL)
-                    .and_then(|e| e.parse().ok())
-                {
-                    let step = labels
-                        .get(kube_healer_api::STEP_LABEL)
-                        .and_then(|s| s.parse::<usize>().ok())
-                        .map(|s| s.max(1) - 1);
-                    let record = RecordMeta {
-                        name: name.clone(),
-                        created,
-                        episode,
-                        acted,
-                        step,
-                    };
-                    self.policies.episodes.recorded(&policy, &uid, record);
-                }
-                // An action or dry run counts against its policy's rate, whoever decided it.
-                if acted.is_some() {
-                    self.gate.record_spent(&policy, &name, created);
-                }
-                self.records.upsert(name, policy, created, uid);
-                if let Some(policy) = freed {
-                    self.places_freed(&policy);
-                }
-                let batch = now + RETENTION_BATCH;
-                if !self.relist_records.active() && self.retention_at.is_none_or(|at| at > batch) {
-                    self.retention_at = Some(batch);
-                }
-            }
-            W::Delete(meta) => {
-                let name = meta.metadata.name.as_deref().unwrap_or_default();
-                self.batch_marks.remove(name);
-                self.unfinished.remove(name);
-                let members = self.records.take_batch(name);
-                if let Some((policy, _, uid)) = self.records.remove(name) {
-                    self.policies.episodes.forget(&policy, &uid, name);
-                    for (uid, record) in members {
-                        self.policies.episodes.forget(&policy, &uid, &record);
-                    }
-                }
-                if let Some(policy) = self.gate.record_gone(name) {
-                    self.places_freed(&policy);
-                }
-            }
+            W::Apply(meta) | W::InitApply(meta) => self.record_seen(meta, now),
+            W::Delete(meta) => self.record_deleted(meta.metadata.name.as_deref().unwrap_or_default()),
             W::Init => self.relist_records.begin(),
-            W::InitDone => {
-                if let Some(seen) = self.relist_records.finish() {
-                    for (gone, (policy, _, uid)) in self.records.retain(&seen) {
-                        self.gate.record_gone(&gone);
-                        self.batch_marks.remove(&gone);
-                        self.unfinished.remove(&gone);
-                        self.policies.episodes.forget(&policy, &uid, &gone);
-                        for (uid, record) in self.records.take_batch(&gone) {
-                            self.policies.episodes.forget(&policy, &uid, &record);
-                        }
-                    }
-                }
-                self.apply_retention(now);
+            W::InitDone => self.records_relisted(now),
+        }
+    }
+
+    /// A record created or changed: what it says of its target's episode and ladder, its policy's
+    /// rate and actions in flight, and whether it is left unfinished.
+    fn record_seen(&mut self, meta: PartialObjectMeta<HealingAction>, now: Secs) {
+        let meta = meta.metadata;
+        let outcome_written = outcome_written(&meta);
+        let name = meta.name.unwrap_or_default();
+        self.relist_records.saw(&name);
+        let mut labels = meta.labels.unwrap_or_default();
+        let policy = labels.remove(kube_healer_api::POLICY_LABEL).unwrap_or_default();
+        if labels.contains_key(kube_healer_api::batch::BATCH_LABEL) {
+            let created = meta.creation_timestamp.map_or(now, |t| t.0.as_second());
+            let annotations = meta.annotations.unwrap_or_default();
+            self.apply_batch_record(name, policy, created, &labels, &annotations, now);
+            return;
+        }
+        let uid = labels
+            .remove(kube_healer_api::TARGET_UID_LABEL)
+            .unwrap_or_default();
+        let created = meta.creation_timestamp.map_or(now, |t| t.0.as_second());
+        // A long action in flight (perhaps another leader's): it counts against its
+        // policy's maxConcurrent until its mark comes off.
+        let mark = labels
+            .remove(kube_healer_api::IN_FLIGHT_LABEL)
+            .and_then(|until| parse_until(&until))
+            .map(|until| InFlightMark {
+                policy: policy.clone(),
+                target_uid: uid.clone(),
+                until,
+            });
+        let freed = self.gate.record_seen(&name, mark);
+        let acted = match labels.get(kube_healer_api::DECISION_LABEL).map(String::as_str) {
+            Some("act") => Some(Mode::Live),
+            Some("dry-run") => Some(Mode::DryRun),
+            _ => None,
+        };
+        if acted == Some(Mode::Live) && !outcome_written {
+            self.unfinished.insert(name.clone(), policy.clone());
+        } else {
+            self.unfinished.remove(&name);
+        }
+        if let Some(episode) = labels
+            .get(kube_healer_api::EPISODE_LABEL)
+            .and_then(|e| e.parse().ok())
+        {
+            let step = labels
+                .get(kube_healer_api::STEP_LABEL)
+                .and_then(|s| s.parse::<usize>().ok())
+                .map(|s| s.max(1) - 1);
+            let record = RecordMeta {
+                name: name.clone(),
+                created,
+                episode,
+                acted,
+                step,
+            };
+            self.policies.episodes.recorded(&policy, &uid, record);
+        }
+        // An action or dry run counts against its policy's rate, whoever decided it.
+        if acted.is_some() {
+            self.gate.record_spent(&policy, &name, created);
+        }
+        self.records.upsert(name, policy, created, uid);
+        if let Some(policy) = freed {
+            self.places_freed(&policy);
+        }
+        let batch = now + RETENTION_BATCH;
+        if !self.relist_records.active() && self.retention_at.is_none_or(|at| at > batch) {
+            self.retention_at = Some(batch);
+        }
+    }
+
+    /// A record deleted: forgotten with the batches it named.
+    fn record_deleted(&mut self, name: &str) {
+        self.batch_marks.remove(name);
+        self.unfinished.remove(name);
+        let members = self.records.take_batch(name);
+        if let Some((policy, _, uid)) = self.records.remove(name) {
+            self.policies.episodes.forget(&policy, &uid, name);
+            for (uid, record) in members {
+                self.policies.episodes.forget(&policy, &uid, &record);
             }
         }
+        if let Some(policy) = self.gate.record_gone(name) {
+            self.places_freed(&policy);
+        }
+    }
+
+    /// The records listed anew: those gone meanwhile forgotten, then retention.
+    fn records_relisted(&mut self, now: Secs) {
+        if let Some(seen) = self.relist_records.finish() {
+            for (gone, (policy, _, uid)) in self.records.retain(&seen) {
+                self.gate.record_gone(&gone);
+                self.batch_marks.remove(&gone);
+                self.unfinished.remove(&gone);
+                self.policies.episodes.forget(&policy, &uid, &gone);
+                for (uid, record) in self.records.take_batch(&gone) {
+                    self.policies.episodes.forget(&policy, &uid, &record);
+                }
+            }
+        }
+        self.apply_retention(now);
     }
 
     /// Deletes the records past their retention, and sets when to look again. The leader's duty.

@@ -79,13 +79,29 @@ pub struct Frame {
     pub o: Option<Value>,
 }
 
+/// Why a frame's object is not the watch's object.
+#[derive(Debug, thiserror::Error)]
+pub enum BadObject {
+    #[error("the object is missing")]
+    Missing,
+    #[error("at {path}: {source}")]
+    Invalid {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("a failed watch carries no object")]
+    OfFailedWatch,
+}
+
 /// A frame that cannot be turned back into a watch event.
 #[derive(Debug, thiserror::Error)]
 #[error("{watch} {kind:?} frame: {problem}")]
 pub struct FrameError {
     pub watch: &'static str,
     pub kind: Kind,
-    pub problem: String,
+    #[source]
+    pub problem: BadObject,
 }
 
 impl Frame {
@@ -136,7 +152,7 @@ impl Frame {
     /// The watch event this frame recorded.
     pub fn into_change(self) -> Result<Change, FrameError> {
         let (watch, kind) = (self.w, self.e);
-        let fail = |problem: String| FrameError {
+        let fail = |problem: BadObject| FrameError {
             watch: watch.resource(),
             kind,
             problem,
@@ -147,10 +163,13 @@ impl Frame {
         fn event<K: serde::de::DeserializeOwned>(
             kind: Kind,
             o: Option<Value>,
-        ) -> Result<watcher::Event<K>, String> {
-            let object = || -> Result<K, String> {
-                let o = o.ok_or("the object is missing")?;
-                serde_path_to_error::deserialize(o).map_err(|e| format!("at {}: {}", e.path(), e.inner()))
+        ) -> Result<watcher::Event<K>, BadObject> {
+            let object = || -> Result<K, BadObject> {
+                let o = o.ok_or(BadObject::Missing)?;
+                serde_path_to_error::deserialize(o).map_err(|e| BadObject::Invalid {
+                    path: e.path().to_string(),
+                    source: e.into_inner(),
+                })
             };
             Ok(match kind {
                 Kind::Init => watcher::Event::Init,
@@ -158,7 +177,7 @@ impl Frame {
                 Kind::InitApply => watcher::Event::InitApply(object()?),
                 Kind::Apply => watcher::Event::Apply(object()?),
                 Kind::Delete => watcher::Event::Delete(object()?),
-                Kind::Failed => return Err("a failed watch carries no object".into()),
+                Kind::Failed => return Err(BadObject::OfFailedWatch),
             })
         }
         let o = self.o;

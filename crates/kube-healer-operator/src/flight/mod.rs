@@ -10,7 +10,7 @@
 //! what the next change or list of the object shows puts it right).
 
 pub mod frame;
-mod holds;
+mod marks;
 pub mod read;
 pub mod replay;
 pub mod ring;

@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::frame::{Frame, FrameError, Kind, Watch};
-use super::holds::Holds;
+use super::marks::Marks;
 use crate::clock::{Clock, ManualClock};
 use crate::engine::Engine;
 use crate::metrics::Metrics;
@@ -92,7 +92,7 @@ pub struct Summary {
     pub held: BTreeMap<&'static str, usize>,
     /// Pods deleted or evicted.
     pub pods_removed: usize,
-    /// The most nodes held out of service (cordoned, drained, tainted) by the replay's decisions
+    /// The most nodes kept out of service (cordoned, drained, tainted) by the replay's decisions
     /// at once.
     pub nodes_out_peak: usize,
     pub causes: usize,
@@ -114,7 +114,7 @@ pub struct Replay {
     decided: Vec<Decided>,
     causes: Vec<Cause>,
     causes_now: Vec<String>,
-    holds: Holds,
+    marks: Marks,
     summary: Summary,
 }
 
@@ -145,7 +145,7 @@ impl Replay {
             decided: Vec::new(),
             causes: Vec::new(),
             causes_now: Vec::new(),
-            holds: Holds::default(),
+            marks: Marks::default(),
             summary: Summary::default(),
         }
     }
@@ -168,7 +168,7 @@ impl Replay {
         // After the seconds before it have run: a change the replay made shows with the node's
         // next recorded change, not before its time.
         if let (Watch::Nodes, Some(node)) = (frame.w, frame.o.as_mut()) {
-            self.holds.recorded(node, frame.e == Kind::Delete);
+            self.marks.recorded(node, frame.e == Kind::Delete);
         }
         let change = frame.into_change()?;
         self.engine.apply(change);
@@ -274,7 +274,7 @@ impl Replay {
             match work {
                 Work::Act(req) => self.answer(*req),
                 Work::Revert { node, policy } => {
-                    self.holds.release(&node, &policy, self.clock.now_ms());
+                    self.marks.unmark(&node, &policy, self.clock.now_ms());
                 }
                 // Taints expiring, records past retention, batches: the executor's business.
                 Work::Unavoid { .. }
@@ -301,16 +301,16 @@ impl Replay {
             }
             "dry-run" if reported => self.summary.dry_runs += 1,
             "act" => {
-                // The replay's own world of holds: the marks a live action leaves on its node.
+                // The replay's own world of marks: those a live action leaves on its node.
                 let node_out = spec.action.properties().marks_node;
                 if spec.target.kind == TargetKind::Node && node_out {
-                    self.holds
-                        .hold(&spec.target.name, &spec.policy, self.clock.now_ms());
+                    self.marks
+                        .mark(&spec.target.name, &spec.policy, self.clock.now_ms());
                 }
                 if reported {
                     self.summary.acted += 1;
                     if spec.target.kind == TargetKind::Node && node_out {
-                        self.summary.nodes_out_peak = self.summary.nodes_out_peak.max(self.holds.held());
+                        self.summary.nodes_out_peak = self.summary.nodes_out_peak.max(self.marks.count());
                     }
                     if spec.target.kind == TargetKind::Pod && spec.action.properties().removes_target {
                         self.summary.pods_removed += 1;
@@ -355,7 +355,7 @@ impl Replay {
 
     /// Shows the engine the nodes whose changes by the replay are due by `ms`.
     fn show_due(&mut self, ms: i64) {
-        for node in self.holds.due(ms) {
+        for node in self.marks.due(ms) {
             if let Ok(node) = serde_json::from_value(node) {
                 self.engine.apply(Change::Node(Box::new(W::Apply(node))));
             }

@@ -1,7 +1,7 @@
 //! Which policy conditions hold on a target, since when, and which are due.
 
 use kube_healer_core::Finding;
-use kube_healer_core::policy::Target as PolicyTarget;
+use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::Secs;
 
 use super::PolicySet;
@@ -71,8 +71,8 @@ impl PolicySet {
         now_ms: i64,
     ) -> Evaluation {
         let view = match target {
-            Target::Pod(ns, name) => stores.pod_at(ns, name).map(PolicyTarget::Pod),
-            Target::Node(name) => stores.node_view(name).map(PolicyTarget::Node),
+            Target::Pod(ns, name) => stores.pod_at(ns, name).map(TargetView::Pod),
+            Target::Node(name) => stores.node_view(name).map(TargetView::Node),
         };
         let Some(view) = view else {
             self.matches.remove(target);
@@ -84,69 +84,31 @@ impl PolicySet {
         let mut next = None::<Secs>;
         for policy in self.policies.values() {
             let selected = match view {
-                PolicyTarget::Pod(p) => policy.selects_pod(p, self.namespaces.get(&p.namespace)),
-                PolicyTarget::Node(n) => policy.selects_node(n),
+                TargetView::Pod(p) => policy.selects_pod(p, self.namespaces.get(&p.namespace)),
+                TargetView::Node(n) => policy.selects_node(n),
             };
             if !selected {
                 continue;
             }
             for (condition, finding) in policy.findings_for(view, findings, stores, now) {
-                // The episode: kept while the condition holds, else carried by the records.
-                let before = previous
-                    .iter()
-                    .find(|m| m.policy == policy.name && m.condition == condition);
-                let episode = match before {
-                    Some(m) => m.since.min(finding.since),
-                    None => {
-                        let reopen = policy.policy.spec.safety.cooldown_secs();
-                        let uid = &finding.subject.uid;
-                        self.episodes.carried(&policy.name, uid, finding.since, reopen)
-                    }
-                };
-                // Due once it has held its `for`: kept while it holds; for a condition that
-                // starts holding again (a failure back within the cooldown continues its
-                // episode), counted from its return, so a blip never escalates a ladder.
-                let held_from = before.map_or(episode.max(finding.since), |m| m.held_from);
-                let due = held_from.saturating_add(policy.conditions[condition].for_secs);
-                let reported = before.is_some_and(|m| m.due_reported);
-                let seen_ms = before.map_or(now_ms, |m| m.seen_ms);
-                let m = Match {
-                    policy: policy.name.clone(),
-                    condition,
-                    since: episode,
-                    due,
-                    due_reported: reported,
-                    seen_ms,
-                    clear_since: None,
-                    held_from,
-                };
-                if due > now {
-                    next = Some(next.map_or(due, |n| n.min(due)));
+                let m = self.matched((policy, condition), &finding, &previous, now_ms);
+                if m.due > now {
+                    next = Some(next.map_or(m.due, |n| n.min(m.due)));
                 } else {
                     due_now.push(DueMatch {
                         policy: policy.name.clone(),
                         condition,
                         finding,
-                        episode,
-                        due_ms: (due * 1000).max(seen_ms),
-                        newly_due: !reported,
+                        episode: m.since,
+                        due_ms: (m.due * 1000).max(m.seen_ms),
+                        newly_due: !m.due_reported,
                     });
                 }
                 current.push(m);
             }
         }
-        // Conditions that no longer hold stay, clearing, through the debounce.
-        for mut m in previous.iter().cloned() {
-            let holds = |c: &Match| c.policy == m.policy && c.condition == m.condition;
-            if current.iter().any(holds) || !self.policies.contains_key(&m.policy) {
-                continue;
-            }
-            let clear_since = *m.clear_since.get_or_insert(now);
-            let ends = clear_since.saturating_add(self.debounce);
-            if now < ends {
-                next = Some(next.map_or(ends, |n| n.min(ends)));
-                current.push(m);
-            }
+        if let Some(ends) = self.still_clearing(&previous, &mut current, now) {
+            next = Some(next.map_or(ends, |n| n.min(ends)));
         }
         let mut cleared: Vec<String> = previous
             .iter()
@@ -162,6 +124,61 @@ impl PolicySet {
             due_now,
             cleared,
         }
+    }
+
+    /// A policy's condition holding on the target: its episode, kept while it holds, else
+    /// carried by the records; due once it has held its `for`.
+    fn matched(
+        &self,
+        (policy, condition): (&CompiledPolicy, usize),
+        finding: &Finding,
+        previous: &[Match],
+        now_ms: i64,
+    ) -> Match {
+        let before = previous
+            .iter()
+            .find(|m| m.policy == policy.name && m.condition == condition);
+        let episode = match before {
+            Some(m) => m.since.min(finding.since),
+            None => {
+                let reopen = policy.policy.spec.safety.cooldown_secs();
+                let uid = &finding.subject.uid;
+                self.episodes.carried(&policy.name, uid, finding.since, reopen)
+            }
+        };
+        // Due once it has held its `for`: kept while it holds; for a condition that starts
+        // holding again (a failure back within the cooldown continues its episode), counted
+        // from its return, so a blip never escalates a ladder.
+        let held_from = before.map_or(episode.max(finding.since), |m| m.held_from);
+        Match {
+            policy: policy.name.clone(),
+            condition,
+            since: episode,
+            due: held_from.saturating_add(policy.conditions[condition].for_secs),
+            due_reported: before.is_some_and(|m| m.due_reported),
+            seen_ms: before.map_or(now_ms, |m| m.seen_ms),
+            clear_since: None,
+            held_from,
+        }
+    }
+
+    /// Conditions that no longer hold stay, clearing, through the debounce: kept in `current`;
+    /// the earliest end of a debounce still running.
+    fn still_clearing(&self, previous: &[Match], current: &mut Vec<Match>, now: Secs) -> Option<Secs> {
+        let mut next = None::<Secs>;
+        for mut m in previous.iter().cloned() {
+            let holds = |c: &Match| c.policy == m.policy && c.condition == m.condition;
+            if current.iter().any(holds) || !self.policies.contains_key(&m.policy) {
+                continue;
+            }
+            let clear_since = *m.clear_since.get_or_insert(now);
+            let ends = clear_since.saturating_add(self.debounce);
+            if now < ends {
+                next = Some(next.map_or(ends, |n| n.min(ends)));
+                current.push(m);
+            }
+        }
+        next
     }
 
     /// The conditions due on a target were reported (by the leader): they are not newly due

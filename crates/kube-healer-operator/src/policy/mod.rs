@@ -23,7 +23,7 @@ pub use book::StatusBook;
 pub use decode::{Unreadable, decode};
 pub use episodes::{Episodes, RecordMeta};
 pub use matching::{DueMatch, Evaluation, Match};
-pub use status::PolicyStatus;
+pub use status::{PolicyStatus, Refused};
 pub use writer::writer;
 
 pub struct PolicySet {

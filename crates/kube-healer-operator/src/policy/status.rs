@@ -3,6 +3,18 @@
 //! from the status read back, so a restart or failover keeps the count).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube_healer_core::policy::PolicyError;
+
+/// Why a policy cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// It does not compile: the field and the problem.
+    #[error(transparent)]
+    Invalid(#[from] PolicyError),
+    /// It cannot be read as a HealingPolicy (the decoder's words).
+    #[error("the policy cannot be read ({0}); it may have been stored under an older schema: apply it again")]
+    Unreadable(String),
+}
 
 /// What the operator knows of a policy, to be written to its status.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -10,7 +22,7 @@ pub struct PolicyStatus {
     pub name: String,
     pub generation: Option<i64>,
     /// Err: why the policy cannot be used.
-    pub validity: Result<(), String>,
+    pub validity: Result<(), Refused>,
     pub suspended: bool,
     pub targets_matched: i64,
     /// Actions carried out (changes made to the cluster) since the policy was created.
@@ -40,8 +52,8 @@ impl PolicyStatus {
                 condition("Invalid", false, "Valid", String::new()),
             ),
             Err(e) => (
-                condition("Ready", false, "Invalid", e.clone()),
-                condition("Invalid", true, "Invalid", e.clone()),
+                condition("Ready", false, "Invalid", e.to_string()),
+                condition("Invalid", true, "Invalid", e.to_string()),
             ),
         };
         let suspended = if self.suspended {

@@ -3,9 +3,9 @@
 //! classification reads them as it reads a snapshot.
 
 mod apply;
+mod held_by_cause;
 mod relist;
 mod synced;
-mod together;
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,9 +19,9 @@ use kube_healer_core::view::{EventView, LeaseView, NodeView, PodView, Secs, Shar
 pub use apply::Applied;
 
 use crate::target::Target;
+pub use held_by_cause::HeldByCause;
 pub use relist::Relist;
 pub use synced::Synced;
-pub use together::HeldTogether;
 
 /// Identifies a pod in the store.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -56,7 +56,7 @@ pub struct Stores {
     relist_nodes: Relist<Shared>,
     relist_leases: Relist<Shared>,
     /// When each node was held by nodes down together (its transitions then were the storm's).
-    pub held_together: HeldTogether,
+    pub held_together: HeldByCause,
     /// Whose events about nodes are evidence.
     pub trust: EventTrust,
     /// Which Normal events are kept whole (the rest leave a marker per object).
@@ -196,7 +196,10 @@ impl Stores {
                 }
             }
             // A pod already in trouble when first seen starts its timeline from its view.
-            None => kube_healer_core::timeline::carry(&mut view, None, now),
+            None => {
+                kube_healer_core::carry::carry_pod_conditions(&mut view, None, now);
+                kube_healer_core::timeline::carry(&mut view, None, now)
+            }
         }
         if let Some(node) = &view.node {
             self.pods_by_node

@@ -89,73 +89,75 @@ pub fn spawn(
     } else {
         config.streaming_lists()
     };
-    let (c, cfg) = (client.clone(), config.clone());
-    forward(
-        "pods",
-        move || watcher(Api::<Pod>::all(c.clone()), cfg.clone()),
-        Change::Pod,
-        tx.clone(),
-        metrics.clone(),
-    );
-    let (c, cfg) = (client.clone(), config.clone());
-    forward(
+    let to = Sink { tx, metrics };
+    watch_api("pods", Api::<Pod>::all(client.clone()), &config, Change::Pod, &to);
+    watch_api(
         "nodes",
-        move || watcher(Api::<Node>::all(c.clone()), cfg.clone()),
+        Api::<Node>::all(client.clone()),
+        &config,
         Change::Node,
-        tx.clone(),
-        metrics.clone(),
+        &to,
     );
-    let (c, cfg) = (client.clone(), config.clone());
-    forward(
+    watch_api(
         "events",
-        move || watcher(Api::<Event>::all(c.clone()), cfg.clone()),
+        Api::<Event>::all(client.clone()),
+        &config,
         Change::Event,
-        tx.clone(),
-        metrics.clone(),
+        &to,
     );
-    let (leases, cfg) = (
-        Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
-        config.clone(),
-    );
-    forward(
-        "leases",
-        move || watcher(leases.clone(), cfg.clone()),
-        Change::Lease,
-        tx.clone(),
-        metrics.clone(),
-    );
-    let (c, cfg) = (client.clone(), config.clone());
-    forward(
-        "namespaces",
-        move || watcher(Api::<Namespace>::all(c.clone()), cfg.clone()),
-        Change::Namespace,
-        tx.clone(),
-        metrics.clone(),
-    );
-    let (c, cfg) = (client.clone(), config.clone());
-    forward(
-        "healingactions",
-        move || {
-            watcher(
-                Api::<PartialObjectMeta<HealingAction>>::all(c.clone()),
-                cfg.clone(),
-            )
-        },
-        Change::Record,
-        tx.clone(),
-        metrics.clone(),
-    );
+    let leases = Api::<Lease>::namespaced(client.clone(), "kube-node-lease");
+    watch_api("leases", leases, &config, Change::Lease, &to);
+    let namespaces = Api::<Namespace>::all(client.clone());
+    watch_api("namespaces", namespaces, &config, Change::Namespace, &to);
+    // kube-healer's own memory (its records: rates, attempts, what is in flight; its policies)
+    // is listed as a consistent read, never from a watch cache that may be behind (resourceVersion
+    // 0, as a streaming list asks): a replica taking over must count every action its
+    // predecessor recorded, and never act for a policy deleted since. Found by the invariants'
+    // histories: a restart served an older record list and went past its policy's rate. The
+    // cluster's own objects may come from the cache: every call rechecks its target first.
+    let own = own_config();
+    let records = Api::<PartialObjectMeta<HealingAction>>::all(client.clone());
+    watch_api("healingactions", records, &own, Change::Record, &to);
     let policies = Api::<DynamicObject>::all_with(client.clone(), &ApiResource::erase::<HealingPolicy>(&()));
-    let cfg = match policy_selector {
-        Some(selector) => config.labels(selector),
-        None => config,
+    let own = match policy_selector {
+        Some(selector) => own.labels(selector),
+        None => own,
     };
+    watch_api("healingpolicies", policies, &own, Change::Policy, &to);
+}
+
+/// How kube-healer's own objects are listed: pages of a consistent read (a streaming list asks
+/// for resourceVersion 0, which a watch cache behind may serve).
+fn own_config() -> watcher::Config {
+    watcher::Config::default()
+        .page_size(500)
+        .list_semantic(watcher::ListSemantic::MostRecent)
+}
+
+/// Where the watches send their changes, and count them.
+struct Sink {
+    tx: mpsc::Sender<Change>,
+    metrics: Arc<Metrics>,
+}
+
+/// One watch of `api`, forwarded to the engine.
+fn watch_api<K>(
+    resource: &'static str,
+    api: Api<K>,
+    config: &watcher::Config,
+    wrap: fn(Box<watcher::Event<K>>) -> Change,
+    to: &Sink,
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let config = config.clone();
     forward(
-        "healingpolicies",
-        move || watcher(policies.clone(), cfg.clone()),
-        Change::Policy,
-        tx,
-        metrics,
+        resource,
+        move || watcher(api.clone(), config.clone()),
+        wrap,
+        to.tx.clone(),
+        to.metrics.clone(),
     );
 }
 
@@ -208,4 +210,17 @@ fn forward<K, S>(
             tokio::time::sleep(backoff.next().unwrap_or_default()).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::watcher::{InitialListStrategy, ListSemantic};
+
+    /// Records and policies never come from a cache that may be behind.
+    #[test]
+    fn own_objects_are_listed_as_a_consistent_read() {
+        let own = super::own_config();
+        assert_eq!(own.list_semantic, ListSemantic::MostRecent);
+        assert_eq!(own.initial_list_strategy, InitialListStrategy::ListWatch);
+    }
 }

@@ -93,207 +93,25 @@ async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
     let client = cluster.client()?;
     let crds: Vec<_> = kube_healer_api::crds().into_iter().map(|(_, c)| c).collect();
     kube_healer_testenv::crds::install(&client, &crds).await?;
-    let node_names: Vec<String> = ["worker-0", "worker-1", "worker-2", "flappy-node", "dark-node"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    nodes::add_nodes(&client, &node_names, Duration::from_secs(60)).await?;
-    let label = json!({"metadata": {"labels": {"demo.kube-healer.io/pool": "app"}}});
-    let nodes_api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
-    for n in &node_names {
-        nodes_api
-            .patch(n, &Default::default(), &kube::api::Patch::Merge(&label))
-            .await?;
-    }
+    add_nodes(&client).await?;
     println!(
         "cluster ready in {:.1}s: 5 kwok nodes; kubeconfig {}",
         cluster.started_in.as_secs_f64(),
         cluster.kubeconfig_path().display()
     );
-
-    // The workloads, failing.
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}}))?;
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    let create = |pod: Pod| {
-        let pods = pods.clone();
-        async move { pods.create(&PostParams::default(), &pod).await }
-    };
-    for i in 0..3 {
-        create(scenario_pod(
-            NS,
-            &format!("web-{i}"),
-            Some(&format!("worker-{i}")),
-            &Scenario::Running,
-        ))
-        .await?;
-    }
-    for i in 0..3 {
-        create(scenario_pod(
-            NS,
-            &format!("cart-{i}"),
-            Some("worker-1"),
-            &Scenario::evicted(),
-        ))
-        .await?;
-    }
-    create(scenario_pod(
-        NS,
-        "payments",
-        Some("worker-2"),
-        &Scenario::image_pull_backoff("registry.example/payments:2.4.1"),
-    ))
-    .await?;
-    for i in 0..2 {
-        create(scenario_pod(
-            NS,
-            &format!("search-{i}"),
-            Some("dark-node"),
-            &Scenario::Running,
-        ))
-        .await?;
-    }
-    scenario::stuck_terminating_pod(&pods, NS, "checkout", "worker-0").await?;
-    println!(
-        "workloads in namespace {NS}: web-0..2 (healthy), checkout (stuck Terminating), cart-0..2 (Evicted),"
-    );
-    println!(
-        "  payments (ImagePullBackOff), search-0..1 (on dark-node, whose kubelet is about to stop posting)"
-    );
-
-    // The nodes, failing: one stops posting status; one flaps (NotReady/Ready events).
-    nodes::stop_heartbeats(&client, "dark-node").await?;
-    let events: Api<Event> = Api::namespaced(client.clone(), "default");
-    for (reason, count) in [("NodeNotReady", 3), ("NodeReady", 3)] {
-        let now = k8s_openapi::jiff::Timestamp::now().to_string();
-        let event: Event = serde_json::from_value(json!({
-            "metadata": {"generateName": "flappy-node."},
-            "involvedObject": {"kind": "Node", "name": "flappy-node", "uid": "flappy-node"},
-            "reason": reason, "message": format!("Node flappy-node status is now: {reason}"), "count": count,
-            "type": "Normal", "firstTimestamp": now, "lastTimestamp": now, "source": {"component": "node-controller"},
-        }))?;
-        events.create(&PostParams::default(), &event).await?;
-    }
-    println!("nodes: dark-node stopped posting status; flappy-node flaps between NotReady and Ready");
-
-    let policy_api: Api<HealingPolicy> = Api::all(client.clone());
-    let specs = policies();
-    for entry in specs.as_array().context("policies")? {
-        let policy: HealingPolicy = serde_json::from_value(json!({
-            "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
-            "metadata": {"name": entry[0]}, "spec": entry[1]}))?;
-        policy_api.create(&PostParams::default(), &policy).await?;
-    }
-    println!(
-        "policies: {}",
-        EXPECTED
-            .iter()
-            .map(|e| e.0)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    create_workloads(&client).await?;
+    fail_nodes(&client).await?;
+    create_policies(&client).await?;
 
     // The operator, in this process.
     let port = kube_healer_testenv::process::free_port()?;
-    let config = kube_healer_operator::Config {
-        http_addr: ([127, 0, 0, 1], port).into(),
-        dry_run: false,
-        paused: false,
-        policy_selector: None,
-        leader_election: None,
-        election_client: None,
-        retention: Default::default(),
-        protected_namespaces: vec!["kube-system".into()],
-        paged_lists: false,
-        // A handful of nodes, two of them failing on purpose: no disruption budget in the demo.
-        max_nodes_out_of_service: None,
-        node_pool_label: None,
-        clear_debounce: std::time::Duration::from_secs(5),
-        event_trust: Default::default(),
-        event_memory_bytes: kube_healer_core::events::EventIndex::DEFAULT_BYTES,
-        flight_recorder: None,
-        node_jobs: Default::default(),
-        clock_offset_seconds: 0,
-    };
     let set_up_in = begun.elapsed() - built_in - cluster.started_in;
     let started = Instant::now();
-    let operator = tokio::spawn(kube_healer_operator::run(client.clone(), config));
+    let operator = tokio::spawn(kube_healer_operator::run(client.clone(), operator_config(port)));
     println!(
         "operator running (metrics on http://127.0.0.1:{port}/metrics); HealingActions as they are recorded,\nin seconds since the operator started:\n"
     );
-
-    // HealingActions, live.
-    let records = watcher(
-        Api::<HealingAction>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .applied_objects()
-    .default_backoff();
-    let mut records = std::pin::pin!(records);
-    let mut healed: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut shown: BTreeSet<String> = BTreeSet::new();
-    let deadline = tokio::time::Instant::now() + args.timeout.as_std();
-    while healed.len() < EXPECTED.len() {
-        let next = tokio::time::timeout_at(deadline, records.next()).await;
-        let Ok(Some(Ok(record))) = next else { break };
-        let Some(status) = record.status.as_ref().filter(|s| s.phase.is_final()) else {
-            continue;
-        };
-        let name = record.metadata.name.clone().unwrap_or_default();
-        if !shown.insert(name) {
-            continue;
-        }
-        let elapsed = started.elapsed().as_secs();
-        // A batch record (leftovers removed together) names its first pod and counts the rest.
-        let more = record.spec.members.len().saturating_sub(1);
-        let target = match more {
-            0 => record.spec.target.reference.clone(),
-            n => format!("{} +{n}", record.spec.target.reference),
-        };
-        println!(
-            "  {:>3}s  {:<12} {:<34} {:<10} {}",
-            elapsed,
-            record.spec.action.to_string(),
-            target,
-            format!("{:?}", status.phase),
-            status.message.clone().unwrap_or_default()
-        );
-        use kube_healer_api::record::ActionPhase;
-        // The pods it healed: its target, or each member of a batch removed.
-        let done: Vec<&str> = if record.spec.members.is_empty() {
-            (status.phase == ActionPhase::Succeeded)
-                .then_some(record.spec.target.name.as_str())
-                .into_iter()
-                .collect()
-        } else {
-            record
-                .spec
-                .members
-                .iter()
-                .filter(|m| {
-                    status
-                        .members
-                        .iter()
-                        .any(|o| o.uid == m.target.uid && o.phase == ActionPhase::Succeeded)
-                })
-                .map(|m| m.target.name.as_str())
-                .collect()
-        };
-        for name in done {
-            if let Some((policy, prefix)) = EXPECTED
-                .iter()
-                .find(|(p, t)| record.spec.policy == *p && name.starts_with(t))
-                && (record.spec.policy != "lost-node-pods"
-                    || record.spec.action == kube_healer_api::ActionKind::ForceDelete)
-            {
-                healed.insert((policy.to_string(), prefix.to_string()));
-            }
-        }
-    }
+    let healed = follow_records(&client, started, args.timeout.as_std()).await;
     operator.abort();
     println!();
     let all_healed = healed.len() == EXPECTED.len();
@@ -340,4 +158,213 @@ async fn demo(args: &Args) -> anyhow::Result<ExitCode> {
     println!("  cargo run -p kube-healer -- explain pod/{NS}/payments");
     println!("  cargo run -p kube-healer -- simulate -f examples/evicted-leftovers.yaml");
     std::future::pending().await
+}
+
+/// Five kwok nodes in the demo's pool.
+async fn add_nodes(client: &kube::Client) -> anyhow::Result<()> {
+    let node_names: Vec<String> = ["worker-0", "worker-1", "worker-2", "flappy-node", "dark-node"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    nodes::add_nodes(client, &node_names, Duration::from_secs(60)).await?;
+    let label = json!({"metadata": {"labels": {"demo.kube-healer.io/pool": "app"}}});
+    let nodes_api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    for n in &node_names {
+        nodes_api
+            .patch(n, &Default::default(), &kube::api::Patch::Merge(&label))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The workloads, failing: healthy ones beside a stuck Terminating pod, Evicted leftovers, an
+/// image that cannot be pulled, and pods on the node about to go dark.
+async fn create_workloads(client: &kube::Client) -> anyhow::Result<()> {
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}}))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let mut scene: Vec<(String, &str, Scenario)> = Vec::new();
+    for i in 0..3 {
+        scene.push((
+            format!("web-{i}"),
+            ["worker-0", "worker-1", "worker-2"][i],
+            Scenario::Running,
+        ));
+        scene.push((format!("cart-{i}"), "worker-1", Scenario::evicted()));
+    }
+    let pull = Scenario::image_pull_backoff("registry.example/payments:2.4.1");
+    scene.push(("payments".into(), "worker-2", pull));
+    for i in 0..2 {
+        scene.push((format!("search-{i}"), "dark-node", Scenario::Running));
+    }
+    for (name, node, scenario) in &scene {
+        let pod = scenario_pod(NS, name, Some(node), scenario);
+        pods.create(&PostParams::default(), &pod).await?;
+    }
+    scenario::stuck_terminating_pod(&pods, NS, "checkout", "worker-0").await?;
+    println!(
+        "workloads in namespace {NS}: web-0..2 (healthy), checkout (stuck Terminating), cart-0..2 (Evicted),"
+    );
+    println!(
+        "  payments (ImagePullBackOff), search-0..1 (on dark-node, whose kubelet is about to stop posting)"
+    );
+    Ok(())
+}
+
+/// The nodes, failing: one stops posting status; one flaps (NotReady/Ready events).
+async fn fail_nodes(client: &kube::Client) -> anyhow::Result<()> {
+    nodes::stop_heartbeats(client, "dark-node").await?;
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    for (reason, count) in [("NodeNotReady", 3), ("NodeReady", 3)] {
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let event: Event = serde_json::from_value(json!({
+            "metadata": {"generateName": "flappy-node."},
+            "involvedObject": {"kind": "Node", "name": "flappy-node", "uid": "flappy-node"},
+            "reason": reason, "message": format!("Node flappy-node status is now: {reason}"), "count": count,
+            "type": "Normal", "firstTimestamp": now, "lastTimestamp": now, "source": {"component": "node-controller"},
+        }))?;
+        events.create(&PostParams::default(), &event).await?;
+    }
+    println!("nodes: dark-node stopped posting status; flappy-node flaps between NotReady and Ready");
+    Ok(())
+}
+
+async fn create_policies(client: &kube::Client) -> anyhow::Result<()> {
+    let policy_api: Api<HealingPolicy> = Api::all(client.clone());
+    let specs = policies();
+    for entry in specs.as_array().context("policies")? {
+        let policy: HealingPolicy = serde_json::from_value(json!({
+            "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+            "metadata": {"name": entry[0]}, "spec": entry[1]}))?;
+        policy_api.create(&PostParams::default(), &policy).await?;
+    }
+    let names: BTreeSet<&str> = EXPECTED.iter().map(|e| e.0).collect();
+    println!("policies: {}", names.into_iter().collect::<Vec<_>>().join(", "));
+    Ok(())
+}
+
+fn operator_config(port: u16) -> kube_healer_operator::Config {
+    kube_healer_operator::Config {
+        http_addr: ([127, 0, 0, 1], port).into(),
+        dry_run: false,
+        paused: false,
+        policy_selector: None,
+        leader_election: None,
+        election_client: None,
+        retention: Default::default(),
+        protected_namespaces: vec!["kube-system".into()],
+        paged_lists: false,
+        // A handful of nodes, two of them failing on purpose: no disruption budget in the demo.
+        max_nodes_out_of_service: None,
+        node_pool_label: None,
+        clear_debounce: std::time::Duration::from_secs(5),
+        event_trust: Default::default(),
+        event_memory_bytes: kube_healer_core::events::EventIndex::DEFAULT_BYTES,
+        flight_recorder: None,
+        node_jobs: Default::default(),
+        clock_offset_seconds: 0,
+    }
+}
+
+/// HealingActions, live: each final one printed, until every expected failure is healed or the
+/// timeout. The (policy, target prefix) pairs healed.
+async fn follow_records(
+    client: &kube::Client,
+    started: Instant,
+    timeout: Duration,
+) -> BTreeSet<(String, String)> {
+    let records = watcher(
+        Api::<HealingAction>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .applied_objects()
+    .default_backoff();
+    let mut records = std::pin::pin!(records);
+    let mut healed: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut shown: BTreeSet<String> = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while healed.len() < EXPECTED.len() {
+        let record = match tokio::time::timeout_at(deadline, records.next()).await {
+            Ok(Some(Ok(record))) => record,
+            // A watch error is retried with backoff: a CRD just reported Established can still
+            // answer 404 for a moment, and the demo once ended in 6 s on that.
+            Ok(Some(Err(e))) => {
+                eprintln!("watching HealingActions (retried): {e}");
+                continue;
+            }
+            Ok(None) | Err(_) => break,
+        };
+        if record.status.as_ref().is_none_or(|s| !s.phase.is_final()) {
+            continue;
+        }
+        if !shown.insert(record.metadata.name.clone().unwrap_or_default()) {
+            continue;
+        }
+        print_record(&record, started.elapsed().as_secs());
+        healed.extend(expected_healed(&record));
+    }
+    healed
+}
+
+/// One final record, as a line: a batch record (leftovers removed together) names its first pod
+/// and counts the rest.
+fn print_record(record: &HealingAction, elapsed: u64) {
+    let Some(status) = record.status.as_ref() else {
+        return;
+    };
+    let more = record.spec.members.len().saturating_sub(1);
+    let target = match more {
+        0 => record.spec.target.reference.clone(),
+        n => format!("{} +{n}", record.spec.target.reference),
+    };
+    println!(
+        "  {:>3}s  {:<12} {:<34} {:<10} {}",
+        elapsed,
+        record.spec.action.to_string(),
+        target,
+        format!("{:?}", status.phase),
+        status.message.clone().unwrap_or_default()
+    );
+}
+
+/// The expected failures a final record healed: its target, or each member of a batch removed
+/// (the lost node's pods count once force-deleted, the ladder's last step).
+fn expected_healed(record: &HealingAction) -> Vec<(String, String)> {
+    use kube_healer_api::record::ActionPhase;
+    let Some(status) = record.status.as_ref() else {
+        return Vec::new();
+    };
+    let done: Vec<&str> = if record.spec.members.is_empty() {
+        (status.phase == ActionPhase::Succeeded)
+            .then_some(record.spec.target.name.as_str())
+            .into_iter()
+            .collect()
+    } else {
+        record
+            .spec
+            .members
+            .iter()
+            .filter(|m| {
+                status
+                    .members
+                    .iter()
+                    .any(|o| o.uid == m.target.uid && o.phase == ActionPhase::Succeeded)
+            })
+            .map(|m| m.target.name.as_str())
+            .collect()
+    };
+    done.into_iter()
+        .filter_map(|name| {
+            EXPECTED
+                .iter()
+                .find(|(p, t)| record.spec.policy == *p && name.starts_with(t))
+                .filter(|_| {
+                    record.spec.policy != "lost-node-pods"
+                        || record.spec.action == kube_healer_api::ActionKind::ForceDelete
+                })
+                .map(|(policy, prefix)| (policy.to_string(), prefix.to_string()))
+        })
+        .collect()
 }

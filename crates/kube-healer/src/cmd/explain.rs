@@ -13,9 +13,9 @@ use kube_healer_api::{HealingAction, HealingPolicy, TargetKind};
 use kube_healer_core::classify::pod::human;
 use kube_healer_core::cluster::ClusterView;
 use kube_healer_core::decide::{Budget, Ladder, Recorded, episode_of};
-use kube_healer_core::policy::{CompiledPolicy, Target};
+use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::Secs;
-use kube_healer_core::{Finding, Knobs, classify_node, classify_pod};
+use kube_healer_core::{Finding, Knobs, Snapshot, classify_node, classify_pod};
 
 use crate::offline;
 use crate::read_cluster::{ClusterRead, read_cluster};
@@ -69,53 +69,15 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
     } = read_cluster(&client).await?;
     snapshot.pool_label = args.node_pool_label.clone();
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
-    let knobs = Knobs::default();
-    let mut findings: Vec<Finding> = Vec::new();
-    let (target, uid, opted_out, header) = match &wanted {
-        Wanted::Pod(ns, name) => {
-            let pod = snapshot
-                .pods
-                .iter()
-                .find(|p| &*p.namespace == ns && &*p.name == name)
-                .with_context(|| format!("pod {ns}/{name} not found"))?;
-            classify_pod(pod, &snapshot, &knobs, now, &mut findings);
-            let header = format!(
-                "pod/{ns}/{name} (uid {}, node {}, phase {:?})",
-                pod.uid,
-                pod.node.as_deref().unwrap_or("none"),
-                pod.phase
-            );
-            (Target::Pod(pod), pod.uid.to_string(), pod.opted_out, header)
-        }
-        Wanted::Node(name) => {
-            let node = snapshot
-                .nodes
-                .iter()
-                .find(|n| &*n.name == name)
-                .with_context(|| format!("node {name} not found"))?;
-            classify_node(node, &snapshot, &knobs, now, &mut findings);
-            let header = format!("node/{name} (uid {})", node.uid);
-            (Target::Node(node), node.uid.to_string(), node.opted_out, header)
-        }
-    };
+    let Found {
+        target,
+        uid,
+        opted_out,
+        header,
+        findings,
+    } = found(&wanted, &snapshot, now)?;
     let report = kube_healer_core::classify_snapshot(&snapshot, now);
-    // Its own records, and the batches (bulk clean-ups of leftovers) it was in.
-    let api = Api::<HealingAction>::all(client.clone());
-    let mut records: Vec<HealingAction> = api
-        .list(&ListParams::default().labels(&format!("{}={uid}", kube_healer_api::TARGET_UID_LABEL)))
-        .await
-        .context("listing the target's HealingActions")?
-        .items;
-    let batches = api
-        .list(&ListParams::default().labels(&kube_healer_api::batch::member_label(&uid)))
-        .await
-        .context("listing the batches the target was in")?
-        .items;
-    for batch in batches {
-        if !records.iter().any(|r| r.metadata.name == batch.metadata.name) {
-            records.push(batch);
-        }
-    }
+    let records = target_records(&client, &uid).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{header}")?;
     if opted_out {
@@ -126,44 +88,8 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
         )?;
     }
     writeln!(out)?;
-    if findings.is_empty() {
-        writeln!(out, "findings: none (healthy as far as kube-healer can tell)")?;
-    } else {
-        let rows: Vec<[String; 3]> = findings
-            .iter()
-            .map(|f| {
-                [
-                    f.class.to_string(),
-                    human(now - f.since),
-                    f.evidence.summary.clone(),
-                ]
-            })
-            .collect();
-        writeln!(out, "findings:")?;
-        crate::table::write(&mut out, ["CLASS", "FAILING FOR", "EVIDENCE"], &rows)?;
-    }
-
-    let entries = timeline(target, &snapshot, &records, now);
-    writeln!(out)?;
-    if entries.is_empty() {
-        writeln!(out, "timeline: nothing to tell")?;
-    } else {
-        writeln!(
-            out,
-            "timeline (oldest first; from the object, its events and its records):"
-        )?;
-        let rows: Vec<[String; 3]> = entries
-            .into_iter()
-            .map(|e| {
-                [
-                    format!("{} ago", human(now - e.at.0.as_second())),
-                    e.kind,
-                    e.detail,
-                ]
-            })
-            .collect();
-        crate::table::write(&mut out, ["WHEN", "KIND", "WHAT"], &rows)?;
-    }
+    write_findings(&mut out, &findings, now)?;
+    write_timeline(&mut out, timeline(target, &snapshot, &records, now), now)?;
 
     let policies = Api::<HealingPolicy>::all(client.clone())
         .list(&ListParams::default())
@@ -192,13 +118,133 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The target asked for, as read: its view, UID, opt-out, a header line and its findings.
+struct Found<'a> {
+    target: TargetView<'a>,
+    uid: String,
+    opted_out: bool,
+    header: String,
+    findings: Vec<Finding>,
+}
+
+fn found<'a>(wanted: &Wanted, snapshot: &'a Snapshot, now: Secs) -> anyhow::Result<Found<'a>> {
+    let knobs = Knobs::default();
+    let mut findings: Vec<Finding> = Vec::new();
+    Ok(match wanted {
+        Wanted::Pod(ns, name) => {
+            let pod = snapshot
+                .pods
+                .iter()
+                .find(|p| &*p.namespace == ns && &*p.name == name)
+                .with_context(|| format!("pod {ns}/{name} not found"))?;
+            classify_pod(pod, snapshot, &knobs, now, &mut findings);
+            let header = format!(
+                "pod/{ns}/{name} (uid {}, node {}, phase {:?})",
+                pod.uid,
+                pod.node.as_deref().unwrap_or("none"),
+                pod.phase
+            );
+            let (uid, opted_out) = (pod.uid.to_string(), pod.opted_out);
+            Found {
+                target: TargetView::Pod(pod),
+                uid,
+                opted_out,
+                header,
+                findings,
+            }
+        }
+        Wanted::Node(name) => {
+            let node = snapshot
+                .nodes
+                .iter()
+                .find(|n| &*n.name == name)
+                .with_context(|| format!("node {name} not found"))?;
+            classify_node(node, snapshot, &knobs, now, &mut findings);
+            let header = format!("node/{name} (uid {})", node.uid);
+            let (uid, opted_out) = (node.uid.to_string(), node.opted_out);
+            Found {
+                target: TargetView::Node(node),
+                uid,
+                opted_out,
+                header,
+                findings,
+            }
+        }
+    })
+}
+
+/// The target's own records, and the batches (bulk clean-ups of leftovers) it was in.
+async fn target_records(client: &kube::Client, uid: &str) -> anyhow::Result<Vec<HealingAction>> {
+    let api = Api::<HealingAction>::all(client.clone());
+    let mut records: Vec<HealingAction> = api
+        .list(&ListParams::default().labels(&format!("{}={uid}", kube_healer_api::TARGET_UID_LABEL)))
+        .await
+        .context("listing the target's HealingActions")?
+        .items;
+    let batches = api
+        .list(&ListParams::default().labels(&kube_healer_api::batch::member_label(uid)))
+        .await
+        .context("listing the batches the target was in")?
+        .items;
+    for batch in batches {
+        if !records.iter().any(|r| r.metadata.name == batch.metadata.name) {
+            records.push(batch);
+        }
+    }
+    Ok(records)
+}
+
+fn write_findings(out: &mut impl Write, findings: &[Finding], now: Secs) -> anyhow::Result<()> {
+    if findings.is_empty() {
+        writeln!(out, "findings: none (healthy as far as kube-healer can tell)")?;
+        return Ok(());
+    }
+    let rows: Vec<[String; 3]> = findings
+        .iter()
+        .map(|f| {
+            [
+                f.class.to_string(),
+                human(now - f.since),
+                f.evidence.summary.clone(),
+            ]
+        })
+        .collect();
+    writeln!(out, "findings:")?;
+    crate::table::write(out, ["CLASS", "FAILING FOR", "EVIDENCE"], &rows)?;
+    Ok(())
+}
+
+fn write_timeline(out: &mut impl Write, entries: Vec<TimelineEvidence>, now: Secs) -> anyhow::Result<()> {
+    writeln!(out)?;
+    if entries.is_empty() {
+        writeln!(out, "timeline: nothing to tell")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "timeline (oldest first; from the object, its events and its records):"
+    )?;
+    let rows: Vec<[String; 3]> = entries
+        .into_iter()
+        .map(|e| {
+            [
+                format!("{} ago", human(now - e.at.0.as_second())),
+                e.kind,
+                e.detail,
+            ]
+        })
+        .collect();
+    crate::table::write(out, ["WHEN", "KIND", "WHAT"], &rows)?;
+    Ok(())
+}
+
 /// One row per policy condition holding on the target (or per selecting policy): where its
 /// ladder stands, read back from the target's records, and what happens next or why not.
 #[allow(clippy::too_many_arguments)]
 fn policy_rows(
     policies: &[HealingPolicy],
     records: &[HealingAction],
-    target: Target<'_>,
+    target: TargetView<'_>,
     findings: &[Finding],
     snapshot: &kube_healer_core::Snapshot,
     namespaces: &std::collections::HashMap<String, kube_healer_core::view::Labels>,
@@ -216,10 +262,10 @@ fn policy_rows(
             }
         };
         let selected = match target {
-            Target::Pod(p) if compiled.kind == TargetKind::Pod => {
+            TargetView::Pod(p) if compiled.kind == TargetKind::Pod => {
                 compiled.selects_pod(p, namespaces.get(&*p.namespace))
             }
-            Target::Node(n) if compiled.kind == TargetKind::Node => compiled.selects_node(n),
+            TargetView::Node(n) if compiled.kind == TargetKind::Node => compiled.selects_node(n),
             _ => false,
         };
         if !selected {
@@ -279,14 +325,14 @@ fn policy_rows(
 /// The target's timeline: what the object and its events tell now, and what the operator saw
 /// happen before (kept in its records' evidence), each moment once, oldest first.
 fn timeline(
-    target: Target<'_>,
+    target: TargetView<'_>,
     snapshot: &kube_healer_core::Snapshot,
     records: &[HealingAction],
     now: Secs,
 ) -> Vec<TimelineEvidence> {
     use kube_healer_core::timeline;
     let told_now = match target {
-        Target::Pod(pod) => {
+        TargetView::Pod(pod) => {
             let events = snapshot.events_of(
                 "Pod",
                 Some(&pod.namespace),
@@ -296,7 +342,7 @@ fn timeline(
             );
             timeline::evidence(pod, events, now)
         }
-        Target::Node(node) => {
+        TargetView::Node(node) => {
             let events = snapshot.events_of("Node", None, &node.name, &node.uid, None);
             timeline::node_evidence(node, events, now)
         }

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+#[cfg(test)]
+mod agree;
 pub mod classify;
 pub mod crd;
 pub mod demo;

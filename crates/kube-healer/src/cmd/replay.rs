@@ -65,15 +65,18 @@ enum Speed {
     Times(f64),
 }
 
-fn parse_speed(s: &str) -> Result<Speed, String> {
+/// A speed that is neither `max` nor a positive factor.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?}: `max` or a positive factor of real time, such as 60")]
+struct BadSpeed(String);
+
+fn parse_speed(s: &str) -> Result<Speed, BadSpeed> {
     if s == "max" {
         return Ok(Speed::Max);
     }
     match s.parse::<f64>() {
         Ok(f) if f > 0.0 && f.is_finite() => Ok(Speed::Times(f)),
-        _ => Err(format!(
-            "{s:?}: `max` or a positive factor of real time, such as 60"
-        )),
+        _ => Err(BadSpeed(s.to_string())),
     }
 }
 

@@ -61,7 +61,7 @@ pub struct Args {
     )]
     protected_namespaces: Vec<String>,
     /// The cluster's disruption budget: at most this many nodes, a count or a percent of the
-    /// nodes (at least one), held out of service at once (cordoned, tainted, draining, running a
+    /// nodes (at least one), kept out of service at once (cordoned, tainted, draining, running a
     /// node job) by this operator's policies together.
     #[arg(long, env = "KUBE_HEALER_MAX_NODES_OUT_OF_SERVICE", default_value = "10%", value_parser = parse_budget)]
     max_nodes_out_of_service: String,
@@ -128,7 +128,7 @@ pub struct Args {
     test_clock_offset: i64,
 }
 
-fn parse_budget(s: &str) -> Result<String, String> {
+fn parse_budget(s: &str) -> Result<String, kube_healer_core::decide::BadBudget> {
     kube_healer_core::decide::budget_count(s, 1).map(|_| s.trim().to_string())
 }
 

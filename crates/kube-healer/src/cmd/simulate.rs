@@ -11,7 +11,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube_healer_api::{HealingPolicy, TargetKind};
 use kube_healer_core::classify::pod::human;
 use kube_healer_core::decide::{Budget, Decision, Ladder};
-use kube_healer_core::policy::{CompiledPolicy, Target};
+use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::Secs;
 use kube_healer_core::{Finding, Knobs, classify_node, classify_pod};
 
@@ -116,7 +116,7 @@ pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan
     let report = kube_healer_core::classify_snapshot(snapshot, now);
     let knobs = Knobs::default();
     let labels = |ns: &str| namespaces.get(ns);
-    let mut matches: Vec<(usize, Finding, Target<'_>)> = Vec::new();
+    let mut matches: Vec<(usize, Finding, TargetView<'_>)> = Vec::new();
     let mut selected = 0usize;
     match compiled.kind {
         TargetKind::Pod => {
@@ -128,8 +128,8 @@ pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan
                 selected += 1;
                 let mut findings = Vec::new();
                 classify_pod(pod, snapshot, &knobs, now, &mut findings);
-                for (i, f) in compiled.findings_for(Target::Pod(pod), &findings, snapshot, now) {
-                    matches.push((i, f, Target::Pod(pod)));
+                for (i, f) in compiled.findings_for(TargetView::Pod(pod), &findings, snapshot, now) {
+                    matches.push((i, f, TargetView::Pod(pod)));
                 }
             }
         }
@@ -138,8 +138,8 @@ pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan
                 selected += 1;
                 let mut findings = Vec::new();
                 classify_node(node, snapshot, &knobs, now, &mut findings);
-                for (i, f) in compiled.findings_for(Target::Node(node), &findings, snapshot, now) {
-                    matches.push((i, f, Target::Node(node)));
+                for (i, f) in compiled.findings_for(TargetView::Node(node), &findings, snapshot, now) {
+                    matches.push((i, f, TargetView::Node(node)));
                 }
             }
         }
@@ -161,127 +161,4 @@ pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan
         })
         .collect();
     Plan { selected, decisions }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use k8s_openapi::api::core::v1::Pod;
-    use kube::runtime::watcher::Event;
-    use kube_healer_core::convert::{Interner, pod_view};
-    use kube_healer_core::{Snapshot, decide::Decision};
-    use kube_healer_operator::clock::ManualClock;
-    use kube_healer_operator::engine::Engine;
-    use kube_healer_operator::metrics::Metrics;
-    use kube_healer_operator::protocol::Work;
-    use kube_healer_operator::store::Synced;
-    use kube_healer_operator::watch::Change;
-    use serde_json::json;
-
-    use super::*;
-
-    const T0: Secs = 1_800_000_000;
-
-    fn at(secs: Secs) -> String {
-        k8s_openapi::jiff::Timestamp::from_second(secs)
-            .unwrap()
-            .to_string()
-    }
-
-    fn evicted(name: &str) -> Pod {
-        serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": "ns", "uid": name, "creationTimestamp": at(T0 - 600)},
-            "spec": {"containers": [], "nodeName": "n1"},
-            "status": {"phase": "Failed", "reason": "Evicted", "message": "low on memory", "startTime": at(T0 - 600)}}))
-        .unwrap()
-    }
-
-    /// `simulate` and the operator's engine decide alike on a dry-run policy under maxConcurrent:
-    /// a dry run changes nothing and ends at once, so it takes no place in flight, and every
-    /// target is dry-run (simulate once counted each dry run as in flight, and showed the rest
-    /// held by maxConcurrent).
-    #[test]
-    fn simulate_and_the_engine_agree_on_dry_runs_under_max_concurrent() {
-        let policy: HealingPolicy = serde_json::from_value(json!({
-            "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
-            "metadata": {"name": "leftovers", "generation": 1},
-            "spec": {"target": {"kind": "Pod", "namespaces": {"include": ["ns"]}},
-                "conditions": [{"class": "Evicted", "for": "1m"}], "actions": [{"action": "Delete"}],
-                "safety": {"dryRun": true, "maxConcurrent": 1, "rate": {"actions": 100, "per": "1m"}}}}))
-        .unwrap();
-        let pods: Vec<Pod> = ["a", "b", "c"].map(evicted).to_vec();
-        let now = T0 + 61;
-
-        // The engine, fed the pods as its watches would, on a manual clock.
-        let (synced, _) = tokio::sync::watch::channel(Synced::default());
-        let (work_tx, mut work) = tokio::sync::mpsc::unbounded_channel();
-        let (_done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
-        let clock = ManualClock::at(T0);
-        let mut engine = Engine::new(Arc::new(Metrics::default()), synced)
-            .with_clock(clock.clone())
-            .with_executor(work_tx, done_rx);
-        // Every watch lists first, as at start-up (the engine decides only once all have).
-        engine.apply(Change::policy(Event::Init));
-        engine.apply(Change::policy(Event::InitApply(policy.clone())));
-        engine.apply(Change::policy(Event::InitDone));
-        engine.apply(Change::Pod(Box::new(Event::Init)));
-        for pod in &pods {
-            engine.apply(Change::Pod(Box::new(Event::InitApply(pod.clone()))));
-        }
-        engine.apply(Change::Pod(Box::new(Event::InitDone)));
-        engine.apply(Change::Node(Box::new(Event::Init)));
-        engine.apply(Change::Node(Box::new(Event::InitDone)));
-        engine.apply(Change::Event(Box::new(Event::Init)));
-        engine.apply(Change::Event(Box::new(Event::InitDone)));
-        engine.apply(Change::Lease(Box::new(Event::Init)));
-        engine.apply(Change::Lease(Box::new(Event::InitDone)));
-        engine.apply(Change::Namespace(Box::new(Event::Init)));
-        engine.apply(Change::Namespace(Box::new(Event::InitDone)));
-        engine.apply(Change::Record(Box::new(Event::Init)));
-        engine.apply(Change::Record(Box::new(Event::InitDone)));
-        clock.set(now);
-        engine.fire_due_timers();
-        let mut by_engine = Vec::new();
-        while let Ok(w) = work.try_recv() {
-            if let Work::Act(req) = w {
-                let held = req.hold.as_ref().map(|h| h.reason);
-                by_engine.push((
-                    req.spec.target.name.clone(),
-                    req.spec.action,
-                    req.spec.dry_run,
-                    held,
-                ));
-            }
-        }
-        by_engine.sort_by(|a, b| a.0.cmp(&b.0));
-
-        // simulate, on the same pods read once.
-        let mut interner = Interner::default();
-        let views = pods.iter().map(|p| pod_view(p, &mut interner).unwrap()).collect();
-        let cluster = ClusterRead {
-            snapshot: Snapshot::new(views, Vec::new(), Vec::new(), Vec::new()),
-            namespaces: Default::default(),
-        };
-        let compiled = CompiledPolicy::compile(&policy).unwrap();
-        let plan = plan(&compiled, &cluster, now);
-        let mut by_simulate: Vec<_> = plan
-            .decisions
-            .iter()
-            .map(|(f, d)| match d {
-                Decision::Act { action, dry_run, .. } => {
-                    (f.subject.name.to_string(), *action, *dry_run, None)
-                }
-                Decision::Hold { action, reason, .. } => {
-                    (f.subject.name.to_string(), *action, true, Some(*reason))
-                }
-                Decision::Wait { .. } => panic!("{} is due: {d:?}", f.subject),
-            })
-            .collect();
-        by_simulate.sort_by(|a, b| a.0.cmp(&b.0));
-
-        assert_eq!(by_engine.len(), 3, "{by_engine:?}");
-        assert!(by_engine.iter().all(|d| d.2 && d.3.is_none()), "{by_engine:?}");
-        assert_eq!(by_simulate, by_engine);
-    }
 }

@@ -206,15 +206,8 @@ async fn crash(ctx: Ctx) -> anyhow::Result<()> {
     );
     // `explain` finds the batch from one of its pods.
     let pod = &cut.spec.members[0].target.name;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kube-healer"))
-        .args(["explain", &format!("pod/{ns}/{pod}"), "--kubeconfig"])
-        .arg(ctx.cluster.kubeconfig_path())
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    ensure!(
-        out.status.success() && text.contains(&batch),
-        "explain names the batch:\n{text}"
-    );
+    let text = support::explain(&ctx, &format!("pod/{ns}/{pod}"))?;
+    ensure!(text.contains(&batch), "explain names the batch:\n{text}");
 
     let second = Operator::start(
         &ctx.cluster,

@@ -29,6 +29,7 @@ mod lost_node;
 mod node_jobs;
 mod observability;
 mod ownership;
+mod probe;
 mod rate;
 mod recheck;
 mod remediate;
@@ -52,6 +53,7 @@ fn main() -> std::process::ExitCode {
         node_jobs::tests(),
         observability::tests(),
         ownership::tests(),
+        probe::tests(),
         rate::tests(),
         recheck::tests(),
         remediate::tests(),

@@ -113,16 +113,7 @@ async fn timeline(ctx: Ctx) -> anyhow::Result<()> {
     ensure!(shown.matches("ErrImagePull").count() == 0, "{shown}");
 
     // `kube-healer explain` prints the story: the object's, its events and its records'.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kube-healer"))
-        .args(["explain", &format!("pod/{ns}/web"), "--kubeconfig"])
-        .arg(ctx.cluster.kubeconfig_path())
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    ensure!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = support::explain(&ctx, &format!("pod/{ns}/web"))?;
     let section: Vec<&str> = text
         .lines()
         .skip_while(|l| !l.starts_with("timeline"))

@@ -41,6 +41,22 @@ pub use records::{outcomes_by_pod, phase_reason, pod_outcome, records, records_n
 /// How long a test waits for a heal.
 pub const HEAL: Duration = Duration::from_secs(60);
 
+/// `kube-healer explain TARGET` against the test's cluster: its output, or its failure with both
+/// streams.
+pub fn explain(ctx: &kube_healer_testenv::harness::Ctx, target: &str) -> anyhow::Result<String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kube-healer"))
+        .args(["explain", target, "--kubeconfig"])
+        .arg(ctx.cluster.kubeconfig_path())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(
+        out.status.success(),
+        "explain {target} failed:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(text)
+}
+
 /// The time `offset_secs` from now, RFC 3339.
 pub fn now_rfc3339(offset_secs: i64) -> String {
     (k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(offset_secs))

@@ -73,17 +73,7 @@ pub async fn executor(
         long,
     };
     while let Some(first) = rx.recv().await {
-        let mut works = vec![first];
-        // A removal of a dead pod waits a moment for the others decided with it, to share one
-        // record with them (see `batch`); nothing else waits.
-        if matches!(&works[0], Work::Act(r) if batch::key(r).is_some()) {
-            tokio::time::sleep(GATHER).await;
-            while works.len() < GATHERED_AT_MOST
-                && let Ok(work) = rx.try_recv()
-            {
-                works.push(work);
-            }
-        }
+        let works = gathered(first, &mut rx).await;
         let mut batches: BTreeMap<batch::BatchKey, Vec<ActionRequest>> = BTreeMap::new();
         for work in works {
             // Work is the leader's: a replica that lost the leadership takes none (the next
@@ -100,20 +90,7 @@ pub async fn executor(
                     Some(key) => batches.entry(key).or_default().push(*req),
                     None => lanes.one(*req),
                 },
-                Work::Revert { policy, node } => {
-                    let (client, recorder) = (lanes.lent.client.clone(), lanes.lent.recorder.clone());
-                    tokio::spawn(async move { node::revert(&client, &recorder, &policy, &node).await });
-                }
-                Work::DeleteRecord { name } => {
-                    let records = lanes.lent.records.clone();
-                    tokio::spawn(async move { writer::delete(&records, &name).await });
-                }
-                Work::Unavoid { node } => {
-                    let (client, now) = (lanes.lent.client.clone(), lanes.lent.clock.now());
-                    tokio::spawn(async move { node::remove_expired_avoid(&client, &node, now).await });
-                }
-                Work::ResumeBatch { name, until } => lanes.resume(name, until),
-                Work::FinishUnfinished { name } => lanes.finish_unfinished(name),
+                other => lanes.aside(other),
             }
         }
         for (_, reqs) in batches {
@@ -125,6 +102,21 @@ pub async fn executor(
             }
         }
     }
+}
+
+/// The work that came with `first`: a removal of a dead pod waits a moment for the others decided
+/// with it, to share one record with them (see `batch`); nothing else waits.
+async fn gathered(first: Work, rx: &mut mpsc::UnboundedReceiver<Work>) -> Vec<Work> {
+    let mut works = vec![first];
+    if matches!(&works[0], Work::Act(r) if batch::key(r).is_some()) {
+        tokio::time::sleep(GATHER).await;
+        while works.len() < GATHERED_AT_MOST
+            && let Ok(work) = rx.try_recv()
+        {
+            works.push(work);
+        }
+    }
+    works
 }
 
 /// How long a removal of a dead pod waits for the others decided with it.
@@ -140,6 +132,28 @@ struct Lanes {
 }
 
 impl Lanes {
+    /// Work beside the actions, in a task of its own: reverts, record deletions, avoid-taint
+    /// removals, and the records a previous leader left unfinished.
+    fn aside(&self, work: Work) {
+        match work {
+            Work::Act(req) => self.one(*req),
+            Work::Revert { policy, node } => {
+                let (client, recorder) = (self.lent.client.clone(), self.lent.recorder.clone());
+                tokio::spawn(async move { node::revert(&client, &recorder, &policy, &node).await });
+            }
+            Work::DeleteRecord { name } => {
+                let records = self.lent.records.clone();
+                tokio::spawn(async move { writer::delete(&records, &name).await });
+            }
+            Work::Unavoid { node } => {
+                let (client, now) = (self.lent.client.clone(), self.lent.clock.now());
+                tokio::spawn(async move { node::remove_expired_avoid(&client, &node, now).await });
+            }
+            Work::ResumeBatch { name, until } => self.resume(name, until),
+            Work::FinishUnfinished { name } => self.finish_unfinished(name),
+        }
+    }
+
     fn answer(&self, req: &ActionRequest, handled: Handled) {
         answer(&self.lent.done, req, handled);
     }

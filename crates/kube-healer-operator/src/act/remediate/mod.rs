@@ -6,7 +6,7 @@
 //! they would for NodeHealthCheck. Its Succeeded condition ends the action (True: succeeded,
 //! False: failed); past the timeout it is marked timed out (NodeHealthCheck's annotation, on
 //! which the remediators stop). The node carries the resource in its remediated-by annotation,
-//! so that it counts as held out of service and the resource is deleted when the node has
+//! so that it counts as kept out of service and the resource is deleted when the node has
 //! recovered (a restart or another leader included).
 
 use crate::clock::Clock;
@@ -16,7 +16,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
 use kube_healer_api::record::ActionPhase;
-use kube_healer_api::remediate::{RemediateParams, RemediationRef, TIMED_OUT_ANNOTATION};
+use kube_healer_api::remediate::{RemediateParams, RemediationRef, TIMED_OUT_ANNOTATION, TemplateRef};
 use kube_healer_api::{HealingActionSpec, REMEDIATED_BY_ANNOTATION, reasons};
 use kube_healer_core::convert::remediation_owners;
 use serde_json::json;
@@ -46,41 +46,103 @@ pub async fn remediate(
     let t = &params.template;
     let held = RemediationRef::from(t);
     let kind = held.kind.clone();
-    let (templates, remediations) = match (
+    let (templates, remediations) = match apis(client, t, &kind).await {
+        Ok(apis) => apis,
+        Err(outcome) => return outcome,
+    };
+    let mut calls = 0;
+    let template = match read_template(&templates, t, &mut calls).await {
+        Ok(template) => template,
+        Err(outcome) => return outcome,
+    };
+    // Held first, so that the node counts as out of service from now on, a crash included.
+    if let Err(e) = mark(client, spec, &held).await {
+        return api_failure(&e, calls + 1);
+    }
+    // One already made (before a restart, or by the leader before) is followed, not made again.
+    let found = match live_remediation(&remediations, policy, node, &mut calls).await {
+        Ok(found) => found,
+        Err(outcome) => return outcome,
+    };
+    let name = match found {
+        Some(found) => found.name_any(),
+        None => match create(client, spec, (&template, &held), &remediations, &mut calls).await {
+            Ok(name) => name,
+            Err(outcome) => return outcome,
+        },
+    };
+    let reference = format!("{kind} {}/{name}", t.namespace);
+    tracing::info!(%reference, node, %policy, "remediation handed over");
+    follow(
+        &remediations,
+        (&name, &reference),
+        node,
+        params.timeout(),
+        leading,
+        calls,
+        clock,
+    )
+    .await
+}
+
+/// The template's kind and the remediation's, both served, or why not.
+async fn apis(
+    client: &Client,
+    t: &TemplateRef,
+    kind: &str,
+) -> Result<(Api<DynamicObject>, Api<DynamicObject>), Outcome> {
+    match (
         served(client, &t.api_version, &t.kind).await,
-        served(client, &t.api_version, &kind).await,
+        served(client, &t.api_version, kind).await,
     ) {
-        (Ok(a), Ok(b)) => (
+        (Ok(a), Ok(b)) => Ok((
             Api::<DynamicObject>::namespaced_with(client.clone(), &t.namespace, &a),
             Api::<DynamicObject>::namespaced_with(client.clone(), &t.namespace, &b),
-        ),
+        )),
         (Err(e), _) | (_, Err(e)) => {
             let message = format!(
                 "{} or {kind} is not served ({}): is the remediator installed?",
                 t.kind,
                 retry::describe(&e)
             );
-            return Outcome::new(ActionPhase::Failed, reasons::API_ERROR, message, 1);
+            Err(Outcome::new(ActionPhase::Failed, reasons::API_ERROR, message, 1))
         }
-    };
-    let (template, mut calls) =
-        retry::call(Backoff::ACTION, "get template", || templates.get_opt(&t.name)).await;
-    let template = match template {
-        Ok(Some(template)) => template,
+    }
+}
+
+/// The remediation template, read.
+async fn read_template(
+    templates: &Api<DynamicObject>,
+    t: &TemplateRef,
+    calls: &mut i32,
+) -> Result<DynamicObject, Outcome> {
+    let (template, n) = retry::call(Backoff::ACTION, "get template", || templates.get_opt(&t.name)).await;
+    *calls += n;
+    match template {
+        Ok(Some(template)) => Ok(template),
         Ok(None) => {
             let message = format!(
                 "the remediation template {}/{}/{} is not there",
                 t.kind, t.namespace, t.name
             );
-            return Outcome::new(ActionPhase::Failed, reasons::API_ERROR, message, calls);
+            Err(Outcome::new(
+                ActionPhase::Failed,
+                reasons::API_ERROR,
+                message,
+                *calls,
+            ))
         }
-        Err(e) => return api_failure(&e, calls),
-    };
-    // Held first, so that the node counts as out of service from now on, a crash included.
+        Err(e) => Err(api_failure(&e, *calls)),
+    }
+}
+
+/// The node's remediated-by annotation names this policy's remediation (kept if it does).
+async fn mark(client: &Client, spec: &HealingActionSpec, held: &RemediationRef) -> Result<(), kube::Error> {
+    let policy = spec.policy.as_str();
     let entry = held.entry(policy);
-    let marked = update_node(client, node, Some(&spec.target.uid), |n| {
+    update_node(client, &spec.target.name, Some(&spec.target.uid), |n| {
         let owners = remediation_owners(n.metadata.annotations.as_ref());
-        if owners.iter().any(|(p, r)| *p == policy && *r == held) {
+        if owners.iter().any(|(p, r)| *p == policy && r == held) {
             return None;
         }
         let mut entries: Vec<String> = owners.iter().map(|(p, r)| r.entry(p)).collect();
@@ -90,107 +152,120 @@ pub async fn remediate(
             String::new(),
         ))
     })
-    .await;
-    if let Err(e) = marked {
-        return api_failure(&e, calls + 1);
-    }
-    // One already made (before a restart, or by the leader before) is followed, not made again.
+    .await
+    .map(|_| ())
+}
+
+/// The policy's remediation of the node still under way, if any. A spent one (finished, timed
+/// out, being deleted: an earlier attempt's) is deleted, and this attempt gets one of its own.
+async fn live_remediation(
+    remediations: &Api<DynamicObject>,
+    policy: &str,
+    node: &str,
+    calls: &mut i32,
+) -> Result<Option<DynamicObject>, Outcome> {
     let lp = ListParams::default().labels(&selector(policy, node));
     let (existing, listed) =
         retry::call(Backoff::ACTION, "list remediations", || remediations.list(&lp)).await;
-    calls += listed;
-    // A spent one (finished, timed out, being deleted: an earlier attempt's) is deleted, and
-    // this attempt gets a resource of its own.
-    let found = match existing {
-        Ok(list) => {
-            let (spent, live): (Vec<_>, Vec<_>) = list.items.into_iter().partition(is_spent);
-            let params = DeleteParams::default();
-            for old in spent {
-                let old = old.name_any();
-                let (gone, more) = retry::call(Backoff::ACTION, "delete spent remediation", || {
-                    remediations.delete(&old, &params)
-                })
-                .await;
-                calls += more;
-                if let Err(e) = gone.map(|_| ()).or_else(not_found) {
-                    return api_failure(&e, calls);
-                }
-            }
-            live.into_iter().next()
-        }
-        Err(e) => return api_failure(&e, calls),
-    };
-    let name = match found {
-        Some(found) => found.name_any(),
-        None => {
-            let object = match remediation(&template, &kind, policy, node) {
-                Ok(object) => object,
-                Err(why) => {
-                    unmark(client, spec, &held).await;
-                    return Outcome::unsafe_because(why);
-                }
-            };
-            let post = PostParams::default();
-            let (created, made) = retry::call(Backoff::ACTION, "create remediation", || {
-                remediations.create(&post, &object)
-            })
-            .await;
-            calls += made;
-            match created {
-                Ok(created) => created.name_any(),
-                Err(e) => {
-                    unmark(client, spec, &held).await;
-                    return api_failure(&e, calls);
-                }
-            }
+    *calls += listed;
+    let list = existing.map_err(|e| api_failure(&e, *calls))?;
+    let (spent, live): (Vec<_>, Vec<_>) = list.items.into_iter().partition(is_spent);
+    let params = DeleteParams::default();
+    for old in spent {
+        let old = old.name_any();
+        let (gone, more) = retry::call(Backoff::ACTION, "delete spent remediation", || {
+            remediations.delete(&old, &params)
+        })
+        .await;
+        *calls += more;
+        gone.map(|_| ())
+            .or_else(not_found)
+            .map_err(|e| api_failure(&e, *calls))?;
+    }
+    Ok(live.into_iter().next())
+}
+
+/// A remediation made from the template; the node's mark taken back if it cannot be.
+async fn create(
+    client: &Client,
+    spec: &HealingActionSpec,
+    (template, held): (&DynamicObject, &RemediationRef),
+    remediations: &Api<DynamicObject>,
+    calls: &mut i32,
+) -> Result<String, Outcome> {
+    let object = match remediation(template, &held.kind, &spec.policy, &spec.target.name) {
+        Ok(object) => object,
+        Err(why) => {
+            unmark(client, spec, held).await;
+            return Err(Outcome::unsafe_because(why.to_string()));
         }
     };
-    let reference = format!("{kind} {}/{name}", t.namespace);
-    tracing::info!(%reference, node, %policy, "remediation handed over");
-    let timeout = params.timeout();
-    let ended = await_condition(remediations.clone(), &name, |o: Option<&DynamicObject>| {
+    let post = PostParams::default();
+    let (created, made) = retry::call(Backoff::ACTION, "create remediation", || {
+        remediations.create(&post, &object)
+    })
+    .await;
+    *calls += made;
+    match created {
+        Ok(created) => Ok(created.name_any()),
+        Err(e) => {
+            unmark(client, spec, held).await;
+            Err(api_failure(&e, *calls))
+        }
+    }
+}
+
+/// Follows the remediation to its Succeeded condition, its deletion, the timeout or the loss of
+/// the leadership (the next leader follows it then).
+async fn follow(
+    remediations: &Api<DynamicObject>,
+    (name, reference): (&str, &str),
+    node: &str,
+    timeout: Duration,
+    leading: &Leading,
+    calls: i32,
+    clock: &dyn Clock,
+) -> Outcome {
+    let ended = await_condition(remediations.clone(), name, |o: Option<&DynamicObject>| {
         o.is_none_or(|o| condition(o, "Succeeded").is_some_and(|(s, _)| s != "Unknown"))
     });
-    let followed = tokio::select! {
-        ended = tokio::time::timeout(timeout, ended) => ended,
-        () = leading.lost() => {
-            let message = format!("stopped following {reference}: this replica lost the leadership; the next leader follows it");
-            return Outcome::new(ActionPhase::Running, reasons::LEADERSHIP_LOST, message, calls);
-        }
+    let Some(followed) = leading.within(timeout, ended).await else {
+        let message = format!(
+            "stopped following {reference}: this replica lost the leadership; the next leader follows it"
+        );
+        return Outcome::new(ActionPhase::Running, reasons::LEADERSHIP_LOST, message, calls);
     };
-    match followed {
+    let (phase, reason, message) = match followed {
         Ok(Ok(Some(object))) => {
             let (status, reason) = condition(&object, "Succeeded").unwrap_or_default();
             match status.as_str() {
-                "True" => Outcome::new(
+                "True" => (
                     ActionPhase::Succeeded,
                     reasons::COMPLETED,
                     format!("{reference} succeeded ({reason}) on node {node}"),
-                    calls,
                 ),
-                _ => Outcome::new(
+                _ => (
                     ActionPhase::Failed,
                     reasons::API_ERROR,
                     format!("{reference} failed ({reason}) on node {node}"),
-                    calls,
                 ),
             }
         }
-        Ok(Ok(None)) => Outcome::new(
+        Ok(Ok(None)) => (
             ActionPhase::Failed,
             reasons::TARGET_GONE,
             format!("{reference} was deleted before it succeeded"),
-            calls,
         ),
-        Ok(Err(e)) => Outcome::new(
+        Ok(Err(e)) => (
             ActionPhase::Failed,
             reasons::API_ERROR,
             format!("following {reference}: {e}"),
-            calls,
         ),
-        Err(_) => timed_out(&remediations, &name, &reference, timeout, calls, clock).await,
-    }
+        Err(_) => return timed_out(remediations, name, reference, timeout, calls, clock).await,
+    };
+    Outcome::new(phase, reason, message, calls)
 }
+
 /// Past its timeout: marked timed out, as NodeHealthCheck marks it, so that the remediator stops.
 async fn timed_out(
     remediations: &Api<DynamicObject>,

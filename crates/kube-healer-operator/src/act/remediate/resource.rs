@@ -40,6 +40,15 @@ pub(super) fn not_found(e: kube::Error) -> Result<(), kube::Error> {
         e => Err(e),
     }
 }
+/// Why a remediation template makes no remediation resource.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BadTemplate {
+    #[error("the remediation template {0} has no spec.template.spec")]
+    NoSpec(String),
+    #[error("the remediation resource cannot be made: {0}")]
+    Unmade(#[source] serde_json::Error),
+}
+
 /// The remediation resource for a node: the template's spec.template.spec, NodeHealthCheck's
 /// annotations, kube-healer's labels.
 pub(super) fn remediation(
@@ -47,13 +56,10 @@ pub(super) fn remediation(
     kind: &str,
     policy: &str,
     node: &str,
-) -> Result<DynamicObject, String> {
+) -> Result<DynamicObject, BadTemplate> {
     let spec = template.data["spec"]["template"]["spec"].clone();
     if !spec.is_object() {
-        return Err(format!(
-            "the remediation template {} has no spec.template.spec",
-            template.name_any()
-        ));
+        return Err(BadTemplate::NoSpec(template.name_any()));
     }
     let several = template.annotations().contains_key(MULTIPLE_TEMPLATES_ANNOTATION);
     let (name, generate) = match several {
@@ -73,7 +79,7 @@ pub(super) fn remediation(
             "annotations": {NODE_NAME_ANNOTATION: node, TEMPLATE_NAME_ANNOTATION: template.name_any()}},
         "spec": spec,
     }))
-    .map_err(|e| format!("the remediation resource cannot be made: {e}"))
+    .map_err(BadTemplate::Unmade)
 }
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,9 @@
-//! The replay's own world of held nodes. The operator counts the nodes it holds out of service
+//! The replay's own world of marked nodes. The operator counts the nodes it keeps out of service
 //! from the nodes' kube-healer annotations (its disruption budget, its reverts). A recording
-//! shows the live operator's holds; a replay must see its own instead, or the two worlds mix: a
+//! shows the live operator's marks; a replay must see its own instead, or the two worlds mix: a
 //! node the live operator cordoned looks already held to the replay, which then "cordons" it
 //! beside the ones it chose itself, past its budget. So each recorded node is shown to the
-//! replay's engine without kube-healer's holds (a cordon they explain is lifted with them), and
+//! replay's engine without kube-healer's marks (a cordon they explain is lifted with them), and
 //! with the replay's: a node it took out of service is shown cordoned by the policy, whatever
 //! the action, until the engine reverts it.
 //!
@@ -24,14 +24,14 @@ const HOLDS: [&str; 4] = [
 ];
 
 #[derive(Default)]
-pub struct Holds {
+pub struct Marks {
     /// The last recorded object of each node (trimmed: a few hundred bytes each).
     recorded: HashMap<String, Value>,
-    /// The replay's holds: node -> the policies holding it.
+    /// The replay's marks: node -> the policies marking it.
     own: BTreeMap<String, BTreeSet<String>>,
-    /// The holds the engine has been shown.
+    /// The marks the engine has been shown.
     shown: BTreeMap<String, BTreeSet<String>>,
-    /// Nodes whose holds changed and are not shown yet, and when they will be (Unix ms).
+    /// Nodes whose marks changed and are not shown yet, and when they will be (Unix ms).
     pending: BTreeMap<String, i64>,
 }
 
@@ -42,9 +42,9 @@ fn name(node: &Value) -> Option<String> {
     node.pointer("/metadata/name")?.as_str().map(str::to_string)
 }
 
-impl Holds {
+impl Marks {
     /// A recorded node, as the replay's engine sees it (and kept, to show it again when the
-    /// replay's holds on it change).
+    /// replay's marks on it change).
     pub fn recorded(&mut self, node: &mut Value, deleted: bool) {
         let Some(name) = name(node) else {
             return;
@@ -65,7 +65,7 @@ impl Holds {
     }
 
     /// The replay took `node` out of service for `policy` at `now_ms`.
-    pub fn hold(&mut self, node: &str, policy: &str, now_ms: i64) {
+    pub fn mark(&mut self, node: &str, policy: &str, now_ms: i64) {
         self.own
             .entry(node.to_string())
             .or_default()
@@ -76,7 +76,7 @@ impl Holds {
     }
 
     /// The replay let go of `node` for `policy` at `now_ms`.
-    pub fn release(&mut self, node: &str, policy: &str, now_ms: i64) {
+    pub fn unmark(&mut self, node: &str, policy: &str, now_ms: i64) {
         let Some(held) = self.own.get_mut(node) else {
             return;
         };
@@ -110,8 +110,8 @@ impl Holds {
         out
     }
 
-    /// Nodes the replay holds out of service now.
-    pub fn held(&self) -> usize {
+    /// Nodes the replay keeps out of service now.
+    pub fn count(&self) -> usize {
         self.own.len()
     }
 
@@ -179,42 +179,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_live_holds_are_hidden_and_the_replays_shown_until_released() {
-        let mut holds = Holds::default();
+    fn the_live_marks_are_hidden_and_the_replays_shown_until_unmarked() {
+        let mut marks = Marks::default();
         let mut live = json!({"metadata": {"name": "n1", "annotations": {kube_healer_api::CORDONED_BY_ANNOTATION: "live"}},
             "spec": {"unschedulable": true}});
-        holds.recorded(&mut live, false);
+        marks.recorded(&mut live, false);
         assert_eq!(live["spec"].get("unschedulable"), None);
         assert_eq!(
             live["metadata"]["annotations"].get(kube_healer_api::CORDONED_BY_ANNOTATION),
             None
         );
-        holds.hold("n1", "mine", 10_000);
-        assert_eq!(holds.held(), 1);
-        assert!(holds.due(10_999).is_empty(), "shown a second later at the latest");
-        let held = holds.due(11_000).pop().unwrap();
+        marks.mark("n1", "mine", 10_000);
+        assert_eq!(marks.count(), 1);
+        assert!(marks.due(10_999).is_empty(), "shown a second later at the latest");
+        let held = marks.due(11_000).pop().unwrap();
         assert_eq!(held["spec"]["unschedulable"], json!(true));
         assert_eq!(
             held["metadata"]["annotations"][kube_healer_api::CORDONED_BY_ANNOTATION],
             json!("mine")
         );
-        holds.release("n1", "mine", 20_000);
+        marks.unmark("n1", "mine", 20_000);
         // The node's next recorded change shows it (the live call's own).
         let mut next = json!({"metadata": {"name": "n1"}, "spec": {}});
-        holds.recorded(&mut next, false);
+        marks.recorded(&mut next, false);
         assert_eq!(next["spec"].get("unschedulable"), None);
-        assert!(holds.due(30_000).is_empty());
+        assert!(marks.due(30_000).is_empty());
         // The live operator's taint goes with its annotation; another taint stays.
         let mut tainted = json!({"metadata": {"name": "n3", "annotations": {kube_healer_api::TAINTED_BY_ANNOTATION: "live=k:NoSchedule"}},
             "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}, {"key": "other", "effect": "NoExecute"}]}});
-        holds.recorded(&mut tainted, false);
+        marks.recorded(&mut tainted, false);
         assert_eq!(
             tainted["spec"]["taints"],
             json!([{"key": "other", "effect": "NoExecute"}])
         );
         // A cordon someone else made (no kube-healer annotation) stays.
         let mut manual = json!({"metadata": {"name": "n2"}, "spec": {"unschedulable": true}});
-        holds.recorded(&mut manual, false);
+        marks.recorded(&mut manual, false);
         assert_eq!(manual["spec"]["unschedulable"], json!(true));
     }
 }

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use kube_healer_api::{FailureClass, TargetKind};
+use kube_healer_api::{FailureClass, Family, TargetKind};
 
 use crate::finding::{Correlated, CorrelatedCause, Finding};
 use crate::thresholds::Knobs;
@@ -23,18 +23,13 @@ use crate::view::NodeView;
 /// The node label that names a node's zone.
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
-/// The classes of node findings some family groups (see [`NodeFamily::of`]).
-pub const NODE_FAMILY_CLASSES: &[FailureClass] = &[
-    FailureClass::NodeNotReady,
-    FailureClass::NodeUnreachable,
-    FailureClass::PLEGUnhealthy,
-    FailureClass::HeartbeatLag,
-    FailureClass::NodeFlapping,
-    FailureClass::NodeCondition,
-    FailureClass::NodePressure,
-    FailureClass::NodeBlackHole,
-    FailureClass::SystemOOM,
-];
+/// The classes of node findings some family groups (as each class declares its family).
+pub fn node_family_classes() -> impl Iterator<Item = FailureClass> {
+    FailureClass::ALL
+        .iter()
+        .copied()
+        .filter(|c| c.properties().family.is_some_and(Family::of_nodes))
+}
 
 /// How a node fails, for correlation: findings of one family on many nodes at once are one cause.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,60 +56,52 @@ impl NodeFamily {
         if finding.subject.kind != TargetKind::Node {
             return None;
         }
-        Some(match finding.class {
-            FailureClass::NodeNotReady | FailureClass::NodeUnreachable | FailureClass::PLEGUnhealthy => {
-                NodeFamily::Down
-            }
-            FailureClass::HeartbeatLag => NodeFamily::Heartbeat,
-            FailureClass::NodeFlapping => NodeFamily::Flapping,
-            FailureClass::NodeCondition => NodeFamily::Condition(
+        Some(match finding.class.properties().family? {
+            Family::NodesDown => NodeFamily::Down,
+            Family::NodeHeartbeats => NodeFamily::Heartbeat,
+            Family::NodesFlapping => NodeFamily::Flapping,
+            Family::NodeCondition => NodeFamily::Condition(
                 finding
                     .evidence
                     .conditions
                     .first()
                     .map_or_else(String::new, |c| c.type_.clone()),
             ),
-            FailureClass::NodePressure => NodeFamily::Pressure,
-            FailureClass::NodeBlackHole => NodeFamily::BlackHole,
-            FailureClass::SystemOOM => NodeFamily::SystemOOM,
-            // Pod classes, and events matched by a pattern: no family groups them.
-            FailureClass::Unschedulable
-            | FailureClass::StuckPending
-            | FailureClass::ImagePullFailure
-            | FailureClass::StuckContainerCreating
-            | FailureClass::StuckInitializing
-            | FailureClass::ContainerStartFailure
-            | FailureClass::CrashLoop
-            | FailureClass::AdmissionRejected
-            | FailureClass::StuckTerminating
-            | FailureClass::Evicted
-            | FailureClass::Failed
-            | FailureClass::NodeLost
-            | FailureClass::Orphaned
-            | FailureClass::EventPattern => return None,
+            Family::NodePressure => NodeFamily::Pressure,
+            Family::NodeBlackHoles => NodeFamily::BlackHole,
+            Family::NodeSystemOOM => NodeFamily::SystemOOM,
+            // Pods: another correlation groups them.
+            Family::ImageRegistry => return None,
         })
+    }
+
+    /// The family each class of it declares.
+    fn declared(&self) -> Family {
+        match self {
+            NodeFamily::Down => Family::NodesDown,
+            NodeFamily::Heartbeat => Family::NodeHeartbeats,
+            NodeFamily::Flapping => Family::NodesFlapping,
+            NodeFamily::Condition(_) => Family::NodeCondition,
+            NodeFamily::Pressure => Family::NodePressure,
+            NodeFamily::BlackHole => Family::NodeBlackHoles,
+            NodeFamily::SystemOOM => Family::NodeSystemOOM,
+        }
     }
 
     /// The classes a cause of this family holds on its member nodes. Nodes down also hold the
     /// findings of the pods bound to them: a pod lost with its node, stuck Terminating on it, or
     /// left by it is the same partition, not a pod fault.
     pub fn classes(&self) -> Vec<FailureClass> {
-        match self {
-            NodeFamily::Down => vec![
-                FailureClass::NodeNotReady,
-                FailureClass::NodeUnreachable,
-                FailureClass::PLEGUnhealthy,
-                FailureClass::NodeLost,
-                FailureClass::StuckTerminating,
-                FailureClass::Orphaned,
-            ],
-            NodeFamily::Heartbeat => vec![FailureClass::HeartbeatLag],
-            NodeFamily::Flapping => vec![FailureClass::NodeFlapping],
-            NodeFamily::Condition(_) => vec![FailureClass::NodeCondition],
-            NodeFamily::Pressure => vec![FailureClass::NodePressure],
-            NodeFamily::BlackHole => vec![FailureClass::NodeBlackHole],
-            NodeFamily::SystemOOM => vec![FailureClass::SystemOOM],
-        }
+        let family = self.declared();
+        let down = family == Family::NodesDown;
+        FailureClass::ALL
+            .iter()
+            .copied()
+            .filter(|c| {
+                let p = c.properties();
+                p.family == Some(family) || (down && p.inherits_node_cause)
+            })
+            .collect()
     }
 
     /// What the members have in common, and what it likely means.

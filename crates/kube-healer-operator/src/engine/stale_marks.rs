@@ -1,8 +1,8 @@
-//! Cordons and taints a policy holds on a node whose failure is over, found on the node itself.
+//! Cordons and taints a policy left on a node (its marks) whose failure is over, found on the node itself.
 //! A failure that cleared while the operator was down, or while another replica led, left its
 //! cordon behind with no ladder in memory to say so: once every watch has listed, the leader lets
-//! go of every hold (the node's cordoned-by and tainted-by annotations) of one of its policies
-//! that no longer fails on the node. The revert undoes only what no other policy still holds.
+//! go of every mark (the node's cordoned-by and tainted-by annotations) of one of its policies
+//! that no longer fails on the node. The revert undoes only what no other policy still marks.
 //! A revert that did not take (the API server refused it, or did not answer for longer than its
 //! retries) is sent again when the node is next seen still held, a minute later at the soonest.
 
@@ -16,7 +16,7 @@ use crate::target::Target;
 const REVERT_AGAIN_AFTER: Secs = 60;
 
 impl Engine {
-    pub(super) fn release_stale_holds(&mut self, node: &str, now: Secs) {
+    pub(super) fn release_stale_marks(&mut self, node: &str, now: Secs) {
         if !self.deciding() || self.action_tx.is_none() {
             return;
         }
@@ -41,7 +41,7 @@ impl Engine {
             let key = (policy.clone(), view.name.clone());
             if let std::collections::hash_map::Entry::Vacant(sent) = self.releasing.entry(key) {
                 sent.insert(now);
-                tracing::info!(%policy, node, "the policy holds the node, but its failure is over: letting go");
+                tracing::info!(%policy, node, "the policy marked the node, but its failure is over: letting go");
                 self.send(Work::Revert {
                     policy: policy.to_string(),
                     node: node.to_string(),

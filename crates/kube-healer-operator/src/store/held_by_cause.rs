@@ -12,12 +12,12 @@ use kube_healer_core::view::{Secs, Shared};
 const KEPT: Secs = 86_400;
 
 #[derive(Debug, Default)]
-pub struct HeldTogether {
+pub struct HeldByCause {
     /// Node -> periods (from, to), oldest first; the last is open (to = Secs::MAX) while held.
     periods: HashMap<Shared, Vec<(Secs, Secs)>>,
 }
 
-impl HeldTogether {
+impl HeldByCause {
     /// The nodes held now, each with when its cause began: open their periods; close those of
     /// the nodes no longer held.
     pub fn update<'a>(&mut self, held: impl IntoIterator<Item = (&'a Shared, Secs)>, now: Secs) {
@@ -57,7 +57,7 @@ mod tests {
 
     #[test]
     fn periods_open_while_held_and_close_after() {
-        let mut h = HeldTogether::default();
+        let mut h = HeldByCause::default();
         let n: Shared = "n1".into();
         h.update([(&n, 100)], 130);
         assert_eq!(h.of("n1"), [(100, Secs::MAX)]);

@@ -1,7 +1,7 @@
 //! Who holds a node, from kube-healer's own annotations on it: the policies whose cordon it
 //! carries, the taints each put on it, the remediation resources each handed it to, and the replacements
 //! each asked for. The node
-//! itself is the truth, so that a restart or a failover counts the nodes held out of service, and
+//! itself is the truth, so that a restart or a failover counts the nodes kept out of service, and
 //! lets go of them, from what the cluster shows.
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ pub fn cordon_owners(annotations: Option<&BTreeMap<String, String>>) -> Vec<&str
 }
 
 /// The policies that had the node's machine replaced: its replaced-by annotation, policy names
-/// separated by commas. The node is held out of service by them until it is gone.
+/// separated by commas. The node is kept out of service by them until it is gone.
 pub fn replace_owners(annotations: Option<&BTreeMap<String, String>>) -> Vec<&str> {
     policies_in(annotations, kube_healer_api::REPLACED_BY_ANNOTATION)
 }

@@ -1,0 +1,246 @@
+//! The simulated act step: each request carried out on the simulated cluster as the live
+//! executor carries it out, with the operator's own rules where they live in `act` (the fresh
+//! recheck's reads and core's verdict on them, the delete's grace, the patches a cordon, a taint
+//! and a revert make). What stands in for the API server is only its semantics: a record is
+//! written once, a precondition on resourceVersion is checked, a graceful delete waits for a
+//! kubelet, a terminal pod goes at once.
+
+use kube::core::PartialObjectMeta;
+use kube_healer_api::{ActionKind, HealingAction, TargetKind};
+use kube_healer_core::convert::{Interner, node_view, pod_view};
+use kube_healer_core::decide::{Fresh, Read, Seen, checked_by_version, recheck_node, recheck_pod};
+use kube_healer_operator::act::{node as node_act, reads, removal_grace};
+use kube_healer_operator::protocol::{ActionRequest, Work};
+
+use crate::harness::Run;
+use crate::invariants::pod_key;
+use crate::objects;
+use crate::world::Record;
+
+/// KH_INVARIANTS_TRACE set: each request is printed (read once, not per request).
+static TRACE: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("KH_INVARIANTS_TRACE").is_some());
+
+impl Run {
+    pub(crate) fn handle(&mut self, work: Work) {
+        match work {
+            Work::Act(req) => self.execute(*req),
+            Work::Revert { policy, node } => self.revert(&policy, &node),
+            Work::DeleteRecord { name } => self.record_deleted(&name),
+            // An avoid taint expiring, a batch or a record left by a process that ended: none
+            // of what a history makes.
+            Work::Unavoid { .. } | Work::ResumeBatch { .. } | Work::FinishUnfinished { .. } => {}
+        }
+    }
+
+    /// Recorded first, then (unless held, dry or failing) rechecked and carried out; the engine
+    /// told what came of it.
+    fn execute(&mut self, req: ActionRequest) {
+        self.requests += 1;
+        let now = self.world.now;
+        self.judge.on_request(&req, self.synced, now);
+        if *TRACE {
+            eprintln!(
+                "+{} {} {} {} by {} in_flight={} synced={} record={}",
+                now - crate::harness::T0,
+                req.name,
+                req.spec.action,
+                req.spec.target.reference,
+                req.spec.policy,
+                req.in_flight(),
+                self.synced,
+                self.world.records.contains_key(&req.name)
+            );
+        }
+        match self.world.records.get(&req.name) {
+            // Recorded before and finished: never carried out again.
+            Some(r) if r.finished => return self.done(&req, false),
+            // Recorded by a process that ended before its outcome: finished now.
+            Some(_) => {}
+            None => self.write_record(&req, false),
+        }
+        let carried = req.in_flight() && !self.api_errors && self.call(&req);
+        self.write_record(&req, true);
+        self.done(&req, carried);
+    }
+
+    fn write_record(&mut self, req: &ActionRequest, finished: bool) {
+        let (labels, annotations) =
+            kube_healer_operator::record::writer::metadata(&req.spec, req.hold.is_some(), None);
+        let meta: PartialObjectMeta<HealingAction> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingAction",
+            "metadata": {"name": req.name, "labels": labels, "annotations": annotations,
+                "creationTimestamp": objects::at(self.world.now)}}))
+        .expect("a record's metadata");
+        self.world.put_record(&req.name, Record { meta, finished });
+    }
+
+    /// The call, made only if the failure still holds on a fresh read (or, for a dead pod, if
+    /// the version decided on is still the pod's). Whether the cluster was changed.
+    fn call(&mut self, req: &ActionRequest) -> bool {
+        let Some(seen) = req.seen.as_deref() else {
+            // Nothing to recheck: an Event.
+            return true;
+        };
+        if req.spec.target.kind == TargetKind::Pod
+            && let Some(version) = checked_by_version(seen, req.spec.action)
+        {
+            let key = pod_key(req);
+            let current = self
+                .world
+                .pods
+                .get(&key)
+                .and_then(|p| p.obj.metadata.resource_version.clone());
+            if current == Some(version.to_string()) {
+                self.judge.before_call(&self.world, req);
+                return self.remove_pod(req);
+            }
+        }
+        if self.recheck(req, seen) != Fresh::Holds {
+            return false;
+        }
+        self.judge.before_call(&self.world, req);
+        match req.spec.target.kind {
+            TargetKind::Pod => self.act_on_pod(req),
+            TargetKind::Node => self.act_on_node(req),
+        }
+    }
+
+    /// Core's recheck on what the live executor would read right now.
+    fn recheck(&self, req: &ActionRequest, seen: &Seen) -> Fresh {
+        let mut interner = Interner::default();
+        let now = self.world.now;
+        let plan = reads(seen, req.spec.action);
+        let node_read = |name: &str, interner: &mut Interner| match self.world.nodes.get(name) {
+            Some(n) => node_view(&n.obj, interner).map_or(Read::NotRead, Read::Found),
+            None => Read::Gone,
+        };
+        match req.spec.target.kind {
+            TargetKind::Pod => {
+                let pod = match self.world.pods.get(&pod_key(req)) {
+                    Some(p) => pod_view(&p.obj, &mut interner).map_or(Read::NotRead, Read::Found),
+                    None => Read::Gone,
+                };
+                let node = match seen.pod.as_ref().and_then(|p| p.node.as_deref()) {
+                    Some(name) if plan.pods_node => node_read(name, &mut interner),
+                    _ => Read::NotRead,
+                };
+                recheck_pod(seen, req.spec.action, pod, node, now)
+            }
+            TargetKind::Node => {
+                let node = node_read(&req.spec.target.name, &mut interner);
+                // The simulated nodes have no Lease: one asked for reads as gone.
+                let lease = if plan.lease { Read::Gone } else { Read::NotRead };
+                recheck_node(seen, req.spec.action, node, lease, now)
+            }
+        }
+    }
+
+    /// A removal (as the action declares) takes the pod away; the history's policies take no
+    /// other pod action, and nothing else changes.
+    fn act_on_pod(&mut self, req: &ActionRequest) -> bool {
+        if req.spec.action.properties().removes_target {
+            self.remove_pod(req)
+        } else {
+            true
+        }
+    }
+
+    /// A pod deleted (or evicted) with the grace the live executor gives: a terminal pod, or
+    /// one deleted with grace 0, goes at once; the others are Terminating until their kubelet
+    /// has stopped them.
+    fn remove_pod(&mut self, req: &ActionRequest) -> bool {
+        let key = pod_key(req);
+        let Some(pod) = self.world.pods.get(&key) else {
+            return false;
+        };
+        if pod.obj.metadata.uid.as_deref() != Some(req.spec.target.uid.as_str()) {
+            return false;
+        }
+        let terminal = pod.obj.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
+        // An eviction takes the pod's own grace, as the Eviction API does.
+        let grace = if req.spec.action == ActionKind::Evict {
+            None
+        } else {
+            removal_grace(req)
+        };
+        if grace == Some(0) && !terminal {
+            self.judge.forced(&self.world, req, pod);
+        }
+        if terminal || grace == Some(0) {
+            self.world.pod_removed(&key);
+            return true;
+        }
+        let Some(pod) = self.world.pods.get_mut(&key) else {
+            return false;
+        };
+        if pod.deleting.is_none() {
+            pod.deleting = Some(self.world.now);
+            pod.obj.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(self.world.now).unwrap_or_default(),
+            ));
+            pod.obj.metadata.deletion_grace_period_seconds = Some(30);
+            self.world.pod_changed(&key);
+        }
+        true
+    }
+
+    fn act_on_node(&mut self, req: &ActionRequest) -> bool {
+        let name = req.spec.target.name.clone();
+        let Some(node) = self.world.nodes.get(&name) else {
+            return false;
+        };
+        let was_out = node.down.is_some() || objects::unschedulable(&node.obj);
+        let person_before = node.person_cordon;
+        let patch = match req.spec.action {
+            ActionKind::Cordon => node_act::cordon_patch(&node.obj, &req.spec),
+            ActionKind::Taint => match &req.step.taint {
+                Some(taint) => node_act::taint_patch(&node.obj, &req.spec, taint),
+                None => return false,
+            },
+            // The history's policies take no other node action: nothing changes.
+            ActionKind::Event
+            | ActionKind::Evict
+            | ActionKind::Delete
+            | ActionKind::ForceDelete
+            | ActionKind::Reschedule
+            | ActionKind::RestartOwner
+            | ActionKind::Drain
+            | ActionKind::RunJob
+            | ActionKind::OutOfService
+            | ActionKind::Remediate
+            | ActionKind::Replace => None,
+        };
+        if let Some((patch, _)) = patch {
+            self.patch_node(&name, &patch);
+        }
+        self.judge.after_node_call(&self.world, req, was_out);
+        if req.spec.action == ActionKind::Cordon {
+            self.judge.on_cordon(&self.world, req, person_before);
+        }
+        true
+    }
+
+    fn patch_node(&mut self, name: &str, patch: &serde_json::Value) {
+        let Some(node) = self.world.nodes.get_mut(name) else {
+            return;
+        };
+        let mut value = serde_json::to_value(&node.obj).expect("a node as JSON");
+        objects::merge(&mut value, patch);
+        node.obj = serde_json::from_value(value).expect("a patched node");
+        self.world.node_changed(name);
+    }
+
+    /// The policy lets go of the node: the live revert's patch (no remediation in a history).
+    fn revert(&mut self, policy: &str, name: &str) {
+        let Some(node) = self.world.nodes.get(name) else {
+            return;
+        };
+        let Some((patch, said)) = node_act::revert_patch(&node.obj, policy, &[]) else {
+            return;
+        };
+        self.patch_node(name, &patch);
+        let lifted = said.contains("uncordoned") || said.contains("removed the taint");
+        self.judge.on_revert(&self.world, name, policy, lifted);
+    }
+}

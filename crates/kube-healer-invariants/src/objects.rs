@@ -1,0 +1,163 @@
+//! The simulated cluster's objects as the API server would serve them: what a kubelet, the node
+//! lifecycle controller and a ReplicaSet write, and nothing kube-healer would not read.
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube_healer_core::view::Secs;
+use serde_json::json;
+
+/// The label that names a node's zone (as core reads it).
+pub use kube_healer_core::classify::node_families::ZONE_LABEL;
+
+/// Unix seconds as the API server writes a time.
+pub fn at(secs: Secs) -> String {
+    k8s_openapi::jiff::Timestamp::from_second(secs)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// A node as its kubelet posts it: Ready since `since` (True, False or Unknown).
+pub fn node(name: &str, uid: &str, zone: &str, created: Secs) -> Node {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "uid": uid, "creationTimestamp": at(created),
+            "labels": {ZONE_LABEL: zone, "kubernetes.io/hostname": name}},
+        "spec": {},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+            "lastHeartbeatTime": at(created), "lastTransitionTime": at(created)}]}}))
+    .expect("a node")
+}
+
+/// The node's Ready condition set to `status` from `since` (kept if it already says so).
+pub fn set_ready(node: &mut Node, status: &str, since: Secs) {
+    let reason = match status {
+        "True" => "KubeletReady",
+        "False" => "KubeletNotReady",
+        _ => "NodeStatusUnknown",
+    };
+    let conditions = node
+        .status
+        .get_or_insert_with(Default::default)
+        .conditions
+        .get_or_insert_with(Vec::new);
+    match conditions.iter_mut().find(|c| c.type_ == "Ready") {
+        Some(c) if c.status == status => {}
+        Some(c) => {
+            c.status = status.to_string();
+            c.reason = Some(reason.to_string());
+            c.last_transition_time = Some(time(since));
+        }
+        None => conditions.push(
+            serde_json::from_value(json!({"type": "Ready", "status": status, "reason": reason,
+                "lastTransitionTime": at(since)}))
+            .expect("a condition"),
+        ),
+    }
+}
+
+fn time(secs: Secs) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or_default(),
+    )
+}
+
+/// How a pod's containers are, as its kubelet reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodStatus {
+    /// Running and Ready since the moment given.
+    Running(Secs),
+    /// Restarting in CrashLoopBackOff since the moment given, many times over.
+    Crashing(Secs),
+    /// Evicted by the kubelet at the moment given.
+    Evicted(Secs),
+}
+
+/// A pod of `owner` (a StatefulSet's when `stateful`, else a ReplicaSet's) on `node`.
+pub fn pod(
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    node: &str,
+    owner: (&str, bool),
+    created: Secs,
+    status: PodStatus,
+) -> Pod {
+    let (owner, stateful) = owner;
+    let kind = if stateful { "StatefulSet" } else { "ReplicaSet" };
+    let mut pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": namespace, "uid": uid, "creationTimestamp": at(created),
+            "labels": {"app": owner},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": owner,
+                "uid": format!("owner-{owner}"), "controller": true}]},
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "registry.local/app:1"}]}}))
+    .expect("a pod");
+    set_status(&mut pod, status);
+    pod
+}
+
+/// The pod's status as its kubelet would write it now.
+pub fn set_status(pod: &mut Pod, status: PodStatus) {
+    let value = match status {
+        PodStatus::Running(since) => json!({"phase": "Running", "startTime": at(since),
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": at(since)}],
+            "containerStatuses": [{"name": "app", "image": "registry.local/app:1", "imageID": "", "ready": true,
+                "restartCount": 0, "started": true, "state": {"running": {"startedAt": at(since)}}}]}),
+        PodStatus::Crashing(since) => json!({"phase": "Running", "startTime": at(since),
+            "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": at(since)}],
+            "containerStatuses": [{"name": "app", "image": "registry.local/app:1", "imageID": "", "ready": false,
+                "restartCount": 6, "started": false,
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": at(since), "finishedAt": at(since)}}}]}),
+        PodStatus::Evicted(since) => json!({"phase": "Failed", "reason": "Evicted", "startTime": at(since),
+            "message": "The node was low on resource: memory."}),
+    };
+    pod.status = Some(serde_json::from_value(value).expect("a pod status"));
+}
+
+/// The node lifecycle controller's word on a pod whose node stopped posting: not Ready.
+pub fn mark_not_ready(pod: &mut Pod, since: Secs) {
+    let Some(conditions) = pod.status.as_mut().and_then(|s| s.conditions.as_mut()) else {
+        return;
+    };
+    for c in conditions
+        .iter_mut()
+        .filter(|c| c.type_ == "Ready" && c.status == "True")
+    {
+        c.status = "False".into();
+        c.reason = Some("NodeNotReady".into());
+        c.last_transition_time = Some(time(since));
+    }
+}
+
+/// Whether the pod reports Ready.
+pub fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Whether the node is cordoned.
+pub fn unschedulable(node: &Node) -> bool {
+    node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false)
+}
+
+/// A JSON merge patch (RFC 7386) applied to `target`.
+pub fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    let serde_json::Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let object = target.as_object_mut().expect("an object");
+    for (key, value) in patch {
+        if value.is_null() {
+            object.remove(key);
+        } else {
+            merge(
+                object.entry(key.clone()).or_insert(serde_json::Value::Null),
+                value,
+            );
+        }
+    }
+}
