@@ -89,8 +89,12 @@ pub enum Family {
     NodeBlackHoles,
     /// System OOM kills on nodes.
     NodeSystemOOM,
-    /// Pods whose images come from one registry.
-    ImageRegistry,
+    /// Pods failing alike: the same failure told the same way (the pod's own names, numbers,
+    /// hashes and addresses left out) by pods of several workloads, or (image pulls) failing
+    /// from one registry on several nodes. Every pod class that may share a cause with other
+    /// pods' takes it: not those stopped for good (removing them disrupts nothing), nor those
+    /// that stem from their node (their node's cause is theirs).
+    PodsAlike,
 }
 
 impl Family {
@@ -104,7 +108,7 @@ impl Family {
             | Family::NodePressure
             | Family::NodeBlackHoles
             | Family::NodeSystemOOM => true,
-            Family::ImageRegistry => false,
+            Family::PodsAlike => false,
         }
     }
 }
@@ -222,42 +226,42 @@ macro_rules! failure_classes {
 failure_classes! {
     /// Pending and refused by the scheduler (PodScheduled=False, reason Unschedulable).
     Unschedulable: Pod {
-        default_for: 10 * MINUTE, judged_on: JudgedOn::State, family: None,
+        default_for: 10 * MINUTE, judged_on: JudgedOn::State, family: Some(Family::PodsAlike),
         inherits_node_cause: false, stopped_for_good: false, knobs: &[],
     },
     /// Pending, not bound to a node, without a scheduling verdict or any event: nothing is happening.
     StuckPending: Pod {
-        default_for: 5 * MINUTE, judged_on: JudgedOn::State, family: None,
+        default_for: 5 * MINUTE, judged_on: JudgedOn::State, family: Some(Family::PodsAlike),
         inherits_node_cause: false, stopped_for_good: false, knobs: &[],
     },
     /// A container waits on its image: ImagePullBackOff, ErrImagePull, ImageInspectError, ErrImageNeverPull, InvalidImageName.
     ImagePullFailure: Pod {
-        default_for: 5 * MINUTE, judged_on: JudgedOn::State, family: Some(Family::ImageRegistry),
+        default_for: 5 * MINUTE, judged_on: JudgedOn::State, family: Some(Family::PodsAlike),
         inherits_node_cause: false, stopped_for_good: false, knobs: &[],
     },
     /// A container waits in ContainerCreating (sandbox or volume setup never finishes).
     StuckContainerCreating: Pod {
-        default_for: 10 * MINUTE, judged_on: JudgedOn::State, family: None,
+        default_for: 10 * MINUTE, judged_on: JudgedOn::State, family: Some(Family::PodsAlike),
         inherits_node_cause: false, stopped_for_good: false, knobs: &[],
     },
     /// The pod stays in PodInitializing or its init containers never finish.
     StuckInitializing: Pod {
-        default_for: 15 * MINUTE, judged_on: JudgedOn::State, family: None,
+        default_for: 15 * MINUTE, judged_on: JudgedOn::State, family: Some(Family::PodsAlike),
         inherits_node_cause: false, stopped_for_good: false, knobs: &[],
     },
     /// A container cannot start: RunContainerError, CreateContainerError, CreateContainerConfigError, StartError.
     ContainerStartFailure: Pod {
-        default_for: 5 * MINUTE, judged_on: JudgedOn::State, family: None,
+        default_for: 5 * MINUTE, judged_on: JudgedOn::State, family: Some(Family::PodsAlike),
         inherits_node_cause: false, stopped_for_good: false, knobs: &[],
     },
     /// A container restarts again and again (CrashLoopBackOff with a restart count at or above the threshold).
     CrashLoop: Pod {
-        default_for: 10 * MINUTE, judged_on: JudgedOn::State, family: None,
+        default_for: 10 * MINUTE, judged_on: JudgedOn::State, family: Some(Family::PodsAlike),
         inherits_node_cause: false, stopped_for_good: false, knobs: &[Knob::MinRestarts],
     },
     /// Running, with a started container the kubelet's readiness probe keeps failing (Ready=False, ContainersNotReady, "Readiness probe failed" events), and not restarting.
     ProbeFailure: Pod {
-        default_for: 10 * MINUTE, judged_on: JudgedOn::StateAndEvents, family: None,
+        default_for: 10 * MINUTE, judged_on: JudgedOn::StateAndEvents, family: Some(Family::PodsAlike),
         inherits_node_cause: false, stopped_for_good: false, knobs: &[Knob::MinFailures],
     },
     /// The kubelet refused the pod at admission: OutOfcpu, OutOfmemory, OutOfpods, NodeAffinity, UnexpectedAdmissionError and the like.
@@ -406,6 +410,9 @@ mod tests {
                 "{class}"
             );
             assert!(!p.family.is_some_and(Family::of_nodes) || node, "{class}");
+            // Every pod that may share a cause with others is grouped by one.
+            let may_share = pod && !p.stopped_for_good && !p.inherits_node_cause;
+            assert_eq!(p.family == Some(Family::PodsAlike), may_share, "{class}");
             // Counted in a window: its window is a knob, so a policy can widen it.
             if p.judged_on == JudgedOn::CountedInWindow {
                 assert!(p.knobs.contains(&Knob::Window), "{class}");

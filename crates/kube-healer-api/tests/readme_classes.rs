@@ -36,7 +36,7 @@ fn family(f: Option<Family>, inherits: bool) -> String {
         Some(Family::NodePressure) => "node pressure",
         Some(Family::NodeBlackHoles) => "black holes",
         Some(Family::NodeSystemOOM) => "system OOMs",
-        Some(Family::ImageRegistry) => "one registry",
+        Some(Family::PodsAlike) => "pods alike",
     };
     match (own, inherits) {
         ("", true) => "its node's cause".into(),

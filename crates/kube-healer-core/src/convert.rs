@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use crate::marks::held_by;
 pub use crate::marks::{cordon_owners, remediation_owners, replace_owners, taint_owners};
 use crate::view::{
-    ContainerState, ContainerView, EventView, Labels, LeaseView, NodeCondition, NodeView, ObjectKey,
-    OwnerKind, PodCondition, PodPhase, PodView, Secs, Shared, Stamp, Status, StatusReason, Uid,
+    ContainerState, ContainerView, EventView, Labels, LastTermination, LeaseView, NodeCondition, NodeView,
+    ObjectKey, OwnerKind, PodCondition, PodPhase, PodView, Secs, Shared, Stamp, Status, StatusReason, Uid,
 };
 
 /// Why an object could not be read.
@@ -229,12 +229,19 @@ fn container_view(c: &ContainerStatus, init: bool, interner: &mut Interner) -> C
         }
         _ => (ContainerState::Unknown, None),
     };
-    let last_terminated_reason = c
+    let running = matches!(state, ContainerState::Running { .. });
+    let last_terminated = c
         .last_state
         .as_ref()
         .and_then(|s| s.terminated.as_ref())
-        .and_then(|t| non_empty(t.reason.as_ref()))
-        .map(|r| interner.str(r));
+        .filter(|_| !running)
+        .map(|t| {
+            Box::new(LastTermination {
+                reason: non_empty(t.reason.as_ref()).map(|r| interner.str(r)),
+                exit_code: t.exit_code,
+                message: t.message.as_deref().and_then(termination_line).map(Box::from),
+            })
+        });
     ContainerView {
         name: interner.str(&c.name),
         image: interner.str(&c.image),
@@ -242,9 +249,23 @@ fn container_view(c: &ContainerStatus, init: bool, interner: &mut Interner) -> C
         ready: c.ready,
         restarts: c.restart_count.max(0) as u32,
         state,
-        last_terminated_reason,
+        last_terminated,
         state_since,
     }
+}
+
+/// What is kept of a termination message (a log's tail with FallbackToLogsOnError): its last
+/// line (the error is last), at most 256 characters, every token holding a digit left out (see
+/// `classify::alike::fingerprint`). A crash loop's evidence, kept small, and without the
+/// numbers a log line may hold (counts, addresses, and secrets as often as not); the flight
+/// recorder keeps the same.
+pub fn termination_line(message: &str) -> Option<String> {
+    let line = message.lines().map(str::trim).rfind(|l| !l.is_empty())?;
+    let line = match line.char_indices().nth(256) {
+        Some((at, _)) => &line[..at],
+        None => line,
+    };
+    Some(crate::classify::alike::fingerprint(line, &[]))
 }
 
 pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, ConvertError> {

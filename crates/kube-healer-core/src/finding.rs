@@ -72,6 +72,37 @@ pub struct Finding {
     /// When the failure began (as far as the input tells).
     pub since: Secs,
     pub evidence: Evidence,
+    /// What a pod's failure may share with other pods' (classes of the PodsAlike family only).
+    pub alike: Option<Box<Alike>>,
+}
+
+/// What a pod's failure may share with other pods': see `classify::alike`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alike {
+    pub workload: Workload,
+    /// The failure as its class tells it, without the pod's own names and numbers: pods failing
+    /// for one cause tell it alike.
+    pub signature: String,
+    /// When the failure began (a pod cut off with its node: when its containers' last state
+    /// did, not when the node went).
+    pub since: Secs,
+}
+
+/// The workload a pod belongs to, and its revision.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Workload {
+    pub namespace: String,
+    /// Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, Other, or Pod (a pod of its own).
+    pub kind: &'static str,
+    pub name: String,
+    /// pod-template-hash or controller-revision-hash, when the pod carries one.
+    pub revision: Option<String>,
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
 }
 
 impl Finding {
@@ -88,8 +119,8 @@ impl Finding {
 /// What ties many findings to one cause.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CorrelatedCause {
-    /// Image pulls from one registry fail on many nodes: the registry, not the pods.
-    RegistryPullFailures { registry: String },
+    /// Many pods failing alike: the cause is what they share, not the pods.
+    Pods(PodsKey),
     /// Many nodes of the cluster, or of one failure domain (a zone, a node pool), fail the same
     /// way together (down, late heartbeats, flapping, one condition, ...): one cause, not node
     /// faults.
@@ -101,6 +132,34 @@ pub enum CorrelatedCause {
     /// signals cannot be trusted. Holds every node finding, and pod findings that stem from
     /// nodes.
     ControlPlane,
+}
+
+/// What many pods failing alike share.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PodsKey {
+    /// Image pulls failing from one registry, on several nodes: the registry.
+    Registry(String),
+    /// One failure told the same way (its signature) by pods of several workloads: a
+    /// dependency they share (DNS, a database, a ConfigMap, a certificate).
+    Failure(String),
+}
+
+impl PodsKey {
+    /// The keys a pod finding is grouped by.
+    pub fn of(finding: &Finding) -> Vec<PodsKey> {
+        let Some(alike) = &finding.alike else {
+            return Vec::new();
+        };
+        let mut keys = vec![PodsKey::Failure(alike.signature.clone())];
+        if finding.class == FailureClass::ImagePullFailure
+            && let Some(image) = finding.evidence.facts.get("image")
+        {
+            keys.push(PodsKey::Registry(
+                crate::classify::correlate::registry_of(image).to_string(),
+            ));
+        }
+        keys
+    }
 }
 
 /// One finding standing for many: policies hold per-target actions back while it lasts.
@@ -143,8 +202,10 @@ impl Correlated {
                     .any(|m| m.kind == TargetKind::Node && m.name == node)
             }),
             CorrelatedCause::ControlPlane => true,
-            CorrelatedCause::RegistryPullFailures { .. } => {
+            // Its members, and every pod failing alike while it lasts: held on sight.
+            CorrelatedCause::Pods(key) => {
                 self.members.iter().any(|m| m.uid == finding.subject.uid)
+                    || PodsKey::of(finding).contains(key)
             }
         }
     }

@@ -18,7 +18,8 @@
 //! shows as its OOMKilled termination instead.
 //!
 //! Correlation: 5 pods with ImagePullFailure from one registry on 3 or more nodes make one
-//! correlated finding; so do NotReady or Unreachable nodes when they are at least 3 and at least
+//! correlated finding, and so do 5 pods of 3 or more workloads failing alike (one class, told
+//! the same way), each beginning within 10 minutes; so do NotReady or Unreachable nodes when they are at least 3 and at least
 //! 30% of the nodes.
 
 use kube_healer_api::{FailureClass, FailureCondition};
@@ -57,6 +58,7 @@ pub struct Knobs {
     /// Correlation thresholds.
     pub correlated_registry_pods: usize,
     pub correlated_registry_nodes: usize,
+    pub pods_alike: PodsAlike,
     pub correlated_nodes_min: usize,
     pub correlated_nodes_percent: usize,
     /// The control plane as a cause: over the last `control_plane_window` seconds, at least
@@ -85,12 +87,34 @@ impl Default for Knobs {
             pressure_type: None,
             correlated_registry_pods: 5,
             correlated_registry_nodes: 3,
+            pods_alike: PodsAlike::default(),
             correlated_nodes_min: 3,
             correlated_nodes_percent: 30,
             control_plane_window: 60,
             control_plane_calls_min: 4,
             control_plane_bad_percent: 50,
             control_plane_slow_ms: 5_000,
+        }
+    }
+}
+
+/// When pods failing alike are one cause: at least `pods` pods of at least `workloads`
+/// workloads, each beginning within `window` seconds (the operator's `--pods-alike-*` flags).
+/// 5 of 3 within 10 minutes: one Deployment's replicas failing together are that workload's
+/// own trouble; three workloads beginning to fail the same way within minutes share a cause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PodsAlike {
+    pub pods: usize,
+    pub workloads: usize,
+    pub window: Secs,
+}
+
+impl Default for PodsAlike {
+    fn default() -> Self {
+        PodsAlike {
+            pods: 5,
+            workloads: 3,
+            window: 10 * MINUTE,
         }
     }
 }

@@ -208,11 +208,23 @@ pub struct ContainerView {
     pub ready: bool,
     pub restarts: u32,
     pub state: ContainerState,
-    /// The reason of the last termination (StartError, OOMKilled, Error, ...).
-    pub last_terminated_reason: Option<Shared>,
+    /// How the container last ended, kept while it is not running (a crash loop's evidence;
+    /// boxed, as running containers keep none).
+    pub last_terminated: Option<Box<LastTermination>>,
     /// When the container was first seen in its current state, if the watcher knows (it does
     /// when it sees the state change); otherwise classification falls back on the pod's times.
     pub state_since: Option<Secs>,
+}
+
+/// How a container last ended (its lastState.terminated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastTermination {
+    /// StartError, OOMKilled, Error, ...
+    pub reason: Option<Shared>,
+    pub exit_code: i32,
+    /// Its termination message (the log's tail with FallbackToLogsOnError): what a crash
+    /// loop's pods have in common when one cause makes them crash.
+    pub message: Option<Box<str>>,
 }
 
 /// A pod condition (PodScheduled, Initialized, Ready, ...), reduced.

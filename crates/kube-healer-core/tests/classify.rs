@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use kube_healer_api::FailureClass::*;
 use kube_healer_core::classify::EventPattern;
-use kube_healer_core::{CorrelatedCause, Subject, classify_snapshot};
+use kube_healer_core::{CorrelatedCause, PodsKey, Subject, classify_snapshot};
 use serde_json::json;
 
 // ---- pods ----
@@ -589,9 +589,7 @@ fn correlated_registry_failure_and_nodes_down() {
     let c = &report.correlated[0];
     assert_eq!(
         c.cause,
-        CorrelatedCause::RegistryPullFailures {
-            registry: "registry.example".into()
-        }
+        CorrelatedCause::Pods(PodsKey::Registry("registry.example".into()))
     );
     assert_eq!(c.members.len(), 6);
     assert!(c.covers(&the(&report, "p0", ImagePullFailure)));

@@ -28,6 +28,7 @@ fn finding(class: FailureClass, kind: TargetKind) -> Finding {
         },
         since: 0,
         evidence: Default::default(),
+        alike: None,
     }
 }
 

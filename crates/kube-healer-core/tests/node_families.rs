@@ -24,6 +24,7 @@ fn finding(class: FailureClass, node: &str) -> Finding {
         },
         since: T,
         evidence: Default::default(),
+        alike: None,
     }
 }
 
@@ -67,7 +68,7 @@ fn nodes(count: usize, zones: &[&str], pools: &[&str]) -> Vec<kube_healer_core::
 }
 
 fn causes(findings: &[Finding], topology: &Topology) -> Vec<Correlated> {
-    correlate(findings, topology, &Default::default())
+    correlate(findings, topology, &Default::default(), &[])
 }
 
 #[test]

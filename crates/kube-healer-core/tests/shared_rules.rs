@@ -159,6 +159,7 @@ fn unhealthy_nodes_are_counted_among_those_the_policy_selects_and_only_for_node_
         subject: Subject::node(&nodes[0]),
         since: T,
         evidence: Default::default(),
+        alike: None,
     };
     let facts = Facts::about(T, &policy, &finding, true, &[], || (1, 3)).with_switches(true, false);
     assert_eq!(
@@ -341,6 +342,7 @@ fn finding_on(class: FailureClass, kind: kube_healer_api::TargetKind, name: &str
         },
         since: T,
         evidence: Default::default(),
+        alike: None,
     }
 }
 
@@ -352,7 +354,7 @@ fn nodes_down_together_hold_the_pods_lost_with_them_and_only_those() {
         .map(|n| finding_on(FailureClass::NodeUnreachable, Node, n, n))
         .collect();
     let five = kube_healer_core::classify::Topology::flat(5);
-    let causes = kube_healer_core::classify::correlate(&down, &five, &Default::default());
+    let causes = kube_healer_core::classify::correlate(&down, &five, &Default::default(), &[]);
     assert_eq!(causes.len(), 1, "3 of 5 nodes down together: {causes:?}");
     let cause = &causes[0];
     assert!(cause.covers(&down[0]), "a member node");

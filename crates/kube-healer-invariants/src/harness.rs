@@ -5,7 +5,6 @@
 //! out on the simulated cluster by [`crate::executor`], after the same fresh recheck the live
 //! executor makes. The invariants are judged at every step.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,15 +55,13 @@ impl Default for Setup {
 }
 
 /// A watch not delivering: its store is known to be behind (a failed watch, listed again at
-/// `until`), or silently so (a restart served from a stale cache, caught up at `until`).
+/// `until`), or silently so (the watches of a restarted engine lagging, listed again at
+/// `until`).
 #[derive(Clone, Copy, Debug)]
 enum Blind {
     Watch { pods: bool, until: Secs },
-    Stale { until: Secs },
+    Lagging { until: Secs },
 }
-
-/// How many past views of the cluster a stale restart may be served from.
-const KEPT_VIEWS: usize = 8;
 
 pub struct Run {
     pub world: World,
@@ -76,7 +73,6 @@ pub struct Run {
     pub(crate) synced: bool,
     blind: Option<Blind>,
     pub(crate) api_errors: bool,
-    views: VecDeque<World>,
     pub judge: Judge,
     /// Every change the engines were given, as a recording's frames.
     pub frames: Vec<Frame>,
@@ -114,7 +110,6 @@ impl Run {
             synced: false,
             blind: None,
             api_errors: false,
-            views: VecDeque::new(),
             judge,
             frames: Vec::new(),
             requests: 0,
@@ -170,8 +165,8 @@ impl Run {
             for change in changes {
                 let lost = match (self.blind, &change) {
                     // kube-healer's own objects are read consistently: never stale.
-                    (Some(Blind::Stale { .. }), Change::Policy(_) | Change::Record(_)) => false,
-                    (Some(Blind::Stale { .. }), _) => true,
+                    (Some(Blind::Lagging { .. }), Change::Policy(_) | Change::Record(_)) => false,
+                    (Some(Blind::Lagging { .. }), _) => true,
                     (Some(Blind::Watch { pods: true, .. }), Change::Pod(_)) => true,
                     (Some(Blind::Watch { pods: false, .. }), Change::Node(_)) => true,
                     _ => false,
@@ -245,12 +240,11 @@ impl Run {
                 self.world.delete_policy(name);
             }
             Step::Restart => self.restart(None),
-            Step::StaleRestart { behind, lag } => self.restart(Some((*behind, *lag as Secs))),
+            Step::LaggingRestart { lag } => self.restart(Some(*lag as Secs)),
             Step::WatchGap { pods, secs } => self.watch_gap(*pods, *secs as Secs),
             Step::ApiErrors(on) => self.api_errors = *on,
         }
         self.settle();
-        self.keep_view();
     }
 
     fn pick_pod(&self, i: usize, pick: impl Fn(&World, &SimPod) -> bool) -> Option<String> {
@@ -314,6 +308,9 @@ impl Run {
             self.see_again(now);
             self.settle();
             self.engine.correlated();
+            // As the engine sees causes: once a second (a burst that shows and is cut off with
+            // its nodes within the same second was never there to see).
+            self.world.note_pod_causes();
             self.engine.fire_due_timers();
             if now % 60 == 0 {
                 self.engine.prune_events();
@@ -326,12 +323,12 @@ impl Run {
     fn see_again(&mut self, now: Secs) {
         match self.blind {
             Some(Blind::Watch { pods, until }) if now >= until => {
-                self.blind = None;
+                self.set_blind(None);
                 let list = self.world.relist(pods);
                 self.give_all(list, true);
             }
-            Some(Blind::Stale { until }) if now >= until => {
-                self.blind = None;
+            Some(Blind::Lagging { until }) if now >= until => {
+                self.set_blind(None);
                 let lists = self.world.cluster_lists();
                 self.give_all(lists, false);
             }
@@ -345,53 +342,49 @@ impl Run {
         if self.blind.is_some() {
             return;
         }
-        self.blind = Some(Blind::Watch {
+        self.set_blind(Some(Blind::Watch {
             pods,
             until: self.world.now + secs,
-        });
+        }));
         self.synced = false;
         self.give(Change::WatchFailed(if pods { "pods" } else { "nodes" }));
         self.settle();
     }
 
     /// The operator restarts (or another replica takes over): a new engine, whose watches list
-    /// the cluster as it is, or (stale) as a cache `behind` steps old shows it, caught up `lag`
-    /// seconds later.
-    fn restart(&mut self, stale: Option<(usize, Secs)>) {
+    /// the cluster as it is (every list is a consistent read), and then, if `lag`, lag behind
+    /// silently for that long.
+    fn restart(&mut self, lag: Option<Secs>) {
         let (engine, clock, work) = engine(&self.setup, self.world.now);
         self.engine = engine;
         self.clock = clock;
         self.work = work;
-        self.blind = None;
+        self.set_blind(None);
         self.synced = false;
-        let lists = match stale {
-            Some((behind, lag)) if !self.views.is_empty() => {
-                let at = self.views.len().saturating_sub(behind);
-                self.blind = Some(Blind::Stale {
-                    until: self.world.now + lag,
-                });
-                let mut lists = self.views[at].cluster_lists();
-                lists.extend(self.world.own_lists());
-                lists
-            }
-            _ => self.world.lists(),
-        };
+        let lists = self.world.lists();
         self.give_all(lists, true);
+        if let Some(lag) = lag {
+            self.set_blind(Some(Blind::Lagging {
+                until: self.world.now + lag,
+            }));
+        }
     }
 
-    fn keep_view(&mut self) {
-        let view = self.world.clone();
-        self.views.push_back(view);
-        if self.views.len() > KEPT_VIEWS {
-            self.views.pop_front();
-        }
+    /// Which watch is not delivering; the world is told whether its pods' changes reach the
+    /// engine (a cause the engine cannot see cannot hold its actions: see `World::many_pods`).
+    fn set_blind(&mut self, blind: Option<Blind>) {
+        self.blind = blind;
+        self.world.pods_delivered = !matches!(
+            blind,
+            Some(Blind::Lagging { .. } | Blind::Watch { pods: true, .. })
+        );
     }
 
     /// The control: with every watch listed and calls working, a lone failure (an Evicted pod
     /// on a healthy node, with its own policy) is healed within its policy's time, whatever
     /// else the history left behind.
     pub fn control(&mut self) {
-        if let Some(Blind::Watch { until, .. } | Blind::Stale { until }) = self.blind {
+        if let Some(Blind::Watch { until, .. } | Blind::Lagging { until }) = self.blind {
             let wait = (until - self.world.now).max(0);
             self.pass(wait + 1);
         }

@@ -40,10 +40,9 @@ pub enum Step {
     DeletePolicy(usize),
     /// The operator restarts or fails over: a new engine lists everything afresh.
     Restart,
-    /// A restart whose lists are served from a cache `behind` steps old (the store goes back in
-    /// time), caught up `lag` seconds later.
-    StaleRestart {
-        behind: usize,
+    /// A restart whose lists are current (every list is a consistent read), whose cluster
+    /// watches then lag: what happens in the next `lag` seconds arrives only then, listed again.
+    LaggingRestart {
         lag: u32,
     },
     /// A watch (pods, or nodes) misses what happens for `secs` seconds, then lists again.
@@ -97,7 +96,7 @@ pub fn step(scope: Scope) -> impl Strategy<Value = Step> {
         3 => (0..templates, any::<bool>()).prop_map(|(template, variant)| Step::Policy { template, variant }),
         1 => (0..templates).prop_map(Step::DeletePolicy),
         1 => Just(Step::Restart),
-        1 => (1usize..6, 1u32..90).prop_map(|(behind, lag)| Step::StaleRestart { behind, lag }),
+        1 => (1u32..90).prop_map(|lag| Step::LaggingRestart { lag }),
         1 => (any::<bool>(), 1u32..120).prop_map(|(pods, secs)| Step::WatchGap { pods, secs }),
         1 => any::<bool>().prop_map(Step::ApiErrors),
     ]

@@ -67,8 +67,8 @@ impl Invariant {
     pub fn awaits(self) -> Option<u32> {
         match self {
             Invariant::DisruptionBudget | Invariant::PlannedDisruption => Some(31),
-            Invariant::CorrelatedPods => Some(30),
             Invariant::FreshData
+            | Invariant::CorrelatedPods
             | Invariant::CorrelatedNodes
             | Invariant::LiftOnEvidence
             | Invariant::OnlyOwnMarks

@@ -64,10 +64,49 @@ fn time(secs: Secs) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
 pub enum PodStatus {
     /// Running and Ready since the moment given.
     Running(Secs),
-    /// Restarting in CrashLoopBackOff since the moment given, many times over.
-    Crashing(Secs),
+    /// Restarting in CrashLoopBackOff since the moment given, many times over, saying why as
+    /// it dies.
+    Crashing(Secs, Said),
     /// Evicted by the kubelet at the moment given.
     Evicted(Secs),
+}
+
+/// What a crashing container says as it dies: a shared cause's pods say the same (a lookup of
+/// the dependency that is down, named by the cause), a pod crashing on its own says what its
+/// workload says (its exit code is the workload's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Said {
+    Shared(u32),
+    Own(usize),
+}
+
+impl Said {
+    fn exit_code(self) -> i32 {
+        match self {
+            Said::Shared(_) => 1,
+            Said::Own(workload) => 100 + (workload % 100) as i32,
+        }
+    }
+
+    fn message(self) -> String {
+        match self {
+            Said::Shared(cause) => {
+                // The dependency's name in letters: the cause's number would be left out of
+                // the failure's signature, as every number is.
+                let mut name = String::new();
+                let mut n = cause as usize;
+                loop {
+                    name.push((b'a' + (n % 26) as u8) as char);
+                    n /= 26;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                format!("dial tcp: lookup dep-{name}.internal on 10.96.0.10:53: i/o timeout")
+            }
+            Said::Own(_) => "panic: the workload's own bug".to_string(),
+        }
+    }
 }
 
 /// A pod of `owner` (a StatefulSet's when `stateful`, else a ReplicaSet's) on `node`.
@@ -100,12 +139,13 @@ pub fn set_status(pod: &mut Pod, status: PodStatus) {
             "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": at(since)}],
             "containerStatuses": [{"name": "app", "image": "registry.local/app:1", "imageID": "", "ready": true,
                 "restartCount": 0, "started": true, "state": {"running": {"startedAt": at(since)}}}]}),
-        PodStatus::Crashing(since) => json!({"phase": "Running", "startTime": at(since),
+        PodStatus::Crashing(since, said) => json!({"phase": "Running", "startTime": at(since),
             "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": at(since)}],
             "containerStatuses": [{"name": "app", "image": "registry.local/app:1", "imageID": "", "ready": false,
                 "restartCount": 6, "started": false,
                 "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}},
-                "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": at(since), "finishedAt": at(since)}}}]}),
+                "lastState": {"terminated": {"exitCode": said.exit_code(), "reason": "Error", "message": said.message(),
+                    "startedAt": at(since), "finishedAt": at(since)}}}]}),
         PodStatus::Evicted(since) => json!({"phase": "Failed", "reason": "Evicted", "startTime": at(since),
             "message": "The node was low on resource: memory."}),
     };

@@ -4,7 +4,7 @@
 //! replacing its pods, the node lifecycle controller marking the pods of a silent node not
 //! Ready, a kubelet finishing a graceful delete) the world does itself, after every step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::core::PartialObjectMeta;
@@ -13,7 +13,7 @@ use kube_healer_api::{HealingAction, HealingPolicy};
 use kube_healer_core::view::Secs;
 use kube_healer_operator::watch::Change;
 
-use crate::objects::{self, PodStatus};
+use crate::objects::{self, PodStatus, Said};
 
 /// The namespace the workloads run in.
 pub const NS: &str = "shop";
@@ -85,6 +85,10 @@ pub struct World {
     /// Changes made since the watches last took them, in order.
     pub changes: Feed,
     serial: u64,
+    /// The shared causes whose crashing pods were ever many (see `many_pods`), until fixed.
+    pods_alike: BTreeSet<u32>,
+    /// The pods' changes reach kube-healer (its pod watch is neither failed nor lagging).
+    pub pods_delivered: bool,
 }
 
 /// The changes not yet delivered. A copy of the world (a view kept for a stale restart) starts
@@ -117,6 +121,8 @@ impl World {
             records: BTreeMap::new(),
             changes: Feed::default(),
             serial: 0,
+            pods_alike: BTreeSet::new(),
+            pods_delivered: true,
         };
         for z in 0..zones {
             for i in 0..per_zone {
@@ -280,7 +286,11 @@ impl World {
             return;
         };
         p.trouble = Trouble::Crashing(now, cause);
-        self.set_pod_status(key, PodStatus::Crashing(now));
+        let said = match cause {
+            Cause::Shared(c) => Said::Shared(c),
+            Cause::Alone => Said::Own(p.workload),
+        };
+        self.set_pod_status(key, PodStatus::Crashing(now, said));
     }
 
     /// A shared cause breaks these workloads: each of their pods crashes, and so will the new
@@ -304,6 +314,7 @@ impl World {
 
     /// The shared cause is fixed: its pods run again.
     pub fn fix(&mut self, cause: u32) {
+        self.pods_alike.remove(&cause);
         for wl in &mut self.workloads {
             if wl.broken_by == Some(cause) {
                 wl.broken_by = None;
@@ -402,7 +413,10 @@ impl World {
         let uid = format!("{}-{}", self.workloads[w].name, self.serial);
         let workload = &self.workloads[w];
         let (status, trouble) = match workload.broken_by {
-            Some(c) => (PodStatus::Crashing(now), Trouble::Crashing(now, Cause::Shared(c))),
+            Some(c) => (
+                PodStatus::Crashing(now, Said::Shared(c)),
+                Trouble::Crashing(now, Cause::Shared(c)),
+            ),
             None => (PodStatus::Running(now), Trouble::None),
         };
         let obj = objects::pod(
@@ -469,9 +483,63 @@ impl World {
             };
         }
         match p.trouble {
-            Trouble::Crashing(_, Cause::Shared(c)) => Some(c),
+            Trouble::Crashing(_, Cause::Shared(c)) if self.many_pods(c) => Some(c),
             _ => None,
         }
+    }
+
+    /// Whether a shared cause's crashing pods are, or were since it broke them, as many as the
+    /// safety model counts as one cause (README: at least 5 pods of 3 workloads, seen crashing
+    /// within 10 minutes). A cause that broke one workload looks like that workload's trouble.
+    /// Counted only from what reached kube-healer: while its pod watch lags, pods that break
+    /// are not seen (the recheck of the target itself guards those moments).
+    pub fn many_pods(&self, cause: u32) -> bool {
+        self.pods_alike.contains(&cause) || (self.pods_delivered && self.pods_alike_now(cause))
+    }
+
+    /// Notes the shared causes whose crashing pods are many now, as kube-healer's watch
+    /// delivers them: they stay a cause until fixed.
+    pub fn note_pod_causes(&mut self) {
+        if !self.pods_delivered {
+            return;
+        }
+        let causes: BTreeSet<u32> = self
+            .pods
+            .values()
+            .filter_map(|p| match p.trouble {
+                Trouble::Crashing(_, Cause::Shared(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        for c in causes {
+            if self.pods_alike_now(c) {
+                self.pods_alike.insert(c);
+            }
+        }
+    }
+
+    /// At least the threshold's pods and workloads crashing for `cause`, seen (their kubelet
+    /// posting) and beginning within the window.
+    fn pods_alike_now(&self, cause: u32) -> bool {
+        let alike = kube_healer_core::thresholds::Knobs::default().pods_alike;
+        let mut seen: Vec<(Secs, usize)> = self
+            .pods
+            .values()
+            .filter(|p| p.deleting.is_none() && self.node_up_for(p))
+            .filter_map(|p| match p.trouble {
+                Trouble::Crashing(since, Cause::Shared(c)) if c == cause => Some((since, p.workload)),
+                _ => None,
+            })
+            .collect();
+        seen.sort_unstable();
+        (0..seen.len()).any(|start| {
+            let window: Vec<&(Secs, usize)> = seen[start..]
+                .iter()
+                .take_while(|(since, _)| *since <= seen[start].0 + alike.window)
+                .collect();
+            let workloads: BTreeSet<usize> = window.iter().map(|(_, w)| *w).collect();
+            window.len() >= alike.pods && workloads.len() >= alike.workloads
+        })
     }
 
     /// Whether a cause keeps many nodes down: as many as the safety model counts as one cause

@@ -58,8 +58,6 @@ pub struct Config {
     pub retention: record::Retention,
     /// Namespaces no policy touches unless it names them in spec.target.namespaces.include.
     pub protected_namespaces: Vec<String>,
-    /// Start-up lists in pages instead of streamed (for API servers without watch-list).
-    pub paged_lists: bool,
     /// The cluster's disruption budget (a count, or a percent of the nodes such as "10%"): the
     /// nodes this operator's policies may keep out of service at once. None: no budget.
     pub max_nodes_out_of_service: Option<String>,
@@ -68,6 +66,8 @@ pub struct Config {
     /// How long a failure must stay clear before it is over (its episode ends, its cordon or
     /// taint is lifted).
     pub clear_debounce: std::time::Duration,
+    /// When pods failing alike are one cause.
+    pub pods_alike: kube_healer_core::PodsAlike,
     /// Whose events about nodes are evidence.
     pub event_trust: kube_healer_core::trust::EventTrust,
     /// The memory the event index may take, in bytes.
@@ -100,7 +100,6 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         watches_tx,
         metrics.clone(),
         config.policy_selector.as_deref(),
-        config.paged_lists,
     );
     let http = tokio::spawn(http::serve(
         config.http_addr,
@@ -210,6 +209,7 @@ fn configured(engine: engine::Engine, config: Config) -> engine::Engine {
         .with_disruption_budget(config.max_nodes_out_of_service)
         .with_pool_label(config.node_pool_label)
         .with_clear_debounce(config.clear_debounce)
+        .with_pods_alike(config.pods_alike)
         .with_event_trust(config.event_trust)
         .with_event_budget(config.event_memory_bytes)
 }

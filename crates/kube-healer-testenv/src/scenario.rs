@@ -12,6 +12,8 @@ pub const SCENARIO_LABEL: &str = "scenario.kube-healer.test/name";
 const REASON: &str = "scenario.kube-healer.test/reason";
 const MESSAGE: &str = "scenario.kube-healer.test/message";
 const RESTARTS: &str = "scenario.kube-healer.test/restarts";
+const EXIT_CODE: &str = "scenario.kube-healer.test/exit-code";
+const LAST_MESSAGE: &str = "scenario.kube-healer.test/last-message";
 
 /// The stock pod stages whose weight a scenario pod sets to 0 so that the scenario stage wins.
 const STOCK_POD_STAGES: &[&str] = &[
@@ -38,6 +40,13 @@ pub enum Scenario {
         reason: String,
         message: String,
         restarts: u32,
+    },
+    /// Waiting in CrashLoopBackOff after `restarts` restarts, each container last ended with
+    /// `exit_code` and `message` (its termination message: what it said as it died).
+    CrashLoop {
+        restarts: u32,
+        exit_code: i32,
+        message: String,
     },
     /// phase Failed with this pod-level reason and message (Evicted, OutOfcpu, ...).
     Failed { reason: String, message: String },
@@ -73,7 +82,7 @@ impl Scenario {
             Scenario::Running => "running",
             Scenario::StuckTerminating => "stuck-terminating",
             Scenario::Unready => "unready",
-            Scenario::ContainerWaiting { .. } => "container-waiting",
+            Scenario::ContainerWaiting { .. } | Scenario::CrashLoop { .. } => "container-waiting",
             Scenario::Failed { .. } => "pod-failed",
         }
     }
@@ -98,6 +107,20 @@ pub fn scenario_pod(namespace: &str, name: &str, node: Option<&str>, scenario: &
             annotations.insert(REASON.into(), reason.clone());
             annotations.insert(MESSAGE.into(), message.clone());
             annotations.insert(RESTARTS.into(), restarts.to_string());
+        }
+        Scenario::CrashLoop {
+            restarts,
+            exit_code,
+            message,
+        } => {
+            annotations.insert(REASON.into(), "CrashLoopBackOff".into());
+            annotations.insert(
+                MESSAGE.into(),
+                "back-off 5m0s restarting failed container=app".into(),
+            );
+            annotations.insert(RESTARTS.into(), restarts.to_string());
+            annotations.insert(EXIT_CODE.into(), exit_code.to_string());
+            annotations.insert(LAST_MESSAGE.into(), message.clone());
         }
         Scenario::Failed { reason, message } => {
             annotations.insert(REASON.into(), reason.clone());

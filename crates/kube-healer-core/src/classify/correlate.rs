@@ -1,11 +1,12 @@
-//! Correlation: one cause behind many findings.
+//! Correlation: one cause behind many findings: pods failing alike, nodes failing together.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kube_healer_api::FailureClass;
 
-use crate::finding::{Correlated, CorrelatedCause, Finding};
+use crate::finding::{Correlated, CorrelatedCause, Finding, PodsKey};
 use crate::thresholds::Knobs;
+use crate::view::Secs;
 
 use super::node_families::{Topology, nodes_together};
 
@@ -17,50 +18,144 @@ pub fn registry_of(image: &str) -> &str {
     }
 }
 
-/// Finds the correlated causes among `findings`, given where the cluster's nodes are.
+/// Finds the correlated causes among `findings`, given where the cluster's nodes are and the
+/// causes found last time (`previous`: a cause of pods failing alike lasts while any of its
+/// members still fails, though fewer than it took to begin).
 pub fn correlate<'a>(
     findings: impl IntoIterator<Item = &'a Finding>,
     topology: &Topology,
     knobs: &Knobs,
+    previous: &[Correlated],
 ) -> Vec<Correlated> {
     let findings: Vec<&Finding> = findings.into_iter().collect();
-    let mut out = Vec::new();
-
-    // One registry failing pulls on many nodes.
-    let mut by_registry: HashMap<&str, Vec<&Finding>> = HashMap::new();
-    for f in findings
-        .iter()
-        .copied()
-        .filter(|f| f.class == FailureClass::ImagePullFailure)
-    {
-        if let Some(image) = f.evidence.facts.get("image") {
-            by_registry.entry(registry_of(image)).or_default().push(f);
-        }
-    }
-    let mut registries: Vec<_> = by_registry.into_iter().collect();
-    registries.sort_by(|a, b| a.0.cmp(b.0));
-    for (registry, members) in registries {
-        let nodes: HashSet<&str> = members.iter().filter_map(|f| f.subject.node.as_deref()).collect();
-        if members.len() >= knobs.correlated_registry_pods && nodes.len() >= knobs.correlated_registry_nodes {
-            out.push(Correlated {
-                cause: CorrelatedCause::RegistryPullFailures {
-                    registry: registry.to_string(),
-                },
-                classes: vec![FailureClass::ImagePullFailure],
-                since: members.iter().map(|f| f.since).min().unwrap_or_default(),
-                message: format!(
-                    "{} pods on {} nodes fail to pull images from {registry}: the registry, not the pods",
-                    members.len(),
-                    nodes.len()
-                ),
-                members: members.iter().map(|f| f.subject.clone()).collect(),
-            });
-        }
-    }
-
+    let mut out = pods_alike(&findings, knobs, previous);
     // Many nodes failing the same way together, by zone and cluster-wide.
     out.extend(nodes_together(&findings, topology, knobs));
     out
+}
+
+/// Pods failing alike (see `PodsKey`): a cause begins when, within the `pods_alike` window,
+/// enough pods begin to fail alike across enough of what tells them apart (workloads for a
+/// failure's signature, nodes for a registry). The window says only when a cause begins: its
+/// members are every pod failing alike while it lasts, whenever each began (one that began
+/// before the others is the first the cause broke, not a failure of its own).
+fn pods_alike(findings: &[&Finding], knobs: &Knobs, previous: &[Correlated]) -> Vec<Correlated> {
+    let mut by_key: BTreeMap<PodsKey, Vec<&Finding>> = BTreeMap::new();
+    for f in findings {
+        for key in PodsKey::of(f) {
+            by_key.entry(key).or_default().push(f);
+        }
+    }
+    let mut out = Vec::new();
+    for (key, mut members) in by_key {
+        members.sort_by_key(|f| began(f));
+        let cause = CorrelatedCause::Pods(key.clone());
+        let was = previous.iter().find(|c| c.cause == cause);
+        let Some(since) = was.map(|c| c.since).or_else(|| burst(&key, &members, knobs)) else {
+            continue;
+        };
+        if members.is_empty() {
+            continue;
+        }
+        // One cause per set of pods: one whose pods another already holds (a registry's pulls
+        // told alike) is not reported again.
+        let held = |f: &&Finding| {
+            out.iter()
+                .any(|c: &Correlated| c.members.iter().any(|m| m.uid == f.subject.uid))
+        };
+        if was.is_none() && members.iter().all(held) {
+            continue;
+        }
+        let mut classes: Vec<FailureClass> = members.iter().map(|f| f.class).collect();
+        classes.sort();
+        classes.dedup();
+        out.push(Correlated {
+            message: message(&key, &members),
+            cause,
+            classes,
+            since,
+            members: members.iter().map(|f| f.subject.clone()).collect(),
+        });
+    }
+    out
+}
+
+/// When a pod's failure began: as its alike says (a pod cut off with its node: when its
+/// containers' last state did).
+fn began(f: &Finding) -> Secs {
+    f.alike.as_ref().map_or(f.since, |a| a.since)
+}
+
+/// What tells apart the pods of a key: their workloads for a failure's signature (many
+/// workloads failing alike share a dependency), their nodes for a registry (pulls failing on
+/// many nodes are the registry's).
+fn spread(key: &PodsKey, f: &Finding) -> String {
+    match key {
+        PodsKey::Registry(_) => f.subject.node.clone().unwrap_or_default(),
+        PodsKey::Failure(_) => f
+            .alike
+            .as_ref()
+            .map(|a| a.workload.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// When the first burst of `members` (sorted by since) began: within the window, at least the
+/// pods and the spread the key's thresholds ask for.
+fn burst(key: &PodsKey, members: &[&Finding], knobs: &Knobs) -> Option<Secs> {
+    let (min_pods, min_spread) = match key {
+        PodsKey::Registry(_) => (knobs.correlated_registry_pods, knobs.correlated_registry_nodes),
+        PodsKey::Failure(_) => (knobs.pods_alike.pods, knobs.pods_alike.workloads),
+    };
+    let spreads: Vec<String> = members.iter().map(|f| spread(key, f)).collect();
+    let mut in_window: HashMap<&str, usize> = HashMap::new();
+    let mut start = 0;
+    for (end, f) in members.iter().enumerate() {
+        *in_window.entry(&spreads[end]).or_default() += 1;
+        while began(members[start]) + knobs.pods_alike.window < began(f) {
+            let s = &spreads[start];
+            if let Some(n) = in_window.get_mut(s.as_str()) {
+                *n -= 1;
+                if *n == 0 {
+                    in_window.remove(s.as_str());
+                }
+            }
+            start += 1;
+        }
+        if end + 1 - start >= min_pods && in_window.len() >= min_spread {
+            return Some(began(members[start]));
+        }
+    }
+    None
+}
+
+/// The cause in a line: how many pods, across how many of what, and what they share.
+fn message(key: &PodsKey, members: &[&Finding]) -> String {
+    let spread: HashSet<String> = members.iter().map(|f| spread(key, f)).collect();
+    match key {
+        PodsKey::Registry(registry) => format!(
+            "{} pods on {} nodes fail to pull images from {registry}: the registry, not the pods",
+            members.len(),
+            spread.len()
+        ),
+        PodsKey::Failure(signature) => {
+            let mut named: Vec<&String> = spread.iter().collect();
+            named.sort();
+            let more = named.len().saturating_sub(3);
+            let named: Vec<&str> = named.iter().take(3).map(|s| s.as_str()).collect();
+            format!(
+                "{} pods of {} workloads ({}{}) fail alike ({signature}): a cause they share, not the pods",
+                members.len(),
+                spread.len(),
+                named.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Classification: from compact views and a given `now` to findings with evidence.
 
+pub mod alike;
 pub mod control_plane;
 pub mod correlate;
 pub mod node;
@@ -43,6 +44,7 @@ pub fn classify_snapshot(snapshot: &Snapshot, now: Secs) -> Report {
         &findings,
         &Topology::by(&snapshot.nodes, snapshot.pool_label.as_deref()),
         &knobs,
+        &[],
     );
     Report { findings, correlated }
 }
@@ -104,6 +106,7 @@ impl EventPattern {
                 subject: subject.clone(),
                 since: first,
                 evidence,
+                alike: None,
             }
         })
     }

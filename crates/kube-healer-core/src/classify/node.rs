@@ -314,5 +314,6 @@ fn finding(
         subject: Subject::node(node),
         since,
         evidence,
+        alike: None,
     }
 }

@@ -71,7 +71,7 @@ impl NodeFamily {
             Family::NodeBlackHoles => NodeFamily::BlackHole,
             Family::NodeSystemOOM => NodeFamily::SystemOOM,
             // Pods: another correlation groups them.
-            Family::ImageRegistry => return None,
+            Family::PodsAlike => return None,
         })
     }
 

@@ -1,6 +1,6 @@
 //! Pod classes.
 
-use kube_healer_api::{Evidence, FailureClass};
+use kube_healer_api::{Evidence, FailureClass, Family};
 
 use crate::cluster::{ClusterView, NodeLookup};
 use crate::events::tally;
@@ -71,7 +71,7 @@ pub fn classify_pod(
         }
         // A pod deleted on a lost node stays lost: no kubelet will finish its termination.
         if let Some(node) = pod.node.as_deref() {
-            classify_binding(pod, node, cluster, out);
+            classify_binding(pod, node, cluster, knobs, out);
         }
         return;
     }
@@ -83,7 +83,7 @@ pub fn classify_pod(
     let Some(node) = pod.node.as_deref() else {
         return classify_unbound(pod, cluster, out);
     };
-    classify_binding(pod, node, cluster, out);
+    classify_binding(pod, node, cluster, knobs, out);
     if kubelet_silent(node, cluster) {
         return;
     }
@@ -205,8 +205,43 @@ fn classify_probes(
     out.push(finding(FailureClass::ProbeFailure, pod, since, evidence));
 }
 
-/// Orphaned (the node is gone) or NodeLost (the node is NotReady or unreachable).
-fn classify_binding(pod: &PodView, node: &str, cluster: &impl ClusterView, out: &mut Vec<Finding>) {
+/// Orphaned (the node is gone) or NodeLost (the node is NotReady or unreachable). Each carries
+/// what the pod's containers last said of a failure, if they did: not judged (the kubelet is
+/// silent), but evidence that the pod failed alike with others before its node went (a cause
+/// whose pods are cut off with their nodes is still their cause, and still holds the rest).
+fn classify_binding(
+    pod: &PodView,
+    node: &str,
+    cluster: &impl ClusterView,
+    knobs: &Knobs,
+    out: &mut Vec<Finding>,
+) {
+    let before = out.len();
+    bound_to_lost_node(pod, node, cluster, out);
+    if out.len() > before {
+        let said = last_said(pod, knobs);
+        for f in &mut out[before..] {
+            f.alike = said.clone();
+        }
+    }
+}
+
+/// What a pod's containers last said of a failure that may be shared: the alike of its first
+/// container class.
+fn last_said(pod: &PodView, knobs: &Knobs) -> Option<Box<crate::finding::Alike>> {
+    pod.containers.iter().find_map(|c| {
+        let class = container_class(pod, c, knobs)?;
+        let since = c.state_since.or(pod.started()).unwrap_or(pod.created());
+        Some(Box::new(super::alike::alike(
+            class,
+            pod,
+            &container_summary(class, c),
+            since,
+        )))
+    })
+}
+
+fn bound_to_lost_node(pod: &PodView, node: &str, cluster: &impl ClusterView, out: &mut Vec<Finding>) {
     match cluster.node(node) {
         NodeLookup::Gone { since } => {
             let mut evidence = summary(format!("bound to node {node}, which no longer exists"));
@@ -354,8 +389,9 @@ fn container_class(pod: &PodView, c: &ContainerView, knobs: &Knobs) -> Option<Fa
                 Some(FailureClass::ImagePullFailure)
             } else if START_FAILURE_REASONS.contains(&reason)
                 || (reason == "CrashLoopBackOff"
-                    && c.last_terminated_reason
-                        .as_deref()
+                    && c.last_terminated
+                        .as_ref()
+                        .and_then(|t| t.reason.as_deref())
                         .is_some_and(|r| NEVER_RAN_REASONS.contains(&r)))
             {
                 Some(FailureClass::ContainerStartFailure)
@@ -419,11 +455,14 @@ fn add_containers(evidence: &mut Evidence, pod: &PodView, keep: impl Fn(&Contain
 }
 
 fn finding(class: FailureClass, pod: &PodView, since: Secs, evidence: Evidence) -> Finding {
+    let alike = (class.properties().family == Some(Family::PodsAlike))
+        .then(|| Box::new(super::alike::alike(class, pod, &evidence.summary, since)));
     Finding {
         class,
         subject: Subject::pod(pod),
         since,
         evidence,
+        alike,
     }
 }
 

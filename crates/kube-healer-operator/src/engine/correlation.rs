@@ -1,4 +1,5 @@
-//! The correlated causes in force: one registry failing pulls on many nodes, many nodes failing
+//! The correlated causes in force: many pods failing alike (one failure told the same way by
+//! several workloads' pods, or pulls failing from one registry on many nodes), many nodes failing
 //! the same way together (down, late heartbeats, flapping, one condition, ...), in a zone or
 //! across the cluster; the control plane itself, when the operator's own calls fail or crawl. Kept from the findings that may be part of one, and recomputed at most once a
 //! second and before any decision, never once per change (its cost grows with the failing
@@ -6,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use kube_healer_api::FailureClass;
 use kube_healer_core::classify::{NodeFamily, Topology};
 use kube_healer_core::view::Secs;
 use kube_healer_core::{Correlated, CorrelatedCause, Finding, Knobs};
@@ -14,9 +14,10 @@ use kube_healer_core::{Correlated, CorrelatedCause, Finding, Knobs};
 use crate::metrics::Metrics;
 use crate::target::Target;
 
-/// Whether a finding's class may be part of a correlated cause: one that declares a family.
-fn input(class: FailureClass) -> bool {
-    class.properties().family.is_some()
+/// Whether a finding may be part of a correlated cause: its class declares a family, or it
+/// carries what a pod cut off with its node last said (see `classify_pod`).
+fn input(finding: &Finding) -> bool {
+    finding.class.properties().family.is_some() || finding.alike.is_some()
 }
 
 /// How long the members of a cause that cleared stay held: nodes recover one by one, and a node
@@ -41,7 +42,7 @@ impl Correlation {
     /// Takes note of a target's findings; marks the causes for recomputing only if the findings
     /// that matter changed.
     pub fn update(&mut self, target: &Target, findings: &[Finding]) {
-        let relevant: Vec<Finding> = findings.iter().filter(|f| input(f.class)).cloned().collect();
+        let relevant: Vec<Finding> = findings.iter().filter(|f| input(f)).cloned().collect();
         let same = |a: &[Finding], b: &[Finding]| {
             a.len() == b.len()
                 && a.iter()
@@ -96,13 +97,21 @@ impl Correlation {
             return false;
         }
         self.dirty = false;
-        let mut now_correlated =
-            kube_healer_core::classify::correlate(self.inputs.values().flatten(), &topology(), knobs);
+        let mut now_correlated = kube_healer_core::classify::correlate(
+            self.inputs.values().flatten(),
+            &topology(),
+            knobs,
+            &self.current,
+        );
         now_correlated.extend(control_plane);
         // A cause keeps every node it held while it lasts, and cools off with all of them: nodes
         // recover one by one, and the first to recover is as much the storm's as the last (a
         // second wave must find it still held, not a node fault of its own).
-        for c in &mut now_correlated {
+        // (A cause of pods failing alike keeps those still failing: core carries them over.)
+        for c in now_correlated
+            .iter_mut()
+            .filter(|c| matches!(c.cause, CorrelatedCause::Nodes { .. }))
+        {
             if let Some(old) = self.current.iter().find(|old| old.cause == c.cause) {
                 for member in &old.members {
                     if !c.members.iter().any(|m| m.uid == member.uid) {

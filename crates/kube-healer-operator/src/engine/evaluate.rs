@@ -14,6 +14,9 @@ use crate::policy::DueMatch;
 use crate::protocol::Work;
 use crate::target::Target;
 
+/// How long a finding that may be one of many is known before it is decided (see `evaluate`).
+pub const PEERS_SETTLE: Secs = 2;
+
 /// The earlier of two optional times.
 fn earliest(a: Option<Secs>, b: Option<Secs>) -> Option<Secs> {
     match (a, b) {
@@ -71,6 +74,16 @@ impl Engine {
             }
             self.policies.reported(target, now);
             for due in evaluation.due_now {
+                // A finding that may be one of many (its class has a family) is decided only once
+                // its peers had time to show: a burst seen at once (a relist after a watch gap or
+                // a restart, a storm's changes arriving one by one) is correlated first, not
+                // acted on target by target in the order its changes arrive.
+                let class = due.finding.class;
+                let seen = self.findings.seen(target, class).unwrap_or(now);
+                if class.properties().family.is_some() && now < seen + PEERS_SETTLE {
+                    next = earliest(next, Some(seen + PEERS_SETTLE));
+                    continue;
+                }
                 next = earliest(next, self.decide(target, &due, now));
             }
         }

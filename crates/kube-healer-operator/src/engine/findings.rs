@@ -15,6 +15,9 @@ use crate::target::Target;
 struct Tracked {
     class: FailureClass,
     since: Secs,
+    /// When this process first saw it (a failure that began long ago may be seen only now,
+    /// after a restart or a watch gap).
+    seen: Secs,
     due_reported: bool,
 }
 
@@ -45,6 +48,7 @@ impl FindingTracker {
             let mut tracked = Tracked {
                 class: f.class,
                 since: f.since,
+                seen: old.map_or(now, |o| o.seen),
                 due_reported: old.is_some_and(|o| o.due_reported && o.since == f.since),
             };
             let due = f.due_at(default_for(f.class));
@@ -86,6 +90,15 @@ impl FindingTracker {
         self.tracked
             .get(target)
             .is_some_and(|f| f.iter().any(|t| classes.contains(&t.class)))
+    }
+
+    /// When this process first saw the target's finding of this class.
+    pub fn seen(&self, target: &Target, class: FailureClass) -> Option<Secs> {
+        self.tracked
+            .get(target)?
+            .iter()
+            .find(|t| t.class == class)
+            .map(|t| t.seen)
     }
 
     /// The findings on a target: (class, since, due reported).

@@ -185,6 +185,12 @@ impl Engine {
         self
     }
 
+    /// When pods failing alike are one cause (default: core's).
+    pub fn with_pods_alike(mut self, pods_alike: kube_healer_core::PodsAlike) -> Self {
+        self.knobs.pods_alike = pods_alike;
+        self
+    }
+
     /// How long a failure must stay clear before it is over (default 0: at once).
     pub fn with_clear_debounce(mut self, debounce: Duration) -> Self {
         self.policies.set_debounce(debounce.as_secs() as Secs);

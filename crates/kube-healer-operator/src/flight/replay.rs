@@ -39,6 +39,7 @@ pub struct Setup {
     pub max_nodes_out_of_service: Option<String>,
     pub node_pool_label: Option<String>,
     pub clear_debounce_secs: u64,
+    pub pods_alike: kube_healer_core::PodsAlike,
 }
 
 /// One decision the engine made.
@@ -130,7 +131,8 @@ impl Replay {
             .with_executor(tx, done_rx)
             .with_disruption_budget(setup.max_nodes_out_of_service.clone())
             .with_pool_label(setup.node_pool_label.clone())
-            .with_clear_debounce(std::time::Duration::from_secs(setup.clear_debounce_secs));
+            .with_clear_debounce(std::time::Duration::from_secs(setup.clear_debounce_secs))
+            .with_pods_alike(setup.pods_alike);
         if let Some(ns) = &setup.protected_namespaces {
             engine = engine.with_protected_namespaces(ns.clone());
         }

@@ -98,14 +98,21 @@ pub fn pod(v: &mut Value) {
                         c.remove(noise);
                     }
                     // A terminated container's message may be the tail of its log
-                    // (FallbackToLogsOnError): no view reads it.
+                    // (FallbackToLogsOnError): of the last one, only what the view keeps.
                     for state in ["state", "lastState"] {
                         if let Some(t) = c
                             .get_mut(state)
                             .and_then(|s| s.get_mut("terminated"))
                             .and_then(Value::as_object_mut)
                         {
-                            t.remove("message");
+                            let kept = (state == "lastState")
+                                .then(|| t.get("message").and_then(Value::as_str))
+                                .flatten()
+                                .and_then(kube_healer_core::convert::termination_line);
+                            match kept {
+                                Some(line) => t.insert("message".into(), Value::String(line)),
+                                None => t.remove("message"),
+                            };
                         }
                     }
                 }

@@ -1,7 +1,6 @@
 //! The watches (Pods, Nodes, Events, node Leases, Namespaces, HealingPolicies, and HealingActions'
 //! metadata), forwarded to the engine as changes. Each starts anew after an error (with backoff),
-//! listing again, and says so to the engine first; lists are streamed from the API server's
-//! watch cache (watch-list), or paged.
+//! listing again, and says so to the engine first. Every list is a consistent read, in pages.
 
 use std::sync::Arc;
 
@@ -78,17 +77,15 @@ pub fn spawn(
     tx: mpsc::Sender<Change>,
     metrics: Arc<Metrics>,
     policy_selector: Option<&str>,
-    paged_lists: bool,
 ) {
-    // Start-up lists stream from the API server's watch cache (watch-list, on by default since
-    // Kubernetes 1.32: no pages to wait for, no whole page in memory at once), or come in pages
-    // of 500 where the API server does not stream.
-    let config = watcher::Config::default().page_size(500);
-    let config = if paged_lists {
-        config
-    } else {
-        config.streaming_lists()
-    };
+    // Every list is a consistent read (resourceVersion unset), in pages of 500: never served
+    // from a watch cache that may be behind, as resourceVersion 0 (a streaming list, or an
+    // informer's first list) may be. A restarted replica decides on the cluster as it is, not
+    // as it was: found by the invariants' histories, a restart served a pod list from before a
+    // third workload broke decided on the other two's pods one by one (CorrelatedPods), one
+    // served a record list from before its predecessor's last actions went past its policy's
+    // rate (Limits). API servers since 1.31 serve consistent lists from their cache.
+    let config = consistent_pages();
     let to = Sink { tx, metrics };
     watch_api("pods", Api::<Pod>::all(client.clone()), &config, Change::Pod, &to);
     watch_api(
@@ -109,13 +106,8 @@ pub fn spawn(
     watch_api("leases", leases, &config, Change::Lease, &to);
     let namespaces = Api::<Namespace>::all(client.clone());
     watch_api("namespaces", namespaces, &config, Change::Namespace, &to);
-    // kube-healer's own memory (its records: rates, attempts, what is in flight; its policies)
-    // is listed as a consistent read, never from a watch cache that may be behind (resourceVersion
-    // 0, as a streaming list asks): a replica taking over must count every action its
-    // predecessor recorded, and never act for a policy deleted since. Found by the invariants'
-    // histories: a restart served an older record list and went past its policy's rate. The
-    // cluster's own objects may come from the cache: every call rechecks its target first.
-    let own = own_config();
+    // kube-healer's own memory (its records: rates, attempts, what is in flight; its policies).
+    let own = config;
     let records = Api::<PartialObjectMeta<HealingAction>>::all(client.clone());
     watch_api("healingactions", records, &own, Change::Record, &to);
     let policies = Api::<DynamicObject>::all_with(client.clone(), &ApiResource::erase::<HealingPolicy>(&()));
@@ -126,9 +118,8 @@ pub fn spawn(
     watch_api("healingpolicies", policies, &own, Change::Policy, &to);
 }
 
-/// How kube-healer's own objects are listed: pages of a consistent read (a streaming list asks
-/// for resourceVersion 0, which a watch cache behind may serve).
-fn own_config() -> watcher::Config {
+/// How every watch lists: pages of a consistent read.
+fn consistent_pages() -> watcher::Config {
     watcher::Config::default()
         .page_size(500)
         .list_semantic(watcher::ListSemantic::MostRecent)
@@ -216,10 +207,10 @@ fn forward<K, S>(
 mod tests {
     use kube::runtime::watcher::{InitialListStrategy, ListSemantic};
 
-    /// Records and policies never come from a cache that may be behind.
+    /// Nothing is listed from a cache that may be behind.
     #[test]
-    fn own_objects_are_listed_as_a_consistent_read() {
-        let own = super::own_config();
+    fn lists_are_consistent_reads() {
+        let own = super::consistent_pages();
         assert_eq!(own.list_semantic, ListSemantic::MostRecent);
         assert_eq!(own.initial_list_strategy, InitialListStrategy::ListWatch);
     }

@@ -39,6 +39,9 @@ fn node_actions_wait_while_the_operators_own_calls_fail() {
         });
     }
     e.apply(deadlocked());
+    // A node finding is decided once it has been known PEERS_SETTLE (2 s), its calls still failing.
+    clock.set(T0 + 2);
+    e.fire_due_timers();
     let held = requests(&mut work);
     assert_eq!(held.len(), 1);
     let hold = held[0].hold.as_ref().expect("held");

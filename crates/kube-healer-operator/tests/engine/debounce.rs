@@ -73,6 +73,9 @@ fn a_failure_is_over_after_its_debounce_and_one_back_within_the_cooldown_goes_on
     e.apply(deadlock_ladder());
     let episode = T0 - 3600;
     e.apply(n1("True", episode, false));
+    // Decided once it has been known PEERS_SETTLE (2 s).
+    clock.set(T0 + 2);
+    e.fire_due_timers();
     assert_eq!(sent(&mut work), [("Cordon".to_string(), 1, episode)]);
     // The record of it, as the watch shows it.
     e.apply(record_of(

@@ -10,6 +10,7 @@ mod debounce;
 mod episodes;
 mod gates;
 mod measured;
+mod pods_alike;
 mod resume;
 mod stale_marks;
 mod storm;

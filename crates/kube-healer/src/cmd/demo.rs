@@ -255,11 +255,11 @@ fn operator_config(port: u16) -> kube_healer_operator::Config {
         election_client: None,
         retention: Default::default(),
         protected_namespaces: vec!["kube-system".into()],
-        paged_lists: false,
         // A handful of nodes, two of them failing on purpose: no disruption budget in the demo.
         max_nodes_out_of_service: None,
         node_pool_label: None,
         clear_debounce: std::time::Duration::from_secs(5),
+        pods_alike: Default::default(),
         event_trust: Default::default(),
         event_memory_bytes: kube_healer_core::events::EventIndex::DEFAULT_BYTES,
         flight_recorder: None,

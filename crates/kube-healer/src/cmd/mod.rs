@@ -11,6 +11,32 @@ pub mod replay;
 pub mod run;
 pub mod simulate;
 
+/// When pods failing alike are one cause (the operator's flags, and replay's, of the same
+/// names).
+#[derive(Clone, Debug, clap::Args)]
+pub struct PodsAlikeArgs {
+    /// Pods failing alike (one class, told the same way without their own names and numbers)
+    /// are one cause, and their actions are held, when at least this many pods...
+    #[arg(long, env = "KUBE_HEALER_PODS_ALIKE_MIN_PODS", default_value_t = kube_healer_core::PodsAlike::default().pods)]
+    pub pods_alike_min_pods: usize,
+    /// ...of at least this many workloads...
+    #[arg(long, env = "KUBE_HEALER_PODS_ALIKE_MIN_WORKLOADS", default_value_t = kube_healer_core::PodsAlike::default().workloads)]
+    pub pods_alike_min_workloads: usize,
+    /// ...begin to fail within this long.
+    #[arg(long, env = "KUBE_HEALER_PODS_ALIKE_WINDOW", default_value = "10m")]
+    pub pods_alike_window: kube_healer_api::Duration,
+}
+
+impl PodsAlikeArgs {
+    pub fn thresholds(&self) -> kube_healer_core::PodsAlike {
+        kube_healer_core::PodsAlike {
+            pods: self.pods_alike_min_pods.max(1),
+            workloads: self.pods_alike_min_workloads.max(1),
+            window: self.pods_alike_window.as_std().as_secs() as i64,
+        }
+    }
+}
+
 /// A client from a kubeconfig path, or the usual inference (in-cluster, $KUBECONFIG,
 /// ~/.kube/config). kube's blanket retry of 429 is off: retries are kube-healer's to decide.
 pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {

@@ -63,7 +63,7 @@ async fn record(args: Args, ring: Ring) -> anyhow::Result<ExitCode> {
     let client = crate::cmd::client(args.kubeconfig.as_deref()).await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(128);
     let metrics = Arc::new(kube_healer_operator::metrics::Metrics::default());
-    kube_healer_operator::watch::spawn(&client, tx, metrics, args.policy_selector.as_deref(), false);
+    kube_healer_operator::watch::spawn(&client, tx, metrics, args.policy_selector.as_deref());
     let mut recorder = Recorder::start(ring, Arc::new(WallClock::default()));
     eprintln!("recording to {} (Ctrl-C stops)", args.dir.display());
     let until = async {

@@ -51,6 +51,8 @@ pub struct Args {
     /// As the operator's flag of the same name.
     #[arg(long, default_value = "60s")]
     clear_debounce: kube_healer_api::Duration,
+    #[command(flatten)]
+    pods_alike: super::PodsAlikeArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -135,6 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_nodes_out_of_service: Some(args.max_nodes_out_of_service.clone()),
         node_pool_label: args.node_pool_label.clone(),
         clear_debounce_secs: args.clear_debounce.as_std().as_secs(),
+        pods_alike: args.pods_alike.thresholds(),
     };
     let mut replay = Replay::new(setup, from);
     let mut reader = read::open(&args.recording)?;

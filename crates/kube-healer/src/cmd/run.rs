@@ -74,6 +74,8 @@ pub struct Args {
     /// failure back within it is the same failure) and its cordon or taint stays.
     #[arg(long, env = "KUBE_HEALER_CLEAR_DEBOUNCE", default_value = "60s")]
     clear_debounce: kube_healer_api::Duration,
+    #[command(flatten)]
+    pods_alike: super::PodsAlikeArgs,
     /// Whose events about nodes count as evidence: their `source.component` or
     /// `reportingComponent` (comma-separated). Others are ignored and counted
     /// (kube_healer_events_ignored_total).
@@ -108,10 +110,6 @@ pub struct Args {
         default_value = "kube-healer-node-jobs"
     )]
     jobs_service_account: String,
-    /// List in pages at start-up instead of streaming the lists (watch-list, on by default in
-    /// Kubernetes 1.32 and later): for API servers that do not stream.
-    #[arg(long, env = "KUBE_HEALER_PAGED_LISTS")]
-    paged_lists: bool,
     /// The flight recorder: write what the watches see (trimmed, compressed, with times) to a
     /// ring of segments in this directory, for `kube-healer replay`. Off when unset.
     #[arg(long, env = "KUBE_HEALER_FLIGHT_RECORDER")]
@@ -181,10 +179,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 max_per_policy: args.records_per_policy,
             },
             protected_namespaces: protected(&args.protected_namespaces, &args.jobs_namespace),
-            paged_lists: args.paged_lists,
             max_nodes_out_of_service: Some(args.max_nodes_out_of_service.clone()),
             node_pool_label: args.node_pool_label.clone().filter(|l| !l.is_empty()),
             clear_debounce: args.clear_debounce.as_std(),
+            pods_alike: args.pods_alike.thresholds(),
             event_trust: kube_healer_core::trust::EventTrust {
                 sources: non_empty(&args.trusted_event_sources),
                 namespaces: non_empty(&args.trusted_event_namespaces),

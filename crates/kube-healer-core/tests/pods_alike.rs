@@ -1,0 +1,238 @@
+//! Pods failing alike: many pods of several workloads failing the same way, beginning together,
+//! are one cause (issue 30); a lone failure beside them is not part of it.
+
+mod common;
+
+use common::*;
+use kube_healer_api::FailureClass::*;
+use kube_healer_core::classify::Topology;
+use kube_healer_core::classify::correlate;
+use kube_healer_core::{Correlated, CorrelatedCause, Finding, Knobs, PodsKey};
+use serde_json::{Value, json};
+
+/// A pod of Deployment `deployment` in `namespace` (its ReplicaSet `<deployment>-5c8d7b9f4d`),
+/// its container `container` crash-looping since `since` and last ended with `exit` and
+/// `message`.
+fn crashing(
+    namespace: &str,
+    deployment: &str,
+    i: usize,
+    container: &str,
+    since: i64,
+    exit: i32,
+    message: &str,
+) -> Value {
+    let hash = "5c8d7b9f4d";
+    let name = format!("{deployment}-{hash}-x{i}");
+    json!({
+        "metadata": {"name": name, "namespace": namespace, "uid": format!("uid-{namespace}-{name}"),
+            "creationTimestamp": at(since - 60),
+            "labels": {"app": deployment, "pod-template-hash": hash},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{deployment}-{hash}"),
+                "uid": format!("rs-{deployment}"), "controller": true}]},
+        "spec": {"nodeName": format!("n{}", i % 3 + 1), "containers": [{"name": container, "image": format!("registry.example/{deployment}:1.0")}]},
+        "status": {"phase": "Running", "startTime": at(since),
+            "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": at(since)}],
+            "containerStatuses": [{"name": container, "image": format!("registry.example/{deployment}:1.0"), "imageID": "",
+                "ready": false, "restartCount": 9,
+                "state": {"waiting": {"reason": "CrashLoopBackOff",
+                    "message": format!("back-off 5m0s restarting failed container={container} pod={name}_{namespace}(uid-{name})")}},
+                "lastState": {"terminated": {"exitCode": exit, "reason": "Error",
+                    "message": format!("connecting to db.{namespace}.svc\n{message}\n")}}}]},
+    })
+}
+
+const DNS: &str = "dial tcp: lookup db.internal on 10.96.0.10:53: i/o timeout";
+
+fn three_nodes() -> Input {
+    let mut input = input();
+    input.nodes = vec![ready_node("n1"), ready_node("n2"), ready_node("n3")];
+    input
+}
+
+/// Five Deployments in two namespaces crash alike (each its own container name and message
+/// head); a sixth crashes alone, for its own reason.
+fn storm() -> Input {
+    let mut input = three_nodes();
+    for (d, deployment) in ["cart", "pay", "search", "auth", "mail"].iter().enumerate() {
+        let namespace = if d % 2 == 0 { "shop" } else { "billing" };
+        for i in 0..2 {
+            input.pods.push(crashing(
+                namespace,
+                deployment,
+                i,
+                &format!("{deployment}-srv"),
+                -900 + d as i64 * 20,
+                1,
+                DNS,
+            ));
+        }
+    }
+    input.pods.push(crashing(
+        "tools",
+        "lonely",
+        0,
+        "app",
+        -880,
+        2,
+        "panic: config key missing",
+    ));
+    input
+}
+
+fn pods_causes(report: &[Correlated]) -> Vec<&Correlated> {
+    report
+        .iter()
+        .filter(|c| matches!(c.cause, CorrelatedCause::Pods(_)))
+        .collect()
+}
+
+fn finding<'a>(findings: &'a [Finding], name_prefix: &str) -> &'a Finding {
+    findings
+        .iter()
+        .find(|f| f.subject.name.starts_with(name_prefix) && f.class == CrashLoop)
+        .unwrap_or_else(|| panic!("no CrashLoop for {name_prefix}"))
+}
+
+#[test]
+fn many_workloads_failing_alike_are_one_cause_and_a_lone_failure_is_not_part_of_it() {
+    let report = storm().report();
+    let causes = pods_causes(&report.correlated);
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    let cause = causes[0];
+    assert!(matches!(&cause.cause, CorrelatedCause::Pods(PodsKey::Failure(_))));
+    assert_eq!(cause.members.len(), 10);
+    assert_eq!(cause.classes, [CrashLoop]);
+    assert!(
+        cause.message.contains("10 pods of 5 workloads"),
+        "{}",
+        cause.message
+    );
+    assert!(
+        cause.message.contains("i/o timeout"),
+        "the shared failure is named: {}",
+        cause.message
+    );
+    for f in report
+        .findings
+        .iter()
+        .filter(|f| f.subject.name != "lonely-5c8d7b9f4d-x0")
+    {
+        assert!(cause.covers(f), "{} is the cause's", f.subject);
+    }
+    let lone = finding(&report.findings, "lonely");
+    assert!(!cause.covers(lone), "a crash of its own is judged on its own");
+}
+
+#[test]
+fn the_workload_is_the_deployment_and_its_revision() {
+    let report = storm().report();
+    let alike = finding(&report.findings, "cart")
+        .alike
+        .as_deref()
+        .expect("a pod class groups");
+    assert_eq!(alike.workload.kind, "Deployment");
+    assert_eq!(alike.workload.name, "cart");
+    assert_eq!(alike.workload.revision.as_deref(), Some("5c8d7b9f4d"));
+}
+
+#[test]
+fn too_few_workloads_or_pods_far_apart_are_no_cause() {
+    let mut two = three_nodes();
+    for deployment in ["cart", "pay"] {
+        for i in 0..4 {
+            two.pods
+                .push(crashing("shop", deployment, i, "app", -900, 1, DNS));
+        }
+    }
+    assert!(
+        pods_causes(&two.report().correlated).is_empty(),
+        "8 pods of 2 workloads: each its own"
+    );
+
+    let mut apart = three_nodes();
+    for (d, deployment) in ["cart", "pay", "search", "auth", "mail"].iter().enumerate() {
+        // Each began 11 minutes after the one before: never 3 workloads within 10 minutes.
+        apart.pods.push(crashing(
+            "shop",
+            deployment,
+            0,
+            "app",
+            -3000 + d as i64 * 660,
+            1,
+            DNS,
+        ));
+        apart.pods.push(crashing(
+            "shop",
+            deployment,
+            1,
+            "app",
+            -3000 + d as i64 * 660,
+            1,
+            DNS,
+        ));
+    }
+    assert!(
+        pods_causes(&apart.report().correlated).is_empty(),
+        "failures far apart did not begin together"
+    );
+}
+
+#[test]
+fn a_cause_lasts_while_any_member_fails_and_holds_later_ones_on_sight() {
+    let input = storm();
+    let report = input.report();
+    let topology = Topology::default();
+    let knobs = Knobs::default();
+    let first = correlate(&report.findings, &topology, &knobs, &[]);
+    let cause = pods_causes(&first)[0].clone();
+
+    // All but one member recovered: fewer than it takes to begin, and still the cause.
+    let cart = finding(&report.findings, "cart").clone();
+    let left = correlate([&cart], &topology, &knobs, &first);
+    assert_eq!(pods_causes(&left).len(), 1);
+    assert_eq!(pods_causes(&left)[0].members.len(), 1);
+
+    // A new pod failing alike after the cause began is held on sight.
+    let mut later = three_nodes();
+    later
+        .pods
+        .push(crashing("shop", "cart", 7, "cart-srv", -60, 1, DNS));
+    let newcomer = later
+        .report()
+        .findings
+        .into_iter()
+        .find(|f| f.class == CrashLoop)
+        .unwrap();
+    assert!(cause.covers(&newcomer));
+
+    // Every member recovered: the cause is over.
+    assert!(pods_causes(&correlate([], &topology, &knobs, &first)).is_empty());
+}
+
+#[test]
+fn a_registry_cause_is_not_reported_again_as_pods_failing_alike() {
+    let mut input = three_nodes();
+    for (d, deployment) in ["cart", "pay", "search"].iter().enumerate() {
+        for i in 0..2 {
+            let mut p = crashing("shop", deployment, i + d * 2, "app", -900, 1, DNS);
+            p["status"]["containerStatuses"][0]["state"] = json!({"waiting": {"reason": "ErrImagePull", "message": "failed to pull: 503 Service Unavailable"}});
+            input.pods.push(p);
+        }
+    }
+    let report = input.report();
+    let causes = pods_causes(&report.correlated);
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    assert_eq!(
+        causes[0].cause,
+        CorrelatedCause::Pods(PodsKey::Registry("registry.example".into()))
+    );
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .filter(|f| f.class == ImagePullFailure)
+            .count(),
+        6
+    );
+}
