@@ -6,6 +6,9 @@
 //! - storm: 6 of 10 nodes stop posting status together, pods on them; then one node alone.
 //! - budget: 5 nodes fail at once under three policies, the cluster budget is 2 nodes.
 //! - waves: 6 of 10 nodes lose their heartbeats 4 s apart, twice (a slow etcd).
+//! - pod-storm: every pod of five Deployments in two namespaces crash-loops for one cause (a
+//!   DNS lookup timing out) under RestartOwner and Delete policies; a sixth Deployment crashes
+//!   alone, for its own reason (crates/kube-healer/tests/pod_storm.rs).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -100,6 +103,36 @@ fn waves_of_a_slow_etcd_cordon_nothing_and_each_target_is_decided_once_a_wave() 
         repeated.is_empty(),
         "decided more than once a wave: {repeated:#?}"
     );
+}
+
+#[test]
+fn the_pod_storm_is_one_cause_and_only_the_lone_crash_loop_is_healed() {
+    let r = replay("pod-storm", setup("10%"));
+    let decisions = r.decisions();
+    let acted = acted(decisions);
+    assert!(!acted.is_empty(), "the lone crash loop is healed");
+    assert!(
+        acted.iter().all(|d| d.name.starts_with("lonely-")),
+        "only the lone crash loop is acted on: {acted:#?}"
+    );
+    let held: Vec<&Decided> = decisions.iter().filter(|d| d.verdict == "hold").collect();
+    assert_eq!(held.len(), 10, "every pod of the storm held: {held:#?}");
+    assert!(held.iter().all(|d| d.reason == Some("Correlated")), "{held:#?}");
+    assert_eq!(r.summary().pods_removed, acted.len());
+}
+
+/// The same recording without the rule (thresholds no storm reaches): every pod of the storm is
+/// acted on, as it was before the rule.
+#[test]
+fn without_the_pods_alike_rule_the_pod_storm_is_healed_pod_by_pod() {
+    let mut s = setup("10%");
+    s.pods_alike.pods = 1000;
+    let r = replay("pod-storm", s);
+    let storm: Vec<&Decided> = acted(r.decisions())
+        .into_iter()
+        .filter(|d| !d.name.starts_with("lonely-"))
+        .collect();
+    assert_eq!(storm.len(), 10, "{storm:#?}");
 }
 
 #[test]
