@@ -146,6 +146,12 @@ async fn pod_storm(ctx: Ctx) -> anyhow::Result<()> {
     );
     ensure!(acted.len() <= 2, "actions on the storm's pods: {acted:#?}");
     ensure!(replaced <= 5, "{replaced} of the storm's pods replaced");
+    // One record per policy for the cause, not one per pod it holds.
+    ensure!(
+        storm_records.len() <= 2 + acted.len(),
+        "{} records for a storm of 10 pods under 2 policies",
+        storm_records.len()
+    );
     let named = held.iter().find_map(|r| {
         r.status
             .as_ref()

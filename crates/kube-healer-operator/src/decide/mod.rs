@@ -23,7 +23,7 @@ use kube_healer_core::decide::{
 };
 use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::{Secs, Shared};
-use kube_healer_core::{Correlated, Finding};
+use kube_healer_core::{Correlated, CorrelatedCause, Finding, PodsKey};
 
 use crate::policy::{DueMatch, Episodes};
 use crate::protocol::{ActionRequest, Hold};
@@ -114,6 +114,10 @@ pub struct Gate {
     /// Each policy's use of its limits.
     budgets: HashMap<String, Budget>,
     held: HashSet<HeldKey>,
+    /// The causes of pods failing alike that a policy's held decision was recorded for: one
+    /// record per cause and policy (and mode), not one per pod it holds. Bounded by the causes
+    /// in force: an entry goes with its cause.
+    held_causes: HashSet<(String, PodsKey, Secs, Mode)>,
     /// Targets whose decision waits for a place under their policy's maxConcurrent, by policy.
     waiting: HashMap<String, WaitQueue>,
     pub switches: Switches,
@@ -183,6 +187,9 @@ impl Gate {
                 message,
                 retry_at,
             } => {
+                if reason == HoldReason::Correlated && !self.first_of_its_cause(due, mode, ctx) {
+                    return Verdict::Recheck(retry_at);
+                }
                 let hold = Hold { reason, message };
                 match self.held_back(target, due, mode, (step, action, hold), &ladder, spec) {
                     Some(decided) => (decided, retry_at),
@@ -295,6 +302,27 @@ impl Gate {
             mode,
         };
         (decided, Some(again))
+    }
+
+    /// Whether a decision held by a correlated cause is the first of its policy's held by that
+    /// cause, when the cause is pods failing alike: only the first is recorded (the cause's
+    /// record names the cause and counts its members), so a storm of any size writes one
+    /// record per cause and policy. Node causes keep a record per node, as the budget and the
+    /// node's marks are per node.
+    fn first_of_its_cause(&mut self, due: &DueMatch, mode: Mode, ctx: &Context<'_>) -> bool {
+        self.held_causes.retain(|(_, key, since, _)| {
+            ctx.correlated
+                .iter()
+                .any(|c| c.since == *since && c.cause == CorrelatedCause::Pods(key.clone()))
+        });
+        let cause = ctx.correlated.iter().find(|c| c.covers(&due.finding));
+        match cause.map(|c| (&c.cause, c.since)) {
+            Some((CorrelatedCause::Pods(key), since)) => {
+                self.held_causes
+                    .insert((due.policy.clone(), key.clone(), since, mode))
+            }
+            _ => true,
+        }
     }
 
     /// A step held back, recorded once per episode, step and reason (None: recorded already,
