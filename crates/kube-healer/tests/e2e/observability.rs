@@ -65,8 +65,17 @@ async fn only_exported_metrics(ctx: Ctx) -> anyhow::Result<()> {
     .await?;
     evicted_pod(&ctx, &ns, "gone", &node).await?;
     records(&ctx, &policy, 1).await?;
-    let (status, body) = op.get("/metrics").await?;
-    ensure!(status == 200, "/metrics answered {status}");
+    // The action is counted right after its record's outcome is written: read /metrics until it
+    // shows (seen once in a full local run, read in between the two).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = op.get("/metrics").await?;
+        ensure!(status == 200, "/metrics answered {status}");
+        if body.contains("kube_healer_actions_total") || std::time::Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     let exported = exported(&body);
     let root = kube_healer_testenv::binaries::repo_root().join("charts/kube-healer/files");
     for file in ["alerts/kube-healer.rules.yaml", "dashboards/kube-healer.json"] {
