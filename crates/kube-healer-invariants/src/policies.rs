@@ -37,7 +37,7 @@ pub const TEMPLATES: &[Template] = &[
     Template {
         name: "down-nodes",
         spec: |f| {
-            json!({"target": {"kind": "Node"}, "conditions": [{"class": "NodeNotReady", "for": format!("{f}s")}],
+            json!({"target": {"kind": "Node"}, "conditions": [{"class": "NodeUnreachable", "for": format!("{f}s")}],
             "actions": [{"action": "Cordon"}],
             "safety": {"maxUnhealthy": "50%", "maxConcurrent": 2, "rate": {"actions": 3, "per": "10m"}}})
         },
@@ -55,7 +55,7 @@ pub const TEMPLATES: &[Template] = &[
     Template {
         name: "down-taint",
         spec: |f| {
-            json!({"target": {"kind": "Node"}, "conditions": [{"class": "NodeNotReady", "for": format!("{f}s")}],
+            json!({"target": {"kind": "Node"}, "conditions": [{"class": "NodeUnreachable", "for": format!("{f}s")}],
             "actions": [{"action": "Taint", "taint": {"key": "kube-healer.io/down", "effect": "NoSchedule"}}],
             "safety": {"maxUnhealthy": "40%", "maxConcurrent": 1, "rate": {"actions": 2, "per": "10m"}}})
         },

@@ -188,6 +188,16 @@ impl Engine {
             return;
         }
         if let Target::Node(node) = target {
+            // A policy edited or deleted, or a condition that cleared, says nothing of the node:
+            // its mark stays until the node shows it recovered (then it is a stale mark).
+            let now = self.clock.now();
+            if let Err(again) = self.node_recovered(node, now) {
+                tracing::info!(%policy, node = %node, "failure cleared, but the node has not been Ready for the debounce: its cordon or taint stays");
+                if let Some(at) = again {
+                    self.timers.schedule(target.clone(), at);
+                }
+                return;
+            }
             tracing::info!(%policy, node = %node, "failure cleared: reverting what the policy changed");
             self.releasing
                 .insert((policy.as_str().into(), node.clone()), self.clock.now());

@@ -74,6 +74,8 @@ pub struct Engine {
     /// Holds on nodes (cordons, taints) of policies whose failure is over, let go of and not yet
     /// seen gone: (policy, node) -> when the revert was sent.
     releasing: std::collections::HashMap<(Shared, Shared), Secs>,
+    /// Policies deleted while this process ran: their marks are let go as their nodes recover.
+    retired: std::collections::HashSet<String>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
 }
@@ -106,6 +108,7 @@ impl Engine {
             leader: None,
             is_leader: true,
             releasing: Default::default(),
+            retired: Default::default(),
             metrics,
             clock: Arc::new(WallClock::default()),
         }

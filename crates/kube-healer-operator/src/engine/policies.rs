@@ -75,6 +75,7 @@ impl Engine {
                 self.count_policies();
                 self.gate.forget_policy(&name);
                 self.count_held();
+                self.retire(&name);
                 if let Some(kind) = self.policies.remove(&name) {
                     tracing::info!(policy = %name, "policy removed");
                     self.keep_events_for_policies();

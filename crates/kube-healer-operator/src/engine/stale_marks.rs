@@ -2,7 +2,8 @@
 //! A failure that cleared while the operator was down, or while another replica led, left its
 //! cordon behind with no ladder in memory to say so: once every watch has listed, the leader lets
 //! go of every mark (the node's cordoned-by and tainted-by annotations) of one of its policies
-//! that no longer fails on the node. The revert undoes only what no other policy still marks.
+//! that no longer fails on the node, once the node has been Ready for the clear debounce by its
+//! Ready condition's own time. The revert undoes only what no other policy still marks.
 //! A revert that did not take (the API server refused it, or did not answer for longer than its
 //! retries) is sent again when the node is next seen still held, a minute later at the soonest.
 
@@ -15,7 +16,40 @@ use crate::target::Target;
 /// How long a revert sent is given to show on the node before it is sent again.
 const REVERT_AGAIN_AFTER: Secs = 60;
 
+/// How many deleted policies' names are kept, so that their marks are let go as the nodes
+/// recover (beyond it, a deleted policy's marks stay for a person to lift).
+const RETIRED_KEPT: usize = 1024;
+
 impl Engine {
+    /// Whether the node shows it recovered: Ready for the clear debounce, as its own Ready
+    /// condition dates it. Err: not yet, with when it will have (None: not Ready). A process
+    /// that just started has no memory of when it saw the node healthy, a node seen Ready a
+    /// moment ago may be going down again, and a policy edited or deleted says nothing of the
+    /// node: a mark comes off only on the node's own evidence (found by the invariants'
+    /// histories: a restart lifted the cordon of a node up for 0 s, a policy deleted lifted
+    /// the cordon of a node still down).
+    pub(super) fn node_recovered(&self, node: &str, now: Secs) -> Result<(), Option<Secs>> {
+        let debounce = self.policies.debounce();
+        let ready_since = self
+            .stores
+            .node_view(node)
+            .and_then(|v| v.condition("Ready"))
+            .filter(|c| c.status == kube_healer_core::view::Status::True)
+            .map(|c| c.since.unwrap_or(now));
+        match ready_since {
+            Some(since) if now >= since + debounce => Ok(()),
+            Some(since) => Err(Some(since + debounce)),
+            None => Err(None),
+        }
+    }
+
+    /// A policy was deleted: its marks are let go as their nodes recover.
+    pub(super) fn retire(&mut self, policy: &str) {
+        if self.retired.len() < RETIRED_KEPT {
+            self.retired.insert(policy.to_string());
+        }
+    }
+
     pub(super) fn release_stale_marks(&mut self, node: &str, now: Secs) {
         if !self.deciding() || self.action_tx.is_none() {
             return;
@@ -31,12 +65,22 @@ impl Engine {
         });
         let target = Target::Node(view.name.clone());
         let failing = self.policies.matches(&target);
+        let ours = |p: &str| self.policies.get(p).is_some() || self.retired.contains(p);
         let stale: Vec<Shared> = view
             .held_by
             .iter()
-            .filter(|p| self.policies.get(p).is_some() && !failing.iter().any(|m| m.policy == ***p))
+            .filter(|p| ours(p) && !failing.iter().any(|m| m.policy == ***p))
             .cloned()
             .collect();
+        if stale.is_empty() {
+            return;
+        }
+        if let Err(again) = self.node_recovered(node, now) {
+            if let Some(at) = again {
+                self.timers.schedule(target, at);
+            }
+            return;
+        }
         for policy in stale {
             let key = (policy.clone(), view.name.clone());
             if let std::collections::hash_map::Entry::Vacant(sent) = self.releasing.entry(key) {

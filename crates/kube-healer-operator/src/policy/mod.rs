@@ -59,6 +59,11 @@ impl PolicySet {
 
     /// How long a policy condition must stay clear before its failure is over (its episode
     /// ends, its cordon or taint is lifted).
+    /// How long a failure must stay clear before it is over.
+    pub fn debounce(&self) -> Secs {
+        self.debounce
+    }
+
     pub fn set_debounce(&mut self, debounce: Secs) {
         self.debounce = debounce;
     }

@@ -64,3 +64,46 @@ fn a_hold_whose_failure_is_over_is_let_go_and_again_if_it_did_not_take() {
     e.apply(held_node(Some("someone-else"), "False"));
     assert!(reverts(&mut work).is_empty());
 }
+
+/// Node n1 cordoned by `owner`, Ready `ready` since `since`.
+fn cordoned_node(owner: &str, ready: &str, since: Secs) -> Change {
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": "n1", "uid": "n1",
+            "annotations": {kube_healer_api::CORDONED_BY_ANNOTATION: owner}},
+        "spec": {"unschedulable": true},
+        "status": {"conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": at(since)}]}}))
+    .unwrap();
+    Change::Node(Box::new(Event::Apply(node)))
+}
+
+/// A hold ends on evidence the node recovered, never on a policy's edit or delete, nor on a
+/// restart: a cordon of a node still down stays when its policy is deleted, and comes off only
+/// once the node has been Ready for the clear debounce, as its Ready condition dates it (found by
+/// the invariants' histories, with the node policies acting in them).
+#[test]
+fn a_hold_comes_off_only_once_its_node_has_been_ready_for_the_debounce() {
+    let (e, clock, mut work) = acting();
+    let mut e = e.with_clear_debounce(std::time::Duration::from_secs(60));
+    listed(&mut e);
+    let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+        "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy",
+        "metadata": {"name": "down", "generation": 1},
+        "spec": {"target": {"kind": "Node"}, "conditions": [{"class": "NodeUnreachable", "for": "1m"}],
+            "actions": [{"action": "Cordon"}], "safety": {"maxUnhealthy": "100%"}}}))
+    .unwrap();
+    e.apply(Change::policy(Event::Apply(policy.clone())));
+    e.apply(cordoned_node("down", "Unknown", T0 - 600));
+    // The policy is deleted while the node is down: the cordon stays.
+    e.apply(Change::policy(Event::Delete(policy)));
+    clock.set(T0 + 5);
+    e.fire_due_timers();
+    e.apply(cordoned_node("down", "Unknown", T0 - 600));
+    assert!(reverts(&mut work).is_empty(), "lifted on a policy's delete");
+    // The node is back: not yet, Ready for 10 s only.
+    clock.set(T0 + 20);
+    e.apply(cordoned_node("down", "True", T0 + 10));
+    assert!(reverts(&mut work).is_empty(), "lifted before the debounce");
+    // Ready for the debounce: the deleted policy's cordon comes off.
+    clock.set(T0 + 70);
+    e.fire_due_timers();
+    assert_eq!(reverts(&mut work), [("down".to_string(), "n1".to_string())]);
+}
