@@ -47,7 +47,7 @@ impl Correlation {
             a.len() == b.len()
                 && a.iter()
                     .zip(b)
-                    .all(|(x, y)| x.class == y.class && x.since == y.since)
+                    .all(|(x, y)| x.class == y.class && x.since == y.since && x.alike == y.alike)
         };
         let previous = self.inputs.get(target);
         if previous.map_or(relevant.is_empty(), |p| same(p, &relevant)) {
