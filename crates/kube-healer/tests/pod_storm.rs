@@ -22,10 +22,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube_healer_api::HealingAction;
 use kube_healer_api::record::ActionPhase;
 use kube_healer_testenv::harness::{Ctx, test};
-use kube_healer_testenv::nodes::OWNER_LABEL;
 use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
 use serde_json::json;
-use support::{HEAL, Operator, create_policy, phase_reason};
+use support::{HEAL, Operator, create_policy, deployment, phase_reason};
 
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
@@ -195,22 +194,4 @@ async fn all_records(ctx: &Ctx, policy: &str) -> Result<Vec<HealingAction>, kube
     let api: Api<HealingAction> = Api::all(ctx.client.clone());
     let lp = kube::api::ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
     Ok(api.list(&lp).await?.items)
-}
-
-/// A Deployment of `replicas` pods like `template` (a scenario pod), kept on the test's nodes.
-fn deployment(ctx: &Ctx, ns: &str, name: &str, replicas: i32, template: Pod) -> anyhow::Result<Deployment> {
-    let mut meta = template.metadata;
-    meta.name = None;
-    meta.namespace = None;
-    meta.labels
-        .get_or_insert_default()
-        .insert("app".into(), name.into());
-    let mut spec = template.spec.context("scenario pods have a spec")?;
-    spec.node_name = None;
-    spec.node_selector = Some(BTreeMap::from([(OWNER_LABEL.to_string(), ctx.id.clone())]));
-    Ok(serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": meta, "spec": spec}},
-    }))?)
 }

@@ -2,8 +2,6 @@
 //! RestartOwner (one rollout restart for several failing pods). Drain is in drain.rs, a lost
 //! node's pods in lost_node.rs, node jobs in node_jobs.rs, crashes around the call in crash.rs.
 
-use std::collections::BTreeMap;
-
 use anyhow::{Context, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
@@ -11,12 +9,13 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use kube_healer_api::record::ActionPhase;
 use kube_healer_testenv::harness::{Ctx, E2eTest, test};
-use kube_healer_testenv::nodes::OWNER_LABEL;
 use kube_healer_testenv::{Scenario, nodes, scenario_pod, wait};
 use serde_json::json;
 
 use crate::support;
-use support::{HEAL, Operator, create_policy, limits, now_rfc3339, phase_reason, records, selector};
+use support::{
+    HEAL, Operator, create_policy, deployment, limits, now_rfc3339, phase_reason, records, selector,
+};
 
 /// This file's tests, run on the shared cluster by main.rs.
 pub fn tests() -> Vec<E2eTest> {
@@ -27,30 +26,6 @@ pub fn tests() -> Vec<E2eTest> {
             restart_owner,
         ),
     ]
-}
-
-/// A Deployment of `replicas` pods like `template` (a scenario pod), kept on the test's nodes.
-pub(crate) fn deployment(
-    ctx: &Ctx,
-    ns: &str,
-    name: &str,
-    replicas: i32,
-    template: Pod,
-) -> anyhow::Result<Deployment> {
-    let mut meta = template.metadata;
-    meta.name = None;
-    meta.namespace = None;
-    meta.labels
-        .get_or_insert_default()
-        .insert("app".into(), name.into());
-    let mut spec = template.spec.context("scenario pods have a spec")?;
-    spec.node_name = None;
-    spec.node_selector = Some(BTreeMap::from([(OWNER_LABEL.to_string(), ctx.id.clone())]));
-    Ok(serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": meta, "spec": spec}},
-    }))?)
 }
 
 pub(crate) async fn running_pods(pods: &Api<Pod>, app: &str) -> Result<Vec<Pod>, kube::Error> {

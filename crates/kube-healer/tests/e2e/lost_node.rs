@@ -14,9 +14,9 @@ use kube_healer_testenv::harness::{Ctx, E2eTest, test};
 use kube_healer_testenv::{Scenario, nodes, scenario_pod, wait};
 use serde_json::json;
 
-use crate::actions::{deployment, node_of, running_pods};
+use crate::actions::{node_of, running_pods};
 use crate::support;
-use support::{HEAL, Operator, create_policy, phase_reason, records, selector};
+use support::{HEAL, Operator, create_policy, deployment, phase_reason, records, selector};
 
 /// This file's tests, run on the shared cluster by main.rs.
 pub fn tests() -> Vec<E2eTest> {

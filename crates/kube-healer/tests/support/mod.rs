@@ -32,7 +32,7 @@ pub use nodes::{PostedNodes, kernel_deadlock, node_event, ready, unmanaged_node}
 #[allow(unused_imports)]
 pub use operator::{CHART_NAMESPACE, JOBS_NAMESPACE, JOBS_SERVICE_ACCOUNT, Operator};
 #[allow(unused_imports)]
-pub use pods::evicted_pod;
+pub use pods::{deployment, evicted_pod};
 #[allow(unused_imports)]
 pub use policies::{create_policy, limits, selector};
 #[allow(unused_imports)]

@@ -18,3 +18,30 @@ pub async fn evicted_pod(ctx: &Ctx, ns: &str, name: &str, node: &str) -> anyhow:
         .await?;
     Ok(())
 }
+
+/// A Deployment of `replicas` pods like `template` (a scenario pod), kept on the test's nodes.
+pub fn deployment(
+    ctx: &Ctx,
+    ns: &str,
+    name: &str,
+    replicas: i32,
+    template: k8s_openapi::api::core::v1::Pod,
+) -> anyhow::Result<k8s_openapi::api::apps::v1::Deployment> {
+    let mut meta = template.metadata;
+    meta.name = None;
+    meta.namespace = None;
+    meta.labels
+        .get_or_insert_default()
+        .insert("app".into(), name.into());
+    let mut spec = anyhow::Context::context(template.spec, "scenario pods have a spec")?;
+    spec.node_name = None;
+    spec.node_selector = Some(std::collections::BTreeMap::from([(
+        kube_healer_testenv::nodes::OWNER_LABEL.to_string(),
+        ctx.id.clone(),
+    )]));
+    Ok(serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": meta, "spec": spec}},
+    }))?)
+}
