@@ -32,6 +32,11 @@ pub struct ActionProperties {
     pub changes_cluster: bool,
     /// What must be known of the node before it runs, so that no copy of a workload runs twice.
     pub fencing: Fencing,
+    /// Its aim is the pod running again elsewhere (its controller recreates it, the scheduler
+    /// places it): futile for a pod that comes back on the same node (a DaemonSet's, a static
+    /// pod) when the failure is its node's. ForceDelete's aim is the pod's object released when
+    /// its kubelet cannot confirm the end: it stays allowed.
+    pub moves_pod: bool,
 }
 
 impl ActionProperties {
@@ -97,54 +102,54 @@ action_kinds! {
     /// Record only: a HealingAction and a Kubernetes Event on the target, nothing changed.
     Event: [Pod, Node] {
         takes_node_out: false, marks_node: false, removes_target: false, takes_long: false,
-        changes_cluster: false, fencing: Fencing::None
+        changes_cluster: false, fencing: Fencing::None, moves_pod: false
     },
     /// Evict the pod through the Eviction API, which honours PodDisruptionBudgets.
     Evict: [Pod] {
         takes_node_out: false, marks_node: false, removes_target: true, takes_long: true,
-        changes_cluster: true, fencing: Fencing::None
+        changes_cluster: true, fencing: Fencing::None, moves_pod: true
     },
     /// Delete the pod with its grace period (or the one given in `delete`).
     Delete: [Pod] {
         takes_node_out: false, marks_node: false, removes_target: true, takes_long: false,
-        changes_cluster: true, fencing: Fencing::None
+        changes_cluster: true, fencing: Fencing::None, moves_pod: true
     },
     /// Delete with grace period 0, only once the pod is past its deletionTimestamp; a StatefulSet
     /// pod only when its node is gone (deleted, or tainted node.kubernetes.io/out-of-service).
     ForceDelete: [Pod] {
         takes_node_out: false, marks_node: false, removes_target: true, takes_long: false,
-        changes_cluster: true, fencing: Fencing::NodeGone
+        changes_cluster: true, fencing: Fencing::NodeGone, moves_pod: false
     },
     /// Evict or delete a controller-owned pod so that its controller recreates it, optionally away
     /// from its current node.
     Reschedule: [Pod] {
         takes_node_out: false, marks_node: false, removes_target: true, takes_long: true,
-        changes_cluster: true, fencing: Fencing::None
+        changes_cluster: true, fencing: Fencing::None, moves_pod: true
     },
     /// Rollout-restart the pod's Deployment, StatefulSet or DaemonSet.
     RestartOwner: [Pod] {
         takes_node_out: false, marks_node: false, removes_target: false, takes_long: true,
-        changes_cluster: true, fencing: Fencing::None
+        changes_cluster: true, fencing: Fencing::None, moves_pod: false
     },
     /// Mark the node unschedulable. Reverted when the node recovers, if kube-healer cordoned it.
     Cordon: [Node] {
         takes_node_out: true, marks_node: true, removes_target: false, takes_long: false,
-        changes_cluster: true, fencing: Fencing::None
+        changes_cluster: true, fencing: Fencing::None, moves_pod: false
     },
     /// Add a taint to the node. Removed when the node recovers.
     Taint: [Node] {
         takes_node_out: true, marks_node: true, removes_target: false, takes_long: false,
-        changes_cluster: true, fencing: Fencing::None
+        changes_cluster: true, fencing: Fencing::None, moves_pod: false
     },
     /// Cordon, then evict every pod except DaemonSet and mirror pods, within a timeout.
     Drain: [Node] {
         takes_node_out: true, marks_node: true, removes_target: false, takes_long: true,
-        changes_cluster: true, fencing: Fencing::None
+        changes_cluster: true, fencing: Fencing::None, moves_pod: false
     },
     /// Run a node job (a NodeJob the cluster admin defined, named in `runJob`) pinned to the node.
     RunJob: [Node] {
         takes_node_out: true, marks_node: false, removes_target: false, takes_long: true,
-        changes_cluster: true, fencing: Fencing::None
+        changes_cluster: true, fencing: Fencing::None, moves_pod: false
     },
     /// Taint the node node.kubernetes.io/out-of-service=nodeshutdown:NoExecute: Kubernetes'
     /// non-graceful node shutdown, in which the pod GC force-deletes the node's pods and their
@@ -154,20 +159,20 @@ action_kinds! {
     /// `outOfService.unreachableFor`. Removed when the node is Ready again.
     OutOfService: [Node] {
         takes_node_out: true, marks_node: true, removes_target: false, takes_long: false,
-        changes_cluster: true, fencing: Fencing::NodeShutDown
+        changes_cluster: true, fencing: Fencing::NodeShutDown, moves_pod: false
     },
     /// Hand the node to an external remediator through NodeHealthCheck's contract: a remediation
     /// resource made from `remediate.template`, followed to its Succeeded condition, deleted
     /// when the node has recovered.
     Remediate: [Node] {
         takes_node_out: true, marks_node: true, removes_target: false, takes_long: true,
-        changes_cluster: true, fencing: Fencing::None
+        changes_cluster: true, fencing: Fencing::None, moves_pod: false
     },
     /// Have the node's machine replaced by its owner: a Karpenter NodeClaim deleted, a Cluster
     /// API Machine marked for remediation (or deleted); waits for the node to go.
     Replace: [Node] {
         takes_node_out: true, marks_node: true, removes_target: true, takes_long: true,
-        changes_cluster: true, fencing: Fencing::None
+        changes_cluster: true, fencing: Fencing::None, moves_pod: false
     },
 }
 

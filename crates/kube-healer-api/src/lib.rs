@@ -40,6 +40,11 @@ pub const OPT_OUT_ANNOTATION: &str = "healing.kubehealer.io/opt-out";
 /// reverted on recovery.
 pub const CORDONED_BY_ANNOTATION: &str = "healing.kubehealer.io/cordoned-by";
 pub const TAINTED_BY_ANNOTATION: &str = "healing.kubehealer.io/tainted-by";
+/// On nodes whose kube-healer cordon someone else lifted: `policy=unix-seconds` entries, the
+/// policies whose cordon it was and when kube-healer saw it lifted. It replaces cordoned-by, so
+/// that a later cordon by a person is never taken for kube-healer's, and it keeps the policy
+/// from cordoning the node again for that failure and within its cooldown.
+pub const CORDON_LIFTED_ANNOTATION: &str = "healing.kubehealer.io/cordon-lifted";
 /// On nodes kube-healer handed to a remediator: `policy=apiVersion/Kind/namespace` entries, one
 /// per remediation resource, deleted when the node has recovered.
 pub const REMEDIATED_BY_ANNOTATION: &str = "healing.kubehealer.io/remediated-by";

@@ -337,6 +337,11 @@ pub struct Safety {
     #[x_kube(validation = Rule::new("type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')")
         .message("must be a count (0 or more) or a percent from 0% to 100%, such as 3 or 30%"))]
     pub max_unhealthy: Option<IntOrString>,
+    /// How long the pods of a node under someone else's planned disruption (lost with it,
+    /// stuck terminating on it, left by it) are left to that maintenance before this policy
+    /// acts on them (default 1h). The node itself gets no node action while it lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance_grace: Option<Duration>,
 }
 
 impl Safety {
@@ -348,6 +353,15 @@ impl Safety {
     pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(600);
     pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
     pub const DEFAULT_MAX_UNHEALTHY_PERCENT: u32 = 30;
+    pub const DEFAULT_MAINTENANCE_GRACE: Duration = Duration::from_secs(3600);
+
+    /// The maintenance grace in seconds (the default when unset).
+    pub fn maintenance_grace_secs(&self) -> i64 {
+        self.maintenance_grace
+            .unwrap_or(Self::DEFAULT_MAINTENANCE_GRACE)
+            .as_std()
+            .as_secs() as i64
+    }
 
     /// The cooldown in seconds (the default when unset).
     pub fn cooldown_secs(&self) -> i64 {

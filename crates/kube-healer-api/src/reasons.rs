@@ -30,6 +30,15 @@ pub const PAUSED: &str = "Paused";
 pub const PROTECTED: &str = "Protected";
 /// One cause hits many targets at once (a correlated finding); per-target actions are held.
 pub const CORRELATED: &str = "Correlated";
+/// The node is under planned disruption (someone else's maintenance: a person's cordon, a drain,
+/// kured, Karpenter, cluster-autoscaler, a NodeMaintenance); the message names the signal.
+pub const MAINTENANCE: &str = "Maintenance";
+/// A person (or another tool) undid what kube-healer did on the target: the person wins, and the
+/// policy does not do it again for the failure, nor within its cooldown.
+pub const OVERRIDDEN: &str = "Overridden";
+/// What the action would do was already done by someone else (a node cordoned or tainted by a
+/// person): nothing changed, and kube-healer did not take it as its own.
+pub const ALREADY_DONE: &str = "AlreadyDone";
 /// A safety rule of the action itself refused it (for example ForceDelete of a StatefulSet pod
 /// whose node is not confirmed gone).
 pub const UNSAFE: &str = "Unsafe";
@@ -58,6 +67,10 @@ pub enum HoldReason {
     OptedOut,
     /// One cause hits many targets at once: per-target actions are held.
     Correlated,
+    /// The node (the target, or the pod's node) is under someone else's planned disruption.
+    Maintenance,
+    /// A person undid what the policy did on the target: the person wins.
+    Overridden,
     /// The cluster's or the policy's disruption budget is spent.
     BudgetExceeded,
     /// The target reached the policy's maxAttempts for this failure.
@@ -78,6 +91,8 @@ impl HoldReason {
         HoldReason::Suspended,
         HoldReason::OptedOut,
         HoldReason::Correlated,
+        HoldReason::Maintenance,
+        HoldReason::Overridden,
         HoldReason::BudgetExceeded,
         HoldReason::MaxAttempts,
         HoldReason::Cooldown,
@@ -93,6 +108,8 @@ impl HoldReason {
             HoldReason::Suspended => SUSPENDED,
             HoldReason::OptedOut => OPTED_OUT,
             HoldReason::Correlated => CORRELATED,
+            HoldReason::Maintenance => MAINTENANCE,
+            HoldReason::Overridden => OVERRIDDEN,
             HoldReason::BudgetExceeded => BUDGET_EXCEEDED,
             HoldReason::MaxAttempts => MAX_ATTEMPTS,
             HoldReason::Cooldown => COOLDOWN,
@@ -124,6 +141,8 @@ mod tests {
                 "Suspended",
                 "OptedOut",
                 "Correlated",
+                "Maintenance",
+                "Overridden",
                 "BudgetExceeded",
                 "MaxAttempts",
                 "Cooldown",

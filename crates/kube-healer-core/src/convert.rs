@@ -297,13 +297,27 @@ pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, Conve
             heartbeat: c.last_heartbeat_time.as_ref().map(secs),
         })
         .collect();
+    let unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
+    let annotations = meta.annotations.as_ref();
+    let cordon_lifted: Vec<(Shared, Secs)> = crate::marks::cordon_lifted(annotations)
+        .into_iter()
+        .map(|(p, at)| (interner.str(p), at))
+        .collect();
     Ok(NodeView {
         uid: Uid::parse(meta.uid.as_deref().unwrap_or_default()),
         name: interner.str(name),
         labels: interner.labels(meta.labels.as_ref()),
-        unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
-        opted_out: opted_out(meta.annotations.as_ref()),
-        held_by: held_by(meta.annotations.as_ref(), interner),
+        unschedulable,
+        opted_out: opted_out(annotations),
+        held_by: held_by(annotations, unschedulable, &taints, interner),
+        stale_cordon: crate::marks::stale_cordon(annotations, unschedulable),
+        cordoned_by_other: crate::marks::cordoned_by_other(annotations, unschedulable),
+        cordon_lifted: cordon_lifted.into(),
+        annotations: annotations
+            .into_iter()
+            .flat_map(|a| a.keys())
+            .map(|k| interner.str(k))
+            .collect(),
         taints: taints.into(),
         conditions: conditions.into(),
         ready_transitions: Box::new([]),

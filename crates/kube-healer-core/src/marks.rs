@@ -49,18 +49,65 @@ pub fn taint_owners(annotations: Option<&BTreeMap<String, String>>) -> Vec<(&str
 }
 
 /// The policies that hold a node through kube-healer's cordoned-by, tainted-by, remediated-by
-/// and replaced-by annotations.
+/// and replaced-by annotations. A mark is a policy's only while what it marks is there: a
+/// cordon someone else lifted, or a taint someone else removed, holds nothing (see
+/// [`stale_cordon`]).
 pub(crate) fn held_by(
     annotations: Option<&BTreeMap<String, String>>,
+    unschedulable: bool,
+    taints: &[Shared],
     interner: &mut Interner,
 ) -> Box<[Shared]> {
-    let mut policies: Vec<&str> = cordon_owners(annotations);
-    policies.extend(taint_owners(annotations).into_iter().map(|(p, _, _)| p));
+    let mut policies: Vec<&str> = if unschedulable {
+        cordon_owners(annotations)
+    } else {
+        Vec::new()
+    };
+    let tainted = |key: &str, effect: &str| taints.iter().any(|t| t.split_once(':') == Some((key, effect)));
+    policies.extend(
+        taint_owners(annotations)
+            .into_iter()
+            .filter(|(_, k, e)| tainted(k, e))
+            .map(|(p, _, _)| p),
+    );
     policies.extend(remediation_owners(annotations).into_iter().map(|(p, _)| p));
     policies.extend(replace_owners(annotations));
     policies.sort_unstable();
     policies.dedup();
     policies.into_iter().map(|p| interner.str(p)).collect()
+}
+
+/// kube-healer's cordon mark on a node that is schedulable: someone else lifted the cordon. The
+/// mark must come off at once (replaced by the cordon-lifted annotation), or a person's later
+/// cordon of the node would be taken for kube-healer's and lifted by it.
+pub fn stale_cordon(annotations: Option<&BTreeMap<String, String>>, unschedulable: bool) -> bool {
+    !unschedulable && !cordon_owners(annotations).is_empty()
+}
+
+/// The node is cordoned by someone else: unschedulable with no kube-healer cordon mark, and not
+/// handed by kube-healer to a remediator or a replacement (which cordon the node themselves, on
+/// kube-healer's behalf). kube-healer's taints say nothing of who cordoned it.
+pub fn cordoned_by_other(annotations: Option<&BTreeMap<String, String>>, unschedulable: bool) -> bool {
+    unschedulable
+        && cordon_owners(annotations).is_empty()
+        && remediation_owners(annotations).is_empty()
+        && replace_owners(annotations).is_empty()
+}
+
+/// The policies whose cordon someone else lifted, and when kube-healer saw it: the node's
+/// cordon-lifted annotation, `policy=unix-seconds` entries separated by commas.
+pub fn cordon_lifted(annotations: Option<&BTreeMap<String, String>>) -> Vec<(&str, i64)> {
+    annotations
+        .and_then(|a| a.get(kube_healer_api::CORDON_LIFTED_ANNOTATION))
+        .map(|v| {
+            v.split(',')
+                .filter_map(|entry| {
+                    let (policy, at) = entry.trim().split_once('=')?;
+                    Some((policy, at.trim().parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The remediation resources kube-healer handed the node to, and the policy of each: its

@@ -337,8 +337,17 @@ pub struct NodeView {
     pub unschedulable: bool,
     pub opted_out: bool,
     /// The policies whose cordon or taint keeps the node out of service (kube-healer's
-    /// cordoned-by and tainted-by annotations).
+    /// cordoned-by and tainted-by annotations, while the cordon or taint is there).
     pub held_by: Box<[Shared]>,
+    /// kube-healer's cordon mark is on the node, but the node is schedulable: someone else
+    /// lifted the cordon.
+    pub stale_cordon: bool,
+    /// The node is cordoned by someone else (see `marks::cordoned_by_other`).
+    pub cordoned_by_other: bool,
+    /// The policies whose cordon someone else lifted, and when that was seen.
+    pub cordon_lifted: Box<[(Shared, Secs)]>,
+    /// The node's annotation keys (their presence is what planned-disruption signals read).
+    pub annotations: Box<[Shared]>,
     /// Taint keys with their effects, `key:Effect`.
     pub taints: Box<[Shared]>,
     pub conditions: Box<[NodeCondition]>,
@@ -355,6 +364,14 @@ impl NodeView {
     /// Ready status; a node that reports no Ready condition is Unknown.
     pub fn ready(&self) -> Status {
         self.condition("Ready").map_or(Status::Unknown, |c| c.status)
+    }
+
+    pub fn has_annotation(&self, key: &str) -> bool {
+        self.annotations.iter().any(|a| &**a == key)
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.iter().find(|(k, _)| &**k == key).map(|(_, v)| &**v)
     }
 
     pub fn has_taint(&self, key: &str) -> bool {

@@ -237,15 +237,18 @@ fn max_unhealthy_stops_node_actions() {
 
 #[test]
 fn the_cluster_disruption_budget_holds_new_nodes_out_of_service_and_lets_held_ones_go_on() {
-    use kube_healer_core::decide::{OutOfService, budget_count};
+    use kube_healer_core::decide::{OutCount, OutOfService, budget_count};
     let s = node_spec(json!("100%"));
-    let budget = |held: usize, target_held: bool| Facts {
+    let budget = |held: usize, target_out: bool| Facts {
         now: T,
         out_of_service: Some(OutOfService {
-            held,
+            out: OutCount {
+                kube_healer: held,
+                ..Default::default()
+            },
             limit: 2,
             configured: "2".into(),
-            target_held,
+            target_out,
         }),
         ..Default::default()
     };

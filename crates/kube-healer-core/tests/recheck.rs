@@ -43,6 +43,7 @@ fn seen_pod(condition: CompiledCondition, pod: &PodView, node: Option<&NodeView>
         )
         .expect("the decision's finding");
     Seen {
+        planned: Default::default(),
         condition,
         episode: found.since,
         pod: Some(pod.clone()),
@@ -117,6 +118,7 @@ fn a_node_that_recovered_or_failed_anew_is_not_acted_on() {
     };
     let decided = node_of(not_ready(-900));
     let seen = Seen {
+        planned: Default::default(),
         condition: condition("Node", "NodeNotReady"),
         episode: NOW - 900,
         pod: None,
@@ -274,6 +276,7 @@ fn a_probe_failure_is_rechecked_on_the_events_the_decision_saw() {
             .unwrap(),
     ];
     let seen = Seen {
+        planned: Default::default(),
         condition: condition("Pod", "ProbeFailure"),
         episode: NOW - 1200,
         pod: Some(decided),

@@ -139,13 +139,13 @@ fn unhealthy_nodes_are_counted_among_those_the_policy_selects_and_only_for_node_
     // another policy's hold is that policy's.
     let mut held = nodes.clone();
     let ours = serde_json::from_value(json!({"metadata": {"name": "a3", "labels": {"pool": "a"},
-        "annotations": {kube_healer_api::CORDONED_BY_ANNOTATION: "other,n"}}}))
+        "annotations": {kube_healer_api::CORDONED_BY_ANNOTATION: "other,n"}}, "spec": {"unschedulable": true}}))
     .unwrap();
     held[2] = node_view(&ours, &mut interner).unwrap();
     let never = |_: &kube_healer_core::view::NodeView| false;
     assert_eq!(count_unhealthy_nodes(&held, &policy, never, never), (1, 3));
     let theirs = serde_json::from_value(json!({"metadata": {"name": "a3", "labels": {"pool": "a"},
-        "annotations": {kube_healer_api::CORDONED_BY_ANNOTATION: "other"}}}))
+        "annotations": {kube_healer_api::CORDONED_BY_ANNOTATION: "other"}}, "spec": {"unschedulable": true}}))
     .unwrap();
     held[2] = node_view(&theirs, &mut interner).unwrap();
     assert_eq!(count_unhealthy_nodes(&held, &policy, never, never), (0, 3));
@@ -375,7 +375,13 @@ fn nodes_down_together_hold_the_pods_lost_with_them_and_only_those() {
 #[test]
 fn a_node_is_held_by_the_policies_its_kube_healer_annotations_name() {
     let mut interner = Interner::default();
-    let mut n = node("h", "a", json!([]));
+    // A mark holds while what it marks is there: the node is cordoned and carries the taint.
+    let mut n = node(
+        "h",
+        "a",
+        json!([{"key": "kube-healer/unhealthy", "effect": "NoSchedule"}]),
+    );
+    n.spec.as_mut().unwrap().unschedulable = Some(true);
     n.metadata.annotations = Some(
         [
             (
@@ -392,6 +398,9 @@ fn a_node_is_held_by_the_policies_its_kube_healer_annotations_name() {
     let view = node_view(&n, &mut interner).unwrap();
     let held: Vec<&str> = view.held_by.iter().map(|p| &**p).collect();
     assert_eq!(held, ["cordoner", "tainter"]);
+    // Someone uncordoned it and removed the taint: the marks hold nothing.
+    n.spec = None;
+    assert!(node_view(&n, &mut interner).unwrap().held_by.is_empty());
     let plain = node_view(&node("p", "a", json!([])), &mut interner).unwrap();
     assert!(plain.held_by.is_empty());
 }
@@ -421,7 +430,12 @@ fn a_cordon_and_a_taint_may_be_held_by_several_policies() {
         ],
         "an entry that does not parse is left out"
     );
-    let mut n = node("m", "a", json!([]));
+    let mut n = node(
+        "m",
+        "a",
+        json!([{"key": "kube-healer/unhealthy", "effect": "NoSchedule"}]),
+    );
+    n.spec.as_mut().unwrap().unschedulable = Some(true);
     n.metadata.annotations = Some(annotations);
     let view = node_view(&n, &mut Interner::default()).unwrap();
     let held: Vec<&str> = view.held_by.iter().map(|p| &**p).collect();
@@ -443,7 +457,12 @@ fn a_remediated_node_is_held_by_the_policy_that_handed_it_over() {
     assert_eq!(owners.len(), 1, "an entry that does not parse is left out");
     assert_eq!(owners[0].0, "reboot");
     assert_eq!(owners[0].1.kind, "SelfNodeRemediation");
-    let mut n = node("m", "a", json!([]));
+    let mut n = node(
+        "m",
+        "a",
+        json!([{"key": "kube-healer/unhealthy", "effect": "NoSchedule"}]),
+    );
+    n.spec.as_mut().unwrap().unschedulable = Some(true);
     n.metadata.annotations = Some(annotations);
     let view = node_view(&n, &mut Interner::default()).unwrap();
     let held: Vec<&str> = view.held_by.iter().map(|p| &**p).collect();

@@ -138,6 +138,7 @@ fn the_recheck_holds_it_when_the_lease_reads_back_renewed() {
             "actions": [{"action": "OutOfService"}]}}))
     .unwrap();
     let seen = Seen {
+        planned: Default::default(),
         condition: CompiledPolicy::compile(&policy).unwrap().conditions.remove(0),
         episode: NOW - 600,
         pod: None,

@@ -27,6 +27,7 @@ impl Run {
             Work::Act(req) => self.execute(*req),
             Work::Revert { policy, node } => self.revert(&policy, &node),
             Work::DeleteRecord { name } => self.record_deleted(&name),
+            Work::CordonLifted { node } => self.cordon_lifted(&node),
             // An avoid taint expiring, a batch or a record left by a process that ended: none
             // of what a history makes.
             Work::Unavoid { .. } | Work::ResumeBatch { .. } | Work::FinishUnfinished { .. } => {}
@@ -229,6 +230,16 @@ impl Run {
         objects::merge(&mut value, patch);
         node.obj = serde_json::from_value(value).expect("a patched node");
         self.world.node_changed(name);
+    }
+
+    /// Someone lifted kube-healer's cordon: the live acknowledgement's patch.
+    fn cordon_lifted(&mut self, name: &str) {
+        let Some(node) = self.world.nodes.get(name) else {
+            return;
+        };
+        if let Some((patch, _)) = node_act::cordon_lift_patch(&node.obj, self.world.now) {
+            self.patch_node(name, &patch);
+        }
     }
 
     /// The policy lets go of the node: the live revert's patch (no remediation in a history).

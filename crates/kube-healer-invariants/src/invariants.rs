@@ -66,9 +66,11 @@ impl Invariant {
     /// not fail the quick run, until then).
     pub fn awaits(self) -> Option<u32> {
         match self {
-            Invariant::DisruptionBudget | Invariant::PlannedDisruption | Invariant::OnlyOwnMarks => Some(31),
             Invariant::LiftOnEvidence => Some(32),
-            Invariant::FreshData
+            Invariant::DisruptionBudget
+            | Invariant::PlannedDisruption
+            | Invariant::OnlyOwnMarks
+            | Invariant::FreshData
             | Invariant::CorrelatedPods
             | Invariant::CorrelatedNodes
             | Invariant::Fencing

@@ -68,6 +68,8 @@ pub struct Config {
     pub clear_debounce: std::time::Duration,
     /// When pods failing alike are one cause.
     pub pods_alike: kube_healer_core::PodsAlike,
+    /// In-house maintenance tooling's signals, beside the built-in ones.
+    pub planned: kube_healer_core::decide::PlannedSignals,
     /// Whose events about nodes are evidence.
     pub event_trust: kube_healer_core::trust::EventTrust,
     /// The memory the event index may take, in bytes.
@@ -210,6 +212,7 @@ fn configured(engine: engine::Engine, config: Config) -> engine::Engine {
         .with_pool_label(config.node_pool_label)
         .with_clear_debounce(config.clear_debounce)
         .with_pods_alike(config.pods_alike)
+        .with_planned(config.planned)
         .with_event_trust(config.event_trust)
         .with_event_budget(config.event_memory_bytes)
 }

@@ -59,6 +59,10 @@ pub enum Work {
         policy: String,
         node: String,
     },
+    /// Someone lifted kube-healer's cordon on the node: record it there (the mark comes off).
+    CordonLifted {
+        node: String,
+    },
     /// Reschedule's avoid taint on the node expired: remove it.
     Unavoid {
         node: String,

@@ -3,7 +3,8 @@
 
 use kube_healer_core::decide::{Budget, decide as core_decide};
 use kube_healer_core::decide::{
-    DOWN_CLASSES, Decision, Facts, Ladder, count_unhealthy_nodes, guard, unsafe_for_target,
+    DOWN_CLASSES, Decision, Facts, Ladder, PlannedSignals, count_unhealthy_nodes, guard, overridden,
+    under_maintenance, unsafe_for_target,
 };
 use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::{NodeView, Secs};
@@ -33,14 +34,22 @@ impl Decider<'_> {
             TargetView::Pod(p) => p.opted_out,
             TargetView::Node(n) => n.opted_out,
         };
-        let facts = Facts::about(now, policy, finding, opted_out, self.correlated, || {
+        let mut facts = Facts::about(now, policy, finding, opted_out, self.correlated, || {
             unhealthy_nodes(snapshot, policy, now)
         });
+        // Someone else's work on the node, by the built-in signals (the operator's configured
+        // ones are its flags, not known here); the failure's episode starts with it.
+        let (spec, name) = (&policy.policy.spec, policy.policy.metadata.name.as_deref());
+        let signals = PlannedSignals::default();
+        let when = (finding.since, now);
+        facts.maintenance = under_maintenance(spec, finding, target, snapshot, &signals, when);
+        facts.overridden = overridden(spec, name.unwrap_or_default(), target, when);
         let due = finding.due_at(policy.conditions[condition].for_secs);
         let decision = core_decide(&policy.policy.spec, due, ladder, budget, &facts);
         guard(decision, |step, action| {
             let spec = &policy.policy.spec;
-            unsafe_for_target(spec, step, action, target, snapshot, &finding.subject, now)
+            let about = (&finding.subject, finding.class);
+            unsafe_for_target(spec, (step, action), target, snapshot, about, now)
         })
     }
 }

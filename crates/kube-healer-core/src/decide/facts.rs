@@ -3,9 +3,10 @@
 
 use kube_healer_api::{FailureClass, TargetKind};
 
+use super::planned::{HeldFor, PlannedSignals, planned_disruption};
 use crate::finding::{Correlated, Finding};
 use crate::policy::CompiledPolicy;
-use crate::view::{NodeView, Secs};
+use crate::view::{NodeView, Secs, Status};
 
 /// The classes that make a node count as unhealthy for maxUnhealthy.
 pub const DOWN_CLASSES: &[FailureClass] = &[FailureClass::NodeNotReady, FailureClass::NodeUnreachable];
@@ -22,6 +23,11 @@ pub struct Facts {
     pub opted_out: bool,
     /// A correlated finding covers this one (its message).
     pub correlated: Option<String>,
+    /// The target's node is under someone else's planned disruption (see
+    /// [`super::under_maintenance`]).
+    pub maintenance: Option<HeldFor>,
+    /// Someone else undid the policy's work on the target (see [`super::overridden`]).
+    pub overridden: Option<HeldFor>,
     /// Node policies: (unhealthy nodes, nodes the policy selects).
     pub unhealthy_nodes: Option<(usize, usize)>,
     /// Node policies under a cluster-wide disruption budget: how many nodes kube-healer holds
@@ -32,18 +38,103 @@ pub struct Facts {
     pub inherited_in_flight: u32,
 }
 
-/// The cluster-wide disruption budget: the nodes kube-healer may keep out of service at once
-/// (cordoned, tainted, draining, or running a node job), across all its policies.
+/// The cluster-wide disruption budget, a floor on the cluster's availability: how many nodes
+/// may be out of service at once, whoever took them out (kube-healer, a person, planned
+/// maintenance, or a node not Ready). An action on a node already out adds nothing to the
+/// count; one on a Ready, schedulable node adds one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutOfService {
-    /// Nodes kept out of service now.
-    pub held: usize,
+    /// Nodes out of service now, by why.
+    pub out: OutCount,
     /// The budget, as a node count.
     pub limit: usize,
     /// The budget as configured (for messages), e.g. "10%".
     pub configured: String,
-    /// The target is one of the nodes held (acting on it again takes no more of the budget).
-    pub target_held: bool,
+    /// The target is out of service already (acting on it takes no more of the budget).
+    pub target_out: bool,
+}
+
+/// Why a node is out of service, for the budget; the first that applies names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutBy {
+    /// One of kube-healer's policies holds it (cordoned, tainted, handed to a remediator,
+    /// replaced), or an out-of-service action was just sent for it.
+    KubeHealer,
+    /// Someone else's planned disruption: a cordon, a maintenance taint.
+    Maintenance,
+    /// Not Ready (its kubelet is silent or says so): it serves nothing.
+    NotReady,
+}
+
+impl OutBy {
+    pub const ALL: [OutBy; 3] = [OutBy::KubeHealer, OutBy::Maintenance, OutBy::NotReady];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OutBy::KubeHealer => "kube-healer",
+            OutBy::Maintenance => "maintenance",
+            OutBy::NotReady => "not-ready",
+        }
+    }
+
+    /// Why the node is out of service, if it is. `held`: one of this operator's policies holds
+    /// it (the caller knows which policies are its own, and what it just sent).
+    pub fn of(node: &NodeView, held: bool, signals: &PlannedSignals) -> Option<OutBy> {
+        if held {
+            Some(OutBy::KubeHealer)
+        } else if node.unschedulable || planned_disruption(node, signals).is_some() {
+            Some(OutBy::Maintenance)
+        } else if node.ready() != Status::True {
+            Some(OutBy::NotReady)
+        } else {
+            None
+        }
+    }
+}
+
+/// Nodes out of service, by why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutCount {
+    pub kube_healer: usize,
+    pub maintenance: usize,
+    pub not_ready: usize,
+}
+
+impl OutCount {
+    pub fn add(&mut self, by: OutBy) {
+        *self.get_mut(by) += 1;
+    }
+
+    fn get_mut(&mut self, by: OutBy) -> &mut usize {
+        match by {
+            OutBy::KubeHealer => &mut self.kube_healer,
+            OutBy::Maintenance => &mut self.maintenance,
+            OutBy::NotReady => &mut self.not_ready,
+        }
+    }
+
+    pub fn get(&self, by: OutBy) -> usize {
+        match by {
+            OutBy::KubeHealer => self.kube_healer,
+            OutBy::Maintenance => self.maintenance,
+            OutBy::NotReady => self.not_ready,
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.kube_healer + self.maintenance + self.not_ready
+    }
+}
+
+impl std::fmt::Display for OutCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = OutBy::ALL
+            .iter()
+            .filter(|by| self.get(**by) > 0)
+            .map(|by| format!("{} {}", self.get(*by), by.as_str()))
+            .collect();
+        write!(f, "{} ({})", self.total(), parts.join(", "))
+    }
 }
 
 impl Facts {

@@ -18,6 +18,7 @@ mod episode;
 mod facts;
 mod inherited;
 mod ladder;
+mod planned;
 mod recheck;
 mod safety;
 mod shutdown;
@@ -27,13 +28,19 @@ pub use batch::batchable;
 pub use budget::Budget;
 pub use drain::{LeftAlone, left_alone};
 pub use episode::{Recorded, episode_of};
-pub use facts::{DOWN_CLASSES, Facts, OutOfService, correlated_message, count_unhealthy_nodes};
+pub use facts::{
+    DOWN_CLASSES, Facts, OutBy, OutCount, OutOfService, correlated_message, count_unhealthy_nodes,
+};
 pub use inherited::{InFlightMark, inherited_in_flight, parse_until};
 pub use ladder::Ladder;
+pub use planned::{
+    HeldFor, PLANNED_ANNOTATIONS, PLANNED_LABELS, PLANNED_TAINTS, PlannedSignals, overridden,
+    planned_disruption, under_maintenance,
+};
 pub use recheck::{Fresh, Read, Seen, checked_by_version, recheck_node, recheck_pod};
 pub use safety::{
-    OUT_OF_SERVICE, OwnerUnfit, Unsafe, guard, rescheduled_by_controller, restartable_owner, unsafe_for,
-    unsafe_for_target, without_fencing,
+    OUT_OF_SERVICE, OwnerUnfit, Unsafe, futile_move, guard, rescheduled_by_controller, restartable_owner,
+    unsafe_for, unsafe_for_target, without_fencing,
 };
 pub use shutdown::{ShutdownEvidence, unsafe_for_node};
 pub use unfinished::{Acted, removed_elsewhere};
@@ -77,6 +84,7 @@ pub fn decide(
         return Decision::Wait { until: step_due };
     }
     let closed = switched_off(spec, facts)
+        .or_else(|| others_work(facts))
         .or_else(|| held_by_cause_or_budget(spec, action, facts))
         .or_else(|| target_limits(&spec.safety, ladder, facts.now))
         .or_else(|| policy_limits(&spec.safety, budget, facts));
@@ -148,6 +156,25 @@ fn switched_off(spec: &HealingPolicySpec, facts: &Facts) -> Option<Closed> {
     None
 }
 
+/// Someone else's work: the node's planned disruption, a person undoing the policy's work.
+fn others_work(facts: &Facts) -> Option<Closed> {
+    let closed = |reason, held: &HeldFor| Closed {
+        reason,
+        message: held.message.clone(),
+        retry_at: held.retry_at,
+    };
+    let maintenance = facts
+        .maintenance
+        .as_ref()
+        .map(|h| closed(HoldReason::Maintenance, h));
+    maintenance.or_else(|| {
+        facts
+            .overridden
+            .as_ref()
+            .map(|h| closed(HoldReason::Overridden, h))
+    })
+}
+
 /// A cause shared with other targets, the policy's maxUnhealthy, the cluster's disruption budget.
 fn held_by_cause_or_budget(spec: &HealingPolicySpec, action: ActionKind, facts: &Facts) -> Option<Closed> {
     if let Some(message) = &facts.correlated {
@@ -168,14 +195,14 @@ fn held_by_cause_or_budget(spec: &HealingPolicySpec, action: ActionKind, facts: 
     }
     if let Some(budget) = &facts.out_of_service
         && action.properties().takes_node_out
-        && !budget.target_held
-        && budget.held >= budget.limit
+        && !budget.target_out
+        && budget.out.total() >= budget.limit
     {
         return Closed::until_changed(
             HoldReason::BudgetExceeded,
             format!(
-                "kube-healer keeps {} nodes out of service, the cluster's disruption budget ({}: {} nodes): node actions wait",
-                budget.held, budget.configured, budget.limit
+                "{} nodes are out of service, the cluster's disruption budget ({}: {} nodes) counts them all: node actions on nodes still in service wait",
+                budget.out, budget.configured, budget.limit
             ),
         );
     }

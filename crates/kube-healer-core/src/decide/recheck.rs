@@ -8,7 +8,9 @@ use kube_healer_api::{ActionKind, FailureClass, JudgedOn};
 
 use crate::carry::{carry_lease, carry_node, carry_pod};
 use crate::cluster::Snapshot;
-use crate::decide::{ShutdownEvidence, unsafe_for, unsafe_for_node};
+use crate::decide::{
+    PlannedSignals, ShutdownEvidence, futile_move, planned_disruption, unsafe_for, unsafe_for_node,
+};
 use crate::finding::Subject;
 use crate::policy::{CompiledCondition, TargetView};
 use crate::view::{EventView, LeaseView, NodeView, PodView, Secs};
@@ -33,6 +35,8 @@ pub struct Seen {
     pub without_fencing: bool,
     /// The evidence of a shutdown the step asks for (OutOfService).
     pub shutdown: ShutdownEvidence,
+    /// In-house maintenance tooling's signals (node decisions recheck planned disruption).
+    pub planned: std::sync::Arc<PlannedSignals>,
 }
 
 /// A fresh read of an object.
@@ -59,6 +63,10 @@ pub enum Fresh {
     Cleared(String),
     /// The target opted out of healing since the decision (its owner's word: no call).
     OptedOut(String),
+    /// The node was taken into someone else's planned disruption since the decision.
+    Maintenance(String),
+    /// Someone undid kube-healer's work on the node since the decision (the person wins).
+    Overridden(String),
 }
 
 /// Whether a class's start can move while the failure lasts (counted over a sliding window):
@@ -122,15 +130,11 @@ pub fn recheck_pod(
     snapshot.nodes_known = nodes_known;
     snapshot.leases_seen_renewing = seen.leases_seen_renewing;
     let pod = &snapshot.pods[0];
+    let subject = Subject::pod(pod);
     match verdict(seen, TargetView::Pod(pod), &snapshot, now) {
-        Fresh::Holds => match unsafe_for(
-            pod,
-            &snapshot,
-            &Subject::pod(pod),
-            action,
-            seen.without_fencing,
-            now,
-        ) {
+        Fresh::Holds => match futile_move(pod, &subject, seen.condition.class, action)
+            .or_else(|| unsafe_for(pod, &snapshot, &subject, action, seen.without_fencing, now))
+        {
             Some(why) => Fresh::Unsafe(why),
             None => Fresh::Holds,
         },
@@ -169,12 +173,29 @@ pub fn recheck_node(
     snapshot.leases_seen_renewing = seen.leases_seen_renewing;
     let node = &snapshot.nodes[0];
     match verdict(seen, TargetView::Node(node), &snapshot, now) {
-        Fresh::Holds => match unsafe_for_node(node, &snapshot, action, seen.shutdown, now) {
-            Some(why) => Fresh::Unsafe(why.message),
-            None => Fresh::Holds,
-        },
+        Fresh::Holds => others_work(node, &seen.planned)
+            .or_else(|| {
+                unsafe_for_node(node, &snapshot, action, seen.shutdown, now)
+                    .map(|why| Fresh::Unsafe(why.message))
+            })
+            .unwrap_or(Fresh::Holds),
         other => other,
     }
+}
+
+/// Someone else's work on the node, read afresh: a planned disruption begun, or kube-healer's
+/// cordon lifted, since the decision.
+fn others_work(node: &NodeView, planned: &PlannedSignals) -> Option<Fresh> {
+    if node.stale_cordon {
+        return Some(Fresh::Overridden(
+            "read afresh right before the call, someone had uncordoned it since kube-healer's cordon: the person wins".into(),
+        ));
+    }
+    planned_disruption(node, planned).map(|signal| {
+        Fresh::Maintenance(format!(
+            "read afresh right before the call, it is under planned disruption: {signal}"
+        ))
+    })
 }
 
 fn verdict(seen: &Seen, target: TargetView<'_>, snapshot: &Snapshot, now: Secs) -> Fresh {

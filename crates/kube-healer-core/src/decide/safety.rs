@@ -1,7 +1,7 @@
 //! Whether an action is safe for a target right now, whatever its policy says: the last word
 //! before a decision is carried out.
 
-use kube_healer_api::{ActionKind, Fencing, HealingPolicySpec};
+use kube_healer_api::{ActionKind, FailureClass, Fencing, HealingPolicySpec};
 
 use super::Decision;
 use super::shutdown::{ShutdownEvidence, unsafe_for_node};
@@ -22,17 +22,17 @@ pub struct Unsafe {
 /// operator's gate and the CLI (`unsafe_for` for pods, `unsafe_for_node` for nodes).
 pub fn unsafe_for_target(
     spec: &HealingPolicySpec,
-    step: usize,
-    action: ActionKind,
+    (step, action): (usize, ActionKind),
     target: TargetView<'_>,
     cluster: &impl ClusterView,
-    subject: &Subject,
+    (subject, class): (&Subject, FailureClass),
     now: Secs,
 ) -> Option<Unsafe> {
     match target {
         TargetView::Pod(pod) => {
             let unfenced = without_fencing(spec, step);
-            let message = unsafe_for(pod, cluster, subject, action, unfenced, now)?;
+            let message = futile_move(pod, subject, class, action)
+                .or_else(|| unsafe_for(pod, cluster, subject, action, unfenced, now))?;
             Some(Unsafe {
                 message,
                 retry_at: None,
@@ -42,6 +42,32 @@ pub fn unsafe_for_target(
             let evidence = ShutdownEvidence::of(spec, step);
             unsafe_for_node(node, cluster, action, evidence, now)
         }
+    }
+}
+
+/// Why moving this pod off its node cannot help, if it cannot: its failure is its node's (lost
+/// with it, stuck terminating on it, left by it), and what owns it brings it back on that same
+/// node (a DaemonSet's pod, a static pod's mirror). Its controller would recreate it in place,
+/// so the failure is the node's to heal (a node policy), not the pod's. ForceDelete, whose aim
+/// is the pod's object released, is not a move.
+pub fn futile_move(
+    pod: &PodView,
+    subject: &Subject,
+    class: FailureClass,
+    action: ActionKind,
+) -> Option<String> {
+    if !action.properties().moves_pod || !class.properties().inherits_node_cause {
+        return None;
+    }
+    match pod.owner {
+        OwnerKind::DaemonSet | OwnerKind::Node => Some(format!(
+            "{subject}: its failure ({class}) is its node's, and {}: {action} cannot help; the node's own policies heal it",
+            match pod.owner {
+                OwnerKind::DaemonSet => "a DaemonSet recreates its pod on the same node",
+                _ => "a static pod comes back on the same node",
+            }
+        )),
+        _ => None,
     }
 }
 

@@ -197,6 +197,8 @@ async fn recheck_then_call(io: &Io<'_>, req: &ActionRequest, resumed: bool, star
         Ok(Fresh::Cleared(why)) => skipped(reasons::RECOVERED, format!("not carried out: {why}")),
         Ok(Fresh::Unsafe(why)) => skipped(reasons::UNSAFE, format!("not carried out: {why}")),
         Ok(Fresh::OptedOut(why)) => skipped(reasons::OPTED_OUT, format!("not carried out: {why}")),
+        Ok(Fresh::Maintenance(why)) => skipped(reasons::MAINTENANCE, format!("not carried out: {why}")),
+        Ok(Fresh::Overridden(why)) => skipped(reasons::OVERRIDDEN, format!("not carried out: {why}")),
         // Finishing a decision of a process that ended: its call may have been made already.
         Ok(Fresh::Gone(how)) if resumed && req.spec.action.properties().removes_target => Some(Outcome::new(
             ActionPhase::Succeeded,

@@ -9,7 +9,8 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube_healer_api::action::TaintParams;
 use kube_healer_api::record::ActionPhase;
 use kube_healer_api::{
-    AVOID_TAINT, CORDONED_BY_ANNOTATION, HealingActionSpec, TAINTED_BY_ANNOTATION, reasons,
+    AVOID_TAINT, CORDON_LIFTED_ANNOTATION, CORDONED_BY_ANNOTATION, HealingActionSpec, TAINTED_BY_ANNOTATION,
+    reasons,
 };
 use serde_json::json;
 
@@ -122,13 +123,30 @@ pub fn cordon_patch(node: &Node, spec: &HealingActionSpec) -> Option<(serde_json
 }
 
 pub async fn cordon(client: &Client, spec: &HealingActionSpec) -> Outcome {
+    let by_other = std::sync::atomic::AtomicBool::new(false);
     let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
+        let unschedulable = node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+        by_other.store(
+            unschedulable && cordon_owners(node.metadata.annotations.as_ref()).is_empty(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         cordon_patch(node, spec)
     })
     .await;
+    if matches!(result, Ok(None)) && by_other.load(std::sync::atomic::Ordering::Relaxed) {
+        return already_done(format!(
+            "{} was already cordoned by someone else: nothing changed, and the cordon is not kube-healer's",
+            spec.target.reference
+        ));
+    }
     outcome(result, || {
         format!("{} was already cordoned", spec.target.reference)
     })
+}
+
+/// What the action would do was done by someone else: Skipped, nothing taken as kube-healer's.
+fn already_done(message: String) -> Outcome {
+    Outcome::new(ActionPhase::Skipped, reasons::ALREADY_DONE, message, 1)
 }
 
 /// The taint of Kubernetes' non-graceful node shutdown, as its documentation writes it.
@@ -192,10 +210,28 @@ pub fn taint_patch(
 }
 
 pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParams) -> Outcome {
+    let by_other = std::sync::atomic::AtomicBool::new(false);
     let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
+        let (key, effect) = (taint.key.as_str(), taint.effect.as_str());
+        let present = taints_without(node, |_| false)
+            .iter()
+            .any(|t| t.key == key && t.effect == effect);
+        let entries = taint_owners(node.metadata.annotations.as_ref());
+        by_other.store(
+            present && !entries.iter().any(|(_, k, e)| (*k, *e) == (key, effect)),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         taint_patch(node, spec, taint)
     })
     .await;
+    if matches!(result, Ok(None)) && by_other.load(std::sync::atomic::Ordering::Relaxed) {
+        return already_done(format!(
+            "{} already had the taint {}:{}, put there by someone else: nothing changed, and the taint is not kube-healer's",
+            spec.target.reference,
+            taint.key,
+            taint.effect.as_str()
+        ));
+    }
     outcome(result, || {
         format!("{} already had the taint", spec.target.reference)
     })
@@ -317,6 +353,62 @@ impl Change<'_> {
                 false => format!("left the taint {key}:{effect} to the policies that still hold it"),
             });
         }
+    }
+}
+
+/// The patch that records a cordon of kube-healer's lifted by someone else (None: the node is
+/// cordoned again, or carries no mark of kube-healer's cordon): the cordoned-by mark comes off,
+/// so that a later cordon by a person is never taken for kube-healer's, and the cordon-lifted
+/// annotation names the policies whose cordon it was and when (`now`), which keeps them from
+/// cordoning it again for that failure and within their cooldown.
+pub fn cordon_lift_patch(n: &Node, now: i64) -> Option<(serde_json::Value, String)> {
+    let annotations = n.metadata.annotations.as_ref();
+    let unschedulable = n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+    if !kube_healer_core::marks::stale_cordon(annotations, unschedulable) {
+        return None;
+    }
+    let owners = cordon_owners(annotations);
+    let mut lifted: Vec<(&str, i64)> = kube_healer_core::marks::cordon_lifted(annotations)
+        .into_iter()
+        .filter(|(p, _)| !owners.contains(p))
+        .collect();
+    lifted.extend(owners.iter().map(|p| (*p, now)));
+    let entries: Vec<String> = lifted.iter().map(|(p, at)| format!("{p}={at}")).collect();
+    Some((
+        json!({"metadata": {"annotations": {
+            CORDONED_BY_ANNOTATION: null,
+            CORDON_LIFTED_ANNOTATION: entries.join(","),
+        }}}),
+        format!(
+            "someone uncordoned the node that {} had cordoned: the person wins, and the cordon is no longer kube-healer's",
+            owners.join(", ")
+        ),
+    ))
+}
+
+/// Records on the node that someone lifted kube-healer's cordon, and tells it as an event.
+pub async fn acknowledge_lift(client: &Client, recorder: &Recorder, node: &str, now: i64) {
+    match update_node(client, node, None, |n| cordon_lift_patch(n, now)).await {
+        Ok(Some(message)) => {
+            tracing::info!(node, %message, "cordon lifted by someone else");
+            let reference = k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Node".into()),
+                name: Some(node.to_string()),
+                uid: Some(node.to_string()),
+                ..Default::default()
+            };
+            let event = Event {
+                type_: EventType::Normal,
+                reason: "HealingOverridden".into(),
+                note: Some(message),
+                action: "Acknowledge".into(),
+                secondary: None,
+            };
+            let _ = recorder.publish(&event, &reference).await;
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(node, error = %e, "recording the lifted cordon failed"),
     }
 }
 

@@ -1,10 +1,10 @@
-//! The cluster's disruption budget, as the gate counts it: the nodes this operator's policies
-//! keep out of service, from the nodes' own kube-healer annotations (so a restart or failover
-//! starts from the truth), plus the nodes an out-of-service action was just sent for.
+//! The cluster's disruption budget, as the gate counts it: every node out of service, whoever
+//! took it out (see `OutOfService`), from the nodes themselves (so a restart or failover starts
+//! from the truth), plus the nodes an out-of-service action was just sent for.
 
 use std::collections::HashSet;
 
-use kube_healer_core::decide::{OutOfService, budget_count};
+use kube_healer_core::decide::{OutBy, OutCount, OutOfService, budget_count};
 use kube_healer_core::view::{NodeView, Secs};
 
 use super::{Context, Gate};
@@ -27,28 +27,32 @@ impl Gate {
         }
     }
 
-    /// The nodes this operator's policies keep out of service: those whose kube-healer
-    /// annotations name one of its policies, and those an out-of-service action was just sent
-    /// for. Counted from the nodes themselves, so a restart or failover starts from the truth.
+    /// The nodes out of service, whoever took them out: those one of this operator's policies
+    /// holds (by their kube-healer annotations, and those an out-of-service action was just
+    /// sent for), those under someone else's planned disruption, and those not Ready. Counted
+    /// from the nodes themselves, so a restart or failover starts from the truth.
     pub(super) fn out_of_service(&self, node: &str, budget: &str, ctx: &Context<'_>) -> OutOfService {
-        let mut held: HashSet<&str> = ctx
-            .stores
-            .nodes()
-            .filter(|n| held_by_managed(n, ctx.managed))
-            .map(|n| &*n.name)
+        let sent: HashSet<&str> = self
+            .sent_out_of_service
+            .iter()
+            .filter(|(_, at)| **at + SENT_COUNTS_FOR > ctx.now)
+            .map(|(n, _)| &**n)
             .collect();
-        held.extend(
-            self.sent_out_of_service
-                .iter()
-                .filter(|(_, at)| **at + SENT_COUNTS_FOR > ctx.now)
-                .map(|(n, _)| &**n),
-        );
+        let mut out = OutCount::default();
+        let mut target_out = false;
+        for n in ctx.stores.nodes() {
+            let held = held_by_managed(n, ctx.managed) || sent.contains(&*n.name);
+            if let Some(by) = OutBy::of(n, held, &self.planned) {
+                out.add(by);
+                target_out |= *n.name == *node;
+            }
+        }
         let total = kube_healer_core::ClusterView::node_count(ctx.stores);
         OutOfService {
-            held: held.len(),
+            out,
             limit: budget_count(budget, total).unwrap_or(1),
             configured: budget.to_string(),
-            target_held: held.contains(node),
+            target_out,
         }
     }
 }

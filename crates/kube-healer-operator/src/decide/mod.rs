@@ -14,16 +14,18 @@ mod spent;
 mod waiting;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::reasons::HoldReason;
 use kube_healer_api::{ActionKind, HealingPolicySpec};
 use kube_healer_core::decide::{
-    Budget, Decision, Facts, InFlightMark, Ladder, decide, guard, unsafe_for_target,
+    Budget, Decision, Facts, InFlightMark, Ladder, PlannedSignals, decide, guard, overridden,
+    under_maintenance, unsafe_for_target,
 };
 use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::{Secs, Shared};
-use kube_healer_core::{Correlated, CorrelatedCause, Finding, PodsKey};
+use kube_healer_core::{Correlated, CorrelatedCause, PodsKey};
 
 use crate::policy::{DueMatch, Episodes};
 use crate::protocol::{ActionRequest, Hold};
@@ -123,6 +125,8 @@ pub struct Gate {
     pub switches: Switches,
     /// The cluster's disruption budget, as configured ("10%", "3"); None: none.
     pub disruption_budget: Option<String>,
+    /// In-house maintenance tooling's signals, beside the built-in ones.
+    pub planned: Arc<PlannedSignals>,
     /// Nodes an out-of-service action was sent for, and when: kept out of service before their
     /// annotations come back through the watch.
     sent_out_of_service: HashMap<Shared, Secs>,
@@ -244,7 +248,7 @@ impl Gate {
         let spec = &compiled.policy.spec;
         let finding = &due.finding;
         let for_secs = compiled.conditions[due.condition].for_secs;
-        let mut facts = self.facts(target, finding, compiled, ctx);
+        let mut facts = self.facts(target, due, compiled, ctx);
         let (inherited, inherited_until) = self.in_flight.inherited(&due.policy, &finding.subject.uid, now);
         facts.inherited_in_flight = inherited;
         let budget = self.budgets.entry(due.policy.clone()).or_default();
@@ -255,7 +259,14 @@ impl Gate {
                 Target::Pod(ns, name) => ctx.stores.pod_at(ns, name).map(TargetView::Pod),
                 Target::Node(name) => ctx.stores.node_view(name).map(TargetView::Node),
             }?;
-            unsafe_for_target(spec, step, action, view, ctx.stores, &finding.subject, now)
+            unsafe_for_target(
+                spec,
+                (step, action),
+                view,
+                ctx.stores,
+                (&finding.subject, finding.class),
+                now,
+            )
         });
         budget.spend(&decision, now);
         match &decision {
@@ -365,7 +376,15 @@ impl Gate {
         recheck: Option<Secs>,
         ctx: &Context<'_>,
     ) -> Verdict {
-        let request = request::build(compiled, target, due, decided, ctx.stores, ctx.decided_at.clone());
+        let request = request::build(
+            compiled,
+            target,
+            due,
+            decided,
+            ctx.stores,
+            ctx.decided_at.clone(),
+            &self.planned,
+        );
         if request.in_flight() {
             self.in_flight.started(&request.name);
         }
@@ -379,23 +398,29 @@ impl Gate {
     }
 
     /// The facts a decision on this finding reads: the switches, the target's opt-out, the
-    /// correlated cause covering it, and (node policies) the unhealthy nodes and the cluster's
-    /// disruption budget.
-    fn facts(
-        &self,
-        target: &Target,
-        finding: &Finding,
-        compiled: &CompiledPolicy,
-        ctx: &Context<'_>,
-    ) -> Facts {
-        let opted_out = match target {
-            Target::Pod(ns, name) => ctx.stores.pod_at(ns, name).is_some_and(|p| p.opted_out),
-            Target::Node(name) => ctx.stores.node_view(name).is_some_and(|n| n.opted_out),
+    /// correlated cause covering it, someone else's work on its node, and (node policies) the
+    /// unhealthy nodes and the cluster's disruption budget.
+    fn facts(&self, target: &Target, due: &DueMatch, compiled: &CompiledPolicy, ctx: &Context<'_>) -> Facts {
+        let finding = &due.finding;
+        let view = match target {
+            Target::Pod(ns, name) => ctx.stores.pod_at(ns, name).map(TargetView::Pod),
+            Target::Node(name) => ctx.stores.node_view(name).map(TargetView::Node),
+        };
+        let opted_out = match view {
+            Some(TargetView::Pod(p)) => p.opted_out,
+            Some(TargetView::Node(n)) => n.opted_out,
+            None => false,
         };
         let mut facts = Facts::about(ctx.now, compiled, finding, opted_out, ctx.correlated, || {
             (ctx.unhealthy_nodes)(compiled)
         })
         .with_switches(self.switches.paused, self.switches.dry_run);
+        if let Some(view) = view {
+            let spec = &compiled.policy.spec;
+            let when = (due.episode, ctx.now);
+            facts.maintenance = under_maintenance(spec, finding, view, ctx.stores, &self.planned, when);
+            facts.overridden = overridden(spec, &due.policy, view, when);
+        }
         if let (Target::Node(node), Some(budget)) = (target, &self.disruption_budget) {
             facts.out_of_service = Some(self.out_of_service(node, budget, ctx));
         }

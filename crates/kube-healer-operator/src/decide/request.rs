@@ -1,11 +1,14 @@
 //! The request a decision becomes: the HealingAction's spec (what, why, on what evidence) and
 //! what the executor needs to carry it out.
 
+use std::sync::Arc;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::policy::Safety;
 use kube_healer_api::record::Evidence;
 use kube_healer_api::{ActionKind, HealingActionSpec};
 use kube_healer_core::cluster::ClusterView;
+use kube_healer_core::decide::PlannedSignals;
 use kube_healer_core::policy::CompiledPolicy;
 use kube_healer_core::view::Secs;
 
@@ -36,6 +39,7 @@ pub fn build(
     decided: Decided,
     stores: &Stores,
     decided_at: Time,
+    planned: &Arc<PlannedSignals>,
 ) -> ActionRequest {
     let spec = &policy.policy.spec;
     let finding = &due.finding;
@@ -73,7 +77,7 @@ pub fn build(
     let seen = changes
         .then(|| policy.conditions.get(due.condition))
         .flatten()
-        .and_then(|c| seen(c, finding.since, (spec, decided.step), target, stores))
+        .and_then(|c| seen(c, finding.since, (spec, decided.step), target, stores, planned))
         .map(Box::new);
     ActionRequest {
         name,

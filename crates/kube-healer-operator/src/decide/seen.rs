@@ -6,7 +6,9 @@
 
 use kube_healer_api::HealingPolicySpec;
 use kube_healer_core::cluster::ClusterView;
-use kube_healer_core::decide::{Seen, ShutdownEvidence, without_fencing};
+use std::sync::Arc;
+
+use kube_healer_core::decide::{PlannedSignals, Seen, ShutdownEvidence, without_fencing};
 use kube_healer_core::policy::CompiledCondition;
 use kube_healer_core::view::Secs;
 
@@ -19,8 +21,10 @@ pub fn seen(
     (spec, step): (&HealingPolicySpec, usize),
     target: &Target,
     stores: &Stores,
+    planned: &Arc<PlannedSignals>,
 ) -> Option<Seen> {
     let mut seen = Seen {
+        planned: planned.clone(),
         without_fencing: without_fencing(spec, step),
         shutdown: ShutdownEvidence::of(spec, step),
         condition: condition.clone(),

@@ -74,6 +74,9 @@ pub struct Engine {
     /// Holds on nodes (cordons, taints) of policies whose failure is over, let go of and not yet
     /// seen gone: (policy, node) -> when the revert was sent.
     releasing: std::collections::HashMap<(Shared, Shared), Secs>,
+    /// Nodes whose lifted cordon was sent to be recorded, and when (one entry per such node,
+    /// gone once the node shows it).
+    lifts_sent: std::collections::HashMap<Shared, Secs>,
     /// Policies deleted while this process ran: their marks are let go as their nodes recover.
     retired: std::collections::HashSet<String>,
     metrics: Arc<Metrics>,
@@ -108,6 +111,7 @@ impl Engine {
             leader: None,
             is_leader: true,
             releasing: Default::default(),
+            lifts_sent: Default::default(),
             retired: Default::default(),
             metrics,
             clock: Arc::new(WallClock::default()),
@@ -189,6 +193,11 @@ impl Engine {
     }
 
     /// When pods failing alike are one cause (default: core's).
+    pub fn with_planned(mut self, planned: kube_healer_core::decide::PlannedSignals) -> Self {
+        self.gate.planned = std::sync::Arc::new(planned);
+        self
+    }
+
     pub fn with_pods_alike(mut self, pods_alike: kube_healer_core::PodsAlike) -> Self {
         self.knobs.pods_alike = pods_alike;
         self

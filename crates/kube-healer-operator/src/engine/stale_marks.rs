@@ -50,12 +50,40 @@ impl Engine {
         }
     }
 
+    /// Someone lifted a cordon of kube-healer's (the node is schedulable, its mark still
+    /// there): the person wins. The mark comes off at once, recorded on the node as lifted, so
+    /// that the person's next cordon is never taken for kube-healer's; sent again if it has
+    /// not shown within a minute.
+    fn acknowledge_lift(&mut self, node: &Shared, stale: bool, now: Secs) {
+        if !stale {
+            self.lifts_sent.remove(node);
+            return;
+        }
+        if self
+            .lifts_sent
+            .get(node)
+            .is_some_and(|sent| now < sent + REVERT_AGAIN_AFTER)
+        {
+            return;
+        }
+        self.lifts_sent.insert(node.clone(), now);
+        tracing::info!(node = %node, "someone lifted kube-healer's cordon: recording it on the node");
+        self.send(Work::CordonLifted {
+            node: node.to_string(),
+        });
+    }
+
     pub(super) fn release_stale_marks(&mut self, node: &str, now: Secs) {
         if !self.deciding() || self.action_tx.is_none() {
             return;
         }
         let Some(view) = self.stores.node_view(node) else {
             self.releasing.retain(|(_, n), _| &**n != node);
+            self.lifts_sent.remove(node);
+            return;
+        };
+        self.acknowledge_lift(&view.name.clone(), view.stale_cordon, now);
+        let Some(view) = self.stores.node_view(node) else {
             return;
         };
         // Releases sent that took effect are forgotten, and so are those that did not take

@@ -280,6 +280,7 @@ impl Replay {
                 }
                 // Taints expiring, records past retention, batches: the executor's business.
                 Work::Unavoid { .. }
+                | Work::CordonLifted { .. }
                 | Work::DeleteRecord { .. }
                 | Work::ResumeBatch { .. }
                 | Work::FinishUnfinished { .. } => {}

@@ -1,6 +1,7 @@
 //! What a recording keeps of each object: what kube-healer reads (the views' inputs), nothing a
 //! user might not want to ship. Out go managed fields, IP addresses, every annotation but
-//! kube-healer's own and the few it reads, and of a pod's spec everything but its node, its
+//! kube-healer's own and the few it reads (a node's others keep their keys, emptied: a key is
+//! a maintenance signal), and of a pod's spec everything but its node, its
 //! containers' names and images, its grace period and whether it claims volumes: no env values,
 //! no commands, no volume sources (Secrets are never watched). A node keeps its conditions, not
 //! its images or addresses. Events keep their messages: they are the evidence.
@@ -21,7 +22,15 @@ fn keep_only(map: &mut Map<String, Value>, keys: &[&str]) {
     map.retain(|k, _| keys.contains(&k.as_str()));
 }
 
-fn metadata(v: &mut Value) {
+/// Whether an object's other annotations are dropped, or kept by key with their values
+/// emptied (a node's: planned-disruption signals are annotation keys, kured's or configured).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Others {
+    Dropped,
+    KeysOnly,
+}
+
+fn metadata(v: &mut Value, others: Others) {
     let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
@@ -29,7 +38,14 @@ fn metadata(v: &mut Value) {
     meta.remove("resourceVersion");
     meta.remove("selfLink");
     if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-        a.retain(|k, _| k.starts_with("healing.kubehealer.io/") || KEPT_ANNOTATIONS.contains(&k.as_str()));
+        let read = |k: &str| k.starts_with("healing.kubehealer.io/") || KEPT_ANNOTATIONS.contains(&k);
+        match others {
+            Others::Dropped => a.retain(|k, _| read(k)),
+            Others::KeysOnly => a
+                .iter_mut()
+                .filter(|(k, _)| !read(k))
+                .for_each(|(_, v)| *v = Value::String(String::new())),
+        }
         if a.is_empty() {
             meta.remove("annotations");
         }
@@ -45,7 +61,7 @@ fn containers(list: Option<&mut Value>) {
 }
 
 pub fn pod(v: &mut Value) {
-    metadata(v);
+    metadata(v, Others::Dropped);
     if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
         keep_only(
             spec,
@@ -122,7 +138,7 @@ pub fn pod(v: &mut Value) {
 }
 
 pub fn node(v: &mut Value) {
-    metadata(v);
+    metadata(v, Others::KeysOnly);
     if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
         keep_only(spec, &["unschedulable", "taints", "providerID"]);
     }
@@ -132,22 +148,22 @@ pub fn node(v: &mut Value) {
 }
 
 pub fn event(v: &mut Value) {
-    metadata(v);
+    metadata(v, Others::Dropped);
 }
 
 pub fn lease(v: &mut Value) {
-    metadata(v);
+    metadata(v, Others::Dropped);
 }
 
 pub fn namespace(v: &mut Value) {
-    metadata(v);
+    metadata(v, Others::Dropped);
     if let Some(o) = v.as_object_mut() {
         o.remove("spec");
     }
 }
 
 pub fn policy(v: &mut Value) {
-    metadata(v);
+    metadata(v, Others::Dropped);
     if let Some(o) = v.as_object_mut() {
         o.remove("status");
     }
@@ -230,7 +246,7 @@ mod tests {
         assert_eq!(view(&original), view(&trimmed));
         let text = trimmed.to_string();
         assert!(
-            !text.contains("10.1.0.1") && !text.contains("podCIDR") && !text.contains("ttl"),
+            !text.contains("10.1.0.1") && !text.contains("podCIDR") && !text.contains("\"0\""),
             "{text}"
         );
         assert!(text.contains("cluster.x-k8s.io/machine"));

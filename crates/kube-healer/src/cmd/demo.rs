@@ -260,6 +260,7 @@ fn operator_config(port: u16) -> kube_healer_operator::Config {
         node_pool_label: None,
         clear_debounce: std::time::Duration::from_secs(5),
         pods_alike: Default::default(),
+        planned: Default::default(),
         event_trust: Default::default(),
         event_memory_bytes: kube_healer_core::events::EventIndex::DEFAULT_BYTES,
         flight_recorder: None,

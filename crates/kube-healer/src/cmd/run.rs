@@ -60,9 +60,10 @@ pub struct Args {
         default_value = "kube-system"
     )]
     protected_namespaces: Vec<String>,
-    /// The cluster's disruption budget: at most this many nodes, a count or a percent of the
-    /// nodes (at least one), kept out of service at once (cordoned, tainted, draining, running a
-    /// node job) by this operator's policies together.
+    /// The cluster's disruption budget, a floor on its availability: at most this many nodes, a
+    /// count or a percent of the nodes (at least one), out of service at once, whoever took them
+    /// out (kube-healer, a person's cordon, planned maintenance, a node not Ready). A node action
+    /// that would take one more node out waits; one on a node already out adds nothing.
     #[arg(long, env = "KUBE_HEALER_MAX_NODES_OUT_OF_SERVICE", default_value = "10%", value_parser = parse_budget)]
     max_nodes_out_of_service: String,
     /// The node label that names a node's pool (karpenter.sh/nodepool,
@@ -76,6 +77,18 @@ pub struct Args {
     clear_debounce: kube_healer_api::Duration,
     #[command(flatten)]
     pods_alike: super::PodsAlikeArgs,
+    /// Taint keys that in-house tooling puts on a node it takes down on purpose (comma-separated),
+    /// beside the built-in ones (Karpenter, cluster-autoscaler, medik8s): such a node gets no
+    /// node action, and its pods are left to the maintenance for the policy's maintenanceGrace.
+    #[arg(long, env = "KUBE_HEALER_MAINTENANCE_TAINTS", value_delimiter = ',')]
+    maintenance_taints: Vec<String>,
+    /// Annotation keys that say the same (comma-separated), beside kured's.
+    #[arg(long, env = "KUBE_HEALER_MAINTENANCE_ANNOTATIONS", value_delimiter = ',')]
+    maintenance_annotations: Vec<String>,
+    /// Labels that say the same, `key` or `key=value` (comma-separated), beside medik8s's
+    /// exclude-from-remediation.
+    #[arg(long, env = "KUBE_HEALER_MAINTENANCE_LABELS", value_delimiter = ',')]
+    maintenance_labels: Vec<String>,
     /// Whose events about nodes count as evidence: their `source.component` or
     /// `reportingComponent` (comma-separated). Others are ignored and counted
     /// (kube_healer_events_ignored_total).
@@ -183,6 +196,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             node_pool_label: args.node_pool_label.clone().filter(|l| !l.is_empty()),
             clear_debounce: args.clear_debounce.as_std(),
             pods_alike: args.pods_alike.thresholds(),
+            planned: kube_healer_core::decide::PlannedSignals {
+                taints: non_empty(&args.maintenance_taints),
+                annotations: non_empty(&args.maintenance_annotations),
+                labels: non_empty(&args.maintenance_labels),
+            },
             event_trust: kube_healer_core::trust::EventTrust {
                 sources: non_empty(&args.trusted_event_sources),
                 namespaces: non_empty(&args.trusted_event_namespaces),

@@ -141,6 +141,11 @@ impl Lanes {
                 let (client, recorder) = (self.lent.client.clone(), self.lent.recorder.clone());
                 tokio::spawn(async move { node::revert(&client, &recorder, &policy, &node).await });
             }
+            Work::CordonLifted { node } => {
+                let (client, recorder) = (self.lent.client.clone(), self.lent.recorder.clone());
+                let now = self.lent.clock.now();
+                tokio::spawn(async move { node::acknowledge_lift(&client, &recorder, &node, now).await });
+            }
             Work::DeleteRecord { name } => {
                 let records = self.lent.records.clone();
                 tokio::spawn(async move { writer::delete(&records, &name).await });
