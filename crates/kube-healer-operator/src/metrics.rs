@@ -76,6 +76,9 @@ macro_rules! metrics {
         for reason in ["namespace", "source"] {
             self.events_ignored.get_or_create(&Metrics::reason(reason)).inc_by(0);
         }
+        for by in kube_healer_core::decide::OutBy::ALL {
+            self.nodes_out_of_service.get_or_create(&Metrics::reason(by.as_str())).set(0);
+        }
         for reason in [HoldReason::BudgetExceeded, HoldReason::Correlated] {
             self.held_targets.get_or_create(&Metrics::reason(reason.as_str())).set(0);
         }
@@ -157,6 +160,12 @@ metrics! {
     held_targets: Family<ReasonLabel, Gauge> = Family::default(),
         "held_targets",
         "Targets whose latest decision is held, by the hold's reason";
+    /// Nodes out of service, as the cluster's disruption budget counts them, by why (the first
+    /// that applies): kube-healer (one of its policies holds the node), maintenance (a person's
+    /// cordon, a tool's signal), not-ready.
+    nodes_out_of_service: Family<ReasonLabel, Gauge> = Family::default(),
+        "nodes_out_of_service",
+        "Nodes out of service as the disruption budget counts them, by why: kube-healer, maintenance, not-ready";
     /// Decisions that could not be recorded (the record's create failed): none is carried out
     /// unrecorded; each is decided again later.
     records_unwritten: Counter = Counter::default(),

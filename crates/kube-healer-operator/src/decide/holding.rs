@@ -57,6 +57,14 @@ impl Holding {
         });
     }
 
+    /// The targets some policy's latest decision holds for `reason`.
+    pub fn held_for(&self, reason: HoldReason) -> impl Iterator<Item = &Target> + '_ {
+        self.reasons
+            .iter()
+            .filter(move |(_, r)| **r == reason)
+            .map(|((_, t), _)| t)
+    }
+
     /// Held targets by reason (every reason ever held, so that a count back at 0 is reported).
     pub fn counts(&self) -> impl Iterator<Item = (HoldReason, i64)> + '_ {
         self.counts.iter().map(|(r, n)| (*r, *n))

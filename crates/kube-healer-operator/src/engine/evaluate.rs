@@ -2,8 +2,9 @@
 //! match the policies, send what is due to the gate, and set the target's next wake.
 
 use kube_healer_api::FailureClass;
+use kube_healer_api::reasons::HoldReason;
 use kube_healer_core::classify::node::unstarted_since;
-use kube_healer_core::decide::{DOWN_CLASSES, count_unhealthy_nodes};
+use kube_healer_core::decide::{DOWN_CLASSES, OutBy, count_unhealthy_nodes};
 use kube_healer_core::view::{NodeView, Secs};
 use kube_healer_core::{Finding, classify_node, classify_pod};
 
@@ -33,6 +34,44 @@ impl Engine {
         self.is_leader && self.synced.all()
     }
 
+    /// A node went out of service or came back (whoever did it): the targets held by the
+    /// cluster's disruption budget are decided again at once, on the new count (a person's
+    /// uncordon frees a place as kube-healer's revert does). Tracked per node, so that a node's
+    /// status posts that change nothing wake nobody.
+    fn budget_changed(&mut self, node: &str, held: bool, now: Secs) {
+        let by = self
+            .stores
+            .node_view(node)
+            .and_then(|n| OutBy::of(n, held, &self.gate.planned));
+        let before = match by {
+            Some(by) => self.nodes_out.insert(node.into(), by),
+            None => self.nodes_out.remove(node),
+        };
+        if before == by {
+            return;
+        }
+        for by in [before, by].into_iter().flatten() {
+            let count = self.nodes_out.values().filter(|b| **b == by).count();
+            let gauge = self
+                .metrics
+                .nodes_out_of_service
+                .get_or_create(&Metrics::reason(by.as_str()));
+            gauge.set(count as i64);
+        }
+        if before.is_some() == by.is_some() || !self.deciding() {
+            return;
+        }
+        let held: Vec<Target> = self
+            .gate
+            .holding
+            .held_for(HoldReason::BudgetExceeded)
+            .cloned()
+            .collect();
+        for target in held.into_iter().filter(|t| *t != Target::Node(node.into())) {
+            self.timers.schedule(target, now);
+        }
+    }
+
     /// Classifies one target at `now`, decides on what is due, and schedules the next wake.
     pub fn evaluate(&mut self, target: &Target, now: Secs) {
         let mut findings: Vec<Finding> = Vec::new();
@@ -47,6 +86,7 @@ impl Engine {
                 .node_view(name)
                 .is_some_and(|n| held_by_managed(n, &managed));
             self.gate.node_seen(name, held);
+            self.budget_changed(name, held, now);
         }
         next = earliest(next, self.findings.update(target, &findings, now, &self.metrics));
         self.correlation.update(target, &findings);
@@ -216,6 +256,10 @@ impl Engine {
         self.timers.remove(target);
         self.gate.target_gone(target);
         self.count_held();
+        if let Target::Node(name) = target {
+            // A node gone is out of the count: its place may go to a held target.
+            self.budget_changed(name, false, self.clock.now());
+        }
     }
 
     /// The held targets gauge, by reason.

@@ -77,6 +77,9 @@ pub struct Engine {
     /// Nodes whose lifted cordon was sent to be recorded, and when (one entry per such node,
     /// gone once the node shows it).
     lifts_sent: std::collections::HashMap<Shared, Secs>,
+    /// The nodes out of service as last seen, whoever took them out (bounded by the nodes): a
+    /// change wakes the targets the disruption budget holds.
+    nodes_out: std::collections::HashMap<Shared, kube_healer_core::decide::OutBy>,
     /// Policies deleted while this process ran: their marks are let go as their nodes recover.
     retired: std::collections::HashSet<String>,
     metrics: Arc<Metrics>,
@@ -112,6 +115,7 @@ impl Engine {
             is_leader: true,
             releasing: Default::default(),
             lifts_sent: Default::default(),
+            nodes_out: Default::default(),
             retired: Default::default(),
             metrics,
             clock: Arc::new(WallClock::default()),

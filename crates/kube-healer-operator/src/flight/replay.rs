@@ -40,6 +40,7 @@ pub struct Setup {
     pub node_pool_label: Option<String>,
     pub clear_debounce_secs: u64,
     pub pods_alike: kube_healer_core::PodsAlike,
+    pub planned: kube_healer_core::decide::PlannedSignals,
 }
 
 /// One decision the engine made.
@@ -132,7 +133,8 @@ impl Replay {
             .with_disruption_budget(setup.max_nodes_out_of_service.clone())
             .with_pool_label(setup.node_pool_label.clone())
             .with_clear_debounce(std::time::Duration::from_secs(setup.clear_debounce_secs))
-            .with_pods_alike(setup.pods_alike);
+            .with_pods_alike(setup.pods_alike)
+            .with_planned(setup.planned.clone());
         if let Some(ns) = &setup.protected_namespaces {
             engine = engine.with_protected_namespaces(ns.clone());
         }

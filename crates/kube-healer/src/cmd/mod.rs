@@ -37,6 +37,42 @@ impl PodsAlikeArgs {
     }
 }
 
+/// In-house maintenance tooling's signals of planned disruption (the operator's flags, and
+/// replay's, of the same names).
+#[derive(Clone, Debug, clap::Args)]
+pub struct MaintenanceArgs {
+    /// Taint keys that in-house tooling puts on a node it takes down on purpose
+    /// (comma-separated), beside the built-in ones (Karpenter, cluster-autoscaler, medik8s):
+    /// such a node gets no node action, and its pods are left to the maintenance for the
+    /// policy's maintenanceGrace.
+    #[arg(long, env = "KUBE_HEALER_MAINTENANCE_TAINTS", value_delimiter = ',')]
+    pub maintenance_taints: Vec<String>,
+    /// Annotation keys that say the same (comma-separated), beside kured's.
+    #[arg(long, env = "KUBE_HEALER_MAINTENANCE_ANNOTATIONS", value_delimiter = ',')]
+    pub maintenance_annotations: Vec<String>,
+    /// Labels that say the same, `key` or `key=value` (comma-separated), beside medik8s's
+    /// exclude-from-remediation.
+    #[arg(long, env = "KUBE_HEALER_MAINTENANCE_LABELS", value_delimiter = ',')]
+    pub maintenance_labels: Vec<String>,
+}
+
+impl MaintenanceArgs {
+    pub fn signals(&self) -> kube_healer_core::decide::PlannedSignals {
+        let non_empty = |items: &[String]| -> Vec<String> {
+            items
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        kube_healer_core::decide::PlannedSignals {
+            taints: non_empty(&self.maintenance_taints),
+            annotations: non_empty(&self.maintenance_annotations),
+            labels: non_empty(&self.maintenance_labels),
+        }
+    }
+}
+
 /// A client from a kubeconfig path, or the usual inference (in-cluster, $KUBECONFIG,
 /// ~/.kube/config). kube's blanket retry of 429 is off: retries are kube-healer's to decide.
 pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {

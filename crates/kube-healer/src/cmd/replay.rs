@@ -53,6 +53,8 @@ pub struct Args {
     clear_debounce: kube_healer_api::Duration,
     #[command(flatten)]
     pods_alike: super::PodsAlikeArgs,
+    #[command(flatten)]
+    maintenance: super::MaintenanceArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -138,6 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         node_pool_label: args.node_pool_label.clone(),
         clear_debounce_secs: args.clear_debounce.as_std().as_secs(),
         pods_alike: args.pods_alike.thresholds(),
+        planned: args.maintenance.signals(),
     };
     let mut replay = Replay::new(setup, from);
     let mut reader = read::open(&args.recording)?;

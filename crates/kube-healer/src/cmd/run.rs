@@ -77,18 +77,8 @@ pub struct Args {
     clear_debounce: kube_healer_api::Duration,
     #[command(flatten)]
     pods_alike: super::PodsAlikeArgs,
-    /// Taint keys that in-house tooling puts on a node it takes down on purpose (comma-separated),
-    /// beside the built-in ones (Karpenter, cluster-autoscaler, medik8s): such a node gets no
-    /// node action, and its pods are left to the maintenance for the policy's maintenanceGrace.
-    #[arg(long, env = "KUBE_HEALER_MAINTENANCE_TAINTS", value_delimiter = ',')]
-    maintenance_taints: Vec<String>,
-    /// Annotation keys that say the same (comma-separated), beside kured's.
-    #[arg(long, env = "KUBE_HEALER_MAINTENANCE_ANNOTATIONS", value_delimiter = ',')]
-    maintenance_annotations: Vec<String>,
-    /// Labels that say the same, `key` or `key=value` (comma-separated), beside medik8s's
-    /// exclude-from-remediation.
-    #[arg(long, env = "KUBE_HEALER_MAINTENANCE_LABELS", value_delimiter = ',')]
-    maintenance_labels: Vec<String>,
+    #[command(flatten)]
+    maintenance: super::MaintenanceArgs,
     /// Whose events about nodes count as evidence: their `source.component` or
     /// `reportingComponent` (comma-separated). Others are ignored and counted
     /// (kube_healer_events_ignored_total).
@@ -196,11 +186,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             node_pool_label: args.node_pool_label.clone().filter(|l| !l.is_empty()),
             clear_debounce: args.clear_debounce.as_std(),
             pods_alike: args.pods_alike.thresholds(),
-            planned: kube_healer_core::decide::PlannedSignals {
-                taints: non_empty(&args.maintenance_taints),
-                annotations: non_empty(&args.maintenance_annotations),
-                labels: non_empty(&args.maintenance_labels),
-            },
+            planned: args.maintenance.signals(),
             event_trust: kube_healer_core::trust::EventTrust {
                 sources: non_empty(&args.trusted_event_sources),
                 namespaces: non_empty(&args.trusted_event_namespaces),

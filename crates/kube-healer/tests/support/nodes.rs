@@ -101,7 +101,14 @@ impl PostedNodes {
                     .unwrap_or_default()
                     .into_iter()
                     .collect();
-                for (name, conditions) in now {
+                for (name, mut conditions) in now {
+                    // Each post is a heartbeat, as a kubelet's status update is: the node
+                    // lifecycle controller counts a node alive by its Ready condition's
+                    // lastHeartbeatTime moving, and marks it Unknown after its grace otherwise.
+                    let beat = now_rfc3339(0);
+                    for c in conditions.as_array_mut().into_iter().flatten() {
+                        c["lastHeartbeatTime"] = json!(beat);
+                    }
                     let body = json!({"status": {"conditions": conditions}});
                     let _ = api
                         .patch_status(&name, &PatchParams::default(), &Patch::Merge(body))
