@@ -25,7 +25,11 @@ impl Run {
     pub(crate) fn handle(&mut self, work: Work) {
         match work {
             Work::Act(req) => self.execute(*req),
-            Work::Revert { policy, node } => self.revert(&policy, &node),
+            Work::Revert {
+                policy,
+                node,
+                debounce,
+            } => self.revert(&policy, &node, debounce),
             Work::DeleteRecord { name } => self.record_deleted(&name),
             Work::CordonLifted { node } => self.cordon_lifted(&node),
             // An avoid taint expiring, a batch or a record left by a process that ended: none
@@ -242,11 +246,15 @@ impl Run {
         }
     }
 
-    /// The policy lets go of the node: the live revert's patch (no remediation in a history).
-    fn revert(&mut self, policy: &str, name: &str) {
+    /// The policy lets go of the node: the live revert's recheck and patch (no remediation in
+    /// a history).
+    fn revert(&mut self, policy: &str, name: &str, debounce: kube_healer_core::view::Secs) {
         let Some(node) = self.world.nodes.get(name) else {
             return;
         };
+        if node_act::revert_waits(&node.obj, debounce, self.world.now).is_some() {
+            return;
+        }
         let Some((patch, said)) = node_act::revert_patch(&node.obj, policy, &[]) else {
             return;
         };

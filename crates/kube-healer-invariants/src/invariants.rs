@@ -66,8 +66,8 @@ impl Invariant {
     /// not fail the quick run, until then).
     pub fn awaits(self) -> Option<u32> {
         match self {
-            Invariant::LiftOnEvidence => Some(32),
-            Invariant::DisruptionBudget
+            Invariant::LiftOnEvidence
+            | Invariant::DisruptionBudget
             | Invariant::PlannedDisruption
             | Invariant::OnlyOwnMarks
             | Invariant::FreshData

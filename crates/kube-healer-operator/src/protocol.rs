@@ -54,10 +54,12 @@ impl ActionRequest {
 #[derive(Clone, Debug)]
 pub enum Work {
     Act(Box<ActionRequest>),
-    /// The policy's failure cleared on the node: undo its cordon and taints, if kube-healer made them.
+    /// The policy's failure cleared on the node: undo its cordon and taints, if kube-healer made
+    /// them, once the node read afresh has been Ready for `debounce` seconds.
     Revert {
         policy: String,
         node: String,
+        debounce: Secs,
     },
     /// Someone lifted kube-healer's cordon on the node: record it there (the mark comes off).
     CordonLifted {

@@ -189,14 +189,15 @@ struct World {
 
 async fn maintenance(ctx: Ctx) -> anyhow::Result<()> {
     let selector = format!("kube-healer.test/owner={}", ctx.id);
-    let flags = [
-        "--policy-selector",
-        &selector,
+    let (flight, [f1, f2]) = support::flight::recorder(&ctx.cluster);
+    let decisive = [
         "--max-nodes-out-of-service",
         "20%",
         "--maintenance-taints",
         IN_HOUSE_TAINT,
     ];
+    let mut flags = vec!["--policy-selector", &selector, &f1, &f2];
+    flags.extend(decisive);
     let op = Operator::start(&ctx.cluster, "maintenance", &flags).await?;
     let names: Vec<String> = (0..10).map(|i| ctx.name(&format!("m{i}"))).collect();
     nodes::add_owned_nodes(&ctx.client, &names, &ctx.id, HEAL).await?;
@@ -287,6 +288,15 @@ async fn maintenance(ctx: Ctx) -> anyhow::Result<()> {
             .collect();
         bail!("{e:#}; the operator's last decisions:\n{}", decisions.join("\n"));
     }
+    // Replayed from the flight recording: the same decisions.
+    let live: Vec<HealingAction> = Api::<HealingAction>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| r.status.as_ref().is_some_and(|s| s.phase.is_final()))
+        .collect();
+    support::flight::replay_matches_live("maintenance", &flight, &live, &decisive).await?;
     drop(op);
     Ok(())
 }

@@ -221,3 +221,20 @@ fn verdict(seen: &Seen, target: TargetView<'_>, snapshot: &Snapshot, now: Secs) 
         Some(_) => Fresh::Holds,
     }
 }
+
+/// Whether a node shows it recovered: Ready for `debounce`, as its own Ready condition dates it.
+/// Err: not yet, with when it will have (None: not Ready). A hold (a cordon, a taint, a
+/// remediation) comes off only on this evidence, read by the engine on its store and again by
+/// the revert on the node read afresh right before it: a process that just started, or whose
+/// watch lags, may hold a view of the node older than its latest failure.
+pub fn ready_for(node: &NodeView, debounce: Secs, now: Secs) -> Result<(), Option<Secs>> {
+    let since = node
+        .condition("Ready")
+        .filter(|c| c.status == crate::view::Status::True)
+        .map(|c| c.since.unwrap_or(now));
+    match since {
+        Some(since) if now >= since + debounce => Ok(()),
+        Some(since) => Err(Some(since + debounce)),
+        None => Err(None),
+    }
+}

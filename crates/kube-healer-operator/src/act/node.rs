@@ -237,13 +237,40 @@ pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParam
     })
 }
 
-/// The policy lets go of the node: its hold on the cordon and on taints comes off, and what no
-/// other policy holds any more is undone (only what kube-healer made).
-pub async fn revert(client: &Client, recorder: &Recorder, policy: &str, node: &str) {
+/// Why a revert waits, on the node read afresh, if it does: the node has not been Ready for the
+/// debounce by its own Ready condition's time (the engine decided on its store, which may lag
+/// behind a failure that came back).
+pub fn revert_waits(n: &Node, debounce: i64, now: i64) -> Option<String> {
+    let view = kube_healer_core::convert::node_view(n, &mut Default::default()).ok()?;
+    match kube_healer_core::decide::ready_for(&view, debounce, now) {
+        Ok(()) => None,
+        Err(None) => Some("read afresh, the node is not Ready".into()),
+        Err(Some(at)) => Some(format!(
+            "read afresh, the node is Ready for {}s only",
+            debounce - (at - now)
+        )),
+    }
+}
+
+/// The policy lets go of the node, once the node read afresh has been Ready for the debounce:
+/// its hold on the cordon and on taints comes off, and what no other policy holds any more is
+/// undone (only what kube-healer made).
+pub async fn revert(
+    client: &Client,
+    recorder: &Recorder,
+    (policy, node): (&str, &str),
+    (debounce, now): (i64, i64),
+) {
     // The remediation resources the policy made for the node go first. The node then stops
     // naming only those that were deleted: if the node could not be read, none is.
     let nodes: Api<Node> = Api::all(client.clone());
     let (current, _) = retry::call(Backoff::ACTION, "get node", || nodes.get_opt(node)).await;
+    if let Ok(Some(n)) = &current
+        && let Some(why) = revert_waits(n, debounce, now)
+    {
+        tracing::info!(%policy, node, %why, "revert waits for the node's recovery");
+        return;
+    }
     let handed: Vec<RemediationRef> = match current {
         Ok(Some(n)) => remediation_owners(n.metadata.annotations.as_ref())
             .into_iter()
@@ -254,7 +281,10 @@ pub async fn revert(client: &Client, recorder: &Recorder, policy: &str, node: &s
     };
     let standing = remediate::release(client, policy, node, &handed).await;
     let released: Vec<&RemediationRef> = handed.iter().filter(|r| !standing.contains(r)).collect();
-    let result = update_node(client, node, None, |n| revert_patch(n, policy, &released)).await;
+    let result = update_node(client, node, None, |n| {
+        revert_waits(n, debounce, now).map_or_else(|| revert_patch(n, policy, &released), |_| None)
+    })
+    .await;
     match result {
         Ok(Some(message)) => announce_revert(recorder, policy, node, &message).await,
         Ok(None) => {}
@@ -473,5 +503,84 @@ pub async fn remove_expired_avoid(client: &Client, node: &str, now: i64) {
         Ok(Some(_)) => tracing::info!(node, "the avoid taint expired: removed"),
         Ok(None) => {}
         Err(e) => tracing::warn!(node, error = %e, "removing the expired avoid taint failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn node(unschedulable: bool, annotations: serde_json::Value, ready_since: Option<i64>) -> Node {
+        let at = |t: i64| k8s_openapi::jiff::Timestamp::from_second(t).unwrap().to_string();
+        let conditions = match ready_since {
+            Some(t) => json!([{"type": "Ready", "status": "True", "lastTransitionTime": at(t)}]),
+            None => json!([{"type": "Ready", "status": "Unknown", "lastTransitionTime": at(NOW - 5)}]),
+        };
+        serde_json::from_value(
+            json!({"metadata": {"name": "n", "uid": "u", "annotations": annotations},
+            "spec": {"unschedulable": unschedulable}, "status": {"conditions": conditions}}),
+        )
+        .unwrap()
+    }
+
+    fn spec(policy: &str) -> HealingActionSpec {
+        serde_json::from_value(
+            json!({"policy": policy, "target": {"kind": "Node", "name": "n", "uid": "u",
+            "ref": "node/n"}, "class": "NodeUnreachable", "action": "Cordon", "step": 1,
+            "decidedAt": "2026-12-07T00:00:00Z", "evidence": {"summary": "down"}}),
+        )
+        .unwrap()
+    }
+
+    /// A revert goes ahead only on the node read afresh having been Ready for the debounce.
+    #[test]
+    fn a_revert_waits_for_the_node_read_afresh_to_have_recovered() {
+        let marked = json!({CORDONED_BY_ANNOTATION: "p"});
+        assert_eq!(
+            revert_waits(&node(true, marked.clone(), Some(NOW - 120)), 60, NOW),
+            None
+        );
+        let why = revert_waits(&node(true, marked.clone(), Some(NOW - 10)), 60, NOW).unwrap();
+        assert!(why.contains("Ready for 10s only"), "{why}");
+        let why = revert_waits(&node(true, marked, None), 60, NOW).unwrap();
+        assert!(why.contains("not Ready"), "{why}");
+    }
+
+    /// A cordon a person lifted is recorded on the node as lifted, kube-healer's mark gone; a
+    /// cordon still in place, or one that is not kube-healer's, is left alone.
+    #[test]
+    fn a_lifted_cordon_is_recorded_and_its_mark_comes_off() {
+        let lifted = node(
+            false,
+            json!({CORDONED_BY_ANNOTATION: "a,b", CORDON_LIFTED_ANNOTATION: "c=5,a=1"}),
+            Some(NOW),
+        );
+        let (patch, said) = cordon_lift_patch(&lifted, NOW).unwrap();
+        let annotations = &patch["metadata"]["annotations"];
+        assert_eq!(annotations[CORDONED_BY_ANNOTATION], serde_json::Value::Null);
+        assert_eq!(
+            annotations[CORDON_LIFTED_ANNOTATION],
+            json!(format!("c=5,a={NOW},b={NOW}"))
+        );
+        assert!(said.contains("the person wins"), "{said}");
+        assert_eq!(
+            cordon_lift_patch(&node(true, json!({CORDONED_BY_ANNOTATION: "a"}), Some(NOW)), NOW),
+            None
+        );
+        assert_eq!(cordon_lift_patch(&node(false, json!({}), Some(NOW)), NOW), None);
+    }
+
+    /// Cordon never claims a cordon it did not place: a person's stays the person's.
+    #[test]
+    fn a_cordon_never_claims_a_person_s() {
+        assert_eq!(cordon_patch(&node(true, json!({}), Some(NOW)), &spec("p")), None);
+        let (patch, _) = cordon_patch(&node(false, json!({}), Some(NOW)), &spec("p")).unwrap();
+        assert_eq!(patch["spec"]["unschedulable"], json!(true));
+        assert_eq!(
+            patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION],
+            json!("p")
+        );
     }
 }

@@ -244,6 +244,7 @@ impl Engine {
             self.send(Work::Revert {
                 policy,
                 node: node.to_string(),
+                debounce: self.policies.debounce(),
             });
         }
     }

@@ -29,18 +29,8 @@ impl Engine {
     /// histories: a restart lifted the cordon of a node up for 0 s, a policy deleted lifted
     /// the cordon of a node still down).
     pub(super) fn node_recovered(&self, node: &str, now: Secs) -> Result<(), Option<Secs>> {
-        let debounce = self.policies.debounce();
-        let ready_since = self
-            .stores
-            .node_view(node)
-            .and_then(|v| v.condition("Ready"))
-            .filter(|c| c.status == kube_healer_core::view::Status::True)
-            .map(|c| c.since.unwrap_or(now));
-        match ready_since {
-            Some(since) if now >= since + debounce => Ok(()),
-            Some(since) => Err(Some(since + debounce)),
-            None => Err(None),
-        }
+        let view = self.stores.node_view(node).ok_or(None)?;
+        kube_healer_core::decide::ready_for(view, self.policies.debounce(), now)
     }
 
     /// A policy was deleted: its marks are let go as their nodes recover.
@@ -117,6 +107,7 @@ impl Engine {
                 self.send(Work::Revert {
                     policy: policy.to_string(),
                     node: node.to_string(),
+                    debounce: self.policies.debounce(),
                 });
             }
         }

@@ -277,7 +277,7 @@ impl Replay {
         while let Ok(work) = self.work.try_recv() {
             match work {
                 Work::Act(req) => self.answer(*req),
-                Work::Revert { node, policy } => {
+                Work::Revert { node, policy, .. } => {
                     self.marks.unmark(&node, &policy, self.clock.now_ms());
                 }
                 // Taints expiring, records past retention, batches: the executor's business.

@@ -29,7 +29,7 @@ fn held_node(owners: Option<&str>, deadlock: &str) -> Change {
 fn reverts(work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>) -> Vec<(String, String)> {
     let mut out = Vec::new();
     while let Ok(w) = work.try_recv() {
-        if let Work::Revert { policy, node } = w {
+        if let Work::Revert { policy, node, .. } = w {
             out.push((policy, node));
         }
     }

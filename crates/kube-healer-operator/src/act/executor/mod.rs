@@ -137,9 +137,16 @@ impl Lanes {
     fn aside(&self, work: Work) {
         match work {
             Work::Act(req) => self.one(*req),
-            Work::Revert { policy, node } => {
+            Work::Revert {
+                policy,
+                node,
+                debounce,
+            } => {
                 let (client, recorder) = (self.lent.client.clone(), self.lent.recorder.clone());
-                tokio::spawn(async move { node::revert(&client, &recorder, &policy, &node).await });
+                let recovered = (debounce, self.lent.clock.now());
+                tokio::spawn(
+                    async move { node::revert(&client, &recorder, (&policy, &node), recovered).await },
+                );
             }
             Work::CordonLifted { node } => {
                 let (client, recorder) = (self.lent.client.clone(), self.lent.recorder.clone());
