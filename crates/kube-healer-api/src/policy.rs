@@ -342,6 +342,76 @@ pub struct Safety {
     /// acts on them (default 1h). The node itself gets no node action while it lasts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance_grace: Option<Duration>,
+    /// When the policy acts, in the operator's time zone (`--time-zone`, default UTC), as kured
+    /// schedules reboots. With an Act window declared, the policy acts only inside one; outside,
+    /// its decisions are recorded as Skipped (OutsideWindow) and made again when the next opens.
+    /// Inside a RecordOnly window, its decisions are dry runs. None declared: it acts any time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub windows: Vec<Window>,
+}
+
+/// A weekly window, from `start` to `end` on each of `days`; a window that ends at or before
+/// its start runs past midnight into the next day.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Window {
+    /// The days it opens on (all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 7))]
+    pub days: Vec<Weekday>,
+    /// When it opens, HH:MM on a 24-hour clock.
+    #[x_kube(validation = Rule::new("self.matches('^([01][0-9]|2[0-3]):[0-5][0-9]$')")
+        .message(Message::Message("must be a time of day as HH:MM on a 24-hour clock, such as 02:00".into())))]
+    #[schemars(extend("maxLength" = 5))]
+    pub start: String,
+    /// When it closes, HH:MM on a 24-hour clock.
+    #[x_kube(validation = Rule::new("self.matches('^([01][0-9]|2[0-3]):[0-5][0-9]$')")
+        .message(Message::Message("must be a time of day as HH:MM on a 24-hour clock, such as 05:00".into())))]
+    #[schemars(extend("maxLength" = 5))]
+    pub end: String,
+    /// Act (the default): the policy acts inside the window. RecordOnly: it only records.
+    #[serde(default)]
+    pub mode: WindowMode,
+}
+
+impl Window {
+    /// `start` and `end` as minutes after midnight (None: not HH:MM; the API server refuses it).
+    pub fn minutes(&self) -> Option<(u16, u16)> {
+        let parse = |t: &str| {
+            let (h, m) = t.split_once(':')?;
+            let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        };
+        Some((parse(&self.start)?, parse(&self.end)?))
+    }
+}
+
+/// A day of the week.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Weekday {
+    /// Monday 0 to Sunday 6.
+    pub const fn index(self) -> u8 {
+        self as u8
+    }
+}
+
+/// What a policy does inside a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum WindowMode {
+    #[default]
+    Act,
+    RecordOnly,
 }
 
 impl Safety {

@@ -39,6 +39,8 @@ pub const OVERRIDDEN: &str = "Overridden";
 /// What the action would do was already done by someone else (a node cordoned or tainted by a
 /// person): nothing changed, and kube-healer did not take it as its own.
 pub const ALREADY_DONE: &str = "AlreadyDone";
+/// The policy acts only inside its windows, and it is outside them.
+pub const OUTSIDE_WINDOW: &str = "OutsideWindow";
 /// A safety rule of the action itself refused it (for example ForceDelete of a StatefulSet pod
 /// whose node is not confirmed gone).
 pub const UNSAFE: &str = "Unsafe";
@@ -71,6 +73,8 @@ pub enum HoldReason {
     Maintenance,
     /// A person undid what the policy did on the target: the person wins.
     Overridden,
+    /// The policy acts only inside its windows, and it is outside them.
+    OutsideWindow,
     /// The cluster's or the policy's disruption budget is spent.
     BudgetExceeded,
     /// The target reached the policy's maxAttempts for this failure.
@@ -93,6 +97,7 @@ impl HoldReason {
         HoldReason::Correlated,
         HoldReason::Maintenance,
         HoldReason::Overridden,
+        HoldReason::OutsideWindow,
         HoldReason::BudgetExceeded,
         HoldReason::MaxAttempts,
         HoldReason::Cooldown,
@@ -110,6 +115,7 @@ impl HoldReason {
             HoldReason::Correlated => CORRELATED,
             HoldReason::Maintenance => MAINTENANCE,
             HoldReason::Overridden => OVERRIDDEN,
+            HoldReason::OutsideWindow => OUTSIDE_WINDOW,
             HoldReason::BudgetExceeded => BUDGET_EXCEEDED,
             HoldReason::MaxAttempts => MAX_ATTEMPTS,
             HoldReason::Cooldown => COOLDOWN,
@@ -143,6 +149,7 @@ mod tests {
                 "Correlated",
                 "Maintenance",
                 "Overridden",
+                "OutsideWindow",
                 "BudgetExceeded",
                 "MaxAttempts",
                 "Cooldown",

@@ -70,6 +70,8 @@ pub struct Config {
     pub pods_alike: kube_healer_core::PodsAlike,
     /// In-house maintenance tooling's signals, beside the built-in ones.
     pub planned: kube_healer_core::decide::PlannedSignals,
+    /// The time zone policies' windows are read in.
+    pub time_zone: kube_healer_core::decide::Zone,
     /// Whose events about nodes are evidence.
     pub event_trust: kube_healer_core::trust::EventTrust,
     /// The memory the event index may take, in bytes.
@@ -213,6 +215,7 @@ fn configured(engine: engine::Engine, config: Config) -> engine::Engine {
         .with_clear_debounce(config.clear_debounce)
         .with_pods_alike(config.pods_alike)
         .with_planned(config.planned)
+        .with_time_zone(config.time_zone)
         .with_event_trust(config.event_trust)
         .with_event_budget(config.event_memory_bytes)
 }

@@ -9,6 +9,9 @@
 //! - pod-storm: every pod of five Deployments in two namespaces crash-loops for one cause (a
 //!   DNS lookup timing out) under RestartOwner and Delete policies; a sixth Deployment crashes
 //!   alone, for its own reason (crates/kube-healer/tests/pod_storm.rs).
+//! - maintenance: three nodes upgraded (drain, silence, uncordon) beside a node failing alone
+//!   whose cordon a person lifts; a budget of 2 filled by a person's cordons; five nodes silent
+//!   under five tools' signals (crates/kube-healer/tests/maintenance.rs).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -166,4 +169,49 @@ fn a_candidate_policy_replayed_against_the_storm_is_held_by_it() {
     let storm: Vec<_> = decisions.iter().filter(|d| !d.name.ends_with("-s9")).collect();
     assert_eq!(storm.len(), 6, "{decisions:#?}");
     assert!(storm.iter().all(|d| d.reason == Some("Correlated")), "{storm:#?}");
+}
+
+/// Nodes under someone else's maintenance get no action, nor do the pods they took down; a node
+/// failing alone beside them is healed, and its cordon, once a person lifts it, is not put back;
+/// a budget filled by a person's cordons holds a Ready node until they are lifted.
+#[test]
+fn nodes_under_maintenance_are_left_to_it_and_the_person_wins() {
+    let mut s = setup("20%");
+    s.planned.taints = vec!["example.com/maintenance".into()];
+    let r = replay("maintenance", s);
+    let decisions = r.decisions();
+    let on = |suffix: &str| -> Vec<(&str, &str, Option<&str>)> {
+        decisions
+            .iter()
+            .filter(|d| d.name.ends_with(suffix))
+            .map(|d| (d.action.as_str(), d.verdict, d.reason))
+            .collect()
+    };
+    for node in ["-m0", "-m1", "-m2", "-m3", "-m4", "-m6", "-m7", "-m8"] {
+        assert_eq!(on(node), [("Cordon", "hold", Some("Maintenance"))], "{node}");
+    }
+    assert_eq!(
+        on("-m9"),
+        [("Cordon", "act", None), ("Drain", "hold", Some("Overridden"))]
+    );
+    assert_eq!(
+        on("-npd"),
+        [
+            ("Cordon", "hold", Some("BudgetExceeded")),
+            ("Cordon", "act", None)
+        ]
+    );
+    // The pods: those lost with the control nodes are deleted, but their DaemonSet's; those of
+    // the maintained nodes are held, once per node.
+    let pods: Vec<&Decided> = decisions.iter().filter(|d| d.kind == TargetKind::Pod).collect();
+    for d in &pods {
+        let expected = match (d.name.starts_with("agent-"), d.verdict) {
+            (true, "hold") => matches!(d.reason, Some("Maintenance") | Some("Unsafe")),
+            (false, "act") => true,
+            _ => false,
+        };
+        assert!(expected, "{d:#?}");
+    }
+    let maintenance = pods.iter().filter(|d| d.reason == Some("Maintenance")).count();
+    assert_eq!(maintenance, 8, "one record per maintained node: {pods:#?}");
 }

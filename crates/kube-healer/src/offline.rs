@@ -3,8 +3,8 @@
 
 use kube_healer_core::decide::{Budget, decide as core_decide};
 use kube_healer_core::decide::{
-    DOWN_CLASSES, Decision, Facts, Ladder, PlannedSignals, count_unhealthy_nodes, guard, overridden,
-    under_maintenance, unsafe_for_target,
+    DOWN_CLASSES, Decision, Facts, Ladder, PlannedSignals, Zone, count_unhealthy_nodes, guard, overridden,
+    under_maintenance, unsafe_for_target, window_verdict,
 };
 use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::{NodeView, Secs};
@@ -44,6 +44,8 @@ impl Decider<'_> {
         let when = (finding.since, now);
         facts.maintenance = under_maintenance(spec, finding, target, snapshot, &signals, when);
         facts.overridden = overridden(spec, name.unwrap_or_default(), target, when);
+        // Windows in UTC (the operator's --time-zone is not known here).
+        facts.window = window_verdict(&spec.safety.windows, now, &Zone::default().0);
         let due = finding.due_at(policy.conditions[condition].for_secs);
         let decision = core_decide(&policy.policy.spec, due, ladder, budget, &facts);
         guard(decision, |step, action| {

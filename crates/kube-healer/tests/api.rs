@@ -223,6 +223,13 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "spec.actions[0].taint: Invalid value: effect NoExecute makes the kubelet evict every pod that does not tolerate the taint at once, with no PodDisruptionBudget: set acknowledgeNoExecute: true to mean it",
         ),
         (
+            "a window that is no time of day",
+            node(
+                "conditions: [{class: NodeNotReady}]\nactions: [{action: Cordon}]\nsafety: {windows: [{start: \"25:00\", end: \"05:00\"}]}",
+            ),
+            "must be a time of day as HH:MM on a 24-hour clock, such as 02:00",
+        ),
+        (
             "ForceDelete on a node",
             node("conditions: [{class: NodeNotReady}]\nactions: [{action: ForceDelete}]"),
             "spec.actions: a Node policy takes only these actions: Event, Cordon, Taint, Drain, RunJob",

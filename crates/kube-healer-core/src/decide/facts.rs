@@ -4,6 +4,7 @@
 use kube_healer_api::{FailureClass, TargetKind};
 
 use super::planned::{HeldFor, PlannedSignals, planned_disruption};
+use super::window::WindowVerdict;
 use crate::finding::{Correlated, Finding};
 use crate::policy::CompiledPolicy;
 use crate::view::{NodeView, Secs, Status};
@@ -28,6 +29,8 @@ pub struct Facts {
     pub maintenance: Option<HeldFor>,
     /// Someone else undid the policy's work on the target (see [`super::overridden`]).
     pub overridden: Option<HeldFor>,
+    /// Where now falls among the policy's windows.
+    pub window: WindowVerdict,
     /// Node policies: (unhealthy nodes, nodes the policy selects).
     pub unhealthy_nodes: Option<(usize, usize)>,
     /// Node policies under a cluster-wide disruption budget: how many nodes kube-healer holds

@@ -23,6 +23,7 @@ mod recheck;
 mod safety;
 mod shutdown;
 mod unfinished;
+mod window;
 
 pub use batch::batchable;
 pub use budget::Budget;
@@ -44,6 +45,7 @@ pub use safety::{
 };
 pub use shutdown::{ShutdownEvidence, unsafe_for_node};
 pub use unfinished::{Acted, removed_elsewhere};
+pub use window::{WindowVerdict, Zone, window_verdict};
 
 /// What to do now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +87,7 @@ pub fn decide(
     }
     let closed = switched_off(spec, facts)
         .or_else(|| others_work(facts))
+        .or_else(|| outside_window(facts))
         .or_else(|| held_by_cause_or_budget(spec, action, facts))
         .or_else(|| target_limits(&spec.safety, ladder, facts.now))
         .or_else(|| policy_limits(&spec.safety, budget, facts));
@@ -103,7 +106,7 @@ pub fn decide(
         None => Decision::Act {
             step,
             action,
-            dry_run: spec.safety.dry_run || facts.global_dry_run,
+            dry_run: spec.safety.dry_run || facts.global_dry_run || facts.window == WindowVerdict::RecordOnly,
         },
     }
 }
@@ -172,6 +175,25 @@ fn others_work(facts: &Facts) -> Option<Closed> {
             .overridden
             .as_ref()
             .map(|h| closed(HoldReason::Overridden, h))
+    })
+}
+
+/// Outside the policy's Act windows: held until the next opens.
+fn outside_window(facts: &Facts) -> Option<Closed> {
+    let WindowVerdict::Closed { opens } = facts.window else {
+        return None;
+    };
+    Some(Closed {
+        reason: HoldReason::OutsideWindow,
+        message: match opens {
+            Some(at) => format!(
+                "the policy acts only inside its windows (safety.windows); the next opens in {}s",
+                at - facts.now
+            ),
+            None => "the policy acts only inside its windows (safety.windows), and none opens within a week"
+                .into(),
+        },
+        retry_at: opens,
     })
 }
 

@@ -133,7 +133,7 @@ pub fn under_maintenance(
             let until = episode.saturating_add(spec.safety.maintenance_grace_secs());
             (now < until).then(|| HeldFor {
                 message: format!(
-                    "its node {name} is under planned disruption: {signal}; the pod is left to it for {}s (maintenanceGrace)",
+                    "its node {name} is under planned disruption: {signal}; the pods it took down with it are left to it for {}s (maintenanceGrace), recorded once for the node",
                     until - now
                 ),
                 retry_at: Some(until),

@@ -20,8 +20,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::reasons::HoldReason;
 use kube_healer_api::{ActionKind, HealingPolicySpec};
 use kube_healer_core::decide::{
-    Budget, Decision, Facts, InFlightMark, Ladder, PlannedSignals, decide, guard, overridden,
-    under_maintenance, unsafe_for_target,
+    Budget, Decision, Facts, InFlightMark, Ladder, PlannedSignals, WindowVerdict, Zone, decide, guard,
+    overridden, under_maintenance, unsafe_for_target, window_verdict,
 };
 use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::{Secs, Shared};
@@ -120,6 +120,10 @@ pub struct Gate {
     /// record per cause and policy (and mode), not one per pod it holds. Bounded by the causes
     /// in force: an entry goes with its cause.
     held_causes: HashSet<(String, PodsKey, Secs, Mode)>,
+    /// The nodes under planned disruption that a policy's held decision on one of their pods
+    /// was recorded for: one record per node and policy (and mode), not one per pod a drain or
+    /// a reboot leaves behind. An entry goes when its node is no longer under maintenance.
+    held_maintenance: HashSet<(String, Shared, Mode)>,
     /// Targets whose decision waits for a place under their policy's maxConcurrent, by policy.
     waiting: HashMap<String, WaitQueue>,
     pub switches: Switches,
@@ -127,6 +131,8 @@ pub struct Gate {
     pub disruption_budget: Option<String>,
     /// In-house maintenance tooling's signals, beside the built-in ones.
     pub planned: Arc<PlannedSignals>,
+    /// The time zone policies' windows are read in.
+    pub time_zone: Zone,
     /// Nodes an out-of-service action was sent for, and when: kept out of service before their
     /// annotations come back through the watch.
     sent_out_of_service: HashMap<Shared, Secs>,
@@ -150,11 +156,14 @@ impl Gate {
         ctx: &Context<'_>,
     ) -> Verdict {
         let spec = &compiled.policy.spec;
-        // A dry run's ladder is its own: switched to live, a policy starts at step 0.
-        let mode = Mode::of(spec.safety.dry_run || self.switches.dry_run);
+        let window = window_verdict(&spec.safety.windows, ctx.now, &self.time_zone.0);
+        // A dry run's ladder is its own: switched to live, a policy starts at step 0. Inside a
+        // RecordOnly window the policy runs dry.
+        let record_only = window == WindowVerdict::RecordOnly;
+        let mode = Mode::of(spec.safety.dry_run || self.switches.dry_run || record_only);
         let key = LadderKey::new(&due.policy, target, mode);
         let (mut ladder, replay) = self.ladder(&key, due, mode, spec.actions.len(), ctx);
-        let (decision, inherited_until) = self.core_decision(target, due, compiled, &ladder, ctx);
+        let (decision, inherited_until) = self.core_decision(target, due, compiled, &ladder, ctx, window);
         let (decided, recheck) = match decision {
             Decision::Wait { until } => return Verdict::Recheck(Some(until)),
             Decision::Act {
@@ -192,6 +201,11 @@ impl Gate {
                 retry_at,
             } => {
                 if reason == HoldReason::Correlated && !self.first_of_its_cause(due, mode, ctx) {
+                    return Verdict::Recheck(retry_at);
+                }
+                if reason == HoldReason::Maintenance
+                    && !self.first_of_its_node(target, &due.policy, mode, ctx)
+                {
                     return Verdict::Recheck(retry_at);
                 }
                 let hold = Hold { reason, message };
@@ -243,12 +257,14 @@ impl Gate {
         compiled: &CompiledPolicy,
         ladder: &Ladder,
         ctx: &Context<'_>,
+        window: WindowVerdict,
     ) -> (Decision, Option<Secs>) {
         let now = ctx.now;
         let spec = &compiled.policy.spec;
         let finding = &due.finding;
         let for_secs = compiled.conditions[due.condition].for_secs;
         let mut facts = self.facts(target, due, compiled, ctx);
+        facts.window = window;
         let (inherited, inherited_until) = self.in_flight.inherited(&due.policy, &finding.subject.uid, now);
         facts.inherited_in_flight = inherited;
         let budget = self.budgets.entry(due.policy.clone()).or_default();
@@ -334,6 +350,26 @@ impl Gate {
             }
             _ => true,
         }
+    }
+
+    /// Whether a pod's decision held by its node's planned disruption is the first of its
+    /// policy's on that node: only the first is recorded (it names the node and the signal), so
+    /// an upgrade of any size writes one record per node and policy. A node's own decisions
+    /// keep theirs.
+    fn first_of_its_node(&mut self, target: &Target, policy: &str, mode: Mode, ctx: &Context<'_>) -> bool {
+        let Target::Pod(ns, name) = target else {
+            return true;
+        };
+        let Some(node) = ctx.stores.pod_at(ns, name).and_then(|p| p.node.clone()) else {
+            return true;
+        };
+        let planned = &self.planned;
+        self.held_maintenance.retain(|(_, n, _)| {
+            ctx.stores
+                .node_view(n)
+                .is_some_and(|v| kube_healer_core::decide::planned_disruption(v, planned).is_some())
+        });
+        self.held_maintenance.insert((policy.to_string(), node, mode))
     }
 
     /// A step held back, recorded once per episode, step and reason (None: recorded already,

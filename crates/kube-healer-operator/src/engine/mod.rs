@@ -202,6 +202,11 @@ impl Engine {
         self
     }
 
+    pub fn with_time_zone(mut self, zone: kube_healer_core::decide::Zone) -> Self {
+        self.gate.time_zone = zone;
+        self
+    }
+
     pub fn with_pods_alike(mut self, pods_alike: kube_healer_core::PodsAlike) -> Self {
         self.knobs.pods_alike = pods_alike;
         self

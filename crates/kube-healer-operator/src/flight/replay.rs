@@ -41,6 +41,7 @@ pub struct Setup {
     pub clear_debounce_secs: u64,
     pub pods_alike: kube_healer_core::PodsAlike,
     pub planned: kube_healer_core::decide::PlannedSignals,
+    pub time_zone: kube_healer_core::decide::Zone,
 }
 
 /// One decision the engine made.
@@ -134,7 +135,8 @@ impl Replay {
             .with_pool_label(setup.node_pool_label.clone())
             .with_clear_debounce(std::time::Duration::from_secs(setup.clear_debounce_secs))
             .with_pods_alike(setup.pods_alike)
-            .with_planned(setup.planned.clone());
+            .with_planned(setup.planned.clone())
+            .with_time_zone(setup.time_zone.clone());
         if let Some(ns) = &setup.protected_namespaces {
             engine = engine.with_protected_namespaces(ns.clone());
         }

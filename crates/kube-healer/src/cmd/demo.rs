@@ -261,6 +261,7 @@ fn operator_config(port: u16) -> kube_healer_operator::Config {
         clear_debounce: std::time::Duration::from_secs(5),
         pods_alike: Default::default(),
         planned: Default::default(),
+        time_zone: Default::default(),
         event_trust: Default::default(),
         event_memory_bytes: kube_healer_core::events::EventIndex::DEFAULT_BYTES,
         flight_recorder: None,

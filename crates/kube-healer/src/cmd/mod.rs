@@ -54,6 +54,10 @@ pub struct MaintenanceArgs {
     /// exclude-from-remediation.
     #[arg(long, env = "KUBE_HEALER_MAINTENANCE_LABELS", value_delimiter = ',')]
     pub maintenance_labels: Vec<String>,
+    /// The time zone policies' windows (safety.windows) are read in: an IANA name such as
+    /// Europe/Berlin (from the system's time zone database), UTC, or Local.
+    #[arg(long, env = "KUBE_HEALER_TIME_ZONE", default_value = "UTC", value_parser = kube_healer_core::decide::Zone::named)]
+    pub time_zone: kube_healer_core::decide::Zone,
 }
 
 impl MaintenanceArgs {

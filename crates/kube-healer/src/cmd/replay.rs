@@ -141,6 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         clear_debounce_secs: args.clear_debounce.as_std().as_secs(),
         pods_alike: args.pods_alike.thresholds(),
         planned: args.maintenance.signals(),
+        time_zone: args.maintenance.time_zone.clone(),
     };
     let mut replay = Replay::new(setup, from);
     let mut reader = read::open(&args.recording)?;

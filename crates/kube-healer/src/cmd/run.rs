@@ -187,6 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             clear_debounce: args.clear_debounce.as_std(),
             pods_alike: args.pods_alike.thresholds(),
             planned: args.maintenance.signals(),
+            time_zone: args.maintenance.time_zone.clone(),
             event_trust: kube_healer_core::trust::EventTrust {
                 sources: non_empty(&args.trusted_event_sources),
                 namespaces: non_empty(&args.trusted_event_namespaces),

@@ -91,6 +91,12 @@ pub async fn replay_matches_live(
         if live == replayed {
             break;
         }
+        if std::time::Instant::now() >= deadline
+            && let Ok(keep) = std::env::var("KUBE_HEALER_KEEP_RECORDING")
+        {
+            // Kept to find out why, with `kube-healer replay`.
+            keep_recording(recording, &Path::new(&keep).join(name))?;
+        }
         ensure!(
             std::time::Instant::now() < deadline,
             "the replay decided otherwise\n live: {live:#?}\n replayed: {replayed:#?}"
