@@ -29,7 +29,8 @@ impl Run {
                 policy,
                 node,
                 debounce,
-            } => self.revert(&policy, &node, debounce),
+                ready_since,
+            } => self.revert(&policy, &node, (debounce, ready_since)),
             Work::DeleteRecord { name } => self.record_deleted(&name),
             Work::CordonLifted { node } => self.cordon_lifted(&node),
             // An avoid taint expiring, a batch or a record left by a process that ended: none
@@ -248,11 +249,16 @@ impl Run {
 
     /// The policy lets go of the node: the live revert's recheck and patch (no remediation in
     /// a history).
-    fn revert(&mut self, policy: &str, name: &str, debounce: kube_healer_core::view::Secs) {
+    fn revert(&mut self, policy: &str, name: &str, (debounce, ready_since): (i64, Option<i64>)) {
         let Some(node) = self.world.nodes.get(name) else {
             return;
         };
-        if node_act::revert_waits(&node.obj, debounce, self.world.now).is_some() {
+        let recovered = node_act::Recovered {
+            debounce,
+            ready_since,
+            now: self.world.now,
+        };
+        if node_act::revert_waits(&node.obj, recovered).is_some() {
             return;
         }
         let Some((patch, said)) = node_act::revert_patch(&node.obj, policy, &[]) else {

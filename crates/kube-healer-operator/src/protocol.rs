@@ -55,11 +55,13 @@ impl ActionRequest {
 pub enum Work {
     Act(Box<ActionRequest>),
     /// The policy's failure cleared on the node: undo its cordon and taints, if kube-healer made
-    /// them, once the node read afresh has been Ready for `debounce` seconds.
+    /// them, once the node read afresh has been Ready for `debounce` seconds (since
+    /// `ready_since`, as the engine saw it, when the fresh Ready condition carries no time).
     Revert {
         policy: String,
         node: String,
         debounce: Secs,
+        ready_since: Option<Secs>,
     },
     /// Someone lifted kube-healer's cordon on the node: record it there (the mark comes off).
     CordonLifted {

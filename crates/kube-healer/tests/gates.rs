@@ -244,7 +244,7 @@ async fn max_unhealthy_own(ctx: Ctx) -> anyhow::Result<()> {
         "--policy-selector",
         &selector(&ctx),
         "--max-nodes-out-of-service",
-        "5",
+        "100%",
     ];
     let _op = Operator::start(&ctx.cluster, "own-failures", &args).await?;
     let nodes_api: Api<Node> = Api::all(ctx.client.clone());

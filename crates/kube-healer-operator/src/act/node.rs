@@ -237,17 +237,32 @@ pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParam
     })
 }
 
+/// The evidence a revert is sent on: the clear debounce, and since when the engine saw the node
+/// Ready (for a Ready condition that carries no transition time).
+#[derive(Clone, Copy, Debug)]
+pub struct Recovered {
+    pub debounce: i64,
+    pub ready_since: Option<i64>,
+    pub now: i64,
+}
+
 /// Why a revert waits, on the node read afresh, if it does: the node has not been Ready for the
 /// debounce by its own Ready condition's time (the engine decided on its store, which may lag
-/// behind a failure that came back).
-pub fn revert_waits(n: &Node, debounce: i64, now: i64) -> Option<String> {
-    let view = kube_healer_core::convert::node_view(n, &mut Default::default()).ok()?;
-    match kube_healer_core::decide::ready_for(&view, debounce, now) {
+/// behind a failure that came back). A Ready condition without a time is dated as the engine
+/// saw it, as the recheck carries the decision's times.
+pub fn revert_waits(n: &Node, r: Recovered) -> Option<String> {
+    let mut view = kube_healer_core::convert::node_view(n, &mut Default::default()).ok()?;
+    if let Some(c) = view.conditions.iter_mut().find(|c| &*c.type_ == "Ready")
+        && c.since.is_none()
+    {
+        c.since = r.ready_since;
+    }
+    match kube_healer_core::decide::ready_for(&view, r.debounce, r.now) {
         Ok(()) => None,
         Err(None) => Some("read afresh, the node is not Ready".into()),
         Err(Some(at)) => Some(format!(
             "read afresh, the node is Ready for {}s only",
-            debounce - (at - now)
+            r.debounce - (at - r.now)
         )),
     }
 }
@@ -259,14 +274,14 @@ pub async fn revert(
     client: &Client,
     recorder: &Recorder,
     (policy, node): (&str, &str),
-    (debounce, now): (i64, i64),
+    recovered: Recovered,
 ) {
     // The remediation resources the policy made for the node go first. The node then stops
     // naming only those that were deleted: if the node could not be read, none is.
     let nodes: Api<Node> = Api::all(client.clone());
     let (current, _) = retry::call(Backoff::ACTION, "get node", || nodes.get_opt(node)).await;
     if let Ok(Some(n)) = &current
-        && let Some(why) = revert_waits(n, debounce, now)
+        && let Some(why) = revert_waits(n, recovered)
     {
         tracing::info!(%policy, node, %why, "revert waits for the node's recovery");
         return;
@@ -282,7 +297,7 @@ pub async fn revert(
     let standing = remediate::release(client, policy, node, &handed).await;
     let released: Vec<&RemediationRef> = handed.iter().filter(|r| !standing.contains(r)).collect();
     let result = update_node(client, node, None, |n| {
-        revert_waits(n, debounce, now).map_or_else(|| revert_patch(n, policy, &released), |_| None)
+        revert_waits(n, recovered).map_or_else(|| revert_patch(n, policy, &released), |_| None)
     })
     .await;
     match result {
@@ -538,14 +553,26 @@ mod tests {
     #[test]
     fn a_revert_waits_for_the_node_read_afresh_to_have_recovered() {
         let marked = json!({CORDONED_BY_ANNOTATION: "p"});
+        let r = |ready_since| Recovered {
+            debounce: 60,
+            ready_since,
+            now: NOW,
+        };
         assert_eq!(
-            revert_waits(&node(true, marked.clone(), Some(NOW - 120)), 60, NOW),
+            revert_waits(&node(true, marked.clone(), Some(NOW - 120)), r(None)),
             None
         );
-        let why = revert_waits(&node(true, marked.clone(), Some(NOW - 10)), 60, NOW).unwrap();
-        assert!(why.contains("Ready for 10s only"), "{why}");
-        let why = revert_waits(&node(true, marked, None), 60, NOW).unwrap();
+        let why = revert_waits(&node(true, marked.clone(), Some(NOW - 10)), r(Some(NOW - 600))).unwrap();
+        assert!(why.contains("Ready for 10s only"), "its own time wins: {why}");
+        let why = revert_waits(&node(true, marked.clone(), None), r(None)).unwrap();
         assert!(why.contains("not Ready"), "{why}");
+        // A Ready condition with no time is dated as the engine saw it.
+        let mut untimed = node(true, marked, Some(NOW));
+        if let Some(c) = untimed.status.as_mut().and_then(|s| s.conditions.as_mut()) {
+            c[0].last_transition_time = None;
+        }
+        assert_eq!(revert_waits(&untimed, r(Some(NOW - 120))), None);
+        assert!(revert_waits(&untimed, r(None)).is_some());
     }
 
     /// A cordon a person lifted is recorded on the node as lifted, kube-healer's mark gone; a

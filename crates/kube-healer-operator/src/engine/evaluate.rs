@@ -241,11 +241,7 @@ impl Engine {
             tracing::info!(%policy, node = %node, "failure cleared: reverting what the policy changed");
             self.releasing
                 .insert((policy.as_str().into(), node.clone()), self.clock.now());
-            self.send(Work::Revert {
-                policy,
-                node: node.to_string(),
-                debounce: self.policies.debounce(),
-            });
+            self.send(self.revert(policy, node));
         }
     }
 

@@ -33,6 +33,23 @@ impl Engine {
         kube_healer_core::decide::ready_for(view, self.policies.debounce(), now)
     }
 
+    /// The revert of a policy's marks on a node, with the evidence it is sent on: the debounce,
+    /// and since when the node has been Ready as this process saw it (a Ready condition that
+    /// carries no transition time is dated by when it was first seen, as in the recheck).
+    pub(super) fn revert(&self, policy: String, node: &str) -> Work {
+        let ready_since = self
+            .stores
+            .node_view(node)
+            .and_then(|v| v.condition("Ready"))
+            .and_then(|c| c.since);
+        Work::Revert {
+            policy,
+            node: node.to_string(),
+            debounce: self.policies.debounce(),
+            ready_since,
+        }
+    }
+
     /// A policy was deleted: its marks are let go as their nodes recover.
     pub(super) fn retire(&mut self, policy: &str) {
         if self.retired.len() < RETIRED_KEPT {
@@ -104,11 +121,7 @@ impl Engine {
             if let std::collections::hash_map::Entry::Vacant(sent) = self.releasing.entry(key) {
                 sent.insert(now);
                 tracing::info!(%policy, node, "the policy marked the node, but its failure is over: letting go");
-                self.send(Work::Revert {
-                    policy: policy.to_string(),
-                    node: node.to_string(),
-                    debounce: self.policies.debounce(),
-                });
+                self.send(self.revert(policy.to_string(), node));
             }
         }
     }

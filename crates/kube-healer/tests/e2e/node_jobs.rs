@@ -95,12 +95,7 @@ async fn only_defined_jobs_run(ctx: Ctx) -> anyhow::Result<()> {
         "{refused:#}"
     );
 
-    let args = [
-        "--policy-selector",
-        &selector(&ctx),
-        "--max-nodes-out-of-service",
-        "5",
-    ];
+    let args = ["--policy-selector", &selector(&ctx)];
     let _op = Operator::start(&ctx.cluster, "jobs", &args).await?;
     let undefined = ctx.name("never-defined");
     let names = [ctx.name("plain"), ctx.name("priv"), ctx.name("undef")];

@@ -99,12 +99,7 @@ async fn remediate(ctx: Ctx) -> anyhow::Result<()> {
     })
     .await?;
 
-    let args = [
-        "--policy-selector",
-        &selector(&ctx),
-        "--max-nodes-out-of-service",
-        "5",
-    ];
+    let args = ["--policy-selector", &selector(&ctx)];
     let op = Operator::start(&ctx.cluster, "remediate", &args).await?;
     let (healed, stuck) = (ctx.name("healed"), ctx.name("stuck"));
     let labels = |role: &str| json!({"kube-healer.test/owner": ctx.id, "kube-healer.test/role": role});

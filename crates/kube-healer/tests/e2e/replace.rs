@@ -75,12 +75,7 @@ async fn replace(ctx: Ctx) -> anyhow::Result<()> {
     })
     .await?;
 
-    let args = [
-        "--policy-selector",
-        &selector(&ctx),
-        "--max-nodes-out-of-service",
-        "5",
-    ];
+    let args = ["--policy-selector", &selector(&ctx)];
     let op = Operator::start(&ctx.cluster, "replace", &args).await?;
     let labels = |role: &str| json!({"kube-healer.test/owner": ctx.id, "kube-healer.test/role": role});
     let mut posted = Vec::new();

@@ -78,6 +78,9 @@ pub async fn replay_matches_live(
     let policies: BTreeSet<&str> = live.iter().map(|r| r.spec.policy.as_str()).collect();
     let live: BTreeSet<Decision> = live.iter().map(live_decision).collect();
     let mut all_flags = vec!["--clear-debounce", "2s"];
+    if !flags.iter().any(|f| f.starts_with("--max-nodes-out-of-service")) {
+        all_flags.extend(["--max-nodes-out-of-service", super::operator::TESTS_BUDGET]);
+    }
     all_flags.extend(flags);
     // The recorder flushes about each second, later on a loaded machine: the recording may not
     // hold the last moments yet. Replayed again until it matches, for up to 20 s.

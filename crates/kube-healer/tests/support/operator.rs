@@ -16,6 +16,9 @@ pub struct Operator {
     pub http: String,
 }
 
+/// The disruption budget of a test's operator unless it sets its own (and of its replay).
+pub const TESTS_BUDGET: &str = "100%";
+
 impl Operator {
     /// Installs the CRDs (as the chart does) and starts the operator; returns once it is ready.
     pub async fn start(cluster: &TestCluster, name: &str, extra: &[&str]) -> anyhow::Result<Self> {
@@ -57,6 +60,12 @@ impl Operator {
         // debounce would wait that long for every revert, so theirs is 2 s unless they say.
         if !extra.iter().any(|a| a.starts_with("--clear-debounce")) {
             args.extend(["--clear-debounce".to_string(), "2s".to_string()]);
+        }
+        // The cluster's disruption budget counts every node out of service, whoever took it
+        // out: on a cluster the tests share, other tests' nodes (cordoned, silent) would hold
+        // this test's node actions. The tests of the budget set theirs.
+        if !extra.iter().any(|a| a.starts_with("--max-nodes-out-of-service")) {
+            args.extend(["--max-nodes-out-of-service".to_string(), TESTS_BUDGET.to_string()]);
         }
         let mut reaper = Reaper::start()?;
         let process = ManagedProcess::spawn_with_env(name, &binary(), &args, env, log, &mut reaper)?;

@@ -141,9 +141,14 @@ impl Lanes {
                 policy,
                 node,
                 debounce,
+                ready_since,
             } => {
                 let (client, recorder) = (self.lent.client.clone(), self.lent.recorder.clone());
-                let recovered = (debounce, self.lent.clock.now());
+                let recovered = node::Recovered {
+                    debounce,
+                    ready_since,
+                    now: self.lent.clock.now(),
+                };
                 tokio::spawn(
                     async move { node::revert(&client, &recorder, (&policy, &node), recovered).await },
                 );
