@@ -394,7 +394,10 @@ pub struct DrainParams {
     /// Failed with reason Timeout (default 10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
-    /// Grace period for the evicted pods, in seconds; default: each pod's own.
+    /// Grace period for the evicted pods, in seconds; default: each pod's own. 0 removes them
+    /// without waiting for their kubelet, except the pods that need fencing first (a
+    /// StatefulSet's, one with a PersistentVolumeClaim, one of a controller kube-healer does not
+    /// know): those keep their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 86400))]
     pub grace_period_seconds: Option<i64>,

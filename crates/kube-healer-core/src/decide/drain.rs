@@ -104,10 +104,81 @@ pub fn left_alone(pod: &Pod, params: &DrainParams, protected_namespaces: &[Strin
     None
 }
 
+/// The grace period a drain evicts this pod with (None: the pod's own). A drain's
+/// `gracePeriodSeconds: 0` removes a pod without waiting for its kubelet, which only fencing
+/// makes safe (ForceDelete's rule, one rule for every removal that does not wait): a pod whose
+/// replacement would take its identity or its volume while it may still run (a StatefulSet's, one
+/// with a PersistentVolumeClaim, one of a controller kube-healer does not know) is evicted with
+/// its own grace instead, and so stays until its kubelet, or the node's fencing, ends it.
+pub fn drain_grace(pod: &Pod, params: &DrainParams) -> Option<u32> {
+    let grace = params
+        .grace_period_seconds
+        .map(|g| g.clamp(0, u32::MAX as i64) as u32);
+    if grace != Some(0) {
+        return grace;
+    }
+    let kind = pod
+        .metadata
+        .owner_references
+        .as_ref()
+        .and_then(|o| o.iter().find(|o| o.controller == Some(true)))
+        .map(|o| o.kind.as_str());
+    let known = matches!(kind, None | Some("ReplicaSet" | "Job" | "DaemonSet"));
+    let claims = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .is_some_and(|v| {
+            v.iter()
+                .any(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some())
+        });
+    if kind == Some("StatefulSet") || claims || !known {
+        None
+    } else {
+        grace
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A grace-0 drain waits for the kubelet of the pods that need fencing.
+    #[test]
+    fn a_grace_zero_drain_never_removes_a_pod_that_needs_fencing_at_once() {
+        let zero = DrainParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(
+            drain_grace(&pod(json!({})), &zero),
+            Some(0),
+            "a ReplicaSet pod without claims"
+        );
+        let sts = pod(
+            json!({"metadata": {"ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "s", "controller": true}]}}),
+        );
+        assert_eq!(drain_grace(&sts, &zero), None);
+        let claimed = pod(
+            json!({"spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "d"}}]}}),
+        );
+        assert_eq!(drain_grace(&claimed, &zero), None);
+        let foreign = pod(
+            json!({"metadata": {"ownerReferences": [{"apiVersion": "x/v1", "kind": "Cluster", "name": "c", "uid": "c", "controller": true}]}}),
+        );
+        assert_eq!(drain_grace(&foreign, &zero), None);
+        let thirty = DrainParams {
+            grace_period_seconds: Some(30),
+            ..Default::default()
+        };
+        assert_eq!(
+            drain_grace(&sts, &thirty),
+            Some(30),
+            "a grace waits for the kubelet anyway"
+        );
+        assert_eq!(drain_grace(&sts, &DrainParams::default()), None);
+    }
 
     fn pod(extra: serde_json::Value) -> Pod {
         let mut p = json!({

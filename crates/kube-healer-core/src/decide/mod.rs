@@ -27,7 +27,7 @@ mod window;
 
 pub use batch::batchable;
 pub use budget::Budget;
-pub use drain::{LeftAlone, left_alone};
+pub use drain::{LeftAlone, drain_grace, left_alone};
 pub use episode::{Recorded, episode_of};
 pub use facts::{
     DOWN_CLASSES, Facts, OutBy, OutCount, OutOfService, correlated_message, count_unhealthy_nodes,

@@ -88,8 +88,8 @@ pub async fn drain(
         }
     };
     let (to_evict, left) = sort_out(&on_node, params, protected_namespaces);
-    let grace = params.grace_period_seconds.map(|g| g as u32);
     let evictions = to_evict.iter().map(|pod| {
+        let grace = kube_healer_core::decide::drain_grace(pod, params);
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let uid = pod.metadata.uid.clone().unwrap_or_default();
