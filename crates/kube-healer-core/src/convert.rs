@@ -312,6 +312,8 @@ pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, Conve
         held_by: held_by(annotations, unschedulable, &taints, interner),
         stale_cordon: crate::marks::stale_cordon(annotations, unschedulable),
         cordoned_by_other: crate::marks::cordoned_by_other(annotations, unschedulable),
+        stale_taint: crate::marks::stale_taints(annotations, &taints),
+        handed_over: crate::marks::handed_over(annotations),
         cordon_lifted: cordon_lifted.into(),
         annotations: annotations
             .into_iter()

@@ -84,14 +84,27 @@ pub fn stale_cordon(annotations: Option<&BTreeMap<String, String>>, unschedulabl
     !unschedulable && !cordon_owners(annotations).is_empty()
 }
 
+/// kube-healer's taint marks whose taint is no longer on the node: someone removed it. The
+/// entries must come off at once, or a later taint of the same key and effect by a person would
+/// be taken for kube-healer's (counted, and removed by its revert).
+pub fn stale_taints(annotations: Option<&BTreeMap<String, String>>, taints: &[Shared]) -> bool {
+    taint_owners(annotations)
+        .iter()
+        .any(|(_, k, e)| !taints.iter().any(|t| t.split_once(':') == Some((k, e))))
+}
+
+/// The node is handed by kube-healer to a remediator or a replacement: what they do to it (a
+/// cordon, a drain, Karpenter's disruption taint, a NodeMaintenance's) is kube-healer's own
+/// doing, not someone else's maintenance.
+pub fn handed_over(annotations: Option<&BTreeMap<String, String>>) -> bool {
+    !remediation_owners(annotations).is_empty() || !replace_owners(annotations).is_empty()
+}
+
 /// The node is cordoned by someone else: unschedulable with no kube-healer cordon mark, and not
 /// handed by kube-healer to a remediator or a replacement (which cordon the node themselves, on
 /// kube-healer's behalf). kube-healer's taints say nothing of who cordoned it.
 pub fn cordoned_by_other(annotations: Option<&BTreeMap<String, String>>, unschedulable: bool) -> bool {
-    unschedulable
-        && cordon_owners(annotations).is_empty()
-        && remediation_owners(annotations).is_empty()
-        && replace_owners(annotations).is_empty()
+    unschedulable && cordon_owners(annotations).is_empty() && !handed_over(annotations)
 }
 
 /// The policies whose cordon someone else lifted, and when kube-healer saw it: the node's

@@ -344,6 +344,10 @@ pub struct NodeView {
     pub stale_cordon: bool,
     /// The node is cordoned by someone else (see `marks::cordoned_by_other`).
     pub cordoned_by_other: bool,
+    /// kube-healer's taint marks name a taint no longer on the node (see `marks::stale_taints`).
+    pub stale_taint: bool,
+    /// kube-healer handed the node to a remediator or a replacement (see `marks::handed_over`).
+    pub handed_over: bool,
     /// The policies whose cordon someone else lifted, and when that was seen.
     pub cordon_lifted: Box<[(Shared, Secs)]>,
     /// The node's annotation keys (their presence is what planned-disruption signals read).

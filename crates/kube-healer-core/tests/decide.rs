@@ -237,7 +237,7 @@ fn max_unhealthy_stops_node_actions() {
 
 #[test]
 fn the_cluster_disruption_budget_holds_new_nodes_out_of_service_and_lets_held_ones_go_on() {
-    use kube_healer_core::decide::{OutCount, OutOfService, budget_count};
+    use kube_healer_core::decide::{OutBy, OutCount, OutOfService, budget_count};
     let s = node_spec(json!("100%"));
     let budget = |held: usize, target_out: bool| Facts {
         now: T,
@@ -248,7 +248,7 @@ fn the_cluster_disruption_budget_holds_new_nodes_out_of_service_and_lets_held_on
             },
             limit: 2,
             configured: "2".into(),
-            target_out,
+            target: target_out.then_some(OutBy::KubeHealer),
         }),
         ..Default::default()
     };

@@ -362,7 +362,7 @@ fn the_disruption_budget_counts_every_node_out_of_service_whoever_took_it_out() 
             out,
             limit: 2,
             configured: "20%".into(),
-            target_out,
+            target: target_out.then_some(OutBy::NotReady),
         }),
         ..Default::default()
     };
@@ -392,6 +392,27 @@ fn the_disruption_budget_counts_every_node_out_of_service_whoever_took_it_out() 
         )),
         Decision::Act { .. }
     ));
+    // kube-healer's own share: with 2 nodes it holds, a third NotReady node waits too (it is
+    // out already, but kube-healer would hold one more); one it holds goes on.
+    let two_of_ours = OutCount {
+        kube_healer: 2,
+        ..Default::default()
+    };
+    match decided(facts(two_of_ours, true)) {
+        Decision::Hold { reason, message, .. } => {
+            assert_eq!(reason.as_str(), reasons::BUDGET_EXCEEDED);
+            assert!(
+                message.contains("kube-healer keeps 2 nodes out of service"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut ours = facts(two_of_ours, true);
+    if let Some(o) = ours.out_of_service.as_mut() {
+        o.target = Some(OutBy::KubeHealer);
+    }
+    assert!(matches!(decided(ours), Decision::Act { .. }));
     assert!(ActionKind::Cordon.properties().takes_node_out);
 }
 

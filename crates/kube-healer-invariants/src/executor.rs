@@ -32,7 +32,7 @@ impl Run {
                 ready_since,
             } => self.revert(&policy, &node, (debounce, ready_since)),
             Work::DeleteRecord { name } => self.record_deleted(&name),
-            Work::CordonLifted { node } => self.cordon_lifted(&node),
+            Work::MarksLifted { node } => self.marks_lifted(&node),
             // An avoid taint expiring, a batch or a record left by a process that ended: none
             // of what a history makes.
             Work::Unavoid { .. } | Work::ResumeBatch { .. } | Work::FinishUnfinished { .. } => {}
@@ -237,12 +237,12 @@ impl Run {
         self.world.node_changed(name);
     }
 
-    /// Someone lifted kube-healer's cordon: the live acknowledgement's patch.
-    fn cordon_lifted(&mut self, name: &str) {
+    /// Someone undid kube-healer's marks: the live acknowledgement's patch.
+    fn marks_lifted(&mut self, name: &str) {
         let Some(node) = self.world.nodes.get(name) else {
             return;
         };
-        if let Some((patch, _)) = node_act::cordon_lift_patch(&node.obj, self.world.now) {
+        if let Some((patch, _)) = node_act::lifted_marks_patch(&node.obj, self.world.now) {
             self.patch_node(name, &patch);
         }
     }

@@ -63,8 +63,9 @@ pub enum Work {
         debounce: Secs,
         ready_since: Option<Secs>,
     },
-    /// Someone lifted kube-healer's cordon on the node: record it there (the mark comes off).
-    CordonLifted {
+    /// Someone undid kube-healer's marks on the node (lifted its cordon, removed its taint):
+    /// record it there (the marks come off).
+    MarksLifted {
         node: String,
     },
     /// Reschedule's avoid taint on the node expired: remove it.

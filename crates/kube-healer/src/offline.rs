@@ -38,10 +38,11 @@ impl Decider<'_> {
             unhealthy_nodes(snapshot, policy, now)
         });
         // Someone else's work on the node, by the built-in signals (the operator's configured
-        // ones are its flags, not known here); the failure's episode starts with it.
+        // ones are its flags, not known here), in the failure's episode as the ladder holds it
+        // (explain reads it back from the records, as the operator does).
         let (spec, name) = (&policy.policy.spec, policy.policy.metadata.name.as_deref());
         let signals = PlannedSignals::default();
-        let when = (finding.since, now);
+        let when = (ladder.episode, now);
         facts.maintenance = under_maintenance(spec, finding, target, snapshot, &signals, when);
         facts.overridden = overridden(spec, name.unwrap_or_default(), target, when);
         // Windows in UTC (the operator's --time-zone is not known here).

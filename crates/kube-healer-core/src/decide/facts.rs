@@ -44,7 +44,9 @@ pub struct Facts {
 /// The cluster-wide disruption budget, a floor on the cluster's availability: how many nodes
 /// may be out of service at once, whoever took them out (kube-healer, a person, planned
 /// maintenance, or a node not Ready). An action on a node already out adds nothing to the
-/// count; one on a Ready, schedulable node adds one.
+/// count; one on a Ready, schedulable node adds one. And kube-healer itself never holds more
+/// nodes than the budget, out already or not: six nodes failing one after another are not all
+/// drained or replaced at once because each was NotReady first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutOfService {
     /// Nodes out of service now, by why.
@@ -53,8 +55,9 @@ pub struct OutOfService {
     pub limit: usize,
     /// The budget as configured (for messages), e.g. "10%".
     pub configured: String,
-    /// The target is out of service already (acting on it takes no more of the budget).
-    pub target_out: bool,
+    /// Why the target is out of service already, if it is: acting on it takes no more of the
+    /// count, and none of kube-healer's share if kube-healer holds it.
+    pub target: Option<OutBy>,
 }
 
 /// Why a node is out of service, for the budget; the first that applies names it.

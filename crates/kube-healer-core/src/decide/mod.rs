@@ -215,16 +215,25 @@ fn held_by_cause_or_budget(spec: &HealingPolicySpec, action: ActionKind, facts: 
             );
         }
     }
-    if let Some(budget) = &facts.out_of_service
-        && action.properties().takes_node_out
-        && !budget.target_out
-        && budget.out.total() >= budget.limit
-    {
+    let budget = facts
+        .out_of_service
+        .as_ref()
+        .filter(|_| action.properties().takes_node_out)?;
+    if budget.target.is_none() && budget.out.total() >= budget.limit {
         return Closed::until_changed(
             HoldReason::BudgetExceeded,
             format!(
                 "{} nodes are out of service, the cluster's disruption budget ({}: {} nodes) counts them all: node actions on nodes still in service wait",
                 budget.out, budget.configured, budget.limit
+            ),
+        );
+    }
+    if budget.target != Some(OutBy::KubeHealer) && budget.out.kube_healer >= budget.limit {
+        return Closed::until_changed(
+            HoldReason::BudgetExceeded,
+            format!(
+                "kube-healer keeps {} nodes out of service, the cluster's disruption budget ({}: {} nodes): node actions wait",
+                budget.out.kube_healer, budget.configured, budget.limit
             ),
         );
     }

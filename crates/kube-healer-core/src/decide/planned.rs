@@ -69,6 +69,11 @@ pub struct HeldFor {
 /// cordon counts when it is not kube-healer's (nor that of a remediator kube-healer handed the
 /// node to).
 pub fn planned_disruption(node: &NodeView, signals: &PlannedSignals) -> Option<String> {
+    if node.handed_over {
+        // Replace deleted its NodeClaim (Karpenter then taints it), a remediator drains it:
+        // kube-healer's own doing.
+        return None;
+    }
     let taint = |key: &str| node.has_taint(key);
     if let Some((key, who)) = PLANNED_TAINTS.iter().find(|(k, _)| taint(k)) {
         return Some(format!("{who} (taint {key})"));
@@ -166,7 +171,9 @@ pub fn overridden(
         .iter()
         .filter(|(p, _)| &**p == policy)
         .map(|(_, at)| *at)
-        .max()?;
+        .max()?
+        // A time to come (an edited annotation) is taken as now: no hold is pinned by it.
+        .min(now);
     let until = at.saturating_add(spec.safety.cooldown_secs());
     let message = format!(
         "someone uncordoned the node this policy had cordoned ({}s ago): the person wins",

@@ -127,7 +127,7 @@ pub async fn cordon(client: &Client, spec: &HealingActionSpec) -> Outcome {
     let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
         let unschedulable = node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
         by_other.store(
-            unschedulable && cordon_owners(node.metadata.annotations.as_ref()).is_empty(),
+            kube_healer_core::marks::cordoned_by_other(node.metadata.annotations.as_ref(), unschedulable),
             std::sync::atomic::Ordering::Relaxed,
         );
         cordon_patch(node, spec)
@@ -401,39 +401,51 @@ impl Change<'_> {
     }
 }
 
-/// The patch that records a cordon of kube-healer's lifted by someone else (None: the node is
-/// cordoned again, or carries no mark of kube-healer's cordon): the cordoned-by mark comes off,
-/// so that a later cordon by a person is never taken for kube-healer's, and the cordon-lifted
-/// annotation names the policies whose cordon it was and when (`now`), which keeps them from
-/// cordoning it again for that failure and within their cooldown.
-pub fn cordon_lift_patch(n: &Node, now: i64) -> Option<(serde_json::Value, String)> {
+/// The patch that records kube-healer's marks someone else undid (None: none is): a cordon of
+/// kube-healer's lifted (its cordoned-by mark comes off, so that a later cordon by a person is
+/// never taken for kube-healer's, and the cordon-lifted annotation names the policies whose
+/// cordon it was and when, `now`, which keeps them from cordoning it again for that failure
+/// and within their cooldown), and taint marks whose taint someone removed (they come off, so
+/// that a later taint of the same key by a person is never taken for kube-healer's).
+pub fn lifted_marks_patch(n: &Node, now: i64) -> Option<(serde_json::Value, String)> {
     let annotations = n.metadata.annotations.as_ref();
     let unschedulable = n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
-    if !kube_healer_core::marks::stale_cordon(annotations, unschedulable) {
-        return None;
-    }
-    let owners = cordon_owners(annotations);
-    let mut lifted: Vec<(&str, i64)> = kube_healer_core::marks::cordon_lifted(annotations)
-        .into_iter()
-        .filter(|(p, _)| !owners.contains(p))
-        .collect();
-    lifted.extend(owners.iter().map(|p| (*p, now)));
-    let entries: Vec<String> = lifted.iter().map(|(p, at)| format!("{p}={at}")).collect();
-    Some((
-        json!({"metadata": {"annotations": {
-            CORDONED_BY_ANNOTATION: null,
-            CORDON_LIFTED_ANNOTATION: entries.join(","),
-        }}}),
-        format!(
+    let mut patch = json!({"metadata": {"annotations": {}}});
+    let mut said = Vec::new();
+    if kube_healer_core::marks::stale_cordon(annotations, unschedulable) {
+        let owners = cordon_owners(annotations);
+        let mut lifted: Vec<(&str, i64)> = kube_healer_core::marks::cordon_lifted(annotations)
+            .into_iter()
+            .filter(|(p, _)| !owners.contains(p))
+            .collect();
+        lifted.extend(owners.iter().map(|p| (*p, now)));
+        let entries: Vec<String> = lifted.iter().map(|(p, at)| format!("{p}={at}")).collect();
+        patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION] = serde_json::Value::Null;
+        patch["metadata"]["annotations"][CORDON_LIFTED_ANNOTATION] = json!(entries.join(","));
+        said.push(format!(
             "someone uncordoned the node that {} had cordoned: the person wins, and the cordon is no longer kube-healer's",
             owners.join(", ")
-        ),
-    ))
+        ));
+    }
+    let taints = taints_without(n, |_| false);
+    let entries = taint_owners(annotations);
+    let (kept, gone): (Vec<_>, Vec<_>) = entries
+        .into_iter()
+        .partition(|(_, k, e)| taints.iter().any(|t| t.key == *k && t.effect == *e));
+    if !gone.is_empty() {
+        patch["metadata"]["annotations"][TAINTED_BY_ANNOTATION] = taint_marker(&kept);
+        let named: Vec<String> = gone.iter().map(|(p, k, e)| format!("{k}:{e} ({p})")).collect();
+        said.push(format!(
+            "someone removed kube-healer's taint {}: its mark comes off",
+            named.join(", ")
+        ));
+    }
+    (!said.is_empty()).then(|| (patch, said.join("; ")))
 }
 
-/// Records on the node that someone lifted kube-healer's cordon, and tells it as an event.
+/// Records on the node that someone undid kube-healer's marks, and tells it as an event.
 pub async fn acknowledge_lift(client: &Client, recorder: &Recorder, node: &str, now: i64) {
-    match update_node(client, node, None, |n| cordon_lift_patch(n, now)).await {
+    match update_node(client, node, None, |n| lifted_marks_patch(n, now)).await {
         Ok(Some(message)) => {
             tracing::info!(node, %message, "cordon lifted by someone else");
             let reference = k8s_openapi::api::core::v1::ObjectReference {
@@ -584,7 +596,7 @@ mod tests {
             json!({CORDONED_BY_ANNOTATION: "a,b", CORDON_LIFTED_ANNOTATION: "c=5,a=1"}),
             Some(NOW),
         );
-        let (patch, said) = cordon_lift_patch(&lifted, NOW).unwrap();
+        let (patch, said) = lifted_marks_patch(&lifted, NOW).unwrap();
         let annotations = &patch["metadata"]["annotations"];
         assert_eq!(annotations[CORDONED_BY_ANNOTATION], serde_json::Value::Null);
         assert_eq!(
@@ -593,10 +605,22 @@ mod tests {
         );
         assert!(said.contains("the person wins"), "{said}");
         assert_eq!(
-            cordon_lift_patch(&node(true, json!({CORDONED_BY_ANNOTATION: "a"}), Some(NOW)), NOW),
+            lifted_marks_patch(&node(true, json!({CORDONED_BY_ANNOTATION: "a"}), Some(NOW)), NOW),
             None
         );
-        assert_eq!(cordon_lift_patch(&node(false, json!({}), Some(NOW)), NOW), None);
+        assert_eq!(lifted_marks_patch(&node(false, json!({}), Some(NOW)), NOW), None);
+        // A taint mark whose taint someone removed comes off; the others stay.
+        let untainted = node(
+            true,
+            json!({CORDONED_BY_ANNOTATION: "a", TAINTED_BY_ANNOTATION: "a=k:NoSchedule,b=j:NoExecute"}),
+            Some(NOW),
+        );
+        let (patch, said) = lifted_marks_patch(&untainted, NOW).unwrap();
+        assert_eq!(
+            patch["metadata"]["annotations"][TAINTED_BY_ANNOTATION],
+            serde_json::Value::Null
+        );
+        assert!(said.contains("k:NoSchedule (a)"), "{said}");
     }
 
     /// Cordon never claims a cordon it did not place: a person's stays the person's.

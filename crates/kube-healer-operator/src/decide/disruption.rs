@@ -39,12 +39,14 @@ impl Gate {
             .map(|(n, _)| &**n)
             .collect();
         let mut out = OutCount::default();
-        let mut target_out = false;
+        let mut target = None;
         for n in ctx.stores.nodes() {
             let held = held_by_managed(n, ctx.managed) || sent.contains(&*n.name);
             if let Some(by) = OutBy::of(n, held, &self.planned) {
                 out.add(by);
-                target_out |= *n.name == *node;
+                if *n.name == *node {
+                    target = Some(by);
+                }
             }
         }
         let total = kube_healer_core::ClusterView::node_count(ctx.stores);
@@ -52,7 +54,7 @@ impl Gate {
             out,
             limit: budget_count(budget, total).unwrap_or(1),
             configured: budget.to_string(),
-            target_out,
+            target,
         }
     }
 }

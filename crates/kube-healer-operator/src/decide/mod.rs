@@ -541,6 +541,8 @@ impl Gate {
             ladder.take_back(step, req.before);
         }
         self.held.retain(|h| h.policy != policy || h.target != target);
+        // The node's one record for its pods was not written: the next pod's decision writes it.
+        self.held_maintenance.retain(|(p, _, _)| p != policy);
         self.holding.released(policy, &target);
         self.spent.taken_back(policy, &req.name);
         target

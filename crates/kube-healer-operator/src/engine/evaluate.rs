@@ -254,6 +254,7 @@ impl Engine {
         self.gate.target_gone(target);
         self.count_held();
         if let Target::Node(name) = target {
+            self.lifts_sent.remove(&**name);
             // A node gone is out of the count: its place may go to a held target.
             self.budget_changed(name, false, self.clock.now());
         }

@@ -57,10 +57,11 @@ impl Engine {
         }
     }
 
-    /// Someone lifted a cordon of kube-healer's (the node is schedulable, its mark still
-    /// there): the person wins. The mark comes off at once, recorded on the node as lifted, so
-    /// that the person's next cordon is never taken for kube-healer's; sent again if it has
-    /// not shown within a minute.
+    /// Someone undid kube-healer's marks (lifted its cordon, the node schedulable with the
+    /// mark still there; removed its taint, the mark naming a taint no longer there): the person
+    /// wins. The marks come off at once (a lifted cordon recorded on the node as lifted), so
+    /// that a person's next cordon or taint is never taken for kube-healer's; sent again if it
+    /// has not shown within a minute.
     fn acknowledge_lift(&mut self, node: &Shared, stale: bool, now: Secs) {
         if !stale {
             self.lifts_sent.remove(node);
@@ -75,7 +76,7 @@ impl Engine {
         }
         self.lifts_sent.insert(node.clone(), now);
         tracing::info!(node = %node, "someone lifted kube-healer's cordon: recording it on the node");
-        self.send(Work::CordonLifted {
+        self.send(Work::MarksLifted {
             node: node.to_string(),
         });
     }
@@ -89,7 +90,7 @@ impl Engine {
             self.lifts_sent.remove(node);
             return;
         };
-        self.acknowledge_lift(&view.name.clone(), view.stale_cordon, now);
+        self.acknowledge_lift(&view.name.clone(), view.stale_cordon || view.stale_taint, now);
         let Some(view) = self.stores.node_view(node) else {
             return;
         };

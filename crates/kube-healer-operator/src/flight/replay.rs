@@ -284,7 +284,7 @@ impl Replay {
                 }
                 // Taints expiring, records past retention, batches: the executor's business.
                 Work::Unavoid { .. }
-                | Work::CordonLifted { .. }
+                | Work::MarksLifted { .. }
                 | Work::DeleteRecord { .. }
                 | Work::ResumeBatch { .. }
                 | Work::FinishUnfinished { .. } => {}

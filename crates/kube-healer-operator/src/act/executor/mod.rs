@@ -153,7 +153,7 @@ impl Lanes {
                     async move { node::revert(&client, &recorder, (&policy, &node), recovered).await },
                 );
             }
-            Work::CordonLifted { node } => {
+            Work::MarksLifted { node } => {
                 let (client, recorder) = (self.lent.client.clone(), self.lent.recorder.clone());
                 let now = self.lent.clock.now();
                 tokio::spawn(async move { node::acknowledge_lift(&client, &recorder, &node, now).await });
