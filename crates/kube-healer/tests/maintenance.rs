@@ -279,7 +279,7 @@ async fn maintenance(ctx: Ctx) -> anyhow::Result<()> {
         let log = op.log();
         let decisions: Vec<&str> = log
             .lines()
-            .filter(|l| l.contains("decision") || l.contains("cordon lifted") || l.contains("lifted"))
+            .filter(|l| l.contains("decision") || l.contains("lifted") || l.contains("undone"))
             .map(|l| l.get(..400).unwrap_or(l))
             .collect::<Vec<_>>()
             .into_iter()

@@ -447,31 +447,23 @@ pub fn lifted_marks_patch(n: &Node, now: i64) -> Option<(serde_json::Value, Stri
 pub async fn acknowledge_lift(client: &Client, recorder: &Recorder, node: &str, now: i64) {
     match update_node(client, node, None, |n| lifted_marks_patch(n, now)).await {
         Ok(Some(message)) => {
-            tracing::info!(node, %message, "cordon lifted by someone else");
-            let reference = k8s_openapi::api::core::v1::ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Node".into()),
-                name: Some(node.to_string()),
-                uid: Some(node.to_string()),
-                ..Default::default()
-            };
-            let event = Event {
-                type_: EventType::Normal,
-                reason: "HealingOverridden".into(),
-                note: Some(message),
-                action: "Acknowledge".into(),
-                secondary: None,
-            };
-            let _ = recorder.publish(&event, &reference).await;
+            tracing::info!(node, %message, "marks undone by someone else");
+            tell(recorder, node, ("HealingOverridden", "Acknowledge"), message).await;
         }
         Ok(None) => {}
-        Err(e) => tracing::warn!(node, error = %e, "recording the lifted cordon failed"),
+        Err(e) => tracing::warn!(node, error = %e, "recording the undone marks failed"),
     }
 }
 
 /// The revert, told on the node as a Normal event.
 async fn announce_revert(recorder: &Recorder, policy: &str, node: &str, message: &str) {
     tracing::info!(%policy, node, %message, "reverted");
+    let note = format!("the failure cleared; policy {policy}: {message}");
+    tell(recorder, node, ("HealingReverted", "Revert"), note).await;
+}
+
+/// A Normal event on the node (the kubelet's convention: the node's name as its UID).
+async fn tell(recorder: &Recorder, node: &str, (reason, action): (&str, &str), note: String) {
     let reference = k8s_openapi::api::core::v1::ObjectReference {
         api_version: Some("v1".into()),
         kind: Some("Node".into()),
@@ -481,9 +473,9 @@ async fn announce_revert(recorder: &Recorder, policy: &str, node: &str, message:
     };
     let event = Event {
         type_: EventType::Normal,
-        reason: "HealingReverted".into(),
-        note: Some(format!("the failure cleared; policy {policy}: {message}")),
-        action: "Revert".into(),
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
         secondary: None,
     };
     let _ = recorder.publish(&event, &reference).await;
