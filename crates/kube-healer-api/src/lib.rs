@@ -35,6 +35,9 @@ pub const GROUP: &str = "healing.kubehealer.io";
 /// Set to "true" on a pod or node to keep kube-healer's hands off it (it is still diagnosed, and
 /// actions are recorded as Skipped with reason OptedOut).
 pub const OPT_OUT_ANNOTATION: &str = "healing.kubehealer.io/opt-out";
+/// On the namespace kube-healer runs in: every policy is paused while it is there (its value
+/// says why, and is recorded). For upgrades and other work that must not be healed.
+pub const PAUSE_ANNOTATION: &str = "healing.kubehealer.io/pause";
 
 /// On nodes kube-healer cordoned or tainted: the policy that did it, so that only those are
 /// reverted on recovery.

@@ -133,6 +133,7 @@ fn start_up_lists(args: &Args, write: &mut impl FnMut(Change, i64)) {
     write(Change::policy(W::InitDone), at);
     write(Change::Namespace(Box::new(W::Init)), at);
     write(Change::Namespace(Box::new(W::InitDone)), at);
+    Change::no_maintainers().for_each(|c| write(c, at));
     write(Change::Node(Box::new(W::Init)), at);
     for i in 0..args.nodes {
         write(

@@ -140,6 +140,7 @@ fn start_up_lists(engine: &mut Engine, args: &Args, now: k8s_openapi::jiff::Time
     engine.apply(Change::Event(Box::new(Event::InitDone)));
     engine.apply(Change::Namespace(Box::new(Event::Init)));
     engine.apply(Change::Namespace(Box::new(Event::InitDone)));
+    Change::no_maintainers().for_each(|c| engine.apply(c));
     engine.apply(Change::Record(Box::new(Event::Init)));
     engine.apply(Change::Record(Box::new(Event::InitDone)));
     engine.correlated();

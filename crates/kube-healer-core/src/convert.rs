@@ -136,11 +136,60 @@ pub fn pod_view(pod: &Pod, interner: &mut Interner) -> Result<PodView, ConvertEr
             v.iter()
                 .any(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some())
         }),
+        pinned: pinned(spec),
         conditions,
         containers,
         timeline: Default::default(),
         version: meta.resource_version.as_deref().and_then(canonical_number),
     })
+}
+
+/// The label the kubelet sets to its host name, which nodeSelectors pin pods with.
+const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+
+/// Whether the pod can run on the node it is on and no other: a nodeSelector on the hostname
+/// label, or a required node affinity each of whose terms admits that one node, by name (as a
+/// DaemonSet pins its pods) or by hostname, naming the node it is on. The host name is taken
+/// to be the node's name, as it is unless the kubelet is told otherwise. (A pod created with
+/// nodeName and no scheduler cannot be told from the pod itself: only its owner's template
+/// says so.)
+pub fn pinned(spec: Option<&k8s_openapi::api::core::v1::PodSpec>) -> bool {
+    let Some((spec, node)) = spec.and_then(|s| Some((s, s.node_name.as_deref()?))) else {
+        return false;
+    };
+    let only_this = |operator: &str, values: Option<&Vec<String>>| {
+        operator == "In" && values.is_some_and(|v| v.len() == 1 && v[0] == node)
+    };
+    let by_selector = spec
+        .node_selector
+        .as_ref()
+        .and_then(|s| s.get(HOSTNAME_LABEL))
+        .is_some_and(|h| h == node);
+    let terms = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+        .map(|r| r.node_selector_terms.as_slice())
+        .unwrap_or_default();
+    // Terms are alternatives: pinned only when every one of them admits this node alone.
+    let by_affinity = !terms.is_empty()
+        && terms.iter().all(|term| {
+            let fields = term
+                .match_fields
+                .iter()
+                .flatten()
+                .filter(|r| r.key == "metadata.name");
+            let labels = term
+                .match_expressions
+                .iter()
+                .flatten()
+                .filter(|r| r.key == HOSTNAME_LABEL);
+            fields
+                .chain(labels)
+                .any(|r| only_this(&r.operator, r.values.as_ref()))
+        });
+    by_selector || by_affinity
 }
 
 /// The pod's conditions that are not True (a healthy pod keeps none).
@@ -320,6 +369,7 @@ pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, Conve
             .flat_map(|a| a.keys())
             .map(|k| interner.str(k))
             .collect(),
+        maintained: None,
         taints: taints.into(),
         conditions: conditions.into(),
         ready_transitions: Box::new([]),

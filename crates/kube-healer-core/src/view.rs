@@ -264,6 +264,8 @@ pub struct PodView {
     /// The pod mounts a PersistentVolumeClaim (or a generic ephemeral volume, which is one):
     /// data a replacement could attach while this pod may still write it.
     pub has_claims: bool,
+    /// The pod can run on its node only (see `convert::pinned`): moving it cannot help.
+    pub pinned: bool,
     /// Only the conditions that are not True: a healthy pod keeps none.
     pub conditions: Box<[PodCondition]>,
     pub containers: Box<[ContainerView]>,
@@ -352,6 +354,9 @@ pub struct NodeView {
     pub cordon_lifted: Box<[(Shared, Secs)]>,
     /// The node's annotation keys (their presence is what planned-disruption signals read).
     pub annotations: Box<[Shared]>,
+    /// Another tool's resource says the node is taken down on purpose, and how (see
+    /// `decide::Maintainer`; set by whoever also watches those resources, None offline).
+    pub maintained: Option<Shared>,
     /// Taint keys with their effects, `key:Effect`.
     pub taints: Box<[Shared]>,
     pub conditions: Box<[NodeCondition]>,

@@ -164,7 +164,7 @@ fn pause_suspend_opt_out_and_correlation_hold_until_lifted() {
             &fresh,
             &b,
             &Facts {
-                paused: true,
+                paused: Some("--pause".into()),
                 ..at(T)
             }
         ))

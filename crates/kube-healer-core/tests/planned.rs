@@ -13,8 +13,8 @@ use kube_healer_api::{
 };
 use kube_healer_core::convert::{Interner, node_view, pod_view};
 use kube_healer_core::decide::{
-    Budget, Decision, Facts, Fresh, Ladder, OutBy, OutCount, OutOfService, PlannedSignals, Read, Seen,
-    ShutdownEvidence, decide, overridden, planned_disruption, recheck_node, under_maintenance,
+    Budget, Decision, Facts, Fresh, Ladder, Maintainer, OutBy, OutCount, OutOfService, PlannedSignals, Read,
+    Seen, ShutdownEvidence, decide, overridden, planned_disruption, recheck_node, under_maintenance,
 };
 use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::{NodeView, Secs};
@@ -97,6 +97,70 @@ fn each_tool_s_signal_and_a_person_s_cordon_say_a_node_is_taken_down_on_purpose(
         json!({"unschedulable": true, "taints": [{"key": "healing.kubehealer.io/down", "effect": "NoSchedule"}]}),
     );
     assert!(signal(&person_over_taint).is_some());
+}
+
+#[test]
+fn other_tools_resources_say_their_node_is_taken_down_while_they_delete_or_maintain_it() {
+    let says = |m: Maintainer, o: Value| m.says(&o).map(|s| (s.node, s.signal));
+    let claim = json!({"metadata": {"name": "c1"}, "status": {"nodeName": "w1"}});
+    assert_eq!(
+        says(Maintainer::NodeClaim, claim.clone()),
+        Some(("w1".into(), None))
+    );
+    let mut deleting = claim.clone();
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-12-07T00:00:00Z");
+    let (_, said) = says(Maintainer::NodeClaim, deleting).unwrap();
+    assert!(said.unwrap().contains("Karpenter is deleting NodeClaim c1"));
+    assert_eq!(
+        says(
+            Maintainer::NodeClaim,
+            json!({"metadata": {"name": "c2"}, "status": {}})
+        ),
+        None,
+        "a NodeClaim not launched names no node"
+    );
+
+    let machine = |annotations: Value, deleting: bool| {
+        let mut m = json!({"metadata": {"name": "m1", "namespace": "capi", "annotations": annotations},
+            "status": {"nodeRef": {"name": "w1"}}});
+        if deleting {
+            m["metadata"]["deletionTimestamp"] = json!("2026-12-07T00:00:00Z");
+        }
+        says(Maintainer::Machine, m).unwrap().1
+    };
+    assert_eq!(machine(json!({}), false), None);
+    assert!(
+        machine(json!({}), true)
+            .unwrap()
+            .contains("deleting Machine capi/m1")
+    );
+    for a in kube_healer_core::decide::MACHINE_SKIP_ANNOTATIONS {
+        assert!(machine(json!({*a: ""}), false).unwrap().contains(a), "{a}");
+    }
+
+    let maintenance =
+        json!({"metadata": {"name": "nm"}, "spec": {"nodeName": "w1", "reason": "kernel 6.12"}});
+    let (node, said) = says(Maintainer::NodeMaintenance, maintenance).unwrap();
+    assert_eq!(node, "w1");
+    assert!(
+        said.unwrap()
+            .contains("NodeMaintenance nm drains the node: kernel 6.12")
+    );
+
+    // The node view carries it (the operator's store sets it), and it holds as any signal does;
+    // not on a node kube-healer handed over (its own Replace deleted the NodeClaim).
+    let mut node = node_with(json!({}), json!({}));
+    node.maintained = Some("Karpenter is deleting NodeClaim c1".into());
+    assert_eq!(
+        signal(&node).as_deref(),
+        Some("Karpenter is deleting NodeClaim c1")
+    );
+    let mut handed = node_with(
+        json!({"annotations": {kube_healer_api::REPLACED_BY_ANNOTATION: "p"}}),
+        json!({}),
+    );
+    handed.maintained = node.maintained.clone();
+    assert_eq!(signal(&handed), None);
 }
 
 #[test]
@@ -504,4 +568,54 @@ fn moving_a_daemonset_pod_lost_with_its_node_cannot_help() {
         ),
         None
     );
+}
+
+/// A pod pinned to its node, by a nodeSelector on the hostname or a required affinity naming
+/// that node alone in every term, is moved in vain as a DaemonSet's is; one that may go to
+/// another node is not pinned.
+#[test]
+fn moving_a_pod_pinned_to_its_lost_node_cannot_help() {
+    use kube_healer_core::decide::futile_move;
+    let placed = |spec: Value| {
+        let mut v = pod("web-x", Some("w1"), json!({"phase": "Running"}));
+        v["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web",
+            "uid": "u", "controller": true}]);
+        for (k, val) in spec.as_object().unwrap() {
+            v["spec"][k] = val.clone();
+        }
+        pod_view(&serde_json::from_value(v).unwrap(), &mut Interner::default()).unwrap()
+    };
+    let term = |key: &str, field: bool, values: Value| {
+        let list = if field { "matchFields" } else { "matchExpressions" };
+        json!({list: [{"key": key, "operator": "In", "values": values}]})
+    };
+    let required = |terms: Vec<Value>| json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}});
+    let pinned = [
+        json!({"nodeSelector": {"kubernetes.io/hostname": "w1", "disk": "ssd"}}),
+        required(vec![term("metadata.name", true, json!(["w1"]))]),
+        required(vec![term("kubernetes.io/hostname", false, json!(["w1"]))]),
+    ];
+    for spec in pinned {
+        let p = placed(spec.clone());
+        let why = futile_move(&p, &Subject::pod(&p), FailureClass::NodeLost, ActionKind::Delete);
+        assert!(why.is_some_and(|w| w.contains("pinned to that node")), "{spec}");
+    }
+    let free = [
+        json!({}),
+        json!({"nodeSelector": {"disk": "ssd"}}),
+        json!({"nodeSelector": {"kubernetes.io/hostname": "w2"}}),
+        required(vec![term("kubernetes.io/hostname", false, json!(["w1", "w2"]))]),
+        required(vec![
+            term("metadata.name", true, json!(["w1"])),
+            term("topology.kubernetes.io/zone", false, json!(["a"])),
+        ]),
+    ];
+    for spec in free {
+        let p = placed(spec.clone());
+        assert!(!p.pinned, "{spec}");
+        assert_eq!(
+            futile_move(&p, &Subject::pod(&p), FailureClass::NodeLost, ActionKind::Delete),
+            None
+        );
+    }
 }

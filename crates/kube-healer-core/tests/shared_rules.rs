@@ -161,12 +161,13 @@ fn unhealthy_nodes_are_counted_among_those_the_policy_selects_and_only_for_node_
         evidence: Default::default(),
         alike: None,
     };
-    let facts = Facts::about(T, &policy, &finding, true, &[], || (1, 3)).with_switches(true, false);
+    let facts =
+        Facts::about(T, &policy, &finding, true, &[], || (1, 3)).with_switches(Some("--pause".into()), false);
     assert_eq!(
         (
             facts.unhealthy_nodes,
             facts.opted_out,
-            facts.paused,
+            facts.paused.is_some(),
             facts.correlated
         ),
         (Some((1, 3)), true, true, None)

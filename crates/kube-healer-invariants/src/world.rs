@@ -633,6 +633,7 @@ impl World {
         out.push(Change::Lease(Box::new(W::InitDone)));
         out.push(Change::Namespace(Box::new(W::Init)));
         out.push(Change::Namespace(Box::new(W::InitDone)));
+        out.extend(Change::no_maintainers());
         out
     }
 

@@ -46,6 +46,8 @@ pub struct Config {
     pub dry_run: bool,
     /// Operator-wide pause: decisions are recorded as Skipped (Paused).
     pub paused: bool,
+    /// The namespace kube-healer runs in: its pause annotation pauses every policy.
+    pub own_namespace: Option<String>,
     /// Only HealingPolicies with these labels (a label selector), for canaries and for running
     /// several operators on one cluster.
     pub policy_selector: Option<String>,
@@ -208,6 +210,7 @@ fn through_recorder(
 fn configured(engine: engine::Engine, config: Config) -> engine::Engine {
     engine
         .with_switches(config.dry_run, config.paused)
+        .with_own_namespace(config.own_namespace)
         .with_retention(config.retention)
         .with_protected_namespaces(config.protected_namespaces)
         .with_disruption_budget(config.max_nodes_out_of_service)

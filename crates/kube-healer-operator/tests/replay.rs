@@ -187,8 +187,31 @@ fn nodes_under_maintenance_are_left_to_it_and_the_person_wins() {
             .map(|d| (d.action.as_str(), d.verdict, d.reason))
             .collect()
     };
-    for node in ["-m0", "-m1", "-m2", "-m3", "-m4", "-m6", "-m7", "-m8"] {
+    for node in ["-m3", "-m4", "-m6", "-m7", "-m8"] {
         assert_eq!(on(node), [("Cordon", "hold", Some("Maintenance"))], "{node}");
+    }
+    // The upgraded nodes, held for the person's cordon; then, failing again, for the resource
+    // another tool took them down with (read from its watch, recorded with the rest).
+    let said = |suffix: &str| -> Vec<&str> {
+        decisions
+            .iter()
+            .filter(|d| d.name.ends_with(suffix))
+            .map(|d| d.message.as_deref().unwrap_or_default())
+            .collect()
+    };
+    for (node, resource) in [
+        ("-m0", "Karpenter is deleting NodeClaim"),
+        ("-m1", "carries cluster.x-k8s.io/skip-remediation"),
+        ("-m2", "NodeMaintenance"),
+    ] {
+        let hold = ("Cordon", "hold", Some("Maintenance"));
+        assert_eq!(on(node), [hold, hold], "{node}");
+        let messages = said(node);
+        assert!(
+            messages[0].contains("cordoned by someone else"),
+            "{node}: {messages:?}"
+        );
+        assert!(messages[1].contains(resource), "{node}: {messages:?}");
     }
     assert_eq!(
         on("-m9"),
@@ -201,17 +224,42 @@ fn nodes_under_maintenance_are_left_to_it_and_the_person_wins() {
             ("Cordon", "act", None)
         ]
     );
-    // The pods: those lost with the control nodes are deleted, but their DaemonSet's; those of
-    // the maintained nodes are held, once per node.
+    // The pods: those lost with the control node are deleted, but its DaemonSet's and the one
+    // pinned to it; those of the maintained nodes are held, once per node and failure.
     let pods: Vec<&Decided> = decisions.iter().filter(|d| d.kind == TargetKind::Pod).collect();
     for d in &pods {
-        let expected = match (d.name.starts_with("agent-"), d.verdict) {
+        let stays = d.name.starts_with("agent-") || d.name.starts_with("pinned-");
+        let expected = match (stays, d.verdict) {
             (true, "hold") => matches!(d.reason, Some("Maintenance") | Some("Unsafe")),
             (false, "act") => true,
             _ => false,
         };
         assert!(expected, "{d:#?}");
     }
-    let maintenance = pods.iter().filter(|d| d.reason == Some("Maintenance")).count();
-    assert_eq!(maintenance, 8, "one record per maintained node: {pods:#?}");
+    assert!(
+        pods.iter().any(|d| d.name.starts_with("pinned-")
+            && d.message
+                .as_deref()
+                .is_some_and(|m| m.contains("pinned to that node"))),
+        "{pods:#?}"
+    );
+    // Each (node, signal) held once, whatever the number of its pods.
+    let held: Vec<&str> = pods
+        .iter()
+        .filter(|d| d.reason == Some("Maintenance"))
+        .filter_map(|d| d.message.as_deref()?.split("; the pods").next())
+        .collect();
+    let once: std::collections::BTreeSet<&str> = held.iter().copied().collect();
+    assert_eq!(
+        once.len(),
+        held.len(),
+        "one record per maintained node and signal: {held:#?}"
+    );
+    assert_eq!(held.len(), 10, "{held:#?}");
+    for signal in [
+        "-m0 is under planned disruption: Karpenter is deleting NodeClaim",
+        "-m1 is under planned disruption: Cluster API Machine",
+    ] {
+        assert!(held.iter().any(|h| h.contains(signal)), "{signal}: {held:#?}");
+    }
 }

@@ -307,11 +307,7 @@ async fn control_plane(ctx: Ctx) -> anyhow::Result<()> {
     posted.set(&bad, kernel_deadlock(true, &now_rfc3339(0)));
     let start = std::time::Instant::now();
     let held = records(&ctx, &cordons, 1).await?;
-    let message = held[0]
-        .status
-        .as_ref()
-        .and_then(|s| s.message.clone())
-        .unwrap_or_default();
+    let message = support::message(&held[0]);
     ensure!(
         phase_reason(&held[0]) == (ActionPhase::Skipped, "Correlated".into())
             && message.contains("own API calls are failing"),

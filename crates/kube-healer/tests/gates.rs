@@ -22,8 +22,8 @@ use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario, scenario_pod, wait};
 use serde_json::json;
 use support::{
-    HEAL, Operator, PostedNodes, create_policy, kernel_deadlock, limits, now_rfc3339, phase_reason, ready,
-    records, selector,
+    HEAL, Operator, PostedNodes, create_policy, delete_evicted, kernel_deadlock, limits, now_rfc3339,
+    phase_reason, ready, records, selector,
 };
 
 fn main() -> std::process::ExitCode {
@@ -139,14 +139,7 @@ async fn opt_out(ctx: Ctx) -> anyhow::Result<()> {
     nodes::add_node(&ctx.client, &node).await?;
     let ns = ctx.namespace("oo").await?;
     let policy = ctx.name("leftovers");
-    create_policy(
-        &ctx,
-        &policy,
-        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
-        "conditions": [{"class": "Evicted", "for": "1s"}], "actions": [{"action": "Delete"}],
-        "safety": limits()}),
-    )
-    .await?;
+    delete_evicted(&ctx, &policy, &ns, limits()).await?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let mut keep = scenario_pod(&ns, "keep", Some(&node), &Scenario::evicted());
     keep.metadata

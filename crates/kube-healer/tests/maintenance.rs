@@ -9,12 +9,15 @@
 //!   and none of their cordons taken for kube-healer's. The control: a node that goes silent
 //!   meanwhile with nobody's maintenance is cordoned, and its Deployment pods deleted;
 //! - (d) that node's DaemonSet pod is neither deleted nor evicted (its DaemonSet would bring it
-//!   back on the same node);
+//!   back on the same node), nor is a Deployment's pod pinned to it by required affinity;
 //! - (c) a person uncordons the node kube-healer cordoned: no re-cordon, the ladder's next step
 //!   is recorded Skipped (Overridden), and the node says who lifted it;
 //! - (e) two nodes cordoned by a person fill the budget: a Ready node with a KernelDeadlock is
 //!   held (BudgetExceeded), a node that goes silent is still cordoned (it is out of service
-//!   already), and once the person uncordons, the held node is cordoned.
+//!   already), and once the person uncordons, the held node is cordoned;
+//! - (b) each signal of planned disruption holds a node that goes silent, and the pods lost with
+//!   it: taints, a label, an annotation, and other tools' resources (CRDs shaped like
+//!   Karpenter's NodeClaim, Cluster API's Machine and medik8s' NodeMaintenance).
 
 mod support;
 
@@ -24,9 +27,11 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, EvictParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, EvictParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
 use kube_healer_api::record::ActionPhase;
 use kube_healer_api::{CORDON_LIFTED_ANNOTATION, CORDONED_BY_ANNOTATION, HealingAction};
+use kube_healer_core::decide::Maintainer;
 use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::nodes::OWNER_LABEL;
 use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
@@ -145,8 +150,17 @@ fn said(r: &HealingAction) -> String {
 
 /// Waits for a final record of `policy` on `target` with `reason`.
 async fn record_with(ctx: &Ctx, policy: &str, target: &str, reason: &str) -> anyhow::Result<HealingAction> {
+    record_saying(ctx, (policy, target, reason), "").await
+}
+
+/// Waits for a final record of `policy` on `target` with `reason` whose message says `words`.
+async fn record_saying(
+    ctx: &Ctx,
+    (policy, target, reason): (&str, &str, &str),
+    words: &str,
+) -> anyhow::Result<HealingAction> {
     wait::until(
-        &format!("{policy}'s {reason} record on {target}"),
+        &format!("{policy}'s {reason} record on {target} saying {words:?}"),
         HEAL,
         || async {
             let by = records_by_target(ctx).await?;
@@ -158,6 +172,7 @@ async fn record_with(ctx: &Ctx, policy: &str, target: &str, reason: &str) -> any
                     r.spec.policy == policy
                         && r.status.as_ref().is_some_and(|s| s.phase.is_final())
                         && phase_reason(r).1 == reason
+                        && said(r).contains(words)
                 })
                 .cloned())
         },
@@ -198,6 +213,7 @@ async fn maintenance(ctx: Ctx) -> anyhow::Result<()> {
     ];
     let mut flags = vec!["--policy-selector", &selector, &f1, &f2];
     flags.extend(decisive);
+    install_maintainer_crds(&ctx).await?;
     let op = Operator::start(&ctx.cluster, "maintenance", &flags).await?;
     let names: Vec<String> = (0..10).map(|i| ctx.name(&format!("m{i}"))).collect();
     nodes::add_owned_nodes(&ctx.client, &names, &ctx.id, HEAL).await?;
@@ -213,6 +229,24 @@ async fn maintenance(ctx: Ctx) -> anyhow::Result<()> {
     let web = scenario_pod(&ns, "web", None, &Scenario::Running);
     Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(ctx.client.clone(), &ns)
         .create(&PostParams::default(), &deployment(&ctx, &ns, "web", 20, web)?)
+        .await?;
+    // A pod pinned to the control node (m9) by a required affinity on its name, as a Deployment
+    // may pin one: moving it cannot help either.
+    let mut pinned = deployment(
+        &ctx,
+        &ns,
+        "pinned",
+        1,
+        scenario_pod(&ns, "pinned", None, &Scenario::Running),
+    )?;
+    if let Some(spec) = pinned.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        spec.affinity = Some(serde_json::from_value(
+            json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [ctx.name("m9")]}]}]}}}),
+        )?);
+    }
+    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(ctx.client.clone(), &ns)
+        .create(&PostParams::default(), &pinned)
         .await?;
     let agent = scenario_pod(&ns, "agent", None, &Scenario::Running);
     let mut agent_meta = serde_json::to_value(&agent.metadata)?;
@@ -230,17 +264,21 @@ async fn maintenance(ctx: Ctx) -> anyhow::Result<()> {
     Api::<DaemonSet>::namespaced(ctx.client.clone(), &ns)
         .create(&PostParams::default(), &daemonset)
         .await?;
-    wait::until("20 web and 10 agent pods running", HEAL, || async {
-        let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-            .list(&ListParams::default())
-            .await?;
-        let running = pods
-            .items
-            .iter()
-            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-            .count();
-        Ok((running == 30).then_some(()))
-    })
+    wait::until(
+        "20 web, 10 agent pods and the pinned one running",
+        HEAL,
+        || async {
+            let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+                .list(&ListParams::default())
+                .await?;
+            let running = pods
+                .items
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count();
+            Ok((running == 31).then_some(()))
+        },
+    )
     .await?;
 
     let selects = json!({"matchLabels": {OWNER_LABEL: ctx.id}});
@@ -307,6 +345,19 @@ async fn upgrades_beside_a_failure(ctx: &Ctx, w: &World) -> anyhow::Result<()> {
     let (api, ns) = (&w.api, w.ns.as_str());
     let maintained = &w.names[..3];
     let control = &w.names[9];
+    let pinned = pods_on(ctx, ns, control)
+        .await?
+        .into_iter()
+        .find(|p| {
+            p.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("pinned-"))
+        })
+        .context("the pinned pod on the control node")?
+        .metadata
+        .uid
+        .unwrap_or_default();
     let mut agents = BTreeMap::new();
     for node in maintained.iter().chain([control]) {
         let agent = pods_on(ctx, ns, node)
@@ -433,6 +484,22 @@ async fn upgrades_beside_a_failure(ctx: &Ctx, w: &World) -> anyhow::Result<()> {
         .flatten()
         .find(|r| r.spec.policy == w.lost && r.spec.target.uid == *agent && phase_reason(r).1 == "Unsafe");
     let futile = futile.context("no Unsafe record for the control's DaemonSet pod")?;
+    let stuck = by
+        .values()
+        .flatten()
+        .find(|r| r.spec.policy == w.lost && r.spec.target.uid == pinned)
+        .context("no record for the pod pinned to the control node")?;
+    ensure!(
+        phase_reason(stuck).1 == "Unsafe" && said(stuck).contains("pinned to that node"),
+        "the pinned pod: {}",
+        said(stuck)
+    );
+    ensure!(
+        pods.items
+            .iter()
+            .any(|p| p.metadata.uid.as_deref() == Some(pinned.as_str())),
+        "the pod pinned to {control} was removed"
+    );
     ensure!(
         said(futile).contains("DaemonSet recreates its pod on the same node"),
         "{}",
@@ -495,7 +562,7 @@ async fn a_full_budget(ctx: &Ctx, w: &World, npd: &PostedNodes, posted: &str) ->
 
 /// (b) Each signal of planned disruption holds a node whose kubelet then goes silent, as its
 /// tool does it: the node is held (Skipped/Maintenance, naming the signal), and so are the pods
-/// lost with it. All five at once: a cause shared by many nodes holds them too, but the reason
+/// lost with it. All eight at once: a cause shared by many nodes holds them too, but the reason
 /// recorded is the maintenance.
 async fn each_signal_holds(ctx: &Ctx, w: &World) -> anyhow::Result<()> {
     let api = &w.api;
@@ -523,7 +590,16 @@ async fn each_signal_holds(ctx: &Ctx, w: &World) -> anyhow::Result<()> {
         ),
         (&w.names[8], taint(IN_HOUSE_TAINT), IN_HOUSE_TAINT),
     ];
+    let resources = take_down_with_resources(ctx, &w.names[..3]).await?;
     let mut lost_pods = Vec::new();
+    for node in resources.iter().map(|(n, _)| n) {
+        lost_pods.extend(
+            pods_on(ctx, &w.ns, node)
+                .await?
+                .into_iter()
+                .filter_map(|p| p.metadata.name),
+        );
+    }
     for (node, patch, _) in &signals {
         api.patch(node, &PatchParams::default(), &Patch::Merge(patch))
             .await?;
@@ -534,12 +610,18 @@ async fn each_signal_holds(ctx: &Ctx, w: &World) -> anyhow::Result<()> {
                 .filter_map(|p| p.metadata.name),
         );
     }
-    for (node, _, _) in &signals {
+    let signals: Vec<(&String, &str)> = signals
+        .iter()
+        .map(|(n, _, key)| (*n, *key))
+        .chain(resources.iter().map(|(n, says)| (n, *says)))
+        .collect();
+    for (node, _) in &signals {
         nodes::stop_heartbeats(&ctx.client, node).await?;
     }
-    for (node, _, key) in &signals {
-        let held = record_with(ctx, &w.unreachable, node, "Maintenance").await?;
-        ensure!(said(&held).contains(key), "{node}: {}", said(&held));
+    for (node, key) in &signals {
+        // The nodes of (a) were held for a person's cordon then: this failure's record names
+        // the resource.
+        record_saying(ctx, (&w.unreachable, node, "Maintenance"), key).await?;
     }
     // Their pods' NodeLost is due 10 s after the nodes' own failure: give it that, and more.
     tokio::time::sleep(Duration::from_secs(15)).await;
@@ -547,7 +629,7 @@ async fn each_signal_holds(ctx: &Ctx, w: &World) -> anyhow::Result<()> {
     let mut held_pods = 0;
     for target in signals
         .iter()
-        .map(|(n, _, _)| n.to_string())
+        .map(|(n, _)| n.to_string())
         .chain(lost_pods.iter().cloned())
     {
         for r in by.get(&target).into_iter().flatten() {
@@ -563,7 +645,90 @@ async fn each_signal_holds(ctx: &Ctx, w: &World) -> anyhow::Result<()> {
         lost_pods.len()
     );
     println!(
-        "    5 signals (Karpenter, cluster-autoscaler, medik8s, kured, in-house): each node held, and {held_pods} pods lost with them"
+        "    8 signals (Karpenter's taint and NodeClaim, cluster-autoscaler, medik8s' label and NodeMaintenance, Cluster API's Machine, kured, in-house): each node held, and {held_pods} pods lost with them"
     );
+    Ok(())
+}
+
+/// The resource of a maintainer at `version`, shaped like its project's CRD.
+fn maintainer_api(client: &kube::Client, m: Maintainer, namespace: Option<&str>) -> Api<DynamicObject> {
+    let api = m.api();
+    let gvk = GroupVersionKind::gvk(api.group, api.versions[0], api.kind);
+    let resource = ApiResource::from_gvk_with_plural(&gvk, m.resource());
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+/// Takes three nodes down as their tools do, by resource: Karpenter deleting the node's NodeClaim
+/// (its termination finalizer keeps it while it drains), a Cluster API Machine kept from
+/// remediation, a medik8s NodeMaintenance. Returns each node and what its record must name.
+async fn take_down_with_resources(
+    ctx: &Ctx,
+    nodes: &[String],
+) -> anyhow::Result<Vec<(String, &'static str)>> {
+    let ns = ctx.namespace("capi").await?;
+    let object = |v: serde_json::Value| serde_json::from_value::<DynamicObject>(v);
+    let (pp, status) = (PostParams::default(), PatchParams::default());
+
+    let claims = maintainer_api(&ctx.client, Maintainer::NodeClaim, None);
+    let claim = ctx.name("claim");
+    claims
+        .create(&pp, &object(json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+            "metadata": {"name": claim, "finalizers": ["karpenter.sh/termination"]},
+            "spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"}}}))?)
+        .await?;
+    claims
+        .patch_status(
+            &claim,
+            &status,
+            &Patch::Merge(json!({"status": {"nodeName": nodes[0]}})),
+        )
+        .await?;
+    claims.delete(&claim, &Default::default()).await?;
+
+    let machines = maintainer_api(&ctx.client, Maintainer::Machine, Some(&ns));
+    let machine = ctx.name("machine");
+    machines
+        .create(&pp, &object(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+            "metadata": {"name": machine, "namespace": ns, "annotations": {"cluster.x-k8s.io/skip-remediation": ""}},
+            "spec": {"clusterName": "c"}}))?)
+        .await?;
+    machines
+        .patch_status(
+            &machine,
+            &status,
+            &Patch::Merge(json!({"status": {"nodeRef": {"name": nodes[1]}}})),
+        )
+        .await?;
+
+    let maintenances = maintainer_api(&ctx.client, Maintainer::NodeMaintenance, None);
+    maintenances
+        .create(&pp, &object(json!({"apiVersion": "nodemaintenance.medik8s.io/v1beta1", "kind": "NodeMaintenance",
+            "metadata": {"name": ctx.name("upgrade")}, "spec": {"nodeName": nodes[2], "reason": "kernel upgrade"}}))?)
+        .await?;
+    Ok(vec![
+        (nodes[0].clone(), "deleting NodeClaim"),
+        (nodes[1].clone(), "cluster.x-k8s.io/skip-remediation"),
+        (nodes[2].clone(), "NodeMaintenance"),
+    ])
+}
+
+/// The CRDs of the maintainers' resources, shaped like their projects' (installed before the
+/// operator starts: its watches find them served).
+async fn install_maintainer_crds(ctx: &Ctx) -> anyhow::Result<()> {
+    let crds = [
+        support::shaped_crd("karpenter.sh", "v1", "NodeClaim", "nodeclaims", "Cluster")?,
+        support::shaped_crd("cluster.x-k8s.io", "v1beta2", "Machine", "machines", "Namespaced")?,
+        support::shaped_crd(
+            "nodemaintenance.medik8s.io",
+            "v1beta1",
+            "NodeMaintenance",
+            "nodemaintenances",
+            "Cluster",
+        )?,
+    ];
+    kube_healer_testenv::crds::install(&ctx.client, &crds).await?;
     Ok(())
 }

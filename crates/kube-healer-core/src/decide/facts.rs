@@ -16,8 +16,8 @@ pub const DOWN_CLASSES: &[FailureClass] = &[FailureClass::NodeNotReady, FailureC
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Facts {
     pub now: Secs,
-    /// The operator-wide pause.
-    pub paused: bool,
+    /// The operator-wide pause, and by what (the flag, or the annotation and its reason).
+    pub paused: Option<String>,
     /// The operator-wide dry run.
     pub global_dry_run: bool,
     /// The target carries the opt-out annotation.
@@ -164,7 +164,7 @@ impl Facts {
     }
 
     /// The operator-wide pause and dry run.
-    pub fn with_switches(mut self, paused: bool, global_dry_run: bool) -> Facts {
+    pub fn with_switches(mut self, paused: Option<String>, global_dry_run: bool) -> Facts {
         self.paused = paused;
         self.global_dry_run = global_dry_run;
         self

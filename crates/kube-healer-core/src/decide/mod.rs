@@ -18,6 +18,7 @@ mod episode;
 mod facts;
 mod inherited;
 mod ladder;
+mod maintainers;
 mod planned;
 mod recheck;
 mod safety;
@@ -34,6 +35,7 @@ pub use facts::{
 };
 pub use inherited::{InFlightMark, inherited_in_flight, parse_until};
 pub use ladder::Ladder;
+pub use maintainers::{MACHINE_SKIP_ANNOTATIONS, Maintainer, MaintainerApi, MaintainerSays};
 pub use planned::{
     HeldFor, PLANNED_ANNOTATIONS, PLANNED_LABELS, PLANNED_TAINTS, PlannedSignals, overridden,
     planned_disruption, under_maintenance,
@@ -141,8 +143,11 @@ fn step_due(spec: &HealingPolicySpec, due: Secs, ladder: &Ladder) -> Secs {
 
 /// Switched off: kube-healer paused, the policy suspended, the target opted out.
 fn switched_off(spec: &HealingPolicySpec, facts: &Facts) -> Option<Closed> {
-    if facts.paused {
-        return Closed::until_changed(HoldReason::Paused, "kube-healer is paused operator-wide".into());
+    if let Some(by) = &facts.paused {
+        return Closed::until_changed(
+            HoldReason::Paused,
+            format!("kube-healer is paused operator-wide: {by}"),
+        );
     }
     if spec.safety.suspend {
         return Closed::until_changed(

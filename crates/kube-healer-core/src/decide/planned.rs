@@ -74,6 +74,9 @@ pub fn planned_disruption(node: &NodeView, signals: &PlannedSignals) -> Option<S
         // kube-healer's own doing.
         return None;
     }
+    if let Some(says) = &node.maintained {
+        return Some(says.to_string());
+    }
     let taint = |key: &str| node.has_taint(key);
     if let Some((key, who)) = PLANNED_TAINTS.iter().find(|(k, _)| taint(k)) {
         return Some(format!("{who} (taint {key})"));

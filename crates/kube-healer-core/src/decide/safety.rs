@@ -47,9 +47,10 @@ pub fn unsafe_for_target(
 
 /// Why moving this pod off its node cannot help, if it cannot: its failure is its node's (lost
 /// with it, stuck terminating on it, left by it), and what owns it brings it back on that same
-/// node (a DaemonSet's pod, a static pod's mirror). Its controller would recreate it in place,
-/// so the failure is the node's to heal (a node policy), not the pod's. ForceDelete, whose aim
-/// is the pod's object released, is not a move.
+/// node (a DaemonSet's pod, a static pod's mirror), or it is pinned there (a nodeSelector or
+/// required affinity naming that node alone, see `convert::pinned`). Its replacement would be
+/// made for that same node, so the failure is the node's to heal (a node policy), not the
+/// pod's. ForceDelete, whose aim is the pod's object released, is not a move.
 pub fn futile_move(
     pod: &PodView,
     subject: &Subject,
@@ -59,16 +60,17 @@ pub fn futile_move(
     if !action.properties().moves_pod || !class.properties().inherits_node_cause {
         return None;
     }
-    match pod.owner {
-        OwnerKind::DaemonSet | OwnerKind::Node => Some(format!(
-            "{subject}: its failure ({class}) is its node's, and {}: {action} cannot help; the node's own policies heal it",
-            match pod.owner {
-                OwnerKind::DaemonSet => "a DaemonSet recreates its pod on the same node",
-                _ => "a static pod comes back on the same node",
-            }
-        )),
-        _ => None,
-    }
+    let why = match pod.owner {
+        OwnerKind::DaemonSet => "a DaemonSet recreates its pod on the same node",
+        OwnerKind::Node => "a static pod comes back on the same node",
+        _ if pod.pinned => {
+            "it is pinned to that node (a nodeSelector or required node affinity naming it alone): its replacement would wait for the same node"
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "{subject}: its failure ({class}) is its node's, and {why}: {action} cannot help; the node's own policies heal it"
+    ))
 }
 
 /// The taint that confirms a node is shut down (non-graceful node shutdown).

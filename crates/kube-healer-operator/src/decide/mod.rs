@@ -103,10 +103,26 @@ impl LadderKey {
 }
 
 /// The operator-wide switches.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Switches {
     pub dry_run: bool,
     pub paused: bool,
+    /// The pause annotation on kube-healer's namespace, and its value.
+    pub paused_by: Option<String>,
+}
+
+impl Switches {
+    /// Whether kube-healer is paused, and by what.
+    fn pause(&self) -> Option<String> {
+        match (&self.paused, &self.paused_by) {
+            (true, _) => Some("--pause".into()),
+            (false, Some(why)) => Some(format!(
+                "{} on its namespace: {why}",
+                kube_healer_api::PAUSE_ANNOTATION
+            )),
+            (false, None) => None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -450,7 +466,7 @@ impl Gate {
         let mut facts = Facts::about(ctx.now, compiled, finding, opted_out, ctx.correlated, || {
             (ctx.unhealthy_nodes)(compiled)
         })
-        .with_switches(self.switches.paused, self.switches.dry_run);
+        .with_switches(self.switches.pause(), self.switches.dry_run);
         if let Some(view) = view {
             let spec = &compiled.policy.spec;
             let when = (due.episode, ctx.now);

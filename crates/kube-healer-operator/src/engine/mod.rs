@@ -82,6 +82,8 @@ pub struct Engine {
     nodes_out: std::collections::HashMap<Shared, kube_healer_core::decide::OutBy>,
     /// Policies deleted while this process ran: their marks are let go as their nodes recover.
     retired: std::collections::HashSet<String>,
+    /// The namespace kube-healer runs in: its pause annotation pauses every policy.
+    own_namespace: Option<String>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
 }
@@ -117,6 +119,7 @@ impl Engine {
             lifts_sent: Default::default(),
             nodes_out: Default::default(),
             retired: Default::default(),
+            own_namespace: None,
             metrics,
             clock: Arc::new(WallClock::default()),
         }
@@ -154,7 +157,17 @@ impl Engine {
 
     /// The operator-wide dry run and pause.
     pub fn with_switches(mut self, dry_run: bool, paused: bool) -> Self {
-        self.gate.switches = Switches { dry_run, paused };
+        self.gate.switches = Switches {
+            dry_run,
+            paused,
+            paused_by: None,
+        };
+        self
+    }
+
+    /// The namespace kube-healer runs in, whose pause annotation pauses every policy.
+    pub fn with_own_namespace(mut self, namespace: Option<String>) -> Self {
+        self.own_namespace = namespace;
         self
     }
 

@@ -129,11 +129,14 @@ impl Engine {
     pub(super) fn apply_namespace(&mut self, event: W<Namespace>) -> Applied {
         match event {
             W::Apply(ns) | W::InitApply(ns) => {
+                let mut targets = self.read_pause(&ns, false);
                 let interner = self.stores.interner_mut();
                 let name = interner.str(ns.metadata.name.as_deref().unwrap_or_default());
                 let labels = interner.labels(ns.metadata.labels.as_ref());
-                let mut targets = Vec::new();
-                if self.policies.set_namespace(name.clone(), labels) && !self.policies.is_empty() {
+                if self.policies.set_namespace(name.clone(), labels)
+                    && !self.policies.is_empty()
+                    && targets.is_empty()
+                {
                     targets = self
                         .stores
                         .pods()
@@ -149,7 +152,10 @@ impl Engine {
             W::Delete(ns) => {
                 self.policies
                     .remove_namespace(ns.metadata.name.as_deref().unwrap_or_default());
-                Applied::default()
+                Applied {
+                    targets: self.read_pause(&ns, true),
+                    ..Default::default()
+                }
             }
             W::Init => Applied::default(),
             W::InitDone => Applied {
@@ -157,6 +163,37 @@ impl Engine {
                 ..Default::default()
             },
         }
+    }
+
+    /// Reads the pause annotation off kube-healer's own namespace (`deleted`: it is gone, and its
+    /// annotation with it). Once the pause is lifted, every target is decided again (what it
+    /// held was held until changed); the targets to evaluate are returned.
+    fn read_pause(&mut self, ns: &Namespace, deleted: bool) -> Vec<Target> {
+        if self.own_namespace.is_none() || ns.metadata.name != self.own_namespace {
+            return Vec::new();
+        }
+        let annotations = ns.metadata.annotations.as_ref();
+        let by = annotations
+            .and_then(|a| a.get(kube_healer_api::PAUSE_ANNOTATION))
+            .filter(|_| !deleted)
+            .map(|why| {
+                if why.is_empty() {
+                    "(no reason given)".to_string()
+                } else {
+                    why.clone()
+                }
+            });
+        let lifted = self.gate.switches.paused_by.is_some() && by.is_none();
+        if by != self.gate.switches.paused_by {
+            match &by {
+                Some(why) => {
+                    tracing::warn!(reason = %why, "paused by the annotation on kube-healer's namespace: no action until it is removed")
+                }
+                None => tracing::info!("the pause annotation was removed: deciding again"),
+            }
+        }
+        self.gate.switches.paused_by = by;
+        if lifted { self.stores.targets() } else { Vec::new() }
     }
 
     /// Re-evaluates every target of a kind (after a policy change).

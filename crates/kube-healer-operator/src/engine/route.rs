@@ -68,6 +68,13 @@ impl Engine {
                 mark(&mut self.synced.records, &applied);
                 applied
             }
+            Change::Maintainer(maintainer, event) => {
+                let applied = self.stores.apply_maintainer(maintainer, *event);
+                if let Some(flag) = self.synced.flag(maintainer.resource()) {
+                    mark(flag, &applied);
+                }
+                applied
+            }
             Change::WatchFailed(resource) => {
                 // Not current until the new watch has listed: decisions on it wait.
                 if let Some(flag) = self.synced.flag(resource) {

@@ -9,6 +9,8 @@ use kube::runtime::watcher;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use kube_healer_core::decide::Maintainer;
+
 use super::trim;
 use crate::watch::Change;
 
@@ -22,16 +24,23 @@ pub enum Watch {
     Leases,
     Namespaces,
     HealingPolicies,
+    /// Other tools' maintenance resources (core's `Maintainer`).
+    NodeClaims,
+    Machines,
+    NodeMaintenances,
 }
 
 impl Watch {
-    pub const ALL: [Watch; 6] = [
+    pub const ALL: [Watch; 9] = [
         Watch::Pods,
         Watch::Nodes,
         Watch::Events,
         Watch::Leases,
         Watch::Namespaces,
         Watch::HealingPolicies,
+        Watch::NodeClaims,
+        Watch::Machines,
+        Watch::NodeMaintenances,
     ];
 
     /// The resource name the operator's watches go by (as in `Change::WatchFailed`).
@@ -43,6 +52,17 @@ impl Watch {
             Watch::Leases => "leases",
             Watch::Namespaces => "namespaces",
             Watch::HealingPolicies => "healingpolicies",
+            Watch::NodeClaims => Maintainer::NodeClaim.resource(),
+            Watch::Machines => Maintainer::Machine.resource(),
+            Watch::NodeMaintenances => Maintainer::NodeMaintenance.resource(),
+        }
+    }
+
+    fn of_maintainer(m: Maintainer) -> Watch {
+        match m {
+            Maintainer::NodeClaim => Watch::NodeClaims,
+            Maintainer::Machine => Watch::Machines,
+            Maintainer::NodeMaintenance => Watch::NodeMaintenances,
         }
     }
 
@@ -133,6 +153,7 @@ impl Frame {
             Change::Lease(e) => parts(Watch::Leases, e, trim::lease),
             Change::Namespace(e) => parts(Watch::Namespaces, e, trim::namespace),
             Change::Policy(e) => parts(Watch::HealingPolicies, e, trim::policy),
+            Change::Maintainer(m, e) => parts(Watch::of_maintainer(*m), e, trim::maintainer),
             Change::WatchFailed(resource) => (Watch::from_resource(resource)?, Kind::Failed, None),
             Change::Record(_) => return None,
         };
@@ -189,6 +210,10 @@ impl Frame {
             Watch::Namespaces => Change::Namespace(Box::new(event::<Namespace>(kind, o).map_err(fail)?)),
             Watch::HealingPolicies => {
                 Change::Policy(Box::new(event::<DynamicObject>(kind, o).map_err(fail)?))
+            }
+            Watch::NodeClaims | Watch::Machines | Watch::NodeMaintenances => {
+                let m = Maintainer::from_resource(watch.resource()).ok_or(fail(BadObject::Missing))?;
+                Change::Maintainer(m, Box::new(event::<DynamicObject>(kind, o).map_err(fail)?))
             }
         })
     }

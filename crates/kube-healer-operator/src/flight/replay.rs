@@ -42,6 +42,8 @@ pub struct Setup {
     pub pods_alike: kube_healer_core::PodsAlike,
     pub planned: kube_healer_core::decide::PlannedSignals,
     pub time_zone: kube_healer_core::decide::Zone,
+    /// The namespace whose pause annotation paused the live operator.
+    pub own_namespace: Option<String>,
 }
 
 /// One decision the engine made.
@@ -136,7 +138,8 @@ impl Replay {
             .with_clear_debounce(std::time::Duration::from_secs(setup.clear_debounce_secs))
             .with_pods_alike(setup.pods_alike)
             .with_planned(setup.planned.clone())
-            .with_time_zone(setup.time_zone.clone());
+            .with_time_zone(setup.time_zone.clone())
+            .with_own_namespace(setup.own_namespace.clone());
         if let Some(ns) = &setup.protected_namespaces {
             engine = engine.with_protected_namespaces(ns.clone());
         }
@@ -211,13 +214,18 @@ impl Replay {
         self.second
     }
 
-    /// Before the first frame: no records yet (a replay makes its own), and the replayed
-    /// policies, if any, listed.
+    /// Before the first frame: no records yet (a replay makes its own), no maintenance
+    /// resources, and the replayed policies, if any, listed.
     fn begin(&mut self, t: i64) {
         self.set_ms(t);
         self.second = Some(t.div_euclid(1000));
         self.engine.apply(Change::Record(Box::new(W::Init)));
         self.engine.apply(Change::Record(Box::new(W::InitDone)));
+        // A recording made before those watches has none of them: none existed. One made
+        // after lists them in its opening state, which replaces this.
+        for change in Change::no_maintainers() {
+            self.engine.apply(change);
+        }
         if let Some(policies) = self.setup.policies.take() {
             self.engine.apply(Change::policy(W::Init));
             for p in policies {

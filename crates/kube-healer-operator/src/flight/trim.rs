@@ -8,6 +8,7 @@
 //!
 //! The test below holds the rule to the views: a trimmed object converts to the same view.
 
+use kube_healer_core::decide::Maintainer;
 use serde_json::{Map, Value};
 
 /// Annotations kept besides kube-healer's own (`healing.kubehealer.io/...`): those the views
@@ -67,6 +68,8 @@ pub fn pod(v: &mut Value) {
             spec,
             &[
                 "nodeName",
+                "nodeSelector",
+                "affinity",
                 "containers",
                 "initContainers",
                 "terminationGracePeriodSeconds",
@@ -75,6 +78,16 @@ pub fn pod(v: &mut Value) {
         );
         containers(spec.get_mut("containers"));
         containers(spec.get_mut("initContainers"));
+        // Only what pins the pod to its node (core's `convert::pinned`).
+        if let Some(selector) = spec.get_mut("nodeSelector").and_then(Value::as_object_mut) {
+            keep_only(selector, &["kubernetes.io/hostname"]);
+        }
+        if let Some(affinity) = spec.get_mut("affinity").and_then(Value::as_object_mut) {
+            keep_only(affinity, &["nodeAffinity"]);
+            if let Some(node) = affinity.get_mut("nodeAffinity").and_then(Value::as_object_mut) {
+                keep_only(node, &["requiredDuringSchedulingIgnoredDuringExecution"]);
+            }
+        }
         if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
             // Only whether the pod claims volumes is read: the claims, without their sources.
             volumes.retain(|v| v.get("persistentVolumeClaim").is_some() || v.get("ephemeral").is_some());
@@ -169,6 +182,28 @@ pub fn policy(v: &mut Value) {
     }
 }
 
+/// Another tool's maintenance resource: its metadata (annotation keys: Cluster API's skip
+/// annotations are read by presence) and the fields core's `Maintainer::says` reads, no more.
+pub fn maintainer(v: &mut Value) {
+    metadata(v, Others::KeysOnly);
+    let mut read = Value::Object(Map::new());
+    for path in Maintainer::ALL.iter().flat_map(|m| m.read_paths()) {
+        let Some(found) = path.iter().try_fold(&*v, |at, k| at.get(k)).cloned() else {
+            continue;
+        };
+        let mut into = &mut read;
+        for k in path.iter() {
+            into = &mut into[*k];
+        }
+        *into = found;
+    }
+    if let (Some(o), Value::Object(read)) = (v.as_object_mut(), read) {
+        o.remove("spec");
+        o.remove("status");
+        o.extend(read);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{Node, Pod};
@@ -184,6 +219,10 @@ mod tests {
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "o", "controller": true}],
             "managedFields": [{"manager": "kubectl"}]},
           "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 30, "serviceAccountName": "sa",
+            "nodeSelector": {"disk": "ssd"},
+            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "zone"}]},
+              "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}},
             "containers": [{"name": "c", "image": "img:1", "env": [{"name": "PASSWORD", "value": "hunter2"}],
               "command": ["run", "--token=abc"]}],
             "initContainers": [{"name": "i", "image": "init:1", "args": ["--key=k"]}],
@@ -194,6 +233,29 @@ mod tests {
             "containerStatuses": [{"name": "c", "image": "img:1", "imageID": "", "ready": false, "restartCount": 3,
               "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}},
               "lastState": {"terminated": {"reason": "Error", "exitCode": 1, "message": "panic: db password hunter3"}}}]}})
+    }
+
+    #[test]
+    fn a_trimmed_maintenance_resource_says_the_same_and_keeps_nothing_else() {
+        let machine = json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+            "metadata": {"name": "m", "namespace": "capi", "deletionTimestamp": "2026-12-07T00:00:00Z",
+              "annotations": {"cluster.x-k8s.io/skip-remediation": "", "note": "secret"}, "managedFields": []},
+            "spec": {"bootstrap": {"dataSecretName": "boot"}, "providerID": "p"},
+            "status": {"nodeRef": {"name": "w1", "uid": "u"}, "addresses": [{"address": "10.0.0.1"}]}});
+        let maintenance = json!({"metadata": {"name": "nm"}, "spec": {"nodeName": "w1", "reason": "kernel"},
+            "status": {"phase": "Running", "evictionPods": 3}});
+        for (m, original) in [
+            (Maintainer::Machine, machine),
+            (Maintainer::NodeMaintenance, maintenance),
+        ] {
+            let mut trimmed = original.clone();
+            maintainer(&mut trimmed);
+            assert_eq!(m.says(&trimmed), m.says(&original));
+            let text = trimmed.to_string();
+            for gone in ["secret", "boot", "10.0.0.1", "managedFields", "evictionPods"] {
+                assert!(!text.contains(gone), "{gone} in {text}");
+            }
+        }
     }
 
     #[test]
@@ -212,8 +274,11 @@ mod tests {
             }
         };
         assert_eq!(view(&original), view(&trimmed));
+        assert!(view(&trimmed).pinned, "what pins the pod to its node is kept");
         let text = trimmed.to_string();
         for secret in [
+            "ssd",
+            "podAntiAffinity",
             "hunter2",
             "hunter3",
             "PASSWORD",

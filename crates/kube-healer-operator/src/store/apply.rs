@@ -42,7 +42,7 @@ impl Applied {
     }
 }
 
-fn pod_target(key: &PodKey) -> Target {
+pub(super) fn pod_target(key: &PodKey) -> Target {
     Target::Pod(key.namespace.clone(), key.name.clone())
 }
 

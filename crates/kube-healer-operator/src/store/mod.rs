@@ -4,6 +4,7 @@
 
 mod apply;
 mod held_by_cause;
+mod maintainers;
 mod relist;
 mod synced;
 
@@ -48,6 +49,8 @@ pub struct Stores {
     leases: HashMap<Shared, LeaseView>,
     /// When a node Lease was last seen renewed (this operator's clock).
     leases_renewing: Option<Secs>,
+    /// What other tools' maintenance resources say of the nodes they take down.
+    maintainers: maintainers::Maintainers,
     /// Nodes carrying Reschedule's avoid taint, and when it expires.
     avoid_until: HashMap<Shared, Secs>,
     /// Whether the node watch has listed once (before that, Orphaned cannot be judged).
@@ -233,6 +236,7 @@ impl Stores {
     /// Ready changed (pods on the node must then be reclassified).
     pub fn upsert_node(&mut self, mut view: NodeView, now: Secs) -> bool {
         self.gone_nodes.remove(&view.name);
+        view.maintained = self.maintainers.signal(&view.name);
         let old = self.nodes.get(&view.name);
         let is_new = old.is_none();
         let changed = carry_node(&mut view, old, now);

@@ -12,6 +12,11 @@ pub struct Synced {
     /// HealingActions: the actions a restarted or new leader counts against rates and
     /// maxConcurrent.
     pub records: bool,
+    /// Other tools' maintenance resources (NodeClaims, Machines, NodeMaintenances): which
+    /// nodes are taken down on purpose.
+    pub nodeclaims: bool,
+    pub machines: bool,
+    pub nodemaintenances: bool,
 }
 
 impl Synced {
@@ -25,6 +30,9 @@ impl Synced {
             "namespaces" => Some(&mut self.namespaces),
             "healingpolicies" => Some(&mut self.policies),
             "healingactions" => Some(&mut self.records),
+            "nodeclaims" => Some(&mut self.nodeclaims),
+            "machines" => Some(&mut self.machines),
+            "nodemaintenances" => Some(&mut self.nodemaintenances),
             _ => None,
         }
     }
@@ -37,5 +45,8 @@ impl Synced {
             && self.namespaces
             && self.policies
             && self.records
+            && self.nodeclaims
+            && self.machines
+            && self.nodemaintenances
     }
 }

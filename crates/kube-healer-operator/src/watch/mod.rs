@@ -12,11 +12,13 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, watcher};
 use kube::{Api, Client};
 use kube_healer_api::{HealingAction, HealingPolicy};
+use kube_healer_core::decide::Maintainer;
 use tokio::sync::mpsc;
 
 use crate::failpoint;
 use crate::metrics::Metrics;
 
+mod maintainers;
 mod reconnect;
 
 use reconnect::Reconnect;
@@ -32,6 +34,9 @@ pub enum Change {
     /// under an older schema, say) is refused in its status and does not stop the watch.
     Policy(Box<watcher::Event<DynamicObject>>),
     Namespace(Box<watcher::Event<Namespace>>),
+    /// Another tool's maintenance resources (see core's `Maintainer`), each read by the engine
+    /// for the node it names; an empty list where the API server does not serve them.
+    Maintainer(Maintainer, Box<watcher::Event<DynamicObject>>),
     /// HealingActions, metadata only (for retention).
     Record(Box<watcher::Event<PartialObjectMeta<HealingAction>>>),
     /// A watch failed (by its resource name): its store is not current until it has listed again.
@@ -50,6 +55,7 @@ impl Change {
             Change::Policy(e) => matches!(**e, Init),
             Change::Namespace(e) => matches!(**e, Init),
             Change::Record(e) => matches!(**e, Init),
+            Change::Maintainer(_, e) => matches!(**e, Init),
             Change::WatchFailed(_) => false,
         }
     }
@@ -68,6 +74,14 @@ impl Change {
             watcher::Event::Init => watcher::Event::Init,
             watcher::Event::InitDone => watcher::Event::InitDone,
         }))
+    }
+
+    /// Each maintainer's resource, listed empty: what an engine that is not given those
+    /// watches (tests, benchmarks, a recording made before them) knows of them.
+    pub fn no_maintainers() -> impl Iterator<Item = Change> {
+        Maintainer::ALL.into_iter().flat_map(|m| {
+            [watcher::Event::Init, watcher::Event::InitDone].map(|e| Change::Maintainer(m, Box::new(e)))
+        })
     }
 }
 
@@ -107,7 +121,7 @@ pub fn spawn(
     let namespaces = Api::<Namespace>::all(client.clone());
     watch_api("namespaces", namespaces, &config, Change::Namespace, &to);
     // kube-healer's own memory (its records: rates, attempts, what is in flight; its policies).
-    let own = config;
+    let own = config.clone();
     let records = Api::<PartialObjectMeta<HealingAction>>::all(client.clone());
     watch_api("healingactions", records, &own, Change::Record, &to);
     let policies = Api::<DynamicObject>::all_with(client.clone(), &ApiResource::erase::<HealingPolicy>(&()));
@@ -116,6 +130,7 @@ pub fn spawn(
         None => own,
     };
     watch_api("healingpolicies", policies, &own, Change::Policy, &to);
+    maintainers::spawn(client, &config, &to.tx, &to.metrics);
 }
 
 /// How every watch lists: pages of a consistent read.
@@ -168,39 +183,87 @@ fn forward<K, S>(
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
     tokio::spawn(async move {
-        let label = Metrics::resource(resource);
-        let mut backoff = Reconnect::default();
-        let mut first_list = true;
+        let mut pump = Pump::new(resource, tx, metrics);
         loop {
-            let mut stream = std::pin::pin!(make());
-            let error = loop {
-                match stream.next().await {
-                    Some(Ok(event)) => {
-                        if matches!(event, watcher::Event::InitDone) {
-                            kube::runtime::utils::Backoff::reset(&mut backoff);
-                        }
-                        metrics.watch_events.get_or_create(&label).inc();
-                        let began = matches!(event, watcher::Event::Init);
-                        if tx.send(wrap(Box::new(event))).await.is_err() {
-                            return; // the engine stopped
-                        }
-                        if began && first_list && resource == "nodes" {
-                            failpoint::pause("slow-node-list").await;
-                        }
-                        first_list &= !began;
-                    }
-                    Some(Err(e)) => break e,
-                    None => return,
-                }
-            };
-            metrics.watch_errors.get_or_create(&label).inc();
-            tracing::warn!(resource, error = %error, "watch error: the store is not current until the watch has listed again");
-            if tx.send(Change::WatchFailed(resource)).await.is_err() {
+            if !pump.run(std::pin::pin!(make()), wrap).await {
                 return;
             }
-            tokio::time::sleep(backoff.next().unwrap_or_default()).await;
+            if !pump.failed().await {
+                return;
+            }
         }
     });
+}
+
+/// Delivers one watch's events to the engine, and what becomes of the watch.
+struct Pump {
+    resource: &'static str,
+    tx: mpsc::Sender<Change>,
+    metrics: Arc<Metrics>,
+    backoff: Reconnect,
+    first_list: bool,
+}
+
+impl Pump {
+    fn new(resource: &'static str, tx: mpsc::Sender<Change>, metrics: Arc<Metrics>) -> Self {
+        Pump {
+            resource,
+            tx,
+            metrics,
+            backoff: Reconnect::default(),
+            first_list: true,
+        }
+    }
+
+    /// Sends the stream's events until it fails (true) or the engine or the stream stops.
+    async fn run<K, S>(
+        &mut self,
+        mut stream: std::pin::Pin<&mut S>,
+        wrap: impl Fn(Box<watcher::Event<K>>) -> Change,
+    ) -> bool
+    where
+        S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    {
+        let label = Metrics::resource(self.resource);
+        loop {
+            match stream.next().await {
+                Some(Ok(event)) => {
+                    if matches!(event, watcher::Event::InitDone) {
+                        kube::runtime::utils::Backoff::reset(&mut self.backoff);
+                    }
+                    self.metrics.watch_events.get_or_create(&label).inc();
+                    let began = matches!(event, watcher::Event::Init);
+                    if !self.send(wrap(Box::new(event))).await {
+                        return false; // the engine stopped
+                    }
+                    if began && self.first_list && self.resource == "nodes" {
+                        failpoint::pause("slow-node-list").await;
+                    }
+                    self.first_list &= !began;
+                }
+                Some(Err(error)) => {
+                    self.metrics.watch_errors.get_or_create(&label).inc();
+                    tracing::warn!(resource = self.resource, error = %error, "watch error: the store is not current until the watch has listed again");
+                    return true;
+                }
+                None => return false,
+            }
+        }
+    }
+
+    /// The watch failed: the engine is told (its store is not current), then the backoff.
+    /// False when the engine stopped.
+    async fn failed(&mut self) -> bool {
+        if !self.send(Change::WatchFailed(self.resource)).await {
+            return false;
+        }
+        tokio::time::sleep(self.backoff.next().unwrap_or_default()).await;
+        true
+    }
+
+    async fn send(&self, change: Change) -> bool {
+        self.tx.send(change).await.is_ok()
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Gates on the engine: maxConcurrent queues, an unrecorded decision is made again, a dry run's
-//! ladder is its own, a cleared storm's members cool off.
+//! ladder is its own, a cleared storm's members cool off, the pause annotation holds everything
+//! until it is removed.
 
 use super::*;
 
@@ -206,4 +207,46 @@ fn members_of_a_cleared_storm_are_held_through_a_cool_off() {
     e.apply(node("n1", "Unknown", T0));
     let after = acts(&mut work);
     assert_eq!(after, [("n1".to_string(), None)], "{after:?}");
+}
+
+fn namespace(name: &str, annotations: serde_json::Value) -> Change {
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": name, "annotations": annotations}})).unwrap();
+    Change::Namespace(Box::new(Event::Apply(ns)))
+}
+
+/// The pause annotation on kube-healer's own namespace holds every decision (Paused, with the
+/// annotation's reason); on any other namespace it does nothing. Once removed, what it held is
+/// decided again at once, not at the next change of each target.
+#[test]
+fn the_pause_annotation_on_its_namespace_holds_every_decision_until_it_is_removed() {
+    let (e, clock, mut work) = acting();
+    let mut e = e.with_own_namespace(Some("kube-healer".into()));
+    listed(&mut e);
+    let pause = json!({kube_healer_api::PAUSE_ANNOTATION: "upgrading to 1.37"});
+    e.apply(namespace("elsewhere", pause.clone()));
+    e.apply(namespace("kube-healer", pause));
+    e.apply(leftovers_policy(json!({"rate": {"actions": 100, "per": "1m"}})));
+    e.apply(evicted("a"));
+    clock.set(T0 + 61);
+    e.fire_due_timers();
+    let held = requests(&mut work);
+    assert_eq!(held.len(), 1, "{held:?}");
+    let hold = held[0].hold.as_ref().expect("held");
+    assert_eq!(hold.reason, kube_healer_api::reasons::HoldReason::Paused);
+    assert!(hold.message.contains("upgrading to 1.37"), "{}", hold.message);
+
+    e.apply(namespace("elsewhere", json!({})));
+    assert!(
+        requests(&mut work).is_empty(),
+        "another namespace's change lifts nothing"
+    );
+    e.apply(namespace("kube-healer", json!({})));
+    let acted = requests(&mut work);
+    assert_eq!(
+        acted.len(),
+        1,
+        "decided again once the pause is removed: {acted:?}"
+    );
+    assert!(acted[0].hold.is_none(), "{:?}", acted[0].hold);
 }

@@ -103,6 +103,7 @@ pub fn listed_with(e: &mut Engine, policies: Vec<Change>, records: Vec<Change>) 
     e.apply(Change::Lease(Box::new(Event::InitDone)));
     e.apply(Change::Namespace(Box::new(Event::Init)));
     e.apply(Change::Namespace(Box::new(Event::InitDone)));
+    Change::no_maintainers().for_each(|c| e.apply(c));
     e.apply(Change::policy(Event::Init));
     for p in policies {
         if let Change::Policy(p) = p

@@ -37,7 +37,10 @@ fn nothing_is_decided_before_every_watch_has_listed() {
         Change::Record(Box::new(Event::InitDone)),
         // The node list has begun and not ended: node n is not known yet.
         Change::Node(Box::new(Event::Init)),
-    ] {
+    ]
+    .into_iter()
+    .chain(Change::no_maintainers())
+    {
         e.apply(change);
     }
     clock.set(T0 + 60);
@@ -160,7 +163,10 @@ fn retention_waits_for_every_watch_and_keeps_failures_in_progress() {
         Change::Lease(Box::new(Event::Init)),
         Change::Lease(Box::new(Event::InitDone)),
         Change::Namespace(Box::new(Event::Init)),
-    ] {
+    ]
+    .into_iter()
+    .chain(Change::no_maintainers())
+    {
         e.apply(change);
     }
     assert!(deleted(&mut work).is_empty(), "deleted while namespaces list");

@@ -125,6 +125,7 @@ fn by_engine(policy: &HealingPolicy, pods: &[Pod], nodes: &[Node], now: Secs) ->
     engine.apply(Change::Lease(Box::new(Event::InitDone)));
     engine.apply(Change::Namespace(Box::new(Event::Init)));
     engine.apply(Change::Namespace(Box::new(Event::InitDone)));
+    Change::no_maintainers().for_each(|c| engine.apply(c));
     engine.apply(Change::Record(Box::new(Event::Init)));
     engine.apply(Change::Record(Box::new(Event::InitDone)));
     clock.set(now);

@@ -250,6 +250,7 @@ fn operator_config(port: u16) -> kube_healer_operator::Config {
         http_addr: ([127, 0, 0, 1], port).into(),
         dry_run: false,
         paused: false,
+        own_namespace: None,
         policy_selector: None,
         leader_election: None,
         election_client: None,

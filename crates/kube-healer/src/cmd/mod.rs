@@ -58,6 +58,12 @@ pub struct MaintenanceArgs {
     /// Europe/Berlin (from the system's time zone database), UTC, or Local.
     #[arg(long, env = "KUBE_HEALER_TIME_ZONE", default_value = "UTC", value_parser = kube_healer_core::decide::Zone::named)]
     pub time_zone: kube_healer_core::decide::Zone,
+    /// The namespace kube-healer runs in (the chart sets it to the release namespace). While it
+    /// carries the annotation healing.kubehealer.io/pause, every decision is recorded as Skipped
+    /// (Paused), with the annotation's value as the reason: upgrade tooling pauses kube-healer
+    /// without a restart.
+    #[arg(long, env = "KUBE_HEALER_NAMESPACE", default_value = "kube-healer")]
+    pub namespace: String,
 }
 
 impl MaintenanceArgs {

@@ -142,6 +142,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         pods_alike: args.pods_alike.thresholds(),
         planned: args.maintenance.signals(),
         time_zone: args.maintenance.time_zone.clone(),
+        own_namespace: Some(args.maintenance.namespace.clone()),
     };
     let mut replay = Replay::new(setup, from);
     let mut reader = read::open(&args.recording)?;

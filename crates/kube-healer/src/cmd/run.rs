@@ -174,6 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             http_addr: args.http_addr,
             dry_run: args.dry_run,
             paused: args.pause,
+            own_namespace: Some(args.maintenance.namespace.clone()),
             policy_selector: args.policy_selector.clone(),
             leader_election,
             election_client: Some(election_client),

@@ -29,6 +29,7 @@ mod lost_node;
 mod node_jobs;
 mod observability;
 mod ownership;
+mod pause;
 mod probe;
 mod rate;
 mod recheck;
@@ -53,6 +54,7 @@ fn main() -> std::process::ExitCode {
         node_jobs::tests(),
         observability::tests(),
         ownership::tests(),
+        pause::tests(),
         probe::tests(),
         rate::tests(),
         recheck::tests(),

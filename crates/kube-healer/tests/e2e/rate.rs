@@ -12,7 +12,7 @@ use kube_healer_testenv::{Scenario, nodes, scenario_pod, wait};
 use serde_json::json;
 
 use crate::support;
-use support::{HEAL, Operator, create_policy, phase_reason, records};
+use support::{HEAL, Operator, delete_evicted, phase_reason, records};
 
 /// This file's tests, run on the shared cluster by main.rs.
 pub fn tests() -> Vec<E2eTest> {
@@ -36,12 +36,11 @@ async fn evicted_with_rate(ctx: Ctx) -> anyhow::Result<()> {
     nodes::add_node(&ctx.client, &node).await?;
     let ns = ctx.namespace("ev").await?;
     let policy = ctx.name("leftovers");
-    create_policy(
+    delete_evicted(
         &ctx,
         &policy,
-        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
-        "conditions": [{"class": "Evicted", "for": "1s"}], "actions": [{"action": "Delete"}],
-        "safety": {"maxConcurrent": 5, "rate": {"actions": 1, "per": "10m"}}}),
+        &ns,
+        json!({"maxConcurrent": 5, "rate": {"actions": 1, "per": "10m"}}),
     )
     .await?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);

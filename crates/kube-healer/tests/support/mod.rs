@@ -34,9 +34,9 @@ pub use operator::{CHART_NAMESPACE, JOBS_NAMESPACE, JOBS_SERVICE_ACCOUNT, Operat
 #[allow(unused_imports)]
 pub use pods::{deployment, evicted_pod};
 #[allow(unused_imports)]
-pub use policies::{create_policy, limits, selector};
+pub use policies::{create_policy, delete_evicted, limits, selector};
 #[allow(unused_imports)]
-pub use records::{outcomes_by_pod, phase_reason, pod_outcome, records, records_naming};
+pub use records::{message, outcomes_by_pod, phase_reason, pod_outcome, records, records_naming};
 
 /// How long a test waits for a heal.
 pub const HEAL: Duration = Duration::from_secs(60);

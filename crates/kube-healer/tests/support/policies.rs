@@ -31,3 +31,21 @@ pub fn selector(ctx: &Ctx) -> String {
 pub fn limits() -> serde_json::Value {
     json!({"maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}})
 }
+
+/// The test's policy `name` deleting the Evicted pods of namespace `ns` (due after 1 s), with
+/// these safety limits.
+pub async fn delete_evicted(
+    ctx: &Ctx,
+    name: &str,
+    ns: &str,
+    safety: serde_json::Value,
+) -> anyhow::Result<()> {
+    create_policy(
+        ctx,
+        name,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "Evicted", "for": "1s"}], "actions": [{"action": "Delete"}],
+        "safety": safety}),
+    )
+    .await
+}

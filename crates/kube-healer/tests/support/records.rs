@@ -125,3 +125,11 @@ pub async fn records_naming(ctx: &Ctx, policy: &str, count: usize) -> anyhow::Re
         }
     }
 }
+
+/// A record's status message ("" when it has none).
+pub fn message(r: &HealingAction) -> String {
+    r.status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default()
+}
