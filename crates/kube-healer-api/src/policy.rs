@@ -437,6 +437,13 @@ impl Safety {
     pub fn cooldown_secs(&self) -> i64 {
         self.cooldown.unwrap_or(Self::DEFAULT_COOLDOWN).as_std().as_secs() as i64
     }
+
+    /// The rate's window in seconds (the default rate's when unset): how long the policy's
+    /// actions count, and so how long their times and records must be kept.
+    pub fn rate_window_secs(&self) -> i64 {
+        let rate = self.rate.as_ref().unwrap_or(&Self::DEFAULT_RATE);
+        rate.per.as_std().as_secs() as i64
+    }
 }
 
 /// A number of actions per window.

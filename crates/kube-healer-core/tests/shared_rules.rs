@@ -52,8 +52,16 @@ fn a_dry_run_spends_the_rate_but_takes_no_place_in_flight() {
     budget.finished();
     budget.finished();
     assert_eq!(budget.in_flight, 0, "never below zero");
-    budget.prune(T + 86_400);
-    assert_eq!(budget.recent, vec![T + 1], "a day's actions are kept");
+    budget.prune(T + 86_400, 86_400);
+    assert_eq!(budget.recent, vec![T + 1], "the window's actions are kept");
+    budget.prune(T + 30 * 86_400, 30 * 86_400);
+    assert_eq!(
+        budget.recent,
+        vec![T + 1],
+        "a month's window keeps them a month, not a day"
+    );
+    budget.prune(T + 30 * 86_400 + 1, 30 * 86_400);
+    assert!(budget.recent.is_empty());
 }
 
 fn record(step: i32, episode: i64, decided: i64, phase: &str, reason: &str) -> HealingAction {

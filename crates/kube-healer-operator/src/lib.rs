@@ -117,12 +117,14 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     tokio::spawn(policy::writer(client.clone(), status_rx, clock.clone()));
     let (action_tx, action_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let maintained = protocol::Maintained::default();
     let acting = act::Acting {
         instance: config
             .leader_election
             .as_ref()
             .map_or_else(|| "kube-healer".to_string(), |e| e.identity.clone()),
         jobs: config.node_jobs.clone(),
+        maintained: maintained.clone(),
     };
     let leading = protocol::Leading::new(leader_rx.clone());
     tokio::spawn(act::executor(
@@ -138,7 +140,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         .with_clock(wall)
         .with_leadership(leader_rx)
         .with_status_writer(status_tx)
-        .with_executor(action_tx, done_rx);
+        .with_executor(action_tx, done_rx)
+        .with_maintained(maintained);
     let engine = configured(engine, config);
     let election_ended = async {
         match election_task.as_mut() {

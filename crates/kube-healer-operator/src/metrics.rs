@@ -69,7 +69,8 @@ macro_rules! metrics {
         for resource in ["pods", "nodes", "events"] {
             self.store_objects.get_or_create(&Metrics::resource(resource)).set(0);
         }
-        for resource in WATCHED {
+        let maintainers = kube_healer_core::decide::Maintainer::ALL.map(|m| m.resource());
+        for resource in WATCHED.into_iter().chain(maintainers) {
             self.watch_events.get_or_create(&Metrics::resource(resource)).inc_by(0);
             self.watch_errors.get_or_create(&Metrics::resource(resource)).inc_by(0);
         }

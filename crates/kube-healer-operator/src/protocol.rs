@@ -144,3 +144,25 @@ pub struct ActionDone {
     /// decides again later, on fresh state.
     pub unrecorded: Option<Box<ActionRequest>>,
 }
+
+/// What other tools' resources say of the nodes they take down (core's `Maintainer`), as the
+/// engine last saw them: shared with the executor, whose recheck sets it on the node it reads
+/// afresh, so that a NodeMaintenance created since the decision stops a node action as a
+/// person's cordon would. Bounded by the nodes under such maintenance.
+#[derive(Clone, Debug, Default)]
+pub struct Maintained(Arc<std::sync::RwLock<std::collections::HashMap<String, Arc<str>>>>);
+
+impl Maintained {
+    pub fn set(&self, node: &str, signal: Option<Arc<str>>) {
+        let mut map = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match signal {
+            Some(s) => map.insert(node.to_string(), s),
+            None => map.remove(node),
+        };
+    }
+
+    pub fn of(&self, node: &str) -> Option<Arc<str>> {
+        let map = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(node).cloned()
+    }
+}

@@ -244,6 +244,14 @@ async fn maintenance(ctx: Ctx) -> anyhow::Result<()> {
             json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
             {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [ctx.name("m9")]}]}]}}}),
         )?);
+        // Not evicted by the node lifecycle controller while its node is down (its default
+        // 300 s toleration could end within the scenario on a slow machine).
+        let stay = |key: &str| json!({"key": key, "operator": "Exists", "effect": "NoExecute"});
+        let mut tolerations = spec.tolerations.take().unwrap_or_default();
+        for key in ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"] {
+            tolerations.push(serde_json::from_value(stay(key))?);
+        }
+        spec.tolerations = Some(tolerations);
     }
     Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(ctx.client.clone(), &ns)
         .create(&PostParams::default(), &pinned)

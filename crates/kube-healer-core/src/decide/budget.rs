@@ -3,9 +3,6 @@
 use super::Decision;
 use crate::view::Secs;
 
-/// How long the times of past actions are kept (the longest rate window that matters).
-const RECENT_KEPT: Secs = 86_400;
-
 /// A policy's use of its limits.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Budget {
@@ -33,8 +30,8 @@ impl Budget {
         self.in_flight = self.in_flight.saturating_sub(1);
     }
 
-    /// Forgets action times older than any rate window.
-    pub fn prune(&mut self, now: Secs) {
-        self.recent.retain(|t| *t > now - RECENT_KEPT);
+    /// Forgets action times older than the policy's rate window, however long it is.
+    pub fn prune(&mut self, now: Secs, window: Secs) {
+        self.recent.retain(|t| *t > now - window);
     }
 }

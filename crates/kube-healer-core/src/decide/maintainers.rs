@@ -8,8 +8,8 @@ use serde_json::Value;
 /// A kind of resource another tool takes nodes down with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Maintainer {
-    /// Karpenter v1 (pkg/apis/v1/nodeclaim.go): `status.nodeName`; a NodeClaim being deleted
-    /// is its node being drained and terminated.
+    /// Karpenter v1 (pkg/apis/v1/nodeclaim.go), and v1beta1: `status.nodeName`; a NodeClaim
+    /// being deleted is its node being drained and terminated.
     NodeClaim,
     /// Cluster API (api/core/v1beta2 Machine): `status.nodeRef.name`; a Machine being deleted
     /// is its node being drained and removed. The annotations its MachineHealthCheck skips
@@ -54,7 +54,8 @@ impl Maintainer {
         match self {
             Maintainer::NodeClaim => MaintainerApi {
                 group: "karpenter.sh",
-                versions: &["v1"],
+                // v1beta1: Karpenter 0.32 to 0.37 (the same status.nodeName).
+                versions: &["v1", "v1beta1"],
                 kind: "NodeClaim",
             },
             Maintainer::Machine => MaintainerApi {

@@ -20,7 +20,7 @@ use crate::act::recheck::recheck;
 use crate::clock::Clock;
 use crate::failpoint;
 use crate::metrics::Metrics;
-use crate::protocol::{ActionRequest, Leading};
+use crate::protocol::{ActionRequest, Leading, Maintained};
 use crate::record::writer::{self, Begun, Finished};
 
 /// What came of handling a request.
@@ -42,6 +42,7 @@ pub struct Io<'a> {
     pub clock: &'a dyn Clock,
     pub jobs: &'a JobsPlace,
     pub leading: &'a Leading,
+    pub maintained: &'a Maintained,
 }
 
 pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
@@ -192,7 +193,7 @@ pub(crate) async fn act_on(io: &Io<'_>, req: &ActionRequest, resumed: bool, star
 /// The target read afresh and rechecked, then the call if the failure still holds.
 async fn recheck_then_call(io: &Io<'_>, req: &ActionRequest, resumed: bool, start: &Time) -> Outcome {
     let skipped = |reason, message| Some(Outcome::new(ActionPhase::Skipped, reason, message, 0));
-    let rechecked = match recheck(io.client, req, io.clock.now()).await {
+    let rechecked = match recheck(io.client, io.maintained, req, io.clock.now()).await {
         Ok(Fresh::Holds) => None,
         Ok(Fresh::Cleared(why)) => skipped(reasons::RECOVERED, format!("not carried out: {why}")),
         Ok(Fresh::Unsafe(why)) => skipped(reasons::UNSAFE, format!("not carried out: {why}")),

@@ -12,7 +12,7 @@ use kube_healer_core::convert::{Interner, lease_view, node_view, pod_view};
 use kube_healer_core::decide::{Fresh, Read, Seen, recheck_node, recheck_pod};
 use kube_healer_core::view::Secs;
 
-use crate::protocol::ActionRequest;
+use crate::protocol::{ActionRequest, Maintained};
 use crate::retry::{self, Backoff};
 
 /// Pod classes judged on the pod's node: the recheck reads the node too. That is every class of
@@ -58,9 +58,18 @@ where
 
 /// The target read afresh and reclassified (Holds when the request changes nothing and needs no
 /// recheck); Err when it could not be read: why, and the calls made.
-pub async fn recheck(client: &Client, req: &ActionRequest, now: Secs) -> Result<Fresh, (Unread, i32)> {
+/// Other tools' resources are not read here: what the engine last saw of them (`maintained`)
+/// is set on the node read afresh.
+pub async fn recheck(
+    client: &Client,
+    maintained: &Maintained,
+    req: &ActionRequest,
+    now: Secs,
+) -> Result<Fresh, (Unread, i32)> {
     let mut calls = 0;
-    fresh(client, req, now, &mut calls).await.map_err(|e| (e, calls))
+    fresh((client, maintained), req, now, &mut calls)
+        .await
+        .map_err(|e| (e, calls))
 }
 
 /// What the recheck reads besides its target: the node of a pod judged with its node, the Lease
@@ -79,32 +88,45 @@ pub fn reads(seen: &Seen, action: kube_healer_api::ActionKind) -> Reads {
     }
 }
 
-async fn fresh(client: &Client, req: &ActionRequest, now: Secs, calls: &mut i32) -> Result<Fresh, Unread> {
+async fn fresh(
+    (client, maintained): (&Client, &Maintained),
+    req: &ActionRequest,
+    now: Secs,
+    calls: &mut i32,
+) -> Result<Fresh, Unread> {
     let Some(seen) = req.seen.as_deref() else {
         return Ok(Fresh::Holds);
     };
     let target = &req.spec.target;
     let mut interner = Interner::default();
+    let mut node_view = |n: &Node| {
+        let mut view = node_view(n, &mut interner).ok()?;
+        view.maintained = maintained.of(&view.name);
+        Some(view)
+    };
     let nodes: Api<Node> = Api::all(client.clone());
     match target.kind {
         TargetKind::Pod => {
             let namespace = target.namespace.as_deref().unwrap_or_default();
             let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-            let pod = read(&pods, &target.name, calls, |p| pod_view(p, &mut interner).ok()).await?;
+            let pod = read(&pods, &target.name, calls, |p| {
+                pod_view(p, &mut Interner::default()).ok()
+            })
+            .await?;
             let node = match seen.pod.as_ref().and_then(|p| p.node.as_deref()) {
                 Some(node) if reads(seen, req.spec.action).pods_node => {
-                    read(&nodes, node, calls, |n| node_view(n, &mut interner).ok()).await?
+                    read(&nodes, node, calls, &mut node_view).await?
                 }
                 _ => Read::NotRead,
             };
             Ok(recheck_pod(seen, req.spec.action, pod, node, now))
         }
         TargetKind::Node => {
-            let node = read(&nodes, &target.name, calls, |n| node_view(n, &mut interner).ok()).await?;
+            let node = read(&nodes, &target.name, calls, &mut node_view).await?;
             let lease = if reads(seen, req.spec.action).lease {
                 let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
                 read(&leases, &target.name, calls, |l| {
-                    lease_view(l, &mut interner).ok()
+                    lease_view(l, &mut Interner::default()).ok()
                 })
                 .await?
             } else {

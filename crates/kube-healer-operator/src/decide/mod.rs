@@ -284,7 +284,9 @@ impl Gate {
         let (inherited, inherited_until) = self.in_flight.inherited(&due.policy, &finding.subject.uid, now);
         facts.inherited_in_flight = inherited;
         let budget = self.budgets.entry(due.policy.clone()).or_default();
-        budget.recent = self.spent.recent(&due.policy, now);
+        budget.recent = self
+            .spent
+            .recent(&due.policy, now, spec.safety.rate_window_secs());
         let decision = decide(spec, due.episode.saturating_add(for_secs), ladder, budget, &facts);
         let decision = guard(decision, |step, action| {
             let view = match target {

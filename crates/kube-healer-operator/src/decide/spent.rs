@@ -3,17 +3,14 @@
 //! both, once per record, so a restarted operator or a new leader grants no fresh budget: the
 //! actions of the last window are in the records it lists before it decides anything.
 //!
-//! Bounded: only actions within the longest rate window are kept (a day, as the core's budget
-//! keeps them), pruned whenever a policy's rate is read.
+//! Bounded: only actions within the policy's rate window are kept, however long it is (a
+//! week's window keeps a week of them), pruned whenever the policy's rate is read.
 
 use std::collections::HashMap;
 
 use kube_healer_core::view::Secs;
 
 use crate::record::label_value;
-
-/// How long an action is remembered: no rate window is longer.
-const KEPT: Secs = 86_400;
 
 #[derive(Debug, Default)]
 pub struct Spent {
@@ -40,12 +37,13 @@ impl Spent {
         }
     }
 
-    /// The times of the policy's actions within the last day, at `now` (older ones forgotten).
-    pub fn recent(&mut self, policy: &str, now: Secs) -> Vec<Secs> {
+    /// The times of the policy's actions within its rate `window` at `now` (older ones
+    /// forgotten).
+    pub fn recent(&mut self, policy: &str, now: Secs, window: Secs) -> Vec<Secs> {
         let Some(records) = self.by_policy.get_mut(&label_value(policy)) else {
             return Vec::new();
         };
-        records.retain(|_, at| *at > now - KEPT);
+        records.retain(|_, at| *at > now - window);
         records.values().copied().collect()
     }
 }
@@ -63,11 +61,20 @@ mod tests {
         // Another leader's record.
         s.spent("p", "p-2", 50);
         s.spent("q", "q-1", 100);
-        let mut recent = s.recent("p", 200);
+        const DAY: Secs = 86_400;
+        let mut recent = s.recent("p", 200, DAY);
         recent.sort_unstable();
         assert_eq!(recent, [50, 100]);
         s.taken_back("p", "p-1");
-        assert_eq!(s.recent("p", 200), [50]);
-        assert!(s.recent("p", 50 + KEPT).is_empty(), "a day later");
+        assert_eq!(s.recent("p", 200, DAY), [50]);
+        assert_eq!(
+            s.recent("p", 50 + 2 * DAY, 3 * DAY),
+            [50],
+            "a window of three days keeps them three days"
+        );
+        assert!(
+            s.recent("p", 50 + DAY, DAY).is_empty(),
+            "a day's window, a day later"
+        );
     }
 }

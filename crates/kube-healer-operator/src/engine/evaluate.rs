@@ -119,6 +119,14 @@ impl Engine {
                 // a restart, a storm's changes arriving one by one) is correlated first, not
                 // acted on target by target in the order its changes arrive.
                 let class = due.finding.class;
+                // Someone else's maintenance, unknown while a maintainer's watch has not
+                // listed, is read by node decisions and by pods failing with their node: those
+                // wait for it (they are decided again once it has listed); the rest do not.
+                let reads_maintenance =
+                    matches!(target, Target::Node(_)) || class.properties().inherits_node_cause;
+                if reads_maintenance && !self.synced.maintainers() {
+                    continue;
+                }
                 let seen = self.findings.seen(target, class).unwrap_or(now);
                 if class.properties().family.is_some() && now < seen + PEERS_SETTLE {
                     next = earliest(next, Some(seen + PEERS_SETTLE));

@@ -84,6 +84,10 @@ pub struct Engine {
     retired: std::collections::HashSet<String>,
     /// The namespace kube-healer runs in: its pause annotation pauses every policy.
     own_namespace: Option<String>,
+    /// Whether the namespace list under way has shown kube-healer's namespace.
+    own_namespace_listed: bool,
+    /// What other tools' resources say of the nodes, shared with the executor's recheck.
+    maintained: crate::protocol::Maintained,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
 }
@@ -120,6 +124,8 @@ impl Engine {
             nodes_out: Default::default(),
             retired: Default::default(),
             own_namespace: None,
+            own_namespace_listed: false,
+            maintained: Default::default(),
             metrics,
             clock: Arc::new(WallClock::default()),
         }
@@ -162,6 +168,12 @@ impl Engine {
             paused,
             paused_by: None,
         };
+        self
+    }
+
+    /// Where what other tools' resources say of the nodes is shared with the executor.
+    pub fn with_maintained(mut self, maintained: crate::protocol::Maintained) -> Self {
+        self.maintained = maintained;
         self
     }
 

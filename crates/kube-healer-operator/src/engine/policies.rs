@@ -157,11 +157,32 @@ impl Engine {
                     ..Default::default()
                 }
             }
-            W::Init => Applied::default(),
-            W::InitDone => Applied {
-                listed: true,
-                ..Default::default()
-            },
+            W::Init => {
+                self.own_namespace_listed = false;
+                Applied::default()
+            }
+            W::InitDone => {
+                // Listed whole without kube-healer's namespace: it is gone, and its pause.
+                let gone = !std::mem::replace(&mut self.own_namespace_listed, true);
+                let targets = match (&self.own_namespace, gone) {
+                    (Some(own), true) => {
+                        let ns = Namespace {
+                            metadata: kube::api::ObjectMeta {
+                                name: Some(own.clone()),
+                                ..Default::default()
+                            },
+                            ..Default::default()
+                        };
+                        self.read_pause(&ns, true)
+                    }
+                    _ => Vec::new(),
+                };
+                Applied {
+                    targets,
+                    listed: true,
+                    ..Default::default()
+                }
+            }
         }
     }
 
@@ -172,6 +193,7 @@ impl Engine {
         if self.own_namespace.is_none() || ns.metadata.name != self.own_namespace {
             return Vec::new();
         }
+        self.own_namespace_listed = true;
         let annotations = ns.metadata.annotations.as_ref();
         let by = annotations
             .and_then(|a| a.get(kube_healer_api::PAUSE_ANNOTATION))
@@ -187,7 +209,7 @@ impl Engine {
         if by != self.gate.switches.paused_by {
             match &by {
                 Some(why) => {
-                    tracing::warn!(reason = %why, "paused by the annotation on kube-healer's namespace: no action until it is removed")
+                    tracing::warn!(reason = %why, "paused by the annotation on kube-healer's namespace: no new action until it is removed (marks on nodes that recovered are still lifted)")
                 }
                 None => tracing::info!("the pause annotation was removed: deciding again"),
             }

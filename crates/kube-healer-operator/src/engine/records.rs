@@ -155,7 +155,7 @@ impl Engine {
         let (doomed, next) = self.records.expired(
             now,
             self.retention,
-            |p| policies.get(p).is_some(),
+            |p| policies.get(p).map(|c| c.policy.spec.safety.rate_window_secs()),
             |p, uid| active.contains(&(p, uid.to_string())),
         );
         if !doomed.is_empty() {

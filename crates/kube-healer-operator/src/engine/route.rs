@@ -12,6 +12,7 @@ impl Engine {
     pub fn apply(&mut self, change: Change) {
         let now = self.clock.now();
         let was_synced = self.synced.all();
+        let knew_maintainers = self.synced.maintainers();
         let relist = change.begins_list();
         // A watch that lists (again) is not current until its list ends: decisions wait.
         let mark = |flag: &mut bool, applied: &Applied| {
@@ -69,7 +70,10 @@ impl Engine {
                 applied
             }
             Change::Maintainer(maintainer, event) => {
-                let applied = self.stores.apply_maintainer(maintainer, *event);
+                let (applied, changed) = self.stores.apply_maintainer(maintainer, *event);
+                for (node, signal) in changed {
+                    self.maintained.set(&node, signal);
+                }
                 if let Some(flag) = self.synced.flag(maintainer.resource()) {
                     mark(flag, &applied);
                 }
@@ -92,6 +96,8 @@ impl Engine {
         }
         if self.synced.all() != was_synced {
             self.synced_changed(now);
+        } else if self.synced.maintainers() != knew_maintainers {
+            self.maintainers_changed(now);
         }
         self.stores.prune_interner();
         self.count_stores();
@@ -114,6 +120,20 @@ impl Engine {
             // What failures are in progress is known only now.
             self.apply_retention(now);
             self.resume_unfinished();
+        }
+    }
+
+    /// Whether nodes are under someone else's maintenance is known again (every maintainer's
+    /// watch has listed), or no longer: the node decisions that waited for it are made now.
+    fn maintainers_changed(&mut self, now: Secs) {
+        if !self.synced.maintainers() {
+            tracing::warn!(synced = ?self.synced, "a maintenance resource's watch failed or lists again: node decisions wait until it has listed");
+            return;
+        }
+        if self.deciding() {
+            for target in self.stores.targets() {
+                self.evaluate(&target, now);
+            }
         }
     }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
-use super::frame::Frame;
+use super::frame::{Frame, Kind, Watch};
 use super::ring::{Header, VERSION, segments_in};
 
 /// A recording that cannot be read.
@@ -49,6 +49,8 @@ struct Open {
     /// This segment's number, once its header is read, and whether it ended cleanly.
     segment: Option<u64>,
     clean: bool,
+    /// Frames the format implies before the segment's own (see `implied`).
+    implied: std::collections::VecDeque<Frame>,
 }
 
 /// The segment files at `path` (a directory or one file), in order.
@@ -127,6 +129,7 @@ impl Iterator for Reader {
                     before: self.last,
                     segment: None,
                     clean: false,
+                    implied: Default::default(),
                 });
             }
             let open = self.current.as_mut()?;
@@ -151,6 +154,9 @@ impl Open {
     fn next_frame(&mut self, notes: &mut Vec<String>) -> Result<Option<Frame>, ReadError> {
         let mut buf = Vec::new();
         loop {
+            if let Some(frame) = self.implied.pop_front() {
+                return Ok(Some(frame));
+            }
             buf.clear();
             self.line += 1;
             let line = self.line;
@@ -186,9 +192,9 @@ impl Open {
                         "not a kube-healer recording (its first line is no header: {e})"
                     ))
                 })?;
-                if header.kube_healer_recording != VERSION {
+                if !(1..=VERSION).contains(&header.kube_healer_recording) {
                     return Err(fail(format!(
-                        "recording format {} (this kube-healer reads {VERSION})",
+                        "recording format {} (this kube-healer reads 1 to {VERSION})",
                         header.kube_healer_recording
                     )));
                 }
@@ -198,11 +204,14 @@ impl Open {
                 let follows = self.before == Some((header.segment.wrapping_sub(1), true));
                 if !self.first && follows {
                     self.skip = header.snapshot;
-                } else if !self.first {
-                    notes.push(format!(
-                        "{}: does not follow on from the segment read before it: the state is read again from its opening",
-                        self.name
-                    ));
+                } else {
+                    if !self.first {
+                        notes.push(format!(
+                            "{}: does not follow on from the segment read before it: the state is read again from its opening",
+                            self.name
+                        ));
+                    }
+                    self.implied = implied(&header).into();
                 }
                 self.segment = Some(header.segment);
                 continue;
@@ -224,6 +233,27 @@ impl Open {
     }
 }
 
+/// What a segment's format implies about the state it opens with: a recording of format 1 was
+/// made before the watches of other tools' maintenance resources, so none were known; its
+/// opening lists them empty. (From format 2 on, the recording holds their own frames.)
+fn implied(header: &Header) -> Vec<Frame> {
+    if header.kube_healer_recording != 1 {
+        return Vec::new();
+    }
+    let list = |w: Watch| {
+        [Kind::Init, Kind::InitDone].map(|e| Frame {
+            t: header.started,
+            w,
+            e,
+            o: None,
+        })
+    };
+    [Watch::NodeClaims, Watch::Machines, Watch::NodeMaintenances]
+        .into_iter()
+        .flat_map(list)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -241,6 +271,30 @@ mod tests {
         std::io::Write::write_all(&mut gz, format!("{header}\n{line}\n").as_bytes()).unwrap();
         gz.finish().unwrap();
         path
+    }
+
+    /// A recording of format 1, made before the maintenance resources were watched, opens with
+    /// them listed empty (none were known); one of format 2 holds its own frames of them.
+    #[test]
+    fn a_recording_made_before_the_maintenance_watches_lists_them_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let frame = serde_json::to_string(&pod_frame(5, "p", Kind::Apply)).unwrap();
+        let v1 = segment_after_header(dir.path(), "00000000.jsonl.gz", &frame);
+        let (frames, _) = read_all(&v1).unwrap();
+        let implied: Vec<(Watch, Kind)> = frames[..6].iter().map(|f| (f.w, f.e)).collect();
+        assert_eq!(implied[0], (Watch::NodeClaims, Kind::Init));
+        assert_eq!(implied[5], (Watch::NodeMaintenances, Kind::InitDone));
+        assert_eq!(frames.len(), 7, "then the segment's own");
+        assert_eq!(frames[6].w, Watch::Pods);
+
+        let v2 = dir.path().join("v2.jsonl.gz");
+        let mut gz =
+            flate2::write::GzEncoder::new(File::create(&v2).unwrap(), flate2::Compression::default());
+        let header = "{\"kube_healer_recording\":2,\"segment\":0,\"snapshot\":0,\"started\":0}";
+        std::io::Write::write_all(&mut gz, format!("{header}\n{frame}\n").as_bytes()).unwrap();
+        gz.finish().unwrap();
+        let (frames, _) = read_all(&v2).unwrap();
+        assert_eq!(frames.len(), 1, "{frames:?}");
     }
 
     fn pod_frame(t: i64, name: &str, e: Kind) -> Frame {

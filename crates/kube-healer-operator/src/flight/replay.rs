@@ -214,18 +214,13 @@ impl Replay {
         self.second
     }
 
-    /// Before the first frame: no records yet (a replay makes its own), no maintenance
-    /// resources, and the replayed policies, if any, listed.
+    /// Before the first frame: no records yet (a replay makes its own), and the replayed
+    /// policies, if any, listed.
     fn begin(&mut self, t: i64) {
         self.set_ms(t);
         self.second = Some(t.div_euclid(1000));
         self.engine.apply(Change::Record(Box::new(W::Init)));
         self.engine.apply(Change::Record(Box::new(W::InitDone)));
-        // A recording made before those watches has none of them: none existed. One made
-        // after lists them in its opening state, which replaces this.
-        for change in Change::no_maintainers() {
-            self.engine.apply(change);
-        }
         if let Some(policies) = self.setup.policies.take() {
             self.engine.apply(Change::policy(W::Init));
             for p in policies {

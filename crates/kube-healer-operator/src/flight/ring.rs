@@ -52,7 +52,8 @@ pub struct Header {
     pub started: i64,
 }
 
-pub const VERSION: u32 = 1;
+/// 2: the watches of other tools' maintenance resources are recorded (1 had none).
+pub const VERSION: u32 = 2;
 const SUFFIX: &str = ".jsonl.gz";
 
 /// The objects each watch holds now, as trimmed JSON lines keyed by namespace/name.

@@ -3,7 +3,10 @@
 //! metadata-only watch (name, labels, creation time); nothing is listed periodically.
 //!
 //! A record is also the memory that keeps a decision from being carried out twice: the records
-//! of a failure still in progress (the policy still matches the target) are never deleted.
+//! of a failure still in progress (the policy still matches the target) are never deleted. And
+//! it is the memory of a policy's rate: a record within its policy's rate window is never
+//! deleted either, so that a restarted operator counts a week's window from a week of records
+//! whatever the maximum age or count.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -103,28 +106,38 @@ impl Records {
         self.index.is_empty()
     }
 
-    /// The records of `managed` policies to delete at `now`, oldest first, except those of
-    /// targets `active` for their policy (policy, target UID); they are forgotten here (their
-    /// delete events confirm it). Also returns when to look again (the next record to come of age).
+    /// The records of managed policies to delete at `now`, oldest first, except those of
+    /// targets `active` for their policy (policy, target UID) and those within their policy's
+    /// rate window; they are forgotten here (their delete events confirm it). `window` gives a
+    /// policy's rate window, None for a policy this operator does not manage. Also returns when
+    /// to look again (the next record to come of age).
     pub fn expired(
         &mut self,
         now: Secs,
         retention: Retention,
-        managed: impl Fn(&str) -> bool,
+        window: impl Fn(&str) -> Option<Secs>,
         active: impl Fn(&str, &str) -> bool,
     ) -> (Vec<String>, Option<Secs>) {
         let max_age = retention.max_age.as_secs() as Secs;
         let mut doomed = Vec::new();
         let mut next: Option<Secs> = None;
         for (policy, set) in &self.by_policy {
-            if !managed(policy) {
+            let Some(window) = window(policy) else {
                 continue;
-            }
+            };
             let mut over = set.len().saturating_sub(retention.max_per_policy);
             for (created, name) in set {
                 let aged = *created + max_age <= now;
-                if over == 0 && !aged {
-                    let at = *created + max_age;
+                let counted = *created + window > now;
+                if (over == 0 && !aged) || counted {
+                    // Kept, as are the younger ones after it: until out of its policy's window,
+                    // and (unless over the count) of age.
+                    let out = *created + window;
+                    let at = if over == 0 {
+                        out.max(*created + max_age)
+                    } else {
+                        out
+                    };
                     next = Some(next.map_or(at, |n| n.min(at)));
                     break;
                 }
@@ -163,14 +176,16 @@ mod tests {
         }
         r.upsert("old".into(), "c".into(), 0, "u".into());
         let none_active = |_: &str, _: &str| false;
-        let (doomed, next) = r.expired(2000, retention(1, 3), |p| p != "b", none_active);
+        let managed = |p: &str| (p != "b").then_some(60);
+        let (doomed, next) = r.expired(2000, retention(1, 3), managed, none_active);
         assert_eq!(doomed.len(), 2, "{doomed:?}");
         assert!(doomed.contains(&"a-0".to_string()) && doomed.contains(&"a-1".to_string()));
         assert_eq!(next, Some(86400), "the record of c comes of age first");
         assert_eq!(r.len(), 9);
-        let (doomed, _) = r.expired(1000 + 86400, retention(1, 3), |_| true, none_active);
+        let all = |_: &str| Some(60);
+        let (doomed, _) = r.expired(1000 + 86400, retention(1, 3), all, none_active);
         assert!(doomed.contains(&"old".to_string()) && doomed.contains(&"b-0".to_string()));
-        let (doomed, _) = r.expired(1000 + 86400, retention(1, 3), |_| true, none_active);
+        let (doomed, _) = r.expired(1000 + 86400, retention(1, 3), all, none_active);
         assert!(doomed.is_empty(), "forgotten once doomed: {doomed:?}");
     }
 
@@ -181,8 +196,35 @@ mod tests {
             r.upsert(format!("a-{i}"), "a".into(), 1000 + i, format!("u{i}"));
         }
         // u0 still fails under policy a: its record is the memory of the decision.
-        let (doomed, _) = r.expired(2000, retention(1, 2), |_| true, |p, uid| p == "a" && uid == "u0");
+        let (doomed, _) = r.expired(
+            2000,
+            retention(1, 2),
+            |_| Some(60),
+            |p, uid| p == "a" && uid == "u0",
+        );
         assert_eq!(doomed, ["a-1", "a-2"]);
+    }
+
+    /// A policy's rate counts its records: those within its window stay past the maximum age
+    /// and the count, and go once out of it.
+    #[test]
+    fn records_within_their_policy_s_rate_window_are_kept_past_age_and_count() {
+        let mut r = Records::default();
+        let week = 7 * 86400;
+        for i in 0..4 {
+            r.upsert(format!("a-{i}"), "a".into(), i * 86400, format!("u{i}"));
+        }
+        let none_active = |_: &str, _: &str| false;
+        // Day 5, a one-day maximum age and two records at most: all four are in the week.
+        let (doomed, next) = r.expired(5 * 86400, retention(1, 2), |_| Some(week), none_active);
+        assert!(doomed.is_empty(), "{doomed:?}");
+        assert_eq!(next, Some(week), "the first leaves the window after a week");
+        let (doomed, _) = r.expired(week + 86400, retention(1, 2), |_| Some(week), none_active);
+        assert_eq!(
+            doomed,
+            ["a-0", "a-1"],
+            "out of the window: age and count apply again"
+        );
     }
 
     #[test]
@@ -193,7 +235,7 @@ mod tests {
         assert_eq!(r.len(), 1);
         r.remove("x");
         assert!(r.is_empty());
-        let (doomed, next) = r.expired(10, retention(1, 0), |_| true, |_, _| false);
+        let (doomed, next) = r.expired(10, retention(1, 0), |_| Some(60), |_, _| false);
         assert!(doomed.is_empty() && next.is_none());
     }
 }

@@ -30,30 +30,39 @@ impl Maintainers {
         self.by_node.get(node)?.values().next().cloned()
     }
 
-    /// Keeps what the resource says (or forgets it): the node whose signal changed, if one did.
+    /// Keeps what the resource says (or forgets it): the nodes whose signal changed (none when
+    /// it says what it said before, as a draining NodeClaim's status updates do).
     fn set(&mut self, key: Key, says: Option<(Shared, Shared)>) -> Vec<Shared> {
-        let mut touched = Vec::new();
-        if let Some((node, _)) = self.signals.remove(&key) {
-            let before = self.signal(&node);
-            if let Some(of_node) = self.by_node.get_mut(&node) {
-                of_node.remove(&key);
-                if of_node.is_empty() {
-                    self.by_node.remove(&node);
-                }
+        if self.signals.get(&key) == says.as_ref() {
+            return Vec::new();
+        }
+        let mut nodes: Vec<Shared> = self
+            .signals
+            .get(&key)
+            .into_iter()
+            .chain(says.as_ref())
+            .map(|(n, _)| n.clone())
+            .collect();
+        nodes.dedup();
+        let before: Vec<Option<Shared>> = nodes.iter().map(|n| self.signal(n)).collect();
+        if let Some((node, _)) = self.signals.remove(&key)
+            && let Some(of_node) = self.by_node.get_mut(&node)
+        {
+            of_node.remove(&key);
+            if of_node.is_empty() {
+                self.by_node.remove(&node);
             }
-            touched.push((node, before));
         }
         if let Some((node, signal)) = says {
-            let before = self.signal(&node);
             self.by_node
                 .entry(node.clone())
                 .or_default()
                 .insert(key.clone(), signal.clone());
-            self.signals.insert(key, (node.clone(), signal));
-            touched.push((node, before));
+            self.signals.insert(key, (node, signal));
         }
-        touched
+        nodes
             .into_iter()
+            .zip(before)
             .filter(|(node, before)| self.signal(node) != *before)
             .map(|(node, _)| node)
             .collect()
@@ -69,7 +78,13 @@ impl Maintainers {
 }
 
 impl Stores {
-    pub fn apply_maintainer(&mut self, maintainer: Maintainer, event: W<DynamicObject>) -> Applied {
+    /// Applies a maintainer's watch event: the targets to decide again, and each node whose
+    /// signal changed with what it is now (known or not to the stores).
+    pub fn apply_maintainer(
+        &mut self,
+        maintainer: Maintainer,
+        event: W<DynamicObject>,
+    ) -> (Applied, Vec<(Shared, Option<Shared>)>) {
         let mut touched = Vec::new();
         let mut listed = false;
         match event {
@@ -98,19 +113,22 @@ impl Stores {
             }
         }
         let mut targets = Vec::new();
+        let mut changed = Vec::new();
         for node in touched {
             let signal = self.maintainers.signal(&node);
             if let Some(view) = self.nodes.get_mut(&node) {
-                view.maintained = signal;
+                view.maintained = signal.clone();
                 targets.push(Target::Node(node.clone()));
                 targets.extend(self.pod_keys_on(&node).iter().map(super::apply::pod_target));
             }
+            changed.push((node, signal));
         }
-        Applied {
+        let applied = Applied {
             targets,
             listed,
             ignored: None,
-        }
+        };
+        (applied, changed)
     }
 
     /// The node the object names and how it takes it down, if it does.
@@ -147,6 +165,9 @@ mod tests {
     #[test]
     fn a_node_shows_what_takes_it_down_until_the_last_resource_that_does_lets_go() {
         let mut s = Stores::default();
+        let node: k8s_openapi::api::core::v1::Node =
+            serde_json::from_value(json!({"metadata": {"name": "n1", "uid": "n1"}})).unwrap();
+        s.apply_node(W::Apply(node), 0);
         let m = Maintainer::NodeClaim;
         s.apply_maintainer(m, W::Apply(claim("a", "n1", false)));
         assert_eq!(
@@ -154,7 +175,14 @@ mod tests {
             None,
             "a NodeClaim not being deleted takes nothing down"
         );
-        s.apply_maintainer(m, W::Apply(claim("a", "n1", true)));
+        let (first, _) = s.apply_maintainer(m, W::Apply(claim("a", "n1", true)));
+        assert_eq!(
+            first.targets,
+            [Target::Node("n1".into())],
+            "the node is decided again"
+        );
+        let (again, _) = s.apply_maintainer(m, W::Apply(claim("a", "n1", true)));
+        assert!(again.targets.is_empty(), "the same said again changes nothing");
         assert!(
             s.maintainers
                 .signal("n1")
@@ -168,6 +196,11 @@ mod tests {
             s.maintainers.signal("n1"),
             None,
             "what a relist did not see is gone"
+        );
+        assert_eq!(
+            s.node_view("n1").unwrap().maintained,
+            None,
+            "and the node shows it"
         );
         assert!(s.maintainers.signal("n2").is_some());
         s.apply_maintainer(m, W::Delete(claim("b", "n2", true)));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use kube::api::{ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
 use kube::discovery::oneshot::pinned_kind;
+use kube::error::DiscoveryError;
 use kube::runtime::watcher::{self, watcher};
 use kube::{Api, Client};
 use kube_healer_core::decide::Maintainer;
@@ -43,25 +44,39 @@ pub(super) fn spawn(
 }
 
 async fn watch_maintainer(maintainer: Maintainer, client: Client, config: watcher::Config, mut pump: Pump) {
+    let resource = maintainer.resource();
     let wrap = move |event: Box<watcher::Event<DynamicObject>>| Change::Maintainer(maintainer, event);
-    // Whether the engine was last told the resource is not served (an empty list).
-    let mut said_absent = false;
+    // Whether the engine was last told the resource is not served (an empty list), and whether
+    // it was served when last asked.
+    let (mut said_absent, mut served_before) = (false, false);
     loop {
         match served(&client, maintainer).await {
-            Ok(Served::At(resource)) => {
-                said_absent = false;
-                let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-                if !pump.run(std::pin::pin!(watcher(api, config.clone())), wrap).await {
+            Ok(Served::At(api)) => {
+                (said_absent, served_before) = (false, true);
+                pump.reset();
+                let api = Api::<DynamicObject>::all_with(client.clone(), &api);
+                if !pump.run(std::pin::pin!(watcher(api, config.clone())), wrap).await || !pump.failed().await
+                {
                     return;
                 }
-                if !pump.failed().await {
+            }
+            // Served a moment ago: an API server that restarted may not have registered its
+            // custom resources yet. Unknown until a second answer, a minute later, says so.
+            Ok(Served::No) if served_before => {
+                tracing::warn!(
+                    resource,
+                    "no longer served by the API server: gone if it still is not in a minute"
+                );
+                served_before = false;
+                if !pump.failed_for(ASK_AGAIN).await {
                     return;
                 }
             }
             Ok(Served::No) => {
+                pump.reset();
                 if !said_absent {
                     tracing::info!(
-                        resource = maintainer.resource(),
+                        resource,
                         "not served by the API server: none exist (asked again every minute)"
                     );
                     for event in [watcher::Event::Init, watcher::Event::InitDone] {
@@ -71,11 +86,13 @@ async fn watch_maintainer(maintainer: Maintainer, client: Client, config: watche
                     }
                     said_absent = true;
                 }
-                tokio::time::sleep(ASK_AGAIN).await;
+                if !pump.idle(ASK_AGAIN).await {
+                    return;
+                }
             }
             Err(error) => {
-                // Unknown: not the same as absent. Decisions wait, as for a failed watch.
-                tracing::warn!(resource = maintainer.resource(), error = %error, "cannot tell whether the API server serves it");
+                // Unknown: not the same as absent. Node decisions wait, as for a failed watch.
+                tracing::warn!(resource, error = %error, "cannot tell whether the API server serves it");
                 said_absent = false;
                 if !pump.failed().await {
                     return;
@@ -92,8 +109,11 @@ async fn served(client: &Client, maintainer: Maintainer) -> Result<Served, kube:
         let gvk = GroupVersionKind::gvk(api.group, version, api.kind);
         match pinned_kind(client, &gvk).await {
             Ok((resource, _)) => return Ok(Served::At(resource)),
+            // Its group, or its kind in that version, unknown to the API server.
             Err(kube::Error::Api(s)) if s.code == 404 => continue,
-            Err(kube::Error::Discovery(_)) => continue,
+            Err(kube::Error::Discovery(
+                DiscoveryError::MissingKind(_) | DiscoveryError::MissingApiGroup(_),
+            )) => continue,
             Err(e) => return Err(e),
         }
     }

@@ -229,7 +229,7 @@ impl Pump {
             match stream.next().await {
                 Some(Ok(event)) => {
                     if matches!(event, watcher::Event::InitDone) {
-                        kube::runtime::utils::Backoff::reset(&mut self.backoff);
+                        self.reset();
                     }
                     self.metrics.watch_events.get_or_create(&label).inc();
                     let began = matches!(event, watcher::Event::Init);
@@ -259,6 +259,25 @@ impl Pump {
         }
         tokio::time::sleep(self.backoff.next().unwrap_or_default()).await;
         true
+    }
+
+    /// The watch failed and stays unknown for `pause`: the engine is told. False when the engine
+    /// stopped.
+    async fn failed_for(&mut self, pause: std::time::Duration) -> bool {
+        self.send(Change::WatchFailed(self.resource)).await && self.idle(pause).await
+    }
+
+    /// Waits `pause`, or until the engine stops (false).
+    async fn idle(&self, pause: std::time::Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => true,
+            _ = self.tx.closed() => false,
+        }
+    }
+
+    /// The API server answered: the next error starts the backoff over.
+    fn reset(&mut self) {
+        kube::runtime::utils::Backoff::reset(&mut self.backoff);
     }
 
     async fn send(&self, change: Change) -> bool {

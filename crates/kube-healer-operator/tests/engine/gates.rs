@@ -250,3 +250,67 @@ fn the_pause_annotation_on_its_namespace_holds_every_decision_until_it_is_remove
     );
     assert!(acted[0].hold.is_none(), "{:?}", acted[0].hold);
 }
+
+/// A namespace list that does not show kube-healer's namespace says it is gone, and its pause
+/// with it (a whole list is evidence; a failed watch is not, and keeps the pause).
+#[test]
+fn a_namespace_list_without_its_namespace_lifts_the_pause() {
+    let (e, clock, mut work) = acting();
+    let mut e = e.with_own_namespace(Some("kube-healer".into()));
+    listed(&mut e);
+    e.apply(namespace(
+        "kube-healer",
+        json!({kube_healer_api::PAUSE_ANNOTATION: "upgrade"}),
+    ));
+    e.apply(leftovers_policy(json!({"rate": {"actions": 100, "per": "1m"}})));
+    e.apply(evicted("a"));
+    clock.set(T0 + 61);
+    e.fire_due_timers();
+    assert!(requests(&mut work).iter().all(|r| r.hold.is_some()), "paused");
+    e.apply(Change::WatchFailed("namespaces"));
+    e.apply(Change::Namespace(Box::new(Event::Init)));
+    e.apply(Change::Namespace(Box::new(Event::InitDone)));
+    let acted = requests(&mut work);
+    assert!(
+        acted.len() == 1 && acted[0].hold.is_none(),
+        "decided again once the list showed the namespace gone: {acted:?}"
+    );
+}
+
+/// While a maintenance resource's watch has not listed, whether a node is taken down on
+/// purpose is unknown: the node's decisions wait (no record), the rest do not. Once it has
+/// listed, the node is decided.
+#[test]
+fn node_decisions_wait_for_the_maintenance_watches_and_the_rest_do_not() {
+    let (mut e, clock, mut work) = acting();
+    listed(&mut e);
+    e.apply(Change::Maintainer(
+        kube_healer_core::decide::Maintainer::Machine,
+        Box::new(Event::Init),
+    ));
+    e.apply(deadlock_policy());
+    e.apply(leftovers_policy(json!({"rate": {"actions": 100, "per": "1m"}})));
+    let deadlocked: Node = serde_json::from_value(json!({"metadata": {"name": "n1", "uid": "n1"},
+        "status": {"conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": at(T0 - 86400)},
+            {"type": "KernelDeadlock", "status": "True", "lastTransitionTime": at(T0 - 3600)}]}}))
+    .unwrap();
+    e.apply(Change::Node(Box::new(Event::Apply(deadlocked))));
+    e.apply(evicted("a"));
+    clock.set(T0 + 61);
+    e.fire_due_timers();
+    let decided: Vec<String> = requests(&mut work)
+        .into_iter()
+        .map(|r| r.spec.target.name)
+        .collect();
+    assert_eq!(decided, ["a"], "the pod's leftover is decided, the node waits");
+    e.apply(Change::Maintainer(
+        kube_healer_core::decide::Maintainer::Machine,
+        Box::new(Event::InitDone),
+    ));
+    let decided: Vec<String> = requests(&mut work)
+        .into_iter()
+        .map(|r| r.spec.target.name)
+        .collect();
+    assert_eq!(decided, ["n1"], "the node is decided once the watch has listed");
+}

@@ -124,7 +124,7 @@ fn retention_waits_for_every_watch_and_keeps_failures_in_progress() {
         let meta: kube::core::PartialObjectMeta<kube_healer_api::HealingAction> =
             serde_json::from_value(json!({"apiVersion": "healing.kubehealer.io/v1alpha1",
                 "kind": "HealingAction", "metadata": {"name": format!("leftovers-{n}"),
-                "creationTimestamp": at(T0 - 100 + n),
+                "creationTimestamp": at(T0 - 1000 + n),
                 "labels": {kube_healer_api::POLICY_LABEL: "leftovers",
                     kube_healer_api::TARGET_UID_LABEL: uid}}}))
             .unwrap();

@@ -25,6 +25,7 @@ mod episodes;
 mod forged;
 mod ha;
 mod heal;
+mod limits;
 mod lost_node;
 mod node_jobs;
 mod observability;
@@ -50,6 +51,7 @@ fn main() -> std::process::ExitCode {
         forged::tests(),
         ha::tests(),
         heal::tests(),
+        limits::tests(),
         lost_node::tests(),
         node_jobs::tests(),
         observability::tests(),

@@ -18,7 +18,7 @@ use crate::act::node;
 use crate::act::unfinished;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::protocol::{ActionDone, ActionRequest, Leading, Work};
+use crate::protocol::{ActionDone, ActionRequest, Leading, Maintained, Work};
 use crate::record::writer;
 use kube_healer_api::batch::MAX_MEMBERS;
 
@@ -32,6 +32,8 @@ const MAX_PARALLEL_ACTIONS: usize = 64;
 pub struct Acting {
     pub instance: String,
     pub jobs: JobsPlace,
+    /// What other tools' resources say of the nodes, for the recheck.
+    pub maintained: Maintained,
 }
 
 /// Runs work until the channel closes.
@@ -44,7 +46,11 @@ pub async fn executor(
     clock: Arc<dyn Clock>,
     leading: Leading,
 ) {
-    let Acting { instance, jobs } = acting;
+    let Acting {
+        instance,
+        jobs,
+        maintained,
+    } = acting;
     let jobs = Arc::new(jobs);
     let records: Api<HealingAction> = Api::all(client.clone());
     let reporter = Reporter {
@@ -68,6 +74,7 @@ pub async fn executor(
             clock,
             jobs,
             leading,
+            maintained,
         },
         quick,
         long,
@@ -242,6 +249,7 @@ struct Lent {
     clock: Arc<dyn Clock>,
     jobs: Arc<JobsPlace>,
     leading: Leading,
+    maintained: Maintained,
 }
 
 impl Lent {
@@ -254,6 +262,7 @@ impl Lent {
             clock: self.clock.as_ref(),
             jobs: &self.jobs,
             leading: &self.leading,
+            maintained: &self.maintained,
         }
     }
 }
