@@ -50,6 +50,9 @@ pub const NODE_JOB_UNDEFINED: &str = "NodeJobUndefined";
 pub const API_ERROR: &str = "APIError";
 /// The action did not finish within its timeout (a drain, a Job).
 pub const TIMEOUT: &str = "Timeout";
+/// A person released what kube-healer held the target with (`kube-healer release`); the
+/// message says why.
+pub const RELEASED: &str = "Released";
 /// The operator restarted between recording and acting; the action was not repeated.
 pub const INTERRUPTED: &str = "Interrupted";
 /// This replica lost the leadership while the action ran: it stopped at the next step (the

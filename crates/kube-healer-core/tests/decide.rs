@@ -331,3 +331,41 @@ fn actions_an_earlier_leader_left_in_flight_count_against_max_concurrent() {
         "{message}"
     );
 }
+
+/// Work cut short by an earlier process (a batch) is carried on only if the policy could
+/// decide it now: not paused, not suspended, not a dry run, inside its windows.
+#[test]
+fn work_cut_short_is_carried_on_only_while_the_policy_could_decide_it() {
+    use kube_healer_core::decide::{WindowVerdict, not_resumable};
+    let open = WindowVerdict::Open;
+    assert_eq!(not_resumable(&spec(json!({})), None, false, open), None);
+    let reason = |s: HealingPolicySpec, paused: Option<String>, dry: bool, w: WindowVerdict| {
+        not_resumable(&s, paused, dry, w).map(|(r, _)| r)
+    };
+    assert_eq!(
+        reason(spec(json!({})), Some("--pause".into()), false, open),
+        Some(reasons::PAUSED)
+    );
+    assert_eq!(
+        reason(spec(json!({"suspend": true})), None, false, open),
+        Some(reasons::SUSPENDED)
+    );
+    assert_eq!(
+        reason(spec(json!({"dryRun": true})), None, false, open),
+        Some(reasons::DRY_RUN)
+    );
+    assert_eq!(reason(spec(json!({})), None, true, open), Some(reasons::DRY_RUN));
+    assert_eq!(
+        reason(spec(json!({})), None, false, WindowVerdict::RecordOnly),
+        Some(reasons::DRY_RUN)
+    );
+    assert_eq!(
+        reason(
+            spec(json!({})),
+            None,
+            false,
+            WindowVerdict::Closed { opens: Some(5) }
+        ),
+        Some(reasons::OUTSIDE_WINDOW)
+    );
+}

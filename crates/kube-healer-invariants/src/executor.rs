@@ -35,7 +35,10 @@ impl Run {
             Work::MarksLifted { node } => self.marks_lifted(&node),
             // An avoid taint expiring, a batch or a record left by a process that ended: none
             // of what a history makes.
-            Work::Unavoid { .. } | Work::ResumeBatch { .. } | Work::FinishUnfinished { .. } => {}
+            Work::Unavoid { .. }
+            | Work::ResumeBatch { .. }
+            | Work::SettleBatch { .. }
+            | Work::FinishUnfinished { .. } => {}
         }
     }
 

@@ -82,6 +82,14 @@ pub enum Work {
         name: String,
         until: Secs,
     },
+    /// Such a batch, past its deadline, that its policy could not decide now (paused,
+    /// suspended, a dry run, outside its windows): taken back (nothing of it was done), with
+    /// why; its pods are decided afresh.
+    SettleBatch {
+        name: String,
+        reason: &'static str,
+        message: String,
+    },
     /// A record without an outcome, of a process that ended (not this replica's action in
     /// flight): if its target is gone, finish it (nothing decides a gone target again).
     FinishUnfinished {

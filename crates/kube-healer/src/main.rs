@@ -49,6 +49,10 @@ enum Command {
     /// What policies would have done during a recording (last night's incident): the
     /// operator's engine on the recording with a simulated clock. Never talks to a cluster.
     Replay(cmd::replay::Args),
+    /// Let go, on purpose, of what kube-healer holds a node with (its cordon and taints, also a
+    /// deleted policy's), recorded with the reason; a released cordon counts as lifted by a
+    /// person.
+    Release(cmd::release::Args),
 }
 
 /// The kubectl plugin's name: `kubectl healer ...` runs `kubectl-healer` from PATH (a link to
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Classify(args) => cmd::classify::run(args),
         Command::Record(args) => cmd::record::run(args),
         Command::Replay(args) => cmd::replay::run(args),
+        Command::Release(args) => cmd::release::run(args),
     };
     match result {
         Ok(code) => code,

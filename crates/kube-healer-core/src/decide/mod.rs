@@ -141,6 +141,41 @@ fn step_due(spec: &HealingPolicySpec, due: Secs, ladder: &Ladder) -> Secs {
     }
 }
 
+/// Why work an earlier process recorded and did not finish (a batch cut short) may not be
+/// carried on now, if it may not: its policy could not decide it now. Paused, suspended, in dry
+/// run (the operator's, the policy's, or a RecordOnly window's), or outside its windows: the
+/// work is taken back as not done (reason and message), and what still fails is decided afresh
+/// through the whole gate.
+pub fn not_resumable(
+    spec: &HealingPolicySpec,
+    paused: Option<String>,
+    global_dry_run: bool,
+    window: WindowVerdict,
+) -> Option<(&'static str, String)> {
+    let facts = Facts {
+        paused,
+        ..Facts::default()
+    };
+    if let Some(closed) = switched_off(spec, &facts) {
+        return Some((closed.reason.as_str(), closed.message));
+    }
+    let not_now =
+        |why: &str| format!("{why}: the work cut short is not carried on; what still fails is decided again");
+    if global_dry_run || spec.safety.dry_run || window == WindowVerdict::RecordOnly {
+        return Some((
+            kube_healer_api::reasons::DRY_RUN,
+            not_now("the policy runs as a dry run now"),
+        ));
+    }
+    if let WindowVerdict::Closed { .. } = window {
+        return Some((
+            HoldReason::OutsideWindow.as_str(),
+            not_now("the policy is outside its windows"),
+        ));
+    }
+    None
+}
+
 /// Switched off: kube-healer paused, the policy suspended, the target opted out.
 fn switched_off(spec: &HealingPolicySpec, facts: &Facts) -> Option<Closed> {
     if let Some(by) = &facts.paused {

@@ -211,6 +211,20 @@ pub async fn resume(io: Io<'_>, name: &str) {
     }
 }
 
+/// Takes back a batch a process that ended left unfinished, without carrying it on: its policy
+/// could not decide it now (paused, suspended, a dry run, outside its windows). Nothing of it
+/// was done, so the decision is taken back as an unrecorded one is (its record deleted: it
+/// spends no rate and ends no ladder); what still fails is decided afresh by the whole gate,
+/// and those decisions record themselves (held while the policy may not act).
+pub async fn take_back_cut_short(io: Io<'_>, name: &str, reason: &'static str, message: &str) {
+    let Some(record) = left_unfinished(&io, name).await else {
+        return;
+    };
+    tracing::warn!(record = %name, members = record.spec.members.len(), reason, %message,
+        "batch recorded but not finished before a restart: not carried on, taken back");
+    writer::delete(io.records, name).await;
+}
+
 /// The batch record, if it is still left unfinished and marked in flight; a finished one keeps
 /// no mark.
 async fn left_unfinished(io: &Io<'_>, name: &str) -> Option<HealingAction> {

@@ -44,7 +44,7 @@ fn failed(e: kube::Error) -> Outcome {
 
 /// Patches a node read just before, with its resourceVersion: a concurrent change makes the
 /// API server answer 409 and the change is tried again on the fresh node (at most 5 times).
-pub(crate) async fn update_node<F>(
+pub async fn update_node<F>(
     client: &Client,
     name: &str,
     uid: Option<&str>,
@@ -401,6 +401,40 @@ impl Change<'_> {
     }
 }
 
+/// The policies whose hold is on the node (its cordon's and its taints'), in order: what a
+/// person may release (`kube-healer release`).
+pub fn released_policies(n: &Node) -> Vec<String> {
+    let annotations = n.metadata.annotations.as_ref();
+    let mut policies: Vec<String> = cordon_owners(annotations)
+        .into_iter()
+        .chain(taint_owners(annotations).into_iter().map(|(p, _, _)| p))
+        .map(str::to_string)
+        .collect();
+    policies.sort();
+    policies.dedup();
+    policies
+}
+
+/// A person's release of one policy's hold on the node (`kube-healer release`): what the
+/// policy's revert would undo, undone at once, whatever the node's state and whether or not
+/// the policy still exists. A released cordon is recorded as lifted by a person
+/// (cordon-lifted, at `now`): the person wins, and a policy still there does not cordon the
+/// node again for that failure, nor within its cooldown. None: nothing of the policy's on it.
+pub fn release_patch(n: &Node, policy: &str, now: i64) -> Option<(serde_json::Value, String)> {
+    let (mut patch, undone) = revert_patch(n, policy, &[])?;
+    let annotations = n.metadata.annotations.as_ref();
+    if cordon_owners(annotations).contains(&policy) {
+        let mut lifted: Vec<String> = kube_healer_core::marks::cordon_lifted(annotations)
+            .into_iter()
+            .filter(|(p, _)| *p != policy)
+            .map(|(p, at)| format!("{p}={at}"))
+            .collect();
+        lifted.push(format!("{policy}={now}"));
+        patch["metadata"]["annotations"][CORDON_LIFTED_ANNOTATION] = json!(lifted.join(","));
+    }
+    Some((patch, undone))
+}
+
 /// The patch that records kube-healer's marks someone else undid (None: none is): a cordon of
 /// kube-healer's lifted (its cordoned-by mark comes off, so that a later cordon by a person is
 /// never taken for kube-healer's, and the cordon-lifted annotation names the policies whose
@@ -551,6 +585,36 @@ mod tests {
             "decidedAt": "2026-12-07T00:00:00Z", "evidence": {"summary": "down"}}),
         )
         .unwrap()
+    }
+
+    /// A release lets go of one policy's hold at once, down or not: its cordon (left to
+    /// another policy that holds it too) recorded as lifted by a person, its taints; other
+    /// policies' holds stay.
+    #[test]
+    fn a_release_undoes_one_policy_s_hold_and_records_the_cordon_as_lifted() {
+        let held = node(
+            true,
+            json!({CORDONED_BY_ANNOTATION: "p", TAINTED_BY_ANNOTATION: "q=k:NoSchedule",
+                CORDON_LIFTED_ANNOTATION: "r=5"}),
+            None,
+        );
+        assert_eq!(released_policies(&held), ["p", "q"]);
+        let (patch, said) = release_patch(&held, "p", NOW).unwrap();
+        assert_eq!(patch["spec"]["unschedulable"], json!(false), "{patch}");
+        assert_eq!(
+            patch["metadata"]["annotations"][CORDON_LIFTED_ANNOTATION],
+            json!(format!("r=5,p={NOW}"))
+        );
+        assert!(patch["spec"].get("taints").is_none(), "q's taint stays: {patch}");
+        assert!(said.contains("uncordoned"), "{said}");
+        assert_eq!(release_patch(&held, "nobody", NOW), None);
+        let shared = node(true, json!({CORDONED_BY_ANNOTATION: "p,q"}), None);
+        let (patch, said) = release_patch(&shared, "p", NOW).unwrap();
+        assert_eq!(
+            patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION],
+            json!("q")
+        );
+        assert!(said.contains("left the cordon to q"), "{said}");
     }
 
     /// A revert goes ahead only on the node read afresh having been Ready for the debounce.

@@ -451,6 +451,14 @@ impl Gate {
         }
     }
 
+    /// Why work cut short by an earlier process may not be carried on now (see core's
+    /// `not_resumable`), if it may not.
+    pub fn not_resumable(&self, compiled: &CompiledPolicy, now: Secs) -> Option<(&'static str, String)> {
+        let spec = &compiled.policy.spec;
+        let window = window_verdict(&spec.safety.windows, now, &self.time_zone.0);
+        kube_healer_core::decide::not_resumable(spec, self.switches.pause(), self.switches.dry_run, window)
+    }
+
     /// The facts a decision on this finding reads: the switches, the target's opt-out, the
     /// correlated cause covering it, someone else's work on its node, and (node policies) the
     /// unhealthy nodes and the cluster's disruption budget.

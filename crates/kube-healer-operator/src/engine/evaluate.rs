@@ -237,13 +237,21 @@ impl Engine {
         }
         if let Target::Node(node) = target {
             // A policy edited or deleted, or a condition that cleared, says nothing of the node:
-            // its mark stays until the node shows it recovered (then it is a stale mark).
+            // its mark stays until the node shows it recovered (then it is a stale mark): Ready
+            // for the debounce, and no failure of any class.
             let now = self.clock.now();
             if let Err(again) = self.node_recovered(node, now) {
                 tracing::info!(%policy, node = %node, "failure cleared, but the node has not been Ready for the debounce: its cordon or taint stays");
                 if let Some(at) = again {
                     self.timers.schedule(target.clone(), at);
                 }
+                return;
+            }
+            // A policy deleted or edited clears at once, on no evidence of the node's; a Ready
+            // node may still fail as it did (a KernelDeadlock): only a node showing no failure
+            // at all is evidence for any (the stale-mark path lets go once it shows none).
+            if !self.findings.on(target).is_empty() {
+                tracing::info!(%policy, node = %node, "the policy no longer fails on the node, but the node still shows a failure: its cordon or taint stays");
                 return;
             }
             tracing::info!(%policy, node = %node, "failure cleared: reverting what the policy changed");

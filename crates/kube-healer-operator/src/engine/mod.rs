@@ -64,6 +64,9 @@ pub struct Engine {
     relist_records: Relist<String>,
     /// Batch records still marked in flight: their policy, and until when (see `resume_unfinished`).
     batch_marks: std::collections::HashMap<String, (String, Secs)>,
+    /// Batches cut short, to be carried on or settled once their deadline has passed (see
+    /// `resume_due_batches`); bounded by the batch marks.
+    resuming: std::collections::HashMap<String, Secs>,
     /// Live records with no outcome written yet: their policy label (see `resume_unfinished`).
     unfinished: std::collections::HashMap<String, String>,
     retention: Retention,
@@ -114,6 +117,7 @@ impl Engine {
             records: Records::default(),
             relist_records: Relist::default(),
             batch_marks: Default::default(),
+            resuming: Default::default(),
             unfinished: Default::default(),
             retention: Retention::default(),
             retention_at: None,
@@ -316,6 +320,7 @@ impl Engine {
         while let Some(target) = self.timers.pop_due(now) {
             self.evaluate(&target, now);
         }
+        self.resume_due_batches(now);
     }
 
     /// Lets events age out of the index (the run loop does it each minute).

@@ -290,6 +290,7 @@ impl Replay {
                 | Work::MarksLifted { .. }
                 | Work::DeleteRecord { .. }
                 | Work::ResumeBatch { .. }
+                | Work::SettleBatch { .. }
                 | Work::FinishUnfinished { .. } => {}
             }
         }

@@ -17,21 +17,57 @@ fn batch_record(policy: &str, name: &str) -> Change {
     record_of(policy, name, T0, labels)
 }
 
+/// Batches resumed (name, until) and settled (name, reason).
+type Handed = (Vec<(String, Secs)>, Vec<(String, &'static str)>);
+
+/// The batches handed on.
+fn batches(work: &mut tokio::sync::mpsc::UnboundedReceiver<Work>) -> Handed {
+    let (mut resumed, mut settled) = (Vec::new(), Vec::new());
+    while let Ok(w) = work.try_recv() {
+        match w {
+            Work::ResumeBatch { name, until } => resumed.push((name, until)),
+            Work::SettleBatch { name, reason, .. } => settled.push((name, reason)),
+            _ => {}
+        }
+    }
+    (resumed, settled)
+}
+
+/// Only once its deadline has passed (its process could be at it until then), and only its
+/// own policies' batches.
 #[test]
 fn a_new_leader_resumes_only_its_own_policies_batches() {
-    let (mut e, _clock, mut work) = acting();
+    let (mut e, clock, mut work) = acting();
     let records = vec![
         batch_record("leftovers", "leftovers-b1"),
         batch_record("someone-elses", "someone-elses-b2"),
     ];
     listed_with(&mut e, vec![leftovers_policy(json!({}))], records);
-    let mut resumed = Vec::new();
-    while let Ok(w) = work.try_recv() {
-        if let Work::ResumeBatch { name, until } = w {
-            resumed.push((name, until));
-        }
-    }
-    assert_eq!(resumed, [("leftovers-b1".to_string(), T0 + 30)]);
+    assert_eq!(batches(&mut work), (vec![], vec![]), "not before its deadline");
+    clock.set(T0 + 30);
+    e.fire_due_timers();
+    assert_eq!(
+        batches(&mut work),
+        (vec![("leftovers-b1".to_string(), T0 + 30)], vec![])
+    );
+}
+
+/// Work resumed passes the gate again: a batch whose policy is suspended when its deadline
+/// passes is settled as not done, never carried on.
+#[test]
+fn a_batch_of_a_policy_suspended_since_is_settled_not_carried_on() {
+    let (mut e, clock, mut work) = acting();
+    let records = vec![batch_record("leftovers", "leftovers-b1")];
+    listed_with(&mut e, vec![leftovers_policy(json!({"suspend": true}))], records);
+    clock.set(T0 + 31);
+    e.fire_due_timers();
+    assert_eq!(
+        batches(&mut work),
+        (
+            vec![],
+            vec![("leftovers-b1".to_string(), kube_healer_api::reasons::SUSPENDED)]
+        )
+    );
 }
 
 /// A record of a live decision on the pod `uid`; `written` says whether its status was ever

@@ -7,6 +7,7 @@ pub mod crd;
 pub mod demo;
 pub mod explain;
 pub mod record;
+pub mod release;
 pub mod replay;
 pub mod run;
 pub mod simulate;

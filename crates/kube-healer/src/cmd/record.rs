@@ -93,7 +93,8 @@ async fn record(args: Args, ring: Ring) -> anyhow::Result<ExitCode> {
 }
 
 /// One instant: each kind listed; the pods' namespaces without labels (a dump has none of its
-/// own) and no HealingPolicies (replay takes its policies from --policy).
+/// own), no maintenance resources, and no HealingPolicies (replay takes its policies from
+/// --policy).
 fn from_dump(path: &std::path::Path, at: Option<&str>, mut ring: Ring) -> anyhow::Result<ExitCode> {
     let t = match at {
         Some(t) => t
@@ -139,6 +140,9 @@ fn from_dump(path: &std::path::Path, at: Option<&str>, mut ring: Ring) -> anyhow
         })
         .collect();
     list(&mut changes, Change::Namespace, namespaces);
+    // A dump holds no maintenance resources (NodeClaims, Machines, NodeMaintenances): none
+    // are known, or its node decisions would wait for them for ever.
+    changes.extend(Change::no_maintainers());
     changes.push(Change::policy(W::Init));
     changes.push(Change::policy(W::InitDone));
     for change in &changes {

@@ -25,6 +25,7 @@ mod episodes;
 mod forged;
 mod ha;
 mod heal;
+mod inherited;
 mod limits;
 mod lost_node;
 mod node_jobs;
@@ -51,6 +52,7 @@ fn main() -> std::process::ExitCode {
         forged::tests(),
         ha::tests(),
         heal::tests(),
+        inherited::tests(),
         limits::tests(),
         lost_node::tests(),
         node_jobs::tests(),

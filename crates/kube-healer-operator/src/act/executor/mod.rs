@@ -174,6 +174,18 @@ impl Lanes {
                 tokio::spawn(async move { node::remove_expired_avoid(&client, &node, now).await });
             }
             Work::ResumeBatch { name, until } => self.resume(name, until),
+            Work::SettleBatch {
+                name,
+                reason,
+                message,
+            } => {
+                let lent = self.lent.clone();
+                tokio::spawn(async move {
+                    if lent.leading.now() {
+                        batch::take_back_cut_short(lent.io(), &name, reason, &message).await;
+                    }
+                });
+            }
             Work::FinishUnfinished { name } => self.finish_unfinished(name),
         }
     }
