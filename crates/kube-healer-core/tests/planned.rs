@@ -527,6 +527,16 @@ fn the_recheck_stops_an_action_on_a_node_taken_into_maintenance_since_the_decisi
         Fresh::Overridden(why) => assert!(why.contains("the person wins"), "{why}"),
         other => panic!("{other:?}"),
     }
+    // Released by a person (kube-healer release) since the decision: the mark is gone, the
+    // lift recorded.
+    let lift = format!("down-nodes={NOW}");
+    match fresh(unreachable(
+        json!({"annotations": {CORDON_LIFTED_ANNOTATION: lift}}),
+        json!({}),
+    )) {
+        Fresh::Overridden(why) => assert!(why.contains("lifted kube-healer's hold"), "{why}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Moving a pod (Delete, Evict, Reschedule) whose failure is its node's cannot help when its

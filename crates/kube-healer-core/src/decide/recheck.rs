@@ -173,7 +173,7 @@ pub fn recheck_node(
     snapshot.leases_seen_renewing = seen.leases_seen_renewing;
     let node = &snapshot.nodes[0];
     match verdict(seen, TargetView::Node(node), &snapshot, now) {
-        Fresh::Holds => others_work(node, &seen.planned)
+        Fresh::Holds => others_work(node, seen)
             .or_else(|| {
                 unsafe_for_node(node, &snapshot, action, seen.shutdown, now)
                     .map(|why| Fresh::Unsafe(why.message))
@@ -184,14 +184,20 @@ pub fn recheck_node(
 }
 
 /// Someone else's work on the node, read afresh: a planned disruption begun, or kube-healer's
-/// cordon lifted, since the decision.
-fn others_work(node: &NodeView, planned: &PlannedSignals) -> Option<Fresh> {
+/// cordon lifted (or its hold released, `kube-healer release`), since the decision.
+fn others_work(node: &NodeView, seen: &Seen) -> Option<Fresh> {
     if node.stale_cordon {
         return Some(Fresh::Overridden(
             "read afresh right before the call, someone had uncordoned it since kube-healer's cordon: the person wins".into(),
         ));
     }
-    planned_disruption(node, planned).map(|signal| {
+    let latest_lift = |v: &NodeView| v.cordon_lifted.iter().map(|(_, at)| *at).max();
+    if latest_lift(node) > seen.node.as_ref().and_then(latest_lift) {
+        return Some(Fresh::Overridden(
+            "read afresh right before the call, a person lifted kube-healer's hold on it since the decision: the person wins".into(),
+        ));
+    }
+    planned_disruption(node, &seen.planned).map(|signal| {
         Fresh::Maintenance(format!(
             "read afresh right before the call, it is under planned disruption: {signal}"
         ))

@@ -212,17 +212,71 @@ pub async fn resume(io: Io<'_>, name: &str) {
 }
 
 /// Takes back a batch a process that ended left unfinished, without carrying it on: its policy
-/// could not decide it now (paused, suspended, a dry run, outside its windows). Nothing of it
-/// was done, so the decision is taken back as an unrecorded one is (its record deleted: it
-/// spends no rate and ends no ladder); what still fails is decided afresh by the whole gate,
-/// and those decisions record themselves (held while the policy may not act).
+/// could not decide it now (paused, suspended, a dry run, outside its windows). If every pod of
+/// it is still there, nothing of it was done: the decision is taken back as an unrecorded one
+/// is (its record deleted, at the version read: it spends no rate and ends no ladder), and what
+/// still fails is decided afresh by the whole gate, on records of its own. If some are gone (the
+/// process ended midway), the record stays the record of what was done: those count as done,
+/// the rest as not done, with why.
 pub async fn take_back_cut_short(io: Io<'_>, name: &str, reason: &'static str, message: &str) {
     let Some(record) = left_unfinished(&io, name).await else {
         return;
     };
-    tracing::warn!(record = %name, members = record.spec.members.len(), reason, %message,
-        "batch recorded but not finished before a restart: not carried on, taken back");
-    writer::delete(io.records, name).await;
+    let mut present = Vec::with_capacity(record.spec.members.len());
+    for m in &record.spec.members {
+        present.push(still_there(io.client, &m.target).await);
+    }
+    if present.iter().all(|p| *p == Some(true)) {
+        tracing::warn!(record = %name, members = present.len(), reason, %message,
+            "batch recorded but not finished before a restart: not carried on, taken back");
+        let params = kube::api::DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                resource_version: record.metadata.resource_version.clone(),
+                uid: None,
+            }),
+            ..Default::default()
+        };
+        if let Err(e) = io.records.delete(name, &params).await {
+            tracing::warn!(record = %name, error = %e, "taking the batch back failed: the next leader looks at it again");
+        }
+        return;
+    }
+    tracing::warn!(record = %name, reason, %message, "batch recorded but not finished before a restart: not carried on; some of its pods were removed before");
+    let start = io.clock.time();
+    let outcomes: Vec<Outcome> = present
+        .iter()
+        .map(|p| match p {
+            Some(false) => Outcome::new(
+                ActionPhase::Succeeded,
+                reasons::COMPLETED,
+                "removed before the restart".into(),
+                0,
+            ),
+            _ => Outcome::new(ActionPhase::Skipped, reason, message.to_string(), 0),
+        })
+        .collect();
+    let members = record
+        .spec
+        .members
+        .iter()
+        .zip(&outcomes)
+        .map(|(m, o)| member_outcome(&m.target.uid, o))
+        .collect();
+    finish(&io, name, &outcomes, members, &start).await;
+}
+
+/// Whether the pod is still there (the same UID): None when it could not be read.
+async fn still_there(client: &kube::Client, target: &kube_healer_api::record::TargetRef) -> Option<bool> {
+    let namespace = target.namespace.as_deref().unwrap_or_default();
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client.clone(), namespace);
+    let (got, _) = crate::retry::call(crate::retry::Backoff::ACTION, "get pod", || {
+        pods.get_opt(&target.name)
+    })
+    .await;
+    match got {
+        Ok(found) => Some(found.is_some_and(|p| p.metadata.uid.as_deref() == Some(target.uid.as_str()))),
+        Err(_) => None,
+    }
 }
 
 /// The batch record, if it is still left unfinished and marked in flight; a finished one keeps

@@ -417,13 +417,13 @@ pub fn released_policies(n: &Node) -> Vec<String> {
 
 /// A person's release of one policy's hold on the node (`kube-healer release`): what the
 /// policy's revert would undo, undone at once, whatever the node's state and whether or not
-/// the policy still exists. A released cordon is recorded as lifted by a person
-/// (cordon-lifted, at `now`): the person wins, and a policy still there does not cordon the
-/// node again for that failure, nor within its cooldown. None: nothing of the policy's on it.
+/// the policy still exists. The release is recorded as a person's lift of the policy's work
+/// (cordon-lifted, at `now`): the person wins, and a policy still there does not cordon or taint
+/// the node again for that failure, nor within its cooldown. None: nothing of the policy's on it.
 pub fn release_patch(n: &Node, policy: &str, now: i64) -> Option<(serde_json::Value, String)> {
     let (mut patch, undone) = revert_patch(n, policy, &[])?;
     let annotations = n.metadata.annotations.as_ref();
-    if cordon_owners(annotations).contains(&policy) {
+    {
         let mut lifted: Vec<String> = kube_healer_core::marks::cordon_lifted(annotations)
             .into_iter()
             .filter(|(p, _)| *p != policy)
@@ -587,9 +587,9 @@ mod tests {
         .unwrap()
     }
 
-    /// A release lets go of one policy's hold at once, down or not: its cordon (left to
-    /// another policy that holds it too) recorded as lifted by a person, its taints; other
-    /// policies' holds stay.
+    /// A release lets go of one policy's hold at once, down or not (its cordon, left to another
+    /// policy that holds it too; its taints), recorded as lifted by a person; other policies'
+    /// holds stay.
     #[test]
     fn a_release_undoes_one_policy_s_hold_and_records_the_cordon_as_lifted() {
         let held = node(
@@ -608,6 +608,12 @@ mod tests {
         assert!(patch["spec"].get("taints").is_none(), "q's taint stays: {patch}");
         assert!(said.contains("uncordoned"), "{said}");
         assert_eq!(release_patch(&held, "nobody", NOW), None);
+        // A policy that only tainted: its release holds it off the node as a lifted cordon does.
+        let (patch, _) = release_patch(&held, "q", NOW).unwrap();
+        assert_eq!(
+            patch["metadata"]["annotations"][CORDON_LIFTED_ANNOTATION],
+            json!(format!("r=5,q={NOW}"))
+        );
         let shared = node(true, json!({CORDONED_BY_ANNOTATION: "p,q"}), None);
         let (patch, said) = release_patch(&shared, "p", NOW).unwrap();
         assert_eq!(

@@ -238,7 +238,7 @@ impl Engine {
         if let Target::Node(node) = target {
             // A policy edited or deleted, or a condition that cleared, says nothing of the node:
             // its mark stays until the node shows it recovered (then it is a stale mark): Ready
-            // for the debounce, and no failure of any class.
+            // for the debounce (and, for a deleted policy, no failure of any class).
             let now = self.clock.now();
             if let Err(again) = self.node_recovered(node, now) {
                 tracing::info!(%policy, node = %node, "failure cleared, but the node has not been Ready for the debounce: its cordon or taint stays");
@@ -247,11 +247,7 @@ impl Engine {
                 }
                 return;
             }
-            // A policy deleted or edited clears at once, on no evidence of the node's; a Ready
-            // node may still fail as it did (a KernelDeadlock): only a node showing no failure
-            // at all is evidence for any (the stale-mark path lets go once it shows none).
-            if !self.findings.on(target).is_empty() {
-                tracing::info!(%policy, node = %node, "the policy no longer fails on the node, but the node still shows a failure: its cordon or taint stays");
+            if self.retired_failure_shows(&policy, target) {
                 return;
             }
             tracing::info!(%policy, node = %node, "failure cleared: reverting what the policy changed");
@@ -259,6 +255,25 @@ impl Engine {
                 .insert((policy.as_str().into(), node.clone()), self.clock.now());
             self.send(self.revert(policy, node));
         }
+    }
+
+    /// Whether a deleted policy's mark must stay because its node still shows a failure. A
+    /// deleted policy clears at once, on no evidence of the node's, and cannot say what it
+    /// marked the node for; a Ready node may still fail as it did (a KernelDeadlock): only a
+    /// node with no finding of any class is evidence for any. (A policy still there judges its
+    /// own failure; a node that always shows a finding keeps a deleted policy's mark until a
+    /// person releases it: `kube-healer release`.)
+    pub(super) fn retired_failure_shows(&self, policy: &str, target: &Target) -> bool {
+        if self.policies.get(policy).is_some() {
+            return false;
+        }
+        let findings = self.findings.on(target);
+        if findings.is_empty() {
+            return false;
+        }
+        let classes: Vec<String> = findings.iter().map(|(c, _, _)| c.to_string()).collect();
+        tracing::debug!(policy, target = ?target, classes = ?classes, "a deleted policy's mark stays: the node still shows a failure (kube-healer release lets go of it)");
+        true
     }
 
     /// The target is gone from the stores: everything kept about it goes (the gate's too).

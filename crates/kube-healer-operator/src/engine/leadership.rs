@@ -23,6 +23,8 @@ impl Engine {
             self.resume_unfinished();
         } else {
             self.gate.stop_waiting();
+            // The batches cut short are the next leader's to take up.
+            self.resuming.clear();
             tracing::warn!("lost the leadership: deciding nothing until it is back");
         }
     }

@@ -263,10 +263,15 @@ impl Engine {
         let mut correlate = tokio::time::interval(Duration::from_secs(1));
         correlate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let next = match (self.timers.next(), self.retention_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            // The next target timer, retention run, or deadline of a batch cut short.
+            let next = [
+                self.timers.next(),
+                self.retention_at,
+                self.resuming.values().min().copied(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let sleep = async {
                 match next {
                     Some(at) => {

@@ -3,11 +3,10 @@
 //! cordon behind with no ladder in memory to say so: once every watch has listed, the leader lets
 //! go of every mark (the node's cordoned-by and tainted-by annotations) of one of its policies
 //! that no longer fails on the node, once the node has been Ready for the clear debounce by its
-//! Ready condition's own time and shows no failure at all. A policy that no longer matches
-//! cannot say whether the failure it marked the node for is over (it was edited or deleted,
-//! or its failure cleared unseen), and a Ready node may still have it (a KernelDeadlock): only
-//! a node with no finding of any class is evidence for every failure. The revert undoes only
-//! what no other policy still marks; a person may release the rest (`kube-healer release`).
+//! Ready condition's own time; a deleted policy's, only once the node also shows no failure at
+//! all (it cannot say what it marked the node for, and a Ready node may still have it: see
+//! `retired_failure_shows`). The revert undoes only what no other policy still marks; a person
+//! may release the rest (`kube-healer release`).
 //! A revert that did not take (the API server refused it, or did not answer for longer than its
 //! retries) is sent again when the node is next seen still held, a minute later at the soonest.
 
@@ -121,11 +120,11 @@ impl Engine {
             }
             return;
         }
-        // Still failing in some way: the node's next evaluation, once it shows none, tries again.
-        if !self.findings.on(&target).is_empty() {
-            return;
-        }
         for policy in stale {
+            // Its next evaluation, once the node shows no failure, tries again.
+            if self.retired_failure_shows(&policy, &target) {
+                continue;
+            }
             let key = (policy.clone(), view.name.clone());
             if let std::collections::hash_map::Entry::Vacant(sent) = self.releasing.entry(key) {
                 sent.insert(now);

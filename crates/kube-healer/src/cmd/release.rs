@@ -1,9 +1,9 @@
 //! `kube-healer release node/NAME --reason TEXT`: a person lets go, on purpose, of what
 //! kube-healer holds a node with (its cordon and taints, whether their policy still exists or
 //! not). kube-healer lifts its marks only on evidence that the node recovered; this is the way
-//! out when a person knows better. Each policy's release is recorded as a HealingAction
-//! (Succeeded/Released, naming the reason), and a released cordon counts as lifted by a
-//! person: a policy still there does not cordon the node again for that failure, nor within
+//! out when a person knows better. Each policy's release is recorded as a HealingAction before
+//! it is made (Succeeded/Released, naming the reason, once made), and counts as a person's lift:
+//! a policy still there does not cordon or taint the node again for that failure, nor within
 //! its cooldown. Remediations and replacements handed to other tools are theirs to end.
 
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube_healer_api::record::{ActionPhase, Evidence, TargetRef};
 use kube_healer_api::{
@@ -19,8 +20,8 @@ use kube_healer_api::{
     TARGET_UID_LABEL, TargetKind, reasons,
 };
 use kube_healer_operator::act::node::{release_patch, released_policies, update_node};
-use kube_healer_operator::record::label_value;
 use kube_healer_operator::record::writer::{self, Begun, Finished};
+use kube_healer_operator::record::{Mode, label_value, record_name};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -56,23 +57,22 @@ async fn release(name: String, args: Args) -> anyhow::Result<ExitCode> {
     let client = crate::cmd::client(args.kubeconfig.as_deref()).await?;
     let nodes: Api<Node> = Api::all(client.clone());
     let node = nodes.get(&name).await.with_context(|| format!("node/{name}"))?;
-    let mut policies = released_policies(&node);
-    if let Some(only) = &args.policy {
-        policies.retain(|p| p == only);
-    }
+    let held = released_policies(&node);
+    let policies: Vec<String> = match &args.policy {
+        Some(only) if !held.contains(only) => {
+            bail!("node/{name}: policy {only} holds nothing on it (held by: {held:?})")
+        }
+        Some(only) => vec![only.clone()],
+        None => held,
+    };
     if policies.is_empty() {
-        println!(
-            "node/{name}: nothing of kube-healer's to release{}",
-            match &args.policy {
-                Some(p) => format!(" for policy {p}"),
-                None => String::new(),
-            }
-        );
+        println!("node/{name}: nothing of kube-healer's to release");
         return Ok(ExitCode::SUCCESS);
     }
     let uid = node.metadata.uid.clone().unwrap_or_default();
+    let reason = args.reason.trim();
     for policy in policies {
-        let now = k8s_openapi::jiff::Timestamp::now();
+        let now = Timestamp::now();
         if args.dry_run {
             let said = release_patch(&node, &policy, now.as_second())
                 .map(|(_, s)| s)
@@ -80,22 +80,35 @@ async fn release(name: String, args: Args) -> anyhow::Result<ExitCode> {
             println!("node/{name}: {policy}: would release ({said})");
             continue;
         }
+        // Recorded first: a release the API server will not record is not made.
         let record = Released::describe(&client, (&policy, &name, &uid)).await?;
+        record.begin(&client).await?;
         let done = update_node(&client, &name, Some(&uid), |n| {
             release_patch(n, &policy, now.as_second())
         })
-        .await
-        .with_context(|| format!("releasing node/{name} from {policy}"))?;
-        let Some(undone) = done else {
-            println!("node/{name}: {policy}: nothing left to release");
-            continue;
+        .await;
+        let (outcome, said) = match done {
+            Ok(Some(undone)) => {
+                let message = format!("released by hand (kube-healer release): {reason}: {undone}");
+                ((ActionPhase::Succeeded, reasons::RELEASED, message), undone)
+            }
+            Ok(None) => {
+                let message = format!("nothing of {policy}'s left on the node to release ({reason})");
+                (
+                    (ActionPhase::Skipped, reasons::TARGET_GONE, message),
+                    "nothing left to release".into(),
+                )
+            }
+            Err(e) => {
+                let message = format!("releasing failed: {e}");
+                record
+                    .finish(&client, (ActionPhase::Failed, reasons::API_ERROR, message), now)
+                    .await;
+                return Err(e).with_context(|| format!("releasing node/{name} from {policy}"));
+            }
         };
-        let message = format!(
-            "released by hand (kube-healer release): {}: {undone}",
-            args.reason.trim()
-        );
-        record.write(&client, &message, now).await?;
-        println!("node/{name}: {policy}: {undone} (recorded as {})", record.name);
+        record.finish(&client, outcome, now).await;
+        println!("node/{name}: {policy}: {said} (recorded as {})", record.name);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -131,7 +144,7 @@ impl Released {
                 format!("neither a record of {policy} on node/{node} nor the policy names the failure: release it with kubectl")
             })?,
         };
-        let now = k8s_openapi::jiff::Timestamp::now();
+        let now = Timestamp::now();
         let spec = HealingActionSpec {
             policy: policy.to_string(),
             policy_generation: None,
@@ -152,32 +165,44 @@ impl Released {
             evidence: Evidence::default(),
             members: Vec::new(),
         };
-        let name = record_name(policy, node, now.as_second());
+        let name = record_name(
+            policy,
+            uid,
+            now.as_millisecond(),
+            0,
+            0,
+            Some(reasons::RELEASED),
+            Mode::Live,
+        );
         Ok(Released { name, spec })
     }
 
-    async fn write(
+    /// Records the release before it is made: a hold (no action counted against a rate) with
+    /// no episode (it continues none).
+    async fn begin(&self, client: &kube::Client) -> anyhow::Result<()> {
+        let records: Api<HealingAction> = Api::all(client.clone());
+        match writer::begin(&records, &self.name, &self.spec, true, None).await {
+            Begun::Failed(e) => Err(e).context("recording the release (nothing was released)"),
+            Begun::New | Begun::Resumed | Begun::Done => Ok(()),
+        }
+    }
+
+    async fn finish(
         &self,
         client: &kube::Client,
-        message: &str,
-        at: k8s_openapi::jiff::Timestamp,
-    ) -> anyhow::Result<()> {
+        (phase, reason, message): (ActionPhase, &'static str, String),
+        at: Timestamp,
+    ) {
         let records: Api<HealingAction> = Api::all(client.clone());
-        // A hold (no action counted against a rate) with no episode (it continues none).
-        match writer::begin(&records, &self.name, &self.spec, true, None).await {
-            Begun::Failed(e) => return Err(e).context("recording the release"),
-            Begun::New | Begun::Resumed | Begun::Done => {}
-        }
         let finished = Finished {
-            phase: ActionPhase::Succeeded,
-            reason: reasons::RELEASED,
-            message: message.to_string(),
+            phase,
+            reason,
+            message,
             calls: 1,
             start: Time(at),
-            finish: Time(k8s_openapi::jiff::Timestamp::now()),
+            finish: Time(Timestamp::now()),
         };
         writer::finish(&records, &self.name, finished).await;
-        Ok(())
     }
 }
 
@@ -188,24 +213,4 @@ async fn first_condition(client: &kube::Client, policy: &str) -> anyhow::Result<
         .get_opt(policy)
         .await?
         .and_then(|p| p.spec.conditions.first().map(|c| c.class)))
-}
-
-/// A record name of the policy's release of the node at `at`: a DNS subdomain.
-fn record_name(policy: &str, node: &str, at: i64) -> String {
-    let mut name = format!("{policy}-released-{node}-{at}");
-    name.truncate(253);
-    name.trim_end_matches(['-', '.']).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_release_s_record_name_is_an_object_name_however_long_its_parts() {
-        let name = record_name("p", "n", 1_800_000_000);
-        assert_eq!(name, "p-released-n-1800000000");
-        let long = record_name(&"a".repeat(200), &format!("{}.", "b".repeat(100)), 5);
-        assert!(long.len() <= 253 && !long.ends_with(['-', '.']), "{long}");
-    }
 }

@@ -47,7 +47,8 @@ impl Operator {
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let log: PathBuf = cluster.dir().join(format!("operator-{name}.log"));
+        // By port too: tests side by side may give their operators the same name.
+        let log: PathBuf = cluster.dir().join(format!("operator-{name}-{port}.log"));
         let mut args = vec![
             "run".to_string(),
             "--kubeconfig".into(),
