@@ -14,80 +14,11 @@ impl Engine {
         let was_synced = self.synced.all();
         let knew_maintainers = self.synced.maintainers();
         let relist = change.begins_list();
+        let (applied, resource) = self.keep(change, now);
         // A watch that lists (again) is not current until its list ends: decisions wait.
-        let mark = |flag: &mut bool, applied: &Applied| {
-            if relist {
-                *flag = false;
-            }
-            if applied.listed {
-                *flag = true;
-            }
-        };
-        let applied = match change {
-            Change::Pod(event) => {
-                let applied = self.stores.apply_pod(*event, now);
-                mark(&mut self.synced.pods, &applied);
-                applied
-            }
-            Change::Node(event) => {
-                let applied = self.stores.apply_node(*event, now);
-                mark(&mut self.synced.nodes, &applied);
-                applied
-            }
-            Change::Event(event) => {
-                let applied = self.stores.apply_event(*event, now);
-                if let Some(why) = applied.ignored {
-                    let reason = crate::metrics::ReasonLabel {
-                        reason: why.as_str().into(),
-                    };
-                    self.metrics.events_ignored.get_or_create(&reason).inc();
-                }
-                mark(&mut self.synced.events, &applied);
-                applied
-            }
-            Change::Lease(event) => {
-                let applied = self.stores.apply_lease(*event, now);
-                mark(&mut self.synced.leases, &applied);
-                applied
-            }
-            Change::Policy(event) => {
-                let applied = self.apply_policy(*event, now);
-                mark(&mut self.synced.policies, &applied);
-                applied
-            }
-            Change::Namespace(event) => {
-                let applied = self.apply_namespace(*event);
-                mark(&mut self.synced.namespaces, &applied);
-                applied
-            }
-            Change::Record(event) => {
-                let applied = Applied {
-                    listed: matches!(*event, kube::runtime::watcher::Event::InitDone),
-                    ..Default::default()
-                };
-                self.apply_record(*event, now);
-                mark(&mut self.synced.records, &applied);
-                applied
-            }
-            Change::Maintainer(maintainer, event) => {
-                let (applied, changed) = self.stores.apply_maintainer(maintainer, *event);
-                for (node, signal) in changed {
-                    self.maintained.set(&node, signal);
-                }
-                if let Some(flag) = self.synced.flag(maintainer.resource()) {
-                    mark(flag, &applied);
-                }
-                applied
-            }
-            Change::WatchFailed(resource) => {
-                // Not current until the new watch has listed: decisions on it wait.
-                if let Some(flag) = self.synced.flag(resource) {
-                    *flag = false;
-                }
-                self.publish_synced();
-                Applied::default()
-            }
-        };
+        if let Some(flag) = self.synced.flag(resource) {
+            *flag = (*flag && !relist) || applied.listed;
+        }
         for target in &applied.targets {
             self.evaluate(target, now);
         }
@@ -101,6 +32,50 @@ impl Engine {
         }
         self.stores.prune_interner();
         self.count_stores();
+    }
+
+    /// Routes a change to where it is kept: what it touched, and its watch's resource name.
+    fn keep(&mut self, change: Change, now: Secs) -> (Applied, &'static str) {
+        match change {
+            Change::Pod(event) => (self.stores.apply_pod(*event, now), "pods"),
+            Change::Node(event) => (self.stores.apply_node(*event, now), "nodes"),
+            Change::Event(event) => {
+                let applied = self.stores.apply_event(*event, now);
+                if let Some(why) = applied.ignored {
+                    let reason = crate::metrics::ReasonLabel {
+                        reason: why.as_str().into(),
+                    };
+                    self.metrics.events_ignored.get_or_create(&reason).inc();
+                }
+                (applied, "events")
+            }
+            Change::Lease(event) => (self.stores.apply_lease(*event, now), "leases"),
+            Change::Policy(event) => (self.apply_policy(*event, now), "healingpolicies"),
+            Change::Namespace(event) => (self.apply_namespace(*event), "namespaces"),
+            Change::Record(event) => {
+                let applied = Applied {
+                    listed: matches!(*event, kube::runtime::watcher::Event::InitDone),
+                    ..Default::default()
+                };
+                self.apply_record(*event, now);
+                (applied, "healingactions")
+            }
+            Change::Maintainer(maintainer, event) => {
+                let (applied, changed) = self.stores.apply_maintainer(maintainer, *event);
+                for (node, signal) in changed {
+                    self.maintained.set(&node, signal);
+                }
+                (applied, maintainer.resource())
+            }
+            Change::WatchFailed(resource) => {
+                // Not current until the new watch has listed: decisions on it wait.
+                if let Some(flag) = self.synced.flag(resource) {
+                    *flag = false;
+                }
+                self.publish_synced();
+                (Applied::default(), resource)
+            }
+        }
     }
 
     /// Every watch has listed (decisions may be made), or one lists again (they wait). Targets

@@ -64,42 +64,7 @@ fn containers(list: Option<&mut Value>) {
 pub fn pod(v: &mut Value) {
     metadata(v, Others::Dropped);
     if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
-        keep_only(
-            spec,
-            &[
-                "nodeName",
-                "nodeSelector",
-                "affinity",
-                "containers",
-                "initContainers",
-                "terminationGracePeriodSeconds",
-                "volumes",
-            ],
-        );
-        containers(spec.get_mut("containers"));
-        containers(spec.get_mut("initContainers"));
-        // Only what pins the pod to its node (core's `convert::pinned`).
-        if let Some(selector) = spec.get_mut("nodeSelector").and_then(Value::as_object_mut) {
-            keep_only(selector, &["kubernetes.io/hostname"]);
-        }
-        if let Some(affinity) = spec.get_mut("affinity").and_then(Value::as_object_mut) {
-            keep_only(affinity, &["nodeAffinity"]);
-            if let Some(node) = affinity.get_mut("nodeAffinity").and_then(Value::as_object_mut) {
-                keep_only(node, &["requiredDuringSchedulingIgnoredDuringExecution"]);
-            }
-        }
-        if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
-            // Only whether the pod claims volumes is read: the claims, without their sources.
-            volumes.retain(|v| v.get("persistentVolumeClaim").is_some() || v.get("ephemeral").is_some());
-            for volume in volumes.iter_mut() {
-                if let Some(volume) = volume.as_object_mut() {
-                    keep_only(volume, &["name", "persistentVolumeClaim", "ephemeral"]);
-                    if volume.contains_key("ephemeral") {
-                        volume.insert("ephemeral".into(), Value::Object(Map::new()));
-                    }
-                }
-            }
-        }
+        pod_spec(spec);
     }
     if let Some(status) = v.get_mut("status").and_then(Value::as_object_mut) {
         for ip in ["hostIP", "hostIPs", "podIP", "podIPs", "resourceClaimStatuses"] {
@@ -110,43 +75,83 @@ pub fn pod(v: &mut Value) {
             "initContainerStatuses",
             "ephemeralContainerStatuses",
         ] {
-            for c in status
-                .get_mut(list)
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(c) = c.as_object_mut() {
-                    for noise in [
-                        "volumeMounts",
-                        "resources",
-                        "allocatedResources",
-                        "user",
-                        "imageID",
-                    ] {
-                        c.remove(noise);
-                    }
-                    // A terminated container's message may be the tail of its log
-                    // (FallbackToLogsOnError): of the last one, only what the view keeps.
-                    for state in ["state", "lastState"] {
-                        if let Some(t) = c
-                            .get_mut(state)
-                            .and_then(|s| s.get_mut("terminated"))
-                            .and_then(Value::as_object_mut)
-                        {
-                            let kept = (state == "lastState")
-                                .then(|| t.get("message").and_then(Value::as_str))
-                                .flatten()
-                                .and_then(kube_healer_core::convert::termination_line);
-                            match kept {
-                                Some(line) => t.insert("message".into(), Value::String(line)),
-                                None => t.remove("message"),
-                            };
-                        }
-                    }
+            let statuses = status.get_mut(list).and_then(Value::as_array_mut);
+            for c in statuses.into_iter().flatten().filter_map(Value::as_object_mut) {
+                container_status(c);
+            }
+        }
+    }
+}
+
+/// A pod's spec: its node and what pins it there, its containers' names and images, its grace
+/// period, and whether it claims volumes.
+fn pod_spec(spec: &mut Map<String, Value>) {
+    keep_only(
+        spec,
+        &[
+            "nodeName",
+            "nodeSelector",
+            "affinity",
+            "containers",
+            "initContainers",
+            "terminationGracePeriodSeconds",
+            "volumes",
+        ],
+    );
+    containers(spec.get_mut("containers"));
+    containers(spec.get_mut("initContainers"));
+    // Only what pins the pod to its node (core's `convert::pinned`).
+    if let Some(selector) = spec.get_mut("nodeSelector").and_then(Value::as_object_mut) {
+        keep_only(selector, &["kubernetes.io/hostname"]);
+    }
+    if let Some(affinity) = spec.get_mut("affinity").and_then(Value::as_object_mut) {
+        keep_only(affinity, &["nodeAffinity"]);
+        if let Some(node) = affinity.get_mut("nodeAffinity").and_then(Value::as_object_mut) {
+            keep_only(node, &["requiredDuringSchedulingIgnoredDuringExecution"]);
+        }
+    }
+    if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
+        // Only whether the pod claims volumes is read: the claims, without their sources.
+        volumes.retain(|v| v.get("persistentVolumeClaim").is_some() || v.get("ephemeral").is_some());
+        for volume in volumes.iter_mut() {
+            if let Some(volume) = volume.as_object_mut() {
+                keep_only(volume, &["name", "persistentVolumeClaim", "ephemeral"]);
+                if volume.contains_key("ephemeral") {
+                    volume.insert("ephemeral".into(), Value::Object(Map::new()));
                 }
             }
         }
+    }
+}
+
+/// A container's status without its noise; a terminated state's message (which may be the tail
+/// of its log, FallbackToLogsOnError) only as the view keeps it, of the last one.
+fn container_status(c: &mut Map<String, Value>) {
+    for noise in [
+        "volumeMounts",
+        "resources",
+        "allocatedResources",
+        "user",
+        "imageID",
+    ] {
+        c.remove(noise);
+    }
+    for state in ["state", "lastState"] {
+        let Some(t) = c
+            .get_mut(state)
+            .and_then(|s| s.get_mut("terminated"))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let kept = (state == "lastState")
+            .then(|| t.get("message").and_then(Value::as_str))
+            .flatten()
+            .and_then(kube_healer_core::convert::termination_line);
+        match kept {
+            Some(line) => t.insert("message".into(), Value::String(line)),
+            None => t.remove("message"),
+        };
     }
 }
 
