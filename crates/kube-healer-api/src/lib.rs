@@ -48,6 +48,11 @@ pub const TAINTED_BY_ANNOTATION: &str = "healing.kubehealer.io/tainted-by";
 /// that a later cordon by a person is never taken for kube-healer's, and it keeps the policy
 /// from cordoning the node again for that failure and within its cooldown.
 pub const CORDON_LIFTED_ANNOTATION: &str = "healing.kubehealer.io/cordon-lifted";
+/// On nodes kube-healer cordoned or tainted: `policy=generation` entries, the policy's
+/// generation when its mark was made. An edited policy is a different judge: a mark made under
+/// an earlier spec comes off only when the node shows no failure of any class, as a deleted
+/// policy's does.
+pub const MARKED_AT_ANNOTATION: &str = "healing.kubehealer.io/marked-at-generation";
 /// On nodes kube-healer handed to a remediator: `policy=apiVersion/Kind/namespace` entries, one
 /// per remediation resource, deleted when the node has recovered.
 pub const REMEDIATED_BY_ANNOTATION: &str = "healing.kubehealer.io/remediated-by";

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Event, Node, Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
 use crate::marks::held_by;
-pub use crate::marks::{cordon_owners, remediation_owners, replace_owners, taint_owners};
+pub use crate::marks::{cordon_owners, marked_at, remediation_owners, replace_owners, taint_owners};
 use crate::view::{
     ContainerState, ContainerView, EventView, Labels, LastTermination, LeaseView, NodeCondition, NodeView,
     ObjectKey, OwnerKind, PodCondition, PodPhase, PodView, Secs, Shared, Stamp, Status, StatusReason, Uid,
@@ -364,6 +364,10 @@ pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, Conve
         stale_taint: crate::marks::stale_taints(annotations, &taints),
         handed_over: crate::marks::handed_over(annotations),
         cordon_lifted: cordon_lifted.into(),
+        marked_at: crate::marks::marked_at(annotations)
+            .into_iter()
+            .map(|(p, g)| (interner.str(p), g))
+            .collect(),
         annotations: annotations
             .into_iter()
             .flat_map(|a| a.keys())

@@ -110,13 +110,23 @@ pub fn cordoned_by_other(annotations: Option<&BTreeMap<String, String>>, unsched
 /// The policies whose cordon someone else lifted, and when kube-healer saw it: the node's
 /// cordon-lifted annotation, `policy=unix-seconds` entries separated by commas.
 pub fn cordon_lifted(annotations: Option<&BTreeMap<String, String>>) -> Vec<(&str, i64)> {
+    numbered(annotations, kube_healer_api::CORDON_LIFTED_ANNOTATION)
+}
+
+/// The generation of each policy when it marked the node: its marked-at-generation annotation,
+/// `policy=generation` entries separated by commas.
+pub fn marked_at(annotations: Option<&BTreeMap<String, String>>) -> Vec<(&str, i64)> {
+    numbered(annotations, kube_healer_api::MARKED_AT_ANNOTATION)
+}
+
+fn numbered<'a>(annotations: Option<&'a BTreeMap<String, String>>, key: &str) -> Vec<(&'a str, i64)> {
     annotations
-        .and_then(|a| a.get(kube_healer_api::CORDON_LIFTED_ANNOTATION))
+        .and_then(|a| a.get(key))
         .map(|v| {
             v.split(',')
                 .filter_map(|entry| {
-                    let (policy, at) = entry.trim().split_once('=')?;
-                    Some((policy, at.trim().parse().ok()?))
+                    let (policy, n) = entry.trim().split_once('=')?;
+                    Some((policy, n.trim().parse().ok()?))
                 })
                 .collect()
         })

@@ -352,6 +352,8 @@ pub struct NodeView {
     pub handed_over: bool,
     /// The policies whose cordon someone else lifted, and when that was seen.
     pub cordon_lifted: Box<[(Shared, Secs)]>,
+    /// The generation of each policy when it marked the node (see `marks::marked_at`).
+    pub marked_at: Box<[(Shared, i64)]>,
     /// The node's annotation keys (their presence is what planned-disruption signals read).
     pub annotations: Box<[Shared]>,
     /// Another tool's resource says the node is taken down on purpose, and how (see

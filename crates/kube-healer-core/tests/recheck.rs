@@ -314,3 +314,33 @@ fn a_probe_failure_is_rechecked_on_the_events_the_decision_saw() {
         other => panic!("restarted: {other:?}"),
     }
 }
+
+/// A node cordoned by `p`, with `marked` as its marked-at-generation annotation (if any).
+fn marked(marked: Option<&str>) -> NodeView {
+    let mut node = ready_node("n");
+    node["spec"] = json!({"unschedulable": true});
+    node["metadata"]["annotations"] = json!({kube_healer_api::CORDONED_BY_ANNOTATION: "p"});
+    if let Some(m) = marked {
+        node["metadata"]["annotations"][kube_healer_api::MARKED_AT_ANNOTATION] = json!(m);
+    }
+    node_of(node)
+}
+
+#[test]
+fn a_policy_judges_only_the_marks_made_under_its_present_spec() {
+    use kube_healer_core::decide::judges_its_mark;
+    // Made under generation 3: generation 3 judges it; an edit (4) or a delete does not.
+    let node = marked(Some("q=9,p=3"));
+    assert!(judges_its_mark(&node, "p", Some(Some(3))));
+    assert!(!judges_its_mark(&node, "p", Some(Some(4))));
+    assert!(!judges_its_mark(&node, "p", None));
+    // A policy with no generation (read from a file) does not judge a mark made under one.
+    assert!(!judges_its_mark(&node, "p", Some(None)));
+    // Another policy's entry is its own.
+    assert!(judges_its_mark(&node, "q", Some(Some(9))));
+    // A mark with no generation beside it is judged by the policy as it is (an earlier
+    // version wrote none), unless the policy is gone.
+    let unstamped = marked(None);
+    assert!(judges_its_mark(&unstamped, "p", Some(Some(7))));
+    assert!(!judges_its_mark(&unstamped, "p", None));
+}

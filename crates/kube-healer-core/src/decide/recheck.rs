@@ -244,3 +244,20 @@ pub fn ready_for(node: &NodeView, debounce: Secs, now: Secs) -> Result<(), Optio
         None => Err(None),
     }
 }
+
+/// Whether a policy still judges the mark it left on a node: it is there (`generation`: its
+/// present one, None if it is gone) and the mark was made under its present spec. An edited
+/// policy is a different judge: it may no longer look for the failure its earlier spec marked
+/// the node for, and its "no failure" is no evidence the node recovered. A mark made under
+/// another spec, or by a deleted policy, comes off only when the node shows no failure of any
+/// class. A mark with no generation beside it (made by a version that wrote none) is taken as
+/// made under the present spec, as that version judged it.
+pub fn judges_its_mark(node: &NodeView, policy: &str, generation: Option<Option<i64>>) -> bool {
+    let Some(present) = generation else {
+        return false;
+    };
+    match node.marked_at.iter().find(|(p, _)| &**p == policy) {
+        None => true,
+        Some((_, made)) => present == Some(*made),
+    }
+}

@@ -9,14 +9,14 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube_healer_api::action::TaintParams;
 use kube_healer_api::record::ActionPhase;
 use kube_healer_api::{
-    AVOID_TAINT, CORDON_LIFTED_ANNOTATION, CORDONED_BY_ANNOTATION, HealingActionSpec, TAINTED_BY_ANNOTATION,
-    reasons,
+    AVOID_TAINT, CORDON_LIFTED_ANNOTATION, CORDONED_BY_ANNOTATION, HealingActionSpec, MARKED_AT_ANNOTATION,
+    TAINTED_BY_ANNOTATION, reasons,
 };
 use serde_json::json;
 
 use kube_healer_api::REMEDIATED_BY_ANNOTATION;
 use kube_healer_api::remediate::RemediationRef;
-use kube_healer_core::convert::{cordon_owners, remediation_owners, taint_owners};
+use kube_healer_core::convert::{cordon_owners, marked_at, remediation_owners, taint_owners};
 
 use crate::act::{Outcome, remediate};
 use crate::retry::{self, Backoff};
@@ -97,6 +97,28 @@ fn taints_without(node: &Node, drop: impl Fn(&Taint) -> bool) -> Vec<Taint> {
 /// Cordon's patch to the node as read (None: nothing to change), and what it did, said. A node
 /// cordoned by a person is not claimed; one cordoned by other policies is held by this one too.
 pub fn cordon_patch(node: &Node, spec: &HealingActionSpec) -> Option<(serde_json::Value, String)> {
+    let (mut patch, said) = cordon_change(node, spec)?;
+    stamp(&mut patch, node, spec);
+    Some((patch, said))
+}
+
+/// The policy's generation, written beside its mark (see `MARKED_AT_ANNOTATION`): the spec the
+/// mark was made under, so that an edited policy does not judge what an earlier spec did. An
+/// entry left from an earlier mark is overwritten.
+fn stamp(patch: &mut serde_json::Value, node: &Node, spec: &HealingActionSpec) {
+    let Some(generation) = spec.policy_generation else {
+        return;
+    };
+    let mut entries: Vec<String> = marked_at(node.metadata.annotations.as_ref())
+        .into_iter()
+        .filter(|(p, _)| *p != spec.policy)
+        .map(|(p, g)| format!("{p}={g}"))
+        .collect();
+    entries.push(format!("{}={generation}", spec.policy));
+    patch["metadata"]["annotations"][MARKED_AT_ANNOTATION] = json!(entries.join(","));
+}
+
+fn cordon_change(node: &Node, spec: &HealingActionSpec) -> Option<(serde_json::Value, String)> {
     let policy = spec.policy.as_str();
     let owners = cordon_owners(node.metadata.annotations.as_ref());
     if node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
@@ -171,6 +193,16 @@ fn taint_marker(entries: &[(&str, &str, &str)]) -> serde_json::Value {
 /// Taint's patch to the node as read (None: nothing to change), and what it did, said. A taint a
 /// person put there is not claimed; one other policies put there is held by this one too.
 pub fn taint_patch(
+    node: &Node,
+    spec: &HealingActionSpec,
+    taint: &TaintParams,
+) -> Option<(serde_json::Value, String)> {
+    let (mut patch, said) = taint_change(node, spec, taint)?;
+    stamp(&mut patch, node, spec);
+    Some((patch, said))
+}
+
+fn taint_change(
     node: &Node,
     spec: &HealingActionSpec,
     taint: &TaintParams,
@@ -326,6 +358,7 @@ pub fn revert_patch(
     // it is gone, or until Replace itself gives up on it.
     change.cordon(n, policy);
     change.taints(n, policy);
+    change.generation(n, policy);
     (!undone.is_empty()).then(|| (patch, undone.join(", ")))
 }
 
@@ -375,6 +408,23 @@ impl Change<'_> {
             self.undone
                 .push(format!("left the cordon to {}", rest.join(", ")));
         }
+    }
+
+    /// With its cordon and taints undone, the policy's generation entry goes too.
+    fn generation(&mut self, n: &Node, policy: &str) {
+        let entries = marked_at(n.metadata.annotations.as_ref());
+        if self.undone.is_empty() || !entries.iter().any(|(p, _)| *p == policy) {
+            return;
+        }
+        let rest: Vec<String> = entries
+            .iter()
+            .filter(|(p, _)| *p != policy)
+            .map(|(p, g)| format!("{p}={g}"))
+            .collect();
+        self.patch["metadata"]["annotations"][MARKED_AT_ANNOTATION] = match rest.is_empty() {
+            true => serde_json::Value::Null,
+            false => json!(rest.join(",")),
+        };
     }
 
     /// The policy's taints come off, but those another policy still holds.
@@ -686,6 +736,32 @@ mod tests {
     }
 
     /// Cordon never claims a cordon it did not place: a person's stays the person's.
+    #[test]
+    fn a_mark_carries_the_generation_it_was_made_under_and_its_revert_removes_it() {
+        let mut spec = spec("p");
+        spec.policy_generation = Some(4);
+        let (patch, _) = cordon_patch(&node(false, json!({MARKED_AT_ANNOTATION: "q=2,p=1"}), Some(NOW)), &spec).unwrap();
+        assert_eq!(patch["metadata"]["annotations"][MARKED_AT_ANNOTATION], "q=2,p=4");
+        let taint = TaintParams {
+            key: "k".into(),
+            value: None,
+            effect: kube_healer_api::action::TaintEffect::NoSchedule,
+            acknowledge_no_execute: false,
+        };
+        let (patch, _) = taint_patch(&node(false, json!({}), Some(NOW)), &spec, &taint).unwrap();
+        assert_eq!(patch["metadata"]["annotations"][MARKED_AT_ANNOTATION], "p=4");
+        let cordoned = node(
+            true,
+            json!({CORDONED_BY_ANNOTATION: "p", MARKED_AT_ANNOTATION: "q=2,p=4"}),
+            Some(NOW),
+        );
+        let (patch, _) = revert_patch(&cordoned, "p", &[]).unwrap();
+        assert_eq!(patch["metadata"]["annotations"][MARKED_AT_ANNOTATION], "q=2");
+        let alone = node(true, json!({CORDONED_BY_ANNOTATION: "p", MARKED_AT_ANNOTATION: "p=4"}), Some(NOW));
+        let (patch, _) = revert_patch(&alone, "p", &[]).unwrap();
+        assert_eq!(patch["metadata"]["annotations"][MARKED_AT_ANNOTATION], serde_json::Value::Null);
+    }
+
     #[test]
     fn a_cordon_never_claims_a_person_s() {
         assert_eq!(cordon_patch(&node(true, json!({}), Some(NOW)), &spec("p")), None);

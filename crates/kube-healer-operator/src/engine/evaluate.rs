@@ -238,7 +238,8 @@ impl Engine {
         if let Target::Node(node) = target {
             // A policy edited or deleted, or a condition that cleared, says nothing of the node:
             // its mark stays until the node shows it recovered (then it is a stale mark): Ready
-            // for the debounce (and, for a deleted policy, no failure of any class).
+            // for the debounce (and, for a mark its policy no longer judges, deleted or edited,
+            // no failure of any class).
             let now = self.clock.now();
             if let Err(again) = self.node_recovered(node, now) {
                 tracing::info!(%policy, node = %node, "failure cleared, but the node has not been Ready for the debounce: its cordon or taint stays");
@@ -257,14 +258,23 @@ impl Engine {
         }
     }
 
-    /// Whether a deleted policy's mark must stay because its node still shows a failure. A
-    /// deleted policy clears at once, on no evidence of the node's, and cannot say what it
-    /// marked the node for; a Ready node may still fail as it did (a KernelDeadlock): only a
-    /// node with no finding of any class is evidence for any. (A policy still there judges its
-    /// own failure; a node that always shows a finding keeps a deleted policy's mark until a
-    /// person releases it: `kube-healer release`.)
+    /// Whether a mark its policy no longer judges must stay because its node still shows a
+    /// failure. A deleted policy clears at once, on no evidence of the node's, and cannot say
+    /// what it marked the node for; an edited one may no longer look for it
+    /// (`decide::judges_its_mark`). A Ready node may still fail as it did (a KernelDeadlock):
+    /// only a node with no finding of any class is evidence for any. (A policy judging its own
+    /// mark decides by its own failure; a node that always shows a finding keeps the mark until
+    /// a person releases it: `kube-healer release`.)
     pub(super) fn retired_failure_shows(&self, policy: &str, target: &Target) -> bool {
-        if self.policies.get(policy).is_some() {
+        let Target::Node(node) = target else {
+            return false;
+        };
+        let generation = self.policies.get(policy).map(|p| p.policy.metadata.generation);
+        let judged = match self.stores.node_view(node) {
+            Some(view) => kube_healer_core::decide::judges_its_mark(view, policy, generation),
+            None => generation.is_some(),
+        };
+        if judged {
             return false;
         }
         let findings = self.findings.on(target);
@@ -272,7 +282,7 @@ impl Engine {
             return false;
         }
         let classes: Vec<String> = findings.iter().map(|(c, _, _)| c.to_string()).collect();
-        tracing::debug!(policy, target = ?target, classes = ?classes, "a deleted policy's mark stays: the node still shows a failure (kube-healer release lets go of it)");
+        tracing::debug!(policy, target = ?target, classes = ?classes, "a mark its policy no longer judges (deleted or edited) stays: the node still shows a failure (kube-healer release lets go of it)");
         true
     }
 

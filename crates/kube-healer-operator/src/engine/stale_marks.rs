@@ -3,9 +3,9 @@
 //! cordon behind with no ladder in memory to say so: once every watch has listed, the leader lets
 //! go of every mark (the node's cordoned-by and tainted-by annotations) of one of its policies
 //! that no longer fails on the node, once the node has been Ready for the clear debounce by its
-//! Ready condition's own time; a deleted policy's, only once the node also shows no failure at
-//! all (it cannot say what it marked the node for, and a Ready node may still have it: see
-//! `retired_failure_shows`). The revert undoes only what no other policy still marks; a person
+//! Ready condition's own time; a deleted policy's, or one made under an edited policy's earlier
+//! spec, only once the node also shows no failure at all (neither can say what the node was
+//! marked for, and a Ready node may still have it: see `retired_failure_shows`). The revert undoes only what no other policy still marks; a person
 //! may release the rest (`kube-healer release`).
 //! A revert that did not take (the API server refused it, or did not answer for longer than its
 //! retries) is sent again when the node is next seen still held, a minute later at the soonest.

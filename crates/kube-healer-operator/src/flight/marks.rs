@@ -16,11 +16,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
-const HOLDS: [&str; 4] = [
+/// The live operator's marks (and the generations they were made under), stripped.
+const HOLDS: [&str; 5] = [
     kube_healer_api::CORDONED_BY_ANNOTATION,
     kube_healer_api::TAINTED_BY_ANNOTATION,
     kube_healer_api::REMEDIATED_BY_ANNOTATION,
     kube_healer_api::REPLACED_BY_ANNOTATION,
+    kube_healer_api::MARKED_AT_ANNOTATION,
 ];
 
 #[derive(Default)]

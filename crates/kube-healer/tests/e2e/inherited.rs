@@ -6,13 +6,16 @@
 //!   no failure;
 //! - (h) the second is deleted, and a person releases the node with `kube-healer release`: the
 //!   cordon comes off at once, recorded (Released, with the reason), and counts as lifted by a
-//!   person.
+//!   person;
+//! - (b) the third is edited to look for another condition, its node still failing as it was:
+//!   the edited policy no longer judges the cordon its earlier spec made, which stays until the
+//!   node shows no failure.
 
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube_healer_api::{
     CORDON_LIFTED_ANNOTATION, CORDONED_BY_ANNOTATION, HealingAction, HealingPolicy, POLICY_LABEL,
 };
@@ -28,7 +31,7 @@ use support::{
 /// This file's tests, run on the shared cluster by main.rs.
 pub fn tests() -> Vec<E2eTest> {
     vec![test(
-        "a_deleted_policy_s_cordon_stays_until_the_node_recovers_or_a_person_releases_it",
+        "a_deleted_or_edited_policy_s_cordon_stays_until_the_node_recovers_or_a_person_releases_it",
         inherited,
     )]
 }
@@ -87,7 +90,11 @@ async fn inherited(ctx: Ctx) -> anyhow::Result<()> {
     let policies: Api<HealingPolicy> = Api::all(ctx.client.clone());
     // Each reports a condition of its own: nodes reporting one condition together may be held
     // as one cause (the detector, or a dependency they share).
-    let cases = [("deleted", "KernelDeadlock"), ("released", "ReadonlyFilesystem")];
+    let cases = [
+        ("deleted", "KernelDeadlock"),
+        ("released", "ReadonlyFilesystem"),
+        ("edited", "FrequentContainerdRestart"),
+    ];
     let mut posted = Vec::new();
     let (mut nodes, mut names) = (Vec::new(), Vec::new());
     for (case, condition) in cases {
@@ -190,5 +197,26 @@ async fn inherited(ctx: Ctx) -> anyhow::Result<()> {
     println!(
         "    a deleted policy's cordon held while its node failed, lifted on recovery; released by hand: {said}"
     );
+    edited(&ctx, &api, &posted[2], &nodes[2], &names[2]).await
+}
+
+/// (b) The policy edited so that it no longer matches, its node still failing as its earlier
+/// spec saw: the cordon stays; the node recovers: lifted.
+async fn edited(ctx: &Ctx, api: &Api<Node>, posted: &PostedNodes, node: &str, policy: &str) -> anyhow::Result<()> {
+    let policies: Api<HealingPolicy> = Api::all(ctx.client.clone());
+    let patch = json!({"spec": {"conditions": [{"class": "NodeCondition", "conditionType": "CorruptDockerOverlay2", "for": "1s"}]}});
+    policies
+        .patch(policy, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    stays(
+        api,
+        node,
+        policy,
+        "an edited policy's cordon was lifted while its node still failed as the earlier spec saw",
+    )
+    .await?;
+    posted.set(node, reporting("FrequentContainerdRestart", false));
+    uncordoned(api, node).await?;
+    println!("    an edited policy's cordon held while its node failed, lifted on recovery");
     Ok(())
 }
