@@ -4,26 +4,30 @@
 //! version the restarted API server no longer serves (410 Gone), so they list again (streamed):
 //! the operator must find what arose and what went away while it was cut off, and act on failures
 //! that came due in the gap. Its own cluster: stopping the API server would disturb other tests.
+//!
+//! Unknown is never clear (issue 32 (c)): a node down and cordoned before the cut stays cordoned
+//! while the API server is away, while the watches break and list again, and after, until the
+//! node is seen Ready; then the cordon comes off.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_healer_api::HealingAction;
 use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::{ClusterOptions, wait};
 use serde_json::json;
-use support::{Operator, create_policy, ready, selector, unmanaged_node};
+use support::{Operator, PostedNodes, create_policy, ready, selector, unmanaged_node};
 
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
         ClusterOptions::default(),
         vec![test(
-            "after_an_api_server_restart_the_operator_resyncs_and_misses_nothing",
+            "after_an_api_server_restart_the_operator_resyncs_misses_nothing_and_lifts_nothing",
             restart,
         )],
     )
@@ -54,8 +58,70 @@ async fn evicted(
     Ok(())
 }
 
+fn cordoned(node: &Node) -> bool {
+    node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)
+}
+
+/// A node whose kubelet posts NotReady, cordoned by a policy.
+async fn down_and_cordoned(ctx: &Ctx) -> anyhow::Result<(PostedNodes, String)> {
+    let node = ctx.name("down");
+    let labels = json!({"kube-healer.test/owner": ctx.id, "kube-healer.test/case": "down"});
+    let posted = PostedNodes::create(
+        &ctx.client,
+        std::slice::from_ref(&node),
+        labels,
+        json!([ready("False", "container runtime network not ready")]),
+    )
+    .await?;
+    create_policy(
+        ctx,
+        &ctx.name("down"),
+        json!({"target": {"kind": "Node", "selector": {"matchLabels": {"kube-healer.test/case": "down", "kube-healer.test/owner": ctx.id}}},
+            "conditions": [{"class": "NodeNotReady", "for": "1s"}], "actions": [{"action": "Cordon"}],
+            "safety": {"maxUnhealthy": "100%", "maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}}}),
+    )
+    .await?;
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    wait::until(&format!("{node} cordoned"), Duration::from_secs(60), || async {
+        Ok(cordoned(&nodes.get(&node).await?).then_some(()))
+    })
+    .await?;
+    Ok((posted, node))
+}
+
+/// The node stays cordoned until `until`, read every second (a read the API server cannot
+/// answer, while it is away, is no answer); then the node is posted Ready and the cordon
+/// comes off.
+async fn lifted_only_on_recovery(
+    ctx: &Ctx,
+    posted: &PostedNodes,
+    node: &str,
+    until: Instant,
+) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let mut reads = 0;
+    while Instant::now() < until {
+        if let Ok(n) = nodes.get(node).await {
+            reads += 1;
+            ensure!(
+                cordoned(&n),
+                "{node} was uncordoned while still NotReady, across the API server's restart"
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    posted.set(node, json!([ready("True", "kubelet is posting ready status")]));
+    wait::until(&format!("{node} uncordoned"), Duration::from_secs(60), || async {
+        Ok((!cordoned(&nodes.get(node).await?)).then_some(()))
+    })
+    .await?;
+    println!("    the down node stayed cordoned ({reads} reads), and was uncordoned once Ready");
+    Ok(())
+}
+
 async fn restart(ctx: Ctx) -> anyhow::Result<()> {
     let op = Operator::start(&ctx.cluster, "restart", &["--policy-selector", &selector(&ctx)]).await?;
+    let (posted, down) = down_and_cordoned(&ctx).await?;
     let node = ctx.name("u");
     unmanaged_node(
         &ctx.client,
@@ -93,6 +159,14 @@ async fn restart(ctx: Ctx) -> anyhow::Result<()> {
 
     ctx.cluster.stop_apiserver();
     let stopped = Instant::now();
+    let watching = {
+        let ctx = ctx.clone();
+        let down = down.clone();
+        tokio::spawn(async move {
+            let until = Instant::now() + Duration::from_secs(45);
+            lifted_only_on_recovery(&ctx, &posted, &down, until).await
+        })
+    };
     // Through the other API server: a new failure arises, a known one goes away.
     let pods_b: Api<Pod> = Api::namespaced(second.clone(), &ns);
     evicted(&second, &ns, "created-while-down", &node, json!({"for": "quick"})).await?;
@@ -167,5 +241,6 @@ async fn restart(ctx: Ctx) -> anyhow::Result<()> {
     println!("    watches told their resource version expired (410 Gone): {expired}");
     let (status, _) = op.get("/readyz").await?;
     ensure!(status == 200, "the operator is not ready after the restart");
-    Ok(())
+    watching.await?
+
 }
