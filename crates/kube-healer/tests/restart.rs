@@ -242,5 +242,4 @@ async fn restart(ctx: Ctx) -> anyhow::Result<()> {
     let (status, _) = op.get("/readyz").await?;
     ensure!(status == 200, "the operator is not ready after the restart");
     watching.await?
-
 }

@@ -40,7 +40,9 @@ pub use planned::{
     HeldFor, PLANNED_ANNOTATIONS, PLANNED_LABELS, PLANNED_TAINTS, PlannedSignals, overridden,
     planned_disruption, under_maintenance,
 };
-pub use recheck::{Fresh, Read, Seen, checked_by_version, judges_its_mark, ready_for, recheck_node, recheck_pod};
+pub use recheck::{
+    Fresh, Read, Seen, checked_by_version, judges_its_mark, ready_for, recheck_node, recheck_pod,
+};
 pub use safety::{
     OUT_OF_SERVICE, OwnerUnfit, Unsafe, futile_move, guard, rescheduled_by_controller, restartable_owner,
     unsafe_for, unsafe_for_target, without_fencing,

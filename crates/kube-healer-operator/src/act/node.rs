@@ -740,7 +740,11 @@ mod tests {
     fn a_mark_carries_the_generation_it_was_made_under_and_its_revert_removes_it() {
         let mut spec = spec("p");
         spec.policy_generation = Some(4);
-        let (patch, _) = cordon_patch(&node(false, json!({MARKED_AT_ANNOTATION: "q=2,p=1"}), Some(NOW)), &spec).unwrap();
+        let (patch, _) = cordon_patch(
+            &node(false, json!({MARKED_AT_ANNOTATION: "q=2,p=1"}), Some(NOW)),
+            &spec,
+        )
+        .unwrap();
         assert_eq!(patch["metadata"]["annotations"][MARKED_AT_ANNOTATION], "q=2,p=4");
         let taint = TaintParams {
             key: "k".into(),
@@ -757,9 +761,16 @@ mod tests {
         );
         let (patch, _) = revert_patch(&cordoned, "p", &[]).unwrap();
         assert_eq!(patch["metadata"]["annotations"][MARKED_AT_ANNOTATION], "q=2");
-        let alone = node(true, json!({CORDONED_BY_ANNOTATION: "p", MARKED_AT_ANNOTATION: "p=4"}), Some(NOW));
+        let alone = node(
+            true,
+            json!({CORDONED_BY_ANNOTATION: "p", MARKED_AT_ANNOTATION: "p=4"}),
+            Some(NOW),
+        );
         let (patch, _) = revert_patch(&alone, "p", &[]).unwrap();
-        assert_eq!(patch["metadata"]["annotations"][MARKED_AT_ANNOTATION], serde_json::Value::Null);
+        assert_eq!(
+            patch["metadata"]["annotations"][MARKED_AT_ANNOTATION],
+            serde_json::Value::Null
+        );
     }
 
     #[test]

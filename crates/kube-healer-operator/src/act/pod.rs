@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::Eviction;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
 use kube::Client;
-use kube::api::{Api, DeleteParams, EvictParams, Preconditions};
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube_healer_api::record::ActionPhase;
 use kube_healer_api::{HealingActionSpec, reasons};
 use tokio::time::Instant;
@@ -49,6 +51,28 @@ pub(crate) fn is_gone(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404 || (s.code == 409 && !retry::conflict(e)))
 }
 
+/// The Eviction of the pod with this UID, with this grace (None: the pod's own). Written here,
+/// not by kube's `Api::evict`: that one sends its delete options as `delete_options`, a key
+/// the API server drops (the field is `deleteOptions`), so a drain's grace and the UID
+/// precondition never reached it (found by the e2e test of a grace-0 drain: every pod was
+/// evicted with its own grace).
+fn eviction(name: &str, uid: &str, grace: Option<u32>) -> Eviction {
+    Eviction {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
+        delete_options: Some(DeleteOptions {
+            grace_period_seconds: grace.map(i64::from),
+            preconditions: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
 /// Evicts one pod through the Eviction API, retrying a PodDisruptionBudget refusal (429) every
 /// 5 s until `deadline`, as long as this replica leads. Returns the outcome and the number of
 /// calls made.
@@ -60,14 +84,8 @@ pub async fn evict(
     deadline: Instant,
     leading: &Leading,
 ) -> (Result<(), EvictError>, i32) {
-    let params = EvictParams {
-        delete_options: Some(DeleteParams {
-            grace_period_seconds: grace,
-            preconditions: Some(same_pod(uid)),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let body = eviction(name, uid, grace);
+    let post = PostParams::default();
     let mut calls = 0;
     loop {
         if !leading.now() {
@@ -78,7 +96,7 @@ pub async fn evict(
             Backoff::ACTION,
             "evict pod",
             |e| (retry::transient(e) && !is_429(e)) || retry::conflict(e),
-            || pods.evict(name, &params),
+            || pods.create_subresource::<_, serde_json::Value>("eviction", name, &post, &body),
         )
         .await;
         calls += made;
@@ -239,5 +257,21 @@ fn deleted(
         ),
         Err(e) if is_gone(&e) => gone(spec, calls),
         Err(e) => api_failure(&e, calls),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eviction;
+
+    #[test]
+    fn an_eviction_carries_its_grace_and_the_pod_s_uid_as_the_api_server_reads_them() {
+        let body = serde_json::to_value(eviction("p", "u-1", Some(0))).unwrap();
+        assert_eq!(body["apiVersion"], "policy/v1");
+        assert_eq!(body["kind"], "Eviction");
+        assert_eq!(body["deleteOptions"]["gracePeriodSeconds"], 0);
+        assert_eq!(body["deleteOptions"]["preconditions"]["uid"], "u-1");
+        let own = serde_json::to_value(eviction("p", "u-1", None)).unwrap();
+        assert!(own["deleteOptions"].get("gracePeriodSeconds").is_none());
     }
 }

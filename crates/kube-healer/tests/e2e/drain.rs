@@ -1,14 +1,20 @@
 //! Drain on the real cluster: a PodDisruptionBudget respected; DaemonSet, bare, emptyDir and
-//! opted-out pods left and named in the record (kubectl drain's defaults); a clean timeout.
+//! opted-out pods left and named in the record (kubectl drain's defaults); a clean timeout. And
+//! one fencing rule (issue 32 (e)): a drain with `gracePeriodSeconds: 0` of a node whose kubelet
+//! may still run its pods never removes a StatefulSet's pod (its replacement would take its
+//! identity and volume while it may still run): evicted with its own grace, it stays
+//! Terminating; a ReplicaSet's pod beside it goes at once.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, ensure};
-use k8s_openapi::api::apps::v1::DaemonSet;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube_healer_api::record::ActionPhase;
 use kube_healer_testenv::harness::{Ctx, E2eTest, test};
 use kube_healer_testenv::nodes::OWNER_LABEL;
@@ -21,10 +27,109 @@ use support::{HEAL, Operator, create_policy, node_event, phase_reason, records, 
 
 /// This file's tests, run on the shared cluster by main.rs.
 pub fn tests() -> Vec<E2eTest> {
-    vec![test(
-        "drain_respects_the_pdb_leaves_what_kubectl_drain_leaves_and_times_out_cleanly",
-        drain,
-    )]
+    vec![
+        test(
+            "drain_respects_the_pdb_leaves_what_kubectl_drain_leaves_and_times_out_cleanly",
+            drain,
+        ),
+        test(
+            "a_drain_with_grace_0_never_removes_a_stateful_set_pod_of_a_node_not_confirmed_down",
+            unfenced,
+        ),
+    ]
+}
+
+/// A controller's object of `kind` whose one pod is bound to `node` (no scheduler, no kubelet:
+/// the node's kubelet is the test's, which runs nothing and ends nothing).
+fn on_node(kind: &str, name: &str, node: &str) -> serde_json::Value {
+    let labels = json!({"app": name});
+    let mut spec = json!({"replicas": 1, "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": {"nodeName": node,
+            "containers": [{"name": "app", "image": "127.0.0.1:1/app:1"}]}}});
+    if kind == "StatefulSet" {
+        spec["serviceName"] = json!(name);
+        spec["updateStrategy"] = json!({"type": "OnDelete"});
+    }
+    json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec})
+}
+
+async fn unfenced(ctx: Ctx) -> anyhow::Result<()> {
+    let _op = Operator::start(&ctx.cluster, "unfenced", &["--policy-selector", &selector(&ctx)]).await?;
+    let node = ctx.name("nr");
+    let labels = json!({"kube-healer.test/owner": ctx.id, "kube-healer.test/case": "unfenced"});
+    // NotReady, its kubelet still posting: nothing says the node is down, or its pods ended.
+    let _posted = support::PostedNodes::create(
+        &ctx.client,
+        std::slice::from_ref(&node),
+        labels,
+        json!([support::ready(
+            "False",
+            "PLEG is not healthy: pleg was last seen active 3m0s ago"
+        )]),
+    )
+    .await?;
+    let ns = ctx.namespace("uf").await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let stateful: StatefulSet = serde_json::from_value(on_node("StatefulSet", "db", &node))?;
+    Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns)
+        .create(&PostParams::default(), &stateful)
+        .await?;
+    let replicated: ReplicaSet = serde_json::from_value(on_node("ReplicaSet", "web", &node))?;
+    Api::<ReplicaSet>::namespaced(ctx.client.clone(), &ns)
+        .create(&PostParams::default(), &replicated)
+        .await?;
+    let web = wait::until("the ReplicaSet's pod", HEAL, || async {
+        let list = pods.list(&ListParams::default().labels("app=web")).await?;
+        Ok(list.items.into_iter().next().map(|p| p.name_any()))
+    })
+    .await?;
+    let db_uid = wait::until("the StatefulSet's pod", HEAL, || async {
+        Ok(pods.get_opt("db-0").await?.and_then(|p| p.metadata.uid))
+    })
+    .await?;
+
+    let policy = ctx.name("hard-drain");
+    create_policy(
+        &ctx,
+        &policy,
+        json!({"target": {"kind": "Node", "selector": {"matchLabels": {"kube-healer.test/case": "unfenced", "kube-healer.test/owner": ctx.id}}},
+        "conditions": [{"class": "NodeNotReady", "for": "1s"}],
+        "actions": [{"action": "Drain", "drain": {"gracePeriodSeconds": 0, "timeout": "10s"}}],
+        "safety": {"maxUnhealthy": "100%", "maxConcurrent": 1, "rate": {"actions": 5, "per": "1h"}}}),
+    )
+    .await?;
+    let recs = records(&ctx, &policy, 1).await?;
+    let message = support::message(&recs[0]);
+    let web_gone = wait::until("the ReplicaSet's pod removed at once (grace 0)", HEAL, || async {
+        Ok(pods.get_opt(&web).await?.is_none().then_some(()))
+    })
+    .await
+    .with_context(|| format!("{:?}: {message}", phase_reason(&recs[0])));
+    web_gone?;
+    // Past the drain's end: the StatefulSet's pod is still there, Terminating with its own grace.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let db = pods
+        .get_opt("db-0")
+        .await?
+        .with_context(|| format!("db-0 was removed unfenced: {message}"))?;
+    ensure!(
+        db.metadata.uid.as_ref() == Some(&db_uid),
+        "db-0 was removed unfenced, and its StatefulSet made a second db-0 while the first may still run: {message}"
+    );
+    ensure!(
+        db.metadata.deletion_timestamp.is_some(),
+        "db-0 was not evicted at all: {message}"
+    );
+    let grace = db.metadata.deletion_grace_period_seconds;
+    ensure!(
+        grace.is_some_and(|g| g > 0),
+        "db-0 was evicted with grace {grace:?}"
+    );
+    println!(
+        "    {:?}: {message}; db-0 Terminating with its own grace ({grace:?} s), {web} removed at once",
+        phase_reason(&recs[0])
+    );
+    Ok(())
 }
 
 async fn drain(ctx: Ctx) -> anyhow::Result<()> {

@@ -202,7 +202,13 @@ async fn inherited(ctx: Ctx) -> anyhow::Result<()> {
 
 /// (b) The policy edited so that it no longer matches, its node still failing as its earlier
 /// spec saw: the cordon stays; the node recovers: lifted.
-async fn edited(ctx: &Ctx, api: &Api<Node>, posted: &PostedNodes, node: &str, policy: &str) -> anyhow::Result<()> {
+async fn edited(
+    ctx: &Ctx,
+    api: &Api<Node>,
+    posted: &PostedNodes,
+    node: &str,
+    policy: &str,
+) -> anyhow::Result<()> {
     let policies: Api<HealingPolicy> = Api::all(ctx.client.clone());
     let patch = json!({"spec": {"conditions": [{"class": "NodeCondition", "conditionType": "CorruptDockerOverlay2", "for": "1s"}]}});
     policies
