@@ -19,8 +19,8 @@ pub struct ActionProperties {
     /// remediator or a replacement), and so spends the cluster's disruption budget.
     pub takes_node_out: bool,
     /// Marks its node with kube-healer's hold (cordoned-by, tainted-by, remediated-by,
-    /// replaced-by annotations), which outlives the process and is lifted on recovery. RunJob
-    /// takes its node out of service without a mark: it counts for as long as it was sent.
+    /// replaced-by, job-by annotations), which outlives the process and is lifted on recovery
+    /// (a node Job's when the Job has ended).
     pub marks_node: bool,
     /// Its aim is the target gone: a target already gone is the aim met.
     pub removes_target: bool,
@@ -148,7 +148,7 @@ action_kinds! {
     },
     /// Run a node job (a NodeJob the cluster admin defined, named in `runJob`) pinned to the node.
     RunJob: [Node] {
-        takes_node_out: true, marks_node: false, removes_target: false, takes_long: true,
+        takes_node_out: true, marks_node: true, removes_target: false, takes_long: true,
         changes_cluster: true, fencing: Fencing::None, moves_pod: false
     },
     /// Taint the node node.kubernetes.io/out-of-service=nodeshutdown:NoExecute: Kubernetes'
@@ -451,8 +451,9 @@ mod tests {
             let p = action.properties();
             let on_nodes = action.applies_to(TargetKind::Node) && !action.applies_to(TargetKind::Pod);
             let on_pods = action.applies_to(TargetKind::Pod) && !action.applies_to(TargetKind::Node);
-            // A mark is what keeps a node out of service; only a node can be taken out.
-            assert!(!p.marks_node || p.takes_node_out, "{action}");
+            // A mark is what keeps a node out of service, and every action that takes one out
+            // leaves one (the budget counts it across restarts); only a node can be taken out.
+            assert_eq!(p.marks_node, p.takes_node_out, "{action}");
             assert!(!p.takes_node_out || on_nodes, "{action}");
             // What changes nothing needs no fencing and takes nothing away.
             if !p.changes_cluster {

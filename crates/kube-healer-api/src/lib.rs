@@ -56,6 +56,10 @@ pub const MARKED_AT_ANNOTATION: &str = "healing.kubehealer.io/marked-at-generati
 /// On nodes kube-healer handed to a remediator: `policy=apiVersion/Kind/namespace` entries, one
 /// per remediation resource, deleted when the node has recovered.
 pub const REMEDIATED_BY_ANNOTATION: &str = "healing.kubehealer.io/remediated-by";
+/// On nodes a node Job (RunJob) runs on: the policies whose Job it is, set before the Job is
+/// created and removed when it has been followed to its end, so that the disruption budget
+/// counts the node across restarts and failovers for as long as the Job may run.
+pub const JOB_BY_ANNOTATION: &str = "healing.kubehealer.io/job-by";
 /// On nodes whose machine kube-healer had replaced: the policies that did, until the node is
 /// gone (or its failure is over).
 pub const REPLACED_BY_ANNOTATION: &str = "healing.kubehealer.io/replaced-by";

@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Event, Node, Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
 use crate::marks::held_by;
-pub use crate::marks::{cordon_owners, marked_at, remediation_owners, replace_owners, taint_owners};
+pub use crate::marks::{
+    cordon_owners, job_owners, marked_at, remediation_owners, replace_owners, taint_owners,
+};
 use crate::view::{
     ContainerState, ContainerView, EventView, Labels, LastTermination, LeaseView, NodeCondition, NodeView,
     ObjectKey, OwnerKind, PodCondition, PodPhase, PodView, Secs, Shared, Stamp, Status, StatusReason, Uid,

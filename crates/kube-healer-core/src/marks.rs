@@ -24,6 +24,12 @@ pub fn replace_owners(annotations: Option<&BTreeMap<String, String>>) -> Vec<&st
     policies_in(annotations, kube_healer_api::REPLACED_BY_ANNOTATION)
 }
 
+/// The policies whose node Job runs on the node: its job-by annotation, policy names separated
+/// by commas. The node is kept out of service by them until the Job has ended.
+pub fn job_owners(annotations: Option<&BTreeMap<String, String>>) -> Vec<&str> {
+    policies_in(annotations, kube_healer_api::JOB_BY_ANNOTATION)
+}
+
 fn policies_in<'a>(annotations: Option<&'a BTreeMap<String, String>>, key: &str) -> Vec<&'a str> {
     annotations
         .and_then(|a| a.get(key))
@@ -48,8 +54,8 @@ pub fn taint_owners(annotations: Option<&BTreeMap<String, String>>) -> Vec<(&str
         .collect()
 }
 
-/// The policies that hold a node through kube-healer's cordoned-by, tainted-by, remediated-by
-/// and replaced-by annotations. A mark is a policy's only while what it marks is there: a
+/// The policies that hold a node through kube-healer's cordoned-by, tainted-by, remediated-by,
+/// replaced-by and job-by annotations. A mark is a policy's only while what it marks is there: a
 /// cordon someone else lifted, or a taint someone else removed, holds nothing (see
 /// [`stale_cordon`]).
 pub(crate) fn held_by(
@@ -72,6 +78,7 @@ pub(crate) fn held_by(
     );
     policies.extend(remediation_owners(annotations).into_iter().map(|(p, _)| p));
     policies.extend(replace_owners(annotations));
+    policies.extend(job_owners(annotations));
     policies.sort_unstable();
     policies.dedup();
     policies.into_iter().map(|p| interner.str(p)).collect()

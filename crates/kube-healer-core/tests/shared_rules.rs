@@ -488,6 +488,18 @@ fn a_remediated_node_is_held_by_the_policy_that_handed_it_over() {
     let view = node_view(&n, &mut Interner::default()).unwrap();
     let held: Vec<&str> = view.held_by.iter().map(|p| &**p).collect();
     assert_eq!(held, ["pleg"]);
+    // A node a policy's node Job runs on is held by it until the Job has ended.
+    let mut n = node("j", "a", json!([]));
+    n.metadata.annotations = Some(
+        [(
+            kube_healer_api::JOB_BY_ANNOTATION.to_string(),
+            "restart-runtime".to_string(),
+        )]
+        .into(),
+    );
+    let view = node_view(&n, &mut Interner::default()).unwrap();
+    let held: Vec<&str> = view.held_by.iter().map(|p| &**p).collect();
+    assert_eq!(held, ["restart-runtime"]);
 }
 
 fn unsafe_(message: &str) -> kube_healer_core::decide::Unsafe {

@@ -17,7 +17,7 @@ use kube_healer_api::record::ActionPhase;
 use kube_healer_api::{HealingActionSpec, NODE_JOB_LABEL, NODE_LABEL, POLICY_LABEL, reasons};
 use serde_json::json;
 
-use crate::act::Outcome;
+use crate::act::{Outcome, node};
 use crate::protocol::Leading;
 use crate::record::label_value;
 use crate::retry::{self, Backoff};
@@ -148,13 +148,40 @@ pub async fn run_job(
         Ok(job) => job,
         Err(e) => return Outcome::unsafe_because(e.to_string()),
     };
+    // The node is marked before its Job exists, so that the budget counts it, across restarts
+    // and failovers, for as long as the Job may run; the mark comes off when the Job has been
+    // followed to its end (a leader that takes over follows it, and takes the mark off).
+    let (node, uid) = (&spec.target.name, Some(spec.target.uid.as_str()));
+    if let Err(e) = node::update_node(client, node, uid, |n| node::job_mark_patch(n, &spec.policy)).await {
+        return crate::act::failure::api_failure(&e, calls + 1);
+    }
+    let mut outcome = create_and_follow(client, spec, (node_job, &definition), job, place, leading).await;
+    if outcome.phase != ActionPhase::Running {
+        outcome.calls += 1;
+        if let Err(e) = node::update_node(client, node, uid, |n| node::job_done_patch(n, &spec.policy)).await
+        {
+            // Left on the node, it keeps the node counted until the policy's failure is over
+            // and the node has recovered: then it is let go as a stale mark.
+            tracing::warn!(%node, error = %e, "the node job's mark could not be taken off");
+        }
+    }
+    outcome.calls += calls + 1;
+    outcome
+}
+
+async fn create_and_follow(
+    client: &Client,
+    spec: &HealingActionSpec,
+    (node_job, definition): (&str, &NodeJobSpec),
+    job: Job,
+    place: &JobsPlace,
+    leading: &Leading,
+) -> Outcome {
     let name = job.metadata.name.clone().unwrap_or_default();
     let reference = format!("job/{}/{name}", place.namespace);
     let jobs: Api<Job> = Api::namespaced(client.clone(), &place.namespace);
     let post = PostParams::default();
-    let (created, created_calls) =
-        retry::call(Backoff::ACTION, "create job", || jobs.create(&post, &job)).await;
-    calls += created_calls;
+    let (created, calls) = retry::call(Backoff::ACTION, "create job", || jobs.create(&post, &job)).await;
     match created {
         Ok(_) => tracing::info!(job = %reference, node = %spec.target.name, "job created"),
         // Created before a restart: follow it.
@@ -170,7 +197,9 @@ pub async fn run_job(
         Err(e) => return crate::act::failure::api_failure(&e, calls),
     }
     let deadline = definition.deadline_seconds() as u64 + 60;
-    follow(jobs, (&name, &reference), spec, node_job, deadline, leading).await
+    let mut outcome = follow(jobs, (&name, &reference), spec, node_job, deadline, leading).await;
+    outcome.calls += calls;
+    outcome
 }
 
 /// The NodeJob as it is now: an admin who removed or changed it meanwhile is obeyed.

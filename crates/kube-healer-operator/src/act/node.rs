@@ -9,14 +9,14 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube_healer_api::action::TaintParams;
 use kube_healer_api::record::ActionPhase;
 use kube_healer_api::{
-    AVOID_TAINT, CORDON_LIFTED_ANNOTATION, CORDONED_BY_ANNOTATION, HealingActionSpec, MARKED_AT_ANNOTATION,
-    TAINTED_BY_ANNOTATION, reasons,
+    AVOID_TAINT, CORDON_LIFTED_ANNOTATION, CORDONED_BY_ANNOTATION, HealingActionSpec, JOB_BY_ANNOTATION,
+    MARKED_AT_ANNOTATION, TAINTED_BY_ANNOTATION, reasons,
 };
 use serde_json::json;
 
 use kube_healer_api::REMEDIATED_BY_ANNOTATION;
 use kube_healer_api::remediate::RemediationRef;
-use kube_healer_core::convert::{cordon_owners, marked_at, remediation_owners, taint_owners};
+use kube_healer_core::convert::{cordon_owners, job_owners, marked_at, remediation_owners, taint_owners};
 
 use crate::act::{Outcome, remediate};
 use crate::retry::{self, Backoff};
@@ -358,6 +358,7 @@ pub fn revert_patch(
     // it is gone, or until Replace itself gives up on it.
     change.cordon(n, policy);
     change.taints(n, policy);
+    change.job(n, policy);
     change.generation(n, policy);
     (!undone.is_empty()).then(|| (patch, undone.join(", ")))
 }
@@ -410,6 +411,16 @@ impl Change<'_> {
         }
     }
 
+    /// A node Job's mark left behind (its operator gone before the Job ended) comes off with
+    /// the rest: the node has recovered.
+    fn job(&mut self, n: &Node, policy: &str) {
+        if let Some((patch, said)) = job_done_patch(n, policy) {
+            self.patch["metadata"]["annotations"][JOB_BY_ANNOTATION] =
+                patch["metadata"]["annotations"][JOB_BY_ANNOTATION].clone();
+            self.undone.push(said);
+        }
+    }
+
     /// With its cordon and taints undone, the policy's generation entry goes too.
     fn generation(&mut self, n: &Node, policy: &str) {
         let entries = marked_at(n.metadata.annotations.as_ref());
@@ -449,6 +460,37 @@ impl Change<'_> {
             });
         }
     }
+}
+
+/// The node Job's mark, set before its Job is created (None: already there): the budget counts
+/// the node for as long as the Job may run, across restarts.
+pub fn job_mark_patch(n: &Node, policy: &str) -> Option<(serde_json::Value, String)> {
+    let mut owners = job_owners(n.metadata.annotations.as_ref());
+    if owners.contains(&policy) {
+        return None;
+    }
+    owners.push(policy);
+    Some((
+        json!({"metadata": {"annotations": {JOB_BY_ANNOTATION: owners.join(",")}}}),
+        format!("marked as running {policy}'s node job"),
+    ))
+}
+
+/// The node Job's mark off, once the Job has ended (None: not there).
+pub fn job_done_patch(n: &Node, policy: &str) -> Option<(serde_json::Value, String)> {
+    let owners = job_owners(n.metadata.annotations.as_ref());
+    if !owners.contains(&policy) {
+        return None;
+    }
+    let rest: Vec<&str> = owners.into_iter().filter(|p| *p != policy).collect();
+    let value = match rest.is_empty() {
+        true => serde_json::Value::Null,
+        false => json!(rest.join(",")),
+    };
+    Some((
+        json!({"metadata": {"annotations": {JOB_BY_ANNOTATION: value}}}),
+        "the node job's mark came off".to_string(),
+    ))
 }
 
 /// The policies whose hold is on the node (its cordon's and its taints'), in order: what a
@@ -771,6 +813,31 @@ mod tests {
             patch["metadata"]["annotations"][MARKED_AT_ANNOTATION],
             serde_json::Value::Null
         );
+    }
+
+    #[test]
+    fn a_node_job_marks_its_node_until_it_ends_or_the_node_recovers() {
+        let (patch, _) =
+            job_mark_patch(&node(false, json!({JOB_BY_ANNOTATION: "q"}), Some(NOW)), "p").unwrap();
+        assert_eq!(patch["metadata"]["annotations"][JOB_BY_ANNOTATION], "q,p");
+        let marked = node(false, json!({JOB_BY_ANNOTATION: "q,p"}), Some(NOW));
+        assert_eq!(job_mark_patch(&marked, "p"), None, "marked already");
+        let (patch, _) = job_done_patch(&marked, "p").unwrap();
+        assert_eq!(patch["metadata"]["annotations"][JOB_BY_ANNOTATION], "q");
+        let alone = node(false, json!({JOB_BY_ANNOTATION: "p"}), Some(NOW));
+        let (patch, _) = job_done_patch(&alone, "p").unwrap();
+        assert_eq!(
+            patch["metadata"]["annotations"][JOB_BY_ANNOTATION],
+            serde_json::Value::Null
+        );
+        assert_eq!(job_done_patch(&alone, "q"), None);
+        // Left behind, the revert of a recovered node takes it off.
+        let (patch, said) = revert_patch(&alone, "p", &[]).unwrap();
+        assert_eq!(
+            patch["metadata"]["annotations"][JOB_BY_ANNOTATION],
+            serde_json::Value::Null
+        );
+        assert!(said.contains("node job"), "{said}");
     }
 
     #[test]

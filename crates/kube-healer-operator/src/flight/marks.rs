@@ -17,12 +17,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Map, Value};
 
 /// The live operator's marks (and the generations they were made under), stripped.
-const HOLDS: [&str; 5] = [
+const HOLDS: [&str; 6] = [
     kube_healer_api::CORDONED_BY_ANNOTATION,
     kube_healer_api::TAINTED_BY_ANNOTATION,
     kube_healer_api::REMEDIATED_BY_ANNOTATION,
     kube_healer_api::REPLACED_BY_ANNOTATION,
     kube_healer_api::MARKED_AT_ANNOTATION,
+    kube_healer_api::JOB_BY_ANNOTATION,
 ];
 
 #[derive(Default)]
