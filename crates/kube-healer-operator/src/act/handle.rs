@@ -217,6 +217,16 @@ async fn recheck_then_call(io: &Io<'_>, req: &ActionRequest, resumed: bool, star
     };
     match rechecked {
         Some(outcome) => outcome,
+        // Leadership is asked again after the recheck's reads, right before the call: a
+        // replica that lost it while reading leaves the decision to the next leader (its
+        // record stays unfinished, and is taken up there).
+        None if !io.leading.now() => Outcome::new(
+            ActionPhase::Running,
+            reasons::LEADERSHIP_LOST,
+            "not carried out: this replica lost the leadership while rechecking; the next leader takes it up"
+                .to_string(),
+            0,
+        ),
         None => call(io, req, resumed, start).await,
     }
 }
