@@ -98,7 +98,14 @@ fn classify_conditions(node: &NodeView, knobs: &Knobs, now: Secs, out: &mut Vec<
             // and node-problem-detector's conditions are problems when True.
             None => !standard,
         };
-        if wanted && c.status == knobs.node_condition_status {
+        // Without a type, a condition named `...Ready` (EKS's node monitoring agent's
+        // KernelReady, NetworkingReady, ...) is healthy when True and a problem when False: read
+        // with the NPD convention, every healthy node of such a cluster would show a failure.
+        let problem = match (&knobs.node_condition_type, c.type_.ends_with("Ready")) {
+            (None, true) => crate::view::Status::False,
+            _ => knobs.node_condition_status,
+        };
+        if wanted && c.status == problem {
             let mut evidence = summary(format!(
                 "{}={}: {}",
                 c.type_,
