@@ -435,16 +435,22 @@ fn pressure_and_problem_conditions_but_not_healthy_ones() {
     cordoned["spec"] = json!({"unschedulable": true, "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]});
     input.nodes.push(cordoned);
     // EKS's node monitoring agent: its conditions are healthy when True, a problem when False.
-    input.nodes.push(node("eks-fine", json!([
+    input.nodes.push(node(
+        "eks-fine",
+        json!([
         {"type": "Ready", "status": "True"},
         {"type": "KernelReady", "status": "True", "reason": "KernelIsReady"},
-        {"type": "NetworkingReady", "status": "True", "reason": "NetworkingIsReady"}])));
+        {"type": "NetworkingReady", "status": "True", "reason": "NetworkingIsReady"}]),
+    ));
     input.nodes.push(node("eks-kernel", json!([
         {"type": "Ready", "status": "True"},
         {"type": "KernelReady", "status": "False", "reason": "ForkFailedOutOfPIDs", "message": "fork failed: out of PIDs", "lastTransitionTime": at(-300)},
         {"type": "NetworkingReady", "status": "True", "reason": "NetworkingIsReady"}])));
     let report = input.report();
-    assert!(classes(&report, "eks-fine").is_empty(), "a condition named ...Ready is healthy when True");
+    assert!(
+        classes(&report, "eks-fine").is_empty(),
+        "a condition named ...Ready is healthy when True"
+    );
     assert_eq!(due_classes(&report, "eks-kernel"), [NodeCondition]);
     assert_eq!(due_classes(&report, "disk"), [NodePressure]);
     assert_eq!(due_classes(&report, "deadlock"), [NodeCondition]);

@@ -19,6 +19,7 @@ mod facts;
 mod inherited;
 mod ladder;
 mod maintainers;
+mod pdb;
 mod planned;
 mod recheck;
 mod safety;
@@ -36,6 +37,7 @@ pub use facts::{
 pub use inherited::{InFlightMark, inherited_in_flight, parse_until};
 pub use ladder::Ladder;
 pub use maintainers::{MACHINE_SKIP_ANNOTATIONS, Maintainer, MaintainerApi, MaintainerSays};
+pub use pdb::restart_refused_by;
 pub use planned::{
     HeldFor, PLANNED_ANNOTATIONS, PLANNED_LABELS, PLANNED_TAINTS, PlannedSignals, overridden,
     planned_disruption, under_maintenance,

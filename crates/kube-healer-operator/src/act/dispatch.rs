@@ -38,9 +38,15 @@ pub async fn carry_out(
             let wait = wait.map_or(pod::DEFAULT_PDB_WAIT, |w| w.as_std());
             pod::evict_target(client, spec, wait, leading).await
         }
-        ActionKind::Delete | ActionKind::ForceDelete => {
+        // A pod stopped for good disrupts nothing: no budget counts it (the Eviction API would
+        // delete it without asking one), and a plain delete is one call.
+        ActionKind::Delete if spec.class.properties().stopped_for_good => {
             pod::delete_target(client, spec, removal_grace(req)).await
         }
+        ActionKind::Delete => pod::delete_within_budgets(client, spec, removal_grace(req), leading).await,
+        // A pod whose node is gone, fenced: no budget can be kept by leaving it (its kubelet
+        // cannot end it), and the Eviction API would not let it go.
+        ActionKind::ForceDelete => pod::delete_target(client, spec, removal_grace(req)).await,
         ActionKind::Reschedule => reschedule::reschedule(client, req, clock.now(), leading).await,
         ActionKind::RestartOwner => restart::restart_owner(client, req, req.cooldown, clock).await,
         ActionKind::Cordon => node::cordon(client, spec).await,

@@ -104,7 +104,7 @@ pub async fn evict(
             Ok(_) => return (Ok(()), calls),
             Err(kube::Error::Api(s)) if s.code == 429 => {
                 if Instant::now() + PDB_RETRY > deadline {
-                    return (Err(EvictError::Blocked(s.message)), calls);
+                    return (Err(EvictError::Blocked(refusal(&s))), calls);
                 }
                 tokio::select! {
                     () = tokio::time::sleep(PDB_RETRY) => {}
@@ -163,6 +163,59 @@ fn gone(spec: &HealingActionSpec, calls: i32) -> Outcome {
         format!("{} is gone or was replaced", spec.target.reference),
         calls,
     )
+}
+
+/// The API server's refusal of an eviction, with its causes: they name the budget ("The
+/// disruption budget web needs 2 healthy pods and has 1 currently").
+fn refusal(s: &kube::core::Status) -> String {
+    let causes: Vec<&str> = s
+        .details
+        .iter()
+        .flat_map(|d| d.causes.iter())
+        .map(|c| c.message.as_str())
+        .filter(|m| !m.is_empty())
+        .collect();
+    match causes.is_empty() {
+        true => s.message.clone(),
+        false => format!("{} {}", s.message, causes.join("; ")),
+    }
+}
+
+/// Delete: the target pod removed with a grace period (None: the pod's own), through the
+/// Eviction API, so that choosing Delete over Evict never bypasses a PodDisruptionBudget: the
+/// API server applies each budget as for any eviction (its unhealthyPodEvictionPolicy too) and
+/// decrements it atomically. A budget that allows no disruption now holds the delete at once
+/// (Skipped/PDBBlocked, naming the budget): it is decided again later, and Evict is the action
+/// that waits for a budget.
+pub async fn delete_within_budgets(
+    client: &Client,
+    spec: &HealingActionSpec,
+    grace: Option<u32>,
+    leading: &Leading,
+) -> Outcome {
+    let target = &spec.target;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), target.namespace.as_deref().unwrap_or_default());
+    let (result, calls) = evict(&pods, &target.name, &target.uid, grace, Instant::now(), leading).await;
+    match result {
+        Ok(()) => deleted(spec, grace, Ok(()), calls),
+        Err(EvictError::Blocked(message)) => Outcome::new(
+            ActionPhase::Skipped,
+            reasons::PDB_BLOCKED,
+            format!("not carried out: a PodDisruptionBudget allows no disruption now: {message}"),
+            calls,
+        ),
+        Err(EvictError::Gone) => gone(spec, calls),
+        Err(EvictError::Stopped) => Outcome::new(
+            ActionPhase::Running,
+            reasons::LEADERSHIP_LOST,
+            format!(
+                "stopped before deleting {}: this replica lost the leadership; the next leader resumes it",
+                target.reference
+            ),
+            calls,
+        ),
+        Err(EvictError::Api(e)) => api_failure(&e, calls),
+    }
 }
 
 /// Deletes the target pod with a grace period (None: the pod's own; Some(0): force).

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube_healer_api::record::ActionPhase;
 use kube_healer_api::{HealingActionSpec, RESTARTED_BY_ANNOTATION, reasons};
 use kube_healer_core::decide::restartable_owner;
@@ -42,11 +43,12 @@ pub async fn restart_owner(
     };
     let reference = format!("{}/{namespace}/{name}", resource.kind.to_ascii_lowercase());
     let workloads: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), namespace);
     // Read, then patch with the resourceVersion read: a concurrent restart (for another of the
     // workload's pods) makes the patch conflict, and the next read sees that restart.
     let mut calls = 1;
     for _ in 0..3 {
-        let workload = (&workloads, name.as_str(), reference.as_str());
+        let workload = (&workloads, &budgets, name.as_str(), reference.as_str());
         if let Some(outcome) = restart_once(workload, spec, window, clock, &mut calls).await {
             return outcome;
         }
@@ -93,9 +95,37 @@ async fn workload_of(
     }
 }
 
+/// A rollout restart the workload's PodDisruptionBudgets would not allow now (core's
+/// `restart_refused_by`): held (Skipped/PDBBlocked, naming the budget), and decided again later.
+/// One list of the namespace's budgets: a restart is rare and bounded by the policy's rate.
+async fn refused_by_budget(
+    budgets: &Api<PodDisruptionBudget>,
+    workload: &DynamicObject,
+    reference: &str,
+    calls: &mut i32,
+) -> Option<Outcome> {
+    let all = ListParams::default();
+    let (listed, made) = retry::call(Backoff::ACTION, "list pdbs", || budgets.list(&all)).await;
+    *calls += made;
+    let listed = match listed {
+        Ok(list) => list.items,
+        Err(e) => return Some(api_failure(&e, *calls)),
+    };
+    let labels: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(workload.data["spec"]["template"]["metadata"]["labels"].clone())
+            .unwrap_or_default();
+    let why = kube_healer_core::decide::restart_refused_by(&listed, &labels)?;
+    Some(Outcome::new(
+        ActionPhase::Skipped,
+        reasons::PDB_BLOCKED,
+        format!("not carried out: {reference} was not restarted: {why}"),
+        *calls,
+    ))
+}
+
 /// One read and patch of the workload's template; None when the patch conflicted (read again).
 async fn restart_once(
-    (workloads, name, reference): (&Api<DynamicObject>, &str, &str),
+    (workloads, budgets, name, reference): (&Api<DynamicObject>, &Api<PodDisruptionBudget>, &str, &str),
     spec: &HealingActionSpec,
     window: Duration,
     clock: &dyn Clock,
@@ -132,6 +162,9 @@ async fn restart_once(
             message,
             *calls,
         ));
+    }
+    if let Some(outcome) = refused_by_budget(budgets, &workload, reference, calls).await {
+        return Some(outcome);
     }
     let stamp = now.to_string();
     let patch = json!({

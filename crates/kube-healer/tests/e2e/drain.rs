@@ -1,7 +1,7 @@
 //! Drain on the real cluster: a PodDisruptionBudget respected; DaemonSet, bare, emptyDir and
 //! opted-out pods left and named in the record (kubectl drain's defaults); a clean timeout. And
-//! one fencing rule (issue 32 (e)): a drain with `gracePeriodSeconds: 0` of a node whose kubelet
-//! may still run its pods never removes a StatefulSet's pod (its replacement would take its
+//! one fencing rule (issue 32 (e)): a drain with `gracePeriodSeconds: 0` of a node not confirmed
+//! down (its kubelet may still run its pods) never removes a StatefulSet's pod (its replacement would take its
 //! identity and volume while it may still run): evicted with its own grace, it stays
 //! Terminating; a ReplicaSet's pod beside it goes at once.
 
@@ -57,17 +57,14 @@ async fn unfenced(ctx: Ctx) -> anyhow::Result<()> {
     let _op = Operator::start(&ctx.cluster, "unfenced", &["--policy-selector", &selector(&ctx)]).await?;
     let node = ctx.name("nr");
     let labels = json!({"kube-healer.test/owner": ctx.id, "kube-healer.test/case": "unfenced"});
-    // NotReady, its kubelet still posting: nothing says the node is down, or its pods ended.
-    let _posted = support::PostedNodes::create(
-        &ctx.client,
-        std::slice::from_ref(&node),
-        labels,
-        json!([support::ready(
-            "False",
-            "PLEG is not healthy: pleg was last seen active 3m0s ago"
-        )]),
-    )
-    .await?;
+    // Its kubelet still posting, its runtime reported unhealthy: nothing says the node is down,
+    // or its pods ended. (Ready, not NotReady: on this shared cluster, nodes down together are
+    // one cause, and other tests leave down nodes behind.)
+    let mut conditions = support::kernel_deadlock(true, &support::now_rfc3339(0));
+    conditions[1]["type"] = json!("ContainerRuntimeUnhealthy");
+    conditions[1]["message"] = json!("container runtime on the node is not responding");
+    let _posted =
+        support::PostedNodes::create(&ctx.client, std::slice::from_ref(&node), labels, conditions).await?;
     let ns = ctx.namespace("uf").await?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let stateful: StatefulSet = serde_json::from_value(on_node("StatefulSet", "db", &node))?;
@@ -93,7 +90,7 @@ async fn unfenced(ctx: Ctx) -> anyhow::Result<()> {
         &ctx,
         &policy,
         json!({"target": {"kind": "Node", "selector": {"matchLabels": {"kube-healer.test/case": "unfenced", "kube-healer.test/owner": ctx.id}}},
-        "conditions": [{"class": "NodeNotReady", "for": "1s"}],
+        "conditions": [{"class": "NodeCondition", "conditionType": "ContainerRuntimeUnhealthy", "for": "1s"}],
         "actions": [{"action": "Drain", "drain": {"gracePeriodSeconds": 0, "timeout": "10s"}}],
         "safety": {"maxUnhealthy": "100%", "maxConcurrent": 1, "rate": {"actions": 5, "per": "1h"}}}),
     )

@@ -19,6 +19,7 @@ mod support;
 
 mod actions;
 mod batch;
+mod budgets;
 mod crash;
 mod drain;
 mod episodes;
@@ -46,6 +47,7 @@ fn main() -> std::process::ExitCode {
     let tests = [
         actions::tests(),
         batch::tests(),
+        budgets::tests(),
         crash::tests(),
         drain::tests(),
         episodes::tests(),
