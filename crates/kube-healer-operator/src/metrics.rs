@@ -31,6 +31,25 @@ pub struct StateLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IndexLabel {
+    pub index: String,
+}
+
+/// The operator's in-memory indexes, as `index_entries` names them.
+pub const INDEXES: [&str; 10] = [
+    "interned",
+    "gone_nodes",
+    "timers",
+    "policy_matches",
+    "records",
+    "releasing",
+    "retired_policies",
+    "ladders",
+    "held_decisions",
+    "rate_actions",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResourceLabel {
     pub resource: String,
 }
@@ -68,6 +87,9 @@ macro_rules! metrics {
         }
         for resource in ["pods", "nodes", "events"] {
             self.store_objects.get_or_create(&Metrics::resource(resource)).set(0);
+        }
+        for index in INDEXES {
+            self.index_entries.get_or_create(&Metrics::index(index)).set(0);
         }
         let maintainers = kube_healer_core::decide::Maintainer::ALL.map(|m| m.resource());
         for resource in WATCHED.into_iter().chain(maintainers) {
@@ -176,6 +198,11 @@ metrics! {
     policies: Family<StateLabel, Gauge> = Family::default(),
         "policies",
         "HealingPolicies by state (active, refused)";
+    /// Entries in each of the operator's in-memory indexes, by index: every one is bounded (by
+    /// the objects watched, by time, or by a constant; README: "Memory").
+    index_entries: Family<IndexLabel, Gauge> = Family::default(),
+        "index_entries",
+        "Entries in each in-memory index of the operator, by index (each bounded: by the objects watched, by time, or by a constant)";
     /// The event index's memory, estimated (its budget is --event-memory-mib).
     event_index_bytes: Gauge = Gauge::default(),
         "event_index_bytes",
@@ -222,6 +249,12 @@ impl Metrics {
     pub fn state(state: &str) -> StateLabel {
         StateLabel {
             state: state.to_string(),
+        }
+    }
+
+    pub fn index(index: &str) -> IndexLabel {
+        IndexLabel {
+            index: index.to_string(),
         }
     }
 

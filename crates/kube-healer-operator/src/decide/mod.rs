@@ -493,6 +493,8 @@ impl Gate {
     /// acted on it in that episode (what it changed may need reverting).
     pub fn recovered(&mut self, target: &Target, policy: &str) -> bool {
         self.holding.released(policy, target);
+        // Its held decisions were of the episode that ended: a new one records its own.
+        self.held.retain(|h| h.policy != policy || h.target != *target);
         let mut acted = false;
         for mode in [Mode::Live, Mode::DryRun] {
             let key = LadderKey::new(policy, target, mode);
@@ -523,6 +525,7 @@ impl Gate {
 
     /// A record was deleted. Returns the policy it counted in flight for, if it did.
     pub fn record_gone(&mut self, record: &str) -> Option<String> {
+        self.spent.forget(record);
         self.in_flight.gone(record)
     }
 
@@ -578,6 +581,25 @@ impl Gate {
     pub fn forget_policy(&mut self, policy: &str) {
         self.waiting.remove(policy);
         self.holding.policy_gone(policy);
+        if self.budgets.get(policy).is_some_and(|b| b.in_flight == 0) {
+            self.budgets.remove(policy);
+        }
+    }
+
+    /// Lets go of the actions past every rate window (`window`: a policy's, by its records'
+    /// label; None for a policy not here, whose records then count for a day): on a replica
+    /// that does not lead, nothing decides, so nothing else prunes them.
+    pub fn prune_spent(&mut self, now: Secs, window: impl Fn(&str) -> Option<Secs>) {
+        self.spent.prune(now, window);
+    }
+
+    /// Entries in the gate's maps, by name: ladders, held decisions, rate actions.
+    pub fn entries(&self) -> [(&'static str, usize); 3] {
+        [
+            ("ladders", self.ladders.len()),
+            ("held_decisions", self.held.len()),
+            ("rate_actions", self.spent.len()),
+        ]
     }
 
     /// Leadership was lost: the next leader decides on the waiting targets afresh (and this

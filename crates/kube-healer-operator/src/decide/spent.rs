@@ -12,6 +12,10 @@ use kube_healer_core::view::Secs;
 
 use crate::record::label_value;
 
+/// How long the actions of a policy not here are kept (a policy recreated under its name counts
+/// them again; the records themselves stay for retention).
+const DAY: Secs = 86_400;
+
 #[derive(Debug, Default)]
 pub struct Spent {
     /// Policy (as its records' label names it) -> record name -> when the action was decided.
@@ -37,6 +41,30 @@ impl Spent {
         }
     }
 
+    /// A record deleted (by retention, past every window it counted in, or by a person): it
+    /// counts no more.
+    pub fn forget(&mut self, record: &str) {
+        for records in self.by_policy.values_mut() {
+            records.remove(record);
+        }
+        self.by_policy.retain(|_, records| !records.is_empty());
+    }
+
+    /// Every policy's actions past its window at `now` forgotten (`window` by the records'
+    /// policy label; None: a policy not here, kept a day).
+    pub fn prune(&mut self, now: Secs, window: impl Fn(&str) -> Option<Secs>) {
+        for (policy, records) in &mut self.by_policy {
+            let window = window(policy).unwrap_or(DAY);
+            records.retain(|_, at| *at > now - window);
+        }
+        self.by_policy.retain(|_, records| !records.is_empty());
+    }
+
+    /// Actions kept, over every policy.
+    pub fn len(&self) -> usize {
+        self.by_policy.values().map(HashMap::len).sum()
+    }
+
     /// The times of the policy's actions within its rate `window` at `now` (older ones
     /// forgotten).
     pub fn recent(&mut self, policy: &str, now: Secs, window: Secs) -> Vec<Secs> {
@@ -51,6 +79,21 @@ impl Spent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deleted_record_and_actions_past_every_window_are_let_go() {
+        let mut s = Spent::default();
+        s.spent("p", "p-1", 100);
+        s.spent("p", "p-2", 5000);
+        s.spent("gone", "gone-1", 100);
+        s.forget("p-2");
+        assert_eq!(s.len(), 2);
+        // p's window is an hour; a policy not here is kept a day.
+        s.prune(3_800, |p| (p == "p").then_some(3600));
+        assert_eq!(s.len(), 1, "p-1 is past p's hour");
+        s.prune(100 + DAY, |p| (p == "p").then_some(3600));
+        assert_eq!(s.len(), 0, "a policy not here is kept a day");
+    }
 
     #[test]
     fn each_record_counts_once_and_old_ones_are_forgotten() {

@@ -296,6 +296,7 @@ impl Engine {
         self.count_held();
         if let Target::Node(name) = target {
             self.lifts_sent.remove(&**name);
+            self.releasing.retain(|(_, n), _| n != name);
             // A node gone is out of the count: its place may go to a held target.
             self.budget_changed(name, false, self.clock.now());
         }

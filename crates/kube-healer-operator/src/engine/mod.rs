@@ -328,9 +328,17 @@ impl Engine {
         self.resume_due_batches(now);
     }
 
-    /// Lets events age out of the index (the run loop does it each minute).
+    /// The minute's upkeep of what grows with time: events age out of the index, deleted nodes
+    /// no pod names are forgotten, and actions past every rate window (on a replica that does
+    /// not lead, nothing else prunes them).
     pub fn prune_events(&mut self) {
-        self.stores.prune_events(self.clock.now());
+        let now = self.clock.now();
+        self.stores.prune_events(now);
+        self.stores.prune_gone_nodes();
+        let policies = &self.policies;
+        self.gate.prune_spent(now, |p| {
+            policies.get(p).map(|c| c.policy.spec.safety.rate_window_secs())
+        });
         self.count_stores();
     }
 

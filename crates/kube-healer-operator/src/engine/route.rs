@@ -122,6 +122,21 @@ impl Engine {
         count("pods", self.stores.pod_count());
         count("nodes", ClusterView::node_count(&self.stores));
         count("events", self.stores.event_count());
+        let entries = [
+            ("interned", self.stores.interned()),
+            ("gone_nodes", self.stores.gone_nodes()),
+            ("timers", self.timers.len()),
+            ("policy_matches", self.policies.match_entries()),
+            ("records", self.records.len()),
+            ("releasing", self.releasing.len()),
+            ("retired_policies", self.retired.len()),
+        ];
+        for (index, n) in entries.into_iter().chain(self.gate.entries()) {
+            self.metrics
+                .index_entries
+                .get_or_create(&Metrics::index(index))
+                .set(n as i64);
+        }
         let (bytes, _, evicted) = self.stores.event_memory();
         self.metrics.event_index_bytes.set(bytes as i64);
         let counted = self.metrics.events_evicted.get();

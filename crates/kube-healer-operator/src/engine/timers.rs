@@ -31,6 +31,15 @@ impl<T: Ord + Hash + Clone> DueQueue<T> {
         }
         self.due.insert(item.clone(), at);
         self.heap.push(Reverse((at, item)));
+        // Bounded: stale entries (a target due sooner since, or forgotten) past twice the live
+        // ones are dropped by rebuilding the heap from what is due.
+        if self.heap.len() > 2 * self.due.len() + 1024 {
+            self.heap = self
+                .due
+                .iter()
+                .map(|(item, at)| Reverse((*at, item.clone())))
+                .collect();
+        }
     }
 
     /// When `item` is due, if it is scheduled.
@@ -58,6 +67,11 @@ impl<T: Ord + Hash + Clone> DueQueue<T> {
         None
     }
 
+    /// Entries in the heap, stale ones included.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
     /// Forgets `item` (its heap entry goes stale).
     pub fn remove(&mut self, item: &T) {
         self.due.remove(item);
@@ -67,6 +81,16 @@ impl<T: Ord + Hash + Clone> DueQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_entries_are_bounded() {
+        let mut q = DueQueue::default();
+        for at in (0..10_000).rev() {
+            q.schedule("a", at);
+        }
+        assert!(q.len() <= 2 + 1024, "{} entries for one item", q.len());
+        assert_eq!(q.pop_due(0), Some("a"));
+    }
 
     #[test]
     fn the_earliest_time_wins_and_stale_entries_are_skipped() {

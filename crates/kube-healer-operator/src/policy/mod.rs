@@ -60,6 +60,11 @@ impl PolicySet {
     /// How long a policy condition must stay clear before its failure is over (its episode
     /// ends, its cordon or taint is lifted).
     /// How long a failure must stay clear before it is over.
+    /// Targets with policy matches kept.
+    pub fn match_entries(&self) -> usize {
+        self.matches.len()
+    }
+
     pub fn debounce(&self) -> Secs {
         self.debounce
     }

@@ -95,6 +95,18 @@ impl Stores {
         }
     }
 
+    /// Forgets when each deleted node went once no pod names it any more: the date is for the
+    /// pods left bound to it (bounded by the nodes those pods name).
+    pub fn prune_gone_nodes(&mut self) {
+        let bound = &self.pods_by_node;
+        self.gone_nodes.retain(|name, _| bound.contains_key(name));
+    }
+
+    /// Deleted nodes whose going is remembered.
+    pub fn gone_nodes(&self) -> usize {
+        self.gone_nodes.len()
+    }
+
     /// Strings and label sets interned.
     pub fn interned(&self) -> usize {
         self.interner.len()
@@ -246,6 +258,7 @@ impl Stores {
 
     pub fn remove_node(&mut self, name: &str, now: Secs) {
         self.held_together.forget(name);
+        self.avoid_until.remove(name);
         if let Some(node) = self.nodes.remove(name) {
             self.removed_since_prune += 1;
             self.gone_nodes.insert(node.name, now);
