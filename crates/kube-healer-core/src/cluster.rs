@@ -130,6 +130,15 @@ impl Snapshot {
     }
 }
 
+impl crate::classify::RunningFine for Snapshot {
+    fn running_fine(
+        &self,
+        workloads: &std::collections::HashSet<String>,
+    ) -> std::collections::HashMap<String, std::collections::HashSet<String>> {
+        crate::classify::running_fine_among(self.pods.iter(), workloads)
+    }
+}
+
 impl ClusterView for Snapshot {
     fn node(&self, name: &str) -> NodeLookup<'_> {
         match self.node_index.get(name) {

@@ -142,6 +142,9 @@ pub enum PodsKey {
     /// One failure told the same way (its signature) by pods of several workloads: a
     /// dependency they share (DNS, a database, a ConfigMap, a certificate).
     Failure(String),
+    /// Pods of several workloads failing on one node while their siblings run fine elsewhere:
+    /// the node (see `classify::sick_node`).
+    Node(String),
 }
 
 impl PodsKey {
@@ -202,6 +205,12 @@ impl Correlated {
                     .any(|m| m.kind == TargetKind::Node && m.name == node)
             }),
             CorrelatedCause::ControlPlane => true,
+            // A sick node's members, and every pod failing there in its classes while it lasts.
+            CorrelatedCause::Pods(PodsKey::Node(node)) => {
+                self.members.iter().any(|m| m.uid == finding.subject.uid)
+                    || (finding.subject.node.as_deref() == Some(node.as_str())
+                        && crate::classify::SICK_NODE_CLASSES.contains(&finding.class))
+            }
             // Its members, and every pod failing alike while it lasts: held on sight.
             CorrelatedCause::Pods(key) => {
                 self.members.iter().any(|m| m.uid == finding.subject.uid)

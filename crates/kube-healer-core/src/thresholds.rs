@@ -59,6 +59,8 @@ pub struct Knobs {
     pub correlated_registry_pods: usize,
     pub correlated_registry_nodes: usize,
     pub pods_alike: PodsAlike,
+    /// A sick node: at least `pods` pods of at least `workloads` workloads failing on it alone.
+    pub sick_node: SickNode,
     pub correlated_nodes_min: usize,
     pub correlated_nodes_percent: usize,
     /// The control plane as a cause: over the last `control_plane_window` seconds, at least
@@ -88,6 +90,10 @@ impl Default for Knobs {
             correlated_registry_pods: 5,
             correlated_registry_nodes: 3,
             pods_alike: PodsAlike::default(),
+            sick_node: SickNode {
+                pods: 3,
+                workloads: 3,
+            },
             correlated_nodes_min: 3,
             correlated_nodes_percent: 30,
             control_plane_window: 60,
@@ -96,6 +102,16 @@ impl Default for Knobs {
             control_plane_slow_ms: 5_000,
         }
     }
+}
+
+/// When a node is the cause of its pods' failures: at least `pods` pods of at least
+/// `workloads` workloads failing on it and on no other node, each with a sibling running fine
+/// elsewhere. 3 of 3: one workload's pods failing on one node may be that workload's trouble;
+/// three workloads failing only there, running fine elsewhere, share the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SickNode {
+    pub pods: usize,
+    pub workloads: usize,
 }
 
 /// When pods failing alike are one cause: at least `pods` pods of at least `workloads`

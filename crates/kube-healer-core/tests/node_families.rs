@@ -68,7 +68,7 @@ fn nodes(count: usize, zones: &[&str], pools: &[&str]) -> Vec<kube_healer_core::
 }
 
 fn causes(findings: &[Finding], topology: &Topology) -> Vec<Correlated> {
-    correlate(findings, topology, &Default::default(), &[])
+    correlate(findings, topology, &Default::default(), &[], &())
 }
 
 #[test]

@@ -184,12 +184,12 @@ fn a_cause_lasts_while_any_member_fails_and_holds_later_ones_on_sight() {
     let report = input.report();
     let topology = Topology::default();
     let knobs = Knobs::default();
-    let first = correlate(&report.findings, &topology, &knobs, &[]);
+    let first = correlate(&report.findings, &topology, &knobs, &[], &());
     let cause = pods_causes(&first)[0].clone();
 
     // All but one member recovered: fewer than it takes to begin, and still the cause.
     let cart = finding(&report.findings, "cart").clone();
-    let left = correlate([&cart], &topology, &knobs, &first);
+    let left = correlate([&cart], &topology, &knobs, &first, &());
     assert_eq!(pods_causes(&left).len(), 1);
     assert_eq!(pods_causes(&left)[0].members.len(), 1);
 
@@ -207,7 +207,7 @@ fn a_cause_lasts_while_any_member_fails_and_holds_later_ones_on_sight() {
     assert!(cause.covers(&newcomer));
 
     // Every member recovered: the cause is over.
-    assert!(pods_causes(&correlate([], &topology, &knobs, &first)).is_empty());
+    assert!(pods_causes(&correlate([], &topology, &knobs, &first, &())).is_empty());
 }
 
 #[test]

@@ -363,7 +363,7 @@ fn nodes_down_together_hold_the_pods_lost_with_them_and_only_those() {
         .map(|n| finding_on(FailureClass::NodeUnreachable, Node, n, n))
         .collect();
     let five = kube_healer_core::classify::Topology::flat(5);
-    let causes = kube_healer_core::classify::correlate(&down, &five, &Default::default(), &[]);
+    let causes = kube_healer_core::classify::correlate(&down, &five, &Default::default(), &[], &());
     assert_eq!(causes.len(), 1, "3 of 5 nodes down together: {causes:?}");
     let cause = &causes[0];
     assert!(cause.covers(&down[0]), "a member node");

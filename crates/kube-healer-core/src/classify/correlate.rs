@@ -21,14 +21,24 @@ pub fn registry_of(image: &str) -> &str {
 /// Finds the correlated causes among `findings`, given where the cluster's nodes are and the
 /// causes found last time (`previous`: a cause of pods failing alike lasts while any of its
 /// members still fails, though fewer than it took to begin).
+/// `fine` tells where workloads' pods run fine (a sick node's pods fail while their siblings
+/// run fine elsewhere).
 pub fn correlate<'a>(
     findings: impl IntoIterator<Item = &'a Finding>,
     topology: &Topology,
     knobs: &Knobs,
     previous: &[Correlated],
+    fine: &dyn super::RunningFine,
 ) -> Vec<Correlated> {
     let findings: Vec<&Finding> = findings.into_iter().collect();
     let mut out = pods_alike(&findings, knobs, previous);
+    // A sick node's pods: those another cause holds already are not reported again.
+    for sick in super::sick_node::sick_nodes(&findings, knobs, previous, fine) {
+        let held = |m: &crate::finding::Subject| out.iter().any(|c| c.members.iter().any(|o| o.uid == m.uid));
+        if !sick.members.iter().all(held) {
+            out.push(sick);
+        }
+    }
     // Many nodes failing the same way together, by zone and cluster-wide.
     out.extend(nodes_together(&findings, topology, knobs));
     out
@@ -92,7 +102,7 @@ fn began(f: &Finding) -> Secs {
 fn spread(key: &PodsKey, f: &Finding) -> String {
     match key {
         PodsKey::Registry(_) => f.subject.node.clone().unwrap_or_default(),
-        PodsKey::Failure(_) => f
+        PodsKey::Failure(_) | PodsKey::Node(_) => f
             .alike
             .as_ref()
             .map(|a| a.workload.to_string())
@@ -106,6 +116,7 @@ fn burst(key: &PodsKey, members: &[&Finding], knobs: &Knobs) -> Option<Secs> {
     let (min_pods, min_spread) = match key {
         PodsKey::Registry(_) => (knobs.correlated_registry_pods, knobs.correlated_registry_nodes),
         PodsKey::Failure(_) => (knobs.pods_alike.pods, knobs.pods_alike.workloads),
+        PodsKey::Node(_) => (knobs.sick_node.pods, knobs.sick_node.workloads),
     };
     let spreads: Vec<String> = members.iter().map(|f| spread(key, f)).collect();
     let mut in_window: HashMap<&str, usize> = HashMap::new();
@@ -133,6 +144,11 @@ fn burst(key: &PodsKey, members: &[&Finding], knobs: &Knobs) -> Option<Secs> {
 fn message(key: &PodsKey, members: &[&Finding]) -> String {
     let spread: HashSet<String> = members.iter().map(|f| spread(key, f)).collect();
     match key {
+        PodsKey::Node(node) => format!(
+            "{} pods of {} workloads fail on node {node} while their siblings run fine elsewhere: the node, not the pods",
+            members.len(),
+            spread.len()
+        ),
         PodsKey::Registry(registry) => format!(
             "{} pods on {} nodes fail to pull images from {registry}: the registry, not the pods",
             members.len(),

@@ -6,6 +6,7 @@ pub mod correlate;
 pub mod node;
 pub mod node_families;
 pub mod pod;
+pub mod sick_node;
 
 use regex::Regex;
 
@@ -22,6 +23,7 @@ pub use correlate::correlate;
 pub use node::classify_node;
 pub use node_families::{Domain, NodeFamily, Topology, ZONE_LABEL, node_family_classes};
 pub use pod::classify_pod;
+pub use sick_node::{RunningFine, SICK_NODE_CLASSES, running_fine_among};
 
 /// Findings and correlated causes of a whole snapshot.
 #[derive(Debug, Default)]
@@ -45,6 +47,7 @@ pub fn classify_snapshot(snapshot: &Snapshot, now: Secs) -> Report {
         &Topology::by(&snapshot.nodes, snapshot.pool_label.as_deref()),
         &knobs,
         &[],
+        snapshot,
     );
     Report { findings, correlated }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use kube_healer_core::classify::{NodeFamily, Topology};
+use kube_healer_core::classify::{NodeFamily, RunningFine, Topology};
 use kube_healer_core::view::Secs;
 use kube_healer_core::{Correlated, CorrelatedCause, Finding, Knobs};
 
@@ -66,7 +66,7 @@ impl Correlation {
     /// changed.
     pub fn refresh(
         &mut self,
-        topology: impl FnOnce() -> Topology,
+        (topology, fine): (impl FnOnce() -> Topology, &dyn RunningFine),
         control_plane: Option<Correlated>,
         knobs: &Knobs,
         metrics: &Metrics,
@@ -102,6 +102,7 @@ impl Correlation {
             &topology(),
             knobs,
             &self.current,
+            fine,
         );
         now_correlated.extend(control_plane);
         // A cause keeps every node it held while it lasts, and cools off with all of them: nodes

@@ -365,7 +365,7 @@ impl Engine {
             .collect();
         if !self
             .correlation
-            .refresh(topology, control, &self.knobs, &self.metrics, now)
+            .refresh((topology, &self.stores), control, &self.knobs, &self.metrics, now)
         {
             return;
         }

@@ -39,6 +39,7 @@ mod recheck;
 mod remediate;
 mod replace;
 mod returns;
+mod sick_node;
 mod timeline;
 
 use kube_healer_testenv::ClusterOptions;
@@ -67,6 +68,7 @@ fn main() -> std::process::ExitCode {
         remediate::tests(),
         replace::tests(),
         returns::tests(),
+        sick_node::tests(),
         timeline::tests(),
     ]
     .into_iter()
