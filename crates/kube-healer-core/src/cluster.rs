@@ -134,7 +134,7 @@ impl crate::classify::RunningFine for Snapshot {
     fn running_fine(
         &self,
         workloads: &std::collections::HashSet<String>,
-    ) -> std::collections::HashMap<String, std::collections::HashSet<String>> {
+    ) -> std::collections::HashMap<String, std::collections::HashSet<crate::classify::sick_node::Fine>> {
         crate::classify::running_fine_among(self.pods.iter(), workloads)
     }
 }

@@ -145,6 +145,9 @@ pub enum PodsKey {
     /// Pods of several workloads failing on one node while their siblings run fine elsewhere:
     /// the node (see `classify::sick_node`).
     Node(String),
+    /// A workload's pods of one revision failing while another revision's run fine: the
+    /// rollout (`workload@revision`; see `classify::rollout`).
+    Rollout(String),
 }
 
 impl PodsKey {
@@ -210,6 +213,11 @@ impl Correlated {
                 self.members.iter().any(|m| m.uid == finding.subject.uid)
                     || (finding.subject.node.as_deref() == Some(node.as_str())
                         && crate::classify::SICK_NODE_CLASSES.contains(&finding.class))
+            }
+            // A failing rollout's members, and every pod of that revision failing while it lasts.
+            CorrelatedCause::Pods(PodsKey::Rollout(key)) => {
+                self.members.iter().any(|m| m.uid == finding.subject.uid)
+                    || crate::classify::rollout::rollout_of(finding).is_some_and(|(k, _, _)| k == *key)
             }
             // Its members, and every pod failing alike while it lasts: held on sight.
             CorrelatedCause::Pods(key) => {

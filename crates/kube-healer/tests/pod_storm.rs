@@ -22,9 +22,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube_healer_api::HealingAction;
 use kube_healer_api::record::ActionPhase;
 use kube_healer_testenv::harness::{Ctx, test};
-use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
+use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod};
 use serde_json::json;
-use support::{HEAL, Operator, create_policy, deployment, phase_reason};
+use support::{HEAL, Operator, all_records, create_policy, deployment, phase_reason};
 
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
@@ -110,18 +110,7 @@ async fn pod_storm(ctx: Ctx) -> anyhow::Result<()> {
     }
 
     // The control first: the lone failure is healed (its pod deleted) while the storm is on.
-    let lone = wait::until("the lone crash loop healed", Duration::from_secs(90), || async {
-        let recs = all_records(&ctx, &policy["lone"]).await?;
-        Ok(recs
-            .iter()
-            .any(|r| {
-                r.status
-                    .as_ref()
-                    .is_some_and(|s| s.phase == ActionPhase::Succeeded)
-            })
-            .then_some(recs))
-    })
-    .await?;
+    let lone = support::healed(&ctx, &policy["lone"], Duration::from_secs(90)).await?;
     println!("  the lone crash loop: {} record(s), healed", lone.len());
     // The storm's pods came due long ago (`for` 5 s): give a storm of actions time to show.
     tokio::time::sleep(Duration::from_secs(20)).await;
@@ -187,11 +176,4 @@ fn seen_pods(ctx: &Ctx, namespaces: &[String]) -> Arc<Mutex<BTreeSet<String>>> {
         });
     }
     seen
-}
-
-/// The policy's records as they are, final or not.
-async fn all_records(ctx: &Ctx, policy: &str) -> Result<Vec<HealingAction>, kube::Error> {
-    let api: Api<HealingAction> = Api::all(ctx.client.clone());
-    let lp = kube::api::ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
-    Ok(api.list(&lp).await?.items)
 }

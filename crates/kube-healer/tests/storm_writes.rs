@@ -16,11 +16,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
 use kube_healer_api::record::ActionPhase;
-use kube_healer_api::{HealingAction, POLICY_LABEL};
 use kube_healer_testenv::harness::{Ctx, test};
 use kube_healer_testenv::{ClusterOptions, Scenario, nodes, scenario_pod, wait};
 use serde_json::json;
-use support::{HEAL, Operator, create_policy, deployment, phase_reason};
+use support::{HEAL, Operator, all_records, create_policy, deployment, phase_reason};
 
 fn main() -> std::process::ExitCode {
     kube_healer_testenv::harness::run(
@@ -37,12 +36,6 @@ const EXPIRED: &str = "x509: certificate has expired or is not yet valid: curren
 /// Ten Deployments of fifty pods, in two namespaces.
 const WORKLOADS: usize = 10;
 const REPLICAS: i32 = 50;
-
-async fn records(ctx: &Ctx, policy: &str) -> Result<Vec<HealingAction>, kube::Error> {
-    let api: Api<HealingAction> = Api::all(ctx.client.clone());
-    let lp = ListParams::default().labels(&format!("{POLICY_LABEL}={policy}"));
-    Ok(api.list(&lp).await?.items)
-}
 
 /// The operator's writes (create, update, patch, delete) in the audit log, by resource.
 fn operator_writes(ctx: &Ctx, from: usize) -> anyhow::Result<BTreeMap<String, usize>> {
@@ -144,23 +137,12 @@ async fn storm_writes(ctx: Ctx) -> anyhow::Result<()> {
     );
 
     // The control: the lone crash loop is healed while the storm is on.
-    wait::until("the lone crash loop healed", Duration::from_secs(90), || async {
-        let recs = records(&ctx, &policy["lone"]).await?;
-        Ok(recs
-            .iter()
-            .any(|r| {
-                r.status
-                    .as_ref()
-                    .is_some_and(|s| s.phase == ActionPhase::Succeeded)
-            })
-            .then_some(()))
-    })
-    .await?;
+    support::healed(&ctx, &policy["lone"], Duration::from_secs(90)).await?;
     // The storm's pods came due long ago (`for` 5 s): give a storm of records time to show.
     tokio::time::sleep(Duration::from_secs(20)).await;
 
-    let mut storm_records = records(&ctx, &policy["a"]).await?;
-    storm_records.extend(records(&ctx, &policy["b"]).await?);
+    let mut storm_records = all_records(&ctx, &policy["a"]).await?;
+    storm_records.extend(all_records(&ctx, &policy["b"]).await?);
     let said: Vec<String> = storm_records
         .iter()
         .map(|r| format!("{} {:?}", r.spec.target.name, phase_reason(r)))

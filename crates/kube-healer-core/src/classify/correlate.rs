@@ -32,8 +32,11 @@ pub fn correlate<'a>(
 ) -> Vec<Correlated> {
     let findings: Vec<&Finding> = findings.into_iter().collect();
     let mut out = pods_alike(&findings, knobs, previous);
-    // A sick node's pods: those another cause holds already are not reported again.
-    for sick in super::sick_node::sick_nodes(&findings, knobs, previous, fine) {
+    // A sick node's pods, a failing rollout's: those another cause holds already are not
+    // reported again.
+    let sick = super::sick_node::sick_nodes(&findings, knobs, previous, fine);
+    let rollouts = super::rollout::failing_rollouts(&findings, previous, fine);
+    for sick in sick.into_iter().chain(rollouts) {
         let held = |m: &crate::finding::Subject| out.iter().any(|c| c.members.iter().any(|o| o.uid == m.uid));
         if !sick.members.iter().all(held) {
             out.push(sick);
@@ -102,7 +105,7 @@ fn began(f: &Finding) -> Secs {
 fn spread(key: &PodsKey, f: &Finding) -> String {
     match key {
         PodsKey::Registry(_) => f.subject.node.clone().unwrap_or_default(),
-        PodsKey::Failure(_) | PodsKey::Node(_) => f
+        PodsKey::Failure(_) | PodsKey::Node(_) | PodsKey::Rollout(_) => f
             .alike
             .as_ref()
             .map(|a| a.workload.to_string())
@@ -117,6 +120,7 @@ fn burst(key: &PodsKey, members: &[&Finding], knobs: &Knobs) -> Option<Secs> {
         PodsKey::Registry(_) => (knobs.correlated_registry_pods, knobs.correlated_registry_nodes),
         PodsKey::Failure(_) => (knobs.pods_alike.pods, knobs.pods_alike.workloads),
         PodsKey::Node(_) => (knobs.sick_node.pods, knobs.sick_node.workloads),
+        PodsKey::Rollout(_) => (1, 1),
     };
     let spreads: Vec<String> = members.iter().map(|f| spread(key, f)).collect();
     let mut in_window: HashMap<&str, usize> = HashMap::new();
@@ -144,6 +148,7 @@ fn burst(key: &PodsKey, members: &[&Finding], knobs: &Knobs) -> Option<Secs> {
 fn message(key: &PodsKey, members: &[&Finding]) -> String {
     let spread: HashSet<String> = members.iter().map(|f| spread(key, f)).collect();
     match key {
+        PodsKey::Rollout(rollout) => format!("{} pods of {rollout} fail: a failing rollout", members.len()),
         PodsKey::Node(node) => format!(
             "{} pods of {} workloads fail on node {node} while their siblings run fine elsewhere: the node, not the pods",
             members.len(),

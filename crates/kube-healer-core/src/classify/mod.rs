@@ -6,6 +6,7 @@ pub mod correlate;
 pub mod node;
 pub mod node_families;
 pub mod pod;
+pub mod rollout;
 pub mod sick_node;
 
 use regex::Regex;

@@ -24,15 +24,23 @@ pub const SICK_NODE_CLASSES: [FailureClass; 4] = [
     FailureClass::ProbeFailure,
 ];
 
+/// A pod running fine: Running, every container ready.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fine {
+    pub node: String,
+    /// Its revision of its workload (pod-template-hash, controller-revision-hash).
+    pub revision: Option<String>,
+}
+
 /// Where workloads' pods run fine: for each of `workloads` (as `Workload`'s Display names it,
-/// without its revision), the nodes on which one of its pods is Running and Ready.
+/// without its revision), its pods Running and Ready, by node and revision.
 pub trait RunningFine {
-    fn running_fine(&self, workloads: &HashSet<String>) -> HashMap<String, HashSet<String>>;
+    fn running_fine(&self, workloads: &HashSet<String>) -> HashMap<String, HashSet<Fine>>;
 }
 
 /// Nothing is known to run fine (a test's, or a view with no pods).
 impl RunningFine for () {
-    fn running_fine(&self, _: &HashSet<String>) -> HashMap<String, HashSet<String>> {
+    fn running_fine(&self, _: &HashSet<String>) -> HashMap<String, HashSet<Fine>> {
         HashMap::new()
     }
 }
@@ -41,8 +49,8 @@ impl RunningFine for () {
 pub fn running_fine_among<'a>(
     pods: impl Iterator<Item = &'a PodView>,
     workloads: &HashSet<String>,
-) -> HashMap<String, HashSet<String>> {
-    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+) -> HashMap<String, HashSet<Fine>> {
+    let mut out: HashMap<String, HashSet<Fine>> = HashMap::new();
     for pod in pods {
         // Running with every container ready (the view keeps the conditions that are not
         // True, so a Ready pod shows none of them False).
@@ -56,9 +64,13 @@ pub fn running_fine_among<'a>(
         let Some(node) = pod.node.as_deref().filter(|_| ready) else {
             continue;
         };
-        let workload = super::alike::workload(pod).to_string();
-        if workloads.contains(&workload) {
-            out.entry(workload).or_default().insert(node.to_string());
+        let workload = super::alike::workload(pod);
+        let name = workload.to_string();
+        if workloads.contains(&name) {
+            out.entry(name).or_default().insert(Fine {
+                node: node.to_string(),
+                revision: workload.revision,
+            });
         }
     }
     out
@@ -113,7 +125,7 @@ pub fn sick_nodes(
     let running = fine.running_fine(&asked);
     let mut out = Vec::new();
     for (node, mut members) in by_node {
-        members.retain(|(_, w)| running.get(w).is_some_and(|on| on.iter().any(|n| n != node)));
+        members.retain(|(_, w)| running.get(w).is_some_and(|on| on.iter().any(|f| f.node != node)));
         if !enough(&members, node) {
             continue;
         }

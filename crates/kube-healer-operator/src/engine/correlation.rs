@@ -105,22 +105,7 @@ impl Correlation {
             fine,
         );
         now_correlated.extend(control_plane);
-        // A cause keeps every node it held while it lasts, and cools off with all of them: nodes
-        // recover one by one, and the first to recover is as much the storm's as the last (a
-        // second wave must find it still held, not a node fault of its own).
-        // (A cause of pods failing alike keeps those still failing: core carries them over.)
-        for c in now_correlated
-            .iter_mut()
-            .filter(|c| matches!(c.cause, CorrelatedCause::Nodes { .. }))
-        {
-            if let Some(old) = self.current.iter().find(|old| old.cause == c.cause) {
-                for member in &old.members {
-                    if !c.members.iter().any(|m| m.uid == member.uid) {
-                        c.members.push(member.clone());
-                    }
-                }
-            }
-        }
+        self.carry_nodes(&mut now_correlated);
         for c in &now_correlated {
             if !self.current.iter().any(|old| old.cause == c.cause) {
                 tracing::warn!(cause = ?c.cause, members = c.members.len(), message = %c.message, "correlated finding: per-target actions are held");
@@ -144,6 +129,25 @@ impl Correlation {
         self.current = now_correlated;
         self.hold();
         true
+    }
+
+    /// A cause keeps every node it held while it lasts, and cools off with all of them: nodes
+    /// recover one by one, and the first to recover is as much the storm's as the last (a second
+    /// wave must find it still held, not a node fault of its own). (A cause of pods failing
+    /// alike keeps those still failing: core carries them over.)
+    fn carry_nodes(&self, now_correlated: &mut [Correlated]) {
+        for c in now_correlated
+            .iter_mut()
+            .filter(|c| matches!(c.cause, CorrelatedCause::Nodes { .. }))
+        {
+            if let Some(old) = self.current.iter().find(|old| old.cause == c.cause) {
+                for member in &old.members {
+                    if !c.members.iter().any(|m| m.uid == member.uid) {
+                        c.members.push(member.clone());
+                    }
+                }
+            }
+        }
     }
 
     fn hold(&mut self) {

@@ -317,7 +317,10 @@ impl Stores {
 /// Where workloads' pods run fine: one pass over the pods, made only when a node may be the
 /// cause of its pods' failures (core's sick-node rule asks), at most once a second.
 impl kube_healer_core::classify::RunningFine for Stores {
-    fn running_fine(&self, workloads: &HashSet<String>) -> HashMap<String, HashSet<String>> {
+    fn running_fine(
+        &self,
+        workloads: &HashSet<String>,
+    ) -> HashMap<String, HashSet<kube_healer_core::classify::sick_node::Fine>> {
         kube_healer_core::classify::running_fine_among(self.pods.values(), workloads)
     }
 }

@@ -17,7 +17,7 @@ use kube_healer_testenv::{nodes, wait};
 use serde_json::json;
 
 use crate::support;
-use support::{HEAL, Operator, create_policy, evicted_pod, selector};
+use support::{HEAL, Operator, all_records, create_policy, evicted_pod, selector};
 
 /// This file's tests, run on the shared cluster by main.rs.
 pub fn tests() -> Vec<E2eTest> {
@@ -69,13 +69,6 @@ async fn policy(ctx: &Ctx, name: &str, ns: &str) -> anyhow::Result<()> {
         "safety": {"maxConcurrent": 100, "rate": {"actions": 1000, "per": "1m"}}}),
     )
     .await
-}
-
-/// The policy's records.
-async fn all_records(ctx: &Ctx, policy: &str) -> Result<Vec<HealingAction>, kube::Error> {
-    let api: Api<HealingAction> = Api::all(ctx.client.clone());
-    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
-    Ok(api.list(&lp).await?.items)
 }
 
 /// Pod UID -> the records naming it (as a batch member or as the target of its own record).

@@ -8,7 +8,7 @@
 //! - `rolling` (2 pods) under a RestartOwner policy, with a budget of minAvailable 1 that allows
 //!   no disruption: not restarted, the record naming the budget.
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -140,18 +140,8 @@ async fn budgets(ctx: Ctx) -> anyhow::Result<()> {
         phase_reason(&rolling),
         message(&rolling)
     );
-    let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &ns)
-        .get("rolling")
-        .await?;
-    let annotations = deployment
-        .spec
-        .context("spec")?
-        .template
-        .metadata
-        .and_then(|m| m.annotations)
-        .unwrap_or_default();
     ensure!(
-        !annotations.contains_key("kubectl.kubernetes.io/restartedAt"),
+        !support::restarted(&ctx, &ns, "rolling").await?,
         "rolling was restarted past its budget"
     );
     println!(

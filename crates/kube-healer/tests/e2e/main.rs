@@ -39,6 +39,7 @@ mod recheck;
 mod remediate;
 mod replace;
 mod returns;
+mod rollout;
 mod sick_node;
 mod timeline;
 
@@ -68,6 +69,7 @@ fn main() -> std::process::ExitCode {
         remediate::tests(),
         replace::tests(),
         returns::tests(),
+        rollout::tests(),
         sick_node::tests(),
         timeline::tests(),
     ]

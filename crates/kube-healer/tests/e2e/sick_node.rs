@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{Api, ListParams, PostParams};
-use kube_healer_api::HealingAction;
+use kube::api::{Api, PostParams};
 use kube_healer_api::record::ActionPhase;
 use kube_healer_testenv::harness::{Ctx, E2eTest, test};
 use kube_healer_testenv::{Scenario, nodes, scenario_pod, wait};
 use serde_json::json;
 
 use crate::support;
-use support::{HEAL, Operator, create_policy, message, phase_reason, selector};
+use support::{HEAL, Operator, all_records, create_policy, message, phase_reason, selector};
 
 /// This file's tests, run on the shared cluster by main.rs.
 pub fn tests() -> Vec<E2eTest> {
@@ -26,12 +25,6 @@ pub fn tests() -> Vec<E2eTest> {
 }
 
 const WORKLOADS: [&str; 4] = ["cart", "pay", "search", "auth"];
-
-async fn records(ctx: &Ctx, policy: &str) -> Result<Vec<HealingAction>, kube::Error> {
-    let api: Api<HealingAction> = Api::all(ctx.client.clone());
-    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
-    Ok(api.list(&lp).await?.items)
-}
 
 /// A pod of `workload` (a controller no controller-manager loop runs: nothing recreates or
 /// adopts it) on `node`, as `scenario` says.
@@ -115,7 +108,7 @@ async fn sick_node(ctx: Ctx) -> anyhow::Result<()> {
     })
     .await?;
     let held = wait::until("the sick node's pods held", HEAL, || async {
-        let recs = records(&ctx, &stuck_policy).await?;
+        let recs = all_records(&ctx, &stuck_policy).await?;
         Ok(recs.into_iter().find(|r| r.status.is_some()))
     })
     .await?;
@@ -134,7 +127,7 @@ async fn sick_node(ctx: Ctx) -> anyhow::Result<()> {
             "{w}-stuck was removed: its node is the cause"
         );
     }
-    let recs = records(&ctx, &stuck_policy).await?;
+    let recs = all_records(&ctx, &stuck_policy).await?;
     ensure!(
         recs.len() == 1,
         "{} records for one sick node's 4 pods",

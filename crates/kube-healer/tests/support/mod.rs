@@ -36,7 +36,10 @@ pub use pods::{deployment, evicted_pod};
 #[allow(unused_imports)]
 pub use policies::{create_policy, delete_evicted, limits, selector};
 #[allow(unused_imports)]
-pub use records::{message, outcomes_by_pod, phase_reason, pod_outcome, records, records_naming};
+pub use records::{
+    all_records, healed, message, outcomes_by_pod, phase_reason, pod_outcome, records, records_naming,
+    restarted,
+};
 
 /// How long a test waits for a heal.
 pub const HEAL: Duration = Duration::from_secs(60);

@@ -9,6 +9,46 @@ use kube_healer_testenv::wait;
 
 use super::HEAL;
 
+/// The policy's records as they are, final or not.
+pub async fn all_records(ctx: &Ctx, policy: &str) -> Result<Vec<HealingAction>, kube::Error> {
+    let api: Api<HealingAction> = Api::all(ctx.client.clone());
+    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
+    Ok(api.list(&lp).await?.items)
+}
+
+/// The policy's records once one of them Succeeded (a scenario's control healed), within `within`.
+pub async fn healed(
+    ctx: &Ctx,
+    policy: &str,
+    within: std::time::Duration,
+) -> anyhow::Result<Vec<HealingAction>> {
+    wait::until(&format!("{policy} healing its target"), within, || async {
+        let recs = all_records(ctx, policy).await?;
+        let done = recs.iter().any(|r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.phase == ActionPhase::Succeeded)
+        });
+        Ok(done.then_some(recs))
+    })
+    .await
+    .map_err(Into::into)
+}
+
+/// Whether a Deployment's pod template carries a rollout restart (RestartOwner's, or a
+/// person's `kubectl rollout restart`).
+pub async fn restarted(ctx: &Ctx, ns: &str, name: &str) -> anyhow::Result<bool> {
+    let deployment = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(ctx.client.clone(), ns)
+        .get(name)
+        .await?;
+    let annotations = deployment
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.annotations)
+        .unwrap_or_default();
+    Ok(annotations.contains_key("kubectl.kubernetes.io/restartedAt"))
+}
+
 /// The records of a policy, once `count` of them have reached a final phase.
 pub async fn records(ctx: &Ctx, policy: &str, count: usize) -> anyhow::Result<Vec<HealingAction>> {
     let api: Api<HealingAction> = Api::all(ctx.client.clone());
