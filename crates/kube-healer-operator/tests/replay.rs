@@ -12,6 +12,11 @@
 //! - maintenance: three nodes upgraded (drain, silence, uncordon) beside a node failing alone
 //!   whose cordon a person lifts; a budget of 2 filled by a person's cordons; five nodes silent
 //!   under five tools' signals (crates/kube-healer/tests/maintenance.rs).
+//! - sick-node: four workloads each with a pod fine on one node and one stuck in
+//!   ContainerCreating on another; a pod crash-looping alone on a third (e2e/sick_node.rs).
+//! - rollout: a Deployment's new template crashes while its old pods run; a pod crash-looping
+//!   alone beside it (e2e/rollout.rs). Recorded on the shared e2e cluster: other tests' pods
+//!   are in it too, their policies not.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -262,4 +267,49 @@ fn nodes_under_maintenance_are_left_to_it_and_the_person_wins() {
     ] {
         assert!(held.iter().any(|h| h.contains(signal)), "{signal}: {held:#?}");
     }
+}
+
+/// One record holds the sick node's four pods, naming the node; only the lone crash loop is
+/// acted on.
+#[test]
+fn a_sick_node_s_pods_are_held_as_one_cause_and_the_lone_crash_loop_is_healed() {
+    let r = replay("sick-node", setup("10%"));
+    let decisions = r.decisions();
+    let acted = acted(decisions);
+    assert_eq!(acted.len(), 1, "{decisions:#?}");
+    assert_eq!(acted[0].name, "lonely", "{acted:#?}");
+    let held: Vec<&Decided> = decisions.iter().filter(|d| d.verdict == "hold").collect();
+    assert_eq!(held.len(), 1, "one record for the cause: {held:#?}");
+    assert_eq!(held[0].reason, Some("Correlated"));
+    assert!(
+        held[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("fail on node t0-pods-of-four-workloads-s-sick")),
+        "{held:#?}"
+    );
+    assert_eq!(r.summary().pods_removed, 1);
+}
+
+/// The failing rollout is held, the record naming its revision and saying to roll back; the
+/// Deployment is not restarted, and the lone crash loop beside it is healed.
+#[test]
+fn a_failing_rollout_is_held_naming_its_revision_and_the_lone_crash_loop_is_healed() {
+    let r = replay("rollout", setup("10%"));
+    let decisions = r.decisions();
+    let acted = acted(decisions);
+    assert_eq!(acted.len(), 1, "{decisions:#?}");
+    assert_eq!(
+        (acted[0].name.as_str(), acted[0].action.as_str()),
+        ("api", "Delete")
+    );
+    let held: Vec<&Decided> = decisions.iter().filter(|d| d.verdict == "hold").collect();
+    assert_eq!(held.len(), 1, "{held:#?}");
+    let message = held[0].message.as_deref().unwrap_or_default();
+    assert!(
+        held[0].reason == Some("Correlated")
+            && message.contains("at revision 5f84d798c4 fail while its pods at revision 56c87b7f5f run fine")
+            && message.contains("kubectl rollout undo deployment/web"),
+        "{held:#?}"
+    );
 }

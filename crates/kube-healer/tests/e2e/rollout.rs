@@ -2,8 +2,8 @@
 //! template is changed to one that crashes, and the rollout stalls with its new pods
 //! crash-looping beside the old ones running. A RestartOwner policy on its pods must not restart
 //! it (another revision of the same template cannot help): the decision is held, one record
-//! naming the new revision and saying to roll back. The control: Deployment `api`, crash-looping
-//! at its only revision, is healed by its Delete policy meanwhile.
+//! naming the new revision and saying to roll back. The control: pod `api`, crash-looping by
+//! itself, is healed by its Delete policy meanwhile.
 
 use std::time::Duration;
 
@@ -30,7 +30,13 @@ pub fn tests() -> Vec<E2eTest> {
 }
 
 async fn rollout(ctx: Ctx) -> anyhow::Result<()> {
-    let _op = Operator::start(&ctx.cluster, "rollout", &["--policy-selector", &selector(&ctx)]).await?;
+    let (flight, [f1, f2]) = support::flight::recorder_of(&ctx);
+    let _op = Operator::start(
+        &ctx.cluster,
+        "rollout",
+        &["--policy-selector", &selector(&ctx), &f1, &f2],
+    )
+    .await?;
     let names = [ctx.name("r0"), ctx.name("r1")];
     nodes::add_owned_nodes(&ctx.client, &names, &ctx.id, HEAL).await?;
     let ns = ctx.namespace("ro").await?;
@@ -78,24 +84,23 @@ async fn rollout(ctx: Ctx) -> anyhow::Result<()> {
     deployments
         .patch("web", &PatchParams::default(), &Patch::Merge(&template))
         .await?;
-    let api_template = scenario_pod(
+    // The control: a pod crash-looping by itself (bare, so nothing replaces it once healed).
+    let mut api = scenario_pod(
         &ns,
         "api",
-        None,
+        Some(&names[0]),
         &Scenario::CrashLoop {
             restarts: 6,
             exit_code: 3,
             message: "panic: open /etc/api/config.yaml: no such file or directory".into(),
         },
     );
-    deployments
-        .create(
-            &PostParams::default(),
-            &deployment(&ctx, &ns, "api", 1, api_template)?,
-        )
-        .await?;
+    api.metadata
+        .labels
+        .get_or_insert_default()
+        .insert("app".into(), "api".into());
+    pods.create(&PostParams::default(), &api).await?;
 
-    // The control: api's crash loop is healed (its pod deleted).
     support::healed(&ctx, &delete, HEAL).await?;
     let held = wait::until("web's decision held", HEAL, || async {
         Ok(all_records(&ctx, &restart)
@@ -146,5 +151,7 @@ async fn rollout(ctx: Ctx) -> anyhow::Result<()> {
     })
     .await?;
     println!("    held: {}", message(&held));
-    Ok(())
+    let mut live = all_records(&ctx, &restart).await?;
+    live.extend(all_records(&ctx, &delete).await?);
+    support::flight::replay_matches_live("rollout", &flight, &live, &[]).await
 }

@@ -37,7 +37,13 @@ fn owned(ns: &str, workload: &ConfigMap, name: &str, node: &str, scenario: &Scen
 }
 
 async fn sick_node(ctx: Ctx) -> anyhow::Result<()> {
-    let _op = Operator::start(&ctx.cluster, "sick-node", &["--policy-selector", &selector(&ctx)]).await?;
+    let (flight, [f1, f2]) = support::flight::recorder_of(&ctx);
+    let _op = Operator::start(
+        &ctx.cluster,
+        "sick-node",
+        &["--policy-selector", &selector(&ctx), &f1, &f2],
+    )
+    .await?;
     let (fine, sick, lone_node) = (ctx.name("fine"), ctx.name("sick"), ctx.name("lone"));
     nodes::add_owned_nodes(
         &ctx.client,
@@ -134,5 +140,7 @@ async fn sick_node(ctx: Ctx) -> anyhow::Result<()> {
         recs.len()
     );
     println!("    held: {}", message(&held));
-    Ok(())
+    let mut live = all_records(&ctx, &stuck_policy).await?;
+    live.extend(all_records(&ctx, &lone_policy).await?);
+    support::flight::replay_matches_live("sick-node", &flight, &live, &[]).await
 }

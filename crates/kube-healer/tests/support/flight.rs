@@ -25,6 +25,13 @@ pub fn recorder(cluster: &TestCluster) -> (PathBuf, [String; 2]) {
     (dir, flags)
 }
 
+/// The same for one test of the shared cluster (main.rs'), whose operators run side by side.
+pub fn recorder_of(ctx: &kube_healer_testenv::harness::Ctx) -> (PathBuf, [String; 2]) {
+    let dir = ctx.cluster.dir().join(format!("flight-{}", ctx.id));
+    let flags = ["--flight-recorder".to_string(), dir.display().to_string()];
+    (dir, flags)
+}
+
 fn live_decision(r: &HealingAction) -> Decision {
     let (phase, reason) = phase_reason(r);
     let verdict = match phase {
