@@ -77,6 +77,11 @@ pub const NODE_LABEL: &str = "healing.kubehealer.io/node";
 /// On Jobs created by RunJob: the NodeJob they run.
 pub const NODE_JOB_LABEL: &str = "healing.kubehealer.io/node-job";
 
+/// On the HealingAction of a pod removal that its workload's controller replaces (Delete, Evict,
+/// Reschedule): the workload (`Deployment namespace/name`), so that a restarted operator or a
+/// new leader counts the pods being replaced against maxDisruptedPerWorkload from the records.
+pub const DISRUPTS_ANNOTATION: &str = "healing.kubehealer.io/disrupts";
+
 /// Labels on HealingActions, for selection.
 pub const POLICY_LABEL: &str = "healing.kubehealer.io/policy";
 /// On the operator's own pods (set by the chart): drains leave them where they are.

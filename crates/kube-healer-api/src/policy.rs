@@ -35,6 +35,9 @@ use crate::duration::Duration;
 #[x_kube(validation = Rule::new("self.target.kind == 'Node' || !has(self.safety) || !has(self.safety.maxUnhealthy)")
     .field_path(".safety.maxUnhealthy")
     .message("spec.safety.maxUnhealthy applies only to Node policies: remove it"))]
+#[x_kube(validation = Rule::new("self.target.kind == 'Pod' || !has(self.safety) || !has(self.safety.maxDisruptedPerWorkload)")
+    .field_path(".safety.maxDisruptedPerWorkload")
+    .message("spec.safety.maxDisruptedPerWorkload applies only to Pod policies: remove it"))]
 #[x_kube(validation = select_everything_rule())]
 pub struct HealingPolicySpec {
     /// The objects this policy heals.
@@ -337,6 +340,16 @@ pub struct Safety {
     #[x_kube(validation = Rule::new("type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')")
         .message("must be a count (0 or more) or a percent from 0% to 100%, such as 3 or 30%"))]
     pub max_unhealthy: Option<IntOrString>,
+    /// Pod policies: how many of one workload's pods (a Deployment's, StatefulSet's,
+    /// DaemonSet's, Job's...) kube-healer may be replacing at once, a count (1 or more) or a
+    /// percent of the workload's pods (default 25%; either way at least one pod). A pod Delete,
+    /// Evict or Reschedule removed counts until its workload has a pod created since that is
+    /// Ready, or shows its own failure (restarted, waiting on an error); for 10 minutes at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxLength" = 4))]
+    #[x_kube(validation = Rule::new("type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')")
+        .message("must be a count (1 or more) or a percent from 1% to 100%, such as 2 or 25%"))]
+    pub max_disrupted_per_workload: Option<IntOrString>,
     /// How long the pods of a node under someone else's planned disruption (lost with it,
     /// stuck terminating on it, left by it) are left to that maintenance before this policy
     /// acts on them (default 1h). The node itself gets no node action while it lasts.
@@ -423,6 +436,7 @@ impl Safety {
     pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(600);
     pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
     pub const DEFAULT_MAX_UNHEALTHY_PERCENT: u32 = 30;
+    pub const DEFAULT_MAX_DISRUPTED_PER_WORKLOAD_PERCENT: u32 = 25;
     pub const DEFAULT_MAINTENANCE_GRACE: Duration = Duration::from_secs(3600);
 
     /// The maintenance grace in seconds (the default when unset).

@@ -14,6 +14,9 @@ pub const COOLDOWN: &str = "Cooldown";
 pub const MAX_ATTEMPTS: &str = "MaxAttempts";
 /// More nodes are unhealthy than the policy's maxUnhealthy allows.
 pub const BUDGET_EXCEEDED: &str = "BudgetExceeded";
+/// As many of the workload's pods as the policy's maxDisruptedPerWorkload allows are being
+/// replaced by kube-healer already.
+pub const WORKLOAD_LIMIT: &str = "WorkloadLimit";
 /// A PodDisruptionBudget refused the eviction past the step's pdbWait.
 pub const PDB_BLOCKED: &str = "PDBBlocked";
 /// The target no longer exists (or was replaced: another UID).
@@ -86,6 +89,9 @@ pub enum HoldReason {
     Cooldown,
     /// The policy's maxConcurrent actions are in flight.
     MaxConcurrent,
+    /// As many of the workload's pods as the policy's maxDisruptedPerWorkload allows are being
+    /// replaced already.
+    WorkloadLimit,
     /// The policy's rate (actions per window) is used up.
     RateLimited,
     /// A safety rule of the action itself refused it.
@@ -105,6 +111,7 @@ impl HoldReason {
         HoldReason::MaxAttempts,
         HoldReason::Cooldown,
         HoldReason::MaxConcurrent,
+        HoldReason::WorkloadLimit,
         HoldReason::RateLimited,
         HoldReason::Unsafe,
     ];
@@ -123,6 +130,7 @@ impl HoldReason {
             HoldReason::MaxAttempts => MAX_ATTEMPTS,
             HoldReason::Cooldown => COOLDOWN,
             HoldReason::MaxConcurrent => MAX_CONCURRENT,
+            HoldReason::WorkloadLimit => WORKLOAD_LIMIT,
             HoldReason::RateLimited => RATE_LIMITED,
             HoldReason::Unsafe => UNSAFE,
         }
@@ -157,6 +165,7 @@ mod tests {
                 "MaxAttempts",
                 "Cooldown",
                 "MaxConcurrent",
+                "WorkloadLimit",
                 "RateLimited",
                 "Unsafe"
             ]

@@ -84,6 +84,14 @@ pub struct TargetRef {
     /// kind/namespace/name (pod/default/web-1, node/worker-3), for display.
     #[serde(rename = "ref")]
     pub reference: String,
+    /// A pod's workload, its controller (`Deployment namespace/name`), when it has one and the
+    /// pod was not being deleted already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// With the workload: when the pod was created (a removed pod created after an earlier
+    /// removal was its replacement, and showed its fate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Time>,
 }
 
 impl TargetRef {
@@ -99,6 +107,8 @@ impl TargetRef {
             uid: uid.to_string(),
             node: node.map(str::to_string),
             reference,
+            workload: None,
+            created: None,
         }
     }
 }

@@ -284,6 +284,18 @@ pub struct StatusReason {
 }
 
 impl PodView {
+    /// Running with every container ready (the view keeps the conditions that are not True, so
+    /// a Ready pod shows none of them False): it serves.
+    pub fn serving(&self) -> bool {
+        self.phase == PodPhase::Running
+            && self.containers.iter().any(|c| !c.init)
+            && self.containers.iter().filter(|c| !c.init).all(|c| c.ready)
+            && !self
+                .conditions
+                .iter()
+                .any(|c| &*c.type_ == "Ready" && c.status != Status::True)
+    }
+
     /// metadata.creationTimestamp (0 when absent).
     pub fn created(&self) -> Secs {
         self.created_at.get().unwrap_or(0)

@@ -40,6 +40,10 @@ pub enum Invariant {
     Fencing,
     /// Rate limits hold across restarts and failovers, and no decision is carried out twice.
     Limits,
+    /// No more of one workload's pods are being replaced by kube-healer at once than the
+    /// policy's maxDisruptedPerWorkload allows, counted on the cluster's truth, across restarts
+    /// and failovers.
+    WorkloadLimit,
     /// Every change to the cluster has its record, written before it.
     Recorded,
     /// A lone failure with no cause, no maintenance and room in its limits is healed within
@@ -58,6 +62,7 @@ impl Invariant {
         Invariant::OnlyOwnMarks,
         Invariant::Fencing,
         Invariant::Limits,
+        Invariant::WorkloadLimit,
         Invariant::Recorded,
         Invariant::Liveness,
     ];
@@ -75,6 +80,7 @@ impl Invariant {
             | Invariant::CorrelatedNodes
             | Invariant::Fencing
             | Invariant::Limits
+            | Invariant::WorkloadLimit
             | Invariant::Recorded
             | Invariant::Liveness => None,
         }
@@ -103,6 +109,8 @@ pub struct Judge {
     calls: BTreeMap<String, Vec<Secs>>,
     /// Records whose decision was carried out.
     carried: std::collections::BTreeSet<String>,
+    /// Pods removed for their workload's controller to replace, by workload.
+    removals: BTreeMap<usize, Vec<kube_healer_core::decide::Removal>>,
     /// The cluster-wide disruption budget, as a node count.
     pub budget: usize,
     pub debounce: Secs,
@@ -247,6 +255,7 @@ impl Judge {
                 ),
             );
         }
+        self.workload_limit(world, req, pod, what);
         if let Some(cause) = world.pod_cause(&key) {
             let node_cause = !world.node_up_for(pod);
             let invariant = if node_cause {
@@ -258,6 +267,62 @@ impl Judge {
                 invariant,
                 now,
                 format!("{what}: its trouble has a shared cause ({cause})"),
+            );
+        }
+    }
+
+    /// A pod taken from its workload for the controller to replace: the workload's removals
+    /// whose replacement has not yet shown its fate (every pod of the simulated cluster shows it
+    /// at once: Ready, or crashing) stay under the policy's maxDisruptedPerWorkload.
+    fn workload_limit(&mut self, world: &World, req: &ActionRequest, pod: &SimPod, what: &str) {
+        let spec = &req.spec;
+        let live = pod.deleting.is_none() && !matches!(pod.trouble, crate::world::Trouble::Evicted(_));
+        if !live || !kube_healer_core::decide::disrupts_workload(spec.class, spec.action) {
+            return;
+        }
+        let Some(policy) = world.policies.get(&spec.policy) else {
+            return;
+        };
+        let created = |p: &SimPod| {
+            p.obj
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| t.0.as_second())
+        };
+        let siblings: Vec<&SimPod> = world
+            .pods
+            .values()
+            .filter(|p| p.workload == pod.workload && p.deleting.is_none())
+            .collect();
+        let removals = self.removals.entry(pod.workload).or_default();
+        let w = kube_healer_core::decide::WorkloadPods {
+            workload: String::new(),
+            pods: siblings.len(),
+            removals: removals.clone(),
+            settled: siblings
+                .iter()
+                .map(|p| (p.obj.metadata.uid.clone().unwrap_or_default(), created(p)))
+                .collect(),
+        };
+        let limit = kube_healer_core::decide::max_disrupted(&policy.spec.safety, w.pods);
+        let replacing = w.replacing(world.now).len();
+        // A call tried again (after an API error) is the same removal.
+        let uid = pod.obj.metadata.uid.clone().unwrap_or_default();
+        if !removals.iter().any(|r| r.pod == uid) {
+            removals.push(kube_healer_core::decide::Removal {
+                at: world.now,
+                pod: uid,
+                pod_created: created(pod),
+            });
+        }
+        if replacing >= limit {
+            self.broke(
+                Invariant::WorkloadLimit,
+                world.now,
+                format!(
+                    "{what}: {replacing} of the workload's pods being replaced already, the limit is {limit}"
+                ),
             );
         }
     }

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use kube_healer_api::TargetKind;
+use kube_healer_api::{ActionKind, TargetKind};
 use kube_healer_operator::flight::read;
 use kube_healer_operator::flight::replay::{Decided, Replay, Setup};
 use serde_json::json;
@@ -130,18 +130,33 @@ fn the_pod_storm_is_one_cause_and_only_the_lone_crash_loop_is_healed() {
     assert_eq!(r.summary().pods_removed, acted.len());
 }
 
-/// The same recording without the rule (thresholds no storm reaches): every pod of the storm is
-/// acted on, as it was before the rule.
+/// The same recording without the rule (thresholds no storm reaches): the storm is healed pod
+/// by pod. RestartOwner on each of its pods; Delete on one pod of each two-pod Deployment, the
+/// other waiting on maxDisruptedPerWorkload (the recording has no replacement showing its fate:
+/// live, the storm was held).
 #[test]
 fn without_the_pods_alike_rule_the_pod_storm_is_healed_pod_by_pod() {
     let mut s = setup("10%");
     s.pods_alike.pods = 1000;
     let r = replay("pod-storm", s);
-    let storm: Vec<&Decided> = acted(r.decisions())
-        .into_iter()
-        .filter(|d| !d.name.starts_with("lonely-"))
-        .collect();
-    assert_eq!(storm.len(), 10, "{storm:#?}");
+    let storm = |verdict: &str| -> Vec<&Decided> {
+        r.decisions()
+            .iter()
+            .filter(|d| d.verdict == verdict && !d.name.starts_with("lonely-"))
+            .collect()
+    };
+    let acted = storm("act");
+    let restarts = acted
+        .iter()
+        .filter(|d| d.action == ActionKind::RestartOwner)
+        .count();
+    assert_eq!((acted.len(), restarts), (8, 6), "{acted:#?}");
+    let held = storm("hold");
+    assert_eq!(held.len(), 2, "{held:#?}");
+    assert!(
+        held.iter().all(|d| d.reason == Some("WorkloadLimit")),
+        "{held:#?}"
+    );
 }
 
 #[test]

@@ -426,6 +426,18 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "spec.safety.maxUnhealthy applies only to Node policies",
         ),
         (
+            "maxDisruptedPerWorkload of none",
+            pod(&format!("{cond}\n{act}\nsafety: {{maxDisruptedPerWorkload: 0%}}")),
+            "must be a count (1 or more) or a percent from 1% to 100%, such as 2 or 25%",
+        ),
+        (
+            "maxDisruptedPerWorkload on a node policy",
+            node(&format!(
+                "conditions: [{{class: NodeNotReady}}]\n{act}\nsafety: {{maxDisruptedPerWorkload: 1}}"
+            )),
+            "spec.safety.maxDisruptedPerWorkload applies only to Pod policies",
+        ),
+        (
             "maxConcurrent of zero",
             pod(&format!("{cond}\n{act}\nsafety: {{maxConcurrent: 0}}")),
             "spec.safety.maxConcurrent: Invalid value",

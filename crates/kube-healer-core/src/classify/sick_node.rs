@@ -52,15 +52,7 @@ pub fn running_fine_among<'a>(
 ) -> HashMap<String, HashSet<Fine>> {
     let mut out: HashMap<String, HashSet<Fine>> = HashMap::new();
     for pod in pods {
-        // Running with every container ready (the view keeps the conditions that are not
-        // True, so a Ready pod shows none of them False).
-        let ready = pod.phase == crate::view::PodPhase::Running
-            && pod.containers.iter().any(|c| !c.init)
-            && pod.containers.iter().filter(|c| !c.init).all(|c| c.ready)
-            && !pod
-                .conditions
-                .iter()
-                .any(|c| &*c.type_ == "Ready" && c.status != crate::view::Status::True);
+        let ready = pod.serving();
         let Some(node) = pod.node.as_deref().filter(|_| ready) else {
             continue;
         };

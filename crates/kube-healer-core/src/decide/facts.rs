@@ -39,6 +39,9 @@ pub struct Facts {
     /// The policy's long actions still in flight that an earlier leader started (see
     /// [`super::inherited_in_flight`]): they count against maxConcurrent.
     pub inherited_in_flight: u32,
+    /// Pod policies: the target's workload, for maxDisruptedPerWorkload (None: a pod no
+    /// controller replaces, one being deleted already, or one stopped for good).
+    pub workload: Option<super::WorkloadPods>,
 }
 
 /// The cluster-wide disruption budget, a floor on the cluster's availability: how many nodes

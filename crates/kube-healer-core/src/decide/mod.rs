@@ -26,6 +26,7 @@ mod safety;
 mod shutdown;
 mod unfinished;
 mod window;
+mod workload;
 
 pub use batch::batchable;
 pub use budget::Budget;
@@ -52,6 +53,7 @@ pub use safety::{
 pub use shutdown::{ShutdownEvidence, unsafe_for_node};
 pub use unfinished::{Acted, removed_elsewhere};
 pub use window::{WindowVerdict, Zone, window_verdict};
+pub use workload::{Removal, SETTLE, WorkloadPods, disrupts_workload, max_disrupted, settled};
 
 /// What to do now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +98,10 @@ pub fn decide(
         .or_else(|| outside_window(facts))
         .or_else(|| held_by_cause_or_budget(spec, action, facts))
         .or_else(|| target_limits(&spec.safety, ladder, facts.now))
+        .or_else(|| {
+            let w = facts.workload.as_ref()?;
+            workload::workload_limit(&spec.safety, action, w, facts.now)
+        })
         .or_else(|| policy_limits(&spec.safety, budget, facts));
     match closed {
         Some(Closed {

@@ -8,6 +8,7 @@ mod disruption;
 mod forget;
 mod holding;
 mod in_flight;
+mod removals;
 mod request;
 mod seen;
 mod spent;
@@ -36,6 +37,7 @@ use disruption::SENT_COUNTS_FOR;
 pub use disruption::held_by_managed;
 pub use holding::Holding;
 use in_flight::InFlight;
+use removals::Removals;
 use request::Decided;
 use spent::Spent;
 use waiting::WaitQueue;
@@ -158,6 +160,8 @@ pub struct Gate {
     /// Each policy's recent actions by record, this replica's and those the records show: its
     /// rate, counted so that a restart or failover grants no fresh budget.
     spent: Spent,
+    /// kube-healer's pod removals by workload still being replaced (maxDisruptedPerWorkload).
+    removals: Removals,
     /// Targets whose latest decision is held, and why.
     pub holding: Holding,
 }
@@ -445,6 +449,9 @@ impl Gate {
         if request.hold.is_none() {
             self.spent.spent(&due.policy, &request.name, ctx.now);
         }
+        if let Some((workload, removal)) = crate::record::disrupts(&request.spec, request.hold.is_some()) {
+            self.removals.removed(workload, &request.name, removal);
+        }
         Verdict::Dispatch {
             request: Box::new(request),
             recheck,
@@ -477,6 +484,12 @@ impl Gate {
             (ctx.unhealthy_nodes)(compiled)
         })
         .with_switches(self.switches.pause(), self.switches.dry_run);
+        if let Some(TargetView::Pod(pod)) = view
+            && pod.deletion().is_none()
+            && !finding.class.properties().stopped_for_good
+        {
+            facts.workload = ctx.stores.workload_pods(pod, |w| self.removals.of(w, ctx.now));
+        }
         if let Some(view) = view {
             let spec = &compiled.policy.spec;
             let when = (due.episode, ctx.now);
@@ -523,9 +536,21 @@ impl Gate {
         self.spent.spent(policy, record, at);
     }
 
+    /// A record of a pod removal its workload's controller replaces, decided at `at`, as the
+    /// watch shows it: it counts against the workload's maxDisruptedPerWorkload.
+    pub fn record_disrupts(
+        &mut self,
+        workload: &str,
+        record: &str,
+        removal: kube_healer_core::decide::Removal,
+    ) {
+        self.removals.removed(workload, record, removal);
+    }
+
     /// A record was deleted. Returns the policy it counted in flight for, if it did.
     pub fn record_gone(&mut self, record: &str) -> Option<String> {
         self.spent.forget(record);
+        self.removals.forget(record);
         self.in_flight.gone(record)
     }
 
@@ -574,6 +599,7 @@ impl Gate {
         self.held_maintenance.retain(|(p, _, _)| p != policy);
         self.holding.released(policy, &target);
         self.spent.taken_back(policy, &req.name);
+        self.removals.forget(&req.name);
         target
     }
 
@@ -591,14 +617,16 @@ impl Gate {
     /// that does not lead, nothing decides, so nothing else prunes them.
     pub fn prune_spent(&mut self, now: Secs, window: impl Fn(&str) -> Option<Secs>) {
         self.spent.prune(now, window);
+        self.removals.prune(now);
     }
 
-    /// Entries in the gate's maps, by name: ladders, held decisions, rate actions.
-    pub fn entries(&self) -> [(&'static str, usize); 3] {
+    /// Entries in the gate's maps, by name: ladders, held decisions, rate actions, removals.
+    pub fn entries(&self) -> [(&'static str, usize); 4] {
         [
             ("ladders", self.ladders.len()),
             ("held_decisions", self.held.len()),
             ("rate_actions", self.spent.len()),
+            ("workload_removals", self.removals.len()),
         ]
     }
 

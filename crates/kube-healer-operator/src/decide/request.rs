@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::policy::Safety;
-use kube_healer_api::record::Evidence;
+use kube_healer_api::record::{Evidence, TargetRef};
 use kube_healer_api::{ActionKind, HealingActionSpec};
 use kube_healer_core::cluster::ClusterView;
 use kube_healer_core::decide::PlannedSignals;
@@ -62,7 +62,7 @@ pub fn build(
     let record = HealingActionSpec {
         policy: due.policy.clone(),
         policy_generation: policy.policy.metadata.generation,
-        target: finding.subject.target_ref(),
+        target: with_workload(finding.subject.target_ref(), target, stores),
         class: finding.class,
         action: decided.action,
         step: decided.step as i32 + 1,
@@ -91,6 +91,20 @@ pub fn build(
         before: decided.before,
         due_ms: (decided.step == 0).then_some(due.due_ms),
     }
+}
+
+/// A live controlled pod's workload and creation, for maxDisruptedPerWorkload. A pod being
+/// deleted already is not taken from its workload by this action.
+fn with_workload(mut target_ref: TargetRef, target: &Target, stores: &Stores) -> TargetRef {
+    let Target::Pod(ns, name) = target else {
+        return target_ref;
+    };
+    let pod = stores.pod_at(ns, name).filter(|p| p.deletion().is_none());
+    if let Some((pod, workload)) = pod.and_then(|p| Some((p, Stores::workload_of(p)?))) {
+        target_ref.workload = Some(workload);
+        target_ref.created = Some(kube_healer_core::finding::time(pod.created()));
+    }
+    target_ref
 }
 
 /// The evidence carries the target's timeline up to the decision: for a pod, what the watcher saw

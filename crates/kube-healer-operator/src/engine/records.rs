@@ -59,6 +59,14 @@ impl Engine {
                 until,
             });
         let freed = self.gate.record_seen(&name, mark);
+        if let Some(value) = meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(kube_healer_api::DISRUPTS_ANNOTATION))
+        {
+            let (workload, removal) = crate::record::parse_disrupts(value, created, &uid);
+            self.gate.record_disrupts(workload, &name, removal);
+        }
         let acted = match labels.get(kube_healer_api::DECISION_LABEL).map(String::as_str) {
             Some("act") => Some(Mode::Live),
             Some("dry-run") => Some(Mode::DryRun),

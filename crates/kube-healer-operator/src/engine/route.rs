@@ -125,6 +125,7 @@ impl Engine {
         let entries = [
             ("interned", self.stores.interned()),
             ("gone_nodes", self.stores.gone_nodes()),
+            ("workloads", self.stores.workload_count()),
             ("timers", self.timers.len()),
             ("policy_matches", self.policies.match_entries()),
             ("records", self.records.len()),

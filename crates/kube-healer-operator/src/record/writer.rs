@@ -269,7 +269,7 @@ pub fn metadata(
         ),
     ]
     .into();
-    let mut annotations = None;
+    let mut annotations: Option<std::collections::BTreeMap<String, String>> = None;
     let decision = match (spec.dry_run, held) {
         (_, true) => "hold",
         (true, false) => "dry-run",
@@ -312,6 +312,12 @@ pub fn metadata(
                 members.join(","),
             )]
             .into(),
+        );
+    }
+    if let Some((workload, removal)) = super::disrupts(spec, held) {
+        annotations.get_or_insert_default().insert(
+            kube_healer_api::DISRUPTS_ANNOTATION.to_string(),
+            super::disrupts_value(workload, &removal),
         );
     }
     (labels, annotations)

@@ -42,6 +42,8 @@ pub struct Stores {
     removed_since_prune: usize,
     pods: HashMap<PodKey, PodView>,
     pods_by_node: HashMap<Shared, HashSet<PodKey>>,
+    /// Controlled pods by workload (`Deployment namespace/name`), for maxDisruptedPerWorkload.
+    pods_by_workload: HashMap<Shared, HashSet<PodKey>>,
     nodes: HashMap<Shared, NodeView>,
     /// Nodes deleted while watched, and when.
     gone_nodes: HashMap<Shared, Secs>,
@@ -186,6 +188,11 @@ impl Stores {
         targets
     }
 
+    /// Workloads whose pods are indexed.
+    pub fn workload_count(&self) -> usize {
+        self.pods_by_workload.len()
+    }
+
     pub fn pod_count(&self) -> usize {
         self.pods.len()
     }
@@ -203,6 +210,14 @@ impl Stores {
             namespace: view.namespace.clone(),
             name: view.name.clone(),
         };
+        // Indexed anew only when what names its workload changed (most updates are status).
+        let old = self.pods.get(&key);
+        let reindex = !old.is_some_and(|o| {
+            o.owner == view.owner && o.owner_name == view.owner_name && o.labels == view.labels
+        });
+        if reindex && let Some(w) = old.and_then(Self::workload_of) {
+            self.unindex_workload(&key, &w);
+        }
         match self.pods.get(&key) {
             Some(old) => {
                 carry_pod(&mut view, old, now);
@@ -222,14 +237,66 @@ impl Stores {
                 .or_default()
                 .insert(key.clone());
         }
+        if reindex && let Some(w) = Self::workload_of(&view) {
+            let w = self.interner.str(&w);
+            self.pods_by_workload.entry(w).or_default().insert(key.clone());
+        }
         self.pods.insert(key.clone(), view);
         key
+    }
+
+    /// A controlled pod's workload (`Deployment namespace/name`); None for a pod of its own.
+    pub fn workload_of(pod: &PodView) -> Option<String> {
+        let w = kube_healer_core::classify::alike::workload(pod);
+        (w.kind != "Pod").then(|| w.to_string())
+    }
+
+    fn unindex_workload(&mut self, key: &PodKey, workload: &str) {
+        if let Some(set) = self.pods_by_workload.get_mut(workload) {
+            set.remove(key);
+            if set.is_empty() {
+                self.pods_by_workload.remove(workload);
+            }
+        }
+    }
+
+    /// The pod's workload as maxDisruptedPerWorkload reads it: its pods not being deleted, when
+    /// each that settled was created, and kube-healer's removals of them (`removals`, by
+    /// workload). None for a pod no controller replaces.
+    pub fn workload_pods(
+        &self,
+        pod: &PodView,
+        removals: impl Fn(&str) -> Vec<kube_healer_core::decide::Removal>,
+    ) -> Option<kube_healer_core::decide::WorkloadPods> {
+        let workload = Self::workload_of(pod)?;
+        let mut w = kube_healer_core::decide::WorkloadPods {
+            removals: removals(&workload),
+            ..Default::default()
+        };
+        for p in self
+            .pods_by_workload
+            .get(workload.as_str())
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.pods.get(k))
+            .filter(|p| p.deletion().is_none())
+        {
+            w.pods += 1;
+            if kube_healer_core::decide::settled(p) {
+                w.settled.push((p.uid.to_string(), p.created()));
+            }
+        }
+        w.workload = workload;
+        Some(w)
     }
 
     pub fn remove_pod(&mut self, key: &PodKey) -> Option<PodView> {
         let old = self.pods.remove(key)?;
         self.removed_since_prune += 1;
         self.unindex(key, old.node.clone());
+        if let Some(w) = Self::workload_of(&old) {
+            self.unindex_workload(key, &w);
+        }
         Some(old)
     }
 

@@ -155,6 +155,8 @@ impl Released {
                 uid: uid.to_string(),
                 node: Some(node.to_string()),
                 reference: format!("node/{node}"),
+                workload: None,
+                created: None,
             },
             class,
             action: latest.as_ref().map_or(ActionKind::Cordon, |r| r.spec.action),

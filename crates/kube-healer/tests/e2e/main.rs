@@ -42,6 +42,7 @@ mod returns;
 mod rollout;
 mod sick_node;
 mod timeline;
+mod workloads;
 
 use kube_healer_testenv::ClusterOptions;
 
@@ -72,6 +73,7 @@ fn main() -> std::process::ExitCode {
         rollout::tests(),
         sick_node::tests(),
         timeline::tests(),
+        workloads::tests(),
     ]
     .into_iter()
     .flatten()
