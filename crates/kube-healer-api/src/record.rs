@@ -26,6 +26,7 @@ use crate::class::{FailureClass, TargetKind};
     printcolumn = r#"{"name":"Action","type":"string","jsonPath":".spec.action"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.reason"}"#,
+    printcolumn = r#"{"name":"Members","type":"integer","jsonPath":".spec.cause.members","description":"Targets of the shared cause this held decision was recorded for"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.message","priority":1}"#,
     printcolumn = r#"{"name":"Dry-Run","type":"boolean","jsonPath":".spec.dryRun","priority":1}"#,
@@ -64,6 +65,26 @@ pub struct HealingActionSpec {
     /// leftovers. Empty for every other record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<crate::batch::BatchMember>,
+    /// A decision held by a cause many targets share (Correlated): one record per cause and
+    /// policy stands for all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<CauseEvidence>,
+}
+
+/// The targets of a shared cause, when its record was written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CauseEvidence {
+    /// How many targets fail for it.
+    pub members: i32,
+    /// Some of them (kind/namespace/name), at most [`CauseEvidence::SAMPLE`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub sample: Vec<String>,
+}
+
+impl CauseEvidence {
+    pub const SAMPLE: usize = 10;
 }
 
 /// The object acted on.

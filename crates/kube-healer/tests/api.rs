@@ -581,6 +581,11 @@ async fn kubectl_columns(ctx: Ctx) -> anyhow::Result<()> {
                 ..Default::default()
             },
             members: Vec::new(),
+            // A record standing for a cause of 12 targets: its member count is a column.
+            cause: Some(kube_healer_api::record::CauseEvidence {
+                members: 12,
+                sample: vec!["pod/default/web-1".into(), "pod/default/web-2".into()],
+            }),
         },
     );
     record.meta_mut().labels =
@@ -621,7 +626,7 @@ async fn kubectl_columns(ctx: Ctx) -> anyhow::Result<()> {
     ensure!(
         header
             == [
-                "NAME", "POLICY", "TARGET", "CLASS", "ACTION", "PHASE", "REASON", "AGE"
+                "NAME", "POLICY", "TARGET", "CLASS", "ACTION", "PHASE", "REASON", "MEMBERS", "AGE"
             ],
         "ha columns: {out}"
     );
@@ -632,7 +637,7 @@ async fn kubectl_columns(ctx: Ctx) -> anyhow::Result<()> {
         .split_whitespace()
         .collect();
     ensure!(
-        row[..7]
+        row[..8]
             == [
                 "columns-web-1",
                 "columns",
@@ -640,7 +645,8 @@ async fn kubectl_columns(ctx: Ctx) -> anyhow::Result<()> {
                 "StuckTerminating",
                 "ForceDelete",
                 "Skipped",
-                "DryRun"
+                "DryRun",
+                "12"
             ],
         "ha row: {out}"
     );

@@ -148,6 +148,18 @@ async fn pod_storm(ctx: Ctx) -> anyhow::Result<()> {
     });
     let named = named.with_context(|| format!("no record names the cause: {storm_records:#?}"))?;
     println!("  the cause, as a record names it: {named}");
+    // The record counts the cause's targets (a column of `kubectl get ha`) and names some.
+    for r in &held {
+        let cause = r
+            .spec
+            .cause
+            .as_ref()
+            .context("a held record of the cause says so")?;
+        ensure!(
+            cause.members >= 5 && !cause.sample.is_empty() && cause.sample.len() <= 10,
+            "{cause:?}"
+        );
+    }
 
     let mut live = storm_records;
     live.extend(all_records(&ctx, &policy["lone"]).await?);

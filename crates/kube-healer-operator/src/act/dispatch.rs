@@ -165,6 +165,7 @@ mod tests {
                     decided_at: crate::clock::ManualClock::at(0).time(),
                     evidence: Default::default(),
                     members: Vec::new(),
+                    cause: None,
                 },
                 step: serde_json::from_value(serde_json::json!({"action": action.as_str()})).expect("a step"),
                 hold: None,

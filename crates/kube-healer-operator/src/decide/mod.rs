@@ -434,7 +434,7 @@ impl Gate {
         recheck: Option<Secs>,
         ctx: &Context<'_>,
     ) -> Verdict {
-        let request = request::build(
+        let mut request = request::build(
             compiled,
             target,
             due,
@@ -443,6 +443,17 @@ impl Gate {
             ctx.decided_at.clone(),
             &self.planned,
         );
+        if request
+            .hold
+            .as_ref()
+            .is_some_and(|h| h.reason == HoldReason::Correlated)
+        {
+            request.spec.cause = ctx
+                .correlated
+                .iter()
+                .find(|c| c.covers(&due.finding))
+                .map(request::cause_evidence);
+        }
         if request.in_flight() {
             self.in_flight.started(&request.name);
         }

@@ -71,6 +71,7 @@ pub fn build(
         decided_at,
         evidence: evidence.bounded(),
         members: Vec::new(),
+        cause: None,
     };
     // A call that changes the cluster is rechecked on fresh reads right before it.
     let changes = decided.hold.is_none() && !decided.dry_run && decided.action.properties().changes_cluster;
@@ -90,6 +91,21 @@ pub fn build(
         seen,
         before: decided.before,
         due_ms: (decided.step == 0).then_some(due.due_ms),
+    }
+}
+
+/// What a held decision's record says of the shared cause that held it: how many targets it
+/// has, and a bounded sample of them.
+pub fn cause_evidence(cause: &kube_healer_core::Correlated) -> kube_healer_api::record::CauseEvidence {
+    use kube_healer_api::record::CauseEvidence;
+    CauseEvidence {
+        members: i32::try_from(cause.members.len()).unwrap_or(i32::MAX),
+        sample: cause
+            .members
+            .iter()
+            .take(CauseEvidence::SAMPLE)
+            .map(ToString::to_string)
+            .collect(),
     }
 }
 

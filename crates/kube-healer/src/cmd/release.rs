@@ -166,6 +166,7 @@ impl Released {
             decided_at: Time(now),
             evidence: Evidence::default(),
             members: Vec::new(),
+            cause: None,
         };
         let name = record_name(
             policy,

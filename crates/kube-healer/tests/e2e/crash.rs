@@ -169,6 +169,7 @@ async fn finished_meanwhile(ctx: Ctx) -> anyhow::Result<()> {
             ..Default::default()
         },
         members: Vec::new(),
+        cause: None,
     };
     let finished = |message: &str| Finished {
         phase: ActionPhase::Succeeded,

@@ -28,6 +28,7 @@ fn request() -> ActionRequest {
             decided_at: ManualClock::at(0).time(),
             evidence: Default::default(),
             members: Vec::new(),
+            cause: None,
         },
         step: serde_json::from_value(serde_json::json!({"action": "Delete"})).expect("a step"),
         hold: None,
