@@ -86,6 +86,8 @@ pub struct Alike {
     /// When the failure began (a pod cut off with its node: when its containers' last state
     /// did, not when the node went).
     pub since: Secs,
+    /// When the pod was created (a rollout's new pods are newer than its old ones).
+    pub created: Secs,
 }
 
 /// The workload a pod belongs to, and its revision.

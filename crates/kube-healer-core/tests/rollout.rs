@@ -7,11 +7,13 @@ use common::*;
 use kube_healer_core::{CorrelatedCause, PodsKey};
 use serde_json::{Value, json};
 
-/// A pod of Deployment web at revision `hash`, crash-looping or running fine.
+/// A pod of Deployment web at revision `hash`, crash-looping or running fine. Revision 6f7c9
+/// is the older (its pods made 20 minutes ago), 84bd2 the newer (10 minutes ago).
 fn web(hash: &str, i: usize, crashing: bool) -> Value {
     let name = format!("web-{hash}-{i}");
+    let created = if hash == "6f7c9" { -1200 } else { -600 };
     let mut p = json!({
-        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"), "creationTimestamp": at(-1200),
+        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"), "creationTimestamp": at(created),
             "labels": {"app": "web", "pod-template-hash": hash},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("web-{hash}"),
                 "uid": format!("rs-{hash}"), "controller": true}]},
@@ -24,9 +26,9 @@ fn web(hash: &str, i: usize, crashing: bool) -> Value {
                 "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}},
                 "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": "unknown flag: --listen\n", "finishedAt": at(-60)}}}]})
     } else {
-        json!({"phase": "Running", "startTime": at(-1200),
+        json!({"phase": "Running", "startTime": at(created),
             "containerStatuses": [{"name": "app", "image": "", "imageID": "", "ready": true, "restartCount": 0,
-                "started": true, "state": {"running": {"startedAt": at(-1150)}}}]})
+                "started": true, "state": {"running": {"startedAt": at(created + 50)}}}]})
     };
     p
 }
@@ -76,4 +78,14 @@ fn a_revision_with_a_pod_running_fine_or_no_revision_running_fine_is_no_failing_
     );
     // Nothing runs fine: no evidence the template is what fails.
     assert!(rollouts(vec![web("6f7c9", 0, true), web("84bd2", 1, true)]).is_empty());
+    // The old revision fails while the new one runs fine (a rollout that fixes a crash): rolling
+    // back would bring the crash back, so it is no failing rollout.
+    assert!(
+        rollouts(vec![
+            web("6f7c9", 0, true),
+            web("6f7c9", 1, true),
+            web("84bd2", 2, false)
+        ])
+        .is_empty()
+    );
 }

@@ -129,6 +129,15 @@ fn a_removal_being_replaced_holds_the_next_of_its_workload() {
         pod_created: T - 55,
     });
     assert!(is_held(&decide_at(&s, w, T)));
+    // An Evict escalated to a Delete of the same pod is one removal.
+    let mut w = workload(8, &[T - 30], &[]);
+    let pod = w.removals[0].pod.clone();
+    w.removals.push(Removal {
+        at: T - 5,
+        pod,
+        pod_created: T - 3600,
+    });
+    assert!(!is_held(&decide_at(&s, w, T)));
     // Eight pods: two at once.
     assert!(!is_held(&decide_at(&s, workload(8, &[T - 5], &[]), T)));
     assert!(is_held(&decide_at(

@@ -295,11 +295,21 @@ impl Judge {
             .values()
             .filter(|p| p.workload == pod.workload && p.deleting.is_none())
             .collect();
+        // Only calls that took their pod count (one refused by an API error took nothing): the
+        // rule may count more, never fewer.
+        let live = |uid: &str| {
+            world
+                .pods
+                .values()
+                .any(|p| p.deleting.is_none() && p.obj.metadata.uid.as_deref() == Some(uid))
+        };
         let removals = self.removals.entry(pod.workload).or_default();
+        let taken: Vec<kube_healer_core::decide::Removal> =
+            removals.iter().filter(|r| !live(&r.pod)).cloned().collect();
         let w = kube_healer_core::decide::WorkloadPods {
             workload: String::new(),
             pods: siblings.len(),
-            removals: removals.clone(),
+            removals: taken,
             settled: siblings
                 .iter()
                 .map(|p| (p.obj.metadata.uid.clone().unwrap_or_default(), created(p)))

@@ -40,6 +40,7 @@ pub fn alike(class: FailureClass, pod: &PodView, summary: &str, since: Secs) -> 
         workload,
         signature,
         since,
+        created: pod.created(),
     }
 }
 

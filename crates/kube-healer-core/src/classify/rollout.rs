@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use kube_healer_api::class::Family;
 
-use super::sick_node::RunningFine;
+use super::sick_node::{Fine, RunningFine};
 use crate::finding::{Correlated, CorrelatedCause, Finding, PodsKey, Workload};
 
 /// The workloads whose pods carry a revision a rollout changes.
@@ -24,7 +24,7 @@ pub fn rollout_of(f: &Finding) -> Option<(String, &Workload, &str)> {
 }
 
 /// The failing rollouts among `findings`: for a workload, every pod of one revision that is
-/// known fails, and a pod of another revision runs fine. A cause found before (`previous`) lasts
+/// known fails, and a pod of another, older revision runs fine. A cause found before (`previous`) lasts
 /// while any of its members still fails.
 pub fn failing_rollouts(
     findings: &[&Finding],
@@ -50,17 +50,27 @@ pub fn failing_rollouts(
         let fine_pods = running.get(&workload.to_string());
         let revision_fine =
             |r: &str| fine_pods.is_some_and(|f| f.iter().any(|p| p.revision.as_deref() == Some(r)));
-        let other: Vec<&str> = fine_pods
+        // The failing revision is the new one: no pod of the others running fine is newer than
+        // a pod of it (a rollout that fixes a crash has the old revision failing, and rolling
+        // back would bring the crash back). Times are to the second: a tie is no evidence
+        // against.
+        let oldest_member = members
+            .iter()
+            .filter_map(|f| f.alike.as_ref())
+            .map(|a| a.created)
+            .min();
+        let other: Vec<&Fine> = fine_pods
             .into_iter()
             .flatten()
-            .filter_map(|p| p.revision.as_deref())
-            .filter(|r| *r != revision)
+            .filter(|p| p.revision.as_deref().is_some_and(|r| r != revision))
             .collect();
-        let failing = !revision_fine(revision) && !other.is_empty();
+        let newer = oldest_member.is_some_and(|m| other.iter().all(|p| p.created <= m));
+        let failing = !revision_fine(revision) && !other.is_empty() && newer;
         if !(failing || was) {
             continue;
         }
-        out.push(cause(key, workload, revision, other.first().copied(), &members));
+        let fine = other.first().and_then(|p| p.revision.as_deref());
+        out.push(cause(key, workload, revision, fine, &members));
     }
     out
 }

@@ -14,7 +14,7 @@ use kube_healer_api::FailureClass;
 
 use crate::finding::{Correlated, CorrelatedCause, Finding, PodsKey};
 use crate::thresholds::Knobs;
-use crate::view::PodView;
+use crate::view::{PodView, Secs};
 
 /// The pod classes a sick node shows in its pods.
 pub const SICK_NODE_CLASSES: [FailureClass; 4] = [
@@ -30,6 +30,8 @@ pub struct Fine {
     pub node: String,
     /// Its revision of its workload (pod-template-hash, controller-revision-hash).
     pub revision: Option<String>,
+    /// When the pod was created.
+    pub created: Secs,
 }
 
 /// Where workloads' pods run fine: for each of `workloads` (as `Workload`'s Display names it,
@@ -62,6 +64,7 @@ pub fn running_fine_among<'a>(
             out.entry(name).or_default().insert(Fine {
                 node: node.to_string(),
                 revision: workload.revision,
+                created: pod.created(),
             });
         }
     }

@@ -57,12 +57,13 @@ impl WorkloadPods {
     /// removal made before it was created, latest removals first: a pod the controller made
     /// for something else (an Evicted pod's replacement, a scale-up) answers at most one.
     pub fn replacing(&self, now: Secs) -> Vec<Secs> {
-        let mut open: Vec<Secs> = self
-            .removals
-            .iter()
-            .map(|r| r.at)
-            .filter(|at| *at > now - SETTLE)
-            .collect();
+        // One removal per pod (an Evict that escalates to Delete removes one pod), its latest.
+        let mut by_pod: HashMap<&str, Secs> = HashMap::new();
+        for r in self.removals.iter().filter(|r| r.at > now - SETTLE) {
+            let at = by_pod.entry(r.pod.as_str()).or_insert(r.at);
+            *at = (*at).max(r.at);
+        }
+        let mut open: Vec<Secs> = by_pod.into_values().collect();
         // Each pod once: a settled pod whose removal is decided but not yet seen through.
         let mut shown: HashMap<&str, Secs> = self.settled.iter().map(|(uid, c)| (uid.as_str(), *c)).collect();
         shown.extend(self.removals.iter().map(|r| (r.pod.as_str(), r.pod_created)));

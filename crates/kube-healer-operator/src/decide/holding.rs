@@ -57,6 +57,11 @@ impl Holding {
         });
     }
 
+    /// Whether any target is held for `reason`.
+    pub fn any(&self, reason: HoldReason) -> bool {
+        self.counts.get(&reason).is_some_and(|n| *n > 0)
+    }
+
     /// The targets some policy's latest decision holds for `reason`.
     pub fn held_for(&self, reason: HoldReason) -> impl Iterator<Item = &Target> + '_ {
         self.reasons

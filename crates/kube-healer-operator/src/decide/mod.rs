@@ -461,7 +461,7 @@ impl Gate {
             self.spent.spent(&due.policy, &request.name, ctx.now);
         }
         if let Some((workload, removal)) = crate::record::disrupts(&request.spec, request.hold.is_some()) {
-            self.removals.removed(workload, &request.name, removal);
+            self.removals.removed(workload, &request.name, removal, true);
         }
         Verdict::Dispatch {
             request: Box::new(request),
@@ -528,8 +528,9 @@ impl Gate {
     }
 
     /// One of the policy's actions in flight (its record named) ended: the places in flight now.
-    pub fn finished(&mut self, policy: &str, record: &str) -> u32 {
+    pub fn finished(&mut self, policy: &str, record: &str, now: Secs) -> u32 {
         self.in_flight.ended(record);
+        self.removals.done(record, now);
         let budget = self.budgets.entry(policy.to_string()).or_default();
         budget.finished();
         budget.in_flight
@@ -547,21 +548,27 @@ impl Gate {
         self.spent.spent(policy, record, at);
     }
 
-    /// A record of a pod removal its workload's controller replaces, decided at `at`, as the
-    /// watch shows it: it counts against the workload's maxDisruptedPerWorkload.
+    /// A record of a pod removal its workload's controller replaces, as the watch shows it at
+    /// `now`, with its in-flight mark (`ongoing`) or without: it counts against the workload's
+    /// maxDisruptedPerWorkload. Another process's removal seen without the mark is done (this
+    /// replica's own end through `finished`).
     pub fn record_disrupts(
         &mut self,
         workload: &str,
         record: &str,
         removal: kube_healer_core::decide::Removal,
+        (ongoing, now): (bool, Secs),
     ) {
-        self.removals.removed(workload, record, removal);
+        self.removals.removed(workload, record, removal, ongoing);
+        if !ongoing && !self.in_flight.is_own(record) {
+            self.removals.done(record, now);
+        }
     }
 
     /// A record was deleted. Returns the policy it counted in flight for, if it did.
     pub fn record_gone(&mut self, record: &str) -> Option<String> {
+        // A removal's record deleted by retention still counts until SETTLE has passed.
         self.spent.forget(record);
-        self.removals.forget(record);
         self.in_flight.gone(record)
     }
 

@@ -3,30 +3,55 @@
 //! `disrupts` annotation names the workload), whoever decided them, once per record, so a
 //! restarted operator or a new leader counts the pods still being replaced.
 //!
-//! Bounded: a removal counts for core's SETTLE at most, and is pruned past it.
+//! A removal still being carried out (an eviction waiting on a budget) counts as made now: its
+//! pod has not left, so nothing answers it yet. Once done it counts from then, whatever came of
+//! it: a removal that failed counts too, for SETTLE at most. Its outcome is not evidence enough
+//! (a resumed action reports none, and a pod still in a lagging store may be gone), and unknown
+//! is never clear. A record deleted by retention keeps counting here until SETTLE has passed.
+//!
+//! Bounded: a removal counts for core's SETTLE after it is done at most, and is pruned past it;
+//! those still ongoing are the actions in flight.
 
 use std::collections::HashMap;
 
 use kube_healer_core::decide::{Removal, SETTLE};
 use kube_healer_core::view::Secs;
 
+#[derive(Debug)]
+struct Entry {
+    removal: Removal,
+    /// Still being carried out.
+    ongoing: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Removals {
     /// Workload (`Deployment namespace/name`) -> record name -> the removal.
-    by_workload: HashMap<String, HashMap<String, Removal>>,
+    by_workload: HashMap<String, HashMap<String, Entry>>,
 }
 
 impl Removals {
-    /// A removal recorded under `record`; the first time seen counts.
-    pub fn removed(&mut self, workload: &str, record: &str, removal: Removal) {
+    /// A removal recorded under `record`, still being carried out or not; the first time seen
+    /// counts.
+    pub fn removed(&mut self, workload: &str, record: &str, removal: Removal, ongoing: bool) {
         self.by_workload
             .entry(workload.to_string())
             .or_default()
             .entry(record.to_string())
-            .or_insert(removal);
+            .or_insert(Entry { removal, ongoing });
     }
 
-    /// A decision not recorded (so not carried out), or a record deleted: it counts no more.
+    /// The removal recorded under `record` ended at `now`: it counts from now.
+    pub fn done(&mut self, record: &str, now: Secs) {
+        for e in self.by_workload.values_mut().filter_map(|r| r.get_mut(record)) {
+            if e.ongoing {
+                e.ongoing = false;
+                e.removal.at = e.removal.at.max(now);
+            }
+        }
+    }
+
+    /// A decision not recorded, so not carried out (nor its record seen): it counts no more.
     pub fn forget(&mut self, record: &str) {
         for records in self.by_workload.values_mut() {
             records.remove(record);
@@ -34,21 +59,27 @@ impl Removals {
         self.by_workload.retain(|_, records| !records.is_empty());
     }
 
-    /// The workload's removals within SETTLE at `now`.
+    /// The workload's removals that count at `now`: those done within SETTLE, and those still
+    /// ongoing (as made now).
     pub fn of(&self, workload: &str, now: Secs) -> Vec<Removal> {
         self.by_workload
             .get(workload)
             .into_iter()
             .flat_map(|r| r.values())
-            .filter(|r| r.at > now - SETTLE)
-            .cloned()
+            .filter_map(|e| match e.ongoing {
+                true => Some(Removal {
+                    at: now,
+                    ..e.removal.clone()
+                }),
+                false => (e.removal.at > now - SETTLE).then(|| e.removal.clone()),
+            })
             .collect()
     }
 
-    /// Removals past SETTLE forgotten.
+    /// Removals done past SETTLE forgotten.
     pub fn prune(&mut self, now: Secs) {
         for records in self.by_workload.values_mut() {
-            records.retain(|_, r| r.at > now - SETTLE);
+            records.retain(|_, e| e.ongoing || e.removal.at > now - SETTLE);
         }
         self.by_workload.retain(|_, records| !records.is_empty());
     }
@@ -62,22 +93,45 @@ impl Removals {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_removal_counts_once_until_settle_or_its_record_goes() {
-        let mut r = Removals::default();
-        let at = |at| Removal {
+    fn at(at: Secs, pod: &str) -> Removal {
+        Removal {
             at,
-            pod: "uid".into(),
+            pod: pod.into(),
             pod_created: 0,
-        };
-        r.removed("Deployment a/web", "rec-1", at(100));
-        r.removed("Deployment a/web", "rec-1", at(105));
-        r.removed("Deployment a/web", "rec-2", at(110));
-        assert_eq!(r.of("Deployment a/web", 120).len(), 2);
+        }
+    }
+
+    const W: &str = "Deployment a/web";
+
+    #[test]
+    fn a_removal_counts_once_until_settle_or_its_decision_is_taken_back() {
+        let mut r = Removals::default();
+        r.removed(W, "rec-1", at(100, "a"), false);
+        r.removed(W, "rec-1", at(105, "a"), false);
+        r.removed(W, "rec-2", at(110, "b"), false);
+        assert_eq!(r.of(W, 120).len(), 2);
         r.forget("rec-2");
-        assert_eq!(r.of("Deployment a/web", 120), vec![at(100)]);
-        assert!(r.of("Deployment a/web", 100 + SETTLE).is_empty());
+        assert_eq!(r.of(W, 120), vec![at(100, "a")]);
+        assert!(r.of(W, 100 + SETTLE).is_empty());
         r.prune(100 + SETTLE);
         assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn an_ongoing_removal_counts_as_made_now_then_from_when_it_ended() {
+        let mut r = Removals::default();
+        r.removed(W, "evict", at(100, "a"), true);
+        r.removed(W, "delete", at(100, "b"), true);
+        // An eviction waiting on its budget past SETTLE still counts, as made now.
+        let later = 100 + 2 * SETTLE;
+        r.prune(later);
+        let mut ongoing = r.of(W, later);
+        ongoing.sort_by(|x, y| x.pod.cmp(&y.pod));
+        assert_eq!(ongoing, vec![at(later, "a"), at(later, "b")]);
+        // Done: each counts from then, for SETTLE.
+        r.done("evict", later);
+        r.done("delete", later + 5);
+        assert_eq!(r.of(W, later + SETTLE).len(), 1);
+        assert!(r.of(W, later + 5 + SETTLE).is_empty());
     }
 }

@@ -34,7 +34,8 @@ impl Engine {
 
     pub fn action_done(&mut self, done: ActionDone) {
         if done.was_in_flight {
-            self.gate.finished(&done.policy, &done.name);
+            let now = self.clock.now();
+            self.gate.finished(&done.policy, &done.name, now);
             self.place_freed(&done.policy);
         }
         if let Some(req) = done.unrecorded {

@@ -58,14 +58,17 @@ impl Engine {
                 target_uid: uid.clone(),
                 until,
             });
+        let ongoing = mark.is_some();
         let freed = self.gate.record_seen(&name, mark);
         if let Some(value) = meta
             .annotations
             .as_ref()
             .and_then(|a| a.get(kube_healer_api::DISRUPTS_ANNOTATION))
         {
+            // An eviction still waiting (its in-flight mark on) counts as ongoing.
             let (workload, removal) = crate::record::parse_disrupts(value, created, &uid);
-            self.gate.record_disrupts(workload, &name, removal);
+            self.gate
+                .record_disrupts(workload, &name, removal, (ongoing, now));
         }
         let acted = match labels.get(kube_healer_api::DECISION_LABEL).map(String::as_str) {
             Some("act") => Some(Mode::Live),

@@ -22,6 +22,9 @@ impl Engine {
         for target in &applied.targets {
             self.evaluate(target, now);
         }
+        if resource == "pods" {
+            self.wake_workload_holds(&applied.targets, now);
+        }
         if applied.listed || relist {
             self.publish_synced();
         }
@@ -75,6 +78,47 @@ impl Engine {
                 self.publish_synced();
                 (Applied::default(), resource)
             }
+        }
+    }
+
+    /// A pod that settled (Ready, or failing on its own) or went may answer a removal of its
+    /// workload: the targets held by maxDisruptedPerWorkload in that workload are decided again
+    /// now, not at their hold's end.
+    fn wake_workload_holds(&mut self, changed: &[crate::target::Target], now: Secs) {
+        use kube_healer_api::reasons::HoldReason;
+        if !self.gate.holding.any(HoldReason::WorkloadLimit) {
+            return;
+        }
+        let workload_of = |t: &crate::target::Target| match t {
+            crate::target::Target::Pod(ns, name) => self
+                .stores
+                .pod_at(ns, name)
+                .and_then(crate::store::Stores::workload_of),
+            crate::target::Target::Node(_) => None,
+        };
+        let woken: std::collections::HashSet<String> = changed
+            .iter()
+            .filter(|t| match t {
+                crate::target::Target::Pod(ns, name) => self
+                    .stores
+                    .pod_at(ns, name)
+                    .is_some_and(kube_healer_core::decide::settled),
+                crate::target::Target::Node(_) => false,
+            })
+            .filter_map(workload_of)
+            .collect();
+        if woken.is_empty() {
+            return;
+        }
+        let held: Vec<crate::target::Target> = self
+            .gate
+            .holding
+            .held_for(HoldReason::WorkloadLimit)
+            .filter(|t| workload_of(t).is_some_and(|w| woken.contains(&w)))
+            .cloned()
+            .collect();
+        for target in held {
+            self.timers.schedule(target, now);
         }
     }
 

@@ -269,25 +269,24 @@ impl Stores {
         removals: impl Fn(&str) -> Vec<kube_healer_core::decide::Removal>,
     ) -> Option<kube_healer_core::decide::WorkloadPods> {
         let workload = Self::workload_of(pod)?;
-        let mut w = kube_healer_core::decide::WorkloadPods {
-            removals: removals(&workload),
-            ..Default::default()
-        };
-        for p in self
+        let live: Vec<&PodView> = self
             .pods_by_workload
             .get(workload.as_str())
             .into_iter()
             .flatten()
             .filter_map(|k| self.pods.get(k))
             .filter(|p| p.deletion().is_none())
-        {
-            w.pods += 1;
-            if kube_healer_core::decide::settled(p) {
-                w.settled.push((p.uid.to_string(), p.created()));
-            }
-        }
-        w.workload = workload;
-        Some(w)
+            .collect();
+        Some(kube_healer_core::decide::WorkloadPods {
+            removals: removals(&workload),
+            pods: live.len(),
+            settled: live
+                .iter()
+                .filter(|p| kube_healer_core::decide::settled(p))
+                .map(|p| (p.uid.to_string(), p.created()))
+                .collect(),
+            workload,
+        })
     }
 
     pub fn remove_pod(&mut self, key: &PodKey) -> Option<PodView> {
