@@ -119,8 +119,8 @@ fn burst(key: &PodsKey, members: &[&Finding], knobs: &Knobs) -> Option<Secs> {
     let (min_pods, min_spread) = match key {
         PodsKey::Registry(_) => (knobs.correlated_registry_pods, knobs.correlated_registry_nodes),
         PodsKey::Failure(_) => (knobs.pods_alike.pods, knobs.pods_alike.workloads),
-        PodsKey::Node(_) => (knobs.sick_node.pods, knobs.sick_node.workloads),
-        PodsKey::Rollout(_) => (1, 1),
+        // Built by their own rules (classify::sick_node, classify::rollout), never keyed here.
+        PodsKey::Node(_) | PodsKey::Rollout(_) => return None,
     };
     let spreads: Vec<String> = members.iter().map(|f| spread(key, f)).collect();
     let mut in_window: HashMap<&str, usize> = HashMap::new();
@@ -148,12 +148,8 @@ fn burst(key: &PodsKey, members: &[&Finding], knobs: &Knobs) -> Option<Secs> {
 fn message(key: &PodsKey, members: &[&Finding]) -> String {
     let spread: HashSet<String> = members.iter().map(|f| spread(key, f)).collect();
     match key {
-        PodsKey::Rollout(rollout) => format!("{} pods of {rollout} fail: a failing rollout", members.len()),
-        PodsKey::Node(node) => format!(
-            "{} pods of {} workloads fail on node {node} while their siblings run fine elsewhere: the node, not the pods",
-            members.len(),
-            spread.len()
-        ),
+        // Their own rules tell these (classify::sick_node, classify::rollout).
+        PodsKey::Node(_) | PodsKey::Rollout(_) => format!("{} pods fail together", members.len()),
         PodsKey::Registry(registry) => format!(
             "{} pods on {} nodes fail to pull images from {registry}: the registry, not the pods",
             members.len(),

@@ -24,8 +24,8 @@ pub fn rollout_of(f: &Finding) -> Option<(String, &Workload, &str)> {
 }
 
 /// The failing rollouts among `findings`: for a workload, every pod of one revision that is
-/// known fails, and a pod of another, older revision runs fine. A cause found before (`previous`) lasts
-/// while any of its members still fails.
+/// known fails, and a pod of another, older revision runs fine. A cause found before
+/// (`previous`) lasts while any of its members still fails.
 pub fn failing_rollouts(
     findings: &[&Finding],
     previous: &[Correlated],

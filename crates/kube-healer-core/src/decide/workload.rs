@@ -11,10 +11,10 @@
 //! workload and the pod it removed), so a restarted operator counts them as the one before it
 //! did.
 
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube_healer_api::policy::Safety;
 use std::collections::HashMap;
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube_healer_api::policy::Safety;
 use kube_healer_api::{ActionKind, FailureClass};
 
 use super::{Closed, HoldReason};

@@ -85,20 +85,13 @@ async fn rollout(ctx: Ctx) -> anyhow::Result<()> {
         .patch("web", &PatchParams::default(), &Patch::Merge(&template))
         .await?;
     // The control: a pod crash-looping by itself (bare, so nothing replaces it once healed).
-    let mut api = scenario_pod(
+    let api = support::lone_crash_loop(
         &ns,
         "api",
-        Some(&names[0]),
-        &Scenario::CrashLoop {
-            restarts: 6,
-            exit_code: 3,
-            message: "panic: open /etc/api/config.yaml: no such file or directory".into(),
-        },
+        &names[0],
+        3,
+        "panic: open /etc/api/config.yaml: no such file or directory",
     );
-    api.metadata
-        .labels
-        .get_or_insert_default()
-        .insert("app".into(), "api".into());
     pods.create(&PostParams::default(), &api).await?;
 
     support::healed(&ctx, &delete, HEAL).await?;

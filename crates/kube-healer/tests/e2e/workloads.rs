@@ -86,21 +86,13 @@ async fn a_few_at_a_time(ctx: Ctx) -> anyhow::Result<()> {
             .create(&PostParams::default(), &deployment(&ctx, &ns, app, 4, template)?)
             .await?;
     }
-    let mut lonely = scenario_pod(
+    let lonely = support::lone_crash_loop(
         &ns,
         "lonely",
-        Some(&names[0]),
-        &Scenario::CrashLoop {
-            restarts: 6,
-            exit_code: 1,
-            message: "panic: runtime error: index out of range [3] with length 3".into(),
-        },
+        &names[0],
+        1,
+        "panic: runtime error: index out of range [3] with length 3",
     );
-    lonely
-        .metadata
-        .labels
-        .get_or_insert_default()
-        .insert("app".into(), "lonely".into());
     pods.create(&PostParams::default(), &lonely).await?;
 
     support::healed(&ctx, &lone, HEAL).await?;

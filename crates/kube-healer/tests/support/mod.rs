@@ -32,7 +32,7 @@ pub use nodes::{PostedNodes, kernel_deadlock, node_event, ready, unmanaged_node}
 #[allow(unused_imports)]
 pub use operator::{CHART_NAMESPACE, JOBS_NAMESPACE, JOBS_SERVICE_ACCOUNT, Operator};
 #[allow(unused_imports)]
-pub use pods::{deployment, evicted_pod};
+pub use pods::{deployment, evicted_pod, lone_crash_loop};
 #[allow(unused_imports)]
 pub use policies::{create_policy, delete_evicted, limits, selector};
 #[allow(unused_imports)]

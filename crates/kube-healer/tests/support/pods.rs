@@ -45,3 +45,29 @@ pub fn deployment(
             "template": {"metadata": meta, "spec": spec}},
     }))?)
 }
+
+/// A bare pod (no controller: nothing replaces it once healed) labelled `app: name`,
+/// crash-looping by itself on `node` with `message`: a scenario's control.
+pub fn lone_crash_loop(
+    ns: &str,
+    name: &str,
+    node: &str,
+    exit_code: i32,
+    message: &str,
+) -> k8s_openapi::api::core::v1::Pod {
+    let mut pod = kube_healer_testenv::scenario_pod(
+        ns,
+        name,
+        Some(node),
+        &kube_healer_testenv::Scenario::CrashLoop {
+            restarts: 6,
+            exit_code,
+            message: message.into(),
+        },
+    );
+    pod.metadata
+        .labels
+        .get_or_insert_default()
+        .insert("app".into(), name.into());
+    pod
+}
