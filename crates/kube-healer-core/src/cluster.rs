@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use crate::classify::sick_node::SickNodeCause;
 use crate::events::EventIndex;
 use crate::view::{EventView, LeaseView, NodeView, PodView, Secs, Shared, Uid};
 
@@ -61,6 +62,11 @@ pub trait ClusterView {
     fn held_together(&self, _node: &str) -> &[(Secs, Secs)] {
         &[]
     }
+    /// The node is the cause of its pods' failures (core's sick-node rule, from the pods'
+    /// findings): node classification reports it as NodeBlackHole.
+    fn sick_node(&self, _node: &str) -> Option<&SickNodeCause> {
+        None
+    }
 }
 
 /// Everything in memory, as read from a file or built by a test.
@@ -78,6 +84,9 @@ pub struct Snapshot {
     /// Where the input was observed over time (a replay): when each node was held by nodes down
     /// together (see [`ClusterView::held_together`]); empty for a dump.
     pub held_together: HashMap<String, Vec<(Secs, Secs)>>,
+    /// The nodes found the cause of their pods' failures (see [`ClusterView::sick_node`]):
+    /// `classify_snapshot` finds them from the pods.
+    pub sick_nodes: HashMap<String, SickNodeCause>,
     /// The node label that names a node's pool, if the cluster has one (nodes failing together
     /// in a pool are one cause, as in a zone).
     pub pool_label: Option<String>,
@@ -122,6 +131,7 @@ impl Snapshot {
             nodes_known,
             leases_seen_renewing: None,
             held_together: HashMap::new(),
+            sick_nodes: HashMap::new(),
             pool_label: None,
             node_index,
             lease_index,
@@ -179,5 +189,9 @@ impl ClusterView for Snapshot {
 
     fn held_together(&self, node: &str) -> &[(Secs, Secs)] {
         self.held_together.get(node).map_or(&[], Vec::as_slice)
+    }
+
+    fn sick_node(&self, node: &str) -> Option<&SickNodeCause> {
+        self.sick_nodes.get(node)
     }
 }

@@ -44,15 +44,19 @@ fn cluster(stuck_on_sick: &[&str], fine_elsewhere: &[&str], failing_elsewhere: &
     }
     // Crash-looping there (not told alike with the stuck ones: no shared cause of that kind).
     for d in failing_elsewhere {
-        let mut p = pod_of(d, "fine", false);
-        p["status"]["conditions"] =
-            json!([{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}]);
-        p["status"]["containerStatuses"][0] = json!({"name": "app", "image": "", "imageID": "", "ready": false,
-            "restartCount": 9, "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}},
-            "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": at(-60)}}});
-        input.pods.push(p);
+        input.pods.push(crashing(d, "fine"));
     }
     input
+}
+
+/// A pod of Deployment `deployment` crash-looping on `node`.
+fn crashing(deployment: &str, node: &str) -> Value {
+    let mut p = pod_of(deployment, node, false);
+    p["status"]["conditions"] = json!([{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}]);
+    p["status"]["containerStatuses"][0] = json!({"name": "app", "image": "", "imageID": "", "ready": false,
+        "restartCount": 9, "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}},
+        "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": at(-60)}}});
+    p
 }
 
 fn sick_causes(input: &Input) -> Vec<(String, usize)> {
@@ -109,4 +113,28 @@ fn a_workload_failing_on_other_nodes_too_is_its_own_cause_not_the_node_s() {
     // With two workloads left, no node is the cause.
     let own = cluster(&["cart", "pay", "auth"], &["cart", "pay"], &["auth"]);
     assert!(sick_causes(&own).is_empty());
+}
+
+#[test]
+fn a_sick_node_is_reported_to_node_policies_as_a_black_hole_whatever_its_pods_fail_of() {
+    use kube_healer_api::FailureClass::NodeBlackHole;
+    // Four workloads' pods crash-loop on one node (they started: no pod is unstarted there)
+    // while their siblings run fine on another.
+    let four = ["cart", "pay", "search", "auth"];
+    let mut sick = cluster(&[], &four, &[]);
+    sick.pods.extend(four.iter().map(|d| crashing(d, "sick")));
+    let report = sick.report();
+    assert!(classes(&report, "sick").contains(&NodeBlackHole));
+    assert!(!classes(&report, "fine").contains(&NodeBlackHole));
+    let finding = report.findings.iter().find(|f| f.class == NodeBlackHole).unwrap();
+    assert!(
+        finding.evidence.summary.contains("fail on node sick"),
+        "{}",
+        finding.evidence.summary
+    );
+    assert_eq!(finding.evidence.facts["failingPods"], "4");
+    // The same pods with no sibling running fine elsewhere: no evidence against the node.
+    let mut alone = cluster(&[], &[], &[]);
+    alone.pods.extend(four.iter().map(|d| crashing(d, "sick")));
+    assert!(!classes(&alone.report(), "sick").contains(&NodeBlackHole));
 }

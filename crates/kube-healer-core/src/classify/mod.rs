@@ -33,7 +33,8 @@ pub struct Report {
     pub correlated: Vec<Correlated>,
 }
 
-/// Classifies everything in `snapshot` with the default knobs.
+/// Classifies everything in `snapshot` with the default knobs (its sick nodes as
+/// [`sick_nodes_of`] filled them in, if it was asked).
 pub fn classify_snapshot(snapshot: &Snapshot, now: Secs) -> Report {
     let knobs = Knobs::default();
     let mut findings = Vec::new();
@@ -51,6 +52,26 @@ pub fn classify_snapshot(snapshot: &Snapshot, now: Secs) -> Report {
         snapshot,
     );
     Report { findings, correlated }
+}
+
+/// The nodes that are the cause of their pods' failures in `snapshot` at `now` (core's sick-node
+/// rule on its pods' findings), for [`Snapshot::sick_nodes`]: node classification reads them
+/// there, as the operator's reads its stores'.
+pub fn sick_nodes_of(
+    snapshot: &Snapshot,
+    now: Secs,
+) -> std::collections::HashMap<String, sick_node::SickNodeCause> {
+    let knobs = Knobs::default();
+    let mut findings = Vec::new();
+    for pod in &snapshot.pods {
+        classify_pod(pod, snapshot, &knobs, now, &mut findings);
+    }
+    let nowhere = Topology::by(std::iter::empty(), None);
+    correlate(&findings, &nowhere, &knobs, &[], snapshot)
+        .iter()
+        .filter_map(sick_node::SickNodeCause::of)
+        .map(|(node, cause)| (node.to_string(), cause))
+        .collect()
 }
 
 impl Report {

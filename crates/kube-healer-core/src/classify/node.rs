@@ -267,6 +267,9 @@ fn classify_black_hole(
         .collect();
     let min = knobs.blackhole_min_pods as usize;
     if stuck.len() < min.max(1) {
+        // Pods that fail there while their workloads run fine elsewhere tell the same.
+        let sick = cluster.sick_node(&node.name);
+        out.extend(sick.and_then(|s| s.finding(node, min)));
         return;
     }
     stuck.sort_by_key(|(s, _)| *s);

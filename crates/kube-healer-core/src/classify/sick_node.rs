@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kube_healer_api::FailureClass;
 
-use crate::finding::{Correlated, CorrelatedCause, Finding, PodsKey};
+use crate::finding::{Correlated, CorrelatedCause, Finding, PodsKey, Subject};
 use crate::thresholds::Knobs;
-use crate::view::{PodView, Secs};
+use crate::view::{NodeView, PodView, Secs};
 
 /// The pod classes a sick node shows in its pods.
 pub const SICK_NODE_CLASSES: [FailureClass; 4] = [
@@ -154,5 +154,51 @@ fn cause(node: &str, members: &[(&Finding, String)]) -> Correlated {
         classes,
         since: members.iter().map(|(f, _)| f.since).min().unwrap_or_default(),
         members: members.iter().map(|(f, _)| f.subject.clone()).collect(),
+    }
+}
+
+/// A sick node as node policies see it: the cause found by [`sick_nodes`], read by node
+/// classification (`ClusterView::sick_node`) and reported as the node's NodeBlackHole (a Ready
+/// node whose pods do not start, generalised: whose pods fail there, whatever the pod class,
+/// while their workloads run fine elsewhere).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SickNodeCause {
+    pub since: Secs,
+    /// The cause's member pods.
+    pub pods: usize,
+    pub message: String,
+}
+
+impl SickNodeCause {
+    /// The node a correlated cause names as sick, and what node classification reads of it.
+    pub fn of(cause: &Correlated) -> Option<(&str, SickNodeCause)> {
+        let CorrelatedCause::Pods(PodsKey::Node(node)) = &cause.cause else {
+            return None;
+        };
+        Some((
+            node.as_str(),
+            SickNodeCause {
+                since: cause.since,
+                pods: cause.members.len(),
+                message: cause.message.clone(),
+            },
+        ))
+    }
+
+    /// The node's NodeBlackHole finding, when the cause counts at least `min_pods` pods (the
+    /// condition's minPods).
+    pub fn finding(&self, node: &NodeView, min_pods: usize) -> Option<Finding> {
+        if self.pods < min_pods.max(1) {
+            return None;
+        }
+        let mut evidence = super::pod::summary(format!("Ready, but {}", self.message));
+        evidence.facts.insert("failingPods".into(), self.pods.to_string());
+        Some(Finding {
+            class: FailureClass::NodeBlackHole,
+            subject: Subject::node(node),
+            since: self.since,
+            evidence,
+            alike: None,
+        })
     }
 }

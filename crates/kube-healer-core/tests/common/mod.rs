@@ -106,7 +106,9 @@ impl Input {
     }
 
     pub fn report(&self) -> Report {
-        classify_snapshot(&self.snapshot(), NOW)
+        let mut snapshot = self.snapshot();
+        snapshot.sick_nodes = kube_healer_core::classify::sick_nodes_of(&snapshot, NOW);
+        classify_snapshot(&snapshot, NOW)
     }
 }
 

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube_healer_api::FailureClass;
+use kube_healer_core::classify::sick_node::SickNodeCause;
 use kube_healer_core::view::{Secs, Shared};
 use kube_healer_core::{Correlated, Knobs};
 use tokio::sync::{mpsc, watch};
@@ -377,6 +378,18 @@ impl Engine {
             for target in failing {
                 self.timers.schedule(target, now);
             }
+        }
+        // A sick node is reported to node policies (as NodeBlackHole): the nodes whose cause
+        // began, changed or ended are classified again now.
+        let sick = self
+            .correlation
+            .current()
+            .iter()
+            .filter_map(SickNodeCause::of)
+            .map(|(node, cause)| (node.to_string(), cause))
+            .collect();
+        for node in self.stores.set_sick_nodes(sick) {
+            self.timers.schedule(Target::Node(node.into()), now);
         }
         // The storm's Ready transitions are not the nodes' own flapping.
         let held: Vec<(Shared, Secs)> = self

@@ -11,6 +11,7 @@ mod synced;
 use std::collections::{HashMap, HashSet};
 
 use kube_healer_core::carry::{carry_lease, carry_node, carry_pod};
+use kube_healer_core::classify::sick_node::SickNodeCause;
 use kube_healer_core::cluster::{ClusterView, NodeLookup};
 use kube_healer_core::convert::Interner;
 use kube_healer_core::events::{EventIndex, NormalEvents};
@@ -62,6 +63,8 @@ pub struct Stores {
     relist_leases: Relist<Shared>,
     /// When each node was held by nodes down together (its transitions then were the storm's).
     pub held_together: HeldByCause,
+    /// The nodes found the cause of their pods' failures, as correlation last found them.
+    sick_nodes: HashMap<String, SickNodeCause>,
     /// Whose events about nodes are evidence.
     pub trust: EventTrust,
     /// Which Normal events are kept whole (the rest leave a marker per object).
@@ -375,6 +378,24 @@ impl Stores {
     }
 
     /// When the node's last heartbeat was seen.
+    /// The sick nodes as correlation found them now; returns the nodes whose entry changed (their
+    /// node classification may have).
+    pub fn set_sick_nodes(&mut self, now: HashMap<String, SickNodeCause>) -> Vec<String> {
+        let mut changed: Vec<String> = self
+            .sick_nodes
+            .iter()
+            .filter(|(node, was)| now.get(*node) != Some(*was))
+            .map(|(node, _)| node.clone())
+            .collect();
+        changed.extend(
+            now.keys()
+                .filter(|node| !self.sick_nodes.contains_key(*node))
+                .cloned(),
+        );
+        self.sick_nodes = now;
+        changed
+    }
+
     pub fn lease_heartbeat(&self, node: &str) -> Option<Secs> {
         self.leases.get(node).and_then(LeaseView::heartbeat)
     }
@@ -433,5 +454,9 @@ impl ClusterView for Stores {
 
     fn held_together(&self, node: &str) -> &[(Secs, Secs)] {
         self.held_together.of(node)
+    }
+
+    fn sick_node(&self, node: &str) -> Option<&SickNodeCause> {
+        self.sick_nodes.get(node)
     }
 }

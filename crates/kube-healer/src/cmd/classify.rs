@@ -85,6 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut snapshot = Snapshot::new(pods, nodes, events, leases);
     snapshot.pool_label = args.node_pool_label.clone();
+    snapshot.sick_nodes = kube_healer_core::classify::sick_nodes_of(&snapshot, now);
     let report = classify_snapshot(&snapshot, now);
     let due: Vec<&Finding> = report.due(now).collect();
 

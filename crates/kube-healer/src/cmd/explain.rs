@@ -69,6 +69,7 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
     } = read_cluster(&client).await?;
     snapshot.pool_label = args.node_pool_label.clone();
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    snapshot.sick_nodes = kube_healer_core::classify::sick_nodes_of(&snapshot, now);
     let Found {
         target,
         uid,

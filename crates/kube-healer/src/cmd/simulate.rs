@@ -72,6 +72,7 @@ async fn simulate(policy: HealingPolicy, args: Args) -> anyhow::Result<ExitCode>
     let mut cluster = read_cluster(&client).await?;
     cluster.snapshot.pool_label = args.node_pool_label.clone();
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    cluster.snapshot.sick_nodes = kube_healer_core::classify::sick_nodes_of(&cluster.snapshot, now);
     let plan = plan(&compiled, &cluster, now);
 
     let mut out = std::io::stdout().lock();

@@ -1,11 +1,14 @@
 //! A sick node is the cause of its pods' failures (issue 30 (d)). Four workloads each run one
 //! pod fine on one node and have one stuck in ContainerCreating on another: the node is the
-//! cause, its pods are held (the record names the node), and none is deleted. The control: a
-//! lone crash-looping pod on a third node is healed meanwhile.
+//! cause, its pods are held (the record names the node), and none is deleted. The node is
+//! reported to node policies as NodeBlackHole long before its pods count as unstarted (5
+//! minutes): a NodeBlackHole policy cordons it, and no other node. The control: a lone
+//! crash-looping pod on a third node is healed meanwhile.
 
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, PostParams};
 use kube_healer_api::record::ActionPhase;
@@ -58,6 +61,10 @@ async fn sick_node(ctx: Ctx) -> anyhow::Result<()> {
     let stuck_policy = ctx.name("stuck");
     create_policy(&ctx, &stuck_policy, json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
         "conditions": [{"class": "StuckContainerCreating", "for": "3s"}], "actions": [{"action": "Delete"}], "safety": safety}))
+    .await?;
+    let node_policy = ctx.name("node");
+    create_policy(&ctx, &node_policy, json!({"target": {"kind": "Node", "selector": {"matchLabels": {nodes::OWNER_LABEL: ctx.id}}},
+        "conditions": [{"class": "NodeBlackHole", "for": "3s"}], "actions": [{"action": "Cordon"}], "safety": safety}))
     .await?;
     let lone_policy = ctx.name("lone");
     create_policy(&ctx, &lone_policy, json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
@@ -140,7 +147,30 @@ async fn sick_node(ctx: Ctx) -> anyhow::Result<()> {
         recs.len()
     );
     println!("    held: {}", message(&held));
+    // Node policies learn of it: the sick node is cordoned, the others are not.
+    let all_nodes: Api<Node> = Api::all(ctx.client.clone());
+    let cordoned = |n: &Node| n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
+    wait::until("the sick node cordoned", HEAL, || async {
+        Ok(all_nodes.get(&sick).await.ok().filter(cordoned).map(|_| ()))
+    })
+    .await?;
+    let node_recs = all_records(&ctx, &node_policy).await?;
+    ensure!(
+        node_recs.len() == 1
+            && node_recs[0].spec.target.name == sick
+            && node_recs[0].spec.class == kube_healer_api::FailureClass::NodeBlackHole,
+        "one NodeBlackHole record for the sick node, not {:?}",
+        node_recs
+            .iter()
+            .map(|r| (&r.spec.target.name, r.spec.class))
+            .collect::<Vec<_>>()
+    );
+    for other in [&fine, &lone_node] {
+        ensure!(!cordoned(&all_nodes.get(other).await?), "{other} was cordoned");
+    }
+    println!("    node policy: {}", message(&node_recs[0]));
     let mut live = all_records(&ctx, &stuck_policy).await?;
     live.extend(all_records(&ctx, &lone_policy).await?);
+    live.extend(node_recs);
     support::flight::replay_matches_live("sick-node", &flight, &live, &[]).await
 }
