@@ -334,7 +334,8 @@ failure_classes! {
         default_for: 0, judged_on: JudgedOn::CountedInWindow, family: Some(Family::NodeSystemOOM),
         inherits_node_cause: false, stopped_for_good: false, knobs: &[Knob::Window, Knob::Count],
     },
-    /// A Ready node whose bound pods do not start: several of them, not one.
+    /// A Ready node whose bound pods do not start, or fail there while their workloads run fine on
+    /// other nodes: several of them, not one.
     NodeBlackHole: Node {
         default_for: 10 * MINUTE, judged_on: JudgedOn::BoundPods, family: Some(Family::NodeBlackHoles),
         inherits_node_cause: false, stopped_for_good: false, knobs: &[Knob::MinPods],

@@ -25,7 +25,8 @@ pub use class::{ClassProperties, FailureClass, Family, JudgedOn, Knob, TargetKin
 pub use duration::Duration;
 pub use node_job::{NodeJob, NodeJobSpec};
 pub use policy::{
-    FailureCondition, HealingPolicy, HealingPolicySpec, HealingPolicyStatus, PolicyTarget, Safety,
+    FailureCondition, HealingPolicy, HealingPolicySpec, HealingPolicyStatus, PodsAlikeThresholds,
+    PolicyTarget, Safety,
 };
 pub use record::{ActionPhase, Evidence, HealingAction, HealingActionSpec, HealingActionStatus, TargetRef};
 

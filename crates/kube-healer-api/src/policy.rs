@@ -38,6 +38,9 @@ use crate::duration::Duration;
 #[x_kube(validation = Rule::new("self.target.kind == 'Pod' || !has(self.safety) || !has(self.safety.maxDisruptedPerWorkload)")
     .field_path(".safety.maxDisruptedPerWorkload")
     .message("spec.safety.maxDisruptedPerWorkload applies only to Pod policies: remove it"))]
+#[x_kube(validation = Rule::new("self.target.kind == 'Pod' || !has(self.safety) || !has(self.safety.podsAlike)")
+    .field_path(".safety.podsAlike")
+    .message("spec.safety.podsAlike applies only to Pod policies: remove it"))]
 #[x_kube(validation = select_everything_rule())]
 pub struct HealingPolicySpec {
     /// The objects this policy heals.
@@ -350,6 +353,13 @@ pub struct Safety {
     #[x_kube(validation = Rule::new("type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')")
         .message("must be a count (1 or more) or a percent from 1% to 100%, such as 2 or 25%"))]
     pub max_disrupted_per_workload: Option<IntOrString>,
+    /// Pod policies: when pods failing alike (one failure told the same way) are one shared
+    /// cause, and this policy's actions on them are held instead of healing pod by pod: at least
+    /// minPods pods of at least minWorkloads workloads beginning to fail within the operator's
+    /// `--pods-alike-window`. Omitted: the operator's `--pods-alike-min-pods` (5) and
+    /// `--pods-alike-min-workloads` (3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods_alike: Option<PodsAlikeThresholds>,
     /// How long the pods of a node under someone else's planned disruption (lost with it,
     /// stuck terminating on it, left by it) are left to that maintenance before this policy
     /// acts on them (default 1h). The node itself gets no node action while it lasts.
@@ -362,6 +372,22 @@ pub struct Safety {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub windows: Vec<Window>,
+}
+
+/// A policy's own thresholds for pods failing alike (see `Safety::pods_alike`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.minPods) || !has(self.minWorkloads) || self.minWorkloads <= self.minPods")
+    .message("spec.safety.podsAlike.minWorkloads cannot exceed minPods: each workload counts with a pod of its own"))]
+pub struct PodsAlikeThresholds {
+    /// Pods failing alike (2 or more: one pod failing is its own failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 100000))]
+    pub min_pods: Option<i32>,
+    /// Workloads those pods belong to (1 or more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub min_workloads: Option<i32>,
 }
 
 /// A weekly window, from `start` to `end` on each of `days`; a window that ends at or before

@@ -179,9 +179,22 @@ pub struct Correlated {
     pub members: Vec<Subject>,
     pub since: Secs,
     pub message: String,
+    /// Pods failing alike, told by a failure's signature: the largest bursts seen since the
+    /// cause began, as (pods, workloads) beginning within the window, none outdone in both by
+    /// another. A policy with pods-alike thresholds of its own is held by the cause only if one
+    /// of them meets them (see [`Correlated::holds_for`]). Empty for other causes.
+    pub bursts: Vec<(usize, usize)>,
 }
 
 impl Correlated {
+    /// Whether the cause holds a policy whose pods-alike thresholds are `thresholds` (its own
+    /// or the operator's): every cause does, but pods failing alike by a failure's signature
+    /// only once a burst met them. Once met, it stays met while the cause lasts.
+    pub fn holds_for(&self, thresholds: &crate::thresholds::PodsAlike) -> bool {
+        !matches!(self.cause, CorrelatedCause::Pods(PodsKey::Failure(_)))
+            || self.bursts.iter().any(|b| thresholds.met_by(*b))
+    }
+
     /// Whether `finding` stems from this cause (its per-target action should be held back): it
     /// is one of the members; or, when nodes fail together, it is about a member node or (for
     /// the classes the cause holds: nodes down) a pod bound to one (a pod lost with its node is

@@ -125,6 +125,33 @@ pub struct PodsAlike {
     pub window: Secs,
 }
 
+impl PodsAlike {
+    /// A policy's thresholds: its `safety.podsAlike`, the rest as `self` (the operator's).
+    pub fn for_policy(&self, safety: &kube_healer_api::Safety) -> PodsAlike {
+        let own = safety.pods_alike.as_ref();
+        let count = |n: Option<i32>, default: usize| n.map_or(default, |n| n.max(1) as usize);
+        PodsAlike {
+            pods: count(own.and_then(|o| o.min_pods), self.pods),
+            workloads: count(own.and_then(|o| o.min_workloads), self.workloads),
+            window: self.window,
+        }
+    }
+
+    /// The loosest of two: what finds every cause either asks for.
+    pub fn loosest(&self, other: &PodsAlike) -> PodsAlike {
+        PodsAlike {
+            pods: self.pods.min(other.pods),
+            workloads: self.workloads.min(other.workloads),
+            window: self.window.max(other.window),
+        }
+    }
+
+    /// Whether a burst of `pods` pods of `workloads` workloads meets these thresholds.
+    pub fn met_by(&self, (pods, workloads): (usize, usize)) -> bool {
+        pods >= self.pods && workloads >= self.workloads
+    }
+}
+
 impl Default for PodsAlike {
     fn default() -> Self {
         PodsAlike {

@@ -507,6 +507,7 @@ fn the_recheck_stops_an_action_on_a_node_taken_into_maintenance_since_the_decisi
         lease: None,
         events: vec![],
         pods_on_node: vec![],
+        sick_node: None,
         leases_seen_renewing: None,
         without_fencing: false,
         shutdown: ShutdownEvidence {

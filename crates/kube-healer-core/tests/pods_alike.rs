@@ -236,3 +236,74 @@ fn a_registry_cause_is_not_reported_again_as_pods_failing_alike() {
         6
     );
 }
+
+/// A policy with a Safety of its own pods-alike thresholds.
+fn safety(min_pods: i32, min_workloads: i32) -> kube_healer_api::Safety {
+    kube_healer_api::Safety {
+        pods_alike: Some(kube_healer_api::PodsAlikeThresholds {
+            min_pods: Some(min_pods),
+            min_workloads: Some(min_workloads),
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_policy_s_own_thresholds_decide_which_causes_hold_it() {
+    // 8 pods of 2 workloads failing alike: no cause at the operator's 5 of 3.
+    let mut two = three_nodes();
+    for deployment in ["cart", "pay"] {
+        for i in 0..4 {
+            two.pods
+                .push(crashing("shop", deployment, i, "app", -900, 1, DNS));
+        }
+    }
+    let findings = two.report().findings;
+    let (topology, operator) = (Topology::default(), Knobs::default());
+    assert!(pods_causes(&correlate(&findings, &topology, &operator, &[], &())).is_empty());
+
+    // A policy asking for 4 of 2: found at the loosest thresholds any policy asks for...
+    let strict = operator.pods_alike;
+    let loose = strict.for_policy(&safety(4, 2));
+    assert_eq!((loose.pods, loose.workloads, loose.window), (4, 2, strict.window));
+    let mut knobs = operator.clone();
+    knobs.pods_alike = strict.loosest(&loose);
+    let found = correlate(&findings, &topology, &knobs, &[], &());
+    let causes = pods_causes(&found);
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    assert_eq!(causes[0].bursts, [(8, 2)]);
+    // ... it holds that policy, and not one at the operator's thresholds, nor one asking for
+    // more workloads than failed.
+    assert!(causes[0].holds_for(&loose));
+    assert!(!causes[0].holds_for(&strict));
+    assert!(!causes[0].holds_for(&strict.for_policy(&safety(4, 3))));
+    // Policies without thresholds of their own take the operator's.
+    let none = kube_healer_api::Safety::default();
+    assert_eq!(strict.for_policy(&none), strict);
+    // Other causes hold every policy, whatever its thresholds.
+    let mut registry = causes[0].clone();
+    registry.cause = CorrelatedCause::Pods(PodsKey::Registry("registry.example".into()));
+    registry.bursts.clear();
+    assert!(registry.holds_for(&strict.for_policy(&safety(1000, 1000))));
+}
+
+#[test]
+fn once_a_burst_met_a_policy_s_thresholds_it_stays_met_while_the_cause_lasts() {
+    let report = storm().report();
+    let (topology, knobs) = (Topology::default(), Knobs::default());
+    let first = correlate(&report.findings, &topology, &knobs, &[], &());
+    let cause = pods_causes(&first)[0].clone();
+    // Ten pods of five workloads within the window; none outdoes (10, 5).
+    assert_eq!(cause.bursts, [(10, 5)]);
+    let five_of_five = knobs.pods_alike.for_policy(&safety(10, 5));
+    assert!(cause.holds_for(&five_of_five));
+
+    // All but one member recovered: the cause lasts, and so does what its bursts met (a
+    // policy's hold is not lifted because fewer pods fail now).
+    let cart = finding(&report.findings, "cart").clone();
+    let left = correlate([&cart], &topology, &knobs, &first, &());
+    let lasting = pods_causes(&left)[0];
+    assert_eq!(lasting.members.len(), 1);
+    assert!(lasting.holds_for(&five_of_five));
+    assert!(!lasting.holds_for(&knobs.pods_alike.for_policy(&safety(11, 5))));
+}

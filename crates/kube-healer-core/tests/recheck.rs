@@ -51,6 +51,7 @@ fn seen_pod(condition: CompiledCondition, pod: &PodView, node: Option<&NodeView>
         lease: None,
         events: vec![],
         pods_on_node: vec![],
+        sick_node: None,
         leases_seen_renewing: None,
         without_fencing: false,
         shutdown: Default::default(),
@@ -126,6 +127,7 @@ fn a_node_that_recovered_or_failed_anew_is_not_acted_on() {
         lease: None,
         events: vec![],
         pods_on_node: vec![],
+        sick_node: None,
         leases_seen_renewing: None,
         without_fencing: false,
         shutdown: Default::default(),
@@ -160,6 +162,47 @@ fn a_node_that_recovered_or_failed_anew_is_not_acted_on() {
         recheck_node(&seen, ActionKind::Cordon, Read::Gone, Read::NotRead, NOW),
         Fresh::Gone(_)
     ));
+}
+
+#[test]
+fn a_sick_node_is_still_a_black_hole_when_read_afresh_while_its_cause_was_seen() {
+    use kube_healer_core::classify::sick_node::SickNodeCause;
+    let decided = node_of(ready_node("w1"));
+    let cause = SickNodeCause {
+        since: NOW - 300,
+        pods: 4,
+        message: "4 pods of 4 workloads fail on node w1 while their workloads' pods run fine on other nodes"
+            .into(),
+    };
+    let mut seen = Seen {
+        planned: Default::default(),
+        condition: condition("Node", "NodeBlackHole"),
+        episode: NOW - 300,
+        pod: None,
+        node: Some(decided.clone()),
+        lease: None,
+        events: vec![],
+        pods_on_node: vec![],
+        sick_node: Some(cause),
+        leases_seen_renewing: None,
+        without_fencing: false,
+        shutdown: Default::default(),
+    };
+    let fresh = |seen: &Seen| {
+        recheck_node(
+            seen,
+            ActionKind::Cordon,
+            Read::Found(decided.clone()),
+            Read::NotRead,
+            NOW,
+        )
+    };
+    // Its evidence (siblings running fine elsewhere) is the cluster's: carried from the
+    // decision, the node read afresh still shows it.
+    assert_eq!(fresh(&seen), Fresh::Holds);
+    // No cause seen and no pod unstarted there: nothing holds.
+    seen.sick_node = None;
+    assert!(matches!(fresh(&seen), Fresh::Cleared(_)), "{:?}", fresh(&seen));
 }
 
 #[test]
@@ -285,6 +328,7 @@ fn a_probe_failure_is_rechecked_on_the_events_the_decision_saw() {
         lease: None,
         events,
         pods_on_node: vec![],
+        sick_node: None,
         leases_seen_renewing: None,
         without_fencing: false,
         shutdown: Default::default(),

@@ -169,8 +169,8 @@ fn unhealthy_nodes_are_counted_among_those_the_policy_selects_and_only_for_node_
         evidence: Default::default(),
         alike: None,
     };
-    let facts =
-        Facts::about(T, &policy, &finding, true, &[], || (1, 3)).with_switches(Some("--pause".into()), false);
+    let facts = Facts::about(T, &policy, &finding, true, (&[], &Default::default()), || (1, 3))
+        .with_switches(Some("--pause".into()), false);
     assert_eq!(
         (
             facts.unhealthy_nodes,

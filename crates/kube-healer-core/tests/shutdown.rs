@@ -150,6 +150,7 @@ fn the_recheck_holds_it_when_the_lease_reads_back_renewed() {
         }),
         events: vec![],
         pods_on_node: vec![],
+        sick_node: None,
         leases_seen_renewing: Some(NOW - 1),
         without_fencing: false,
         shutdown: EVIDENCE,

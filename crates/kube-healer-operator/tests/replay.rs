@@ -13,7 +13,11 @@
 //!   whose cordon a person lifts; a budget of 2 filled by a person's cordons; five nodes silent
 //!   under five tools' signals (crates/kube-healer/tests/maintenance.rs).
 //! - sick-node: four workloads each with a pod fine on one node and one stuck in
-//!   ContainerCreating on another; a pod crash-looping alone on a third (e2e/sick_node.rs).
+//!   ContainerCreating on another, a NodeBlackHole policy selecting the nodes; a pod
+//!   crash-looping alone on a third (e2e/sick_node.rs).
+//! - pods-alike: two workloads' four pods crash alike under a policy whose own thresholds ask
+//!   for 4 pods of 2 workloads; two others' four, told differently, under a policy with the
+//!   operator's (e2e/pods_alike.rs).
 //! - rollout: a Deployment's new template crashes while its old pods run; a pod crash-looping
 //!   alone beside it (e2e/rollout.rs). Recorded on the shared e2e cluster: other tests' pods
 //!   are in it too, their policies not.
@@ -284,15 +288,23 @@ fn nodes_under_maintenance_are_left_to_it_and_the_person_wins() {
     }
 }
 
-/// One record holds the sick node's four pods, naming the node; only the lone crash loop is
-/// acted on.
+/// One record holds the sick node's four pods, naming the node; the node is cordoned as a
+/// NodeBlackHole, and the lone crash loop is healed: nothing else is acted on.
 #[test]
-fn a_sick_node_s_pods_are_held_as_one_cause_and_the_lone_crash_loop_is_healed() {
+fn a_sick_node_s_pods_are_held_as_one_cause_the_node_is_cordoned_and_the_lone_crash_loop_is_healed() {
     let r = replay("sick-node", setup("10%"));
     let decisions = r.decisions();
     let acted = acted(decisions);
-    assert_eq!(acted.len(), 1, "{decisions:#?}");
-    assert_eq!(acted[0].name, "lonely", "{acted:#?}");
+    assert_eq!(acted.len(), 2, "{decisions:#?}");
+    let by_kind = |kind: TargetKind| acted.iter().find(|d| d.kind == kind).copied();
+    assert_eq!(
+        by_kind(TargetKind::Pod).map(|d| d.name.as_str()),
+        Some("lonely"),
+        "{acted:#?}"
+    );
+    let node = by_kind(TargetKind::Node).expect("the sick node acted on");
+    assert!(node.name.ends_with("-sick"), "{node:#?}");
+    assert_eq!(node.action, ActionKind::Cordon, "{node:#?}");
     let held: Vec<&Decided> = decisions.iter().filter(|d| d.verdict == "hold").collect();
     assert_eq!(held.len(), 1, "one record for the cause: {held:#?}");
     assert_eq!(held[0].reason, Some("Correlated"));
@@ -327,4 +339,30 @@ fn a_failing_rollout_is_held_naming_its_revision_and_the_lone_crash_loop_is_heal
             && message.contains("kubectl rollout undo deployment/web"),
         "{held:#?}"
     );
+}
+
+/// A policy's own pods-alike thresholds: its four pods of two workloads are one cause, held in
+/// one record; under the operator's thresholds, the other four are each healed.
+#[test]
+fn a_policy_s_own_pods_alike_thresholds_hold_its_pods_and_the_others_are_healed() {
+    let r = replay("pods-alike", setup("10%"));
+    let decisions = r.decisions();
+    let acted = acted(decisions);
+    let names: BTreeSet<&str> = acted.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["feed-0", "feed-1", "mail-0", "mail-1"]),
+        "{decisions:#?}"
+    );
+    let held: Vec<&Decided> = decisions.iter().filter(|d| d.verdict == "hold").collect();
+    assert_eq!(held.len(), 1, "one record for the cause: {held:#?}");
+    assert_eq!(held[0].reason, Some("Correlated"));
+    assert!(
+        held[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("4 pods of 2 workloads")),
+        "{held:#?}"
+    );
+    assert_eq!(r.summary().pods_removed, 4);
 }

@@ -34,7 +34,9 @@ impl Decider<'_> {
             TargetView::Pod(p) => p.opted_out,
             TargetView::Node(n) => n.opted_out,
         };
-        let mut facts = Facts::about(now, policy, finding, opted_out, self.correlated, || {
+        // The operator's thresholds are its flags, not known here: their defaults.
+        let causes = (self.correlated, &kube_healer_core::PodsAlike::default());
+        let mut facts = Facts::about(now, policy, finding, opted_out, causes, || {
             unhealthy_nodes(snapshot, policy, now)
         });
         // Someone else's work on the node, by the built-in signals (the operator's configured

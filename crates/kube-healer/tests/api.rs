@@ -438,6 +438,25 @@ fn invalid_cases() -> Vec<(&'static str, String, &'static str)> {
             "spec.safety.maxDisruptedPerWorkload applies only to Pod policies",
         ),
         (
+            "podsAlike on a node policy",
+            node(&format!(
+                "conditions: [{{class: NodeNotReady}}]\n{act}\nsafety: {{podsAlike: {{minPods: 3}}}}"
+            )),
+            "spec.safety.podsAlike applies only to Pod policies",
+        ),
+        (
+            "podsAlike of more workloads than pods",
+            pod(&format!(
+                "{cond}\n{act}\nsafety: {{podsAlike: {{minPods: 3, minWorkloads: 4}}}}"
+            )),
+            "spec.safety.podsAlike.minWorkloads cannot exceed minPods",
+        ),
+        (
+            "podsAlike of one pod",
+            pod(&format!("{cond}\n{act}\nsafety: {{podsAlike: {{minPods: 1}}}}")),
+            "spec.safety.podsAlike.minPods: Invalid value",
+        ),
+        (
             "maxConcurrent of zero",
             pod(&format!("{cond}\n{act}\nsafety: {{maxConcurrent: 0}}")),
             "spec.safety.maxConcurrent: Invalid value",

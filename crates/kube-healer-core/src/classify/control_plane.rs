@@ -79,6 +79,7 @@ pub fn control_plane(samples: &[CallSample], now_ms: i64, knobs: &Knobs) -> Opti
         cause: CorrelatedCause::ControlPlane,
         classes: held_classes(),
         members: Vec::new(),
+        bursts: Vec::new(),
         since: first_bad.div_euclid(1000),
         message: format!(
             "kube-healer's own API calls are failing or slow: {failed} of the last {} failed and {slow} took {} s or more: likely an overloaded or failing API server or etcd, whose view of the nodes cannot be trusted; node actions are held until its calls are healthy again",

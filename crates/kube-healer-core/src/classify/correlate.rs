@@ -82,8 +82,10 @@ fn pods_alike(findings: &[&Finding], knobs: &Knobs, previous: &[Correlated]) -> 
         let mut classes: Vec<FailureClass> = members.iter().map(|f| f.class).collect();
         classes.sort();
         classes.dedup();
+        let before = was.map_or(&[][..], |c| &c.bursts);
         out.push(Correlated {
             message: message(&key, &members),
+            bursts: bursts(&key, &members, knobs.pods_alike.window, before),
             cause,
             classes,
             since,
@@ -122,12 +124,30 @@ fn burst(key: &PodsKey, members: &[&Finding], knobs: &Knobs) -> Option<Secs> {
         // Built by their own rules (classify::sick_node, classify::rollout), never keyed here.
         PodsKey::Node(_) | PodsKey::Rollout(_) => return None,
     };
+    windows(key, members, knobs.pods_alike.window)
+        .into_iter()
+        .find(|w| w.pods >= min_pods && w.spread >= min_spread)
+        .map(|w| w.began)
+}
+
+/// A run of members beginning within the window: when its first began, how many pods, and
+/// across how many of what tells them apart.
+struct Run {
+    began: Secs,
+    pods: usize,
+    spread: usize,
+}
+
+/// The longest run of `members` (sorted by since) beginning within `window` that ends at each
+/// member.
+fn windows(key: &PodsKey, members: &[&Finding], window: Secs) -> Vec<Run> {
     let spreads: Vec<String> = members.iter().map(|f| spread(key, f)).collect();
     let mut in_window: HashMap<&str, usize> = HashMap::new();
     let mut start = 0;
+    let mut out = Vec::with_capacity(members.len());
     for (end, f) in members.iter().enumerate() {
         *in_window.entry(&spreads[end]).or_default() += 1;
-        while began(members[start]) + knobs.pods_alike.window < began(f) {
+        while began(members[start]) + window < began(f) {
             let s = &spreads[start];
             if let Some(n) = in_window.get_mut(s.as_str()) {
                 *n -= 1;
@@ -137,11 +157,41 @@ fn burst(key: &PodsKey, members: &[&Finding], knobs: &Knobs) -> Option<Secs> {
             }
             start += 1;
         }
-        if end + 1 - start >= min_pods && in_window.len() >= min_spread {
-            return Some(began(members[start]));
+        out.push(Run {
+            began: began(members[start]),
+            pods: end + 1 - start,
+            spread: in_window.len(),
+        });
+    }
+    out
+}
+
+/// The bursts of a failure's signature (see `Correlated::bursts`): those of `members` now and
+/// those the cause had seen (`before`), none outdone in both pods and workloads by another.
+fn bursts(
+    key: &PodsKey,
+    members: &[&Finding],
+    window: Secs,
+    before: &[(usize, usize)],
+) -> Vec<(usize, usize)> {
+    if !matches!(key, PodsKey::Failure(_)) {
+        return Vec::new();
+    }
+    let mut all: Vec<(usize, usize)> = windows(key, members, window)
+        .into_iter()
+        .map(|w| (w.pods, w.spread))
+        .chain(before.iter().copied())
+        .collect();
+    // Most pods first (most workloads first among equals): each kept only if it spans more
+    // workloads than every burst of more pods.
+    all.sort_by(|a, b| b.cmp(a));
+    let mut front: Vec<(usize, usize)> = Vec::new();
+    for b in all {
+        if front.last().is_none_or(|last| b.1 > last.1) {
+            front.push(b);
         }
     }
-    None
+    front
 }
 
 /// The cause in a line: how many pods, across how many of what, and what they share.

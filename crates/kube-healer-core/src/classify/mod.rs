@@ -36,18 +36,22 @@ pub struct Report {
 /// Classifies everything in `snapshot` with the default knobs (its sick nodes as
 /// [`sick_nodes_of`] filled them in, if it was asked).
 pub fn classify_snapshot(snapshot: &Snapshot, now: Secs) -> Report {
-    let knobs = Knobs::default();
+    classify_snapshot_with(snapshot, &Knobs::default(), now)
+}
+
+/// [`classify_snapshot`] with these knobs (a policy's pods-alike thresholds, say).
+pub fn classify_snapshot_with(snapshot: &Snapshot, knobs: &Knobs, now: Secs) -> Report {
     let mut findings = Vec::new();
     for node in &snapshot.nodes {
-        classify_node(node, snapshot, &knobs, now, &mut findings);
+        classify_node(node, snapshot, knobs, now, &mut findings);
     }
     for pod in &snapshot.pods {
-        classify_pod(pod, snapshot, &knobs, now, &mut findings);
+        classify_pod(pod, snapshot, knobs, now, &mut findings);
     }
     let correlated = correlate(
         &findings,
         &Topology::by(&snapshot.nodes, snapshot.pool_label.as_deref()),
-        &knobs,
+        knobs,
         &[],
         snapshot,
     );

@@ -301,5 +301,6 @@ fn cause(
             failing * 100 / total.max(1)
         ),
         members: members.iter().map(|f| f.subject.clone()).collect(),
+        bursts: Vec::new(),
     }
 }

@@ -95,5 +95,6 @@ fn cause(key: String, w: &Workload, revision: &str, fine: Option<&str>, members:
         classes,
         since: members.iter().map(|f| f.since).min().unwrap_or_default(),
         members: members.iter().map(|f| f.subject.clone()).collect(),
+        bursts: Vec::new(),
     }
 }

@@ -154,6 +154,7 @@ fn cause(node: &str, members: &[(&Finding, String)]) -> Correlated {
         classes,
         since: members.iter().map(|(f, _)| f.since).min().unwrap_or_default(),
         members: members.iter().map(|(f, _)| f.subject.clone()).collect(),
+        bursts: Vec::new(),
     }
 }
 

@@ -7,6 +7,7 @@ use super::planned::{HeldFor, PlannedSignals, planned_disruption};
 use super::window::WindowVerdict;
 use crate::finding::{Correlated, Finding};
 use crate::policy::CompiledPolicy;
+use crate::thresholds::PodsAlike;
 use crate::view::{NodeView, Secs, Status};
 
 /// The classes that make a node count as unhealthy for maxUnhealthy.
@@ -149,18 +150,21 @@ impl std::fmt::Display for OutCount {
 impl Facts {
     /// The facts about one finding under one policy at `now`. `unhealthy_nodes` is asked only
     /// for a node policy (maxUnhealthy applies to nodes alone).
+    /// `causes` are the correlated causes, and the operator's pods-alike thresholds (the
+    /// policy's own, if it has any, replace them).
     pub fn about(
         now: Secs,
         policy: &CompiledPolicy,
         finding: &Finding,
         opted_out: bool,
-        correlated: &[Correlated],
+        causes: (&[Correlated], &PodsAlike),
         unhealthy_nodes: impl FnOnce() -> (usize, usize),
     ) -> Facts {
+        let (correlated, pods_alike) = causes;
         Facts {
             now,
             opted_out,
-            correlated: correlated_message(correlated, finding),
+            correlated: cause_of(correlated, finding, policy, pods_alike).map(|c| c.message.clone()),
             unhealthy_nodes: (policy.kind == TargetKind::Node).then(unhealthy_nodes),
             ..Default::default()
         }
@@ -174,12 +178,19 @@ impl Facts {
     }
 }
 
-/// The message of the correlated cause that covers a finding, if one does.
-pub fn correlated_message(correlated: &[Correlated], finding: &Finding) -> Option<String> {
+/// The correlated cause that holds a finding under a policy, if one does: it covers the finding
+/// and holds for the policy's pods-alike thresholds (its own, else `pods_alike`, the
+/// operator's).
+pub fn cause_of<'a>(
+    correlated: &'a [Correlated],
+    finding: &Finding,
+    policy: &CompiledPolicy,
+    pods_alike: &PodsAlike,
+) -> Option<&'a Correlated> {
+    let thresholds = pods_alike.for_policy(&policy.policy.spec.safety);
     correlated
         .iter()
-        .find(|c| c.covers(finding))
-        .map(|c| c.message.clone())
+        .find(|c| c.covers(finding) && c.holds_for(&thresholds))
 }
 
 /// (unhealthy nodes, nodes) among those the policy selects, for its maxUnhealthy. A node counts

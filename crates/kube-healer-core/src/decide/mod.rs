@@ -32,9 +32,7 @@ pub use batch::batchable;
 pub use budget::Budget;
 pub use drain::{LeftAlone, drain_grace, left_alone};
 pub use episode::{Recorded, episode_of};
-pub use facts::{
-    DOWN_CLASSES, Facts, OutBy, OutCount, OutOfService, correlated_message, count_unhealthy_nodes,
-};
+pub use facts::{DOWN_CLASSES, Facts, OutBy, OutCount, OutOfService, cause_of, count_unhealthy_nodes};
 pub use inherited::{InFlightMark, inherited_in_flight, parse_until};
 pub use ladder::Ladder;
 pub use maintainers::{MACHINE_SKIP_ANNOTATIONS, Maintainer, MaintainerApi, MaintainerSays};

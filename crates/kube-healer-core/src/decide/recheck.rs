@@ -30,6 +30,10 @@ pub struct Seen {
     pub events: Vec<EventView>,
     /// Node decisions: the pods bound to the node (NodeBlackHole counts them).
     pub pods_on_node: Vec<PodView>,
+    /// Node decisions: the node as the cause of its pods' failures, as correlation found it
+    /// (NodeBlackHole reads it; its evidence, pods running fine on other nodes, is the
+    /// cluster's, not the node's to read afresh).
+    pub sick_node: Option<crate::classify::sick_node::SickNodeCause>,
     pub leases_seen_renewing: Option<Secs>,
     /// The step opted out of fencing (`forceDelete.withoutFencing`).
     pub without_fencing: bool,
@@ -171,6 +175,10 @@ pub fn recheck_node(
         lease.into_iter().collect(),
     );
     snapshot.leases_seen_renewing = seen.leases_seen_renewing;
+    if let Some(sick) = &seen.sick_node {
+        let name = snapshot.nodes[0].name.to_string();
+        snapshot.sick_nodes.insert(name, sick.clone());
+    }
     let node = &snapshot.nodes[0];
     match verdict(seen, TargetView::Node(node), &snapshot, now) {
         Fresh::Holds => others_work(node, seen)

@@ -21,8 +21,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::reasons::HoldReason;
 use kube_healer_api::{ActionKind, HealingPolicySpec};
 use kube_healer_core::decide::{
-    Budget, Decision, Facts, InFlightMark, Ladder, PlannedSignals, WindowVerdict, Zone, decide, guard,
-    overridden, under_maintenance, unsafe_for_target, window_verdict,
+    Budget, Decision, Facts, InFlightMark, Ladder, PlannedSignals, WindowVerdict, Zone, cause_of, decide,
+    guard, overridden, under_maintenance, unsafe_for_target, window_verdict,
 };
 use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::{Secs, Shared};
@@ -67,6 +67,9 @@ pub struct Context<'a> {
     pub decided_at: Time,
     pub stores: &'a Stores,
     pub correlated: &'a [Correlated],
+    /// The operator's pods-alike thresholds (a policy's own replace them): which causes of pods
+    /// failing alike hold a policy.
+    pub pods_alike: kube_healer_core::PodsAlike,
     /// (unhealthy, selected) nodes of a node policy.
     pub unhealthy_nodes: &'a dyn Fn(&CompiledPolicy) -> (usize, usize),
     /// Whether a policy is one of this operator's (its cordons count in the budget).
@@ -220,7 +223,7 @@ impl Gate {
                 message,
                 retry_at,
             } => {
-                if reason == HoldReason::Correlated && !self.first_of_its_cause(due, mode, ctx) {
+                if reason == HoldReason::Correlated && !self.first_of_its_cause(due, compiled, mode, ctx) {
                     return Verdict::Recheck(retry_at);
                 }
                 if reason == HoldReason::Maintenance
@@ -358,13 +361,19 @@ impl Gate {
     /// record names the cause and counts its members), so a storm of any size writes one
     /// record per cause and policy. Node causes keep a record per node, as the budget and the
     /// node's marks are per node.
-    fn first_of_its_cause(&mut self, due: &DueMatch, mode: Mode, ctx: &Context<'_>) -> bool {
+    fn first_of_its_cause(
+        &mut self,
+        due: &DueMatch,
+        compiled: &CompiledPolicy,
+        mode: Mode,
+        ctx: &Context<'_>,
+    ) -> bool {
         self.held_causes.retain(|(_, key, since, _)| {
             ctx.correlated
                 .iter()
                 .any(|c| c.since == *since && c.cause == CorrelatedCause::Pods(key.clone()))
         });
-        let cause = ctx.correlated.iter().find(|c| c.covers(&due.finding));
+        let cause = cause_of(ctx.correlated, &due.finding, compiled, &ctx.pods_alike);
         match cause.map(|c| (&c.cause, c.since)) {
             Some((CorrelatedCause::Pods(key), since)) => {
                 self.held_causes
@@ -448,10 +457,7 @@ impl Gate {
             .as_ref()
             .is_some_and(|h| h.reason == HoldReason::Correlated)
         {
-            request.spec.cause = ctx
-                .correlated
-                .iter()
-                .find(|c| c.covers(&due.finding))
+            request.spec.cause = cause_of(ctx.correlated, &due.finding, compiled, &ctx.pods_alike)
                 .map(request::cause_evidence);
         }
         if request.in_flight() {
@@ -491,7 +497,8 @@ impl Gate {
             Some(TargetView::Node(n)) => n.opted_out,
             None => false,
         };
-        let mut facts = Facts::about(ctx.now, compiled, finding, opted_out, ctx.correlated, || {
+        let causes = (ctx.correlated, &ctx.pods_alike);
+        let mut facts = Facts::about(ctx.now, compiled, finding, opted_out, causes, || {
             (ctx.unhealthy_nodes)(compiled)
         })
         .with_switches(self.switches.pause(), self.switches.dry_run);

@@ -34,6 +34,7 @@ pub fn seen(
         lease: None,
         events: Vec::new(),
         pods_on_node: Vec::new(),
+        sick_node: None,
         leases_seen_renewing: stores.leases_seen_renewing(),
     };
     match target {
@@ -51,6 +52,7 @@ pub fn seen(
             seen.lease = stores.lease(name).cloned();
             seen.events = stores.events("Node", None, name).cloned().collect();
             seen.pods_on_node = stores.pods_on(name).cloned().collect();
+            seen.sick_node = stores.sick_node(name).cloned();
         }
     }
     Some(seen)

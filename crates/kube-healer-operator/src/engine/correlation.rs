@@ -61,6 +61,11 @@ impl Correlation {
         self.dirty = true;
     }
 
+    /// The causes are recomputed at the next refresh (their thresholds changed).
+    pub fn invalidate(&mut self) {
+        self.dirty = true;
+    }
+
     /// Recomputes the causes if their inputs changed; logs those that appear and clear. A cause
     /// that clears at `now` cools off for [`COOL_OFF`]. Returns whether what holds may have
     /// changed.

@@ -211,6 +211,7 @@ impl Engine {
             decided_at: self.clock.time(),
             stores,
             correlated: self.correlation.holding(),
+            pods_alike: self.pods_alike,
             unhealthy_nodes: &unhealthy,
             managed: &|p: &str| self.policies.get(p).is_some(),
             episodes: &self.policies.episodes,

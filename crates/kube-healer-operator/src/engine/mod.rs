@@ -43,7 +43,10 @@ use timers::DueQueue;
 
 pub struct Engine {
     stores: Stores,
+    /// Classification's thresholds (pods alike: the loosest any policy asks for).
     knobs: Knobs,
+    /// The operator's pods-alike thresholds (`--pods-alike-*`): a policy's unless it has its own.
+    pods_alike: kube_healer_core::PodsAlike,
     findings: FindingTracker,
     timers: DueQueue<Target>,
     policies: PolicySet,
@@ -101,6 +104,7 @@ impl Engine {
         Engine {
             stores: Stores::default(),
             knobs: Knobs::default(),
+            pods_alike: kube_healer_core::PodsAlike::default(),
             findings: FindingTracker::default(),
             timers: DueQueue::default(),
             policies: PolicySet::default(),
@@ -238,8 +242,20 @@ impl Engine {
     }
 
     pub fn with_pods_alike(mut self, pods_alike: kube_healer_core::PodsAlike) -> Self {
-        self.knobs.pods_alike = pods_alike;
+        self.pods_alike = pods_alike;
+        self.fit_pods_alike();
         self
+    }
+
+    /// Pods failing alike are found at the loosest thresholds any policy asks for (the
+    /// operator's, or a policy's own `safety.podsAlike`); each policy is then held only by the
+    /// causes its own thresholds meet (`Correlated::holds_for`).
+    pub(super) fn fit_pods_alike(&mut self) {
+        let loosest = self.policies.loosest_pods_alike(&self.pods_alike);
+        if loosest != self.knobs.pods_alike {
+            self.knobs.pods_alike = loosest;
+            self.correlation.invalidate();
+        }
     }
 
     /// How long a failure must stay clear before it is over (default 0: at once).

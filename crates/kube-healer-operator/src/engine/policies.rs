@@ -16,11 +16,13 @@ use crate::target::Target;
 
 impl Engine {
     /// Events are kept as long as the longest window a policy counts them over, and Normal
-    /// events whole if a policy's pattern may read them.
-    fn keep_events_for_policies(&mut self) {
+    /// events whole if a policy's pattern may read them; pods failing alike are found at the
+    /// loosest thresholds a policy asks for.
+    fn fit_to_policies(&mut self) {
         let window = self.policies.longest_event_window();
         self.stores.keep_events_for(window);
         self.stores.normal = self.policies.normal_events();
+        self.fit_pods_alike();
     }
 
     pub(super) fn apply_policy(&mut self, event: W<DynamicObject>, now: Secs) -> Applied {
@@ -39,7 +41,7 @@ impl Engine {
                     Ok((kind, changed)) => {
                         if changed {
                             tracing::info!(policy = %name, generation = ?policy.metadata.generation, "policy loaded");
-                            self.keep_events_for_policies();
+                            self.fit_to_policies();
                             self.evaluate_kind(kind, now);
                             // Its records may have arrived before it.
                             self.apply_retention(now);
@@ -78,7 +80,7 @@ impl Engine {
                 self.retire(&name);
                 if let Some(kind) = self.policies.remove(&name) {
                     tracing::info!(policy = %name, "policy removed");
-                    self.keep_events_for_policies();
+                    self.fit_to_policies();
                     self.evaluate_kind(kind, now);
                 }
                 Applied::default()
@@ -90,7 +92,7 @@ impl Engine {
             W::InitDone => {
                 if let Some(seen) = self.relist_policies.finish() {
                     self.policies.retain(&seen);
-                    self.keep_events_for_policies();
+                    self.fit_to_policies();
                 }
                 Applied {
                     listed: true,

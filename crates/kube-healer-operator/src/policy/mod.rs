@@ -156,6 +156,14 @@ impl PolicySet {
         windows.map(|c| c.event_window()).max().unwrap_or(0)
     }
 
+    /// The loosest pods-alike thresholds of `operator`'s and every policy's own.
+    pub fn loosest_pods_alike(&self, operator: &kube_healer_core::PodsAlike) -> kube_healer_core::PodsAlike {
+        self.policies
+            .values()
+            .map(|p| operator.for_policy(&p.policy.spec.safety))
+            .fold(*operator, |loosest, p| loosest.loosest(&p))
+    }
+
     /// Which Normal events the policies' event patterns may read (by reason, or all of them).
     pub fn normal_events(&self) -> kube_healer_core::events::NormalEvents {
         let patterns = self.policies.values().flat_map(|p| &p.conditions);

@@ -114,7 +114,12 @@ pub struct Plan {
 /// policy's budget as it goes.
 pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan {
     let ClusterRead { snapshot, namespaces } = cluster;
-    let report = kube_healer_core::classify_snapshot(snapshot, now);
+    // Pods failing alike are found as the operator would with this policy among its own: at the
+    // looser of its thresholds and the defaults.
+    let mut correlating = Knobs::default();
+    let own = correlating.pods_alike.for_policy(&compiled.policy.spec.safety);
+    correlating.pods_alike = correlating.pods_alike.loosest(&own);
+    let report = kube_healer_core::classify::classify_snapshot_with(snapshot, &correlating, now);
     let knobs = Knobs::default();
     let labels = |ns: &str| namespaces.get(ns);
     let mut matches: Vec<(usize, Finding, TargetView<'_>)> = Vec::new();

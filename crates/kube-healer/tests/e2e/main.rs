@@ -33,6 +33,7 @@ mod node_jobs;
 mod observability;
 mod ownership;
 mod pause;
+mod pods_alike;
 mod probe;
 mod rate;
 mod recheck;
@@ -64,6 +65,7 @@ fn main() -> std::process::ExitCode {
         observability::tests(),
         ownership::tests(),
         pause::tests(),
+        pods_alike::tests(),
         probe::tests(),
         rate::tests(),
         recheck::tests(),

@@ -63,8 +63,14 @@ async fn sick_node(ctx: Ctx) -> anyhow::Result<()> {
         "conditions": [{"class": "StuckContainerCreating", "for": "3s"}], "actions": [{"action": "Delete"}], "safety": safety}))
     .await?;
     let node_policy = ctx.name("node");
-    create_policy(&ctx, &node_policy, json!({"target": {"kind": "Node", "selector": {"matchLabels": {nodes::OWNER_LABEL: ctx.id}}},
-        "conditions": [{"class": "NodeBlackHole", "for": "3s"}], "actions": [{"action": "Cordon"}], "safety": safety}))
+    create_policy(
+        &ctx,
+        &node_policy,
+        json!({"target": {"kind": "Node", "selector": {"matchLabels": {nodes::OWNER_LABEL: ctx.id}}},
+        "conditions": [{"class": "NodeBlackHole", "for": "3s"}], "actions": [{"action": "Cordon"}],
+        // One of the test's three nodes: past the default 30%.
+        "safety": {"maxUnhealthy": 1}}),
+    )
     .await?;
     let lone_policy = ctx.name("lone");
     create_policy(&ctx, &lone_policy, json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
