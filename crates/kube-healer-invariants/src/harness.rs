@@ -442,6 +442,9 @@ impl Run {
                 name: req.name.clone(),
                 was_in_flight: req.in_flight(),
                 carried_out,
+                // The simulated calls fail as a timeout would (perhaps taken effect): none is
+                // known untouched.
+                untouched: false,
                 unrecorded: None,
             });
     }

@@ -147,6 +147,9 @@ pub struct ActionDone {
     /// Whether the request counted as in flight (a real action, neither held nor a dry run).
     pub was_in_flight: bool,
     pub carried_out: bool,
+    /// The target was certainly left as it was (the call never sent, or refused): a removal it
+    /// would have been counts no more against its workload's limit.
+    pub untouched: bool,
     /// The decision could not be recorded (the API server refused or did not answer for longer
     /// than the retries last), so it was not carried out either: the engine takes it back and
     /// decides again later, on fresh state.

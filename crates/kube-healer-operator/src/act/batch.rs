@@ -292,7 +292,7 @@ async fn left_unfinished(io: &Io<'_>, name: &str) -> Option<HealingAction> {
     let marked = writer::in_flight(&record);
     let finished = record.status.as_ref().is_some_and(|s| s.phase.is_final());
     if finished && marked {
-        writer::settle(io.records, name).await;
+        writer::settle(io.records, name, (true, false)).await;
     }
     (marked && !finished).then_some(record)
 }
@@ -392,7 +392,7 @@ async fn finish(io: &Io<'_>, name: &str, outcomes: &[Outcome], members: Vec<Memb
         finish: io.clock.time(),
     };
     writer::finish_batch(io.records, name, finished, members).await;
-    writer::settle(io.records, name).await;
+    writer::settle(io.records, name, (true, false)).await;
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub enum Handled {
     CarriedOut,
     /// Recorded; held, dry run, failed, or recorded before.
     NotCarriedOut,
+    /// Recorded, and the target certainly left as it was (see `Outcome::untouched`): a removal
+    /// it would have been counts no more against its workload's limit.
+    Untouched,
     /// Not recorded, so not carried out: the request, to be taken back.
     Unrecorded(Box<ActionRequest>),
 }
@@ -128,6 +131,7 @@ async fn skipped(io: &Io<'_>, req: &ActionRequest, start: &Time) -> bool {
 /// The outcome recorded, counted and announced; `marked`: the record carries an in-flight mark
 /// to take off once it ended.
 async fn finish(io: &Io<'_>, req: &ActionRequest, outcome: Outcome, start: Time, marked: bool) -> Handled {
+    let untouched = outcome.untouched();
     let Outcome {
         phase,
         reason,
@@ -144,10 +148,12 @@ async fn finish(io: &Io<'_>, req: &ActionRequest, outcome: Outcome, start: Time,
         finish: io.clock.time(),
     };
     writer::finish(io.records, &req.name, finished).await;
-    // Ended (not left for the next leader): the in-flight mark comes off. A resumed record may
-    // carry the mark of the leader that began it.
-    if phase != ActionPhase::Running && marked {
-        writer::settle(io.records, &req.name).await;
+    // Ended (not left for the next leader): the in-flight mark comes off (a resumed record may
+    // carry the mark of the leader that began it), and a removal certainly not made stops
+    // naming its workload, for every process that counts removals from the records.
+    let untouched = untouched && crate::record::disrupts(&req.spec, false).is_some();
+    if phase != ActionPhase::Running && (marked || untouched) {
+        writer::settle(io.records, &req.name, (marked, untouched)).await;
     }
     count(io.metrics, req, phase, reason);
     // A leftover (a pod that had stopped for good) cleaned away needs no Event: its record tells
@@ -159,10 +165,10 @@ async fn finish(io: &Io<'_>, req: &ActionRequest, outcome: Outcome, start: Time,
     if !leftover_removed {
         announce(io.recorder, &req.spec, phase, reason, &message).await;
     }
-    if phase == ActionPhase::Succeeded {
-        Handled::CarriedOut
-    } else {
-        Handled::NotCarriedOut
+    match phase {
+        ActionPhase::Succeeded => Handled::CarriedOut,
+        _ if untouched => Handled::Untouched,
+        _ => Handled::NotCarriedOut,
     }
 }
 

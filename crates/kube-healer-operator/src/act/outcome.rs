@@ -31,4 +31,30 @@ impl Outcome {
     pub fn succeeded(&self) -> bool {
         self.phase == ActionPhase::Succeeded
     }
+
+    /// Whether the target was certainly left as it was: no call was sent (Skipped: rechecked,
+    /// gone already), or the API server refused it (a PodDisruptionBudget; refused before any
+    /// call). A failure that may have taken effect (a timeout, a retried call) is not.
+    pub fn untouched(&self) -> bool {
+        self.phase == ActionPhase::Skipped
+            || self.reason == reasons::PDB_BLOCKED
+            || (self.reason == reasons::UNSAFE && self.calls == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_call_never_sent_or_refused_leaves_the_target_certainly_untouched() {
+        let o = |phase, reason, calls| Outcome::new(phase, reason, String::new(), calls);
+        assert!(o(ActionPhase::Skipped, reasons::RECOVERED, 0).untouched());
+        assert!(o(ActionPhase::Skipped, reasons::PDB_BLOCKED, 1).untouched());
+        assert!(o(ActionPhase::Failed, reasons::PDB_BLOCKED, 12).untouched());
+        assert!(Outcome::unsafe_because("no".into()).untouched());
+        // A failed call may have taken effect; a success did.
+        assert!(!o(ActionPhase::Failed, reasons::API_ERROR, 3).untouched());
+        assert!(!o(ActionPhase::Succeeded, reasons::COMPLETED, 1).untouched());
+    }
 }

@@ -91,7 +91,7 @@ pub async fn finish_if_gone(io: Io<'_>, name: &str) {
         }
     }
     if writer::in_flight(&record) {
-        writer::settle(io.records, name).await;
+        writer::settle(io.records, name, (true, false)).await;
     }
     io.metrics
         .actions

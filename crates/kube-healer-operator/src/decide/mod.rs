@@ -572,6 +572,12 @@ impl Gate {
         }
     }
 
+    /// A removal recorded under `record` was certainly not made: it counts no more. Whether it
+    /// counted.
+    pub fn removal_not_made(&mut self, record: &str) -> bool {
+        self.removals.forget(record)
+    }
+
     /// A record was deleted. Returns the policy it counted in flight for, if it did.
     pub fn record_gone(&mut self, record: &str) -> Option<String> {
         // A removal's record deleted by retention still counts until SETTLE has passed.

@@ -28,6 +28,8 @@ struct Entry {
 pub struct Removals {
     /// Workload (`Deployment namespace/name`) -> record name -> the removal.
     by_workload: HashMap<String, HashMap<String, Entry>>,
+    /// Record name -> its workload (a record forgotten without a scan).
+    workload_of: HashMap<String, String>,
 }
 
 impl Removals {
@@ -39,24 +41,36 @@ impl Removals {
             .or_default()
             .entry(record.to_string())
             .or_insert(Entry { removal, ongoing });
+        self.workload_of
+            .entry(record.to_string())
+            .or_insert_with(|| workload.to_string());
     }
 
     /// The removal recorded under `record` ended at `now`: it counts from now.
     pub fn done(&mut self, record: &str, now: Secs) {
-        for e in self.by_workload.values_mut().filter_map(|r| r.get_mut(record)) {
-            if e.ongoing {
-                e.ongoing = false;
-                e.removal.at = e.removal.at.max(now);
-            }
+        let Some(workload) = self.workload_of.get(record) else {
+            return;
+        };
+        let entry = self.by_workload.get_mut(workload).and_then(|r| r.get_mut(record));
+        if let Some(e) = entry.filter(|e| e.ongoing) {
+            e.ongoing = false;
+            e.removal.at = e.removal.at.max(now);
         }
     }
 
-    /// A decision not recorded, so not carried out (nor its record seen): it counts no more.
-    pub fn forget(&mut self, record: &str) {
-        for records in self.by_workload.values_mut() {
+    /// A removal not made after all (a decision not recorded, so not carried out; a call never
+    /// sent, or refused): it counts no more. Whether it counted.
+    pub fn forget(&mut self, record: &str) -> bool {
+        let Some(workload) = self.workload_of.remove(record) else {
+            return false;
+        };
+        if let Some(records) = self.by_workload.get_mut(&workload) {
             records.remove(record);
+            if records.is_empty() {
+                self.by_workload.remove(&workload);
+            }
         }
-        self.by_workload.retain(|_, records| !records.is_empty());
+        true
     }
 
     /// The workload's removals that count at `now`: those done within SETTLE, and those still
@@ -78,8 +92,15 @@ impl Removals {
 
     /// Removals done past SETTLE forgotten.
     pub fn prune(&mut self, now: Secs) {
+        let workload_of = &mut self.workload_of;
         for records in self.by_workload.values_mut() {
-            records.retain(|_, e| e.ongoing || e.removal.at > now - SETTLE);
+            records.retain(|record, e| {
+                let keep = e.ongoing || e.removal.at > now - SETTLE;
+                if !keep {
+                    workload_of.remove(record);
+                }
+                keep
+            });
         }
         self.by_workload.retain(|_, records| !records.is_empty());
     }
@@ -110,11 +131,24 @@ mod tests {
         r.removed(W, "rec-1", at(105, "a"), false);
         r.removed(W, "rec-2", at(110, "b"), false);
         assert_eq!(r.of(W, 120).len(), 2);
-        r.forget("rec-2");
+        assert!(r.forget("rec-2"));
+        assert!(!r.forget("rec-2"), "forgotten once");
         assert_eq!(r.of(W, 120), vec![at(100, "a")]);
         assert!(r.of(W, 100 + SETTLE).is_empty());
         r.prune(100 + SETTLE);
         assert_eq!(r.len(), 0);
+        assert!(r.workload_of.is_empty(), "pruned from both indexes");
+    }
+
+    #[test]
+    fn a_removal_certainly_not_made_counts_no_more_even_while_ongoing() {
+        let mut r = Removals::default();
+        r.removed(W, "refused", at(100, "a"), true);
+        r.removed(W, "made", at(100, "b"), true);
+        assert_eq!(r.of(W, 110).len(), 2);
+        assert!(r.forget("refused"));
+        r.done("refused", 120);
+        assert_eq!(r.of(W, 120), vec![at(120, "b")]);
     }
 
     #[test]

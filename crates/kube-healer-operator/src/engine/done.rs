@@ -1,6 +1,7 @@
 //! The executor's answers: a finished action frees its place under maxConcurrent (the next
-//! waiting target takes it), counts in the policy's status if it changed the cluster, and a
-//! decision that could not be recorded is taken back and made again later.
+//! waiting target takes it), counts in the policy's status if it changed the cluster, a removal
+//! certainly not made counts no more against its workload, and a decision that could not be
+//! recorded is taken back and made again later.
 
 use super::Engine;
 use crate::decide::RECORD_RETRY;
@@ -38,6 +39,9 @@ impl Engine {
             self.gate.finished(&done.policy, &done.name, now);
             self.place_freed(&done.policy);
         }
+        if done.untouched {
+            self.removal_not_made(&done.name);
+        }
         if let Some(req) = done.unrecorded {
             let target = self.gate.take_back(&done.policy, &req);
             self.count_held();
@@ -48,6 +52,26 @@ impl Engine {
             && let Some(status) = self.statuses.carried_out(&done.policy, self.clock.now())
         {
             self.write_status(status);
+        }
+    }
+
+    /// A removal recorded under `record` was certainly not made (never sent, or refused): it
+    /// counts no more against its workload's limit, and the targets that limit holds are decided
+    /// again now.
+    pub(super) fn removal_not_made(&mut self, record: &str) {
+        use kube_healer_api::reasons::HoldReason;
+        if !self.gate.removal_not_made(record) {
+            return;
+        }
+        let now = self.clock.now();
+        let held: Vec<crate::target::Target> = self
+            .gate
+            .holding
+            .held_for(HoldReason::WorkloadLimit)
+            .cloned()
+            .collect();
+        for target in held {
+            self.timers.schedule(target, now);
         }
     }
 }

@@ -69,6 +69,9 @@ impl Engine {
             let (workload, removal) = crate::record::parse_disrupts(value, created, &uid);
             self.gate
                 .record_disrupts(workload, &name, removal, (ongoing, now));
+        } else {
+            // Its removal was certainly not made (the executor took the annotation off).
+            self.removal_not_made(&name);
         }
         let acted = match labels.get(kube_healer_api::DECISION_LABEL).map(String::as_str) {
             Some("act") => Some(Mode::Live),

@@ -360,6 +360,8 @@ impl Replay {
             name: req.name.clone(),
             was_in_flight: req.in_flight(),
             carried_out: req.in_flight(),
+            // A replay has no call to refuse: its removals count as made.
+            untouched: false,
             unrecorded: None,
         });
     }

@@ -58,7 +58,7 @@ pub async fn begin(
                 Ok(existing) => {
                     // Finished, but its leader ended before taking the in-flight mark off.
                     if in_flight(&existing) {
-                        settle(records, name).await;
+                        settle(records, name, (true, false)).await;
                     }
                     Begun::Done
                 }
@@ -93,12 +93,27 @@ pub fn in_flight(record: &HealingAction) -> bool {
         .is_some_and(|l| l.contains_key(kube_healer_api::IN_FLIGHT_LABEL))
 }
 
-/// The long action ended: its record's in-flight mark comes off (one write, long actions only),
-/// and a leader that took over stops counting it. A mark left by a failed write stops counting
-/// at its deadline.
-pub async fn settle(records: &Api<HealingAction>, name: &str) {
-    let body = serde_json::json!({"metadata": {"labels": {kube_healer_api::IN_FLIGHT_LABEL: null}}});
-    let what = "removing the in-flight mark (it counts until its deadline)";
+/// The action ended: a long action's in-flight mark comes off (`marked`), and a leader that
+/// took over stops counting it; a removal certainly not made (`untouched`) stops naming its
+/// workload (the `disrupts` annotation), so no process counts it against the workload's limit.
+/// One write, only when there is one of them to take off. A mark left by a failed write stops
+/// counting at its deadline, and a removal at its workload's SETTLE.
+pub async fn settle(records: &Api<HealingAction>, name: &str, (marked, untouched): (bool, bool)) {
+    let mut metadata = serde_json::Map::new();
+    if marked {
+        metadata.insert(
+            "labels".into(),
+            serde_json::json!({kube_healer_api::IN_FLIGHT_LABEL: null}),
+        );
+    }
+    if untouched {
+        metadata.insert(
+            "annotations".into(),
+            serde_json::json!({kube_healer_api::DISRUPTS_ANNOTATION: null}),
+        );
+    }
+    let body = serde_json::json!({ "metadata": metadata });
+    let what = "removing the in-flight mark or the disrupts annotation (each counts until its deadline)";
     merge_patch(records, name, &body, Part::Metadata, what).await;
 }
 

@@ -40,6 +40,7 @@ fn targets_over_max_concurrent_wait_for_a_free_slot() {
             name: format!("done-{round}"),
             was_in_flight: true,
             carried_out: true,
+            untouched: false,
             unrecorded: None,
         });
         drain(&mut work, &mut acted);
@@ -75,6 +76,7 @@ fn a_decision_that_could_not_be_recorded_is_made_again_later() {
         name: first[0].name.clone(),
         was_in_flight: true,
         carried_out: false,
+        untouched: false,
         unrecorded: Some(Box::new(first[0].clone())),
     });
     // Not at once (the API server is struggling), and the cooldown of the untaken action holds

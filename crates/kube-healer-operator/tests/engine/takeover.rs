@@ -69,6 +69,7 @@ fn an_earlier_leaders_action_in_flight_takes_its_place_under_max_concurrent() {
         name: "evictor-old-a".into(),
         was_in_flight: true,
         carried_out: true,
+        untouched: false,
         unrecorded: None,
     });
     assert!(targets(&mut work).is_empty(), "a's mark is still on its record");

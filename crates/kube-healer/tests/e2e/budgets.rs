@@ -1,7 +1,9 @@
 //! PodDisruptionBudgets hold Delete and RestartOwner as the Eviction API would (issue 30 (c)).
 //! Three Deployments crash-loop, each for its own reason (so no cause is shared):
 //! - `guarded` (2 pods) under a Delete policy, with a budget of minAvailable 2: its pods are not
-//!   Ready, the budget allows no disruption, and the delete is held, naming the budget;
+//!   Ready, the budget allows no disruption, and each pod's delete is held, naming the budget (a
+//!   delete the budget refused is no removal: the other pod's is not held by
+//!   maxDisruptedPerWorkload for it);
 //! - `tolerant` (1 pod) under the same Delete policy, with a budget of minAvailable 1 and
 //!   `unhealthyPodEvictionPolicy: AlwaysAllow`: its unhealthy pod may go, and is deleted (the
 //!   control);
@@ -39,7 +41,8 @@ fn budget(name: &str, min_available: i32, always_allow: bool) -> serde_json::Val
 }
 
 /// The first final record of `policy` about a pod of `app` (one held by the workload limit
-/// left out: see `budgets`).
+/// left out: the other guarded pod's may be, for as long as the first one's delete is being
+/// refused).
 async fn first_record(ctx: &Ctx, policy: &str, app: &str) -> anyhow::Result<HealingAction> {
     let records: Api<HealingAction> = Api::all(ctx.client.clone());
     let label = format!("{}={policy}", kube_healer_api::POLICY_LABEL);
@@ -119,9 +122,7 @@ async fn budgets(ctx: Ctx) -> anyhow::Result<()> {
         phase_reason(&tolerant),
         message(&tolerant)
     );
-    // The budget at its limit holds the delete, and the record names it. (The other guarded
-    // pod's delete may wait on maxDisruptedPerWorkload instead: a removal the budget refused
-    // still counts there, as its outcome is not evidence enough.)
+    // The budget at its limit holds the delete, and the record names it.
     let guarded = first_record(&ctx, &deleting, "guarded").await?;
     ensure!(
         phase_reason(&guarded) == (ActionPhase::Skipped, "PDBBlocked".into())
@@ -130,6 +131,28 @@ async fn budgets(ctx: Ctx) -> anyhow::Result<()> {
         phase_reason(&guarded),
         message(&guarded)
     );
+    // A delete the budget refused took no pod: the other guarded pod's is decided as its own
+    // (the budget holds it too), not held for 10 minutes by the workload's limit.
+    let records: Api<HealingAction> = Api::all(ctx.client.clone());
+    let label = format!("{}={deleting}", kube_healer_api::POLICY_LABEL);
+    wait::until(
+        "both guarded pods' deletes held by their budget",
+        HEAL,
+        || async {
+            let list = records.list(&ListParams::default().labels(&label)).await?;
+            let blocked: std::collections::BTreeSet<String> = list
+                .items
+                .into_iter()
+                .filter(|r| {
+                    r.spec.target.name.starts_with("guarded-")
+                        && r.status.as_ref().and_then(|s| s.reason.as_deref()) == Some("PDBBlocked")
+                })
+                .map(|r| r.spec.target.name)
+                .collect();
+            Ok((blocked.len() == 2).then_some(()))
+        },
+    )
+    .await?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let left = pods.list(&ListParams::default().labels("app=guarded")).await?;
     ensure!(

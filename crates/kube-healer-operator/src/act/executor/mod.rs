@@ -286,6 +286,7 @@ fn answer(done: &mpsc::UnboundedSender<ActionDone>, req: &ActionRequest, handled
         name: req.name.clone(),
         was_in_flight: req.in_flight(),
         carried_out: matches!(handled, Handled::CarriedOut),
+        untouched: matches!(handled, Handled::Untouched),
         unrecorded: match handled {
             Handled::Unrecorded(req) => Some(req),
             _ => None,
