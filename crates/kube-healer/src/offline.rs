@@ -3,11 +3,12 @@
 
 use kube_healer_core::decide::{Budget, decide as core_decide};
 use kube_healer_core::decide::{
-    DOWN_CLASSES, Decision, Facts, Ladder, PlannedSignals, Zone, count_unhealthy_nodes, guard, overridden,
-    under_maintenance, unsafe_for_target, window_verdict,
+    DOWN_CLASSES, Decision, Facts, Ladder, PlannedSignals, Removal, WorkloadPods, Zone,
+    count_unhealthy_nodes, guard, overridden, under_maintenance, unsafe_for_target, window_verdict,
+    workload_of,
 };
 use kube_healer_core::policy::{CompiledPolicy, TargetView};
-use kube_healer_core::view::{NodeView, Secs};
+use kube_healer_core::view::{NodeView, PodView, Secs};
 use kube_healer_core::{Correlated, Finding, Knobs, Snapshot, classify_node};
 
 /// A policy deciding on a cluster read once, at `now`.
@@ -20,14 +21,15 @@ pub struct Decider<'a> {
 
 impl Decider<'_> {
     /// The decision on one of the policy's conditions (`condition`, by index) holding on a
-    /// target, given where its ladder stands and the policy's budget.
+    /// target, given where its ladder stands, the policy's budget, and kube-healer's removals
+    /// by workload (for maxDisruptedPerWorkload).
     pub fn decide(
         &self,
         target: TargetView<'_>,
         finding: &Finding,
         condition: usize,
-        ladder: &Ladder,
-        budget: &Budget,
+        (ladder, budget): (&Ladder, &Budget),
+        removals: &dyn Fn(&str) -> Vec<Removal>,
     ) -> Decision {
         let (policy, snapshot, now) = (self.policy, self.snapshot, self.now);
         let opted_out = match target {
@@ -47,6 +49,13 @@ impl Decider<'_> {
         let when = (ladder.episode, now);
         facts.maintenance = under_maintenance(spec, finding, target, snapshot, &signals, when);
         facts.overridden = overridden(spec, name.unwrap_or_default(), target, when);
+        if let TargetView::Pod(pod) = target {
+            let siblings = |w: &str| {
+                let of = |p: &&PodView| workload_of(p).as_deref() == Some(w);
+                snapshot.pods.iter().filter(of).collect()
+            };
+            facts.workload = WorkloadPods::of(pod, finding.class, siblings, removals);
+        }
         // Windows in UTC (the operator's --time-zone is not known here).
         facts.window = window_verdict(&spec.safety.windows, now, &Zone::default().0);
         let due = finding.due_at(policy.conditions[condition].for_secs);

@@ -51,7 +51,7 @@ pub use safety::{
 pub use shutdown::{ShutdownEvidence, unsafe_for_node};
 pub use unfinished::{Acted, removed_elsewhere};
 pub use window::{WindowVerdict, Zone, window_verdict};
-pub use workload::{Removal, SETTLE, WorkloadPods, disrupts_workload, max_disrupted, settled};
+pub use workload::{Removal, SETTLE, WorkloadPods, disrupts_workload, max_disrupted, settled, workload_of};
 
 /// What to do now.
 #[derive(Clone, Debug, PartialEq, Eq)]

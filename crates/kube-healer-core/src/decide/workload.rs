@@ -40,6 +40,45 @@ pub struct WorkloadPods {
     pub settled: Vec<(String, Secs)>,
 }
 
+/// A controlled pod's workload (`Deployment namespace/name`); None for a pod of its own.
+pub fn workload_of(pod: &PodView) -> Option<String> {
+    let w = crate::classify::alike::workload(pod);
+    (w.kind != "Pod").then(|| w.to_string())
+}
+
+impl WorkloadPods {
+    /// The target pod's workload as a decision on a finding of `class` reads it: its pods not
+    /// being deleted (`siblings` gives the workload's pods, the target among them), when each
+    /// that settled was created, and kube-healer's `removals` of them. None for a pod no
+    /// controller replaces, one being deleted already, or one stopped for good (cleaning it away
+    /// takes nothing from its workload: see [`disrupts_workload`]).
+    pub fn of<'a>(
+        pod: &PodView,
+        class: FailureClass,
+        siblings: impl FnOnce(&str) -> Vec<&'a PodView>,
+        removals: impl FnOnce(&str) -> Vec<Removal>,
+    ) -> Option<WorkloadPods> {
+        if pod.deletion().is_some() || class.properties().stopped_for_good {
+            return None;
+        }
+        let workload = workload_of(pod)?;
+        let live: Vec<&PodView> = siblings(&workload)
+            .into_iter()
+            .filter(|p| p.deletion().is_none())
+            .collect();
+        Some(WorkloadPods {
+            removals: removals(&workload),
+            pods: live.len(),
+            settled: live
+                .iter()
+                .filter(|p| settled(p))
+                .map(|p| (p.uid.to_string(), p.created()))
+                .collect(),
+            workload,
+        })
+    }
+}
+
 /// One of kube-healer's removals of a workload's pod.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Removal {

@@ -8,7 +8,7 @@ mod disruption;
 mod forget;
 mod holding;
 mod in_flight;
-mod removals;
+pub mod removals;
 mod request;
 mod seen;
 mod spent;
@@ -21,8 +21,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_healer_api::reasons::HoldReason;
 use kube_healer_api::{ActionKind, HealingPolicySpec};
 use kube_healer_core::decide::{
-    Budget, Decision, Facts, InFlightMark, Ladder, PlannedSignals, WindowVerdict, Zone, cause_of, decide,
-    guard, overridden, under_maintenance, unsafe_for_target, window_verdict,
+    Budget, Decision, Facts, InFlightMark, Ladder, PlannedSignals, WindowVerdict, WorkloadPods, Zone,
+    cause_of, decide, guard, overridden, under_maintenance, unsafe_for_target, window_verdict,
 };
 use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::{Secs, Shared};
@@ -502,11 +502,9 @@ impl Gate {
             (ctx.unhealthy_nodes)(compiled)
         })
         .with_switches(self.switches.pause(), self.switches.dry_run);
-        if let Some(TargetView::Pod(pod)) = view
-            && pod.deletion().is_none()
-            && !finding.class.properties().stopped_for_good
-        {
-            facts.workload = ctx.stores.workload_pods(pod, |w| self.removals.of(w, ctx.now));
+        if let Some(TargetView::Pod(pod)) = view {
+            let siblings = |w: &str| ctx.stores.workload_siblings(w);
+            facts.workload = WorkloadPods::of(pod, finding.class, siblings, |w| self.removals.of(w, ctx.now));
         }
         if let Some(view) = view {
             let spec = &compiled.policy.spec;

@@ -105,6 +105,36 @@ impl Removals {
         self.by_workload.retain(|_, records| !records.is_empty());
     }
 
+    /// The removals the records show at `now`, counted as a process that starts now counts
+    /// them (as the engine's record watch does): those marked in flight as ongoing, the rest as
+    /// done now. For `explain`, which reads the records once.
+    pub fn from_records<'a>(
+        records: impl IntoIterator<Item = &'a kube::core::ObjectMeta>,
+        now: Secs,
+    ) -> Removals {
+        let mut out = Removals::default();
+        for meta in records {
+            let annotations = meta.annotations.as_ref();
+            let Some(value) = annotations.and_then(|a| a.get(kube_healer_api::DISRUPTS_ANNOTATION)) else {
+                continue;
+            };
+            let labels = meta.labels.as_ref();
+            let label = |key: &str| labels.and_then(|l| l.get(key)).cloned().unwrap_or_default();
+            let (name, uid) = (
+                meta.name.clone().unwrap_or_default(),
+                label(kube_healer_api::TARGET_UID_LABEL),
+            );
+            let created = meta.creation_timestamp.as_ref().map_or(now, |t| t.0.as_second());
+            let (workload, removal) = crate::record::parse_disrupts(value, created, &uid);
+            let ongoing = labels.is_some_and(|l| l.contains_key(kube_healer_api::IN_FLIGHT_LABEL));
+            out.removed(workload, &name, removal, ongoing);
+            if !ongoing {
+                out.done(&name, now);
+            }
+        }
+        out
+    }
+
     pub fn len(&self) -> usize {
         self.by_workload.values().map(HashMap::len).sum()
     }

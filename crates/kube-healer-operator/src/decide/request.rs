@@ -116,7 +116,7 @@ fn with_workload(mut target_ref: TargetRef, target: &Target, stores: &Stores) ->
         return target_ref;
     };
     let pod = stores.pod_at(ns, name).filter(|p| p.deletion().is_none());
-    if let Some((pod, workload)) = pod.and_then(|p| Some((p, Stores::workload_of(p)?))) {
+    if let Some((pod, workload)) = pod.and_then(|p| Some((p, kube_healer_core::decide::workload_of(p)?))) {
         target_ref.workload = Some(workload);
         target_ref.created = Some(kube_healer_core::finding::time(pod.created()));
     }

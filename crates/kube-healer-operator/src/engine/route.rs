@@ -93,7 +93,7 @@ impl Engine {
             crate::target::Target::Pod(ns, name) => self
                 .stores
                 .pod_at(ns, name)
-                .and_then(crate::store::Stores::workload_of),
+                .and_then(kube_healer_core::decide::workload_of),
             crate::target::Target::Node(_) => None,
         };
         let woken: std::collections::HashSet<String> = changed

@@ -218,7 +218,7 @@ impl Stores {
         let reindex = !old.is_some_and(|o| {
             o.owner == view.owner && o.owner_name == view.owner_name && o.labels == view.labels
         });
-        if reindex && let Some(w) = old.and_then(Self::workload_of) {
+        if reindex && let Some(w) = old.and_then(kube_healer_core::decide::workload_of) {
             self.unindex_workload(&key, &w);
         }
         match self.pods.get(&key) {
@@ -240,18 +240,12 @@ impl Stores {
                 .or_default()
                 .insert(key.clone());
         }
-        if reindex && let Some(w) = Self::workload_of(&view) {
+        if reindex && let Some(w) = kube_healer_core::decide::workload_of(&view) {
             let w = self.interner.str(&w);
             self.pods_by_workload.entry(w).or_default().insert(key.clone());
         }
         self.pods.insert(key.clone(), view);
         key
-    }
-
-    /// A controlled pod's workload (`Deployment namespace/name`); None for a pod of its own.
-    pub fn workload_of(pod: &PodView) -> Option<String> {
-        let w = kube_healer_core::classify::alike::workload(pod);
-        (w.kind != "Pod").then(|| w.to_string())
     }
 
     fn unindex_workload(&mut self, key: &PodKey, workload: &str) {
@@ -263,40 +257,17 @@ impl Stores {
         }
     }
 
-    /// The pod's workload as maxDisruptedPerWorkload reads it: its pods not being deleted, when
-    /// each that settled was created, and kube-healer's removals of them (`removals`, by
-    /// workload). None for a pod no controller replaces.
-    pub fn workload_pods(
-        &self,
-        pod: &PodView,
-        removals: impl Fn(&str) -> Vec<kube_healer_core::decide::Removal>,
-    ) -> Option<kube_healer_core::decide::WorkloadPods> {
-        let workload = Self::workload_of(pod)?;
-        let live: Vec<&PodView> = self
-            .pods_by_workload
-            .get(workload.as_str())
-            .into_iter()
-            .flatten()
-            .filter_map(|k| self.pods.get(k))
-            .filter(|p| p.deletion().is_none())
-            .collect();
-        Some(kube_healer_core::decide::WorkloadPods {
-            removals: removals(&workload),
-            pods: live.len(),
-            settled: live
-                .iter()
-                .filter(|p| kube_healer_core::decide::settled(p))
-                .map(|p| (p.uid.to_string(), p.created()))
-                .collect(),
-            workload,
-        })
+    /// A workload's pods (`Deployment namespace/name`), from the index.
+    pub fn workload_siblings(&self, workload: &str) -> Vec<&PodView> {
+        let keys = self.pods_by_workload.get(workload).into_iter().flatten();
+        keys.filter_map(|k| self.pods.get(k)).collect()
     }
 
     pub fn remove_pod(&mut self, key: &PodKey) -> Option<PodView> {
         let old = self.pods.remove(key)?;
         self.removed_since_prune += 1;
         self.unindex(key, old.node.clone());
-        if let Some(w) = Self::workload_of(&old) {
+        if let Some(w) = kube_healer_core::decide::workload_of(&old) {
             self.unindex_workload(key, &w);
         }
         Some(old)

@@ -250,3 +250,20 @@ fn simulate_and_the_engine_agree_on_dry_runs_under_max_concurrent() {
     assert!(engine.iter().all(|d| d.2 && d.3.is_none()), "{engine:?}");
     assert_eq!(by_simulate(&policy, &pods, &[], now), engine);
 }
+
+/// maxDisruptedPerWorkload: of one ReplicaSet's four failing pods, one is deleted and the rest
+/// wait on the workload's limit (25% of 4), in simulate as in the engine (simulate once showed
+/// all four deleted: it did not read the workload's pods nor count its own removals).
+#[test]
+fn simulate_and_the_engine_agree_on_a_workload_s_limit() {
+    let policy = policy(ActionKind::Delete, TargetKind::Pod);
+    let pods = ["w-a", "w-b", "w-c", "w-d"].map(|n| pulling(n, true));
+    let now = T0 + 120;
+    let engine = by_engine(&policy, &pods, &[node("n1", true)], now);
+    let held = engine
+        .iter()
+        .filter(|d| d.3 == Some(HoldReason::WorkloadLimit))
+        .count();
+    assert_eq!((engine.len(), held), (4, 3), "{engine:?}");
+    assert_eq!(by_simulate(&policy, &pods, &[node("n1", true)], now), engine);
+}

@@ -20,6 +20,7 @@ use kube_healer_core::{Finding, Knobs, Snapshot, classify_node, classify_pod};
 use crate::offline;
 use crate::read_cluster::{ClusterRead, read_cluster};
 use crate::render::{self, Voice};
+use kube_healer_operator::decide::removals::Removals;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -97,9 +98,13 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
         .await
         .context("listing HealingPolicies")?
         .items;
+    let removals = match target {
+        TargetView::Pod(_) => workload_removals(&client, now).await?,
+        TargetView::Node(_) => Removals::default(),
+    };
     let rows = policy_rows(
         &policies,
-        &records,
+        (&records, &removals),
         target,
         &findings,
         &snapshot,
@@ -175,6 +180,17 @@ fn found<'a>(wanted: &Wanted, snapshot: &'a Snapshot, now: Secs) -> anyhow::Resu
 }
 
 /// The target's own records, and the batches (bulk clean-ups of leftovers) it was in.
+/// kube-healer's pod removals by workload, from every record's metadata (their `disrupts`
+/// annotations), counted as the operator counts them, for maxDisruptedPerWorkload.
+async fn workload_removals(client: &kube::Client, now: Secs) -> anyhow::Result<Removals> {
+    let records = Api::<HealingAction>::all(client.clone())
+        .list_metadata(&ListParams::default())
+        .await
+        .context("listing HealingActions for the removals they record")?
+        .items;
+    Ok(Removals::from_records(records.iter().map(|r| &r.metadata), now))
+}
+
 async fn target_records(client: &kube::Client, uid: &str) -> anyhow::Result<Vec<HealingAction>> {
     let api = Api::<HealingAction>::all(client.clone());
     let mut records: Vec<HealingAction> = api
@@ -244,7 +260,7 @@ fn write_timeline(out: &mut impl Write, entries: Vec<TimelineEvidence>, now: Sec
 #[allow(clippy::too_many_arguments)]
 fn policy_rows(
     policies: &[HealingPolicy],
-    records: &[HealingAction],
+    (records, removals): (&[HealingAction], &Removals),
     target: TargetView<'_>,
     findings: &[Finding],
     snapshot: &kube_healer_core::Snapshot,
@@ -303,7 +319,8 @@ fn policy_rows(
                 correlated: &report.correlated,
                 now,
             };
-            let decision = decider.decide(target, &f, i, &ladder, &Budget::default());
+            let removed = |w: &str| removals.of(w, now);
+            let decision = decider.decide(target, &f, i, (&ladder, &Budget::default()), &removed);
             let step = ladder.next_step.min(steps.saturating_sub(1));
             let waiting = policy.spec.actions.get(step).map(|s| s.action.to_string());
             let next = render::decision(&decision, now, waiting.as_deref(), Voice::Next);

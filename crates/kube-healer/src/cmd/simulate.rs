@@ -2,6 +2,7 @@
 //! without acting. The API server validates the policy (server-side dry run); the cluster is read
 //! once; the decisions are the operator's, starting from a fresh ladder.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use anyhow::Context;
 use kube::api::{Api, Patch, PatchParams};
 use kube_healer_api::{HealingPolicy, TargetKind};
 use kube_healer_core::classify::pod::human;
-use kube_healer_core::decide::{Budget, Decision, Ladder};
+use kube_healer_core::decide::{Budget, Decision, Ladder, Removal, disrupts_workload, workload_of};
 use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::Secs;
 use kube_healer_core::{Finding, Knobs, classify_node, classify_pod};
@@ -152,6 +153,9 @@ pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan
     }
     matches.sort_by_key(|(i, f, _)| (f.due_at(compiled.conditions[*i].for_secs), f.subject.to_string()));
     let mut budget = Budget::default();
+    // The pods the plan removes count against their workloads' limits as it goes (a dry run
+    // removes nothing, and counts as the operator counts it: not at all).
+    let mut removals: HashMap<String, Vec<Removal>> = HashMap::new();
     let decider = offline::Decider {
         policy: compiled,
         snapshot,
@@ -161,8 +165,26 @@ pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan
     let decisions = matches
         .into_iter()
         .map(|(i, f, target)| {
-            let decision = decider.decide(target, &f, i, &Ladder::new(f.since), &budget);
+            let removed = |w: &str| removals.get(w).cloned().unwrap_or_default();
+            let decision = decider.decide(target, &f, i, (&Ladder::new(f.since), &budget), &removed);
             budget.spend(&decision, now);
+            if let (
+                Decision::Act {
+                    action,
+                    dry_run: false,
+                    ..
+                },
+                TargetView::Pod(pod),
+            ) = (&decision, target)
+                && disrupts_workload(f.class, *action)
+                && let Some(workload) = workload_of(pod)
+            {
+                removals.entry(workload).or_default().push(Removal {
+                    at: now,
+                    pod: pod.uid.to_string(),
+                    pod_created: pod.created(),
+                });
+            }
             (f, decision)
         })
         .collect();
