@@ -135,6 +135,10 @@ impl Removals {
         out
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.by_workload.is_empty()
+    }
+
     pub fn len(&self) -> usize {
         self.by_workload.values().map(HashMap::len).sum()
     }
