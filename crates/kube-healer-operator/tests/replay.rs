@@ -12,6 +12,9 @@
 //! - maintenance: three nodes upgraded (drain, silence, uncordon) beside a node failing alone
 //!   whose cordon a person lifts; a budget of 2 filled by a person's cordons; five nodes silent
 //!   under five tools' signals (crates/kube-healer/tests/maintenance.rs).
+//! - storm-writes: 500 pods of ten Deployments in two namespaces crash-loop on one expired
+//!   certificate under a Delete policy in each; a lone Deployment crashes for its own reason in
+//!   a third (crates/kube-healer/tests/storm_writes.rs).
 //! - sick-node: four workloads each with a pod fine on one node and one stuck in
 //!   ContainerCreating on another, a NodeBlackHole policy selecting the nodes; a pod
 //!   crash-looping alone on a third (e2e/sick_node.rs).
@@ -365,4 +368,24 @@ fn a_policy_s_own_pods_alike_thresholds_hold_its_pods_and_the_others_are_healed(
         "{held:#?}"
     );
     assert_eq!(r.summary().pods_removed, 4);
+}
+
+/// 500 pods held by one cause: one record per policy that meets it, no storm pod acted on; only
+/// the lone Deployment's pods are deleted.
+#[test]
+fn five_hundred_pods_of_one_cause_write_one_record_per_policy_and_none_is_acted_on() {
+    let r = replay("storm-writes", setup("10%"));
+    let decisions = r.decisions();
+    let acted = acted(decisions);
+    assert!(!acted.is_empty(), "the lone crash loop is healed: {decisions:#?}");
+    assert!(acted.iter().all(|d| d.name.starts_with("lonely-")), "{acted:#?}");
+    let held: Vec<&Decided> = decisions.iter().filter(|d| d.verdict == "hold").collect();
+    let policies: BTreeSet<&str> = held.iter().map(|d| d.policy.as_str()).collect();
+    assert_eq!(
+        (held.len(), policies.len()),
+        (2, 2),
+        "one record per policy: {held:#?}"
+    );
+    assert!(held.iter().all(|d| d.reason == Some("Correlated")), "{held:#?}");
+    assert_eq!(r.summary().pods_removed, acted.len());
 }

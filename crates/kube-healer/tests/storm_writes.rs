@@ -5,6 +5,8 @@
 //! deletes none. The control: a lone Deployment crash-looping for its own reason in a third
 //! namespace is healed. The operator's own writes during the storm, counted from the API
 //! server's audit log, are printed. Its own cluster: a cause counts every pod of the cluster.
+//! The operator runs the flight recorder, and the replay of its recording must decide what the
+//! live run decided.
 
 mod support;
 
@@ -63,12 +65,13 @@ fn operator_writes(ctx: &Ctx, from: usize) -> anyhow::Result<BTreeMap<String, us
 
 async fn storm_writes(ctx: Ctx) -> anyhow::Result<()> {
     let selector = format!("kube-healer.test/owner={}", ctx.id);
+    let (flight, [f1, f2]) = support::flight::recorder(&ctx.cluster);
     // KUBE_HEALER_TEST_OPERATOR_FLAGS="--pods-alike-min-pods 1000" turns the rule off (the
     // scenario then fails: every pod is decided on alone).
     let extra: Vec<String> = std::env::var("KUBE_HEALER_TEST_OPERATOR_FLAGS")
         .map(|f| f.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
-    let mut flags = vec!["--policy-selector", &selector];
+    let mut flags = vec!["--policy-selector", &selector, &f1, &f2];
     flags.extend(extra.iter().map(String::as_str));
     let op = Operator::start(&ctx.cluster, "storm-writes", &flags).await?;
     let names: Vec<String> = (0..6).map(|i| ctx.name(&format!("n{i}"))).collect();
@@ -172,6 +175,10 @@ async fn storm_writes(ctx: Ctx) -> anyhow::Result<()> {
         })
         .count();
     ensure!(removed == 0, "the operator removed {removed} of the storm's pods");
+    let mut live = storm_records;
+    live.extend(all_records(&ctx, &policy["lone"]).await?);
+    let flags: Vec<&str> = extra.iter().map(String::as_str).collect();
+    support::flight::replay_matches_live("storm-writes", &flight, &live, &flags).await?;
     drop(op);
     Ok(())
 }
