@@ -63,6 +63,15 @@ fn acted(decisions: &[Decided]) -> Vec<&Decided> {
     decisions.iter().filter(|d| d.verdict == "act").collect()
 }
 
+/// Exactly one hold among `decisions`: the cause's record (Correlated), its message saying `says`.
+fn one_cause_record(decisions: &[Decided], says: &str) {
+    let held: Vec<&Decided> = decisions.iter().filter(|d| d.verdict == "hold").collect();
+    assert_eq!(held.len(), 1, "one record for the cause: {held:#?}");
+    assert_eq!(held[0].reason, Some("Correlated"));
+    let message = held[0].message.as_deref().unwrap_or_default();
+    assert!(message.contains(says), "{held:#?}");
+}
+
 #[test]
 fn the_storm_holds_every_node_and_pod_and_heals_the_lone_node_after_it() {
     let r = replay("storm", setup("10%"));
@@ -308,16 +317,7 @@ fn a_sick_node_s_pods_are_held_as_one_cause_the_node_is_cordoned_and_the_lone_cr
     let node = by_kind(TargetKind::Node).expect("the sick node acted on");
     assert!(node.name.ends_with("-sick"), "{node:#?}");
     assert_eq!(node.action, ActionKind::Cordon, "{node:#?}");
-    let held: Vec<&Decided> = decisions.iter().filter(|d| d.verdict == "hold").collect();
-    assert_eq!(held.len(), 1, "one record for the cause: {held:#?}");
-    assert_eq!(held[0].reason, Some("Correlated"));
-    assert!(
-        held[0]
-            .message
-            .as_deref()
-            .is_some_and(|m| m.contains("fail on node t0-pods-of-four-workloads-s-sick")),
-        "{held:#?}"
-    );
+    one_cause_record(decisions, "fail on node t0-pods-of-four-workloads-s-sick");
     assert_eq!(r.summary().pods_removed, 1);
 }
 
@@ -357,16 +357,7 @@ fn a_policy_s_own_pods_alike_thresholds_hold_its_pods_and_the_others_are_healed(
         BTreeSet::from(["feed-0", "feed-1", "mail-0", "mail-1"]),
         "{decisions:#?}"
     );
-    let held: Vec<&Decided> = decisions.iter().filter(|d| d.verdict == "hold").collect();
-    assert_eq!(held.len(), 1, "one record for the cause: {held:#?}");
-    assert_eq!(held[0].reason, Some("Correlated"));
-    assert!(
-        held[0]
-            .message
-            .as_deref()
-            .is_some_and(|m| m.contains("4 pods of 2 workloads")),
-        "{held:#?}"
-    );
+    one_cause_record(decisions, "4 pods of 2 workloads");
     assert_eq!(r.summary().pods_removed, 4);
 }
 
