@@ -63,19 +63,28 @@ impl Run {
         }
         match self.world.records.get(&req.name) {
             // Recorded before and finished: never carried out again.
-            Some(r) if r.finished => return self.done(&req, false),
+            Some(r) if r.finished => return self.done(&req, (false, false)),
             // Recorded by a process that ended before its outcome: finished now.
             Some(_) => {}
-            None => self.write_record(&req, false),
+            None => self.write_record(&req, (false, false)),
         }
-        let carried = req.in_flight() && !self.api_errors && self.call(&req);
-        self.write_record(&req, true);
-        self.done(&req, carried);
+        // A failing API server fails the call as a timeout would: it may have taken effect.
+        let (carried, untouched) = match req.in_flight() && !self.api_errors {
+            true => self.call(&req),
+            false => (false, false),
+        };
+        self.write_record(&req, (true, untouched));
+        self.done(&req, (carried, untouched));
     }
 
-    fn write_record(&mut self, req: &ActionRequest, finished: bool) {
-        let (labels, annotations) =
+    /// The record, `finished` or not; a removal `untouched` (its call never sent) no longer
+    /// names its workload, as the live executor's last write leaves it.
+    fn write_record(&mut self, req: &ActionRequest, (finished, untouched): (bool, bool)) {
+        let (labels, mut annotations) =
             kube_healer_operator::record::writer::metadata(&req.spec, req.hold.is_some(), None);
+        if untouched && let Some(a) = annotations.as_mut() {
+            a.remove(kube_healer_api::DISRUPTS_ANNOTATION);
+        }
         let meta: PartialObjectMeta<HealingAction> = serde_json::from_value(serde_json::json!({
             "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingAction",
             "metadata": {"name": req.name, "labels": labels, "annotations": annotations,
@@ -85,11 +94,12 @@ impl Run {
     }
 
     /// The call, made only if the failure still holds on a fresh read (or, for a dead pod, if
-    /// the version decided on is still the pod's). Whether the cluster was changed.
-    fn call(&mut self, req: &ActionRequest) -> bool {
+    /// the version decided on is still the pod's). Whether the cluster was changed, and whether
+    /// the target was certainly left untouched (the recheck stopped the call before it was sent).
+    fn call(&mut self, req: &ActionRequest) -> (bool, bool) {
         let Some(seen) = req.seen.as_deref() else {
             // Nothing to recheck: an Event.
-            return true;
+            return (true, false);
         };
         if req.spec.target.kind == TargetKind::Pod
             && let Some(version) = checked_by_version(seen, req.spec.action)
@@ -102,17 +112,18 @@ impl Run {
                 .and_then(|p| p.obj.metadata.resource_version.clone());
             if current == Some(version.to_string()) {
                 self.judge.before_call(&self.world, req);
-                return self.remove_pod(req);
+                return (self.remove_pod(req), false);
             }
         }
         if self.recheck(req, seen) != Fresh::Holds {
-            return false;
+            return (false, true);
         }
         self.judge.before_call(&self.world, req);
-        match req.spec.target.kind {
+        let changed = match req.spec.target.kind {
             TargetKind::Pod => self.act_on_pod(req),
             TargetKind::Node => self.act_on_node(req),
-        }
+        };
+        (changed, false)
     }
 
     /// Core's recheck on what the live executor would read right now.

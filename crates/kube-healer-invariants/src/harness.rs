@@ -435,16 +435,18 @@ impl Run {
     }
 
     /// A request's end, told to the engine as the executor would.
-    pub(crate) fn done(&mut self, req: &kube_healer_operator::protocol::ActionRequest, carried_out: bool) {
+    pub(crate) fn done(
+        &mut self,
+        req: &kube_healer_operator::protocol::ActionRequest,
+        (carried_out, untouched): (bool, bool),
+    ) {
         self.engine
             .action_done(kube_healer_operator::protocol::ActionDone {
                 policy: req.spec.policy.clone(),
                 name: req.name.clone(),
                 was_in_flight: req.in_flight(),
                 carried_out,
-                // The simulated calls fail as a timeout would (perhaps taken effect): none is
-                // known untouched.
-                untouched: false,
+                untouched,
                 unrecorded: None,
             });
     }
