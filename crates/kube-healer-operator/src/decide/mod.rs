@@ -165,6 +165,9 @@ pub struct Gate {
     spent: Spent,
     /// kube-healer's pod removals by workload still being replaced (maxDisruptedPerWorkload).
     removals: Removals,
+    /// This replica's dry runs' removals, counted apart (a dry run removes nothing, so nothing
+    /// answers them: each counts for SETTLE), so that a dry run holds as a live run would.
+    dry_removals: Removals,
     /// Targets whose latest decision is held, and why.
     pub holding: Holding,
 }
@@ -288,6 +291,10 @@ impl Gate {
         let for_secs = compiled.conditions[due.condition].for_secs;
         let mut facts = self.facts(target, due, compiled, ctx);
         facts.window = window;
+        let dry = spec.safety.dry_run || self.switches.dry_run || window == WindowVerdict::RecordOnly;
+        if dry && let Some(w) = facts.workload.as_mut() {
+            w.removals = self.dry_removals.of(&w.workload, now);
+        }
         let (inherited, inherited_until) = self.in_flight.inherited(&due.policy, &finding.subject.uid, now);
         facts.inherited_in_flight = inherited;
         let budget = self.budgets.entry(due.policy.clone()).or_default();
@@ -466,8 +473,12 @@ impl Gate {
         if request.hold.is_none() {
             self.spent.spent(&due.policy, &request.name, ctx.now);
         }
-        if let Some((workload, removal)) = crate::record::disrupts(&request.spec, request.hold.is_some()) {
-            self.removals.removed(workload, &request.name, removal, true);
+        match crate::record::would_disrupt(&request.spec, request.hold.is_some()) {
+            Some((workload, removal)) if request.spec.dry_run => {
+                self.dry_removals.removed(workload, &request.name, removal, false);
+            }
+            Some((workload, removal)) => self.removals.removed(workload, &request.name, removal, true),
+            None => {}
         }
         Verdict::Dispatch {
             request: Box::new(request),
@@ -629,6 +640,7 @@ impl Gate {
         self.holding.released(policy, &target);
         self.spent.taken_back(policy, &req.name);
         self.removals.forget(&req.name);
+        self.dry_removals.forget(&req.name);
         target
     }
 
@@ -647,15 +659,17 @@ impl Gate {
     pub fn prune_spent(&mut self, now: Secs, window: impl Fn(&str) -> Option<Secs>) {
         self.spent.prune(now, window);
         self.removals.prune(now);
+        self.dry_removals.prune(now);
     }
 
     /// Entries in the gate's maps, by name: ladders, held decisions, rate actions, removals.
-    pub fn entries(&self) -> [(&'static str, usize); 4] {
+    pub fn entries(&self) -> [(&'static str, usize); 5] {
         [
             ("ladders", self.ladders.len()),
             ("held_decisions", self.held.len()),
             ("rate_actions", self.spent.len()),
             ("workload_removals", self.removals.len()),
+            ("dry_run_removals", self.dry_removals.len()),
         ]
     }
 

@@ -14,8 +14,12 @@ use kube_healer_core::view::Secs;
 /// Delete, Evict or Reschedule of a controlled pod that may still run), and the removal: it
 /// counts against maxDisruptedPerWorkload, and the record says so in its `disrupts` annotation.
 pub fn disrupts(spec: &kube_healer_api::HealingActionSpec, held: bool) -> Option<(&str, Removal)> {
-    let removes =
-        !held && !spec.dry_run && kube_healer_core::decide::disrupts_workload(spec.class, spec.action);
+    would_disrupt(spec, held).filter(|_| !spec.dry_run)
+}
+
+/// The removal a decision makes, or (a dry run) would make, as [`disrupts`] tells it.
+pub fn would_disrupt(spec: &kube_healer_api::HealingActionSpec, held: bool) -> Option<(&str, Removal)> {
+    let removes = !held && kube_healer_core::decide::disrupts_workload(spec.class, spec.action);
     let workload = spec.target.workload.as_deref().filter(|_| removes)?;
     let removal = Removal {
         at: spec.decided_at.0.as_second(),

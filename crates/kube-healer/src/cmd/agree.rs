@@ -267,3 +267,22 @@ fn simulate_and_the_engine_agree_on_a_workload_s_limit() {
     assert_eq!((engine.len(), held), (4, 3), "{engine:?}");
     assert_eq!(by_simulate(&policy, &pods, &[node("n1", true)], now), engine);
 }
+
+/// A dry run holds as a live run would: of the same four pods under a dry-run Delete policy,
+/// one is dry-run and three wait on the workload's limit (the dry runs' removals counted apart
+/// from live ones), in simulate as in the engine.
+#[test]
+fn simulate_and_the_engine_agree_on_a_workload_s_limit_in_a_dry_run() {
+    let mut policy = policy(ActionKind::Delete, TargetKind::Pod);
+    policy.spec.safety.dry_run = true;
+    let pods = ["w-a", "w-b", "w-c", "w-d"].map(|n| pulling(n, true));
+    let now = T0 + 120;
+    let engine = by_engine(&policy, &pods, &[node("n1", true)], now);
+    let dry_runs = engine.iter().filter(|d| d.2 && d.3.is_none()).count();
+    let held = engine
+        .iter()
+        .filter(|d| d.3 == Some(HoldReason::WorkloadLimit))
+        .count();
+    assert_eq!((dry_runs, held), (1, 3), "{engine:?}");
+    assert_eq!(by_simulate(&policy, &pods, &[node("n1", true)], now), engine);
+}

@@ -153,8 +153,8 @@ pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan
     }
     matches.sort_by_key(|(i, f, _)| (f.due_at(compiled.conditions[*i].for_secs), f.subject.to_string()));
     let mut budget = Budget::default();
-    // The pods the plan removes count against their workloads' limits as it goes (a dry run
-    // removes nothing, and counts as the operator counts it: not at all).
+    // The pods the plan removes (or, a dry run, would remove) count against their workloads'
+    // limits as it goes, as the operator counts them.
     let mut removals: HashMap<String, Vec<Removal>> = HashMap::new();
     let decider = offline::Decider {
         policy: compiled,
@@ -168,14 +168,7 @@ pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan
             let removed = |w: &str| removals.get(w).cloned().unwrap_or_default();
             let decision = decider.decide(target, &f, i, (&Ladder::new(f.since), &budget), &removed);
             budget.spend(&decision, now);
-            if let (
-                Decision::Act {
-                    action,
-                    dry_run: false,
-                    ..
-                },
-                TargetView::Pod(pod),
-            ) = (&decision, target)
+            if let (Decision::Act { action, .. }, TargetView::Pod(pod)) = (&decision, target)
                 && disrupts_workload(f.class, *action)
                 && let Some(workload) = workload_of(pod)
             {
