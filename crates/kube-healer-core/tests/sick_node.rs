@@ -138,3 +138,29 @@ fn a_sick_node_is_reported_to_node_policies_as_a_black_hole_whatever_its_pods_fa
     alone.pods.extend(four.iter().map(|d| crashing(d, "sick")));
     assert!(!classes(&alone.report(), "sick").contains(&NodeBlackHole));
 }
+
+#[test]
+fn a_pods_alike_cause_found_for_a_looser_policy_does_not_stand_for_the_sick_node() {
+    use kube_healer_core::Knobs;
+    use kube_healer_core::classify::{Topology, correlate};
+    // Four workloads crash alike on the sick node, their siblings fine elsewhere; one policy
+    // asks for pods alike at 2 of 1, so causes are found at 2 of 1.
+    let four = ["cart", "pay", "search", "auth"];
+    let mut sick = cluster(&[], &four, &[]);
+    sick.pods.extend(four.iter().map(|d| crashing(d, "sick")));
+    let (snapshot, findings) = (sick.snapshot(), sick.report().findings);
+    let mut knobs = Knobs::default();
+    (knobs.pods_alike.pods, knobs.pods_alike.workloads) = (2, 1);
+    let found = correlate(&findings, &Topology::default(), &knobs, &[], &snapshot);
+    // The pods-alike cause holds only that policy; the sick node still holds every other.
+    let is_sick =
+        |c: &&kube_healer_core::Correlated| c.cause == CorrelatedCause::Pods(PodsKey::Node("sick".into()));
+    assert!(found.iter().any(|c| is_sick(&c)), "{found:#?}");
+    let cart = findings
+        .iter()
+        .find(|f| f.subject.name.starts_with("cart-") && f.subject.node.as_deref() == Some("sick"))
+        .unwrap();
+    let operator_s = Knobs::default().pods_alike;
+    let holding = found.iter().find(|c| c.covers(cart) && c.holds_for(&operator_s));
+    assert!(holding.is_some_and(|c| is_sick(&c)), "{found:#?}");
+}

@@ -61,18 +61,23 @@ impl Run {
                 self.world.records.contains_key(&req.name)
             );
         }
-        match self.world.records.get(&req.name) {
+        let resumed = match self.world.records.get(&req.name) {
             // Recorded before and finished: never carried out again.
             Some(r) if r.finished => return self.done(&req, (false, false)),
-            // Recorded by a process that ended before its outcome: finished now.
-            Some(_) => {}
-            None => self.write_record(&req, (false, false)),
-        }
+            // Recorded by a process that ended before its outcome: finished now (its call may
+            // have been made: never known untouched).
+            Some(_) => true,
+            None => {
+                self.write_record(&req, (false, false));
+                false
+            }
+        };
         // A failing API server fails the call as a timeout would: it may have taken effect.
         let (carried, untouched) = match req.in_flight() && !self.api_errors {
             true => self.call(&req),
             false => (false, false),
         };
+        let untouched = untouched && !resumed;
         self.write_record(&req, (true, untouched));
         self.done(&req, (carried, untouched));
     }

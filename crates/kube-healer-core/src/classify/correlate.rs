@@ -32,12 +32,19 @@ pub fn correlate<'a>(
 ) -> Vec<Correlated> {
     let findings: Vec<&Finding> = findings.into_iter().collect();
     let mut out = pods_alike(&findings, knobs, previous);
-    // A sick node's pods, a failing rollout's: those another cause holds already are not
-    // reported again.
+    // A sick node's pods, a failing rollout's: those a cause that holds every policy holds
+    // already (a registry's) are not reported again. Pods failing alike by a failure's
+    // signature hold only the policies their bursts meet (found at the loosest thresholds any
+    // policy asks for), so they stand beside these, never for them.
     let sick = super::sick_node::sick_nodes(&findings, knobs, previous, fine);
     let rollouts = super::rollout::failing_rollouts(&findings, previous, fine);
     for sick in sick.into_iter().chain(rollouts) {
-        let held = |m: &crate::finding::Subject| out.iter().any(|c| c.members.iter().any(|o| o.uid == m.uid));
+        let holds_all = |c: &&Correlated| !matches!(c.cause, CorrelatedCause::Pods(PodsKey::Failure(_)));
+        let held = |m: &crate::finding::Subject| {
+            out.iter()
+                .filter(holds_all)
+                .any(|c| c.members.iter().any(|o| o.uid == m.uid))
+        };
         if !sick.members.iter().all(held) {
             out.push(sick);
         }

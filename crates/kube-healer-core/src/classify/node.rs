@@ -266,14 +266,16 @@ fn classify_black_hole(
         .filter(|(s, _)| now - s >= knobs.blackhole_pod_age)
         .collect();
     let min = knobs.blackhole_min_pods as usize;
+    // Pods that fail there while their workloads run fine elsewhere tell the same.
+    let sick = cluster.sick_node(&node.name).and_then(|s| s.finding(node, min));
     if stuck.len() < min.max(1) {
-        // Pods that fail there while their workloads run fine elsewhere tell the same.
-        let sick = cluster.sick_node(&node.name);
-        out.extend(sick.and_then(|s| s.finding(node, min)));
+        out.extend(sick);
         return;
     }
     stuck.sort_by_key(|(s, _)| *s);
-    let since = stuck[min.max(1) - 1].0 + knobs.blackhole_pod_age;
+    // Told both ways, it began when the first did (its episode does not move when the
+    // unstarted pods come to count).
+    let since = (stuck[min.max(1) - 1].0 + knobs.blackhole_pod_age).min(sick.map_or(Secs::MAX, |f| f.since));
     let names: Vec<String> = stuck
         .iter()
         .take(10)

@@ -124,7 +124,13 @@ pub fn sick_nodes(
         if !enough(&members, node) {
             continue;
         }
-        out.push(cause(node, &members));
+        let mut sick = cause(node, &members);
+        // It began when it was first found (the node's NodeBlackHole keeps its episode while
+        // members come and go).
+        if let Some(was) = previous.iter().find(|c| c.cause == sick.cause) {
+            sick.since = sick.since.min(was.since);
+        }
+        out.push(sick);
     }
     out
 }

@@ -71,14 +71,8 @@ pub async fn handle(io: Io<'_>, req: ActionRequest) -> Handled {
     }
     let outcome = act_on(&io, &req, resumed, &start).await;
     failpoint::abort("after-call");
-    finish(
-        &io,
-        &req,
-        outcome,
-        start,
-        in_flight_until.is_some() || resumed && longest(&req).is_some(),
-    )
-    .await
+    let marked = in_flight_until.is_some() || resumed && longest(&req).is_some();
+    finish(&io, &req, outcome, start, (marked, resumed)).await
 }
 
 /// The record written (or found): the request back with whether it resumes a record left
@@ -129,9 +123,17 @@ async fn skipped(io: &Io<'_>, req: &ActionRequest, start: &Time) -> bool {
 }
 
 /// The outcome recorded, counted and announced; `marked`: the record carries an in-flight mark
-/// to take off once it ended.
-async fn finish(io: &Io<'_>, req: &ActionRequest, outcome: Outcome, start: Time, marked: bool) -> Handled {
-    let untouched = outcome.untouched();
+/// to take off once it ended; `resumed`: it finishes a record an earlier process began, whose
+/// call may have been made already (a pod it deleted, still terminating, rechecks as
+/// recovered): never known untouched.
+async fn finish(
+    io: &Io<'_>,
+    req: &ActionRequest,
+    outcome: Outcome,
+    start: Time,
+    (marked, resumed): (bool, bool),
+) -> Handled {
+    let untouched = !resumed && outcome.untouched();
     let Outcome {
         phase,
         reason,

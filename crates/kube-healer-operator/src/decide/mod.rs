@@ -581,9 +581,9 @@ impl Gate {
         }
     }
 
-    /// A removal recorded under `record` was certainly not made: it counts no more. Whether it
-    /// counted.
-    pub fn removal_not_made(&mut self, record: &str) -> bool {
+    /// A removal recorded under `record` was certainly not made: it counts no more. Its
+    /// workload, if it counted.
+    pub fn removal_not_made(&mut self, record: &str) -> Option<String> {
         self.removals.forget(record)
     }
 

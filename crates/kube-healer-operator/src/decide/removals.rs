@@ -59,18 +59,16 @@ impl Removals {
     }
 
     /// A removal not made after all (a decision not recorded, so not carried out; a call never
-    /// sent, or refused): it counts no more. Whether it counted.
-    pub fn forget(&mut self, record: &str) -> bool {
-        let Some(workload) = self.workload_of.remove(record) else {
-            return false;
-        };
+    /// sent, or refused): it counts no more. Its workload, if it counted.
+    pub fn forget(&mut self, record: &str) -> Option<String> {
+        let workload = self.workload_of.remove(record)?;
         if let Some(records) = self.by_workload.get_mut(&workload) {
             records.remove(record);
             if records.is_empty() {
                 self.by_workload.remove(&workload);
             }
         }
-        true
+        Some(workload)
     }
 
     /// The workload's removals that count at `now`: those done within SETTLE, and those still
@@ -106,8 +104,9 @@ impl Removals {
     }
 
     /// The removals the records show at `now`, counted as a process that starts now counts
-    /// them (as the engine's record watch does): those marked in flight as ongoing, the rest as
-    /// done now. For `explain`, which reads the records once.
+    /// them (as the engine's record watch does): those marked in flight (a mark that reads) as
+    /// ongoing, the rest from when they were decided. For `explain`, which reads the records
+    /// once.
     pub fn from_records<'a>(
         records: impl IntoIterator<Item = &'a kube::core::ObjectMeta>,
         now: Secs,
@@ -126,11 +125,9 @@ impl Removals {
             );
             let created = meta.creation_timestamp.as_ref().map_or(now, |t| t.0.as_second());
             let (workload, removal) = crate::record::parse_disrupts(value, created, &uid);
-            let ongoing = labels.is_some_and(|l| l.contains_key(kube_healer_api::IN_FLIGHT_LABEL));
+            let mark = label(kube_healer_api::IN_FLIGHT_LABEL);
+            let ongoing = kube_healer_core::decide::parse_until(&mark).is_some();
             out.removed(workload, &name, removal, ongoing);
-            if !ongoing {
-                out.done(&name, now);
-            }
         }
         out
     }
@@ -165,8 +162,8 @@ mod tests {
         r.removed(W, "rec-1", at(105, "a"), false);
         r.removed(W, "rec-2", at(110, "b"), false);
         assert_eq!(r.of(W, 120).len(), 2);
-        assert!(r.forget("rec-2"));
-        assert!(!r.forget("rec-2"), "forgotten once");
+        assert_eq!(r.forget("rec-2").as_deref(), Some(W));
+        assert_eq!(r.forget("rec-2"), None, "forgotten once");
         assert_eq!(r.of(W, 120), vec![at(100, "a")]);
         assert!(r.of(W, 100 + SETTLE).is_empty());
         r.prune(100 + SETTLE);
@@ -180,7 +177,7 @@ mod tests {
         r.removed(W, "refused", at(100, "a"), true);
         r.removed(W, "made", at(100, "b"), true);
         assert_eq!(r.of(W, 110).len(), 2);
-        assert!(r.forget("refused"));
+        assert!(r.forget("refused").is_some());
         r.done("refused", 120);
         assert_eq!(r.of(W, 120), vec![at(120, "b")]);
     }

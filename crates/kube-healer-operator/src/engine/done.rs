@@ -56,22 +56,12 @@ impl Engine {
     }
 
     /// A removal recorded under `record` was certainly not made (never sent, or refused): it
-    /// counts no more against its workload's limit, and the targets that limit holds are decided
-    /// again now.
+    /// counts no more against its workload's limit, and the targets that limit holds in its
+    /// workload are decided again now.
     pub(super) fn removal_not_made(&mut self, record: &str) {
-        use kube_healer_api::reasons::HoldReason;
-        if !self.gate.removal_not_made(record) {
-            return;
-        }
-        let now = self.clock.now();
-        let held: Vec<crate::target::Target> = self
-            .gate
-            .holding
-            .held_for(HoldReason::WorkloadLimit)
-            .cloned()
-            .collect();
-        for target in held {
-            self.timers.schedule(target, now);
+        if let Some(workload) = self.gate.removal_not_made(record) {
+            let now = self.clock.now();
+            self.wake_held_in(&std::collections::HashSet::from([workload]), now);
         }
     }
 }

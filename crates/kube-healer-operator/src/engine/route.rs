@@ -89,13 +89,6 @@ impl Engine {
         if !self.gate.holding.any(HoldReason::WorkloadLimit) {
             return;
         }
-        let workload_of = |t: &crate::target::Target| match t {
-            crate::target::Target::Pod(ns, name) => self
-                .stores
-                .pod_at(ns, name)
-                .and_then(kube_healer_core::decide::workload_of),
-            crate::target::Target::Node(_) => None,
-        };
         let woken: std::collections::HashSet<String> = changed
             .iter()
             .filter(|t| match t {
@@ -105,20 +98,37 @@ impl Engine {
                     .is_some_and(kube_healer_core::decide::settled),
                 crate::target::Target::Node(_) => false,
             })
-            .filter_map(workload_of)
+            .filter_map(|t| self.workload_of(t))
             .collect();
-        if woken.is_empty() {
+        self.wake_held_in(&woken, now);
+    }
+
+    /// The targets maxDisruptedPerWorkload holds in these workloads are decided again at `now`.
+    pub(super) fn wake_held_in(&mut self, workloads: &std::collections::HashSet<String>, now: Secs) {
+        use kube_healer_api::reasons::HoldReason;
+        if workloads.is_empty() {
             return;
         }
         let held: Vec<crate::target::Target> = self
             .gate
             .holding
             .held_for(HoldReason::WorkloadLimit)
-            .filter(|t| workload_of(t).is_some_and(|w| woken.contains(&w)))
+            .filter(|t| self.workload_of(t).is_some_and(|w| workloads.contains(&w)))
             .cloned()
             .collect();
         for target in held {
             self.timers.schedule(target, now);
+        }
+    }
+
+    /// A pod target's workload (`Deployment namespace/name`), as the store shows the pod.
+    fn workload_of(&self, target: &crate::target::Target) -> Option<String> {
+        match target {
+            crate::target::Target::Pod(ns, name) => self
+                .stores
+                .pod_at(ns, name)
+                .and_then(kube_healer_core::decide::workload_of),
+            crate::target::Target::Node(_) => None,
         }
     }
 
