@@ -137,6 +137,18 @@ impl PodsAlike {
         }
     }
 
+    /// What finds every cause of pods failing alike that `self` (the operator's) or a policy
+    /// with one of `safeties` asks for: the loosest of them. Causes are found at it, and each
+    /// policy is held only by those its own thresholds meet (`Correlated::holds_for`).
+    pub fn loosest_for<'a>(
+        &self,
+        safeties: impl IntoIterator<Item = &'a kube_healer_api::Safety>,
+    ) -> PodsAlike {
+        safeties
+            .into_iter()
+            .fold(*self, |loosest, s| loosest.loosest(&self.for_policy(s)))
+    }
+
     /// The loosest of two: what finds every cause either asks for.
     pub fn loosest(&self, other: &PodsAlike) -> PodsAlike {
         PodsAlike {

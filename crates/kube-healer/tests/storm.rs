@@ -141,7 +141,7 @@ async fn storm(ctx: Ctx) -> anyhow::Result<()> {
     );
     ensure!(
         op.log()
-            .contains("correlated finding: per-target actions are held"),
+            .contains("correlated finding: per-target actions of the policies it holds are held"),
         "the operator warns of the storm:\n{}",
         op.log_tail(20)
     );

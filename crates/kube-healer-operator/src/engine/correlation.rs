@@ -113,7 +113,7 @@ impl Correlation {
         self.carry_nodes(&mut now_correlated);
         for c in &now_correlated {
             if !self.current.iter().any(|old| old.cause == c.cause) {
-                tracing::warn!(cause = ?c.cause, members = c.members.len(), message = %c.message, "correlated finding: per-target actions are held");
+                tracing::warn!(cause = ?c.cause, members = c.members.len(), message = %c.message, "correlated finding: per-target actions of the policies it holds are held");
             }
         }
         for old in &self.current {

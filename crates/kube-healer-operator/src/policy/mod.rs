@@ -158,10 +158,7 @@ impl PolicySet {
 
     /// The loosest pods-alike thresholds of `operator`'s and every policy's own.
     pub fn loosest_pods_alike(&self, operator: &kube_healer_core::PodsAlike) -> kube_healer_core::PodsAlike {
-        self.policies
-            .values()
-            .map(|p| operator.for_policy(&p.policy.spec.safety))
-            .fold(*operator, |loosest, p| loosest.loosest(&p))
+        operator.loosest_for(self.policies.values().map(|p| &p.policy.spec.safety))
     }
 
     /// Which Normal events the policies' event patterns may read (by reason, or all of them).

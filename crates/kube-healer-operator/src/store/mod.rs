@@ -348,7 +348,6 @@ impl Stores {
         self.leases.retain(|k, _| keep.contains(k));
     }
 
-    /// When the node's last heartbeat was seen.
     /// The sick nodes as correlation found them now; returns the nodes whose entry changed (their
     /// node classification may have).
     pub fn set_sick_nodes(&mut self, now: HashMap<String, SickNodeCause>) -> Vec<String> {
@@ -367,6 +366,7 @@ impl Stores {
         changed
     }
 
+    /// When the node's last heartbeat was seen.
     pub fn lease_heartbeat(&self, node: &str) -> Option<Secs> {
         self.leases.get(node).and_then(LeaseView::heartbeat)
     }

@@ -78,7 +78,18 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
         header,
         findings,
     } = found(&wanted, &snapshot, now)?;
-    let report = kube_healer_core::classify_snapshot(&snapshot, now);
+    let policies = Api::<HealingPolicy>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .context("listing HealingPolicies")?
+        .items;
+    // Pods failing alike are found as the operator finds them: at the loosest thresholds any
+    // policy asks for (each policy's row then reads the causes its own meet).
+    let mut correlating = Knobs::default();
+    correlating.pods_alike = correlating
+        .pods_alike
+        .loosest_for(policies.iter().map(|p| &p.spec.safety));
+    let report = kube_healer_core::classify::classify_snapshot_with(&snapshot, &correlating, now);
     let records = target_records(&client, &uid).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{header}")?;
@@ -93,11 +104,6 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
     write_findings(&mut out, &findings, now)?;
     write_timeline(&mut out, timeline(target, &snapshot, &records, now), now)?;
 
-    let policies = Api::<HealingPolicy>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .context("listing HealingPolicies")?
-        .items;
     let removals = match target {
         TargetView::Pod(_) => workload_removals(&client, now).await?,
         TargetView::Node(_) => Removals::default(),
@@ -179,7 +185,6 @@ fn found<'a>(wanted: &Wanted, snapshot: &'a Snapshot, now: Secs) -> anyhow::Resu
     })
 }
 
-/// The target's own records, and the batches (bulk clean-ups of leftovers) it was in.
 /// kube-healer's pod removals by workload, from every record's metadata (their `disrupts`
 /// annotations), counted as the operator counts them, for maxDisruptedPerWorkload.
 async fn workload_removals(client: &kube::Client, now: Secs) -> anyhow::Result<Removals> {
@@ -191,6 +196,7 @@ async fn workload_removals(client: &kube::Client, now: Secs) -> anyhow::Result<R
     Ok(Removals::from_records(records.iter().map(|r| &r.metadata), now))
 }
 
+/// The target's own records, and the batches (bulk clean-ups of leftovers) it was in.
 async fn target_records(client: &kube::Client, uid: &str) -> anyhow::Result<Vec<HealingAction>> {
     let api = Api::<HealingAction>::all(client.clone());
     let mut records: Vec<HealingAction> = api
