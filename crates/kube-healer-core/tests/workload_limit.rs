@@ -210,6 +210,27 @@ fn a_pod_settles_when_ready_or_failing_on_its_own_not_while_starting() {
 }
 
 #[test]
+fn a_stopped_replacement_settles_only_a_job_s_removal() {
+    // A ReplicaSet's replacement evicted by its kubelet: the ReplicaSet replaces it again, and
+    // the workload is still a pod short (the invariants' WorkloadLimit found it: the next pod
+    // was removed while the first removal's replacement was a leftover).
+    let owned_by = |kind: &str| {
+        let mut pod = common::pod(
+            "web-1",
+            Some("n1"),
+            json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"}),
+        );
+        pod["metadata"]["ownerReferences"] =
+            json!([{"apiVersion": "apps/v1", "kind": kind, "name": "web", "uid": "w", "controller": true}]);
+        let pod = serde_json::from_value(pod).unwrap();
+        kube_healer_core::convert::pod_view(&pod, &mut Default::default()).unwrap()
+    };
+    assert!(!settled(&owned_by("ReplicaSet")));
+    // A Job's pod that ran to its end has shown what it does.
+    assert!(settled(&owned_by("Job")));
+}
+
+#[test]
 fn cleaning_away_a_pod_stopped_for_good_takes_nothing_from_its_workload() {
     use kube_healer_api::FailureClass;
     use kube_healer_core::decide::disrupts_workload;

@@ -130,9 +130,15 @@ pub fn disrupts_workload(class: FailureClass, action: ActionKind) -> bool {
     action.properties().moves_pod && !class.properties().stopped_for_good
 }
 
-/// Whether a pod has shown what it does: Ready, done, or failing in its own right.
+/// Whether a pod has shown what it does: Ready, done, or failing in its own right. A stopped
+/// pod (Succeeded, Failed) has only if it is a Job's: any other controller replaces it again
+/// (a ReplicaSet's pod fails only as its node makes it, evicted or lost), so its workload is
+/// still a pod short and the removal it would answer is still being replaced.
 pub fn settled(pod: &PodView) -> bool {
-    if matches!(pod.phase, PodPhase::Succeeded | PodPhase::Failed) || pod.serving() {
+    if matches!(pod.phase, PodPhase::Succeeded | PodPhase::Failed) {
+        return crate::classify::alike::workload(pod).kind == "Job";
+    }
+    if pod.serving() {
         return true;
     }
     pod.containers.iter().any(|c| {
