@@ -60,19 +60,16 @@ impl Engine {
             });
         let ongoing = mark.is_some();
         let freed = self.gate.record_seen(&name, mark);
-        if let Some(value) = meta
+        let disrupts = meta
             .annotations
             .as_ref()
-            .and_then(|a| a.get(kube_healer_api::DISRUPTS_ANNOTATION))
-        {
-            // An eviction still waiting (its in-flight mark on) counts as ongoing.
-            let (workload, removal) = crate::record::parse_disrupts(value, created, &uid);
-            self.gate
-                .record_disrupts(workload, &name, removal, (ongoing, now));
-        } else {
-            // Its removal was certainly not made (the executor took the annotation off).
-            self.removal_not_made(&name);
-        }
+            .and_then(|a| a.get(kube_healer_api::DISRUPTS_ANNOTATION));
+        self.record_removal(
+            &name,
+            disrupts.map(String::as_str),
+            (created, &uid),
+            (ongoing, now),
+        );
         let acted = match labels.get(kube_healer_api::DECISION_LABEL).map(String::as_str) {
             Some("act") => Some(Mode::Live),
             Some("dry-run") => Some(Mode::DryRun),
@@ -111,6 +108,26 @@ impl Engine {
         let batch = now + RETENTION_BATCH;
         if !self.relist_records.active() && self.retention_at.is_none_or(|at| at > batch) {
             self.retention_at = Some(batch);
+        }
+    }
+
+    /// The pod removal a record names in its `disrupts` annotation (made at `created`, of the pod
+    /// `uid`), counted against its workload's limit; an eviction still waiting (its in-flight
+    /// mark on) as ongoing. A record without it (the executor took it off) names a removal
+    /// certainly not made.
+    fn record_removal(
+        &mut self,
+        name: &str,
+        disrupts: Option<&str>,
+        (created, uid): (Secs, &str),
+        ongoing_at: (bool, Secs),
+    ) {
+        match disrupts {
+            Some(value) => {
+                let (workload, removal) = crate::record::parse_disrupts(value, created, uid);
+                self.gate.record_disrupts(workload, name, removal, ongoing_at);
+            }
+            None => self.removal_not_made(name),
         }
     }
 

@@ -307,18 +307,7 @@ fn policy_rows(
         let own: Vec<&HealingAction> = records.iter().filter(|r| r.spec.policy == name).collect();
         for (i, f) in held {
             let steps = policy.spec.actions.len();
-            // The episode as the operator reckons it from the records (a failure that went on,
-            // or came back within the cooldown, continues its ladder).
-            let recorded = own.iter().filter_map(|r| {
-                Some(Recorded {
-                    created: r.metadata.creation_timestamp.as_ref()?.0.as_second(),
-                    episode: r.spec.failing_since.as_ref()?.0.as_second(),
-                    acted: Ladder::took_step(r),
-                })
-            });
-            let episode = episode_of(recorded, f.since, policy.spec.safety.cooldown_secs());
-            let ladder =
-                Ladder::from_records(own.iter().copied(), episode, steps, policy.spec.safety.dry_run);
+            let ladder = ladder_of(policy, &own, f.since);
             let decider = offline::Decider {
                 policy: &compiled,
                 snapshot,
@@ -344,6 +333,27 @@ fn policy_rows(
         }
     }
     rows
+}
+
+/// Where a policy's ladder stands on a failure that began at `since`, from the policy's own
+/// records of the target: the episode as the operator reckons it (a failure that went on, or
+/// came back within the cooldown, continues its ladder).
+fn ladder_of(policy: &HealingPolicy, own: &[&HealingAction], since: Secs) -> Ladder {
+    let recorded = own.iter().filter_map(|r| {
+        Some(Recorded {
+            created: r.metadata.creation_timestamp.as_ref()?.0.as_second(),
+            episode: r.spec.failing_since.as_ref()?.0.as_second(),
+            acted: Ladder::took_step(r),
+        })
+    });
+    let safety = &policy.spec.safety;
+    let episode = episode_of(recorded, since, safety.cooldown_secs());
+    Ladder::from_records(
+        own.iter().copied(),
+        episode,
+        policy.spec.actions.len(),
+        safety.dry_run,
+    )
 }
 
 /// The target's timeline: what the object and its events tell now, and what the operator saw
