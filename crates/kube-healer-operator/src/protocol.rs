@@ -40,6 +40,23 @@ pub struct ActionRequest {
     /// For a ladder's first step: when the failure became due for this operator (Unix
     /// milliseconds), for the reaction time metric.
     pub due_ms: Option<i64>,
+    /// What of a process that ended the decision takes up, if anything (set by the engine).
+    pub takes_up: TakesUp,
+}
+
+/// What a decision takes up that a process that ended left unfinished. A decision made again is
+/// carried out under what made it before: its own record, or the batch that named it (with that
+/// batch's other pods only, so that they make the same batch name), never in a new batch with
+/// other pods, which would leave the first record for the leader to settle past its deadline.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TakesUp {
+    /// A new decision, or one whose record was finished.
+    #[default]
+    Nothing,
+    /// Its own record, left without an outcome: carried out alone, under it.
+    Own,
+    /// The batch record, still marked in flight, that names it.
+    Batch(String),
 }
 
 impl ActionRequest {

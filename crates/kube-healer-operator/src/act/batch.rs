@@ -26,7 +26,7 @@ use crate::act::announce::announce;
 use crate::act::handle::{Handled, Io, act_on, count};
 use crate::act::unfinished;
 use crate::failpoint;
-use crate::protocol::ActionRequest;
+use crate::protocol::{ActionRequest, TakesUp};
 use crate::record::batch_name;
 use crate::record::writer::{self, Begun, Finished};
 
@@ -40,14 +40,22 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 /// maxConcurrent bounds them too: the engine sends no more than that in flight).
 const PARALLEL: usize = 64;
 
-/// What decisions of a batch share: the policy, the class and the action.
-pub type BatchKey = (String, FailureClass, ActionKind);
+/// What decisions of a batch share: the policy, the class and the action, and the batch cut
+/// short that named them, if one did.
+pub type BatchKey = (String, FailureClass, ActionKind, Option<String>);
 
-/// The batch a request may join: a live removal of a dead pod.
+/// The batch a request may join: a live removal of a dead pod, unless it takes up a record of
+/// its own (see `TakesUp`).
 pub fn key(req: &ActionRequest) -> Option<BatchKey> {
     let spec = &req.spec;
-    (req.in_flight() && kube_healer_core::decide::batchable(spec.target.kind, spec.class, spec.action))
-        .then(|| (spec.policy.clone(), spec.class, spec.action))
+    let batchable =
+        req.in_flight() && kube_healer_core::decide::batchable(spec.target.kind, spec.class, spec.action);
+    let cut_short = match &req.takes_up {
+        TakesUp::Own => return None,
+        TakesUp::Batch(name) => Some(name.clone()),
+        TakesUp::Nothing => None,
+    };
+    batchable.then(|| (spec.policy.clone(), spec.class, spec.action, cut_short))
 }
 
 /// The batch record's spec: the first member's decision, naming them all.
@@ -320,6 +328,7 @@ fn member_requests(record: &HealingAction, name: &str) -> Option<Vec<ActionReque
             seen: None,
             before: None,
             due_ms: None,
+            takes_up: Default::default(),
         }
     });
     Some(reqs.collect())

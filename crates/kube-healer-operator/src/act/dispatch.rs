@@ -175,6 +175,7 @@ mod tests {
                 seen: None,
                 before: None,
                 due_ms: None,
+                takes_up: Default::default(),
             };
             assert_eq!(
                 action.properties().takes_long,

@@ -91,6 +91,7 @@ pub fn build(
         seen,
         before: decided.before,
         due_ms: (decided.step == 0).then_some(due.due_ms),
+        takes_up: Default::default(),
     }
 }
 

@@ -12,7 +12,7 @@ use super::Engine;
 use crate::decide::{Context, Verdict, held_by_managed};
 use crate::metrics::Metrics;
 use crate::policy::DueMatch;
-use crate::protocol::Work;
+use crate::protocol::{TakesUp, Work};
 use crate::target::Target;
 
 /// How long a finding that may be one of many is known before it is decided (see `evaluate`).
@@ -219,12 +219,23 @@ impl Engine {
         let verdict = self.gate.decide(target, due, compiled, &ctx);
         self.count_held();
         match verdict {
-            Verdict::Dispatch { request, recheck } => {
+            Verdict::Dispatch { mut request, recheck } => {
+                request.takes_up = self.taken_up(&request.name);
                 self.send(Work::Act(request));
                 recheck
             }
             Verdict::Queued => None,
             Verdict::Recheck(at) => at,
+        }
+    }
+
+    /// What of a process that ended the decision `name` takes up: the marked batch naming it,
+    /// or its own record left without an outcome.
+    fn taken_up(&self, name: &str) -> TakesUp {
+        match self.batch_marks.batch_of(name) {
+            Some(batch) => TakesUp::Batch(batch.to_string()),
+            None if self.unfinished.contains_key(name) => TakesUp::Own,
+            None => TakesUp::Nothing,
         }
     }
 

@@ -6,6 +6,7 @@
 //! Leadership is checked here, at the I/O edge: every replica keeps its stores and findings warm,
 //! only the leader decides, sends work and writes statuses.
 
+mod batch_marks;
 mod correlation;
 mod done;
 mod evaluate;
@@ -66,8 +67,8 @@ pub struct Engine {
     /// HealingActions known from the watch, for retention, and when retention runs next.
     records: Records,
     relist_records: Relist<String>,
-    /// Batch records still marked in flight: their policy, and until when (see `resume_unfinished`).
-    batch_marks: std::collections::HashMap<String, (String, Secs)>,
+    /// Batch records still marked in flight (see `resume_unfinished`).
+    batch_marks: batch_marks::BatchMarks,
     /// Batches cut short, to be carried on or settled once their deadline has passed (see
     /// `resume_due_batches`); bounded by the batch marks.
     resuming: std::collections::HashMap<String, Secs>,

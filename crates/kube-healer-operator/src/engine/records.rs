@@ -133,7 +133,7 @@ impl Engine {
 
     /// A record deleted: forgotten with the batches it named.
     fn record_deleted(&mut self, name: &str) {
-        self.batch_marks.remove(name);
+        self.batch_marks.unmark(name);
         self.unfinished.remove(name);
         let members = self.records.take_batch(name);
         if let Some((policy, _, uid)) = self.records.remove(name) {
@@ -152,7 +152,7 @@ impl Engine {
         if let Some(seen) = self.relist_records.finish() {
             for (gone, (policy, _, uid)) in self.records.retain(&seen) {
                 self.gate.record_gone(&gone);
-                self.batch_marks.remove(&gone);
+                self.batch_marks.unmark(&gone);
                 self.unfinished.remove(&gone);
                 self.policies.episodes.forget(&policy, &uid, &gone);
                 for (uid, record) in self.records.take_batch(&gone) {
@@ -275,11 +275,10 @@ impl Engine {
             .and_then(|until| parse_until(until))
         {
             Some(until) => {
-                self.batch_marks.insert(name.clone(), (policy.clone(), until));
+                let decisions = members.iter().map(|m| m.2.clone()).collect();
+                self.batch_marks.mark(&name, &policy, until, decisions);
             }
-            None => {
-                self.batch_marks.remove(&name);
-            }
+            None => self.batch_marks.unmark(&name),
         }
         let first = members.first().map(|m| m.0.clone()).unwrap_or_default();
         let pairs = members

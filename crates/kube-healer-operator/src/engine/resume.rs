@@ -27,8 +27,8 @@ impl Engine {
         let batches: Vec<(String, Secs)> = self
             .batch_marks
             .iter()
-            .filter(|(_, (label, _))| ours(label))
-            .map(|(n, (_, u))| (n.clone(), *u))
+            .filter(|(_, label, _)| ours(label))
+            .map(|(n, _, u)| (n.to_string(), u))
             .collect();
         self.resuming.extend(batches);
         let records: Vec<String> = self
@@ -58,7 +58,7 @@ impl Engine {
             .collect();
         for (name, until) in due {
             self.resuming.remove(&name);
-            let Some((label, _)) = self.batch_marks.get(&name) else {
+            let Some(label) = self.batch_marks.policy(&name) else {
                 continue;
             };
             let policy = self.policies.named_by_label(label).into_iter().next();

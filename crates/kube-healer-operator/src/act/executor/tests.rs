@@ -38,6 +38,7 @@ fn request() -> ActionRequest {
         seen: None,
         before: None,
         due_ms: None,
+        takes_up: Default::default(),
     }
 }
 
@@ -162,4 +163,23 @@ async fn quick_work_does_not_wait_behind_long_actions() {
         (MAX_PARALLEL_ACTIONS + 1, 1),
         "64 evictions and the deletion record their decisions, the record deletion is sent; the 65th eviction waits"
     );
+}
+
+/// Decisions made again after a process ended are grouped with what made them before: those a
+/// batch cut short named, only with each other; one that had a record of its own, alone.
+#[test]
+fn a_decision_made_again_batches_only_with_what_it_takes_up() {
+    use crate::protocol::TakesUp;
+    let new = request();
+    let mut named = request();
+    named.takes_up = TakesUp::Batch("b".into());
+    let mut named_too = request();
+    named_too.name = "p-1".into();
+    named_too.takes_up = TakesUp::Batch("b".into());
+    let mut own = request();
+    own.takes_up = TakesUp::Own;
+    assert!(batch::key(&new).is_some());
+    assert_ne!(batch::key(&new), batch::key(&named));
+    assert_eq!(batch::key(&named), batch::key(&named_too));
+    assert_eq!(batch::key(&own), None);
 }
