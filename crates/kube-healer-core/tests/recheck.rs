@@ -44,6 +44,7 @@ fn seen_pod(condition: CompiledCondition, pod: &PodView, node: Option<&NodeView>
         .expect("the decision's finding");
     Seen {
         planned: Default::default(),
+        maintenance_grace: 600,
         condition,
         episode: found.since,
         pod: Some(pod.clone()),
@@ -120,6 +121,7 @@ fn a_node_that_recovered_or_failed_anew_is_not_acted_on() {
     let decided = node_of(not_ready(-900));
     let seen = Seen {
         planned: Default::default(),
+        maintenance_grace: 600,
         condition: condition("Node", "NodeNotReady"),
         episode: NOW - 900,
         pod: None,
@@ -176,6 +178,7 @@ fn a_sick_node_is_still_a_black_hole_when_read_afresh_while_its_cause_was_seen()
     };
     let mut seen = Seen {
         planned: Default::default(),
+        maintenance_grace: 600,
         condition: condition("Node", "NodeBlackHole"),
         episode: NOW - 300,
         pod: None,
@@ -236,6 +239,48 @@ fn force_deleting_a_stateful_set_pod_waits_while_its_node_reads_back_present() {
         NOW,
     );
     assert_eq!(gone, Fresh::Holds);
+}
+
+/// A pod lost with its node is left to a planned disruption the node, read afresh right before
+/// the call, is under (a person cordoned it since the decision, or a lagging view missed it), as
+/// the gate leaves it; past the policy's maintenanceGrace, the maintenance went wrong and the
+/// call goes ahead. A pod whose failure is its own is not held.
+#[test]
+fn a_pod_lost_with_a_node_taken_into_maintenance_since_the_decision_is_left_to_it() {
+    let down = |spec: Value| {
+        let mut n = node(
+            "n1",
+            json!([{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "lastTransitionTime": at(-600)}]),
+        );
+        n["spec"] = spec;
+        node_of(n)
+    };
+    let lost = pod_of(pod("web-1", Some("n1"), json!({"phase": "Running"})));
+    let mut seen = seen_pod(condition("Pod", "NodeLost"), &lost, Some(&down(json!({}))));
+    seen.maintenance_grace = 3600;
+    let fresh = |seen: &Seen, node: NodeView| {
+        recheck_pod(
+            seen,
+            ActionKind::Delete,
+            Read::Found(lost.clone()),
+            Read::Found(node),
+            NOW,
+        )
+    };
+    assert_eq!(fresh(&seen, down(json!({}))), Fresh::Holds);
+    let cordoned = || down(json!({"unschedulable": true}));
+    match fresh(&seen, cordoned()) {
+        Fresh::Maintenance(why) => {
+            assert!(
+                why.contains("cordoned by someone else") && why.contains("maintenanceGrace"),
+                "{why}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // Past the grace from the failure's start, the maintenance went wrong: healed.
+    seen.maintenance_grace = NOW - seen.episode;
+    assert_eq!(fresh(&seen, cordoned()), Fresh::Holds);
 }
 
 /// A pod at `version`, with `status`.
@@ -320,6 +365,7 @@ fn a_probe_failure_is_rechecked_on_the_events_the_decision_saw() {
     ];
     let seen = Seen {
         planned: Default::default(),
+        maintenance_grace: 600,
         condition: condition("Pod", "ProbeFailure"),
         episode: NOW - 1200,
         pod: Some(decided),

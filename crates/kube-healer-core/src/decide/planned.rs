@@ -4,7 +4,7 @@
 //! Terminating, it is cordoned); acting on it fights the administrator and spends the cluster's
 //! disruption twice. And a person who undoes kube-healer's work wins.
 
-use kube_healer_api::HealingPolicySpec;
+use kube_healer_api::{FailureClass, HealingPolicySpec};
 
 use crate::cluster::{ClusterView, NodeLookup};
 use crate::finding::Finding;
@@ -130,24 +130,40 @@ pub fn under_maintenance(
             retry_at: None,
         }),
         TargetView::Pod(pod) => {
-            if !finding.class.properties().inherits_node_cause {
-                return None;
-            }
             let name = pod.node.as_deref()?;
             let NodeLookup::Present(node) = cluster.node(name) else {
                 return None;
             };
-            let signal = planned_disruption(node, signals)?;
-            let until = episode.saturating_add(spec.safety.maintenance_grace_secs());
-            (now < until).then(|| HeldFor {
-                message: format!(
-                    "its node {name} is under planned disruption: {signal}; the pods it took down with it are left to it for {}s (maintenanceGrace), recorded once for the node",
-                    until - now
-                ),
-                retry_at: Some(until),
-            })
+            let grace = spec.safety.maintenance_grace_secs();
+            left_to_maintenance(finding.class, node, signals, grace, (episode, now))
         }
     }
+}
+
+/// Why a pod failing with `class` on `node` is left to the node's planned disruption, if it is:
+/// its failure stems from its node, and the maintenance's `grace` from the failure's start
+/// (`episode`) has not passed. The gate asks it of the node it knows; the recheck, of the node
+/// read afresh right before the call (a maintenance begun since the decision holds it too).
+pub fn left_to_maintenance(
+    class: FailureClass,
+    node: &NodeView,
+    signals: &PlannedSignals,
+    grace: Secs,
+    (episode, now): (Secs, Secs),
+) -> Option<HeldFor> {
+    if !class.properties().inherits_node_cause {
+        return None;
+    }
+    let signal = planned_disruption(node, signals)?;
+    let until = episode.saturating_add(grace);
+    (now < until).then(|| HeldFor {
+        message: format!(
+            "its node {} is under planned disruption: {signal}; the pods it took down with it are left to it for {}s (maintenanceGrace), recorded once for the node",
+            node.name,
+            until - now
+        ),
+        retry_at: Some(until),
+    })
 }
 
 /// Why a node policy may not act on the node again, if someone else lifted its cordon: the

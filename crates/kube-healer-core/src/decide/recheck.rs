@@ -9,7 +9,8 @@ use kube_healer_api::{ActionKind, FailureClass, JudgedOn};
 use crate::carry::{carry_lease, carry_node, carry_pod};
 use crate::cluster::Snapshot;
 use crate::decide::{
-    PlannedSignals, ShutdownEvidence, futile_move, planned_disruption, unsafe_for, unsafe_for_node,
+    PlannedSignals, ShutdownEvidence, futile_move, left_to_maintenance, planned_disruption, unsafe_for,
+    unsafe_for_node,
 };
 use crate::finding::Subject;
 use crate::policy::{CompiledCondition, TargetView};
@@ -39,8 +40,12 @@ pub struct Seen {
     pub without_fencing: bool,
     /// The evidence of a shutdown the step asks for (OutOfService).
     pub shutdown: ShutdownEvidence,
-    /// In-house maintenance tooling's signals (node decisions recheck planned disruption).
+    /// In-house maintenance tooling's signals (node decisions, and pod decisions whose failure
+    /// stems from their node, recheck planned disruption).
     pub planned: std::sync::Arc<PlannedSignals>,
+    /// The policy's maintenanceGrace: how long a pod its node took down is left to the node's
+    /// planned disruption.
+    pub maintenance_grace: Secs,
 }
 
 /// A fresh read of an object.
@@ -116,6 +121,7 @@ pub fn recheck_pod(
         Read::Gone | Read::NotRead => return Fresh::Gone("the pod is gone".into()),
     };
     carry_pod(&mut pod, decided, now);
+    let read_node = matches!(node, Read::Found(_));
     let (nodes, nodes_known) = match node {
         Read::Found(mut n) => {
             carry_node(&mut n, seen.node.as_ref(), now);
@@ -135,7 +141,11 @@ pub fn recheck_pod(
     snapshot.leases_seen_renewing = seen.leases_seen_renewing;
     let pod = &snapshot.pods[0];
     let subject = Subject::pod(pod);
+    let fresh_node = snapshot.nodes.first().filter(|_| read_node);
     match verdict(seen, TargetView::Pod(pod), &snapshot, now) {
+        Fresh::Holds if let Some(held) = left_to_its_node(seen, fresh_node, now) => {
+            Fresh::Maintenance(format!("read afresh right before the call, {}", held.message))
+        }
         Fresh::Holds => match futile_move(pod, &subject, seen.condition.class, action)
             .or_else(|| unsafe_for(pod, &snapshot, &subject, action, seen.without_fencing, now))
         {
@@ -144,6 +154,19 @@ pub fn recheck_pod(
         },
         other => other,
     }
+}
+
+/// The planned disruption the pod's node, read afresh, is under, which the pod is left to (as
+/// the gate asked it of the node it knew): a maintenance begun since the decision, or one the
+/// decision's lagging view missed.
+fn left_to_its_node(seen: &Seen, node: Option<&NodeView>, now: Secs) -> Option<crate::decide::HeldFor> {
+    left_to_maintenance(
+        seen.condition.class,
+        node?,
+        &seen.planned,
+        seen.maintenance_grace,
+        (seen.episode, now),
+    )
 }
 
 /// Reclassifies a node from its fresh read (and its Lease's, if read), and applies the action's

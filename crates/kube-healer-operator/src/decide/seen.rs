@@ -25,6 +25,7 @@ pub fn seen(
 ) -> Option<Seen> {
     let mut seen = Seen {
         planned: planned.clone(),
+        maintenance_grace: spec.safety.maintenance_grace_secs(),
         without_fencing: without_fencing(spec, step),
         shutdown: ShutdownEvidence::of(spec, step),
         condition: condition.clone(),
