@@ -2,7 +2,8 @@
 //! and its call (a test hook pauses it there, as a queue or retries would) while its failure
 //! clears makes no call, and its record says why. A dead pod's removal is checked by the API
 //! server instead (its delete carries the version decided on): a pod opted out meanwhile is
-//! refused by that precondition, read again, and left alone.
+//! refused by that precondition, read again, and left alone. A pod lost with its node is left
+//! to a maintenance a person began on the node while its decision waited.
 
 use anyhow::ensure;
 use k8s_openapi::api::core::v1::Pod;
@@ -25,6 +26,10 @@ pub fn tests() -> Vec<E2eTest> {
         test(
             "a_dead_pod_opted_out_before_the_call_is_refused_by_its_version_and_left",
             opted_out_before_call,
+        ),
+        test(
+            "a_pod_lost_with_a_node_a_person_cordons_before_the_call_is_left_to_the_maintenance",
+            cordoned_before_call,
         ),
     ]
 }
@@ -160,5 +165,94 @@ async fn opted_out_before_call(ctx: Ctx) -> anyhow::Result<()> {
     println!(
         "    opted out while its delete waited: refused by its version (409), read, left; the other deleted without a read"
     );
+    Ok(())
+}
+
+/// Issue 37 (PlannedDisruption, found by the history checker after a lagging restart): the
+/// decision on a pod lost with its node saw no maintenance; a person cordons the node while it
+/// waits. The recheck reads the node afresh and leaves the pod to the maintenance (Skipped,
+/// Maintenance), within the policy's maintenanceGrace. The control: a pod lost with another
+/// node nobody cordoned, decided on at the same time, is deleted.
+async fn cordoned_before_call(ctx: Ctx) -> anyhow::Result<()> {
+    let (maintained, lost) = (ctx.name("maint"), ctx.name("lost"));
+    let both = [maintained.clone(), lost.clone()];
+    nodes::add_owned_nodes(&ctx.client, &both, &ctx.id, HEAL).await?;
+    let ns = ctx.namespace("rm").await?;
+    let policy = ctx.name("lostpods");
+    create_policy(
+        &ctx,
+        &policy,
+        json!({"target": {"kind": "Pod", "namespaces": {"include": [ns]}},
+        "conditions": [{"class": "NodeLost", "for": "1s"}], "actions": [{"action": "Delete"}],
+        "safety": {"maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}, "maintenanceGrace": "30m"}}),
+    )
+    .await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    for (name, node) in [("kept", &maintained), ("healed", &lost)] {
+        pods.create(
+            &PostParams::default(),
+            &scenario_pod(&ns, name, Some(node), &Scenario::Running),
+        )
+        .await?;
+    }
+    let op = Operator::start_with_env(
+        &ctx.cluster,
+        "recheck-maintenance",
+        &["--policy-selector", &selector(&ctx)],
+        &[
+            ("KUBE_HEALER_FAILPOINT", "before-recheck"),
+            ("KUBE_HEALER_FAILPOINT_PAUSE_SECONDS", "8"),
+        ],
+    )
+    .await?;
+    for node in &both {
+        nodes::stop_heartbeats(&ctx.client, node).await?;
+    }
+    // The decision on kept recorded: it waits at the failpoint now, and its node is cordoned.
+    let api: Api<kube_healer_api::HealingAction> = Api::all(ctx.client.clone());
+    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
+    let recorded = wait::until("the decision on kept recorded", HEAL, || async {
+        let list = api.list(&lp).await?.items;
+        Ok(list.iter().any(|r| r.spec.target.name == "kept").then_some(()))
+    })
+    .await;
+    if let Err(e) = recorded {
+        anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30));
+    }
+    let cordon = json!({"spec": {"unschedulable": true}});
+    Api::<k8s_openapi::api::core::v1::Node>::all(ctx.client.clone())
+        .patch(&maintained, &PatchParams::default(), &Patch::Merge(cordon))
+        .await?;
+    let recs = match support::records_naming(&ctx, &policy, 2).await {
+        Ok(r) => r,
+        Err(e) => anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30)),
+    };
+    let outcome = |pod: &str| support::pod_outcome(&recs, pod).map(|(p, r, _)| (p, r));
+    ensure!(
+        outcome("kept") == Some((ActionPhase::Skipped, "Maintenance".into())),
+        "kept: {:?}",
+        outcome("kept")
+    );
+    ensure!(
+        outcome("healed") == Some((ActionPhase::Succeeded, "Completed".into())),
+        "healed (the control): {:?}",
+        outcome("healed")
+    );
+    let kept = recs.iter().find(|r| r.spec.target.name == "kept");
+    let message = kept
+        .and_then(|r| r.status.as_ref())
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        message.contains("cordoned by someone else") && message.contains("maintenanceGrace"),
+        "{message}"
+    );
+    ensure!(
+        pods.get_opt("kept")
+            .await?
+            .is_some_and(|p| p.metadata.deletion_timestamp.is_none()),
+        "the pod left to the maintenance was deleted"
+    );
+    println!("    cordoned while its delete waited: left to the maintenance; the control deleted");
     Ok(())
 }
