@@ -306,14 +306,20 @@ impl Judge {
         let removals = self.removals.entry(pod.workload).or_default();
         let taken: Vec<kube_healer_core::decide::Removal> =
             removals.iter().filter(|r| !live(&r.pod)).cloned().collect();
+        // The share is of the workload's size, its ReplicaSet's replicas: a pod being deleted
+        // by a removal is one of them until replaced.
         let w = kube_healer_core::decide::WorkloadPods {
             workload: String::new(),
-            pods: siblings.len(),
+            pods: world
+                .workloads
+                .get(pod.workload)
+                .map_or(siblings.len(), |w| w.replicas),
             removals: taken,
             settled: siblings
                 .iter()
                 .map(|p| (p.obj.metadata.uid.clone().unwrap_or_default(), created(p)))
                 .collect(),
+            untaken: Vec::new(),
         };
         let limit = kube_healer_core::decide::max_disrupted(&policy.spec.safety, w.pods);
         let replacing = w.replacing(world.now).len();

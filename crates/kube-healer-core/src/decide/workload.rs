@@ -32,12 +32,16 @@ const STARTING: [&str; 2] = ["ContainerCreating", "PodInitializing"];
 pub struct WorkloadPods {
     /// `Deployment namespace/name`.
     pub workload: String,
-    /// Its pods not being deleted.
+    /// Its pods not being deleted and not stopped (a leftover of an eviction serves nothing).
     pub pods: usize,
     /// kube-healer's removals of its pods within [`SETTLE`].
     pub removals: Vec<Removal>,
     /// Its pods that settled: UID, and when each was created.
     pub settled: Vec<(String, Secs)>,
+    /// The UIDs of pods removed by kube-healer that are still there and not being deleted: the
+    /// removal's call is not yet made (another decision of the same moment), or waits on a
+    /// PodDisruptionBudget. Nothing replaces them yet, so no pod answers their removals.
+    pub untaken: Vec<String>,
 }
 
 /// A controlled pod's workload (`Deployment namespace/name`); None for a pod of its own.
@@ -51,7 +55,8 @@ impl WorkloadPods {
     /// being deleted (`siblings` gives the workload's pods, the target among them), when each
     /// that settled was created, and kube-healer's `removals` of them. None for a pod no
     /// controller replaces, one being deleted already, or one stopped for good (cleaning it away
-    /// takes nothing from its workload: see [`disrupts_workload`]).
+    /// takes nothing from its workload: see [`disrupts_workload`]). A removal of the target
+    /// itself (its ladder escalating while an eviction waits) is left out: it is this one.
     pub fn of<'a>(
         pod: &PodView,
         class: FailureClass,
@@ -66,14 +71,23 @@ impl WorkloadPods {
             .into_iter()
             .filter(|p| p.deletion().is_none())
             .collect();
+        // The target's own removal (an Evict still waiting, escalated) is this decision's.
+        let mut removals = removals(&workload);
+        removals.retain(|r| !pod.uid.is(&r.pod));
+        let untaken: Vec<String> = live
+            .iter()
+            .filter(|p| removals.iter().any(|r| p.uid.is(&r.pod)))
+            .map(|p| p.uid.to_string())
+            .collect();
         Some(WorkloadPods {
-            removals: removals(&workload),
-            pods: live.len(),
+            pods: live.iter().filter(|p| !p.is_terminal()).count(),
             settled: live
                 .iter()
                 .filter(|p| settled(p))
                 .map(|p| (p.uid.to_string(), p.created()))
                 .collect(),
+            removals,
+            untaken,
             workload,
         })
     }
@@ -94,7 +108,9 @@ impl WorkloadPods {
     /// that no pod created after them has answered. Each pod that has shown its fate (settled,
     /// or itself removed since: a replacement removed was failing, it showed it) answers one
     /// removal made before it was created, latest removals first: a pod the controller made
-    /// for something else (an Evicted pod's replacement, a scale-up) answers at most one.
+    /// for something else (an Evicted pod's replacement, a scale-up) answers at most one. A
+    /// removal whose pod is still there (`untaken`) is open and answered by none: a pod made
+    /// meanwhile, even in the same second, was made for something else.
     pub fn replacing(&self, now: Secs) -> Vec<Secs> {
         // One removal per pod (an Evict that escalates to Delete removes one pod), its latest.
         let mut by_pod: HashMap<&str, Secs> = HashMap::new();
@@ -102,7 +118,11 @@ impl WorkloadPods {
             let at = by_pod.entry(r.pod.as_str()).or_insert(r.at);
             *at = (*at).max(r.at);
         }
-        let mut open: Vec<Secs> = by_pod.into_values().collect();
+        // A removal whose pod is still there has no replacement yet: open, answered by none.
+        let (untaken, taken): (Vec<(&str, Secs)>, Vec<(&str, Secs)>) = by_pod
+            .into_iter()
+            .partition(|(pod, _)| self.untaken.iter().any(|u| u == pod));
+        let mut open: Vec<Secs> = taken.into_iter().map(|(_, at)| at).collect();
         // Each pod once: a settled pod whose removal is decided but not yet seen through.
         let mut shown: HashMap<&str, Secs> = self.settled.iter().map(|(uid, c)| (uid.as_str(), *c)).collect();
         shown.extend(self.removals.iter().map(|r| (r.pod.as_str(), r.pod_created)));
@@ -117,7 +137,8 @@ impl WorkloadPods {
             used += usize::from(answered);
             !answered
         });
-        open.reverse();
+        open.extend(untaken.into_iter().map(|(_, at)| at));
+        open.sort_unstable();
         open
     }
 }
