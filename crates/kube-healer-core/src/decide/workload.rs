@@ -119,10 +119,17 @@ impl WorkloadPods {
             *at = (*at).max(r.at);
         }
         // A removal whose pod is still there has no replacement yet: open, answered by none.
-        let (untaken, taken): (Vec<(&str, Secs)>, Vec<(&str, Secs)>) = by_pod
-            .into_iter()
-            .partition(|(pod, _)| self.untaken.iter().any(|u| u == pod));
-        let mut open: Vec<Secs> = taken.into_iter().map(|(_, at)| at).collect();
+        let still_there = |pod: &str| self.untaken.iter().any(|u| u == pod);
+        let untaken: Vec<Secs> = by_pod
+            .iter()
+            .filter(|(p, _)| still_there(p))
+            .map(|(_, at)| *at)
+            .collect();
+        let mut open: Vec<Secs> = by_pod
+            .iter()
+            .filter(|(p, _)| !still_there(p))
+            .map(|(_, at)| *at)
+            .collect();
         // Each pod once: a settled pod whose removal is decided but not yet seen through.
         let mut shown: HashMap<&str, Secs> = self.settled.iter().map(|(uid, c)| (uid.as_str(), *c)).collect();
         shown.extend(self.removals.iter().map(|r| (r.pod.as_str(), r.pod_created)));
@@ -137,7 +144,7 @@ impl WorkloadPods {
             used += usize::from(answered);
             !answered
         });
-        open.extend(untaken.into_iter().map(|(_, at)| at));
+        open.extend(untaken);
         open.sort_unstable();
         open
     }
