@@ -8,6 +8,7 @@
 use anyhow::ensure;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube_healer_api::HealingAction;
 use kube_healer_api::record::ActionPhase;
 use kube_healer_testenv::harness::{Ctx, E2eTest, test};
 use kube_healer_testenv::{Scenario, nodes, scenario_pod, wait};
@@ -114,35 +115,17 @@ async fn opted_out_before_call(ctx: Ctx) -> anyhow::Result<()> {
         )
         .await?;
     }
-    // The pod's decision recorded (alone or in a batch): it waits at the failpoint now, for 6 s.
-    let api: Api<kube_healer_api::HealingAction> = Api::all(ctx.client.clone());
-    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
-    wait::until("the decision on kept recorded", HEAL, || async {
-        let names = |r: &kube_healer_api::HealingAction| {
-            r.spec.target.name == "kept" || r.spec.members.iter().any(|m| m.target.name == "kept")
-        };
-        Ok(api.list(&lp).await?.items.iter().any(names).then_some(()))
-    })
-    .await?;
+    // The pod's decision recorded: it waits at the failpoint now, for 6 s.
+    decided_on(&ctx, &policy, "kept", &op).await?;
     // Its owner opts the pod out while the decision waits.
     let opt_out = json!({"metadata": {"annotations": {kube_healer_api::OPT_OUT_ANNOTATION: "true"}}});
     pods.patch("kept", &PatchParams::default(), &Patch::Merge(opt_out))
         .await?;
-    let recs = match support::records_naming(&ctx, &policy, 2).await {
-        Ok(r) => r,
-        Err(e) => anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30)),
-    };
-    let outcome = |pod: &str| support::pod_outcome(&recs, pod).map(|(p, r, _)| (p, r));
-    ensure!(
-        outcome("kept") == Some((ActionPhase::Skipped, "OptedOut".into())),
-        "kept: {:?}",
-        outcome("kept")
-    );
-    ensure!(
-        outcome("removed") == Some((ActionPhase::Succeeded, "Completed".into())),
-        "removed: {:?}",
-        outcome("removed")
-    );
+    let expected = [
+        ("kept", ActionPhase::Skipped, "OptedOut"),
+        ("removed", ActionPhase::Succeeded, "Completed"),
+    ];
+    outcomes(&ctx, &policy, &op, &expected).await?;
     ensure!(
         pods.get_opt("kept")
             .await?
@@ -209,35 +192,16 @@ async fn cordoned_before_call(ctx: Ctx) -> anyhow::Result<()> {
         nodes::stop_heartbeats(&ctx.client, node).await?;
     }
     // The decision on kept recorded: it waits at the failpoint now, and its node is cordoned.
-    let api: Api<kube_healer_api::HealingAction> = Api::all(ctx.client.clone());
-    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
-    let recorded = wait::until("the decision on kept recorded", HEAL, || async {
-        let list = api.list(&lp).await?.items;
-        Ok(list.iter().any(|r| r.spec.target.name == "kept").then_some(()))
-    })
-    .await;
-    if let Err(e) = recorded {
-        anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30));
-    }
+    decided_on(&ctx, &policy, "kept", &op).await?;
     let cordon = json!({"spec": {"unschedulable": true}});
     Api::<k8s_openapi::api::core::v1::Node>::all(ctx.client.clone())
         .patch(&maintained, &PatchParams::default(), &Patch::Merge(cordon))
         .await?;
-    let recs = match support::records_naming(&ctx, &policy, 2).await {
-        Ok(r) => r,
-        Err(e) => anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30)),
-    };
-    let outcome = |pod: &str| support::pod_outcome(&recs, pod).map(|(p, r, _)| (p, r));
-    ensure!(
-        outcome("kept") == Some((ActionPhase::Skipped, "Maintenance".into())),
-        "kept: {:?}",
-        outcome("kept")
-    );
-    ensure!(
-        outcome("healed") == Some((ActionPhase::Succeeded, "Completed".into())),
-        "healed (the control): {:?}",
-        outcome("healed")
-    );
+    let expected = [
+        ("kept", ActionPhase::Skipped, "Maintenance"),
+        ("healed", ActionPhase::Succeeded, "Completed"),
+    ];
+    let recs = outcomes(&ctx, &policy, &op, &expected).await?;
     let kept = recs.iter().find(|r| r.spec.target.name == "kept");
     let message = kept
         .and_then(|r| r.status.as_ref())
@@ -255,4 +219,40 @@ async fn cordoned_before_call(ctx: Ctx) -> anyhow::Result<()> {
     );
     println!("    cordoned while its delete waited: left to the maintenance; the control deleted");
     Ok(())
+}
+
+/// Waits until a decision of `policy` on the pod `pod` is recorded (alone or in a batch): under
+/// the `before-recheck` failpoint, it waits there now.
+async fn decided_on(ctx: &Ctx, policy: &str, pod: &str, op: &Operator) -> anyhow::Result<()> {
+    let api: Api<HealingAction> = Api::all(ctx.client.clone());
+    let lp = ListParams::default().labels(&format!("{}={policy}", kube_healer_api::POLICY_LABEL));
+    let names =
+        |r: &HealingAction| r.spec.target.name == pod || r.spec.members.iter().any(|m| m.target.name == pod);
+    let recorded = wait::until(&format!("the decision on {pod} recorded"), HEAL, || async {
+        Ok(api.list(&lp).await?.items.iter().any(names).then_some(()))
+    })
+    .await;
+    recorded.map_err(|e| anyhow::anyhow!("{e}; operator log:\n{}", op.log_tail(30)))
+}
+
+/// The final records of `policy` once they name each pod of `expected`, each pod's outcome
+/// (phase, reason) as expected.
+async fn outcomes(
+    ctx: &Ctx,
+    policy: &str,
+    op: &Operator,
+    expected: &[(&str, ActionPhase, &str)],
+) -> anyhow::Result<Vec<HealingAction>> {
+    let recs = match support::records_naming(ctx, policy, expected.len()).await {
+        Ok(r) => r,
+        Err(e) => anyhow::bail!("{e}; operator log:\n{}", op.log_tail(30)),
+    };
+    for (pod, phase, reason) in expected {
+        let outcome = support::pod_outcome(&recs, pod).map(|(p, r, _)| (p, r));
+        ensure!(
+            outcome == Some((*phase, reason.to_string())),
+            "{pod}: {outcome:?}, {phase:?}/{reason} expected"
+        );
+    }
+    Ok(recs)
 }
