@@ -500,7 +500,7 @@ fn the_recheck_stops_an_action_on_a_node_taken_into_maintenance_since_the_decisi
     let decided_on = unreachable(json!({}), json!({}));
     let seen = Seen {
         planned: Default::default(),
-        maintenance_grace: 600,
+        maintenance_ends: 0,
         condition: compiled.conditions[0].clone(),
         episode: NOW - 600,
         pod: None,

@@ -44,7 +44,7 @@ fn seen_pod(condition: CompiledCondition, pod: &PodView, node: Option<&NodeView>
         .expect("the decision's finding");
     Seen {
         planned: Default::default(),
-        maintenance_grace: 600,
+        maintenance_ends: 0,
         condition,
         episode: found.since,
         pod: Some(pod.clone()),
@@ -121,7 +121,7 @@ fn a_node_that_recovered_or_failed_anew_is_not_acted_on() {
     let decided = node_of(not_ready(-900));
     let seen = Seen {
         planned: Default::default(),
-        maintenance_grace: 600,
+        maintenance_ends: 0,
         condition: condition("Node", "NodeNotReady"),
         episode: NOW - 900,
         pod: None,
@@ -178,7 +178,7 @@ fn a_sick_node_is_still_a_black_hole_when_read_afresh_while_its_cause_was_seen()
     };
     let mut seen = Seen {
         planned: Default::default(),
-        maintenance_grace: 600,
+        maintenance_ends: 0,
         condition: condition("Node", "NodeBlackHole"),
         episode: NOW - 300,
         pod: None,
@@ -257,7 +257,7 @@ fn a_pod_lost_with_a_node_taken_into_maintenance_since_the_decision_is_left_to_i
     };
     let lost = pod_of(pod("web-1", Some("n1"), json!({"phase": "Running"})));
     let mut seen = seen_pod(condition("Pod", "NodeLost"), &lost, Some(&down(json!({}))));
-    seen.maintenance_grace = 3600;
+    seen.maintenance_ends = NOW + 600;
     let fresh = |seen: &Seen, node: NodeView| {
         recheck_pod(
             seen,
@@ -278,9 +278,39 @@ fn a_pod_lost_with_a_node_taken_into_maintenance_since_the_decision_is_left_to_i
         }
         other => panic!("{other:?}"),
     }
-    // Past the grace from the failure's start, the maintenance went wrong: healed.
-    seen.maintenance_grace = NOW - seen.episode;
+    // Past the grace, the maintenance went wrong: healed. The grace ends as the gate counts it
+    // (from an episode carried over a flap or a return), whatever the failure's latest start.
+    seen.maintenance_ends = NOW;
     assert_eq!(fresh(&seen, cordoned()), Fresh::Holds);
+    seen.episode = NOW - 60;
+    seen.maintenance_ends = NOW + 600;
+    let later = pod_of(pod("web-1", Some("n1"), json!({"phase": "Running"})));
+    let ready_again = |t: i64| {
+        let mut n = node(
+            "n1",
+            json!([{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "lastTransitionTime": at(t)}]),
+        );
+        n["spec"] = json!({"unschedulable": true});
+        node_of(n)
+    };
+    // The failure's latest start at -60 (it returned), the grace counted from long before: held
+    // until the counted end, and not after it.
+    let recheck = |seen: &Seen| {
+        recheck_pod(
+            seen,
+            ActionKind::Delete,
+            Read::Found(later.clone()),
+            Read::Found(ready_again(-60)),
+            NOW,
+        )
+    };
+    assert!(
+        matches!(recheck(&seen), Fresh::Maintenance(_)),
+        "{:?}",
+        recheck(&seen)
+    );
+    seen.maintenance_ends = NOW - 1;
+    assert_eq!(recheck(&seen), Fresh::Holds);
 }
 
 /// A pod at `version`, with `status`.
@@ -365,7 +395,7 @@ fn a_probe_failure_is_rechecked_on_the_events_the_decision_saw() {
     ];
     let seen = Seen {
         planned: Default::default(),
-        maintenance_grace: 600,
+        maintenance_ends: 0,
         condition: condition("Pod", "ProbeFailure"),
         episode: NOW - 1200,
         pod: Some(decided),

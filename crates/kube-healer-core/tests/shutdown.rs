@@ -139,7 +139,7 @@ fn the_recheck_holds_it_when_the_lease_reads_back_renewed() {
     .unwrap();
     let seen = Seen {
         planned: Default::default(),
-        maintenance_grace: 600,
+        maintenance_ends: 0,
         condition: CompiledPolicy::compile(&policy).unwrap().conditions.remove(0),
         episode: NOW - 600,
         pod: None,

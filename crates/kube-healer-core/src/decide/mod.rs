@@ -39,7 +39,7 @@ pub use maintainers::{MACHINE_SKIP_ANNOTATIONS, Maintainer, MaintainerApi, Maint
 pub use pdb::restart_refused_by;
 pub use planned::{
     HeldFor, PLANNED_ANNOTATIONS, PLANNED_LABELS, PLANNED_TAINTS, PlannedSignals, left_to_maintenance,
-    overridden, planned_disruption, under_maintenance,
+    maintenance_ends, overridden, planned_disruption, under_maintenance,
 };
 pub use recheck::{
     Fresh, Read, Seen, checked_by_version, judges_its_mark, ready_for, recheck_node, recheck_pod,

@@ -134,31 +134,35 @@ pub fn under_maintenance(
             let NodeLookup::Present(node) = cluster.node(name) else {
                 return None;
             };
-            let grace = spec.safety.maintenance_grace_secs();
-            left_to_maintenance(finding.class, node, signals, grace, (episode, now))
+            let until = maintenance_ends(spec, episode);
+            left_to_maintenance(finding.class, node, signals, (until, now))
         }
     }
 }
 
+/// Until when the pods a node took down with it are left to its planned disruption: the
+/// policy's maintenanceGrace from the failure's episode as the policy counts it.
+pub fn maintenance_ends(spec: &HealingPolicySpec, episode: Secs) -> Secs {
+    episode.saturating_add(spec.safety.maintenance_grace_secs())
+}
+
 /// Why a pod failing with `class` on `node` is left to the node's planned disruption, if it is:
-/// its failure stems from its node, and the maintenance's `grace` from the failure's start
-/// (`episode`) has not passed. The gate asks it of the node it knows; the recheck, of the node
-/// read afresh right before the call (a maintenance begun since the decision holds it too).
+/// its failure stems from its node, and it is not yet `until` (see [`maintenance_ends`]). The
+/// gate asks it of the node it knows; the recheck, of the node read afresh right before the call
+/// (a maintenance begun since the decision holds it too).
 pub fn left_to_maintenance(
     class: FailureClass,
     node: &NodeView,
     signals: &PlannedSignals,
-    grace: Secs,
-    (episode, now): (Secs, Secs),
+    (until, now): (Secs, Secs),
 ) -> Option<HeldFor> {
     if !class.properties().inherits_node_cause {
         return None;
     }
     let signal = planned_disruption(node, signals)?;
-    let until = episode.saturating_add(grace);
     (now < until).then(|| HeldFor {
         message: format!(
-            "its node {} is under planned disruption: {signal}; the pods it took down with it are left to it for {}s (maintenanceGrace), recorded once for the node",
+            "its node {} is under planned disruption: {signal}; the pods it took down with it are left to it for {}s (maintenanceGrace)",
             node.name,
             until - now
         ),

@@ -43,9 +43,10 @@ pub struct Seen {
     /// In-house maintenance tooling's signals (node decisions, and pod decisions whose failure
     /// stems from their node, recheck planned disruption).
     pub planned: std::sync::Arc<PlannedSignals>,
-    /// The policy's maintenanceGrace: how long a pod its node took down is left to the node's
-    /// planned disruption.
-    pub maintenance_grace: Secs,
+    /// Until when a pod its node took down is left to the node's planned disruption (core's
+    /// `maintenance_ends`, from the episode as the gate counts it, which a failure carried over
+    /// a flap or a return keeps, unlike `episode`).
+    pub maintenance_ends: Secs,
 }
 
 /// A fresh read of an object.
@@ -164,8 +165,7 @@ fn left_to_its_node(seen: &Seen, node: Option<&NodeView>, now: Secs) -> Option<c
         seen.condition.class,
         node?,
         &seen.planned,
-        seen.maintenance_grace,
-        (seen.episode, now),
+        (seen.maintenance_ends, now),
     )
 }
 

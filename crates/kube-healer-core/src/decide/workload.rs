@@ -38,9 +38,10 @@ pub struct WorkloadPods {
     pub removals: Vec<Removal>,
     /// Its pods that settled: UID, and when each was created.
     pub settled: Vec<(String, Secs)>,
-    /// The UIDs of pods removed by kube-healer that are still there and not being deleted: the
-    /// removal's call is not yet made (another decision of the same moment), or waits on a
-    /// PodDisruptionBudget. Nothing replaces them yet, so no pod answers their removals.
+    /// The UIDs of pods removed by kube-healer that are still there, running and not being
+    /// deleted: the removal's call is not yet made (another decision of the same moment), or
+    /// waits on a PodDisruptionBudget. Nothing replaces them yet, so no pod answers their
+    /// removals. (A pod that stopped meanwhile was replaced by its controller already.)
     pub untaken: Vec<String>,
 }
 
@@ -76,7 +77,7 @@ impl WorkloadPods {
         removals.retain(|r| !pod.uid.is(&r.pod));
         let untaken: Vec<String> = live
             .iter()
-            .filter(|p| removals.iter().any(|r| p.uid.is(&r.pod)))
+            .filter(|p| !p.is_terminal() && removals.iter().any(|r| p.uid.is(&r.pod)))
             .map(|p| p.uid.to_string())
             .collect();
         Some(WorkloadPods {

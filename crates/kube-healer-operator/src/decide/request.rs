@@ -78,7 +78,16 @@ pub fn build(
     let seen = changes
         .then(|| policy.conditions.get(due.condition))
         .flatten()
-        .and_then(|c| seen(c, finding.since, (spec, decided.step), target, stores, planned))
+        .and_then(|c| {
+            seen(
+                c,
+                (finding.since, due.episode),
+                (spec, decided.step),
+                target,
+                stores,
+                planned,
+            )
+        })
         .map(Box::new);
     ActionRequest {
         name,

@@ -15,9 +15,11 @@ use kube_healer_core::view::Secs;
 use crate::store::Stores;
 use crate::target::Target;
 
+/// `(episode, counted)`: the finding's start (the recheck finds the failure in it), and the episode as the
+/// policy counts it (maintenanceGrace runs from it, as at the gate).
 pub fn seen(
     condition: &CompiledCondition,
-    episode: Secs,
+    (episode, counted): (Secs, Secs),
     (spec, step): (&HealingPolicySpec, usize),
     target: &Target,
     stores: &Stores,
@@ -25,7 +27,7 @@ pub fn seen(
 ) -> Option<Seen> {
     let mut seen = Seen {
         planned: planned.clone(),
-        maintenance_grace: spec.safety.maintenance_grace_secs(),
+        maintenance_ends: kube_healer_core::decide::maintenance_ends(spec, counted),
         without_fencing: without_fencing(spec, step),
         shutdown: ShutdownEvidence::of(spec, step),
         condition: condition.clone(),

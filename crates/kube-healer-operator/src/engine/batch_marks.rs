@@ -37,15 +37,20 @@ impl BatchMarks {
         self.marks.insert(name.to_string(), mark);
     }
 
-    /// The batch `name` no longer marked (finished, or its record gone).
+    /// The batch `name` no longer marked (finished, or its record gone). A member another marked
+    /// batch names too answers to that one now.
     pub fn unmark(&mut self, name: &str) {
         let Some(mark) = self.marks.remove(name) else {
             return;
         };
         for m in &mark.members {
-            if self.batch_of.get(m).is_some_and(|b| b == name) {
-                self.batch_of.remove(m);
+            if self.batch_of.get(m).is_none_or(|b| b != name) {
+                continue;
             }
+            match self.marks.iter().find(|(_, o)| o.members.contains(m)) {
+                Some((other, _)) => self.batch_of.insert(m.clone(), other.clone()),
+                None => self.batch_of.remove(m),
+            };
         }
     }
 
@@ -87,9 +92,13 @@ mod tests {
     }
 
     #[test]
-    fn a_member_named_again_by_a_newer_batch_stays_with_it_when_the_older_goes() {
+    fn a_member_two_marked_batches_name_answers_to_the_one_still_marked() {
         let mut marks = BatchMarks::default();
         marks.mark("b1", "p", 30, names(&["d1", "d2"]));
+        marks.mark("b2", "p", 60, names(&["d2", "d3"]));
+        // The newer one goes first: d2 answers to the older, still marked.
+        marks.unmark("b2");
+        assert_eq!(marks.batch_of("d2"), Some("b1"));
         marks.mark("b2", "p", 60, names(&["d2", "d3"]));
         marks.unmark("b1");
         assert_eq!(marks.batch_of("d1"), None);
