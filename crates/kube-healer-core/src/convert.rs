@@ -348,6 +348,8 @@ pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, Conve
             heartbeat: c.last_heartbeat_time.as_ref().map(secs),
         })
         .collect();
+    let set_by_other = crate::marks::unschedulable_set_by_other(meta);
+    // A cordon someone else set last holds nothing of kube-healer's, whatever its marks say.
     let unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
     let annotations = meta.annotations.as_ref();
     let cordon_lifted: Vec<(Shared, Secs)> = crate::marks::cordon_lifted(annotations)
@@ -360,9 +362,9 @@ pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, Conve
         labels: interner.labels(meta.labels.as_ref()),
         unschedulable,
         opted_out: opted_out(annotations),
-        held_by: held_by(annotations, unschedulable, &taints, interner),
-        stale_cordon: crate::marks::stale_cordon(annotations, unschedulable),
-        cordoned_by_other: crate::marks::cordoned_by_other(annotations, unschedulable),
+        held_by: held_by(annotations, unschedulable && !set_by_other, &taints, interner),
+        stale_cordon: crate::marks::stale_cordon(annotations, unschedulable, set_by_other),
+        cordoned_by_other: crate::marks::cordoned_by_other(annotations, unschedulable, set_by_other),
         stale_taint: crate::marks::stale_taints(annotations, &taints),
         handed_over: crate::marks::handed_over(annotations),
         cordon_lifted: cordon_lifted.into(),

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use kube_healer_api::remediate::RemediationRef;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
+
 use crate::convert::Interner;
 use crate::view::Shared;
 
@@ -84,11 +86,42 @@ pub(crate) fn held_by(
     policies.into_iter().map(|p| interner.str(p)).collect()
 }
 
-/// kube-healer's cordon mark on a node that is schedulable: someone else lifted the cordon. The
-/// mark must come off at once (replaced by the cordon-lifted annotation), or a person's later
-/// cordon of the node would be taken for kube-healer's and lifted by it.
-pub fn stale_cordon(annotations: Option<&BTreeMap<String, String>>, unschedulable: bool) -> bool {
-    !unschedulable && !cordon_owners(annotations).is_empty()
+/// The field manager kube-healer's node patches carry: the API server names it the owner of the
+/// `spec.unschedulable` it sets (managedFields).
+pub const FIELD_MANAGER: &str = "kube-healer";
+
+/// Owners of `spec.unschedulable` that may be kube-healer: its field manager, and `unknown`, the
+/// name the API server gave the patches of versions that set none.
+const OWN_MANAGERS: [&str; 2] = [FIELD_MANAGER, "unknown"];
+
+/// Whether someone else set the node's `spec.unschedulable` last, as the API server's
+/// managedFields say: a person who lifted kube-healer's cordon and cordoned the node again, both
+/// unseen by kube-healer (a restart, a re-list), left its mark on a cordon that is theirs. The
+/// annotations cannot tell; the field's owner can (an uncordon removes the field, a cordon gives
+/// it to whoever set it). No owner recorded: not known to be someone else's.
+pub fn unschedulable_set_by_other(meta: &ObjectMeta) -> bool {
+    let owns = |m: &&ManagedFieldsEntry| {
+        m.fields_v1
+            .as_ref()
+            .and_then(|f| f.0.get("f:spec"))
+            .and_then(|s| s.get("f:unschedulable"))
+            .is_some()
+    };
+    let mut owners = meta.managed_fields.iter().flatten().filter(owns).peekable();
+    owners.peek().is_some()
+        && owners.all(|m| !OWN_MANAGERS.contains(&m.manager.as_deref().unwrap_or("unknown")))
+}
+
+/// kube-healer's cordon mark on a node whose cordon is not kube-healer's: someone else lifted it
+/// (schedulable), or set it again since (`set_by_other`). The mark must come off at once
+/// (replaced by the cordon-lifted annotation), or the person's cordon would be taken for
+/// kube-healer's and lifted by it.
+pub fn stale_cordon(
+    annotations: Option<&BTreeMap<String, String>>,
+    unschedulable: bool,
+    set_by_other: bool,
+) -> bool {
+    (!unschedulable || set_by_other) && !cordon_owners(annotations).is_empty()
 }
 
 /// kube-healer's taint marks whose taint is no longer on the node: someone removed it. The
@@ -107,11 +140,16 @@ pub fn handed_over(annotations: Option<&BTreeMap<String, String>>) -> bool {
     !remediation_owners(annotations).is_empty() || !replace_owners(annotations).is_empty()
 }
 
-/// The node is cordoned by someone else: unschedulable with no kube-healer cordon mark, and not
+/// The node is cordoned by someone else: unschedulable with no kube-healer cordon mark (or with
+/// one, but set last by someone else: see [`unschedulable_set_by_other`]), and not
 /// handed by kube-healer to a remediator or a replacement (which cordon the node themselves, on
 /// kube-healer's behalf). kube-healer's taints say nothing of who cordoned it.
-pub fn cordoned_by_other(annotations: Option<&BTreeMap<String, String>>, unschedulable: bool) -> bool {
-    unschedulable && cordon_owners(annotations).is_empty() && !handed_over(annotations)
+pub fn cordoned_by_other(
+    annotations: Option<&BTreeMap<String, String>>,
+    unschedulable: bool,
+    set_by_other: bool,
+) -> bool {
+    unschedulable && (set_by_other || cordon_owners(annotations).is_empty()) && !handed_over(annotations)
 }
 
 /// The policies whose cordon someone else lifted, and when kube-healer saw it: the node's

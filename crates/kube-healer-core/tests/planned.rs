@@ -208,6 +208,35 @@ fn a_mark_whose_cordon_or_taint_someone_removed_holds_nothing() {
     assert_eq!(recorded.cordon_lifted[0].1, 1_799_999_000);
 }
 
+/// kube-healer's cordon, lifted and set again by a person, both unseen (a restart): the mark is
+/// still there, but the API server names the person's field manager as the owner of
+/// `spec.unschedulable`. The cordon is the person's (planned disruption), the mark is stale, and
+/// it holds nothing. Owned by kube-healer's field manager, or by `unknown` (versions that named
+/// none), or with no owner recorded, the mark is believed.
+#[test]
+fn a_cordon_a_person_set_again_over_kube_healer_s_mark_is_the_person_s() {
+    let owned_by = |manager: &str| {
+        node_with(
+            json!({"annotations": {CORDONED_BY_ANNOTATION: "down-nodes"},
+                "managedFields": [{"manager": manager, "operation": "Update",
+                    "fieldsV1": {"f:spec": {"f:unschedulable": {}}}},
+                  {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:spec": {"f:taints": {}}}}]}),
+            json!({"unschedulable": true}),
+        )
+    };
+    let person = owned_by("kubectl");
+    assert!(person.cordoned_by_other && person.stale_cordon, "{person:?}");
+    assert!(person.held_by.is_empty(), "{:?}", person.held_by);
+    assert!(signal(&person).is_some_and(|s| s.contains("cordoned by someone else")));
+    for ours in [kube_healer_core::marks::FIELD_MANAGER, "unknown"] {
+        let node = owned_by(ours);
+        assert!(!node.cordoned_by_other && !node.stale_cordon, "{ours}");
+        assert_eq!(&*node.held_by, [std::sync::Arc::from("down-nodes")]);
+    }
+    let unrecorded = cordoned(json!({CORDONED_BY_ANNOTATION: "down-nodes"}));
+    assert!(!unrecorded.cordoned_by_other && !unrecorded.stale_cordon);
+}
+
 fn node_policy(extra: Value) -> (CompiledPolicy, HealingPolicySpec) {
     let mut spec = json!({
         "target": {"kind": "Node"},

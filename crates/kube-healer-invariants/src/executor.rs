@@ -250,9 +250,16 @@ impl Run {
         let Some(node) = self.world.nodes.get_mut(name) else {
             return;
         };
+        let was = objects::unschedulable(&node.obj);
         let mut value = serde_json::to_value(&node.obj).expect("a node as JSON");
         objects::merge(&mut value, patch);
-        node.obj = serde_json::from_value(value).expect("a patched node");
+        let mut patched: k8s_openapi::api::core::v1::Node =
+            serde_json::from_value(value).expect("a patched node");
+        // The field and its owner, as the API server records kube-healer's update of it.
+        let to = objects::unschedulable(&patched);
+        patched.spec.get_or_insert_with(Default::default).unschedulable = was.then_some(true);
+        objects::set_unschedulable(&mut patched, to, kube_healer_core::marks::FIELD_MANAGER);
+        node.obj = patched;
         self.world.node_changed(name);
     }
 

@@ -180,6 +180,25 @@ pub fn unschedulable(node: &Node) -> bool {
     node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false)
 }
 
+/// `spec.unschedulable` set to `to` by the field manager `by`, with the ownership the API server
+/// records for an update: the field and its owner, or neither once it is false (an uncordon
+/// removes it). Setting it to what it is changes nothing, its owner included.
+pub fn set_unschedulable(node: &mut Node, to: bool, by: &str) {
+    if unschedulable(node) == to {
+        return;
+    }
+    node.spec.get_or_insert_with(Default::default).unschedulable = to.then_some(true);
+    let managed = node.metadata.managed_fields.get_or_insert_with(Vec::new);
+    managed.retain(|m| m.fields_v1.as_ref().and_then(|f| f.0.get("f:spec")).is_none());
+    if to {
+        managed.push(
+            serde_json::from_value(serde_json::json!({"manager": by, "operation": "Update",
+                "fieldsV1": {"f:spec": {"f:unschedulable": {}}}}))
+            .expect("a managed fields entry"),
+        );
+    }
+}
+
 /// A JSON merge patch (RFC 7386) applied to `target`.
 pub fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
     let serde_json::Value::Object(patch) = patch else {

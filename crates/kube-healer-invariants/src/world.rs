@@ -249,7 +249,7 @@ impl World {
             return;
         }
         n.person_cordon = cordon;
-        n.obj.spec.get_or_insert_with(Default::default).unschedulable = Some(cordon);
+        objects::set_unschedulable(&mut n.obj, cordon, "kubectl");
         self.node_changed(name);
     }
 

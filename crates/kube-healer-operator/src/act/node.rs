@@ -71,7 +71,13 @@ where
             return Ok(None);
         };
         patch["metadata"]["resourceVersion"] = json!(node.metadata.resource_version);
-        let (params, merge) = (PatchParams::default(), Patch::Merge(&patch));
+        // Named, so that the API server records the cordon as kube-healer's (see core's
+        // `unschedulable_set_by_other`).
+        let params = PatchParams {
+            field_manager: Some(kube_healer_core::marks::FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        let merge = Patch::Merge(&patch);
         let (patched, _) = retry::call(Backoff::ACTION, "patch node", || {
             nodes.patch(name, &params, &merge)
         })
@@ -122,9 +128,11 @@ fn cordon_change(node: &Node, spec: &HealingActionSpec) -> Option<(serde_json::V
     let policy = spec.policy.as_str();
     let owners = cordon_owners(node.metadata.annotations.as_ref());
     if node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
-        // Cordoned by a person: not ours to claim. Cordoned by other policies: this one
-        // holds it too, so that it stays until none of them needs it.
-        if owners.is_empty() || owners.contains(&policy) {
+        // Cordoned by a person (no mark, or set again by someone since the mark): not ours to
+        // claim. Cordoned by other policies: this one holds it too, so that it stays until none
+        // of them needs it.
+        let by_other = kube_healer_core::marks::unschedulable_set_by_other(&node.metadata);
+        if owners.is_empty() || owners.contains(&policy) || by_other {
             return None;
         }
         let mut held = owners.clone();
@@ -148,8 +156,13 @@ pub async fn cordon(client: &Client, spec: &HealingActionSpec) -> Outcome {
     let by_other = std::sync::atomic::AtomicBool::new(false);
     let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
         let unschedulable = node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+        let set_by_other = kube_healer_core::marks::unschedulable_set_by_other(&node.metadata);
         by_other.store(
-            kube_healer_core::marks::cordoned_by_other(node.metadata.annotations.as_ref(), unschedulable),
+            kube_healer_core::marks::cordoned_by_other(
+                node.metadata.annotations.as_ref(),
+                unschedulable,
+                set_by_other,
+            ),
             std::sync::atomic::Ordering::Relaxed,
         );
         cordon_patch(node, spec)
@@ -538,7 +551,8 @@ pub fn lifted_marks_patch(n: &Node, now: i64) -> Option<(serde_json::Value, Stri
     let unschedulable = n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
     let mut patch = json!({"metadata": {"annotations": {}}});
     let mut said = Vec::new();
-    if kube_healer_core::marks::stale_cordon(annotations, unschedulable) {
+    let set_by_other = kube_healer_core::marks::unschedulable_set_by_other(&n.metadata);
+    if kube_healer_core::marks::stale_cordon(annotations, unschedulable, set_by_other) {
         let owners = cordon_owners(annotations);
         let mut lifted: Vec<(&str, i64)> = kube_healer_core::marks::cordon_lifted(annotations)
             .into_iter()
@@ -549,8 +563,9 @@ pub fn lifted_marks_patch(n: &Node, now: i64) -> Option<(serde_json::Value, Stri
         patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION] = serde_json::Value::Null;
         patch["metadata"]["annotations"][CORDON_LIFTED_ANNOTATION] = json!(entries.join(","));
         said.push(format!(
-            "someone uncordoned the node that {} had cordoned: the person wins, and the cordon is no longer kube-healer's",
-            owners.join(", ")
+            "someone uncordoned the node that {} had cordoned{}: the person wins, and the cordon is no longer kube-healer's",
+            owners.join(", "),
+            if unschedulable { " and cordoned it again" } else { "" }
         ));
     }
     let taints = taints_without(n, |_| false);

@@ -156,13 +156,34 @@ fn container_status(c: &mut Map<String, Value>) {
 }
 
 pub fn node(v: &mut Value) {
+    let owners = unschedulable_owners(v);
     metadata(v, Others::KeysOnly);
+    if !owners.is_empty()
+        && let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        meta.insert("managedFields".into(), Value::Array(owners));
+    }
     if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
         keep_only(spec, &["unschedulable", "taints", "providerID"]);
     }
     if let Some(status) = v.get_mut("status").and_then(Value::as_object_mut) {
         keep_only(status, &["conditions"]);
     }
+}
+
+/// Of a node's managedFields, only who owns `spec.unschedulable` (whose cordon it is: core's
+/// `unschedulable_set_by_other`), each entry cut to that field.
+fn unschedulable_owners(v: &Value) -> Vec<Value> {
+    let entries = v.pointer("/metadata/managedFields").and_then(Value::as_array);
+    entries
+        .into_iter()
+        .flatten()
+        .filter(|m| m.pointer("/fieldsV1/f:spec/f:unschedulable").is_some())
+        .map(|m| {
+            serde_json::json!({"manager": m.get("manager"), "operation": m.get("operation"),
+                "fieldsV1": {"f:spec": {"f:unschedulable": {}}}})
+        })
+        .collect()
 }
 
 pub fn event(v: &mut Value) {
@@ -301,8 +322,13 @@ mod tests {
 
     #[test]
     fn a_trimmed_node_has_the_same_view() {
+        // Cordoned again by a person since kube-healer's mark: the field's owner says so.
         let original = json!({"metadata": {"name": "n1", "uid": "n", "labels": {"zone": "a"},
-            "annotations": {"healing.kubehealer.io/cordoned-by": "p", "node.alpha.kubernetes.io/ttl": "0", "cluster.x-k8s.io/machine": "m"}},
+            "annotations": {"healing.kubehealer.io/cordoned-by": "p", "node.alpha.kubernetes.io/ttl": "0", "cluster.x-k8s.io/machine": "m"},
+            "managedFields": [{"manager": "kubectl", "operation": "Update", "time": "2026-01-01T00:00:05Z",
+                "fieldsV1": {"f:spec": {"f:unschedulable": {}}}},
+              {"manager": "kubelet", "operation": "Update", "subresource": "status",
+                "fieldsV1": {"f:status": {"f:addresses": {}}}}]},
           "spec": {"unschedulable": true, "podCIDR": "10.2.0.0/24", "taints": [{"key": "k", "effect": "NoSchedule"}]},
           "status": {"addresses": [{"type": "InternalIP", "address": "10.1.0.1"}], "images": [{"names": ["a"], "sizeBytes": 1}],
             "conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "PLEG is not healthy",
@@ -314,9 +340,13 @@ mod tests {
             node_view(&n, &mut Interner::default()).unwrap()
         };
         assert_eq!(view(&original), view(&trimmed));
+        assert!(view(&trimmed).cordoned_by_other && view(&trimmed).stale_cordon);
         let text = trimmed.to_string();
         assert!(
-            !text.contains("10.1.0.1") && !text.contains("podCIDR") && !text.contains("\"0\""),
+            !text.contains("10.1.0.1")
+                && !text.contains("podCIDR")
+                && !text.contains("\"0\"")
+                && !text.contains("kubelet"),
             "{text}"
         );
         assert!(text.contains("cluster.x-k8s.io/machine"));
