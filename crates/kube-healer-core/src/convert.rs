@@ -349,9 +349,11 @@ pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, Conve
         })
         .collect();
     let set_by_other = crate::marks::unschedulable_set_by_other(meta);
-    // A cordon someone else set last holds nothing of kube-healer's, whatever its marks say.
     let unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
     let annotations = meta.annotations.as_ref();
+    // A cordon someone else set last holds nothing of kube-healer's, whatever its marks say
+    // (a remediator's or a replacement's, on a node kube-healer handed them, is its own doing).
+    let others_cordon = set_by_other && !crate::marks::handed_over(annotations);
     let cordon_lifted: Vec<(Shared, Secs)> = crate::marks::cordon_lifted(annotations)
         .into_iter()
         .map(|(p, at)| (interner.str(p), at))
@@ -362,7 +364,7 @@ pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, Conve
         labels: interner.labels(meta.labels.as_ref()),
         unschedulable,
         opted_out: opted_out(annotations),
-        held_by: held_by(annotations, unschedulable && !set_by_other, &taints, interner),
+        held_by: held_by(annotations, unschedulable && !others_cordon, &taints, interner),
         stale_cordon: crate::marks::stale_cordon(annotations, unschedulable, set_by_other),
         cordoned_by_other: crate::marks::cordoned_by_other(annotations, unschedulable, set_by_other),
         stale_taint: crate::marks::stale_taints(annotations, &taints),

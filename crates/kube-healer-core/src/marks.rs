@@ -113,15 +113,17 @@ pub fn unschedulable_set_by_other(meta: &ObjectMeta) -> bool {
 }
 
 /// kube-healer's cordon mark on a node whose cordon is not kube-healer's: someone else lifted it
-/// (schedulable), or set it again since (`set_by_other`). The mark must come off at once
-/// (replaced by the cordon-lifted annotation), or the person's cordon would be taken for
-/// kube-healer's and lifted by it.
+/// (schedulable), or set it again since (`set_by_other`; on a node handed to a remediator or a
+/// replacement, theirs is kube-healer's own doing). The mark must come off at once (replaced by
+/// the cordon-lifted annotation), or the person's cordon would be taken for kube-healer's and
+/// lifted by it.
 pub fn stale_cordon(
     annotations: Option<&BTreeMap<String, String>>,
     unschedulable: bool,
     set_by_other: bool,
 ) -> bool {
-    (!unschedulable || set_by_other) && !cordon_owners(annotations).is_empty()
+    let another_s = !unschedulable || (set_by_other && !handed_over(annotations));
+    another_s && !cordon_owners(annotations).is_empty()
 }
 
 /// kube-healer's taint marks whose taint is no longer on the node: someone removed it. The

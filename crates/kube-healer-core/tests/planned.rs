@@ -235,6 +235,16 @@ fn a_cordon_a_person_set_again_over_kube_healer_s_mark_is_the_person_s() {
     }
     let unrecorded = cordoned(json!({CORDONED_BY_ANNOTATION: "down-nodes"}));
     assert!(!unrecorded.cordoned_by_other && !unrecorded.stale_cordon);
+    // Handed to a remediator, which cordons the node itself: kube-healer's own doing.
+    let handed = node_with(
+        json!({"annotations": {CORDONED_BY_ANNOTATION: "down-nodes",
+                REMEDIATED_BY_ANNOTATION: "down-nodes=remediation.medik8s.io/v1alpha1/SelfNodeRemediation/ops"},
+            "managedFields": [{"manager": "self-node-remediation", "operation": "Update",
+                "fieldsV1": {"f:spec": {"f:unschedulable": {}}}}]}),
+        json!({"unschedulable": true}),
+    );
+    assert!(!handed.cordoned_by_other && !handed.stale_cordon, "{handed:?}");
+    assert!(handed.held_by.iter().any(|p| &**p == "down-nodes"));
 }
 
 fn node_policy(extra: Value) -> (CompiledPolicy, HealingPolicySpec) {
