@@ -1,7 +1,6 @@
 //! A cordon held by two policies: one node fails two ways, each policy cordons it (the second
 //! joins the first's cordon), one failure clears and the node stays cordoned for the other; the
 //! other clears while the operator is down, and the restarted operator lets go of the cordon.
-//! A cordon a person lifted and set again while the operator was down is the person's.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,16 +17,10 @@ use support::{HEAL, Operator, create_policy, now_rfc3339, selector};
 
 /// This file's tests, run on the shared cluster by main.rs.
 pub fn tests() -> Vec<E2eTest> {
-    vec![
-        test(
-            "a_cordon_two_policies_hold_stays_until_both_let_go_even_across_a_restart",
-            two_owners,
-        ),
-        test(
-            "a_cordon_a_person_set_again_while_the_operator_was_down_is_the_person_s",
-            set_again,
-        ),
-    ]
+    vec![test(
+        "a_cordon_two_policies_hold_stays_until_both_let_go_even_across_a_restart",
+        two_owners,
+    )]
 }
 
 const TYPES: [&str; 2] = ["KernelDeadlock", "ReadonlyFilesystem"];
@@ -149,86 +142,5 @@ async fn two_owners(ctx: Ctx) -> anyhow::Result<()> {
         "    two policies held one cordon; it stayed when the first let go, and the restarted operator lifted it"
     );
     poster.abort();
-    Ok(())
-}
-
-/// Issue 37 (OnlyOwnMarks, PlannedDisruption; found by the history checker): kube-healer cordons
-/// two nodes for a KernelDeadlock. While the operator is down, both recover, and a person lifts
-/// one node's cordon and cordons it again (kubectl's field manager): its annotations are as
-/// kube-healer left them, only the API server's managedFields say whose cordon it is. The
-/// restarted operator takes its mark off that node, records the lift, and leaves the cordon; the
-/// control, the other node, whose cordon is still kube-healer's, is uncordoned.
-async fn set_again(ctx: Ctx) -> anyhow::Result<()> {
-    let args = ["--policy-selector".to_string(), selector(&ctx)];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let op = Operator::start(&ctx.cluster, "set-again", &args).await?;
-    let api: Api<Node> = Api::all(ctx.client.clone());
-    let (person_s, control) = (ctx.name("person"), ctx.name("control"));
-    let both = [person_s.clone(), control.clone()];
-    let labels = json!({"kube-healer.test/owner": ctx.id});
-    let failing = support::kernel_deadlock(true, &now_rfc3339(0));
-    let posted = support::PostedNodes::create(&ctx.client, &both, labels, failing).await?;
-    let policy = ctx.name("deadlock");
-    create_policy(&ctx, &policy, json!({"target": {"kind": "Node", "selector": {"matchLabels": {"kube-healer.test/owner": ctx.id}}},
-        "conditions": [{"class": "NodeCondition", "conditionType": "KernelDeadlock", "for": "1s"}], "actions": [{"action": "Cordon"}],
-        "safety": {"maxUnhealthy": "100%", "maxConcurrent": 5, "rate": {"actions": 10, "per": "1m"}}}))
-    .await?;
-    for node in &both {
-        wait::until(&format!("{node} cordoned by {policy}"), HEAL, || async {
-            let (cordoned, owners) = cordon(&api, node).await?;
-            Ok((cordoned && owners == policy).then_some(()))
-        })
-        .await?;
-    }
-    drop(op); // SIGKILL
-    let recovered = support::kernel_deadlock(false, &now_rfc3339(0));
-    for node in &both {
-        posted.set(node, recovered.clone());
-    }
-    let kubectl = PatchParams {
-        field_manager: Some("kubectl".into()),
-        ..Default::default()
-    };
-    for unschedulable in [json!(null), json!(true)] {
-        let body = json!({"spec": {"unschedulable": unschedulable}});
-        api.patch(&person_s, &kubectl, &Patch::Merge(body)).await?;
-    }
-    let (cordoned, owners) = cordon(&api, &person_s).await?;
-    anyhow::ensure!(
-        cordoned && owners == policy,
-        "the mark is still there: {owners:?}"
-    );
-
-    let _again = Operator::start(&ctx.cluster, "set-again-restarted", &args).await?;
-    wait::until(
-        "the control uncordoned by the restarted operator",
-        HEAL,
-        || async { Ok((!cordon(&api, &control).await?.0).then_some(())) },
-    )
-    .await?;
-    let lifted = wait::until(
-        "the mark off the person's cordon, the lift recorded",
-        HEAL,
-        || async {
-            let node = api.get(&person_s).await?;
-            let annotations = node.metadata.annotations.unwrap_or_default();
-            let lift = annotations
-                .get(kube_healer_api::CORDON_LIFTED_ANNOTATION)
-                .cloned();
-            let unmarked = !annotations.contains_key(CORDONED_BY_ANNOTATION);
-            Ok(lift.filter(|l| unmarked && l.contains(&policy)))
-        },
-    )
-    .await?;
-    // Past the clear debounce (2 s) many times over: the person's cordon stays.
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    anyhow::ensure!(
-        cordon(&api, &person_s).await?.0,
-        "the restarted operator lifted the cordon a person set"
-    );
-    println!(
-        "    the person's cordon over kube-healer's mark: the mark came off ({lifted}), the cordon stayed; the control uncordoned"
-    );
-    drop(posted);
     Ok(())
 }
