@@ -25,18 +25,6 @@ fn main() -> std::process::ExitCode {
     )
 }
 
-/// The node's cordon and the policies its annotation says hold it.
-async fn cordon(api: &Api<Node>, name: &str) -> kube_healer_testenv::Result<(bool, String)> {
-    let node = api.get(name).await?;
-    let cordoned = node.spec.and_then(|s| s.unschedulable) == Some(true);
-    let owners = node
-        .metadata
-        .annotations
-        .and_then(|a| a.get(CORDONED_BY_ANNOTATION).cloned())
-        .unwrap_or_default();
-    Ok((cordoned, owners))
-}
-
 /// Issue 37 (OnlyOwnMarks, PlannedDisruption; found by the history checker): kube-healer cordons
 /// two nodes for a node condition. While the operator is down, both recover, and a person lifts
 /// one node's cordon and cordons it again (kubectl's field manager): its annotations are as
@@ -67,7 +55,7 @@ async fn set_again(ctx: Ctx) -> anyhow::Result<()> {
     .await?;
     for node in &both {
         wait::until(&format!("{node} cordoned by {policy}"), HEAL, || async {
-            let (cordoned, owners) = cordon(&api, node).await?;
+            let (cordoned, owners) = support::cordon(&api, node).await?;
             Ok((cordoned && owners == policy).then_some(()))
         })
         .await?;
@@ -84,7 +72,7 @@ async fn set_again(ctx: Ctx) -> anyhow::Result<()> {
         let body = json!({"spec": {"unschedulable": unschedulable}});
         api.patch(&person_s, &kubectl, &Patch::Merge(body)).await?;
     }
-    let (cordoned, owners) = cordon(&api, &person_s).await?;
+    let (cordoned, owners) = support::cordon(&api, &person_s).await?;
     anyhow::ensure!(
         cordoned && owners == policy,
         "the mark is still there: {owners:?}"
@@ -94,7 +82,7 @@ async fn set_again(ctx: Ctx) -> anyhow::Result<()> {
     wait::until(
         "the control uncordoned by the restarted operator",
         HEAL,
-        || async { Ok((!cordon(&api, &control).await?.0).then_some(())) },
+        || async { Ok((!support::cordon(&api, &control).await?.0).then_some(())) },
     )
     .await?;
     let lifted = wait::until(
@@ -114,7 +102,7 @@ async fn set_again(ctx: Ctx) -> anyhow::Result<()> {
     // Past the clear debounce (2 s) many times over: the person's cordon stays.
     tokio::time::sleep(Duration::from_secs(8)).await;
     anyhow::ensure!(
-        cordon(&api, &person_s).await?.0,
+        support::cordon(&api, &person_s).await?.0,
         "the restarted operator lifted the cordon a person set"
     );
     println!(

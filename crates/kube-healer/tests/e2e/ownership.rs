@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube_healer_api::CORDONED_BY_ANNOTATION;
 use kube_healer_testenv::harness::{Ctx, E2eTest, test};
 use kube_healer_testenv::wait;
 use serde_json::json;
@@ -36,18 +35,6 @@ fn conditions(problems: &[(bool, String); 2]) -> serde_json::Value {
         );
     }
     json!(list)
-}
-
-/// The node's cordon and the policies its annotation says hold it.
-async fn cordon(api: &Api<Node>, name: &str) -> kube_healer_testenv::Result<(bool, String)> {
-    let node = api.get(name).await?;
-    let cordoned = node.spec.and_then(|s| s.unschedulable) == Some(true);
-    let owners = node
-        .metadata
-        .annotations
-        .and_then(|a| a.get(CORDONED_BY_ANNOTATION).cloned())
-        .unwrap_or_default();
-    Ok((cordoned, owners))
 }
 
 async fn two_owners(ctx: Ctx) -> anyhow::Result<()> {
@@ -99,7 +86,7 @@ async fn two_owners(ctx: Ctx) -> anyhow::Result<()> {
         let (api, name) = (api.clone(), name.clone());
         async move {
             wait::until(&format!("the cordon held by {want:?}"), HEAL, || async {
-                let (cordoned, owners) = cordon(&api, &name).await?;
+                let (cordoned, owners) = support::cordon(&api, &name).await?;
                 let mut owners: Vec<String> = owners
                     .split(',')
                     .filter(|o| !o.is_empty())
@@ -124,7 +111,7 @@ async fn two_owners(ctx: Ctx) -> anyhow::Result<()> {
     owned_by(vec![second.clone()]).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     anyhow::ensure!(
-        cordon(&api, &name).await?.0,
+        support::cordon(&api, &name).await?.0,
         "uncordoned while a policy still holds it"
     );
 
@@ -133,7 +120,7 @@ async fn two_owners(ctx: Ctx) -> anyhow::Result<()> {
     set(1, false)?;
     tokio::time::sleep(Duration::from_secs(4)).await;
     anyhow::ensure!(
-        cordon(&api, &name).await?.0,
+        support::cordon(&api, &name).await?.0,
         "uncordoned with no operator running"
     );
     let _again = Operator::start(&ctx.cluster, "owners-again", &args).await?;

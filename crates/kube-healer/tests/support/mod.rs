@@ -28,7 +28,7 @@ use std::time::Duration;
 #[allow(unused_imports)]
 pub use crds::shaped_crd;
 #[allow(unused_imports)]
-pub use nodes::{PostedNodes, kernel_deadlock, node_event, ready, unmanaged_node};
+pub use nodes::{PostedNodes, cordon, kernel_deadlock, node_event, ready, unmanaged_node};
 #[allow(unused_imports)]
 pub use operator::{CHART_NAMESPACE, JOBS_NAMESPACE, JOBS_SERVICE_ACCOUNT, Operator};
 #[allow(unused_imports)]

@@ -31,6 +31,18 @@ pub async fn unmanaged_node(
     Ok(())
 }
 
+/// The node's cordon and the policies its cordoned-by annotation says hold it.
+pub async fn cordon(api: &Api<Node>, name: &str) -> kube::Result<(bool, String)> {
+    let node = api.get(name).await?;
+    let cordoned = node.spec.and_then(|s| s.unschedulable) == Some(true);
+    let owners = node
+        .metadata
+        .annotations
+        .and_then(|a| a.get(kube_healer_api::CORDONED_BY_ANNOTATION).cloned())
+        .unwrap_or_default();
+    Ok((cordoned, owners))
+}
+
 /// A Ready condition as a kubelet writes it.
 pub fn ready(status: &str, message: &str) -> serde_json::Value {
     json!({"type": "Ready", "status": status, "reason": "KubeletNotReady", "message": message,
