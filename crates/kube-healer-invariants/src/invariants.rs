@@ -319,7 +319,6 @@ impl Judge {
                 .iter()
                 .map(|p| (p.obj.metadata.uid.clone().unwrap_or_default(), created(p)))
                 .collect(),
-            untaken: Vec::new(),
         };
         let limit = kube_healer_core::decide::max_disrupted(&policy.spec.safety, w.pods);
         let replacing = w.replacing(world.now).len();

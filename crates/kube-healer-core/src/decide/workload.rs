@@ -32,17 +32,13 @@ const STARTING: [&str; 2] = ["ContainerCreating", "PodInitializing"];
 pub struct WorkloadPods {
     /// `Deployment namespace/name`.
     pub workload: String,
-    /// Its pods not being deleted and not stopped (a leftover of an eviction serves nothing).
+    /// Its pods not being deleted and not stopped (an eviction's leftovers serve nothing, and
+    /// would raise the limit's share: found by the history checker).
     pub pods: usize,
     /// kube-healer's removals of its pods within [`SETTLE`].
     pub removals: Vec<Removal>,
     /// Its pods that settled: UID, and when each was created.
     pub settled: Vec<(String, Secs)>,
-    /// The UIDs of pods removed by kube-healer that are still there, running and not being
-    /// deleted: the removal's call is not yet made (another decision of the same moment), or
-    /// waits on a PodDisruptionBudget. Nothing replaces them yet, so no pod answers their
-    /// removals. (A pod that stopped meanwhile was replaced by its controller already.)
-    pub untaken: Vec<String>,
 }
 
 /// A controlled pod's workload (`Deployment namespace/name`); None for a pod of its own.
@@ -56,8 +52,7 @@ impl WorkloadPods {
     /// being deleted (`siblings` gives the workload's pods, the target among them), when each
     /// that settled was created, and kube-healer's `removals` of them. None for a pod no
     /// controller replaces, one being deleted already, or one stopped for good (cleaning it away
-    /// takes nothing from its workload: see [`disrupts_workload`]). A removal of the target
-    /// itself (its ladder escalating while an eviction waits) is left out: it is this one.
+    /// takes nothing from its workload: see [`disrupts_workload`]).
     pub fn of<'a>(
         pod: &PodView,
         class: FailureClass,
@@ -72,23 +67,14 @@ impl WorkloadPods {
             .into_iter()
             .filter(|p| p.deletion().is_none())
             .collect();
-        // The target's own removal (an Evict still waiting, escalated) is this decision's.
-        let mut removals = removals(&workload);
-        removals.retain(|r| !pod.uid.is(&r.pod));
-        let untaken: Vec<String> = live
-            .iter()
-            .filter(|p| !p.is_terminal() && removals.iter().any(|r| p.uid.is(&r.pod)))
-            .map(|p| p.uid.to_string())
-            .collect();
         Some(WorkloadPods {
+            removals: removals(&workload),
             pods: live.iter().filter(|p| !p.is_terminal()).count(),
             settled: live
                 .iter()
                 .filter(|p| settled(p))
                 .map(|p| (p.uid.to_string(), p.created()))
                 .collect(),
-            removals,
-            untaken,
             workload,
         })
     }
@@ -109,9 +95,7 @@ impl WorkloadPods {
     /// that no pod created after them has answered. Each pod that has shown its fate (settled,
     /// or itself removed since: a replacement removed was failing, it showed it) answers one
     /// removal made before it was created, latest removals first: a pod the controller made
-    /// for something else (an Evicted pod's replacement, a scale-up) answers at most one. A
-    /// removal whose pod is still there (`untaken`) is open and answered by none: a pod made
-    /// meanwhile, even in the same second, was made for something else.
+    /// for something else (an Evicted pod's replacement, a scale-up) answers at most one.
     pub fn replacing(&self, now: Secs) -> Vec<Secs> {
         // One removal per pod (an Evict that escalates to Delete removes one pod), its latest.
         let mut by_pod: HashMap<&str, Secs> = HashMap::new();
@@ -119,18 +103,7 @@ impl WorkloadPods {
             let at = by_pod.entry(r.pod.as_str()).or_insert(r.at);
             *at = (*at).max(r.at);
         }
-        // A removal whose pod is still there has no replacement yet: open, answered by none.
-        let still_there = |pod: &str| self.untaken.iter().any(|u| u == pod);
-        let untaken: Vec<Secs> = by_pod
-            .iter()
-            .filter(|(p, _)| still_there(p))
-            .map(|(_, at)| *at)
-            .collect();
-        let mut open: Vec<Secs> = by_pod
-            .iter()
-            .filter(|(p, _)| !still_there(p))
-            .map(|(_, at)| *at)
-            .collect();
+        let mut open: Vec<Secs> = by_pod.into_values().collect();
         // Each pod once: a settled pod whose removal is decided but not yet seen through.
         let mut shown: HashMap<&str, Secs> = self.settled.iter().map(|(uid, c)| (uid.as_str(), *c)).collect();
         shown.extend(self.removals.iter().map(|r| (r.pod.as_str(), r.pod_created)));
@@ -145,8 +118,7 @@ impl WorkloadPods {
             used += usize::from(answered);
             !answered
         });
-        open.extend(untaken);
-        open.sort_unstable();
+        open.reverse();
         open
     }
 }

@@ -413,7 +413,18 @@ impl Change<'_> {
             return;
         }
         let rest: Vec<&str> = owners.into_iter().filter(|p| *p != policy).collect();
-        if rest.is_empty() {
+        // A cordon someone set again over the mark is theirs (core's `stale_cordon`): only the
+        // mark comes off.
+        let theirs = kube_healer_core::marks::stale_cordon(
+            n.metadata.annotations.as_ref(),
+            true,
+            kube_healer_core::marks::unschedulable_set_by_other(&n.metadata),
+        );
+        if rest.is_empty() && theirs {
+            self.patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION] = serde_json::Value::Null;
+            self.undone
+                .push("left the cordon to whoever set it again".to_string());
+        } else if rest.is_empty() {
             self.patch["spec"]["unschedulable"] = json!(false);
             self.patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION] = serde_json::Value::Null;
             self.undone.push("uncordoned".to_string());
@@ -826,6 +837,21 @@ mod tests {
         let (patch, _) = revert_patch(&alone, "p", &[]).unwrap();
         assert_eq!(
             patch["metadata"]["annotations"][MARKED_AT_ANNOTATION],
+            serde_json::Value::Null
+        );
+        assert_eq!(patch["spec"]["unschedulable"], json!(false));
+        // Cordoned again by a person over the mark (managedFields): the mark goes, the cordon
+        // stays.
+        let mut theirs = alone.clone();
+        theirs.metadata.managed_fields = Some(vec![
+            serde_json::from_value(json!({"manager": "kubectl", "operation": "Update",
+                "fieldsV1": {"f:spec": {"f:unschedulable": {}}}}))
+            .unwrap(),
+        ]);
+        let (patch, said) = revert_patch(&theirs, "p", &[]).unwrap();
+        assert_eq!(patch["spec"]["unschedulable"], serde_json::Value::Null, "{said}");
+        assert_eq!(
+            patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION],
             serde_json::Value::Null
         );
     }
