@@ -9,7 +9,7 @@ use kube::core::PartialObjectMeta;
 use kube_healer_api::{ActionKind, HealingAction, TargetKind};
 use kube_healer_core::convert::{Interner, node_view, pod_view};
 use kube_healer_core::decide::{Fresh, Read, Seen, checked_by_version, recheck_node, recheck_pod};
-use kube_healer_operator::act::{node as node_act, reads, removal_grace};
+use kube_healer_operator::act::{asks_budgets, node as node_act, reads, removal_grace};
 use kube_healer_operator::protocol::{ActionRequest, Work};
 
 use crate::harness::Run;
@@ -117,18 +117,17 @@ impl Run {
                 .and_then(|p| p.obj.metadata.resource_version.clone());
             if current == Some(version.to_string()) {
                 self.judge.before_call(&self.world, req);
-                return (self.remove_pod(req), false);
+                return self.remove_pod(req);
             }
         }
         if self.recheck(req, seen) != Fresh::Holds {
             return (false, true);
         }
         self.judge.before_call(&self.world, req);
-        let changed = match req.spec.target.kind {
+        match req.spec.target.kind {
             TargetKind::Pod => self.act_on_pod(req),
-            TargetKind::Node => self.act_on_node(req),
-        };
-        (changed, false)
+            TargetKind::Node => (self.act_on_node(req), false),
+        }
     }
 
     /// Core's recheck on what the live executor would read right now.
@@ -163,25 +162,35 @@ impl Run {
 
     /// A removal (as the action declares) takes the pod away; the history's policies take no
     /// other pod action, and nothing else changes.
-    fn act_on_pod(&mut self, req: &ActionRequest) -> bool {
+    fn act_on_pod(&mut self, req: &ActionRequest) -> (bool, bool) {
         if req.spec.action.properties().removes_target {
             self.remove_pod(req)
         } else {
-            true
+            (true, false)
         }
     }
 
-    /// A pod deleted (or evicted) with the grace the live executor gives: a terminal pod, or
-    /// one deleted with grace 0, goes at once; the others are Terminating until their kubelet
-    /// has stopped them.
-    fn remove_pod(&mut self, req: &ActionRequest) -> bool {
+    /// A pod deleted (or evicted) the way the live executor does it: through the Eviction API
+    /// when the action asks the budgets (a refusal leaves the pod untouched, as the live
+    /// executor's PDBBlocked does), with the grace it gives: a terminal pod, or one deleted
+    /// with grace 0, goes at once; the others are Terminating until their kubelet has stopped
+    /// them. Whether the cluster changed, and whether the pod was certainly left untouched.
+    fn remove_pod(&mut self, req: &ActionRequest) -> (bool, bool) {
         let key = pod_key(req);
         let Some(pod) = self.world.pods.get(&key) else {
-            return false;
+            return (false, false);
         };
         if pod.obj.metadata.uid.as_deref() != Some(req.spec.target.uid.as_str()) {
-            return false;
+            return (false, false);
         }
+        let eviction = self.world.eviction(&key);
+        if asks_budgets(&req.spec) && eviction.is_err() {
+            return (false, true);
+        }
+        self.judge.budget_kept(&self.world, req, eviction);
+        let Some(pod) = self.world.pods.get(&key) else {
+            return (false, false);
+        };
         let terminal = pod.obj.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
         // An eviction takes the pod's own grace, as the Eviction API does.
         let grace = if req.spec.action == ActionKind::Evict {
@@ -194,10 +203,10 @@ impl Run {
         }
         if terminal || grace == Some(0) {
             self.world.pod_removed(&key);
-            return true;
+            return (true, false);
         }
         let Some(pod) = self.world.pods.get_mut(&key) else {
-            return false;
+            return (false, false);
         };
         if pod.deleting.is_none() {
             pod.deleting = Some(self.world.now);
@@ -207,7 +216,7 @@ impl Run {
             pod.obj.metadata.deletion_grace_period_seconds = Some(30);
             self.world.pod_changed(&key);
         }
-        true
+        (true, false)
     }
 
     fn act_on_node(&mut self, req: &ActionRequest) -> bool {

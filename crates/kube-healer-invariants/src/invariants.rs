@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use kube_healer_api::TargetKind;
+use kube_healer_api::{ActionKind, TargetKind};
 use kube_healer_core::view::Secs;
 use kube_healer_operator::protocol::ActionRequest;
 use serde::Serialize;
@@ -44,6 +44,9 @@ pub enum Invariant {
     /// policy's maxDisruptedPerWorkload allows, counted on the cluster's truth, across restarts
     /// and failovers.
     WorkloadLimit,
+    /// No PodDisruptionBudget broken by Delete or Evict: a pod they remove is one the Eviction
+    /// API would let go (whichever way the call went).
+    PodDisruptionBudget,
     /// Every change to the cluster has its record, written before it.
     Recorded,
     /// A lone failure with no cause, no maintenance and room in its limits is healed within
@@ -63,6 +66,7 @@ impl Invariant {
         Invariant::Fencing,
         Invariant::Limits,
         Invariant::WorkloadLimit,
+        Invariant::PodDisruptionBudget,
         Invariant::Recorded,
         Invariant::Liveness,
     ];
@@ -81,6 +85,7 @@ impl Invariant {
             | Invariant::Fencing
             | Invariant::Limits
             | Invariant::WorkloadLimit
+            | Invariant::PodDisruptionBudget
             | Invariant::Recorded
             | Invariant::Liveness => None,
         }
@@ -338,6 +343,22 @@ impl Judge {
                 format!(
                     "{what}: {replacing} of the workload's pods being replaced already, the limit is {limit}"
                 ),
+            );
+        }
+    }
+
+    /// A pod removed by Delete or Evict: one the Eviction API lets go (`eviction`, its answer
+    /// on the cluster's truth right before the removal), whichever way the call went.
+    pub fn budget_kept(&mut self, world: &World, req: &ActionRequest, eviction: Result<(), String>) {
+        let action = req.spec.action;
+        if !matches!(action, ActionKind::Delete | ActionKind::Evict) {
+            return;
+        }
+        if let Err(refusal) = eviction {
+            self.broke(
+                Invariant::PodDisruptionBudget,
+                world.now,
+                format!("{action} {} by {}: {refusal}", req.spec.target.reference, req.spec.policy),
             );
         }
     }

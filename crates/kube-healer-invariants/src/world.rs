@@ -63,6 +63,9 @@ pub struct Workload {
     pub stateful: bool,
     /// A shared cause its containers fail on while it lasts (new pods crash too).
     pub broken_by: Option<u32>,
+    /// Its PodDisruptionBudget's minAvailable (the default unhealthyPodEvictionPolicy,
+    /// IfHealthyBudget).
+    pub min_available: usize,
 }
 
 /// A HealingAction as kube-healer wrote it: its metadata (what the operator's watch reads) and
@@ -146,6 +149,8 @@ impl World {
                 replicas,
                 stateful,
                 broken_by: None,
+                // One pod may be disrupted at a time.
+                min_available: replicas.saturating_sub(1),
             });
         }
         world.reconcile();
@@ -439,6 +444,41 @@ impl World {
             },
         );
         self.pod_changed(&key);
+    }
+
+    /// The Eviction API's answer for the pod, as the API server gives it: a pod that stopped for
+    /// good (or is being deleted already) goes without asking; a healthy pod (Ready) only if its
+    /// workload's PodDisruptionBudget allows a disruption now; an unhealthy one only if the
+    /// budget is met (IfHealthyBudget). Healthy pods are counted as the disruption controller
+    /// counts them: Ready, and not being deleted. Err: the refusal.
+    pub fn eviction(&self, key: &str) -> Result<(), String> {
+        let Some(pod) = self.pods.get(key) else {
+            return Ok(());
+        };
+        let terminal = pod.obj.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
+        let Some(workload) = self.workloads.get(pod.workload) else {
+            return Ok(());
+        };
+        if terminal || pod.deleting.is_some() {
+            return Ok(());
+        }
+        let healthy = self
+            .pods
+            .values()
+            .filter(|p| p.workload == pod.workload && p.deleting.is_none() && objects::pod_ready(&p.obj))
+            .count();
+        let desired = workload.min_available;
+        let allowed = match objects::pod_ready(&pod.obj) {
+            true => healthy > desired,
+            false => healthy >= desired,
+        };
+        match allowed {
+            true => Ok(()),
+            false => Err(format!(
+                "the disruption budget {} needs {desired} healthy pods and has {healthy}",
+                workload.name
+            )),
+        }
     }
 
     /// The scheduler's pick: a Ready, schedulable node with the fewest pods.

@@ -38,15 +38,12 @@ pub async fn carry_out(
             let wait = wait.map_or(pod::DEFAULT_PDB_WAIT, |w| w.as_std());
             pod::evict_target(client, spec, wait, leading).await
         }
-        // A pod stopped for good disrupts nothing: no budget counts it (the Eviction API would
-        // delete it without asking one), and a plain delete is one call.
-        ActionKind::Delete if spec.class.properties().stopped_for_good => {
+        ActionKind::Delete if asks_budgets(spec) => {
+            pod::delete_within_budgets(client, spec, removal_grace(req), leading).await
+        }
+        ActionKind::Delete | ActionKind::ForceDelete => {
             pod::delete_target(client, spec, removal_grace(req)).await
         }
-        ActionKind::Delete => pod::delete_within_budgets(client, spec, removal_grace(req), leading).await,
-        // A pod whose node is gone, fenced: no budget can be kept by leaving it (its kubelet
-        // cannot end it), and the Eviction API would not let it go.
-        ActionKind::ForceDelete => pod::delete_target(client, spec, removal_grace(req)).await,
         ActionKind::Reschedule => reschedule::reschedule(client, req, clock.now(), leading).await,
         ActionKind::RestartOwner => restart::restart_owner(client, req, req.cooldown, clock).await,
         ActionKind::Cordon => node::cordon(client, spec).await,
@@ -71,6 +68,31 @@ pub async fn carry_out(
             let params = step.replace.clone().unwrap_or_default();
             replace::replace(client, spec, &params, leading).await
         }
+    }
+}
+
+/// Whether removing the target pod asks its PodDisruptionBudgets first (through the Eviction
+/// API, which applies each budget atomically). Evict does; Delete does, so that choosing it over
+/// Evict never bypasses a budget, unless its pod stopped for good (no budget counts one, and the
+/// Eviction API would delete it without asking; a plain delete is one call). ForceDelete does
+/// not: its pod's node is gone, no budget can be kept by leaving the pod (its kubelet cannot end
+/// it), and the Eviction API would not let it go. The others remove no pod themselves (Drain
+/// and Reschedule evict theirs; RestartOwner asks the budgets itself).
+pub fn asks_budgets(spec: &kube_healer_api::HealingActionSpec) -> bool {
+    match spec.action {
+        ActionKind::Evict => true,
+        ActionKind::Delete => !spec.class.properties().stopped_for_good,
+        ActionKind::ForceDelete
+        | ActionKind::Event
+        | ActionKind::Reschedule
+        | ActionKind::RestartOwner
+        | ActionKind::Cordon
+        | ActionKind::Taint
+        | ActionKind::Drain
+        | ActionKind::RunJob
+        | ActionKind::OutOfService
+        | ActionKind::Remediate
+        | ActionKind::Replace => false,
     }
 }
 

@@ -21,7 +21,7 @@ pub mod reschedule;
 pub mod restart;
 mod unfinished;
 
-pub use dispatch::removal_grace;
+pub use dispatch::{asks_budgets, removal_grace};
 pub use executor::{Acting, executor};
 pub use outcome::Outcome;
 pub use recheck::{Reads, reads};
