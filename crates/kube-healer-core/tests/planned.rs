@@ -540,6 +540,7 @@ fn the_recheck_stops_an_action_on_a_node_taken_into_maintenance_since_the_decisi
     let seen = Seen {
         planned: Default::default(),
         maintenance_ends: 0,
+        budget: None,
         condition: compiled.conditions[0].clone(),
         episode: NOW - 600,
         pod: None,

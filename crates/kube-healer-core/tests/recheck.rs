@@ -45,6 +45,7 @@ fn seen_pod(condition: CompiledCondition, pod: &PodView, node: Option<&NodeView>
     Seen {
         planned: Default::default(),
         maintenance_ends: 0,
+        budget: None,
         condition,
         episode: found.since,
         pod: Some(pod.clone()),
@@ -122,6 +123,7 @@ fn a_node_that_recovered_or_failed_anew_is_not_acted_on() {
     let seen = Seen {
         planned: Default::default(),
         maintenance_ends: 0,
+        budget: None,
         condition: condition("Node", "NodeNotReady"),
         episode: NOW - 900,
         pod: None,
@@ -179,6 +181,7 @@ fn a_sick_node_is_still_a_black_hole_when_read_afresh_while_its_cause_was_seen()
     let mut seen = Seen {
         planned: Default::default(),
         maintenance_ends: 0,
+        budget: None,
         condition: condition("Node", "NodeBlackHole"),
         episode: NOW - 300,
         pod: None,
@@ -396,6 +399,7 @@ fn a_probe_failure_is_rechecked_on_the_events_the_decision_saw() {
     let seen = Seen {
         planned: Default::default(),
         maintenance_ends: 0,
+        budget: None,
         condition: condition("Pod", "ProbeFailure"),
         episode: NOW - 1200,
         pod: Some(decided),
@@ -463,4 +467,33 @@ fn a_policy_judges_only_the_marks_made_under_its_present_spec() {
     let unstamped = marked(None);
     assert!(judges_its_mark(&unstamped, "p", Some(Some(7))));
     assert!(!judges_its_mark(&unstamped, "p", None));
+}
+
+/// A node shows it recovered only once it is Ready and its status has settled for the debounce:
+/// a KernelDeadlock that cleared a moment ago on a node Ready for an hour is no evidence yet (the
+/// invariants' histories: a deleted policy's cordon came off the second the condition cleared).
+#[test]
+fn a_node_recovered_is_ready_and_unchanged_for_the_debounce() {
+    use kube_healer_core::decide::settled_for;
+    let settled = |cleared: Secs| {
+        node_of(node(
+            "n1",
+            json!([{"type": "Ready", "status": "True", "lastTransitionTime": at(-3600)},
+                {"type": "KernelDeadlock", "status": "False", "lastTransitionTime": at(cleared)}]),
+        ))
+    };
+    assert_eq!(settled_for(&settled(-1), 60, NOW), Err(Some(NOW - 1 + 60)));
+    assert_eq!(settled_for(&settled(-60), 60, NOW), Ok(()));
+    // Ready for a moment only: not yet, whatever the rest says.
+    let back = node_of(node(
+        "n1",
+        json!([{"type": "Ready", "status": "True", "lastTransitionTime": at(-5)}]),
+    ));
+    assert_eq!(settled_for(&back, 60, NOW), Err(Some(NOW - 5 + 60)));
+    // Not Ready: no time yet.
+    let down = node_of(node(
+        "n1",
+        json!([{"type": "Ready", "status": "Unknown", "lastTransitionTime": at(-3600)}]),
+    ));
+    assert_eq!(settled_for(&down, 60, NOW), Err(None));
 }

@@ -140,6 +140,7 @@ fn the_recheck_holds_it_when_the_lease_reads_back_renewed() {
     let seen = Seen {
         planned: Default::default(),
         maintenance_ends: 0,
+        budget: None,
         condition: CompiledPolicy::compile(&policy).unwrap().conditions.remove(0),
         episode: NOW - 600,
         pod: None,

@@ -8,7 +8,7 @@
 use kube::core::PartialObjectMeta;
 use kube_healer_api::{ActionKind, HealingAction, TargetKind};
 use kube_healer_core::convert::{Interner, node_view, pod_view};
-use kube_healer_core::decide::{Fresh, Read, Seen, checked_by_version, recheck_node, recheck_pod};
+use kube_healer_core::decide::{Fresh, Read, Seen, Tally, checked_by_version, recheck_node, recheck_pod};
 use kube_healer_operator::act::{asks_budgets, node as node_act, reads, removal_grace};
 use kube_healer_operator::protocol::{ActionRequest, Work};
 
@@ -155,8 +155,30 @@ impl Run {
                 let node = node_read(&req.spec.target.name, &mut interner);
                 // The simulated nodes have no Lease: one asked for reads as gone.
                 let lease = if plan.lease { Read::Gone } else { Read::NotRead };
-                recheck_node(seen, req.spec.action, node, lease, now)
+                match recheck_node(seen, req.spec.action, node, lease, now) {
+                    Fresh::Holds => self.budget(seen, &req.spec.target.name),
+                    other => other,
+                }
             }
+        }
+    }
+
+    /// The live recheck's count of the disruption budget on the nodes listed afresh (a
+    /// consistent read: the world as it is).
+    fn budget(&self, seen: &Seen, target: &str) -> Fresh {
+        let Some(configured) = seen.budget.as_deref() else {
+            return Fresh::Holds;
+        };
+        let mut interner = Interner::default();
+        let mut tally = Tally::default();
+        for n in self.world.nodes.values() {
+            if let Ok(view) = node_view(&n.obj, &mut interner) {
+                tally.add(&view, target, &seen.planned);
+            }
+        }
+        match tally.refusal(configured) {
+            Some(why) => Fresh::BudgetExceeded(why),
+            None => Fresh::Holds,
         }
     }
 

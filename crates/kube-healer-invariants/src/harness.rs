@@ -214,6 +214,14 @@ impl Run {
                     self.world.node_up(&name);
                 }
             }
+            Step::NodeProblem(i) => {
+                let name = self.pick_node(*i);
+                self.world.node_problem(&name, true);
+            }
+            Step::NodeProblemGone(i) => {
+                let name = self.pick_node(*i);
+                self.world.node_problem(&name, false);
+            }
             Step::ZoneDown(z) => self.zone(*z, true),
             Step::ZoneUp(z) => self.zone(*z, false),
             Step::Break(workloads) => {

@@ -21,6 +21,9 @@ pub enum Step {
     /// A node's kubelet stops posting, alone.
     NodeDown(usize),
     NodeUp(usize),
+    /// A Ready node's kernel hangs (node-problem-detector's KernelDeadlock), or is sound again.
+    NodeProblem(usize),
+    NodeProblemGone(usize),
     /// A whole zone is cut off: one cause behind all its nodes.
     ZoneDown(usize),
     ZoneUp(usize),
@@ -87,6 +90,8 @@ pub fn step(scope: Scope) -> impl Strategy<Value = Step> {
         1 => index().prop_map(Step::Recover),
         3 => index().prop_map(Step::NodeDown),
         2 => index().prop_map(Step::NodeUp),
+        2 => index().prop_map(Step::NodeProblem),
+        1 => index().prop_map(Step::NodeProblemGone),
         1 => index().prop_map(Step::ZoneDown),
         1 => index().prop_map(Step::ZoneUp),
         storms => proptest::collection::vec(index(), 3..6).prop_map(Step::Break),

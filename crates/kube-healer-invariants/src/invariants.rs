@@ -213,7 +213,10 @@ impl Judge {
             return;
         };
         match node.down {
-            None => self.broke(Invariant::FreshData, now, format!("{what}: the node is Ready")),
+            None if node.problem.is_none() => {
+                self.broke(Invariant::FreshData, now, format!("{what}: the node is healthy"))
+            }
+            None => {}
             Some((_, crate::world::Cause::Shared(c))) if world.many_nodes(c) => self.broke(
                 Invariant::CorrelatedNodes,
                 now,
@@ -429,21 +432,21 @@ impl Judge {
         if !lifted {
             return;
         }
-        match n.down {
-            Some(_) => self.broke(
+        if n.failing(&world.policies) {
+            self.broke(
                 Invariant::LiftOnEvidence,
                 now,
-                format!("{policy} lifted its hold on {node}, which is down"),
-            ),
-            None if now - n.up_since < self.debounce => self.broke(
+                format!("{policy} lifted its hold on {node}, which is down or reports {}", objects::PROBLEM),
+            );
+        } else if now - n.healthy_since() < self.debounce {
+            self.broke(
                 Invariant::LiftOnEvidence,
                 now,
                 format!(
-                    "{policy} lifted its hold on {node}, up for {}s only",
-                    now - n.up_since
+                    "{policy} lifted its hold on {node}, healthy for {}s only",
+                    now - n.healthy_since()
                 ),
-            ),
-            None => {}
+            );
         }
     }
 

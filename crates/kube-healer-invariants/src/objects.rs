@@ -53,6 +53,30 @@ pub fn set_ready(node: &mut Node, status: &str, since: Secs) {
     }
 }
 
+/// The condition node-problem-detector sets on a node whose kernel hung: the node stays Ready
+/// (its kubelet posts), and is no place for pods.
+pub const PROBLEM: &str = "KernelDeadlock";
+
+/// The node's KernelDeadlock condition, True (as node-problem-detector's kernel monitor words
+/// it) or False, from `since`.
+pub fn set_problem(node: &mut Node, on: bool, since: Secs) {
+    let conditions = node
+        .status
+        .get_or_insert_with(Default::default)
+        .conditions
+        .get_or_insert_with(Vec::new);
+    conditions.retain(|c| c.type_ != PROBLEM);
+    let (status, reason, message) = match on {
+        true => ("True", "DockerHung", "kernel: INFO: task docker:20744 blocked for more than 120 seconds."),
+        false => ("False", "KernelHasNoDeadlock", "kernel has no deadlock"),
+    };
+    conditions.push(
+        serde_json::from_value(json!({"type": PROBLEM, "status": status, "reason": reason,
+            "message": message, "lastHeartbeatTime": at(since), "lastTransitionTime": at(since)}))
+        .expect("a condition"),
+    );
+}
+
 fn time(secs: Secs) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or_default(),

@@ -61,6 +61,15 @@ pub const TEMPLATES: &[Template] = &[
         },
         variants: [180, 120],
     },
+    Template {
+        name: "deadlocked-nodes",
+        spec: |f| {
+            json!({"target": {"kind": "Node"}, "conditions": [{"class": "NodeCondition", "conditionType": crate::objects::PROBLEM, "for": format!("{f}s")}],
+            "actions": [{"action": "Cordon"}],
+            "safety": {"maxConcurrent": 2, "rate": {"actions": 4, "per": "10m"}}})
+        },
+        variants: [60, 30],
+    },
 ];
 
 /// The control's policy: Evicted pods of its own namespace, deleted a minute on.

@@ -36,6 +36,30 @@ pub struct SimNode {
     pub person_cordon: bool,
     /// Up and posting since (meaningful while not down).
     pub up_since: Secs,
+    /// Its kernel hung (KernelDeadlock) since, while it stays Ready.
+    pub problem: Option<Secs>,
+    /// Its last problem cleared at.
+    pub problem_cleared: Secs,
+}
+
+impl SimNode {
+    /// Whether the node is truly failing, as far as kube-healer can know: down, or Ready with
+    /// its kernel hung while a policy names that condition (no class says a KernelDeadlock is a
+    /// failure unless a policy does).
+    pub fn failing(&self, policies: &BTreeMap<String, HealingPolicy>) -> bool {
+        let named = policies.values().any(|p| {
+            p.spec
+                .conditions
+                .iter()
+                .any(|c| c.condition_type.as_deref() == Some(objects::PROBLEM))
+        });
+        self.down.is_some() || (self.problem.is_some() && named)
+    }
+
+    /// Healthy (up and without a problem) since (meaningful while not failing).
+    pub fn healthy_since(&self) -> Secs {
+        self.up_since.max(self.problem_cleared)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,6 +161,8 @@ impl World {
                     down: None,
                     person_cordon: false,
                     up_since: now - 3600,
+                    problem: None,
+                    problem_cleared: now - 3600,
                 };
                 world.nodes.insert(name, node);
             }
@@ -202,6 +228,23 @@ impl World {
         };
         n.down = Some((now, cause));
         objects::set_ready(&mut n.obj, "Unknown", now);
+        self.node_changed(name);
+    }
+
+    /// The node's kernel hangs (its kubelet still posts: Ready), or is sound again.
+    pub fn node_problem(&mut self, name: &str, on: bool) {
+        let now = self.now;
+        let Some(n) = self.nodes.get_mut(name).filter(|n| n.problem.is_some() != on) else {
+            return;
+        };
+        match on {
+            true => n.problem = Some(now),
+            false => {
+                n.problem = None;
+                n.problem_cleared = now;
+            }
+        }
+        objects::set_problem(&mut n.obj, on, now);
         self.node_changed(name);
     }
 

@@ -105,22 +105,22 @@ async fn budget(ctx: Ctx) -> anyhow::Result<()> {
             .await?;
     }
     // The nodes have no kubelet: their status is kept fresh here, so that the node lifecycle
-    // controller does not mark them unreachable. `recovered` holds the node that got well.
-    let recovered = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    // controller does not mark them unreachable. `recovered` holds the node that got well, and
+    // since when (its condition's transition time, as node-problem-detector writes it).
+    let recovered = std::sync::Arc::new(std::sync::Mutex::new(None::<(String, String)>));
     let heartbeats = {
         let (api, names, recovered) = (api.clone(), names.clone(), recovered.clone());
-        let (failing_since, well_since) = (failing_since.clone(), now_rfc3339(20));
+        let failing_since = failing_since.clone();
         tokio::spawn(async move {
             loop {
                 for (i, name) in names.iter().enumerate() {
                     let well = recovered
                         .lock()
-                        .map(|r| r.as_deref() == Some(name))
-                        .unwrap_or(false);
-                    let (status, since) = if well {
-                        ("False", &well_since)
-                    } else {
-                        ("True", &failing_since)
+                        .ok()
+                        .and_then(|r| r.as_ref().filter(|(n, _)| n == name).map(|(_, since)| since.clone()));
+                    let (status, since) = match &well {
+                        Some(well_since) => ("False", well_since),
+                        None => ("True", &failing_since),
                     };
                     let body = json!({"status": {"conditions": conditions(TYPES[i % 3], status, since)}});
                     let _ = api
@@ -180,7 +180,7 @@ async fn budget(ctx: Ctx) -> anyhow::Result<()> {
 
     // One cordoned node recovers: it is uncordoned, and the budget goes to a held node.
     let well = first.iter().next().cloned().unwrap_or_default();
-    *recovered.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = Some(well.clone());
+    *recovered.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = Some((well.clone(), now_rfc3339(0)));
     let after = watch_cordons(&api, &names, "the budget to pass on", |c| {
         c.len() == 2 && !c.contains(&well)
     })

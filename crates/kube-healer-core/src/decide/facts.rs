@@ -64,6 +64,63 @@ pub struct OutOfService {
     pub target: Option<OutBy>,
 }
 
+impl OutOfService {
+    /// Why the budget refuses an action that takes the target out of service, if it does: one on
+    /// a node still in service while as many nodes as the budget are out, whoever took them out;
+    /// or one that would add to kube-healer's share once that share is the budget.
+    pub fn refusal(&self) -> Option<String> {
+        if self.target.is_none() && self.out.total() >= self.limit {
+            return Some(format!(
+                "{} nodes are out of service, the cluster's disruption budget ({}: {} nodes) counts them all: node actions on nodes still in service wait",
+                self.out, self.configured, self.limit
+            ));
+        }
+        if self.target != Some(OutBy::KubeHealer) && self.out.kube_healer >= self.limit {
+            return Some(format!(
+                "kube-healer keeps {} nodes out of service, the cluster's disruption budget ({}: {} nodes): node actions wait",
+                self.out.kube_healer, self.configured, self.limit
+            ));
+        }
+        None
+    }
+}
+
+/// The disruption budget counted again on the nodes read afresh right before an action that
+/// takes a node out (the gate counted its store, which a watch lagging silently may leave
+/// behind: a zone gone down unseen). Any kube-healer mark counts as kube-healer's: what is read
+/// afresh cannot tell this operator's policies from another's, and that is the cautious side.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    out: OutCount,
+    target: Option<OutBy>,
+    nodes: usize,
+}
+
+impl Tally {
+    pub fn add(&mut self, node: &NodeView, target: &str, signals: &PlannedSignals) {
+        self.nodes += 1;
+        let Some(by) = OutBy::of(node, !node.held_by.is_empty(), signals) else {
+            return;
+        };
+        self.out.add(by);
+        if &*node.name == target {
+            self.target = Some(by);
+        }
+    }
+
+    /// The budget (`configured`, as the operator was given it) on the nodes counted: why it
+    /// refuses the action, if it does.
+    pub fn refusal(self, configured: &str) -> Option<String> {
+        let budget = OutOfService {
+            out: self.out,
+            limit: super::budget_count(configured, self.nodes).unwrap_or(1),
+            configured: configured.to_string(),
+            target: self.target,
+        };
+        budget.refusal()
+    }
+}
+
 /// Why a node is out of service, for the budget; the first that applies names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutBy {

@@ -32,7 +32,7 @@ pub use batch::batchable;
 pub use budget::Budget;
 pub use drain::{LeftAlone, drain_grace, left_alone};
 pub use episode::{Recorded, episode_of};
-pub use facts::{DOWN_CLASSES, Facts, OutBy, OutCount, OutOfService, cause_of, count_unhealthy_nodes};
+pub use facts::{DOWN_CLASSES, Facts, OutBy, OutCount, OutOfService, Tally, cause_of, count_unhealthy_nodes};
 pub use inherited::{InFlightMark, inherited_in_flight, parse_until};
 pub use ladder::Ladder;
 pub use maintainers::{MACHINE_SKIP_ANNOTATIONS, Maintainer, MaintainerApi, MaintainerSays};
@@ -42,7 +42,7 @@ pub use planned::{
     maintenance_ends, overridden, planned_disruption, under_maintenance,
 };
 pub use recheck::{
-    Fresh, Read, Seen, checked_by_version, judges_its_mark, ready_for, recheck_node, recheck_pod,
+    Fresh, Read, Seen, checked_by_version, judges_its_mark, settled_for, recheck_node, recheck_pod,
 };
 pub use safety::{
     OUT_OF_SERVICE, OwnerUnfit, Unsafe, futile_move, guard, rescheduled_by_controller, restartable_owner,
@@ -267,25 +267,8 @@ fn held_by_cause_or_budget(spec: &HealingPolicySpec, action: ActionKind, facts: 
         .out_of_service
         .as_ref()
         .filter(|_| action.properties().takes_node_out)?;
-    if budget.target.is_none() && budget.out.total() >= budget.limit {
-        return Closed::until_changed(
-            HoldReason::BudgetExceeded,
-            format!(
-                "{} nodes are out of service, the cluster's disruption budget ({}: {} nodes) counts them all: node actions on nodes still in service wait",
-                budget.out, budget.configured, budget.limit
-            ),
-        );
-    }
-    if budget.target != Some(OutBy::KubeHealer) && budget.out.kube_healer >= budget.limit {
-        return Closed::until_changed(
-            HoldReason::BudgetExceeded,
-            format!(
-                "kube-healer keeps {} nodes out of service, the cluster's disruption budget ({}: {} nodes): node actions wait",
-                budget.out.kube_healer, budget.configured, budget.limit
-            ),
-        );
-    }
-    None
+    let refusal = budget.refusal()?;
+    Closed::until_changed(HoldReason::BudgetExceeded, refusal)
 }
 
 /// This target's own limits: maxAttempts for the failure, the cooldown after its last action.

@@ -47,6 +47,9 @@ pub struct Seen {
     /// `maintenance_ends`, from the episode as the gate counts it, which a failure carried over
     /// a flap or a return keeps, unlike `episode`).
     pub maintenance_ends: Secs,
+    /// The cluster's disruption budget as the operator was given it, for an action that takes a
+    /// node out: the recheck counts it again on the nodes read afresh (`Tally`).
+    pub budget: Option<String>,
 }
 
 /// A fresh read of an object.
@@ -77,6 +80,8 @@ pub enum Fresh {
     Maintenance(String),
     /// Someone undid kube-healer's work on the node since the decision (the person wins).
     Overridden(String),
+    /// Counted on the nodes read afresh, the cluster's disruption budget refuses the action.
+    BudgetExceeded(String),
 }
 
 /// Whether a class's start can move while the failure lasts (counted over a sliding window):
@@ -259,20 +264,27 @@ fn verdict(seen: &Seen, target: TargetView<'_>, snapshot: &Snapshot, now: Secs) 
     }
 }
 
-/// Whether a node shows it recovered: Ready for `debounce`, as its own Ready condition dates it.
-/// Err: not yet, with when it will have (None: not Ready). A hold (a cordon, a taint, a
-/// remediation) comes off only on this evidence, read by the engine on its store and again by
-/// the revert on the node read afresh right before it: a process that just started, or whose
-/// watch lags, may hold a view of the node older than its latest failure.
-pub fn ready_for(node: &NodeView, debounce: Secs, now: Secs) -> Result<(), Option<Secs>> {
-    let since = node
+/// Whether a node shows it recovered: Ready, and its status settled, for `debounce`, as its own
+/// conditions date it: Ready since then, and no other condition changed since (a Ready node
+/// whose KernelDeadlock cleared a second ago has not shown it stays clear). Err: not yet, with
+/// when it will have (None: not Ready). A hold (a cordon, a taint, a remediation) comes off only
+/// on this evidence, read by the engine on its store and again by the revert on the node read
+/// afresh right before it: a process that just started, or whose watch lags, may hold a view of
+/// the node older than its latest failure.
+pub fn settled_for(node: &NodeView, debounce: Secs, now: Secs) -> Result<(), Option<Secs>> {
+    let ready = node
         .condition("Ready")
         .filter(|c| c.status == crate::view::Status::True)
-        .map(|c| c.since.unwrap_or(now));
-    match since {
-        Some(since) if now >= since + debounce => Ok(()),
-        Some(since) => Err(Some(since + debounce)),
-        None => Err(None),
+        .ok_or(None)?;
+    let others = node
+        .conditions
+        .iter()
+        .filter(|c| &*c.type_ != "Ready")
+        .filter_map(|c| c.since);
+    let since = others.fold(ready.since.unwrap_or(now), Secs::max);
+    match now >= since + debounce {
+        true => Ok(()),
+        false => Err(Some(since + debounce)),
     }
 }
 

@@ -208,6 +208,10 @@ async fn recheck_then_call(io: &Io<'_>, req: &ActionRequest, resumed: bool, star
         Ok(Fresh::OptedOut(why)) => skipped(reasons::OPTED_OUT, format!("not carried out: {why}")),
         Ok(Fresh::Maintenance(why)) => skipped(reasons::MAINTENANCE, format!("not carried out: {why}")),
         Ok(Fresh::Overridden(why)) => skipped(reasons::OVERRIDDEN, format!("not carried out: {why}")),
+        Ok(Fresh::BudgetExceeded(why)) => skipped(
+            reasons::BUDGET_EXCEEDED,
+            format!("not carried out: counted on the nodes read afresh, {why}"),
+        ),
         // Finishing a decision of a process that ended: its call may have been made already.
         Ok(Fresh::Gone(how)) if resumed && req.spec.action.properties().removes_target => Some(Outcome::new(
             ActionPhase::Succeeded,

@@ -291,9 +291,9 @@ pub struct Recovered {
     pub now: i64,
 }
 
-/// Why a revert waits, on the node read afresh, if it does: the node has not been Ready for the
-/// debounce by its own Ready condition's time (the engine decided on its store, which may lag
-/// behind a failure that came back). A Ready condition without a time is dated as the engine
+/// Why a revert waits, on the node read afresh, if it does: the node has not been Ready, with
+/// its status settled, for the debounce by its own conditions' times (the engine decided on its
+/// store, which may lag behind a failure that came back). A Ready condition without a time is dated as the engine
 /// saw it, as the recheck carries the decision's times.
 pub fn revert_waits(n: &Node, r: Recovered) -> Option<String> {
     let mut view = kube_healer_core::convert::node_view(n, &mut Default::default()).ok()?;
@@ -302,11 +302,11 @@ pub fn revert_waits(n: &Node, r: Recovered) -> Option<String> {
     {
         c.since = r.ready_since;
     }
-    match kube_healer_core::decide::ready_for(&view, r.debounce, r.now) {
+    match kube_healer_core::decide::settled_for(&view, r.debounce, r.now) {
         Ok(()) => None,
         Err(None) => Some("read afresh, the node is not Ready".into()),
         Err(Some(at)) => Some(format!(
-            "read afresh, the node is Ready for {}s only",
+            "read afresh, the node has been Ready and unchanged for {}s only",
             r.debounce - (at - r.now)
         )),
     }
@@ -755,7 +755,7 @@ mod tests {
             None
         );
         let why = revert_waits(&node(true, marked.clone(), Some(NOW - 10)), r(Some(NOW - 600))).unwrap();
-        assert!(why.contains("Ready for 10s only"), "its own time wins: {why}");
+        assert!(why.contains("unchanged for 10s only"), "its own time wins: {why}");
         let why = revert_waits(&node(true, marked.clone(), None), r(None)).unwrap();
         assert!(why.contains("not Ready"), "{why}");
         // A Ready condition with no time is dated as the engine saw it.

@@ -6,10 +6,10 @@
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube_healer_api::{FailureClass, Fencing, JudgedOn, TargetKind};
 use kube_healer_core::convert::{Interner, lease_view, node_view, pod_view};
-use kube_healer_core::decide::{Fresh, Read, Seen, recheck_node, recheck_pod};
+use kube_healer_core::decide::{Fresh, Read, Seen, Tally, recheck_node, recheck_pod};
 use kube_healer_core::view::Secs;
 
 use crate::protocol::{ActionRequest, Maintained};
@@ -132,7 +132,45 @@ async fn fresh(
             } else {
                 Read::NotRead
             };
-            Ok(recheck_node(seen, req.spec.action, node, lease, now))
+            match recheck_node(seen, req.spec.action, node, lease, now) {
+                Fresh::Holds => budget(client, seen, &target.name, calls).await,
+                other => Ok(other),
+            }
         }
     }
+}
+
+/// How many nodes a page of the budget's count lists.
+const BUDGET_PAGE: u32 = 500;
+
+/// The disruption budget counted again on the nodes listed afresh (a consistent read, in pages,
+/// each page counted and dropped), for an action that takes a node out: the gate counted its
+/// store, which a watch lagging silently may leave behind. One list per such action, which the
+/// gate's limits bound (a storm is held before it gets here).
+async fn budget(client: &Client, seen: &Seen, target: &str, calls: &mut i32) -> Result<Fresh, Unread> {
+    let Some(configured) = seen.budget.as_deref() else {
+        return Ok(Fresh::Holds);
+    };
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut tally = Tally::default();
+    let mut interner = Interner::default();
+    let mut params = ListParams::default().limit(BUDGET_PAGE);
+    loop {
+        let (page, n) = retry::call(Backoff::ACTION, "recheck budget", || nodes.list(&params)).await;
+        *calls += n;
+        let page = page.map_err(Unread::Api)?;
+        for node in &page.items {
+            let view = node_view(node, &mut interner)
+                .map_err(|_| Unread::Unconvertible(node.metadata.name.clone().unwrap_or_default()))?;
+            tally.add(&view, target, &seen.planned);
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    Ok(match tally.refusal(configured) {
+        Some(why) => Fresh::BudgetExceeded(why),
+        None => Fresh::Holds,
+    })
 }

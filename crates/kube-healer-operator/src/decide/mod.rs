@@ -459,6 +459,11 @@ impl Gate {
             ctx.decided_at.clone(),
             &self.planned,
         );
+        if let (Target::Node(_), Some(seen)) = (target, request.seen.as_mut())
+            && request.spec.action.properties().takes_node_out
+        {
+            seen.budget = self.disruption_budget.clone();
+        }
         if request
             .hold
             .as_ref()

@@ -28,6 +28,7 @@ pub fn seen(
     let mut seen = Seen {
         planned: planned.clone(),
         maintenance_ends: kube_healer_core::decide::maintenance_ends(spec, counted),
+        budget: None,
         without_fencing: without_fencing(spec, step),
         shutdown: ShutdownEvidence::of(spec, step),
         condition: condition.clone(),

@@ -24,16 +24,25 @@ const REVERT_AGAIN_AFTER: Secs = 60;
 const RETIRED_KEPT: usize = 1024;
 
 impl Engine {
-    /// Whether the node shows it recovered: Ready for the clear debounce, as its own Ready
-    /// condition dates it. Err: not yet, with when it will have (None: not Ready). A process
+    /// Whether the node shows it recovered: Ready, its status settled, for the clear debounce,
+    /// as its own conditions date it (core's `settled_for`). Err: not yet, with when it will have (None: not Ready). A process
     /// that just started has no memory of when it saw the node healthy, a node seen Ready a
     /// moment ago may be going down again, and a policy edited or deleted says nothing of the
     /// node: a mark comes off only on the node's own evidence (found by the invariants'
     /// histories: a restart lifted the cordon of a node up for 0 s, a policy deleted lifted
     /// the cordon of a node still down).
+    /// No policy may see the node failing either: a node back Ready with the KernelDeadlock
+    /// another policy is about to cordon it for has not recovered (found by the invariants'
+    /// histories: a policy's cordon came off, and the other's went on 30 s later). That policy's
+    /// failure clearing is the node's next change, which asks again.
     pub(super) fn node_recovered(&self, node: &str, now: Secs) -> Result<(), Option<Secs>> {
         let view = self.stores.node_view(node).ok_or(None)?;
-        kube_healer_core::decide::ready_for(view, self.policies.debounce(), now)
+        let target = Target::Node(view.name.clone());
+        if let Some(m) = self.policies.matches(&target).iter().find(|m| m.clear_since.is_none()) {
+            tracing::debug!(node, policy = %m.policy, "not recovered: a policy sees the node failing");
+            return Err(None);
+        }
+        kube_healer_core::decide::settled_for(view, self.policies.debounce(), now)
     }
 
     /// The revert of a policy's marks on a node, with the evidence it is sent on: the debounce,
