@@ -69,6 +69,7 @@ impl Run {
             Some(_) => true,
             None => {
                 self.write_record(&req, (false, false));
+                self.judge.on_recorded(&self.world, &req, self.engines);
                 false
             }
         };

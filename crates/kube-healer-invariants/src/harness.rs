@@ -80,6 +80,8 @@ pub struct Run {
     pub requests: usize,
     /// Seconds ticked.
     pub seconds: u64,
+    /// Engines started (the first, and one per restart or failover).
+    pub(crate) engines: u32,
 }
 
 fn engine(setup: &Setup, now: Secs) -> (Engine, ManualClock, mpsc::UnboundedReceiver<Work>) {
@@ -114,6 +116,7 @@ impl Run {
             frames: Vec::new(),
             requests: 0,
             seconds: 0,
+            engines: 1,
         };
         let lists = run.world.lists();
         run.give_all(lists, true);
@@ -364,6 +367,7 @@ impl Run {
     /// silently for that long.
     fn restart(&mut self, lag: Option<Secs>) {
         let (engine, clock, work) = engine(&self.setup, self.world.now);
+        self.engines += 1;
         self.engine = engine;
         self.clock = clock;
         self.work = work;

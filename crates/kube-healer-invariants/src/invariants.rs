@@ -14,6 +14,11 @@ use serde::Serialize;
 use crate::objects;
 use crate::world::{SimPod, World};
 
+/// How many records one engine may write for one policy and one episode of a shared cause of
+/// pods: one names the cause; a cause that ends and forms again within the episode (its pods
+/// replaced, seen again) writes another.
+const RECORDS_PER_CAUSE: usize = 3;
+
 /// One invariant of the safety model (README, "Safety model").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Invariant {
@@ -29,7 +34,8 @@ pub enum Invariant {
     /// No action on a member of a cause shared by many nodes (as many as the README's rule
     /// counts as one cause), or on their pods.
     CorrelatedNodes,
-    /// No action on a pod whose trouble is a cause shared by many workloads.
+    /// No action on a pod whose trouble is a cause shared by many workloads, and the records a
+    /// cause's held pods write stay bounded (one per policy, not one per pod).
     CorrelatedPods,
     /// A hold (cordon or taint) is lifted only after its node was seen healthy for the debounce.
     LiftOnEvidence,
@@ -116,6 +122,9 @@ pub struct Judge {
     carried: std::collections::BTreeSet<String>,
     /// Pods removed for their workload's controller to replace, by workload.
     removals: BTreeMap<usize, Vec<kube_healer_core::decide::Removal>>,
+    /// Records of pods held for a shared cause, by (policy, cause, its episode, the engine that
+    /// wrote them).
+    held_for_cause: BTreeMap<(String, u32, u32, u32), usize>,
     /// The cluster-wide disruption budget, as a node count.
     pub budget: usize,
     pub debounce: Secs,
@@ -345,6 +354,42 @@ impl Judge {
                 world.now,
                 format!(
                     "{what}: {replacing} of the workload's pods being replaced already, the limit is {limit}"
+                ),
+            );
+        }
+    }
+
+    /// A record written: a shared cause's pods held are recorded once per policy (by the first
+    /// held member), whatever the cause's size, by each engine (a restarted one may not know
+    /// the record its predecessor wrote names the cause).
+    pub fn on_recorded(&mut self, world: &World, req: &ActionRequest, engine: u32) {
+        let held = req.hold.as_ref().is_some_and(|h| h.reason == kube_healer_api::reasons::HoldReason::Correlated);
+        if !held || req.spec.target.kind != TargetKind::Pod {
+            return;
+        }
+        let Some(pod) = world.pods.get(&pod_key(req)) else {
+            return;
+        };
+        let crate::world::Trouble::Crashing(_, crate::world::Cause::Shared(cause)) = pod.trouble else {
+            return;
+        };
+        if !world.node_up_for(pod) {
+            return;
+        }
+        let episode = world.cause_episodes.get(&cause).copied().unwrap_or(0);
+        let count = self
+            .held_for_cause
+            .entry((req.spec.policy.clone(), cause, episode, engine))
+            .or_default();
+        *count += 1;
+        let count = *count;
+        if count > RECORDS_PER_CAUSE {
+            self.broke(
+                Invariant::CorrelatedPods,
+                world.now,
+                format!(
+                    "{} records of {} for cause {cause} (episode {episode}) by one engine, the latest for {}",
+                    count, req.spec.policy, req.spec.target.reference
                 ),
             );
         }

@@ -116,6 +116,9 @@ pub struct World {
     pods_alike: BTreeSet<u32>,
     /// The pods' changes reach kube-healer (its pod watch is neither failed nor lagging).
     pub pods_delivered: bool,
+    /// How many times each shared cause of pods began (it breaks workloads when none is broken
+    /// by it): its episodes.
+    pub cause_episodes: BTreeMap<u32, u32>,
 }
 
 /// The changes not yet delivered. A copy of the world (a view kept for a stale restart) starts
@@ -150,6 +153,7 @@ impl World {
             serial: 0,
             pods_alike: BTreeSet::new(),
             pods_delivered: true,
+            cause_episodes: BTreeMap::new(),
         };
         for z in 0..zones {
             for i in 0..per_zone {
@@ -344,6 +348,9 @@ impl World {
     /// A shared cause breaks these workloads: each of their pods crashes, and so will the new
     /// ones, until the cause is fixed. A silent node's pods are told when it is back.
     pub fn break_workloads(&mut self, cause: u32, workloads: &[usize]) {
+        if !self.workloads.iter().any(|w| w.broken_by == Some(cause)) {
+            *self.cause_episodes.entry(cause).or_default() += 1;
+        }
         for &w in workloads {
             if let Some(wl) = self.workloads.get_mut(w) {
                 wl.broken_by = Some(cause);

@@ -250,11 +250,11 @@ impl Engine {
         if let Target::Node(node) = target {
             // A policy edited or deleted, or a condition that cleared, says nothing of the node:
             // its mark stays until the node shows it recovered (then it is a stale mark): Ready
-            // for the debounce (and, for a mark its policy no longer judges, deleted or edited,
-            // no failure of any class).
+            // and unchanged for the debounce, no policy seeing it fail (and, for a mark its
+            // policy no longer judges, deleted or edited, no failure of any class).
             let now = self.clock.now();
             if let Err(again) = self.node_recovered(node, now) {
-                tracing::info!(%policy, node = %node, "failure cleared, but the node has not been Ready for the debounce: its cordon or taint stays");
+                tracing::info!(%policy, node = %node, "failure cleared, but the node has not shown it recovered: its cordon or taint stays");
                 if let Some(at) = again {
                     self.timers.schedule(target.clone(), at);
                 }
