@@ -363,7 +363,10 @@ impl Judge {
     /// held member), whatever the cause's size, by each engine (a restarted one may not know
     /// the record its predecessor wrote names the cause).
     pub fn on_recorded(&mut self, world: &World, req: &ActionRequest, engine: u32) {
-        let held = req.hold.as_ref().is_some_and(|h| h.reason == kube_healer_api::reasons::HoldReason::Correlated);
+        let held = req
+            .hold
+            .as_ref()
+            .is_some_and(|h| h.reason == kube_healer_api::reasons::HoldReason::Correlated);
         if !held || req.spec.target.kind != TargetKind::Pod {
             return;
         }
@@ -406,7 +409,10 @@ impl Judge {
             self.broke(
                 Invariant::PodDisruptionBudget,
                 world.now,
-                format!("{action} {} by {}: {refusal}", req.spec.target.reference, req.spec.policy),
+                format!(
+                    "{action} {} by {}: {refusal}",
+                    req.spec.target.reference, req.spec.policy
+                ),
             );
         }
     }
@@ -481,7 +487,10 @@ impl Judge {
             self.broke(
                 Invariant::LiftOnEvidence,
                 now,
-                format!("{policy} lifted its hold on {node}, which is down or reports {}", objects::PROBLEM),
+                format!(
+                    "{policy} lifted its hold on {node}, which is down or reports {}",
+                    objects::PROBLEM
+                ),
             );
         } else if now - n.healthy_since() < self.debounce {
             self.broke(

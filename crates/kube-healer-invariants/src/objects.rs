@@ -67,7 +67,11 @@ pub fn set_problem(node: &mut Node, on: bool, since: Secs) {
         .get_or_insert_with(Vec::new);
     conditions.retain(|c| c.type_ != PROBLEM);
     let (status, reason, message) = match on {
-        true => ("True", "DockerHung", "kernel: INFO: task docker:20744 blocked for more than 120 seconds."),
+        true => (
+            "True",
+            "DockerHung",
+            "kernel: INFO: task docker:20744 blocked for more than 120 seconds.",
+        ),
         false => ("False", "KernelHasNoDeadlock", "kernel has no deadlock"),
     };
     conditions.push(

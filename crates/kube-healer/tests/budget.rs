@@ -114,10 +114,11 @@ async fn budget(ctx: Ctx) -> anyhow::Result<()> {
         tokio::spawn(async move {
             loop {
                 for (i, name) in names.iter().enumerate() {
-                    let well = recovered
-                        .lock()
-                        .ok()
-                        .and_then(|r| r.as_ref().filter(|(n, _)| n == name).map(|(_, since)| since.clone()));
+                    let well = recovered.lock().ok().and_then(|r| {
+                        r.as_ref()
+                            .filter(|(n, _)| n == name)
+                            .map(|(_, since)| since.clone())
+                    });
                     let (status, since) = match &well {
                         Some(well_since) => ("False", well_since),
                         None => ("True", &failing_since),

@@ -42,7 +42,7 @@ pub use planned::{
     maintenance_ends, overridden, planned_disruption, under_maintenance,
 };
 pub use recheck::{
-    Fresh, Read, Seen, checked_by_version, judges_its_mark, settled_for, recheck_node, recheck_pod,
+    Fresh, Read, Seen, checked_by_version, judges_its_mark, recheck_node, recheck_pod, settled_for,
 };
 pub use safety::{
     OUT_OF_SERVICE, OwnerUnfit, Unsafe, futile_move, guard, rescheduled_by_controller, restartable_owner,

@@ -38,7 +38,12 @@ impl Engine {
     pub(super) fn node_recovered(&self, node: &str, now: Secs) -> Result<(), Option<Secs>> {
         let view = self.stores.node_view(node).ok_or(None)?;
         let target = Target::Node(view.name.clone());
-        if let Some(m) = self.policies.matches(&target).iter().find(|m| m.clear_since.is_none()) {
+        if let Some(m) = self
+            .policies
+            .matches(&target)
+            .iter()
+            .find(|m| m.clear_since.is_none())
+        {
             tracing::debug!(node, policy = %m.policy, "not recovered: a policy sees the node failing");
             return Err(None);
         }
