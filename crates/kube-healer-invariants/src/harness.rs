@@ -217,13 +217,10 @@ impl Run {
                     self.world.node_up(&name);
                 }
             }
-            Step::NodeProblem(i) => {
+            Step::NodeProblem(i) | Step::NodeProblemGone(i) => {
                 let name = self.pick_node(*i);
-                self.world.node_problem(&name, true);
-            }
-            Step::NodeProblemGone(i) => {
-                let name = self.pick_node(*i);
-                self.world.node_problem(&name, false);
+                self.world
+                    .node_problem(&name, matches!(step, Step::NodeProblem(_)));
             }
             Step::ZoneDown(z) => self.zone(*z, true),
             Step::ZoneUp(z) => self.zone(*z, false),
@@ -235,13 +232,10 @@ impl Run {
                 self.world.break_workloads(1000, &chosen);
             }
             Step::Fix => self.world.fix(1000),
-            Step::PersonCordon(i) => {
+            Step::PersonCordon(i) | Step::PersonUncordon(i) => {
                 let name = self.pick_node(*i);
-                self.world.person_cordon(&name, true);
-            }
-            Step::PersonUncordon(i) => {
-                let name = self.pick_node(*i);
-                self.world.person_cordon(&name, false);
+                self.world
+                    .person_cordon(&name, matches!(step, Step::PersonCordon(_)));
             }
             Step::Policy { template, variant } => {
                 self.world.apply_policy(policies::template(*template, *variant))
