@@ -226,11 +226,19 @@ impl Judge {
                 self.broke(Invariant::FreshData, now, format!("{what}: the node is healthy"))
             }
             None => {}
-            Some((_, crate::world::Cause::Shared(c))) if world.many_nodes(c) => self.broke(
-                Invariant::CorrelatedNodes,
-                now,
-                format!("{what}: the node is down with its zone (cause {c})"),
-            ),
+            // A cause explains its members' down failures; a node's own failure that began
+            // before (a KernelDeadlock, with the node down with its zone since) is not the
+            // cause's, and acting on it takes no node out that was in service.
+            Some((_, crate::world::Cause::Shared(c)))
+                if world.many_nodes(c)
+                    && kube_healer_core::decide::DOWN_CLASSES.contains(&req.spec.class) =>
+            {
+                self.broke(
+                    Invariant::CorrelatedNodes,
+                    now,
+                    format!("{what}: the node is down with its zone (cause {c})"),
+                )
+            }
             Some(_) => {}
         }
         if node.person_cordon {

@@ -31,19 +31,19 @@ impl Engine {
     /// node: a mark comes off only on the node's own evidence (found by the invariants'
     /// histories: a restart lifted the cordon of a node up for 0 s, a policy deleted lifted
     /// the cordon of a node still down).
-    /// No policy may see the node failing either: a node back Ready with the KernelDeadlock
-    /// another policy is about to cordon it for has not recovered (found by the invariants'
-    /// histories: a policy's cordon came off, and the other's went on 30 s later). That policy's
-    /// failure clearing is the node's next change, which asks again.
+    ///
+    /// Nor may a policy see the node failing that does not hold it yet: a node back Ready with
+    /// the KernelDeadlock another policy is about to cordon it for has not recovered (found by
+    /// the invariants' histories: a policy's cordon came off, and the other's went on 30 s
+    /// later). A policy that holds the node keeps it out itself (the revert undoes only what no
+    /// other policy marks). That failure clearing is the node's next change, which asks again.
     pub(super) fn node_recovered(&self, node: &str, now: Secs) -> Result<(), Option<Secs>> {
         let view = self.stores.node_view(node).ok_or(None)?;
         let target = Target::Node(view.name.clone());
-        if let Some(m) = self
-            .policies
-            .matches(&target)
-            .iter()
-            .find(|m| m.clear_since.is_none())
-        {
+        let unheld = |m: &&crate::policy::Match| {
+            m.clear_since.is_none() && !view.held_by.iter().any(|p| **p == *m.policy)
+        };
+        if let Some(m) = self.policies.matches(&target).iter().find(unheld) {
             tracing::debug!(node, policy = %m.policy, "not recovered: a policy sees the node failing");
             return Err(None);
         }
