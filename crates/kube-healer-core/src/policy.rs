@@ -330,6 +330,19 @@ impl CompiledPolicy {
         self.kind == TargetKind::Node && self.selector.matches(&node.labels)
     }
 
+    /// The failure this node policy sees on a node by the node's own status alone: its
+    /// conditions, without the cluster around it (no Ready history, Lease or event). A revert's
+    /// last look, on the node read afresh: the engine's store may lag behind a failure that
+    /// came since, and a hold ends only on evidence of recovery.
+    pub fn sees_on_the_node(&self, node: &NodeView, now: Secs) -> Option<Finding> {
+        if !self.selects_node(node) {
+            return None;
+        }
+        let alone = crate::cluster::Snapshot::default();
+        let mut found = self.conditions.iter();
+        found.find_map(|c| c.find(TargetView::Node(node), &alone, now))
+    }
+
     /// The findings of this policy's conditions on a target, each with its condition index.
     /// `default_findings` are the target's findings with the default knobs; conditions with
     /// their own knobs reclassify the target, and event patterns are evaluated here.

@@ -30,7 +30,16 @@ impl Run {
                 node,
                 debounce,
                 ready_since,
-            } => self.revert(&policy, &node, (debounce, ready_since)),
+                watch,
+            } => {
+                let recovered = node_act::Recovered {
+                    debounce,
+                    ready_since,
+                    now: self.world.now,
+                    watch,
+                };
+                self.revert(&policy, &node, &recovered)
+            }
             Work::DeleteRecord { name } => self.record_deleted(&name),
             Work::MarksLifted { node } => self.marks_lifted(&node),
             // An avoid taint expiring, a batch or a record left by a process that ended: none
@@ -50,7 +59,7 @@ impl Run {
         self.judge.on_request(&req, self.synced, now);
         if *TRACE {
             eprintln!(
-                "+{} {} {} {} by {} in_flight={} synced={} record={}",
+                "+{} {} {} {} by {} in_flight={} synced={} record={} hold={:?}",
                 now - crate::harness::T0,
                 req.name,
                 req.spec.action,
@@ -58,7 +67,8 @@ impl Run {
                 req.spec.policy,
                 req.in_flight(),
                 self.synced,
-                self.world.records.contains_key(&req.name)
+                self.world.records.contains_key(&req.name),
+                req.hold.as_ref().map(|h| h.reason)
             );
         }
         let resumed = match self.world.records.get(&req.name) {
@@ -307,16 +317,11 @@ impl Run {
 
     /// The policy lets go of the node: the live revert's recheck and patch (no remediation in
     /// a history).
-    fn revert(&mut self, policy: &str, name: &str, (debounce, ready_since): (i64, Option<i64>)) {
+    fn revert(&mut self, policy: &str, name: &str, recovered: &node_act::Recovered) {
         let Some(node) = self.world.nodes.get(name) else {
             return;
         };
-        let recovered = node_act::Recovered {
-            debounce,
-            ready_since,
-            now: self.world.now,
-        };
-        if node_act::revert_waits(&node.obj, recovered).is_some() {
+        if node_act::revert_waits(&node.obj, policy, recovered).is_some() {
             return;
         }
         let Some((patch, said)) = node_act::revert_patch(&node.obj, policy, &[]) else {

@@ -73,12 +73,14 @@ pub enum Work {
     Act(Box<ActionRequest>),
     /// The policy's failure cleared on the node: undo its cordon and taints, if kube-healer made
     /// them, once the node read afresh has been Ready for `debounce` seconds (since
-    /// `ready_since`, as the engine saw it, when the fresh Ready condition carries no time).
+    /// `ready_since`, as the engine saw it, when the fresh Ready condition carries no time) and
+    /// none of the node policies (`watch`) sees a failure on it.
     Revert {
         policy: String,
         node: String,
         debounce: Secs,
         ready_since: Option<Secs>,
+        watch: std::sync::Arc<[kube_healer_core::policy::CompiledPolicy]>,
     },
     /// Someone undid kube-healer's marks on the node (lifted its cordon, removed its taint):
     /// record it there (the marks come off).

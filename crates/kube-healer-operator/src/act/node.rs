@@ -2,6 +2,8 @@
 //! the policies that hold it, and reverts only that: a node cordoned by a person stays cordoned,
 //! and a cordon or taint several policies hold is lifted only when the last of them lets go.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::{Node, Taint};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
@@ -17,6 +19,7 @@ use serde_json::json;
 use kube_healer_api::REMEDIATED_BY_ANNOTATION;
 use kube_healer_api::remediate::RemediationRef;
 use kube_healer_core::convert::{cordon_owners, job_owners, marked_at, remediation_owners, taint_owners};
+use kube_healer_core::policy::CompiledPolicy;
 
 use crate::act::{Outcome, remediate};
 use crate::retry::{self, Backoff};
@@ -282,20 +285,25 @@ pub async fn taint(client: &Client, spec: &HealingActionSpec, taint: &TaintParam
     })
 }
 
-/// The evidence a revert is sent on: the clear debounce, and since when the engine saw the node
-/// Ready (for a Ready condition that carries no transition time).
-#[derive(Clone, Copy, Debug)]
+/// The evidence a revert is sent on: the clear debounce, since when the engine saw the node
+/// Ready (for a Ready condition that carries no transition time), and the node policies, which
+/// take the last look at the node read afresh.
+#[derive(Clone, Debug)]
 pub struct Recovered {
     pub debounce: i64,
     pub ready_since: Option<i64>,
     pub now: i64,
+    pub watch: Arc<[CompiledPolicy]>,
 }
 
-/// Why a revert waits, on the node read afresh, if it does: the node has not been Ready, with
-/// its status settled, for the debounce by its own conditions' times (the engine decided on its
-/// store, which may lag behind a failure that came back). A Ready condition without a time is dated as the engine
-/// saw it, as the recheck carries the decision's times.
-pub fn revert_waits(n: &Node, r: Recovered) -> Option<String> {
+/// Why `policy`'s revert waits, on the node read afresh, if it does (the engine decided on its
+/// store, which may lag behind a failure that came back):
+/// - the node has not been Ready, with its status settled, for the debounce by its own
+///   conditions' times (a Ready condition without a time is dated as the engine saw it, as the
+///   recheck carries the decision's times);
+/// - or a node policy sees a failure in its conditions: the policy itself, or one that holds no
+///   mark on the node (the engine's rule: a holder keeps the node held by its own mark).
+pub fn revert_waits(n: &Node, policy: &str, r: &Recovered) -> Option<String> {
     let mut view = kube_healer_core::convert::node_view(n, &mut Default::default()).ok()?;
     if let Some(c) = view.conditions.iter_mut().find(|c| &*c.type_ == "Ready")
         && c.since.is_none()
@@ -303,13 +311,22 @@ pub fn revert_waits(n: &Node, r: Recovered) -> Option<String> {
         c.since = r.ready_since;
     }
     match kube_healer_core::decide::settled_for(&view, r.debounce, r.now) {
-        Ok(()) => None,
-        Err(None) => Some("read afresh, the node is not Ready".into()),
-        Err(Some(at)) => Some(format!(
-            "read afresh, the node has been Ready and unchanged for {}s only",
-            r.debounce - (at - r.now)
-        )),
+        Ok(()) => {}
+        Err(None) => return Some("read afresh, the node is not Ready".into()),
+        Err(Some(at)) => {
+            return Some(format!(
+                "read afresh, the node has been Ready and unchanged for {}s only",
+                r.debounce - (at - r.now)
+            ));
+        }
     }
+    let holds_it = |p: &CompiledPolicy| p.name != policy && view.held_by.iter().any(|h| **h == *p.name);
+    let mut asked = r.watch.iter().filter(|p| !holds_it(p));
+    let (seer, found) = asked.find_map(|p| p.sees_on_the_node(&view, r.now).map(|f| (p, f)))?;
+    Some(format!(
+        "read afresh, the node shows {:?} ({}), which {} looks for",
+        found.class, found.evidence.summary, seer.name
+    ))
 }
 
 /// The policy lets go of the node, once the node read afresh has been Ready for the debounce:
@@ -326,7 +343,7 @@ pub async fn revert(
     let nodes: Api<Node> = Api::all(client.clone());
     let (current, _) = retry::call(Backoff::ACTION, "get node", || nodes.get_opt(node)).await;
     if let Ok(Some(n)) = &current
-        && let Some(why) = revert_waits(n, recovered)
+        && let Some(why) = revert_waits(n, policy, &recovered)
     {
         tracing::info!(%policy, node, %why, "revert waits for the node's recovery");
         return;
@@ -342,7 +359,7 @@ pub async fn revert(
     let standing = remediate::release(client, policy, node, &handed).await;
     let released: Vec<&RemediationRef> = handed.iter().filter(|r| !standing.contains(r)).collect();
     let result = update_node(client, node, None, |n| {
-        revert_waits(n, recovered).map_or_else(|| revert_patch(n, policy, &released), |_| None)
+        revert_waits(n, policy, &recovered).map_or_else(|| revert_patch(n, policy, &released), |_| None)
     })
     .await;
     match result {
@@ -741,30 +758,70 @@ mod tests {
         assert!(said.contains("left the cordon to q"), "{said}");
     }
 
+    fn recovered(ready_since: Option<i64>, watch: &[CompiledPolicy]) -> Recovered {
+        Recovered {
+            debounce: 60,
+            ready_since,
+            now: NOW,
+            watch: watch.into(),
+        }
+    }
+
     /// A revert goes ahead only on the node read afresh having been Ready for the debounce.
     #[test]
     fn a_revert_waits_for_the_node_read_afresh_to_have_recovered() {
         let marked = json!({CORDONED_BY_ANNOTATION: "p"});
-        let r = |ready_since| Recovered {
-            debounce: 60,
-            ready_since,
-            now: NOW,
-        };
+        let r = |ready_since| recovered(ready_since, &[]);
         assert_eq!(
-            revert_waits(&node(true, marked.clone(), Some(NOW - 120)), r(None)),
+            revert_waits(&node(true, marked.clone(), Some(NOW - 120)), "p", &r(None)),
             None
         );
-        let why = revert_waits(&node(true, marked.clone(), Some(NOW - 10)), r(Some(NOW - 600))).unwrap();
+        let why = revert_waits(&node(true, marked.clone(), Some(NOW - 10)), "p", &r(Some(NOW - 600))).unwrap();
         assert!(why.contains("unchanged for 10s only"), "its own time wins: {why}");
-        let why = revert_waits(&node(true, marked.clone(), None), r(None)).unwrap();
+        let why = revert_waits(&node(true, marked.clone(), None), "p", &r(None)).unwrap();
         assert!(why.contains("not Ready"), "{why}");
         // A Ready condition with no time is dated as the engine saw it.
         let mut untimed = node(true, marked, Some(NOW));
         if let Some(c) = untimed.status.as_mut().and_then(|s| s.conditions.as_mut()) {
             c[0].last_transition_time = None;
         }
-        assert_eq!(revert_waits(&untimed, r(Some(NOW - 120))), None);
-        assert!(revert_waits(&untimed, r(None)).is_some());
+        assert_eq!(revert_waits(&untimed, "p", &r(Some(NOW - 120))), None);
+        assert!(revert_waits(&untimed, "p", &r(None)).is_some());
+    }
+
+    fn deadlock_policy(name: &str) -> CompiledPolicy {
+        let policy: kube_healer_api::HealingPolicy = serde_json::from_value(json!({
+            "apiVersion": "healing.kubehealer.io/v1alpha1", "kind": "HealingPolicy", "metadata": {"name": name},
+            "spec": {"target": {"kind": "Node"},
+                "conditions": [{"class": "NodeCondition", "conditionType": "KernelDeadlock"}],
+                "actions": [{"action": "Cordon"}]}}))
+        .unwrap();
+        CompiledPolicy::compile(&policy).unwrap()
+    }
+
+    /// The engine may lag behind a failure of a Ready node that came since it decided (a
+    /// restart, a slow watch): the node read afresh is judged by the node policies too. One
+    /// that sees a failure there keeps the revert waiting, unless it holds the node by a mark
+    /// of its own (the node stays held by that mark).
+    #[test]
+    fn a_revert_waits_while_a_node_policy_sees_a_failure_on_the_node_read_afresh() {
+        let mut sick = node(true, json!({CORDONED_BY_ANNOTATION: "p"}), Some(NOW - 600));
+        let deadlock = serde_json::from_value(json!({"type": "KernelDeadlock", "status": "True",
+            "reason": "DockerHung", "lastTransitionTime": k8s_openapi::jiff::Timestamp::from_second(NOW - 300).unwrap().to_string()}))
+        .unwrap();
+        if let Some(c) = sick.status.as_mut().and_then(|s| s.conditions.as_mut()) {
+            c.push(deadlock);
+        }
+        let watch = [deadlock_policy("deadlocked")];
+        let why = revert_waits(&sick, "p", &recovered(None, &watch)).unwrap();
+        assert!(why.contains("NodeCondition") && why.contains("deadlocked"), "{why}");
+        // Nobody looks for it: a condition long unchanged is no failure of anyone's.
+        assert_eq!(revert_waits(&sick, "p", &recovered(None, &[])), None);
+        // The policy that sees it holds the node: its mark keeps the node held, p lets go.
+        sick.metadata.annotations = Some([(CORDONED_BY_ANNOTATION.to_string(), "p,deadlocked".to_string())].into());
+        assert_eq!(revert_waits(&sick, "p", &recovered(None, &watch)), None);
+        // Its own revert waits on it, whatever the engine's store said.
+        assert!(revert_waits(&sick, "deadlocked", &recovered(None, &watch)).is_some());
     }
 
     /// A cordon a person lifted is recorded on the node as lifted, kube-healer's mark gone; a

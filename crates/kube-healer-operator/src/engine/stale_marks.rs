@@ -64,6 +64,7 @@ impl Engine {
             node: node.to_string(),
             debounce: self.policies.debounce(),
             ready_since,
+            watch: self.policies.node_policies(),
         }
     }
 

@@ -28,6 +28,9 @@ pub use writer::writer;
 
 pub struct PolicySet {
     policies: BTreeMap<String, CompiledPolicy>,
+    /// The node policies, shared with the reverts that take their last look at a node with
+    /// them (rebuilt when a policy changes, which is rare).
+    node_policies: Arc<[CompiledPolicy]>,
     protected_namespaces: Arc<[String]>,
     namespaces: HashMap<Shared, Labels>,
     matches: HashMap<Target, Vec<Match>>,
@@ -42,6 +45,7 @@ impl Default for PolicySet {
     fn default() -> Self {
         PolicySet {
             policies: BTreeMap::new(),
+            node_policies: Arc::new([]),
             protected_namespaces: PROTECTED_NAMESPACES.iter().map(|n| n.to_string()).collect(),
             namespaces: HashMap::new(),
             matches: HashMap::new(),
@@ -86,10 +90,12 @@ impl PolicySet {
                     .get(&name)
                     .is_none_or(|old| old.generation != compiled.generation);
                 self.policies.insert(name, compiled);
+                self.share_node_policies();
                 Ok((kind, changed))
             }
             Err(e) => {
                 self.policies.remove(&name);
+                self.share_node_policies();
                 Err(e)
             }
         }
@@ -110,11 +116,24 @@ impl PolicySet {
     }
 
     pub fn remove(&mut self, name: &str) -> Option<TargetKind> {
-        self.policies.remove(name).map(|p| p.kind)
+        let kind = self.policies.remove(name).map(|p| p.kind);
+        self.share_node_policies();
+        kind
     }
 
     pub fn retain(&mut self, names: &std::collections::HashSet<String>) {
         self.policies.retain(|n, _| names.contains(n));
+        self.share_node_policies();
+    }
+
+    /// The node policies as they stand, for a revert's last look at its node.
+    pub fn node_policies(&self) -> Arc<[CompiledPolicy]> {
+        self.node_policies.clone()
+    }
+
+    fn share_node_policies(&mut self) {
+        let nodes = self.policies.values().filter(|p| p.kind == TargetKind::Node);
+        self.node_policies = nodes.cloned().collect();
     }
 
     /// Records a namespace's labels; returns whether they changed.

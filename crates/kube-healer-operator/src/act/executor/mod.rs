@@ -149,12 +149,14 @@ impl Lanes {
                 node,
                 debounce,
                 ready_since,
+                watch,
             } => {
                 let (client, recorder) = (self.lent.client.clone(), self.lent.recorder.clone());
                 let recovered = node::Recovered {
                     debounce,
                     ready_since,
                     now: self.lent.clock.now(),
+                    watch,
                 };
                 tokio::spawn(
                     async move { node::revert(&client, &recorder, (&policy, &node), recovered).await },
