@@ -291,6 +291,7 @@ fn container_view(c: &ContainerStatus, init: bool, interner: &mut Interner) -> C
                 reason: non_empty(t.reason.as_ref()).map(|r| interner.str(r)),
                 exit_code: t.exit_code,
                 message: t.message.as_deref().and_then(termination_line).map(Box::from),
+                finished: t.finished_at.as_ref().map(secs),
             })
         });
     ContainerView {

@@ -225,6 +225,9 @@ pub struct LastTermination {
     /// Its termination message (the log's tail with FallbackToLogsOnError): what a crash
     /// loop's pods have in common when one cause makes them crash.
     pub message: Option<Box<str>>,
+    /// When it ended, as the kubelet wrote it: a crash loop's back-off began then, though a
+    /// watch that lagged may have seen it later.
+    pub finished: Option<Secs>,
 }
 
 /// A pod condition (PodScheduled, Initialized, Ready, ...), reduced.

@@ -178,6 +178,37 @@ fn too_few_workloads_or_pods_far_apart_are_no_cause() {
     );
 }
 
+/// A watch that lagged (a restart, a slow API server) sees a crash loop late, and a view dates
+/// a waiting state by when it first saw it. The kubelet's own word, when the container last
+/// ended, dates it instead: a third workload's pods seen 650 s after the first two began, but
+/// ended 20 s after them, are the same cause, not failures of their own.
+#[test]
+fn a_crash_loop_seen_late_begins_when_its_container_last_ended() {
+    let late_seen = |ended: Option<i64>| {
+        let mut input = three_nodes();
+        for deployment in ["cart", "pay", "search"] {
+            for i in 0..2 {
+                let mut pod = crashing("shop", deployment, i, "app", -900, 1, DNS);
+                if deployment == "search" {
+                    let last = &mut pod["status"]["containerStatuses"][0]["lastState"]["terminated"];
+                    last["finishedAt"] = ended.map_or(Value::Null, |t| json!(at(t)));
+                }
+                input.pods.push(pod);
+            }
+        }
+        let mut snapshot = input.snapshot();
+        for pod in snapshot.pods.iter_mut().filter(|p| p.name.starts_with("search")) {
+            let mut containers = pod.containers.to_vec();
+            containers[0].state_since = Some(NOW - 250);
+            pod.containers = containers.into();
+        }
+        let report = kube_healer_core::classify_snapshot(&snapshot, NOW);
+        pods_causes(&report.correlated).len()
+    };
+    assert_eq!(late_seen(Some(-880)), 1, "ended within the window: one cause");
+    assert_eq!(late_seen(None), 0, "dated only by when it was seen: outside the window");
+}
+
 #[test]
 fn a_cause_lasts_while_any_member_fails_and_holds_later_ones_on_sight() {
     let input = storm();

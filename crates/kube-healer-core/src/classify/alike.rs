@@ -39,9 +39,23 @@ pub fn alike(class: FailureClass, pod: &PodView, summary: &str, since: Secs) -> 
     Alike {
         workload,
         signature,
-        since,
+        since: began(pod, since),
         created: pod.created(),
     }
+}
+
+/// When the failure begun at `since` (as the view dates it) began by the kubelet's own word, if
+/// it is earlier: a crash loop's back-off began when its container last ended. A view dates a
+/// waiting state by when it first saw it, so a watch that lagged (a restart, a slow API server)
+/// would push the pod's start past the window of the others its cause broke, and the one cause
+/// would look like several.
+fn began(pod: &PodView, since: Secs) -> Secs {
+    let waiting = pod
+        .containers
+        .iter()
+        .filter(|c| matches!(c.state, ContainerState::Waiting { .. }));
+    let ended = waiting.filter_map(|c| c.last_terminated.as_ref()?.finished);
+    ended.fold(since, Secs::min)
 }
 
 /// The workload a pod belongs to: the Deployment of a ReplicaSet that carries its
