@@ -349,12 +349,10 @@ pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, Conve
             heartbeat: c.last_heartbeat_time.as_ref().map(secs),
         })
         .collect();
-    let set_by_other = crate::marks::unschedulable_set_by_other(meta);
     let unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
     let annotations = meta.annotations.as_ref();
-    // A cordon someone else set last holds nothing of kube-healer's, whatever its marks say
-    // (a remediator's or a replacement's, on a node kube-healer handed them, is its own doing).
-    let others_cordon = set_by_other && !crate::marks::handed_over(annotations);
+    // A cordon someone else set last holds nothing of kube-healer's, whatever its marks say.
+    let others_cordon = crate::marks::cordon_is_others(meta);
     let cordon_lifted: Vec<(Shared, Secs)> = crate::marks::cordon_lifted(annotations)
         .into_iter()
         .map(|(p, at)| (interner.str(p), at))
@@ -366,8 +364,8 @@ pub fn node_view(node: &Node, interner: &mut Interner) -> Result<NodeView, Conve
         unschedulable,
         opted_out: opted_out(annotations),
         held_by: held_by(annotations, unschedulable && !others_cordon, &taints, interner),
-        stale_cordon: crate::marks::stale_cordon(annotations, unschedulable, set_by_other),
-        cordoned_by_other: crate::marks::cordoned_by_other(annotations, unschedulable, set_by_other),
+        stale_cordon: crate::marks::stale_cordon(meta, unschedulable),
+        cordoned_by_other: crate::marks::cordoned_by_other(meta, unschedulable),
         stale_taint: crate::marks::stale_taints(annotations, &taints),
         handed_over: crate::marks::handed_over(annotations),
         cordon_lifted: cordon_lifted.into(),

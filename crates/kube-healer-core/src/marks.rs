@@ -112,18 +112,19 @@ pub fn unschedulable_set_by_other(meta: &ObjectMeta) -> bool {
         && owners.all(|m| !OWN_MANAGERS.contains(&m.manager.as_deref().unwrap_or("unknown")))
 }
 
+/// Whether the node's cordon, set last by someone else (see [`unschedulable_set_by_other`]), is
+/// theirs: it is unless kube-healer handed the node to a remediator or a replacement, whose
+/// cordon is kube-healer's own doing. One rule for the view, the cordon and the revert.
+pub fn cordon_is_others(meta: &ObjectMeta) -> bool {
+    unschedulable_set_by_other(meta) && !handed_over(meta.annotations.as_ref())
+}
+
 /// kube-healer's cordon mark on a node whose cordon is not kube-healer's: someone else lifted it
-/// (schedulable), or set it again since (`set_by_other`; on a node handed to a remediator or a
-/// replacement, theirs is kube-healer's own doing). The mark must come off at once (replaced by
-/// the cordon-lifted annotation), or the person's cordon would be taken for kube-healer's and
-/// lifted by it.
-pub fn stale_cordon(
-    annotations: Option<&BTreeMap<String, String>>,
-    unschedulable: bool,
-    set_by_other: bool,
-) -> bool {
-    let another_s = !unschedulable || (set_by_other && !handed_over(annotations));
-    another_s && !cordon_owners(annotations).is_empty()
+/// (schedulable), or set it again since ([`cordon_is_others`]). The mark must come off at once
+/// (replaced by the cordon-lifted annotation), or the person's cordon would be taken for
+/// kube-healer's and lifted by it.
+pub fn stale_cordon(meta: &ObjectMeta, unschedulable: bool) -> bool {
+    (!unschedulable || cordon_is_others(meta)) && !cordon_owners(meta.annotations.as_ref()).is_empty()
 }
 
 /// kube-healer's taint marks whose taint is no longer on the node: someone removed it. The
@@ -143,15 +144,13 @@ pub fn handed_over(annotations: Option<&BTreeMap<String, String>>) -> bool {
 }
 
 /// The node is cordoned by someone else: unschedulable with no kube-healer cordon mark (or with
-/// one, but set last by someone else: see [`unschedulable_set_by_other`]), and not
-/// handed by kube-healer to a remediator or a replacement (which cordon the node themselves, on
-/// kube-healer's behalf). kube-healer's taints say nothing of who cordoned it.
-pub fn cordoned_by_other(
-    annotations: Option<&BTreeMap<String, String>>,
-    unschedulable: bool,
-    set_by_other: bool,
-) -> bool {
-    unschedulable && (set_by_other || cordon_owners(annotations).is_empty()) && !handed_over(annotations)
+/// one, but set last by someone else: [`cordon_is_others`]), and not handed by kube-healer to a
+/// remediator or a replacement (which cordon the node themselves, on kube-healer's behalf).
+/// kube-healer's taints say nothing of who cordoned it.
+pub fn cordoned_by_other(meta: &ObjectMeta, unschedulable: bool) -> bool {
+    let annotations = meta.annotations.as_ref();
+    let unmarked = cordon_owners(annotations).is_empty() && !handed_over(annotations);
+    unschedulable && (cordon_is_others(meta) || unmarked)
 }
 
 /// The policies whose cordon someone else lifted, and when kube-healer saw it: the node's

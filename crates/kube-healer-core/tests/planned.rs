@@ -14,7 +14,7 @@ use kube_healer_api::{
 use kube_healer_core::convert::{Interner, node_view, pod_view};
 use kube_healer_core::decide::{
     Budget, Decision, Facts, Fresh, Ladder, Maintainer, OutBy, OutCount, OutOfService, PlannedSignals, Read,
-    Seen, ShutdownEvidence, decide, overridden, planned_disruption, recheck_node, under_maintenance,
+    Seen, ShutdownEvidence, Tally, decide, overridden, planned_disruption, recheck_node, under_maintenance,
 };
 use kube_healer_core::policy::{CompiledPolicy, TargetView};
 use kube_healer_core::view::{NodeView, Secs};
@@ -517,6 +517,22 @@ fn the_disruption_budget_counts_every_node_out_of_service_whoever_took_it_out() 
     }
     assert!(matches!(decided(ours), Decision::Act { .. }));
     assert!(ActionKind::Cordon.properties().takes_node_out);
+
+    // The recheck's count, on nodes read afresh: a target kube-healer keeps out already is never
+    // refused, however many are out, so its count is never listed.
+    let held = cordoned(json!({CORDONED_BY_ANNOTATION: "down-nodes"}));
+    assert!(!Tally::may_refuse(&held, &signals));
+    let mut tally = Tally::default();
+    for name in ["a", "b", "c"] {
+        let mut other = cordoned(json!({CORDONED_BY_ANNOTATION: "p"}));
+        other.name = name.into();
+        tally.add(&other, &held.name, &signals);
+    }
+    tally.add(&held, &held.name, &signals);
+    assert_eq!(tally.refusal("1"), None, "the target is kube-healer's already");
+    for target in [serving, cordoned(json!({})), silent] {
+        assert!(Tally::may_refuse(&target, &signals), "{target:?}");
+    }
 }
 
 /// Right before the call, the node read afresh: a maintenance begun, or kube-healer's cordon

@@ -206,7 +206,11 @@ fn a_crash_loop_seen_late_begins_when_its_container_last_ended() {
         pods_causes(&report.correlated).len()
     };
     assert_eq!(late_seen(Some(-880)), 1, "ended within the window: one cause");
-    assert_eq!(late_seen(None), 0, "dated only by when it was seen: outside the window");
+    assert_eq!(
+        late_seen(None),
+        0,
+        "dated only by when it was seen: outside the window"
+    );
 }
 
 #[test]

@@ -166,8 +166,9 @@ impl Run {
                 let node = node_read(&req.spec.target.name, &mut interner);
                 // The simulated nodes have no Lease: one asked for reads as gone.
                 let lease = if plan.lease { Read::Gone } else { Read::NotRead };
+                let counted = matches!(&node, Read::Found(n) if Tally::may_refuse(n, &seen.planned));
                 match recheck_node(seen, req.spec.action, node, lease, now) {
-                    Fresh::Holds => self.budget(seen, &req.spec.target.name),
+                    Fresh::Holds if counted => self.budget(seen, &req.spec.target.name),
                     other => other,
                 }
             }

@@ -108,6 +108,13 @@ impl Tally {
         }
     }
 
+    /// Whether the count can refuse an action on `target`, read afresh: not once kube-healer
+    /// keeps it out of service already (the action takes no more of the count, nor of
+    /// kube-healer's share: see [`OutOfService::refusal`]). The recheck then lists no nodes.
+    pub fn may_refuse(target: &NodeView, signals: &PlannedSignals) -> bool {
+        OutBy::of(target, !target.held_by.is_empty(), signals) != Some(OutBy::KubeHealer)
+    }
+
     /// The budget (`configured`, as the operator was given it) on the nodes counted: why it
     /// refuses the action, if it does.
     pub fn refusal(self, configured: &str) -> Option<String> {

@@ -134,7 +134,7 @@ fn cordon_change(node: &Node, spec: &HealingActionSpec) -> Option<(serde_json::V
         // Cordoned by a person (no mark, or set again by someone since the mark): not ours to
         // claim. Cordoned by other policies: this one holds it too, so that it stays until none
         // of them needs it.
-        let by_other = kube_healer_core::marks::unschedulable_set_by_other(&node.metadata);
+        let by_other = kube_healer_core::marks::cordon_is_others(&node.metadata);
         if owners.is_empty() || owners.contains(&policy) || by_other {
             return None;
         }
@@ -159,13 +159,8 @@ pub async fn cordon(client: &Client, spec: &HealingActionSpec) -> Outcome {
     let by_other = std::sync::atomic::AtomicBool::new(false);
     let result = update_node(client, &spec.target.name, Some(&spec.target.uid), |node| {
         let unschedulable = node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
-        let set_by_other = kube_healer_core::marks::unschedulable_set_by_other(&node.metadata);
         by_other.store(
-            kube_healer_core::marks::cordoned_by_other(
-                node.metadata.annotations.as_ref(),
-                unschedulable,
-                set_by_other,
-            ),
+            kube_healer_core::marks::cordoned_by_other(&node.metadata, unschedulable),
             std::sync::atomic::Ordering::Relaxed,
         );
         cordon_patch(node, spec)
@@ -432,11 +427,7 @@ impl Change<'_> {
         let rest: Vec<&str> = owners.into_iter().filter(|p| *p != policy).collect();
         // A cordon someone set again over the mark is theirs (core's `stale_cordon`): only the
         // mark comes off.
-        let theirs = kube_healer_core::marks::stale_cordon(
-            n.metadata.annotations.as_ref(),
-            true,
-            kube_healer_core::marks::unschedulable_set_by_other(&n.metadata),
-        );
+        let theirs = kube_healer_core::marks::stale_cordon(&n.metadata, true);
         if rest.is_empty() && theirs {
             self.patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION] = serde_json::Value::Null;
             self.undone
@@ -579,8 +570,7 @@ pub fn lifted_marks_patch(n: &Node, now: i64) -> Option<(serde_json::Value, Stri
     let unschedulable = n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
     let mut patch = json!({"metadata": {"annotations": {}}});
     let mut said = Vec::new();
-    let set_by_other = kube_healer_core::marks::unschedulable_set_by_other(&n.metadata);
-    if kube_healer_core::marks::stale_cordon(annotations, unschedulable, set_by_other) {
+    if kube_healer_core::marks::stale_cordon(&n.metadata, unschedulable) {
         let owners = cordon_owners(annotations);
         let mut lifted: Vec<(&str, i64)> = kube_healer_core::marks::cordon_lifted(annotations)
             .into_iter()
@@ -776,7 +766,12 @@ mod tests {
             revert_waits(&node(true, marked.clone(), Some(NOW - 120)), "p", &r(None)),
             None
         );
-        let why = revert_waits(&node(true, marked.clone(), Some(NOW - 10)), "p", &r(Some(NOW - 600))).unwrap();
+        let why = revert_waits(
+            &node(true, marked.clone(), Some(NOW - 10)),
+            "p",
+            &r(Some(NOW - 600)),
+        )
+        .unwrap();
         assert!(why.contains("unchanged for 10s only"), "its own time wins: {why}");
         let why = revert_waits(&node(true, marked.clone(), None), "p", &r(None)).unwrap();
         assert!(why.contains("not Ready"), "{why}");
@@ -814,11 +809,15 @@ mod tests {
         }
         let watch = [deadlock_policy("deadlocked")];
         let why = revert_waits(&sick, "p", &recovered(None, &watch)).unwrap();
-        assert!(why.contains("NodeCondition") && why.contains("deadlocked"), "{why}");
+        assert!(
+            why.contains("NodeCondition") && why.contains("deadlocked"),
+            "{why}"
+        );
         // Nobody looks for it: a condition long unchanged is no failure of anyone's.
         assert_eq!(revert_waits(&sick, "p", &recovered(None, &[])), None);
         // The policy that sees it holds the node: its mark keeps the node held, p lets go.
-        sick.metadata.annotations = Some([(CORDONED_BY_ANNOTATION.to_string(), "p,deadlocked".to_string())].into());
+        sick.metadata.annotations =
+            Some([(CORDONED_BY_ANNOTATION.to_string(), "p,deadlocked".to_string())].into());
         assert_eq!(revert_waits(&sick, "p", &recovered(None, &watch)), None);
         // Its own revert waits on it, whatever the engine's store said.
         assert!(revert_waits(&sick, "deadlocked", &recovered(None, &watch)).is_some());
@@ -946,6 +945,31 @@ mod tests {
         assert_eq!(
             patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION],
             json!("p")
+        );
+        // Another policy's cordon, set again by a person since (managedFields): not claimed.
+        let manager = |name: &str| {
+            Some(vec![
+                serde_json::from_value(json!({"manager": name, "operation": "Update",
+                    "fieldsV1": {"f:spec": {"f:unschedulable": {}}}}))
+                .unwrap(),
+            ])
+        };
+        let mut theirs = node(true, json!({CORDONED_BY_ANNOTATION: "q"}), Some(NOW));
+        theirs.metadata.managed_fields = manager("kubectl");
+        assert_eq!(cordon_patch(&theirs, &spec("p")), None);
+        // Set by the remediator kube-healer handed the node to: kube-healer's own doing, so the
+        // policy holds it too (core's `cordon_is_others`, as the node's view tells it).
+        let mut handed = node(
+            true,
+            json!({CORDONED_BY_ANNOTATION: "q",
+                REMEDIATED_BY_ANNOTATION: "q=remediation.medik8s.io/v1alpha1/SelfNodeRemediation/ops"}),
+            Some(NOW),
+        );
+        handed.metadata.managed_fields = manager("self-node-remediation");
+        let (patch, _) = cordon_patch(&handed, &spec("p")).unwrap();
+        assert_eq!(
+            patch["metadata"]["annotations"][CORDONED_BY_ANNOTATION],
+            json!("q,p")
         );
     }
 }

@@ -132,8 +132,9 @@ async fn fresh(
             } else {
                 Read::NotRead
             };
+            let counted = matches!(&node, Read::Found(n) if Tally::may_refuse(n, &seen.planned));
             match recheck_node(seen, req.spec.action, node, lease, now) {
-                Fresh::Holds => budget(client, seen, &target.name, calls).await,
+                Fresh::Holds if counted => budget(client, seen, &target.name, calls).await,
                 other => Ok(other),
             }
         }
