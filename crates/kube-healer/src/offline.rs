@@ -1,6 +1,8 @@
 //! The operator's decision, made on a cluster read once (`explain`, `simulate`): the same facts,
 //! gates and target safety rules as the operator's gate, from the core.
 
+use std::collections::HashMap;
+
 use kube_healer_core::decide::{Budget, decide as core_decide};
 use kube_healer_core::decide::{
     DOWN_CLASSES, Decision, Facts, Ladder, PlannedSignals, Removal, WorkloadPods, Zone,
@@ -16,7 +18,24 @@ pub struct Decider<'a> {
     pub policy: &'a CompiledPolicy,
     pub snapshot: &'a Snapshot,
     pub correlated: &'a [Correlated],
+    /// The snapshot's pods by workload ([`workloads`]).
+    pub workloads: &'a Workloads<'a>,
     pub now: Secs,
+}
+
+/// Pods by workload: a pod's siblings, for maxDisruptedPerWorkload.
+pub type Workloads<'a> = HashMap<String, Vec<&'a PodView>>;
+
+/// The snapshot's pods by workload, indexed once for every decision on it (not a scan of every
+/// pod per decision: a plan on a large cluster decides thousands).
+pub fn workloads(snapshot: &Snapshot) -> Workloads<'_> {
+    let mut out: Workloads<'_> = HashMap::new();
+    for pod in &snapshot.pods {
+        if let Some(w) = workload_of(pod) {
+            out.entry(w).or_default().push(pod);
+        }
+    }
+    out
 }
 
 impl Decider<'_> {
@@ -50,10 +69,7 @@ impl Decider<'_> {
         facts.maintenance = under_maintenance(spec, finding, target, snapshot, &signals, when);
         facts.overridden = overridden(spec, name.unwrap_or_default(), target, when);
         if let TargetView::Pod(pod) = target {
-            let siblings = |w: &str| {
-                let of = |p: &&PodView| workload_of(p).as_deref() == Some(w);
-                snapshot.pods.iter().filter(of).collect()
-            };
+            let siblings = |w: &str| self.workloads.get(w).cloned().unwrap_or_default();
             facts.workload = WorkloadPods::of(pod, finding.class, siblings, removals);
         }
         // Windows in UTC (the operator's --time-zone is not known here).

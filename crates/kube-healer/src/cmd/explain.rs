@@ -275,6 +275,7 @@ fn policy_rows(
     now: Secs,
 ) -> Vec<[String; 4]> {
     let mut rows: Vec<[String; 4]> = Vec::new();
+    let workloads = offline::workloads(snapshot);
     for policy in policies {
         let name = policy.metadata.name.clone().unwrap_or_default();
         let compiled = match CompiledPolicy::compile(policy) {
@@ -312,6 +313,7 @@ fn policy_rows(
                 policy: &compiled,
                 snapshot,
                 correlated: &report.correlated,
+                workloads: &workloads,
                 now,
             };
             let removed = |w: &str| removals.of(w, now);

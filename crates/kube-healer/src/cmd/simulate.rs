@@ -159,6 +159,7 @@ pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan
         policy: compiled,
         snapshot,
         correlated: &report.correlated,
+        workloads: &offline::workloads(snapshot),
         now,
     };
     let decisions = matches
