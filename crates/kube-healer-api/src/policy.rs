@@ -355,9 +355,9 @@ pub struct Safety {
     pub max_disrupted_per_workload: Option<IntOrString>,
     /// Pod policies: when pods failing alike (one failure told the same way) are one shared
     /// cause, and this policy's actions on them are held instead of healing pod by pod: at least
-    /// minPods pods of at least minWorkloads workloads beginning to fail within the operator's
-    /// `--pods-alike-window`. Omitted: the operator's `--pods-alike-min-pods` (5) and
-    /// `--pods-alike-min-workloads` (3).
+    /// minPods pods of at least minWorkloads workloads beginning to fail within a window.
+    /// Omitted: the operator's `--pods-alike-min-pods` (5), `--pods-alike-min-workloads` (3) and
+    /// `--pods-alike-window` (10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pods_alike: Option<PodsAlikeThresholds>,
     /// How long the pods of a node under someone else's planned disruption (lost with it,
@@ -388,6 +388,9 @@ pub struct PodsAlikeThresholds {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100000))]
     pub min_workloads: Option<i32>,
+    /// How close together their failures begin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Duration>,
 }
 
 /// A weekly window, from `start` to `end` on each of `days`; a window that ends at or before

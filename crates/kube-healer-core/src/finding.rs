@@ -180,10 +180,20 @@ pub struct Correlated {
     pub since: Secs,
     pub message: String,
     /// Pods failing alike, told by a failure's signature: the largest bursts seen since the
-    /// cause began, as (pods, workloads) beginning within the window, none outdone in both by
-    /// another. A policy with pods-alike thresholds of its own is held by the cause only if one
-    /// of them meets them (see [`Correlated::holds_for`]). Empty for other causes.
-    pub bursts: Vec<(usize, usize)>,
+    /// cause began, in each window bursts are counted in, none outdone in both pods and
+    /// workloads by another of its window. A policy with pods-alike thresholds of its own is held
+    /// by the cause only if one of its window meets them (see [`Correlated::holds_for`]). Empty
+    /// for other causes.
+    pub bursts: Vec<Burst>,
+}
+
+/// Pods failing alike that began within `window` seconds of each other: how many, of how many
+/// workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Burst {
+    pub window: Secs,
+    pub pods: usize,
+    pub workloads: usize,
 }
 
 impl Correlated {
@@ -191,8 +201,22 @@ impl Correlated {
     /// or the operator's): every cause does, but pods failing alike by a failure's signature
     /// only once a burst met them. Once met, it stays met while the cause lasts.
     pub fn holds_for(&self, thresholds: &crate::thresholds::PodsAlike) -> bool {
-        !matches!(self.cause, CorrelatedCause::Pods(PodsKey::Failure(_)))
-            || self.bursts.iter().any(|b| thresholds.met_by(*b))
+        if !matches!(self.cause, CorrelatedCause::Pods(PodsKey::Failure(_))) {
+            return true;
+        }
+        // Counted in the policy's own window; else (thresholds nobody counted bursts for: a
+        // CLI's defaults) in the shortest longer one, which holds on the safe side, or the
+        // longest there is.
+        let windows = self.bursts.iter().map(|b| b.window);
+        let counted = windows
+            .clone()
+            .filter(|w| *w >= thresholds.window)
+            .min()
+            .or(windows.max());
+        self.bursts
+            .iter()
+            .filter(|b| Some(b.window) == counted)
+            .any(|b| thresholds.met_by((b.pods, b.workloads)))
     }
 
     /// Whether `finding` stems from this cause (its per-target action should be held back): it

@@ -17,5 +17,5 @@ pub mod view;
 
 pub use classify::{Report, classify_node, classify_pod, classify_snapshot};
 pub use cluster::{ClusterView, NodeLookup, Snapshot};
-pub use finding::{Alike, Correlated, CorrelatedCause, Finding, PodsKey, Subject, Workload};
+pub use finding::{Alike, Burst, Correlated, CorrelatedCause, Finding, PodsKey, Subject, Workload};
 pub use thresholds::{Knobs, PodsAlike, default_for};

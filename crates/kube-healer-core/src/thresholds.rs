@@ -59,6 +59,9 @@ pub struct Knobs {
     pub correlated_registry_pods: usize,
     pub correlated_registry_nodes: usize,
     pub pods_alike: PodsAlike,
+    /// The windows bursts of pods failing alike are counted in: the operator's and each
+    /// policy's own (`pods_alike`'s, the longest, among them). See [`Knobs::fit_pods_alike`].
+    pub pods_alike_windows: Vec<Secs>,
     /// A sick node: at least `pods` pods of at least `workloads` workloads failing on it alone.
     pub sick_node: SickNode,
     pub correlated_nodes_min: usize,
@@ -90,6 +93,7 @@ impl Default for Knobs {
             correlated_registry_pods: 5,
             correlated_registry_nodes: 3,
             pods_alike: PodsAlike::default(),
+            pods_alike_windows: vec![PodsAlike::default().window],
             sick_node: SickNode {
                 pods: 3,
                 workloads: 3,
@@ -133,7 +137,9 @@ impl PodsAlike {
         PodsAlike {
             pods: count(own.and_then(|o| o.min_pods), self.pods),
             workloads: count(own.and_then(|o| o.min_workloads), self.workloads),
-            window: self.window,
+            window: own
+                .and_then(|o| o.window)
+                .map_or(self.window, |w| w.as_std().as_secs() as Secs),
         }
     }
 
@@ -175,6 +181,29 @@ impl Default for PodsAlike {
 }
 
 impl Knobs {
+    /// Fits the pods-alike thresholds causes are found at to the operator's (`operator`) and
+    /// the policies' own (`safeties`): the loosest of them finds every cause any of them asks
+    /// for, and bursts are counted in each window one asks for, so that each policy is held only
+    /// by a burst within its own (`Correlated::holds_for`). Whether they changed.
+    pub fn fit_pods_alike<'a>(
+        &mut self,
+        operator: &PodsAlike,
+        safeties: impl IntoIterator<Item = &'a kube_healer_api::Safety> + Clone,
+    ) -> bool {
+        let loosest = operator.loosest_for(safeties.clone());
+        let mut windows: Vec<Secs> = safeties
+            .into_iter()
+            .map(|s| operator.for_policy(s).window)
+            .chain([operator.window, loosest.window])
+            .collect();
+        windows.sort_unstable();
+        windows.dedup();
+        let changed = loosest != self.pods_alike || windows != self.pods_alike_windows;
+        self.pods_alike = loosest;
+        self.pods_alike_windows = windows;
+        changed
+    }
+
     /// The defaults with a policy condition's overrides.
     pub fn for_condition(condition: &FailureCondition) -> Self {
         let mut knobs = Knobs::default();

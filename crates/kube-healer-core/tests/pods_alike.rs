@@ -278,8 +278,17 @@ fn safety(min_pods: i32, min_workloads: i32) -> kube_healer_api::Safety {
         pods_alike: Some(kube_healer_api::PodsAlikeThresholds {
             min_pods: Some(min_pods),
             min_workloads: Some(min_workloads),
+            window: None,
         }),
         ..Default::default()
+    }
+}
+
+fn burst(window: i64, pods: usize, workloads: usize) -> kube_healer_core::Burst {
+    kube_healer_core::Burst {
+        window,
+        pods,
+        workloads,
     }
 }
 
@@ -302,11 +311,12 @@ fn a_policy_s_own_thresholds_decide_which_causes_hold_it() {
     let loose = strict.for_policy(&safety(4, 2));
     assert_eq!((loose.pods, loose.workloads, loose.window), (4, 2, strict.window));
     let mut knobs = operator.clone();
-    knobs.pods_alike = strict.loosest(&loose);
+    assert!(knobs.fit_pods_alike(&strict, [&safety(4, 2)]));
+    assert_eq!(knobs.pods_alike, strict.loosest(&loose));
     let found = correlate(&findings, &topology, &knobs, &[], &());
     let causes = pods_causes(&found);
     assert_eq!(causes.len(), 1, "{causes:#?}");
-    assert_eq!(causes[0].bursts, [(8, 2)]);
+    assert_eq!(causes[0].bursts, [burst(strict.window, 8, 2)]);
     // ... it holds that policy, and not one at the operator's thresholds, nor one asking for
     // more workloads than failed.
     assert!(causes[0].holds_for(&loose));
@@ -329,7 +339,7 @@ fn once_a_burst_met_a_policy_s_thresholds_it_stays_met_while_the_cause_lasts() {
     let first = correlate(&report.findings, &topology, &knobs, &[], &());
     let cause = pods_causes(&first)[0].clone();
     // Ten pods of five workloads within the window; none outdoes (10, 5).
-    assert_eq!(cause.bursts, [(10, 5)]);
+    assert_eq!(cause.bursts, [burst(knobs.pods_alike.window, 10, 5)]);
     let five_of_five = knobs.pods_alike.for_policy(&safety(10, 5));
     assert!(cause.holds_for(&five_of_five));
 
@@ -341,4 +351,56 @@ fn once_a_burst_met_a_policy_s_thresholds_it_stays_met_while_the_cause_lasts() {
     assert_eq!(lasting.members.len(), 1);
     assert!(lasting.holds_for(&five_of_five));
     assert!(!lasting.holds_for(&knobs.pods_alike.for_policy(&safety(11, 5))));
+}
+
+/// A policy's own window: bursts are counted in it too, and the policy is held only by one that
+/// began within it. Five workloads' pods begin to fail 4 minutes apart: within the operator's
+/// 10 minutes they are one cause; a policy asking for 3 workloads within 5 minutes never saw
+/// more than 2 begin together, and heals them pod by pod; one asking within 20 minutes is held
+/// as the operator's are.
+#[test]
+fn a_policy_s_own_window_counts_its_bursts() {
+    let mut input = three_nodes();
+    for (d, deployment) in ["cart", "pay", "search", "auth", "mail"].iter().enumerate() {
+        for i in 0..2 {
+            let since = -2000 + d as i64 * 240;
+            input
+                .pods
+                .push(crashing("shop", deployment, i, "app", since, 1, DNS));
+        }
+    }
+    let findings = input.report().findings;
+    let within = |minutes: u64| kube_healer_api::Safety {
+        pods_alike: Some(kube_healer_api::PodsAlikeThresholds {
+            window: Some(kube_healer_api::Duration::from(std::time::Duration::from_secs(
+                minutes * 60,
+            ))),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (short, long) = (within(5), within(20));
+    let mut knobs = Knobs::default();
+    let operator = knobs.pods_alike;
+    knobs.fit_pods_alike(&operator, [&short, &long]);
+    assert_eq!(knobs.pods_alike_windows, [300, 600, 1200]);
+    assert_eq!(knobs.pods_alike.window, 1200, "found at the longest");
+    let found = correlate(&findings, &Topology::default(), &knobs, &[], &());
+    let causes = pods_causes(&found);
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    let cause = causes[0];
+    assert!(cause.holds_for(&operator), "3 workloads within 10 minutes");
+    assert!(cause.holds_for(&operator.for_policy(&long)));
+    assert!(
+        !cause.holds_for(&operator.for_policy(&short)),
+        "{:?}",
+        cause.bursts
+    );
+    // Thresholds nobody counted bursts for are read in the shortest longer window (the safe
+    // side): 7 minutes reads the 10-minute bursts.
+    let seven = kube_healer_core::PodsAlike {
+        window: 420,
+        ..operator
+    };
+    assert!(cause.holds_for(&seven));
 }

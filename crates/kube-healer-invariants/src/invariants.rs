@@ -375,7 +375,12 @@ impl Judge {
             .hold
             .as_ref()
             .is_some_and(|h| h.reason == kube_healer_api::reasons::HoldReason::Correlated);
-        if !held || req.spec.target.kind != TargetKind::Pod {
+        // Only a failure pods-alike causes group: a pod lost with its node is held by the
+        // node's cause, which records each held target once by design, whatever the pod's own
+        // trouble turns out to be once the node is back (a lagging engine decides on the lost
+        // pod after the world has moved on).
+        let grouped = req.spec.class.properties().family == Some(kube_healer_api::Family::PodsAlike);
+        if !held || !grouped || req.spec.target.kind != TargetKind::Pod {
             return;
         }
         let Some(pod) = world.pods.get(&pod_key(req)) else {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kube_healer_api::FailureClass;
 
-use crate::finding::{Correlated, CorrelatedCause, Finding, PodsKey};
+use crate::finding::{Burst, Correlated, CorrelatedCause, Finding, PodsKey};
 use crate::thresholds::Knobs;
 use crate::view::Secs;
 
@@ -92,7 +92,7 @@ fn pods_alike(findings: &[&Finding], knobs: &Knobs, previous: &[Correlated]) -> 
         let before = was.map_or(&[][..], |c| &c.bursts);
         out.push(Correlated {
             message: message(&key, &members),
-            bursts: bursts(&key, &members, knobs.pods_alike.window, before),
+            bursts: bursts(&key, &members, &knobs.pods_alike_windows, before),
             cause,
             classes,
             since,
@@ -173,28 +173,31 @@ fn windows(key: &PodsKey, members: &[&Finding], window: Secs) -> Vec<Run> {
     out
 }
 
-/// The bursts of a failure's signature (see `Correlated::bursts`): those of `members` now and
-/// those the cause had seen (`before`), none outdone in both pods and workloads by another.
-fn bursts(
-    key: &PodsKey,
-    members: &[&Finding],
-    window: Secs,
-    before: &[(usize, usize)],
-) -> Vec<(usize, usize)> {
+/// The bursts of a failure's signature (see `Correlated::bursts`): those of `members` now, in
+/// each of `windows`, and those the cause had seen (`before`), none outdone in both pods and
+/// workloads by another of its window.
+fn bursts(key: &PodsKey, members: &[&Finding], windows: &[Secs], before: &[Burst]) -> Vec<Burst> {
     if !matches!(key, PodsKey::Failure(_)) {
         return Vec::new();
     }
-    let mut all: Vec<(usize, usize)> = windows(key, members, window)
-        .into_iter()
-        .map(|w| (w.pods, w.spread))
-        .chain(before.iter().copied())
-        .collect();
-    // Most pods first (most workloads first among equals): each kept only if it spans more
-    // workloads than every burst of more pods.
-    all.sort_by(|a, b| b.cmp(a));
-    let mut front: Vec<(usize, usize)> = Vec::new();
+    let now = windows.iter().flat_map(|&window| {
+        let runs = self::windows(key, members, window).into_iter();
+        runs.map(move |r| Burst {
+            window,
+            pods: r.pods,
+            workloads: r.spread,
+        })
+    });
+    let mut all: Vec<Burst> = now.chain(before.iter().copied()).collect();
+    // By window, most pods first (most workloads first among equals): each kept only if it
+    // spans more workloads than every burst of its window with more pods.
+    all.sort_by(|a, b| (a.window, b.pods, b.workloads).cmp(&(b.window, a.pods, a.workloads)));
+    let mut front: Vec<Burst> = Vec::new();
     for b in all {
-        if front.last().is_none_or(|last| b.1 > last.1) {
+        let outdone = front
+            .last()
+            .is_some_and(|last| last.window == b.window && b.workloads <= last.workloads);
+        if !outdone {
             front.push(b);
         }
     }

@@ -296,8 +296,10 @@ pub struct Recovered {
 /// - the node has not been Ready, with its status settled, for the debounce by its own
 ///   conditions' times (a Ready condition without a time is dated as the engine saw it, as the
 ///   recheck carries the decision's times);
-/// - or a node policy sees a failure in its conditions: the policy itself, or one that holds no
-///   mark on the node (the engine's rule: a holder keeps the node held by its own mark).
+/// - or a node policy sees a failure in its conditions: the policy itself, one that holds no
+///   mark on the node, or, when the revert would take an effect off (a cordon or a taint the
+///   policy holds alone), any. A policy that holds the node keeps it out by its own mark, but
+///   only with its own effects: a taint comes off only once the node shows no failure at all.
 pub fn revert_waits(n: &Node, policy: &str, r: &Recovered) -> Option<String> {
     let mut view = kube_healer_core::convert::node_view(n, &mut Default::default()).ok()?;
     if let Some(c) = view.conditions.iter_mut().find(|c| &*c.type_ == "Ready")
@@ -315,13 +317,33 @@ pub fn revert_waits(n: &Node, policy: &str, r: &Recovered) -> Option<String> {
             ));
         }
     }
-    let holds_it = |p: &CompiledPolicy| p.name != policy && view.held_by.iter().any(|h| **h == *p.name);
+    let lifts = lifts_alone(n, policy);
+    let holds_it =
+        |p: &CompiledPolicy| !lifts && p.name != policy && view.held_by.iter().any(|h| **h == *p.name);
     let mut asked = r.watch.iter().filter(|p| !holds_it(p));
     let (seer, found) = asked.find_map(|p| p.sees_on_the_node(&view, r.now).map(|f| (p, f)))?;
     Some(format!(
         "read afresh, the node shows {:?} ({}), which {} looks for",
         found.class, found.evidence.summary, seer.name
     ))
+}
+
+/// Whether the policy's revert would take an effect off the node, not only its mark: it holds
+/// the cordon, or a taint, alone.
+fn lifts_alone(n: &Node, policy: &str) -> bool {
+    let annotations = n.metadata.annotations.as_ref();
+    let cordoned = n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+    let cordon = cordoned && cordon_owners(annotations) == [policy];
+    let taints = taint_owners(annotations);
+    let held_by_another = |k: &str, e: &str| {
+        taints
+            .iter()
+            .any(|(p, k2, e2)| *p != policy && (*k2, *e2) == (k, e))
+    };
+    let taint = taints
+        .iter()
+        .any(|(p, k, e)| *p == policy && !held_by_another(k, e));
+    cordon || taint
 }
 
 /// The policy lets go of the node, once the node read afresh has been Ready for the debounce:
@@ -821,6 +843,17 @@ mod tests {
         assert_eq!(revert_waits(&sick, "p", &recovered(None, &watch)), None);
         // Its own revert waits on it, whatever the engine's store said.
         assert!(revert_waits(&sick, "deadlocked", &recovered(None, &watch)).is_some());
+        // p's taint is p's alone: taking it off is no mark's release but an effect lifted, and
+        // waits for the node to show no failure at all.
+        sick.metadata.annotations = Some(
+            [
+                (CORDONED_BY_ANNOTATION.to_string(), "deadlocked".to_string()),
+                (TAINTED_BY_ANNOTATION.to_string(), "p=k:NoExecute".to_string()),
+            ]
+            .into(),
+        );
+        let why = revert_waits(&sick, "p", &recovered(None, &watch)).unwrap();
+        assert!(why.contains("deadlocked"), "{why}");
     }
 
     /// A cordon a person lifted is recorded on the node as lifted, kube-healer's mark gone; a

@@ -249,12 +249,14 @@ impl Engine {
     }
 
     /// Pods failing alike are found at the loosest thresholds any policy asks for (the
-    /// operator's, or a policy's own `safety.podsAlike`); each policy is then held only by the
-    /// causes its own thresholds meet (`Correlated::holds_for`).
+    /// operator's, or a policy's own `safety.podsAlike`), their bursts counted in each window one
+    /// asks for; each policy is then held only by the causes its own thresholds meet
+    /// (`Correlated::holds_for`).
     pub(super) fn fit_pods_alike(&mut self) {
-        let loosest = self.policies.loosest_pods_alike(&self.pods_alike);
-        if loosest != self.knobs.pods_alike {
-            self.knobs.pods_alike = loosest;
+        if self
+            .knobs
+            .fit_pods_alike(&self.pods_alike, self.policies.safeties())
+        {
             self.correlation.invalidate();
         }
     }

@@ -36,7 +36,10 @@ impl Engine {
     /// the KernelDeadlock another policy is about to cordon it for has not recovered (found by
     /// the invariants' histories: a policy's cordon came off, and the other's went on 30 s
     /// later). A policy that holds the node keeps it out itself (the revert undoes only what no
-    /// other policy marks). That failure clearing is the node's next change, which asks again.
+    /// other policy marks), but only with its own effects: the revert's last look on the node
+    /// read afresh waits while any policy sees a failure if it would take a cordon or a taint
+    /// off (`act::node::revert_waits`). That failure clearing is the node's next change, which
+    /// asks again.
     pub(super) fn node_recovered(&self, node: &str, now: Secs) -> Result<(), Option<Secs>> {
         let view = self.stores.node_view(node).ok_or(None)?;
         let target = Target::Node(view.name.clone());

@@ -175,9 +175,9 @@ impl PolicySet {
         windows.map(|c| c.event_window()).max().unwrap_or(0)
     }
 
-    /// The loosest pods-alike thresholds of `operator`'s and every policy's own.
-    pub fn loosest_pods_alike(&self, operator: &kube_healer_core::PodsAlike) -> kube_healer_core::PodsAlike {
-        operator.loosest_for(self.policies.values().map(|p| &p.policy.spec.safety))
+    /// Every policy's safety (its own pods-alike thresholds among them).
+    pub fn safeties(&self) -> impl Iterator<Item = &kube_healer_api::Safety> + Clone {
+        self.policies.values().map(|p| &p.policy.spec.safety)
     }
 
     /// Which Normal events the policies' event patterns may read (by reason, or all of them).

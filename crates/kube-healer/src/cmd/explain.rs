@@ -86,9 +86,8 @@ async fn explain(wanted: Wanted, args: Args) -> anyhow::Result<ExitCode> {
     // Pods failing alike are found as the operator finds them: at the loosest thresholds any
     // policy asks for (each policy's row then reads the causes its own meet).
     let mut correlating = Knobs::default();
-    correlating.pods_alike = correlating
-        .pods_alike
-        .loosest_for(policies.iter().map(|p| &p.spec.safety));
+    let operator = correlating.pods_alike;
+    correlating.fit_pods_alike(&operator, policies.iter().map(|p| &p.spec.safety));
     let report = kube_healer_core::classify::classify_snapshot_with(&snapshot, &correlating, now);
     let records = target_records(&client, &uid).await?;
     let mut out = std::io::stdout().lock();

@@ -118,7 +118,8 @@ pub fn plan(compiled: &CompiledPolicy, cluster: &ClusterRead, now: Secs) -> Plan
     // Pods failing alike are found as the operator would with this policy among its own: at the
     // looser of its thresholds and the defaults.
     let mut correlating = Knobs::default();
-    correlating.pods_alike = correlating.pods_alike.loosest_for([&compiled.policy.spec.safety]);
+    let operator = correlating.pods_alike;
+    correlating.fit_pods_alike(&operator, [&compiled.policy.spec.safety]);
     let report = kube_healer_core::classify::classify_snapshot_with(snapshot, &correlating, now);
     let knobs = Knobs::default();
     let labels = |ns: &str| namespaces.get(ns);
