@@ -127,8 +127,13 @@ impl Engine {
                 if reads_maintenance && !self.synced.maintainers() {
                     continue;
                 }
+                // A pod failing with its node may be one of a zone's too (found by the
+                // invariants' histories: a node back for 0 s went down again with its zone, and
+                // its lost pods' removal was decided on the first node's change).
+                let one_of_many =
+                    class.properties().family.is_some() || class.properties().inherits_node_cause;
                 let seen = self.findings.seen(target, class).unwrap_or(now);
-                if class.properties().family.is_some() && now < seen + PEERS_SETTLE {
+                if one_of_many && now < seen + PEERS_SETTLE {
                     next = earliest(next, Some(seen + PEERS_SETTLE));
                     continue;
                 }

@@ -147,15 +147,9 @@ impl PolicySet {
             }
         };
         // Due once it has held its `for`: kept while it holds; for a condition that starts
-        // holding again (a failure back within the clear debounce or the cooldown continues its
-        // episode), counted from its return, so a blip never escalates a ladder, nor makes a
-        // failure due the instant it returns (found by the invariants' histories: a node back
-        // for 0 s went down again with its zone, and its pods' removal was decided on the
-        // first node's change, before the others showed the zone down).
-        let held_from = match before {
-            Some(m) if m.clear_since.is_none() => m.held_from,
-            _ => episode.max(finding.since),
-        };
+        // holding again (a failure back within the cooldown continues its episode), counted
+        // from its return, so a blip never escalates a ladder.
+        let held_from = before.map_or(episode.max(finding.since), |m| m.held_from);
         Match {
             policy: policy.name.clone(),
             condition,

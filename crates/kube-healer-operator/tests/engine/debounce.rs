@@ -122,3 +122,38 @@ fn a_failure_is_over_after_its_debounce_and_one_back_within_the_cooldown_goes_on
         "went on up the ladder of its episode"
     );
 }
+
+/// A failure that blinks within the debounce (a crash loop's container runs between its
+/// back-offs) keeps counting its `for` from its start: each blink must not push it back, or a
+/// crash loop would never be due. A return is seen anew, so it is decided only once its peers
+/// had time to show (PEERS_SETTLE), not in the instant it comes back.
+#[test]
+fn a_blinking_failure_keeps_its_for_and_a_return_waits_for_its_peers() {
+    let (e, clock, mut work) = acting();
+    let mut e = e.with_clear_debounce(Duration::from_secs(60));
+    listed(&mut e);
+    e.apply(deadlock_ladder());
+    e.apply(n1("True", T0, false));
+    let mut blink = |at: Secs| {
+        clock.set(T0 + at);
+        e.apply(n1("False", T0 + at, false));
+        clock.set(T0 + at + 2);
+        e.apply(n1("True", T0 + at + 2, false));
+        e.fire_due_timers();
+    };
+    for at in [10, 20, 30, 40, 50, 58] {
+        blink(at);
+    }
+    assert!(
+        sent(&mut work).is_empty(),
+        "due within its for, or the instant it came back"
+    );
+    // Known again since T0 + 60: decided once settled (PEERS_SETTLE), from its start's `for`.
+    clock.set(T0 + 62);
+    e.fire_due_timers();
+    assert_eq!(
+        sent(&mut work),
+        [("Cordon".to_string(), 1, T0)],
+        "due on time from its start"
+    );
+}

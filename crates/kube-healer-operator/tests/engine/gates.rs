@@ -126,7 +126,8 @@ fn a_policy_switched_from_dry_run_to_live_starts_at_the_first_step() {
             "creationTimestamp": at(T0 - 3600), "deletionTimestamp": at(T0 - 120)},
         "spec": {"containers": []}, "status": {"phase": "Running"}}),
     ));
-    clock.set(T0 + 1);
+    // Decided once known PEERS_SETTLE (a pod stuck with its node may be one of many).
+    clock.set(T0 + 2);
     e.fire_due_timers();
     clock.set(T0 + 62);
     e.fire_due_timers();
