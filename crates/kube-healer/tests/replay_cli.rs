@@ -111,11 +111,13 @@ fn a_dump_replayed_against_a_policy_gives_its_decision() {
         ),
         "{stdout}"
     );
-    // Stuck since 09:50 (30 s grace), due 2 minutes after: decided the moment the dump was taken.
-    assert_eq!(decisions[0]["time"], "2026-11-22T10:00:00Z", "{stdout}");
+    // Stuck since 09:50 (30 s grace), due 2 minutes after: decided once it has been known for
+    // PEERS_SETTLE (2 s) after the dump was taken (a pod stuck with its node may be one of many).
+    assert_eq!(decisions[0]["time"], "2026-11-22T10:00:02Z", "{stdout}");
     let summary = &lines.last().unwrap()["summary"];
     assert_eq!(summary["pods_removed"], 1, "{stdout}");
 
+    // Replayed only to the dump's moment, the pod is known but not settled yet: no decision.
     let (code, table, _) = kube_healer(&[
         "replay",
         "-f",
@@ -125,11 +127,25 @@ fn a_dump_replayed_against_a_policy_gives_its_decision() {
     ]);
     assert_eq!(code, 0);
     assert!(
+        table.contains("summary (to 2026-11-22T10:00:00Z): 0 decisions"),
+        "{table}"
+    );
+    let (code, table, _) = kube_healer(&[
+        "replay",
+        "-f",
+        rec.to_str().unwrap(),
+        "--policy",
+        &examples("stuck-terminating.yaml"),
+        "--to",
+        "2026-11-22T10:00:02Z",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
         table.contains("TIME") && table.contains("pod shop/stuck") && table.contains("ForceDelete, step 1"),
         "{table}"
     );
     assert!(
-        table.contains("summary (to 2026-11-22T10:00:00Z): 1 decisions: 1 acted"),
+        table.contains("summary (to 2026-11-22T10:00:02Z): 1 decisions: 1 acted"),
         "{table}"
     );
 }
